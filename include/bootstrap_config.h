@@ -1,0 +1,54 @@
+#ifndef BOOTSTRAP_CONFIG_H
+#define BOOTSTRAP_CONFIG_H
+/* Plugin configuration: plugin_opt_* options and the platform credentials.
+ *
+ * Use: config__init(), config__set() for every option, then config__finish(), which checks
+ * what is required and loads the credentials. Every failing call writes one sentence that
+ * names the option and why into err. Nothing here logs, and no secret is ever copied into err.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CONFIG_ERR_LEN 256
+
+struct bootstrap_credentials {
+	char *access_key_id;
+	char *access_key_secret;
+	char *security_token; /* NULL unless STS credentials */
+};
+
+struct bootstrap_config {
+	char *product_key;
+	char *region;
+	char *endpoint;          /* after config__finish: the URL requests go to */
+	char *iot_instance_id;   /* NULL: not sent */
+	char *credentials_file;  /* NULL: environment */
+	char *request_topic;
+	char *reply_topic;       /* template, see request__reply_topic() */
+	int max_inflight;
+	int max_queue;
+	long http_timeout_ms;
+	struct bootstrap_credentials creds;
+};
+
+/* Where environment variables come from; tests pass their own. */
+typedef const char *(*config_getenv_fn)(const char *name);
+
+void config__init(struct bootstrap_config *cfg);
+/* 0 on success, -1 with err set. Unknown keys and bad values are errors. */
+int config__set(struct bootstrap_config *cfg, const char *key, const char *value, char *err, size_t errlen);
+/* Checks required options, resolves the endpoint and loads credentials. 0 or -1 with err set. */
+int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char *err, size_t errlen);
+/* Frees everything; secrets are wiped first. */
+void config__cleanup(struct bootstrap_config *cfg);
+
+/* Reads an Alibaba Cloud credentials INI file (profile section, access_key_id,
+ * access_key_secret, optional security_token). Refuses a file that group or others may read. */
+int config__load_credentials_file(struct bootstrap_credentials *creds, const char *path,
+		const char *profile, char *err, size_t errlen);
+void config__credentials_cleanup(struct bootstrap_credentials *creds);
+
+/* True when host (as in a URL, IPv6 in brackets or not) is a loopback address or localhost. */
+bool config__host_is_loopback(const char *host);
+
+#endif

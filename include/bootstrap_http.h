@@ -1,0 +1,37 @@
+#ifndef BOOTSTRAP_HTTP_H
+#define BOOTSTRAP_HTTP_H
+/* HTTP transport: many concurrent POSTs over libcurl's multi interface, connections reused,
+ * TLS always verified. Used by a single thread, except http__wakeup(). */
+#include <stddef.h>
+
+#define HTTP_MAX_BODY (64 * 1024)
+
+struct http_client;
+
+struct http_options {
+	long timeout_ms;       /* whole transfer */
+	const char *ca_file;   /* extra CA bundle, or NULL for the system's */
+};
+
+struct http_result {
+	long status;           /* HTTP status, 0 if none arrived */
+	const char *body;      /* NUL-terminated; valid during the callback only */
+	size_t body_len;
+	const char *error;     /* NULL on a complete answer, else why the transfer failed */
+};
+
+typedef void (*http_done_fn)(void *tag, const struct http_result *result, void *userdata);
+
+struct http_client *http__new(const struct http_options *opts);
+/* Starts POST url with an application/x-www-form-urlencoded body (copied). 0 or -1. */
+int http__post(struct http_client *hc, const char *url, const char *body, void *tag);
+/* Waits up to max_wait_ms for activity, drives transfers, calls done once per finished one. */
+int http__perform(struct http_client *hc, int max_wait_ms, http_done_fn done, void *userdata);
+/* Number of transfers not yet reported done. */
+int http__active(const struct http_client *hc);
+/* Interrupts http__perform's wait; safe from any thread. */
+void http__wakeup(struct http_client *hc);
+/* Aborts every transfer; abort(tag) is called for each so its owner can free it. */
+void http__free(struct http_client *hc, void (*abort_tag)(void *tag));
+
+#endif

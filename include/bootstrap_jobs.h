@@ -1,0 +1,41 @@
+#ifndef BOOTSTRAP_JOBS_H
+#define BOOTSTRAP_JOBS_H
+/* The job queue between the broker thread and the plugin's worker thread.
+ *
+ * Broker thread: jobs__submit() a deviceId, later jobs__take_results() and publish them.
+ * Worker thread (owned here): runs each job's register-or-query flow over HTTP, at most
+ * max_inflight at once. The two meet only in two mutex-protected lists; the lock is never
+ * held across I/O. A deviceId already queued or in flight is not queued again: it will get
+ * the answer already on its way.
+ */
+#include <stddef.h>
+
+#include "bootstrap_config.h"
+#include "bootstrap_platform.h"
+
+struct jobs;
+
+struct job_result {
+	struct job_result *next;
+	struct platform_flow flow; /* state FLOW_DONE: result, triple or message, retry_after */
+};
+
+enum jobs_submit_status {
+	JOBS_QUEUED,
+	JOBS_JOINED, /* the same deviceId was already queued or in flight */
+	JOBS_FULL,   /* max_queue reached */
+	JOBS_ERROR,
+};
+
+/* cfg must outlive the jobs. NULL on failure. */
+struct jobs *jobs__new(const struct bootstrap_config *cfg);
+enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id);
+/* Finished jobs, oldest first, detached; free each with jobs__result_free(). */
+struct job_result *jobs__take_results(struct jobs *jobs);
+void jobs__result_free(struct job_result *result);
+/* Submitted and not yet taken back. Broker thread. */
+size_t jobs__outstanding(const struct jobs *jobs);
+/* Stops the worker (in-flight requests are abandoned), joins it and frees everything. */
+void jobs__free(struct jobs *jobs);
+
+#endif

@@ -1,0 +1,100 @@
+#ifndef BOOTSTRAP_PLATFORM_H
+#define BOOTSTRAP_PLATFORM_H
+/* IoT Platform OpenAPI client: RPC signature 1.0, answer parsing, and the register-or-query
+ * flow as a small state machine. Pure: no I/O, no threads; the caller sends what it builds. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "bootstrap_config.h"
+#include "bootstrap_reply.h"
+
+#define PLATFORM_API_VERSION "2018-01-20"
+#define PLATFORM_MAX_PARAMS 16
+#define PLATFORM_SIGNATURE_LEN 29 /* base64 of a SHA-1 HMAC, with NUL */
+
+struct platform_param {
+	const char *name;
+	const char *value;
+};
+
+/* percent-encoded "name=value&..." of params sorted by name (Signature excluded by the
+ * caller). malloc'd, NULL on failure. */
+char *platform__canonical_query(const struct platform_param *params, size_t count);
+
+/* Base64(HMAC-SHA1(secret + "&", method + "&%2F&" + percentEncode(canonical))). 0 or -1. */
+int platform__sign(const char *method, const char *canonical_query, const char *access_key_secret,
+		char signature[PLATFORM_SIGNATURE_LEN]);
+
+/* A fresh random UUID v4 for SignatureNonce. 0 or -1 when the RNG fails. */
+int platform__nonce(char nonce[37]);
+
+/* Timestamp parameter for now, "YYYY-MM-DDThh:mm:ssZ". */
+void platform__timestamp(time_t now, char out[21]);
+
+/* What an answer from the platform means for the flow. */
+enum platform_outcome {
+	PLATFORM_SUCCESS,        /* triple filled in */
+	PLATFORM_ALREADY_EXISTS, /* RegisterDevice: the name is taken */
+	PLATFORM_AUTH,           /* our AccessKey, token, permission or signature was rejected */
+	PLATFORM_REFUSED,        /* a business error: the code says which */
+	PLATFORM_THROTTLED,
+	PLATFORM_UNAVAILABLE,    /* 5xx, internal error, unreadable or incomplete answer */
+};
+
+struct platform_answer {
+	enum platform_outcome outcome;
+	struct device_triple triple;
+	char code[64];        /* the platform's Code, printable ASCII only, "" if none */
+	char request_id[64];  /* the platform's RequestId, for logs */
+};
+
+/* Classifies an HTTP answer to action. Never trusts the body: bounded, type-checked. */
+void platform__parse_answer(const char *action, long http_status, const char *body, size_t len,
+		struct platform_answer *answer);
+
+/* One register-or-query flow for a device. */
+enum platform_flow_state {
+	FLOW_REGISTER,
+	FLOW_QUERY,
+	FLOW_DONE,
+};
+
+struct platform_flow {
+	enum platform_flow_state state;
+	char device_name[64];
+	/* valid once state is FLOW_DONE */
+	enum bootstrap_code result;
+	struct device_triple triple;
+	char message[160];
+	int retry_after;
+};
+
+/* A signed HTTP request ready to send: POST body to url. */
+struct platform_http_request {
+	const char *url;
+	char *body; /* malloc'd, free with free() */
+	const char *action;
+};
+
+void platform__flow_init(struct platform_flow *flow, const char *device_name);
+
+/* Builds the signed request for the flow's current step, with a new nonce and timestamp
+ * for now. 0 or -1 (the flow is then finished with BOOTSTRAP_INTERNAL). */
+int platform__flow_request(struct platform_flow *flow, const struct bootstrap_config *cfg,
+		time_t now, struct platform_http_request *req);
+
+/* Feeds the answer to the current step: moves to FLOW_QUERY or FLOW_DONE. */
+void platform__flow_answer(struct platform_flow *flow, const struct platform_answer *answer);
+
+/* The current step cannot be done (timeout, connection failure): finish as unavailable. */
+void platform__flow_fail(struct platform_flow *flow, const char *why);
+
+/* Wipes the DeviceSecret held by a finished flow. */
+void platform__flow_wipe(struct platform_flow *flow);
+
+/* Seconds a device is told to wait before trying again, per outcome. */
+#define PLATFORM_RETRY_UNAVAILABLE_S 10
+#define PLATFORM_RETRY_THROTTLED_S 2
+
+#endif

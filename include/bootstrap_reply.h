@@ -1,0 +1,38 @@
+#ifndef BOOTSTRAP_REPLY_H
+#define BOOTSTRAP_REPLY_H
+/* The answers a device receives, and the stable error codes they carry. */
+#include <stddef.h>
+
+enum bootstrap_code {
+	BOOTSTRAP_OK = 0,
+	BOOTSTRAP_INVALID_REQUEST,
+	BOOTSTRAP_INVALID_DEVICE_ID,
+	BOOTSTRAP_PLATFORM_AUTH,
+	BOOTSTRAP_PLATFORM_ERROR,
+	BOOTSTRAP_PLATFORM_UNAVAILABLE,
+	BOOTSTRAP_THROTTLED,
+	BOOTSTRAP_BUSY,
+	BOOTSTRAP_INTERNAL,
+};
+
+/* A device's identity on the IoT Platform. */
+struct device_triple {
+	char product_key[64];
+	char device_name[64];
+	char device_secret[128];
+	char iot_id[128];
+};
+
+/* "invalid_request", "busy", ... ; "ok" for BOOTSTRAP_OK. */
+const char *reply__code_name(enum bootstrap_code code);
+
+/* {"success":true,"data":{ProductKey,DeviceName,DeviceSecret,IotId}}. malloc'd, NULL on failure. */
+char *reply__success(const struct device_triple *triple, size_t *len);
+
+/* {"success":false,"code":..,"message":..[,"retryAfter":n]}; retry_after <= 0 leaves it out. */
+char *reply__error(enum bootstrap_code code, const char *message, int retry_after, size_t *len);
+
+/* Wipes and frees a reply buffer (a success reply holds a DeviceSecret). */
+void reply__free(char *payload, size_t len);
+
+#endif

@@ -1,0 +1,38 @@
+#ifndef BOOTSTRAP_REQUEST_H
+#define BOOTSTRAP_REQUEST_H
+/* Parsing and validation of a bootstrap request received from the network. */
+#include <stdbool.h>
+#include <stddef.h>
+
+#define REQUEST_MAX_PAYLOAD 1024
+#define DEVICE_NAME_MIN 4
+#define DEVICE_NAME_MAX 32
+#define REPLY_TOPIC_PLACEHOLDER "{deviceId}"
+
+enum request_status {
+	REQUEST_OK = 0,
+	REQUEST_INVALID,           /* not a request we can read: answer invalid_request */
+	REQUEST_INVALID_DEVICE_ID, /* readable, but the deviceId breaks the DeviceName rules */
+};
+
+struct bootstrap_request {
+	char device_id[DEVICE_NAME_MAX + 1];
+};
+
+/* payload is either a JSON object with a string member "deviceId" or the bare deviceId as
+ * text (surrounding white space ignored). On failure *why (if given) points to a static
+ * sentence for the error reply. */
+enum request_status request__parse(const void *payload, size_t len,
+		struct bootstrap_request *req, const char **why);
+
+/* The IoT Platform's DeviceName rules: 4 to 32 of letters, digits and - _ @ . : */
+bool request__device_name_valid(const char *name, size_t len);
+
+/* A reply topic template is a publishable topic containing REPLY_TOPIC_PLACEHOLDER once. */
+bool request__reply_template_valid(const char *tmpl);
+
+/* The template with the placeholder replaced by id; malloc'd, NULL on failure. The caller
+ * still checks the result is a publishable topic (id may come from a client id). */
+char *request__reply_topic(const char *tmpl, const char *id);
+
+#endif

@@ -1,0 +1,336 @@
+/* IoT Platform OpenAPI client: RPC signature 1.0 and the register-or-query flow. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "bootstrap_platform.h"
+
+#define CODE_ALREADY_EXISTS "iot.device.AlreadyExistedDeviceName"
+
+static int param__cmp(const void *a, const void *b)
+{
+	const struct platform_param *pa = a, *pb = b;
+	return strcmp(pa->name, pb->name);
+}
+
+/* RFC 3986 unreserved characters stay, all else is %XY: exactly what the signature wants. */
+static char *percent__encode(const char *s)
+{
+	char *e = curl_easy_escape(NULL, s, 0);
+	char *copy;
+
+	if(!e) return NULL;
+	copy = strdup(e);
+	curl_free(e);
+	return copy;
+}
+
+char *platform__canonical_query(const struct platform_param *params, size_t count)
+{
+	struct platform_param sorted[PLATFORM_MAX_PARAMS];
+	char *out = NULL, *name = NULL, *value = NULL;
+	size_t used = 0, cap = 0;
+
+	if(count > PLATFORM_MAX_PARAMS) return NULL;
+	memcpy(sorted, params, count * sizeof(*params));
+	qsort(sorted, count, sizeof(*sorted), param__cmp);
+
+	for(size_t i = 0; i < count; i++){
+		size_t need;
+
+		name = percent__encode(sorted[i].name);
+		value = percent__encode(sorted[i].value);
+		if(!name || !value) goto fail;
+		need = used + strlen(name) + strlen(value) + 3;
+		if(need > cap){
+			char *grown;
+			cap = need * 2;
+			grown = realloc(out, cap);
+			if(!grown) goto fail;
+			out = grown;
+		}
+		used += (size_t)sprintf(out + used, "%s%s=%s", i ? "&" : "", name, value);
+		free(name);
+		free(value);
+		name = value = NULL;
+	}
+	if(!out) out = strdup("");
+	return out;
+fail:
+	free(name);
+	free(value);
+	free(out);
+	return NULL;
+}
+
+int platform__sign(const char *method, const char *canonical_query, const char *access_key_secret,
+		char signature[PLATFORM_SIGNATURE_LEN])
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	char *encoded, *to_sign = NULL, *key = NULL;
+	size_t to_sign_len, keylen;
+	int rc = -1;
+
+	encoded = percent__encode(canonical_query);
+	if(!encoded) return -1;
+	to_sign_len = strlen(method) + strlen("&%2F&") + strlen(encoded);
+	to_sign = malloc(to_sign_len + 1);
+	keylen = strlen(access_key_secret) + 1;
+	key = malloc(keylen + 1);
+	if(!to_sign || !key) goto done;
+	snprintf(to_sign, to_sign_len + 1, "%s&%%2F&%s", method, encoded);
+	snprintf(key, keylen + 1, "%s&", access_key_secret);
+
+	if(!HMAC(EVP_sha1(), key, (int)keylen, (const unsigned char *)to_sign, to_sign_len, mac, &maclen)) goto done;
+	if(EVP_EncodeBlock((unsigned char *)signature, mac, (int)maclen) != PLATFORM_SIGNATURE_LEN - 1) goto done;
+	rc = 0;
+done:
+	if(key){
+		OPENSSL_cleanse(key, keylen);
+		free(key);
+	}
+	free(to_sign);
+	free(encoded);
+	return rc;
+}
+
+int platform__nonce(char nonce[37])
+{
+	unsigned char b[16];
+
+	if(RAND_bytes(b, sizeof(b)) != 1) return -1;
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(nonce, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+			b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+			b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+	return 0;
+}
+
+void platform__timestamp(time_t now, char out[21])
+{
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Copies a string the platform sent, keeping printable ASCII only, so that a hostile or
+ * broken answer cannot inject control characters into logs or replies. */
+static void printable__copy(char *dst, size_t dstlen, const char *src)
+{
+	size_t j = 0;
+
+	for(size_t i = 0; src && src[i] && j + 1 < dstlen; i++){
+		unsigned char c = (unsigned char)src[i];
+		if(c >= 0x20 && c < 0x7f) dst[j++] = (char)c;
+	}
+	dst[j] = '\0';
+}
+
+/* A field of the triple: a non-empty string that fits, else the answer is unusable. */
+static bool triple__field(json_t *data, const char *name, char *dst, size_t dstlen)
+{
+	json_t *v = json_object_get(data, name);
+	size_t len;
+
+	if(!json_is_string(v)) return false;
+	len = json_string_length(v);
+	if(len == 0 || len >= dstlen || strlen(json_string_value(v)) != len) return false;
+	memcpy(dst, json_string_value(v), len + 1);
+	return true;
+}
+
+static bool code__is_auth(const char *code)
+{
+	static const char *const prefixes[] = {
+		"SignatureDoesNotMatch", "IncompleteSignature", "InvalidAccessKeyId",
+		"InvalidSecurityToken", "InvalidTimeStamp", "Forbidden",
+		"iot.common.RamActionPermissionDeny", "NoPermission",
+	};
+	for(size_t i = 0; i < sizeof(prefixes)/sizeof(prefixes[0]); i++){
+		if(!strncmp(code, prefixes[i], strlen(prefixes[i]))) return true;
+	}
+	return false;
+}
+
+static bool code__is_transient(const char *code)
+{
+	/* SignatureNonceUsed: a fresh request gets a fresh nonce, so it is worth another try */
+	return !strcmp(code, "InternalError") || !strcmp(code, "ServiceUnavailable")
+			|| !strcmp(code, "iot.system.SystemException") || !strcmp(code, "SignatureNonceUsed")
+			|| !strncmp(code, "ServiceUnavailable", strlen("ServiceUnavailable"));
+}
+
+void platform__parse_answer(const char *action, long http_status, const char *body, size_t len,
+		struct platform_answer *answer)
+{
+	json_t *root = NULL, *success, *data;
+	json_error_t jerr;
+	const char *code;
+
+	memset(answer, 0, sizeof(*answer));
+	answer->outcome = PLATFORM_UNAVAILABLE;
+
+	if(body && len > 0) root = json_loadb(body, len, 0, &jerr);
+	if(!json_is_object(root)){
+		/* no JSON: a proxy page, a cut connection, garbage */
+		json_decref(root);
+		return;
+	}
+	printable__copy(answer->code, sizeof(answer->code), json_string_value(json_object_get(root, "Code")));
+	printable__copy(answer->request_id, sizeof(answer->request_id), json_string_value(json_object_get(root, "RequestId")));
+	code = answer->code;
+	success = json_object_get(root, "Success");
+
+	/* Branch on Code and Success, not on the HTTP status: the platform is not consistent. */
+	if(json_is_true(success) && http_status >= 200 && http_status < 300){
+		data = json_object_get(root, "Data");
+		if(json_is_object(data)
+				&& triple__field(data, "ProductKey", answer->triple.product_key, sizeof(answer->triple.product_key))
+				&& triple__field(data, "DeviceName", answer->triple.device_name, sizeof(answer->triple.device_name))
+				&& triple__field(data, "DeviceSecret", answer->triple.device_secret, sizeof(answer->triple.device_secret))
+				&& triple__field(data, "IotId", answer->triple.iot_id, sizeof(answer->triple.iot_id))){
+			answer->outcome = PLATFORM_SUCCESS;
+		}else{
+			OPENSSL_cleanse(&answer->triple, sizeof(answer->triple));
+			answer->outcome = PLATFORM_UNAVAILABLE;
+			snprintf(answer->code, sizeof(answer->code), "IncompleteAnswer");
+		}
+	}else if(code[0] == '\0'){
+		answer->outcome = PLATFORM_UNAVAILABLE;
+	}else if(!strcmp(code, CODE_ALREADY_EXISTS) && !strcmp(action, "RegisterDevice")){
+		answer->outcome = PLATFORM_ALREADY_EXISTS;
+	}else if(!strncmp(code, "Throttling", strlen("Throttling"))){
+		answer->outcome = PLATFORM_THROTTLED;
+	}else if(code__is_auth(code)){
+		answer->outcome = PLATFORM_AUTH;
+	}else if(code__is_transient(code) || http_status >= 500){
+		answer->outcome = PLATFORM_UNAVAILABLE;
+	}else{
+		answer->outcome = PLATFORM_REFUSED;
+	}
+	json_decref(root);
+}
+
+void platform__flow_init(struct platform_flow *flow, const char *device_name)
+{
+	memset(flow, 0, sizeof(*flow));
+	flow->state = FLOW_REGISTER;
+	snprintf(flow->device_name, sizeof(flow->device_name), "%s", device_name);
+}
+
+/* Ends the flow; the message is what the device reads, so it never holds a secret. */
+static void flow__finish(struct platform_flow *flow, enum bootstrap_code code, int retry_after,
+		const char *message)
+{
+	flow->state = FLOW_DONE;
+	flow->result = code;
+	flow->retry_after = retry_after;
+	if(message != flow->message) snprintf(flow->message, sizeof(flow->message), "%s", message);
+}
+
+int platform__flow_request(struct platform_flow *flow, const struct bootstrap_config *cfg,
+		time_t now, struct platform_http_request *req)
+{
+	struct platform_param params[PLATFORM_MAX_PARAMS];
+	char nonce[37], timestamp[21], signature[PLATFORM_SIGNATURE_LEN];
+	char *canonical = NULL, *sig_encoded = NULL;
+	const char *action;
+	size_t n = 0;
+
+	memset(req, 0, sizeof(*req));
+	if(flow->state == FLOW_DONE) return -1;
+	action = flow->state == FLOW_REGISTER ? "RegisterDevice" : "QueryDeviceDetail";
+	if(platform__nonce(nonce)) goto fail;
+	platform__timestamp(now, timestamp);
+
+	params[n++] = (struct platform_param){"Action", action};
+	params[n++] = (struct platform_param){"Format", "JSON"};
+	params[n++] = (struct platform_param){"Version", PLATFORM_API_VERSION};
+	params[n++] = (struct platform_param){"AccessKeyId", cfg->creds.access_key_id};
+	params[n++] = (struct platform_param){"SignatureMethod", "HMAC-SHA1"};
+	params[n++] = (struct platform_param){"SignatureVersion", "1.0"};
+	params[n++] = (struct platform_param){"SignatureNonce", nonce};
+	params[n++] = (struct platform_param){"Timestamp", timestamp};
+	params[n++] = (struct platform_param){"RegionId", cfg->region};
+	params[n++] = (struct platform_param){"ProductKey", cfg->product_key};
+	params[n++] = (struct platform_param){"DeviceName", flow->device_name};
+	if(cfg->iot_instance_id) params[n++] = (struct platform_param){"IotInstanceId", cfg->iot_instance_id};
+	if(cfg->creds.security_token) params[n++] = (struct platform_param){"SecurityToken", cfg->creds.security_token};
+
+	canonical = platform__canonical_query(params, n);
+	if(!canonical || platform__sign("POST", canonical, cfg->creds.access_key_secret, signature)) goto fail;
+	sig_encoded = percent__encode(signature);
+	if(!sig_encoded) goto fail;
+	req->body = malloc(strlen(canonical) + strlen("&Signature=") + strlen(sig_encoded) + 1);
+	if(!req->body) goto fail;
+	sprintf(req->body, "%s&Signature=%s", canonical, sig_encoded);
+	req->url = cfg->endpoint;
+	req->action = action;
+	free(canonical);
+	free(sig_encoded);
+	return 0;
+fail:
+	free(canonical);
+	free(sig_encoded);
+	flow__finish(flow, BOOTSTRAP_INTERNAL, 0, "could not build the platform request");
+	return -1;
+}
+
+void platform__flow_answer(struct platform_flow *flow, const struct platform_answer *a)
+{
+	char *msg = flow->message;
+	size_t msglen = sizeof(flow->message);
+
+	if(flow->state == FLOW_DONE) return;
+	switch(a->outcome){
+		case PLATFORM_SUCCESS:
+			flow->triple = a->triple;
+			flow__finish(flow, BOOTSTRAP_OK, 0, "");
+			return;
+		case PLATFORM_ALREADY_EXISTS:
+			flow->state = FLOW_QUERY;
+			return;
+		case PLATFORM_AUTH:
+			snprintf(msg, msglen, "the platform rejected the bootstrap service's credentials (%s)", a->code);
+			flow__finish(flow, BOOTSTRAP_PLATFORM_AUTH, 0, msg);
+			return;
+		case PLATFORM_REFUSED:
+			snprintf(msg, msglen, "the platform refused: %s", a->code);
+			flow__finish(flow, BOOTSTRAP_PLATFORM_ERROR, 0, msg);
+			return;
+		case PLATFORM_THROTTLED:
+			snprintf(msg, msglen, "the platform is throttling requests (%s)", a->code);
+			flow__finish(flow, BOOTSTRAP_THROTTLED, PLATFORM_RETRY_THROTTLED_S, msg);
+			return;
+		case PLATFORM_UNAVAILABLE:
+			if(a->code[0]){
+				snprintf(msg, msglen, "the platform did not give a usable answer (%s)", a->code);
+			}else{
+				snprintf(msg, msglen, "the platform did not give a usable answer");
+			}
+			flow__finish(flow, BOOTSTRAP_PLATFORM_UNAVAILABLE, PLATFORM_RETRY_UNAVAILABLE_S, msg);
+			return;
+	}
+}
+
+void platform__flow_fail(struct platform_flow *flow, const char *why)
+{
+	if(flow->state == FLOW_DONE) return;
+	snprintf(flow->message, sizeof(flow->message), "the platform could not be reached: %s", why);
+	flow__finish(flow, BOOTSTRAP_PLATFORM_UNAVAILABLE, PLATFORM_RETRY_UNAVAILABLE_S, flow->message);
+}
+
+void platform__flow_wipe(struct platform_flow *flow)
+{
+	OPENSSL_cleanse(&flow->triple, sizeof(flow->triple));
+}

@@ -1,0 +1,274 @@
+/* mosquitto_bootstrap: the only file that talks to the broker.
+ *
+ * MOSQ_EVT_MESSAGE validates a request and hands it to the job queue; the worker thread talks
+ * to the platform; MOSQ_EVT_TICK takes the finished jobs back and publishes the replies. No
+ * broker function is called from any other thread, and no callback waits on I/O.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+/* 2.0.11's mosquitto_plugin.h does not include mosquitto_broker.h itself */
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <mosquitto.h>
+
+#include "bootstrap_config.h"
+#include "bootstrap_jobs.h"
+#include "bootstrap_reply.h"
+#include "bootstrap_request.h"
+
+#define PLUGIN_NAME "mosquitto_bootstrap"
+#define REPLY_QOS 1
+/* While work is pending, ask 2.1 for a tick this soon (it may otherwise sleep for hours). */
+#define PENDING_TICK_MS 10
+/* The quota a busy device is told to expect: RegisterDevice's 30 calls/s per account. */
+#define BUSY_DRAIN_PER_S 30
+
+/* Built with -fvisibility=hidden: only the entry points the broker looks up are exported, so
+ * nothing of ours collides with another plugin's symbols (the broker loads with RTLD_GLOBAL). */
+#define PLUGIN_EXPORT __attribute__((visibility("default")))
+
+#ifdef MOSQ_EVT_MESSAGE_IN
+#  define BOOTSTRAP_EVT_MESSAGE MOSQ_EVT_MESSAGE_IN
+#else
+#  define BOOTSTRAP_EVT_MESSAGE MOSQ_EVT_MESSAGE
+#endif
+
+struct bootstrap_plugin {
+	mosquitto_plugin_id_t *id;
+	struct bootstrap_config cfg;
+	struct jobs *jobs;
+	bool curl_ready;
+};
+
+/* Client ids are chosen by clients: keep what reaches the log short and printable. */
+static const char *printable(const char *s, char *buf, size_t buflen)
+{
+	size_t j = 0;
+
+	if(!s) return "(none)";
+	for(size_t i = 0; s[i] && j + 1 < buflen; i++){
+		unsigned char c = (unsigned char)s[i];
+		buf[j++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	buf[j] = '\0';
+	return buf;
+}
+
+/* Publishes payload to client_id alone, on the reply topic made from reply_id. */
+static void bootstrap__send(struct bootstrap_plugin *p, const char *client_id, const char *reply_id,
+		const char *payload, size_t len)
+{
+	char *topic = request__reply_topic(p->cfg.reply_topic, reply_id);
+	char shown[80];
+
+	if(!topic || mosquitto_pub_topic_check(topic) != MOSQ_ERR_SUCCESS){
+		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": no valid reply topic for client '%s'; reply dropped",
+				printable(reply_id, shown, sizeof(shown)));
+		free(topic);
+		return;
+	}
+	/* client_id given: delivered to that client only, whatever it subscribed to */
+	if(mosquitto_broker_publish_copy(client_id, topic, (int)len, payload, REPLY_QOS, false, NULL) != MOSQ_ERR_SUCCESS){
+		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": could not queue the reply for client '%s'",
+				printable(client_id, shown, sizeof(shown)));
+	}
+	free(topic);
+}
+
+static void bootstrap__send_error(struct bootstrap_plugin *p, const char *client_id,
+		enum bootstrap_code code, const char *message, int retry_after)
+{
+	size_t len = 0;
+	char *payload = reply__error(code, message, retry_after, &len);
+
+	if(!payload){
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": out of memory building a reply");
+		return;
+	}
+	bootstrap__send(p, client_id, client_id, payload, len);
+	reply__free(payload, len);
+}
+
+static int bootstrap__on_message(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_message *ed = event_data;
+	struct bootstrap_plugin *p = userdata;
+	struct bootstrap_request req;
+	const char *why = NULL, *requester;
+	enum request_status status;
+	char shown[80];
+	int retry_after;
+
+	(void)event;
+	if(!ed->topic || strcmp(ed->topic, p->cfg.request_topic)) return MOSQ_ERR_SUCCESS;
+	ed->retain = false; /* a request is never kept for later subscribers */
+	requester = mosquitto_client_id(ed->client);
+
+	status = request__parse(ed->payload, ed->payloadlen, &req, &why);
+	if(status != REQUEST_OK){
+		enum bootstrap_code code = status == REQUEST_INVALID_DEVICE_ID ? BOOTSTRAP_INVALID_DEVICE_ID : BOOTSTRAP_INVALID_REQUEST;
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request from client '%s' refused: %s (%s)",
+				printable(requester, shown, sizeof(shown)), reply__code_name(code), why);
+		if(requester) bootstrap__send_error(p, requester, code, why, 0);
+		return MOSQ_ERR_SUCCESS;
+	}
+
+	switch(jobs__submit(p->jobs, req.device_id)){
+		case JOBS_QUEUED:
+			mosquitto_log_printf(MOSQ_LOG_DEBUG, PLUGIN_NAME ": device %s: queued (request from client '%s')",
+					req.device_id, printable(requester, shown, sizeof(shown)));
+			break;
+		case JOBS_JOINED:
+			mosquitto_log_printf(MOSQ_LOG_DEBUG, PLUGIN_NAME ": device %s: already in progress, joined", req.device_id);
+			break;
+		case JOBS_FULL:
+			retry_after = 1 + (int)(jobs__outstanding(p->jobs) / BUSY_DRAIN_PER_S);
+			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: busy, queue full", req.device_id);
+			bootstrap__send_error(p, req.device_id, BOOTSTRAP_BUSY,
+					"too many bootstrap requests waiting; try again later", retry_after);
+			break;
+		case JOBS_ERROR:
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory", req.device_id);
+			bootstrap__send_error(p, req.device_id, BOOTSTRAP_INTERNAL, "internal error", 0);
+			break;
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
+static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
+{
+	const struct platform_flow *flow = &r->flow;
+	size_t len = 0;
+	char *payload;
+
+	if(flow->result == BOOTSTRAP_OK){
+		payload = reply__success(&flow->triple, &len);
+		mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": device %s: triple sent (IotId %s)",
+				flow->device_name, flow->triple.iot_id);
+	}else{
+		payload = reply__error(flow->result, flow->message, flow->retry_after, &len);
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: %s: %s",
+				flow->device_name, reply__code_name(flow->result), flow->message);
+	}
+	if(!payload){
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory building the reply", flow->device_name);
+		return;
+	}
+	bootstrap__send(p, flow->device_name, flow->device_name, payload, len);
+	reply__free(payload, len);
+}
+
+static int bootstrap__on_tick(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_tick *ed = event_data;
+	struct bootstrap_plugin *p = userdata;
+	struct job_result *r, *next;
+
+	(void)event;
+	for(r = jobs__take_results(p->jobs); r; r = next){
+		next = r->next;
+		bootstrap__deliver(p, r);
+		jobs__result_free(r);
+	}
+	if(jobs__outstanding(p->jobs) > 0){
+#ifdef MOSQ_EVT_MESSAGE_IN
+		ed->next_ms = PENDING_TICK_MS;
+#else
+		/* 2.1 reads this slot as next_ms; 2.0 ignores it and ticks every 100 ms anyway */
+		ed->next_ns = PENDING_TICK_MS;
+#endif
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
+static const char *bootstrap__getenv(const char *name)
+{
+	return getenv(name);
+}
+
+static void bootstrap__free(struct bootstrap_plugin *p)
+{
+	if(!p) return;
+	jobs__free(p->jobs);
+	config__cleanup(&p->cfg);
+	if(p->curl_ready) curl_global_cleanup();
+	free(p);
+}
+
+PLUGIN_EXPORT int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
+{
+	for(int i = 0; i < supported_version_count; i++){
+		if(supported_versions[i] == 5) return 5;
+	}
+	return -1;
+}
+
+PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
+		struct mosquitto_opt *opts, int opt_count)
+{
+	struct bootstrap_plugin *p;
+	char err[CONFIG_ERR_LEN];
+
+	p = calloc(1, sizeof(*p));
+	if(!p) return MOSQ_ERR_NOMEM;
+	p->id = identifier;
+	config__init(&p->cfg);
+	for(int i = 0; i < opt_count; i++){
+		if(config__set(&p->cfg, opts[i].key, opts[i].value, err, sizeof(err))){
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": %s", err);
+			bootstrap__free(p);
+			return MOSQ_ERR_INVAL;
+		}
+	}
+	if(config__finish(&p->cfg, bootstrap__getenv, err, sizeof(err))){
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": %s", err);
+		bootstrap__free(p);
+		return MOSQ_ERR_INVAL;
+	}
+	if(curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK){
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": libcurl failed to initialise");
+		bootstrap__free(p);
+		return MOSQ_ERR_UNKNOWN;
+	}
+	p->curl_ready = true;
+	p->jobs = jobs__new(&p->cfg);
+	if(!p->jobs){
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": could not start the worker thread");
+		bootstrap__free(p);
+		return MOSQ_ERR_UNKNOWN;
+	}
+	if(mosquitto_callback_register(identifier, BOOTSTRAP_EVT_MESSAGE, bootstrap__on_message, NULL, p)
+			|| mosquitto_callback_register(identifier, MOSQ_EVT_TICK, bootstrap__on_tick, NULL, p)){
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": could not register callbacks");
+		mosquitto_callback_unregister(identifier, BOOTSTRAP_EVT_MESSAGE, bootstrap__on_message, NULL);
+		bootstrap__free(p);
+		return MOSQ_ERR_UNKNOWN;
+	}
+	*userdata = p;
+	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": ready: product %s, platform %s, requests on '%s', replies on '%s', "
+			"credentials from %s%s", p->cfg.product_key, p->cfg.endpoint, p->cfg.request_topic, p->cfg.reply_topic,
+			p->cfg.credentials_file ? "file" : "environment", p->cfg.creds.security_token ? " (STS)" : "");
+	return MOSQ_ERR_SUCCESS;
+}
+
+PLUGIN_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt_count)
+{
+	struct bootstrap_plugin *p = userdata;
+
+	(void)opts;
+	(void)opt_count;
+	if(!p) return MOSQ_ERR_SUCCESS;
+	mosquitto_callback_unregister(p->id, BOOTSTRAP_EVT_MESSAGE, bootstrap__on_message, NULL);
+	mosquitto_callback_unregister(p->id, MOSQ_EVT_TICK, bootstrap__on_tick, NULL);
+	if(jobs__outstanding(p->jobs) > 0){
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": shutting down with %zu requests unanswered",
+				jobs__outstanding(p->jobs));
+	}
+	bootstrap__free(p);
+	return MOSQ_ERR_SUCCESS;
+}

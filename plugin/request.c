@@ -1,0 +1,121 @@
+/* Bootstrap requests as they arrive from the network: bounded, validated, never trusted. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "bootstrap_request.h"
+
+bool request__device_name_valid(const char *name, size_t len)
+{
+	if(len < DEVICE_NAME_MIN || len > DEVICE_NAME_MAX) return false;
+	for(size_t i = 0; i < len; i++){
+		unsigned char c = (unsigned char)name[i];
+		/* isalnum() depends on the locale; the platform's rule is ASCII only */
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+				|| c == '-' || c == '_' || c == '@' || c == '.' || c == ':';
+		if(!ok) return false;
+	}
+	return true;
+}
+
+static enum request_status request__take_id(const char *id, size_t len,
+		struct bootstrap_request *req, const char **why)
+{
+	if(!request__device_name_valid(id, len)){
+		*why = "deviceId must be 4 to 32 characters of letters, digits and - _ @ . :";
+		return REQUEST_INVALID_DEVICE_ID;
+	}
+	memcpy(req->device_id, id, len);
+	req->device_id[len] = '\0';
+	return REQUEST_OK;
+}
+
+static enum request_status request__parse_json(const char *text, size_t len,
+		struct bootstrap_request *req, const char **why)
+{
+	json_t *root, *id;
+	json_error_t jerr;
+	enum request_status rc;
+
+	/* JSON_REJECT_DUPLICATES: two deviceId members must not mean whichever comes last */
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if(!root){
+		*why = "payload is not valid JSON";
+		return REQUEST_INVALID;
+	}
+	if(!json_is_object(root)){
+		json_decref(root);
+		*why = "payload must be a JSON object";
+		return REQUEST_INVALID;
+	}
+	id = json_object_get(root, "deviceId");
+	if(!id){
+		rc = REQUEST_INVALID;
+		*why = "payload has no deviceId";
+	}else if(!json_is_string(id)){
+		rc = REQUEST_INVALID;
+		*why = "deviceId must be a string";
+	}else{
+		rc = request__take_id(json_string_value(id), json_string_length(id), req, why);
+	}
+	json_decref(root);
+	return rc;
+}
+
+enum request_status request__parse(const void *payload, size_t len,
+		struct bootstrap_request *req, const char **why)
+{
+	const char *p = payload, *end;
+	const char *unused;
+
+	if(!why) why = &unused;
+	*why = NULL;
+	memset(req, 0, sizeof(*req));
+	if(!payload || len == 0){
+		*why = "empty payload";
+		return REQUEST_INVALID;
+	}
+	if(len > REQUEST_MAX_PAYLOAD){
+		*why = "payload larger than 1024 bytes";
+		return REQUEST_INVALID;
+	}
+	end = p + len;
+	while(p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
+	while(end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n')) end--;
+	if(p == end){
+		*why = "empty payload";
+		return REQUEST_INVALID;
+	}
+	if(*p == '{') return request__parse_json(p, (size_t)(end - p), req, why);
+	/* a bare deviceId: the DeviceName rules also exclude NUL, '/', '+', '#' and non-ASCII */
+	return request__take_id(p, (size_t)(end - p), req, why);
+}
+
+bool request__reply_template_valid(const char *tmpl)
+{
+	const char *first = strstr(tmpl, REPLY_TOPIC_PLACEHOLDER);
+
+	if(!first) return false;
+	return strstr(first + 1, REPLY_TOPIC_PLACEHOLDER) == NULL;
+}
+
+char *request__reply_topic(const char *tmpl, const char *id)
+{
+	const char *at = strstr(tmpl, REPLY_TOPIC_PLACEHOLDER);
+	size_t head, tail, idlen, phlen = strlen(REPLY_TOPIC_PLACEHOLDER);
+	char *topic;
+
+	if(!at || !id) return NULL;
+	head = (size_t)(at - tmpl);
+	tail = strlen(at + phlen);
+	idlen = strlen(id);
+	if(head + idlen + tail > 65535) return NULL;
+	topic = malloc(head + idlen + tail + 1);
+	if(!topic) return NULL;
+	memcpy(topic, tmpl, head);
+	memcpy(topic + head, id, idlen);
+	memcpy(topic + head + idlen, at + phlen, tail + 1);
+	return topic;
+}

@@ -1,0 +1,299 @@
+'use strict';
+// A stand-in for the Alibaba Cloud IoT Platform OpenAPI gateway (RPC style, API 2018-01-20).
+//
+// It checks requests the way the real gateway does (signature 1.0 over GET or POST, AccessKeyId,
+// SecurityToken, Timestamp window, nonce reuse), implements RegisterDevice and QueryDeviceDetail
+// with the real answer shapes and error codes, and can be told to misbehave. Secrets it holds
+// are never printed.
+//
+// Use as a module (createEmulator) or run it: node emulator.js --port 0 [--tls-cert f --tls-key f]
+// Control API for other processes: GET /_emulator/stats, POST /_emulator/faults, POST /_emulator/reset.
+
+const crypto = require('crypto');
+const http = require('http');
+const https = require('https');
+
+const API_VERSION = '2018-01-20';
+const TIMESTAMP_WINDOW_MS = 15 * 60 * 1000;
+const NONCE_MEMORY = 100000;
+const DEVICE_NAME_RE = /^[A-Za-z0-9_\-@.:]{4,32}$/;
+
+// RFC 3986 percent-encoding, as the signature wants: encodeURIComponent leaves !'()* alone.
+function percentEncode(s) {
+  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+}
+
+function canonicalQuery(params) {
+  return Object.keys(params).filter((k) => k !== 'Signature').sort()
+    .map((k) => percentEncode(k) + '=' + percentEncode(params[k])).join('&');
+}
+
+function sign(method, params, secret) {
+  const toSign = method + '&' + percentEncode('/') + '&' + percentEncode(canonicalQuery(params));
+  return crypto.createHmac('sha1', secret + '&').update(toSign, 'utf8').digest('base64');
+}
+
+function randomId(len, alphabet) {
+  const bytes = crypto.randomBytes(len);
+  let out = '';
+  for (let i = 0; i < len; i++) out += alphabet[bytes[i] % alphabet.length];
+  return out;
+}
+
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+function requestId() {
+  return crypto.randomUUID().toUpperCase();
+}
+
+// Parses application/x-www-form-urlencoded strictly: '+' is a literal plus in the signature's
+// encoding, so it is not turned into a space (the real gateway decodes %20 only).
+function parseForm(s) {
+  const out = {};
+  if (!s) return out;
+  for (const part of s.split('&')) {
+    if (!part) continue;
+    const eq = part.indexOf('=');
+    const k = decodeURIComponent(eq < 0 ? part : part.slice(0, eq));
+    const v = eq < 0 ? '' : decodeURIComponent(part.slice(eq + 1));
+    out[k] = v;
+  }
+  return out;
+}
+
+function createEmulator(options = {}) {
+  const opts = {
+    accessKeys: options.accessKeys || {},       // id -> { secret, securityToken? }
+    products: options.products || ['a1TestProduct'],
+    iotInstanceId: options.iotInstanceId || null, // required when set
+    regionId: options.regionId || null,
+    quota: options.quota || null,               // { RegisterDevice: qps, QueryDeviceDetail: qps }
+    tls: options.tls || null,                   // { cert, key } PEM strings
+  };
+  const devices = new Map(); // productKey/deviceName -> device
+  const nonces = new Map();  // nonce -> time
+  let faults = [];           // queue of { kind, count, ... } consumed in order
+  let latencyMs = 0;
+  let stats;
+  const windows = {};        // action -> [timestamps within the last second]
+
+  function resetStats() {
+    stats = { requests: 0, byAction: {}, byCode: {}, throttled: 0, faultsServed: 0, signatureFailures: 0 };
+  }
+  resetStats();
+
+  function count(action, code) {
+    stats.byAction[action] = (stats.byAction[action] || 0) + 1;
+    stats.byCode[code] = (stats.byCode[code] || 0) + 1;
+  }
+
+  function gatewayError(res, status, code, message, action) {
+    count(action || 'unknown', code);
+    send(res, status, { RequestId: requestId(), HostId: 'iot.emulator.local', Code: code, Message: message,
+      Recommend: 'https://api.aliyun.com/troubleshoot?q=' + code });
+  }
+
+  function businessError(res, code, message, action) {
+    count(action, code);
+    send(res, 200, { RequestId: requestId(), Success: false, Code: code, ErrorMessage: message });
+  }
+
+  function send(res, status, body) {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'Content-Type': 'application/json;charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  function takeFault() {
+    while (faults.length && faults[0].count <= 0) faults.shift();
+    if (!faults.length) return null;
+    faults[0].count--;
+    stats.faultsServed++;
+    return faults[0];
+  }
+
+  function overQuota(action) {
+    if (!opts.quota || !opts.quota[action]) return false;
+    const now = Date.now();
+    const w = (windows[action] = (windows[action] || []).filter((t) => now - t < 1000));
+    if (w.length >= opts.quota[action]) return true;
+    w.push(now);
+    return false;
+  }
+
+  function deviceView(d) {
+    return { IotId: d.IotId, ProductKey: d.ProductKey, DeviceName: d.DeviceName, DeviceSecret: d.DeviceSecret, Nickname: d.Nickname };
+  }
+
+  function registerDevice(p, res) {
+    const pk = p.ProductKey;
+    if (!pk) return businessError(res, 'iot.common.InvalidParameter', 'ProductKey is mandatory for this action.', 'RegisterDevice');
+    if (!opts.products.includes(pk)) return businessError(res, 'iot.prod.NotExistedProduct', 'product does not exist', 'RegisterDevice');
+    const name = p.DeviceName || randomId(20, ALNUM);
+    if (!DEVICE_NAME_RE.test(name)) return businessError(res, 'iot.device.InvalidFormattedDeviceName', 'invalid device name', 'RegisterDevice');
+    const key = pk + '/' + name;
+    if (devices.has(key)) return businessError(res, 'iot.device.AlreadyExistedDeviceName', 'The device name already exists.', 'RegisterDevice');
+    const now = new Date();
+    const d = { IotId: randomId(20, ALNUM) + '000100', ProductKey: pk, DeviceName: name,
+      DeviceSecret: crypto.randomBytes(16).toString('hex'), Nickname: p.Nickname || '',
+      Status: 'UNACTIVE', GmtCreate: now.toUTCString(), UtcCreate: now.toISOString() };
+    devices.set(key, d);
+    count('RegisterDevice', 'Success');
+    send(res, 200, { RequestId: requestId(), Success: true, Data: deviceView(d) });
+  }
+
+  function queryDeviceDetail(p, res) {
+    let d = null;
+    if (p.IotId) d = [...devices.values()].find((x) => x.IotId === p.IotId) || null;
+    else if (p.ProductKey && p.DeviceName) d = devices.get(p.ProductKey + '/' + p.DeviceName) || null;
+    else return businessError(res, 'iot.common.InvalidParameter', 'ProductKey and DeviceName, or IotId, are required.', 'QueryDeviceDetail');
+    if (!d) return businessError(res, 'iot.device.NotExistedDevice', 'The device does not exist.', 'QueryDeviceDetail');
+    count('QueryDeviceDetail', 'Success');
+    send(res, 200, { RequestId: requestId(), Success: true, Data: {
+      IotId: d.IotId, ProductKey: d.ProductKey, ProductName: 'emulated product', DeviceName: d.DeviceName,
+      DeviceSecret: d.DeviceSecret, Status: d.Status, Nickname: d.Nickname, NodeType: 0, FirmwareVersion: '',
+      GmtCreate: d.GmtCreate, UtcCreate: d.UtcCreate, GmtActive: '', UtcActive: '', GmtOnline: '', UtcOnline: '',
+      IpAddress: '', Owner: true, Region: opts.regionId || 'cn-shanghai' } });
+  }
+
+  // The gateway's checks, in the order the real one reports them.
+  function authenticate(method, p, res) {
+    const action = p.Action || 'unknown';
+    for (const k of ['AccessKeyId', 'Signature', 'SignatureMethod', 'SignatureVersion', 'SignatureNonce', 'Timestamp']) {
+      if (!p[k]) { gatewayError(res, 400, 'IncompleteSignature', 'The request signature does not conform to Aliyun standards (missing ' + k + ').', action); return false; }
+    }
+    if (p.SignatureMethod !== 'HMAC-SHA1' || p.SignatureVersion !== '1.0') {
+      gatewayError(res, 400, 'IncompleteSignature', 'Unsupported signature method or version.', action); return false;
+    }
+    const key = opts.accessKeys[p.AccessKeyId];
+    if (!key) { gatewayError(res, 404, 'InvalidAccessKeyId.NotFound', 'Specified access key is not found.', action); return false; }
+    if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(p.Timestamp)) {
+      gatewayError(res, 400, 'InvalidTimeStamp.Format', 'Specified time stamp or date value is not well formatted.', action); return false;
+    }
+    if (Math.abs(Date.now() - Date.parse(p.Timestamp)) > TIMESTAMP_WINDOW_MS) {
+      gatewayError(res, 400, 'InvalidTimeStamp.Expired', 'Specified time stamp or date value is expired.', action); return false;
+    }
+    const expected = sign(method, p, key.secret);
+    const given = Buffer.from(p.Signature);
+    if (given.length !== Buffer.byteLength(expected) || !crypto.timingSafeEqual(given, Buffer.from(expected))) {
+      stats.signatureFailures++;
+      gatewayError(res, 400, 'SignatureDoesNotMatch', 'Specified signature is not matched with our calculation.', action); return false;
+    }
+    if (key.securityToken !== undefined && p.SecurityToken !== key.securityToken) {
+      gatewayError(res, 400, 'InvalidSecurityToken.Mismatch', 'Specified SecurityToken is invalid.', action); return false;
+    }
+    if (nonces.has(p.SignatureNonce)) {
+      gatewayError(res, 400, 'SignatureNonceUsed', 'Specified signature nonce was used already.', action); return false;
+    }
+    nonces.set(p.SignatureNonce, Date.now());
+    if (nonces.size > NONCE_MEMORY) nonces.delete(nonces.keys().next().value);
+    return true;
+  }
+
+  function handleApi(method, p, res) {
+    stats.requests++;
+    const fault = takeFault();
+    const run = () => {
+      if (fault) {
+        if (fault.kind === 'drop') { res.socket.destroy(); count(p.Action || 'unknown', 'Dropped'); return; }
+        if (fault.kind === 'garbage') { count(p.Action || 'unknown', 'Garbage'); res.writeHead(200, { 'Content-Type': 'text/html' }); res.end('<html>502 Bad Gateway</html>'); return; }
+        if (fault.kind === '5xx') return gatewayError(res, fault.status || 503, fault.code || 'ServiceUnavailable', 'The request has failed due to a temporary failure of the server.', p.Action);
+        if (fault.kind === 'throttle') { stats.throttled++; return gatewayError(res, fault.status || 400, 'Throttling.User', 'Request was denied due to user flow control.', p.Action); }
+      }
+      if (!authenticate(method, p, res)) return;
+      if (p.Format && p.Format !== 'JSON') return gatewayError(res, 400, 'InvalidParameter.Format', 'Only JSON answers are emulated.', p.Action);
+      if (p.Version !== API_VERSION) return gatewayError(res, 400, 'InvalidVersion', 'Specified parameter Version is not valid.', p.Action);
+      if (opts.iotInstanceId && p.IotInstanceId !== opts.iotInstanceId) return businessError(res, 'iot.system.InstanceNotFound', 'The instance is not found.', p.Action);
+      if (overQuota(p.Action)) { stats.throttled++; return gatewayError(res, 503, 'Throttling.User', 'Request was denied due to user flow control.', p.Action); }
+      if (p.Action === 'RegisterDevice') return registerDevice(p, res);
+      if (p.Action === 'QueryDeviceDetail') return queryDeviceDetail(p, res);
+      return gatewayError(res, 404, 'InvalidAction.NotFound', 'Specified api is not found, please check your url and method.', p.Action);
+    };
+    const delay = (fault && fault.kind === 'latency') ? fault.ms : latencyMs;
+    if (delay > 0) setTimeout(run, delay); else run();
+  }
+
+  function handleControl(req, url, body, res) {
+    if (req.method === 'GET' && url.pathname === '/_emulator/stats') return send(res, 200, stats);
+    if (req.method === 'POST' && url.pathname === '/_emulator/reset') { resetStats(); faults = []; latencyMs = 0; return send(res, 200, { ok: true }); }
+    if (req.method === 'POST' && url.pathname === '/_emulator/faults') {
+      let f;
+      try { f = JSON.parse(body); } catch (e) { return send(res, 400, { error: 'bad json' }); }
+      if (typeof f.latencyMs === 'number') latencyMs = f.latencyMs;
+      if (Array.isArray(f.faults)) faults.push(...f.faults.map((x) => ({ ...x, count: x.count || 1 })));
+      return send(res, 200, { ok: true });
+    }
+    send(res, 404, { error: 'unknown control path' });
+  }
+
+  function onRequest(req, res) {
+    const chunks = [];
+    let size = 0;
+    req.on('data', (c) => { size += c.length; if (size > 65536) req.destroy(); else chunks.push(c); });
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const url = new URL(req.url, 'http://emulator');
+      if (url.pathname.startsWith('/_emulator/')) return handleControl(req, url, body, res);
+      let params;
+      try {
+        params = req.method === 'POST' ? parseForm(body) : parseForm(url.search.slice(1));
+      } catch (e) {
+        return gatewayError(res, 400, 'InvalidParameter', 'The request is not well formed.', 'unknown');
+      }
+      if (url.pathname !== '/' || (req.method !== 'GET' && req.method !== 'POST')) {
+        return gatewayError(res, 404, 'InvalidAction.NotFound', 'Specified api is not found.', params.Action);
+      }
+      handleApi(req.method, params, res);
+    });
+  }
+
+  const server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) : http.createServer(onRequest);
+  server.keepAliveTimeout = 30000;
+
+  return {
+    server,
+    listen(port = 0, host = '127.0.0.1') {
+      return new Promise((resolve) => server.listen(port, host, () => resolve(server.address().port)));
+    },
+    close() {
+      return new Promise((resolve) => { server.closeAllConnections && server.closeAllConnections(); server.close(() => resolve()); });
+    },
+    stats: () => JSON.parse(JSON.stringify(stats)),
+    resetStats,
+    setLatency(ms) { latencyMs = ms; },
+    addFaults(...list) { faults.push(...list.map((x) => ({ ...x, count: x.count || 1 }))); },
+    clearFaults() { faults = []; },
+    device(productKey, name) { return devices.get(productKey + '/' + name) || null; },
+    setDeviceStatus(productKey, name, status) { const d = devices.get(productKey + '/' + name); if (d) d.Status = status; },
+    deviceCount: () => devices.size,
+  };
+}
+
+module.exports = { createEmulator, sign, canonicalQuery, percentEncode, parseForm };
+
+if (require.main === module) {
+  const fs = require('fs');
+  const args = process.argv.slice(2);
+  const arg = (name, def) => { const i = args.indexOf('--' + name); return i >= 0 ? args[i + 1] : def; };
+  // Credentials come from the environment, as the plugin's do; never from the command line.
+  const id = process.env.EMULATOR_ACCESS_KEY_ID || process.env.ALIBABA_CLOUD_ACCESS_KEY_ID;
+  const secret = process.env.EMULATOR_ACCESS_KEY_SECRET || process.env.ALIBABA_CLOUD_ACCESS_KEY_SECRET;
+  if (!id || !secret) {
+    console.error('emulator: set EMULATOR_ACCESS_KEY_ID and EMULATOR_ACCESS_KEY_SECRET');
+    process.exit(2);
+  }
+  const tls = arg('tls-cert') ? { cert: fs.readFileSync(arg('tls-cert')), key: fs.readFileSync(arg('tls-key')) } : null;
+  const emu = createEmulator({
+    accessKeys: { [id]: { secret } },
+    products: (arg('products', 'a1TestProduct')).split(','),
+    iotInstanceId: arg('iot-instance-id', null),
+    tls,
+  });
+  emu.setLatency(Number(arg('latency-ms', '0')));
+  emu.listen(Number(arg('port', '0')), arg('host', '127.0.0.1')).then((port) => {
+    console.log(JSON.stringify({ emulator: 'listening', port, tls: !!tls }));
+  });
+  const stop = () => emu.close().then(() => process.exit(0));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

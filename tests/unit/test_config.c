@@ -1,0 +1,268 @@
+/* Option parsing and credentials: every refusal names the option. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bootstrap_config.h"
+#include "unit.h"
+
+static const char *env_names[8];
+static const char *env_values[8];
+
+static const char *fake_getenv(const char *name)
+{
+	for(int i = 0; i < 8 && env_names[i]; i++){
+		if(!strcmp(env_names[i], name)) return env_values[i];
+	}
+	return NULL;
+}
+
+static void env_set(int i, const char *name, const char *value)
+{
+	env_names[i] = name;
+	env_values[i] = value;
+	if(i + 1 < 8) env_names[i+1] = NULL;
+}
+
+static void env_keys(void)
+{
+	env_set(0, "ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIkeyid");
+	env_set(1, "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "envsecret");
+}
+
+static void test_defaults(void)
+{
+	struct bootstrap_config cfg;
+	char err[CONFIG_ERR_LEN] = "";
+
+	env_keys();
+	config__init(&cfg);
+	CHECK(config__set(&cfg, "product_key", "a1Prod", err, sizeof(err)) == 0);
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
+	CHECK_STR(cfg.region, "cn-shanghai");
+	CHECK_STR(cfg.endpoint, "https://iot.cn-shanghai.aliyuncs.com/");
+	CHECK_STR(cfg.request_topic, "bootstrap/register");
+	CHECK_STR(cfg.reply_topic, "bootstrap/reply/{deviceId}");
+	CHECK(cfg.max_inflight >= 64);
+	CHECK(cfg.http_timeout_ms == 5000);
+	CHECK(cfg.iot_instance_id == NULL);
+	CHECK_STR(cfg.creds.access_key_id, "LTAIkeyid");
+	CHECK_STR(cfg.creds.access_key_secret, "envsecret");
+	CHECK(cfg.creds.security_token == NULL);
+	config__cleanup(&cfg);
+}
+
+static void test_region_and_endpoint(void)
+{
+	struct bootstrap_config cfg;
+	char err[CONFIG_ERR_LEN] = "";
+
+	env_keys();
+	config__init(&cfg);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	CHECK(config__set(&cfg, "region", "ap-southeast-1", err, sizeof(err)) == 0);
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
+	CHECK_STR(cfg.endpoint, "https://iot.ap-southeast-1.aliyuncs.com/");
+	config__cleanup(&cfg);
+
+	config__init(&cfg);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	CHECK(config__set(&cfg, "endpoint", "http://127.0.0.1:8080/", err, sizeof(err)) == 0);
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
+	CHECK_STR(cfg.endpoint, "http://127.0.0.1:8080/");
+	config__cleanup(&cfg);
+}
+
+static void expect_finish_error(const char *key, const char *value, const char *needle)
+{
+	struct bootstrap_config cfg;
+	char err[CONFIG_ERR_LEN] = "";
+
+	config__init(&cfg);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	CHECK(config__set(&cfg, key, value, err, sizeof(err)) == 0);
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
+	if(!strstr(err, needle)) fprintf(stderr, "  error was: %s\n", err);
+	CHECK(strstr(err, needle) != NULL);
+	config__cleanup(&cfg);
+}
+
+static void test_endpoint_refusals(void)
+{
+	env_keys();
+	expect_finish_error("endpoint", "http://iot.cn-shanghai.aliyuncs.com/", "plugin_opt_endpoint");
+	expect_finish_error("endpoint", "http://10.0.0.1/", "loopback");
+	expect_finish_error("endpoint", "ftp://127.0.0.1/", "plugin_opt_endpoint");
+	expect_finish_error("endpoint", "not a url", "plugin_opt_endpoint");
+	expect_finish_error("endpoint", "https://example.com/path", "plugin_opt_endpoint");
+	CHECK(config__host_is_loopback("127.0.0.1"));
+	CHECK(config__host_is_loopback("127.8.9.10"));
+	CHECK(config__host_is_loopback("[::1]"));
+	CHECK(config__host_is_loopback("localhost"));
+	CHECK(!config__host_is_loopback("128.0.0.1"));
+	CHECK(!config__host_is_loopback("localhost.example.com"));
+}
+
+static void expect_set_error(const char *key, const char *value, const char *needle)
+{
+	struct bootstrap_config cfg;
+	char err[CONFIG_ERR_LEN] = "";
+
+	config__init(&cfg);
+	CHECK(config__set(&cfg, key, value, err, sizeof(err)) == -1);
+	if(!strstr(err, needle)) fprintf(stderr, "  error was: %s\n", err);
+	CHECK(strstr(err, needle) != NULL);
+	config__cleanup(&cfg);
+}
+
+static void test_bad_values(void)
+{
+	expect_set_error("no_such_option", "1", "plugin_opt_no_such_option: unknown option");
+	expect_set_error("max_inflight", "0", "plugin_opt_max_inflight");
+	expect_set_error("max_inflight", "12x", "plugin_opt_max_inflight");
+	expect_set_error("max_inflight", "-5", "plugin_opt_max_inflight");
+	expect_set_error("http_timeout_ms", "99999999999999999999", "plugin_opt_http_timeout_ms");
+	expect_set_error("request_topic", "bootstrap/#", "plugin_opt_request_topic");
+	expect_set_error("request_topic", "$SYS/x", "plugin_opt_request_topic");
+	expect_set_error("reply_topic", "bootstrap/reply", "plugin_opt_reply_topic");
+	expect_set_error("reply_topic", "bootstrap/+/{deviceId}", "plugin_opt_reply_topic");
+	expect_set_error("product_key", "a b", "plugin_opt_product_key");
+	expect_set_error("region", "CN_SHANGHAI", "plugin_opt_region");
+	expect_set_error("credentials_file", "relative/path", "plugin_opt_credentials_file");
+}
+
+static void test_inline_secret_refused_without_echo(void)
+{
+	struct bootstrap_config cfg;
+	char err[CONFIG_ERR_LEN] = "";
+
+	config__init(&cfg);
+	CHECK(config__set(&cfg, "access_key_secret", "TOPSECRETVALUE", err, sizeof(err)) == -1);
+	CHECK(strstr(err, "plugin_opt_access_key_secret") != NULL);
+	CHECK(strstr(err, "TOPSECRETVALUE") == NULL);
+	config__cleanup(&cfg);
+}
+
+static void test_missing_requirements(void)
+{
+	struct bootstrap_config cfg;
+	char err[CONFIG_ERR_LEN] = "";
+
+	env_keys();
+	config__init(&cfg);
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "plugin_opt_product_key") != NULL);
+	config__cleanup(&cfg);
+
+	env_set(0, "ALIBABA_CLOUD_ACCESS_KEY_ID", "only-id");
+	config__init(&cfg);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "ALIBABA_CLOUD_ACCESS_KEY_SECRET") != NULL);
+	config__cleanup(&cfg);
+}
+
+static void test_sts_from_env(void)
+{
+	struct bootstrap_config cfg;
+	char err[CONFIG_ERR_LEN] = "";
+
+	env_keys();
+	env_set(2, "ALIBABA_CLOUD_SECURITY_TOKEN", "ststoken");
+	config__init(&cfg);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
+	CHECK_STR(cfg.creds.security_token, "ststoken");
+	config__cleanup(&cfg);
+}
+
+static char *write_file(const char *text, mode_t mode)
+{
+	static char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/bootstrap-creds-XXXXXX");
+	fd = mkstemp(path);
+	if(fd < 0) return NULL;
+	if(write(fd, text, strlen(text)) < 0){
+		close(fd);
+		return NULL;
+	}
+	close(fd);
+	chmod(path, mode);
+	return path;
+}
+
+static void test_credentials_file(void)
+{
+	struct bootstrap_credentials c = {0};
+	char err[CONFIG_ERR_LEN] = "";
+	char *path = write_file("# comment\n[other]\naccess_key_id = wrong\naccess_key_secret = wrong\n\n"
+			"[default]\ntype = access_key\naccess_key_id = fileid\naccess_key_secret = filesecret \n", 0600);
+
+	CHECK(path != NULL);
+	CHECK(config__load_credentials_file(&c, path, "default", err, sizeof(err)) == 0);
+	CHECK_STR(c.access_key_id, "fileid");
+	CHECK_STR(c.access_key_secret, "filesecret");
+	CHECK(c.security_token == NULL);
+	config__credentials_cleanup(&c);
+
+	CHECK(config__load_credentials_file(&c, path, "other", err, sizeof(err)) == 0);
+	CHECK_STR(c.access_key_id, "wrong");
+	config__credentials_cleanup(&c);
+
+	CHECK(config__load_credentials_file(&c, path, "missing", err, sizeof(err)) == -1);
+	CHECK(strstr(err, "[missing]") != NULL);
+	unlink(path);
+}
+
+static void test_credentials_file_permissions(void)
+{
+	struct bootstrap_credentials c = {0};
+	char err[CONFIG_ERR_LEN] = "";
+	char *path = write_file("[default]\naccess_key_id = fileid\naccess_key_secret = filesecret\n", 0640);
+
+	CHECK(config__load_credentials_file(&c, path, "default", err, sizeof(err)) == -1);
+	CHECK(strstr(err, "group or others") != NULL);
+	CHECK(strstr(err, "filesecret") == NULL);
+	CHECK(c.access_key_id == NULL);
+	chmod(path, 0604);
+	CHECK(config__load_credentials_file(&c, path, "default", err, sizeof(err)) == -1);
+	unlink(path);
+
+	CHECK(config__load_credentials_file(&c, "/nonexistent/credentials", "default", err, sizeof(err)) == -1);
+	CHECK(strstr(err, "plugin_opt_credentials_file") != NULL);
+}
+
+static void test_credentials_file_incomplete(void)
+{
+	struct bootstrap_credentials c = {0};
+	char err[CONFIG_ERR_LEN] = "";
+	char *path = write_file("[default]\naccess_key_id = fileid\n", 0600);
+
+	CHECK(config__load_credentials_file(&c, path, "default", err, sizeof(err)) == -1);
+	CHECK(strstr(err, "access_key_secret") != NULL);
+	unlink(path);
+
+	path = write_file("[default]\ntype = ecs_ram_role\naccess_key_id = a\naccess_key_secret = b\n", 0600);
+	CHECK(config__load_credentials_file(&c, path, "default", err, sizeof(err)) == -1);
+	CHECK(strstr(err, "ecs_ram_role") != NULL);
+	unlink(path);
+}
+
+int main(void)
+{
+	RUN(test_defaults);
+	RUN(test_region_and_endpoint);
+	RUN(test_endpoint_refusals);
+	RUN(test_bad_values);
+	RUN(test_inline_secret_refused_without_echo);
+	RUN(test_missing_requirements);
+	RUN(test_sts_from_env);
+	RUN(test_credentials_file);
+	RUN(test_credentials_file_permissions);
+	RUN(test_credentials_file_incomplete);
+	return unit_main_result();
+}

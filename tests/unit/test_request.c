@@ -1,0 +1,108 @@
+/* Request parsing and validation: everything here comes from an untrusted client. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bootstrap_request.h"
+#include "unit.h"
+
+static enum request_status parse(const char *payload, size_t len, struct bootstrap_request *req)
+{
+	const char *why = NULL;
+	enum request_status st = request__parse(payload, len, req, &why);
+	if(st != REQUEST_OK) CHECK(why != NULL && why[0] != '\0');
+	return st;
+}
+#define PARSE(s, req) parse(s, strlen(s), req)
+
+static void test_json_and_bare(void)
+{
+	struct bootstrap_request r;
+
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\"}", &r) == REQUEST_OK);
+	CHECK_STR(r.device_id, "dev-0001");
+	CHECK(PARSE("dev-0002", &r) == REQUEST_OK);
+	CHECK_STR(r.device_id, "dev-0002");
+	CHECK(PARSE("  dev-0003\r\n", &r) == REQUEST_OK);
+	CHECK_STR(r.device_id, "dev-0003");
+	CHECK(PARSE(" {\"other\":1, \"deviceId\":\"a@b.c:d_e\"} \n", &r) == REQUEST_OK);
+	CHECK_STR(r.device_id, "a@b.c:d_e");
+}
+
+static void test_device_name_rules(void)
+{
+	struct bootstrap_request r;
+
+	CHECK(PARSE("abcd", &r) == REQUEST_OK);
+	CHECK(PARSE("abc", &r) == REQUEST_INVALID_DEVICE_ID);
+	CHECK(PARSE("01234567890123456789012345678901", &r) == REQUEST_OK);
+	CHECK(PARSE("01234567890123456789012345678901x", &r) == REQUEST_INVALID_DEVICE_ID);
+	CHECK(PARSE("dev/0001", &r) == REQUEST_INVALID_DEVICE_ID);
+	CHECK(PARSE("dev+0001", &r) == REQUEST_INVALID_DEVICE_ID);
+	CHECK(PARSE("dev#0001", &r) == REQUEST_INVALID_DEVICE_ID);
+	CHECK(PARSE("dev 0001", &r) == REQUEST_INVALID_DEVICE_ID);
+	CHECK(PARSE("d\xc3\xa9v-0001", &r) == REQUEST_INVALID_DEVICE_ID);
+	CHECK(PARSE("{\"deviceId\":\"dev/0001\"}", &r) == REQUEST_INVALID_DEVICE_ID);
+	CHECK(PARSE("{\"deviceId\":\"ab\"}", &r) == REQUEST_INVALID_DEVICE_ID);
+	CHECK(parse("dev-\0001", 8, &r) == REQUEST_INVALID_DEVICE_ID);
+	CHECK(r.device_id[0] == '\0');
+}
+
+static void test_invalid_requests(void)
+{
+	struct bootstrap_request r;
+	char big[REQUEST_MAX_PAYLOAD + 2];
+
+	CHECK(parse("", 0, &r) == REQUEST_INVALID);
+	CHECK(parse(NULL, 0, &r) == REQUEST_INVALID);
+	CHECK(PARSE("   \n", &r) == REQUEST_INVALID);
+	CHECK(PARSE("{", &r) == REQUEST_INVALID);
+	CHECK(PARSE("{\"deviceId\":5}", &r) == REQUEST_INVALID);
+	CHECK(PARSE("{\"deviceId\":null}", &r) == REQUEST_INVALID);
+	CHECK(PARSE("{\"deviceId\":[\"dev-0001\"]}", &r) == REQUEST_INVALID);
+	CHECK(PARSE("{\"device\":\"dev-0001\"}", &r) == REQUEST_INVALID);
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"deviceId\":\"dev-0002\"}", &r) == REQUEST_INVALID);
+	CHECK(PARSE("{\"deviceId\":\"dev-\\u0000001\"}", &r) == REQUEST_INVALID);
+	CHECK(PARSE("{\"deviceId\":\"\xff\xfe\"}", &r) == REQUEST_INVALID);
+	/* 1 KiB is the bound, whatever the content */
+	memset(big, ' ', sizeof(big));
+	memcpy(big, "dev-0001", 8);
+	CHECK(parse(big, REQUEST_MAX_PAYLOAD, &r) == REQUEST_OK);
+	CHECK(parse(big, REQUEST_MAX_PAYLOAD + 1, &r) == REQUEST_INVALID);
+}
+
+static void test_deep_json(void)
+{
+	struct bootstrap_request r;
+	char deep[1024];
+
+	memset(deep, '[', sizeof(deep));
+	deep[0] = '{';
+	CHECK(parse(deep, sizeof(deep), &r) == REQUEST_INVALID);
+}
+
+static void test_reply_topic(void)
+{
+	char *t;
+
+	CHECK(request__reply_template_valid("bootstrap/reply/{deviceId}"));
+	CHECK(request__reply_template_valid("{deviceId}/bootstrap"));
+	CHECK(!request__reply_template_valid("bootstrap/reply"));
+	CHECK(!request__reply_template_valid("a/{deviceId}/{deviceId}"));
+	t = request__reply_topic("bootstrap/reply/{deviceId}", "dev-0001");
+	CHECK_STR(t, "bootstrap/reply/dev-0001");
+	free(t);
+	t = request__reply_topic("x/{deviceId}/y", "d");
+	CHECK_STR(t, "x/d/y");
+	free(t);
+	CHECK(request__reply_topic("no-placeholder", "d") == NULL);
+}
+
+int main(void)
+{
+	RUN(test_json_and_bare);
+	RUN(test_device_name_rules);
+	RUN(test_invalid_requests);
+	RUN(test_deep_json);
+	RUN(test_reply_topic);
+	return unit_main_result();
+}
