@@ -266,6 +266,7 @@ function createEmulator(options = {}) {
     device(productKey, name) { return devices.get(productKey + '/' + name) || null; },
     setDeviceStatus(productKey, name, status) { const d = devices.get(productKey + '/' + name); if (d) d.Status = status; },
     deviceCount: () => devices.size,
+    allDeviceSecrets: () => [...devices.values()].map((d) => d.DeviceSecret),
   };
 }
 

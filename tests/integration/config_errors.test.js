@@ -1,0 +1,50 @@
+'use strict';
+// A broken configuration stops the broker at start-up with a log line naming the option.
+const test = require('node:test');
+const assert = require('assert');
+const fs = require('fs');
+const path = require('path');
+const h = require('./lib/harness');
+
+async function expectRefusal(options, pattern) {
+  const env = await h.startEnv({ ...options, expectFailure: true });
+  try {
+    assert.ok(env.failure, 'the broker exited');
+    assert.notStrictEqual(env.failure.code, 0, 'with a non-zero status');
+    assert.match(env.broker.log(), pattern);
+    env.assertLogClean();
+  } finally {
+    await env.stop();
+  }
+}
+
+test('unknown option', () => expectRefusal({ pluginOptions: { colour: 'blue' } }, /mosquitto_bootstrap: plugin_opt_colour: unknown option/));
+test('missing product_key', () => expectRefusal({ pluginOptions: { product_key: null } }, /mosquitto_bootstrap: plugin_opt_product_key: required/));
+test('bad max_inflight', () => expectRefusal({ pluginOptions: { max_inflight: 'many' } }, /plugin_opt_max_inflight: 'many' is not a number/));
+test('bad http_timeout_ms', () => expectRefusal({ pluginOptions: { http_timeout_ms: '5' } }, /plugin_opt_http_timeout_ms/));
+test('http:// to a host that is not loopback', () => expectRefusal({ pluginOptions: { endpoint: 'http://iot.cn-shanghai.aliyuncs.com/' } }, /plugin_opt_endpoint: http:\/\/ is only allowed for loopback/));
+test('reply_topic without the placeholder', () => expectRefusal({ pluginOptions: { reply_topic: 'bootstrap/reply' } }, /plugin_opt_reply_topic/));
+test('request_topic with a wildcard', () => expectRefusal({ pluginOptions: { request_topic: 'bootstrap/#' } }, /plugin_opt_request_topic/));
+test('no credentials at all', () => expectRefusal({ credentials: 'none' }, /no platform credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID/));
+test('a secret inline in mosquitto.conf is refused and not echoed', () => expectRefusal({ pluginOptions: { access_key_secret: 'INLINE-SECRET-VALUE' } }, /plugin_opt_access_key_secret: credentials are never read from mosquitto.conf/)
+  .then(async () => {
+    const env = await h.startEnv({ pluginOptions: { access_key_secret: 'INLINE-SECRET-VALUE' }, expectFailure: true });
+    try { assert.ok(!env.broker.log().includes('INLINE-SECRET-VALUE'), 'the inline secret was logged'); } finally { await env.stop(); }
+  }));
+
+test('a credentials file readable by others is refused', async () => {
+  const dir = h.makeWorkdir();
+  const f = path.join(dir, 'credentials');
+  fs.writeFileSync(f, '[default]\naccess_key_id = LTAIx\naccess_key_secret = FILE-SECRET-VALUE\n', { mode: 0o644 });
+  fs.chmodSync(f, 0o644);
+  h.giveToBroker(f);
+  try {
+    const env = await h.startEnv({ credentials: 'none', pluginOptions: { credentials_file: f }, expectFailure: true });
+    try {
+      assert.match(env.broker.log(), /plugin_opt_credentials_file: .* is accessible by group or others \(mode 644\)/);
+      assert.ok(!env.broker.log().includes('FILE-SECRET-VALUE'));
+    } finally { await env.stop(); }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,296 @@
+'use strict';
+// Integration harness: a real mosquitto with the built plugin, the platform emulator, and the
+// real mosquitto_pub / mosquitto_sub / mosquitto_rr. Secrets are generated per run and never
+// printed: assertion messages name what differs, not the values.
+
+const assert = require('assert');
+const crypto = require('crypto');
+const fs = require('fs');
+const net = require('net');
+const os = require('os');
+const path = require('path');
+const { spawn, execFileSync } = require('child_process');
+const { createEmulator } = require('../../emulator/emulator.js');
+
+const PLUGIN = process.env.BOOTSTRAP_PLUGIN;
+const PRODUCT_KEY = 'a1TestProduct';
+
+function requirePlugin() {
+  if (!PLUGIN || !fs.existsSync(PLUGIN)) throw new Error('BOOTSTRAP_PLUGIN must name the built mosquitto_bootstrap.so');
+  return PLUGIN;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+function withTimeout(promise, ms, onTimeout) {
+  let timer;
+  const t = new Promise((resolve, reject) => { timer = setTimeout(() => reject(onTimeout()), ms); });
+  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
+}
+
+// Client processes still running; killed when the test process exits so none outlives it.
+const live = new Set();
+process.on('exit', () => { for (const p of live) p.kill('SIGKILL'); });
+
+function secret(prefix) { return prefix + '-' + crypto.randomBytes(12).toString('hex'); }
+
+// The broker drops root for the 'mosquitto' user before it loads plugins: everything it reads
+// lives in a directory that user owns.
+function brokerUser() {
+  if (process.getuid() !== 0) return null;
+  try {
+    return { uid: Number(execFileSync('id', ['-u', 'mosquitto']).toString()), gid: Number(execFileSync('id', ['-g', 'mosquitto']).toString()) };
+  } catch (e) { return null; }
+}
+
+function makeWorkdir() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bootstrap-it-'));
+  fs.chmodSync(dir, 0o755);
+  return dir;
+}
+
+function giveToBroker(file) {
+  const u = brokerUser();
+  if (u) fs.chownSync(file, u.uid, u.gid);
+}
+
+class Broker {
+  constructor(dir, port, confPath) {
+    this.dir = dir;
+    this.port = port;
+    this.confPath = confPath;
+    this.output = '';
+    this.proc = null;
+    this.exited = null;
+  }
+
+  log() { return this.output; }
+
+  async start(env, { expectFailure = false, timeoutMs = 10000 } = {}) {
+    const childEnv = { ...process.env, ...env };
+    if (process.env.BOOTSTRAP_PRELOAD) childEnv.LD_PRELOAD = process.env.BOOTSTRAP_PRELOAD;
+    this.proc = spawn('mosquitto', ['-c', this.confPath], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc.stdout.on('data', (d) => { this.output += d; });
+    this.proc.stderr.on('data', (d) => { this.output += d; });
+    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
+    const deadline = Date.now() + timeoutMs;
+    let done = null;
+    this.exited.then((x) => { done = x; });
+    while (Date.now() < deadline) {
+      if (done) {
+        if (expectFailure) return done;
+        throw new Error('broker exited during start-up (' + JSON.stringify(done) + '):\n' + this.output);
+      }
+      if (!expectFailure && await canConnect(this.port)) return null;
+      await sleep(50);
+    }
+    if (expectFailure) throw new Error('broker was expected to refuse to start but kept running');
+    throw new Error('broker did not start listening:\n' + this.output);
+  }
+
+  // Stops the broker and fails if a sanitizer reported anything in it.
+  async stop() {
+    if (!this.proc) return;
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGTERM');
+    const result = await withTimeout(this.exited, 15000, () => {
+      this.proc.kill('SIGKILL');
+      return new Error('broker did not stop within 15 s of SIGTERM');
+    });
+    this.proc = null;
+    assertNoSanitizerReport(this.output);
+    return result;
+  }
+}
+
+function assertNoSanitizerReport(output) {
+  const bad = /ERROR: (Address|Leak|Thread)Sanitizer|runtime error:|SUMMARY: (Address|Undefined|Leak)/.exec(output);
+  assert.ok(!bad, 'sanitizer report from the broker:\n' + output.slice(Math.max(0, bad ? bad.index - 200 : 0), bad ? bad.index + 4000 : 0));
+}
+
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('connect', () => { s.destroy(); resolve(true); });
+    s.on('error', () => resolve(false));
+  });
+}
+
+// An environment: emulator + broker with the plugin, torn down by stop().
+async function startEnv({ pluginOptions = {}, emulator = {}, credentials = 'env', credentialsOverride = {}, extraConfig = '', expectFailure = false } = {}) {
+  const plugin = requirePlugin();
+  const dir = makeWorkdir();
+  const accessKeyId = 'LTAI' + crypto.randomBytes(8).toString('hex');
+  const accessKeySecret = secret('aksecret');
+  const emu = createEmulator({ accessKeys: { [accessKeyId]: { secret: accessKeySecret } }, products: [PRODUCT_KEY], ...emulator });
+  const emuPort = await emu.listen(0);
+  const port = await freePort();
+
+  const soPath = path.join(dir, 'mosquitto_bootstrap.so');
+  fs.copyFileSync(plugin, soPath);
+  fs.chmodSync(soPath, 0o755);
+
+  const opts = { product_key: PRODUCT_KEY, endpoint: `http://127.0.0.1:${emuPort}/`, ...pluginOptions };
+  const env = {};
+  if (credentials === 'env') {
+    env.ALIBABA_CLOUD_ACCESS_KEY_ID = accessKeyId;
+    env.ALIBABA_CLOUD_ACCESS_KEY_SECRET = accessKeySecret;
+  } else if (credentials === 'file') {
+    const f = path.join(dir, 'credentials');
+    fs.writeFileSync(f, `[default]\ntype = access_key\naccess_key_id = ${accessKeyId}\naccess_key_secret = ${accessKeySecret}\n`, { mode: 0o600 });
+    giveToBroker(f);
+    opts.credentials_file = f;
+  }
+  const lines = [
+    `listener ${port} 127.0.0.1`,
+    'allow_anonymous true',
+    'persistence false',
+    'log_dest stderr',
+    'log_type all',
+    'connection_messages true',
+    extraConfig,
+    `plugin ${soPath}`,
+    ...Object.entries(opts).filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => `plugin_opt_${k} ${v}`),
+  ];
+  const confPath = path.join(dir, 'mosquitto.conf');
+  fs.writeFileSync(confPath, lines.join('\n') + '\n');
+  giveToBroker(dir);
+
+  Object.assign(env, credentialsOverride);
+  const broker = new Broker(dir, port, confPath);
+  const failure = await broker.start(env, { expectFailure });
+  const secrets = [accessKeySecret, ...Object.values(credentialsOverride)];
+
+  return {
+    dir, port, emu, emuPort, broker, accessKeyId, accessKeySecret, failure, secrets,
+    async stop() {
+      try {
+        await broker.stop();
+      } finally {
+        await emu.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    // Every DeviceSecret the emulator handed out plus the AccessKey secret: none may be logged.
+    assertLogClean() {
+      const log = broker.log();
+      const all = secrets.concat(emu.allDeviceSecrets());
+      const leaked = all.filter((s) => log.includes(s)).length;
+      assert.strictEqual(leaked, 0, `${leaked} secret(s) appear in the broker log`);
+    },
+  };
+}
+
+// Runs a client tool; resolves with { code, stdout, stderr, ms }.
+function run(cmd, args, { timeoutMs = 15000 } = {}) {
+  return new Promise((resolve) => {
+    const t0 = process.hrtime.bigint();
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(p);
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('exit', (code, signal) => {
+      live.delete(p);
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
+    });
+  });
+}
+
+// mosquitto_rr: one connection, publish the request with a response topic, wait for one reply.
+async function rr(port, { id, message, responseTopic, topic = 'bootstrap/register', timeoutS = 10, extra = [] }) {
+  const args = ['-h', '127.0.0.1', '-p', String(port), '-t', topic, '-e', responseTopic || `bootstrap/reply/${id}`, '-W', String(timeoutS), ...extra];
+  if (message === null) args.push('-n'); else args.push('-m', message);
+  if (id) args.push('-i', id);
+  const r = await run('mosquitto_rr', args, { timeoutMs: (timeoutS + 5) * 1000 });
+  return { ...r, reply: parseReply(r.stdout) };
+}
+
+function parseReply(stdout) {
+  const line = stdout.trim().split('\n').filter(Boolean).pop();
+  if (!line) return null;
+  try { return JSON.parse(line); } catch (e) { return { unparsable: true }; }
+}
+
+async function pub(port, { id, topic = 'bootstrap/register', message, qos = 1, extra = [] }) {
+  const args = ['-h', '127.0.0.1', '-p', String(port), '-t', topic, '-q', String(qos), ...extra];
+  if (message === '') args.push('-n'); else args.push('-m', message);
+  if (id) args.push('-i', id);
+  return run('mosquitto_pub', args);
+}
+
+// mosquitto_sub in the background. ready resolves once its SUBACK arrived; messages() stops it
+// and returns what it received as { topic, payload }.
+function sub(port, { id, topics, qos = 1, extra = [] }) {
+  const args = ['-h', '127.0.0.1', '-p', String(port), '-q', String(qos), '-d', '-F', 'MSG|%t|%p', ...extra];
+  for (const t of topics) args.push('-t', t);
+  if (id) args.push('-i', id);
+  // line-buffered, or the SUBACK line waits in stdio's buffer while stdout is a pipe
+  const p = spawn('stdbuf', ['-oL', 'mosquitto_sub', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(p);
+  p.on('exit', () => live.delete(p));
+  let out = '';
+  let readyResolve;
+  const ready = new Promise((r) => { readyResolve = r; });
+  p.stdout.on('data', (d) => { out += d; if (out.includes('SUBACK')) readyResolve(); });
+  p.stderr.on('data', () => {});
+  const exited = new Promise((r) => p.on('exit', r));
+  const parse = () => out.split('\n').filter((l) => l.startsWith('MSG|')).map((l) => {
+    const rest = l.slice(4);
+    const bar = rest.indexOf('|');
+    return { topic: rest.slice(0, bar), payload: rest.slice(bar + 1) };
+  });
+  return {
+    ready: withTimeout(ready, 5000, () => { p.kill('SIGKILL'); return new Error('mosquitto_sub got no SUBACK'); }),
+    received: parse,
+    async waitFor(n, timeoutMs = 10000) {
+      const deadline = Date.now() + timeoutMs;
+      while (parse().length < n && Date.now() < deadline) await sleep(25);
+      return parse();
+    },
+    async messages() { p.kill('SIGTERM'); await exited; return parse(); },
+  };
+}
+
+// Time from TCP connect to CONNACK for a fresh MQTT 3.1.1 client, in ms.
+function connackMs(port) {
+  return new Promise((resolve, reject) => {
+    const id = 'probe-' + crypto.randomBytes(4).toString('hex');
+    const payload = Buffer.concat([Buffer.from([0, id.length]), Buffer.from(id)]);
+    const variable = Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0x02, 0, 30]);
+    const body = Buffer.concat([variable, payload]);
+    const packet = Buffer.concat([Buffer.from([0x10, body.length]), body]);
+    const s = net.connect(port, '127.0.0.1');
+    let t0;
+    const timer = setTimeout(() => { s.destroy(); reject(new Error('no CONNACK within 5 s')); }, 5000);
+    s.on('connect', () => { t0 = process.hrtime.bigint(); s.write(packet); });
+    s.on('data', (d) => {
+      if (d[0] === 0x20) {
+        clearTimeout(timer);
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        s.write(Buffer.from([0xe0, 0]));
+        s.end();
+        resolve({ ms, returnCode: d[3] });
+      }
+    });
+    s.on('error', (e) => { clearTimeout(timer); reject(e); });
+  });
+}
+
+// Compares secrets without printing them.
+function assertSameSecret(actual, expected, what) {
+  assert.ok(typeof actual === 'string' && actual.length > 0, `${what}: missing`);
+  assert.ok(actual === expected, `${what}: differs from the platform's`);
+}
+
+module.exports = { startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };

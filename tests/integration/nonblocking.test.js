@@ -1,0 +1,51 @@
+'use strict';
+// The broker never waits for the platform: with 2 s of platform latency, 50 simultaneous
+// bootstraps finish together and a new client still gets its CONNACK at once.
+const test = require('node:test');
+const assert = require('assert');
+const h = require('./lib/harness');
+
+let env;
+test.before(async () => { env = await h.startEnv(); });
+test.after(async () => { if (env) { env.assertLogClean(); await env.stop(); } });
+
+test('50 simultaneous bootstraps at 2 s platform latency finish in under 4 s; CONNACK stays under 200 ms', async () => {
+  env.emu.setLatency(2000);
+  const ids = Array.from({ length: 50 }, (_, i) => `dev-nb-${String(i).padStart(3, '0')}`);
+  const t0 = Date.now();
+  const all = Promise.all(ids.map((id) => h.rr(env.port, { id, message: id, timeoutS: 10 })));
+  // probe while the 50 requests are waiting on the platform
+  await h.sleep(700);
+  const probes = [];
+  for (let i = 0; i < 5; i++) {
+    probes.push(await h.connackMs(env.port));
+    await h.sleep(150);
+  }
+  const results = await all;
+  const elapsed = Date.now() - t0;
+  assert.strictEqual(results.filter((r) => r.reply && r.reply.success).length, 50, 'all 50 devices got their triple');
+  for (const r of results) assert.strictEqual(r.reply.data.DeviceName, r.reply.data.DeviceName.trim());
+  assert.ok(elapsed < 4000, `took ${elapsed} ms`);
+  assert.ok(elapsed >= 2000, 'the platform latency was really in effect');
+  const worst = Math.max(...probes.map((p) => p.ms));
+  assert.ok(probes.every((p) => p.returnCode === 0), 'CONNACK accepted');
+  assert.ok(worst < 200, `CONNACK took ${worst.toFixed(1)} ms`);
+  assert.strictEqual(env.emu.stats().byAction.RegisterDevice, 50);
+});
+
+test('the same deviceId requested twice at once shares one platform flow', async () => {
+  env.emu.setLatency(500);
+  const before = env.emu.stats().byAction.RegisterDevice || 0;
+  const s = h.sub(env.port, { id: 'dev-twice', topics: ['bootstrap/reply/dev-twice'] });
+  await s.ready;
+  await h.pub(env.port, { message: 'dev-twice' });
+  await h.pub(env.port, { message: '{"deviceId":"dev-twice"}' });
+  const msgs = await s.waitFor(1, 3000);
+  await h.sleep(700);
+  const got = await s.messages();
+  assert.ok(msgs.length >= 1);
+  assert.strictEqual(got.length, 1, 'one reply');
+  assert.strictEqual(JSON.parse(got[0].payload).success, true);
+  assert.strictEqual((env.emu.stats().byAction.RegisterDevice || 0) - before, 1, 'one RegisterDevice');
+  env.emu.setLatency(0);
+});
