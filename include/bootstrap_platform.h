@@ -65,6 +65,7 @@ struct platform_flow {
 	char device_name[64];
 	/* valid once state is FLOW_DONE */
 	enum bootstrap_code result;
+	bool existing; /* the name was taken: the triple came from QueryDeviceDetail */
 	struct device_triple triple;
 	char message[160];
 	int retry_after;

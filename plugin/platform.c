@@ -299,6 +299,7 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
 			return;
 		case PLATFORM_ALREADY_EXISTS:
 			flow->state = FLOW_QUERY;
+			flow->existing = true;
 			return;
 		case PLATFORM_AUTH:
 			snprintf(msg, msglen, "the platform rejected the bootstrap service's credentials (%s)", a->code);

@@ -148,8 +148,8 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 
 	if(flow->result == BOOTSTRAP_OK){
 		payload = reply__success(&flow->triple, &len);
-		mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": device %s: triple sent (IotId %s)",
-				flow->device_name, flow->triple.iot_id);
+		mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": device %s: triple sent (%s device, IotId %s)",
+				flow->device_name, flow->existing ? "existing" : "new", flow->triple.iot_id);
 	}else{
 		payload = reply__error(flow->result, flow->message, flow->retry_after, &len);
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: %s: %s",

@@ -192,6 +192,7 @@ static void test_flow_register_then_query(void)
 	char nonce1[64] = "";
 
 	platform__flow_init(&flow, "dev-0001");
+	CHECK(!flow.existing);
 	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
 	CHECK_STR(req.action, "RegisterDevice");
 	CHECK(strstr(req.body, "Action=RegisterDevice") != NULL);
@@ -207,6 +208,7 @@ static void test_flow_register_then_query(void)
 	ANSWER("RegisterDevice", 200, "{\"Success\":false,\"Code\":\"iot.device.AlreadyExistedDeviceName\"}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.state == FLOW_QUERY);
+	CHECK(flow.existing);
 	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
 	CHECK_STR(req.action, "QueryDeviceDetail");
 	CHECK(strstr(req.body, nonce1) == NULL); /* a new nonce for every request */

@@ -43,7 +43,7 @@ static void test_device_name_rules(void)
 	CHECK(PARSE("d\xc3\xa9v-0001", &r) == REQUEST_INVALID_DEVICE_ID);
 	CHECK(PARSE("{\"deviceId\":\"dev/0001\"}", &r) == REQUEST_INVALID_DEVICE_ID);
 	CHECK(PARSE("{\"deviceId\":\"ab\"}", &r) == REQUEST_INVALID_DEVICE_ID);
-	CHECK(parse("dev-\0001", 8, &r) == REQUEST_INVALID_DEVICE_ID);
+	CHECK(parse("dev-\0" "001", 8, &r) == REQUEST_INVALID_DEVICE_ID);
 	CHECK(r.device_id[0] == '\0');
 }
 

@@ -81,7 +81,7 @@ class Broker {
     this.proc = spawn('mosquitto', ['-c', this.confPath], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout.on('data', (d) => { this.output += d; });
     this.proc.stderr.on('data', (d) => { this.output += d; });
-    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
+    this.exited = new Promise((resolve) => this.proc.on('close', (code, signal) => resolve({ code, signal })));
     const deadline = Date.now() + timeoutMs;
     let done = null;
     this.exited.then((x) => { done = x; });
@@ -90,11 +90,21 @@ class Broker {
         if (expectFailure) return done;
         throw new Error('broker exited during start-up (' + JSON.stringify(done) + '):\n' + this.output);
       }
-      if (!expectFailure && await canConnect(this.port)) return null;
+      if (!expectFailure && await canConnect(this.port)) {
+        this.assertSanitizerLoaded();
+        return null;
+      }
       await sleep(50);
     }
     if (expectFailure) throw new Error('broker was expected to refuse to start but kept running');
     throw new Error('broker did not start listening:\n' + this.output);
+  }
+
+  // A sanitized plugin in a broker without the runtime would prove nothing: check it is there.
+  assertSanitizerLoaded() {
+    if (!process.env.BOOTSTRAP_PRELOAD) return;
+    const maps = fs.readFileSync(`/proc/${this.proc.pid}/maps`, 'utf8');
+    assert.ok(maps.includes('libasan'), 'the broker runs without the ASan runtime');
   }
 
   // Stops the broker and fails if a sanitizer reported anything in it.
@@ -199,7 +209,8 @@ function run(cmd, args, { timeoutMs = 15000 } = {}) {
     p.stdout.on('data', (d) => { stdout += d; });
     p.stderr.on('data', (d) => { stderr += d; });
     const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('exit', (code, signal) => {
+    // 'close', not 'exit': exit can come before the last of stdout has been read
+    p.on('close', (code, signal) => {
       live.delete(p);
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
@@ -244,7 +255,7 @@ function sub(port, { id, topics, qos = 1, extra = [] }) {
   const ready = new Promise((r) => { readyResolve = r; });
   p.stdout.on('data', (d) => { out += d; if (out.includes('SUBACK')) readyResolve(); });
   p.stderr.on('data', () => {});
-  const exited = new Promise((r) => p.on('exit', r));
+  const exited = new Promise((r) => p.on('close', r));
   const parse = () => out.split('\n').filter((l) => l.startsWith('MSG|')).map((l) => {
     const rest = l.slice(4);
     const bar = rest.indexOf('|');
