@@ -225,17 +225,18 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 			return MOSQ_ERR_INVAL;
 		}
 	}
-	if(config__finish(&p->cfg, bootstrap__getenv, err, sizeof(err))){
-		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": %s", err);
-		bootstrap__free(p);
-		return MOSQ_ERR_INVAL;
-	}
+	/* before config__finish, which parses the endpoint with curl's URL API */
 	if(curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": libcurl failed to initialise");
 		bootstrap__free(p);
 		return MOSQ_ERR_UNKNOWN;
 	}
 	p->curl_ready = true;
+	if(config__finish(&p->cfg, bootstrap__getenv, err, sizeof(err))){
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": %s", err);
+		bootstrap__free(p);
+		return MOSQ_ERR_INVAL;
+	}
 	p->jobs = jobs__new(&p->cfg);
 	if(!p->jobs){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": could not start the worker thread");
