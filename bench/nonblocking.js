@@ -43,7 +43,7 @@ async function probe(port, count, gapMs) {
     const before = brokerStats(pid);
     const t0 = Date.now();
     const ids = Array.from({ length: N }, (_, i) => `bench-${String(i).padStart(5, '0')}`);
-    const all = Promise.all(ids.map((id) => h.rr(env.port, { id, message: id, timeoutS: 60 }).then((r) => ({ r, ms: Date.now() - t0 }))));
+    const all = Promise.all(ids.map((id) => env.rr(id, { timeoutS: 60 }).then((r) => ({ r, ms: Date.now() - t0 }))));
     await h.sleep(Math.min(500, LATENCY / 4));
     const loaded = await probe(env.port, PROBES, Math.max(5, Math.floor((LATENCY * 0.6) / PROBES)));
     const results = await all;

@@ -9,7 +9,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "bootstrap_auth.h"
+
 #define CONFIG_ERR_LEN 256
+
+/* How a request proves it may bootstrap its deviceId. */
+enum request_auth {
+	REQUEST_AUTH_SIGN = 0, /* HMAC with the ProductSecret, as Alibaba's dynamic registration */
+	REQUEST_AUTH_IDENTITY, /* the deviceId is the client's authenticated username */
+	REQUEST_AUTH_NONE,     /* anyone: only when configured explicitly */
+};
+
+/* Whose triple a device that already exists on the platform gets. */
+enum existing_devices {
+	EXISTING_UNACTIVE = 0, /* only while it has never connected (Status UNACTIVE) */
+	EXISTING_ALWAYS,
+	EXISTING_NEVER,
+};
 
 struct bootstrap_credentials {
 	char *access_key_id;
@@ -23,6 +39,12 @@ struct bootstrap_config {
 	char *endpoint;          /* after config__finish: the URL requests go to */
 	char *iot_instance_id;   /* NULL: not sent */
 	char *credentials_file;  /* NULL: environment */
+	char *ca_file;           /* extra CA bundle for the platform's certificate, or NULL */
+	enum request_auth request_auth;
+	char *product_secret_file;
+	char *product_secret;    /* loaded by config__finish for REQUEST_AUTH_SIGN */
+	enum existing_devices existing_devices;
+	enum acl_mode acl;
 	char *request_topic;
 	char *reply_topic;       /* template, see request__reply_topic() */
 	int max_inflight;
@@ -41,6 +63,15 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char *err, size_t errlen);
 /* Frees everything; secrets are wiped first. */
 void config__cleanup(struct bootstrap_config *cfg);
+
+/* Loads the credentials again from the same place, into creds (e.g. on SIGHUP). */
+int config__reload_credentials(const struct bootstrap_config *cfg, config_getenv_fn get_env,
+		struct bootstrap_credentials *creds, char *err, size_t errlen);
+
+/* (Re)reads cfg->product_secret from cfg->product_secret_file into cfg->product_secret (NULL before). */
+int config__load_product_secret(struct bootstrap_config *cfg, char *err, size_t errlen);
+/* Wipes and frees a secret string, and clears the pointer. */
+void config__secret_free(char **secret);
 
 /* Reads an Alibaba Cloud credentials INI file (profile section, access_key_id,
  * access_key_secret, optional security_token). Refuses a file that group or others may read. */

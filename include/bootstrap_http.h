@@ -17,7 +17,8 @@ struct http_result {
 	long status;           /* HTTP status, 0 if none arrived */
 	const char *body;      /* NUL-terminated; valid during the callback only */
 	size_t body_len;
-	const char *error;     /* NULL on a complete answer, else why the transfer failed */
+	const char *error;     /* NULL on a complete answer, else why the transfer failed (generic) */
+	const char *detail;    /* curl's own words on the failure (may name hosts): for logs */
 };
 
 typedef void (*http_done_fn)(void *tag, const struct http_result *result, void *userdata);

@@ -27,12 +27,15 @@ enum jobs_submit_status {
 	JOBS_ERROR,
 };
 
-/* cfg must outlive the jobs. NULL on failure. */
-struct jobs *jobs__new(const struct bootstrap_config *cfg);
+/* cfg must outlive the jobs; its creds are only changed through jobs__set_credentials(). NULL on failure. */
+struct jobs *jobs__new(struct bootstrap_config *cfg);
 enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id);
 /* Finished jobs, oldest first, detached; free each with jobs__result_free(). */
 struct job_result *jobs__take_results(struct jobs *jobs);
 void jobs__result_free(struct job_result *result);
+/* Replaces the platform credentials used from the next request on; requests already sent
+ * are not affected. Takes ownership of creds' strings. Never waits on I/O. */
+void jobs__set_credentials(struct jobs *jobs, struct bootstrap_credentials *creds);
 /* Submitted and not yet taken back. Broker thread. */
 size_t jobs__outstanding(const struct jobs *jobs);
 /* Stops the worker (in-flight requests are abandoned), joins it and frees everything. */

@@ -45,6 +45,7 @@ enum platform_outcome {
 struct platform_answer {
 	enum platform_outcome outcome;
 	struct device_triple triple;
+	char status[16];      /* QueryDeviceDetail's Status (UNACTIVE, ONLINE, OFFLINE, DISABLE), or "" */
 	char code[64];        /* the platform's Code, printable ASCII only, "" if none */
 	char request_id[64];  /* the platform's RequestId, for logs */
 };
@@ -62,12 +63,15 @@ enum platform_flow_state {
 
 struct platform_flow {
 	enum platform_flow_state state;
+	enum existing_devices existing_policy;
 	char device_name[64];
 	/* valid once state is FLOW_DONE */
 	enum bootstrap_code result;
 	bool existing; /* the name was taken: the triple came from QueryDeviceDetail */
 	struct device_triple triple;
-	char message[160];
+	char message[160];    /* for the device */
+	char detail[192];     /* for the log only: what exactly failed (e.g. curl's TLS error) */
+	char request_id[64];  /* the platform's RequestId of the last answer, for the log */
 	int retry_after;
 };
 
@@ -78,7 +82,7 @@ struct platform_http_request {
 	const char *action;
 };
 
-void platform__flow_init(struct platform_flow *flow, const char *device_name);
+void platform__flow_init(struct platform_flow *flow, const char *device_name, enum existing_devices policy);
 
 /* Builds the signed request for the flow's current step, with a new nonce and timestamp
  * for now. 0 or -1 (the flow is then finished with BOOTSTRAP_INTERNAL). */
@@ -88,8 +92,9 @@ int platform__flow_request(struct platform_flow *flow, const struct bootstrap_co
 /* Feeds the answer to the current step: moves to FLOW_QUERY or FLOW_DONE. */
 void platform__flow_answer(struct platform_flow *flow, const struct platform_answer *answer);
 
-/* The current step cannot be done (timeout, connection failure): finish as unavailable. */
-void platform__flow_fail(struct platform_flow *flow, const char *why);
+/* The current step cannot be done (timeout, connection failure): finish as unavailable.
+ * why goes to the device; detail (may be NULL) only to the log. */
+void platform__flow_fail(struct platform_flow *flow, const char *why, const char *detail);
 
 /* Wipes the DeviceSecret held by a finished flow. */
 void platform__flow_wipe(struct platform_flow *flow);

@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "bootstrap_auth.h"
+
 #define REQUEST_MAX_PAYLOAD 1024
 #define DEVICE_NAME_MIN 4
 #define DEVICE_NAME_MAX 32
@@ -17,11 +19,17 @@ enum request_status {
 
 struct bootstrap_request {
 	char device_id[DEVICE_NAME_MAX + 1];
+	/* the signature members; sign_method is SIGN_NONE when the request carries none */
+	enum sign_method sign_method;
+	char random[SIGN_RANDOM_MAX + 1];
+	char sign[SIGN_HEX_MAX + 1];
 };
 
 /* payload is either a JSON object with a string member "deviceId" or the bare deviceId as
- * text (surrounding white space ignored). On failure *why (if given) points to a static
- * sentence for the error reply. */
+ * text (surrounding white space ignored). A JSON request may be signed: "random" (8 to 64
+ * letters, digits, '-', '_' or '.'), "signMethod" ("hmacsha256" or "hmacsha1") and "sign"
+ * (hex); all three or none. On failure *why (if given) points to a static sentence for the
+ * error reply. */
 enum request_status request__parse(const void *payload, size_t len,
 		struct bootstrap_request *req, const char **why);
 

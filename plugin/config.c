@@ -37,7 +37,7 @@ static void config__error(char *err, size_t errlen, const char *fmt, ...)
 	va_end(va);
 }
 
-static void secret__free(char **s)
+void config__secret_free(char **s)
 {
 	if(*s){
 		OPENSSL_cleanse(*s, strlen(*s));
@@ -152,6 +152,44 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 			return -1;
 		}
 		return string__replace(&cfg->credentials_file, value);
+	}else if(!strcmp(key, "ca_file")){
+		if(value[0] != '/'){
+			config__error(err, errlen, "plugin_opt_ca_file: must be an absolute path");
+			return -1;
+		}
+		return string__replace(&cfg->ca_file, value);
+	}else if(!strcmp(key, "product_secret_file")){
+		if(value[0] != '/'){
+			config__error(err, errlen, "plugin_opt_product_secret_file: must be an absolute path");
+			return -1;
+		}
+		return string__replace(&cfg->product_secret_file, value);
+	}else if(!strcmp(key, "request_auth")){
+		if(!strcmp(value, "sign")) cfg->request_auth = REQUEST_AUTH_SIGN;
+		else if(!strcmp(value, "identity")) cfg->request_auth = REQUEST_AUTH_IDENTITY;
+		else if(!strcmp(value, "none")) cfg->request_auth = REQUEST_AUTH_NONE;
+		else{
+			config__error(err, errlen, "plugin_opt_request_auth: '%s' is not sign, identity or none", value);
+			return -1;
+		}
+		return 0;
+	}else if(!strcmp(key, "existing_devices")){
+		if(!strcmp(value, "unactive")) cfg->existing_devices = EXISTING_UNACTIVE;
+		else if(!strcmp(value, "always")) cfg->existing_devices = EXISTING_ALWAYS;
+		else if(!strcmp(value, "never")) cfg->existing_devices = EXISTING_NEVER;
+		else{
+			config__error(err, errlen, "plugin_opt_existing_devices: '%s' is not unactive, always or never", value);
+			return -1;
+		}
+		return 0;
+	}else if(!strcmp(key, "acl")){
+		if(!strcmp(value, "strict")) cfg->acl = ACL_STRICT;
+		else if(!strcmp(value, "defer")) cfg->acl = ACL_DEFER;
+		else{
+			config__error(err, errlen, "plugin_opt_acl: '%s' is not strict or defer", value);
+			return -1;
+		}
+		return 0;
 	}else if(!strcmp(key, "request_topic")){
 		if(!topic__valid(value)){
 			config__error(err, errlen, "plugin_opt_request_topic: '%s' is not a topic without wildcards (+ #) or a leading $", value);
@@ -186,10 +224,11 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 		}
 		cfg->http_timeout_ms = n;
 		return 0;
-	}else if(!strcmp(key, "access_key_secret") || !strcmp(key, "access_key_id") || !strcmp(key, "security_token")){
+	}else if(!strcmp(key, "access_key_secret") || !strcmp(key, "access_key_id") || !strcmp(key, "security_token")
+			|| !strcmp(key, "product_secret")){
 		/* never echo the value: it is a secret somebody put in the wrong place */
 		config__error(err, errlen, "plugin_opt_%s: credentials are never read from mosquitto.conf; "
-				"use the ALIBABA_CLOUD_* environment or plugin_opt_credentials_file", key);
+				"use the ALIBABA_CLOUD_* environment, plugin_opt_credentials_file or plugin_opt_product_secret_file", key);
 		return -1;
 	}
 	config__error(err, errlen, "plugin_opt_%s: unknown option", key);
@@ -277,7 +316,7 @@ static char *string__trim(char *s)
 	return s;
 }
 
-static int file__read_private(const char *path, char **out, char *err, size_t errlen)
+static int file__read_private(const char *option, const char *path, char **out, char *err, size_t errlen)
 {
 	struct stat st;
 	char *buf;
@@ -287,22 +326,22 @@ static int file__read_private(const char *path, char **out, char *err, size_t er
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if(fd < 0){
-		config__error(err, errlen, "plugin_opt_credentials_file: cannot open %s: %s", path, strerror(errno));
+		config__error(err, errlen, "plugin_opt_%s: cannot open %s: %s", option, path, strerror(errno));
 		return -1;
 	}
 	if(fstat(fd, &st) || !S_ISREG(st.st_mode)){
-		config__error(err, errlen, "plugin_opt_credentials_file: %s is not a regular file", path);
+		config__error(err, errlen, "plugin_opt_%s: %s is not a regular file", option, path);
 		close(fd);
 		return -1;
 	}
 	if(st.st_mode & (S_IRWXG | S_IRWXO)){
-		config__error(err, errlen, "plugin_opt_credentials_file: %s is accessible by group or others (mode %03o); chmod 600 it",
-				path, (unsigned)(st.st_mode & 0777));
+		config__error(err, errlen, "plugin_opt_%s: %s is accessible by group or others (mode %03o); chmod 600 it",
+				option, path, (unsigned)(st.st_mode & 0777));
 		close(fd);
 		return -1;
 	}
 	if(st.st_size > CREDENTIALS_FILE_MAX){
-		config__error(err, errlen, "plugin_opt_credentials_file: %s is larger than %d bytes", path, CREDENTIALS_FILE_MAX);
+		config__error(err, errlen, "plugin_opt_%s: %s is larger than %d bytes", option, path, CREDENTIALS_FILE_MAX);
 		close(fd);
 		return -1;
 	}
@@ -324,9 +363,9 @@ static int file__read_private(const char *path, char **out, char *err, size_t er
 
 void config__credentials_cleanup(struct bootstrap_credentials *creds)
 {
-	secret__free(&creds->access_key_id);
-	secret__free(&creds->access_key_secret);
-	secret__free(&creds->security_token);
+	config__secret_free(&creds->access_key_id);
+	config__secret_free(&creds->access_key_secret);
+	config__secret_free(&creds->security_token);
 }
 
 int config__load_credentials_file(struct bootstrap_credentials *creds, const char *path,
@@ -337,7 +376,7 @@ int config__load_credentials_file(struct bootstrap_credentials *creds, const cha
 	int rc = -1;
 	size_t textlen;
 
-	if(file__read_private(path, &text, err, errlen)) return -1;
+	if(file__read_private("credentials_file", path, &text, err, errlen)) return -1;
 	textlen = strlen(text);
 
 	for(line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)){
@@ -366,7 +405,7 @@ int config__load_credentials_file(struct bootstrap_credentials *creds, const cha
 			goto done;
 		}
 		if(dst && v[0]){
-			secret__free(dst);
+			config__secret_free(dst);
 			if(!(*dst = strdup(v))) goto done;
 		}
 	}
@@ -404,11 +443,56 @@ static int credentials__from_env(struct bootstrap_credentials *creds, config_get
 	return 0;
 }
 
+/* The ProductSecret: the first line of a private file. */
+int config__load_product_secret(struct bootstrap_config *cfg, char *err, size_t errlen)
+{
+	char *text = NULL, *line;
+	size_t textlen;
+	int rc = -1;
+
+	if(file__read_private("product_secret_file", cfg->product_secret_file, &text, err, errlen)) return -1;
+	textlen = strlen(text);
+	text[strcspn(text, "\r\n")] = '\0';
+	line = string__trim(text);
+	if(line[0] == '\0' || strlen(line) > 256){
+		config__error(err, errlen, "plugin_opt_product_secret_file: %s does not hold a ProductSecret on its first line",
+				cfg->product_secret_file);
+	}else if(!(cfg->product_secret = strdup(line))){
+		config__error(err, errlen, "out of memory");
+	}else{
+		rc = 0;
+	}
+	OPENSSL_cleanse(text, textlen);
+	free(text);
+	return rc;
+}
+
+int config__reload_credentials(const struct bootstrap_config *cfg, config_getenv_fn get_env,
+		struct bootstrap_credentials *creds, char *err, size_t errlen)
+{
+	const char *profile = get_env("ALIBABA_CLOUD_PROFILE");
+	const char *file = cfg->credentials_file;
+	int rc;
+
+	memset(creds, 0, sizeof(*creds));
+	if(!profile || !profile[0]) profile = "default";
+	if(file) return config__load_credentials_file(creds, file, profile, err, errlen);
+	rc = credentials__from_env(creds, get_env);
+	if(rc == 0) return 0;
+	if(rc < 0){
+		config__error(err, errlen, "out of memory reading credentials");
+		return -1;
+	}
+	file = get_env("ALIBABA_CLOUD_CREDENTIALS_FILE");
+	if(file && file[0]) return config__load_credentials_file(creds, file, profile, err, errlen);
+	config__error(err, errlen, "no platform credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
+			"ALIBABA_CLOUD_ACCESS_KEY_SECRET in the broker's environment, or plugin_opt_credentials_file");
+	return -1;
+}
+
 int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char *err, size_t errlen)
 {
-	const char *profile;
 	char url[256];
-	int rc;
 
 	if(!cfg->product_key){
 		config__error(err, errlen, "plugin_opt_product_key: required, and not set");
@@ -422,25 +506,20 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 		if(string__replace(&cfg->endpoint, url)) return -1;
 	}
 	if(endpoint__check(cfg->endpoint, err, errlen)) return -1;
-
-	config__credentials_cleanup(&cfg->creds);
-	profile = get_env("ALIBABA_CLOUD_PROFILE");
-	if(!profile || !profile[0]) profile = "default";
-	if(cfg->credentials_file){
-		return config__load_credentials_file(&cfg->creds, cfg->credentials_file, profile, err, errlen);
-	}
-	rc = credentials__from_env(&cfg->creds, get_env);
-	if(rc == 0) return 0;
-	if(rc < 0){
-		config__error(err, errlen, "out of memory reading credentials");
+	if(cfg->request_auth == REQUEST_AUTH_SIGN){
+		if(!cfg->product_secret_file){
+			config__error(err, errlen, "plugin_opt_request_auth: sign (the default) needs plugin_opt_product_secret_file; "
+					"set plugin_opt_request_auth none to let any client register devices");
+			return -1;
+		}
+		config__secret_free(&cfg->product_secret);
+		if(config__load_product_secret(cfg, err, errlen)) return -1;
+	}else if(cfg->product_secret_file){
+		config__error(err, errlen, "plugin_opt_product_secret_file: only used with plugin_opt_request_auth sign");
 		return -1;
 	}
-	if(get_env("ALIBABA_CLOUD_CREDENTIALS_FILE") && get_env("ALIBABA_CLOUD_CREDENTIALS_FILE")[0]){
-		return config__load_credentials_file(&cfg->creds, get_env("ALIBABA_CLOUD_CREDENTIALS_FILE"), profile, err, errlen);
-	}
-	config__error(err, errlen, "no platform credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
-			"ALIBABA_CLOUD_ACCESS_KEY_SECRET in the broker's environment, or plugin_opt_credentials_file");
-	return -1;
+	config__credentials_cleanup(&cfg->creds);
+	return config__reload_credentials(cfg, get_env, &cfg->creds, err, errlen);
 }
 
 void config__cleanup(struct bootstrap_config *cfg)
@@ -450,6 +529,9 @@ void config__cleanup(struct bootstrap_config *cfg)
 	free(cfg->endpoint);
 	free(cfg->iot_instance_id);
 	free(cfg->credentials_file);
+	free(cfg->ca_file);
+	free(cfg->product_secret_file);
+	config__secret_free(&cfg->product_secret);
 	free(cfg->request_topic);
 	free(cfg->reply_topic);
 	config__credentials_cleanup(&cfg->creds);

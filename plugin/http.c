@@ -16,6 +16,7 @@ struct http_transfer {
 	size_t resp_len;
 	size_t resp_cap;
 	bool too_large;
+	char errbuf[CURL_ERROR_SIZE];
 };
 
 struct http_client {
@@ -113,6 +114,7 @@ int http__post(struct http_client *hc, const char *url, const char *body, void *
 			|| curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, transfer__write)
 			|| curl_easy_setopt(e, CURLOPT_WRITEDATA, t)
 			|| curl_easy_setopt(e, CURLOPT_PRIVATE, t)
+			|| curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf)
 			|| curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L)
 			|| curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, hc->timeout_ms)
 			|| curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms)
@@ -154,6 +156,7 @@ static void transfer__report(struct http_client *hc, CURLMsg *msg, http_done_fn 
 	}else if(msg->data.result != CURLE_OK){
 		/* curl's generic text: says what failed without naming hosts or paths */
 		r.error = curl_easy_strerror(msg->data.result);
+		r.detail = t->errbuf[0] ? t->errbuf : r.error;
 	}
 	done(t->tag, &r, userdata);
 	transfer__free(t);

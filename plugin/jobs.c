@@ -21,7 +21,8 @@ struct job {
 };
 
 struct jobs {
-	const struct bootstrap_config *cfg;
+	struct bootstrap_config *cfg;
+	pthread_mutex_t creds_lock; /* guards cfg->creds: held while signing, never across I/O */
 	pthread_t thread;
 	bool thread_started;
 
@@ -73,12 +74,17 @@ static void worker__send(struct jobs *jobs, struct job *job)
 	struct platform_http_request req;
 	struct platform_flow *flow = &job->result.flow;
 
-	if(platform__flow_request(flow, jobs->cfg, time(NULL), &req)){
+	int rc;
+
+	pthread_mutex_lock(&jobs->creds_lock);
+	rc = platform__flow_request(flow, jobs->cfg, time(NULL), &req);
+	pthread_mutex_unlock(&jobs->creds_lock);
+	if(rc){
 		worker__finish(jobs, job);
 		return;
 	}
 	if(http__post(jobs->http, req.url, req.body, job)){
-		platform__flow_fail(flow, "could not start the HTTP request");
+		platform__flow_fail(flow, "could not start the HTTP request", NULL);
 		worker__finish(jobs, job);
 	}else{
 		jobs->inflight++;
@@ -97,7 +103,7 @@ static void worker__on_answer(void *tag, const struct http_result *r, void *user
 
 	jobs->inflight--;
 	if(r->error){
-		platform__flow_fail(flow, r->error);
+		platform__flow_fail(flow, r->error, r->detail);
 	}else{
 		platform__parse_answer(flow->state == FLOW_REGISTER ? "RegisterDevice" : "QueryDeviceDetail",
 				r->status, r->body, r->body_len, &answer);
@@ -154,10 +160,10 @@ static void *worker__run(void *arg)
 
 /* ---- broker thread ---- */
 
-struct jobs *jobs__new(const struct bootstrap_config *cfg)
+struct jobs *jobs__new(struct bootstrap_config *cfg)
 {
 	struct jobs *jobs = calloc(1, sizeof(*jobs));
-	struct http_options hopts = { .timeout_ms = cfg->http_timeout_ms, .ca_file = NULL };
+	struct http_options hopts = { .timeout_ms = cfg->http_timeout_ms, .ca_file = cfg->ca_file };
 	size_t want = (size_t)cfg->max_queue + (size_t)cfg->max_inflight;
 
 	if(!jobs) return NULL;
@@ -166,6 +172,13 @@ struct jobs *jobs__new(const struct bootstrap_config *cfg)
 	jobs->buckets = calloc(jobs->nbuckets, sizeof(*jobs->buckets));
 	jobs->http = http__new(&hopts);
 	if(!jobs->buckets || !jobs->http || pthread_mutex_init(&jobs->lock, NULL)){
+		http__free(jobs->http, NULL);
+		free(jobs->buckets);
+		free(jobs);
+		return NULL;
+	}
+	if(pthread_mutex_init(&jobs->creds_lock, NULL)){
+		pthread_mutex_destroy(&jobs->lock);
 		http__free(jobs->http, NULL);
 		free(jobs->buckets);
 		free(jobs);
@@ -192,7 +205,7 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id)
 
 	job = calloc(1, sizeof(*job));
 	if(!job) return JOBS_ERROR;
-	platform__flow_init(&job->result.flow, device_id);
+	platform__flow_init(&job->result.flow, device_id, jobs->cfg->existing_devices);
 	job->hash = h;
 	job->bucket_next = *bucket;
 	*bucket = job;
@@ -238,6 +251,18 @@ void jobs__result_free(struct job_result *result)
 	if(result) job__free((struct job *)result);
 }
 
+void jobs__set_credentials(struct jobs *jobs, struct bootstrap_credentials *creds)
+{
+	struct bootstrap_credentials old;
+
+	pthread_mutex_lock(&jobs->creds_lock);
+	old = jobs->cfg->creds;
+	jobs->cfg->creds = *creds;
+	pthread_mutex_unlock(&jobs->creds_lock);
+	memset(creds, 0, sizeof(*creds));
+	config__credentials_cleanup(&old);
+}
+
 size_t jobs__outstanding(const struct jobs *jobs)
 {
 	return jobs->outstanding;
@@ -264,5 +289,6 @@ void jobs__free(struct jobs *jobs)
 	}
 	free(jobs->buckets);
 	pthread_mutex_destroy(&jobs->lock);
+	pthread_mutex_destroy(&jobs->creds_lock);
 	free(jobs);
 }

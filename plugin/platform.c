@@ -200,6 +200,7 @@ void platform__parse_answer(const char *action, long http_status, const char *bo
 				&& triple__field(data, "DeviceSecret", answer->triple.device_secret, sizeof(answer->triple.device_secret))
 				&& triple__field(data, "IotId", answer->triple.iot_id, sizeof(answer->triple.iot_id))){
 			answer->outcome = PLATFORM_SUCCESS;
+			printable__copy(answer->status, sizeof(answer->status), json_string_value(json_object_get(data, "Status")));
 		}else{
 			OPENSSL_cleanse(&answer->triple, sizeof(answer->triple));
 			answer->outcome = PLATFORM_UNAVAILABLE;
@@ -221,10 +222,11 @@ void platform__parse_answer(const char *action, long http_status, const char *bo
 	json_decref(root);
 }
 
-void platform__flow_init(struct platform_flow *flow, const char *device_name)
+void platform__flow_init(struct platform_flow *flow, const char *device_name, enum existing_devices policy)
 {
 	memset(flow, 0, sizeof(*flow));
 	flow->state = FLOW_REGISTER;
+	flow->existing_policy = policy;
 	snprintf(flow->device_name, sizeof(flow->device_name), "%s", device_name);
 }
 
@@ -286,20 +288,43 @@ fail:
 	return -1;
 }
 
+/* Alibaba's rule: an existing device gets its secret again only until it first connects;
+ * a disabled one never. Finishes the flow with a refusal and returns false otherwise. */
+static bool existing__allowed(struct platform_flow *flow, const char *status)
+{
+	if(!strcmp(status, "DISABLE")){
+		flow__finish(flow, BOOTSTRAP_DEVICE_DISABLED, 0, "the device is disabled on the platform");
+		return false;
+	}
+	if(flow->existing_policy == EXISTING_UNACTIVE && strcmp(status, "UNACTIVE")){
+		flow__finish(flow, BOOTSTRAP_ALREADY_ACTIVATED, 0,
+				"the device has already been activated; an operator must reset it before it can bootstrap again");
+		return false;
+	}
+	return true;
+}
+
 void platform__flow_answer(struct platform_flow *flow, const struct platform_answer *a)
 {
 	char *msg = flow->message;
 	size_t msglen = sizeof(flow->message);
 
 	if(flow->state == FLOW_DONE) return;
+	snprintf(flow->request_id, sizeof(flow->request_id), "%s", a->request_id);
 	switch(a->outcome){
 		case PLATFORM_SUCCESS:
+			if(flow->state == FLOW_QUERY && !existing__allowed(flow, a->status)) return;
 			flow->triple = a->triple;
 			flow__finish(flow, BOOTSTRAP_OK, 0, "");
 			return;
 		case PLATFORM_ALREADY_EXISTS:
-			flow->state = FLOW_QUERY;
 			flow->existing = true;
+			if(flow->existing_policy == EXISTING_NEVER){
+				flow__finish(flow, BOOTSTRAP_DEVICE_EXISTS, 0,
+						"the device already exists; this service only hands out new devices' secrets");
+				return;
+			}
+			flow->state = FLOW_QUERY;
 			return;
 		case PLATFORM_AUTH:
 			snprintf(msg, msglen, "the platform rejected the bootstrap service's credentials (%s)", a->code);
@@ -324,9 +349,10 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
 	}
 }
 
-void platform__flow_fail(struct platform_flow *flow, const char *why)
+void platform__flow_fail(struct platform_flow *flow, const char *why, const char *detail)
 {
 	if(flow->state == FLOW_DONE) return;
+	snprintf(flow->detail, sizeof(flow->detail), "%s", detail ? detail : "");
 	snprintf(flow->message, sizeof(flow->message), "the platform could not be reached: %s", why);
 	flow__finish(flow, BOOTSTRAP_PLATFORM_UNAVAILABLE, PLATFORM_RETRY_UNAVAILABLE_S, flow->message);
 }

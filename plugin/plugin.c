@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -16,6 +17,7 @@
 #include <mosquitto_plugin.h>
 #include <mosquitto.h>
 
+#include "bootstrap_auth.h"
 #include "bootstrap_config.h"
 #include "bootstrap_jobs.h"
 #include "bootstrap_reply.h"
@@ -27,6 +29,14 @@
 #define PENDING_TICK_MS 10
 /* The quota a busy device is told to expect: RegisterDevice's 30 calls/s per account. */
 #define BUSY_DRAIN_PER_S 30
+/* A random is refused for the same deviceId for a day; at most this many are remembered. */
+#define REPLAY_WINDOW_S (24 * 3600)
+#define REPLAY_MAX_ENTRIES 200000
+/* 10 refusals from one address within a minute block it for a minute. */
+#define REFUSALS_MAX 10
+#define REFUSALS_WINDOW_S 60
+#define REFUSALS_BLOCK_S 60
+#define REFUSALS_MAX_ADDRESSES 65536
 
 /* Built with -fvisibility=hidden: only the entry points the broker looks up are exported, so
  * nothing of ours collides with another plugin's symbols (the broker loads with RTLD_GLOBAL). */
@@ -42,6 +52,8 @@ struct bootstrap_plugin {
 	mosquitto_plugin_id_t *id;
 	struct bootstrap_config cfg;
 	struct jobs *jobs;
+	struct replay_cache *replay;
+	struct failure_limiter *refusals;
 	bool curl_ready;
 };
 
@@ -94,20 +106,68 @@ static void bootstrap__send_error(struct bootstrap_plugin *p, const char *client
 	reply__free(payload, len);
 }
 
+/* Does this request prove it may bootstrap its deviceId? Sets *why when it does not. */
+static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *client,
+		const struct bootstrap_request *req, time_t now, const char **why)
+{
+	const char *username;
+
+	switch(p->cfg.request_auth){
+		case REQUEST_AUTH_NONE:
+			return true;
+		case REQUEST_AUTH_IDENTITY:
+			username = mosquitto_client_username(client);
+			if(!username || strcmp(username, req->device_id)){
+				*why = "the deviceId must be the client's authenticated identity";
+				return false;
+			}
+			return true;
+		case REQUEST_AUTH_SIGN:
+			if(req->sign_method == SIGN_NONE){
+				*why = "the request must be signed (random, signMethod, sign)";
+				return false;
+			}
+			if(!auth__sign_valid(req->sign_method, p->cfg.product_secret, p->cfg.product_key,
+					req->device_id, req->random, req->sign)){
+				*why = "the signature does not match";
+				return false;
+			}
+			/* only a valid signature is remembered: nobody can fill the cache without the secret */
+			if(replay__check_and_add(p->replay, req->device_id, req->random, now)){
+				*why = "this random was already used for this deviceId; use a new one for every request";
+				return false;
+			}
+			return true;
+	}
+	return false;
+}
+
 static int bootstrap__on_message(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_message *ed = event_data;
 	struct bootstrap_plugin *p = userdata;
 	struct bootstrap_request req;
-	const char *why = NULL, *requester;
+	const char *why = NULL, *requester, *address;
 	enum request_status status;
 	char shown[80];
+	time_t now = time(NULL), blocked;
 	int retry_after;
 
 	(void)event;
 	if(!ed->topic || strcmp(ed->topic, p->cfg.request_topic)) return MOSQ_ERR_SUCCESS;
 	ed->retain = false; /* a request is never kept for later subscribers */
 	requester = mosquitto_client_id(ed->client);
+	address = mosquitto_client_address(ed->client);
+
+	/* a blocked address is answered before any parsing or HMAC work */
+	blocked = limiter__blocked_for(p->refusals, address, now);
+	if(blocked > 0){
+		mosquitto_log_printf(MOSQ_LOG_DEBUG, PLUGIN_NAME ": request from client '%s' (%s) refused: rate_limited",
+				printable(requester, shown, sizeof(shown)), address ? address : "?");
+		if(requester) bootstrap__send_error(p, requester, BOOTSTRAP_RATE_LIMITED,
+				"too many refused requests from this address", (int)blocked);
+		return MOSQ_ERR_SUCCESS;
+	}
 
 	status = request__parse(ed->payload, ed->payloadlen, &req, &why);
 	if(status != REQUEST_OK){
@@ -115,6 +175,13 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request from client '%s' refused: %s (%s)",
 				printable(requester, shown, sizeof(shown)), reply__code_name(code), why);
 		if(requester) bootstrap__send_error(p, requester, code, why, 0);
+		return MOSQ_ERR_SUCCESS;
+	}
+	if(!bootstrap__authorized(p, ed->client, &req, now, &why)){
+		limiter__record_failure(p->refusals, address, now);
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request for device %s from client '%s' (%s) refused: unauthorized (%s)",
+				req.device_id, printable(requester, shown, sizeof(shown)), address ? address : "?", why);
+		if(requester) bootstrap__send_error(p, requester, BOOTSTRAP_UNAUTHORIZED, why, 0);
 		return MOSQ_ERR_SUCCESS;
 	}
 
@@ -152,8 +219,10 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 				flow->device_name, flow->existing ? "existing" : "new", flow->triple.iot_id);
 	}else{
 		payload = reply__error(flow->result, flow->message, flow->retry_after, &len);
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: %s: %s",
-				flow->device_name, reply__code_name(flow->result), flow->message);
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: %s: %s%s%s%s%s",
+				flow->device_name, reply__code_name(flow->result), flow->message,
+				flow->detail[0] ? "; " : "", flow->detail,
+				flow->request_id[0] ? "; RequestId " : "", flow->request_id);
 	}
 	if(!payload){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory building the reply", flow->device_name);
@@ -186,15 +255,74 @@ static int bootstrap__on_tick(int event, void *event_data, void *userdata)
 	return MOSQ_ERR_SUCCESS;
 }
 
+static int bootstrap__on_acl_check(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_acl_check *ed = event_data;
+	struct bootstrap_plugin *p = userdata;
+
+	(void)event;
+	switch(auth__acl_decide(p->cfg.acl, ed->access, mosquitto_client_id(ed->client), ed->topic,
+			p->cfg.request_topic, p->cfg.reply_topic)){
+		case ACL_ALLOW: return MOSQ_ERR_SUCCESS;
+		case ACL_DENY: return MOSQ_ERR_ACL_DENIED;
+		case ACL_DEFER_DECISION: return MOSQ_ERR_PLUGIN_DEFER;
+	}
+	return MOSQ_ERR_ACL_DENIED;
+}
+
+static const char *bootstrap__getenv(const char *name);
+
+/* SIGHUP: take up rotated platform credentials and ProductSecret. What cannot be read leaves
+ * the current ones in place. Requests already sent are not touched. */
+static int bootstrap__on_reload(int event, void *event_data, void *userdata)
+{
+	struct bootstrap_plugin *p = userdata;
+	struct bootstrap_credentials creds;
+	char err[CONFIG_ERR_LEN];
+	char *old_secret = p->cfg.product_secret;
+
+	(void)event;
+	(void)event_data;
+	if(config__reload_credentials(&p->cfg, bootstrap__getenv, &creds, err, sizeof(err))){
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": reload: %s; keeping the current credentials", err);
+	}else{
+		jobs__set_credentials(p->jobs, &creds);
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": reload: platform credentials reloaded from %s",
+				p->cfg.credentials_file ? "file" : "environment");
+	}
+	if(p->cfg.request_auth == REQUEST_AUTH_SIGN){
+		p->cfg.product_secret = NULL;
+		if(config__load_product_secret(&p->cfg, err, sizeof(err))){
+			p->cfg.product_secret = old_secret;
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": reload: %s; keeping the current ProductSecret", err);
+		}else{
+			config__secret_free(&old_secret);
+			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": reload: ProductSecret reloaded");
+		}
+	}
+	/* DEFER: SUCCESS would stop later plugins from seeing the reload */
+	return MOSQ_ERR_PLUGIN_DEFER;
+}
+
 static const char *bootstrap__getenv(const char *name)
 {
 	return getenv(name);
+}
+
+static void bootstrap__unregister(struct bootstrap_plugin *p)
+{
+	mosquitto_callback_unregister(p->id, BOOTSTRAP_EVT_MESSAGE, bootstrap__on_message, NULL);
+	mosquitto_callback_unregister(p->id, MOSQ_EVT_TICK, bootstrap__on_tick, NULL);
+	mosquitto_callback_unregister(p->id, MOSQ_EVT_ACL_CHECK, bootstrap__on_acl_check, NULL);
+	mosquitto_callback_unregister(p->id, MOSQ_EVT_RELOAD, bootstrap__on_reload, NULL);
 }
 
 static void bootstrap__free(struct bootstrap_plugin *p)
 {
 	if(!p) return;
 	jobs__free(p->jobs);
+	replay__free(p->replay);
+	limiter__free(p->refusals);
 	config__cleanup(&p->cfg);
 	if(p->curl_ready) curl_global_cleanup();
 	free(p);
@@ -237,6 +365,13 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 		bootstrap__free(p);
 		return MOSQ_ERR_INVAL;
 	}
+	p->replay = replay__new(REPLAY_MAX_ENTRIES, REPLAY_WINDOW_S);
+	p->refusals = limiter__new(REFUSALS_MAX, REFUSALS_WINDOW_S, REFUSALS_BLOCK_S, REFUSALS_MAX_ADDRESSES);
+	if(!p->replay || !p->refusals){
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": out of memory");
+		bootstrap__free(p);
+		return MOSQ_ERR_NOMEM;
+	}
 	p->jobs = jobs__new(&p->cfg);
 	if(!p->jobs){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": could not start the worker thread");
@@ -244,9 +379,11 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 		return MOSQ_ERR_UNKNOWN;
 	}
 	if(mosquitto_callback_register(identifier, BOOTSTRAP_EVT_MESSAGE, bootstrap__on_message, NULL, p)
-			|| mosquitto_callback_register(identifier, MOSQ_EVT_TICK, bootstrap__on_tick, NULL, p)){
+			|| mosquitto_callback_register(identifier, MOSQ_EVT_TICK, bootstrap__on_tick, NULL, p)
+			|| mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, bootstrap__on_acl_check, NULL, p)
+			|| mosquitto_callback_register(identifier, MOSQ_EVT_RELOAD, bootstrap__on_reload, NULL, p)){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": could not register callbacks");
-		mosquitto_callback_unregister(identifier, BOOTSTRAP_EVT_MESSAGE, bootstrap__on_message, NULL);
+		bootstrap__unregister(p);
 		bootstrap__free(p);
 		return MOSQ_ERR_UNKNOWN;
 	}
@@ -254,6 +391,14 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": ready: product %s, platform %s, requests on '%s', replies on '%s', "
 			"credentials from %s%s", p->cfg.product_key, p->cfg.endpoint, p->cfg.request_topic, p->cfg.reply_topic,
 			p->cfg.credentials_file ? "file" : "environment", p->cfg.creds.security_token ? " (STS)" : "");
+	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": request_auth %s, existing_devices %s, acl %s",
+			p->cfg.request_auth == REQUEST_AUTH_SIGN ? "sign" : p->cfg.request_auth == REQUEST_AUTH_IDENTITY ? "identity" : "none",
+			p->cfg.existing_devices == EXISTING_UNACTIVE ? "unactive" : p->cfg.existing_devices == EXISTING_ALWAYS ? "always" : "never",
+			p->cfg.acl == ACL_STRICT ? "strict" : "defer");
+	if(p->cfg.request_auth == REQUEST_AUTH_NONE){
+		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": request_auth none: any client that can publish on '%s' "
+				"can register devices and trigger platform calls", p->cfg.request_topic);
+	}
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -264,8 +409,7 @@ PLUGIN_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt 
 	(void)opts;
 	(void)opt_count;
 	if(!p) return MOSQ_ERR_SUCCESS;
-	mosquitto_callback_unregister(p->id, BOOTSTRAP_EVT_MESSAGE, bootstrap__on_message, NULL);
-	mosquitto_callback_unregister(p->id, MOSQ_EVT_TICK, bootstrap__on_tick, NULL);
+	bootstrap__unregister(p);
 	if(jobs__outstanding(p->jobs) > 0){
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": shutting down with %zu requests unanswered",
 				jobs__outstanding(p->jobs));

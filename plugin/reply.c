@@ -19,6 +19,11 @@ const char *reply__code_name(enum bootstrap_code code)
 		case BOOTSTRAP_THROTTLED: return "throttled";
 		case BOOTSTRAP_BUSY: return "busy";
 		case BOOTSTRAP_INTERNAL: return "internal";
+		case BOOTSTRAP_UNAUTHORIZED: return "unauthorized";
+		case BOOTSTRAP_RATE_LIMITED: return "rate_limited";
+		case BOOTSTRAP_ALREADY_ACTIVATED: return "already_activated";
+		case BOOTSTRAP_DEVICE_DISABLED: return "device_disabled";
+		case BOOTSTRAP_DEVICE_EXISTS: return "device_exists";
 	}
 	return "internal";
 }

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -32,6 +33,66 @@ static enum request_status request__take_id(const char *id, size_t len,
 	return REQUEST_OK;
 }
 
+static bool random__valid(const char *s, size_t len)
+{
+	if(len < SIGN_RANDOM_MIN || len > SIGN_RANDOM_MAX) return false;
+	for(size_t i = 0; i < len; i++){
+		unsigned char c = (unsigned char)s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+				|| c == '-' || c == '_' || c == '.';
+		if(!ok) return false;
+	}
+	return true;
+}
+
+static bool hex__valid(const char *s, size_t len, size_t want)
+{
+	if(len != want) return false;
+	for(size_t i = 0; i < len; i++){
+		unsigned char c = (unsigned char)s[i];
+		if(!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
+	}
+	return true;
+}
+
+/* The three signature members: all absent, or all present and well-formed. */
+static enum request_status request__take_sign(json_t *root, struct bootstrap_request *req, const char **why)
+{
+	json_t *random = json_object_get(root, "random");
+	json_t *method = json_object_get(root, "signMethod");
+	json_t *sign = json_object_get(root, "sign");
+	const char *m;
+	size_t hexlen;
+
+	if(!random && !method && !sign) return REQUEST_OK;
+	if(!json_is_string(random) || !json_is_string(method) || !json_is_string(sign)){
+		*why = "random, signMethod and sign must all be strings";
+		return REQUEST_INVALID;
+	}
+	m = json_string_value(method);
+	if(!strcasecmp(m, "hmacsha256")){
+		req->sign_method = SIGN_HMACSHA256;
+		hexlen = 64;
+	}else if(!strcasecmp(m, "hmacsha1")){
+		req->sign_method = SIGN_HMACSHA1;
+		hexlen = 40;
+	}else{
+		*why = "signMethod must be hmacsha256 or hmacsha1";
+		return REQUEST_INVALID;
+	}
+	if(!random__valid(json_string_value(random), json_string_length(random))){
+		*why = "random must be 8 to 64 letters, digits, - _ or .";
+		return REQUEST_INVALID;
+	}
+	if(!hex__valid(json_string_value(sign), json_string_length(sign), hexlen)){
+		*why = "sign must be the hex HMAC for signMethod";
+		return REQUEST_INVALID;
+	}
+	memcpy(req->random, json_string_value(random), json_string_length(random) + 1);
+	memcpy(req->sign, json_string_value(sign), hexlen + 1);
+	return REQUEST_OK;
+}
+
 static enum request_status request__parse_json(const char *text, size_t len,
 		struct bootstrap_request *req, const char **why)
 {
@@ -59,6 +120,11 @@ static enum request_status request__parse_json(const char *text, size_t len,
 		*why = "deviceId must be a string";
 	}else{
 		rc = request__take_id(json_string_value(id), json_string_length(id), req, why);
+		if(rc == REQUEST_OK) rc = request__take_sign(root, req, why);
+	}
+	if(rc != REQUEST_OK){
+		req->sign_method = SIGN_NONE;
+		req->random[0] = req->sign[0] = '\0';
 	}
 	json_decref(root);
 	return rc;

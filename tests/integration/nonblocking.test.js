@@ -13,7 +13,7 @@ test('50 simultaneous bootstraps at 2 s platform latency finish in under 4 s; CO
   env.emu.setLatency(2000);
   const ids = Array.from({ length: 50 }, (_, i) => `dev-nb-${String(i).padStart(3, '0')}`);
   const t0 = Date.now();
-  const all = Promise.all(ids.map((id) => h.rr(env.port, { id, message: id, timeoutS: 10 })));
+  const all = Promise.all(ids.map((id) => env.rr(id, { timeoutS: 10 })));
   // probe while the 50 requests are waiting on the platform
   await h.sleep(700);
   const probes = [];
@@ -39,8 +39,8 @@ test('the same deviceId requested twice at once shares one platform flow', async
   const before = env.emu.stats().byAction.RegisterDevice || 0;
   const s = h.sub(env.port, { id: 'dev-twice', topics: ['bootstrap/reply/dev-twice'] });
   await s.ready;
-  await h.pub(env.port, { message: 'dev-twice' });
-  await h.pub(env.port, { message: '{"deviceId":"dev-twice"}' });
+  await h.pub(env.port, { message: env.request('dev-twice') });
+  await h.pub(env.port, { message: env.request('dev-twice') });
   const msgs = await s.waitFor(1, 3000);
   await h.sleep(700);
   const got = await s.messages();

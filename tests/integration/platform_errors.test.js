@@ -16,7 +16,7 @@ async function withEnv(options, fn) {
 
 test('a wrong AccessKey secret answers platform_auth (the emulator rejects the signature)', async () => {
   await withEnv({ credentialsOverride: { ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'wrong-' + Date.now() } }, async (env) => {
-    const r = await h.rr(env.port, { id: 'dev-auth1', message: 'dev-auth1' });
+    const r = await env.rr('dev-auth1');
     assert.strictEqual(r.reply.success, false);
     assert.strictEqual(r.reply.code, 'platform_auth');
     assert.match(r.reply.message, /SignatureDoesNotMatch/);
@@ -28,7 +28,7 @@ test('a wrong AccessKey secret answers platform_auth (the emulator rejects the s
 
 test('an unknown AccessKeyId answers platform_auth', async () => {
   await withEnv({ credentialsOverride: { ALIBABA_CLOUD_ACCESS_KEY_ID: 'LTAIunknown' } }, async (env) => {
-    const r = await h.rr(env.port, { id: 'dev-auth2', message: 'dev-auth2' });
+    const r = await env.rr('dev-auth2');
     assert.strictEqual(r.reply.code, 'platform_auth');
     assert.match(r.reply.message, /InvalidAccessKeyId.NotFound/);
   });
@@ -47,13 +47,13 @@ test('platform 5xx, garbage and dropped connections answer platform_unavailable 
     for (const [fault, message] of cases) {
       const id = `dev-fail${i++}`;
       env.emu.addFaults(fault);
-      const r = await h.rr(env.port, { id, message: id });
+      const r = await env.rr(id);
       assert.strictEqual(r.reply && r.reply.code, 'platform_unavailable', `code after ${fault.kind}`);
       assert.match(r.reply.message, message);
       assert.ok(Number.isInteger(r.reply.retryAfter) && r.reply.retryAfter > 0, 'retryAfter is a positive integer');
     }
     // and the broker keeps serving: the next request goes through
-    const ok = await h.rr(env.port, { id: 'dev-after', message: 'dev-after' });
+    const ok = await env.rr('dev-after');
     assert.strictEqual(ok.reply.success, true);
   });
 });
@@ -61,7 +61,7 @@ test('platform 5xx, garbage and dropped connections answer platform_unavailable 
 test('Throttling.User answers throttled with retryAfter', async () => {
   await withEnv({}, async (env) => {
     env.emu.addFaults({ kind: 'throttle', status: 400 });
-    const r = await h.rr(env.port, { id: 'dev-thr1', message: 'dev-thr1' });
+    const r = await env.rr('dev-thr1');
     assert.strictEqual(r.reply.code, 'throttled');
     assert.ok(r.reply.retryAfter > 0);
   });
@@ -71,7 +71,7 @@ test('a platform slower than http_timeout_ms answers platform_unavailable', asyn
   await withEnv({ pluginOptions: { http_timeout_ms: 300 } }, async (env) => {
     env.emu.setLatency(1500);
     const t0 = Date.now();
-    const r = await h.rr(env.port, { id: 'dev-slow1', message: 'dev-slow1' });
+    const r = await env.rr('dev-slow1');
     assert.strictEqual(r.reply.code, 'platform_unavailable');
     assert.match(r.reply.message, /[Tt]imeout/);
     assert.ok(Date.now() - t0 < 1400, 'answered when the HTTP timeout expired, not when the platform did');
@@ -80,7 +80,7 @@ test('a platform slower than http_timeout_ms answers platform_unavailable', asyn
 
 test('a business error passes the platform code through as platform_error', async () => {
   await withEnv({ pluginOptions: { product_key: 'a1NoSuchProduct' } }, async (env) => {
-    const r = await h.rr(env.port, { id: 'dev-biz1', message: 'dev-biz1' });
+    const r = await env.rr('dev-biz1');
     assert.strictEqual(r.reply.code, 'platform_error');
     assert.match(r.reply.message, /iot\.prod\.NotExistedProduct/);
     assert.strictEqual(r.reply.retryAfter, undefined);
@@ -89,11 +89,11 @@ test('a business error passes the platform code through as platform_error', asyn
 
 test('iot_instance_id is sent as IotInstanceId', async () => {
   await withEnv({ emulator: { iotInstanceId: 'iot-cn-test01' }, pluginOptions: { iot_instance_id: 'iot-cn-test01' } }, async (env) => {
-    const r = await h.rr(env.port, { id: 'dev-inst1', message: 'dev-inst1' });
+    const r = await env.rr('dev-inst1');
     assert.strictEqual(r.reply.success, true);
   });
   await withEnv({ emulator: { iotInstanceId: 'iot-cn-test01' } }, async (env) => {
-    const r = await h.rr(env.port, { id: 'dev-inst2', message: 'dev-inst2' });
+    const r = await env.rr('dev-inst2');
     assert.strictEqual(r.reply.code, 'platform_error');
     assert.match(r.reply.message, /InstanceNotFound/);
   });
@@ -101,7 +101,7 @@ test('iot_instance_id is sent as IotInstanceId', async () => {
 
 test('credentials from a 0600 credentials_file work', async () => {
   await withEnv({ credentials: 'file' }, async (env) => {
-    const r = await h.rr(env.port, { id: 'dev-file1', message: 'dev-file1' });
+    const r = await env.rr('dev-file1');
     assert.strictEqual(r.reply.success, true);
     assert.match(env.broker.log(), /credentials from file/);
   });

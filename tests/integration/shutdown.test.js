@@ -10,7 +10,7 @@ test('SIGTERM with 30 requests in flight and 30 queued: clean, prompt exit', asy
   try {
     env.emu.setLatency(5000);
     const ids = Array.from({ length: 60 }, (_, i) => `dev-sd-${String(i).padStart(3, '0')}`);
-    const pending = ids.map((id) => h.rr(env.port, { id, message: id, timeoutS: 8 }));
+    const pending = ids.map((id) => env.rr(id, { timeoutS: 8 }));
     const deadline = Date.now() + 5000;
     while ((env.emu.stats().requests < 30) && Date.now() < deadline) await h.sleep(50);
     assert.strictEqual(env.emu.stats().requests, 30, 'max_inflight requests reached the platform, the rest queued');

@@ -39,7 +39,11 @@ static void test_defaults(void)
 
 	env_keys();
 	config__init(&cfg);
+	CHECK(cfg.request_auth == REQUEST_AUTH_SIGN);
+	CHECK(cfg.existing_devices == EXISTING_UNACTIVE);
+	CHECK(cfg.acl == ACL_STRICT);
 	CHECK(config__set(&cfg, "product_key", "a1Prod", err, sizeof(err)) == 0);
+	CHECK(config__set(&cfg, "request_auth", "none", err, sizeof(err)) == 0);
 	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
 	CHECK_STR(cfg.region, "cn-shanghai");
 	CHECK_STR(cfg.endpoint, "https://iot.cn-shanghai.aliyuncs.com/");
@@ -62,6 +66,7 @@ static void test_region_and_endpoint(void)
 	env_keys();
 	config__init(&cfg);
 	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	config__set(&cfg, "request_auth", "none", err, sizeof(err));
 	CHECK(config__set(&cfg, "region", "ap-southeast-1", err, sizeof(err)) == 0);
 	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
 	CHECK_STR(cfg.endpoint, "https://iot.ap-southeast-1.aliyuncs.com/");
@@ -69,6 +74,7 @@ static void test_region_and_endpoint(void)
 
 	config__init(&cfg);
 	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	config__set(&cfg, "request_auth", "none", err, sizeof(err));
 	CHECK(config__set(&cfg, "endpoint", "http://127.0.0.1:8080/", err, sizeof(err)) == 0);
 	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
 	CHECK_STR(cfg.endpoint, "http://127.0.0.1:8080/");
@@ -82,6 +88,7 @@ static void expect_finish_error(const char *key, const char *value, const char *
 
 	config__init(&cfg);
 	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	config__set(&cfg, "request_auth", "none", err, sizeof(err));
 	CHECK(config__set(&cfg, key, value, err, sizeof(err)) == 0);
 	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
 	if(!strstr(err, needle)) fprintf(stderr, "  error was: %s\n", err);
@@ -131,6 +138,12 @@ static void test_bad_values(void)
 	expect_set_error("product_key", "a b", "plugin_opt_product_key");
 	expect_set_error("region", "CN_SHANGHAI", "plugin_opt_region");
 	expect_set_error("credentials_file", "relative/path", "plugin_opt_credentials_file");
+	expect_set_error("request_auth", "maybe", "plugin_opt_request_auth");
+	expect_set_error("existing_devices", "sometimes", "plugin_opt_existing_devices");
+	expect_set_error("acl", "loose", "plugin_opt_acl");
+	expect_set_error("ca_file", "ca.pem", "plugin_opt_ca_file");
+	expect_set_error("product_secret_file", "secret", "plugin_opt_product_secret_file");
+	expect_set_error("product_secret", "INLINE", "plugin_opt_product_secret");
 }
 
 static void test_inline_secret_refused_without_echo(void)
@@ -159,6 +172,7 @@ static void test_missing_requirements(void)
 	env_set(0, "ALIBABA_CLOUD_ACCESS_KEY_ID", "only-id");
 	config__init(&cfg);
 	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	config__set(&cfg, "request_auth", "none", err, sizeof(err));
 	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
 	CHECK(strstr(err, "ALIBABA_CLOUD_ACCESS_KEY_SECRET") != NULL);
 	config__cleanup(&cfg);
@@ -173,6 +187,7 @@ static void test_sts_from_env(void)
 	env_set(2, "ALIBABA_CLOUD_SECURITY_TOKEN", "ststoken");
 	config__init(&cfg);
 	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	config__set(&cfg, "request_auth", "none", err, sizeof(err));
 	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
 	CHECK_STR(cfg.creds.security_token, "ststoken");
 	config__cleanup(&cfg);
@@ -252,6 +267,68 @@ static void test_credentials_file_incomplete(void)
 	unlink(path);
 }
 
+static void test_sign_needs_product_secret(void)
+{
+	struct bootstrap_config cfg;
+	char err[CONFIG_ERR_LEN] = "";
+	char *path;
+
+	env_keys();
+	config__init(&cfg);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "plugin_opt_request_auth: sign (the default) needs plugin_opt_product_secret_file") != NULL);
+	config__cleanup(&cfg);
+
+	path = write_file("ProdSecretValue\nignored second line\n", 0600);
+	config__init(&cfg);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	CHECK(config__set(&cfg, "product_secret_file", path, err, sizeof(err)) == 0);
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
+	CHECK_STR(cfg.product_secret, "ProdSecretValue");
+	config__cleanup(&cfg);
+
+	chmod(path, 0644);
+	config__init(&cfg);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	config__set(&cfg, "product_secret_file", path, err, sizeof(err));
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "plugin_opt_product_secret_file") != NULL && strstr(err, "group or others") != NULL);
+	CHECK(strstr(err, "ProdSecretValue") == NULL);
+	config__cleanup(&cfg);
+	unlink(path);
+
+	path = write_file("\n", 0600);
+	config__init(&cfg);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	config__set(&cfg, "product_secret_file", path, err, sizeof(err));
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "first line") != NULL);
+	config__cleanup(&cfg);
+	unlink(path);
+}
+
+static void test_mode_options(void)
+{
+	struct bootstrap_config cfg;
+	char err[CONFIG_ERR_LEN] = "";
+
+	config__init(&cfg);
+	CHECK(config__set(&cfg, "request_auth", "identity", err, sizeof(err)) == 0 && cfg.request_auth == REQUEST_AUTH_IDENTITY);
+	CHECK(config__set(&cfg, "existing_devices", "always", err, sizeof(err)) == 0 && cfg.existing_devices == EXISTING_ALWAYS);
+	CHECK(config__set(&cfg, "existing_devices", "never", err, sizeof(err)) == 0 && cfg.existing_devices == EXISTING_NEVER);
+	CHECK(config__set(&cfg, "acl", "defer", err, sizeof(err)) == 0 && cfg.acl == ACL_DEFER);
+	CHECK(config__set(&cfg, "ca_file", "/etc/ssl/ca.pem", err, sizeof(err)) == 0);
+	CHECK_STR(cfg.ca_file, "/etc/ssl/ca.pem");
+	/* a product secret file without sign is a mistake worth stopping for */
+	env_keys();
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	config__set(&cfg, "product_secret_file", "/nonexistent", err, sizeof(err));
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "only used with plugin_opt_request_auth sign") != NULL);
+	config__cleanup(&cfg);
+}
+
 int main(void)
 {
 	RUN(test_defaults);
@@ -264,5 +341,7 @@ int main(void)
 	RUN(test_credentials_file);
 	RUN(test_credentials_file_permissions);
 	RUN(test_credentials_file_incomplete);
+	RUN(test_sign_needs_product_secret);
+	RUN(test_mode_options);
 	return unit_main_result();
 }

@@ -191,7 +191,7 @@ static void test_flow_register_then_query(void)
 	struct platform_answer a;
 	char nonce1[64] = "";
 
-	platform__flow_init(&flow, "dev-0001");
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE);
 	CHECK(!flow.existing);
 	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
 	CHECK_STR(req.action, "RegisterDevice");
@@ -230,7 +230,7 @@ static void test_flow_optional_params(void)
 
 	cfg.iot_instance_id = "iot-cn-abc";
 	cfg.creds.security_token = "tok/en+";
-	platform__flow_init(&flow, "dev-0001");
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE);
 	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
 	CHECK(strstr(req.body, "IotInstanceId=iot-cn-abc") != NULL);
 	CHECK(strstr(req.body, "SecurityToken=tok%2Fen%2B") != NULL);
@@ -242,7 +242,7 @@ static void test_flow_errors_are_final(void)
 	struct platform_flow flow;
 	struct platform_answer a;
 
-	platform__flow_init(&flow, "dev-0001");
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE);
 	ANSWER("RegisterDevice", 200, "{\"Success\":false,\"Code\":\"iot.prod.NotExistedProduct\"}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.state == FLOW_DONE);
@@ -250,22 +250,66 @@ static void test_flow_errors_are_final(void)
 	CHECK(strstr(flow.message, "iot.prod.NotExistedProduct") != NULL);
 	CHECK(flow.retry_after == 0);
 
-	platform__flow_init(&flow, "dev-0001");
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE);
 	ANSWER("RegisterDevice", 503, "{\"Code\":\"ServiceUnavailable\"}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.result == BOOTSTRAP_PLATFORM_UNAVAILABLE);
 	CHECK(flow.retry_after > 0);
 
-	platform__flow_init(&flow, "dev-0001");
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE);
 	ANSWER("RegisterDevice", 400, "{\"Code\":\"Throttling.User\"}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.result == BOOTSTRAP_THROTTLED);
 	CHECK(flow.retry_after > 0);
 
-	platform__flow_init(&flow, "dev-0001");
-	platform__flow_fail(&flow, "Timeout was reached");
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE);
+	platform__flow_fail(&flow, "Timeout was reached", "Operation timed out after 300 milliseconds");
+	CHECK(strstr(flow.detail, "300 milliseconds") != NULL);
+	CHECK(strstr(flow.message, "milliseconds") == NULL);
 	CHECK(flow.result == BOOTSTRAP_PLATFORM_UNAVAILABLE);
 	CHECK(strstr(flow.message, "Timeout") != NULL);
+}
+
+#define QUERY_OK(status) "{\"RequestId\":\"Q1\",\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"a1Prod\"," \
+		"\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\",\"Status\":\"" status "\"}}"
+
+static void run_existing(enum existing_devices policy, const char *query_body, struct platform_flow *flow)
+{
+	struct platform_answer a;
+
+	platform__flow_init(flow, "dev-0001", policy);
+	ANSWER("RegisterDevice", 200, "{\"Success\":false,\"Code\":\"iot.device.AlreadyExistedDeviceName\"}", &a);
+	platform__flow_answer(flow, &a);
+	if(flow->state != FLOW_QUERY) return;
+	ANSWER("QueryDeviceDetail", 200, query_body, &a);
+	platform__flow_answer(flow, &a);
+}
+
+static void test_existing_device_policy(void)
+{
+	struct platform_flow flow;
+
+	run_existing(EXISTING_UNACTIVE, QUERY_OK("UNACTIVE"), &flow);
+	CHECK(flow.result == BOOTSTRAP_OK && flow.existing);
+	CHECK_STR(flow.request_id, "Q1");
+	run_existing(EXISTING_UNACTIVE, QUERY_OK("ONLINE"), &flow);
+	CHECK(flow.result == BOOTSTRAP_ALREADY_ACTIVATED);
+	CHECK(flow.triple.device_secret[0] == '\0');
+	run_existing(EXISTING_UNACTIVE, QUERY_OK("OFFLINE"), &flow);
+	CHECK(flow.result == BOOTSTRAP_ALREADY_ACTIVATED);
+	run_existing(EXISTING_UNACTIVE, QUERY_OK("DISABLE"), &flow);
+	CHECK(flow.result == BOOTSTRAP_DEVICE_DISABLED);
+	run_existing(EXISTING_ALWAYS, QUERY_OK("ONLINE"), &flow);
+	CHECK(flow.result == BOOTSTRAP_OK);
+	CHECK_STR(flow.triple.device_secret, "s");
+	run_existing(EXISTING_ALWAYS, QUERY_OK("DISABLE"), &flow);
+	CHECK(flow.result == BOOTSTRAP_DEVICE_DISABLED);
+	/* a missing Status is not UNACTIVE */
+	run_existing(EXISTING_UNACTIVE, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"p\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\"}}", &flow);
+	CHECK(flow.result == BOOTSTRAP_ALREADY_ACTIVATED);
+	run_existing(EXISTING_NEVER, QUERY_OK("UNACTIVE"), &flow);
+	CHECK(flow.state == FLOW_DONE);
+	CHECK(flow.result == BOOTSTRAP_DEVICE_EXISTS);
 }
 
 int main(void)
@@ -284,5 +328,6 @@ int main(void)
 	RUN(test_flow_register_then_query);
 	RUN(test_flow_optional_params);
 	RUN(test_flow_errors_are_final);
+	RUN(test_existing_device_policy);
 	return unit_main_result();
 }

@@ -55,6 +55,11 @@ static void test_code_names_are_stable(void)
 	CHECK_STR(reply__code_name(BOOTSTRAP_THROTTLED), "throttled");
 	CHECK_STR(reply__code_name(BOOTSTRAP_BUSY), "busy");
 	CHECK_STR(reply__code_name(BOOTSTRAP_INTERNAL), "internal");
+	CHECK_STR(reply__code_name(BOOTSTRAP_UNAUTHORIZED), "unauthorized");
+	CHECK_STR(reply__code_name(BOOTSTRAP_RATE_LIMITED), "rate_limited");
+	CHECK_STR(reply__code_name(BOOTSTRAP_ALREADY_ACTIVATED), "already_activated");
+	CHECK_STR(reply__code_name(BOOTSTRAP_DEVICE_DISABLED), "device_disabled");
+	CHECK_STR(reply__code_name(BOOTSTRAP_DEVICE_EXISTS), "device_exists");
 }
 
 int main(void)

@@ -80,6 +80,32 @@ static void test_deep_json(void)
 	CHECK(parse(deep, sizeof(deep), &r) == REQUEST_INVALID);
 }
 
+static void test_sign_fields(void)
+{
+	struct bootstrap_request r;
+	const char *h64 = "d0eb807030f4aec03a24a46e41be988f7f031bb75556a98876e36611b083fa12";
+
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\"}", &r) == REQUEST_OK);
+	CHECK(r.sign_method == SIGN_NONE);
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"random\":\"AbCd1234\",\"signMethod\":\"hmacsha256\",\"sign\":\"D0EB807030F4AEC03A24A46E41BE988F7F031BB75556A98876E36611B083FA12\"}", &r) == REQUEST_OK);
+	CHECK(r.sign_method == SIGN_HMACSHA256);
+	CHECK_STR(r.random, "AbCd1234");
+	CHECK(strlen(r.sign) == 64);
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"random\":\"AbCd1234\",\"signMethod\":\"hmacsha1\",\"sign\":\"abd661eff0fc05cc22dcc9613347cddd63c19648\"}", &r) == REQUEST_OK);
+	CHECK(r.sign_method == SIGN_HMACSHA1);
+	(void)h64;
+	/* partial, wrong types, bad values */
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"random\":\"AbCd1234\"}", &r) == REQUEST_INVALID);
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"random\":12345678,\"signMethod\":\"hmacsha1\",\"sign\":\"abd661eff0fc05cc22dcc9613347cddd63c19648\"}", &r) == REQUEST_INVALID);
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"random\":\"short\",\"signMethod\":\"hmacsha1\",\"sign\":\"abd661eff0fc05cc22dcc9613347cddd63c19648\"}", &r) == REQUEST_INVALID);
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"random\":\"has space!\",\"signMethod\":\"hmacsha1\",\"sign\":\"abd661eff0fc05cc22dcc9613347cddd63c19648\"}", &r) == REQUEST_INVALID);
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"random\":\"AbCd1234\",\"signMethod\":\"md5\",\"sign\":\"abd661eff0fc05cc22dcc9613347cddd63c19648\"}", &r) == REQUEST_INVALID);
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"random\":\"AbCd1234\",\"signMethod\":\"hmacsha256\",\"sign\":\"abd661eff0fc05cc22dcc9613347cddd63c19648\"}", &r) == REQUEST_INVALID);
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"random\":\"AbCd1234\",\"signMethod\":\"hmacsha1\",\"sign\":\"zbd661eff0fc05cc22dcc9613347cddd63c19648\"}", &r) == REQUEST_INVALID);
+	CHECK(r.sign_method == SIGN_NONE);
+	CHECK(r.random[0] == '\0');
+}
+
 static void test_reply_topic(void)
 {
 	char *t;
@@ -103,6 +129,7 @@ int main(void)
 	RUN(test_device_name_rules);
 	RUN(test_invalid_requests);
 	RUN(test_deep_json);
+	RUN(test_sign_fields);
 	RUN(test_reply_topic);
 	return unit_main_result();
 }

@@ -135,7 +135,9 @@ function canConnect(port) {
 }
 
 // An environment: emulator + broker with the plugin, torn down by stop().
-async function startEnv({ pluginOptions = {}, emulator = {}, credentials = 'env', credentialsOverride = {}, extraConfig = '', expectFailure = false } = {}) {
+// requestAuth: 'sign' (the plugin's default: a ProductSecret file is made and env.request()
+// signs), 'identity' or 'none'. Options given as null are left out of the configuration.
+async function startEnv({ pluginOptions = {}, emulator = {}, credentials = 'env', credentialsOverride = {}, requestAuth = 'sign', extraConfig = '', expectFailure = false } = {}) {
   const plugin = requirePlugin();
   const dir = makeWorkdir();
   const accessKeyId = 'LTAI' + crypto.randomBytes(8).toString('hex');
@@ -148,7 +150,17 @@ async function startEnv({ pluginOptions = {}, emulator = {}, credentials = 'env'
   fs.copyFileSync(plugin, soPath);
   fs.chmodSync(soPath, 0o755);
 
-  const opts = { product_key: PRODUCT_KEY, endpoint: `http://127.0.0.1:${emuPort}/`, ...pluginOptions };
+  const opts = { product_key: PRODUCT_KEY, endpoint: `http://127.0.0.1:${emuPort}/` };
+  const productSecret = secret('prodsecret');
+  if (requestAuth === 'sign') {
+    const f = path.join(dir, 'product-secret');
+    fs.writeFileSync(f, productSecret + '\n', { mode: 0o600 });
+    giveToBroker(f);
+    opts.product_secret_file = f; // request_auth itself is left at its default, sign
+  } else {
+    opts.request_auth = requestAuth;
+  }
+  Object.assign(opts, pluginOptions);
   const env = {};
   if (credentials === 'env') {
     env.ALIBABA_CLOUD_ACCESS_KEY_ID = accessKeyId;
@@ -177,10 +189,20 @@ async function startEnv({ pluginOptions = {}, emulator = {}, credentials = 'env'
   Object.assign(env, credentialsOverride);
   const broker = new Broker(dir, port, confPath);
   const failure = await broker.start(env, { expectFailure });
-  const secrets = [accessKeySecret, ...Object.values(credentialsOverride)];
+  const secrets = [accessKeySecret, productSecret, ...Object.values(credentialsOverride)];
+  const productKey = opts.product_key || PRODUCT_KEY;
 
   return {
-    dir, port, emu, emuPort, broker, accessKeyId, accessKeySecret, failure, secrets,
+    dir, port, emu, emuPort, broker, accessKeyId, accessKeySecret, productSecret, failure, secrets,
+    // A request payload for deviceId: signed with a fresh random when the broker wants a sign.
+    request(deviceId, { random, method = 'hmacsha256', key = productSecret } = {}) {
+      if (requestAuth !== 'sign') return JSON.stringify({ deviceId });
+      return JSON.stringify(signRequest(deviceId, productKey, key, { random, method }));
+    },
+    // mosquitto_rr for deviceId, as the device itself (client id = deviceId).
+    rr(deviceId, options = {}) {
+      return rr(port, { id: deviceId, message: this.request(deviceId), ...options });
+    },
     async stop() {
       try {
         await broker.stop();
@@ -197,6 +219,14 @@ async function startEnv({ pluginOptions = {}, emulator = {}, credentials = 'env'
       assert.strictEqual(leaked, 0, `${leaked} secret(s) appear in the broker log`);
     },
   };
+}
+
+// Alibaba's dynamic-registration sign over deviceName, productKey and random.
+function signRequest(deviceId, productKey, productSecret, { random, method = 'hmacsha256' } = {}) {
+  const r = random || crypto.randomBytes(12).toString('hex');
+  const algo = method.toLowerCase() === 'hmacsha1' ? 'sha1' : 'sha256';
+  const sign = crypto.createHmac(algo, productSecret).update(`deviceName${deviceId}productKey${productKey}random${r}`).digest('hex');
+  return { deviceId, random: r, signMethod: method, sign };
 }
 
 // Runs a client tool; resolves with { code, stdout, stderr, ms }.
@@ -304,4 +334,4 @@ function assertSameSecret(actual, expected, what) {
   assert.ok(actual === expected, `${what}: differs from the platform's`);
 }
 
-module.exports = { startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
+module.exports = { signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };

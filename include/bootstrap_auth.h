@@ -1,0 +1,62 @@
+#ifndef BOOTSTRAP_AUTH_H
+#define BOOTSTRAP_AUTH_H
+/* Who may bootstrap what: the request signature (Alibaba's dynamic-registration sign), replay
+ * protection, refusal rate limiting per client address, and topic access decisions.
+ * Pure and single-threaded: the plugin uses all of it on the broker thread only. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+enum sign_method {
+	SIGN_NONE = 0,
+	SIGN_HMACSHA256,
+	SIGN_HMACSHA1,
+};
+
+#define SIGN_RANDOM_MIN 8
+#define SIGN_RANDOM_MAX 64
+#define SIGN_HEX_MAX 64 /* hex of a SHA-256 HMAC */
+
+/* hex HMAC(product_secret, "deviceName" + device_id + "productKey" + product_key + "random" + random),
+ * lower case. 0 or -1. */
+int auth__sign_compute(enum sign_method method, const char *product_secret, const char *product_key,
+		const char *device_id, const char *random, char out[SIGN_HEX_MAX + 1]);
+
+/* True when sign_hex (either case) is that HMAC; compares in constant time. */
+bool auth__sign_valid(enum sign_method method, const char *product_secret, const char *product_key,
+		const char *device_id, const char *random, const char *sign_hex);
+
+/* Remembers each (deviceId, random) accepted within the window, so a captured request cannot
+ * be replayed. Bounded: when full, the oldest entry is forgotten first. */
+struct replay_cache;
+struct replay_cache *replay__new(size_t max_entries, time_t window_s);
+/* True if this pair was already used within the window; otherwise records it and returns false. */
+bool replay__check_and_add(struct replay_cache *rc, const char *device_id, const char *random, time_t now);
+size_t replay__count(const struct replay_cache *rc);
+void replay__free(struct replay_cache *rc);
+
+/* Counts refused signatures per client address: max_failures within window_s blocks the
+ * address for block_s. Bounded to max_addresses entries (expired ones are reused first). */
+struct failure_limiter;
+struct failure_limiter *limiter__new(int max_failures, time_t window_s, time_t block_s, size_t max_addresses);
+/* Seconds the address is still blocked for, 0 if it is not. */
+time_t limiter__blocked_for(struct failure_limiter *fl, const char *address, time_t now);
+void limiter__record_failure(struct failure_limiter *fl, const char *address, time_t now);
+void limiter__free(struct failure_limiter *fl);
+
+enum acl_mode {
+	ACL_STRICT = 0, /* a dedicated bootstrap broker: the bootstrap topics and nothing else */
+	ACL_DEFER,      /* decide the bootstrap topics, leave every other topic to other mechanisms */
+};
+
+enum acl_decision {
+	ACL_ALLOW,
+	ACL_DENY,
+	ACL_DEFER_DECISION,
+};
+
+/* access is MOSQ_ACL_READ (1), _WRITE (2), _SUBSCRIBE (4) or _UNSUBSCRIBE (8). client_id may be NULL. */
+enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *client_id, const char *topic,
+		const char *request_topic, const char *reply_template);
+
+#endif

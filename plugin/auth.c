@@ -1,0 +1,329 @@
+/* Request signatures, replay protection, refusal rate limiting and topic access. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "bootstrap_auth.h"
+#include "bootstrap_request.h"
+
+#define ACCESS_READ 0x01
+#define ACCESS_WRITE 0x02
+#define ACCESS_SUBSCRIBE 0x04
+#define ACCESS_UNSUBSCRIBE 0x08
+
+static uint32_t hash__string(const char *s, uint32_t h)
+{
+	while(*s){
+		h ^= (unsigned char)*s++;
+		h *= 16777619u; /* FNV-1a */
+	}
+	return h;
+}
+
+static size_t buckets__for(size_t entries)
+{
+	size_t n = 64;
+	while(n < entries) n *= 2;
+	return n;
+}
+
+int auth__sign_compute(enum sign_method method, const char *product_secret, const char *product_key,
+		const char *device_id, const char *random, char out[SIGN_HEX_MAX + 1])
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	char content[32 + DEVICE_NAME_MAX + 128 + SIGN_RANDOM_MAX];
+	int len;
+
+	len = snprintf(content, sizeof(content), "deviceName%sproductKey%srandom%s", device_id, product_key, random);
+	if(len < 0 || (size_t)len >= sizeof(content)) return -1;
+	if(!HMAC(method == SIGN_HMACSHA1 ? EVP_sha1() : EVP_sha256(), product_secret, (int)strlen(product_secret),
+			(const unsigned char *)content, (size_t)len, mac, &maclen)){
+		return -1;
+	}
+	for(unsigned int i = 0; i < maclen; i++) snprintf(out + 2*i, 3, "%02x", mac[i]);
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return 0;
+}
+
+bool auth__sign_valid(enum sign_method method, const char *product_secret, const char *product_key,
+		const char *device_id, const char *random, const char *sign_hex)
+{
+	char expected[SIGN_HEX_MAX + 1], given[SIGN_HEX_MAX + 1];
+	size_t len = strlen(sign_hex);
+	bool ok;
+
+	if(method != SIGN_HMACSHA256 && method != SIGN_HMACSHA1) return false;
+	if(auth__sign_compute(method, product_secret, product_key, device_id, random, expected)) return false;
+	if(len != strlen(expected)) return false;
+	for(size_t i = 0; i <= len; i++){
+		char c = sign_hex[i];
+		given[i] = (c >= 'A' && c <= 'F') ? (char)(c - 'A' + 'a') : c;
+	}
+	ok = CRYPTO_memcmp(expected, given, len) == 0;
+	OPENSSL_cleanse(expected, sizeof(expected));
+	return ok;
+}
+
+/* ---- replay cache: a hash index over a ring in arrival (so expiry) order ---- */
+
+struct replay_entry {
+	char key[DEVICE_NAME_MAX + 1 + SIGN_RANDOM_MAX + 1]; /* deviceId '\n' random */
+	time_t at;
+	uint32_t hash;
+	int64_t bucket_next; /* index into entries, -1 ends */
+	bool used;
+};
+
+struct replay_cache {
+	struct replay_entry *entries; /* ring */
+	size_t max, head, count;
+	int64_t *buckets;
+	size_t nbuckets;
+	time_t window;
+};
+
+struct replay_cache *replay__new(size_t max_entries, time_t window_s)
+{
+	struct replay_cache *rc = calloc(1, sizeof(*rc));
+
+	if(!rc) return NULL;
+	rc->max = max_entries;
+	rc->window = window_s;
+	rc->nbuckets = buckets__for(max_entries);
+	rc->entries = calloc(max_entries, sizeof(*rc->entries));
+	rc->buckets = malloc(rc->nbuckets * sizeof(*rc->buckets));
+	if(!rc->entries || !rc->buckets){
+		replay__free(rc);
+		return NULL;
+	}
+	for(size_t i = 0; i < rc->nbuckets; i++) rc->buckets[i] = -1;
+	return rc;
+}
+
+static void replay__unlink(struct replay_cache *rc, size_t idx)
+{
+	struct replay_entry *e = &rc->entries[idx];
+	int64_t *p = &rc->buckets[e->hash & (rc->nbuckets - 1)];
+
+	while(*p != -1 && *p != (int64_t)idx) p = &rc->entries[*p].bucket_next;
+	if(*p == (int64_t)idx) *p = e->bucket_next;
+	e->used = false;
+	rc->count--;
+}
+
+bool replay__check_and_add(struct replay_cache *rc, const char *device_id, const char *random, time_t now)
+{
+	char key[sizeof(((struct replay_entry *)0)->key)];
+	uint32_t h;
+	size_t oldest, slot;
+	struct replay_entry *e;
+
+	snprintf(key, sizeof(key), "%s\n%s", device_id, random);
+	h = hash__string(key, 2166136261u);
+
+	/* forget what has expired, oldest first */
+	while(rc->count > 0){
+		oldest = (rc->head + rc->max - rc->count) % rc->max;
+		if(now - rc->entries[oldest].at < rc->window) break;
+		replay__unlink(rc, oldest);
+	}
+	for(int64_t i = rc->buckets[h & (rc->nbuckets - 1)]; i != -1; i = rc->entries[i].bucket_next){
+		e = &rc->entries[i];
+		if(e->hash == h && !strcmp(e->key, key)) return true;
+	}
+	if(rc->count == rc->max) replay__unlink(rc, rc->head); /* full: the oldest goes */
+	slot = rc->head;
+	e = &rc->entries[slot];
+	memcpy(e->key, key, sizeof(key));
+	e->at = now;
+	e->hash = h;
+	e->used = true;
+	e->bucket_next = rc->buckets[h & (rc->nbuckets - 1)];
+	rc->buckets[h & (rc->nbuckets - 1)] = (int64_t)slot;
+	rc->head = (rc->head + 1) % rc->max;
+	rc->count++;
+	return false;
+}
+
+size_t replay__count(const struct replay_cache *rc)
+{
+	return rc->count;
+}
+
+void replay__free(struct replay_cache *rc)
+{
+	if(!rc) return;
+	free(rc->entries);
+	free(rc->buckets);
+	free(rc);
+}
+
+/* ---- failure limiter: open addressing over a fixed table ---- */
+
+#define ADDRESS_MAX 64 /* longest textual IPv6 address is 45 */
+
+struct limiter_entry {
+	char address[ADDRESS_MAX];
+	time_t window_start;
+	time_t blocked_until;
+	int failures;
+};
+
+struct failure_limiter {
+	struct limiter_entry *table;
+	size_t size;
+	int max_failures;
+	time_t window, block;
+};
+
+struct failure_limiter *limiter__new(int max_failures, time_t window_s, time_t block_s, size_t max_addresses)
+{
+	struct failure_limiter *fl = calloc(1, sizeof(*fl));
+
+	if(!fl) return NULL;
+	fl->size = buckets__for(max_addresses);
+	fl->table = calloc(fl->size, sizeof(*fl->table));
+	if(!fl->table){
+		free(fl);
+		return NULL;
+	}
+	fl->max_failures = max_failures;
+	fl->window = window_s;
+	fl->block = block_s;
+	return fl;
+}
+
+static bool limiter__expired(const struct failure_limiter *fl, const struct limiter_entry *e, time_t now)
+{
+	return now >= e->blocked_until && now - e->window_start >= fl->window;
+}
+
+/* The entry for address; with create, a free or expired slot is taken for it. NULL if none. */
+static struct limiter_entry *limiter__find(struct failure_limiter *fl, const char *address, time_t now, bool create)
+{
+	size_t start = hash__string(address, 2166136261u) & (fl->size - 1);
+	struct limiter_entry *reuse = NULL;
+
+	/* bounded probe: a full, busy table degrades to not limiting, never to unbounded work */
+	for(size_t i = 0; i < 32 && i < fl->size; i++){
+		struct limiter_entry *e = &fl->table[(start + i) & (fl->size - 1)];
+		if(e->address[0] == '\0'){
+			if(!reuse) reuse = e;
+			break;
+		}
+		if(!strcmp(e->address, address)) return e;
+		if(!reuse && limiter__expired(fl, e, now)) reuse = e;
+	}
+	if(!create || !reuse) return NULL;
+	memset(reuse, 0, sizeof(*reuse));
+	snprintf(reuse->address, sizeof(reuse->address), "%s", address);
+	reuse->window_start = now;
+	return reuse;
+}
+
+time_t limiter__blocked_for(struct failure_limiter *fl, const char *address, time_t now)
+{
+	struct limiter_entry *e;
+
+	if(!address) return 0;
+	e = limiter__find(fl, address, now, false);
+	if(!e || now >= e->blocked_until) return 0;
+	return e->blocked_until - now;
+}
+
+void limiter__record_failure(struct failure_limiter *fl, const char *address, time_t now)
+{
+	struct limiter_entry *e;
+
+	if(!address) return;
+	e = limiter__find(fl, address, now, true);
+	if(!e) return;
+	if(now - e->window_start >= fl->window){
+		e->window_start = now;
+		e->failures = 0;
+	}
+	if(++e->failures >= fl->max_failures){
+		e->blocked_until = now + fl->block;
+		e->failures = 0;
+		e->window_start = now;
+	}
+}
+
+void limiter__free(struct failure_limiter *fl)
+{
+	if(!fl) return;
+	free(fl->table);
+	free(fl);
+}
+
+/* ---- topic access ---- */
+
+/* True when topic is the reply topic of some client: the template with a deviceId-shaped
+ * middle (no '/'), which is every topic a reply can be published on. */
+static bool topic__is_reply(const char *topic, const char *tmpl)
+{
+	const char *at = strstr(tmpl, REPLY_TOPIC_PLACEHOLDER);
+	size_t head, tail, len = strlen(topic);
+
+	if(!at) return false;
+	head = (size_t)(at - tmpl);
+	tail = strlen(at + strlen(REPLY_TOPIC_PLACEHOLDER));
+	if(len <= head + tail) return false;
+	if(strncmp(topic, tmpl, head) || strcmp(topic + len - tail, at + strlen(REPLY_TOPIC_PLACEHOLDER))) return false;
+	for(size_t i = head; i < len - tail; i++){
+		if(topic[i] == '/') return false;
+	}
+	return true;
+}
+
+static bool topic__is_own_reply(const char *topic, const char *client_id, const char *tmpl)
+{
+	char *own;
+	bool same;
+
+	if(!client_id) return false;
+	own = request__reply_topic(tmpl, client_id);
+	same = own && !strcmp(own, topic);
+	free(own);
+	return same;
+}
+
+enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *client_id, const char *topic,
+		const char *request_topic, const char *reply_template)
+{
+	bool is_request, is_reply, own_reply;
+
+	if(!topic) return ACL_DENY;
+	is_request = !strcmp(topic, request_topic);
+	is_reply = topic__is_reply(topic, reply_template);
+	own_reply = is_reply && topic__is_own_reply(topic, client_id, reply_template);
+
+	switch(access){
+		case ACCESS_WRITE:
+			if(is_request) return ACL_ALLOW;
+			/* replies come from the plugin alone: nobody forges one for a device */
+			if(is_reply) return ACL_DENY;
+			break;
+		case ACCESS_READ:
+			/* a request carries a sign: it is delivered to nobody */
+			if(is_request) return ACL_DENY;
+			if(is_reply) return own_reply ? ACL_ALLOW : ACL_DENY;
+			break;
+		case ACCESS_SUBSCRIBE:
+			if(is_reply) return own_reply ? ACL_ALLOW : ACL_DENY;
+			if(is_request) return ACL_DENY;
+			break;
+		case ACCESS_UNSUBSCRIBE:
+			return mode == ACL_STRICT ? ACL_ALLOW : ACL_DEFER_DECISION;
+		default:
+			break;
+	}
+	return mode == ACL_STRICT ? ACL_DENY : ACL_DEFER_DECISION;
+}

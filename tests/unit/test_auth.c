@@ -1,0 +1,174 @@
+/* Request signatures, replay cache, refusal limiter and topic access decisions. */
+#include <stdio.h>
+#include <string.h>
+
+#include "bootstrap_auth.h"
+#include "unit.h"
+
+/* Cross-checked with: printf 'deviceNamedev-0001productKeya1ProdrandomAbCd1234' | openssl dgst -sha256 -hmac prodSecret */
+#define SHA256_SIGN "d0eb807030f4aec03a24a46e41be988f7f031bb75556a98876e36611b083fa12"
+#define SHA1_SIGN "abd661eff0fc05cc22dcc9613347cddd63c19648"
+
+static void test_sign_compute_matches_openssl(void)
+{
+	char out[SIGN_HEX_MAX + 1];
+
+	CHECK(auth__sign_compute(SIGN_HMACSHA256, "prodSecret", "a1Prod", "dev-0001", "AbCd1234", out) == 0);
+	CHECK_STR(out, SHA256_SIGN);
+	CHECK(auth__sign_compute(SIGN_HMACSHA1, "prodSecret", "a1Prod", "dev-0001", "AbCd1234", out) == 0);
+	CHECK_STR(out, SHA1_SIGN);
+}
+
+static void test_sign_valid(void)
+{
+	CHECK(auth__sign_valid(SIGN_HMACSHA256, "prodSecret", "a1Prod", "dev-0001", "AbCd1234", SHA256_SIGN));
+	CHECK(auth__sign_valid(SIGN_HMACSHA256, "prodSecret", "a1Prod", "dev-0001", "AbCd1234",
+			"D0EB807030F4AEC03A24A46E41BE988F7F031BB75556A98876E36611B083FA12"));
+	CHECK(auth__sign_valid(SIGN_HMACSHA1, "prodSecret", "a1Prod", "dev-0001", "AbCd1234", SHA1_SIGN));
+	/* every input is covered by the signature */
+	CHECK(!auth__sign_valid(SIGN_HMACSHA256, "prodSecreT", "a1Prod", "dev-0001", "AbCd1234", SHA256_SIGN));
+	CHECK(!auth__sign_valid(SIGN_HMACSHA256, "prodSecret", "a1Prod2", "dev-0001", "AbCd1234", SHA256_SIGN));
+	CHECK(!auth__sign_valid(SIGN_HMACSHA256, "prodSecret", "a1Prod", "dev-0002", "AbCd1234", SHA256_SIGN));
+	CHECK(!auth__sign_valid(SIGN_HMACSHA256, "prodSecret", "a1Prod", "dev-0001", "AbCd1235", SHA256_SIGN));
+	CHECK(!auth__sign_valid(SIGN_HMACSHA1, "prodSecret", "a1Prod", "dev-0001", "AbCd1234", SHA256_SIGN));
+	CHECK(!auth__sign_valid(SIGN_HMACSHA256, "prodSecret", "a1Prod", "dev-0001", "AbCd1234", ""));
+	CHECK(!auth__sign_valid(SIGN_NONE, "prodSecret", "a1Prod", "dev-0001", "AbCd1234", SHA256_SIGN));
+}
+
+static void test_replay_cache(void)
+{
+	struct replay_cache *rc = replay__new(3, 100);
+
+	CHECK(!replay__check_and_add(rc, "dev-0001", "random01", 1000));
+	CHECK(replay__check_and_add(rc, "dev-0001", "random01", 1050));
+	CHECK(!replay__check_and_add(rc, "dev-0002", "random01", 1050)); /* per deviceId */
+	CHECK(!replay__check_and_add(rc, "dev-0001", "random02", 1060));
+	CHECK(replay__count(rc) == 3);
+	/* full: the oldest (dev-0001/random01) is forgotten to make room */
+	CHECK(!replay__check_and_add(rc, "dev-0003", "random01", 1070));
+	CHECK(replay__count(rc) == 3);
+	CHECK(replay__check_and_add(rc, "dev-0002", "random01", 1080));
+	/* the window passes */
+	CHECK(!replay__check_and_add(rc, "dev-0002", "random01", 1200));
+	CHECK(replay__count(rc) == 1);
+	replay__free(rc);
+}
+
+static void test_replay_cache_many(void)
+{
+	struct replay_cache *rc = replay__new(1000, 86400);
+	char id[32], rnd[32];
+	int dup = 0;
+
+	for(int i = 0; i < 5000; i++){
+		snprintf(id, sizeof(id), "dev-%04d", i % 500);
+		snprintf(rnd, sizeof(rnd), "rnd%08d", i);
+		dup += replay__check_and_add(rc, id, rnd, 10 + i);
+	}
+	CHECK(dup == 0);
+	CHECK(replay__count(rc) == 1000);
+	CHECK(replay__check_and_add(rc, "dev-0499", "rnd00004999", 6000));
+	CHECK(!replay__check_and_add(rc, "dev-0000", "rnd00000000", 6000)); /* evicted long ago */
+	replay__free(rc);
+}
+
+static void test_limiter(void)
+{
+	struct failure_limiter *fl = limiter__new(10, 60, 60, 16);
+
+	for(int i = 0; i < 9; i++) limiter__record_failure(fl, "10.0.0.1", 100 + i);
+	CHECK(limiter__blocked_for(fl, "10.0.0.1", 110) == 0);
+	limiter__record_failure(fl, "10.0.0.1", 110);
+	CHECK(limiter__blocked_for(fl, "10.0.0.1", 110) == 60);
+	CHECK(limiter__blocked_for(fl, "10.0.0.1", 169) == 1);
+	CHECK(limiter__blocked_for(fl, "10.0.0.1", 170) == 0);
+	CHECK(limiter__blocked_for(fl, "10.0.0.2", 110) == 0);
+	/* failures spread over more than the window do not add up */
+	for(int i = 0; i < 9; i++) limiter__record_failure(fl, "10.0.0.3", 1000 + i * 10);
+	limiter__record_failure(fl, "10.0.0.3", 1100);
+	CHECK(limiter__blocked_for(fl, "10.0.0.3", 1100) == 0);
+	CHECK(limiter__blocked_for(fl, NULL, 1100) == 0);
+	limiter__free(fl);
+}
+
+static void test_limiter_is_bounded(void)
+{
+	struct failure_limiter *fl = limiter__new(2, 60, 60, 64);
+	char addr[32];
+
+	/* many more addresses than slots: no crash, no growth; recent ones may be forgotten */
+	for(int i = 0; i < 10000; i++){
+		snprintf(addr, sizeof(addr), "10.%d.%d.%d", i / 65536, (i / 256) % 256, i % 256);
+		limiter__record_failure(fl, addr, 100);
+		limiter__record_failure(fl, addr, 100);
+	}
+	/* once their blocks expire, slots are reused */
+	limiter__record_failure(fl, "192.0.2.1", 1000);
+	limiter__record_failure(fl, "192.0.2.1", 1000);
+	CHECK(limiter__blocked_for(fl, "192.0.2.1", 1000) == 60);
+	limiter__free(fl);
+}
+
+#define R 1 /* MOSQ_ACL_READ */
+#define W 2 /* MOSQ_ACL_WRITE */
+#define S 4 /* MOSQ_ACL_SUBSCRIBE */
+#define U 8 /* MOSQ_ACL_UNSUBSCRIBE */
+#define DECIDE(mode, access, id, topic) auth__acl_decide(mode, access, id, topic, "bootstrap/register", "bootstrap/reply/{deviceId}")
+
+static void test_acl_strict(void)
+{
+	CHECK(DECIDE(ACL_STRICT, W, "dev-0001", "bootstrap/register") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_STRICT, R, "dev-0001", "bootstrap/reply/dev-0001") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_STRICT, U, "dev-0001", "anything") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0002") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/+") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/#") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "#") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "$SYS/#") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/register") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, R, "spy", "bootstrap/register") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, W, "dev-0001", "bootstrap/reply/dev-0001") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, W, "dev-0001", "other/topic") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, NULL, "bootstrap/reply/dev-0001") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "dev/0001", "bootstrap/reply/dev/0001") == ACL_DENY);
+}
+
+static void test_acl_defer(void)
+{
+	CHECK(DECIDE(ACL_DEFER, W, "dev-0001", "bootstrap/register") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_DEFER, R, "spy", "bootstrap/register") == ACL_DENY);
+	CHECK(DECIDE(ACL_DEFER, R, "spy", "bootstrap/reply/dev-0001") == ACL_DENY);
+	CHECK(DECIDE(ACL_DEFER, S, "spy", "bootstrap/reply/dev-0001") == ACL_DENY);
+	CHECK(DECIDE(ACL_DEFER, W, "spy", "bootstrap/reply/dev-0001") == ACL_DENY);
+	CHECK(DECIDE(ACL_DEFER, S, "dev-0001", "bootstrap/reply/dev-0001") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_DEFER, S, "spy", "#") == ACL_DEFER_DECISION);
+	CHECK(DECIDE(ACL_DEFER, S, "spy", "bootstrap/#") == ACL_DEFER_DECISION);
+	CHECK(DECIDE(ACL_DEFER, R, "spy", "sensors/temp") == ACL_DEFER_DECISION);
+	CHECK(DECIDE(ACL_DEFER, W, "spy", "sensors/temp") == ACL_DEFER_DECISION);
+	CHECK(DECIDE(ACL_DEFER, U, "spy", "sensors/temp") == ACL_DEFER_DECISION);
+	/* a deeper topic under the reply prefix is no reply topic */
+	CHECK(DECIDE(ACL_DEFER, R, "spy", "bootstrap/reply/dev-0001/x") == ACL_DEFER_DECISION);
+}
+
+static void test_acl_other_template(void)
+{
+	CHECK(auth__acl_decide(ACL_STRICT, 4, "d1", "devices/d1/bootstrap", "req", "devices/{deviceId}/bootstrap") == ACL_ALLOW);
+	CHECK(auth__acl_decide(ACL_STRICT, 4, "d1", "devices/d2/bootstrap", "req", "devices/{deviceId}/bootstrap") == ACL_DENY);
+	CHECK(auth__acl_decide(ACL_DEFER, 1, "d1", "devices/d2/bootstrap", "req", "devices/{deviceId}/bootstrap") == ACL_DENY);
+	CHECK(auth__acl_decide(ACL_DEFER, 1, "d1", "devices/d2/status", "req", "devices/{deviceId}/bootstrap") == ACL_DEFER_DECISION);
+}
+
+int main(void)
+{
+	RUN(test_sign_compute_matches_openssl);
+	RUN(test_sign_valid);
+	RUN(test_replay_cache);
+	RUN(test_replay_cache_many);
+	RUN(test_limiter);
+	RUN(test_limiter_is_bounded);
+	RUN(test_acl_strict);
+	RUN(test_acl_defer);
+	RUN(test_acl_other_template);
+	return unit_main_result();
+}
