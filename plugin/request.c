@@ -154,7 +154,9 @@ enum request_status request__parse(const void *payload, size_t len,
 		*why = "empty payload";
 		return REQUEST_INVALID;
 	}
-	if(*p == '{') return request__parse_json(p, (size_t)(end - p), req, why);
+	/* anything that starts like JSON is read as JSON (and must be an object); no deviceId
+	 * can start with these characters anyway */
+	if(*p == '{' || *p == '[' || *p == '"') return request__parse_json(p, (size_t)(end - p), req, why);
 	/* a bare deviceId: the DeviceName rules also exclude NUL, '/', '+', '#' and non-ASCII */
 	return request__take_id(p, (size_t)(end - p), req, why);
 }

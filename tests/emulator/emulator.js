@@ -261,6 +261,7 @@ function createEmulator(options = {}) {
     stats: () => JSON.parse(JSON.stringify(stats)),
     resetStats,
     setLatency(ms) { latencyMs = ms; },
+    setAccessKeys(keys) { opts.accessKeys = keys; },
     addFaults(...list) { faults.push(...list.map((x) => ({ ...x, count: x.count || 1 }))); },
     clearFaults() { faults = []; },
     device(productKey, name) { return devices.get(productKey + '/' + name) || null; },

@@ -48,3 +48,26 @@ test('a credentials file readable by others is refused', async () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('sign (the default) without a product secret file', () => expectRefusal({ pluginOptions: { product_secret_file: null } },
+  /mosquitto_bootstrap: plugin_opt_request_auth: sign \(the default\) needs plugin_opt_product_secret_file/));
+test('bad request_auth', () => expectRefusal({ pluginOptions: { request_auth: 'maybe' } }, /plugin_opt_request_auth: 'maybe' is not sign, identity or none/));
+test('bad existing_devices', () => expectRefusal({ pluginOptions: { existing_devices: 'sometimes' } }, /plugin_opt_existing_devices/));
+test('bad acl', () => expectRefusal({ pluginOptions: { acl: 'open' } }, /plugin_opt_acl: 'open' is not strict or defer/));
+
+test('a product secret file readable by others is refused, and not echoed', async () => {
+  const dir = h.makeWorkdir();
+  const f = path.join(dir, 'product-secret');
+  fs.writeFileSync(f, 'PRODUCT-SECRET-VALUE\n');
+  fs.chmodSync(f, 0o640);
+  h.giveToBroker(f);
+  try {
+    const env = await h.startEnv({ pluginOptions: { product_secret_file: f }, expectFailure: true });
+    try {
+      assert.match(env.broker.log(), /plugin_opt_product_secret_file: .* is accessible by group or others \(mode 640\)/);
+      assert.ok(!env.broker.log().includes('PRODUCT-SECRET-VALUE'));
+    } finally { await env.stop(); }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -60,6 +60,8 @@ static void test_invalid_requests(void)
 	CHECK(PARSE("{\"deviceId\":null}", &r) == REQUEST_INVALID);
 	CHECK(PARSE("{\"deviceId\":[\"dev-0001\"]}", &r) == REQUEST_INVALID);
 	CHECK(PARSE("{\"device\":\"dev-0001\"}", &r) == REQUEST_INVALID);
+	CHECK(PARSE("[\"dev-0001\"]", &r) == REQUEST_INVALID);
+	CHECK(PARSE("\"dev-0001\"", &r) == REQUEST_INVALID);
 	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"deviceId\":\"dev-0002\"}", &r) == REQUEST_INVALID);
 	CHECK(PARSE("{\"deviceId\":\"dev-\\u0000001\"}", &r) == REQUEST_INVALID);
 	CHECK(PARSE("{\"deviceId\":\"\xff\xfe\"}", &r) == REQUEST_INVALID);

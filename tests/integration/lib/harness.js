@@ -142,7 +142,9 @@ async function startEnv({ pluginOptions = {}, emulator = {}, credentials = 'env'
   const dir = makeWorkdir();
   const accessKeyId = 'LTAI' + crypto.randomBytes(8).toString('hex');
   const accessKeySecret = secret('aksecret');
-  const emu = createEmulator({ accessKeys: { [accessKeyId]: { secret: accessKeySecret } }, products: [PRODUCT_KEY], ...emulator });
+  // emulator.tls: { cert, key } file paths: the emulator serves HTTPS and the endpoint is https
+  const emuTls = emulator.tls ? { cert: fs.readFileSync(emulator.tls.cert), key: fs.readFileSync(emulator.tls.key) } : null;
+  const emu = createEmulator({ accessKeys: { [accessKeyId]: { secret: accessKeySecret } }, products: [PRODUCT_KEY], ...emulator, tls: emuTls });
   const emuPort = await emu.listen(0);
   const port = await freePort();
 
@@ -150,7 +152,7 @@ async function startEnv({ pluginOptions = {}, emulator = {}, credentials = 'env'
   fs.copyFileSync(plugin, soPath);
   fs.chmodSync(soPath, 0o755);
 
-  const opts = { product_key: PRODUCT_KEY, endpoint: `http://127.0.0.1:${emuPort}/` };
+  const opts = { product_key: PRODUCT_KEY, endpoint: `${emuTls ? 'https' : 'http'}://127.0.0.1:${emuPort}/` };
   const productSecret = secret('prodsecret');
   if (requestAuth === 'sign') {
     const f = path.join(dir, 'product-secret');
@@ -221,6 +223,29 @@ async function startEnv({ pluginOptions = {}, emulator = {}, credentials = 'env'
   };
 }
 
+// A throw-away PKI made with the openssl CLI: a CA, and leaf certificates signed by it.
+// leaf(name, { cn, dns: [...], ip: [...], client }) → { cert, key } file paths (given to the broker user).
+function makePki(dir) {
+  const ossl = (args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ca = { cert: path.join(dir, 'ca.crt'), key: path.join(dir, 'ca.key') };
+  ossl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+    '-subj', '/CN=bootstrap test CA', '-keyout', ca.key, '-out', ca.cert]);
+  const leaf = (name, { cn, dns = [], ip = [], client = false }) => {
+    const key = path.join(dir, name + '.key');
+    const csr = path.join(dir, name + '.csr');
+    const cert = path.join(dir, name + '.crt');
+    const ext = path.join(dir, name + '.ext');
+    const san = [...dns.map((d) => 'DNS:' + d), ...ip.map((i) => 'IP:' + i)].join(',');
+    fs.writeFileSync(ext, (san ? `subjectAltName=${san}\n` : '') + `extendedKeyUsage=${client ? 'clientAuth' : 'serverAuth'}\n`);
+    ossl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=' + cn, '-keyout', key, '-out', csr]);
+    ossl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-days', '2', '-extfile', ext, '-out', cert]);
+    for (const f of [key, cert]) giveToBroker(f);
+    return { cert, key };
+  };
+  for (const f of [ca.cert]) giveToBroker(f);
+  return { ca: ca.cert, leaf };
+}
+
 // Alibaba's dynamic-registration sign over deviceName, productKey and random.
 function signRequest(deviceId, productKey, productSecret, { random, method = 'hmacsha256' } = {}) {
   const r = random || crypto.randomBytes(12).toString('hex');
@@ -261,6 +286,17 @@ function parseReply(stdout) {
   const line = stdout.trim().split('\n').filter(Boolean).pop();
   if (!line) return null;
   try { return JSON.parse(line); } catch (e) { return { unparsable: true }; }
+}
+
+// A request whose payload is a file (any bytes; mosquitto_rr -f sends nothing in 2.0.11):
+// mosquitto_pub -f with a persistent session, then mosquitto_sub -c under the same client id
+// collects the reply the broker queued for it.
+async function requestFromFile(port, { id, file, timeoutS = 5 }) {
+  const p = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-i', id, '-c', '-q', '1', '-t', 'bootstrap/register', '-f', file]);
+  if (p.code !== 0) throw new Error('mosquitto_pub failed: ' + p.stderr);
+  const s = await run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-i', id, '-c', '-q', '1',
+    '-t', `bootstrap/reply/${id}`, '-C', '1', '-W', String(timeoutS)], { timeoutMs: (timeoutS + 5) * 1000 });
+  return { ...s, reply: parseReply(s.stdout) };
 }
 
 async function pub(port, { id, topic = 'bootstrap/register', message, qos = 1, extra = [] }) {
@@ -334,4 +370,4 @@ function assertSameSecret(actual, expected, what) {
   assert.ok(actual === expected, `${what}: differs from the platform's`);
 }
 
-module.exports = { signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
+module.exports = { requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
