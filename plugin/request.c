@@ -28,6 +28,7 @@ static enum request_status request__take_id(const char *id, size_t len,
 		*why = "deviceId must be 4 to 32 characters of letters, digits and - _ @ . :";
 		return REQUEST_INVALID_DEVICE_ID;
 	}
+	/* the only success path: req was zeroed by request__parse */
 	memcpy(req->device_id, id, len);
 	req->device_id[len] = '\0';
 	return REQUEST_OK;
@@ -122,10 +123,7 @@ static enum request_status request__parse_json(const char *text, size_t len,
 		rc = request__take_id(json_string_value(id), json_string_length(id), req, why);
 		if(rc == REQUEST_OK) rc = request__take_sign(root, req, why);
 	}
-	if(rc != REQUEST_OK){
-		req->sign_method = SIGN_NONE;
-		req->random[0] = req->sign[0] = '\0';
-	}
+	if(rc != REQUEST_OK) memset(req, 0, sizeof(*req)); /* a refused request holds nothing */
 	json_decref(root);
 	return rc;
 }

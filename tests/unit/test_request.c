@@ -106,6 +106,10 @@ static void test_sign_fields(void)
 	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"random\":\"AbCd1234\",\"signMethod\":\"hmacsha1\",\"sign\":\"zbd661eff0fc05cc22dcc9613347cddd63c19648\"}", &r) == REQUEST_INVALID);
 	CHECK(r.sign_method == SIGN_NONE);
 	CHECK(r.random[0] == '\0');
+	CHECK(r.device_id[0] == '\0');
+	/* found by fuzz_request: a misspelt member leaves the request empty too */
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"random\":\"AbCd1234\",\"signmethod\":\"hmacsha1\",\"sign\":\"abd661eff0fc05cc22dcc9613347cddd63c19648\"}", &r) == REQUEST_INVALID);
+	CHECK(r.device_id[0] == '\0');
 }
 
 static void test_reply_topic(void)
