@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include "bootstrap_http.h"
 
@@ -94,6 +95,7 @@ static void transfer__free(struct http_transfer *t)
 {
 	if(!t) return;
 	if(t->easy) curl_easy_cleanup(t->easy);
+	if(t->resp) OPENSSL_cleanse(t->resp, t->resp_cap); /* an answer carries a DeviceSecret */
 	free(t->resp);
 	free(t);
 }

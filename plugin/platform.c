@@ -149,6 +149,14 @@ static bool triple__field(json_t *data, const char *name, char *dst, size_t dstl
 	return true;
 }
 
+/* jansson frees strings without wiping: wipe the DeviceSecret in the parsed tree first. */
+static void secret__wipe(json_t *data)
+{
+	json_t *v = json_object_get(data, "DeviceSecret");
+
+	if(json_is_string(v)) OPENSSL_cleanse((void *)json_string_value(v), json_string_length(v));
+}
+
 static bool code__is_auth(const char *code)
 {
 	static const char *const prefixes[] = {
@@ -206,6 +214,7 @@ void platform__parse_answer(const char *action, long http_status, const char *bo
 			answer->outcome = PLATFORM_UNAVAILABLE;
 			snprintf(answer->code, sizeof(answer->code), "IncompleteAnswer");
 		}
+		secret__wipe(data);
 	}else if(code[0] == '\0'){
 		answer->outcome = PLATFORM_UNAVAILABLE;
 	}else if(!strcmp(code, CODE_ALREADY_EXISTS) && !strcmp(action, "RegisterDevice")){
