@@ -50,6 +50,11 @@ struct bootstrap_config {
 	int max_inflight;
 	int max_queue;
 	long http_timeout_ms;
+	long request_deadline_ms; /* retries of one device's flow stop after this long */
+	double register_qps;      /* RegisterDevice calls/s this broker may make */
+	double register_burst;
+	double query_qps;         /* QueryDeviceDetail calls/s */
+	double query_burst;
 	struct bootstrap_credentials creds;
 };
 

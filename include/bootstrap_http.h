@@ -9,7 +9,6 @@
 struct http_client;
 
 struct http_options {
-	long timeout_ms;       /* whole transfer */
 	const char *ca_file;   /* extra CA bundle, or NULL for the system's */
 };
 
@@ -19,13 +18,15 @@ struct http_result {
 	size_t body_len;
 	const char *error;     /* NULL on a complete answer, else why the transfer failed (generic) */
 	const char *detail;    /* curl's own words on the failure (may name hosts): for logs */
+	int permanent;         /* retrying cannot help: the server's certificate or the URL is wrong */
 };
 
 typedef void (*http_done_fn)(void *tag, const struct http_result *result, void *userdata);
 
 struct http_client *http__new(const struct http_options *opts);
-/* Starts POST url with an application/x-www-form-urlencoded body (copied). 0 or -1. */
-int http__post(struct http_client *hc, const char *url, const char *body, void *tag);
+/* Starts POST url with an application/x-www-form-urlencoded body (copied), to complete within
+ * timeout_ms. 0 or -1. */
+int http__post(struct http_client *hc, const char *url, const char *body, long timeout_ms, void *tag);
 /* Waits up to max_wait_ms for activity, drives transfers, calls done once per finished one. */
 int http__perform(struct http_client *hc, int max_wait_ms, http_done_fn done, void *userdata);
 /* Number of transfers not yet reported done. */

@@ -4,9 +4,12 @@
  *
  * Broker thread: jobs__submit() a deviceId, later jobs__take_results() and publish them.
  * Worker thread (owned here): runs each job's register-or-query flow over HTTP, at most
- * max_inflight at once. The two meet only in two mutex-protected lists; the lock is never
- * held across I/O. A deviceId already queued or in flight is not queued again: it will get
- * the answer already on its way.
+ * max_inflight at once, each action paced by its own token bucket (the account quota), in
+ * FIFO order per action. Transient failures (transport, 5xx, unreadable, throttling) are
+ * retried with full-jitter backoff until the job's deadline; every attempt is a new request
+ * (new nonce, new timestamp). The two threads meet only in mutex-protected lists and counters;
+ * the lock is never held across I/O. A deviceId already queued or in flight is not queued
+ * again: it will get the answer already on its way.
  */
 #include <stddef.h>
 
@@ -33,6 +36,19 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id);
 /* Finished jobs, oldest first, detached; free each with jobs__result_free(). */
 struct job_result *jobs__take_results(struct jobs *jobs);
 void jobs__result_free(struct job_result *result);
+struct jobs_stats {
+	size_t waiting;            /* queued for a token or a free slot, or backing off */
+	size_t inflight;           /* HTTP requests on the wire */
+	unsigned long long calls;  /* platform calls made */
+	unsigned long long retries;
+	unsigned long long throttled; /* Throttling answers from the platform */
+	double register_rate;      /* calls/s paced at now (lower than configured after throttling) */
+	double query_rate;
+};
+
+/* A snapshot of the worker's counters; any thread. */
+void jobs__stats(struct jobs *jobs, struct jobs_stats *stats);
+
 /* Replaces the platform credentials used from the next request on; requests already sent
  * are not affected. Takes ownership of creds' strings. Never waits on I/O. */
 void jobs__set_credentials(struct jobs *jobs, struct bootstrap_credentials *creds);

@@ -24,6 +24,11 @@
 #define DEFAULT_MAX_INFLIGHT 64
 #define DEFAULT_MAX_QUEUE 10000
 #define DEFAULT_HTTP_TIMEOUT_MS 5000
+#define DEFAULT_REQUEST_DEADLINE_MS 30000
+/* The platform's per-account quotas (RegisterDevice 30/s, QueryDeviceDetail 50/s). */
+#define DEFAULT_REGISTER_QPS 30.0
+#define DEFAULT_QUERY_QPS 50.0
+#define DEFAULT_BURST 1.0
 #define CREDENTIALS_FILE_MAX (64 * 1024)
 #define OPTION_VALUE_MAX 1024
 
@@ -87,6 +92,25 @@ void config__init(struct bootstrap_config *cfg)
 	cfg->max_inflight = DEFAULT_MAX_INFLIGHT;
 	cfg->max_queue = DEFAULT_MAX_QUEUE;
 	cfg->http_timeout_ms = DEFAULT_HTTP_TIMEOUT_MS;
+	cfg->request_deadline_ms = DEFAULT_REQUEST_DEADLINE_MS;
+	cfg->register_qps = DEFAULT_REGISTER_QPS;
+	cfg->register_burst = DEFAULT_BURST;
+	cfg->query_qps = DEFAULT_QUERY_QPS;
+	cfg->query_burst = DEFAULT_BURST;
+}
+
+/* A decimal number within [min, max]: rates may be fractions when brokers split a quota. */
+static int decimal__parse(const char *s, double min, double max, double *out)
+{
+	char *end;
+	double v;
+
+	if(!isdigit((unsigned char)s[0])) return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if(errno || *end != '\0' || !(v >= min && v <= max)) return -1;
+	*out = v;
+	return 0;
 }
 
 static bool region__valid(const char *r)
@@ -152,6 +176,27 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 			return -1;
 		}
 		return string__replace(&cfg->credentials_file, value);
+	}else if(!strcmp(key, "request_deadline_ms")){
+		if(number__parse(value, 100, 3600000, &n)){
+			config__error(err, errlen, "plugin_opt_request_deadline_ms: '%s' is not a number from 100 to 3600000", value);
+			return -1;
+		}
+		cfg->request_deadline_ms = n;
+		return 0;
+	}else if(!strcmp(key, "register_qps") || !strcmp(key, "query_qps")){
+		double *dst = !strcmp(key, "register_qps") ? &cfg->register_qps : &cfg->query_qps;
+		if(decimal__parse(value, 0.01, 10000.0, dst)){
+			config__error(err, errlen, "plugin_opt_%s: '%s' is not a rate from 0.01 to 10000 calls per second", key, value);
+			return -1;
+		}
+		return 0;
+	}else if(!strcmp(key, "register_burst") || !strcmp(key, "query_burst")){
+		double *dst = !strcmp(key, "register_burst") ? &cfg->register_burst : &cfg->query_burst;
+		if(decimal__parse(value, 1.0, 10000.0, dst)){
+			config__error(err, errlen, "plugin_opt_%s: '%s' is not a number of calls from 1 to 10000", key, value);
+			return -1;
+		}
+		return 0;
 	}else if(!strcmp(key, "ca_file")){
 		if(value[0] != '/'){
 			config__error(err, errlen, "plugin_opt_ca_file: must be an absolute path");

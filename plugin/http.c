@@ -23,7 +23,6 @@ struct http_transfer {
 struct http_client {
 	CURLM *multi;
 	struct curl_slist *headers;
-	long timeout_ms;
 	char *ca_file;
 	struct http_transfer *transfers; /* every transfer not yet reported, to abort on free */
 	int active;
@@ -58,7 +57,6 @@ struct http_client *http__new(const struct http_options *opts)
 		struct curl_slist *h = curl_slist_append(hc->headers, "Expect:");
 		if(h) hc->headers = h;
 	}
-	hc->timeout_ms = opts->timeout_ms;
 	if(opts->ca_file) hc->ca_file = strdup(opts->ca_file);
 	if(!hc->multi || !hc->headers || (opts->ca_file && !hc->ca_file)){
 		http__free(hc, NULL);
@@ -100,11 +98,11 @@ static void transfer__free(struct http_transfer *t)
 	free(t);
 }
 
-int http__post(struct http_client *hc, const char *url, const char *body, void *tag)
+int http__post(struct http_client *hc, const char *url, const char *body, long timeout_ms, void *tag)
 {
 	struct http_transfer *t = calloc(1, sizeof(*t));
 	CURL *e;
-	long connect_ms = hc->timeout_ms < 3000 ? hc->timeout_ms : 3000;
+	long connect_ms = timeout_ms < 3000 ? timeout_ms : 3000;
 
 	if(!t) return -1;
 	t->tag = tag;
@@ -118,7 +116,7 @@ int http__post(struct http_client *hc, const char *url, const char *body, void *
 			|| curl_easy_setopt(e, CURLOPT_PRIVATE, t)
 			|| curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf)
 			|| curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L)
-			|| curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, hc->timeout_ms)
+			|| curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms)
 			|| curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms)
 			|| curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L)
 			|| curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L)
@@ -140,6 +138,23 @@ fail:
 	return -1;
 }
 
+/* Failures that another attempt cannot fix: the peer's certificate or our own setup. */
+static int error__permanent(CURLcode rc)
+{
+	switch(rc){
+		case CURLE_PEER_FAILED_VERIFICATION:
+		case CURLE_SSL_CACERT_BADFILE:
+		case CURLE_SSL_CERTPROBLEM:
+		case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+		case CURLE_SSL_ISSUER_ERROR:
+		case CURLE_UNSUPPORTED_PROTOCOL:
+		case CURLE_URL_MALFORMAT:
+			return 1;
+		default:
+			return 0;
+	}
+}
+
 static void transfer__report(struct http_client *hc, CURLMsg *msg, http_done_fn done, void *userdata)
 {
 	struct http_transfer *t = NULL;
@@ -159,6 +174,7 @@ static void transfer__report(struct http_client *hc, CURLMsg *msg, http_done_fn 
 		/* curl's generic text: says what failed without naming hosts or paths */
 		r.error = curl_easy_strerror(msg->data.result);
 		r.detail = t->errbuf[0] ? t->errbuf : r.error;
+		r.permanent = error__permanent(msg->data.result);
 	}
 	done(t->tag, &r, userdata);
 	transfer__free(t);

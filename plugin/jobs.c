@@ -7,40 +7,77 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "bootstrap_http.h"
 #include "bootstrap_jobs.h"
+#include "bootstrap_quota.h"
 
 #define WORKER_IDLE_WAIT_MS 1000
+#define BACKOFF_BASE_MS 250
+#define BACKOFF_CAP_MS 8000
+/* An attempt shorter than this is not worth starting before the deadline. */
+#define ATTEMPT_MIN_MS 200
 
 struct job {
 	struct job_result result; /* first: results are handed out as pointers to it */
-	struct job *queue_next;   /* submit queue, under the lock */
+	struct job *queue_next;   /* submit queue (under the lock), then an action queue (worker) */
 	struct job *bucket_next;  /* deviceId index, broker thread only */
 	uint32_t hash;
+	int64_t deadline_ms;      /* worker: no new attempt after this */
+	int64_t due_ms;           /* worker: when a backed-off job may try again */
+	int attempt;
+};
+
+/* FIFO of jobs waiting for their action's token; worker thread only. */
+struct job_fifo {
+	struct job *head, *tail;
+	size_t count;
 };
 
 struct jobs {
 	struct bootstrap_config *cfg;
-	pthread_mutex_t creds_lock; /* guards cfg->creds: held while signing, never across I/O */
 	pthread_t thread;
 	bool thread_started;
+	pthread_mutex_t creds_lock; /* guards cfg->creds: held while signing, never across I/O */
 
-	pthread_mutex_t lock;     /* guards the four fields below, never held across I/O */
+	pthread_mutex_t lock;     /* guards the fields below up to the worker's, never held across I/O */
 	struct job *submit_head, *submit_tail;
 	struct job_result *done_head, *done_tail;
 	bool stop;
+	struct jobs_stats stats;
 
 	/* worker thread only */
 	struct http_client *http;
+	struct job_fifo waiting[2]; /* FLOW_REGISTER, FLOW_QUERY */
+	struct token_bucket bucket[2];
+	struct job **retry_heap;    /* min-heap on due_ms */
+	size_t retry_count, retry_cap;
 	int inflight;
 	struct job_result *finished_head, *finished_tail;
+	unsigned long long calls, retries, throttled;
 
 	/* broker thread only: every job submitted and not yet taken back, by deviceId */
 	struct job **buckets;
 	size_t nbuckets;
 	size_t outstanding;
 };
+
+static int64_t clock__ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double random__unit(void)
+{
+	uint32_t r;
+
+	if(RAND_bytes((unsigned char *)&r, sizeof(r)) != 1) return 0.5;
+	return (double)r / 4294967296.0;
+}
 
 static uint32_t hash__string(const char *s)
 {
@@ -61,6 +98,76 @@ static void job__free(struct job *job)
 
 /* ---- worker thread ---- */
 
+static void fifo__push(struct job_fifo *q, struct job *job)
+{
+	job->queue_next = NULL;
+	if(q->tail) q->tail->queue_next = job;
+	else q->head = job;
+	q->tail = job;
+	q->count++;
+}
+
+static void fifo__push_front(struct job_fifo *q, struct job *job)
+{
+	job->queue_next = q->head;
+	q->head = job;
+	if(!q->tail) q->tail = job;
+	q->count++;
+}
+
+static struct job *fifo__pop(struct job_fifo *q)
+{
+	struct job *job = q->head;
+
+	if(!job) return NULL;
+	q->head = job->queue_next;
+	if(!q->head) q->tail = NULL;
+	job->queue_next = NULL;
+	q->count--;
+	return job;
+}
+
+static int heap__push(struct jobs *jobs, struct job *job)
+{
+	size_t i;
+
+	if(jobs->retry_count == jobs->retry_cap){
+		size_t cap = jobs->retry_cap ? jobs->retry_cap * 2 : 64;
+		struct job **grown = realloc(jobs->retry_heap, cap * sizeof(*grown));
+		if(!grown) return -1;
+		jobs->retry_heap = grown;
+		jobs->retry_cap = cap;
+	}
+	i = jobs->retry_count++;
+	while(i > 0 && jobs->retry_heap[(i - 1) / 2]->due_ms > job->due_ms){
+		jobs->retry_heap[i] = jobs->retry_heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	jobs->retry_heap[i] = job;
+	return 0;
+}
+
+static struct job *heap__pop(struct jobs *jobs)
+{
+	struct job *top, *last;
+	size_t i = 0, n;
+
+	if(jobs->retry_count == 0) return NULL;
+	top = jobs->retry_heap[0];
+	last = jobs->retry_heap[--jobs->retry_count];
+	n = jobs->retry_count;
+	for(;;){
+		size_t c = 2 * i + 1;
+		if(c >= n) break;
+		if(c + 1 < n && jobs->retry_heap[c + 1]->due_ms < jobs->retry_heap[c]->due_ms) c++;
+		if(last->due_ms <= jobs->retry_heap[c]->due_ms) break;
+		jobs->retry_heap[i] = jobs->retry_heap[c];
+		i = c;
+	}
+	if(n > 0) jobs->retry_heap[i] = last;
+	return top;
+}
+
 static void worker__finish(struct jobs *jobs, struct job *job)
 {
 	job->result.next = NULL;
@@ -69,13 +176,21 @@ static void worker__finish(struct jobs *jobs, struct job *job)
 	jobs->finished_tail = &job->result;
 }
 
-static void worker__send(struct jobs *jobs, struct job *job)
+/* The job's flow needs its next call: it waits for its action's token. */
+static void worker__enqueue(struct jobs *jobs, struct job *job)
+{
+	fifo__push(&jobs->waiting[job->result.flow.state == FLOW_QUERY], job);
+}
+
+static void worker__send(struct jobs *jobs, struct job *job, int64_t now)
 {
 	struct platform_http_request req;
 	struct platform_flow *flow = &job->result.flow;
-
+	int64_t left = job->deadline_ms - now;
+	long timeout = jobs->cfg->http_timeout_ms;
 	int rc;
 
+	if(left < timeout) timeout = left < ATTEMPT_MIN_MS ? ATTEMPT_MIN_MS : (long)left;
 	pthread_mutex_lock(&jobs->creds_lock);
 	rc = platform__flow_request(flow, jobs->cfg, time(NULL), &req);
 	pthread_mutex_unlock(&jobs->creds_lock);
@@ -83,15 +198,36 @@ static void worker__send(struct jobs *jobs, struct job *job)
 		worker__finish(jobs, job);
 		return;
 	}
-	if(http__post(jobs->http, req.url, req.body, job)){
+	if(http__post(jobs->http, req.url, req.body, timeout, job)){
 		platform__flow_fail(flow, "could not start the HTTP request", NULL);
 		worker__finish(jobs, job);
 	}else{
 		jobs->inflight++;
+		jobs->calls++;
 	}
 	/* the body may carry an STS token */
 	OPENSSL_cleanse(req.body, strlen(req.body));
 	free(req.body);
+}
+
+/* A transient failure: back off and try again if the deadline allows, else give up. */
+static void worker__retry_or_fail(struct jobs *jobs, struct job *job, const char *why, const char *detail, int64_t now)
+{
+	int64_t delay = quota__backoff_ms(job->attempt, BACKOFF_BASE_MS, BACKOFF_CAP_MS, random__unit());
+	int64_t last_chance = job->deadline_ms - ATTEMPT_MIN_MS - now;
+
+	/* a draw past the deadline still leaves room for one last attempt just before it */
+	if(delay > last_chance) delay = last_chance;
+	if(delay >= 0){
+		job->attempt++;
+		job->due_ms = now + delay;
+		if(heap__push(jobs, job) == 0){
+			jobs->retries++;
+			return;
+		}
+	}
+	platform__flow_fail(&job->result.flow, why, detail);
+	worker__finish(jobs, job);
 }
 
 static void worker__on_answer(void *tag, const struct http_result *r, void *userdata)
@@ -99,22 +235,66 @@ static void worker__on_answer(void *tag, const struct http_result *r, void *user
 	struct jobs *jobs = userdata;
 	struct job *job = tag;
 	struct platform_flow *flow = &job->result.flow;
+	enum platform_flow_state step = flow->state;
 	struct platform_answer answer;
+	char why[96];
+	int64_t now = clock__ms();
 
 	jobs->inflight--;
-	if(r->error){
+	if(r->error && r->permanent){
 		platform__flow_fail(flow, r->error, r->detail);
-	}else{
-		platform__parse_answer(flow->state == FLOW_REGISTER ? "RegisterDevice" : "QueryDeviceDetail",
-				r->status, r->body, r->body_len, &answer);
-		platform__flow_answer(flow, &answer);
-		OPENSSL_cleanse(&answer.triple, sizeof(answer.triple));
+		worker__finish(jobs, job);
+		return;
 	}
+	if(r->error){
+		worker__retry_or_fail(jobs, job, r->error, r->detail, now);
+		return;
+	}
+	platform__parse_answer(step == FLOW_REGISTER ? "RegisterDevice" : "QueryDeviceDetail",
+			r->status, r->body, r->body_len, &answer);
+	if(answer.outcome == PLATFORM_THROTTLED || answer.outcome == PLATFORM_UNAVAILABLE){
+		if(answer.outcome == PLATFORM_THROTTLED){
+			jobs->throttled++;
+			quota__throttled(&jobs->bucket[step == FLOW_QUERY], now);
+		}
+		snprintf(why, sizeof(why), "the platform kept answering %s", answer.code[0] ? answer.code : "without a usable answer");
+		worker__retry_or_fail(jobs, job, why, NULL, now);
+		return;
+	}
+	platform__flow_answer(flow, &answer);
+	OPENSSL_cleanse(&answer.triple, sizeof(answer.triple));
 	if(flow->state == FLOW_DONE){
 		worker__finish(jobs, job);
 	}else{
-		worker__send(jobs, job);
+		job->attempt = 0; /* a new step starts its own backoff */
+		worker__enqueue(jobs, job);
 	}
+}
+
+/* Starts what the tokens and free slots allow; returns how long the worker may sleep. */
+static int worker__dispatch(struct jobs *jobs, int64_t now)
+{
+	int64_t wait = WORKER_IDLE_WAIT_MS;
+
+	while(jobs->retry_count > 0 && jobs->retry_heap[0]->due_ms <= now){
+		struct job *job = heap__pop(jobs);
+		/* it waited its turn once already: back to the front of its action's queue */
+		fifo__push_front(&jobs->waiting[job->result.flow.state == FLOW_QUERY], job);
+	}
+	if(jobs->retry_count > 0 && jobs->retry_heap[0]->due_ms - now < wait) wait = jobs->retry_heap[0]->due_ms - now;
+
+	/* queries first: each one completes a device that already cost a RegisterDevice */
+	for(int a = 1; a >= 0; a--){
+		struct job_fifo *q = &jobs->waiting[a];
+		while(q->head && jobs->inflight < jobs->cfg->max_inflight && quota__take(&jobs->bucket[a], now)){
+			worker__send(jobs, fifo__pop(q), now);
+		}
+		if(q->head && jobs->inflight < jobs->cfg->max_inflight){
+			int64_t w = quota__wait_ms(&jobs->bucket[a], now);
+			if(w < wait) wait = w;
+		}
+	}
+	return wait < 1 ? 1 : (int)wait;
 }
 
 static void *worker__run(void *arg)
@@ -122,8 +302,9 @@ static void *worker__run(void *arg)
 	struct jobs *jobs = arg;
 
 	for(;;){
-		struct job *take = NULL, *next;
-		int room;
+		struct job *take, *next;
+		int64_t now;
+		int wait;
 
 		pthread_mutex_lock(&jobs->lock);
 		if(jobs->stop){
@@ -136,24 +317,26 @@ static void *worker__run(void *arg)
 			jobs->done_tail = jobs->finished_tail;
 			jobs->finished_head = jobs->finished_tail = NULL;
 		}
-		room = jobs->cfg->max_inflight - jobs->inflight;
-		if(room > 0 && jobs->submit_head){
-			struct job *last = NULL;
-			take = jobs->submit_head;
-			for(struct job *j = take; j && room > 0; j = j->queue_next, room--) last = j;
-			jobs->submit_head = last->queue_next;
-			if(!jobs->submit_head) jobs->submit_tail = NULL;
-			last->queue_next = NULL;
-		}
+		take = jobs->submit_head;
+		jobs->submit_head = jobs->submit_tail = NULL;
+		jobs->stats.waiting = jobs->waiting[0].count + jobs->waiting[1].count + jobs->retry_count;
+		jobs->stats.inflight = (size_t)jobs->inflight;
+		jobs->stats.calls = jobs->calls;
+		jobs->stats.retries = jobs->retries;
+		jobs->stats.throttled = jobs->throttled;
+		jobs->stats.register_rate = jobs->bucket[0].rate;
+		jobs->stats.query_rate = jobs->bucket[1].rate;
 		pthread_mutex_unlock(&jobs->lock);
 
+		now = clock__ms();
 		for(; take; take = next){
 			next = take->queue_next;
-			take->queue_next = NULL;
-			worker__send(jobs, take);
+			take->deadline_ms = now + jobs->cfg->request_deadline_ms;
+			worker__enqueue(jobs, take);
 		}
+		wait = worker__dispatch(jobs, now);
 		if(jobs->finished_head) continue; /* hand results over before waiting */
-		http__perform(jobs->http, WORKER_IDLE_WAIT_MS, worker__on_answer, jobs);
+		http__perform(jobs->http, wait, worker__on_answer, jobs);
 	}
 	return NULL;
 }
@@ -163,22 +346,23 @@ static void *worker__run(void *arg)
 struct jobs *jobs__new(struct bootstrap_config *cfg)
 {
 	struct jobs *jobs = calloc(1, sizeof(*jobs));
-	struct http_options hopts = { .timeout_ms = cfg->http_timeout_ms, .ca_file = cfg->ca_file };
+	struct http_options hopts = { .ca_file = cfg->ca_file };
 	size_t want = (size_t)cfg->max_queue + (size_t)cfg->max_inflight;
+	int64_t now = clock__ms();
+	bool lock_ok = false, creds_lock_ok = false;
 
 	if(!jobs) return NULL;
 	jobs->cfg = cfg;
+	quota__init(&jobs->bucket[0], cfg->register_qps, cfg->register_burst, now);
+	quota__init(&jobs->bucket[1], cfg->query_qps, cfg->query_burst, now);
 	for(jobs->nbuckets = 64; jobs->nbuckets < want; jobs->nbuckets *= 2);
 	jobs->buckets = calloc(jobs->nbuckets, sizeof(*jobs->buckets));
 	jobs->http = http__new(&hopts);
-	if(!jobs->buckets || !jobs->http || pthread_mutex_init(&jobs->lock, NULL)){
-		http__free(jobs->http, NULL);
-		free(jobs->buckets);
-		free(jobs);
-		return NULL;
-	}
-	if(pthread_mutex_init(&jobs->creds_lock, NULL)){
-		pthread_mutex_destroy(&jobs->lock);
+	lock_ok = pthread_mutex_init(&jobs->lock, NULL) == 0;
+	creds_lock_ok = pthread_mutex_init(&jobs->creds_lock, NULL) == 0;
+	if(!jobs->buckets || !jobs->http || !lock_ok || !creds_lock_ok){
+		if(lock_ok) pthread_mutex_destroy(&jobs->lock);
+		if(creds_lock_ok) pthread_mutex_destroy(&jobs->creds_lock);
 		http__free(jobs->http, NULL);
 		free(jobs->buckets);
 		free(jobs);
@@ -263,6 +447,13 @@ void jobs__set_credentials(struct jobs *jobs, struct bootstrap_credentials *cred
 	config__credentials_cleanup(&old);
 }
 
+void jobs__stats(struct jobs *jobs, struct jobs_stats *stats)
+{
+	pthread_mutex_lock(&jobs->lock);
+	*stats = jobs->stats;
+	pthread_mutex_unlock(&jobs->lock);
+}
+
 size_t jobs__outstanding(const struct jobs *jobs)
 {
 	return jobs->outstanding;
@@ -278,7 +469,7 @@ void jobs__free(struct jobs *jobs)
 		http__wakeup(jobs->http);
 		pthread_join(jobs->thread, NULL);
 	}
-	/* in-flight transfers are abandoned; their jobs are still in the index, freed below */
+	/* in-flight transfers are abandoned; every job is still in the index, freed below */
 	http__free(jobs->http, NULL);
 	for(size_t i = 0; i < jobs->nbuckets; i++){
 		struct job *job = jobs->buckets[i], *next;
@@ -287,6 +478,7 @@ void jobs__free(struct jobs *jobs)
 			job__free(job);
 		}
 	}
+	free(jobs->retry_heap);
 	free(jobs->buckets);
 	pthread_mutex_destroy(&jobs->lock);
 	pthread_mutex_destroy(&jobs->creds_lock);

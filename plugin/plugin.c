@@ -20,6 +20,7 @@
 #include "bootstrap_auth.h"
 #include "bootstrap_config.h"
 #include "bootstrap_jobs.h"
+#include "bootstrap_quota.h"
 #include "bootstrap_reply.h"
 #include "bootstrap_request.h"
 
@@ -27,8 +28,6 @@
 #define REPLY_QOS 1
 /* While work is pending, ask 2.1 for a tick this soon (it may otherwise sleep for hours). */
 #define PENDING_TICK_MS 10
-/* The quota a busy device is told to expect: RegisterDevice's 30 calls/s per account. */
-#define BUSY_DRAIN_PER_S 30
 /* A random is refused for the same deviceId for a day; at most this many are remembered. */
 #define REPLAY_WINDOW_S (24 * 3600)
 #define REPLAY_MAX_ENTRIES 200000
@@ -54,6 +53,8 @@ struct bootstrap_plugin {
 	struct jobs *jobs;
 	struct replay_cache *replay;
 	struct failure_limiter *refusals;
+	unsigned long long throttled_logged; /* Throttling answers already reported in the log */
+	time_t throttle_log_s;
 	bool curl_ready;
 };
 
@@ -194,7 +195,8 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 			mosquitto_log_printf(MOSQ_LOG_DEBUG, PLUGIN_NAME ": device %s: already in progress, joined", req.device_id);
 			break;
 		case JOBS_FULL:
-			retry_after = 1 + (int)(jobs__outstanding(p->jobs) / BUSY_DRAIN_PER_S);
+			/* what is ahead of the device drains at the paced RegisterDevice rate */
+			retry_after = 1 + (int)((double)jobs__outstanding(p->jobs) / (p->cfg.register_qps * QUOTA_PACING));
 			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: busy, queue full", req.device_id);
 			bootstrap__send_error(p, req.device_id, BOOTSTRAP_BUSY,
 					"too many bootstrap requests waiting; try again later", retry_after);
@@ -232,6 +234,21 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 	reply__free(payload, len);
 }
 
+/* Throttling means another client shares the account's quota: say so, at most every 10 s. */
+static void bootstrap__report_throttling(struct bootstrap_plugin *p, time_t now)
+{
+	struct jobs_stats st;
+
+	if(now - p->throttle_log_s < 10) return;
+	jobs__stats(p->jobs, &st);
+	if(st.throttled == p->throttled_logged) return;
+	mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": the platform throttled %llu calls (%llu in all); "
+			"pacing RegisterDevice at %.1f/s and QueryDeviceDetail at %.1f/s. Does another client share the account's quota?",
+			st.throttled - p->throttled_logged, st.throttled, st.register_rate, st.query_rate);
+	p->throttled_logged = st.throttled;
+	p->throttle_log_s = now;
+}
+
 static int bootstrap__on_tick(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_tick *ed = event_data;
@@ -239,6 +256,7 @@ static int bootstrap__on_tick(int event, void *event_data, void *userdata)
 	struct job_result *r, *next;
 
 	(void)event;
+	bootstrap__report_throttling(p, time(NULL));
 	for(r = jobs__take_results(p->jobs); r; r = next){
 		next = r->next;
 		bootstrap__deliver(p, r);
@@ -405,15 +423,16 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 PLUGIN_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt_count)
 {
 	struct bootstrap_plugin *p = userdata;
+	struct jobs_stats st;
 
 	(void)opts;
 	(void)opt_count;
 	if(!p) return MOSQ_ERR_SUCCESS;
 	bootstrap__unregister(p);
-	if(jobs__outstanding(p->jobs) > 0){
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": shutting down with %zu requests unanswered",
-				jobs__outstanding(p->jobs));
-	}
+	jobs__stats(p->jobs, &st);
+	mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": shutting down with %zu requests unanswered; "
+			"%llu platform calls, %llu retries, %llu throttled answers",
+			jobs__outstanding(p->jobs), st.calls, st.retries, st.throttled);
 	bootstrap__free(p);
 	return MOSQ_ERR_SUCCESS;
 }

@@ -216,6 +216,22 @@ function createEmulator(options = {}) {
   function handleControl(req, url, body, res) {
     if (req.method === 'GET' && url.pathname === '/_emulator/stats') return send(res, 200, stats);
     if (req.method === 'POST' && url.pathname === '/_emulator/reset') { resetStats(); faults = []; latencyMs = 0; return send(res, 200, { ok: true }); }
+    if (req.method === 'GET' && url.pathname === '/_emulator/device') {
+      const d = devices.get(url.searchParams.get('productKey') + '/' + url.searchParams.get('name'));
+      return d ? send(res, 200, d) : send(res, 404, { error: 'no such device' });
+    }
+    // test support only: the secrets it handed out, so a test can check none was logged
+    if (req.method === 'GET' && url.pathname === '/_emulator/secrets') return send(res, 200, [...devices.values()].map((d) => d.DeviceSecret));
+    if (req.method === 'POST' && url.pathname === '/_emulator/preregister') {
+      let f;
+      try { f = JSON.parse(body); } catch (e) { return send(res, 400, { error: 'bad json' }); }
+      for (const name of f.names || []) api.preRegister(f.productKey, name);
+      return send(res, 200, { ok: true, count: devices.size });
+    }
+    if (req.method === 'POST' && url.pathname === '/_emulator/quota') {
+      try { opts.quota = JSON.parse(body); } catch (e) { return send(res, 400, { error: 'bad json' }); }
+      return send(res, 200, { ok: true });
+    }
     if (req.method === 'POST' && url.pathname === '/_emulator/faults') {
       let f;
       try { f = JSON.parse(body); } catch (e) { return send(res, 400, { error: 'bad json' }); }
@@ -250,7 +266,7 @@ function createEmulator(options = {}) {
   const server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) : http.createServer(onRequest);
   server.keepAliveTimeout = 30000;
 
-  return {
+  const api = {
     server,
     listen(port = 0, host = '127.0.0.1') {
       return new Promise((resolve) => server.listen(port, host, () => resolve(server.address().port)));
@@ -262,13 +278,21 @@ function createEmulator(options = {}) {
     resetStats,
     setLatency(ms) { latencyMs = ms; },
     setAccessKeys(keys) { opts.accessKeys = keys; },
+    setQuota(quota) { opts.quota = quota; },
     addFaults(...list) { faults.push(...list.map((x) => ({ ...x, count: x.count || 1 }))); },
     clearFaults() { faults = []; },
     device(productKey, name) { return devices.get(productKey + '/' + name) || null; },
     setDeviceStatus(productKey, name, status) { const d = devices.get(productKey + '/' + name); if (d) d.Status = status; },
+    // A device registered before the test (no call counted), Status UNACTIVE.
+    preRegister(productKey, name) {
+      const now = new Date();
+      devices.set(productKey + '/' + name, { IotId: randomId(20, ALNUM) + '000100', ProductKey: productKey, DeviceName: name,
+        DeviceSecret: crypto.randomBytes(16).toString('hex'), Nickname: '', Status: 'UNACTIVE', GmtCreate: now.toUTCString(), UtcCreate: now.toISOString() });
+    },
     deviceCount: () => devices.size,
     allDeviceSecrets: () => [...devices.values()].map((d) => d.DeviceSecret),
   };
+  return api;
 }
 
 module.exports = { createEmulator, sign, canonicalQuery, percentEncode, parseForm };
@@ -289,6 +313,8 @@ if (require.main === module) {
     accessKeys: { [id]: { secret } },
     products: (arg('products', 'a1TestProduct')).split(','),
     iotInstanceId: arg('iot-instance-id', null),
+    // --quota RegisterDevice=30,QueryDeviceDetail=50
+    quota: arg('quota') ? Object.fromEntries(arg('quota').split(',').map((kv) => { const [k, v] = kv.split('='); return [k, Number(v)]; })) : null,
     tls,
   });
   emu.setLatency(Number(arg('latency-ms', '0')));

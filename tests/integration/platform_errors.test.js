@@ -34,47 +34,56 @@ test('an unknown AccessKeyId answers platform_auth', async () => {
   });
 });
 
-test('platform 5xx, garbage and dropped connections answer platform_unavailable with retryAfter', async () => {
-  await withEnv({}, async (env) => {
+test('failures that persist past request_deadline_ms answer platform_unavailable with retryAfter', async () => {
+  await withEnv({ pluginOptions: { request_deadline_ms: 1500 } }, async (env) => {
     const cases = [
-      [{ kind: '5xx', status: 503 }, /ServiceUnavailable/],
-      [{ kind: '5xx', status: 500, code: 'InternalError' }, /InternalError/],
-      [{ kind: 'garbage' }, /usable answer/],
-      // count 2: curl itself retries once when a reused connection dies before any answer
-      [{ kind: 'drop', count: 2 }, /could not be reached/],
+      [{ kind: '5xx', status: 503 }, /kept answering ServiceUnavailable/],
+      [{ kind: '5xx', status: 500, code: 'InternalError' }, /kept answering InternalError/],
+      [{ kind: 'garbage' }, /kept answering without a usable answer/],
+      [{ kind: 'drop' }, /could not be reached|Server returned nothing|Failure when receiving/],
+      [{ kind: 'throttle', status: 400 }, /kept answering Throttling.User/],
     ];
     let i = 0;
     for (const [fault, message] of cases) {
       const id = `dev-fail${i++}`;
-      env.emu.addFaults(fault);
+      env.emu.clearFaults();
+      env.emu.addFaults({ ...fault, count: 100000 });
+      const before = env.emu.stats().requests;
+      const t0 = Date.now();
       const r = await env.rr(id);
+      const took = Date.now() - t0;
       assert.strictEqual(r.reply && r.reply.code, 'platform_unavailable', `code after ${fault.kind}`);
       assert.match(r.reply.message, message);
       assert.ok(Number.isInteger(r.reply.retryAfter) && r.reply.retryAfter > 0, 'retryAfter is a positive integer');
+      assert.ok(env.emu.stats().requests - before >= 2, `${fault.kind} was retried`);
+      assert.ok(took >= 1000 && took < 3500, `gave up at the deadline, after ${took} ms`);
     }
+    env.emu.clearFaults();
     // and the broker keeps serving: the next request goes through
     const ok = await env.rr('dev-after');
     assert.strictEqual(ok.reply.success, true);
   });
 });
 
-test('Throttling.User answers throttled with retryAfter', async () => {
-  await withEnv({}, async (env) => {
-    env.emu.addFaults({ kind: 'throttle', status: 400 });
-    const r = await env.rr('dev-thr1');
-    assert.strictEqual(r.reply.code, 'throttled');
-    assert.ok(r.reply.retryAfter > 0);
-  });
-});
-
-test('a platform slower than http_timeout_ms answers platform_unavailable', async () => {
-  await withEnv({ pluginOptions: { http_timeout_ms: 300 } }, async (env) => {
-    env.emu.setLatency(1500);
+test('a platform slower than http_timeout_ms until the deadline answers platform_unavailable', async () => {
+  await withEnv({ pluginOptions: { http_timeout_ms: 300, request_deadline_ms: 1000 } }, async (env) => {
+    env.emu.setLatency(5000);
     const t0 = Date.now();
     const r = await env.rr('dev-slow1');
     assert.strictEqual(r.reply.code, 'platform_unavailable');
     assert.match(r.reply.message, /[Tt]imeout/);
-    assert.ok(Date.now() - t0 < 1400, 'answered when the HTTP timeout expired, not when the platform did');
+    assert.ok(Date.now() - t0 < 2500, 'answered at the deadline, not when the platform did');
+  });
+});
+
+test('signature, permission and not-found answers are not retried', async () => {
+  await withEnv({ credentialsOverride: { ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'wrong-' + Date.now() } }, async (env) => {
+    await env.rr('dev-noretry1');
+    assert.strictEqual(env.emu.stats().requests, 1, 'one call for a signature failure');
+  });
+  await withEnv({ pluginOptions: { product_key: 'a1NoSuchProduct' } }, async (env) => {
+    await env.rr('dev-noretry2');
+    assert.strictEqual(env.emu.stats().requests, 1, 'one call for a missing product');
   });
 });
 

@@ -6,6 +6,7 @@
 const assert = require('assert');
 const crypto = require('crypto');
 const fs = require('fs');
+const http = require('http');
 const net = require('net');
 const os = require('os');
 const path = require('path');
@@ -134,18 +135,54 @@ function canConnect(port) {
   });
 }
 
+// The emulator in a process of its own, driven over its control API: for tests whose timing
+// must not suffer from this process's event loop (spawning hundreds of clients stalls it).
+// The same methods as the in-process emulator, but async.
+async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota }) {
+  const args = [path.join(__dirname, '../../emulator/emulator.js'), '--port', '0', '--products', PRODUCT_KEY];
+  if (quota) args.push('--quota', Object.entries(quota).map(([k, v]) => `${k}=${v}`).join(','));
+  const proc = spawn(process.execPath, args, { env: { ...process.env, EMULATOR_ACCESS_KEY_ID: accessKeyId, EMULATOR_ACCESS_KEY_SECRET: accessKeySecret }, stdio: ['ignore', 'pipe', 'inherit'] });
+  live.add(proc);
+  const port = await new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout.on('data', (d) => { out += d; const m = /"port":(\d+)/.exec(out); if (m) resolve(Number(m[1])); });
+    proc.on('exit', () => reject(new Error('the emulator exited')));
+  });
+  const call = (method, p, body) => new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: p }, (res) => {
+      let d = '';
+      res.on('data', (x) => { d += x; });
+      res.on('end', () => resolve(res.statusCode === 200 ? JSON.parse(d) : null));
+    });
+    req.on('error', reject);
+    req.end(body ? JSON.stringify(body) : undefined);
+  });
+  return {
+    port,
+    stats: () => call('GET', '/_emulator/stats'),
+    resetStats: () => call('POST', '/_emulator/reset'),
+    setQuota: (q) => call('POST', '/_emulator/quota', q),
+    preRegister: (productKey, names) => call('POST', '/_emulator/preregister', { productKey, names }),
+    device: (productKey, name) => call('GET', `/_emulator/device?productKey=${encodeURIComponent(productKey)}&name=${encodeURIComponent(name)}`),
+    allDeviceSecrets: () => call('GET', '/_emulator/secrets'),
+    close: () => new Promise((resolve) => { proc.on('close', resolve); proc.kill('SIGTERM'); }),
+  };
+}
+
 // An environment: emulator + broker with the plugin, torn down by stop().
 // requestAuth: 'sign' (the plugin's default: a ProductSecret file is made and env.request()
 // signs), 'identity' or 'none'. Options given as null are left out of the configuration.
-async function startEnv({ pluginOptions = {}, emulator = {}, credentials = 'env', credentialsOverride = {}, requestAuth = 'sign', extraConfig = '', expectFailure = false } = {}) {
+async function startEnv({ pluginOptions = {}, emulator = {}, emulatorProcess = false, credentials = 'env', credentialsOverride = {}, requestAuth = 'sign', extraConfig = '', expectFailure = false } = {}) {
   const plugin = requirePlugin();
   const dir = makeWorkdir();
   const accessKeyId = 'LTAI' + crypto.randomBytes(8).toString('hex');
   const accessKeySecret = secret('aksecret');
   // emulator.tls: { cert, key } file paths: the emulator serves HTTPS and the endpoint is https
   const emuTls = emulator.tls ? { cert: fs.readFileSync(emulator.tls.cert), key: fs.readFileSync(emulator.tls.key) } : null;
-  const emu = createEmulator({ accessKeys: { [accessKeyId]: { secret: accessKeySecret } }, products: [PRODUCT_KEY], ...emulator, tls: emuTls });
-  const emuPort = await emu.listen(0);
+  const emuOptions = { accessKeys: { [accessKeyId]: { secret: accessKeySecret } }, products: [PRODUCT_KEY], ...emulator, tls: emuTls };
+  let emu = emulatorProcess ? await startRemoteEmulator({ accessKeyId, accessKeySecret, quota: emulator.quota }) : createEmulator(emuOptions);
+  const emuPort = emulatorProcess ? emu.port : await emu.listen(0);
+  const retiredSecrets = [];
   const port = await freePort();
 
   const soPath = path.join(dir, 'mosquitto_bootstrap.so');
@@ -196,6 +233,38 @@ async function startEnv({ pluginOptions = {}, emulator = {}, credentials = 'env'
 
   return {
     dir, port, emu, emuPort, broker, accessKeyId, accessKeySecret, productSecret, failure, secrets,
+    // The platform goes away (connections cut) and comes back after downMs, on the same port,
+    // without the devices it knew: a restart of the emulator, not of the broker.
+    async restartEmulator(downMs) {
+      retiredSecrets.push(...this.emu.allDeviceSecrets());
+      await this.emu.close();
+      await sleep(downMs);
+      emu = createEmulator(emuOptions);
+      await emu.listen(emuPort);
+      this.emu = emu;
+    },
+    // A device that does what the reply says: on retryAfter it waits that long and asks again
+    // (with a new random). Resolves with { reply, tries, codes }.
+    async device(deviceId, { maxTries = 20, timeoutS = 60 } = {}) {
+      const codes = [];
+      for (let tries = 1; ; tries++) {
+        const r = await this.rr(deviceId, { timeoutS });
+        const reply = r.reply;
+        codes.push(reply ? (reply.success ? 'ok' : reply.code) : 'no_reply');
+        if (!reply || reply.success || !reply.retryAfter || tries >= maxTries) return { reply, tries, codes };
+        await sleep(reply.retryAfter * 1000);
+      }
+    },
+    // Many requests through one connection: mosquitto_pub -l sends a line per message.
+    async publishMany(lines) {
+      return new Promise((resolve) => {
+        const p = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-t', 'bootstrap/register', '-q', '1', '-l', '-i', 'bulk-' + crypto.randomBytes(3).toString('hex')], { stdio: ['pipe', 'ignore', 'pipe'] });
+        let stderr = '';
+        p.stderr.on('data', (d) => { stderr += d; });
+        p.on('close', (code) => resolve({ code, stderr }));
+        p.stdin.end(lines.join('\n') + '\n');
+      });
+    },
     // A request payload for deviceId: signed with a fresh random when the broker wants a sign.
     request(deviceId, { random, method = 'hmacsha256', key = productSecret } = {}) {
       if (requestAuth !== 'sign') return JSON.stringify({ deviceId });
@@ -214,9 +283,14 @@ async function startEnv({ pluginOptions = {}, emulator = {}, credentials = 'env'
       }
     },
     // Every DeviceSecret the emulator handed out plus the AccessKey secret: none may be logged.
+    // (With emulatorProcess, await it: the secrets come over the control API.)
     assertLogClean() {
+      if (emulatorProcess) return emu.allDeviceSecrets().then((list) => this.assertNoneLogged(list));
+      return this.assertNoneLogged(emu.allDeviceSecrets());
+    },
+    assertNoneLogged(deviceSecrets) {
       const log = broker.log();
-      const all = secrets.concat(emu.allDeviceSecrets());
+      const all = secrets.concat(deviceSecrets, retiredSecrets);
       const leaked = all.filter((s) => log.includes(s)).length;
       assert.strictEqual(leaked, 0, `${leaked} secret(s) appear in the broker log`);
     },

@@ -1,0 +1,35 @@
+#ifndef BOOTSTRAP_QUOTA_H
+#define BOOTSTRAP_QUOTA_H
+/* Staying inside the platform's per-account API quota, and backing off when it still says no.
+ * Pure arithmetic on caller-supplied times (milliseconds, monotonic); no clock, no threads. */
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The platform counts the calls that arrive in any second; network jitter can bunch calls sent
+ * evenly at the full rate into one second. Pacing this much under the quota absorbs ~30 ms. */
+#define QUOTA_PACING 0.97
+
+/* A token bucket whose rate is cut in half when the platform throttles (another client shares
+ * the account) and grows back by a tenth of the configured rate per quiet second. */
+struct token_bucket {
+	double configured;  /* calls/s the account allows this broker */
+	double rate;        /* calls/s currently paced at */
+	double burst;       /* tokens that can accumulate */
+	double tokens;
+	int64_t last_ms;
+	int64_t last_throttle_ms;
+};
+
+void quota__init(struct token_bucket *b, double qps, double burst, int64_t now_ms);
+/* Takes a token if one is there. */
+bool quota__take(struct token_bucket *b, int64_t now_ms);
+/* Milliseconds until the next token, 0 if one is there now. */
+int64_t quota__wait_ms(struct token_bucket *b, int64_t now_ms);
+/* The platform answered Throttling: halve the rate (at most once per 500 ms, not below 1/s). */
+void quota__throttled(struct token_bucket *b, int64_t now_ms);
+
+/* Full-jitter exponential backoff: a random delay in [0, min(cap, base * 2^attempt)].
+ * random01 is a uniform draw from [0, 1). */
+int64_t quota__backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, double random01);
+
+#endif

@@ -1,0 +1,68 @@
+/* Token buckets with multiplicative decrease on throttling, and backoff with full jitter. */
+#include <math.h>
+#include <stdbool.h>
+
+#include "bootstrap_quota.h"
+
+#define RECOVERY_PER_S 0.1     /* of the configured rate, per second without throttling */
+#define THROTTLE_HOLD_MS 500   /* answers to calls already in flight do not cut again */
+#define MIN_RATE 1.0
+
+static void bucket__refill(struct token_bucket *b, int64_t now_ms)
+{
+	double dt;
+
+	if(now_ms <= b->last_ms) return;
+	dt = (double)(now_ms - b->last_ms) / 1000.0;
+	if(b->rate < b->configured){
+		b->rate += b->configured * RECOVERY_PER_S * dt;
+		if(b->rate > b->configured) b->rate = b->configured;
+	}
+	b->tokens += b->rate * dt;
+	if(b->tokens > b->burst) b->tokens = b->burst;
+	b->last_ms = now_ms;
+}
+
+void quota__init(struct token_bucket *b, double qps, double burst, int64_t now_ms)
+{
+	b->configured = qps * QUOTA_PACING;
+	b->rate = b->configured;
+	b->burst = burst < 1.0 ? 1.0 : burst;
+	b->tokens = 1.0; /* not a full burst at start: a restart must not exceed the quota either */
+	b->last_ms = now_ms;
+	b->last_throttle_ms = now_ms - THROTTLE_HOLD_MS;
+}
+
+bool quota__take(struct token_bucket *b, int64_t now_ms)
+{
+	bucket__refill(b, now_ms);
+	if(b->tokens < 1.0) return false;
+	b->tokens -= 1.0;
+	return true;
+}
+
+int64_t quota__wait_ms(struct token_bucket *b, int64_t now_ms)
+{
+	bucket__refill(b, now_ms);
+	if(b->tokens >= 1.0) return 0;
+	return (int64_t)ceil((1.0 - b->tokens) * 1000.0 / b->rate);
+}
+
+void quota__throttled(struct token_bucket *b, int64_t now_ms)
+{
+	bucket__refill(b, now_ms);
+	if(now_ms - b->last_throttle_ms < THROTTLE_HOLD_MS) return;
+	b->last_throttle_ms = now_ms;
+	b->rate /= 2.0;
+	if(b->rate < MIN_RATE) b->rate = MIN_RATE;
+	if(b->tokens > 0.0) b->tokens = 0.0;
+}
+
+int64_t quota__backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, double random01)
+{
+	double ceiling = (double)base_ms;
+
+	for(int i = 0; i < attempt && ceiling < (double)cap_ms; i++) ceiling *= 2.0;
+	if(ceiling > (double)cap_ms) ceiling = (double)cap_ms;
+	return (int64_t)(ceiling * random01);
+}

@@ -1,0 +1,85 @@
+/* Token buckets, throttling response and backoff. */
+#include <math.h>
+
+#include "bootstrap_quota.h"
+#include "unit.h"
+
+/* Calls the bucket lets through in [from, to) ms when asked every millisecond. */
+static int calls_between(struct token_bucket *b, int64_t from, int64_t to)
+{
+	int n = 0;
+
+	for(int64_t t = from; t < to; t++){
+		while(quota__take(b, t)) n++;
+	}
+	return n;
+}
+
+static void test_never_more_than_the_quota_in_any_second(void)
+{
+	struct token_bucket b;
+	int64_t times[400];
+	int n = 0;
+
+	quota__init(&b, 30, 1, 0);
+	for(int64_t t = 0; t < 10000 && n < 400; t++){
+		while(quota__take(&b, t) && n < 400) times[n++] = t;
+	}
+	/* every window of one second holds at most 30 calls, with room for jitter */
+	for(int i = 0; i + 30 < n; i++) CHECK(times[i + 30] - times[i] >= 1000);
+	for(int i = 0; i + 29 < n; i++) CHECK(times[i + 29] - times[i] >= 29 * 1000 / 30);
+	/* and uses it: at least 95% of 30/s */
+	CHECK(n >= (int)(0.95 * 30 * 10));
+}
+
+static void test_burst(void)
+{
+	struct token_bucket b;
+
+	quota__init(&b, 10, 5, 0);
+	CHECK(calls_between(&b, 0, 1) == 1);          /* no burst at start */
+	CHECK(calls_between(&b, 10000, 10001) == 5);  /* idle time fills the burst, no more */
+	CHECK(!quota__take(&b, 10001));
+	CHECK(quota__wait_ms(&b, 10001) > 90 && quota__wait_ms(&b, 10001) <= 104);
+}
+
+static void test_throttled_halves_then_recovers(void)
+{
+	struct token_bucket b;
+	double full;
+
+	quota__init(&b, 30, 1, 0);
+	full = b.rate;
+	CHECK(fabs(full - 30 * QUOTA_PACING) < 1e-9);
+	quota__throttled(&b, 1000);
+	CHECK(fabs(b.rate - full / 2) < 1e-6);
+	quota__throttled(&b, 1100); /* answers to calls already in flight: no second cut */
+	CHECK(fabs(b.rate - full / 2) < 0.5);
+	quota__throttled(&b, 1700);
+	CHECK(b.rate < full / 3);
+	/* quiet seconds bring it back, a tenth of the rate per second */
+	quota__take(&b, 4000);
+	CHECK(b.rate > full / 2);
+	quota__take(&b, 20000);
+	CHECK(fabs(b.rate - full) < 1e-9);
+	for(int i = 0; i < 20; i++) quota__throttled(&b, 30000 + i * 1000);
+	CHECK(b.rate >= 1.0);
+}
+
+static void test_backoff_full_jitter(void)
+{
+	CHECK(quota__backoff_ms(0, 250, 8000, 0.0) == 0);
+	CHECK(quota__backoff_ms(0, 250, 8000, 0.999) == 249);
+	CHECK(quota__backoff_ms(3, 250, 8000, 0.5) == 1000);
+	CHECK(quota__backoff_ms(10, 250, 8000, 0.5) == 4000);   /* capped */
+	CHECK(quota__backoff_ms(1000, 250, 8000, 0.999) < 8000);
+}
+
+int main(void)
+{
+	RUN(test_never_more_than_the_quota_in_any_second);
+	RUN(test_burst);
+	RUN(test_throttled_halves_then_recovers);
+	RUN(test_backoff_full_jitter);
+	return unit_main_result();
+}
