@@ -79,7 +79,11 @@ class Broker {
   async start(env, { expectFailure = false, timeoutMs = 10000 } = {}) {
     const childEnv = { ...process.env, ...env };
     if (process.env.BOOTSTRAP_PRELOAD) childEnv.LD_PRELOAD = process.env.BOOTSTRAP_PRELOAD;
-    this.proc = spawn('mosquitto', ['-c', this.confPath], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    // BOOTSTRAP_BROKER_WRAPPER runs the broker under a tool, e.g. valgrind (scripts/valgrind-tests)
+    const wrapper = (process.env.BOOTSTRAP_BROKER_WRAPPER || '').split(' ').filter(Boolean);
+    const argv = [...wrapper, 'mosquitto', '-c', this.confPath];
+    if (wrapper.length) timeoutMs *= 6;
+    this.proc = spawn(argv[0], argv.slice(1), { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout.on('data', (d) => { this.output += d; });
     this.proc.stderr.on('data', (d) => { this.output += d; });
     this.exited = new Promise((resolve) => this.proc.on('close', (code, signal) => resolve({ code, signal })));
@@ -118,8 +122,16 @@ class Broker {
     });
     this.proc = null;
     assertNoSanitizerReport(this.output);
+    assert.notStrictEqual(result.code, VALGRIND_ERROR_EXIT, 'valgrind reported errors or leaks in the broker:\n' + valgrindReport(this.output));
     return result;
   }
+}
+
+// scripts/valgrind-tests makes valgrind exit with this code when it found errors or leaks.
+const VALGRIND_ERROR_EXIT = 97;
+
+function valgrindReport(output) {
+  return output.split('\n').filter((l) => /^==\d+==/.test(l)).slice(-80).join('\n');
 }
 
 function assertNoSanitizerReport(output) {
