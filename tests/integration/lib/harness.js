@@ -174,6 +174,8 @@ async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota }) {
     stats: () => call('GET', '/_emulator/stats'),
     resetStats: () => call('POST', '/_emulator/reset'),
     setQuota: (q) => call('POST', '/_emulator/quota', q),
+    addFaults: (...faults) => call('POST', '/_emulator/faults', { faults }),
+    setLatency: (ms) => call('POST', '/_emulator/faults', { latencyMs: ms }),
     preRegister: (productKey, names) => call('POST', '/_emulator/preregister', { productKey, names }),
     device: (productKey, name) => call('GET', `/_emulator/device?productKey=${encodeURIComponent(productKey)}&name=${encodeURIComponent(name)}`),
     allDeviceSecrets: () => call('GET', '/_emulator/secrets'),
