@@ -193,6 +193,8 @@ function createEmulator(options = {}) {
   function handleApi(method, p, res) {
     stats.requests++;
     const fault = takeFault();
+    // the gateway counts a call against the quota when it arrives, however long it then takes
+    const overQuotaOnArrival = !fault && overQuota(p.Action);
     const run = () => {
       if (fault) {
         if (fault.kind === 'drop') { res.socket.destroy(); count(p.Action || 'unknown', 'Dropped'); return; }
@@ -204,7 +206,7 @@ function createEmulator(options = {}) {
       if (p.Format && p.Format !== 'JSON') return gatewayError(res, 400, 'InvalidParameter.Format', 'Only JSON answers are emulated.', p.Action);
       if (p.Version !== API_VERSION) return gatewayError(res, 400, 'InvalidVersion', 'Specified parameter Version is not valid.', p.Action);
       if (opts.iotInstanceId && p.IotInstanceId !== opts.iotInstanceId) return businessError(res, 'iot.system.InstanceNotFound', 'The instance is not found.', p.Action);
-      if (overQuota(p.Action)) { stats.throttled++; return gatewayError(res, 503, 'Throttling.User', 'Request was denied due to user flow control.', p.Action); }
+      if (overQuotaOnArrival) { stats.throttled++; return gatewayError(res, 503, 'Throttling.User', 'Request was denied due to user flow control.', p.Action); }
       if (p.Action === 'RegisterDevice') return registerDevice(p, res);
       if (p.Action === 'QueryDeviceDetail') return queryDeviceDetail(p, res);
       return gatewayError(res, 404, 'InvalidAction.NotFound', 'Specified api is not found, please check your url and method.', p.Action);
