@@ -20,6 +20,13 @@ enum request_auth {
 	REQUEST_AUTH_NONE,     /* anyone: only when configured explicitly */
 };
 
+/* Which call a new request starts with. */
+enum flow_strategy {
+	STRATEGY_AUTO = 0,        /* by the recent share of devices that already exist */
+	STRATEGY_REGISTER_FIRST,  /* RegisterDevice, QueryDeviceDetail when the name is taken */
+	STRATEGY_QUERY_FIRST,     /* QueryDeviceDetail, RegisterDevice when there is no such device */
+};
+
 /* Whose triple a device that already exists on the platform gets. */
 enum existing_devices {
 	EXISTING_UNACTIVE = 0, /* only while it has never connected (Status UNACTIVE) */
@@ -44,6 +51,7 @@ struct bootstrap_config {
 	char *product_secret_file;
 	char *product_secret;    /* loaded by config__finish for REQUEST_AUTH_SIGN */
 	enum existing_devices existing_devices;
+	enum flow_strategy strategy;
 	enum acl_mode acl;
 	char *request_topic;
 	char *reply_topic;       /* template, see request__reply_topic() */

@@ -44,6 +44,8 @@ struct jobs_stats {
 	unsigned long long throttled; /* Throttling answers from the platform */
 	double register_rate;      /* calls/s paced at now (lower than configured after throttling) */
 	double query_rate;
+	double existing_share;     /* recent share of requests for devices that already existed */
+	int query_first;           /* what new requests start with now */
 };
 
 /* A snapshot of the worker's counters; any thread. */

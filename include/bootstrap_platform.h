@@ -36,6 +36,7 @@ void platform__timestamp(time_t now, char out[21]);
 enum platform_outcome {
 	PLATFORM_SUCCESS,        /* triple filled in */
 	PLATFORM_ALREADY_EXISTS, /* RegisterDevice: the name is taken */
+	PLATFORM_NOT_EXISTS,     /* QueryDeviceDetail: no such device */
 	PLATFORM_AUTH,           /* our AccessKey, token, permission or signature was rejected */
 	PLATFORM_REFUSED,        /* a business error: the code says which */
 	PLATFORM_THROTTLED,
@@ -68,6 +69,7 @@ struct platform_flow {
 	/* valid once state is FLOW_DONE */
 	enum bootstrap_code result;
 	bool existing; /* the name was taken: the triple came from QueryDeviceDetail */
+	int steps;     /* platform answers taken so far; bounds register/query ping-pong */
 	struct device_triple triple;
 	char message[160];    /* for the device */
 	char detail[192];     /* for the log only: what exactly failed (e.g. curl's TLS error) */
@@ -82,7 +84,8 @@ struct platform_http_request {
 	const char *action;
 };
 
-void platform__flow_init(struct platform_flow *flow, const char *device_name, enum existing_devices policy);
+/* query_first starts with QueryDeviceDetail (cheaper when most devices already exist). */
+void platform__flow_init(struct platform_flow *flow, const char *device_name, enum existing_devices policy, bool query_first);
 
 /* Builds the signed request for the flow's current step, with a new nonce and timestamp
  * for now. 0 or -1 (the flow is then finished with BOOTSTRAP_INTERNAL). */

@@ -227,6 +227,15 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 			return -1;
 		}
 		return 0;
+	}else if(!strcmp(key, "strategy")){
+		if(!strcmp(value, "auto")) cfg->strategy = STRATEGY_AUTO;
+		else if(!strcmp(value, "register_first")) cfg->strategy = STRATEGY_REGISTER_FIRST;
+		else if(!strcmp(value, "query_first")) cfg->strategy = STRATEGY_QUERY_FIRST;
+		else{
+			config__error(err, errlen, "plugin_opt_strategy: '%s' is not auto, register_first or query_first", value);
+			return -1;
+		}
+		return 0;
 	}else if(!strcmp(key, "acl")){
 		if(!strcmp(value, "strict")) cfg->acl = ACL_STRICT;
 		else if(!strcmp(value, "defer")) cfg->acl = ACL_DEFER;

@@ -18,6 +18,10 @@
 #define BACKOFF_CAP_MS 8000
 /* An attempt shorter than this is not worth starting before the deadline. */
 #define ATTEMPT_MIN_MS 200
+/* strategy auto: weight of the latest device in the share of existing ones. Register-first
+ * costs 1 + share calls per device, query-first 2 - share: query first from one half on. */
+#define EXISTING_SHARE_WEIGHT 0.1
+#define QUERY_FIRST_FROM 0.5
 
 struct job {
 	struct job_result result; /* first: results are handed out as pointers to it */
@@ -49,7 +53,9 @@ struct jobs {
 
 	/* worker thread only */
 	struct http_client *http;
-	struct job_fifo waiting[2]; /* FLOW_REGISTER, FLOW_QUERY */
+	struct job_fifo fresh;      /* new requests: the strategy picks their first call at dispatch */
+	struct job_fifo waiting[2]; /* later steps and retries, by action: FLOW_REGISTER, FLOW_QUERY */
+	double existing_share;
 	struct token_bucket bucket[2];
 	struct job **retry_heap;    /* min-heap on due_ms */
 	size_t retry_count, retry_cap;
@@ -168,8 +174,29 @@ static struct job *heap__pop(struct jobs *jobs)
 	return top;
 }
 
+static bool worker__query_first(const struct jobs *jobs)
+{
+	switch(jobs->cfg->strategy){
+		case STRATEGY_QUERY_FIRST: return jobs->cfg->existing_devices != EXISTING_NEVER;
+		case STRATEGY_REGISTER_FIRST: return false;
+		case STRATEGY_AUTO: break;
+	}
+	return jobs->cfg->existing_devices != EXISTING_NEVER && jobs->existing_share >= QUERY_FIRST_FROM;
+}
+
 static void worker__finish(struct jobs *jobs, struct job *job)
 {
+	const struct platform_flow *flow = &job->result.flow;
+
+	/* what this device teaches about the fleet, where the answer told whether it existed */
+	switch(flow->result){
+		case BOOTSTRAP_OK: case BOOTSTRAP_ALREADY_ACTIVATED: case BOOTSTRAP_DEVICE_DISABLED: case BOOTSTRAP_DEVICE_EXISTS:
+			jobs->existing_share += EXISTING_SHARE_WEIGHT * ((flow->existing ? 1.0 : 0.0) - jobs->existing_share);
+			break;
+		default:
+			break;
+	}
+
 	job->result.next = NULL;
 	if(jobs->finished_tail) jobs->finished_tail->next = &job->result;
 	else jobs->finished_head = &job->result;
@@ -283,13 +310,30 @@ static int worker__dispatch(struct jobs *jobs, int64_t now)
 	}
 	if(jobs->retry_count > 0 && jobs->retry_heap[0]->due_ms - now < wait) wait = jobs->retry_heap[0]->due_ms - now;
 
-	/* queries first: each one completes a device that already cost a RegisterDevice */
+	/* flows under way first, queries before registrations: each finishes a device that has
+	 * already cost a call; then new requests, with the call the strategy picks */
 	for(int a = 1; a >= 0; a--){
 		struct job_fifo *q = &jobs->waiting[a];
 		while(q->head && jobs->inflight < jobs->cfg->max_inflight && quota__take(&jobs->bucket[a], now)){
 			worker__send(jobs, fifo__pop(q), now);
 		}
 		if(q->head && jobs->inflight < jobs->cfg->max_inflight){
+			int64_t w = quota__wait_ms(&jobs->bucket[a], now);
+			if(w < wait) wait = w;
+		}
+	}
+	if(jobs->fresh.head){
+		bool query_first = worker__query_first(jobs);
+		int a = query_first ? 1 : 0;
+		while(jobs->fresh.head && !jobs->waiting[a].head && jobs->inflight < jobs->cfg->max_inflight
+				&& quota__take(&jobs->bucket[a], now)){
+			struct job *job = fifo__pop(&jobs->fresh);
+			char name[sizeof(job->result.flow.device_name)];
+			memcpy(name, job->result.flow.device_name, sizeof(name));
+			platform__flow_init(&job->result.flow, name, jobs->cfg->existing_devices, query_first);
+			worker__send(jobs, job, now);
+		}
+		if(jobs->fresh.head && jobs->inflight < jobs->cfg->max_inflight){
 			int64_t w = quota__wait_ms(&jobs->bucket[a], now);
 			if(w < wait) wait = w;
 		}
@@ -319,7 +363,9 @@ static void *worker__run(void *arg)
 		}
 		take = jobs->submit_head;
 		jobs->submit_head = jobs->submit_tail = NULL;
-		jobs->stats.waiting = jobs->waiting[0].count + jobs->waiting[1].count + jobs->retry_count;
+		jobs->stats.waiting = jobs->fresh.count + jobs->waiting[0].count + jobs->waiting[1].count + jobs->retry_count;
+		jobs->stats.existing_share = jobs->existing_share;
+		jobs->stats.query_first = worker__query_first(jobs);
 		jobs->stats.inflight = (size_t)jobs->inflight;
 		jobs->stats.calls = jobs->calls;
 		jobs->stats.retries = jobs->retries;
@@ -332,7 +378,7 @@ static void *worker__run(void *arg)
 		for(; take; take = next){
 			next = take->queue_next;
 			take->deadline_ms = now + jobs->cfg->request_deadline_ms;
-			worker__enqueue(jobs, take);
+			fifo__push(&jobs->fresh, take);
 		}
 		wait = worker__dispatch(jobs, now);
 		if(jobs->finished_head) continue; /* hand results over before waiting */
@@ -389,7 +435,7 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id)
 
 	job = calloc(1, sizeof(*job));
 	if(!job) return JOBS_ERROR;
-	platform__flow_init(&job->result.flow, device_id, jobs->cfg->existing_devices);
+	platform__flow_init(&job->result.flow, device_id, jobs->cfg->existing_devices, false);
 	job->hash = h;
 	job->bucket_next = *bucket;
 	*bucket = job;

@@ -13,6 +13,9 @@
 #include "bootstrap_platform.h"
 
 #define CODE_ALREADY_EXISTS "iot.device.AlreadyExistedDeviceName"
+#define CODE_NOT_EXISTS "iot.device.NotExistedDevice"
+/* Register, Query, and one more each way if a device appears or vanishes in between. */
+#define FLOW_MAX_STEPS 4
 
 static int param__cmp(const void *a, const void *b)
 {
@@ -219,6 +222,8 @@ void platform__parse_answer(const char *action, long http_status, const char *bo
 		answer->outcome = PLATFORM_UNAVAILABLE;
 	}else if(!strcmp(code, CODE_ALREADY_EXISTS) && !strcmp(action, "RegisterDevice")){
 		answer->outcome = PLATFORM_ALREADY_EXISTS;
+	}else if(!strcmp(code, CODE_NOT_EXISTS) && !strcmp(action, "QueryDeviceDetail")){
+		answer->outcome = PLATFORM_NOT_EXISTS;
 	}else if(!strncmp(code, "Throttling", strlen("Throttling"))){
 		answer->outcome = PLATFORM_THROTTLED;
 	}else if(code__is_auth(code)){
@@ -231,10 +236,11 @@ void platform__parse_answer(const char *action, long http_status, const char *bo
 	json_decref(root);
 }
 
-void platform__flow_init(struct platform_flow *flow, const char *device_name, enum existing_devices policy)
+void platform__flow_init(struct platform_flow *flow, const char *device_name, enum existing_devices policy, bool query_first)
 {
 	memset(flow, 0, sizeof(*flow));
-	flow->state = FLOW_REGISTER;
+	/* with existing_devices never an existing device gets nothing: no point asking about it */
+	flow->state = query_first && policy != EXISTING_NEVER ? FLOW_QUERY : FLOW_REGISTER;
 	flow->existing_policy = policy;
 	snprintf(flow->device_name, sizeof(flow->device_name), "%s", device_name);
 }
@@ -320,11 +326,28 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
 
 	if(flow->state == FLOW_DONE) return;
 	snprintf(flow->request_id, sizeof(flow->request_id), "%s", a->request_id);
+	if(++flow->steps > FLOW_MAX_STEPS && (a->outcome == PLATFORM_ALREADY_EXISTS || a->outcome == PLATFORM_NOT_EXISTS)){
+		flow__finish(flow, BOOTSTRAP_PLATFORM_UNAVAILABLE, PLATFORM_RETRY_UNAVAILABLE_S,
+				"the platform keeps changing its mind about whether the device exists");
+		return;
+	}
 	switch(a->outcome){
 		case PLATFORM_SUCCESS:
-			if(flow->state == FLOW_QUERY && !existing__allowed(flow, a->status)) return;
+			if(flow->state == FLOW_QUERY){
+				flow->existing = true;
+				if(flow->existing_policy == EXISTING_NEVER){
+					flow__finish(flow, BOOTSTRAP_DEVICE_EXISTS, 0,
+							"the device already exists; this service only hands out new devices' secrets");
+					return;
+				}
+				if(!existing__allowed(flow, a->status)) return;
+			}
 			flow->triple = a->triple;
 			flow__finish(flow, BOOTSTRAP_OK, 0, "");
+			return;
+		case PLATFORM_NOT_EXISTS:
+			flow->existing = false;
+			flow->state = FLOW_REGISTER;
 			return;
 		case PLATFORM_ALREADY_EXISTS:
 			flow->existing = true;

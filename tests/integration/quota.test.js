@@ -39,10 +39,29 @@ test('300 devices at once (100 already registered) under a 30/50 QPS quota: zero
     assert.ok(told.length > 0, 'max_queue 100 made some devices wait');
     for (const r of told) assert.deepStrictEqual(r.codes.filter((c) => c !== 'busy'), ['ok']);
     assert.strictEqual(results.filter((r) => r.codes.some((c) => c !== 'busy' && c !== 'ok')).length, 0, 'no other error code');
-    // 300 RegisterDevice calls (100 of them answered "exists") at 30/s take at least 10 s
-    assert.strictEqual(stats.byAction.RegisterDevice, 300);
-    assert.strictEqual(stats.byAction.QueryDeviceDetail, 100);
-    assert.ok(elapsed >= 300 / 30, `${elapsed} s is faster than the quota allows`);
+    // every new device was registered and every existing one queried (strategy auto may start
+    // either way), and no faster than the quota allows
+    const reg = stats.byAction.RegisterDevice, qry = stats.byAction.QueryDeviceDetail || 0;
+    assert.ok(reg >= 200 && reg <= 300, `${reg} RegisterDevice calls`);
+    assert.ok(qry >= 100 && reg + qry <= 400 + 100, `${qry} QueryDeviceDetail calls`);
+    assert.ok(elapsed >= (reg - 1) / 30 && elapsed >= (qry - 1) / 50, `${elapsed} s is faster than the quota allows`);
+    await env.assertLogClean();
+  } finally {
+    await env.stop();
+  }
+});
+
+test('strategy auto: a fleet of existing devices soon goes query-first (one call each instead of two)', async () => {
+  const env = await h.startEnv({ emulatorProcess: true, emulator: { quota: { RegisterDevice: 30, QueryDeviceDetail: 50 } } });
+  try {
+    const existing = Array.from({ length: 120 }, (_, i) => `dev-s-old-${String(i).padStart(3, '0')}`);
+    await env.emu.preRegister(h.PRODUCT_KEY, existing);
+    const results = await Promise.all(existing.map((id) => env.device(id)));
+    assert.strictEqual(results.filter((r) => r.reply && r.reply.success).length, 120);
+    const stats = await env.emu.stats();
+    assert.strictEqual(stats.throttled, 0);
+    assert.strictEqual(stats.byAction.QueryDeviceDetail, 120, 'every device queried once');
+    assert.ok(stats.byAction.RegisterDevice <= 20, `${stats.byAction.RegisterDevice} RegisterDevice calls before switching`);
     await env.assertLogClean();
   } finally {
     await env.stop();

@@ -144,6 +144,12 @@ static void test_bad_values(void)
 	expect_set_error("ca_file", "ca.pem", "plugin_opt_ca_file");
 	expect_set_error("product_secret_file", "secret", "plugin_opt_product_secret_file");
 	expect_set_error("product_secret", "INLINE", "plugin_opt_product_secret");
+	expect_set_error("strategy", "guess", "plugin_opt_strategy");
+	expect_set_error("register_qps", "0", "plugin_opt_register_qps");
+	expect_set_error("register_qps", "fast", "plugin_opt_register_qps");
+	expect_set_error("query_qps", "1e9", "plugin_opt_query_qps");
+	expect_set_error("query_burst", "0.5", "plugin_opt_query_burst");
+	expect_set_error("request_deadline_ms", "10", "plugin_opt_request_deadline_ms");
 }
 
 static void test_inline_secret_refused_without_echo(void)
@@ -318,6 +324,12 @@ static void test_mode_options(void)
 	CHECK(config__set(&cfg, "existing_devices", "always", err, sizeof(err)) == 0 && cfg.existing_devices == EXISTING_ALWAYS);
 	CHECK(config__set(&cfg, "existing_devices", "never", err, sizeof(err)) == 0 && cfg.existing_devices == EXISTING_NEVER);
 	CHECK(config__set(&cfg, "acl", "defer", err, sizeof(err)) == 0 && cfg.acl == ACL_DEFER);
+	CHECK(cfg.strategy == STRATEGY_AUTO);
+	CHECK(config__set(&cfg, "strategy", "query_first", err, sizeof(err)) == 0 && cfg.strategy == STRATEGY_QUERY_FIRST);
+	CHECK(config__set(&cfg, "strategy", "register_first", err, sizeof(err)) == 0 && cfg.strategy == STRATEGY_REGISTER_FIRST);
+	CHECK(config__set(&cfg, "register_qps", "7.5", err, sizeof(err)) == 0 && cfg.register_qps == 7.5);
+	CHECK(config__set(&cfg, "query_burst", "10", err, sizeof(err)) == 0 && cfg.query_burst == 10.0);
+	CHECK(config__set(&cfg, "request_deadline_ms", "60000", err, sizeof(err)) == 0 && cfg.request_deadline_ms == 60000);
 	CHECK(config__set(&cfg, "ca_file", "/etc/ssl/ca.pem", err, sizeof(err)) == 0);
 	CHECK_STR(cfg.ca_file, "/etc/ssl/ca.pem");
 	/* a product secret file without sign is a mistake worth stopping for */

@@ -191,7 +191,7 @@ static void test_flow_register_then_query(void)
 	struct platform_answer a;
 	char nonce1[64] = "";
 
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE);
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
 	CHECK(!flow.existing);
 	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
 	CHECK_STR(req.action, "RegisterDevice");
@@ -230,7 +230,7 @@ static void test_flow_optional_params(void)
 
 	cfg.iot_instance_id = "iot-cn-abc";
 	cfg.creds.security_token = "tok/en+";
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE);
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
 	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
 	CHECK(strstr(req.body, "IotInstanceId=iot-cn-abc") != NULL);
 	CHECK(strstr(req.body, "SecurityToken=tok%2Fen%2B") != NULL);
@@ -242,7 +242,7 @@ static void test_flow_errors_are_final(void)
 	struct platform_flow flow;
 	struct platform_answer a;
 
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE);
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
 	ANSWER("RegisterDevice", 200, "{\"Success\":false,\"Code\":\"iot.prod.NotExistedProduct\"}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.state == FLOW_DONE);
@@ -250,19 +250,19 @@ static void test_flow_errors_are_final(void)
 	CHECK(strstr(flow.message, "iot.prod.NotExistedProduct") != NULL);
 	CHECK(flow.retry_after == 0);
 
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE);
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
 	ANSWER("RegisterDevice", 503, "{\"Code\":\"ServiceUnavailable\"}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.result == BOOTSTRAP_PLATFORM_UNAVAILABLE);
 	CHECK(flow.retry_after > 0);
 
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE);
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
 	ANSWER("RegisterDevice", 400, "{\"Code\":\"Throttling.User\"}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.result == BOOTSTRAP_THROTTLED);
 	CHECK(flow.retry_after > 0);
 
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE);
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
 	platform__flow_fail(&flow, "Timeout was reached", "Operation timed out after 300 milliseconds");
 	CHECK(strstr(flow.detail, "300 milliseconds") != NULL);
 	CHECK(strstr(flow.message, "milliseconds") == NULL);
@@ -277,7 +277,7 @@ static void run_existing(enum existing_devices policy, const char *query_body, s
 {
 	struct platform_answer a;
 
-	platform__flow_init(flow, "dev-0001", policy);
+	platform__flow_init(flow, "dev-0001", policy, false);
 	ANSWER("RegisterDevice", 200, "{\"Success\":false,\"Code\":\"iot.device.AlreadyExistedDeviceName\"}", &a);
 	platform__flow_answer(flow, &a);
 	if(flow->state != FLOW_QUERY) return;
@@ -312,6 +312,49 @@ static void test_existing_device_policy(void)
 	CHECK(flow.result == BOOTSTRAP_DEVICE_EXISTS);
 }
 
+static void test_query_first_flow(void)
+{
+	struct platform_flow flow;
+	struct platform_answer a;
+	const char *not_exists = "{\"Success\":false,\"Code\":\"iot.device.NotExistedDevice\"}";
+	const char *exists = "{\"Success\":false,\"Code\":\"iot.device.AlreadyExistedDeviceName\"}";
+
+	/* an existing device: one QueryDeviceDetail */
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, true);
+	CHECK(flow.state == FLOW_QUERY);
+	ANSWER("QueryDeviceDetail", 200, QUERY_OK("UNACTIVE"), &a);
+	platform__flow_answer(&flow, &a);
+	CHECK(flow.state == FLOW_DONE && flow.result == BOOTSTRAP_OK && flow.existing);
+
+	/* a new device: Query says no such device, then Register */
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, true);
+	ANSWER("QueryDeviceDetail", 200, not_exists, &a);
+	CHECK(a.outcome == PLATFORM_NOT_EXISTS);
+	platform__flow_answer(&flow, &a);
+	CHECK(flow.state == FLOW_REGISTER && !flow.existing);
+	ANSWER("RegisterDevice", 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"p\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\"}}", &a);
+	platform__flow_answer(&flow, &a);
+	CHECK(flow.result == BOOTSTRAP_OK && !flow.existing);
+
+	/* created by someone else in between: back to Query, but not for ever */
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, true);
+	for(int i = 0; i < 10 && flow.state != FLOW_DONE; i++){
+		bool query = flow.state == FLOW_QUERY;
+		ANSWER(query ? "QueryDeviceDetail" : "RegisterDevice", 200, query ? not_exists : exists, &a);
+		platform__flow_answer(&flow, &a);
+	}
+	CHECK(flow.state == FLOW_DONE);
+	CHECK(flow.result == BOOTSTRAP_PLATFORM_UNAVAILABLE);
+	CHECK(flow.steps <= 5);
+
+	/* existing_devices never: a query-first strategy is pointless, and refused anyway */
+	platform__flow_init(&flow, "dev-0001", EXISTING_NEVER, true);
+	CHECK(flow.state == FLOW_REGISTER);
+	/* NotExistedDevice from RegisterDevice is no such thing: an ordinary refusal */
+	ANSWER("RegisterDevice", 200, not_exists, &a);
+	CHECK(a.outcome == PLATFORM_REFUSED);
+}
+
 int main(void)
 {
 	RUN(test_published_vector_get);
@@ -329,5 +372,6 @@ int main(void)
 	RUN(test_flow_optional_params);
 	RUN(test_flow_errors_are_final);
 	RUN(test_existing_device_policy);
+	RUN(test_query_first_flow);
 	return unit_main_result();
 }
