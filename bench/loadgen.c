@@ -59,10 +59,11 @@ static struct {
 	int broker_pid;
 	bool responder;
 	bool probe;
+	bool sequential;
 	int max_tries;
 	const char *request_topic;
 	const char *reply_prefix;
-} opt = { "127.0.0.1", 1883, 100, "bench", "a1TestProduct", "", 1000, 300, 0, false, true, 30,
+} opt = { "127.0.0.1", 1883, 100, "bench", "a1TestProduct", "", 1000, 300, 0, false, true, false, 30,
 	"bootstrap/register", "bootstrap/reply/" };
 
 static struct device *devices;
@@ -405,7 +406,8 @@ static void print_probe(const char *name, struct probe_stats *s)
 static void usage(void)
 {
 	fprintf(stderr, "usage: loadgen -p PORT [-H HOST] -n DEVICES [--prefix P] [--product-key PK] [--product-secret-file F]\n"
-			"               [--connect-rate N/s] [--timeout S] [--broker-pid PID] [--max-tries N] [--no-probe] [--responder]\n");
+			"               [--connect-rate N/s] [--timeout S] [--broker-pid PID] [--max-tries N] [--no-probe] [--responder]\n"
+			"               [--sequential]   (one device at a time: latency at low load)\n");
 	exit(2);
 }
 
@@ -416,7 +418,7 @@ int main(int argc, char **argv)
 		{"product-secret-file", required_argument, NULL, 's'}, {"connect-rate", required_argument, NULL, 'r'},
 		{"timeout", required_argument, NULL, 't'}, {"broker-pid", required_argument, NULL, 'b'},
 		{"max-tries", required_argument, NULL, 'm'}, {"no-probe", no_argument, NULL, 'P'},
-		{"responder", no_argument, NULL, 'R'}, {NULL, 0, NULL, 0},
+		{"responder", no_argument, NULL, 'R'}, {"sequential", no_argument, NULL, 'S'}, {NULL, 0, NULL, 0},
 	};
 	struct rlimit rl;
 	pthread_t probe_thread;
@@ -447,6 +449,7 @@ int main(int argc, char **argv)
 			case 'm': opt.max_tries = atoi(optarg); break;
 			case 'P': opt.probe = false; break;
 			case 'R': opt.responder = true; break;
+			case 'S': opt.sequential = true; break;
 			default: usage();
 		}
 	}
@@ -496,7 +499,8 @@ int main(int argc, char **argv)
 	broker_usage(&cpu0, &rss0);
 	probe_phase = 1;
 	t_start = now_ms();
-	for(int i = 0; i < opt.count; i++){
+	next = 0;
+	for(int i = 0; i < opt.count && (!opt.sequential || i < 1); i++, next++){
 		if(devices[i].state == DEV_READY) device_send(&devices[i]);
 	}
 	deadline = t_start + opt.timeout_s * 1000.0;
@@ -504,8 +508,13 @@ int main(int argc, char **argv)
 		double now;
 		long rss;
 		double cpu;
-		pump(5);
+		pump(opt.sequential ? 1 : 5);
 		now = now_ms();
+		/* sequential: the next device asks once every earlier one is done */
+		if(opt.sequential && next < opt.count && done_count >= next){
+			if(devices[next].state == DEV_READY) device_send(&devices[next]);
+			next++;
+		}
 		for(int i = 0; i < opt.count; i++){
 			struct device *d = &devices[i];
 			if(d->state == DEV_BACKOFF && now >= d->retry_at_ms) device_send(d);

@@ -63,6 +63,7 @@ struct bootstrap_config {
 	double register_burst;
 	double query_qps;         /* QueryDeviceDetail calls/s */
 	double query_burst;
+	int wakeup_port;          /* loopback listener the worker pokes when results are ready; 0 off */
 	struct bootstrap_credentials creds;
 };
 

@@ -46,6 +46,7 @@ struct jobs_stats {
 	double query_rate;
 	double existing_share;     /* recent share of requests for devices that already existed */
 	int query_first;           /* what new requests start with now */
+	bool waker_refused;        /* the broker refused the wakeup connection */
 };
 
 /* A snapshot of the worker's counters; any thread. */

@@ -48,7 +48,7 @@ struct platform_answer {
 	struct device_triple triple;
 	char status[16];      /* QueryDeviceDetail's Status (UNACTIVE, ONLINE, OFFLINE, DISABLE), or "" */
 	char code[64];        /* the platform's Code, printable ASCII only, "" if none */
-	char request_id[64];  /* the platform's RequestId, for logs */
+	char request_id[48];  /* the platform's RequestId, for logs */
 };
 
 /* Classifies an HTTP answer to action. Never trusts the body: bounded, type-checked. */
@@ -65,15 +65,15 @@ enum platform_flow_state {
 struct platform_flow {
 	enum platform_flow_state state;
 	enum existing_devices existing_policy;
-	char device_name[64];
+	char device_name[40];
 	/* valid once state is FLOW_DONE */
 	enum bootstrap_code result;
 	bool existing; /* the name was taken: the triple came from QueryDeviceDetail */
 	int steps;     /* platform answers taken so far; bounds register/query ping-pong */
 	struct device_triple triple;
-	char message[160];    /* for the device */
-	char detail[192];     /* for the log only: what exactly failed (e.g. curl's TLS error) */
-	char request_id[64];  /* the platform's RequestId of the last answer, for the log */
+	char message[128];    /* for the device */
+	char detail[128];     /* for the log only: what exactly failed (e.g. curl's TLS error) */
+	char request_id[48];  /* the platform's RequestId of the last answer, for the log */
 	int retry_after;
 };
 

@@ -21,11 +21,13 @@ enum bootstrap_code {
 };
 
 /* A device's identity on the IoT Platform. */
+/* Sized for what the platform issues (ProductKey 11, DeviceName at most 32, DeviceSecret 32,
+ * IotId about 26 characters) with room to spare; longer values are refused as unreadable. */
 struct device_triple {
-	char product_key[64];
-	char device_name[64];
-	char device_secret[128];
-	char iot_id[128];
+	char product_key[40];
+	char device_name[40];
+	char device_secret[72];
+	char iot_id[72];
 };
 
 /* "invalid_request", "busy", ... ; "ok" for BOOTSTRAP_OK. */

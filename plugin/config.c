@@ -197,6 +197,13 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 			return -1;
 		}
 		return 0;
+	}else if(!strcmp(key, "wakeup_port")){
+		if(number__parse(value, 0, 65535, &n)){
+			config__error(err, errlen, "plugin_opt_wakeup_port: '%s' is not a port number", value);
+			return -1;
+		}
+		cfg->wakeup_port = (int)n;
+		return 0;
 	}else if(!strcmp(key, "ca_file")){
 		if(value[0] != '/'){
 			config__error(err, errlen, "plugin_opt_ca_file: must be an absolute path");

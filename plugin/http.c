@@ -122,6 +122,8 @@ int http__post(struct http_client *hc, const char *url, const char *body, long t
 			|| curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L)
 			|| curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L)
 			|| curl_easy_setopt(e, CURLOPT_USERAGENT, "mosquitto-bootstrap/0.1")
+			/* answers are small; curl's default 16 KiB per transfer adds up with hundreds in flight */
+			|| curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L)
 			|| (hc->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, hc->ca_file))){
 		goto fail;
 	}

@@ -12,6 +12,7 @@
 #include "bootstrap_http.h"
 #include "bootstrap_jobs.h"
 #include "bootstrap_quota.h"
+#include "bootstrap_waker.h"
 
 #define WORKER_IDLE_WAIT_MS 1000
 #define BACKOFF_BASE_MS 250
@@ -28,7 +29,8 @@ struct job {
 	struct job *queue_next;   /* submit queue (under the lock), then an action queue (worker) */
 	struct job *bucket_next;  /* deviceId index, broker thread only */
 	uint32_t hash;
-	int64_t deadline_ms;      /* worker: no new attempt after this */
+	int64_t deadline_ms;      /* worker: no new attempt after this; set at the first call, so
+	                           * waiting in the queue (bounded by max_queue) does not count */
 	int64_t due_ms;           /* worker: when a backed-off job may try again */
 	int attempt;
 };
@@ -62,6 +64,7 @@ struct jobs {
 	int inflight;
 	struct job_result *finished_head, *finished_tail;
 	unsigned long long calls, retries, throttled;
+	struct waker *waker;
 
 	/* broker thread only: every job submitted and not yet taken back, by deviceId */
 	struct job **buckets;
@@ -331,6 +334,7 @@ static int worker__dispatch(struct jobs *jobs, int64_t now)
 			char name[sizeof(job->result.flow.device_name)];
 			memcpy(name, job->result.flow.device_name, sizeof(name));
 			platform__flow_init(&job->result.flow, name, jobs->cfg->existing_devices, query_first);
+			job->deadline_ms = now + jobs->cfg->request_deadline_ms;
 			worker__send(jobs, job, now);
 		}
 		if(jobs->fresh.head && jobs->inflight < jobs->cfg->max_inflight){
@@ -349,18 +353,23 @@ static void *worker__run(void *arg)
 		struct job *take, *next;
 		int64_t now;
 		int wait;
+		bool poke;
 
 		pthread_mutex_lock(&jobs->lock);
 		if(jobs->stop){
 			pthread_mutex_unlock(&jobs->lock);
 			break;
 		}
+		poke = false;
 		if(jobs->finished_head){
+			/* the broker takes the whole list at its next tick: wake it when the list fills */
+			poke = jobs->done_head == NULL;
 			if(jobs->done_tail) jobs->done_tail->next = jobs->finished_head;
 			else jobs->done_head = jobs->finished_head;
 			jobs->done_tail = jobs->finished_tail;
 			jobs->finished_head = jobs->finished_tail = NULL;
 		}
+		jobs->stats.waker_refused = waker__refused(jobs->waker);
 		take = jobs->submit_head;
 		jobs->submit_head = jobs->submit_tail = NULL;
 		jobs->stats.waiting = jobs->fresh.count + jobs->waiting[0].count + jobs->waiting[1].count + jobs->retry_count;
@@ -374,10 +383,10 @@ static void *worker__run(void *arg)
 		jobs->stats.query_rate = jobs->bucket[1].rate;
 		pthread_mutex_unlock(&jobs->lock);
 
+		if(poke) waker__poke(jobs->waker);
 		now = clock__ms();
 		for(; take; take = next){
 			next = take->queue_next;
-			take->deadline_ms = now + jobs->cfg->request_deadline_ms;
 			fifo__push(&jobs->fresh, take);
 		}
 		wait = worker__dispatch(jobs, now);
@@ -404,6 +413,7 @@ struct jobs *jobs__new(struct bootstrap_config *cfg)
 	for(jobs->nbuckets = 64; jobs->nbuckets < want; jobs->nbuckets *= 2);
 	jobs->buckets = calloc(jobs->nbuckets, sizeof(*jobs->buckets));
 	jobs->http = http__new(&hopts);
+	jobs->waker = waker__new(cfg->wakeup_port, "mosquitto_bootstrap-wakeup");
 	lock_ok = pthread_mutex_init(&jobs->lock, NULL) == 0;
 	creds_lock_ok = pthread_mutex_init(&jobs->creds_lock, NULL) == 0;
 	if(!jobs->buckets || !jobs->http || !lock_ok || !creds_lock_ok){
@@ -524,6 +534,7 @@ void jobs__free(struct jobs *jobs)
 			job__free(job);
 		}
 	}
+	waker__free(jobs->waker);
 	free(jobs->retry_heap);
 	free(jobs->buckets);
 	pthread_mutex_destroy(&jobs->lock);

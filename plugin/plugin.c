@@ -54,6 +54,7 @@ struct bootstrap_plugin {
 	struct replay_cache *replay;
 	struct failure_limiter *refusals;
 	unsigned long long throttled_logged; /* Throttling answers already reported in the log */
+	bool waker_refusal_logged;
 	time_t throttle_log_s;
 	bool curl_ready;
 };
@@ -241,6 +242,12 @@ static void bootstrap__report_throttling(struct bootstrap_plugin *p, time_t now)
 
 	if(now - p->throttle_log_s < 10) return;
 	jobs__stats(p->jobs, &st);
+	if(st.waker_refused && !p->waker_refusal_logged){
+		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": plugin_opt_wakeup_port %d: the broker refused the wakeup "
+				"connection (that listener must accept an anonymous client); replies go out at the broker's tick instead",
+				p->cfg.wakeup_port);
+		p->waker_refusal_logged = true;
+	}
 	if(st.throttled == p->throttled_logged) return;
 	mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": the platform throttled %llu calls (%llu in all); "
 			"pacing RegisterDevice at %.1f/s and QueryDeviceDetail at %.1f/s. Does another client share the account's quota?",

@@ -186,7 +186,7 @@ async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota }) {
 // An environment: emulator + broker with the plugin, torn down by stop().
 // requestAuth: 'sign' (the plugin's default: a ProductSecret file is made and env.request()
 // signs), 'identity' or 'none'. Options given as null are left out of the configuration.
-async function startEnv({ pluginOptions = {}, emulator = {}, emulatorProcess = false, credentials = 'env', credentialsOverride = {}, requestAuth = 'sign', extraConfig = '', expectFailure = false } = {}) {
+async function startEnv({ pluginOptions = {}, emulator = {}, emulatorProcess = false, noPlugin = false, credentials = 'env', credentialsOverride = {}, requestAuth = 'sign', extraConfig = '', expectFailure = false } = {}) {
   const plugin = requirePlugin();
   const dir = makeWorkdir();
   const accessKeyId = 'LTAI' + crypto.randomBytes(8).toString('hex');
@@ -232,8 +232,9 @@ async function startEnv({ pluginOptions = {}, emulator = {}, emulatorProcess = f
     'log_type all',
     'connection_messages true',
     extraConfig,
-    `plugin ${soPath}`,
-    ...Object.entries(opts).filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => `plugin_opt_${k} ${v}`),
+    // an option value '$PORT' stands for this broker's listener port
+    ...(noPlugin ? [] : [`plugin ${soPath}`,
+      ...Object.entries(opts).filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => `plugin_opt_${k} ${v === '$PORT' ? port : v}`)]),
   ];
   const confPath = path.join(dir, 'mosquitto.conf');
   fs.writeFileSync(confPath, lines.join('\n') + '\n');
@@ -246,7 +247,8 @@ async function startEnv({ pluginOptions = {}, emulator = {}, emulatorProcess = f
   const productKey = opts.product_key || PRODUCT_KEY;
 
   return {
-    dir, port, emu, emuPort, broker, accessKeyId, accessKeySecret, productSecret, failure, secrets,
+    dir, port, emu, emuPort, broker, accessKeyId, productKey: opts.product_key || PRODUCT_KEY,
+    productSecretFile: requestAuth === 'sign' ? path.join(dir, 'product-secret') : null, accessKeySecret, productSecret, failure, secrets,
     // The platform goes away (connections cut) and comes back after downMs, on the same port,
     // without the devices it knew: a restart of the emulator, not of the broker.
     async restartEmulator(downMs) {
@@ -458,4 +460,4 @@ function assertSameSecret(actual, expected, what) {
   assert.ok(actual === expected, `${what}: differs from the platform's`);
 }
 
-module.exports = { requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
+module.exports = { live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };

@@ -1,0 +1,119 @@
+/* A minimal MQTT 3.1.1 client that only ever sends PINGREQ: see bootstrap_waker.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "bootstrap_waker.h"
+
+#define CONNECT_WAIT_MS 1000
+
+struct waker {
+	int port;
+	int fd;
+	bool refused;
+	char client_id[64];
+};
+
+struct waker *waker__new(int port, const char *client_id)
+{
+	struct waker *w;
+
+	if(port <= 0) return NULL;
+	w = calloc(1, sizeof(*w));
+	if(!w) return NULL;
+	w->port = port;
+	w->fd = -1;
+	strncpy(w->client_id, client_id, sizeof(w->client_id) - 1);
+	return w;
+}
+
+static void waker__close(struct waker *w)
+{
+	if(w->fd >= 0) close(w->fd);
+	w->fd = -1;
+}
+
+/* Blocking connect and CONNECT/CONNACK with a short timeout: the worker can afford it once. */
+static bool waker__connect(struct waker *w)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)w->port) };
+	unsigned char pkt[96], ack[4];
+	size_t idlen = strlen(w->client_id);
+	struct timeval tv = { .tv_sec = CONNECT_WAIT_MS / 1000, .tv_usec = (CONNECT_WAIT_MS % 1000) * 1000 };
+	int one = 1, got = 0;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	w->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if(w->fd < 0) return false;
+	setsockopt(w->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(w->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(w->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if(connect(w->fd, (struct sockaddr *)&sa, sizeof(sa))){
+		waker__close(w);
+		return false;
+	}
+	/* CONNECT: protocol MQTT 3.1.1, clean session, keepalive 0 (the broker never times it out) */
+	pkt[0] = 0x10;
+	pkt[1] = (unsigned char)(10 + 2 + idlen);
+	memcpy(pkt + 2, "\x00\x04MQTT\x04\x02\x00\x00", 10);
+	pkt[12] = 0;
+	pkt[13] = (unsigned char)idlen;
+	memcpy(pkt + 14, w->client_id, idlen);
+	if(send(w->fd, pkt, 14 + idlen, MSG_NOSIGNAL) != (ssize_t)(14 + idlen)){
+		waker__close(w);
+		return false;
+	}
+	while(got < 4){
+		ssize_t r = recv(w->fd, ack + got, (size_t)(4 - got), 0);
+		if(r <= 0){
+			waker__close(w);
+			return false;
+		}
+		got += (int)r;
+	}
+	if(ack[0] != 0x20 || ack[3] != 0){
+		w->refused = true;
+		waker__close(w);
+		return false;
+	}
+	/* from now on never block: PINGRESPs are drained and dropped */
+	fcntl(w->fd, F_SETFL, fcntl(w->fd, F_GETFL) | O_NONBLOCK);
+	return true;
+}
+
+bool waker__poke(struct waker *w)
+{
+	unsigned char drain[256];
+
+	if(!w || w->refused) return false;
+	if(w->fd < 0 && !waker__connect(w)) return false;
+	while(recv(w->fd, drain, sizeof(drain), 0) > 0);
+	if(send(w->fd, "\xc0\x00", 2, MSG_NOSIGNAL | MSG_DONTWAIT) != 2){
+		/* connection gone (or, never under normal load, its buffer full): reconnect next time */
+		if(errno != EAGAIN && errno != EWOULDBLOCK) waker__close(w);
+		return false;
+	}
+	return true;
+}
+
+bool waker__refused(const struct waker *w)
+{
+	return w && w->refused;
+}
+
+void waker__free(struct waker *w)
+{
+	if(!w) return;
+	if(w->fd >= 0){
+		send(w->fd, "\xe0\x00", 2, MSG_NOSIGNAL | MSG_DONTWAIT); /* DISCONNECT: no "closed unexpectedly" log line */
+		close(w->fd);
+	}
+	free(w);
+}
