@@ -24,6 +24,9 @@ const LOADGEN = process.env.BOOTSTRAP_LOADGEN || path.join(path.dirname(process.
 const QUOTA = { RegisterDevice: 30, QueryDeviceDetail: 50 };
 const NO_QUOTA = { register_qps: 10000, register_burst: 10000, query_qps: 10000, query_burst: 10000 };
 
+// the example configuration's log level: benchmarks measure the broker as it is run
+const LOG = ['error', 'warning', 'notice', 'information'];
+
 const N = QUICK
   ? { s1: 150, s2: 40, s3: 60, s4: 100, s5: 10 }
   : { s1: 2000, s2: 3000, s3: 3000, s4: 1000, s5: 100 };
@@ -93,7 +96,7 @@ async function httpStorm(port, n, concurrency, makeBody) {
 
 // The seed architecture: the pop-core HTTP function against the same emulator.
 async function seedBaseline(n, concurrency, latencyMs) {
-  const env = await h.startEnv({ emulatorProcess: true, noPlugin: true });
+  const env = await h.startEnv({ emulatorProcess: true, noPlugin: true, logTypes: LOG });
   let fn;
   try {
     await env.emu.setLatency(latencyMs);
@@ -116,7 +119,7 @@ async function seedBaseline(n, concurrency, latencyMs) {
 
 // The emulator alone, signed RegisterDevice calls at the same concurrency: its own ceiling.
 async function emulatorAlone(n, concurrency, latencyMs) {
-  const env = await h.startEnv({ emulatorProcess: true, noPlugin: true });
+  const env = await h.startEnv({ emulatorProcess: true, noPlugin: true, logTypes: LOG });
   try {
     await env.emu.setLatency(latencyMs);
     return await httpStorm(env.emuPort, n, concurrency, (i) => {
@@ -132,7 +135,7 @@ async function emulatorAlone(n, concurrency, latencyMs) {
 
 // Broker ceiling: no plugin, a responder client answers every request on the reply topic.
 async function ceiling(n) {
-  const env = await h.startEnv({ emulatorProcess: true, noPlugin: true, requestAuth: 'none' });
+  const env = await h.startEnv({ emulatorProcess: true, noPlugin: true, requestAuth: 'none', logTypes: LOG });
   const responder = spawn(LOADGEN, ['-p', String(env.port), '-n', '1', '--responder'], { stdio: ['ignore', 'pipe', 'inherit'] });
   h.live.add(responder);
   try {
@@ -146,31 +149,15 @@ async function ceiling(n) {
   }
 }
 
-async function pluginRun(n, { latencyMs = 0, pluginOptions = {}, quota = null, loadgenArgs = [] } = {}) {
-  const env = await h.startEnv({ emulatorProcess: true, emulator: { quota }, pluginOptions: { max_queue: 20000, ...pluginOptions } });
+// The plugin against the emulator; preRegister: devices <prefix>-00000.. exist beforehand.
+async function pluginRun(n, { latencyMs = 0, pluginOptions = {}, quota = null, loadgenArgs = [], preRegister = null } = {}) {
+  const env = await h.startEnv({ emulatorProcess: true, emulator: { quota: null }, logTypes: LOG, pluginOptions: { max_queue: 20000, ...pluginOptions } });
   try {
+    if (preRegister) await env.emu.preRegister(env.productKey, Array.from({ length: n }, (_, i) => `${preRegister}-${String(i).padStart(5, '0')}`));
+    await env.emu.setQuota(quota);
     await env.emu.setLatency(latencyMs);
-    const r = await loadgen(env, n, loadgenArgs);
+    const r = await loadgen(env, n, preRegister ? loadgenArgs.concat(['--prefix', preRegister]) : loadgenArgs);
     r.cpu_ms_per_bootstrap = (r.broker.cpu_s * 1000) / Math.max(1, r.ok);
-    const emu = await env.emu.stats();
-    r.emulator = { calls: emu.byAction, throttled: emu.throttled };
-    r.register_per_s = (emu.byAction.RegisterDevice || 0) / r.seconds;
-    r.query_per_s = (emu.byAction.QueryDeviceDetail || 0) / r.seconds;
-    await env.assertLogClean();
-    return r;
-  } finally {
-    await env.stop();
-  }
-}
-
-// loadgen names devices <prefix>-00000..; S3 registers them on the platform beforehand.
-async function pluginRunExisting(n, options) {
-  const env = await h.startEnv({ emulatorProcess: true, emulator: { quota: null }, pluginOptions: { max_queue: 20000, ...options.pluginOptions } });
-  try {
-    await env.emu.preRegister(env.productKey, Array.from({ length: n }, (_, i) => `old-${String(i).padStart(5, '0')}`));
-    await env.emu.setQuota(options.quota);
-    await env.emu.setLatency(options.latencyMs);
-    const r = await loadgen(env, n, ['--prefix', 'old']);
     const emu = await env.emu.stats();
     r.emulator = { calls: emu.byAction, throttled: emu.throttled };
     r.register_per_s = (emu.byAction.RegisterDevice || 0) / r.seconds;
@@ -206,8 +193,8 @@ const scenarios = {
   },
   async S3() {
     const n = N.s3;
-    const auto = await pluginRunExisting(n, { latencyMs: 100, quota: QUOTA, pluginOptions: {} });
-    const regFirst = QUICK ? null : await pluginRunExisting(Math.min(n, 600), { latencyMs: 100, quota: QUOTA, pluginOptions: { strategy: 'register_first' } });
+    const auto = await pluginRun(n, { latencyMs: 100, quota: QUOTA, preRegister: 'old' });
+    const regFirst = QUICK ? null : await pluginRun(Math.min(n, 600), { latencyMs: 100, quota: QUOTA, preRegister: 'old', pluginOptions: { strategy: 'register_first' } });
     return { auto, register_first: regFirst, query_share_of_quota: auto.query_per_s / 50, ok: auto.ok === n && (!regFirst || regFirst.ok === regFirst.devices) };
   },
   async S4() {

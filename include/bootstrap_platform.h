@@ -95,8 +95,9 @@ int platform__flow_request(struct platform_flow *flow, const struct bootstrap_co
 /* Feeds the answer to the current step: moves to FLOW_QUERY or FLOW_DONE. */
 void platform__flow_answer(struct platform_flow *flow, const struct platform_answer *answer);
 
-/* The current step cannot be done (timeout, connection failure): finish as unavailable.
- * why goes to the device; detail (may be NULL) only to the log. */
+/* The current step cannot be done (timeout, connection failure, the platform kept failing):
+ * finish as unavailable. why is the sentence the device reads; detail (may be NULL) goes only
+ * to the log. */
 void platform__flow_fail(struct platform_flow *flow, const char *why, const char *detail);
 
 /* Wipes the DeviceSecret held by a finished flow. */

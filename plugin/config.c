@@ -75,6 +75,20 @@ static int number__parse(const char *s, long min, long max, long *out)
 	return 0;
 }
 
+/* One of a fixed list of words: its index, which is the matching enum value (the lists are
+ * in enum order), or -1 with err set. */
+static int choice__parse(const char *key, const char *value, const char *const *names, char *err, size_t errlen)
+{
+	char list[128] = "";
+
+	for(int i = 0; names[i]; i++){
+		if(!strcmp(value, names[i])) return i;
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? (names[i+1] ? ", " : " or ") : "", names[i]);
+	}
+	config__error(err, errlen, "plugin_opt_%s: '%s' is not %s", key, value, list);
+	return -1;
+}
+
 /* Topic option: a publishable MQTT topic, no wildcards, no empty levels at the ends. */
 static bool topic__valid(const char *t)
 {
@@ -217,40 +231,25 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 		}
 		return string__replace(&cfg->product_secret_file, value);
 	}else if(!strcmp(key, "request_auth")){
-		if(!strcmp(value, "sign")) cfg->request_auth = REQUEST_AUTH_SIGN;
-		else if(!strcmp(value, "identity")) cfg->request_auth = REQUEST_AUTH_IDENTITY;
-		else if(!strcmp(value, "none")) cfg->request_auth = REQUEST_AUTH_NONE;
-		else{
-			config__error(err, errlen, "plugin_opt_request_auth: '%s' is not sign, identity or none", value);
-			return -1;
-		}
-		return 0;
+		static const char *const names[] = {"sign", "identity", "none", NULL};
+		int i = choice__parse(key, value, names, err, errlen);
+		if(i >= 0) cfg->request_auth = (enum request_auth)i;
+		return i < 0 ? -1 : 0;
 	}else if(!strcmp(key, "existing_devices")){
-		if(!strcmp(value, "unactive")) cfg->existing_devices = EXISTING_UNACTIVE;
-		else if(!strcmp(value, "always")) cfg->existing_devices = EXISTING_ALWAYS;
-		else if(!strcmp(value, "never")) cfg->existing_devices = EXISTING_NEVER;
-		else{
-			config__error(err, errlen, "plugin_opt_existing_devices: '%s' is not unactive, always or never", value);
-			return -1;
-		}
-		return 0;
+		static const char *const names[] = {"unactive", "always", "never", NULL};
+		int i = choice__parse(key, value, names, err, errlen);
+		if(i >= 0) cfg->existing_devices = (enum existing_devices)i;
+		return i < 0 ? -1 : 0;
 	}else if(!strcmp(key, "strategy")){
-		if(!strcmp(value, "auto")) cfg->strategy = STRATEGY_AUTO;
-		else if(!strcmp(value, "register_first")) cfg->strategy = STRATEGY_REGISTER_FIRST;
-		else if(!strcmp(value, "query_first")) cfg->strategy = STRATEGY_QUERY_FIRST;
-		else{
-			config__error(err, errlen, "plugin_opt_strategy: '%s' is not auto, register_first or query_first", value);
-			return -1;
-		}
-		return 0;
+		static const char *const names[] = {"auto", "register_first", "query_first", NULL};
+		int i = choice__parse(key, value, names, err, errlen);
+		if(i >= 0) cfg->strategy = (enum flow_strategy)i;
+		return i < 0 ? -1 : 0;
 	}else if(!strcmp(key, "acl")){
-		if(!strcmp(value, "strict")) cfg->acl = ACL_STRICT;
-		else if(!strcmp(value, "defer")) cfg->acl = ACL_DEFER;
-		else{
-			config__error(err, errlen, "plugin_opt_acl: '%s' is not strict or defer", value);
-			return -1;
-		}
-		return 0;
+		static const char *const names[] = {"strict", "defer", NULL};
+		int i = choice__parse(key, value, names, err, errlen);
+		if(i >= 0) cfg->acl = (enum acl_mode)i;
+		return i < 0 ? -1 : 0;
 	}else if(!strcmp(key, "request_topic")){
 		if(!topic__valid(value)){
 			config__error(err, errlen, "plugin_opt_request_topic: '%s' is not a topic without wildcards (+ #) or a leading $", value);

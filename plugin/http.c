@@ -20,8 +20,13 @@ struct http_transfer {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
+/* Finished transfers kept for reuse: curl_easy_init/cleanup per request is measurable CPU. */
+#define TRANSFER_POOL_MAX 256
+
 struct http_client {
 	CURLM *multi;
+	struct http_transfer *pool; /* idle transfers, linked by next */
+	int pooled;
 	struct curl_slist *headers;
 	char *ca_file;
 	struct http_transfer *transfers; /* every transfer not yet reported, to abort on free */
@@ -98,16 +103,51 @@ static void transfer__free(struct http_transfer *t)
 	free(t);
 }
 
+/* A transfer from the pool (its easy handle reset) or a new one. */
+static struct http_transfer *transfer__get(struct http_client *hc)
+{
+	struct http_transfer *t = hc->pool;
+
+	if(t){
+		hc->pool = t->next;
+		hc->pooled--;
+		curl_easy_reset(t->easy);
+		t->resp_len = 0;
+		t->too_large = false;
+		t->errbuf[0] = '\0';
+		t->prev = t->next = NULL;
+		return t;
+	}
+	t = calloc(1, sizeof(*t));
+	if(t && !(t->easy = curl_easy_init())){
+		free(t);
+		t = NULL;
+	}
+	return t;
+}
+
+static void transfer__put(struct http_client *hc, struct http_transfer *t)
+{
+	if(hc->pooled >= TRANSFER_POOL_MAX){
+		transfer__free(t);
+		return;
+	}
+	if(t->resp) OPENSSL_cleanse(t->resp, t->resp_cap); /* an answer carries a DeviceSecret */
+	t->tag = NULL;
+	t->next = hc->pool;
+	hc->pool = t;
+	hc->pooled++;
+}
+
 int http__post(struct http_client *hc, const char *url, const char *body, long timeout_ms, void *tag)
 {
-	struct http_transfer *t = calloc(1, sizeof(*t));
+	struct http_transfer *t = transfer__get(hc);
 	CURL *e;
 	long connect_ms = timeout_ms < 3000 ? timeout_ms : 3000;
 
 	if(!t) return -1;
 	t->tag = tag;
-	t->easy = e = curl_easy_init();
-	if(!e) goto fail;
+	e = t->easy;
 	if(curl_easy_setopt(e, CURLOPT_URL, url)
 			|| curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body)
 			|| curl_easy_setopt(e, CURLOPT_HTTPHEADER, hc->headers)
@@ -179,7 +219,7 @@ static void transfer__report(struct http_client *hc, CURLMsg *msg, http_done_fn 
 		r.permanent = error__permanent(msg->data.result);
 	}
 	done(t->tag, &r, userdata);
-	transfer__free(t);
+	transfer__put(hc, t);
 }
 
 int http__perform(struct http_client *hc, int max_wait_ms, http_done_fn done, void *userdata)
@@ -213,6 +253,11 @@ void http__free(struct http_client *hc, void (*abort_tag)(void *tag))
 		transfer__unlink(hc, t);
 		curl_multi_remove_handle(hc->multi, t->easy);
 		if(abort_tag) abort_tag(t->tag);
+		transfer__free(t);
+	}
+	while(hc->pool){
+		struct http_transfer *t = hc->pool;
+		hc->pool = t->next;
 		transfer__free(t);
 	}
 	if(hc->multi) curl_multi_cleanup(hc->multi);

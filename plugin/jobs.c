@@ -229,7 +229,7 @@ static void worker__send(struct jobs *jobs, struct job *job, int64_t now)
 		return;
 	}
 	if(http__post(jobs->http, req.url, req.body, timeout, job)){
-		platform__flow_fail(flow, "could not start the HTTP request", NULL);
+		platform__flow_fail(flow, "the platform could not be reached: the HTTP request could not be started", NULL);
 		worker__finish(jobs, job);
 	}else{
 		jobs->inflight++;
@@ -271,13 +271,14 @@ static void worker__on_answer(void *tag, const struct http_result *r, void *user
 	int64_t now = clock__ms();
 
 	jobs->inflight--;
-	if(r->error && r->permanent){
-		platform__flow_fail(flow, r->error, r->detail);
-		worker__finish(jobs, job);
-		return;
-	}
 	if(r->error){
-		worker__retry_or_fail(jobs, job, r->error, r->detail, now);
+		snprintf(why, sizeof(why), "the platform could not be reached: %s", r->error);
+		if(r->permanent){
+			platform__flow_fail(flow, why, r->detail);
+			worker__finish(jobs, job);
+		}else{
+			worker__retry_or_fail(jobs, job, why, r->detail, now);
+		}
 		return;
 	}
 	platform__parse_answer(step == FLOW_REGISTER ? "RegisterDevice" : "QueryDeviceDetail",

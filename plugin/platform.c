@@ -385,7 +385,7 @@ void platform__flow_fail(struct platform_flow *flow, const char *why, const char
 {
 	if(flow->state == FLOW_DONE) return;
 	snprintf(flow->detail, sizeof(flow->detail), "%s", detail ? detail : "");
-	snprintf(flow->message, sizeof(flow->message), "the platform could not be reached: %s", why);
+	snprintf(flow->message, sizeof(flow->message), "%s", why);
 	flow__finish(flow, BOOTSTRAP_PLATFORM_UNAVAILABLE, PLATFORM_RETRY_UNAVAILABLE_S, flow->message);
 }
 

@@ -5,15 +5,7 @@ const test = require('node:test');
 const assert = require('assert');
 const h = require('./lib/harness');
 
-async function withEnv(options, fn) {
-  const env = await h.startEnv(options);
-  try {
-    await fn(env);
-    env.assertLogClean();
-  } finally {
-    await env.stop();
-  }
-}
+const { withEnv } = h;
 
 // Bootstraps n devices at once; asserts each got its own triple from the platform.
 async function bootstrapAll(env, prefix, n) {

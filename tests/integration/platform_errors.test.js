@@ -4,15 +4,7 @@ const test = require('node:test');
 const assert = require('assert');
 const h = require('./lib/harness');
 
-async function withEnv(options, fn) {
-  const env = await h.startEnv(options);
-  try {
-    await fn(env);
-    env.assertLogClean();
-  } finally {
-    await env.stop();
-  }
-}
+const { withEnv } = h;
 
 test('a wrong AccessKey secret answers platform_auth (the emulator rejects the signature)', async () => {
   await withEnv({ credentialsOverride: { ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'wrong-' + Date.now() } }, async (env) => {

@@ -6,15 +6,7 @@ const fs = require('fs');
 const path = require('path');
 const h = require('./lib/harness');
 
-async function withEnv(options, fn) {
-  const env = await h.startEnv(options);
-  try {
-    await fn(env);
-    env.assertLogClean();
-  } finally {
-    await env.stop();
-  }
-}
+const { withEnv } = h;
 
 function assertNoSecretIn(env, text, what) {
   const all = env.secrets.concat(env.emu.allDeviceSecrets());

@@ -263,7 +263,7 @@ static void test_flow_errors_are_final(void)
 	CHECK(flow.retry_after > 0);
 
 	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
-	platform__flow_fail(&flow, "Timeout was reached", "Operation timed out after 300 milliseconds");
+	platform__flow_fail(&flow, "the platform could not be reached: Timeout was reached", "Operation timed out after 300 milliseconds");
 	CHECK(strstr(flow.detail, "300 milliseconds") != NULL);
 	CHECK(strstr(flow.message, "milliseconds") == NULL);
 	CHECK(flow.result == BOOTSTRAP_PLATFORM_UNAVAILABLE);

@@ -186,7 +186,8 @@ async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota }) {
 // An environment: emulator + broker with the plugin, torn down by stop().
 // requestAuth: 'sign' (the plugin's default: a ProductSecret file is made and env.request()
 // signs), 'identity' or 'none'. Options given as null are left out of the configuration.
-async function startEnv({ pluginOptions = {}, emulator = {}, emulatorProcess = false, noPlugin = false, credentials = 'env', credentialsOverride = {}, requestAuth = 'sign', extraConfig = '', expectFailure = false } = {}) {
+// logTypes: the broker's log_type lines (tests log everything, to grep it for secrets).
+async function startEnv({ pluginOptions = {}, emulator = {}, emulatorProcess = false, noPlugin = false, logTypes = ['all'], credentials = 'env', credentialsOverride = {}, requestAuth = 'sign', extraConfig = '', expectFailure = false } = {}) {
   const plugin = requirePlugin();
   const dir = makeWorkdir();
   const accessKeyId = 'LTAI' + crypto.randomBytes(8).toString('hex');
@@ -229,7 +230,7 @@ async function startEnv({ pluginOptions = {}, emulator = {}, emulatorProcess = f
     'allow_anonymous true',
     'persistence false',
     'log_dest stderr',
-    'log_type all',
+    ...logTypes.map((t) => `log_type ${t}`),
     'connection_messages true',
     extraConfig,
     // an option value '$PORT' stands for this broker's listener port
@@ -342,6 +343,17 @@ function signRequest(deviceId, productKey, productSecret, { random, method = 'hm
   const algo = method.toLowerCase() === 'hmacsha1' ? 'sha1' : 'sha256';
   const sign = crypto.createHmac(algo, productSecret).update(`deviceName${deviceId}productKey${productKey}random${r}`).digest('hex');
   return { deviceId, random: r, signMethod: method, sign };
+}
+
+// Runs fn(env) against a fresh environment, checks the broker log for secrets, tears down.
+async function withEnv(options, fn) {
+  const env = await startEnv(options);
+  try {
+    await fn(env);
+    await env.assertLogClean();
+  } finally {
+    await env.stop();
+  }
 }
 
 // Runs a client tool; resolves with { code, stdout, stderr, ms }.
@@ -460,4 +472,4 @@ function assertSameSecret(actual, expected, what) {
   assert.ok(actual === expected, `${what}: differs from the platform's`);
 }
 
-module.exports = { live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
+module.exports = { withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
