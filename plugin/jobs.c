@@ -438,6 +438,7 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id)
 	uint32_t h = hash__string(device_id);
 	struct job **bucket = &jobs->buckets[h & (jobs->nbuckets - 1)];
 	struct job *job;
+	bool wake;
 
 	for(job = *bucket; job; job = job->bucket_next){
 		if(job->hash == h && !strcmp(job->result.flow.device_name, device_id)) return JOBS_JOINED;
@@ -453,11 +454,13 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id)
 	jobs->outstanding++;
 
 	pthread_mutex_lock(&jobs->lock);
+	/* the worker takes the whole list when it wakes: only the first addition needs to wake it */
+	wake = jobs->submit_head == NULL;
 	if(jobs->submit_tail) jobs->submit_tail->queue_next = job;
 	else jobs->submit_head = job;
 	jobs->submit_tail = job;
 	pthread_mutex_unlock(&jobs->lock);
-	http__wakeup(jobs->http);
+	if(wake) http__wakeup(jobs->http);
 	return JOBS_QUEUED;
 }
 
