@@ -1,8 +1,16 @@
 /* HTTP transport on libcurl's multi interface: one thread drives every transfer, the multi
- * handle keeps connections alive between requests, certificates are always verified. */
+ * handle keeps connections alive between requests, certificates are always verified.
+ * curl's socket API with an epoll set: a wake-up costs the sockets that have something to do,
+ * not a poll() over every connection in flight. */
+#include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -25,6 +33,9 @@ struct http_transfer {
 
 struct http_client {
 	CURLM *multi;
+	int epfd;
+	int wakefd;       /* eventfd: http__wakeup() from any thread */
+	int64_t timer_due_ms; /* when curl wants its timers run (monotonic); -1 none */
 	struct http_transfer *pool; /* idle transfers, linked by next */
 	int pooled;
 	struct curl_slist *headers;
@@ -50,12 +61,68 @@ static void transfer__unlink(struct http_client *hc, struct http_transfer *t)
 	hc->active--;
 }
 
+/* curl tells which sockets to watch for what */
+static int multi__socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct http_client *hc = userp;
+	struct epoll_event ev = { .data.fd = s };
+
+	(void)easy;
+	if(what == CURL_POLL_REMOVE){
+		epoll_ctl(hc->epfd, EPOLL_CTL_DEL, s, NULL);
+		curl_multi_assign(hc->multi, s, NULL);
+		return 0;
+	}
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	if(socketp){
+		epoll_ctl(hc->epfd, EPOLL_CTL_MOD, s, &ev);
+		return 0;
+	}
+	if(epoll_ctl(hc->epfd, EPOLL_CTL_ADD, s, &ev) && errno == EEXIST) epoll_ctl(hc->epfd, EPOLL_CTL_MOD, s, &ev);
+	curl_multi_assign(hc->multi, s, hc); /* any non-NULL marks it as watched */
+	return 0;
+}
+
+static int64_t clock__ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int multi__timer(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct http_client *hc = userp;
+
+	(void)multi;
+	hc->timer_due_ms = timeout_ms < 0 ? -1 : clock__ms() + timeout_ms;
+	return 0;
+}
+
 struct http_client *http__new(const struct http_options *opts)
 {
 	struct http_client *hc = calloc(1, sizeof(*hc));
+	struct epoll_event ev = { .events = EPOLLIN };
 
 	if(!hc) return NULL;
+	hc->timer_due_ms = -1;
+	hc->epfd = epoll_create1(EPOLL_CLOEXEC);
+	hc->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	ev.data.fd = hc->wakefd;
+	if(hc->epfd < 0 || hc->wakefd < 0 || epoll_ctl(hc->epfd, EPOLL_CTL_ADD, hc->wakefd, &ev)){
+		if(hc->epfd >= 0) close(hc->epfd);
+		if(hc->wakefd >= 0) close(hc->wakefd);
+		free(hc);
+		return NULL;
+	}
 	hc->multi = curl_multi_init();
+	if(hc->multi){
+		curl_multi_setopt(hc->multi, CURLMOPT_SOCKETFUNCTION, multi__socket);
+		curl_multi_setopt(hc->multi, CURLMOPT_SOCKETDATA, hc);
+		curl_multi_setopt(hc->multi, CURLMOPT_TIMERFUNCTION, multi__timer);
+		curl_multi_setopt(hc->multi, CURLMOPT_TIMERDATA, hc);
+	}
 	hc->headers = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
 	if(hc->headers){
 		/* no "Expect: 100-continue" round trip for small bodies */
@@ -224,11 +291,31 @@ static void transfer__report(struct http_client *hc, CURLMsg *msg, http_done_fn 
 
 int http__perform(struct http_client *hc, int max_wait_ms, http_done_fn done, void *userdata)
 {
-	int running = 0, queued;
+	struct epoll_event evs[64];
+	int running = 0, queued, n, wait = max_wait_ms;
+	int64_t now = clock__ms();
 	CURLMsg *msg;
 
-	if(curl_multi_poll(hc->multi, NULL, 0, max_wait_ms, NULL) != CURLM_OK) return -1;
-	if(curl_multi_perform(hc->multi, &running) != CURLM_OK) return -1;
+	if(hc->timer_due_ms >= 0 && hc->timer_due_ms - now < wait) wait = hc->timer_due_ms <= now ? 0 : (int)(hc->timer_due_ms - now);
+	n = epoll_wait(hc->epfd, evs, 64, wait);
+	if(n < 0 && errno != EINTR) return -1;
+	for(int i = 0; i < n; i++){
+		int flags = 0;
+		if(evs[i].data.fd == hc->wakefd){
+			uint64_t v;
+			if(read(hc->wakefd, &v, sizeof(v)) < 0){ /* another wake got it first */ }
+			continue;
+		}
+		if(evs[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
+		if(evs[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+		if(evs[i].events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+		curl_multi_socket_action(hc->multi, evs[i].data.fd, flags, &running);
+	}
+	/* curl's own timers: new transfers (due at once), connect and transfer timeouts */
+	if(hc->timer_due_ms >= 0 && clock__ms() >= hc->timer_due_ms){
+		hc->timer_due_ms = -1;
+		curl_multi_socket_action(hc->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
 	while((msg = curl_multi_info_read(hc->multi, &queued))){
 		if(msg->msg == CURLMSG_DONE) transfer__report(hc, msg, done, userdata);
 	}
@@ -242,7 +329,9 @@ int http__active(const struct http_client *hc)
 
 void http__wakeup(struct http_client *hc)
 {
-	curl_multi_wakeup(hc->multi);
+	uint64_t one = 1;
+
+	if(write(hc->wakefd, &one, sizeof(one)) < 0){ /* the counter is already non-zero: awake anyway */ }
 }
 
 void http__free(struct http_client *hc, void (*abort_tag)(void *tag))
@@ -261,6 +350,8 @@ void http__free(struct http_client *hc, void (*abort_tag)(void *tag))
 		transfer__free(t);
 	}
 	if(hc->multi) curl_multi_cleanup(hc->multi);
+	close(hc->epfd);
+	close(hc->wakefd);
 	curl_slist_free_all(hc->headers);
 	free(hc->ca_file);
 	free(hc);
