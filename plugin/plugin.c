@@ -55,6 +55,7 @@ struct bootstrap_plugin {
 	struct failure_limiter *refusals;
 	unsigned long long throttled_logged; /* Throttling answers already reported in the log */
 	bool waker_refusal_logged;
+	time_t report_checked_s;
 	time_t throttle_log_s;
 	bool curl_ready;
 };
@@ -235,12 +236,15 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 	reply__free(payload, len);
 }
 
-/* Throttling means another client shares the account's quota: say so, at most every 10 s. */
-static void bootstrap__report_throttling(struct bootstrap_plugin *p, time_t now)
+/* What the worker saw that an operator should know: throttling (something else uses the
+ * account's quota) and a refused wakeup connection. Checked once a second; throttling is
+ * reported at most every 10 s. */
+static void bootstrap__report_worker(struct bootstrap_plugin *p, time_t now)
 {
 	struct jobs_stats st;
 
-	if(now - p->throttle_log_s < 10) return;
+	if(now == p->report_checked_s) return;
+	p->report_checked_s = now;
 	jobs__stats(p->jobs, &st);
 	if(st.waker_refused && !p->waker_refusal_logged){
 		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": plugin_opt_wakeup_port %d: the broker refused the wakeup "
@@ -248,7 +252,7 @@ static void bootstrap__report_throttling(struct bootstrap_plugin *p, time_t now)
 				p->cfg.wakeup_port);
 		p->waker_refusal_logged = true;
 	}
-	if(st.throttled == p->throttled_logged) return;
+	if(st.throttled == p->throttled_logged || now - p->throttle_log_s < 10) return;
 	mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": the platform throttled %llu calls (%llu in all); "
 			"pacing RegisterDevice at %.1f/s and QueryDeviceDetail at %.1f/s. Does another client share the account's quota?",
 			st.throttled - p->throttled_logged, st.throttled, st.register_rate, st.query_rate);
@@ -263,7 +267,7 @@ static int bootstrap__on_tick(int event, void *event_data, void *userdata)
 	struct job_result *r, *next;
 
 	(void)event;
-	bootstrap__report_throttling(p, time(NULL));
+	bootstrap__report_worker(p, time(NULL));
 	for(r = jobs__take_results(p->jobs); r; r = next){
 		next = r->next;
 		bootstrap__deliver(p, r);

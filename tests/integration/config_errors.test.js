@@ -32,22 +32,27 @@ test('a secret inline in mosquitto.conf is refused and not echoed', () => expect
     try { assert.ok(!env.broker.log().includes('INLINE-SECRET-VALUE'), 'the inline secret was logged'); } finally { await env.stop(); }
   }));
 
-test('a credentials file readable by others is refused', async () => {
+// A secret file with permissions for others stops the broker, and its content is not logged.
+async function expectSecretFileRefused(option, content, mode, options) {
   const dir = h.makeWorkdir();
-  const f = path.join(dir, 'credentials');
-  fs.writeFileSync(f, '[default]\naccess_key_id = LTAIx\naccess_key_secret = FILE-SECRET-VALUE\n', { mode: 0o644 });
-  fs.chmodSync(f, 0o644);
+  const f = path.join(dir, option);
+  fs.writeFileSync(f, content);
+  fs.chmodSync(f, mode);
   h.giveToBroker(f);
   try {
-    const env = await h.startEnv({ credentials: 'none', pluginOptions: { credentials_file: f }, expectFailure: true });
+    const env = await h.startEnv({ ...options(f), expectFailure: true });
     try {
-      assert.match(env.broker.log(), /plugin_opt_credentials_file: .* is accessible by group or others \(mode 644\)/);
-      assert.ok(!env.broker.log().includes('FILE-SECRET-VALUE'));
+      assert.match(env.broker.log(), new RegExp(`plugin_opt_${option}: .* is accessible by group or others \\(mode ${mode.toString(8)}\\)`));
+      assert.ok(!env.broker.log().includes('SECRET-VALUE'), 'the file\'s secret was logged');
     } finally { await env.stop(); }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-});
+}
+
+test('a credentials file readable by others is refused', () => expectSecretFileRefused('credentials_file',
+  '[default]\naccess_key_id = LTAIx\naccess_key_secret = FILE-SECRET-VALUE\n', 0o644,
+  (f) => ({ credentials: 'none', pluginOptions: { credentials_file: f } })));
 
 test('sign (the default) without a product secret file', () => expectRefusal({ pluginOptions: { product_secret_file: null } },
   /mosquitto_bootstrap: plugin_opt_request_auth: sign \(the default\) needs plugin_opt_product_secret_file/));
@@ -55,19 +60,5 @@ test('bad request_auth', () => expectRefusal({ pluginOptions: { request_auth: 'm
 test('bad existing_devices', () => expectRefusal({ pluginOptions: { existing_devices: 'sometimes' } }, /plugin_opt_existing_devices/));
 test('bad acl', () => expectRefusal({ pluginOptions: { acl: 'open' } }, /plugin_opt_acl: 'open' is not strict or defer/));
 
-test('a product secret file readable by others is refused, and not echoed', async () => {
-  const dir = h.makeWorkdir();
-  const f = path.join(dir, 'product-secret');
-  fs.writeFileSync(f, 'PRODUCT-SECRET-VALUE\n');
-  fs.chmodSync(f, 0o640);
-  h.giveToBroker(f);
-  try {
-    const env = await h.startEnv({ pluginOptions: { product_secret_file: f }, expectFailure: true });
-    try {
-      assert.match(env.broker.log(), /plugin_opt_product_secret_file: .* is accessible by group or others \(mode 640\)/);
-      assert.ok(!env.broker.log().includes('PRODUCT-SECRET-VALUE'));
-    } finally { await env.stop(); }
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+test('a product secret file readable by others is refused, and not echoed', () => expectSecretFileRefused('product_secret_file',
+  'PRODUCT-SECRET-VALUE\n', 0o640, (f) => ({ pluginOptions: { product_secret_file: f } })));
