@@ -305,10 +305,19 @@ fail:
 
 /* Alibaba's rule: an existing device gets its secret again only until it first connects;
  * a disabled one never. Finishes the flow with a refusal and returns false otherwise. */
+static void flow__refuse_existing(struct platform_flow *flow)
+{
+	flow__finish(flow, BOOTSTRAP_DEVICE_EXISTS, 0, "the device already exists; this service only hands out new devices' secrets");
+}
+
 static bool existing__allowed(struct platform_flow *flow, const char *status)
 {
 	if(!strcmp(status, "DISABLE")){
 		flow__finish(flow, BOOTSTRAP_DEVICE_DISABLED, 0, "the device is disabled on the platform");
+		return false;
+	}
+	if(flow->existing_policy == EXISTING_NEVER){
+		flow__refuse_existing(flow);
 		return false;
 	}
 	if(flow->existing_policy == EXISTING_UNACTIVE && strcmp(status, "UNACTIVE")){
@@ -335,11 +344,6 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
 		case PLATFORM_SUCCESS:
 			if(flow->state == FLOW_QUERY){
 				flow->existing = true;
-				if(flow->existing_policy == EXISTING_NEVER){
-					flow__finish(flow, BOOTSTRAP_DEVICE_EXISTS, 0,
-							"the device already exists; this service only hands out new devices' secrets");
-					return;
-				}
 				if(!existing__allowed(flow, a->status)) return;
 			}
 			flow->triple = a->triple;
@@ -352,8 +356,7 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
 		case PLATFORM_ALREADY_EXISTS:
 			flow->existing = true;
 			if(flow->existing_policy == EXISTING_NEVER){
-				flow__finish(flow, BOOTSTRAP_DEVICE_EXISTS, 0,
-						"the device already exists; this service only hands out new devices' secrets");
+				flow__refuse_existing(flow); /* no QueryDeviceDetail: its answer could not change that */
 				return;
 			}
 			flow->state = FLOW_QUERY;
