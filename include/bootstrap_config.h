@@ -70,6 +70,10 @@ struct bootstrap_config {
 /* Where environment variables come from; tests pass their own. */
 typedef const char *(*config_getenv_fn)(const char *name);
 
+/* Every plugin_opt_ name the plugin accepts, NULL-terminated: config__set() refuses any other
+ * (the README's option table is checked against it). */
+extern const char *const config__option_names[];
+
 void config__init(struct bootstrap_config *cfg);
 /* 0 on success, -1 with err set. Unknown keys and bad values are errors. */
 int config__set(struct bootstrap_config *cfg, const char *key, const char *value, char *err, size_t errlen);

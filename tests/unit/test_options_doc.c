@@ -1,0 +1,100 @@
+/* The README's option table and the options the plugin accepts are the same set, both ways;
+ * every documented literal default is accepted; every listed option is handled. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bootstrap_config.h"
+#include "unit.h"
+
+#define MAX_ROWS 64
+
+static char names[MAX_ROWS][64], defaults[MAX_ROWS][128];
+static int rows;
+static const char *readme_path;
+
+/* Rows "| `name` | default | meaning |" between "## Options" and the next "## " heading. */
+static void read_table(void)
+{
+	FILE *f = fopen(readme_path, "r");
+	char line[4096];
+	int in = 0;
+
+	CHECK(f != NULL);
+	if(!f) return;
+	while(fgets(line, sizeof(line), f)){
+		if(!strncmp(line, "## ", 3)){
+			in = !strncmp(line, "## Options", 10);
+			continue;
+		}
+		if(!in || strncmp(line, "| `", 3) || rows == MAX_ROWS) continue;
+		char *name = line + 3, *end = strchr(name, '`'), *cell, *cellend;
+		if(!end) continue;
+		*end = '\0';
+		snprintf(names[rows], sizeof(names[rows]), "%.63s", name);
+		cell = strchr(end + 1, '|');
+		cellend = cell ? strchr(cell + 1, '|') : NULL;
+		defaults[rows][0] = '\0';
+		/* a default cell that is a literal starts with a backtick: `30`, `sign`, `0` (off) */
+		if(cell && cellend && cell[2] == '`'){
+			char *v = cell + 3, *ve = strchr(v, '`');
+			if(ve && ve < cellend) snprintf(defaults[rows], sizeof(defaults[rows]), "%.*s", (int)(ve - v), v);
+		}
+		rows++;
+	}
+	fclose(f);
+}
+
+static void test_every_documented_option_is_accepted(void)
+{
+	CHECK(rows >= 20);
+	for(int i = 0; i < rows; i++){
+		struct bootstrap_config cfg;
+		char err[CONFIG_ERR_LEN] = "";
+		bool listed = false;
+
+		for(int j = 0; config__option_names[j]; j++) listed |= !strcmp(config__option_names[j], names[i]);
+		if(!listed) fprintf(stderr, "  README documents %s, which the plugin does not accept\n", names[i]);
+		CHECK(listed);
+		if(!defaults[i][0]) continue;
+		config__init(&cfg);
+		if(config__set(&cfg, names[i], defaults[i], err, sizeof(err))){
+			fprintf(stderr, "  documented default of %s refused: %s\n", names[i], err);
+			CHECK(0);
+		}
+		config__cleanup(&cfg);
+	}
+}
+
+static void test_every_accepted_option_is_documented(void)
+{
+	for(int j = 0; config__option_names[j]; j++){
+		bool documented = false;
+		for(int i = 0; i < rows; i++) documented |= !strcmp(names[i], config__option_names[j]);
+		if(!documented) fprintf(stderr, "  plugin accepts %s, which the README does not document\n", config__option_names[j]);
+		CHECK(documented);
+	}
+}
+
+static void test_every_listed_option_is_handled(void)
+{
+	/* with a value no option takes, a handled option says why the value is wrong */
+	for(int j = 0; config__option_names[j]; j++){
+		struct bootstrap_config cfg;
+		char err[CONFIG_ERR_LEN] = "";
+		config__init(&cfg);
+		config__set(&cfg, config__option_names[j], "", err, sizeof(err));
+		CHECK(strstr(err, "not handled") == NULL && strstr(err, "unknown option") == NULL);
+		config__cleanup(&cfg);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	readme_path = argc > 1 ? argv[1] : "README.md";
+	read_table();
+	RUN(test_every_documented_option_is_accepted);
+	RUN(test_every_accepted_option_is_documented);
+	RUN(test_every_listed_option_is_handled);
+	return unit_main_result();
+}
