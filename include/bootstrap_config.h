@@ -55,6 +55,7 @@ struct bootstrap_config {
 	enum acl_mode acl;
 	char *request_topic;
 	char *reply_topic;       /* template, see request__reply_topic() */
+	char *response_topic_prefix; /* an MQTT 5 Response Topic must start with it */
 	int max_inflight;
 	int max_queue;
 	long http_timeout_ms;

@@ -12,16 +12,28 @@
  * again: it will get the answer already on its way.
  */
 #include <stddef.h>
+#include <stdint.h>
 
 #include "bootstrap_config.h"
 #include "bootstrap_platform.h"
 
 struct jobs;
 
+/* Where a reply goes when the device asked for it (MQTT 5 Response Topic and Correlation
+ * Data); empty: the configured reply topic. Broker thread only. */
+struct reply_route {
+	char *response_topic;
+	void *correlation_data;
+	uint16_t correlation_len;
+};
+
 struct job_result {
 	struct job_result *next;
 	struct platform_flow flow; /* state FLOW_DONE: result, triple or message, retry_after */
+	struct reply_route route;  /* the latest request's, owned by the job */
 };
+
+void jobs__route_free(struct reply_route *route);
 
 enum jobs_submit_status {
 	JOBS_QUEUED,
@@ -32,7 +44,9 @@ enum jobs_submit_status {
 
 /* cfg must outlive the jobs; its creds are only changed through jobs__set_credentials(). NULL on failure. */
 struct jobs *jobs__new(struct bootstrap_config *cfg);
-enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id);
+/* Queues a flow for device_id, or joins the one under way. The job takes over route (the
+ * latest request's route wins); on JOBS_FULL or JOBS_ERROR it stays the caller's. */
+enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, struct reply_route *route);
 /* Finished jobs, oldest first, detached; free each with jobs__result_free(). */
 struct job_result *jobs__take_results(struct jobs *jobs);
 void jobs__result_free(struct job_result *result);

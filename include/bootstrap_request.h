@@ -36,6 +36,13 @@ enum request_status request__parse(const void *payload, size_t len,
 /* The IoT Platform's DeviceName rules: 4 to 32 of letters, digits and - _ @ . : */
 bool request__device_name_valid(const char *name, size_t len);
 
+#define RESPONSE_TOPIC_MAX 256
+#define CORRELATION_DATA_MAX 256
+
+/* An MQTT 5 Response Topic a device may ask its reply on: 1 to 256 bytes, no wildcards, no NUL,
+ * starting with prefix (the broker still checks it is a valid UTF-8 topic). */
+bool request__response_topic_valid(const char *topic, size_t len, const char *prefix);
+
 /* A reply topic template is a publishable topic containing REPLY_TOPIC_PLACEHOLDER once. */
 bool request__reply_template_valid(const char *tmpl);
 

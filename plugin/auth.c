@@ -283,18 +283,24 @@ static bool topic__is_reply(const char *topic, const char *tmpl)
 	return true;
 }
 
-/* Is topic the template with client_id in place of the placeholder? Runs on every ACL check:
- * compared in place, without building the topic. */
+/* Is topic the template with client_id in place of the placeholder, or a topic below it (an
+ * MQTT 5 Response Topic a device picked for itself)? Runs on every ACL check: compared in
+ * place, without building the topic. */
 static bool topic__is_own_reply(const char *topic, const char *client_id, const char *tmpl)
 {
 	const char *at = strstr(tmpl, REPLY_TOPIC_PLACEHOLDER);
-	size_t head, idlen;
+	const char *rest, *tail;
+	size_t head, idlen, taillen;
 
 	if(!client_id || !at) return false;
 	head = (size_t)(at - tmpl);
 	idlen = strlen(client_id);
-	return !strncmp(topic, tmpl, head) && !strncmp(topic + head, client_id, idlen)
-			&& !strcmp(topic + head + idlen, at + strlen(REPLY_TOPIC_PLACEHOLDER));
+	tail = at + strlen(REPLY_TOPIC_PLACEHOLDER);
+	taillen = strlen(tail);
+	if(strncmp(topic, tmpl, head) || strncmp(topic + head, client_id, idlen)) return false;
+	rest = topic + head + idlen;
+	if(strncmp(rest, tail, taillen)) return false;
+	return rest[taillen] == '\0' || rest[taillen] == '/';
 }
 
 enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *client_id, const char *topic,
@@ -304,8 +310,8 @@ enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *c
 
 	if(!topic) return ACL_DENY;
 	is_request = !strcmp(topic, request_topic);
-	is_reply = topic__is_reply(topic, reply_template);
-	own_reply = is_reply && topic__is_own_reply(topic, client_id, reply_template);
+	own_reply = topic__is_own_reply(topic, client_id, reply_template);
+	is_reply = own_reply || topic__is_reply(topic, reply_template);
 
 	switch(access){
 		case ACCESS_WRITE:

@@ -104,7 +104,7 @@ const char *const config__option_names[] = {
 	"product_key", "region", "endpoint", "iot_instance_id", "credentials_file", "request_auth",
 	"product_secret_file", "existing_devices", "acl", "ca_file", "request_topic", "reply_topic",
 	"max_inflight", "max_queue", "http_timeout_ms", "request_deadline_ms", "register_qps",
-	"register_burst", "query_qps", "query_burst", "strategy", "wakeup_port", NULL,
+	"register_burst", "query_qps", "query_burst", "strategy", "wakeup_port", "response_topic_prefix", NULL,
 };
 
 static bool option__known(const char *key)
@@ -289,6 +289,12 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 			return -1;
 		}
 		return string__replace(&cfg->reply_topic, value);
+	}else if(!strcmp(key, "response_topic_prefix")){
+		if(!topic__valid(value)){
+			config__error(err, errlen, "plugin_opt_response_topic_prefix: '%s' is not a topic without wildcards (+ #) or a leading $", value);
+			return -1;
+		}
+		return string__replace(&cfg->response_topic_prefix, value);
 	}else if(!strcmp(key, "max_inflight")){
 		if(number__parse(value, 1, 1024, &n)){
 			config__error(err, errlen, "plugin_opt_max_inflight: '%s' is not a number from 1 to 1024", value);
@@ -582,6 +588,16 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 	if(!cfg->region && string__replace(&cfg->region, DEFAULT_REGION)) return -1;
 	if(!cfg->request_topic && string__replace(&cfg->request_topic, DEFAULT_REQUEST_TOPIC)) return -1;
 	if(!cfg->reply_topic && string__replace(&cfg->reply_topic, DEFAULT_REPLY_TOPIC)) return -1;
+	if(!cfg->response_topic_prefix){
+		/* the reply template up to its placeholder: bootstrap/reply/{deviceId} gives bootstrap/reply/ */
+		size_t head = (size_t)(strstr(cfg->reply_topic, REPLY_TOPIC_PLACEHOLDER) - cfg->reply_topic);
+		if(head == 0){
+			config__error(err, errlen, "plugin_opt_response_topic_prefix: required when plugin_opt_reply_topic starts with %s",
+					REPLY_TOPIC_PLACEHOLDER);
+			return -1;
+		}
+		if(!(cfg->response_topic_prefix = strndup(cfg->reply_topic, head))) return -1;
+	}
 	if(!cfg->endpoint){
 		snprintf(url, sizeof(url), "https://iot.%s.aliyuncs.com/", cfg->region);
 		if(string__replace(&cfg->endpoint, url)) return -1;
@@ -615,6 +631,7 @@ void config__cleanup(struct bootstrap_config *cfg)
 	config__secret_free(&cfg->product_secret);
 	free(cfg->request_topic);
 	free(cfg->reply_topic);
+	free(cfg->response_topic_prefix);
 	config__credentials_cleanup(&cfg->creds);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -99,9 +99,17 @@ static uint32_t hash__string(const char *s)
 	return h;
 }
 
+void jobs__route_free(struct reply_route *route)
+{
+	free(route->response_topic);
+	free(route->correlation_data);
+	memset(route, 0, sizeof(*route));
+}
+
 static void job__free(struct job *job)
 {
 	platform__flow_wipe(&job->result.flow);
+	jobs__route_free(&job->result.route);
 	free(job);
 }
 
@@ -433,7 +441,7 @@ struct jobs *jobs__new(struct bootstrap_config *cfg)
 	return jobs;
 }
 
-enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id)
+enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, struct reply_route *route)
 {
 	uint32_t h = hash__string(device_id);
 	struct job **bucket = &jobs->buckets[h & (jobs->nbuckets - 1)];
@@ -441,13 +449,21 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id)
 	bool wake;
 
 	for(job = *bucket; job; job = job->bucket_next){
-		if(job->hash == h && !strcmp(job->result.flow.device_name, device_id)) return JOBS_JOINED;
+		if(job->hash == h && !strcmp(job->result.flow.device_name, device_id)){
+			/* the worker never reads the route: the broker thread may replace it */
+			jobs__route_free(&job->result.route);
+			job->result.route = *route;
+			memset(route, 0, sizeof(*route));
+			return JOBS_JOINED;
+		}
 	}
 	if(jobs->outstanding >= (size_t)jobs->cfg->max_queue + (size_t)jobs->cfg->max_inflight) return JOBS_FULL;
 
 	job = calloc(1, sizeof(*job));
 	if(!job) return JOBS_ERROR;
 	platform__flow_init(&job->result.flow, device_id, jobs->cfg->existing_devices, false);
+	job->result.route = *route;
+	memset(route, 0, sizeof(*route));
 	job->hash = h;
 	job->bucket_next = *bucket;
 	*bucket = job;

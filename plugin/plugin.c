@@ -16,6 +16,7 @@
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 
 #include "bootstrap_auth.h"
 #include "bootstrap_config.h"
@@ -74,28 +75,43 @@ static const char *printable(const char *s, char *buf, size_t buflen)
 	return buf;
 }
 
-/* Publishes payload to client_id alone, on the reply topic made from reply_id. */
+/* Publishes payload to client_id alone: on the route's Response Topic (with its Correlation
+ * Data) when the request had one, else on the reply topic made from reply_id. */
 static void bootstrap__send(struct bootstrap_plugin *p, const char *client_id, const char *reply_id,
-		const char *payload, size_t len)
+		const struct reply_route *route, const char *payload, size_t len)
 {
-	char *topic = request__reply_topic(p->cfg.reply_topic, reply_id);
+	char *topic = NULL;
+	mosquitto_property *props = NULL;
 	char shown[80];
 
+	if(route && route->response_topic){
+		topic = strdup(route->response_topic);
+	}else{
+		topic = request__reply_topic(p->cfg.reply_topic, reply_id);
+	}
 	if(!topic || mosquitto_pub_topic_check(topic) != MOSQ_ERR_SUCCESS){
 		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": no valid reply topic for client '%s'; reply dropped",
 				printable(reply_id, shown, sizeof(shown)));
 		free(topic);
 		return;
 	}
-	/* client_id given: delivered to that client only, whatever it subscribed to */
-	if(mosquitto_broker_publish_copy(client_id, topic, (int)len, payload, REPLY_QOS, false, NULL) != MOSQ_ERR_SUCCESS){
+	if(route && route->correlation_data
+			&& mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, route->correlation_data, route->correlation_len)){
+		mosquitto_property_free_all(&props);
+		free(topic);
+		return;
+	}
+	/* client_id given: delivered to that client only, whatever it subscribed to; on success the
+	 * broker owns props */
+	if(mosquitto_broker_publish_copy(client_id, topic, (int)len, payload, REPLY_QOS, false, props) != MOSQ_ERR_SUCCESS){
+		mosquitto_property_free_all(&props);
 		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": could not queue the reply for client '%s'",
 				printable(client_id, shown, sizeof(shown)));
 	}
 	free(topic);
 }
 
-static void bootstrap__send_error(struct bootstrap_plugin *p, const char *client_id,
+static void bootstrap__send_error(struct bootstrap_plugin *p, const char *client_id, const struct reply_route *route,
 		enum bootstrap_code code, const char *message, int retry_after)
 {
 	size_t len = 0;
@@ -105,7 +121,7 @@ static void bootstrap__send_error(struct bootstrap_plugin *p, const char *client
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": out of memory building a reply");
 		return;
 	}
-	bootstrap__send(p, client_id, client_id, payload, len);
+	bootstrap__send(p, client_id, client_id, route, payload, len);
 	reply__free(payload, len);
 }
 
@@ -145,11 +161,41 @@ static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *
 	return false;
 }
 
+/* The MQTT 5 Response Topic and Correlation Data of a request, validated. False (with *why)
+ * when the request carries ones that cannot be used. */
+static bool bootstrap__route(struct bootstrap_plugin *p, const mosquitto_property *props,
+		struct reply_route *route, const char **why)
+{
+	char *topic = NULL;
+	void *data = NULL;
+	uint16_t datalen = 0;
+
+	memset(route, 0, sizeof(*route));
+	if(!props) return true;
+	mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &topic, false);
+	mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &data, &datalen, false);
+	if(topic && (!request__response_topic_valid(topic, strlen(topic), p->cfg.response_topic_prefix)
+			|| mosquitto_pub_topic_check(topic) != MOSQ_ERR_SUCCESS)){
+		*why = "the response topic must be a topic without wildcards, at most 256 bytes, under the bootstrap reply prefix";
+	}else if(datalen > CORRELATION_DATA_MAX){
+		*why = "correlation data longer than 256 bytes";
+	}else{
+		route->response_topic = topic;
+		route->correlation_data = data;
+		route->correlation_len = datalen;
+		return true;
+	}
+	free(topic);
+	free(data);
+	return false;
+}
+
 static int bootstrap__on_message(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_message *ed = event_data;
 	struct bootstrap_plugin *p = userdata;
 	struct bootstrap_request req;
+	struct reply_route route;
 	const char *why = NULL, *requester, *address;
 	enum request_status status;
 	char shown[80];
@@ -161,14 +207,22 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 	ed->retain = false; /* a request is never kept for later subscribers */
 	requester = mosquitto_client_id(ed->client);
 	address = mosquitto_client_address(ed->client);
+	if(!bootstrap__route(p, ed->properties, &route, &why)){
+		/* answered on the requester's own reply topic: its Response Topic is what is wrong */
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request from client '%s' refused: invalid_request (%s)",
+				printable(requester, shown, sizeof(shown)), why);
+		if(requester) bootstrap__send_error(p, requester, NULL, BOOTSTRAP_INVALID_REQUEST, why, 0);
+		return MOSQ_ERR_SUCCESS;
+	}
 
 	/* a blocked address is answered before any parsing or HMAC work */
 	blocked = limiter__blocked_for(p->refusals, address, now);
 	if(blocked > 0){
 		mosquitto_log_printf(MOSQ_LOG_DEBUG, PLUGIN_NAME ": request from client '%s' (%s) refused: rate_limited",
 				printable(requester, shown, sizeof(shown)), address ? address : "?");
-		if(requester) bootstrap__send_error(p, requester, BOOTSTRAP_RATE_LIMITED,
+		if(requester) bootstrap__send_error(p, requester, &route, BOOTSTRAP_RATE_LIMITED,
 				"too many refused requests from this address", (int)blocked);
+		jobs__route_free(&route);
 		return MOSQ_ERR_SUCCESS;
 	}
 
@@ -177,18 +231,23 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 		enum bootstrap_code code = status == REQUEST_INVALID_DEVICE_ID ? BOOTSTRAP_INVALID_DEVICE_ID : BOOTSTRAP_INVALID_REQUEST;
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request from client '%s' refused: %s (%s)",
 				printable(requester, shown, sizeof(shown)), reply__code_name(code), why);
-		if(requester) bootstrap__send_error(p, requester, code, why, 0);
+		if(requester) bootstrap__send_error(p, requester, &route, code, why, 0);
+		jobs__route_free(&route);
 		return MOSQ_ERR_SUCCESS;
 	}
 	if(!bootstrap__authorized(p, ed->client, &req, now, &why)){
 		limiter__record_failure(p->refusals, address, now);
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request for device %s from client '%s' (%s) refused: unauthorized (%s)",
 				req.device_id, printable(requester, shown, sizeof(shown)), address ? address : "?", why);
-		if(requester) bootstrap__send_error(p, requester, BOOTSTRAP_UNAUTHORIZED, why, 0);
+		if(requester) bootstrap__send_error(p, requester, &route, BOOTSTRAP_UNAUTHORIZED, why, 0);
+		jobs__route_free(&route);
 		return MOSQ_ERR_SUCCESS;
 	}
 
-	switch(jobs__submit(p->jobs, req.device_id)){
+	/* only the device itself chooses where its triple arrives */
+	if(!requester || strcmp(requester, req.device_id)) jobs__route_free(&route);
+
+	switch(jobs__submit(p->jobs, req.device_id, &route)){
 		case JOBS_QUEUED:
 			mosquitto_log_printf(MOSQ_LOG_DEBUG, PLUGIN_NAME ": device %s: queued (request from client '%s')",
 					req.device_id, printable(requester, shown, sizeof(shown)));
@@ -200,14 +259,15 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 			/* what is ahead of the device drains at the paced RegisterDevice rate */
 			retry_after = 1 + (int)((double)jobs__outstanding(p->jobs) / (p->cfg.register_qps * QUOTA_PACING));
 			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: busy, queue full", req.device_id);
-			bootstrap__send_error(p, req.device_id, BOOTSTRAP_BUSY,
+			bootstrap__send_error(p, req.device_id, &route, BOOTSTRAP_BUSY,
 					"too many bootstrap requests waiting; try again later", retry_after);
 			break;
 		case JOBS_ERROR:
 			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory", req.device_id);
-			bootstrap__send_error(p, req.device_id, BOOTSTRAP_INTERNAL, "internal error", 0);
+			bootstrap__send_error(p, req.device_id, &route, BOOTSTRAP_INTERNAL, "internal error", 0);
 			break;
 	}
+	jobs__route_free(&route); /* empty when the job took it over */
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -232,7 +292,7 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory building the reply", flow->device_name);
 		return;
 	}
-	bootstrap__send(p, flow->device_name, flow->device_name, payload, len);
+	bootstrap__send(p, flow->device_name, flow->device_name, &r->route, payload, len);
 	reply__free(payload, len);
 }
 

@@ -159,6 +159,15 @@ enum request_status request__parse(const void *payload, size_t len,
 	return request__take_id(p, (size_t)(end - p), req, why);
 }
 
+bool request__response_topic_valid(const char *topic, size_t len, const char *prefix)
+{
+	size_t plen = strlen(prefix);
+
+	if(!topic || len == 0 || len > RESPONSE_TOPIC_MAX || strlen(topic) != len) return false;
+	if(strpbrk(topic, "+#")) return false;
+	return len >= plen && !strncmp(topic, prefix, plen);
+}
+
 bool request__reply_template_valid(const char *tmpl)
 {
 	const char *first = strstr(tmpl, REPLY_TOPIC_PLACEHOLDER);

@@ -131,7 +131,14 @@ static void test_acl_strict(void)
 	CHECK(DECIDE(ACL_STRICT, W, "dev-0001", "bootstrap/reply/dev-0001") == ACL_DENY);
 	CHECK(DECIDE(ACL_STRICT, W, "dev-0001", "other/topic") == ACL_DENY);
 	CHECK(DECIDE(ACL_STRICT, S, NULL, "bootstrap/reply/dev-0001") == ACL_DENY);
-	CHECK(DECIDE(ACL_STRICT, S, "dev/0001", "bootstrap/reply/dev/0001") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "dev/0001", "bootstrap/reply/dev/0001") == ACL_ALLOW); /* its own, if odd */
+	/* below one's own reply topic: MQTT 5 Response Topics a device picks for itself */
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/session-7") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_STRICT, R, "dev-0001", "bootstrap/reply/dev-0001/session-7") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/#") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-00011") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0002/session-7") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, W, "dev-0001", "bootstrap/reply/dev-0001/session-7") == ACL_DENY);
 }
 
 static void test_acl_defer(void)

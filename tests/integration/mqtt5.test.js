@@ -1,0 +1,77 @@
+'use strict';
+// MQTT 5 request/response: the Response Topic is used and the Correlation Data echoed, still
+// to the device's own client only; bad Response Topics are refused; v3.1.1 keeps working.
+const test = require('node:test');
+const assert = require('assert');
+const fs = require('fs');
+const path = require('path');
+const h = require('./lib/harness');
+
+const { withEnv } = h;
+
+// mosquitto_rr prints "<correlation data>|<topic>|<payload>"
+function parse(stdout) {
+  const line = stdout.trim().split('\n').pop() || '';
+  const [corr, topic, ...rest] = line.split('|');
+  return { corr, topic, reply: rest.length ? JSON.parse(rest.join('|')) : null };
+}
+
+test('v5: reply on the Response Topic with the Correlation Data echoed', async () => {
+  await withEnv({}, async (env) => {
+    const r = await h.rr(env.port, { id: 'dev-v5-01', message: env.request('dev-v5-01'), responseTopic: 'bootstrap/reply/dev-v5-01/session-7',
+      extra: ['-V', '5', '-D', 'PUBLISH', 'correlation-data', 'corr-1234', '-F', '%D|%t|%p'] });
+    const m = parse(r.stdout);
+    assert.strictEqual(m.topic, 'bootstrap/reply/dev-v5-01/session-7');
+    assert.strictEqual(m.corr, 'corr-1234');
+    assert.strictEqual(m.reply.success, true);
+    h.assertSameSecret(m.reply.data.DeviceSecret, env.emu.device(h.PRODUCT_KEY, 'dev-v5-01').DeviceSecret, 'DeviceSecret');
+  });
+});
+
+test('v5: a Response Topic with a wildcard, too long, or outside the prefix gets invalid_request, with no platform call', async () => {
+  // beside an allow-all acl_file, so that mosquitto_rr may subscribe anywhere and only the
+  // plugin's own check of the Response Topic is tested
+  const dir = h.makeWorkdir();
+  const acl = path.join(dir, 'acl');
+  fs.writeFileSync(acl, 'topic readwrite #\n');
+  fs.chmodSync(acl, 0o644);
+  try {
+    await withEnv({ pluginOptions: { acl: 'defer' }, extraConfig: `acl_file ${acl}` }, async (env) => {
+      // mosquitto_rr will not send a wildcard Response Topic: mosquitto_pub sets it as a property,
+      // and a persistent v5 session collects the answer
+      const p = await h.run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(env.port), '-V', '5', '-i', 'dev-v5-02', '-c', '-x', '60', '-q', '1',
+        '-t', 'bootstrap/register', '-m', env.request('dev-v5-02'), '-D', 'PUBLISH', 'response-topic', 'bootstrap/reply/dev-v5-02/#']);
+      assert.strictEqual(p.code, 0, p.stderr);
+      const s = await h.run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(env.port), '-V', '5', '-i', 'dev-v5-02', '-c', '-x', '60', '-q', '1',
+        '-t', 'bootstrap/reply/dev-v5-02', '-C', '1', '-W', '5', '-F', '%t|%p']);
+      assert.strictEqual(s.stdout.split('|')[0], 'bootstrap/reply/dev-v5-02', 'wildcard');
+      assert.strictEqual(JSON.parse(s.stdout.slice(s.stdout.indexOf('|') + 1)).code, 'invalid_request', 'wildcard');
+      for (const [what, topic] of [['too long', 'bootstrap/reply/dev-v5-03/' + 'x'.repeat(240)], ['outside the prefix', 'elsewhere/dev-v5-03']]) {
+        const r = await h.rr(env.port, { id: 'dev-v5-03', message: env.request('dev-v5-03'), responseTopic: topic, extra: ['-V', '5', '-F', '%t|%p'] });
+        const line = r.stdout.trim();
+        // refused requests are answered on the requester's own reply topic, not the bad one
+        assert.strictEqual(line.split('|')[0], 'bootstrap/reply/dev-v5-03', what);
+        assert.strictEqual(JSON.parse(line.slice(line.indexOf('|') + 1)).code, 'invalid_request', what);
+      }
+      assert.strictEqual(env.emu.stats().requests, 0);
+    });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a Response Topic in another client\'s request for the device is ignored; v3.1.1 uses the reply topic', async () => {
+  await withEnv({}, async (env) => {
+    const device = h.sub(env.port, { id: 'dev-v5-05', topics: ['bootstrap/reply/dev-v5-05'] });
+    await device.ready;
+    const p = await h.run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(env.port), '-V', '5', '-i', 'meddler', '-q', '1',
+      '-t', 'bootstrap/register', '-m', env.request('dev-v5-05'), '-D', 'PUBLISH', 'response-topic', 'bootstrap/reply/dev-v5-05/elsewhere']);
+    assert.strictEqual(p.code, 0, p.stderr);
+    const got = await device.waitFor(1, 5000);
+    await device.messages();
+    assert.strictEqual(got.length, 1);
+    assert.strictEqual(got[0].topic, 'bootstrap/reply/dev-v5-05', 'the meddler chose the topic');
+    const v311 = await h.rr(env.port, { id: 'dev-v5-04', message: env.request('dev-v5-04'), extra: ['-V', '311'] });
+    assert.strictEqual(v311.reply.success, true);
+  });
+});
