@@ -187,8 +187,9 @@ async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota }) {
 // requestAuth: 'sign' (the plugin's default: a ProductSecret file is made and env.request()
 // signs), 'identity' or 'none'. Options given as null are left out of the configuration.
 // logTypes: the broker's log_type lines (tests log everything, to grep it for secrets).
-async function startEnv({ pluginOptions = {}, emulator = {}, emulatorProcess = false, noPlugin = false, logTypes = ['all'], credentials = 'env', credentialsOverride = {}, requestAuth = 'sign', extraConfig = '', expectFailure = false } = {}) {
-  const plugin = requirePlugin();
+// plugin: a .so other than the build's (e.g. one unpacked from the .deb).
+async function startEnv({ plugin: pluginPath = null, pluginOptions = {}, emulator = {}, emulatorProcess = false, noPlugin = false, logTypes = ['all'], credentials = 'env', credentialsOverride = {}, requestAuth = 'sign', extraConfig = '', expectFailure = false } = {}) {
+  const plugin = pluginPath || requirePlugin();
   const dir = makeWorkdir();
   const accessKeyId = 'LTAI' + crypto.randomBytes(8).toString('hex');
   const accessKeySecret = secret('aksecret');
