@@ -47,6 +47,7 @@ struct bootstrap_config {
 	char *iot_instance_id;   /* NULL: not sent */
 	char *credentials_file;  /* NULL: environment */
 	char *ca_file;           /* extra CA bundle for the platform's certificate, or NULL */
+	char *audit_file;        /* JSON lines, one per decision, or NULL */
 	enum request_auth request_auth;
 	char *product_secret_file;
 	char *product_secret;    /* loaded by config__finish for REQUEST_AUTH_SIGN */

@@ -25,6 +25,10 @@ struct reply_route {
 	char *response_topic;
 	void *correlation_data;
 	uint16_t correlation_len;
+	/* who asked, for the audit trail (the latest request's); NULL when there is none */
+	char *requester;      /* client id, printable ASCII only */
+	char *address;
+	int64_t received_ms;  /* monotonic */
 };
 
 struct job_result {

@@ -104,7 +104,7 @@ const char *const config__option_names[] = {
 	"product_key", "region", "endpoint", "iot_instance_id", "credentials_file", "request_auth",
 	"product_secret_file", "existing_devices", "acl", "ca_file", "request_topic", "reply_topic",
 	"max_inflight", "max_queue", "http_timeout_ms", "request_deadline_ms", "register_qps",
-	"register_burst", "query_qps", "query_burst", "strategy", "wakeup_port", "response_topic_prefix", NULL,
+	"register_burst", "query_qps", "query_burst", "strategy", "wakeup_port", "response_topic_prefix", "audit_file", NULL,
 };
 
 static bool option__known(const char *key)
@@ -244,6 +244,12 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 		}
 		cfg->wakeup_port = (int)n;
 		return 0;
+	}else if(!strcmp(key, "audit_file")){
+		if(value[0] != '/'){
+			config__error(err, errlen, "plugin_opt_audit_file: must be an absolute path");
+			return -1;
+		}
+		return string__replace(&cfg->audit_file, value);
 	}else if(!strcmp(key, "ca_file")){
 		if(value[0] != '/'){
 			config__error(err, errlen, "plugin_opt_ca_file: must be an absolute path");
@@ -627,6 +633,7 @@ void config__cleanup(struct bootstrap_config *cfg)
 	free(cfg->iot_instance_id);
 	free(cfg->credentials_file);
 	free(cfg->ca_file);
+	free(cfg->audit_file);
 	free(cfg->product_secret_file);
 	config__secret_free(&cfg->product_secret);
 	free(cfg->request_topic);

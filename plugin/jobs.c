@@ -103,6 +103,8 @@ void jobs__route_free(struct reply_route *route)
 {
 	free(route->response_topic);
 	free(route->correlation_data);
+	free(route->requester);
+	free(route->address);
 	memset(route, 0, sizeof(*route));
 }
 

@@ -18,6 +18,7 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
+#include "bootstrap_audit.h"
 #include "bootstrap_auth.h"
 #include "bootstrap_config.h"
 #include "bootstrap_jobs.h"
@@ -54,6 +55,7 @@ struct bootstrap_plugin {
 	struct jobs *jobs;
 	struct replay_cache *replay;
 	struct failure_limiter *refusals;
+	struct audit *audit;
 	unsigned long long throttled_logged; /* Throttling answers already reported in the log */
 	bool waker_refusal_logged;
 	time_t report_checked_s;
@@ -123,6 +125,27 @@ static void bootstrap__send_error(struct bootstrap_plugin *p, const char *client
 	}
 	bootstrap__send(p, client_id, client_id, route, payload, len);
 	reply__free(payload, len);
+}
+
+static int64_t clock__ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A request refused before any platform call: one audit line. */
+static void bootstrap__audit_refusal(struct bootstrap_plugin *p, const char *requester, const char *address,
+		const char *device_id, enum bootstrap_code code)
+{
+	struct audit_entry e = { .time = time(NULL), .address = address, .device_id = device_id[0] ? device_id : NULL,
+		.code = reply__code_name(code) };
+	char shown[80];
+
+	if(!p->audit) return;
+	e.client = requester ? printable(requester, shown, sizeof(shown)) : NULL;
+	audit__record(p->audit, &e);
 }
 
 /* Does this request prove it may bootstrap its deviceId? Sets *why when it does not. */
@@ -212,8 +235,14 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request from client '%s' refused: invalid_request (%s)",
 				printable(requester, shown, sizeof(shown)), why);
 		if(requester) bootstrap__send_error(p, requester, NULL, BOOTSTRAP_INVALID_REQUEST, why, 0);
+		bootstrap__audit_refusal(p, requester, address, "", BOOTSTRAP_INVALID_REQUEST);
 		return MOSQ_ERR_SUCCESS;
 	}
+	if(p->audit){
+		route.requester = strdup(printable(requester, shown, sizeof(shown)));
+		route.address = address ? strdup(address) : NULL;
+	}
+	route.received_ms = clock__ms();
 
 	/* a blocked address is answered before any parsing or HMAC work */
 	blocked = limiter__blocked_for(p->refusals, address, now);
@@ -222,6 +251,7 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 				printable(requester, shown, sizeof(shown)), address ? address : "?");
 		if(requester) bootstrap__send_error(p, requester, &route, BOOTSTRAP_RATE_LIMITED,
 				"too many refused requests from this address", (int)blocked);
+		bootstrap__audit_refusal(p, requester, address, "", BOOTSTRAP_RATE_LIMITED);
 		jobs__route_free(&route);
 		return MOSQ_ERR_SUCCESS;
 	}
@@ -232,6 +262,7 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request from client '%s' refused: %s (%s)",
 				printable(requester, shown, sizeof(shown)), reply__code_name(code), why);
 		if(requester) bootstrap__send_error(p, requester, &route, code, why, 0);
+		bootstrap__audit_refusal(p, requester, address, "", code);
 		jobs__route_free(&route);
 		return MOSQ_ERR_SUCCESS;
 	}
@@ -240,12 +271,19 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request for device %s from client '%s' (%s) refused: unauthorized (%s)",
 				req.device_id, printable(requester, shown, sizeof(shown)), address ? address : "?", why);
 		if(requester) bootstrap__send_error(p, requester, &route, BOOTSTRAP_UNAUTHORIZED, why, 0);
+		bootstrap__audit_refusal(p, requester, address, req.device_id, BOOTSTRAP_UNAUTHORIZED);
 		jobs__route_free(&route);
 		return MOSQ_ERR_SUCCESS;
 	}
 
-	/* only the device itself chooses where its triple arrives */
-	if(!requester || strcmp(requester, req.device_id)) jobs__route_free(&route);
+	/* only the device itself chooses where its triple arrives (who asked is still audited) */
+	if(!requester || strcmp(requester, req.device_id)){
+		free(route.response_topic);
+		free(route.correlation_data);
+		route.response_topic = NULL;
+		route.correlation_data = NULL;
+		route.correlation_len = 0;
+	}
 
 	switch(jobs__submit(p->jobs, req.device_id, &route)){
 		case JOBS_QUEUED:
@@ -261,10 +299,12 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: busy, queue full", req.device_id);
 			bootstrap__send_error(p, req.device_id, &route, BOOTSTRAP_BUSY,
 					"too many bootstrap requests waiting; try again later", retry_after);
+			bootstrap__audit_refusal(p, requester, address, req.device_id, BOOTSTRAP_BUSY);
 			break;
 		case JOBS_ERROR:
 			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory", req.device_id);
 			bootstrap__send_error(p, req.device_id, &route, BOOTSTRAP_INTERNAL, "internal error", 0);
+			bootstrap__audit_refusal(p, requester, address, req.device_id, BOOTSTRAP_INTERNAL);
 			break;
 	}
 	jobs__route_free(&route); /* empty when the job took it over */
@@ -294,6 +334,18 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 	}
 	bootstrap__send(p, flow->device_name, flow->device_name, &r->route, payload, len);
 	reply__free(payload, len);
+	if(p->audit){
+		struct audit_entry e = { .time = time(NULL), .client = r->route.requester, .address = r->route.address,
+			.device_id = flow->device_name, .code = reply__code_name(flow->result),
+			.request_id = flow->request_id[0] ? flow->request_id : NULL,
+			.duration_ms = (long)(clock__ms() - r->route.received_ms) };
+		/* known when the platform said whether the device existed */
+		if(flow->result == BOOTSTRAP_OK || flow->result == BOOTSTRAP_ALREADY_ACTIVATED
+				|| flow->result == BOOTSTRAP_DEVICE_DISABLED || flow->result == BOOTSTRAP_DEVICE_EXISTS){
+			e.device = flow->existing ? "existing" : "new";
+		}
+		audit__record(p->audit, &e);
+	}
 }
 
 /* What the worker saw that an operator should know: throttling (something else uses the
@@ -389,6 +441,11 @@ static int bootstrap__on_reload(int event, void *event_data, void *userdata)
 			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": reload: ProductSecret reloaded");
 		}
 	}
+	if(p->audit){
+		if(audit__reopen(p->audit, err, sizeof(err))){
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": reload: %s; still writing to the old file", err);
+		}
+	}
 	/* DEFER: SUCCESS would stop later plugins from seeing the reload */
 	return MOSQ_ERR_PLUGIN_DEFER;
 }
@@ -412,6 +469,7 @@ static void bootstrap__free(struct bootstrap_plugin *p)
 	jobs__free(p->jobs);
 	replay__free(p->replay);
 	limiter__free(p->refusals);
+	audit__close(p->audit);
 	config__cleanup(&p->cfg);
 	if(p->curl_ready) curl_global_cleanup();
 	free(p);
@@ -450,6 +508,11 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	}
 	p->curl_ready = true;
 	if(config__finish(&p->cfg, bootstrap__getenv, err, sizeof(err))){
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": %s", err);
+		bootstrap__free(p);
+		return MOSQ_ERR_INVAL;
+	}
+	if(p->cfg.audit_file && !(p->audit = audit__open(p->cfg.audit_file, err, sizeof(err)))){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": %s", err);
 		bootstrap__free(p);
 		return MOSQ_ERR_INVAL;

@@ -13,7 +13,7 @@ static char names[MAX_ROWS][64], defaults[MAX_ROWS][128];
 static int rows;
 static const char *readme_path;
 
-/* Rows "| `name` | default | meaning |" between "## Options" and the next "## " heading. */
+/* Rows "| `name` | default | meaning |" between "## Options" and the next heading. */
 static void read_table(void)
 {
 	FILE *f = fopen(readme_path, "r");
@@ -23,7 +23,7 @@ static void read_table(void)
 	CHECK(f != NULL);
 	if(!f) return;
 	while(fgets(line, sizeof(line), f)){
-		if(!strncmp(line, "## ", 3)){
+		if(line[0] == '#'){ /* any heading ends the table */
 			in = !strncmp(line, "## Options", 10);
 			continue;
 		}

@@ -234,9 +234,10 @@ async function startEnv({ plugin: pluginPath = null, pluginOptions = {}, emulato
     ...logTypes.map((t) => `log_type ${t}`),
     'connection_messages true',
     extraConfig,
-    // an option value '$PORT' stands for this broker's listener port
+    // in option values '$PORT' stands for this broker's listener port, '$DIR' for its directory
     ...(noPlugin ? [] : [`plugin ${soPath}`,
-      ...Object.entries(opts).filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => `plugin_opt_${k} ${v === '$PORT' ? port : v}`)]),
+      ...Object.entries(opts).filter(([, v]) => v !== null && v !== undefined)
+        .map(([k, v]) => `plugin_opt_${k} ${v === '$PORT' ? port : String(v).replace('$DIR', dir)}`)]),
   ];
   const confPath = path.join(dir, 'mosquitto.conf');
   fs.writeFileSync(confPath, lines.join('\n') + '\n');

@@ -1,0 +1,28 @@
+#ifndef BOOTSTRAP_AUDIT_H
+#define BOOTSTRAP_AUDIT_H
+/* The audit trail: one JSON line per decision, appended to a file that logrotate may move
+ * away (audit__reopen() on SIGHUP). Never holds a secret. Broker thread only. */
+#include <stddef.h>
+#include <time.h>
+
+struct audit;
+
+struct audit_entry {
+	time_t time;
+	const char *client;     /* requester's client id (printable), or NULL */
+	const char *address;    /* requester's address, or NULL */
+	const char *device_id;  /* or NULL when the request had none usable */
+	const char *code;       /* "ok" or the error code the device got */
+	const char *device;     /* "new", "existing" or NULL when unknown */
+	const char *request_id; /* the platform's RequestId, or NULL */
+	long duration_ms;
+};
+
+/* NULL with err set when the file cannot be opened for appending. */
+struct audit *audit__open(const char *path, char *err, size_t errlen);
+/* Closes and opens the path again (after logrotate moved it). 0 or -1 with err set. */
+int audit__reopen(struct audit *audit, char *err, size_t errlen);
+void audit__record(struct audit *audit, const struct audit_entry *entry);
+void audit__close(struct audit *audit);
+
+#endif
