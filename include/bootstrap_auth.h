@@ -55,8 +55,9 @@ enum acl_decision {
 	ACL_DEFER_DECISION,
 };
 
-/* access is MOSQ_ACL_READ (1), _WRITE (2), _SUBSCRIBE (4) or _UNSUBSCRIBE (8). client_id may be NULL. */
-enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *client_id, const char *topic,
-		const char *request_topic, const char *reply_template);
+/* access is MOSQ_ACL_READ (1), _WRITE (2), _SUBSCRIBE (4) or _UNSUBSCRIBE (8). client_id may be
+ * NULL. operator: the client may read the plugin's metrics under $SYS/broker/bootstrap/. */
+enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *client_id, bool operator,
+		const char *topic, const char *request_topic, const char *reply_template);
 
 #endif

@@ -48,6 +48,8 @@ struct bootstrap_config {
 	char *credentials_file;  /* NULL: environment */
 	char *ca_file;           /* extra CA bundle for the platform's certificate, or NULL */
 	char *audit_file;        /* JSON lines, one per decision, or NULL */
+	int metrics_interval;    /* seconds between $SYS/broker/bootstrap/ updates; 0 off */
+	char *operator_username; /* may read $SYS/broker/bootstrap/# under acl strict */
 	enum request_auth request_auth;
 	char *product_secret_file;
 	char *product_secret;    /* loaded by config__finish for REQUEST_AUTH_SIGN */

@@ -54,7 +54,14 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, s
 /* Finished jobs, oldest first, detached; free each with jobs__result_free(). */
 struct job_result *jobs__take_results(struct jobs *jobs);
 void jobs__result_free(struct job_result *result);
+/* What a platform call came to, for metrics. */
+enum call_outcome {
+	CALL_OK, CALL_EXISTS, CALL_NOT_EXISTS, CALL_AUTH, CALL_REFUSED, CALL_THROTTLED, CALL_UNAVAILABLE, CALL_TRANSPORT,
+	CALL_OUTCOMES
+};
+
 struct jobs_stats {
+	unsigned long long calls_by[2][CALL_OUTCOMES]; /* [0] RegisterDevice, [1] QueryDeviceDetail */
 	size_t waiting;            /* queued for a token or a free slot, or backing off */
 	size_t inflight;           /* HTTP requests on the wire */
 	unsigned long long calls;  /* platform calls made */

@@ -303,12 +303,15 @@ static bool topic__is_own_reply(const char *topic, const char *client_id, const 
 	return rest[taillen] == '\0' || rest[taillen] == '/';
 }
 
-enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *client_id, const char *topic,
-		const char *request_topic, const char *reply_template)
+enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *client_id, bool operator,
+		const char *topic, const char *request_topic, const char *reply_template)
 {
 	bool is_request, is_reply, own_reply;
 
 	if(!topic) return ACL_DENY;
+	if(operator && (access == ACCESS_READ || access == ACCESS_SUBSCRIBE) && !strncmp(topic, "$SYS/broker/bootstrap/", 22)){
+		return ACL_ALLOW;
+	}
 	is_request = !strcmp(topic, request_topic);
 	own_reply = topic__is_own_reply(topic, client_id, reply_template);
 	is_reply = own_reply || topic__is_reply(topic, reply_template);

@@ -29,6 +29,7 @@
 #define DEFAULT_REGISTER_QPS 30.0
 #define DEFAULT_QUERY_QPS 50.0
 #define DEFAULT_BURST 1.0
+#define DEFAULT_METRICS_INTERVAL_S 10 /* Mosquitto's own sys_interval default */
 #define CREDENTIALS_FILE_MAX (64 * 1024)
 #define OPTION_VALUE_MAX 1024
 
@@ -104,7 +105,7 @@ const char *const config__option_names[] = {
 	"product_key", "region", "endpoint", "iot_instance_id", "credentials_file", "request_auth",
 	"product_secret_file", "existing_devices", "acl", "ca_file", "request_topic", "reply_topic",
 	"max_inflight", "max_queue", "http_timeout_ms", "request_deadline_ms", "register_qps",
-	"register_burst", "query_qps", "query_burst", "strategy", "wakeup_port", "response_topic_prefix", "audit_file", NULL,
+	"register_burst", "query_qps", "query_burst", "strategy", "wakeup_port", "response_topic_prefix", "audit_file", "metrics_interval", "operator", NULL,
 };
 
 static bool option__known(const char *key)
@@ -122,6 +123,7 @@ void config__init(struct bootstrap_config *cfg)
 	cfg->max_queue = DEFAULT_MAX_QUEUE;
 	cfg->http_timeout_ms = DEFAULT_HTTP_TIMEOUT_MS;
 	cfg->request_deadline_ms = DEFAULT_REQUEST_DEADLINE_MS;
+	cfg->metrics_interval = DEFAULT_METRICS_INTERVAL_S;
 	cfg->register_qps = DEFAULT_REGISTER_QPS;
 	cfg->register_burst = DEFAULT_BURST;
 	cfg->query_qps = DEFAULT_QUERY_QPS;
@@ -244,6 +246,15 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 		}
 		cfg->wakeup_port = (int)n;
 		return 0;
+	}else if(!strcmp(key, "metrics_interval")){
+		if(number__parse(value, 0, 86400, &n)){
+			config__error(err, errlen, "plugin_opt_metrics_interval: '%s' is not a number of seconds from 0 to 86400", value);
+			return -1;
+		}
+		cfg->metrics_interval = (int)n;
+		return 0;
+	}else if(!strcmp(key, "operator")){
+		return string__replace(&cfg->operator_username, value);
 	}else if(!strcmp(key, "audit_file")){
 		if(value[0] != '/'){
 			config__error(err, errlen, "plugin_opt_audit_file: must be an absolute path");
@@ -634,6 +645,7 @@ void config__cleanup(struct bootstrap_config *cfg)
 	free(cfg->credentials_file);
 	free(cfg->ca_file);
 	free(cfg->audit_file);
+	free(cfg->operator_username);
 	free(cfg->product_secret_file);
 	config__secret_free(&cfg->product_secret);
 	free(cfg->request_topic);

@@ -64,6 +64,7 @@ struct jobs {
 	int inflight;
 	struct job_result *finished_head, *finished_tail;
 	unsigned long long calls, retries, throttled;
+	unsigned long long calls_by[2][CALL_OUTCOMES];
 	struct waker *waker;
 
 	/* broker thread only: every job submitted and not yet taken back, by deviceId */
@@ -282,6 +283,7 @@ static void worker__on_answer(void *tag, const struct http_result *r, void *user
 
 	jobs->inflight--;
 	if(r->error){
+		jobs->calls_by[step == FLOW_QUERY][CALL_TRANSPORT]++;
 		snprintf(why, sizeof(why), "the platform could not be reached: %s", r->error);
 		if(r->permanent){
 			platform__flow_fail(flow, why, r->detail);
@@ -293,6 +295,15 @@ static void worker__on_answer(void *tag, const struct http_result *r, void *user
 	}
 	platform__parse_answer(step == FLOW_REGISTER ? "RegisterDevice" : "QueryDeviceDetail",
 			r->status, r->body, r->body_len, &answer);
+	switch(answer.outcome){
+		case PLATFORM_SUCCESS: jobs->calls_by[step == FLOW_QUERY][CALL_OK]++; break;
+		case PLATFORM_ALREADY_EXISTS: jobs->calls_by[step == FLOW_QUERY][CALL_EXISTS]++; break;
+		case PLATFORM_NOT_EXISTS: jobs->calls_by[step == FLOW_QUERY][CALL_NOT_EXISTS]++; break;
+		case PLATFORM_AUTH: jobs->calls_by[step == FLOW_QUERY][CALL_AUTH]++; break;
+		case PLATFORM_REFUSED: jobs->calls_by[step == FLOW_QUERY][CALL_REFUSED]++; break;
+		case PLATFORM_THROTTLED: jobs->calls_by[step == FLOW_QUERY][CALL_THROTTLED]++; break;
+		case PLATFORM_UNAVAILABLE: jobs->calls_by[step == FLOW_QUERY][CALL_UNAVAILABLE]++; break;
+	}
 	if(answer.outcome == PLATFORM_THROTTLED || answer.outcome == PLATFORM_UNAVAILABLE){
 		if(answer.outcome == PLATFORM_THROTTLED){
 			jobs->throttled++;
@@ -390,6 +401,7 @@ static void *worker__run(void *arg)
 		jobs->stats.calls = jobs->calls;
 		jobs->stats.retries = jobs->retries;
 		jobs->stats.throttled = jobs->throttled;
+		memcpy(jobs->stats.calls_by, jobs->calls_by, sizeof(jobs->calls_by));
 		jobs->stats.register_rate = jobs->bucket[0].rate;
 		jobs->stats.query_rate = jobs->bucket[1].rate;
 		pthread_mutex_unlock(&jobs->lock);

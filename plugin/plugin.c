@@ -22,6 +22,7 @@
 #include "bootstrap_auth.h"
 #include "bootstrap_config.h"
 #include "bootstrap_jobs.h"
+#include "bootstrap_metrics.h"
 #include "bootstrap_quota.h"
 #include "bootstrap_reply.h"
 #include "bootstrap_request.h"
@@ -56,6 +57,8 @@ struct bootstrap_plugin {
 	struct replay_cache *replay;
 	struct failure_limiter *refusals;
 	struct audit *audit;
+	struct metrics metrics;
+	time_t metrics_next_s;
 	unsigned long long throttled_logged; /* Throttling answers already reported in the log */
 	bool waker_refusal_logged;
 	time_t report_checked_s;
@@ -125,6 +128,7 @@ static void bootstrap__send_error(struct bootstrap_plugin *p, const char *client
 	}
 	bootstrap__send(p, client_id, client_id, route, payload, len);
 	reply__free(payload, len);
+	metrics__reply(&p->metrics, code, -1);
 }
 
 static int64_t clock__ms(void)
@@ -228,6 +232,7 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 	(void)event;
 	if(!ed->topic || strcmp(ed->topic, p->cfg.request_topic)) return MOSQ_ERR_SUCCESS;
 	ed->retain = false; /* a request is never kept for later subscribers */
+	metrics__request(&p->metrics);
 	requester = mosquitto_client_id(ed->client);
 	address = mosquitto_client_address(ed->client);
 	if(!bootstrap__route(p, ed->properties, &route, &why)){
@@ -334,6 +339,7 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 	}
 	bootstrap__send(p, flow->device_name, flow->device_name, &r->route, payload, len);
 	reply__free(payload, len);
+	metrics__reply(&p->metrics, flow->result, (double)(clock__ms() - r->route.received_ms));
 	if(p->audit){
 		struct audit_entry e = { .time = time(NULL), .client = r->route.requester, .address = r->route.address,
 			.device_id = flow->device_name, .code = reply__code_name(flow->result),
@@ -372,6 +378,23 @@ static void bootstrap__report_worker(struct bootstrap_plugin *p, time_t now)
 	p->throttle_log_s = now;
 }
 
+static void metric__publish(const char *topic, const char *value, void *ud)
+{
+	(void)ud;
+	/* retained, like the broker's own $SYS topics */
+	mosquitto_broker_publish_copy(NULL, topic, (int)strlen(value), value, 0, true, NULL);
+}
+
+static void bootstrap__publish_metrics(struct bootstrap_plugin *p, time_t now)
+{
+	struct jobs_stats st;
+
+	if(p->cfg.metrics_interval <= 0 || now < p->metrics_next_s) return;
+	p->metrics_next_s = now + p->cfg.metrics_interval;
+	jobs__stats(p->jobs, &st);
+	metrics__render(&p->metrics, &st, jobs__outstanding(p->jobs), metric__publish, NULL);
+}
+
 static int bootstrap__on_tick(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_tick *ed = event_data;
@@ -380,6 +403,7 @@ static int bootstrap__on_tick(int event, void *event_data, void *userdata)
 
 	(void)event;
 	bootstrap__report_worker(p, time(NULL));
+	bootstrap__publish_metrics(p, time(NULL));
 	for(r = jobs__take_results(p->jobs); r; r = next){
 		next = r->next;
 		bootstrap__deliver(p, r);
@@ -401,8 +425,11 @@ static int bootstrap__on_acl_check(int event, void *event_data, void *userdata)
 	struct mosquitto_evt_acl_check *ed = event_data;
 	struct bootstrap_plugin *p = userdata;
 
+	const char *username = mosquitto_client_username(ed->client);
+	bool operator = p->cfg.operator_username && username && !strcmp(username, p->cfg.operator_username);
+
 	(void)event;
-	switch(auth__acl_decide(p->cfg.acl, ed->access, mosquitto_client_id(ed->client), ed->topic,
+	switch(auth__acl_decide(p->cfg.acl, ed->access, mosquitto_client_id(ed->client), operator, ed->topic,
 			p->cfg.request_topic, p->cfg.reply_topic)){
 		case ACL_ALLOW: return MOSQ_ERR_SUCCESS;
 		case ACL_DENY: return MOSQ_ERR_ACL_DENIED;

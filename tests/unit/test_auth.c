@@ -113,7 +113,8 @@ static void test_limiter_is_bounded(void)
 #define W 2 /* MOSQ_ACL_WRITE */
 #define S 4 /* MOSQ_ACL_SUBSCRIBE */
 #define U 8 /* MOSQ_ACL_UNSUBSCRIBE */
-#define DECIDE(mode, access, id, topic) auth__acl_decide(mode, access, id, topic, "bootstrap/register", "bootstrap/reply/{deviceId}")
+#define DECIDE(mode, access, id, topic) auth__acl_decide(mode, access, id, false, topic, "bootstrap/register", "bootstrap/reply/{deviceId}")
+#define DECIDE_OP(mode, access, id, topic) auth__acl_decide(mode, access, id, true, topic, "bootstrap/register", "bootstrap/reply/{deviceId}")
 
 static void test_acl_strict(void)
 {
@@ -160,10 +161,20 @@ static void test_acl_defer(void)
 
 static void test_acl_other_template(void)
 {
-	CHECK(auth__acl_decide(ACL_STRICT, 4, "d1", "devices/d1/bootstrap", "req", "devices/{deviceId}/bootstrap") == ACL_ALLOW);
-	CHECK(auth__acl_decide(ACL_STRICT, 4, "d1", "devices/d2/bootstrap", "req", "devices/{deviceId}/bootstrap") == ACL_DENY);
-	CHECK(auth__acl_decide(ACL_DEFER, 1, "d1", "devices/d2/bootstrap", "req", "devices/{deviceId}/bootstrap") == ACL_DENY);
-	CHECK(auth__acl_decide(ACL_DEFER, 1, "d1", "devices/d2/status", "req", "devices/{deviceId}/bootstrap") == ACL_DEFER_DECISION);
+	CHECK(auth__acl_decide(ACL_STRICT, 4, "d1", false, "devices/d1/bootstrap", "req", "devices/{deviceId}/bootstrap") == ACL_ALLOW);
+	CHECK(auth__acl_decide(ACL_STRICT, 4, "d1", false, "devices/d2/bootstrap", "req", "devices/{deviceId}/bootstrap") == ACL_DENY);
+	CHECK(auth__acl_decide(ACL_DEFER, 1, "d1", false, "devices/d2/bootstrap", "req", "devices/{deviceId}/bootstrap") == ACL_DENY);
+	CHECK(auth__acl_decide(ACL_DEFER, 1, "d1", false, "devices/d2/status", "req", "devices/{deviceId}/bootstrap") == ACL_DEFER_DECISION);
+}
+
+static void test_acl_operator(void)
+{
+	CHECK(DECIDE_OP(ACL_STRICT, S, "ops", "$SYS/broker/bootstrap/#") == ACL_ALLOW);
+	CHECK(DECIDE_OP(ACL_STRICT, R, "ops", "$SYS/broker/bootstrap/requests") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_STRICT, S, "ops", "$SYS/broker/bootstrap/#") == ACL_DENY);
+	CHECK(DECIDE_OP(ACL_STRICT, S, "ops", "$SYS/broker/clients/total") == ACL_DENY);
+	CHECK(DECIDE_OP(ACL_STRICT, W, "ops", "$SYS/broker/bootstrap/requests") == ACL_DENY);
+	CHECK(DECIDE_OP(ACL_STRICT, R, "ops", "bootstrap/register") == ACL_DENY);
 }
 
 int main(void)
@@ -177,5 +188,6 @@ int main(void)
 	RUN(test_acl_strict);
 	RUN(test_acl_defer);
 	RUN(test_acl_other_template);
+	RUN(test_acl_operator);
 	return unit_main_result();
 }

@@ -1,0 +1,30 @@
+#ifndef BOOTSTRAP_METRICS_H
+#define BOOTSTRAP_METRICS_H
+/* Counters for $SYS/broker/bootstrap/: what the broker thread saw (requests, replies by
+ * code, latency over the last interval) plus the worker's (jobs_stats). Broker thread only. */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bootstrap_jobs.h"
+#include "bootstrap_reply.h"
+
+#define METRICS_TOPIC_PREFIX "$SYS/broker/bootstrap/"
+#define METRICS_CODES (BOOTSTRAP_DEVICE_EXISTS + 1)
+#define METRICS_LATENCY_SAMPLES 4096
+
+struct metrics {
+	unsigned long long requests;
+	unsigned long long replies[METRICS_CODES];
+	double latency_ms[METRICS_LATENCY_SAMPLES]; /* this interval's, the first ones kept */
+	int nlatency;
+};
+
+void metrics__request(struct metrics *m);
+/* A reply went out; latency_ms < 0 when there was no platform flow to time. */
+void metrics__reply(struct metrics *m, enum bootstrap_code code, double latency_ms);
+
+/* Calls emit(topic, value) for every metric, then starts a new latency interval. */
+void metrics__render(struct metrics *m, const struct jobs_stats *st, size_t outstanding,
+		void (*emit)(const char *topic, const char *value, void *ud), void *ud);
+
+#endif

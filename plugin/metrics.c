@@ -1,0 +1,68 @@
+/* $SYS/broker/bootstrap/ counters. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bootstrap_metrics.h"
+
+static const char *const call_outcome_names[CALL_OUTCOMES] = {
+	"ok", "exists", "not_exists", "auth", "refused", "throttled", "unavailable", "transport_error",
+};
+
+void metrics__request(struct metrics *m)
+{
+	m->requests++;
+}
+
+void metrics__reply(struct metrics *m, enum bootstrap_code code, double latency_ms)
+{
+	if((int)code >= 0 && (int)code < METRICS_CODES) m->replies[code]++;
+	if(latency_ms >= 0 && m->nlatency < METRICS_LATENCY_SAMPLES) m->latency_ms[m->nlatency++] = latency_ms;
+}
+
+static int double__cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void emit__number(void (*emit)(const char *, const char *, void *), void *ud, const char *topic, unsigned long long v)
+{
+	char value[32];
+
+	snprintf(value, sizeof(value), "%llu", v);
+	emit(topic, value, ud);
+}
+
+void metrics__render(struct metrics *m, const struct jobs_stats *st, size_t outstanding,
+		void (*emit)(const char *topic, const char *value, void *ud), void *ud)
+{
+	static const char *const actions[2] = {"RegisterDevice", "QueryDeviceDetail"};
+	char topic[128], value[32];
+
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "requests", m->requests);
+	for(int c = 0; c < METRICS_CODES; c++){
+		snprintf(topic, sizeof(topic), METRICS_TOPIC_PREFIX "replies/%s", reply__code_name((enum bootstrap_code)c));
+		emit__number(emit, ud, topic, m->replies[c]);
+	}
+	for(int a = 0; a < 2; a++){
+		for(int o = 0; o < CALL_OUTCOMES; o++){
+			snprintf(topic, sizeof(topic), METRICS_TOPIC_PREFIX "platform/%s/%s", actions[a], call_outcome_names[o]);
+			emit__number(emit, ud, topic, st->calls_by[a][o]);
+		}
+	}
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "platform/calls", st->calls);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "platform/retries", st->retries);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "platform/throttled", st->throttled);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "queue/outstanding", outstanding);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "queue/waiting", st->waiting);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "queue/inflight", st->inflight);
+
+	/* latency over the last interval; 0 when nothing was answered */
+	qsort(m->latency_ms, (size_t)m->nlatency, sizeof(double), double__cmp);
+	snprintf(value, sizeof(value), "%.1f", m->nlatency ? m->latency_ms[m->nlatency / 2] : 0.0);
+	emit(METRICS_TOPIC_PREFIX "latency/p50_ms", value, ud);
+	snprintf(value, sizeof(value), "%.1f", m->nlatency ? m->latency_ms[(m->nlatency * 99) / 100] : 0.0);
+	emit(METRICS_TOPIC_PREFIX "latency/p99_ms", value, ud);
+	m->nlatency = 0;
+}
