@@ -1,0 +1,179 @@
+/* An example device: gets its IoT Platform identity from a mosquitto-bootstrap broker, keeps
+ * it in a file only its owner can read, and prints how to connect to the platform with it.
+ *
+ *   bootstrap_device -h HOST -p PORT -k PRODUCT_KEY -s PRODUCT_SECRET_FILE -d DEVICE_ID
+ *                    -o TRIPLE_FILE [-r REGION]
+ *
+ * The request is signed exactly like Alibaba's own dynamic registration, so device code written
+ * for that can be reused. On busy/throttled/unavailable it waits retryAfter and asks again. */
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <mosquitto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "aliyun_mqtt.h"
+
+#define MAX_TRIES 10
+
+static struct {
+	const char *host, *product_key, *device_id, *out, *region;
+	int port;
+	char product_secret[257];
+} opt = { "127.0.0.1", NULL, NULL, NULL, "cn-shanghai", 1883, "" };
+
+static json_t *answer;     /* the last reply */
+static bool subscribed;
+
+static void on_subscribe(struct mosquitto *m, void *ud, int mid, int n, const int *granted)
+{
+	(void)m; (void)ud; (void)mid; (void)n; (void)granted;
+	subscribed = true;
+}
+
+static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg)
+{
+	(void)m; (void)ud;
+	json_decref(answer);
+	answer = json_loadb(msg->payload, (size_t)msg->payloadlen, 0, NULL);
+}
+
+/* {"deviceId","random","signMethod":"hmacsha256","sign"} with a fresh random */
+static char *signed_request(void)
+{
+	unsigned char r[8], mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	char random[17], content[256], sign[65];
+	json_t *req;
+	char *text;
+
+	if(RAND_bytes(r, sizeof(r)) != 1) return NULL;
+	for(int i = 0; i < 8; i++) snprintf(random + 2 * i, 3, "%02x", r[i]);
+	snprintf(content, sizeof(content), "deviceName%sproductKey%srandom%s", opt.device_id, opt.product_key, random);
+	HMAC(EVP_sha256(), opt.product_secret, (int)strlen(opt.product_secret), (unsigned char *)content, strlen(content), mac, &maclen);
+	for(unsigned int i = 0; i < maclen; i++) snprintf(sign + 2 * i, 3, "%02x", mac[i]);
+	req = json_pack("{s:s, s:s, s:s, s:s}", "deviceId", opt.device_id, "random", random, "signMethod", "hmacsha256", "sign", sign);
+	text = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	return text;
+}
+
+/* The triple, readable by this user only: created 0600, never widened by the umask. */
+static int store_triple(json_t *data)
+{
+	char *text = json_dumps(data, JSON_COMPACT);
+	int fd = open(opt.out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int rc = -1;
+
+	if(text && fd >= 0 && fchmod(fd, 0600) == 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text)) rc = 0;
+	if(fd >= 0) close(fd);
+	free(text);
+	return rc;
+}
+
+static bool wait_answer(struct mosquitto *m, int seconds)
+{
+	time_t end = time(NULL) + seconds;
+	while(!answer && time(NULL) < end){
+		if(mosquitto_loop(m, 100, 1) != MOSQ_ERR_SUCCESS) return false;
+	}
+	return answer != NULL;
+}
+
+int main(int argc, char **argv)
+{
+	char topic[128], stamp[24];
+	struct aliyun_mqtt_params p;
+	struct mosquitto *m;
+	int c, rc = 1;
+	FILE *f;
+
+	while((c = getopt(argc, argv, "h:p:k:s:d:o:r:")) != -1){
+		switch(c){
+			case 'h': opt.host = optarg; break;
+			case 'p': opt.port = atoi(optarg); break;
+			case 'k': opt.product_key = optarg; break;
+			case 'd': opt.device_id = optarg; break;
+			case 'o': opt.out = optarg; break;
+			case 'r': opt.region = optarg; break;
+			case 's':
+				if(!(f = fopen(optarg, "r")) || !fgets(opt.product_secret, sizeof(opt.product_secret), f)){
+					fprintf(stderr, "cannot read the product secret from %s\n", optarg);
+					return 2;
+				}
+				fclose(f);
+				opt.product_secret[strcspn(opt.product_secret, "\r\n")] = '\0';
+				break;
+			default:
+				fprintf(stderr, "usage: %s -h HOST -p PORT -k PRODUCT_KEY -s PRODUCT_SECRET_FILE -d DEVICE_ID -o TRIPLE_FILE [-r REGION]\n", argv[0]);
+				return 2;
+		}
+	}
+	if(!opt.product_key || !opt.device_id || !opt.out || !opt.product_secret[0]){
+		fprintf(stderr, "-k, -s, -d and -o are required\n");
+		return 2;
+	}
+
+	mosquitto_lib_init();
+	m = mosquitto_new(opt.device_id, true, NULL); /* the client id is the deviceId: replies go to it */
+	mosquitto_subscribe_callback_set(m, on_subscribe);
+	mosquitto_message_callback_set(m, on_message);
+	if(mosquitto_connect(m, opt.host, opt.port, 60) != MOSQ_ERR_SUCCESS){
+		fprintf(stderr, "cannot connect to %s:%d\n", opt.host, opt.port);
+		goto done;
+	}
+	snprintf(topic, sizeof(topic), "bootstrap/reply/%s", opt.device_id);
+	mosquitto_subscribe(m, NULL, topic, 1);
+	while(!subscribed && mosquitto_loop(m, 100, 1) == MOSQ_ERR_SUCCESS);
+
+	for(int tries = 1; tries <= MAX_TRIES; tries++){
+		char *req = signed_request();
+		json_int_t retry;
+		mosquitto_publish(m, NULL, "bootstrap/register", (int)strlen(req), req, 1, false);
+		free(req);
+		if(!wait_answer(m, 60)){
+			fprintf(stderr, "no answer from the bootstrap broker\n");
+			goto done;
+		}
+		if(json_is_true(json_object_get(answer, "success"))) break;
+		retry = json_integer_value(json_object_get(answer, "retryAfter"));
+		fprintf(stderr, "bootstrap refused: %s (%s)\n", json_string_value(json_object_get(answer, "code")),
+				json_string_value(json_object_get(answer, "message")));
+		if(retry <= 0 || tries == MAX_TRIES) goto done;
+		json_decref(answer);
+		answer = NULL;
+		sleep((unsigned)retry);
+	}
+
+	json_t *data = json_object_get(answer, "data");
+	if(store_triple(data)){
+		fprintf(stderr, "cannot write %s\n", opt.out);
+		goto done;
+	}
+	snprintf(stamp, sizeof(stamp), "%lld", (long long)time(NULL) * 1000);
+	if(aliyun_mqtt_params(opt.region, json_string_value(json_object_get(data, "ProductKey")),
+			json_string_value(json_object_get(data, "DeviceName")), json_string_value(json_object_get(data, "DeviceSecret")),
+			opt.device_id, stamp, &p)){
+		fprintf(stderr, "the triple does not fit the connection parameters\n");
+		goto done;
+	}
+	printf("triple stored in %s (mode 0600)\n", opt.out);
+	printf("connect to the IoT Platform with:\n  host      %s\n  port      %d\n  clientId  %s\n  username  %s\n  password  %s\n",
+			p.host, p.port, p.client_id, p.username, p.password);
+	rc = 0;
+done:
+	json_decref(answer);
+	mosquitto_disconnect(m);
+	mosquitto_destroy(m);
+	mosquitto_lib_cleanup();
+	return rc;
+}
