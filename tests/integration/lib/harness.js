@@ -188,16 +188,20 @@ async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota }) {
 // signs), 'identity' or 'none'. Options given as null are left out of the configuration.
 // logTypes: the broker's log_type lines (tests log everything, to grep it for secrets).
 // plugin: a .so other than the build's (e.g. one unpacked from the .deb).
-async function startEnv({ plugin: pluginPath = null, pluginOptions = {}, emulator = {}, emulatorProcess = false, noPlugin = false, logTypes = ['all'], credentials = 'env', credentialsOverride = {}, requestAuth = 'sign', extraConfig = '', expectFailure = false } = {}) {
+// shareWith: another environment whose emulator, credentials and ProductSecret this broker
+// uses too (several brokers on one account, as behind a load balancer).
+async function startEnv({ shareWith = null, plugin: pluginPath = null, pluginOptions = {}, emulator = {}, emulatorProcess = false, noPlugin = false, logTypes = ['all'], credentials = 'env', credentialsOverride = {}, requestAuth = 'sign', extraConfig = '', expectFailure = false } = {}) {
   const plugin = pluginPath || requirePlugin();
   const dir = makeWorkdir();
-  const accessKeyId = 'LTAI' + crypto.randomBytes(8).toString('hex');
-  const accessKeySecret = secret('aksecret');
+  const accessKeyId = shareWith ? shareWith.accessKeyId : 'LTAI' + crypto.randomBytes(8).toString('hex');
+  const accessKeySecret = shareWith ? shareWith.accessKeySecret : secret('aksecret');
   // emulator.tls: { cert, key } file paths: the emulator serves HTTPS and the endpoint is https
   const emuTls = emulator.tls ? { cert: fs.readFileSync(emulator.tls.cert), key: fs.readFileSync(emulator.tls.key) } : null;
   const emuOptions = { accessKeys: { [accessKeyId]: { secret: accessKeySecret } }, products: [PRODUCT_KEY], ...emulator, tls: emuTls };
-  let emu = emulatorProcess ? await startRemoteEmulator({ accessKeyId, accessKeySecret, quota: emulator.quota }) : createEmulator(emuOptions);
-  const emuPort = emulatorProcess ? emu.port : await emu.listen(0);
+  let emu;
+  if (shareWith) emu = shareWith.emu;
+  else emu = emulatorProcess ? await startRemoteEmulator({ accessKeyId, accessKeySecret, quota: emulator.quota }) : createEmulator(emuOptions);
+  const emuPort = shareWith ? shareWith.emuPort : emulatorProcess ? emu.port : await emu.listen(0);
   const retiredSecrets = [];
   const port = await freePort();
 
@@ -206,7 +210,7 @@ async function startEnv({ plugin: pluginPath = null, pluginOptions = {}, emulato
   fs.chmodSync(soPath, 0o755);
 
   const opts = { product_key: PRODUCT_KEY, endpoint: `${emuTls ? 'https' : 'http'}://127.0.0.1:${emuPort}/` };
-  const productSecret = secret('prodsecret');
+  const productSecret = shareWith ? shareWith.productSecret : secret('prodsecret');
   if (requestAuth === 'sign') {
     const f = path.join(dir, 'product-secret');
     fs.writeFileSync(f, productSecret + '\n', { mode: 0o600 });
@@ -297,7 +301,7 @@ async function startEnv({ plugin: pluginPath = null, pluginOptions = {}, emulato
       try {
         await broker.stop();
       } finally {
-        await emu.close();
+        if (!shareWith) await emu.close(); // a shared emulator is its owner's to close
         fs.rmSync(dir, { recursive: true, force: true });
       }
     },
