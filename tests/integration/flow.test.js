@@ -4,6 +4,7 @@
 // answered to the requester, nothing retained. Then the unsigned formats under request_auth none.
 const test = require('node:test');
 const assert = require('assert');
+const fs = require('fs');
 const h = require('./lib/harness');
 
 let env;
@@ -88,7 +89,8 @@ test('a client subscribed to # under another client id receives no DeviceSecret'
 });
 
 test('unsigned formats under request_auth none: bare deviceId text and {"deviceId"}; a retained request is not retained', async () => {
-  const open = await h.startEnv({ requestAuth: 'none', pluginOptions: { acl: 'defer' }, extraConfig: 'acl_file ' + aclFileAllowingAll() });
+  const dir = h.makeWorkdir();
+  const open = await h.startEnv({ requestAuth: 'none', pluginOptions: { acl: 'defer' }, extraConfig: `acl_file ${h.aclFileAllowingAll(dir)}\nsys_interval 1` });
   try {
     assert.match(open.broker.log(), /mosquitto_bootstrap: request_auth none: any client that can publish on 'bootstrap\/register' can register devices/);
     let r = await h.rr(open.port, { id: 'dev-bare', message: 'dev-bare' });
@@ -120,15 +122,7 @@ test('unsigned formats under request_auth none: bare deviceId text and {"deviceI
     open.assertLogClean();
   } finally {
     await open.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
-function aclFileAllowingAll() {
-  const fs = require('fs');
-  const path = require('path');
-  const dir = h.makeWorkdir();
-  const f = path.join(dir, 'acl');
-  fs.writeFileSync(f, 'topic readwrite #\ntopic read $SYS/#\npattern readwrite #\n');
-  fs.chmodSync(f, 0o644);
-  return f + '\nsys_interval 1';
-}

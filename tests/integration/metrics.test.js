@@ -19,11 +19,7 @@ async function readMetrics(port, auth) {
 
 test('the operator reads the counters, others cannot, and the numbers move with traffic', async () => {
   const dir = h.makeWorkdir();
-  const pw = path.join(dir, 'passwords');
-  fs.writeFileSync(pw, '');
-  await h.run('mosquitto_passwd', ['-b', pw, 'ops', 'ops-password']);
-  fs.chmodSync(pw, 0o644);
-  h.giveToBroker(pw);
+  const pw = await h.passwordFile(dir, { ops: 'ops-password' });
   try {
     // anonymous devices, and the operator with a password
     await h.withEnv({ pluginOptions: { metrics_interval: 1, operator: 'ops' }, extraConfig: `password_file ${pw}\nallow_anonymous true` }, async (env) => {

@@ -32,9 +32,7 @@ test('v5: a Response Topic with a wildcard, too long, or outside the prefix gets
   // beside an allow-all acl_file, so that mosquitto_rr may subscribe anywhere and only the
   // plugin's own check of the Response Topic is tested
   const dir = h.makeWorkdir();
-  const acl = path.join(dir, 'acl');
-  fs.writeFileSync(acl, 'topic readwrite #\n');
-  fs.chmodSync(acl, 0o644);
+  const acl = h.aclFileAllowingAll(dir);
   try {
     await withEnv({ pluginOptions: { acl: 'defer' }, extraConfig: `acl_file ${acl}` }, async (env) => {
       // mosquitto_rr will not send a wildcard Response Topic: mosquitto_pub sets it as a property,

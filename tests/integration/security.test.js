@@ -123,9 +123,7 @@ test('existing devices: always returns activated devices\' secrets but never a d
 
 test('defer ACL beside an allow-all acl_file: # , bootstrap/# and the victim\'s reply topic under another id get nothing', async () => {
   const dir = h.makeWorkdir();
-  const acl = path.join(dir, 'acl');
-  fs.writeFileSync(acl, 'topic readwrite #\npattern readwrite #\n');
-  fs.chmodSync(acl, 0o644);
+  const acl = h.aclFileAllowingAll(dir);
   try {
     await withEnv({ pluginOptions: { acl: 'defer' }, extraConfig: `acl_file ${acl}` }, async (env) => {
       const spies = [

@@ -25,11 +25,7 @@ test('with wakeup_port the worker pokes the broker once results are ready', asyn
 
 test('a listener that refuses anonymous clients: a warning, and replies still go out at the tick', async () => {
   const dir = h.makeWorkdir();
-  const pw = path.join(dir, 'passwords');
-  fs.writeFileSync(pw, '');
-  await h.run('mosquitto_passwd', ['-b', pw, 'dev-w100', 'device-password']);
-  fs.chmodSync(pw, 0o644);
-  h.giveToBroker(pw);
+  const pw = await h.passwordFile(dir, { 'dev-w100': 'device-password' });
   try {
     const env = await h.startEnv({ pluginOptions: { wakeup_port: '$PORT' }, extraConfig: `allow_anonymous false\npassword_file ${pw}` });
     try {

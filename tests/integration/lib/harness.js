@@ -351,6 +351,26 @@ function signRequest(deviceId, productKey, productSecret, { random, method = 'hm
   return { deviceId, random: r, signMethod: method, sign };
 }
 
+// An acl_file granting every topic ($SYS too) to every client: for acl defer beside another
+// ACL mechanism. Written into dir, which the caller removes.
+function aclFileAllowingAll(dir) {
+  const f = path.join(dir, 'acl');
+  fs.writeFileSync(f, 'topic readwrite #\ntopic read $SYS/#\npattern readwrite #\n');
+  fs.chmodSync(f, 0o644);
+  giveToBroker(f);
+  return f;
+}
+
+// A mosquitto password_file with users { name: password }, written into dir.
+async function passwordFile(dir, users) {
+  const f = path.join(dir, 'passwords');
+  fs.writeFileSync(f, '');
+  for (const [user, password] of Object.entries(users)) await run('mosquitto_passwd', ['-b', f, user, password]);
+  fs.chmodSync(f, 0o644);
+  giveToBroker(f);
+  return f;
+}
+
 // Runs fn(env) against a fresh environment, checks the broker log for secrets, tears down.
 async function withEnv(options, fn) {
   const env = await startEnv(options);
@@ -478,4 +498,4 @@ function assertSameSecret(actual, expected, what) {
   assert.ok(actual === expected, `${what}: differs from the platform's`);
 }
 
-module.exports = { withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
+module.exports = { aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
