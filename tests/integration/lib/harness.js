@@ -314,6 +314,7 @@ async function startEnv({ shareWith = null, plugin: pluginPath = null, pluginOpt
     assertNoneLogged(deviceSecrets) {
       const log = broker.log();
       const all = secrets.concat(deviceSecrets, retiredSecrets);
+      keepForAudit(log, all);
       const leaked = all.filter((s) => log.includes(s)).length;
       assert.strictEqual(leaked, 0, `${leaked} secret(s) appear in the broker log`);
     },
@@ -349,6 +350,18 @@ function signRequest(deviceId, productKey, productSecret, { random, method = 'hm
   const algo = method.toLowerCase() === 'hmacsha1' ? 'sha1' : 'sha256';
   const sign = crypto.createHmac(algo, productSecret).update(`deviceName${deviceId}productKey${productKey}random${r}`).digest('hex');
   return { deviceId, random: r, signMethod: method, sign };
+}
+
+// BOOTSTRAP_KEEP_LOGS=DIR: keep every broker log in DIR/logs/ and the secrets it was checked
+// against in DIR/secrets/ (0600), for an independent grep of one against the other.
+function keepForAudit(log, secretList) {
+  const dir = process.env.BOOTSTRAP_KEEP_LOGS;
+  if (!dir) return;
+  const name = `${path.basename(process.argv[1], '.test.js')}-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+  fs.mkdirSync(path.join(dir, 'logs'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'secrets'), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(path.join(dir, 'logs', name + '.log'), log);
+  fs.writeFileSync(path.join(dir, 'secrets', name + '.txt'), secretList.filter(Boolean).join('\n') + '\n', { mode: 0o600 });
 }
 
 // An acl_file granting every topic ($SYS too) to every client: for acl defer beside another
