@@ -100,6 +100,10 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
  * to the log. */
 void platform__flow_fail(struct platform_flow *flow, const char *why, const char *detail);
 
+/* True when the finished flow's answers told whether the device already existed
+ * (flow->existing is then meaningful). */
+bool platform__flow_existence_known(const struct platform_flow *flow);
+
 /* Wipes the DeviceSecret held by a finished flow. */
 void platform__flow_wipe(struct platform_flow *flow);
 

@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include "bootstrap_clock.h"
 #include "bootstrap_http.h"
 
 struct http_transfer {
@@ -83,13 +84,6 @@ static int multi__socket(CURL *easy, curl_socket_t s, int what, void *userp, voi
 	return 0;
 }
 
-static int64_t clock__ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int multi__timer(CURLM *multi, long timeout_ms, void *userp)
 {

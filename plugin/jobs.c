@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "bootstrap_clock.h"
 #include "bootstrap_http.h"
 #include "bootstrap_jobs.h"
 #include "bootstrap_quota.h"
@@ -73,13 +74,6 @@ struct jobs {
 	size_t outstanding;
 };
 
-static int64_t clock__ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static double random__unit(void)
 {
@@ -203,12 +197,8 @@ static void worker__finish(struct jobs *jobs, struct job *job)
 	const struct platform_flow *flow = &job->result.flow;
 
 	/* what this device teaches about the fleet, where the answer told whether it existed */
-	switch(flow->result){
-		case BOOTSTRAP_OK: case BOOTSTRAP_ALREADY_ACTIVATED: case BOOTSTRAP_DEVICE_DISABLED: case BOOTSTRAP_DEVICE_EXISTS:
-			jobs->existing_share += EXISTING_SHARE_WEIGHT * ((flow->existing ? 1.0 : 0.0) - jobs->existing_share);
-			break;
-		default:
-			break;
+	if(platform__flow_existence_known(flow)){
+		jobs->existing_share += EXISTING_SHARE_WEIGHT * ((flow->existing ? 1.0 : 0.0) - jobs->existing_share);
 	}
 
 	job->result.next = NULL;

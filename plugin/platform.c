@@ -392,6 +392,12 @@ void platform__flow_fail(struct platform_flow *flow, const char *why, const char
 	flow__finish(flow, BOOTSTRAP_PLATFORM_UNAVAILABLE, PLATFORM_RETRY_UNAVAILABLE_S, flow->message);
 }
 
+bool platform__flow_existence_known(const struct platform_flow *flow)
+{
+	return flow->state == FLOW_DONE && (flow->result == BOOTSTRAP_OK || flow->result == BOOTSTRAP_ALREADY_ACTIVATED
+			|| flow->result == BOOTSTRAP_DEVICE_DISABLED || flow->result == BOOTSTRAP_DEVICE_EXISTS);
+}
+
 void platform__flow_wipe(struct platform_flow *flow)
 {
 	OPENSSL_cleanse(&flow->triple, sizeof(flow->triple));

@@ -20,6 +20,7 @@
 
 #include "bootstrap_audit.h"
 #include "bootstrap_auth.h"
+#include "bootstrap_clock.h"
 #include "bootstrap_config.h"
 #include "bootstrap_jobs.h"
 #include "bootstrap_metrics.h"
@@ -81,8 +82,8 @@ static const char *printable(const char *s, char *buf, size_t buflen)
 }
 
 /* Publishes payload to client_id alone: on the route's Response Topic (with its Correlation
- * Data) when the request had one, else on the reply topic made from reply_id. */
-static void bootstrap__send(struct bootstrap_plugin *p, const char *client_id, const char *reply_id,
+ * Data) when the request had one, else on the client's reply topic. */
+static void bootstrap__send(struct bootstrap_plugin *p, const char *client_id,
 		const struct reply_route *route, const char *payload, size_t len)
 {
 	char *topic = NULL;
@@ -92,11 +93,11 @@ static void bootstrap__send(struct bootstrap_plugin *p, const char *client_id, c
 	if(route && route->response_topic){
 		topic = strdup(route->response_topic);
 	}else{
-		topic = request__reply_topic(p->cfg.reply_topic, reply_id);
+		topic = request__reply_topic(p->cfg.reply_topic, client_id);
 	}
 	if(!topic || mosquitto_pub_topic_check(topic) != MOSQ_ERR_SUCCESS){
 		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": no valid reply topic for client '%s'; reply dropped",
-				printable(reply_id, shown, sizeof(shown)));
+				printable(client_id, shown, sizeof(shown)));
 		free(topic);
 		return;
 	}
@@ -126,18 +127,11 @@ static void bootstrap__send_error(struct bootstrap_plugin *p, const char *client
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": out of memory building a reply");
 		return;
 	}
-	bootstrap__send(p, client_id, client_id, route, payload, len);
+	bootstrap__send(p, client_id, route, payload, len);
 	reply__free(payload, len);
 	metrics__reply(&p->metrics, code, -1);
 }
 
-static int64_t clock__ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A request refused before any platform call: one audit line. */
 static void bootstrap__audit_refusal(struct bootstrap_plugin *p, const char *requester, const char *address,
@@ -320,6 +314,7 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 {
 	const struct platform_flow *flow = &r->flow;
 	size_t len = 0;
+	int64_t took_ms;
 	char *payload;
 
 	if(flow->result == BOOTSTRAP_OK){
@@ -337,19 +332,15 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory building the reply", flow->device_name);
 		return;
 	}
-	bootstrap__send(p, flow->device_name, flow->device_name, &r->route, payload, len);
+	bootstrap__send(p, flow->device_name, &r->route, payload, len);
 	reply__free(payload, len);
-	metrics__reply(&p->metrics, flow->result, (double)(clock__ms() - r->route.received_ms));
+	took_ms = clock__ms() - r->route.received_ms;
+	metrics__reply(&p->metrics, flow->result, (double)took_ms);
 	if(p->audit){
 		struct audit_entry e = { .time = time(NULL), .client = r->route.requester, .address = r->route.address,
 			.device_id = flow->device_name, .code = reply__code_name(flow->result),
-			.request_id = flow->request_id[0] ? flow->request_id : NULL,
-			.duration_ms = (long)(clock__ms() - r->route.received_ms) };
-		/* known when the platform said whether the device existed */
-		if(flow->result == BOOTSTRAP_OK || flow->result == BOOTSTRAP_ALREADY_ACTIVATED
-				|| flow->result == BOOTSTRAP_DEVICE_DISABLED || flow->result == BOOTSTRAP_DEVICE_EXISTS){
-			e.device = flow->existing ? "existing" : "new";
-		}
+			.request_id = flow->request_id[0] ? flow->request_id : NULL, .duration_ms = (long)took_ms };
+		if(platform__flow_existence_known(flow)) e.device = flow->existing ? "existing" : "new";
 		audit__record(p->audit, &e);
 	}
 }
