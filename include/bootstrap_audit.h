@@ -7,6 +7,10 @@
 
 struct audit;
 
+/* Audit codes for requests that end without a reply (beside the reply codes). */
+#define AUDIT_CONNECTION_CLOSED "connection_closed" /* bound reply dropped: its connection ended */
+#define AUDIT_SHUTDOWN "shutdown"                   /* abandoned when the broker stopped */
+
 struct audit_entry {
 	time_t time;
 	const char *client;     /* requester's client id (printable), or NULL */

@@ -55,9 +55,18 @@ enum acl_decision {
 	ACL_DEFER_DECISION,
 };
 
+/* The topics the plugin decides on. */
+struct acl_topics {
+	const char *request;         /* the request topic */
+	const char *reply_template;  /* with REPLY_TOPIC_PLACEHOLDER */
+	const char *response_prefix; /* MQTT 5 Response Topics start with it */
+};
+
 /* access is MOSQ_ACL_READ (1), _WRITE (2), _SUBSCRIBE (4) or _UNSUBSCRIBE (8). client_id may be
- * NULL. operator: the client may read the plugin's metrics under $SYS/broker/bootstrap/. */
+ * NULL. operator: the client may read the plugin's metrics under $SYS/broker/bootstrap/.
+ * Nobody may write on any reply topic, below one, or under the response prefix; a client may
+ * read only its own reply topic and below it. */
 enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *client_id, bool operator,
-		const char *topic, const char *request_topic, const char *reply_template);
+		const char *topic, const struct acl_topics *topics);
 
 #endif

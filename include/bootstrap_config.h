@@ -34,6 +34,13 @@ enum existing_devices {
 	EXISTING_NEVER,
 };
 
+/* Whether success replies carry the triple sealed (bootstrap_seal.h). */
+enum reply_encryption {
+	REPLY_ENCRYPTION_DEFAULT = 0, /* resolved by config__finish: on with sign, off otherwise */
+	REPLY_ENCRYPTION_ON,
+	REPLY_ENCRYPTION_OFF,
+};
+
 struct bootstrap_credentials {
 	char *access_key_id;
 	char *access_key_secret;
@@ -54,6 +61,7 @@ struct bootstrap_config {
 	char *product_secret_file;
 	char *product_secret;    /* loaded by config__finish for REQUEST_AUTH_SIGN */
 	enum existing_devices existing_devices;
+	enum reply_encryption reply_encryption;
 	enum flow_strategy strategy;
 	enum acl_mode acl;
 	char *request_topic;

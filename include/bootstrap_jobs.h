@@ -11,6 +11,7 @@
  * the lock is never held across I/O. A deviceId already queued or in flight is not queued
  * again: it will get the answer already on its way.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,14 @@ struct reply_route {
 	char *requester;      /* client id, printable ASCII only */
 	char *address;
 	int64_t received_ms;  /* monotonic */
+	/* Bound delivery (request_auth sign, identity): the reply goes to this connection only and
+	 * is dropped once it has ended (closed, or its client id taken over). NULL: unbound, to
+	 * whoever holds the client id (request_auth none). Compared, never dereferenced. */
+	const void *connection;
+	bool connection_ended;
+	/* Sealed replies: the key derived for this request (bootstrap_seal.h); wiped on free. */
+	bool sealed;
+	unsigned char seal_key[16];
 };
 
 struct job_result {
@@ -51,6 +60,9 @@ struct jobs *jobs__new(struct bootstrap_config *cfg);
 /* Queues a flow for device_id, or joins the one under way. The job takes over route (the
  * latest request's route wins); on JOBS_FULL or JOBS_ERROR it stays the caller's. */
 enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, struct reply_route *route);
+/* The connection a pending request for device_id was bound to has ended: its reply will be
+ * dropped. Does nothing when the pending request is bound to another connection. */
+void jobs__connection_ended(struct jobs *jobs, const char *device_id, const void *connection);
 /* Finished jobs, oldest first, detached; free each with jobs__result_free(). */
 struct job_result *jobs__take_results(struct jobs *jobs);
 void jobs__result_free(struct job_result *result);

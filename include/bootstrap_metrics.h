@@ -15,6 +15,7 @@
 struct metrics {
 	unsigned long long requests;
 	unsigned long long replies[METRICS_CODES];
+	unsigned long long dropped_connection_ended; /* bound replies whose connection had ended */
 	double latency_ms[METRICS_LATENCY_SAMPLES]; /* this interval's, the first ones kept */
 	int nlatency;
 };

@@ -36,6 +36,9 @@ const char *reply__code_name(enum bootstrap_code code);
 /* {"success":true,"data":{ProductKey,DeviceName,DeviceSecret,IotId}}. malloc'd, NULL on failure. */
 char *reply__success(const struct device_triple *triple, size_t *len);
 
+/* {"success":true,"sealed":{...}}: the same data sealed with key (bootstrap_seal.h). */
+char *reply__success_sealed(const unsigned char key[16], const struct device_triple *triple, size_t *len);
+
 /* {"success":false,"code":..,"message":..[,"retryAfter":n]}; retry_after <= 0 leaves it out. */
 char *reply__error(enum bootstrap_code code, const char *message, int retry_after, size_t *len);
 

@@ -265,71 +265,63 @@ void limiter__free(struct failure_limiter *fl)
 
 /* ---- topic access ---- */
 
-/* True when topic is the reply topic of some client: the template with a deviceId-shaped
- * middle (no '/'), which is every topic a reply can be published on. */
-static bool topic__is_reply(const char *topic, const char *tmpl)
+/* True when topic is the reply topic of id, or a topic below it (an MQTT 5 Response Topic
+ * the device picked for itself). id NULL: of any client, i.e. a non-empty middle without '/'.
+ * Runs on every ACL check: compared in place, without building the topic. */
+static bool topic__in_reply_space(const char *topic, const char *id, const char *tmpl)
 {
 	const char *at = strstr(tmpl, REPLY_TOPIC_PLACEHOLDER);
-	size_t head, tail, len = strlen(topic);
+	const char *middle, *tail, *after;
+	size_t head, taillen;
 
 	if(!at) return false;
 	head = (size_t)(at - tmpl);
-	tail = strlen(at + strlen(REPLY_TOPIC_PLACEHOLDER));
-	if(len <= head + tail) return false;
-	if(strncmp(topic, tmpl, head) || strcmp(topic + len - tail, at + strlen(REPLY_TOPIC_PLACEHOLDER))) return false;
-	for(size_t i = head; i < len - tail; i++){
-		if(topic[i] == '/') return false;
-	}
-	return true;
-}
-
-/* Is topic the template with client_id in place of the placeholder, or a topic below it (an
- * MQTT 5 Response Topic a device picked for itself)? Runs on every ACL check: compared in
- * place, without building the topic. */
-static bool topic__is_own_reply(const char *topic, const char *client_id, const char *tmpl)
-{
-	const char *at = strstr(tmpl, REPLY_TOPIC_PLACEHOLDER);
-	const char *rest, *tail;
-	size_t head, idlen, taillen;
-
-	if(!client_id || !at) return false;
-	head = (size_t)(at - tmpl);
-	idlen = strlen(client_id);
 	tail = at + strlen(REPLY_TOPIC_PLACEHOLDER);
 	taillen = strlen(tail);
-	if(strncmp(topic, tmpl, head) || strncmp(topic + head, client_id, idlen)) return false;
-	rest = topic + head + idlen;
-	if(strncmp(rest, tail, taillen)) return false;
-	return rest[taillen] == '\0' || rest[taillen] == '/';
+	if(strncmp(topic, tmpl, head)) return false;
+	middle = topic + head;
+	if(id){
+		size_t idlen = strlen(id);
+		if(strncmp(middle, id, idlen)) return false;
+		after = middle + idlen;
+		return !strncmp(after, tail, taillen) && (after[taillen] == '\0' || after[taillen] == '/');
+	}
+	/* any deviceId-shaped middle (non-empty, no '/') that the tail follows */
+	for(size_t n = 1; middle[n - 1] && middle[n - 1] != '/'; n++){
+		after = middle + n;
+		if(!strncmp(after, tail, taillen) && (after[taillen] == '\0' || after[taillen] == '/')) return true;
+	}
+	return false;
 }
 
 enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *client_id, bool operator,
-		const char *topic, const char *request_topic, const char *reply_template)
+		const char *topic, const struct acl_topics *topics)
 {
-	bool is_request, is_reply, own_reply;
+	bool is_request, own_reply, reply_space;
 
 	if(!topic) return ACL_DENY;
 	if(operator && (access == ACCESS_READ || access == ACCESS_SUBSCRIBE) && !strncmp(topic, "$SYS/broker/bootstrap/", 22)){
 		return ACL_ALLOW;
 	}
-	is_request = !strcmp(topic, request_topic);
-	own_reply = topic__is_own_reply(topic, client_id, reply_template);
-	is_reply = own_reply || topic__is_reply(topic, reply_template);
+	is_request = !strcmp(topic, topics->request);
+	own_reply = client_id && topic__in_reply_space(topic, client_id, topics->reply_template);
+	/* every reply topic, what lies below them, and wherever MQTT 5 Response Topics may point */
+	reply_space = own_reply || topic__in_reply_space(topic, NULL, topics->reply_template)
+			|| !strncmp(topic, topics->response_prefix, strlen(topics->response_prefix));
 
 	switch(access){
 		case ACCESS_WRITE:
 			if(is_request) return ACL_ALLOW;
-			/* replies come from the plugin alone: nobody forges one for a device */
-			if(is_reply) return ACL_DENY;
+			/* replies come from the plugin alone: nobody forges one for a device, retained or
+			 * as a will */
+			if(reply_space) return ACL_DENY;
 			break;
 		case ACCESS_READ:
+		case ACCESS_SUBSCRIBE:
 			/* a request carries a sign: it is delivered to nobody */
 			if(is_request) return ACL_DENY;
-			if(is_reply) return own_reply ? ACL_ALLOW : ACL_DENY;
-			break;
-		case ACCESS_SUBSCRIBE:
-			if(is_reply) return own_reply ? ACL_ALLOW : ACL_DENY;
-			if(is_request) return ACL_DENY;
+			if(own_reply) return ACL_ALLOW;
+			if(reply_space) return ACL_DENY;
 			break;
 		case ACCESS_UNSUBSCRIBE:
 			return mode == ACL_STRICT ? ACL_ALLOW : ACL_DEFER_DECISION;

@@ -105,7 +105,7 @@ const char *const config__option_names[] = {
 	"product_key", "region", "endpoint", "iot_instance_id", "credentials_file", "request_auth",
 	"product_secret_file", "existing_devices", "acl", "ca_file", "request_topic", "reply_topic",
 	"max_inflight", "max_queue", "http_timeout_ms", "request_deadline_ms", "register_qps",
-	"register_burst", "query_qps", "query_burst", "strategy", "wakeup_port", "response_topic_prefix", "audit_file", "metrics_interval", "operator", NULL,
+	"register_burst", "query_qps", "query_burst", "strategy", "wakeup_port", "response_topic_prefix", "audit_file", "metrics_interval", "operator", "reply_encryption", NULL,
 };
 
 static bool option__known(const char *key)
@@ -277,6 +277,11 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 		static const char *const names[] = {"sign", "identity", "none", NULL};
 		int i = choice__parse(key, value, names, err, errlen);
 		if(i >= 0) cfg->request_auth = (enum request_auth)i;
+		return i < 0 ? -1 : 0;
+	}else if(!strcmp(key, "reply_encryption")){
+		static const char *const names[] = {"on", "off", NULL};
+		int i = choice__parse(key, value, names, err, errlen);
+		if(i >= 0) cfg->reply_encryption = i == 0 ? REPLY_ENCRYPTION_ON : REPLY_ENCRYPTION_OFF;
 		return i < 0 ? -1 : 0;
 	}else if(!strcmp(key, "existing_devices")){
 		static const char *const names[] = {"unactive", "always", "never", NULL};
@@ -630,6 +635,13 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 		if(config__load_product_secret(cfg, err, errlen)) return -1;
 	}else if(cfg->product_secret_file){
 		config__error(err, errlen, "plugin_opt_product_secret_file: only used with plugin_opt_request_auth sign");
+		return -1;
+	}
+	if(cfg->reply_encryption == REPLY_ENCRYPTION_DEFAULT){
+		cfg->reply_encryption = cfg->request_auth == REQUEST_AUTH_SIGN ? REPLY_ENCRYPTION_ON : REPLY_ENCRYPTION_OFF;
+	}else if(cfg->reply_encryption == REPLY_ENCRYPTION_ON && cfg->request_auth != REQUEST_AUTH_SIGN){
+		config__error(err, errlen, "plugin_opt_reply_encryption: on needs request_auth sign "
+				"(the reply is sealed with a key derived from the ProductSecret)");
 		return -1;
 	}
 	config__credentials_cleanup(&cfg->creds);

@@ -13,6 +13,7 @@
 #include "bootstrap_http.h"
 #include "bootstrap_jobs.h"
 #include "bootstrap_quota.h"
+#include "bootstrap_request.h"
 #include "bootstrap_waker.h"
 
 #define WORKER_IDLE_WAIT_MS 1000
@@ -29,7 +30,8 @@ struct job {
 	struct job_result result; /* first: results are handed out as pointers to it */
 	struct job *queue_next;   /* submit queue (under the lock), then an action queue (worker) */
 	struct job *bucket_next;  /* deviceId index, broker thread only */
-	uint32_t hash;
+	uint32_t hash;            /* broker thread only, like device_id */
+	char device_id[DEVICE_NAME_MAX + 1]; /* the index's key: the worker has its own in the flow */
 	int64_t deadline_ms;      /* worker: no new attempt after this; set at the first call, so
 	                           * waiting in the queue (bounded by max_queue) does not count */
 	int64_t due_ms;           /* worker: when a backed-off job may try again */
@@ -96,6 +98,7 @@ static uint32_t hash__string(const char *s)
 
 void jobs__route_free(struct reply_route *route)
 {
+	OPENSSL_cleanse(route->seal_key, sizeof(route->seal_key));
 	free(route->response_topic);
 	free(route->correlation_data);
 	free(route->requester);
@@ -445,29 +448,39 @@ struct jobs *jobs__new(struct bootstrap_config *cfg)
 	return jobs;
 }
 
+/* The job submitted for device_id and not yet taken back, or NULL. Broker thread: it reads
+ * only the fields the broker thread owns, never the flow the worker is changing. */
+static struct job *index__find(struct jobs *jobs, const char *device_id, uint32_t h)
+{
+	for(struct job *job = jobs->buckets[h & (jobs->nbuckets - 1)]; job; job = job->bucket_next){
+		if(job->hash == h && !strcmp(job->device_id, device_id)) return job;
+	}
+	return NULL;
+}
+
 enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, struct reply_route *route)
 {
 	uint32_t h = hash__string(device_id);
 	struct job **bucket = &jobs->buckets[h & (jobs->nbuckets - 1)];
-	struct job *job;
+	struct job *job = index__find(jobs, device_id, h);
 	bool wake;
 
-	for(job = *bucket; job; job = job->bucket_next){
-		if(job->hash == h && !strcmp(job->result.flow.device_name, device_id)){
-			/* the worker never reads the route: the broker thread may replace it */
-			jobs__route_free(&job->result.route);
-			job->result.route = *route;
-			memset(route, 0, sizeof(*route));
-			return JOBS_JOINED;
-		}
+	if(job){
+		/* the worker never reads the route: the broker thread may replace it */
+		jobs__route_free(&job->result.route);
+		job->result.route = *route;
+		memset(route, 0, sizeof(*route));
+		return JOBS_JOINED;
 	}
 	if(jobs->outstanding >= (size_t)jobs->cfg->max_queue + (size_t)jobs->cfg->max_inflight) return JOBS_FULL;
+	if(strlen(device_id) > DEVICE_NAME_MAX) return JOBS_ERROR;
 
 	job = calloc(1, sizeof(*job));
 	if(!job) return JOBS_ERROR;
 	platform__flow_init(&job->result.flow, device_id, jobs->cfg->existing_devices, false);
 	job->result.route = *route;
 	memset(route, 0, sizeof(*route));
+	memcpy(job->device_id, device_id, strlen(device_id) + 1);
 	job->hash = h;
 	job->bucket_next = *bucket;
 	*bucket = job;
@@ -482,6 +495,17 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, s
 	pthread_mutex_unlock(&jobs->lock);
 	if(wake) http__wakeup(jobs->http);
 	return JOBS_QUEUED;
+}
+
+void jobs__connection_ended(struct jobs *jobs, const char *device_id, const void *connection)
+{
+	struct job *job = index__find(jobs, device_id, hash__string(device_id));
+
+	if(job && connection && job->result.route.connection == connection){
+		job->result.route.connection_ended = true;
+		/* the address may be reused by a later connection: forget it */
+		job->result.route.connection = NULL;
+	}
 }
 
 static void index__remove(struct jobs *jobs, struct job *job)

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 /* 2.0.11's mosquitto_plugin.h does not include mosquitto_broker.h itself */
 #include <mosquitto_broker.h>
@@ -27,9 +28,14 @@
 #include "bootstrap_quota.h"
 #include "bootstrap_reply.h"
 #include "bootstrap_request.h"
+#include "bootstrap_seal.h"
 
 #define PLUGIN_NAME "mosquitto_bootstrap"
-#define REPLY_QOS 1
+/* Unbound replies (request_auth none) at QoS 1, as before: a persistent session collects them.
+ * Bound replies at QoS 0: delivered to the live connection or not at all, never kept in a
+ * session or in mosquitto.db for whoever resumes it. */
+#define REPLY_QOS_UNBOUND 1
+#define REPLY_QOS_BOUND 0
 /* While work is pending, ask 2.1 for a tick this soon (it may otherwise sleep for hours). */
 #define PENDING_TICK_MS 10
 /* A random is refused for the same deviceId for a day; at most this many are remembered. */
@@ -86,6 +92,7 @@ static const char *printable(const char *s, char *buf, size_t buflen)
 static void bootstrap__send(struct bootstrap_plugin *p, const char *client_id,
 		const struct reply_route *route, const char *payload, size_t len)
 {
+	int qos = route && route->connection ? REPLY_QOS_BOUND : REPLY_QOS_UNBOUND;
 	char *topic = NULL;
 	mosquitto_property *props = NULL;
 	char shown[80];
@@ -109,7 +116,7 @@ static void bootstrap__send(struct bootstrap_plugin *p, const char *client_id,
 	}
 	/* client_id given: delivered to that client only, whatever it subscribed to; on success the
 	 * broker owns props */
-	if(mosquitto_broker_publish_copy(client_id, topic, (int)len, payload, REPLY_QOS, false, props) != MOSQ_ERR_SUCCESS){
+	if(mosquitto_broker_publish_copy(client_id, topic, (int)len, payload, qos, false, props) != MOSQ_ERR_SUCCESS){
 		mosquitto_property_free_all(&props);
 		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": could not queue the reply for client '%s'",
 				printable(client_id, shown, sizeof(shown)));
@@ -152,6 +159,14 @@ static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *
 {
 	const char *username;
 
+	if(p->cfg.request_auth != REQUEST_AUTH_NONE){
+		/* the reply is bound to the requesting connection: it must be the device's own */
+		const char *client_id = mosquitto_client_id(client);
+		if(!client_id || strcmp(client_id, req->device_id)){
+			*why = "the request must come from the device itself: connect with the deviceId as client id";
+			return false;
+		}
+	}
 	switch(p->cfg.request_auth){
 		case REQUEST_AUTH_NONE:
 			return true;
@@ -275,6 +290,24 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_SUCCESS;
 	}
 
+	if(p->cfg.request_auth != REQUEST_AUTH_NONE){
+		/* bound delivery: this connection, and no other, gets the answer */
+		route.connection = ed->client;
+	}
+	if(p->cfg.reply_encryption == REPLY_ENCRYPTION_ON){
+		/* derived from the secret that verified this very request: a reload meanwhile does
+		 * not leave the device with a reply it cannot open */
+		if(seal__derive_key(p->cfg.product_secret, req.random, p->cfg.product_key, req.device_id, route.seal_key)){
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: could not derive the reply key", req.device_id);
+			bootstrap__send_error(p, requester, &route, BOOTSTRAP_INTERNAL, "internal error", 0);
+			bootstrap__audit_refusal(p, requester, address, req.device_id, BOOTSTRAP_INTERNAL);
+			jobs__route_free(&route);
+			return MOSQ_ERR_SUCCESS;
+		}
+		route.sealed = true;
+	}
+	OPENSSL_cleanse(req.sign, sizeof(req.sign));
+
 	/* only the device itself chooses where its triple arrives (who asked is still audited) */
 	if(!requester || strcmp(requester, req.device_id)){
 		free(route.response_topic);
@@ -310,6 +343,19 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 	return MOSQ_ERR_SUCCESS;
 }
 
+/* The one audit line of a request that reached the platform. */
+static void bootstrap__audit_reply(struct bootstrap_plugin *p, const struct job_result *r, const char *code, int64_t took_ms)
+{
+	const struct platform_flow *flow = &r->flow;
+	struct audit_entry e = { .time = time(NULL), .client = r->route.requester, .address = r->route.address,
+		.device_id = flow->device_name, .code = code,
+		.request_id = flow->request_id[0] ? flow->request_id : NULL, .duration_ms = (long)took_ms };
+
+	if(!p->audit) return;
+	if(platform__flow_existence_known(flow)) e.device = flow->existing ? "existing" : "new";
+	audit__record(p->audit, &e);
+}
+
 static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 {
 	const struct platform_flow *flow = &r->flow;
@@ -317,10 +363,21 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 	int64_t took_ms;
 	char *payload;
 
+	took_ms = clock__ms() - r->route.received_ms;
+	if(r->route.connection_ended){
+		/* bound delivery: nobody but the connection that asked may have this answer */
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: %s dropped: the requesting connection ended "
+				"(closed, or its client id was taken over) before the answer came", flow->device_name,
+				flow->result == BOOTSTRAP_OK ? "triple" : "reply");
+		p->metrics.dropped_connection_ended++;
+		bootstrap__audit_reply(p, r, AUDIT_CONNECTION_CLOSED, took_ms);
+		return;
+	}
 	if(flow->result == BOOTSTRAP_OK){
-		payload = reply__success(&flow->triple, &len);
-		mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": device %s: triple sent (%s device, IotId %s)",
-				flow->device_name, flow->existing ? "existing" : "new", flow->triple.iot_id);
+		payload = r->route.sealed ? reply__success_sealed(r->route.seal_key, &flow->triple, &len)
+				: reply__success(&flow->triple, &len);
+		mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": device %s: triple sent%s (%s device, IotId %s)",
+				flow->device_name, r->route.sealed ? " sealed" : "", flow->existing ? "existing" : "new", flow->triple.iot_id);
 	}else{
 		payload = reply__error(flow->result, flow->message, flow->retry_after, &len);
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: %s: %s%s%s%s%s",
@@ -334,15 +391,8 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 	}
 	bootstrap__send(p, flow->device_name, &r->route, payload, len);
 	reply__free(payload, len);
-	took_ms = clock__ms() - r->route.received_ms;
 	metrics__reply(&p->metrics, flow->result, (double)took_ms);
-	if(p->audit){
-		struct audit_entry e = { .time = time(NULL), .client = r->route.requester, .address = r->route.address,
-			.device_id = flow->device_name, .code = reply__code_name(flow->result),
-			.request_id = flow->request_id[0] ? flow->request_id : NULL, .duration_ms = (long)took_ms };
-		if(platform__flow_existence_known(flow)) e.device = flow->existing ? "existing" : "new";
-		audit__record(p->audit, &e);
-	}
+	bootstrap__audit_reply(p, r, reply__code_name(flow->result), took_ms);
 }
 
 /* What the worker saw that an operator should know: throttling (something else uses the
@@ -418,15 +468,28 @@ static int bootstrap__on_acl_check(int event, void *event_data, void *userdata)
 
 	const char *username = mosquitto_client_username(ed->client);
 	bool operator = p->cfg.operator_username && username && !strcmp(username, p->cfg.operator_username);
+	const struct acl_topics topics = { p->cfg.request_topic, p->cfg.reply_topic, p->cfg.response_topic_prefix };
 
 	(void)event;
-	switch(auth__acl_decide(p->cfg.acl, ed->access, mosquitto_client_id(ed->client), operator, ed->topic,
-			p->cfg.request_topic, p->cfg.reply_topic)){
+	switch(auth__acl_decide(p->cfg.acl, ed->access, mosquitto_client_id(ed->client), operator, ed->topic, &topics)){
 		case ACL_ALLOW: return MOSQ_ERR_SUCCESS;
 		case ACL_DENY: return MOSQ_ERR_ACL_DENIED;
 		case ACL_DEFER_DECISION: return MOSQ_ERR_PLUGIN_DEFER;
 	}
 	return MOSQ_ERR_ACL_DENIED;
+}
+
+/* A connection ended (closed, or its client id taken over by a newer one: 2.0.11 fires this
+ * for the old connection before the new one is registered). A reply bound to it is dropped. */
+static int bootstrap__on_disconnect(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_disconnect *ed = event_data;
+	struct bootstrap_plugin *p = userdata;
+	const char *client_id = mosquitto_client_id(ed->client);
+
+	(void)event;
+	if(client_id) jobs__connection_ended(p->jobs, client_id, ed->client);
+	return MOSQ_ERR_SUCCESS;
 }
 
 static const char *bootstrap__getenv(const char *name);
@@ -479,6 +542,7 @@ static void bootstrap__unregister(struct bootstrap_plugin *p)
 	mosquitto_callback_unregister(p->id, MOSQ_EVT_TICK, bootstrap__on_tick, NULL);
 	mosquitto_callback_unregister(p->id, MOSQ_EVT_ACL_CHECK, bootstrap__on_acl_check, NULL);
 	mosquitto_callback_unregister(p->id, MOSQ_EVT_RELOAD, bootstrap__on_reload, NULL);
+	mosquitto_callback_unregister(p->id, MOSQ_EVT_DISCONNECT, bootstrap__on_disconnect, NULL);
 }
 
 static void bootstrap__free(struct bootstrap_plugin *p)
@@ -551,7 +615,8 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	if(mosquitto_callback_register(identifier, BOOTSTRAP_EVT_MESSAGE, bootstrap__on_message, NULL, p)
 			|| mosquitto_callback_register(identifier, MOSQ_EVT_TICK, bootstrap__on_tick, NULL, p)
 			|| mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, bootstrap__on_acl_check, NULL, p)
-			|| mosquitto_callback_register(identifier, MOSQ_EVT_RELOAD, bootstrap__on_reload, NULL, p)){
+			|| mosquitto_callback_register(identifier, MOSQ_EVT_RELOAD, bootstrap__on_reload, NULL, p)
+			|| mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, bootstrap__on_disconnect, NULL, p)){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": could not register callbacks");
 		bootstrap__unregister(p);
 		bootstrap__free(p);
@@ -561,10 +626,15 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": ready: product %s, platform %s, requests on '%s', replies on '%s', "
 			"credentials from %s%s", p->cfg.product_key, p->cfg.endpoint, p->cfg.request_topic, p->cfg.reply_topic,
 			p->cfg.credentials_file ? "file" : "environment", p->cfg.creds.security_token ? " (STS)" : "");
-	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": request_auth %s, existing_devices %s, acl %s",
+	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": request_auth %s, reply_encryption %s, existing_devices %s, acl %s",
 			p->cfg.request_auth == REQUEST_AUTH_SIGN ? "sign" : p->cfg.request_auth == REQUEST_AUTH_IDENTITY ? "identity" : "none",
+			p->cfg.reply_encryption == REPLY_ENCRYPTION_ON ? "on" : "off",
 			p->cfg.existing_devices == EXISTING_UNACTIVE ? "unactive" : p->cfg.existing_devices == EXISTING_ALWAYS ? "always" : "never",
 			p->cfg.acl == ACL_STRICT ? "strict" : "defer");
+	if(p->cfg.request_auth == REQUEST_AUTH_SIGN && p->cfg.reply_encryption == REPLY_ENCRYPTION_OFF){
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": reply_encryption off: DeviceSecrets travel in the clear; "
+				"use it only where every device connects over TLS");
+	}
 	if(p->cfg.request_auth == REQUEST_AUTH_NONE){
 		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": request_auth none: any client that can publish on '%s' "
 				"can register devices and trigger platform calls", p->cfg.request_topic);

@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 
 #include "bootstrap_reply.h"
+#include "bootstrap_seal.h"
 
 const char *reply__code_name(enum bootstrap_code code)
 {
@@ -40,23 +41,52 @@ static char *reply__dump(json_t *root, size_t *len)
 	return out;
 }
 
+/* The triple as a JSON object: the reply's "data", or the plaintext of a sealed reply. */
+static json_t *reply__triple(const struct device_triple *t)
+{
+	return json_pack("{s:s, s:s, s:s, s:s}",
+			"ProductKey", t->product_key,
+			"DeviceName", t->device_name,
+			"DeviceSecret", t->device_secret,
+			"IotId", t->iot_id);
+}
+
+/* jansson frees without wiping: the DeviceSecret copy inside the tree is wiped first. */
+static void reply__triple_free(json_t *data)
+{
+	json_t *secret = json_object_get(data, "DeviceSecret");
+
+	if(secret) OPENSSL_cleanse((void *)json_string_value(secret), json_string_length(secret));
+	json_decref(data);
+}
+
 char *reply__success(const struct device_triple *t, size_t *len)
 {
+	json_t *data = reply__triple(t);
 	json_t *root;
 	char *out;
 
-	root = json_pack("{s:b, s:{s:s, s:s, s:s, s:s}}",
-			"success", 1,
-			"data",
-				"ProductKey", t->product_key,
-				"DeviceName", t->device_name,
-				"DeviceSecret", t->device_secret,
-				"IotId", t->iot_id);
+	if(!data) return NULL;
+	root = json_pack("{s:b, s:O}", "success", 1, "data", data);
 	out = reply__dump(root, len);
-	if(root){
-		json_t *secret = json_object_get(json_object_get(root, "data"), "DeviceSecret");
-		if(secret) OPENSSL_cleanse((void *)json_string_value(secret), json_string_length(secret));
-		json_decref(root);
+	json_decref(root);
+	reply__triple_free(data);
+	return out;
+}
+
+char *reply__success_sealed(const unsigned char key[SEAL_KEY_LEN], const struct device_triple *t, size_t *len)
+{
+	json_t *data = reply__triple(t);
+	char *plaintext, *out = NULL;
+
+	if(!data) return NULL;
+	plaintext = json_dumps(data, JSON_COMPACT);
+	reply__triple_free(data);
+	if(plaintext){
+		size_t plen = strlen(plaintext);
+		out = seal__reply(key, plaintext, plen, len);
+		OPENSSL_cleanse(plaintext, plen);
+		free(plaintext);
 	}
 	return out;
 }

@@ -113,8 +113,11 @@ static void test_limiter_is_bounded(void)
 #define W 2 /* MOSQ_ACL_WRITE */
 #define S 4 /* MOSQ_ACL_SUBSCRIBE */
 #define U 8 /* MOSQ_ACL_UNSUBSCRIBE */
-#define DECIDE(mode, access, id, topic) auth__acl_decide(mode, access, id, false, topic, "bootstrap/register", "bootstrap/reply/{deviceId}")
-#define DECIDE_OP(mode, access, id, topic) auth__acl_decide(mode, access, id, true, topic, "bootstrap/register", "bootstrap/reply/{deviceId}")
+static const struct acl_topics default_topics = { "bootstrap/register", "bootstrap/reply/{deviceId}", "bootstrap/reply/" };
+static const struct acl_topics other_topics = { "req", "devices/{deviceId}/bootstrap", "devices/" };
+static const struct acl_topics dash_topics = { "req", "boot/r-{deviceId}-x", "boot/responses/" };
+#define DECIDE(mode, access, id, topic) auth__acl_decide(mode, access, id, false, topic, &default_topics)
+#define DECIDE_OP(mode, access, id, topic) auth__acl_decide(mode, access, id, true, topic, &default_topics)
 
 static void test_acl_strict(void)
 {
@@ -155,16 +158,45 @@ static void test_acl_defer(void)
 	CHECK(DECIDE(ACL_DEFER, R, "spy", "sensors/temp") == ACL_DEFER_DECISION);
 	CHECK(DECIDE(ACL_DEFER, W, "spy", "sensors/temp") == ACL_DEFER_DECISION);
 	CHECK(DECIDE(ACL_DEFER, U, "spy", "sensors/temp") == ACL_DEFER_DECISION);
-	/* a deeper topic under the reply prefix is no reply topic */
-	CHECK(DECIDE(ACL_DEFER, R, "spy", "bootstrap/reply/dev-0001/x") == ACL_DEFER_DECISION);
+	/* below another device's reply topic (its MQTT 5 Response Topics): neither read nor written */
+	CHECK(DECIDE(ACL_DEFER, R, "spy", "bootstrap/reply/dev-0001/x") == ACL_DENY);
+	CHECK(DECIDE(ACL_DEFER, S, "spy", "bootstrap/reply/dev-0001/x") == ACL_DENY);
+	CHECK(DECIDE(ACL_DEFER, R, "dev-0001", "bootstrap/reply/dev-0001/x") == ACL_ALLOW);
+}
+
+/* Forged replies: nobody writes a reply topic, anything below one, or under the response
+ * prefix, in either mode (retained messages and wills are writes too). */
+static void test_acl_no_forged_replies(void)
+{
+	const char *forged[] = {
+		"bootstrap/reply/dev-0001", "bootstrap/reply/dev-0001/session-7", "bootstrap/reply/dev-0001/a/b",
+		"bootstrap/reply/x", "bootstrap/reply/", "bootstrap/reply/dev-0001/", NULL,
+	};
+	for(int i = 0; forged[i]; i++){
+		CHECK(DECIDE(ACL_DEFER, W, "forger", forged[i]) == ACL_DENY);
+		CHECK(DECIDE(ACL_STRICT, W, "forger", forged[i]) == ACL_DENY);
+		CHECK(DECIDE(ACL_DEFER, W, "dev-0001", forged[i]) == ACL_DENY);
+	}
+	CHECK(DECIDE(ACL_DEFER, W, "forger", "bootstrap/replies") == ACL_DEFER_DECISION);
+	CHECK(DECIDE(ACL_DEFER, W, "forger", "bootstrap/other") == ACL_DEFER_DECISION);
+	/* other templates: the whole space of the template, whatever the tail */
+	CHECK(auth__acl_decide(ACL_DEFER, W, "forger", false, "devices/d1/bootstrap", &other_topics) == ACL_DENY);
+	CHECK(auth__acl_decide(ACL_DEFER, W, "forger", false, "devices/d1/bootstrap/x", &other_topics) == ACL_DENY);
+	CHECK(auth__acl_decide(ACL_DEFER, W, "forger", false, "boot/r-dev-1-x", &dash_topics) == ACL_DENY);
+	CHECK(auth__acl_decide(ACL_DEFER, W, "forger", false, "boot/r-dev-x-x/y", &dash_topics) == ACL_DENY);
+	CHECK(auth__acl_decide(ACL_DEFER, W, "forger", false, "boot/responses/anything", &dash_topics) == ACL_DENY);
+	CHECK(auth__acl_decide(ACL_DEFER, W, "forger", false, "boot/r-dev-1-y", &dash_topics) == ACL_DEFER_DECISION);
+	CHECK(auth__acl_decide(ACL_DEFER, R, "dev-1", false, "boot/r-dev-1-x/z", &dash_topics) == ACL_ALLOW);
+	CHECK(auth__acl_decide(ACL_DEFER, R, "dev-2", false, "boot/r-dev-1-x", &dash_topics) == ACL_DENY);
 }
 
 static void test_acl_other_template(void)
 {
-	CHECK(auth__acl_decide(ACL_STRICT, 4, "d1", false, "devices/d1/bootstrap", "req", "devices/{deviceId}/bootstrap") == ACL_ALLOW);
-	CHECK(auth__acl_decide(ACL_STRICT, 4, "d1", false, "devices/d2/bootstrap", "req", "devices/{deviceId}/bootstrap") == ACL_DENY);
-	CHECK(auth__acl_decide(ACL_DEFER, 1, "d1", false, "devices/d2/bootstrap", "req", "devices/{deviceId}/bootstrap") == ACL_DENY);
-	CHECK(auth__acl_decide(ACL_DEFER, 1, "d1", false, "devices/d2/status", "req", "devices/{deviceId}/bootstrap") == ACL_DEFER_DECISION);
+	static const struct acl_topics narrow = { "req", "devices/{deviceId}/bootstrap", "devices/responses/" };
+	CHECK(auth__acl_decide(ACL_STRICT, 4, "d1", false, "devices/d1/bootstrap", &narrow) == ACL_ALLOW);
+	CHECK(auth__acl_decide(ACL_STRICT, 4, "d1", false, "devices/d2/bootstrap", &narrow) == ACL_DENY);
+	CHECK(auth__acl_decide(ACL_DEFER, 1, "d1", false, "devices/d2/bootstrap", &narrow) == ACL_DENY);
+	CHECK(auth__acl_decide(ACL_DEFER, 1, "d1", false, "devices/d2/status", &narrow) == ACL_DEFER_DECISION);
 }
 
 static void test_acl_operator(void)
@@ -188,6 +220,7 @@ int main(void)
 	RUN(test_acl_strict);
 	RUN(test_acl_defer);
 	RUN(test_acl_other_template);
+	RUN(test_acl_no_forged_replies);
 	RUN(test_acl_operator);
 	return unit_main_result();
 }

@@ -293,10 +293,20 @@ async function startEnv({ shareWith = null, plugin: pluginPath = null, pluginOpt
       if (requestAuth !== 'sign') return JSON.stringify({ deviceId });
       return JSON.stringify(signRequest(deviceId, productKey, key, { random, method }));
     },
-    // mosquitto_rr for deviceId, as the device itself (client id = deviceId).
-    rr(deviceId, options = {}) {
-      return rr(port, { id: deviceId, message: this.request(deviceId), ...options });
+    // mosquitto_rr for deviceId, as the device itself (client id = deviceId). A sealed success
+    // reply is opened with the request's key: reply.data then holds the triple, as in the clear,
+    // and reply.sealed stays. With reply_encryption on (sign's default) a success reply in the
+    // clear fails the test.
+    async rr(deviceId, options = {}) {
+      const random = crypto.randomBytes(12).toString('hex');
+      const r = await rr(port, { id: deviceId, message: this.request(deviceId, { random }), ...options });
+      if (r.reply && r.reply.success && this.sealing) {
+        assert.ok(r.reply.sealed && !r.reply.data, 'a success reply in the clear while reply_encryption is on');
+        r.reply.data = openSealed(r.reply, { productSecret, random, productKey, deviceId });
+      }
+      return r;
     },
+    sealing: requestAuth === 'sign' && pluginOptions.reply_encryption !== 'off',
     async stop() {
       try {
         await broker.stop();
@@ -342,6 +352,26 @@ function makePki(dir) {
   };
   for (const f of [ca.cert]) giveToBroker(f);
   return { ca: ca.cert, leaf };
+}
+
+// The reply key of contract v1 (README "Sealed replies").
+function sealKey({ productSecret, random, productKey, deviceId }) {
+  const info = Buffer.concat([Buffer.from('mosquitto-bootstrap/v1/reply'), Buffer.from([0]), Buffer.from(productKey), Buffer.from([0]), Buffer.from(deviceId)]);
+  return Buffer.from(crypto.hkdfSync('sha256', Buffer.from(productSecret), Buffer.from(random), info, 16));
+}
+
+// Opens reply.sealed (throws if it does not open: a forgery or another request's answer) and
+// checks the triple names the device and product it was asked for. Returns the triple.
+function openSealed(reply, { productSecret, random, productKey, deviceId }) {
+  const s = reply.sealed;
+  assert.ok(s && s.alg === 'A128GCM', 'a sealed reply of contract v1');
+  const d = crypto.createDecipheriv('aes-128-gcm', sealKey({ productSecret, random, productKey, deviceId }), Buffer.from(s.iv, 'base64'));
+  d.setAuthTag(Buffer.from(s.tag, 'base64'));
+  const triple = JSON.parse(Buffer.concat([d.update(Buffer.from(s.ct, 'base64')), d.final()]).toString());
+  assert.deepStrictEqual(Object.keys(triple), ['ProductKey', 'DeviceName', 'DeviceSecret', 'IotId']);
+  assert.strictEqual(triple.DeviceName, deviceId, 'the sealed triple is for the device that asked');
+  assert.strictEqual(triple.ProductKey, productKey, 'the sealed triple is for the product asked');
+  return triple;
 }
 
 // Alibaba's dynamic-registration sign over deviceName, productKey and random.
@@ -511,4 +541,4 @@ function assertSameSecret(actual, expected, what) {
   assert.ok(actual === expected, `${what}: differs from the platform's`);
 }
 
-module.exports = { aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
+module.exports = { sealKey, openSealed, aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
