@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 
 #include "bootstrap_clock.h"
+#include "bootstrap_hash.h"
 #include "bootstrap_http.h"
 #include "bootstrap_jobs.h"
 #include "bootstrap_quota.h"
@@ -81,17 +82,6 @@ static double random__unit(void)
 
 	if(RAND_bytes((unsigned char *)&r, sizeof(r)) != 1) return 0.5;
 	return (double)r / 4294967296.0;
-}
-
-static uint32_t hash__string(const char *s)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	while(*s){
-		h ^= (unsigned char)*s++;
-		h *= 16777619u;
-	}
-	return h;
 }
 
 void jobs__route_free(struct reply_route *route)
@@ -447,7 +437,7 @@ struct jobs *jobs__new(struct bootstrap_config *cfg)
 
 enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, struct reply_route *route)
 {
-	uint32_t h = hash__string(device_id);
+	uint32_t h = hash__string(device_id, HASH_SEED);
 	struct job **bucket = &jobs->buckets[h & (jobs->nbuckets - 1)];
 	struct job *job;
 	bool wake;
