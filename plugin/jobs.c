@@ -422,7 +422,7 @@ struct jobs *jobs__new(struct bootstrap_config *cfg)
 	if(!jobs->buckets || !jobs->http || !lock_ok || !creds_lock_ok){
 		if(lock_ok) pthread_mutex_destroy(&jobs->lock);
 		if(creds_lock_ok) pthread_mutex_destroy(&jobs->creds_lock);
-		http__free(jobs->http, NULL);
+		http__free(jobs->http);
 		free(jobs->buckets);
 		free(jobs);
 		return NULL;
@@ -540,7 +540,7 @@ void jobs__free(struct jobs *jobs)
 		pthread_join(jobs->thread, NULL);
 	}
 	/* in-flight transfers are abandoned; every job is still in the index, freed below */
-	http__free(jobs->http, NULL);
+	http__free(jobs->http);
 	for(size_t i = 0; i < jobs->nbuckets; i++){
 		struct job *job = jobs->buckets[i], *next;
 		for(; job; job = next){
