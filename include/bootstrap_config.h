@@ -74,9 +74,9 @@ struct bootstrap_config {
 /* Where environment variables come from; tests pass their own. */
 typedef const char *(*config_getenv_fn)(const char *name);
 
-/* Every plugin_opt_ name the plugin accepts, NULL-terminated: config__set() refuses any other
- * (the README's option table is checked against it). */
-extern const char *const config__option_names[];
+/* The i-th plugin_opt_ name config__set() accepts, NULL past the last; it refuses any other
+ * (the README's option table is checked against them). */
+const char *config__option_name(size_t i);
 
 void config__init(struct bootstrap_config *cfg);
 /* 0 on success, -1 with err set. Unknown keys and bad values are errors. */
