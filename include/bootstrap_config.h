@@ -34,6 +34,13 @@ enum existing_devices {
 	EXISTING_NEVER,
 };
 
+/* Whether a success reply carries the triple sealed with a key derived from the ProductSecret. */
+enum reply_encryption {
+	REPLY_ENCRYPTION_DEFAULT = 0, /* not set: config__finish makes it ON with sign, else OFF */
+	REPLY_ENCRYPTION_ON,
+	REPLY_ENCRYPTION_OFF,         /* in the clear: for listeners where every device uses TLS */
+};
+
 struct bootstrap_credentials {
 	char *access_key_id;
 	char *access_key_secret;
@@ -53,6 +60,7 @@ struct bootstrap_config {
 	enum request_auth request_auth;
 	char *product_secret_file;
 	char *product_secret;    /* loaded by config__finish for REQUEST_AUTH_SIGN */
+	enum reply_encryption reply_encryption; /* ON or OFF after config__finish */
 	enum existing_devices existing_devices;
 	enum flow_strategy strategy;
 	enum acl_mode acl;

@@ -176,11 +176,15 @@ struct config_option {
 
 /* OPTION_WORD writes the enum through an int */
 _Static_assert(sizeof(enum request_auth) == sizeof(int) && sizeof(enum existing_devices) == sizeof(int)
-		&& sizeof(enum acl_mode) == sizeof(int) && sizeof(enum flow_strategy) == sizeof(int),
+		&& sizeof(enum acl_mode) == sizeof(int) && sizeof(enum flow_strategy) == sizeof(int)
+		&& sizeof(enum reply_encryption) == sizeof(int),
 		"option enums are int-sized");
 
 static const struct option_word request_auth_words[] = {
 	{"sign", REQUEST_AUTH_SIGN}, {"identity", REQUEST_AUTH_IDENTITY}, {"none", REQUEST_AUTH_NONE}, {NULL, 0},
+};
+static const struct option_word reply_encryption_words[] = {
+	{"on", REPLY_ENCRYPTION_ON}, {"off", REPLY_ENCRYPTION_OFF}, {NULL, 0},
 };
 static const struct option_word existing_devices_words[] = {
 	{"unactive", EXISTING_UNACTIVE}, {"always", EXISTING_ALWAYS}, {"never", EXISTING_NEVER}, {NULL, 0},
@@ -204,6 +208,7 @@ static const struct config_option options[] = {
 	{"credentials_file", OPTION_PATH, CFG_FIELD(credentials_file, char *), .refusal = "must be an absolute path"},
 	{"request_auth", OPTION_WORD, CFG_FIELD(request_auth, enum request_auth), .words = request_auth_words},
 	{"product_secret_file", OPTION_PATH, CFG_FIELD(product_secret_file, char *), .refusal = "must be an absolute path"},
+	{"reply_encryption", OPTION_WORD, CFG_FIELD(reply_encryption, enum reply_encryption), .words = reply_encryption_words},
 	{"existing_devices", OPTION_WORD, CFG_FIELD(existing_devices, enum existing_devices), .words = existing_devices_words},
 	{"acl", OPTION_WORD, CFG_FIELD(acl, enum acl_mode), .words = acl_words},
 	{"metrics_interval", OPTION_INT, CFG_FIELD(metrics_interval, int), .min = 0, .max = 86400,
@@ -619,6 +624,13 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 		if(string__replace(&cfg->endpoint, url)) return -1;
 	}
 	if(endpoint__check(cfg->endpoint, err, errlen)) return -1;
+	if(cfg->reply_encryption == REPLY_ENCRYPTION_DEFAULT){
+		cfg->reply_encryption = cfg->request_auth == REQUEST_AUTH_SIGN ? REPLY_ENCRYPTION_ON : REPLY_ENCRYPTION_OFF;
+	}else if(cfg->reply_encryption == REPLY_ENCRYPTION_ON && cfg->request_auth != REQUEST_AUTH_SIGN){
+		config__error(err, errlen, "plugin_opt_reply_encryption: on needs request_auth sign "
+				"(the reply is sealed with a key derived from the ProductSecret)");
+		return -1;
+	}
 	if(cfg->request_auth == REQUEST_AUTH_SIGN){
 		if(!cfg->product_secret_file){
 			config__error(err, errlen, "plugin_opt_request_auth: sign (the default) needs plugin_opt_product_secret_file; "
