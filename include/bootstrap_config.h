@@ -34,11 +34,11 @@ enum existing_devices {
 	EXISTING_NEVER,
 };
 
-/* Whether success replies carry the triple sealed (bootstrap_seal.h). */
+/* Whether a success reply carries the triple sealed with a key derived from the ProductSecret. */
 enum reply_encryption {
-	REPLY_ENCRYPTION_DEFAULT = 0, /* resolved by config__finish: on with sign, off otherwise */
+	REPLY_ENCRYPTION_DEFAULT = 0, /* not set: config__finish makes it ON with sign, else OFF */
 	REPLY_ENCRYPTION_ON,
-	REPLY_ENCRYPTION_OFF,
+	REPLY_ENCRYPTION_OFF,         /* in the clear: for listeners where every device uses TLS */
 };
 
 struct bootstrap_credentials {
@@ -60,8 +60,8 @@ struct bootstrap_config {
 	enum request_auth request_auth;
 	char *product_secret_file;
 	char *product_secret;    /* loaded by config__finish for REQUEST_AUTH_SIGN */
+	enum reply_encryption reply_encryption; /* ON or OFF after config__finish */
 	enum existing_devices existing_devices;
-	enum reply_encryption reply_encryption;
 	enum flow_strategy strategy;
 	enum acl_mode acl;
 	char *request_topic;
@@ -82,9 +82,9 @@ struct bootstrap_config {
 /* Where environment variables come from; tests pass their own. */
 typedef const char *(*config_getenv_fn)(const char *name);
 
-/* Every plugin_opt_ name the plugin accepts, NULL-terminated: config__set() refuses any other
- * (the README's option table is checked against it). */
-extern const char *const config__option_names[];
+/* The i-th plugin_opt_ name config__set() accepts, NULL past the last; it refuses any other
+ * (the README's option table is checked against them). */
+const char *config__option_name(size_t i);
 
 void config__init(struct bootstrap_config *cfg);
 /* 0 on success, -1 with err set. Unknown keys and bad values are errors. */

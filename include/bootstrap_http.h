@@ -29,11 +29,9 @@ struct http_client *http__new(const struct http_options *opts);
 int http__post(struct http_client *hc, const char *url, const char *body, long timeout_ms, void *tag);
 /* Waits up to max_wait_ms for activity, drives transfers, calls done once per finished one. */
 int http__perform(struct http_client *hc, int max_wait_ms, http_done_fn done, void *userdata);
-/* Number of transfers not yet reported done. */
-int http__active(const struct http_client *hc);
 /* Interrupts http__perform's wait; safe from any thread. */
 void http__wakeup(struct http_client *hc);
-/* Aborts every transfer; abort(tag) is called for each so its owner can free it. */
-void http__free(struct http_client *hc, void (*abort_tag)(void *tag));
+/* Aborts every transfer without reporting it (each tag's owner frees it) and frees hc. */
+void http__free(struct http_client *hc);
 
 #endif

@@ -10,21 +10,13 @@
 #include <openssl/hmac.h>
 
 #include "bootstrap_auth.h"
+#include "bootstrap_hash.h"
 #include "bootstrap_request.h"
 
 #define ACCESS_READ 0x01
 #define ACCESS_WRITE 0x02
 #define ACCESS_SUBSCRIBE 0x04
 #define ACCESS_UNSUBSCRIBE 0x08
-
-static uint32_t hash__string(const char *s, uint32_t h)
-{
-	while(*s){
-		h ^= (unsigned char)*s++;
-		h *= 16777619u; /* FNV-1a */
-	}
-	return h;
-}
 
 static size_t buckets__for(size_t entries)
 {
@@ -126,7 +118,7 @@ bool replay__check_and_add(struct replay_cache *rc, const char *device_id, const
 	struct replay_entry *e;
 
 	snprintf(key, sizeof(key), "%s\n%s", device_id, random);
-	h = hash__string(key, 2166136261u);
+	h = hash__string(key, HASH_SEED);
 
 	/* forget what has expired, oldest first */
 	while(rc->count > 0){
@@ -208,7 +200,7 @@ static bool limiter__expired(const struct failure_limiter *fl, const struct limi
 /* The entry for address; with create, a free or expired slot is taken for it. NULL if none. */
 static struct limiter_entry *limiter__find(struct failure_limiter *fl, const char *address, time_t now, bool create)
 {
-	size_t start = hash__string(address, 2166136261u) & (fl->size - 1);
+	size_t start = hash__string(address, HASH_SEED) & (fl->size - 1);
 	struct limiter_entry *reuse = NULL;
 
 	/* bounded probe: a full, busy table degrades to not limiting, never to unbounded work */

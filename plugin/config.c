@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,20 +77,6 @@ static int number__parse(const char *s, long min, long max, long *out)
 	return 0;
 }
 
-/* One of a fixed list of words: its index, which is the matching enum value (the lists are
- * in enum order), or -1 with err set. */
-static int choice__parse(const char *key, const char *value, const char *const *names, char *err, size_t errlen)
-{
-	char list[128] = "";
-
-	for(int i = 0; names[i]; i++){
-		if(!strcmp(value, names[i])) return i;
-		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? (names[i+1] ? ", " : " or ") : "", names[i]);
-	}
-	config__error(err, errlen, "plugin_opt_%s: '%s' is not %s", key, value, list);
-	return -1;
-}
-
 /* Topic option: a publishable MQTT topic, no wildcards, no empty levels at the ends. */
 static bool topic__valid(const char *t)
 {
@@ -101,19 +88,9 @@ static bool topic__valid(const char *t)
 	return true;
 }
 
-const char *const config__option_names[] = {
-	"product_key", "region", "endpoint", "iot_instance_id", "credentials_file", "request_auth",
-	"product_secret_file", "existing_devices", "acl", "ca_file", "request_topic", "reply_topic",
-	"max_inflight", "max_queue", "http_timeout_ms", "request_deadline_ms", "register_qps",
-	"register_burst", "query_qps", "query_burst", "strategy", "wakeup_port", "response_topic_prefix", "audit_file", "metrics_interval", "operator", "reply_encryption", NULL,
-};
-
-static bool option__known(const char *key)
+static bool reply_template__valid(const char *t)
 {
-	for(int i = 0; config__option_names[i]; i++){
-		if(!strcmp(key, config__option_names[i])) return true;
-	}
-	return false;
+	return topic__valid(t) && request__reply_template_valid(t);
 }
 
 void config__init(struct bootstrap_config *cfg)
@@ -156,19 +133,163 @@ static bool region__valid(const char *r)
 }
 
 /* ProductKey and IotInstanceId: short tokens of letters, digits, - and _. */
-static bool token__valid(const char *s, size_t maxlen)
+static bool token__valid(const char *s)
 {
 	size_t len = strlen(s);
 
-	if(len == 0 || len > maxlen) return false;
+	if(len == 0 || len > 64) return false;
 	for(size_t i = 0; i < len; i++){
 		if(!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_') return false;
 	}
 	return true;
 }
 
+/* How an option's value is read; the rest of its row says into which field, within what. */
+enum option_kind {
+	OPTION_STRING, /* copied, if check (when set) accepts it */
+	OPTION_PATH,   /* copied, if absolute */
+	OPTION_WORD,   /* one of words, stored as its enum value */
+	OPTION_INT,    /* a whole number within [min, max] */
+	OPTION_LONG,
+	OPTION_DOUBLE, /* a decimal number within [min, max] */
+};
+
+struct option_word {
+	const char *word;
+	int value;
+};
+
+struct config_option {
+	const char *name;                  /* plugin_opt_<name> */
+	enum option_kind kind;
+	size_t offset;                     /* of the field it writes in struct bootstrap_config */
+	bool (*check)(const char *value);  /* OPTION_STRING; NULL takes anything */
+	const struct option_word *words;   /* OPTION_WORD; ends with a NULL word */
+	double min, max;                   /* OPTION_INT, _LONG (whole numbers) and _DOUBLE */
+	const char *refusal;               /* why a value is refused, after "plugin_opt_<name>: '<value>' "
+	                                    * (OPTION_PATH: without the value) */
+};
+
+/* The field's offset, if it has the type the option's kind writes: a row pointing at a field
+ * of another type does not compile. */
+#define CFG_FIELD(field, type) _Generic(((struct bootstrap_config *)0)->field, type: offsetof(struct bootstrap_config, field))
+
+/* OPTION_WORD writes the enum through an int */
+_Static_assert(sizeof(enum request_auth) == sizeof(int) && sizeof(enum existing_devices) == sizeof(int)
+		&& sizeof(enum acl_mode) == sizeof(int) && sizeof(enum flow_strategy) == sizeof(int)
+		&& sizeof(enum reply_encryption) == sizeof(int),
+		"option enums are int-sized");
+
+static const struct option_word request_auth_words[] = {
+	{"sign", REQUEST_AUTH_SIGN}, {"identity", REQUEST_AUTH_IDENTITY}, {"none", REQUEST_AUTH_NONE}, {NULL, 0},
+};
+static const struct option_word reply_encryption_words[] = {
+	{"on", REPLY_ENCRYPTION_ON}, {"off", REPLY_ENCRYPTION_OFF}, {NULL, 0},
+};
+static const struct option_word existing_devices_words[] = {
+	{"unactive", EXISTING_UNACTIVE}, {"always", EXISTING_ALWAYS}, {"never", EXISTING_NEVER}, {NULL, 0},
+};
+static const struct option_word acl_words[] = {
+	{"strict", ACL_STRICT}, {"defer", ACL_DEFER}, {NULL, 0},
+};
+static const struct option_word strategy_words[] = {
+	{"auto", STRATEGY_AUTO}, {"register_first", STRATEGY_REGISTER_FIRST}, {"query_first", STRATEGY_QUERY_FIRST}, {NULL, 0},
+};
+
+/* Every option config__set() accepts, in the README's order. */
+static const struct config_option options[] = {
+	{"product_key", OPTION_STRING, CFG_FIELD(product_key, char *), .check = token__valid,
+		.refusal = "is not a ProductKey (letters, digits, - and _)"},
+	{"region", OPTION_STRING, CFG_FIELD(region, char *), .check = region__valid,
+		.refusal = "is not a region id such as cn-shanghai"},
+	{"endpoint", OPTION_STRING, CFG_FIELD(endpoint, char *), .check = NULL}, /* parsed as a URL by config__finish */
+	{"iot_instance_id", OPTION_STRING, CFG_FIELD(iot_instance_id, char *), .check = token__valid,
+		.refusal = "is not an instance id"},
+	{"credentials_file", OPTION_PATH, CFG_FIELD(credentials_file, char *), .refusal = "must be an absolute path"},
+	{"request_auth", OPTION_WORD, CFG_FIELD(request_auth, enum request_auth), .words = request_auth_words},
+	{"product_secret_file", OPTION_PATH, CFG_FIELD(product_secret_file, char *), .refusal = "must be an absolute path"},
+	{"reply_encryption", OPTION_WORD, CFG_FIELD(reply_encryption, enum reply_encryption), .words = reply_encryption_words},
+	{"existing_devices", OPTION_WORD, CFG_FIELD(existing_devices, enum existing_devices), .words = existing_devices_words},
+	{"acl", OPTION_WORD, CFG_FIELD(acl, enum acl_mode), .words = acl_words},
+	{"metrics_interval", OPTION_INT, CFG_FIELD(metrics_interval, int), .min = 0, .max = 86400,
+		.refusal = "is not a number of seconds from 0 to 86400"},
+	{"operator", OPTION_STRING, CFG_FIELD(operator_username, char *), .check = NULL},
+	{"audit_file", OPTION_PATH, CFG_FIELD(audit_file, char *), .refusal = "must be an absolute path"},
+	{"ca_file", OPTION_PATH, CFG_FIELD(ca_file, char *), .refusal = "must be an absolute path"},
+	{"request_topic", OPTION_STRING, CFG_FIELD(request_topic, char *), .check = topic__valid,
+		.refusal = "is not a topic without wildcards (+ #) or a leading $"},
+	{"reply_topic", OPTION_STRING, CFG_FIELD(reply_topic, char *), .check = reply_template__valid,
+		.refusal = "must be a topic without wildcards containing " REPLY_TOPIC_PLACEHOLDER " exactly once"},
+	{"response_topic_prefix", OPTION_STRING, CFG_FIELD(response_topic_prefix, char *), .check = topic__valid,
+		.refusal = "is not a topic without wildcards (+ #) or a leading $"},
+	{"max_inflight", OPTION_INT, CFG_FIELD(max_inflight, int), .min = 1, .max = 1024,
+		.refusal = "is not a number from 1 to 1024"},
+	{"max_queue", OPTION_INT, CFG_FIELD(max_queue, int), .min = 1, .max = 1000000,
+		.refusal = "is not a number from 1 to 1000000"},
+	{"http_timeout_ms", OPTION_LONG, CFG_FIELD(http_timeout_ms, long), .min = 100, .max = 120000,
+		.refusal = "is not a number from 100 to 120000"},
+	{"request_deadline_ms", OPTION_LONG, CFG_FIELD(request_deadline_ms, long), .min = 100, .max = 3600000,
+		.refusal = "is not a number from 100 to 3600000"},
+	{"register_qps", OPTION_DOUBLE, CFG_FIELD(register_qps, double), .min = 0.01, .max = 10000,
+		.refusal = "is not a rate from 0.01 to 10000 calls per second"},
+	{"register_burst", OPTION_DOUBLE, CFG_FIELD(register_burst, double), .min = 1, .max = 10000,
+		.refusal = "is not a number of calls from 1 to 10000"},
+	{"query_qps", OPTION_DOUBLE, CFG_FIELD(query_qps, double), .min = 0.01, .max = 10000,
+		.refusal = "is not a rate from 0.01 to 10000 calls per second"},
+	{"query_burst", OPTION_DOUBLE, CFG_FIELD(query_burst, double), .min = 1, .max = 10000,
+		.refusal = "is not a number of calls from 1 to 10000"},
+	{"strategy", OPTION_WORD, CFG_FIELD(strategy, enum flow_strategy), .words = strategy_words},
+	{"wakeup_port", OPTION_INT, CFG_FIELD(wakeup_port, int), .min = 0, .max = 65535,
+		.refusal = "is not a port number"},
+};
+
+#define OPTION_COUNT (sizeof(options) / sizeof(options[0]))
+
+/* Names people put secrets under: refused without echoing the value. */
+static const char *const secret_names[] = {
+	"access_key_id", "access_key_secret", "security_token", "product_secret", NULL,
+};
+
+const char *config__option_name(size_t i)
+{
+	return i < OPTION_COUNT ? options[i].name : NULL;
+}
+
+static const struct config_option *option__find(const char *key)
+{
+	for(size_t i = 0; i < OPTION_COUNT; i++){
+		if(!strcmp(key, options[i].name)) return &options[i];
+	}
+	return NULL;
+}
+
+static int option__refuse(const struct config_option *opt, const char *value, char *err, size_t errlen)
+{
+	config__error(err, errlen, "plugin_opt_%s: '%s' %s", opt->name, value, opt->refusal);
+	return -1;
+}
+
+/* One of the option's words, written as its enum value; else the error lists them all. */
+static int word__set(const struct config_option *opt, const char *value, int *field, char *err, size_t errlen)
+{
+	const struct option_word *w = opt->words;
+	char list[128] = "";
+
+	for(int i = 0; w[i].word; i++){
+		if(!strcmp(value, w[i].word)){
+			*field = w[i].value;
+			return 0;
+		}
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? (w[i+1].word ? ", " : " or ") : "", w[i].word);
+	}
+	config__error(err, errlen, "plugin_opt_%s: '%s' is not %s", opt->name, value, list);
+	return -1;
+}
+
 int config__set(struct bootstrap_config *cfg, const char *key, const char *value, char *err, size_t errlen)
 {
+	const struct config_option *opt;
+	void *field;
 	long n;
 
 	if(!key || !value){
@@ -179,167 +300,45 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 		config__error(err, errlen, "plugin_opt_%s: value longer than %d bytes", key, OPTION_VALUE_MAX);
 		return -1;
 	}
-	if(!option__known(key)){
-		if(!strcmp(key, "access_key_secret") || !strcmp(key, "access_key_id") || !strcmp(key, "security_token")
-				|| !strcmp(key, "product_secret")){
+	opt = option__find(key);
+	if(!opt){
+		for(int i = 0; secret_names[i]; i++){
+			if(strcmp(key, secret_names[i])) continue;
 			/* never echo the value: it is a secret somebody put in the wrong place */
 			config__error(err, errlen, "plugin_opt_%s: credentials are never read from mosquitto.conf; "
 					"use the ALIBABA_CLOUD_* environment, plugin_opt_credentials_file or plugin_opt_product_secret_file", key);
-		}else{
-			config__error(err, errlen, "plugin_opt_%s: unknown option", key);
+			return -1;
 		}
+		config__error(err, errlen, "plugin_opt_%s: unknown option", key);
 		return -1;
 	}
 
-	if(!strcmp(key, "product_key")){
-		if(!token__valid(value, 64)){
-			config__error(err, errlen, "plugin_opt_product_key: '%s' is not a ProductKey (letters, digits, - and _)", value);
-			return -1;
-		}
-		return string__replace(&cfg->product_key, value);
-	}else if(!strcmp(key, "region")){
-		if(!region__valid(value)){
-			config__error(err, errlen, "plugin_opt_region: '%s' is not a region id such as cn-shanghai", value);
-			return -1;
-		}
-		return string__replace(&cfg->region, value);
-	}else if(!strcmp(key, "endpoint")){
-		/* checked in config__finish, where it is parsed as a URL */
-		return string__replace(&cfg->endpoint, value);
-	}else if(!strcmp(key, "iot_instance_id")){
-		if(!token__valid(value, 64)){
-			config__error(err, errlen, "plugin_opt_iot_instance_id: '%s' is not an instance id", value);
-			return -1;
-		}
-		return string__replace(&cfg->iot_instance_id, value);
-	}else if(!strcmp(key, "credentials_file")){
-		if(value[0] != '/'){
-			config__error(err, errlen, "plugin_opt_credentials_file: must be an absolute path");
-			return -1;
-		}
-		return string__replace(&cfg->credentials_file, value);
-	}else if(!strcmp(key, "request_deadline_ms")){
-		if(number__parse(value, 100, 3600000, &n)){
-			config__error(err, errlen, "plugin_opt_request_deadline_ms: '%s' is not a number from 100 to 3600000", value);
-			return -1;
-		}
-		cfg->request_deadline_ms = n;
-		return 0;
-	}else if(!strcmp(key, "register_qps") || !strcmp(key, "query_qps")){
-		double *dst = !strcmp(key, "register_qps") ? &cfg->register_qps : &cfg->query_qps;
-		if(decimal__parse(value, 0.01, 10000.0, dst)){
-			config__error(err, errlen, "plugin_opt_%s: '%s' is not a rate from 0.01 to 10000 calls per second", key, value);
-			return -1;
-		}
-		return 0;
-	}else if(!strcmp(key, "register_burst") || !strcmp(key, "query_burst")){
-		double *dst = !strcmp(key, "register_burst") ? &cfg->register_burst : &cfg->query_burst;
-		if(decimal__parse(value, 1.0, 10000.0, dst)){
-			config__error(err, errlen, "plugin_opt_%s: '%s' is not a number of calls from 1 to 10000", key, value);
-			return -1;
-		}
-		return 0;
-	}else if(!strcmp(key, "wakeup_port")){
-		if(number__parse(value, 0, 65535, &n)){
-			config__error(err, errlen, "plugin_opt_wakeup_port: '%s' is not a port number", value);
-			return -1;
-		}
-		cfg->wakeup_port = (int)n;
-		return 0;
-	}else if(!strcmp(key, "metrics_interval")){
-		if(number__parse(value, 0, 86400, &n)){
-			config__error(err, errlen, "plugin_opt_metrics_interval: '%s' is not a number of seconds from 0 to 86400", value);
-			return -1;
-		}
-		cfg->metrics_interval = (int)n;
-		return 0;
-	}else if(!strcmp(key, "operator")){
-		return string__replace(&cfg->operator_username, value);
-	}else if(!strcmp(key, "audit_file")){
-		if(value[0] != '/'){
-			config__error(err, errlen, "plugin_opt_audit_file: must be an absolute path");
-			return -1;
-		}
-		return string__replace(&cfg->audit_file, value);
-	}else if(!strcmp(key, "ca_file")){
-		if(value[0] != '/'){
-			config__error(err, errlen, "plugin_opt_ca_file: must be an absolute path");
-			return -1;
-		}
-		return string__replace(&cfg->ca_file, value);
-	}else if(!strcmp(key, "product_secret_file")){
-		if(value[0] != '/'){
-			config__error(err, errlen, "plugin_opt_product_secret_file: must be an absolute path");
-			return -1;
-		}
-		return string__replace(&cfg->product_secret_file, value);
-	}else if(!strcmp(key, "request_auth")){
-		static const char *const names[] = {"sign", "identity", "none", NULL};
-		int i = choice__parse(key, value, names, err, errlen);
-		if(i >= 0) cfg->request_auth = (enum request_auth)i;
-		return i < 0 ? -1 : 0;
-	}else if(!strcmp(key, "reply_encryption")){
-		static const char *const names[] = {"on", "off", NULL};
-		int i = choice__parse(key, value, names, err, errlen);
-		if(i >= 0) cfg->reply_encryption = i == 0 ? REPLY_ENCRYPTION_ON : REPLY_ENCRYPTION_OFF;
-		return i < 0 ? -1 : 0;
-	}else if(!strcmp(key, "existing_devices")){
-		static const char *const names[] = {"unactive", "always", "never", NULL};
-		int i = choice__parse(key, value, names, err, errlen);
-		if(i >= 0) cfg->existing_devices = (enum existing_devices)i;
-		return i < 0 ? -1 : 0;
-	}else if(!strcmp(key, "strategy")){
-		static const char *const names[] = {"auto", "register_first", "query_first", NULL};
-		int i = choice__parse(key, value, names, err, errlen);
-		if(i >= 0) cfg->strategy = (enum flow_strategy)i;
-		return i < 0 ? -1 : 0;
-	}else if(!strcmp(key, "acl")){
-		static const char *const names[] = {"strict", "defer", NULL};
-		int i = choice__parse(key, value, names, err, errlen);
-		if(i >= 0) cfg->acl = (enum acl_mode)i;
-		return i < 0 ? -1 : 0;
-	}else if(!strcmp(key, "request_topic")){
-		if(!topic__valid(value)){
-			config__error(err, errlen, "plugin_opt_request_topic: '%s' is not a topic without wildcards (+ #) or a leading $", value);
-			return -1;
-		}
-		return string__replace(&cfg->request_topic, value);
-	}else if(!strcmp(key, "reply_topic")){
-		if(!topic__valid(value) || !request__reply_template_valid(value)){
-			config__error(err, errlen, "plugin_opt_reply_topic: '%s' must be a topic without wildcards containing %s exactly once",
-					value, REPLY_TOPIC_PLACEHOLDER);
-			return -1;
-		}
-		return string__replace(&cfg->reply_topic, value);
-	}else if(!strcmp(key, "response_topic_prefix")){
-		if(!topic__valid(value)){
-			config__error(err, errlen, "plugin_opt_response_topic_prefix: '%s' is not a topic without wildcards (+ #) or a leading $", value);
-			return -1;
-		}
-		return string__replace(&cfg->response_topic_prefix, value);
-	}else if(!strcmp(key, "max_inflight")){
-		if(number__parse(value, 1, 1024, &n)){
-			config__error(err, errlen, "plugin_opt_max_inflight: '%s' is not a number from 1 to 1024", value);
-			return -1;
-		}
-		cfg->max_inflight = (int)n;
-		return 0;
-	}else if(!strcmp(key, "max_queue")){
-		if(number__parse(value, 1, 1000000, &n)){
-			config__error(err, errlen, "plugin_opt_max_queue: '%s' is not a number from 1 to 1000000", value);
-			return -1;
-		}
-		cfg->max_queue = (int)n;
-		return 0;
-	}else if(!strcmp(key, "http_timeout_ms")){
-		if(number__parse(value, 100, 120000, &n)){
-			config__error(err, errlen, "plugin_opt_http_timeout_ms: '%s' is not a number from 100 to 120000", value);
-			return -1;
-		}
-		cfg->http_timeout_ms = n;
-		return 0;
+	field = (char *)cfg + opt->offset;
+	switch(opt->kind){
+		case OPTION_STRING:
+			if(opt->check && !opt->check(value)) return option__refuse(opt, value, err, errlen);
+			return string__replace(field, value);
+		case OPTION_PATH:
+			if(value[0] != '/'){
+				config__error(err, errlen, "plugin_opt_%s: %s", opt->name, opt->refusal);
+				return -1;
+			}
+			return string__replace(field, value);
+		case OPTION_WORD:
+			return word__set(opt, value, field, err, errlen);
+		case OPTION_INT:
+			if(number__parse(value, (long)opt->min, (long)opt->max, &n)) return option__refuse(opt, value, err, errlen);
+			*(int *)field = (int)n;
+			return 0;
+		case OPTION_LONG:
+			if(number__parse(value, (long)opt->min, (long)opt->max, &n)) return option__refuse(opt, value, err, errlen);
+			*(long *)field = n;
+			return 0;
+		case OPTION_DOUBLE:
+			if(decimal__parse(value, opt->min, opt->max, field)) return option__refuse(opt, value, err, errlen);
+			return 0;
 	}
-	/* a name in config__option_names without a branch above: a bug the unit test catches */
+	/* a kind without a case above: a bug the unit test catches */
 	config__error(err, errlen, "plugin_opt_%s: not handled", key);
 	return -1;
 }
@@ -625,6 +624,13 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 		if(string__replace(&cfg->endpoint, url)) return -1;
 	}
 	if(endpoint__check(cfg->endpoint, err, errlen)) return -1;
+	if(cfg->reply_encryption == REPLY_ENCRYPTION_DEFAULT){
+		cfg->reply_encryption = cfg->request_auth == REQUEST_AUTH_SIGN ? REPLY_ENCRYPTION_ON : REPLY_ENCRYPTION_OFF;
+	}else if(cfg->reply_encryption == REPLY_ENCRYPTION_ON && cfg->request_auth != REQUEST_AUTH_SIGN){
+		config__error(err, errlen, "plugin_opt_reply_encryption: on needs request_auth sign "
+				"(the reply is sealed with a key derived from the ProductSecret)");
+		return -1;
+	}
 	if(cfg->request_auth == REQUEST_AUTH_SIGN){
 		if(!cfg->product_secret_file){
 			config__error(err, errlen, "plugin_opt_request_auth: sign (the default) needs plugin_opt_product_secret_file; "
@@ -635,13 +641,6 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 		if(config__load_product_secret(cfg, err, errlen)) return -1;
 	}else if(cfg->product_secret_file){
 		config__error(err, errlen, "plugin_opt_product_secret_file: only used with plugin_opt_request_auth sign");
-		return -1;
-	}
-	if(cfg->reply_encryption == REPLY_ENCRYPTION_DEFAULT){
-		cfg->reply_encryption = cfg->request_auth == REQUEST_AUTH_SIGN ? REPLY_ENCRYPTION_ON : REPLY_ENCRYPTION_OFF;
-	}else if(cfg->reply_encryption == REPLY_ENCRYPTION_ON && cfg->request_auth != REQUEST_AUTH_SIGN){
-		config__error(err, errlen, "plugin_opt_reply_encryption: on needs request_auth sign "
-				"(the reply is sealed with a key derived from the ProductSecret)");
 		return -1;
 	}
 	config__credentials_cleanup(&cfg->creds);

@@ -42,7 +42,6 @@ struct http_client {
 	struct curl_slist *headers;
 	char *ca_file;
 	struct http_transfer *transfers; /* every transfer not yet reported, to abort on free */
-	int active;
 };
 
 static void transfer__link(struct http_client *hc, struct http_transfer *t)
@@ -51,7 +50,6 @@ static void transfer__link(struct http_client *hc, struct http_transfer *t)
 	t->next = hc->transfers;
 	if(hc->transfers) hc->transfers->prev = t;
 	hc->transfers = t;
-	hc->active++;
 }
 
 static void transfer__unlink(struct http_client *hc, struct http_transfer *t)
@@ -59,7 +57,6 @@ static void transfer__unlink(struct http_client *hc, struct http_transfer *t)
 	if(t->prev) t->prev->next = t->next;
 	else hc->transfers = t->next;
 	if(t->next) t->next->prev = t->prev;
-	hc->active--;
 }
 
 /* curl tells which sockets to watch for what */
@@ -125,7 +122,7 @@ struct http_client *http__new(const struct http_options *opts)
 	}
 	if(opts->ca_file) hc->ca_file = strdup(opts->ca_file);
 	if(!hc->multi || !hc->headers || (opts->ca_file && !hc->ca_file)){
-		http__free(hc, NULL);
+		http__free(hc);
 		return NULL;
 	}
 	return hc;
@@ -316,11 +313,6 @@ int http__perform(struct http_client *hc, int max_wait_ms, http_done_fn done, vo
 	return 0;
 }
 
-int http__active(const struct http_client *hc)
-{
-	return hc->active;
-}
-
 void http__wakeup(struct http_client *hc)
 {
 	uint64_t one = 1;
@@ -328,14 +320,13 @@ void http__wakeup(struct http_client *hc)
 	if(write(hc->wakefd, &one, sizeof(one)) < 0){ /* the counter is already non-zero: awake anyway */ }
 }
 
-void http__free(struct http_client *hc, void (*abort_tag)(void *tag))
+void http__free(struct http_client *hc)
 {
 	if(!hc) return;
 	while(hc->transfers){
 		struct http_transfer *t = hc->transfers;
 		transfer__unlink(hc, t);
 		curl_multi_remove_handle(hc->multi, t->easy);
-		if(abort_tag) abort_tag(t->tag);
 		transfer__free(t);
 	}
 	while(hc->pool){

@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 
 #include "bootstrap_clock.h"
+#include "bootstrap_hash.h"
 #include "bootstrap_http.h"
 #include "bootstrap_jobs.h"
 #include "bootstrap_quota.h"
@@ -83,17 +84,6 @@ static double random__unit(void)
 
 	if(RAND_bytes((unsigned char *)&r, sizeof(r)) != 1) return 0.5;
 	return (double)r / 4294967296.0;
-}
-
-static uint32_t hash__string(const char *s)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	while(*s){
-		h ^= (unsigned char)*s++;
-		h *= 16777619u;
-	}
-	return h;
 }
 
 void jobs__route_free(struct reply_route *route)
@@ -435,7 +425,7 @@ struct jobs *jobs__new(struct bootstrap_config *cfg)
 	if(!jobs->buckets || !jobs->http || !lock_ok || !creds_lock_ok){
 		if(lock_ok) pthread_mutex_destroy(&jobs->lock);
 		if(creds_lock_ok) pthread_mutex_destroy(&jobs->creds_lock);
-		http__free(jobs->http, NULL);
+		http__free(jobs->http);
 		free(jobs->buckets);
 		free(jobs);
 		return NULL;
@@ -460,7 +450,7 @@ static struct job *index__find(struct jobs *jobs, const char *device_id, uint32_
 
 enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, struct reply_route *route)
 {
-	uint32_t h = hash__string(device_id);
+	uint32_t h = hash__string(device_id, HASH_SEED);
 	struct job **bucket = &jobs->buckets[h & (jobs->nbuckets - 1)];
 	struct job *job = index__find(jobs, device_id, h);
 	bool wake;
@@ -574,7 +564,7 @@ void jobs__free(struct jobs *jobs)
 		pthread_join(jobs->thread, NULL);
 	}
 	/* in-flight transfers are abandoned; every job is still in the index, freed below */
-	http__free(jobs->http, NULL);
+	http__free(jobs->http);
 	for(size_t i = 0; i < jobs->nbuckets; i++){
 		struct job *job = jobs->buckets[i], *next;
 		for(; job; job = next){

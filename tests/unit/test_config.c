@@ -150,6 +150,7 @@ static void test_bad_values(void)
 	expect_set_error("query_qps", "1e9", "plugin_opt_query_qps");
 	expect_set_error("query_burst", "0.5", "plugin_opt_query_burst");
 	expect_set_error("request_deadline_ms", "10", "plugin_opt_request_deadline_ms");
+	expect_set_error("reply_encryption", "yes", "plugin_opt_reply_encryption: 'yes' is not on or off");
 }
 
 static void test_inline_secret_refused_without_echo(void)
@@ -341,6 +342,54 @@ static void test_mode_options(void)
 	config__cleanup(&cfg);
 }
 
+/* config__finish with request_auth auth (and a product secret file for sign) and, unless NULL,
+ * reply_encryption value: its return, with the resolved setting in *out. */
+static int finish_reply_encryption(const char *auth, const char *value, enum reply_encryption *out, char *err, size_t errlen)
+{
+	struct bootstrap_config cfg;
+	char *path = NULL;
+	int rc;
+
+	env_keys();
+	config__init(&cfg);
+	CHECK(cfg.reply_encryption == REPLY_ENCRYPTION_DEFAULT);
+	config__set(&cfg, "product_key", "a1Prod", err, errlen);
+	CHECK(config__set(&cfg, "request_auth", auth, err, errlen) == 0);
+	if(!strcmp(auth, "sign")){
+		path = write_file("ProdSecretValue\n", 0600);
+		config__set(&cfg, "product_secret_file", path, err, errlen);
+	}
+	if(value) CHECK(config__set(&cfg, "reply_encryption", value, err, errlen) == 0);
+	rc = config__finish(&cfg, fake_getenv, err, errlen);
+	*out = cfg.reply_encryption;
+	config__cleanup(&cfg);
+	if(path) unlink(path);
+	return rc;
+}
+
+static void test_reply_encryption(void)
+{
+	enum reply_encryption re;
+	char err[CONFIG_ERR_LEN] = "";
+
+	/* the default follows request_auth: only sign has a ProductSecret to seal with */
+	CHECK(finish_reply_encryption("sign", NULL, &re, err, sizeof(err)) == 0 && re == REPLY_ENCRYPTION_ON);
+	CHECK(finish_reply_encryption("identity", NULL, &re, err, sizeof(err)) == 0 && re == REPLY_ENCRYPTION_OFF);
+	CHECK(finish_reply_encryption("none", NULL, &re, err, sizeof(err)) == 0 && re == REPLY_ENCRYPTION_OFF);
+
+	CHECK(finish_reply_encryption("sign", "on", &re, err, sizeof(err)) == 0 && re == REPLY_ENCRYPTION_ON);
+	CHECK(finish_reply_encryption("sign", "off", &re, err, sizeof(err)) == 0 && re == REPLY_ENCRYPTION_OFF);
+	CHECK(finish_reply_encryption("identity", "off", &re, err, sizeof(err)) == 0 && re == REPLY_ENCRYPTION_OFF);
+	CHECK(finish_reply_encryption("none", "off", &re, err, sizeof(err)) == 0 && re == REPLY_ENCRYPTION_OFF);
+
+	CHECK(finish_reply_encryption("identity", "on", &re, err, sizeof(err)) == -1);
+	CHECK_STR(err, "plugin_opt_reply_encryption: on needs request_auth sign "
+			"(the reply is sealed with a key derived from the ProductSecret)");
+	err[0] = '\0';
+	CHECK(finish_reply_encryption("none", "on", &re, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "plugin_opt_reply_encryption: on needs request_auth sign") != NULL);
+}
+
 int main(void)
 {
 	RUN(test_defaults);
@@ -355,5 +404,6 @@ int main(void)
 	RUN(test_credentials_file_incomplete);
 	RUN(test_sign_needs_product_secret);
 	RUN(test_mode_options);
+	RUN(test_reply_encryption);
 	return unit_main_result();
 }

@@ -53,7 +53,7 @@ static void test_every_documented_option_is_accepted(void)
 		char err[CONFIG_ERR_LEN] = "";
 		bool listed = false;
 
-		for(int j = 0; config__option_names[j]; j++) listed |= !strcmp(config__option_names[j], names[i]);
+		for(size_t j = 0; config__option_name(j); j++) listed |= !strcmp(config__option_name(j), names[i]);
 		if(!listed) fprintf(stderr, "  README documents %s, which the plugin does not accept\n", names[i]);
 		CHECK(listed);
 		if(!defaults[i][0]) continue;
@@ -68,10 +68,10 @@ static void test_every_documented_option_is_accepted(void)
 
 static void test_every_accepted_option_is_documented(void)
 {
-	for(int j = 0; config__option_names[j]; j++){
+	for(size_t j = 0; config__option_name(j); j++){
 		bool documented = false;
-		for(int i = 0; i < rows; i++) documented |= !strcmp(names[i], config__option_names[j]);
-		if(!documented) fprintf(stderr, "  plugin accepts %s, which the README does not document\n", config__option_names[j]);
+		for(int i = 0; i < rows; i++) documented |= !strcmp(names[i], config__option_name(j));
+		if(!documented) fprintf(stderr, "  plugin accepts %s, which the README does not document\n", config__option_name(j));
 		CHECK(documented);
 	}
 }
@@ -79,11 +79,11 @@ static void test_every_accepted_option_is_documented(void)
 static void test_every_listed_option_is_handled(void)
 {
 	/* with a value no option takes, a handled option says why the value is wrong */
-	for(int j = 0; config__option_names[j]; j++){
+	for(size_t j = 0; config__option_name(j); j++){
 		struct bootstrap_config cfg;
 		char err[CONFIG_ERR_LEN] = "";
 		config__init(&cfg);
-		config__set(&cfg, config__option_names[j], "", err, sizeof(err));
+		config__set(&cfg, config__option_name(j), "", err, sizeof(err));
 		CHECK(strstr(err, "not handled") == NULL && strstr(err, "unknown option") == NULL);
 		config__cleanup(&cfg);
 	}
