@@ -489,7 +489,7 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, s
 
 void jobs__connection_ended(struct jobs *jobs, const char *device_id, const void *connection)
 {
-	struct job *job = index__find(jobs, device_id, hash__string(device_id));
+	struct job *job = index__find(jobs, device_id, hash__string(device_id, HASH_SEED));
 
 	if(job && connection && job->result.route.connection == connection){
 		job->result.route.connection_ended = true;
