@@ -248,6 +248,20 @@ test('noAck: a delivery it never acknowledges is sent again, marked DUP, when th
   }
 });
 
+test('a paused client (reading nothing) still disconnects', async () => {
+  const c = await mqtt.connect(port, { clientId: id('paused') });
+  await c.subscribe('paused/t', 0);
+  c.pause();
+  const pub = await mqtt.connect(port, { clientId: id('paused-pub') });
+  await pub.publishMany('paused/t', Array.from({ length: 100 }, () => 'y'));
+  await pub.disconnect();
+  await h.sleep(100);
+  assert.strictEqual(c.received, 0, 'nothing read while paused');
+  const t0 = Date.now();
+  await c.disconnect({ timeoutMs: 500 });
+  assert.ok(Date.now() - t0 < 2000);
+});
+
 test('operations on a closed client reject instead of hanging', async () => {
   const c = await mqtt.connect(port, { clientId: id('closed') });
   const waiting = c.waitFor((m) => m.topic === 'never', 5000);

@@ -11,6 +11,7 @@
 //   await c.publishMany('a/b', payloads, { qos: 1, waitAcks: false })
 //   await c.waitFor((m) => m.topic === 'a/b', 2000)   // { topic, payload, qos, dup, retain, packetId, properties }
 //   await c.disconnect()           // DISCONNECT, then close; c.destroy() drops TCP without it
+//   c.pause()                      // stop reading: the broker's packets pile up on its side
 //
 // The client answers the broker with PUBACK for QoS 1 deliveries (not with { noAck: true })
 // and with nothing else: no PINGREQ (keep tests shorter than 1.5 × keepAlive, or pass
@@ -419,9 +420,16 @@ class RawClient {
   pause() { this.socket.pause(); }
   resume() { this.socket.resume(); }
 
-  async disconnect() {
+  // DISCONNECT, then our end of the connection; resolves once it is closed. A paused client
+  // never sees the broker's end of it: after timeoutMs the socket is destroyed.
+  async disconnect({ timeoutMs = 5000 } = {}) {
     if (!this.socket.destroyed && !this.socket.writableEnded) this.socket.end(packets.disconnect());
-    return this.closed;
+    const timer = setTimeout(() => this.socket.destroy(), timeoutMs);
+    try {
+      return await this.closed;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   destroy() {
