@@ -157,16 +157,8 @@ static void bootstrap__audit_refusal(struct bootstrap_plugin *p, const char *req
 static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *client,
 		const struct bootstrap_request *req, time_t now, const char **why)
 {
-	const char *username;
+	const char *username, *client_id;
 
-	if(p->cfg.request_auth != REQUEST_AUTH_NONE){
-		/* the reply is bound to the requesting connection: it must be the device's own */
-		const char *client_id = mosquitto_client_id(client);
-		if(!client_id || strcmp(client_id, req->device_id)){
-			*why = "the request must come from the device itself: connect with the deviceId as client id";
-			return false;
-		}
-	}
 	switch(p->cfg.request_auth){
 		case REQUEST_AUTH_NONE:
 			return true;
@@ -176,7 +168,7 @@ static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *
 				*why = "the deviceId must be the client's authenticated identity";
 				return false;
 			}
-			return true;
+			break;
 		case REQUEST_AUTH_SIGN:
 			if(req->sign_method == SIGN_NONE){
 				*why = "the request must be signed (random, signMethod, sign)";
@@ -187,14 +179,20 @@ static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *
 				*why = "the signature does not match";
 				return false;
 			}
-			/* only a valid signature is remembered: nobody can fill the cache without the secret */
-			if(replay__check_and_add(p->replay, req->device_id, req->random, now)){
-				*why = "this random was already used for this deviceId; use a new one for every request";
-				return false;
-			}
-			return true;
+			break;
 	}
-	return false;
+	/* the reply is bound to the requesting connection: it must be the device's own */
+	client_id = mosquitto_client_id(client);
+	if(!client_id || strcmp(client_id, req->device_id)){
+		*why = "the request must come from the device itself: connect with the deviceId as client id";
+		return false;
+	}
+	/* only a valid signature is remembered: nobody can fill the cache without the secret */
+	if(p->cfg.request_auth == REQUEST_AUTH_SIGN && replay__check_and_add(p->replay, req->device_id, req->random, now)){
+		*why = "this random was already used for this deviceId; use a new one for every request";
+		return false;
+	}
+	return true;
 }
 
 /* The MQTT 5 Response Topic and Correlation Data of a request, validated. False (with *why)

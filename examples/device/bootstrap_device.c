@@ -2,10 +2,13 @@
  * it in a file only its owner can read, and prints how to connect to the platform with it.
  *
  *   bootstrap_device -h HOST -p PORT -k PRODUCT_KEY -s PRODUCT_SECRET_FILE -d DEVICE_ID
- *                    -o TRIPLE_FILE [-r REGION]
+ *                    -o TRIPLE_FILE [-r REGION] [-w SECONDS]
  *
  * The request is signed exactly like Alibaba's own dynamic registration, so device code written
- * for that can be reused. On busy/throttled/unavailable it waits retryAfter and asks again. */
+ * for that can be reused. The triple arrives sealed with a key only a holder of the
+ * ProductSecret can derive for this very request (README "Sealed replies"): a success reply
+ * that is not sealed, or does not open, is a forgery and is ignored. On busy/throttled/
+ * unavailable it waits retryAfter and asks again. */
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,21 +20,26 @@
 
 #include <jansson.h>
 #include <mosquitto.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "aliyun_mqtt.h"
+#include "bootstrap_seal.h"
 
 #define MAX_TRIES 10
 
 static struct {
 	const char *host, *product_key, *device_id, *out, *region;
 	int port;
+	int wait_s; /* how long to wait for the genuine answer to one request */
 	char product_secret[257];
-} opt = { "127.0.0.1", NULL, NULL, NULL, "cn-shanghai", 1883, "" };
+} opt = { "127.0.0.1", NULL, NULL, NULL, "cn-shanghai", 1883, 60, "" };
 
-static json_t *answer;     /* the last reply */
+static json_t *answer;     /* the accepted reply: an error, or a success whose triple opened */
+static json_t *triple;     /* the opened triple of a success reply */
+static unsigned char reply_key[SEAL_KEY_LEN]; /* for the request asked last */
 static bool subscribed;
 
 static void on_subscribe(struct mosquitto *m, void *ud, int mid, int n, const int *granted)
@@ -40,14 +48,64 @@ static void on_subscribe(struct mosquitto *m, void *ud, int mid, int n, const in
 	subscribed = true;
 }
 
-static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg)
+static bool member__is(const json_t *obj, const char *name, const char *want)
 {
-	(void)m; (void)ud;
-	json_decref(answer);
-	answer = json_loadb(msg->payload, (size_t)msg->payloadlen, 0, NULL);
+	const json_t *v = json_object_get(obj, name);
+	return json_is_string(v) && !strcmp(json_string_value(v), want);
 }
 
-/* {"deviceId","random","signMethod":"hmacsha256","sign"} with a fresh random */
+/* The triple sealed in reply for the request asked last, or NULL (with why) when the reply is
+ * not the genuine answer to it. */
+static json_t *triple__open(const json_t *reply, const char **why)
+{
+	char *plain = NULL;
+	size_t len = 0;
+	json_t *t;
+
+	switch(seal__open(reply_key, reply, &plain, &len)){
+		case SEAL_OPENED: break;
+		case SEAL_NOT_SEALED: *why = "not sealed"; return NULL;
+		case SEAL_MALFORMED: *why = "malformed seal"; return NULL;
+		case SEAL_FORGED: *why = "does not open with this request's key"; return NULL;
+	}
+	t = json_loadb(plain, len, JSON_REJECT_DUPLICATES, NULL);
+	OPENSSL_cleanse(plain, len);
+	free(plain);
+	if(!json_is_object(t) || !member__is(t, "DeviceName", opt.device_id) || !member__is(t, "ProductKey", opt.product_key)
+			|| !json_is_string(json_object_get(t, "DeviceSecret")) || !json_is_string(json_object_get(t, "IotId"))){
+		json_decref(t);
+		*why = "sealed for another device or product";
+		return NULL;
+	}
+	return t;
+}
+
+static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg)
+{
+	json_t *reply;
+	const char *why = NULL;
+
+	(void)m; (void)ud;
+	if(answer) return; /* the first genuine answer counts */
+	reply = json_loadb(msg->payload, (size_t)msg->payloadlen, 0, NULL);
+	if(!json_is_object(reply)){
+		json_decref(reply);
+		return;
+	}
+	if(json_is_true(json_object_get(reply, "success"))){
+		/* anyone able to publish here could send a "success": only the seal tells */
+		triple = triple__open(reply, &why);
+		if(!triple){
+			fprintf(stderr, "ignored a success reply that is not the genuine answer (%s)\n", why);
+			json_decref(reply);
+			return;
+		}
+	}
+	answer = reply;
+}
+
+/* {"deviceId","random","signMethod":"hmacsha256","sign"} with a fresh random; the key its
+ * answer is sealed with goes to reply_key. */
 static char *signed_request(void)
 {
 	unsigned char r[8], mac[EVP_MAX_MD_SIZE];
@@ -61,6 +119,7 @@ static char *signed_request(void)
 	snprintf(content, sizeof(content), "deviceName%sproductKey%srandom%s", opt.device_id, opt.product_key, random);
 	HMAC(EVP_sha256(), opt.product_secret, (int)strlen(opt.product_secret), (unsigned char *)content, strlen(content), mac, &maclen);
 	for(unsigned int i = 0; i < maclen; i++) snprintf(sign + 2 * i, 3, "%02x", mac[i]);
+	if(seal__derive_key(opt.product_secret, random, opt.product_key, opt.device_id, reply_key)) return NULL;
 	req = json_pack("{s:s, s:s, s:s, s:s}", "deviceId", opt.device_id, "random", random, "signMethod", "hmacsha256", "sign", sign);
 	text = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
@@ -97,7 +156,7 @@ int main(int argc, char **argv)
 	int c, rc = 1;
 	FILE *f;
 
-	while((c = getopt(argc, argv, "h:p:k:s:d:o:r:")) != -1){
+	while((c = getopt(argc, argv, "h:p:k:s:d:o:r:w:")) != -1){
 		switch(c){
 			case 'h': opt.host = optarg; break;
 			case 'p': opt.port = atoi(optarg); break;
@@ -105,6 +164,7 @@ int main(int argc, char **argv)
 			case 'd': opt.device_id = optarg; break;
 			case 'o': opt.out = optarg; break;
 			case 'r': opt.region = optarg; break;
+			case 'w': opt.wait_s = atoi(optarg); break;
 			case 's':
 				if(!(f = fopen(optarg, "r")) || !fgets(opt.product_secret, sizeof(opt.product_secret), f)){
 					fprintf(stderr, "cannot read the product secret from %s\n", optarg);
@@ -114,7 +174,7 @@ int main(int argc, char **argv)
 				opt.product_secret[strcspn(opt.product_secret, "\r\n")] = '\0';
 				break;
 			default:
-				fprintf(stderr, "usage: %s -h HOST -p PORT -k PRODUCT_KEY -s PRODUCT_SECRET_FILE -d DEVICE_ID -o TRIPLE_FILE [-r REGION]\n", argv[0]);
+				fprintf(stderr, "usage: %s -h HOST -p PORT -k PRODUCT_KEY -s PRODUCT_SECRET_FILE -d DEVICE_ID -o TRIPLE_FILE [-r REGION] [-w SECONDS]\n", argv[0]);
 				return 2;
 		}
 	}
@@ -138,9 +198,10 @@ int main(int argc, char **argv)
 	for(int tries = 1; tries <= MAX_TRIES; tries++){
 		char *req = signed_request();
 		json_int_t retry;
+		if(!req) goto done;
 		mosquitto_publish(m, NULL, "bootstrap/register", (int)strlen(req), req, 1, false);
 		free(req);
-		if(!wait_answer(m, 60)){
+		if(!wait_answer(m, opt.wait_s)){
 			fprintf(stderr, "no answer from the bootstrap broker\n");
 			goto done;
 		}
@@ -154,7 +215,7 @@ int main(int argc, char **argv)
 		sleep((unsigned)retry);
 	}
 
-	json_t *data = json_object_get(answer, "data");
+	json_t *data = triple;
 	if(store_triple(data)){
 		fprintf(stderr, "cannot write %s\n", opt.out);
 		goto done;
@@ -171,6 +232,12 @@ int main(int argc, char **argv)
 			p.host, p.port, p.client_id, p.username, p.password);
 	rc = 0;
 done:
+	OPENSSL_cleanse(reply_key, sizeof(reply_key));
+	if(triple){
+		json_t *secret = json_object_get(triple, "DeviceSecret");
+		if(secret) OPENSSL_cleanse((void *)json_string_value(secret), json_string_length(secret));
+	}
+	json_decref(triple);
 	json_decref(answer);
 	mosquitto_disconnect(m);
 	mosquitto_destroy(m);

@@ -11,33 +11,42 @@ let env;
 test.before(async () => { env = await h.startEnv(); });
 test.after(async () => { if (env) { env.assertLogClean(); await env.stop(); } });
 
-test('new device: mosquitto_sub under the deviceId receives the triple published by mosquitto_pub', async () => {
-  const s = h.sub(env.port, { id: 'dev-0001', topics: ['bootstrap/reply/dev-0001'] });
-  await s.ready;
-  const p = await h.pub(env.port, { message: env.request('dev-0001') });
-  assert.strictEqual(p.code, 0, 'mosquitto_pub failed: ' + p.stderr);
-  const msgs = await s.waitFor(1);
-  await s.messages();
-  assert.strictEqual(msgs.length, 1, 'exactly one reply');
-  assert.strictEqual(msgs[0].topic, 'bootstrap/reply/dev-0001');
-  const reply = JSON.parse(msgs[0].payload);
+test('new device: mosquitto_rr as the device gets the triple sealed for its request, on one connection', async () => {
+  const random = 'r-' + Date.now().toString(36) + '-0001';
+  const r = await h.rr(env.port, { id: 'dev-0001', message: env.request('dev-0001', { random }) });
+  assert.strictEqual(r.code, 0, 'mosquitto_rr failed: ' + r.stderr);
+  const reply = r.reply;
   const device = env.emu.device(h.PRODUCT_KEY, 'dev-0001');
   assert.ok(device, 'the emulator registered the device');
   assert.strictEqual(reply.success, true);
-  assert.deepStrictEqual(Object.keys(reply.data).sort(), ['DeviceName', 'DeviceSecret', 'IotId', 'ProductKey']);
-  assert.strictEqual(reply.data.ProductKey, h.PRODUCT_KEY);
-  assert.strictEqual(reply.data.DeviceName, 'dev-0001');
-  assert.strictEqual(reply.data.IotId, device.IotId);
-  h.assertSameSecret(reply.data.DeviceSecret, device.DeviceSecret, 'DeviceSecret');
+  assert.deepStrictEqual(Object.keys(reply).sort(), ['sealed', 'success'], 'no triple in the clear beside the seal');
+  assert.deepStrictEqual(Object.keys(reply.sealed).sort(), ['alg', 'ct', 'iv', 'tag']);
+  assert.ok(!r.stdout.includes(device.DeviceSecret), 'the DeviceSecret in the clear');
+  const triple = h.openSealed(reply, { productSecret: env.productSecret, random, productKey: h.PRODUCT_KEY, deviceId: 'dev-0001' });
+  assert.strictEqual(triple.IotId, device.IotId);
+  h.assertSameSecret(triple.DeviceSecret, device.DeviceSecret, 'DeviceSecret');
   assert.strictEqual(env.emu.stats().byAction.RegisterDevice, 1);
+  assert.match(env.broker.log(), /mosquitto_bootstrap: device dev-0001: triple sent sealed \(new device/);
 });
 
-test('mosquitto_rr as the device gets the triple on one connection (hmacsha1 accepted too)', async () => {
-  const r = await h.rr(env.port, { id: 'dev-0002', message: env.request('dev-0002', { method: 'hmacsha1' }) });
+test('hmacsha1 signs are accepted too', async () => {
+  const r = await env.rr('dev-0002', { method: 'hmacsha1' });
   assert.strictEqual(r.code, 0, 'mosquitto_rr failed: ' + r.stderr);
   assert.strictEqual(r.reply.success, true);
   assert.strictEqual(r.reply.data.DeviceName, 'dev-0002');
   h.assertSameSecret(r.reply.data.DeviceSecret, env.emu.device(h.PRODUCT_KEY, 'dev-0002').DeviceSecret, 'DeviceSecret');
+});
+
+test('a request sent under another client id than the deviceId is refused: the reply could not be bound to the device', async () => {
+  const s = h.sub(env.port, { id: 'dev-0005', topics: ['bootstrap/reply/dev-0005'] });
+  await s.ready;
+  const r = await h.rr(env.port, { id: 'helper-05', message: env.request('dev-0005'), responseTopic: 'bootstrap/reply/helper-05' });
+  await h.sleep(300);
+  const got = await s.messages();
+  assert.strictEqual(r.reply && r.reply.code, 'unauthorized');
+  assert.match(r.reply.message, /connect with the deviceId as client id/);
+  assert.strictEqual(got.length, 0, 'the device received something');
+  assert.strictEqual(env.emu.device(h.PRODUCT_KEY, 'dev-0005'), null, 'no platform call');
 });
 
 test('the same deviceId again (unactivated) gets the same DeviceSecret through QueryDeviceDetail', async () => {
@@ -95,6 +104,15 @@ test('unsigned formats under request_auth none: bare deviceId text and {"deviceI
     assert.match(open.broker.log(), /mosquitto_bootstrap: request_auth none: any client that can publish on 'bootstrap\/register' can register devices/);
     let r = await h.rr(open.port, { id: 'dev-bare', message: 'dev-bare' });
     assert.strictEqual(r.reply.success, true, 'bare text');
+    assert.ok(r.reply.data && !r.reply.sealed, 'in the clear: there is no key to seal with');
+    // the two-client pattern: a subscriber under the deviceId gets what another client asked for
+    const s = h.sub(open.port, { id: 'dev-pubsub', topics: ['bootstrap/reply/dev-pubsub'] });
+    await s.ready;
+    assert.strictEqual((await h.pub(open.port, { message: '{"deviceId":"dev-pubsub"}' })).code, 0);
+    const msgs = await s.waitFor(1);
+    await s.messages();
+    assert.strictEqual(msgs.length, 1, 'exactly one reply');
+    assert.strictEqual(JSON.parse(msgs[0].payload).data.DeviceName, 'dev-pubsub');
     r = await h.rr(open.port, { id: 'dev-json', message: '  {"deviceId":"dev-json","extra":[1,2]}\n' });
     assert.strictEqual(r.reply.success, true, 'JSON');
     // retained messages are counted in $SYS (its own topics too, which appear during the first

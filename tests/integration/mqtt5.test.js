@@ -18,13 +18,15 @@ function parse(stdout) {
 
 test('v5: reply on the Response Topic with the Correlation Data echoed', async () => {
   await withEnv({}, async (env) => {
-    const r = await h.rr(env.port, { id: 'dev-v5-01', message: env.request('dev-v5-01'), responseTopic: 'bootstrap/reply/dev-v5-01/session-7',
+    const random = 'v5-random-0001';
+    const r = await h.rr(env.port, { id: 'dev-v5-01', message: env.request('dev-v5-01', { random }), responseTopic: 'bootstrap/reply/dev-v5-01/session-7',
       extra: ['-V', '5', '-D', 'PUBLISH', 'correlation-data', 'corr-1234', '-F', '%D|%t|%p'] });
     const m = parse(r.stdout);
     assert.strictEqual(m.topic, 'bootstrap/reply/dev-v5-01/session-7');
     assert.strictEqual(m.corr, 'corr-1234');
     assert.strictEqual(m.reply.success, true);
-    h.assertSameSecret(m.reply.data.DeviceSecret, env.emu.device(h.PRODUCT_KEY, 'dev-v5-01').DeviceSecret, 'DeviceSecret');
+    const triple = h.openSealed(m.reply, { productSecret: env.productSecret, random, productKey: env.productKey, deviceId: 'dev-v5-01' });
+    h.assertSameSecret(triple.DeviceSecret, env.emu.device(h.PRODUCT_KEY, 'dev-v5-01').DeviceSecret, 'DeviceSecret');
   });
 });
 
@@ -58,18 +60,16 @@ test('v5: a Response Topic with a wildcard, too long, or outside the prefix gets
   }
 });
 
-test('a Response Topic in another client\'s request for the device is ignored; v3.1.1 uses the reply topic', async () => {
+test('a Response Topic in another client\'s request for the device is refused with the request; v3.1.1 uses the reply topic', async () => {
   await withEnv({}, async (env) => {
-    const device = h.sub(env.port, { id: 'dev-v5-05', topics: ['bootstrap/reply/dev-v5-05'] });
+    const device = h.sub(env.port, { id: 'dev-v5-05', topics: ['bootstrap/reply/dev-v5-05/#'] });
     await device.ready;
-    const p = await h.run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(env.port), '-V', '5', '-i', 'meddler', '-q', '1',
-      '-t', 'bootstrap/register', '-m', env.request('dev-v5-05'), '-D', 'PUBLISH', 'response-topic', 'bootstrap/reply/dev-v5-05/elsewhere']);
-    assert.strictEqual(p.code, 0, p.stderr);
-    const got = await device.waitFor(1, 5000);
-    await device.messages();
-    assert.strictEqual(got.length, 1);
-    assert.strictEqual(got[0].topic, 'bootstrap/reply/dev-v5-05', 'the meddler chose the topic');
-    const v311 = await h.rr(env.port, { id: 'dev-v5-04', message: env.request('dev-v5-04'), extra: ['-V', '311'] });
+    const p = await h.rr(env.port, { id: 'meddler', message: env.request('dev-v5-05'), responseTopic: 'bootstrap/reply/dev-v5-05/elsewhere', extra: ['-V', '5'] });
+    assert.strictEqual(p.reply && p.reply.code, 'unauthorized', 'the meddler is told why');
+    await h.sleep(300);
+    assert.strictEqual((await device.messages()).length, 0, 'the meddler chose where the device hears something');
+    assert.strictEqual(env.emu.stats().requests, 0);
+    const v311 = await env.rr('dev-v5-04', { extra: ['-V', '311'] });
     assert.strictEqual(v311.reply.success, true);
   });
 });

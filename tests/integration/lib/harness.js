@@ -237,7 +237,7 @@ async function startEnv({ shareWith = null, plugin: pluginPath = null, pluginOpt
     'log_dest stderr',
     ...logTypes.map((t) => `log_type ${t}`),
     'connection_messages true',
-    extraConfig,
+    extraConfig.replace(/\$DIR/g, dir),
     // in option values '$PORT' stands for this broker's listener port, '$DIR' for its directory
     ...(noPlugin ? [] : [`plugin ${soPath}`,
       ...Object.entries(opts).filter(([, v]) => v !== null && v !== undefined)
@@ -297,9 +297,9 @@ async function startEnv({ shareWith = null, plugin: pluginPath = null, pluginOpt
     // reply is opened with the request's key: reply.data then holds the triple, as in the clear,
     // and reply.sealed stays. With reply_encryption on (sign's default) a success reply in the
     // clear fails the test.
-    async rr(deviceId, options = {}) {
+    async rr(deviceId, { method, ...options } = {}) {
       const random = crypto.randomBytes(12).toString('hex');
-      const r = await rr(port, { id: deviceId, message: this.request(deviceId, { random }), ...options });
+      const r = await rr(port, { id: deviceId, message: this.request(deviceId, { random, method }), ...options });
       if (r.reply && r.reply.success && this.sealing) {
         assert.ok(r.reply.sealed && !r.reply.data, 'a success reply in the clear while reply_encryption is on');
         r.reply.data = openSealed(r.reply, { productSecret, random, productKey, deviceId });
