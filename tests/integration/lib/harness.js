@@ -105,11 +105,14 @@ class Broker {
     throw new Error('broker did not start listening:\n' + this.output);
   }
 
-  // A sanitized plugin in a broker without the runtime would prove nothing: check it is there.
+  // A sanitized plugin in a broker without the runtime would prove nothing: check that every
+  // library BOOTSTRAP_PRELOAD names (libasan for the ASan suite, libtsan for tests/tsan/) is there.
   assertSanitizerLoaded() {
     if (!process.env.BOOTSTRAP_PRELOAD) return;
     const maps = fs.readFileSync(`/proc/${this.proc.pid}/maps`, 'utf8');
-    assert.ok(maps.includes('libasan'), 'the broker runs without the ASan runtime');
+    for (const runtime of preloadedRuntimes()) {
+      assert.ok(maps.includes('/' + runtime + '.so'), `the broker runs without the ${runtime} runtime (BOOTSTRAP_PRELOAD)`);
+    }
   }
 
   // Stops the broker and fails if a sanitizer reported anything in it.
@@ -134,8 +137,17 @@ function valgrindReport(output) {
   return output.split('\n').filter((l) => /^==\d+==/.test(l)).slice(-80).join('\n');
 }
 
+// The libraries BOOTSTRAP_PRELOAD names, as they appear in /proc/PID/maps whatever the version
+// suffix: /usr/lib/gcc/x86_64-linux-gnu/12/libtsan.so → libtsan.
+function preloadedRuntimes() {
+  return (process.env.BOOTSTRAP_PRELOAD || '').split(/[:\s]+/).filter(Boolean)
+    .map((p) => path.basename(p).replace(/\.so(\..*)?$/, ''));
+}
+
+// ThreadSanitizer reports races, thread leaks and lock misuse as "WARNING: ThreadSanitizer: ...",
+// not ERROR, and ends with "SUMMARY: ThreadSanitizer: ...".
 function assertNoSanitizerReport(output) {
-  const bad = /ERROR: (Address|Leak|Thread)Sanitizer|runtime error:|SUMMARY: (Address|Undefined|Leak)/.exec(output);
+  const bad = /ERROR: (Address|Leak|Thread)Sanitizer|(WARNING|FATAL): ThreadSanitizer|runtime error:|SUMMARY: (Address|Undefined|Leak|Thread)/.exec(output);
   assert.ok(!bad, 'sanitizer report from the broker:\n' + output.slice(Math.max(0, bad ? bad.index - 200 : 0), bad ? bad.index + 4000 : 0));
 }
 

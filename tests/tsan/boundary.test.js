@@ -1,0 +1,318 @@
+'use strict';
+// ThreadSanitizer on the broker boundary: the plugin built with -DBOOTSTRAP_TSAN=ON (build-tsan,
+// see scripts/test) in Debian's uninstrumented mosquitto with gcc's libtsan preloaded, driven so
+// that the broker thread and the worker thread touch shared state at the same time: many signed
+// requests with platform latency, several requests for the same deviceIds at once (joins, while
+// queued and while in flight), refused requests, retries after platform faults, SIGHUPs that
+// really swap the platform credentials while requests are in flight, and a shutdown with
+// requests in flight. Any ThreadSanitizer report in the broker's output fails the test; the
+// reports are also written to BOOTSTRAP_BUILD_DIR/tsan-reports.txt.
+//
+// Kept outside tests/integration/ so that the ASan suite's glob does not run it with the ASan
+// plugin. Run alone:
+//   BOOTSTRAP_PLUGIN=build-tsan/mosquitto_bootstrap.so BOOTSTRAP_PRELOAD=$(gcc -print-file-name=libtsan.so) \
+//     node tests/tsan/boundary.test.js
+const test = require('node:test');
+const assert = require('assert');
+const crypto = require('crypto');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const h = require('../integration/lib/harness');
+
+// halt_on_error=0: the broker runs on after a report, so one run shows every distinct race;
+// history_size=7: the largest per-thread access history (4M accesses), so that the earlier of
+// the two racing accesses still has its stack when the race is found, not "failed to restore";
+// second_deadlock_stack=1: both stacks for lock-order inversions;
+// report_signal_unsafe=0: malloc in a signal handler would be the broker's, not the plugin's.
+// Anything in TSAN_OPTIONS already comes after these, so it wins.
+const TSAN_DEFAULTS = 'halt_on_error=0 second_deadlock_stack=1 report_signal_unsafe=0 history_size=7';
+process.env.TSAN_OPTIONS = [TSAN_DEFAULTS, process.env.TSAN_OPTIONS || ''].join(' ').trim();
+const SUPPRESSIONS = path.join(__dirname, '..', 'tsan.supp');
+if (fs.existsSync(SUPPRESSIONS)) process.env.TSAN_OPTIONS = `suppressions=${SUPPRESSIONS} ` + process.env.TSAN_OPTIONS;
+
+// The codes the README documents; a device in this test gets success or one of these.
+const TRANSIENT = new Set(['platform_unavailable', 'busy']);
+
+function assertTsanSetup() {
+  const plugin = process.env.BOOTSTRAP_PLUGIN;
+  const hint = 'scripts/test builds it in build-tsan (-DBOOTSTRAP_TSAN=ON) and passes it to CTest as -DBOOTSTRAP_TSAN_PLUGIN';
+  assert.ok(plugin && fs.existsSync(plugin), `BOOTSTRAP_PLUGIN must name the plugin built with ThreadSanitizer: ${hint}`);
+  assert.ok(fs.readFileSync(plugin).includes('__tsan_func_entry'), `${plugin} is not built with -fsanitize=thread: ${hint}`);
+  const preload = process.env.BOOTSTRAP_PRELOAD || '';
+  assert.ok(/^libtsan\.so/.test(path.basename(preload)) && fs.existsSync(preload),
+    'BOOTSTRAP_PRELOAD must name gcc\'s libtsan.so (gcc -print-file-name=libtsan.so)');
+}
+
+// The ThreadSanitizer reports in the broker's output: each is a block between "====" lines.
+function tsanReports(log) {
+  return log.split(/^==================$/m).map((b) => b.trim())
+    .filter((b) => /^(WARNING|ERROR|FATAL): ThreadSanitizer/.test(b));
+}
+
+// A report in short: its title, and each stack's heading with its first frames.
+function shortReport(report) {
+  const out = [];
+  let frames = 0;
+  for (const line of report.split('\n')) {
+    if (/^(WARNING|ERROR|FATAL|SUMMARY): ThreadSanitizer/.test(line)) out.push(line);
+    else if (/^  \S/.test(line)) { out.push(line); frames = 0; }
+    else if (/^\s+#\d+ /.test(line) && frames++ < 5) out.push(line.replace(/ \([^()]*\+0x[0-9a-f]+\)$/, ''));
+  }
+  // addresses and pids differ from one report of the same race to the next
+  return out.join('\n').replace(/0x[0-9a-f]+/g, '0x…').replace(/ \(pid=\d+\)/, '');
+}
+
+// Stops the broker (if it still runs) and returns its ThreadSanitizer reports, written to
+// BOOTSTRAP_BUILD_DIR/tsan-reports.txt when there are any; { error } is what stop() threw.
+async function stopAndCollect(env) {
+  let error = null, result = null;
+  if (env.broker.proc) {
+    try { result = await env.broker.stop(); } catch (e) { error = e; }
+  }
+  const reports = tsanReports(env.broker.log());
+  let file = null;
+  if (reports.length) {
+    file = path.join(process.env.BOOTSTRAP_BUILD_DIR || os.tmpdir(), 'tsan-reports.txt');
+    fs.writeFileSync(file, reports.join('\n==================\n') + '\n');
+  }
+  return { reports, file, error, result };
+}
+
+function failOnReports({ reports, file }) {
+  if (!reports.length) return;
+  const distinct = [...new Set(reports.map(shortReport))];
+  assert.fail(`${reports.length} ThreadSanitizer report(s) from the broker, ${distinct.length} distinct (in full: ${file}):\n\n${distinct.join('\n\n')}`);
+}
+
+// Rewrites the credentials file the way a rotation does: a new file renamed over the old one.
+function writeCredentials(env, text) {
+  const file = path.join(env.dir, 'credentials');
+  const tmp = file + '.new';
+  fs.writeFileSync(tmp, text, { mode: 0o600 });
+  h.giveToBroker(tmp);
+  fs.renameSync(tmp, file);
+}
+
+function keyFile(key) {
+  return `[default]\ntype = access_key\naccess_key_id = ${key.id}\naccess_key_secret = ${key.secret}\n`;
+}
+
+// An impatient device's helper: a signed request for deviceId every everyMs for forMs, all
+// through one connection (mosquitto_pub -l publishes each line as it arrives). Most of them
+// join the flow under way; one lands right after the worker has taken the job up.
+function requestStream(env, deviceId, { client, everyMs = 5, forMs = 700 }) {
+  const { spawn } = require('child_process');
+  const p = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(env.port), '-t', 'bootstrap/register', '-q', '1', '-l', '-i', client],
+    { stdio: ['pipe', 'ignore', 'pipe'] });
+  h.live.add(p);
+  let stderr = '';
+  p.stderr.on('data', (d) => { stderr += d; });
+  const closed = new Promise((resolve) => p.on('close', (code) => { h.live.delete(p); resolve({ code, stderr }); }));
+  const until = Date.now() + forMs;
+  const timer = setInterval(() => {
+    if (Date.now() >= until) { clearInterval(timer); p.stdin.end(); return; }
+    p.stdin.write(env.request(deviceId) + '\n');
+  }, everyMs);
+  return closed;
+}
+
+function checkReply(env, id, r, { allowNone = false } = {}) {
+  if (!r.reply) {
+    assert.ok(allowNone, `${id} got no reply (mosquitto_rr exit ${r.code})`);
+    return 'no_reply';
+  }
+  assert.ok(!r.reply.unparsable, `${id}: unparsable reply`);
+  if (r.reply.success) {
+    assert.strictEqual(r.reply.data.DeviceName, id);
+    const d = env.emu.device(h.PRODUCT_KEY, id);
+    assert.ok(d, `${id} succeeded without a device on the platform`);
+    h.assertSameSecret(r.reply.data.DeviceSecret, d.DeviceSecret, `${id} DeviceSecret`);
+    return 'ok';
+  }
+  assert.ok(TRANSIENT.has(r.reply.code), `${id} got ${r.reply.code}: ${r.reply.message}`);
+  assert.ok(r.reply.retryAfter > 0, `${id}: ${r.reply.code} without retryAfter`);
+  return r.reply.code;
+}
+
+test('ThreadSanitizer: concurrent requests, joins, refusals, retries, SIGHUP credential swaps and a shutdown in flight', async (t) => {
+  assertTsanSetup();
+  const t0 = Date.now();
+  const env = await h.startEnv({
+    credentials: 'file',
+    // a short HTTP timeout and deadline keep retries (and the retry heap) busy within the run
+    pluginOptions: { http_timeout_ms: 1500, request_deadline_ms: 20000, max_inflight: 24,
+      // the broker's other readers of worker state: the wake-up client, metrics, the audit trail
+      wakeup_port: '$PORT', metrics_interval: 1, audit_file: '$DIR/audit.log' },
+  });
+  try {
+    const keyA = { id: env.accessKeyId, secret: env.accessKeySecret };
+    const keyB = { id: 'LTAI' + crypto.randomBytes(8).toString('hex'), secret: 'aksecret-' + crypto.randomBytes(12).toString('hex') };
+    env.secrets.push(keyB.secret);
+    env.emu.setAccessKeys({ [keyA.id]: { secret: keyA.secret }, [keyB.id]: { secret: keyB.secret } });
+    env.emu.setLatency(300); // requests overlap: the worker waits in curl while the broker takes more
+    const pre = Array.from({ length: 10 }, (_, i) => `pre-${String(i).padStart(3, '0')}`);
+    for (const id of pre) env.emu.preRegister(h.PRODUCT_KEY, id); // RegisterDevice, then QueryDeviceDetail
+
+    // SIGHUPs while everything below is in flight: the credentials swap A → B → A ..., one
+    // broken file in the middle (the current ones are kept), the ProductSecret re-read each time.
+    const hups = (async () => {
+      const plan = ['B', 'A', 'garbage', 'B', 'A', 'B', 'A', 'B'];
+      for (const k of plan) {
+        await h.sleep(1200);
+        writeCredentials(env, k === 'garbage' ? 'garbage\n' : keyFile(k === 'A' ? keyA : keyB));
+        env.broker.proc.kill('SIGHUP');
+      }
+      // the broker takes a signal up at its next main-loop iteration
+      for (let i = 0; i < 40 && (env.broker.log().match(/reload: (platform credentials reloaded|.* keeping the current credentials)/g) || []).length < plan.length; i++) await h.sleep(50);
+    })();
+
+    // faults mid-run: retries back off and come back through the worker's heap across reloads
+    const faults = (async () => {
+      await h.sleep(2500);
+      env.emu.addFaults({ kind: '5xx', status: 503, count: 6 }, { kind: 'drop', count: 4 }, { kind: 'garbage', count: 3 });
+    })();
+
+    // many signed requests, in waves
+    const normalIds = [];
+    const normal = (async () => {
+      const all = [];
+      for (let wave = 0; wave < 6; wave++) {
+        const ids = Array.from({ length: 10 }, (_, i) => `dev-${wave}-${String(i).padStart(3, '0')}`);
+        if (wave === 2) ids.push(...pre);
+        normalIds.push(...ids);
+        all.push(...ids.map((id) => env.rr(id, { timeoutS: 45 })));
+        await h.sleep(1500);
+      }
+      return Promise.all(all);
+    })();
+
+    // joins: the device asks, and more requests for the same deviceId arrive while its flow is
+    // queued or in flight, from other clients (each with a new random) and in one burst
+    const joinIds = Array.from({ length: 12 }, (_, i) => `join-${String(i).padStart(3, '0')}`);
+    const joins = (async () => {
+      const all = [];
+      for (const [n, id] of joinIds.entries()) {
+        const mine = env.rr(id, { timeoutS: 45 });
+        await h.sleep(20 + (n % 4) * 60);
+        const others = [0, 1].map((k) => h.pub(env.port, { id: `joiner-${n}-${k}`, message: env.request(id) }));
+        others.push(requestStream(env, id, { client: `stream-${n}` }));
+        all.push(Promise.all([mine, ...others]).then(([r]) => r));
+        await h.sleep(400);
+      }
+      return Promise.all(all);
+    })();
+    const burstIds = Array.from({ length: 8 }, (_, i) => `burst-${String(i).padStart(3, '0')}`);
+    const bursts = (async () => {
+      await h.sleep(3000);
+      const listeners = burstIds.map((id) => h.sub(env.port, { id, topics: [`bootstrap/reply/${id}`] }));
+      await Promise.all(listeners.map((l) => l.ready));
+      const lines = [];
+      for (const id of burstIds) for (let k = 0; k < 4; k++) lines.push(env.request(id));
+      const sent = await env.publishMany(lines);
+      assert.strictEqual(sent.code, 0, sent.stderr);
+      return Promise.all(listeners.map(async (l) => { await l.waitFor(1, 40000); return l.messages(); }));
+    })();
+
+    // refused: bad signs (each from its own loopback address, below the refusal rate limit),
+    // a reused random, and bad payloads; some for deviceIds whose flows are running
+    const refused = (async () => {
+      await h.sleep(1000);
+      const out = [];
+      for (let i = 0; i < 8; i++) {
+        const id = i % 2 ? joinIds[i] : `bad-${i}`;
+        const message = env.request(id, { key: 'not-the-product-secret' });
+        out.push(h.rr(env.port, { id: `refused-${i}`, message, responseTopic: `bootstrap/reply/refused-${i}`, extra: ['-A', `127.0.1.${i + 1}`] })
+          .then((r) => ['unauthorized', r]));
+        await h.sleep(300);
+      }
+      const random = crypto.randomBytes(8).toString('hex');
+      const first = await env.rr('replay-001', { timeoutS: 45 });
+      out.push(Promise.resolve(['first', first]));
+      out.push(h.rr(env.port, { id: 'replay-001', message: env.request('replay-001', { random }), extra: ['-A', '127.0.2.1'] })
+        .then(async (r) => {
+          assert.ok(r.reply && r.reply.success, 'a request with a fresh random');
+          return ['replay-ok', r];
+        }));
+      await out[out.length - 1];
+      out.push(h.rr(env.port, { id: 'replay-001', message: env.request('replay-001', { random }), extra: ['-A', '127.0.2.2'] })
+        .then((r) => ['unauthorized', r]));
+      for (const [message, code] of [['{"deviceId":1234}', 'invalid_request'], ['dev+0001', 'invalid_device_id'],
+        ['{"deviceId":"dev-x","deviceId":"dev-y"}', 'invalid_request'], [null, 'invalid_request'], ['x'.repeat(2000), 'invalid_request']]) {
+        out.push(h.rr(env.port, { id: `payload-${out.length}`, message, responseTopic: `bootstrap/reply/payload-${out.length}` }).then((r) => [code, r]));
+      }
+      return Promise.all(out);
+    })();
+
+    const [normalReplies, joinReplies, burstMessages, refusedReplies] = await Promise.all([normal, joins, bursts, refused, hups, faults]);
+    const outcomes = {};
+    const tally = (o) => { outcomes[o] = (outcomes[o] || 0) + 1; };
+    normalReplies.forEach((r, i) => tally(checkReply(env, normalIds[i], r)));
+    joinReplies.forEach((r, i) => tally(checkReply(env, joinIds[i], r)));
+    burstMessages.forEach((msgs, i) => {
+      assert.ok(msgs.length >= 1, `${burstIds[i]} got no reply to its burst`);
+      tally(checkReply(env, burstIds[i], { reply: JSON.parse(msgs[0].payload) }));
+    });
+    for (const [want, r] of refusedReplies) {
+      if (want === 'first' || want === 'replay-ok') continue;
+      assert.ok(r.reply, `a ${want} request got no reply`);
+      assert.strictEqual(r.reply.code, want);
+    }
+    assert.strictEqual(env.emu.stats().faultsServed, 13, 'every injected fault was met (and retried)');
+    const devices = normalIds.length + joinIds.length + burstIds.length;
+    assert.ok((outcomes.ok || 0) >= devices * 0.8, `only ${outcomes.ok} of ${devices} devices got their triple: ${JSON.stringify(outcomes)}`);
+
+    const log = env.broker.log();
+    const joined = (log.match(/already in progress, joined/g) || []).length;
+    assert.ok(joined >= 10, `${joined} requests joined a flow under way`);
+    const reloads = (log.match(/reload: platform credentials reloaded from file/g) || []).length;
+    assert.strictEqual(reloads, 7, 'every SIGHUP with a good file swapped the credentials');
+    assert.match(log, /reload: .* keeping the current credentials/);
+
+    // joins in a quiet broker, where the worker's lock is rarely taken: the stream's first
+    // request starts the flow, and its next ones keep arriving while the worker takes the job
+    // up (the device's own request joins too)
+    const quietIds = Array.from({ length: 8 }, (_, i) => `quiet-${String(i).padStart(3, '0')}`);
+    for (const [n, id] of quietIds.entries()) {
+      const stream = requestStream(env, id, { client: `quiet-stream-${n}`, everyMs: 2, forMs: 300 });
+      await h.sleep(30);
+      const mine = env.rr(id, { timeoutS: 30 });
+      await stream;
+      tally(checkReply(env, id, await mine));
+    }
+
+    // the swap was real: with key A revoked, key B (the last one loaded) still works
+    env.emu.setAccessKeys({ [keyB.id]: { secret: keyB.secret } });
+    env.emu.setLatency(0);
+    const afterSwap = await env.rr('swapped-001', { timeoutS: 20 });
+    assert.strictEqual(checkReply(env, 'swapped-001', afterSwap), 'ok', 'signed with the key loaded last');
+
+    // shutdown with requests queued and in flight: those devices get no reply (documented), or
+    // an answer that made it out before the broker stopped
+    env.emu.setLatency(2000);
+    const lateIds = Array.from({ length: 30 }, (_, i) => `late-${String(i).padStart(3, '0')}`);
+    const late = Promise.all(lateIds.map((id) => env.rr(id, { timeoutS: 20 })));
+    await h.sleep(800);
+    env.broker.proc.kill('SIGHUP');
+    await h.sleep(300);
+    const stopping = Date.now();
+    const stopped = await stopAndCollect(env);
+    const stopMs = Date.now() - stopping;
+    failOnReports(stopped);
+    if (stopped.error) throw stopped.error;
+    assert.strictEqual(stopped.result.code, 0, 'the broker exited cleanly');
+    assert.ok(stopMs < 10000, `shutdown took ${stopMs} ms`);
+    (await late).forEach((r, i) => tally(checkReply(env, lateIds[i], r, { allowNone: true })));
+    assert.match(env.broker.log(), /mosquitto_bootstrap: shutting down with \d+ requests unanswered/);
+    env.assertLogClean();
+    t.diagnostic(`outcomes ${JSON.stringify(outcomes)}; ${joined} joins; ${reloads} reloads; shutdown ${stopMs} ms; ${Date.now() - t0} ms in all`);
+  } catch (e) {
+    // a failure before the shutdown: the broker's reports still count, and are kept
+    if (!env.broker.proc) throw e; // collected already
+    const stopped = await stopAndCollect(env);
+    if (stopped.reports.length) e.message += `\n(and ${stopped.reports.length} ThreadSanitizer report(s) in ${stopped.file})`;
+    throw e;
+  } finally {
+    await env.stop();
+  }
+});
