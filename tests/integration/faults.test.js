@@ -3,6 +3,8 @@
 // broker keeps serving while the platform misbehaves.
 const test = require('node:test');
 const assert = require('assert');
+const path = require('path');
+const fs = require('fs');
 const h = require('./lib/harness');
 
 const { withEnv } = h;
@@ -71,30 +73,46 @@ test('the platform goes down and comes back mid-run: devices waiting on it finis
   });
 });
 
-test('a device that disconnects while its request waits: clean session loses the reply, a persistent session gets it on return', async () => {
-  await withEnv({}, async (env) => {
+test('a device that disconnects while its request waits: the flow finishes, the reply is dropped, and asking again is answered', async () => {
+  await withEnv({ pluginOptions: { audit_file: '$DIR/audit.log' } }, async (env) => {
     env.emu.setLatency(1000);
-    // clean session: publish and leave; the plugin still finishes the flow
+    // clean and persistent sessions alike: publish and leave; the plugin still finishes the flow
     const gone = await h.pub(env.port, { id: 'dev-gone', message: env.request('dev-gone') });
     assert.strictEqual(gone.code, 0);
-    // persistent session: publish, leave, come back after the answer was published
-    const p = await h.run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(env.port), '-i', 'dev-back', '-c', '-q', '1',
-      '-t', 'bootstrap/register', '-m', env.request('dev-back')]);
+    const p = await h.pub(env.port, { id: 'dev-back', message: env.request('dev-back'), extra: ['-c'] });
     assert.strictEqual(p.code, 0);
     await h.sleep(1800);
     assert.ok(env.emu.device(h.PRODUCT_KEY, 'dev-gone') && env.emu.device(h.PRODUCT_KEY, 'dev-back'), 'both flows ran');
+    const s = await h.run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(env.port), '-i', 'dev-back', '-c', '-q', '1',
+      '-t', 'bootstrap/reply/dev-back', '-C', '1', '-W', '2']);
+    assert.strictEqual(s.stdout.trim(), '', 'a bound reply waited in the persistent session');
+    const codes = fs.readFileSync(path.join(env.dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).code);
+    assert.deepStrictEqual(codes, ['connection_closed', 'connection_closed']);
+    env.emu.setLatency(0);
+    const again = await env.rr('dev-back');
+    h.assertSameSecret(again.reply.data.DeviceSecret, env.emu.device(h.PRODUCT_KEY, 'dev-back').DeviceSecret, 'DeviceSecret');
+    await stillServing(env, 'dev-gone-after');
+  });
+});
+
+test('request_auth none (unbound): a persistent session gets the reply on return', async () => {
+  await withEnv({ requestAuth: 'none' }, async (env) => {
+    env.emu.setLatency(1000);
+    const p = await h.pub(env.port, { id: 'dev-back', message: env.request('dev-back'), extra: ['-c'] });
+    assert.strictEqual(p.code, 0);
+    await h.sleep(1800);
     const s = await h.run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(env.port), '-i', 'dev-back', '-c', '-q', '1',
       '-t', 'bootstrap/reply/dev-back', '-C', '1', '-W', '5']);
     const reply = JSON.parse(s.stdout.trim());
     assert.strictEqual(reply.success, true, 'the reply waited in the persistent session');
     h.assertSameSecret(reply.data.DeviceSecret, env.emu.device(h.PRODUCT_KEY, 'dev-back').DeviceSecret, 'DeviceSecret');
-    env.emu.setLatency(0);
-    await stillServing(env, 'dev-gone-after');
   });
 });
 
 test('SIGHUP and then SIGTERM with 2000 requests queued and in flight: nothing lost on reload, prompt clean exit', async () => {
-  await withEnv({ pluginOptions: { max_inflight: 200, register_qps: 100 } }, async (env) => {
+  // request_auth none: 2000 requests through one connection (bound requests each need the
+  // device's own connection)
+  await withEnv({ requestAuth: 'none', pluginOptions: { max_inflight: 200, register_qps: 100 } }, async (env) => {
     env.emu.setLatency(3000);
     const lines = Array.from({ length: 2000 }, (_, i) => env.request(`dev-bulk-${String(i).padStart(4, '0')}`));
     const sent = await env.publishMany(lines);

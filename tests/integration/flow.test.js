@@ -58,7 +58,7 @@ test('the same deviceId again (unactivated) gets the same DeviceSecret through Q
   assert.strictEqual((after.byAction.RegisterDevice || 0) - (before.byAction.RegisterDevice || 0), 1, 'one RegisterDevice');
   assert.strictEqual((after.byAction.QueryDeviceDetail || 0) - (before.byAction.QueryDeviceDetail || 0), 1, 'one QueryDeviceDetail');
   assert.strictEqual((after.byCode['iot.device.AlreadyExistedDeviceName'] || 0) - (before.byCode['iot.device.AlreadyExistedDeviceName'] || 0), 1);
-  assert.match(env.broker.log(), /mosquitto_bootstrap: device dev-0002: triple sent \(existing device/);
+  assert.match(env.broker.log(), /mosquitto_bootstrap: device dev-0002: triple sent sealed \(existing device/);
 });
 
 test('invalid deviceIds get invalid_device_id on the requester\'s own reply topic, without a platform call', async () => {

@@ -6,6 +6,7 @@ const assert = require('assert');
 const fs = require('fs');
 const path = require('path');
 const h = require('./lib/harness');
+const mqtt = require('./lib/mqtt_raw');
 
 const { withEnv } = h;
 
@@ -64,8 +65,11 @@ test('a Response Topic in another client\'s request for the device is refused wi
   await withEnv({}, async (env) => {
     const device = h.sub(env.port, { id: 'dev-v5-05', topics: ['bootstrap/reply/dev-v5-05/#'] });
     await device.ready;
-    const p = await h.rr(env.port, { id: 'meddler', message: env.request('dev-v5-05'), responseTopic: 'bootstrap/reply/dev-v5-05/elsewhere', extra: ['-V', '5'] });
-    assert.strictEqual(p.reply && p.reply.code, 'unauthorized', 'the meddler is told why');
+    const meddler = await mqtt.connect(env.port, { clientId: 'meddler', version: 5 });
+    await meddler.publish('bootstrap/register', env.request('dev-v5-05'), { qos: 1, properties: { responseTopic: 'bootstrap/reply/dev-v5-05/elsewhere' } });
+    const told = await meddler.waitFor(() => true, 5000);
+    await meddler.disconnect();
+    assert.strictEqual(JSON.parse(told.payload).code, 'unauthorized', 'the meddler is told why');
     await h.sleep(300);
     assert.strictEqual((await device.messages()).length, 0, 'the meddler chose where the device hears something');
     assert.strictEqual(env.emu.stats().requests, 0);

@@ -4,6 +4,7 @@
 const test = require('node:test');
 const assert = require('assert');
 const h = require('./lib/harness');
+const mqtt = require('./lib/mqtt_raw');
 
 let env;
 // the quota is not what this tests: let the 50 calls go out at once
@@ -35,19 +36,22 @@ test('50 simultaneous bootstraps at 2 s platform latency finish in under 4 s; CO
   assert.strictEqual(env.emu.stats().byAction.RegisterDevice, 50);
 });
 
-test('the same deviceId requested twice at once shares one platform flow', async () => {
+test('the same deviceId requested twice at once shares one platform flow; the reply is sealed for the latest request', async () => {
   env.emu.setLatency(500);
   const before = env.emu.stats().byAction.RegisterDevice || 0;
-  const s = h.sub(env.port, { id: 'dev-twice', topics: ['bootstrap/reply/dev-twice'] });
-  await s.ready;
-  await h.pub(env.port, { message: env.request('dev-twice') });
-  await h.pub(env.port, { message: env.request('dev-twice') });
-  const msgs = await s.waitFor(1, 3000);
+  const device = await mqtt.connect(env.port, { clientId: 'dev-twice' });
+  await device.subscribe('bootstrap/reply/dev-twice', 1);
+  const randoms = ['twice-random-01', 'twice-random-02'];
+  for (const random of randoms) await device.publish('bootstrap/register', env.request('dev-twice', { random }), { qos: 1 });
+  await device.waitFor(() => true, 3000);
   await h.sleep(700);
-  const got = await s.messages();
-  assert.ok(msgs.length >= 1);
-  assert.strictEqual(got.length, 1, 'one reply');
-  assert.strictEqual(JSON.parse(got[0].payload).success, true);
+  await device.disconnect();
+  assert.strictEqual(device.messages.length, 1, 'one reply');
+  const reply = JSON.parse(device.messages[0].payload);
+  assert.strictEqual(reply.success, true);
+  const open = (random) => h.openSealed(reply, { productSecret: env.productSecret, random, productKey: env.productKey, deviceId: 'dev-twice' });
+  assert.strictEqual(open(randoms[1]).DeviceName, 'dev-twice');
+  assert.throws(() => open(randoms[0]), 'the earlier request\'s key does not open it');
   assert.strictEqual((env.emu.stats().byAction.RegisterDevice || 0) - before, 1, 'one RegisterDevice');
   env.emu.setLatency(0);
 });
