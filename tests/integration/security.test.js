@@ -80,6 +80,22 @@ test('identity: with TLS client certificates, the deviceId must be the certifica
       const none = await h.rr(env.port, { id: 'dev-cert-01', message: 'x', extra: ['--cafile', pki.ca], timeoutS: 3 });
       assert.strictEqual(none.reply, null);
       assert.strictEqual(env.emu.stats().byAction.RegisterDevice, 1, 'only the genuine request reached the platform');
+
+      // takeover: dev-cert-01 asks; while the platform answers, the holder of dev-cert-02's
+      // valid certificate connects with dev-cert-01's client id. Nobody gets the triple.
+      env.emu.setLatency(1500);
+      const victim = h.rr(env.port, { id: 'dev-cert-01', message: JSON.stringify({ deviceId: 'dev-cert-01' }), extra: client(dev), timeoutS: 5 });
+      const queued = () => (env.broker.log().match(/device dev-cert-01: queued/g) || []).length;
+      for (let i = 0; i < 250 && queued() < 2; i++) await h.sleep(20);
+      assert.strictEqual(queued(), 2, 'the victim\'s request is on its way');
+      const thief = await h.run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(env.port), '-i', 'dev-cert-01', ...client(other),
+        '-t', 'bootstrap/reply/dev-cert-01', '-t', 'bootstrap/reply/dev-cert-02', '-W', '5', '-v']);
+      const r = await victim;
+      for (let i = 0; i < 100 && !/device dev-cert-01: triple dropped/.test(env.broker.log()); i++) await h.sleep(50);
+      assert.ok(!r.reply || !r.reply.success, 'the taken-over device still got its reply');
+      assert.strictEqual(thief.stdout.trim(), '', 'the thief with its own valid certificate received something');
+      assert.ok(!thief.stdout.includes(env.emu.device(h.PRODUCT_KEY, 'dev-cert-01').DeviceSecret));
+      assert.match(env.broker.log(), /device dev-cert-01: triple dropped: the requesting connection ended/);
     });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
