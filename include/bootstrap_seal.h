@@ -9,7 +9,7 @@
  *   {"success":true,"sealed":{"alg":"A128GCM","iv":b64,"ct":b64,"tag":b64}}
  *
  * Pure functions on OpenSSL's EVP and jansson; used by the plugin (sealing, on the broker
- * thread), the example device and the bootstrap_open tool (opening). No state, any thread. */
+ * thread), the example device and mosquitto-bootstrap-open (opening). No state, any thread. */
 #include <stdbool.h>
 #include <stddef.h>
 

@@ -1,6 +1,7 @@
-/* bootstrap_open: reads a bootstrap reply on standard input and prints the triple it seals.
+/* mosquitto-bootstrap-open: reads a bootstrap reply on standard input and prints the triple
+ * it seals.
  *
- *   mosquitto_rr ... | bootstrap_open -s PRODUCT_SECRET_FILE -k PRODUCT_KEY -d DEVICE_ID -r RANDOM
+ *   mosquitto_rr ... | mosquitto-bootstrap-open -s PRODUCT_SECRET_FILE -k PRODUCT_KEY -d DEVICE_ID -r RANDOM
  *
  * RANDOM is the "random" of the signed request the reply answers. Prints
  * {"ProductKey","DeviceName","DeviceSecret","IotId"} on standard output and exits 0; an error

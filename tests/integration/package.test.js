@@ -31,9 +31,22 @@ test('the .deb installs into a temporary root, and the broker loads the plugin f
       assert.ok(fs.existsSync(path.join(root, 'usr/share/doc/mosquitto-bootstrap', doc)), doc);
     }
 
+    const open = path.join(root, 'usr/bin/mosquitto-bootstrap-open');
+    assert.ok(fs.existsSync(open), 'mosquitto-bootstrap-open in /usr/bin');
     await h.withEnv({ plugin: so }, async (env) => {
       const r = await env.rr('dev-pkg-01');
       assert.strictEqual(r.reply.success, true);
+      // the packaged tool opens a sealed reply the way a person testing would use it
+      const random = 'pkg-random-0001';
+      const rr = await h.rr(env.port, { id: 'dev-pkg-02', message: env.request('dev-pkg-02', { random }) });
+      const replyFile = path.join(env.dir, 'reply');
+      fs.writeFileSync(replyFile, rr.stdout);
+      const opened = await h.run('sh', ['-c', `"${open}" -s "${env.productSecretFile}" -k ${env.productKey} -d dev-pkg-02 -r ${random} < "${replyFile}"`]);
+      assert.strictEqual(opened.code, 0, opened.stderr);
+      h.assertSameSecret(JSON.parse(opened.stdout).DeviceSecret, env.emu.device(env.productKey, 'dev-pkg-02').DeviceSecret, 'opened DeviceSecret');
+      const wrong = await h.run('sh', ['-c', `"${open}" -s "${env.productSecretFile}" -k ${env.productKey} -d dev-pkg-02 -r other-random-01 < "${replyFile}"`]);
+      assert.strictEqual(wrong.code, 3, 'another request\'s random does not open it');
+      assert.strictEqual(wrong.stdout, '');
     });
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
