@@ -10,6 +10,7 @@ struct audit;
 /* Audit codes for requests that end without a reply (beside the reply codes). */
 #define AUDIT_CONNECTION_CLOSED "connection_closed" /* bound reply dropped: its connection ended */
 #define AUDIT_SHUTDOWN "shutdown"                   /* abandoned when the broker stopped */
+#define AUDIT_SUPERSEDED "superseded"               /* a later request for the device took its flow over */
 
 struct audit_entry {
 	time_t time;

@@ -58,7 +58,9 @@ enum jobs_submit_status {
 /* cfg must outlive the jobs; its creds are only changed through jobs__set_credentials(). NULL on failure. */
 struct jobs *jobs__new(struct bootstrap_config *cfg);
 /* Queues a flow for device_id, or joins the one under way. The job takes over route (the
- * latest request's route wins); on JOBS_FULL or JOBS_ERROR it stays the caller's. */
+ * latest request's route wins): on JOBS_QUEUED route is left empty, on JOBS_JOINED it holds
+ * the superseded request's route, on JOBS_FULL or JOBS_ERROR it is unchanged. The caller
+ * frees what is left. */
 enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, struct reply_route *route);
 /* The connection a pending request for device_id was bound to has ended: its reply will be
  * dropped. Does nothing when the pending request is bound to another connection. */
@@ -94,6 +96,10 @@ void jobs__stats(struct jobs *jobs, struct jobs_stats *stats);
 void jobs__set_credentials(struct jobs *jobs, struct bootstrap_credentials *creds);
 /* Submitted and not yet taken back. Broker thread. */
 size_t jobs__outstanding(const struct jobs *jobs);
+/* Stops the worker (in-flight requests are abandoned) and calls each() for every request
+ * submitted and not taken back, queued, in flight or finished: its flow says how far it got.
+ * Broker thread, at shutdown; jobs__free() follows. */
+void jobs__abandon(struct jobs *jobs, void (*each)(const struct job_result *result, void *ud), void *ud);
 /* Stops the worker (in-flight requests are abandoned), joins it and frees everything. */
 void jobs__free(struct jobs *jobs);
 

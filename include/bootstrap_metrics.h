@@ -16,6 +16,8 @@ struct metrics {
 	unsigned long long requests;
 	unsigned long long replies[METRICS_CODES];
 	unsigned long long dropped_connection_ended; /* bound replies whose connection had ended */
+	unsigned long long dropped_rate_limited;     /* refusals not answered: over the refusal limit */
+	unsigned long long dropped_unaddressable;    /* refusals not answered: no usable client id */
 	double latency_ms[METRICS_LATENCY_SAMPLES]; /* this interval's, the first ones kept */
 	int nlatency;
 };

@@ -33,6 +33,11 @@ struct bootstrap_request {
 enum request_status request__parse(const void *payload, size_t len,
 		struct bootstrap_request *req, const char **why);
 
+/* Client ids the plugin will address an error reply to: 1 to 64 printable ASCII characters
+ * without '/', '+' or '#'. No reply topic is ever built from a longer or stranger one. */
+#define REPLY_CLIENT_ID_MAX 64
+bool request__client_id_addressable(const char *client_id);
+
 /* The IoT Platform's DeviceName rules: 4 to 32 of letters, digits and - _ @ . : */
 bool request__device_name_valid(const char *name, size_t len);
 

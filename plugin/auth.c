@@ -159,7 +159,7 @@ void replay__free(struct replay_cache *rc)
 
 /* ---- failure limiter: open addressing over a fixed table ---- */
 
-#define ADDRESS_MAX 64 /* longest textual IPv6 address is 45 */
+#define ADDRESS_MAX (LIMITER_KEY_MAX + 1) /* longest textual IPv6 address is 45 */
 
 struct limiter_entry {
 	char address[ADDRESS_MAX];
@@ -246,6 +246,16 @@ void limiter__record_failure(struct failure_limiter *fl, const char *address, ti
 		e->failures = 0;
 		e->window_start = now;
 	}
+}
+
+enum limiter_verdict limiter__refuse(struct failure_limiter *fl, const char *key, time_t now, time_t *blocked_for)
+{
+	*blocked_for = key ? limiter__blocked_for(fl, key, now) : 0;
+	if(*blocked_for > 0) return LIMIT_SILENT;
+	if(!key || strlen(key) > LIMITER_KEY_MAX) return LIMIT_ANSWER;
+	limiter__record_failure(fl, key, now);
+	*blocked_for = limiter__blocked_for(fl, key, now);
+	return *blocked_for > 0 ? LIMIT_BLOCKED_NOW : LIMIT_ANSWER;
 }
 
 void limiter__free(struct failure_limiter *fl)

@@ -456,10 +456,11 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, s
 	bool wake;
 
 	if(job){
-		/* the worker never reads the route: the broker thread may replace it */
-		jobs__route_free(&job->result.route);
+		/* the worker never reads the route: the broker thread may replace it; the caller
+		 * gets the superseded one back */
+		struct reply_route superseded = job->result.route;
 		job->result.route = *route;
-		memset(route, 0, sizeof(*route));
+		*route = superseded;
 		return JOBS_JOINED;
 	}
 	if(jobs->outstanding >= (size_t)jobs->cfg->max_queue + (size_t)jobs->cfg->max_inflight) return JOBS_FULL;
@@ -553,16 +554,30 @@ size_t jobs__outstanding(const struct jobs *jobs)
 	return jobs->outstanding;
 }
 
+/* Stops the worker and waits for it; from then on the broker thread owns every job. */
+static void worker__stop(struct jobs *jobs)
+{
+	if(!jobs->thread_started) return;
+	pthread_mutex_lock(&jobs->lock);
+	jobs->stop = true;
+	pthread_mutex_unlock(&jobs->lock);
+	http__wakeup(jobs->http);
+	pthread_join(jobs->thread, NULL);
+	jobs->thread_started = false;
+}
+
+void jobs__abandon(struct jobs *jobs, void (*each)(const struct job_result *result, void *ud), void *ud)
+{
+	worker__stop(jobs);
+	for(size_t i = 0; i < jobs->nbuckets; i++){
+		for(struct job *job = jobs->buckets[i]; job; job = job->bucket_next) each(&job->result, ud);
+	}
+}
+
 void jobs__free(struct jobs *jobs)
 {
 	if(!jobs) return;
-	if(jobs->thread_started){
-		pthread_mutex_lock(&jobs->lock);
-		jobs->stop = true;
-		pthread_mutex_unlock(&jobs->lock);
-		http__wakeup(jobs->http);
-		pthread_join(jobs->thread, NULL);
-	}
+	worker__stop(jobs);
 	/* in-flight transfers are abandoned; every job is still in the index, freed below */
 	http__free(jobs->http);
 	for(size_t i = 0; i < jobs->nbuckets; i++){

@@ -46,6 +46,8 @@ void metrics__render(struct metrics *m, const struct jobs_stats *st, size_t outs
 		emit__number(emit, ud, topic, m->replies[c]);
 	}
 	emit__number(emit, ud, METRICS_TOPIC_PREFIX "dropped/connection_closed", m->dropped_connection_ended);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "dropped/rate_limited", m->dropped_rate_limited);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "dropped/unaddressable", m->dropped_unaddressable);
 	for(int a = 0; a < 2; a++){
 		for(int o = 0; o < CALL_OUTCOMES; o++){
 			snprintf(topic, sizeof(topic), METRICS_TOPIC_PREFIX "platform/%s/%s", actions[a], call_outcome_names[o]);

@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "bootstrap_platform.h"
+#include "bootstrap_text.h"
 
 #define CODE_ALREADY_EXISTS "iot.device.AlreadyExistedDeviceName"
 #define CODE_NOT_EXISTS "iot.device.NotExistedDevice"
@@ -126,19 +127,6 @@ void platform__timestamp(time_t now, char out[21])
 	strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Copies a string the platform sent, keeping printable ASCII only, so that a hostile or
- * broken answer cannot inject control characters into logs or replies. */
-static void printable__copy(char *dst, size_t dstlen, const char *src)
-{
-	size_t j = 0;
-
-	for(size_t i = 0; src && src[i] && j + 1 < dstlen; i++){
-		unsigned char c = (unsigned char)src[i];
-		if(c >= 0x20 && c < 0x7f) dst[j++] = (char)c;
-	}
-	dst[j] = '\0';
-}
-
 /* A field of the triple: a non-empty string that fits, else the answer is unusable. */
 static bool triple__field(json_t *data, const char *name, char *dst, size_t dstlen)
 {
@@ -197,8 +185,8 @@ void platform__parse_answer(const char *action, long http_status, const char *bo
 		json_decref(root);
 		return;
 	}
-	printable__copy(answer->code, sizeof(answer->code), json_string_value(json_object_get(root, "Code")));
-	printable__copy(answer->request_id, sizeof(answer->request_id), json_string_value(json_object_get(root, "RequestId")));
+	text__printable(answer->code, sizeof(answer->code), json_string_value(json_object_get(root, "Code")));
+	text__printable(answer->request_id, sizeof(answer->request_id), json_string_value(json_object_get(root, "RequestId")));
 	code = answer->code;
 	success = json_object_get(root, "Success");
 
@@ -211,7 +199,7 @@ void platform__parse_answer(const char *action, long http_status, const char *bo
 				&& triple__field(data, "DeviceSecret", answer->triple.device_secret, sizeof(answer->triple.device_secret))
 				&& triple__field(data, "IotId", answer->triple.iot_id, sizeof(answer->triple.iot_id))){
 			answer->outcome = PLATFORM_SUCCESS;
-			printable__copy(answer->status, sizeof(answer->status), json_string_value(json_object_get(data, "Status")));
+			text__printable(answer->status, sizeof(answer->status), json_string_value(json_object_get(data, "Status")));
 		}else{
 			OPENSSL_cleanse(&answer->triple, sizeof(answer->triple));
 			answer->outcome = PLATFORM_UNAVAILABLE;

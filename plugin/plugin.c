@@ -29,6 +29,7 @@
 #include "bootstrap_reply.h"
 #include "bootstrap_request.h"
 #include "bootstrap_seal.h"
+#include "bootstrap_text.h"
 
 #define PLUGIN_NAME "mosquitto_bootstrap"
 /* Unbound replies (request_auth none) at QoS 1, as before: a persistent session collects them.
@@ -36,16 +37,22 @@
  * session or in mosquitto.db for whoever resumes it. */
 #define REPLY_QOS_UNBOUND 1
 #define REPLY_QOS_BOUND 0
+/* Error replies hold no secret: QoS 0, so that a client that does not read them, or has left,
+ * cannot make the broker keep them. */
+#define REPLY_QOS_ERROR 0
 /* While work is pending, ask 2.1 for a tick this soon (it may otherwise sleep for hours). */
 #define PENDING_TICK_MS 10
 /* A random is refused for the same deviceId for a day; at most this many are remembered. */
 #define REPLAY_WINDOW_S (24 * 3600)
 #define REPLAY_MAX_ENTRIES 200000
-/* 10 refusals from one address within a minute block it for a minute. */
-#define REFUSALS_MAX 10
+/* 10 refused requests under one client id, or 60 from one address (a NAT, a load balancer),
+ * within a minute: further refusals from it go unanswered for a minute. Valid requests are
+ * never limited. */
+#define REFUSALS_PER_CLIENT_MAX 10
+#define REFUSALS_PER_ADDRESS_MAX 60
 #define REFUSALS_WINDOW_S 60
 #define REFUSALS_BLOCK_S 60
-#define REFUSALS_MAX_ADDRESSES 65536
+#define REFUSALS_MAX_KEYS 65536
 
 /* Built with -fvisibility=hidden: only the entry points the broker looks up are exported, so
  * nothing of ours collides with another plugin's symbols (the broker loads with RTLD_GLOBAL). */
@@ -62,7 +69,8 @@ struct bootstrap_plugin {
 	struct bootstrap_config cfg;
 	struct jobs *jobs;
 	struct replay_cache *replay;
-	struct failure_limiter *refusals;
+	struct failure_limiter *refusals_by_address;
+	struct failure_limiter *refusals_by_client;
 	struct audit *audit;
 	struct metrics metrics;
 	time_t metrics_next_s;
@@ -73,29 +81,20 @@ struct bootstrap_plugin {
 	bool curl_ready;
 };
 
-/* Client ids are chosen by clients: keep what reaches the log short and printable. */
-static const char *printable(const char *s, char *buf, size_t buflen)
+/* Client ids are chosen by clients: what reaches a log or audit line is short and printable. */
+static const char *shown(const char *client_id, char *buf, size_t buflen)
 {
-	size_t j = 0;
-
-	if(!s) return "(none)";
-	for(size_t i = 0; s[i] && j + 1 < buflen; i++){
-		unsigned char c = (unsigned char)s[i];
-		buf[j++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	buf[j] = '\0';
-	return buf;
+	return client_id ? text__printable(buf, buflen, client_id) : "(none)";
 }
 
 /* Publishes payload to client_id alone: on the route's Response Topic (with its Correlation
  * Data) when the request had one, else on the client's reply topic. */
 static void bootstrap__send(struct bootstrap_plugin *p, const char *client_id,
-		const struct reply_route *route, const char *payload, size_t len)
+		const struct reply_route *route, const char *payload, size_t len, int qos)
 {
-	int qos = route && route->connection ? REPLY_QOS_BOUND : REPLY_QOS_UNBOUND;
 	char *topic = NULL;
 	mosquitto_property *props = NULL;
-	char shown[80];
+	char buf[80];
 
 	if(route && route->response_topic){
 		topic = strdup(route->response_topic);
@@ -104,7 +103,7 @@ static void bootstrap__send(struct bootstrap_plugin *p, const char *client_id,
 	}
 	if(!topic || mosquitto_pub_topic_check(topic) != MOSQ_ERR_SUCCESS){
 		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": no valid reply topic for client '%s'; reply dropped",
-				printable(client_id, shown, sizeof(shown)));
+				shown(client_id, buf, sizeof(buf)));
 		free(topic);
 		return;
 	}
@@ -119,7 +118,7 @@ static void bootstrap__send(struct bootstrap_plugin *p, const char *client_id,
 	if(mosquitto_broker_publish_copy(client_id, topic, (int)len, payload, qos, false, props) != MOSQ_ERR_SUCCESS){
 		mosquitto_property_free_all(&props);
 		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": could not queue the reply for client '%s'",
-				printable(client_id, shown, sizeof(shown)));
+				shown(client_id, buf, sizeof(buf)));
 	}
 	free(topic);
 }
@@ -134,23 +133,76 @@ static void bootstrap__send_error(struct bootstrap_plugin *p, const char *client
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": out of memory building a reply");
 		return;
 	}
-	bootstrap__send(p, client_id, route, payload, len);
+	bootstrap__send(p, client_id, route, payload, len, REPLY_QOS_ERROR);
 	reply__free(payload, len);
 	metrics__reply(&p->metrics, code, -1);
 }
 
-
-/* A request refused before any platform call: one audit line. */
-static void bootstrap__audit_refusal(struct bootstrap_plugin *p, const char *requester, const char *address,
-		const char *device_id, enum bootstrap_code code)
+/* A request answered at once, without a platform flow: one audit line. */
+static void bootstrap__audit_now(struct bootstrap_plugin *p, const char *requester, const char *address,
+		const char *device_id, const char *code)
 {
-	struct audit_entry e = { .time = time(NULL), .address = address, .device_id = device_id[0] ? device_id : NULL,
-		.code = reply__code_name(code) };
-	char shown[80];
+	struct audit_entry e = { .time = time(NULL), .address = address, .device_id = device_id && device_id[0] ? device_id : NULL,
+		.code = code };
+	char buf[80];
 
 	if(!p->audit) return;
-	e.client = requester ? printable(requester, shown, sizeof(shown)) : NULL;
+	e.client = requester ? shown(requester, buf, sizeof(buf)) : NULL;
 	audit__record(p->audit, &e);
+}
+
+/* A request whose flow was taken over by a later one for the same device: that one gets the
+ * reply, this one its audit line. */
+static void bootstrap__audit_superseded(struct bootstrap_plugin *p, const struct reply_route *old, const char *device_id)
+{
+	struct audit_entry e = { .time = time(NULL), .client = old->requester, .address = old->address,
+		.device_id = device_id, .code = AUDIT_SUPERSEDED, .duration_ms = (long)(clock__ms() - old->received_ms) };
+
+	if(p->audit) audit__record(p->audit, &e);
+}
+
+/* The one exit of every refused request. It is audited and counted against its address and
+ * client id; it is answered unless the requester cannot be addressed (a client id that could
+ * not be a deviceId: no reply topic is built from 60 KB of attacker's text) or is over the
+ * refusal limit, which gets one rate_limited answer and then silence until the block ends.
+ * So a flood of garbage costs the broker no stored replies. */
+static void bootstrap__refuse(struct bootstrap_plugin *p, const char *requester, const char *address,
+		const struct reply_route *route, const char *device_id, enum bootstrap_code code, const char *why, time_t now)
+{
+	bool addressable = requester && request__client_id_addressable(requester);
+	time_t by_address = 0, by_client = 0, blocked;
+	enum limiter_verdict va, vc = LIMIT_ANSWER;
+	char buf[80];
+
+	va = limiter__refuse(p->refusals_by_address, address, now, &by_address);
+	if(addressable) vc = limiter__refuse(p->refusals_by_client, requester, now, &by_client);
+	blocked = by_address > by_client ? by_address : by_client;
+	if(va == LIMIT_SILENT || vc == LIMIT_SILENT){
+		p->metrics.dropped_rate_limited++;
+		bootstrap__audit_now(p, requester, address, device_id, reply__code_name(BOOTSTRAP_RATE_LIMITED));
+		return;
+	}
+	if(va == LIMIT_BLOCKED_NOW || vc == LIMIT_BLOCKED_NOW){
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request from client '%s' (%s) refused: rate_limited "
+				"(%d refused requests within %d s %s; its further refusals go unanswered for %ld s, valid requests are still served)",
+				shown(requester, buf, sizeof(buf)), address ? address : "?",
+				va == LIMIT_BLOCKED_NOW ? REFUSALS_PER_ADDRESS_MAX : REFUSALS_PER_CLIENT_MAX, REFUSALS_WINDOW_S,
+				va == LIMIT_BLOCKED_NOW ? "from this address" : "under this client id", (long)blocked);
+		code = BOOTSTRAP_RATE_LIMITED;
+		why = "too many refused requests; further refusals are not answered";
+	}else if(device_id && device_id[0]){
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request for device %s from client '%s' (%s) refused: %s (%s)",
+				device_id, shown(requester, buf, sizeof(buf)), address ? address : "?", reply__code_name(code), why);
+	}else{
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request from client '%s' (%s) refused: %s (%s)",
+				shown(requester, buf, sizeof(buf)), address ? address : "?", reply__code_name(code), why);
+	}
+	if(addressable){
+		bootstrap__send_error(p, requester, route, code, why, code == BOOTSTRAP_RATE_LIMITED ? (int)blocked : 0);
+	}else{
+		p->metrics.dropped_unaddressable++;
+	}
+	bootstrap__audit_now(p, requester, address, device_id, reply__code_name(code));
 }
 
 /* Does this request prove it may bootstrap its deviceId? Sets *why when it does not. */
@@ -230,10 +282,11 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 	struct bootstrap_plugin *p = userdata;
 	struct bootstrap_request req;
 	struct reply_route route;
+	enum bootstrap_code code = BOOTSTRAP_INVALID_REQUEST;
 	const char *why = NULL, *requester, *address;
 	enum request_status status;
-	char shown[80];
-	time_t now = time(NULL), blocked;
+	char buf[80];
+	time_t now = time(NULL);
 	int retry_after;
 
 	(void)event;
@@ -242,52 +295,23 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 	metrics__request(&p->metrics);
 	requester = mosquitto_client_id(ed->client);
 	address = mosquitto_client_address(ed->client);
+	memset(&req, 0, sizeof(req));
+
+	/* every check is cheap (1 KiB of JSON, one HMAC): a valid request is always looked at,
+	 * whatever its neighbours sent; only refusals are limited, in bootstrap__refuse */
 	if(!bootstrap__route(p, ed->properties, &route, &why)){
 		/* answered on the requester's own reply topic: its Response Topic is what is wrong */
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request from client '%s' refused: invalid_request (%s)",
-				printable(requester, shown, sizeof(shown)), why);
-		if(requester) bootstrap__send_error(p, requester, NULL, BOOTSTRAP_INVALID_REQUEST, why, 0);
-		bootstrap__audit_refusal(p, requester, address, "", BOOTSTRAP_INVALID_REQUEST);
-		return MOSQ_ERR_SUCCESS;
+		goto refuse;
 	}
-	if(p->audit){
-		route.requester = strdup(printable(requester, shown, sizeof(shown)));
-		route.address = address ? strdup(address) : NULL;
-	}
-	route.received_ms = clock__ms();
-
-	/* a blocked address is answered before any parsing or HMAC work */
-	blocked = limiter__blocked_for(p->refusals, address, now);
-	if(blocked > 0){
-		mosquitto_log_printf(MOSQ_LOG_DEBUG, PLUGIN_NAME ": request from client '%s' (%s) refused: rate_limited",
-				printable(requester, shown, sizeof(shown)), address ? address : "?");
-		if(requester) bootstrap__send_error(p, requester, &route, BOOTSTRAP_RATE_LIMITED,
-				"too many refused requests from this address", (int)blocked);
-		bootstrap__audit_refusal(p, requester, address, "", BOOTSTRAP_RATE_LIMITED);
-		jobs__route_free(&route);
-		return MOSQ_ERR_SUCCESS;
-	}
-
 	status = request__parse(ed->payload, ed->payloadlen, &req, &why);
 	if(status != REQUEST_OK){
-		enum bootstrap_code code = status == REQUEST_INVALID_DEVICE_ID ? BOOTSTRAP_INVALID_DEVICE_ID : BOOTSTRAP_INVALID_REQUEST;
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request from client '%s' refused: %s (%s)",
-				printable(requester, shown, sizeof(shown)), reply__code_name(code), why);
-		if(requester) bootstrap__send_error(p, requester, &route, code, why, 0);
-		bootstrap__audit_refusal(p, requester, address, "", code);
-		jobs__route_free(&route);
-		return MOSQ_ERR_SUCCESS;
+		code = status == REQUEST_INVALID_DEVICE_ID ? BOOTSTRAP_INVALID_DEVICE_ID : BOOTSTRAP_INVALID_REQUEST;
+		goto refuse;
 	}
 	if(!bootstrap__authorized(p, ed->client, &req, now, &why)){
-		limiter__record_failure(p->refusals, address, now);
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request for device %s from client '%s' (%s) refused: unauthorized (%s)",
-				req.device_id, printable(requester, shown, sizeof(shown)), address ? address : "?", why);
-		if(requester) bootstrap__send_error(p, requester, &route, BOOTSTRAP_UNAUTHORIZED, why, 0);
-		bootstrap__audit_refusal(p, requester, address, req.device_id, BOOTSTRAP_UNAUTHORIZED);
-		jobs__route_free(&route);
-		return MOSQ_ERR_SUCCESS;
+		code = BOOTSTRAP_UNAUTHORIZED;
+		goto refuse;
 	}
-
 	if(p->cfg.request_auth != REQUEST_AUTH_NONE){
 		/* bound delivery: this connection, and no other, gets the answer */
 		route.connection = ed->client;
@@ -298,15 +322,12 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 		if(seal__derive_key(p->cfg.product_secret, req.random, p->cfg.product_key, req.device_id, route.seal_key)){
 			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: could not derive the reply key", req.device_id);
 			bootstrap__send_error(p, requester, &route, BOOTSTRAP_INTERNAL, "internal error", 0);
-			bootstrap__audit_refusal(p, requester, address, req.device_id, BOOTSTRAP_INTERNAL);
-			jobs__route_free(&route);
-			return MOSQ_ERR_SUCCESS;
+			bootstrap__audit_now(p, requester, address, req.device_id, reply__code_name(BOOTSTRAP_INTERNAL));
+			goto done;
 		}
 		route.sealed = true;
 	}
-	OPENSSL_cleanse(req.sign, sizeof(req.sign));
-
-	/* only the device itself chooses where its triple arrives (who asked is still audited) */
+	/* only the device itself chooses where its triple arrives (with none, anyone may ask) */
 	if(!requester || strcmp(requester, req.device_id)){
 		free(route.response_topic);
 		free(route.correlation_data);
@@ -314,14 +335,21 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 		route.correlation_data = NULL;
 		route.correlation_len = 0;
 	}
+	if(p->audit){
+		route.requester = strdup(shown(requester, buf, sizeof(buf)));
+		route.address = address ? strdup(address) : NULL;
+	}
+	route.received_ms = clock__ms();
 
 	switch(jobs__submit(p->jobs, req.device_id, &route)){
 		case JOBS_QUEUED:
 			mosquitto_log_printf(MOSQ_LOG_DEBUG, PLUGIN_NAME ": device %s: queued (request from client '%s')",
-					req.device_id, printable(requester, shown, sizeof(shown)));
+					req.device_id, shown(requester, buf, sizeof(buf)));
 			break;
 		case JOBS_JOINED:
+			/* the earlier request gets no reply of its own: its audit line says so */
 			mosquitto_log_printf(MOSQ_LOG_DEBUG, PLUGIN_NAME ": device %s: already in progress, joined", req.device_id);
+			bootstrap__audit_superseded(p, &route, req.device_id);
 			break;
 		case JOBS_FULL:
 			/* what is ahead of the device drains at the paced RegisterDevice rate */
@@ -329,14 +357,20 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: busy, queue full", req.device_id);
 			bootstrap__send_error(p, req.device_id, &route, BOOTSTRAP_BUSY,
 					"too many bootstrap requests waiting; try again later", retry_after);
-			bootstrap__audit_refusal(p, requester, address, req.device_id, BOOTSTRAP_BUSY);
+			bootstrap__audit_now(p, requester, address, req.device_id, reply__code_name(BOOTSTRAP_BUSY));
 			break;
 		case JOBS_ERROR:
 			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory", req.device_id);
 			bootstrap__send_error(p, req.device_id, &route, BOOTSTRAP_INTERNAL, "internal error", 0);
-			bootstrap__audit_refusal(p, requester, address, req.device_id, BOOTSTRAP_INTERNAL);
+			bootstrap__audit_now(p, requester, address, req.device_id, reply__code_name(BOOTSTRAP_INTERNAL));
 			break;
 	}
+	goto done;
+
+refuse:
+	bootstrap__refuse(p, requester, address, &route, req.device_id, code, why, now);
+done:
+	OPENSSL_cleanse(&req, sizeof(req));
 	jobs__route_free(&route); /* empty when the job took it over */
 	return MOSQ_ERR_SUCCESS;
 }
@@ -352,6 +386,13 @@ static void bootstrap__audit_reply(struct bootstrap_plugin *p, const struct job_
 	if(!p->audit) return;
 	if(platform__flow_existence_known(flow)) e.device = flow->existing ? "existing" : "new";
 	audit__record(p->audit, &e);
+}
+
+static void bootstrap__audit_shutdown(const struct job_result *r, void *ud)
+{
+	struct bootstrap_plugin *p = ud;
+
+	bootstrap__audit_reply(p, r, AUDIT_SHUTDOWN, clock__ms() - r->route.received_ms);
 }
 
 static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
@@ -387,7 +428,8 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory building the reply", flow->device_name);
 		return;
 	}
-	bootstrap__send(p, flow->device_name, &r->route, payload, len);
+	bootstrap__send(p, flow->device_name, &r->route, payload, len, flow->result != BOOTSTRAP_OK ? REPLY_QOS_ERROR
+			: r->route.connection ? REPLY_QOS_BOUND : REPLY_QOS_UNBOUND);
 	reply__free(payload, len);
 	metrics__reply(&p->metrics, flow->result, (double)took_ms);
 	bootstrap__audit_reply(p, r, reply__code_name(flow->result), took_ms);
@@ -548,7 +590,8 @@ static void bootstrap__free(struct bootstrap_plugin *p)
 	if(!p) return;
 	jobs__free(p->jobs);
 	replay__free(p->replay);
-	limiter__free(p->refusals);
+	limiter__free(p->refusals_by_address);
+	limiter__free(p->refusals_by_client);
 	audit__close(p->audit);
 	config__cleanup(&p->cfg);
 	if(p->curl_ready) curl_global_cleanup();
@@ -598,8 +641,9 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 		return MOSQ_ERR_INVAL;
 	}
 	p->replay = replay__new(REPLAY_MAX_ENTRIES, REPLAY_WINDOW_S);
-	p->refusals = limiter__new(REFUSALS_MAX, REFUSALS_WINDOW_S, REFUSALS_BLOCK_S, REFUSALS_MAX_ADDRESSES);
-	if(!p->replay || !p->refusals){
+	p->refusals_by_address = limiter__new(REFUSALS_PER_ADDRESS_MAX, REFUSALS_WINDOW_S, REFUSALS_BLOCK_S, REFUSALS_MAX_KEYS);
+	p->refusals_by_client = limiter__new(REFUSALS_PER_CLIENT_MAX, REFUSALS_WINDOW_S, REFUSALS_BLOCK_S, REFUSALS_MAX_KEYS);
+	if(!p->replay || !p->refusals_by_address || !p->refusals_by_client){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": out of memory");
 		bootstrap__free(p);
 		return MOSQ_ERR_NOMEM;
@@ -649,6 +693,8 @@ PLUGIN_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt 
 	(void)opt_count;
 	if(!p) return MOSQ_ERR_SUCCESS;
 	bootstrap__unregister(p);
+	/* every request still open leaves its audit line, even one the platform has answered */
+	jobs__abandon(p->jobs, bootstrap__audit_shutdown, p);
 	jobs__stats(p->jobs, &st);
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": shutting down with %zu requests unanswered; "
 			"%llu platform calls, %llu retries, %llu throttled answers",

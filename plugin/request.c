@@ -21,6 +21,18 @@ bool request__device_name_valid(const char *name, size_t len)
 	return true;
 }
 
+bool request__client_id_addressable(const char *client_id)
+{
+	size_t len = strnlen(client_id, REPLY_CLIENT_ID_MAX + 1);
+
+	if(len == 0 || len > REPLY_CLIENT_ID_MAX) return false;
+	for(size_t i = 0; i < len; i++){
+		unsigned char c = (unsigned char)client_id[i];
+		if(c < 0x21 || c > 0x7e || c == '/' || c == '+' || c == '#') return false;
+	}
+	return true;
+}
+
 static enum request_status request__take_id(const char *id, size_t len,
 		struct bootstrap_request *req, const char **why)
 {

@@ -43,20 +43,43 @@ test('sign: unsigned, wrongly signed, signed for another device and replayed req
   });
 });
 
-test('10 refused signatures from one address within a minute: that address gets rate_limited', async () => {
-  await withEnv({}, async (env) => {
-    for (let i = 0; i < 10; i++) {
+test('refusals are limited per client id and per address; a correctly signed request is never refused for what its neighbours did (NAT)', async () => {
+  await withEnv({ pluginOptions: { audit_file: '$DIR/audit.log' } }, async (env) => {
+    // one client id guessing: 9 answers, the 10th says rate_limited, then silence
+    for (let i = 0; i < 9; i++) {
       const r = await h.rr(env.port, { id: 'attacker', message: env.request('dev-r001', { key: 'guess-' + i }) });
       assert.strictEqual(r.reply.code, 'unauthorized', `refusal ${i + 1}`);
     }
-    const blocked = await h.rr(env.port, { id: 'attacker', message: env.request('dev-r001', { key: 'guess-x' }) });
+    const blocked = await h.rr(env.port, { id: 'attacker', message: env.request('dev-r001', { key: 'guess-9' }) });
     assert.strictEqual(blocked.reply.code, 'rate_limited');
     assert.ok(blocked.reply.retryAfter > 0 && blocked.reply.retryAfter <= 60, 'retryAfter within the minute');
-    // even a correctly signed request from that address waits
-    const genuine = await env.rr('dev-r002');
-    assert.strictEqual(genuine.reply.code, 'rate_limited');
-    assert.strictEqual(env.emu.stats().requests, 0);
-    assert.match(env.broker.log(), /refused: rate_limited/);
+    const silent = await h.rr(env.port, { id: 'attacker', message: env.request('dev-r001', { key: 'guess-x' }), timeoutS: 1 });
+    assert.strictEqual(silent.reply, null, 'a blocked client id\'s refusals are not answered');
+    // the same client id, correctly signed: served (only refusals are limited)
+    const own = await env.rr('attacker');
+    assert.strictEqual(own.reply.success, true, 'a valid request from a blocked client id');
+
+    // behind one address (a NAT, HAProxy in TCP mode): fresh client ids flood bad signs until the
+    // address itself is blocked, and keep going
+    let answered = 0;
+    for (let i = 0; i < 70; i++) {
+      const r = await h.requestRaw(env.port, { id: `nat-flood-${i}`, payload: env.request('dev-r001', { key: 'guess-' + i }), timeoutS: 0.3 });
+      if (r.reply) answered++;
+    }
+    // the address had 11 refusals already: 48 more are answered, the 60th with rate_limited
+    assert.strictEqual(answered, 49, 'refusals answered before the address limit');
+    assert.match(env.broker.log(), /refused: rate_limited \(60 refused requests within 60 s from this address/);
+    // genuine devices behind the same address: served at once
+    for (const id of ['dev-r002', 'dev-r003']) {
+      const genuine = await env.rr(id);
+      assert.strictEqual(genuine.reply.success, true, `${id} behind the flooded address`);
+      h.assertSameSecret(genuine.reply.data.DeviceSecret, env.emu.device(h.PRODUCT_KEY, id).DeviceSecret, 'DeviceSecret');
+    }
+    assert.strictEqual(env.emu.stats().byAction.RegisterDevice, 3, 'only the valid requests reached the platform');
+    // every request has its one audit line, the silent ones included
+    const lines = fs.readFileSync(path.join(env.dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.strictEqual(lines.length, 11 + 1 + 70 + 2);
+    assert.strictEqual(lines.filter((l) => l.code === 'rate_limited').length, 2 + 1 + (70 - answered));
   });
 });
 

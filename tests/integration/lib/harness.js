@@ -471,15 +471,25 @@ function parseReply(stdout) {
   try { return JSON.parse(line); } catch (e) { return { unparsable: true }; }
 }
 
-// A request whose payload is a file (any bytes; mosquitto_rr -f sends nothing in 2.0.11):
-// mosquitto_pub -f with a persistent session, then mosquitto_sub -c under the same client id
-// collects the reply the broker queued for it.
+// A request whose payload is any bytes (mosquitto_rr -f sends nothing in 2.0.11, and error
+// replies are QoS 0, never kept for a later session): one raw MQTT connection under id that
+// subscribes to its reply topic, publishes the bytes and waits for the answer.
+async function requestRaw(port, { id, payload, timeoutS = 5, version = 4, properties }) {
+  const mqtt = require('./mqtt_raw');
+  const c = await mqtt.connect(port, { clientId: id, version });
+  try {
+    await c.subscribe(`bootstrap/reply/${id}/#`, 1);
+    await c.subscribe(`bootstrap/reply/${id}`, 1);
+    await c.publish('bootstrap/register', payload, { qos: 1, properties });
+    const m = await c.waitFor(() => true, timeoutS * 1000).catch(() => null);
+    return { topic: m ? m.topic : null, reply: m ? parseReply(m.payload.toString()) : null };
+  } finally {
+    await c.disconnect();
+  }
+}
+
 async function requestFromFile(port, { id, file, timeoutS = 5 }) {
-  const p = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-i', id, '-c', '-q', '1', '-t', 'bootstrap/register', '-f', file]);
-  if (p.code !== 0) throw new Error('mosquitto_pub failed: ' + p.stderr);
-  const s = await run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-i', id, '-c', '-q', '1',
-    '-t', `bootstrap/reply/${id}`, '-C', '1', '-W', String(timeoutS)], { timeoutMs: (timeoutS + 5) * 1000 });
-  return { ...s, reply: parseReply(s.stdout) };
+  return requestRaw(port, { id, payload: fs.readFileSync(file), timeoutS });
 }
 
 async function pub(port, { id, topic = 'bootstrap/register', message, qos = 1, extra = [] }) {
@@ -553,4 +563,4 @@ function assertSameSecret(actual, expected, what) {
   assert.ok(actual === expected, `${what}: differs from the platform's`);
 }
 
-module.exports = { sealKey, openSealed, aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
+module.exports = { requestRaw, sealKey, openSealed, aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
