@@ -94,6 +94,11 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 /* Frees everything; secrets are wiped first. */
 void config__cleanup(struct bootstrap_config *cfg);
 
+/* A deep copy for another thread (the worker's snapshot): every string and the platform
+ * credentials, not the ProductSecret. NULL on failure. Free with config__snapshot_free(). */
+struct bootstrap_config *config__snapshot(const struct bootstrap_config *cfg);
+void config__snapshot_free(struct bootstrap_config *snapshot);
+
 /* Loads the credentials again from the same place, into creds (e.g. on SIGHUP). */
 int config__reload_credentials(const struct bootstrap_config *cfg, config_getenv_fn get_env,
 		struct bootstrap_credentials *creds, char *err, size_t errlen);

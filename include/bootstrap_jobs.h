@@ -40,6 +40,9 @@ struct reply_route {
 	unsigned char seal_key[16];
 };
 
+/* Who owns what: route is the broker thread's from submission to freeing (the worker never
+ * reads it). flow is the worker's from submission until the result is handed back through the
+ * done list (under the lock), then the broker thread's. */
 struct job_result {
 	struct job_result *next;
 	struct platform_flow flow; /* state FLOW_DONE: result, triple or message, retry_after */
@@ -55,8 +58,9 @@ enum jobs_submit_status {
 	JOBS_ERROR,
 };
 
-/* cfg must outlive the jobs; its creds are only changed through jobs__set_credentials(). NULL on failure. */
-struct jobs *jobs__new(struct bootstrap_config *cfg);
+/* The worker works from its own snapshot of cfg (config__snapshot), never from the broker
+ * thread's. NULL on failure. */
+struct jobs *jobs__new(const struct bootstrap_config *cfg);
 /* Queues a flow for device_id, or joins the one under way. The job takes over route (the
  * latest request's route wins): on JOBS_QUEUED route is left empty, on JOBS_JOINED it holds
  * the superseded request's route, on JOBS_FULL or JOBS_ERROR it is unchanged. The caller
@@ -91,9 +95,10 @@ struct jobs_stats {
 /* A snapshot of the worker's counters; any thread. */
 void jobs__stats(struct jobs *jobs, struct jobs_stats *stats);
 
-/* Replaces the platform credentials used from the next request on; requests already sent
- * are not affected. Takes ownership of creds' strings. Never waits on I/O. */
-void jobs__set_credentials(struct jobs *jobs, struct bootstrap_credentials *creds);
+/* Hands the worker a new snapshot of cfg (SIGHUP: new credentials), replacing its own whole
+ * from its next round on; requests already sent are not affected. 0, or -1 (out of memory:
+ * the worker keeps its snapshot). Never waits on I/O. Broker thread. */
+int jobs__reconfigure(struct jobs *jobs, const struct bootstrap_config *cfg);
 /* Submitted and not yet taken back. Broker thread. */
 size_t jobs__outstanding(const struct jobs *jobs);
 /* Stops the worker (in-flight requests are abandoned) and calls each() for every request

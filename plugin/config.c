@@ -647,21 +647,66 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 	return config__reload_credentials(cfg, get_env, &cfg->creds, err, errlen);
 }
 
+/* The string fields of the configuration: every OPTION_STRING and OPTION_PATH row. */
+static char **config__string_field(struct bootstrap_config *cfg, size_t i)
+{
+	if(options[i].kind != OPTION_STRING && options[i].kind != OPTION_PATH) return NULL;
+	return (char **)((char *)cfg + options[i].offset);
+}
+
+static int credentials__copy(struct bootstrap_credentials *dst, const struct bootstrap_credentials *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	if((src->access_key_id && !(dst->access_key_id = strdup(src->access_key_id)))
+			|| (src->access_key_secret && !(dst->access_key_secret = strdup(src->access_key_secret)))
+			|| (src->security_token && !(dst->security_token = strdup(src->security_token)))){
+		config__credentials_cleanup(dst);
+		return -1;
+	}
+	return 0;
+}
+
+struct bootstrap_config *config__snapshot(const struct bootstrap_config *cfg)
+{
+	struct bootstrap_config *copy = malloc(sizeof(*copy));
+
+	if(!copy) return NULL;
+	*copy = *cfg;
+	copy->product_secret = NULL; /* the broker thread's alone: it checks requests */
+	memset(&copy->creds, 0, sizeof(copy->creds));
+	for(size_t i = 0; i < OPTION_COUNT; i++){
+		char **field = config__string_field(copy, i);
+		if(field && *field && !(*field = strdup(*field))){
+			/* the rest still point into cfg: clear them before cleaning up */
+			for(size_t j = i; j < OPTION_COUNT; j++){
+				char **rest = config__string_field(copy, j);
+				if(rest) *rest = NULL;
+			}
+			config__snapshot_free(copy);
+			return NULL;
+		}
+	}
+	if(credentials__copy(&copy->creds, &cfg->creds)){
+		config__snapshot_free(copy);
+		return NULL;
+	}
+	return copy;
+}
+
+void config__snapshot_free(struct bootstrap_config *snapshot)
+{
+	if(!snapshot) return;
+	config__cleanup(snapshot);
+	free(snapshot);
+}
+
 void config__cleanup(struct bootstrap_config *cfg)
 {
-	free(cfg->product_key);
-	free(cfg->region);
-	free(cfg->endpoint);
-	free(cfg->iot_instance_id);
-	free(cfg->credentials_file);
-	free(cfg->ca_file);
-	free(cfg->audit_file);
-	free(cfg->operator_username);
-	free(cfg->product_secret_file);
+	for(size_t i = 0; i < OPTION_COUNT; i++){
+		char **field = config__string_field(cfg, i);
+		if(field) free(*field);
+	}
 	config__secret_free(&cfg->product_secret);
-	free(cfg->request_topic);
-	free(cfg->reply_topic);
-	free(cfg->response_topic_prefix);
 	config__credentials_cleanup(&cfg->creds);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -46,18 +46,18 @@ struct job_fifo {
 };
 
 struct jobs {
-	struct bootstrap_config *cfg;
 	pthread_t thread;
 	bool thread_started;
-	pthread_mutex_t creds_lock; /* guards cfg->creds: held while signing, never across I/O */
 
 	pthread_mutex_t lock;     /* guards the fields below up to the worker's, never held across I/O */
+	struct bootstrap_config *cfg_next; /* a newer snapshot (SIGHUP), for the worker to take up */
 	struct job *submit_head, *submit_tail;
 	struct job_result *done_head, *done_tail;
 	bool stop;
 	struct jobs_stats stats;
 
-	/* worker thread only */
+	/* worker thread only (before the thread starts and after it stops: the broker thread) */
+	struct bootstrap_config *cfg; /* the worker's own snapshot, replaced whole, never shared */
 	struct http_client *http;
 	struct job_fifo fresh;      /* new requests: the strategy picks their first call at dispatch */
 	struct job_fifo waiting[2]; /* later steps and retries, by action: FLOW_REGISTER, FLOW_QUERY */
@@ -72,6 +72,8 @@ struct jobs {
 	struct waker *waker;
 
 	/* broker thread only: every job submitted and not yet taken back, by deviceId */
+	size_t capacity;                        /* max_queue + max_inflight */
+	enum existing_devices existing_policy;
 	struct job **buckets;
 	size_t nbuckets;
 	size_t outstanding;
@@ -215,9 +217,7 @@ static void worker__send(struct jobs *jobs, struct job *job, int64_t now)
 	int rc;
 
 	if(left < timeout) timeout = left < ATTEMPT_MIN_MS ? ATTEMPT_MIN_MS : (long)left;
-	pthread_mutex_lock(&jobs->creds_lock);
 	rc = platform__flow_request(flow, jobs->cfg, time(NULL), &req);
-	pthread_mutex_unlock(&jobs->creds_lock);
 	if(rc){
 		worker__finish(jobs, job);
 		return;
@@ -356,6 +356,7 @@ static void *worker__run(void *arg)
 
 	for(;;){
 		struct job *take, *next;
+		struct bootstrap_config *retired = NULL;
 		int64_t now;
 		int wait;
 		bool poke;
@@ -364,6 +365,12 @@ static void *worker__run(void *arg)
 		if(jobs->stop){
 			pthread_mutex_unlock(&jobs->lock);
 			break;
+		}
+		if(jobs->cfg_next){
+			/* requests already sent keep what they were signed with; new ones use this */
+			retired = jobs->cfg;
+			jobs->cfg = jobs->cfg_next;
+			jobs->cfg_next = NULL;
 		}
 		poke = false;
 		if(jobs->finished_head){
@@ -389,6 +396,7 @@ static void *worker__run(void *arg)
 		jobs->stats.query_rate = jobs->bucket[1].rate;
 		pthread_mutex_unlock(&jobs->lock);
 
+		config__snapshot_free(retired);
 		if(poke) waker__poke(jobs->waker);
 		now = clock__ms();
 		for(; take; take = next){
@@ -404,28 +412,29 @@ static void *worker__run(void *arg)
 
 /* ---- broker thread ---- */
 
-struct jobs *jobs__new(struct bootstrap_config *cfg)
+struct jobs *jobs__new(const struct bootstrap_config *cfg)
 {
 	struct jobs *jobs = calloc(1, sizeof(*jobs));
 	struct http_options hopts = { .ca_file = cfg->ca_file };
-	size_t want = (size_t)cfg->max_queue + (size_t)cfg->max_inflight;
 	int64_t now = clock__ms();
-	bool lock_ok = false, creds_lock_ok = false;
+	bool lock_ok = false;
 
 	if(!jobs) return NULL;
-	jobs->cfg = cfg;
+	jobs->capacity = (size_t)cfg->max_queue + (size_t)cfg->max_inflight;
+	jobs->existing_policy = cfg->existing_devices;
+	jobs->cfg = config__snapshot(cfg);
 	quota__init(&jobs->bucket[0], cfg->register_qps, cfg->register_burst, now);
 	quota__init(&jobs->bucket[1], cfg->query_qps, cfg->query_burst, now);
-	for(jobs->nbuckets = 64; jobs->nbuckets < want; jobs->nbuckets *= 2);
+	for(jobs->nbuckets = 64; jobs->nbuckets < jobs->capacity; jobs->nbuckets *= 2);
 	jobs->buckets = calloc(jobs->nbuckets, sizeof(*jobs->buckets));
 	jobs->http = http__new(&hopts);
 	jobs->waker = waker__new(cfg->wakeup_port, "mosquitto_bootstrap-wakeup");
 	lock_ok = pthread_mutex_init(&jobs->lock, NULL) == 0;
-	creds_lock_ok = pthread_mutex_init(&jobs->creds_lock, NULL) == 0;
-	if(!jobs->buckets || !jobs->http || !lock_ok || !creds_lock_ok){
+	if(!jobs->cfg || !jobs->buckets || !jobs->http || !lock_ok){
 		if(lock_ok) pthread_mutex_destroy(&jobs->lock);
-		if(creds_lock_ok) pthread_mutex_destroy(&jobs->creds_lock);
 		http__free(jobs->http);
+		waker__free(jobs->waker);
+		config__snapshot_free(jobs->cfg);
 		free(jobs->buckets);
 		free(jobs);
 		return NULL;
@@ -463,12 +472,12 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, s
 		*route = superseded;
 		return JOBS_JOINED;
 	}
-	if(jobs->outstanding >= (size_t)jobs->cfg->max_queue + (size_t)jobs->cfg->max_inflight) return JOBS_FULL;
+	if(jobs->outstanding >= jobs->capacity) return JOBS_FULL;
 	if(strlen(device_id) > DEVICE_NAME_MAX) return JOBS_ERROR;
 
 	job = calloc(1, sizeof(*job));
 	if(!job) return JOBS_ERROR;
-	platform__flow_init(&job->result.flow, device_id, jobs->cfg->existing_devices, false);
+	platform__flow_init(&job->result.flow, device_id, jobs->existing_policy, false);
 	job->result.route = *route;
 	memset(route, 0, sizeof(*route));
 	memcpy(job->device_id, device_id, strlen(device_id) + 1);
@@ -530,16 +539,18 @@ void jobs__result_free(struct job_result *result)
 	if(result) job__free((struct job *)result);
 }
 
-void jobs__set_credentials(struct jobs *jobs, struct bootstrap_credentials *creds)
+int jobs__reconfigure(struct jobs *jobs, const struct bootstrap_config *cfg)
 {
-	struct bootstrap_credentials old;
+	struct bootstrap_config *snapshot = config__snapshot(cfg), *unused;
 
-	pthread_mutex_lock(&jobs->creds_lock);
-	old = jobs->cfg->creds;
-	jobs->cfg->creds = *creds;
-	pthread_mutex_unlock(&jobs->creds_lock);
-	memset(creds, 0, sizeof(*creds));
-	config__credentials_cleanup(&old);
+	if(!snapshot) return -1;
+	pthread_mutex_lock(&jobs->lock);
+	unused = jobs->cfg_next; /* a reload the worker has not taken up yet: this one wins */
+	jobs->cfg_next = snapshot;
+	pthread_mutex_unlock(&jobs->lock);
+	config__snapshot_free(unused);
+	http__wakeup(jobs->http);
+	return 0;
 }
 
 void jobs__stats(struct jobs *jobs, struct jobs_stats *stats)
@@ -590,7 +601,8 @@ void jobs__free(struct jobs *jobs)
 	waker__free(jobs->waker);
 	free(jobs->retry_heap);
 	free(jobs->buckets);
+	config__snapshot_free(jobs->cfg);
+	config__snapshot_free(jobs->cfg_next);
 	pthread_mutex_destroy(&jobs->lock);
-	pthread_mutex_destroy(&jobs->creds_lock);
 	free(jobs);
 }

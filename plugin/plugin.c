@@ -548,9 +548,15 @@ static int bootstrap__on_reload(int event, void *event_data, void *userdata)
 	if(config__reload_credentials(&p->cfg, bootstrap__getenv, &creds, err, sizeof(err))){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": reload: %s; keeping the current credentials", err);
 	}else{
-		jobs__set_credentials(p->jobs, &creds);
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": reload: platform credentials reloaded from %s",
-				p->cfg.credentials_file ? "file" : "environment");
+		config__credentials_cleanup(&p->cfg.creds);
+		p->cfg.creds = creds;
+		/* the worker gets a snapshot of its own: it never reads what this thread changes */
+		if(jobs__reconfigure(p->jobs, &p->cfg)){
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": reload: out of memory; the worker keeps the current credentials");
+		}else{
+			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": reload: platform credentials reloaded from %s",
+					p->cfg.credentials_file ? "file" : "environment");
+		}
 	}
 	if(p->cfg.request_auth == REQUEST_AUTH_SIGN){
 		p->cfg.product_secret = NULL;
