@@ -74,6 +74,7 @@ function createEmulator(options = {}) {
   const nonces = new Map();  // nonce -> time
   let faults = [];           // queue of { kind, count, ... } consumed in order
   let latencyMs = 0;
+  let answerLatencyMs = 0;
   let stats;
   const windows = {};        // action -> [timestamps within the last second]
 
@@ -212,6 +213,8 @@ function createEmulator(options = {}) {
       return gatewayError(res, 404, 'InvalidAction.NotFound', 'Specified api is not found, please check your url and method.', p.Action);
     };
     const delay = (fault && fault.kind === 'latency') ? fault.ms : latencyMs;
+    // answer latency: the platform acts at once (registers the device), the answer comes later
+    if (answerLatencyMs > 0) { const end = res.end.bind(res); res.end = (...a) => setTimeout(() => end(...a), answerLatencyMs); }
     if (delay > 0) setTimeout(run, delay); else run();
   }
 
@@ -279,6 +282,7 @@ function createEmulator(options = {}) {
     stats: () => JSON.parse(JSON.stringify(stats)),
     resetStats,
     setLatency(ms) { latencyMs = ms; },
+    setAnswerLatency(ms) { answerLatencyMs = ms; },
     setAccessKeys(keys) { opts.accessKeys = keys; },
     setQuota(quota) { opts.quota = quota; },
     addFaults(...list) { faults.push(...list.map((x) => ({ ...x, count: x.count || 1 }))); },

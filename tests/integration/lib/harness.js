@@ -202,7 +202,7 @@ async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota }) {
 // plugin: a .so other than the build's (e.g. one unpacked from the .deb).
 // shareWith: another environment whose emulator, credentials and ProductSecret this broker
 // uses too (several brokers on one account, as behind a load balancer).
-async function startEnv({ shareWith = null, plugin: pluginPath = null, pluginOptions = {}, emulator = {}, emulatorProcess = false, noPlugin = false, logTypes = ['all'], credentials = 'env', credentialsOverride = {}, requestAuth = 'sign', extraConfig = '', expectFailure = false } = {}) {
+async function startEnv({ brokerEnv = {}, shareWith = null, plugin: pluginPath = null, pluginOptions = {}, emulator = {}, emulatorProcess = false, noPlugin = false, logTypes = ['all'], credentials = 'env', credentialsOverride = {}, requestAuth = 'sign', extraConfig = '', expectFailure = false } = {}) {
   const plugin = pluginPath || requirePlugin();
   const dir = makeWorkdir();
   const accessKeyId = shareWith ? shareWith.accessKeyId : 'LTAI' + crypto.randomBytes(8).toString('hex');
@@ -259,7 +259,7 @@ async function startEnv({ shareWith = null, plugin: pluginPath = null, pluginOpt
   fs.writeFileSync(confPath, lines.join('\n') + '\n');
   giveToBroker(dir);
 
-  Object.assign(env, credentialsOverride);
+  Object.assign(env, credentialsOverride, brokerEnv);
   const broker = new Broker(dir, port, confPath);
   const failure = await broker.start(env, { expectFailure });
   const secrets = [accessKeySecret, productSecret, ...Object.values(credentialsOverride)];
