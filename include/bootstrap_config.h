@@ -5,6 +5,10 @@
  * Use: config__init(), config__set() for every option, then config__finish(), which checks
  * what is required and loads the credentials. Every failing call writes one sentence that
  * names the option and why into err. Nothing here logs, and no secret is ever copied into err.
+ *
+ * Ownership: the plugin's struct bootstrap_config belongs to the broker thread, which reads
+ * options there and rewrites the credentials and the ProductSecret on SIGHUP. The worker
+ * never sees it: it works from its own config__snapshot(), handed over whole.
  */
 #include <stdbool.h>
 #include <stddef.h>

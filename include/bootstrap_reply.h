@@ -1,6 +1,6 @@
 #ifndef BOOTSTRAP_REPLY_H
 #define BOOTSTRAP_REPLY_H
-/* The answers a device receives, and the stable error codes they carry. */
+/* The answers a device receives, and the stable error codes they carry. Pure; any thread. */
 #include <stddef.h>
 
 enum bootstrap_code {

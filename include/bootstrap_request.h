@@ -1,6 +1,7 @@
 #ifndef BOOTSTRAP_REQUEST_H
 #define BOOTSTRAP_REQUEST_H
-/* Parsing and validation of a bootstrap request received from the network. */
+/* Parsing and validation of a bootstrap request received from the network. Pure; any thread
+ * (the plugin parses on the broker thread). */
 #include <stdbool.h>
 #include <stddef.h>
 

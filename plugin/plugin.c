@@ -64,6 +64,8 @@
 #  define BOOTSTRAP_EVT_MESSAGE MOSQ_EVT_MESSAGE
 #endif
 
+/* Everything here belongs to the broker thread: only broker callbacks touch it. What the
+ * worker needs it gets through jobs (a configuration snapshot, the queues). */
 struct bootstrap_plugin {
 	mosquitto_plugin_id_t *id;
 	struct bootstrap_config cfg;
