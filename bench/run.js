@@ -173,17 +173,20 @@ const scenarios = {
   async S1() {
     const n = N.s1;
     const plugin = await pluginRun(n, { pluginOptions: { ...NO_QUOTA, max_inflight: 256 } });
+    // the same with replies in the clear: what sealing costs per bootstrap, end to end
+    const clear = await pluginRun(n, { pluginOptions: { ...NO_QUOTA, max_inflight: 256, reply_encryption: 'off' } });
     const ceil = await ceiling(n);
     const seed = await seedBaseline(n, Math.min(n, 256), 0);
     const alone = await emulatorAlone(n, Math.min(n, 256), 0);
     return {
-      plugin, ceiling: ceil, seed, emulator_alone: alone,
+      plugin, unsealed: clear, ceiling: ceil, seed, emulator_alone: alone,
+      sealing_cpu_ms_per_bootstrap: plugin.cpu_ms_per_bootstrap - clear.cpu_ms_per_bootstrap,
       ratios: {
         broker_cpu_per_bootstrap_vs_ceiling: plugin.cpu_ms_per_bootstrap / ceil.cpu_ms_per_request,
         devices_per_s_vs_seed: plugin.devices_per_s / seed.per_s,
         devices_per_s_vs_ceiling: plugin.devices_per_s / ceil.devices_per_s,
       },
-      ok: plugin.ok === n && ceil.ok === n && seed.ok === n && alone.ok === n,
+      ok: plugin.ok === n && clear.ok === n && ceil.ok === n && seed.ok === n && alone.ok === n,
     };
   },
   async S2() {
@@ -233,6 +236,7 @@ function table(results) {
   if (r.S1) {
     const s = r.S1;
     rows.push(`| S1 plugin, 0 ms, no quota | ${s.plugin.devices} | ${f(s.plugin.devices_per_s)} | ${f(s.plugin.latency_ms.p50)} / ${f(s.plugin.latency_ms.p99)} | ${f(s.plugin.cpu_ms_per_bootstrap, 3)} ms broker | ${JSON.stringify(s.plugin.codes)} |`);
+    rows.push(`| S1 plugin, \`reply_encryption off\` | ${s.unsealed.devices} | ${f(s.unsealed.devices_per_s)} | ${f(s.unsealed.latency_ms.p50)} / ${f(s.unsealed.latency_ms.p99)} | ${f(s.unsealed.cpu_ms_per_bootstrap, 3)} ms broker (sealing: ${f(s.sealing_cpu_ms_per_bootstrap * 1000, 1)} µs) | ${JSON.stringify(s.unsealed.codes)} |`);
     rows.push(`| S1 baseline: broker ceiling (responder) | ${s.ceiling.devices} | ${f(s.ceiling.devices_per_s)} | ${f(s.ceiling.latency_ms.p50)} / ${f(s.ceiling.latency_ms.p99)} | ${f(s.ceiling.cpu_ms_per_request, 3)} ms broker | ${JSON.stringify(s.ceiling.codes)} |`);
     rows.push(`| S1 baseline: seed (pop-core HTTP function) | ${s.seed.requests} | ${f(s.seed.per_s)} | ${f(s.seed.latency_ms.p50)} / ${f(s.seed.latency_ms.p99)} | ${f(s.seed.cpu_ms_per_bootstrap, 3)} ms function | ok ${s.seed.ok} |`);
     rows.push(`| S1 baseline: emulator alone | ${s.emulator_alone.requests} | ${f(s.emulator_alone.per_s)} | ${f(s.emulator_alone.latency_ms.p50)} / ${f(s.emulator_alone.latency_ms.p99)} | – | ok ${s.emulator_alone.ok} |`);
