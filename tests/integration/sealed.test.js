@@ -9,6 +9,7 @@ const fs = require('fs');
 const net = require('net');
 const path = require('path');
 const h = require('./lib/harness');
+const mqtt = require('./lib/mqtt_raw');
 
 const DEVICE = process.env.BOOTSTRAP_DEVICE;
 const LATENCY_MS = 1500;
@@ -169,6 +170,17 @@ test('acl defer beside an allow-all acl_file: forgers flooding the reply topics 
       const later = await h.run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(env.port), '-i', id, '-t', `bootstrap/reply/${id}/#`, '-t', `bootstrap/reply/${id}`, '-W', '1', '-v']);
       assert.strictEqual(later.stdout.trim(), '', 'a forged reply was retained');
       assert.match(env.broker.log(), /Denied PUBLISH from forger-/);
+      // a will on a reply topic, and one below it, delivered by a dropped connection: nobody gets it
+      const watcher = await mqtt.connect(env.port, { clientId: 'dev-flood-2', keepAlive: 0 });
+      await watcher.subscribe(['bootstrap/reply/dev-flood-2', 'bootstrap/reply/dev-flood-2/#'].map((t) => [t, 1]));
+      for (const topic of ['bootstrap/reply/dev-flood-2', 'bootstrap/reply/dev-flood-2/w']) {
+        const forger = await mqtt.connect(env.port, { clientId: 'forger-will', keepAlive: 0, will: { topic, payload: fake, qos: 1, retain: true } });
+        forger.destroy();
+        await forger.closed;
+      }
+      await h.sleep(700);
+      assert.strictEqual(watcher.messages.length, 0, 'a forged will reached the device');
+      await watcher.disconnect();
     });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
