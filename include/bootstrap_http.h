@@ -1,7 +1,7 @@
 #ifndef BOOTSTRAP_HTTP_H
 #define BOOTSTRAP_HTTP_H
-/* HTTP transport: many concurrent POSTs over libcurl's multi interface, connections reused,
- * TLS always verified. Used by a single thread, except http__wakeup(). */
+/* HTTP transport: many concurrent requests over libcurl's multi interface, connections reused,
+ * TLS always verified. Used by a single thread (the worker), except http__wakeup(). */
 #include <stddef.h>
 
 #define HTTP_MAX_BODY (64 * 1024)
@@ -24,8 +24,18 @@ struct http_result {
 typedef void (*http_done_fn)(void *tag, const struct http_result *result, void *userdata);
 
 struct http_client *http__new(const struct http_options *opts);
-/* Starts POST url with an application/x-www-form-urlencoded body (copied), to complete within
- * timeout_ms. 0 or -1. */
+struct http_request {
+	const char *method;         /* "GET", "POST" or "PUT" */
+	const char *url;
+	const char *body;           /* copied; NULL: none */
+	const char *content_type;   /* of body; NULL: application/x-www-form-urlencoded */
+	const char *const *headers; /* "Name: value" lines (copied, wiped after use), NULL-terminated; or NULL */
+	long timeout_ms;
+};
+
+/* Starts req, to complete within req->timeout_ms. 0 or -1. */
+int http__request(struct http_client *hc, const struct http_request *req, void *tag);
+/* POST url with an application/x-www-form-urlencoded body (copied). 0 or -1. */
 int http__post(struct http_client *hc, const char *url, const char *body, long timeout_ms, void *tag);
 /* Waits up to max_wait_ms for activity, drives transfers, calls done once per finished one. */
 int http__perform(struct http_client *hc, int max_wait_ms, http_done_fn done, void *userdata);

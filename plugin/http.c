@@ -26,6 +26,7 @@ struct http_transfer {
 	size_t resp_len;
 	size_t resp_cap;
 	bool too_large;
+	struct curl_slist *headers; /* this request's own (signatures, tokens); NULL: the client's */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -152,9 +153,18 @@ static size_t transfer__write(char *data, size_t size, size_t nmemb, void *userd
 	return len;
 }
 
+/* A request's own headers can carry a token or a signature: wiped before they are freed. */
+static void headers__free(struct curl_slist **headers)
+{
+	for(struct curl_slist *h = *headers; h; h = h->next) OPENSSL_cleanse(h->data, strlen(h->data));
+	curl_slist_free_all(*headers);
+	*headers = NULL;
+}
+
 static void transfer__free(struct http_transfer *t)
 {
 	if(!t) return;
+	headers__free(&t->headers);
 	if(t->easy) curl_easy_cleanup(t->easy);
 	if(t->resp) OPENSSL_cleanse(t->resp, t->resp_cap); /* an answer carries a DeviceSecret */
 	free(t->resp);
@@ -191,30 +201,40 @@ static void transfer__put(struct http_client *hc, struct http_transfer *t)
 		return;
 	}
 	if(t->resp) OPENSSL_cleanse(t->resp, t->resp_cap); /* an answer carries a DeviceSecret */
+	headers__free(&t->headers);
 	t->tag = NULL;
 	t->next = hc->pool;
 	hc->pool = t;
 	hc->pooled++;
 }
 
-int http__post(struct http_client *hc, const char *url, const char *body, long timeout_ms, void *tag)
+int http__request(struct http_client *hc, const struct http_request *req, void *tag)
 {
 	struct http_transfer *t = transfer__get(hc);
+	long connect_ms = req->timeout_ms < 3000 ? req->timeout_ms : 3000;
 	CURL *e;
-	long connect_ms = timeout_ms < 3000 ? timeout_ms : 3000;
 
 	if(!t) return -1;
 	t->tag = tag;
 	e = t->easy;
-	if(curl_easy_setopt(e, CURLOPT_URL, url)
-			|| curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body)
-			|| curl_easy_setopt(e, CURLOPT_HTTPHEADER, hc->headers)
+	if(req->headers || req->content_type){
+		/* the request's own list: the client's defaults plus its lines */
+		char line[128];
+		if(!(t->headers = curl_slist_append(NULL, "Expect:"))) goto fail;
+		snprintf(line, sizeof(line), "Content-Type: %s", req->content_type ? req->content_type : "application/x-www-form-urlencoded");
+		if(req->body && !curl_slist_append(t->headers, line)) goto fail;
+		for(size_t i = 0; req->headers && req->headers[i]; i++){
+			if(!curl_slist_append(t->headers, req->headers[i])) goto fail;
+		}
+	}
+	if(curl_easy_setopt(e, CURLOPT_URL, req->url)
+			|| curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers ? t->headers : hc->headers)
 			|| curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, transfer__write)
 			|| curl_easy_setopt(e, CURLOPT_WRITEDATA, t)
 			|| curl_easy_setopt(e, CURLOPT_PRIVATE, t)
 			|| curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf)
 			|| curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L)
-			|| curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms)
+			|| curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms)
 			|| curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms)
 			|| curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L)
 			|| curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L)
@@ -223,6 +243,18 @@ int http__post(struct http_client *hc, const char *url, const char *body, long t
 			/* answers are small; curl's default 16 KiB per transfer adds up with hundreds in flight */
 			|| curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L)
 			|| (hc->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, hc->ca_file))){
+		goto fail;
+	}
+	if(req->body){
+		if(curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body)) goto fail;
+		if(strcmp(req->method, "POST") && curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method)) goto fail;
+	}else if(!strcmp(req->method, "PUT") || !strcmp(req->method, "POST")){
+		/* an empty body, sent as such (IMDSv2's token PUT has none) */
+		if(curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L) || curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, "")
+				|| (strcmp(req->method, "POST") && curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method))){
+			goto fail;
+		}
+	}else if(strcmp(req->method, "GET")){
 		goto fail;
 	}
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -236,6 +268,13 @@ int http__post(struct http_client *hc, const char *url, const char *body, long t
 fail:
 	transfer__free(t);
 	return -1;
+}
+
+int http__post(struct http_client *hc, const char *url, const char *body, long timeout_ms, void *tag)
+{
+	const struct http_request req = { .method = "POST", .url = url, .body = body, .timeout_ms = timeout_ms };
+
+	return http__request(hc, &req, tag);
 }
 
 /* Failures that another attempt cannot fix: the peer's certificate or our own setup. */
