@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "bootstrap_auth.h"
+#include "bootstrap_credentials.h"
 
 #define CONFIG_ERR_LEN 256
 
@@ -45,11 +46,6 @@ enum reply_encryption {
 	REPLY_ENCRYPTION_OFF,         /* in the clear: for listeners where every device uses TLS */
 };
 
-struct bootstrap_credentials {
-	char *access_key_id;
-	char *access_key_secret;
-	char *security_token; /* NULL unless STS credentials */
-};
 
 struct bootstrap_config {
 	char *product_key;
@@ -80,11 +76,16 @@ struct bootstrap_config {
 	double query_qps;         /* QueryDeviceDetail calls/s */
 	double query_burst;
 	int wakeup_port;          /* loopback listener the worker pokes when results are ready; 0 off */
+	char *sts_endpoint;          /* after config__finish: STS for AssumeRole(WithOIDC) */
+	char *ecs_metadata_endpoint; /* after config__finish: the ECS metadata service */
+	struct credentials_source creds_source; /* where the credentials come from */
+	/* the credentials to sign with: the AccessKey of a static source at once; in the worker's
+	 * snapshot, whatever its provider fetched last */
 	struct bootstrap_credentials creds;
 };
 
 /* Where environment variables come from; tests pass their own. */
-typedef const char *(*config_getenv_fn)(const char *name);
+typedef credentials_getenv_fn config_getenv_fn;
 
 /* The i-th plugin_opt_ name config__set() accepts, NULL past the last; it refuses any other
  * (the README's option table is checked against them). */
@@ -103,21 +104,12 @@ void config__cleanup(struct bootstrap_config *cfg);
 struct bootstrap_config *config__snapshot(const struct bootstrap_config *cfg);
 void config__snapshot_free(struct bootstrap_config *snapshot);
 
-/* Loads the credentials again from the same place, into creds (e.g. on SIGHUP). */
-int config__reload_credentials(const struct bootstrap_config *cfg, config_getenv_fn get_env,
-		struct bootstrap_credentials *creds, char *err, size_t errlen);
+/* Finds the credentials source again (start-up, SIGHUP) into cfg->creds_source, and cfg->creds
+ * for a static one. 0 or -1 with err set; cfg unchanged on failure. */
+int config__load_credentials(struct bootstrap_config *cfg, config_getenv_fn get_env, char *err, size_t errlen);
 
 /* (Re)reads cfg->product_secret from cfg->product_secret_file into cfg->product_secret (NULL before). */
 int config__load_product_secret(struct bootstrap_config *cfg, char *err, size_t errlen);
-/* Wipes and frees a secret string, and clears the pointer. */
-void config__secret_free(char **secret);
-
-/* Reads an Alibaba Cloud credentials INI file (profile section, access_key_id,
- * access_key_secret, optional security_token). Refuses a file that group or others may read. */
-int config__load_credentials_file(struct bootstrap_credentials *creds, const char *path,
-		const char *profile, char *err, size_t errlen);
-void config__credentials_cleanup(struct bootstrap_credentials *creds);
-
 /* True when host (as in a URL, IPv6 in brackets or not) is a loopback address or localhost. */
 bool config__host_is_loopback(const char *host);
 

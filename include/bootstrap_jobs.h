@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "bootstrap_config.h"
+#include "bootstrap_credentials.h"
 #include "bootstrap_platform.h"
 
 struct jobs;
@@ -90,6 +91,13 @@ struct jobs_stats {
 	double existing_share;     /* recent share of requests for devices that already existed */
 	int query_first;           /* what new requests start with now */
 	bool waker_refused;        /* the broker refused the wakeup connection */
+	/* the platform credentials (bootstrap_credentials.h) */
+	enum credentials_state credentials_state;
+	time_t credentials_expires; /* 0: never */
+	char credentials_detail[160]; /* why the last fetch failed; "" */
+	/* the start-up check: one cheap signed call whenever the credentials change */
+	enum platform_check check;
+	char check_detail[200];    /* the platform's code and what to fix; "" when ok */
 };
 
 /* A snapshot of the worker's counters; any thread. */

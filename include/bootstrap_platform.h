@@ -26,6 +26,11 @@ char *platform__canonical_query(const struct platform_param *params, size_t coun
 int platform__sign(const char *method, const char *canonical_query, const char *access_key_secret,
 		char signature[PLATFORM_SIGNATURE_LEN]);
 
+/* A POST body for an RPC call: the canonical query of params with its Signature (signature
+ * 1.0) appended; with access_key_secret NULL, unsigned (AssumeRoleWithOIDC). malloc'd, NULL on
+ * failure. */
+char *platform__rpc_body(const struct platform_param *params, size_t count, const char *access_key_secret);
+
 /* A fresh random UUID v4 for SignatureNonce. 0 or -1 when the RNG fails. */
 int platform__nonce(char nonce[37]);
 
@@ -106,6 +111,20 @@ bool platform__flow_existence_known(const struct platform_flow *flow);
 
 /* Wipes the DeviceSecret held by a finished flow. */
 void platform__flow_wipe(struct platform_flow *flow);
+
+/* The start-up check: QueryDeviceDetail for a name no device should have tells whether the
+ * credentials, endpoint, product and instance are accepted, without any permission beyond what
+ * bootstrapping needs. */
+#define PLATFORM_CHECK_DEVICE_NAME "mosquitto_bootstrap.check"
+enum platform_check {
+	PLATFORM_CHECK_PENDING = 0,
+	PLATFORM_CHECK_OK,
+	PLATFORM_CHECK_REFUSED,     /* an operator must act: detail says what to fix */
+	PLATFORM_CHECK_UNREACHABLE, /* transport, 5xx, throttling: retried */
+};
+/* Classifies an answer to the check's QueryDeviceDetail; writes what to fix into detail. */
+enum platform_check platform__check_answer(const struct platform_answer *answer, char *detail, size_t len);
+const char *platform__check_name(enum platform_check check);
 
 /* Seconds a device is told to wait before trying again, per outcome. */
 #define PLATFORM_RETRY_UNAVAILABLE_S 10

@@ -18,6 +18,7 @@
 
 #include "bootstrap_config.h"
 #include "bootstrap_request.h"
+#include "bootstrap_secret.h"
 
 #define DEFAULT_REGION "cn-shanghai"
 #define DEFAULT_REQUEST_TOPIC "bootstrap/register"
@@ -31,7 +32,6 @@
 #define DEFAULT_QUERY_QPS 50.0
 #define DEFAULT_BURST 1.0
 #define DEFAULT_METRICS_INTERVAL_S 10 /* Mosquitto's own sys_interval default */
-#define CREDENTIALS_FILE_MAX (64 * 1024)
 #define OPTION_VALUE_MAX 1024
 
 static void config__error(char *err, size_t errlen, const char *fmt, ...)
@@ -42,15 +42,6 @@ static void config__error(char *err, size_t errlen, const char *fmt, ...)
 	va_start(va, fmt);
 	vsnprintf(err, errlen, fmt, va);
 	va_end(va);
-}
-
-void config__secret_free(char **s)
-{
-	if(*s){
-		OPENSSL_cleanse(*s, strlen(*s));
-		free(*s);
-		*s = NULL;
-	}
 }
 
 static int string__replace(char **dst, const char *value)
@@ -238,6 +229,8 @@ static const struct config_option options[] = {
 		.refusal = "is not a rate from 0.01 to 10000 calls per second"},
 	{"query_burst", OPTION_DOUBLE, CFG_FIELD(query_burst, double), .min = 1, .max = 10000,
 		.refusal = "is not a number of calls from 1 to 10000"},
+	{"sts_endpoint", OPTION_STRING, CFG_FIELD(sts_endpoint, char *), .check = NULL}, /* a URL, checked by config__finish */
+	{"ecs_metadata_endpoint", OPTION_STRING, CFG_FIELD(ecs_metadata_endpoint, char *), .check = NULL},
 	{"strategy", OPTION_WORD, CFG_FIELD(strategy, enum flow_strategy), .words = strategy_words},
 	{"wakeup_port", OPTION_INT, CFG_FIELD(wakeup_port, int), .min = 0, .max = 65535,
 		.refusal = "is not a port number"},
@@ -369,37 +362,39 @@ bool config__host_is_loopback(const char *host)
 	return false;
 }
 
-/* endpoint: https anywhere, http only to this machine; no path beyond "/" (the signature
- * covers "/"), no query, no user info. */
-static int endpoint__check(const char *url, char *err, size_t errlen)
+/* An endpoint option (endpoint, sts_endpoint, ecs_metadata_endpoint): https anywhere, http
+ * only to this machine, or (metadata) to the ECS metadata service's own link-local address,
+ * which is plain http by design; no path beyond "/" (the signature covers "/"), no query, no
+ * user info. */
+static int endpoint__check(const char *option, const char *url, bool metadata, char *err, size_t errlen)
 {
 	CURLU *u = curl_url();
 	char *scheme = NULL, *host = NULL, *path = NULL, *query = NULL, *user = NULL;
 	int rc = -1;
 
 	if(!u){
-		config__error(err, errlen, "plugin_opt_endpoint: out of memory");
+		config__error(err, errlen, "plugin_opt_%s: out of memory", option);
 		return -1;
 	}
 	if(curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK
 			|| curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK
 			|| curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK){
-		config__error(err, errlen, "plugin_opt_endpoint: '%s' is not a URL", url);
+		config__error(err, errlen, "plugin_opt_%s: '%s' is not a URL", option, url);
 		goto done;
 	}
 	curl_url_get(u, CURLUPART_PATH, &path, 0);
 	curl_url_get(u, CURLUPART_QUERY, &query, 0);
 	curl_url_get(u, CURLUPART_USER, &user, 0);
 	if(strcmp(scheme, "https") && strcmp(scheme, "http")){
-		config__error(err, errlen, "plugin_opt_endpoint: scheme '%s' is not https", scheme);
+		config__error(err, errlen, "plugin_opt_%s: scheme '%s' is not https", option, scheme);
 		goto done;
 	}
-	if(!strcmp(scheme, "http") && !config__host_is_loopback(host)){
-		config__error(err, errlen, "plugin_opt_endpoint: http:// is only allowed for loopback hosts; use https:// for '%s'", host);
+	if(!strcmp(scheme, "http") && !config__host_is_loopback(host) && !(metadata && !strcmp(host, "100.100.100.200"))){
+		config__error(err, errlen, "plugin_opt_%s: http:// is only allowed for loopback hosts; use https:// for '%s'", option, host);
 		goto done;
 	}
 	if((path && strcmp(path, "/") && strcmp(path, "")) || query || user){
-		config__error(err, errlen, "plugin_opt_endpoint: must be scheme://host[:port]/ with no path, query or user");
+		config__error(err, errlen, "plugin_opt_%s: must be scheme://host[:port]/ with no path, query or user", option);
 		goto done;
 	}
 	rc = 0;
@@ -413,144 +408,6 @@ done:
 	return rc;
 }
 
-static char *string__trim(char *s)
-{
-	char *end;
-
-	while(*s && isspace((unsigned char)*s)) s++;
-	end = s + strlen(s);
-	while(end > s && isspace((unsigned char)end[-1])) end--;
-	*end = '\0';
-	return s;
-}
-
-static int file__read_private(const char *option, const char *path, char **out, char *err, size_t errlen)
-{
-	struct stat st;
-	char *buf;
-	ssize_t got;
-	size_t total = 0;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if(fd < 0){
-		config__error(err, errlen, "plugin_opt_%s: cannot open %s: %s", option, path, strerror(errno));
-		return -1;
-	}
-	if(fstat(fd, &st) || !S_ISREG(st.st_mode)){
-		config__error(err, errlen, "plugin_opt_%s: %s is not a regular file", option, path);
-		close(fd);
-		return -1;
-	}
-	if(st.st_mode & (S_IRWXG | S_IRWXO)){
-		config__error(err, errlen, "plugin_opt_%s: %s is accessible by group or others (mode %03o); chmod 600 it",
-				option, path, (unsigned)(st.st_mode & 0777));
-		close(fd);
-		return -1;
-	}
-	if(st.st_size > CREDENTIALS_FILE_MAX){
-		config__error(err, errlen, "plugin_opt_%s: %s is larger than %d bytes", option, path, CREDENTIALS_FILE_MAX);
-		close(fd);
-		return -1;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if(!buf){
-		close(fd);
-		return -1;
-	}
-	while(total < (size_t)st.st_size){
-		got = read(fd, buf + total, (size_t)st.st_size - total);
-		if(got <= 0) break;
-		total += (size_t)got;
-	}
-	close(fd);
-	buf[total] = '\0';
-	*out = buf;
-	return 0;
-}
-
-void config__credentials_cleanup(struct bootstrap_credentials *creds)
-{
-	config__secret_free(&creds->access_key_id);
-	config__secret_free(&creds->access_key_secret);
-	config__secret_free(&creds->security_token);
-}
-
-int config__load_credentials_file(struct bootstrap_credentials *creds, const char *path,
-		const char *profile, char *err, size_t errlen)
-{
-	char *text = NULL, *line, *save = NULL;
-	bool in_profile = false, seen_profile = false;
-	int rc = -1;
-	size_t textlen;
-
-	if(file__read_private("credentials_file", path, &text, err, errlen)) return -1;
-	textlen = strlen(text);
-
-	for(line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)){
-		char *l = string__trim(line), *eq, *k, *v;
-		char **dst = NULL;
-
-		if(l[0] == '\0' || l[0] == '#' || l[0] == ';') continue;
-		if(l[0] == '['){
-			size_t len = strlen(l);
-			if(l[len-1] != ']') continue;
-			l[len-1] = '\0';
-			in_profile = !strcmp(string__trim(l+1), profile);
-			seen_profile |= in_profile;
-			continue;
-		}
-		if(!in_profile || !(eq = strchr(l, '='))) continue;
-		*eq = '\0';
-		k = string__trim(l);
-		v = string__trim(eq+1);
-		if(!strcmp(k, "access_key_id")) dst = &creds->access_key_id;
-		else if(!strcmp(k, "access_key_secret")) dst = &creds->access_key_secret;
-		else if(!strcmp(k, "security_token") || !strcmp(k, "sts_token")) dst = &creds->security_token;
-		else if(!strcmp(k, "type") && strcmp(v, "access_key") && strcmp(v, "sts")){
-			config__error(err, errlen, "plugin_opt_credentials_file: profile [%s] has type '%s'; only access_key and sts are supported",
-					profile, v);
-			goto done;
-		}
-		if(dst && v[0]){
-			config__secret_free(dst);
-			if(!(*dst = strdup(v))) goto done;
-		}
-	}
-	if(!seen_profile){
-		config__error(err, errlen, "plugin_opt_credentials_file: %s has no [%s] profile", path, profile);
-		goto done;
-	}
-	if(!creds->access_key_id || !creds->access_key_secret){
-		config__error(err, errlen, "plugin_opt_credentials_file: profile [%s] in %s lacks access_key_id or access_key_secret",
-				profile, path);
-		goto done;
-	}
-	rc = 0;
-done:
-	OPENSSL_cleanse(text, textlen);
-	free(text);
-	if(rc) config__credentials_cleanup(creds);
-	return rc;
-}
-
-static int credentials__from_env(struct bootstrap_credentials *creds, config_getenv_fn get_env)
-{
-	const char *id = get_env("ALIBABA_CLOUD_ACCESS_KEY_ID");
-	const char *secret = get_env("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
-	const char *token = get_env("ALIBABA_CLOUD_SECURITY_TOKEN");
-
-	if(!id || !id[0] || !secret || !secret[0]) return 1;
-	creds->access_key_id = strdup(id);
-	creds->access_key_secret = strdup(secret);
-	if(token && token[0]) creds->security_token = strdup(token);
-	if(!creds->access_key_id || !creds->access_key_secret || (token && token[0] && !creds->security_token)){
-		config__credentials_cleanup(creds);
-		return -1;
-	}
-	return 0;
-}
-
 /* The ProductSecret: the first line of a private file. */
 int config__load_product_secret(struct bootstrap_config *cfg, char *err, size_t errlen)
 {
@@ -558,10 +415,10 @@ int config__load_product_secret(struct bootstrap_config *cfg, char *err, size_t 
 	size_t textlen;
 	int rc = -1;
 
-	if(file__read_private("product_secret_file", cfg->product_secret_file, &text, err, errlen)) return -1;
+	if(secret__read_file("plugin_opt_product_secret_file", cfg->product_secret_file, true, &text, err, errlen)) return -1;
 	textlen = strlen(text);
 	text[strcspn(text, "\r\n")] = '\0';
-	line = string__trim(text);
+	line = secret__trim(text);
 	if(line[0] == '\0' || strlen(line) > 256){
 		config__error(err, errlen, "plugin_opt_product_secret_file: %s does not hold a ProductSecret on its first line",
 				cfg->product_secret_file);
@@ -575,27 +432,20 @@ int config__load_product_secret(struct bootstrap_config *cfg, char *err, size_t 
 	return rc;
 }
 
-int config__reload_credentials(const struct bootstrap_config *cfg, config_getenv_fn get_env,
-		struct bootstrap_credentials *creds, char *err, size_t errlen)
+int config__load_credentials(struct bootstrap_config *cfg, config_getenv_fn get_env, char *err, size_t errlen)
 {
-	const char *profile = get_env("ALIBABA_CLOUD_PROFILE");
-	const char *file = cfg->credentials_file;
-	int rc;
+	struct credentials_source source;
 
-	memset(creds, 0, sizeof(*creds));
-	if(!profile || !profile[0]) profile = "default";
-	if(file) return config__load_credentials_file(creds, file, profile, err, errlen);
-	rc = credentials__from_env(creds, get_env);
-	if(rc == 0) return 0;
-	if(rc < 0){
-		config__error(err, errlen, "out of memory reading credentials");
+	if(credentials__resolve(cfg->credentials_file, get_env, &source, err, errlen)) return -1;
+	credentials__source_cleanup(&cfg->creds_source);
+	cfg->creds_source = source;
+	/* an AccessKey is current at once; temporary credentials come from the worker's provider */
+	credentials__cleanup(&cfg->creds);
+	if(source.kind == CREDENTIALS_STATIC && credentials__copy(&cfg->creds, &source.key)){
+		config__error(err, errlen, "out of memory");
 		return -1;
 	}
-	file = get_env("ALIBABA_CLOUD_CREDENTIALS_FILE");
-	if(file && file[0]) return config__load_credentials_file(creds, file, profile, err, errlen);
-	config__error(err, errlen, "no platform credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
-			"ALIBABA_CLOUD_ACCESS_KEY_SECRET in the broker's environment, or plugin_opt_credentials_file");
-	return -1;
+	return 0;
 }
 
 int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char *err, size_t errlen)
@@ -623,7 +473,7 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 		snprintf(url, sizeof(url), "https://iot.%s.aliyuncs.com/", cfg->region);
 		if(string__replace(&cfg->endpoint, url)) return -1;
 	}
-	if(endpoint__check(cfg->endpoint, err, errlen)) return -1;
+	if(endpoint__check("endpoint", cfg->endpoint, false, err, errlen)) return -1;
 	if(cfg->reply_encryption == REPLY_ENCRYPTION_DEFAULT){
 		cfg->reply_encryption = cfg->request_auth == REQUEST_AUTH_SIGN ? REPLY_ENCRYPTION_ON : REPLY_ENCRYPTION_OFF;
 	}else if(cfg->reply_encryption == REPLY_ENCRYPTION_ON && cfg->request_auth != REQUEST_AUTH_SIGN){
@@ -637,14 +487,20 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 					"set plugin_opt_request_auth none to let any client register devices");
 			return -1;
 		}
-		config__secret_free(&cfg->product_secret);
+		secret__free(&cfg->product_secret);
 		if(config__load_product_secret(cfg, err, errlen)) return -1;
 	}else if(cfg->product_secret_file){
 		config__error(err, errlen, "plugin_opt_product_secret_file: only used with plugin_opt_request_auth sign");
 		return -1;
 	}
-	config__credentials_cleanup(&cfg->creds);
-	return config__reload_credentials(cfg, get_env, &cfg->creds, err, errlen);
+	if(!cfg->sts_endpoint){
+		snprintf(url, sizeof(url), "https://sts.%s.aliyuncs.com/", cfg->region);
+		if(string__replace(&cfg->sts_endpoint, url)) return -1;
+	}
+	if(endpoint__check("sts_endpoint", cfg->sts_endpoint, false, err, errlen)) return -1;
+	if(!cfg->ecs_metadata_endpoint && string__replace(&cfg->ecs_metadata_endpoint, CREDENTIALS_DEFAULT_METADATA)) return -1;
+	if(endpoint__check("ecs_metadata_endpoint", cfg->ecs_metadata_endpoint, true, err, errlen)) return -1;
+	return config__load_credentials(cfg, get_env, err, errlen);
 }
 
 /* The string fields of the configuration: every OPTION_STRING and OPTION_PATH row. */
@@ -652,18 +508,6 @@ static char **config__string_field(struct bootstrap_config *cfg, size_t i)
 {
 	if(options[i].kind != OPTION_STRING && options[i].kind != OPTION_PATH) return NULL;
 	return (char **)((char *)cfg + options[i].offset);
-}
-
-static int credentials__copy(struct bootstrap_credentials *dst, const struct bootstrap_credentials *src)
-{
-	memset(dst, 0, sizeof(*dst));
-	if((src->access_key_id && !(dst->access_key_id = strdup(src->access_key_id)))
-			|| (src->access_key_secret && !(dst->access_key_secret = strdup(src->access_key_secret)))
-			|| (src->security_token && !(dst->security_token = strdup(src->security_token)))){
-		config__credentials_cleanup(dst);
-		return -1;
-	}
-	return 0;
 }
 
 struct bootstrap_config *config__snapshot(const struct bootstrap_config *cfg)
@@ -674,6 +518,7 @@ struct bootstrap_config *config__snapshot(const struct bootstrap_config *cfg)
 	*copy = *cfg;
 	copy->product_secret = NULL; /* the broker thread's alone: it checks requests */
 	memset(&copy->creds, 0, sizeof(copy->creds));
+	memset(&copy->creds_source, 0, sizeof(copy->creds_source));
 	for(size_t i = 0; i < OPTION_COUNT; i++){
 		char **field = config__string_field(copy, i);
 		if(field && *field && !(*field = strdup(*field))){
@@ -686,7 +531,7 @@ struct bootstrap_config *config__snapshot(const struct bootstrap_config *cfg)
 			return NULL;
 		}
 	}
-	if(credentials__copy(&copy->creds, &cfg->creds)){
+	if(credentials__copy(&copy->creds, &cfg->creds) || credentials__source_copy(&copy->creds_source, &cfg->creds_source)){
 		config__snapshot_free(copy);
 		return NULL;
 	}
@@ -706,7 +551,8 @@ void config__cleanup(struct bootstrap_config *cfg)
 		char **field = config__string_field(cfg, i);
 		if(field) free(*field);
 	}
-	config__secret_free(&cfg->product_secret);
-	config__credentials_cleanup(&cfg->creds);
+	secret__free(&cfg->product_secret);
+	credentials__cleanup(&cfg->creds);
+	credentials__source_cleanup(&cfg->creds_source);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -26,6 +26,9 @@
  * costs 1 + share calls per device, query-first 2 - share: query first from one half on. */
 #define EXISTING_SHARE_WEIGHT 0.1
 #define QUERY_FIRST_FROM 0.5
+/* the start-up check again after a failure: at once, then backing off to once a minute */
+#define CHECK_RETRY_MIN_MS 2000
+#define CHECK_RETRY_MAX_MS 60000
 
 struct job {
 	struct job_result result; /* first: results are handed out as pointers to it */
@@ -36,7 +39,19 @@ struct job {
 	int64_t deadline_ms;      /* worker: no new attempt after this; set at the first call, so
 	                           * waiting in the queue (bounded by max_queue) does not count */
 	int64_t due_ms;           /* worker: when a backed-off job may try again */
+	int64_t submitted_ms;     /* set by the broker thread before the hand-off, then read-only */
 	int attempt;
+};
+
+/* The start-up check (bootstrap_platform.h), worker thread only. */
+struct startup_check {
+	struct platform_flow flow;
+	bool in_flight;
+	int64_t due_ms;
+	int attempt;
+	unsigned checked_generation; /* the credentials generation it last got an answer for */
+	enum platform_check result;
+	char detail[200];
 };
 
 /* FIFO of jobs waiting for their action's token; worker thread only. */
@@ -58,6 +73,8 @@ struct jobs {
 
 	/* worker thread only (before the thread starts and after it stops: the broker thread) */
 	struct bootstrap_config *cfg; /* the worker's own snapshot, replaced whole, never shared */
+	struct credentials_provider creds; /* keeps cfg->creds current */
+	struct startup_check check;
 	struct http_client *http;
 	struct job_fifo fresh;      /* new requests: the strategy picks their first call at dispatch */
 	struct job_fifo waiting[2]; /* later steps and retries, by action: FLOW_REGISTER, FLOW_QUERY */
@@ -254,17 +271,70 @@ static void worker__retry_or_fail(struct jobs *jobs, struct job *job, const char
 	worker__finish(jobs, job);
 }
 
+/* The signing credentials follow the provider's: the snapshot's are what platform requests use. */
+static void worker__sync_credentials(struct jobs *jobs)
+{
+	struct bootstrap_credentials fresh = {0};
+
+	if(jobs->creds.current.access_key_id && credentials__copy(&fresh, &jobs->creds.current)) return;
+	credentials__cleanup(&jobs->cfg->creds);
+	jobs->cfg->creds = fresh;
+}
+
+static void worker__on_credentials(struct jobs *jobs, const struct http_result *r)
+{
+	if(credentials__on_answer(&jobs->creds, r->status, r->body, r->body_len, r->error, time(NULL), clock__ms())){
+		worker__sync_credentials(jobs);
+	}
+}
+
+static void worker__on_check(struct jobs *jobs, const struct http_result *r)
+{
+	struct startup_check *c = &jobs->check;
+	struct platform_answer answer;
+	int64_t backoff;
+
+	c->in_flight = false;
+	if(r->error){
+		c->result = PLATFORM_CHECK_UNREACHABLE;
+		snprintf(c->detail, sizeof(c->detail), "the platform could not be reached: %s", r->error);
+	}else{
+		platform__parse_answer("QueryDeviceDetail", r->status, r->body, r->body_len, &answer);
+		OPENSSL_cleanse(&answer.triple, sizeof(answer.triple));
+		c->result = platform__check_answer(&answer, c->detail, sizeof(c->detail));
+	}
+	if(c->result == PLATFORM_CHECK_OK){
+		c->attempt = 0;
+		c->checked_generation = jobs->creds.generation;
+		return;
+	}
+	/* refused or unreachable: asked again, so that a fix (a RAM grant, the platform back) shows */
+	backoff = (int64_t)CHECK_RETRY_MIN_MS << (c->attempt < 5 ? c->attempt : 5);
+	c->attempt++;
+	c->due_ms = clock__ms() + (backoff < CHECK_RETRY_MAX_MS ? backoff : CHECK_RETRY_MAX_MS);
+}
+
 static void worker__on_answer(void *tag, const struct http_result *r, void *userdata)
 {
 	struct jobs *jobs = userdata;
 	struct job *job = tag;
-	struct platform_flow *flow = &job->result.flow;
-	enum platform_flow_state step = flow->state;
+	struct platform_flow *flow;
+	enum platform_flow_state step;
 	struct platform_answer answer;
 	char why[96];
 	int64_t now = clock__ms();
 
 	jobs->inflight--;
+	if(tag == &jobs->creds){
+		worker__on_credentials(jobs, r);
+		return;
+	}
+	if(tag == &jobs->check){
+		worker__on_check(jobs, r);
+		return;
+	}
+	flow = &job->result.flow;
+	step = flow->state;
 	if(r->error){
 		jobs->calls_by[step == FLOW_QUERY][CALL_TRANSPORT]++;
 		snprintf(why, sizeof(why), "the platform could not be reached: %s", r->error);
@@ -306,10 +376,78 @@ static void worker__on_answer(void *tag, const struct http_result *r, void *user
 	}
 }
 
+/* A credentials request when the provider wants one. */
+static void worker__fetch_credentials(struct jobs *jobs, time_t now_s, int64_t now)
+{
+	struct credentials_http creq;
+
+	if(!credentials__want_request(&jobs->creds, now_s, now, &creq)) return;
+	{
+		const struct http_request req = { .method = creq.method, .url = creq.url, .body = creq.body,
+			.headers = (const char *const *)creq.headers, .timeout_ms = CREDENTIALS_HTTP_TIMEOUT_MS };
+		if(http__request(jobs->http, &req, &jobs->creds)){
+			credentials__on_answer(&jobs->creds, 0, NULL, 0, "the HTTP request could not be started", now_s, now);
+		}else{
+			jobs->inflight++;
+		}
+	}
+	credentials__http_free(&creq);
+}
+
+/* The start-up check, whenever the credentials changed (and again while it fails): it takes
+ * a QueryDeviceDetail token like any call. */
+static void worker__run_check(struct jobs *jobs, time_t now_s, int64_t now)
+{
+	struct startup_check *c = &jobs->check;
+	struct platform_http_request req;
+
+	if(c->in_flight || now < c->due_ms) return;
+	if(c->checked_generation == jobs->creds.generation && c->result == PLATFORM_CHECK_OK) return;
+	if(jobs->inflight >= jobs->cfg->max_inflight || !quota__take(&jobs->bucket[1], now)) return;
+	platform__flow_init(&c->flow, PLATFORM_CHECK_DEVICE_NAME, EXISTING_ALWAYS, true);
+	if(platform__flow_request(&c->flow, jobs->cfg, now_s, &req)) return;
+	if(http__post(jobs->http, req.url, req.body, jobs->cfg->http_timeout_ms, &jobs->check) == 0){
+		c->in_flight = true;
+		jobs->inflight++;
+		jobs->calls++;
+	}else{
+		c->due_ms = now + CHECK_RETRY_MIN_MS;
+	}
+	OPENSSL_cleanse(req.body, strlen(req.body));
+	free(req.body);
+}
+
+/* No credentials to sign with: requests wait, and those that waited past their deadline are
+ * answered rather than left hanging. */
+static void worker__expire_waiting(struct jobs *jobs, int64_t now)
+{
+	char why[200];
+
+	snprintf(why, sizeof(why), "no platform credentials: %s", jobs->creds.detail[0] ? jobs->creds.detail : "still fetching them");
+	/* new requests by their arrival; flows under way by their deadline */
+	while(jobs->fresh.head && now - jobs->fresh.head->submitted_ms > jobs->cfg->request_deadline_ms){
+		struct job *job = fifo__pop(&jobs->fresh);
+		platform__flow_fail(&job->result.flow, "the bootstrap service has no valid platform credentials", why);
+		worker__finish(jobs, job);
+	}
+	for(int a = 0; a < 2; a++){
+		while(jobs->waiting[a].head && now > jobs->waiting[a].head->deadline_ms){
+			struct job *job = fifo__pop(&jobs->waiting[a]);
+			platform__flow_fail(&job->result.flow, "the bootstrap service has no valid platform credentials", why);
+			worker__finish(jobs, job);
+		}
+	}
+}
+
 /* Starts what the tokens and free slots allow; returns how long the worker may sleep. */
 static int worker__dispatch(struct jobs *jobs, int64_t now)
 {
-	int64_t wait = WORKER_IDLE_WAIT_MS;
+	int64_t wait = WORKER_IDLE_WAIT_MS, creds_wait;
+	time_t now_s = time(NULL);
+
+	worker__fetch_credentials(jobs, now_s, now);
+	creds_wait = credentials__wait_ms(&jobs->creds, now_s, now);
+	if(creds_wait >= 0 && creds_wait < wait) wait = creds_wait;
 
 	while(jobs->retry_count > 0 && jobs->retry_heap[0]->due_ms <= now){
 		struct job *job = heap__pop(jobs);
@@ -317,6 +455,12 @@ static int worker__dispatch(struct jobs *jobs, int64_t now)
 		fifo__push_front(&jobs->waiting[job->result.flow.state == FLOW_QUERY], job);
 	}
 	if(jobs->retry_count > 0 && jobs->retry_heap[0]->due_ms - now < wait) wait = jobs->retry_heap[0]->due_ms - now;
+	if(!credentials__current(&jobs->creds, now_s)){
+		worker__expire_waiting(jobs, now);
+		return wait < 1 ? 1 : (int)wait;
+	}
+	worker__run_check(jobs, now_s, now);
+	if(!jobs->check.in_flight && jobs->check.due_ms > now && jobs->check.due_ms - now < wait) wait = jobs->check.due_ms - now;
 
 	/* flows under way first, queries before registrations: each finishes a device that has
 	 * already cost a call; then new requests, with the call the strategy picks */
@@ -394,9 +538,22 @@ static void *worker__run(void *arg)
 		memcpy(jobs->stats.calls_by, jobs->calls_by, sizeof(jobs->calls_by));
 		jobs->stats.register_rate = jobs->bucket[0].rate;
 		jobs->stats.query_rate = jobs->bucket[1].rate;
+		jobs->stats.credentials_state = jobs->creds.state;
+		jobs->stats.credentials_expires = jobs->creds.expires_s;
+		memcpy(jobs->stats.credentials_detail, jobs->creds.detail, sizeof(jobs->stats.credentials_detail));
+		jobs->stats.check = jobs->check.result;
+		memcpy(jobs->stats.check_detail, jobs->check.detail, sizeof(jobs->stats.check_detail));
 		pthread_mutex_unlock(&jobs->lock);
 
-		config__snapshot_free(retired);
+		if(retired){
+			/* a reload: the provider takes the new source up, and the check runs again */
+			credentials__provider_reset(&jobs->creds, &jobs->cfg->creds_source);
+			worker__sync_credentials(jobs);
+			jobs->check.checked_generation = 0;
+			jobs->check.due_ms = 0;
+			jobs->check.attempt = 0;
+			config__snapshot_free(retired);
+		}
 		if(poke) waker__poke(jobs->waker);
 		now = clock__ms();
 		for(; take; take = next){
@@ -423,6 +580,10 @@ struct jobs *jobs__new(const struct bootstrap_config *cfg)
 	jobs->capacity = (size_t)cfg->max_queue + (size_t)cfg->max_inflight;
 	jobs->existing_policy = cfg->existing_devices;
 	jobs->cfg = config__snapshot(cfg);
+	if(jobs->cfg && credentials__provider_init(&jobs->creds, &cfg->creds_source, cfg->sts_endpoint, cfg->ecs_metadata_endpoint)){
+		config__snapshot_free(jobs->cfg);
+		jobs->cfg = NULL;
+	}
 	quota__init(&jobs->bucket[0], cfg->register_qps, cfg->register_burst, now);
 	quota__init(&jobs->bucket[1], cfg->query_qps, cfg->query_burst, now);
 	for(jobs->nbuckets = 64; jobs->nbuckets < jobs->capacity; jobs->nbuckets *= 2);
@@ -432,6 +593,7 @@ struct jobs *jobs__new(const struct bootstrap_config *cfg)
 	lock_ok = pthread_mutex_init(&jobs->lock, NULL) == 0;
 	if(!jobs->cfg || !jobs->buckets || !jobs->http || !lock_ok){
 		if(lock_ok) pthread_mutex_destroy(&jobs->lock);
+		credentials__provider_cleanup(&jobs->creds);
 		http__free(jobs->http);
 		waker__free(jobs->waker);
 		config__snapshot_free(jobs->cfg);
@@ -481,6 +643,7 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, s
 	job->result.route = *route;
 	memset(route, 0, sizeof(*route));
 	memcpy(job->device_id, device_id, strlen(device_id) + 1);
+	job->submitted_ms = clock__ms();
 	job->hash = h;
 	job->bucket_next = *bucket;
 	*bucket = job;
@@ -603,6 +766,7 @@ void jobs__free(struct jobs *jobs)
 	free(jobs->buckets);
 	config__snapshot_free(jobs->cfg);
 	config__snapshot_free(jobs->cfg_next);
+	credentials__provider_cleanup(&jobs->creds);
 	pthread_mutex_destroy(&jobs->lock);
 	free(jobs);
 }

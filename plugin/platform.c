@@ -106,6 +106,23 @@ done:
 	return rc;
 }
 
+char *platform__rpc_body(const struct platform_param *params, size_t count, const char *access_key_secret)
+{
+	char signature[PLATFORM_SIGNATURE_LEN];
+	char *canonical = platform__canonical_query(params, count), *encoded = NULL, *body = NULL;
+	size_t len;
+
+	if(!canonical || !access_key_secret) return canonical; /* anonymous: the canonical query alone */
+	if(platform__sign("POST", canonical, access_key_secret, signature) == 0 && (encoded = percent__encode(signature))){
+		len = strlen(canonical) + strlen("&Signature=") + strlen(encoded) + 1;
+		if((body = malloc(len))) snprintf(body, len, "%s&Signature=%s", canonical, encoded);
+	}
+	OPENSSL_cleanse(canonical, strlen(canonical));
+	free(canonical);
+	free(encoded);
+	return body;
+}
+
 int platform__nonce(char nonce[37])
 {
 	unsigned char b[16];
@@ -389,4 +406,55 @@ bool platform__flow_existence_known(const struct platform_flow *flow)
 void platform__flow_wipe(struct platform_flow *flow)
 {
 	OPENSSL_cleanse(&flow->triple, sizeof(flow->triple));
+}
+
+const char *platform__check_name(enum platform_check check)
+{
+	switch(check){
+		case PLATFORM_CHECK_PENDING: return "pending";
+		case PLATFORM_CHECK_OK: return "ok";
+		case PLATFORM_CHECK_REFUSED: return "refused";
+		case PLATFORM_CHECK_UNREACHABLE: return "unreachable";
+	}
+	return "?";
+}
+
+enum platform_check platform__check_answer(const struct platform_answer *a, char *detail, size_t len)
+{
+	const char *fix;
+
+	detail[0] = '\0';
+	switch(a->outcome){
+		case PLATFORM_SUCCESS:
+		case PLATFORM_NOT_EXISTS:
+			return PLATFORM_CHECK_OK;
+		case PLATFORM_THROTTLED:
+		case PLATFORM_UNAVAILABLE:
+			snprintf(detail, len, "the platform answered %s", a->code[0] ? a->code : "without a usable answer");
+			return PLATFORM_CHECK_UNREACHABLE;
+		case PLATFORM_AUTH:
+			if(strstr(a->code, "Permission") || strstr(a->code, "Forbidden")){
+				fix = "grant the RAM identity iot:QueryDeviceDetail and iot:RegisterDevice";
+			}else if(strstr(a->code, "SecurityToken")){
+				fix = "the STS token is wrong or expired: check the credentials source";
+			}else if(strstr(a->code, "TimeStamp") || strstr(a->code, "Timestamp")){
+				fix = "this machine's clock is off: synchronise it (NTP)";
+			}else{
+				fix = "check the AccessKey id and secret";
+			}
+			break;
+		case PLATFORM_REFUSED:
+		case PLATFORM_ALREADY_EXISTS:
+		default:
+			if(strstr(a->code, "NotExistedProduct") || strstr(a->code, "Productkey")){
+				fix = "check plugin_opt_product_key (and the region: a product lives in one)";
+			}else if(strstr(a->code, "InstanceNotFound") || strstr(a->code, "Instance")){
+				fix = "check plugin_opt_iot_instance_id (Enterprise and new public instances need it)";
+			}else{
+				fix = "see the platform's error code";
+			}
+			break;
+	}
+	snprintf(detail, len, "%s: %s", a->code[0] ? a->code : "refused", fix);
+	return PLATFORM_CHECK_REFUSED;
 }

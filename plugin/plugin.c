@@ -23,12 +23,14 @@
 #include "bootstrap_auth.h"
 #include "bootstrap_clock.h"
 #include "bootstrap_config.h"
+#include "bootstrap_credentials.h"
 #include "bootstrap_jobs.h"
 #include "bootstrap_metrics.h"
 #include "bootstrap_quota.h"
 #include "bootstrap_reply.h"
 #include "bootstrap_request.h"
 #include "bootstrap_seal.h"
+#include "bootstrap_secret.h"
 #include "bootstrap_text.h"
 
 #define PLUGIN_NAME "mosquitto_bootstrap"
@@ -80,6 +82,12 @@ struct bootstrap_plugin {
 	bool waker_refusal_logged;
 	time_t report_checked_s;
 	time_t throttle_log_s;
+	/* what the log and $SYS last said of the credentials and the start-up check: one line per
+	 * change, not per second */
+	enum credentials_state credentials_reported;
+	char credentials_detail_reported[160];
+	enum platform_check check_reported;
+	char check_detail_reported[200];
 	bool curl_ready;
 };
 
@@ -440,6 +448,68 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 /* What the worker saw that an operator should know: throttling (something else uses the
  * account's quota) and a refused wakeup connection. Checked once a second; throttling is
  * reported at most every 10 s. */
+static void metric__publish(const char *topic, const char *value, void *ud);
+
+/* The credentials' state: a log line when it changes (an error when none are valid), and the
+ * retained $SYS/broker/bootstrap/platform/credentials. */
+static void bootstrap__report_credentials(struct bootstrap_plugin *p, const struct jobs_stats *st)
+{
+	char text[256], until[32] = "";
+	int level;
+
+	if(st->credentials_state == p->credentials_reported && !strcmp(st->credentials_detail, p->credentials_detail_reported)) return;
+	p->credentials_reported = st->credentials_state;
+	memcpy(p->credentials_detail_reported, st->credentials_detail, sizeof(p->credentials_detail_reported));
+	if(st->credentials_expires){
+		struct tm tm;
+		gmtime_r(&st->credentials_expires, &tm);
+		strftime(until, sizeof(until), " until %Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+	snprintf(text, sizeof(text), "%s%s%s%s", credentials__state_name(st->credentials_state), until,
+			st->credentials_detail[0] ? ": " : "", st->credentials_detail);
+	switch(st->credentials_state){
+		case CREDENTIALS_EXPIRED: level = MOSQ_LOG_ERR; break;
+		case CREDENTIALS_FAILING: level = MOSQ_LOG_WARNING; break;
+		case CREDENTIALS_FETCHING: level = st->credentials_detail[0] ? MOSQ_LOG_ERR : MOSQ_LOG_INFO; break;
+		default: level = MOSQ_LOG_INFO; break;
+	}
+	/* renewals that just work are routine: not a line each */
+	if(st->credentials_state != CREDENTIALS_RENEWING){
+		mosquitto_log_printf(level, PLUGIN_NAME ": platform credentials (%s, %s): %s", p->cfg.creds_source.origin,
+				credentials__kind_name(p->cfg.creds_source.kind), text);
+	}
+	metric__publish(METRICS_TOPIC_PREFIX "platform/credentials", text, NULL);
+}
+
+/* The start-up check's result: one line per change (an error naming what to fix when the
+ * platform refuses), and the retained $SYS/broker/bootstrap/platform/status. */
+static void bootstrap__report_check(struct bootstrap_plugin *p, const struct jobs_stats *st)
+{
+	char text[256];
+
+	if(st->check == p->check_reported && !strcmp(st->check_detail, p->check_detail_reported)) return;
+	p->check_reported = st->check;
+	memcpy(p->check_detail_reported, st->check_detail, sizeof(p->check_detail_reported));
+	snprintf(text, sizeof(text), "%s%s%s", platform__check_name(st->check), st->check_detail[0] ? ": " : "", st->check_detail);
+	switch(st->check){
+		case PLATFORM_CHECK_OK:
+			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": platform check: the platform accepts these credentials, "
+					"product %s%s%s at %s", p->cfg.product_key, p->cfg.iot_instance_id ? " and instance " : "",
+					p->cfg.iot_instance_id ? p->cfg.iot_instance_id : "", p->cfg.endpoint);
+			break;
+		case PLATFORM_CHECK_REFUSED:
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": platform check: refused: %s (bootstraps will fail until this is fixed; "
+					"checked again every minute and after every credentials change)", st->check_detail);
+			break;
+		case PLATFORM_CHECK_UNREACHABLE:
+			mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": platform check: %s; retrying", st->check_detail);
+			break;
+		case PLATFORM_CHECK_PENDING:
+			break;
+	}
+	metric__publish(METRICS_TOPIC_PREFIX "platform/status", text, NULL);
+}
+
 static void bootstrap__report_worker(struct bootstrap_plugin *p, time_t now)
 {
 	struct jobs_stats st;
@@ -447,6 +517,8 @@ static void bootstrap__report_worker(struct bootstrap_plugin *p, time_t now)
 	if(now == p->report_checked_s) return;
 	p->report_checked_s = now;
 	jobs__stats(p->jobs, &st);
+	bootstrap__report_credentials(p, &st);
+	bootstrap__report_check(p, &st);
 	if(st.waker_refused && !p->waker_refusal_logged){
 		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": plugin_opt_wakeup_port %d: the broker refused the wakeup "
 				"connection (that listener must accept an anonymous client); replies go out at the broker's tick instead",
@@ -541,24 +613,19 @@ static const char *bootstrap__getenv(const char *name);
 static int bootstrap__on_reload(int event, void *event_data, void *userdata)
 {
 	struct bootstrap_plugin *p = userdata;
-	struct bootstrap_credentials creds;
 	char err[CONFIG_ERR_LEN];
 	char *old_secret = p->cfg.product_secret;
 
 	(void)event;
 	(void)event_data;
-	if(config__reload_credentials(&p->cfg, bootstrap__getenv, &creds, err, sizeof(err))){
+	if(config__load_credentials(&p->cfg, bootstrap__getenv, err, sizeof(err))){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": reload: %s; keeping the current credentials", err);
-	}else{
-		config__credentials_cleanup(&p->cfg.creds);
-		p->cfg.creds = creds;
+	}else if(jobs__reconfigure(p->jobs, &p->cfg)){
 		/* the worker gets a snapshot of its own: it never reads what this thread changes */
-		if(jobs__reconfigure(p->jobs, &p->cfg)){
-			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": reload: out of memory; the worker keeps the current credentials");
-		}else{
-			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": reload: platform credentials reloaded from %s",
-					p->cfg.credentials_file ? "file" : "environment");
-		}
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": reload: out of memory; the worker keeps the current credentials");
+	}else{
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": reload: platform credentials reloaded from %s (%s)",
+				p->cfg.creds_source.origin, credentials__kind_name(p->cfg.creds_source.kind));
 	}
 	if(p->cfg.request_auth == REQUEST_AUTH_SIGN){
 		p->cfg.product_secret = NULL;
@@ -566,7 +633,7 @@ static int bootstrap__on_reload(int event, void *event_data, void *userdata)
 			p->cfg.product_secret = old_secret;
 			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": reload: %s; keeping the current ProductSecret", err);
 		}else{
-			config__secret_free(&old_secret);
+			secret__free(&old_secret);
 			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": reload: ProductSecret reloaded");
 		}
 	}
@@ -674,8 +741,9 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	}
 	*userdata = p;
 	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": ready: product %s, platform %s, requests on '%s', replies on '%s', "
-			"credentials from %s%s", p->cfg.product_key, p->cfg.endpoint, p->cfg.request_topic, p->cfg.reply_topic,
-			p->cfg.credentials_file ? "file" : "environment", p->cfg.creds.security_token ? " (STS)" : "");
+			"credentials from %s: %s%s", p->cfg.product_key, p->cfg.endpoint, p->cfg.request_topic, p->cfg.reply_topic,
+			p->cfg.creds_source.origin, credentials__kind_name(p->cfg.creds_source.kind),
+			p->cfg.creds.security_token ? " with an STS token" : "");
 	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": request_auth %s, reply_encryption %s, existing_devices %s, acl %s",
 			p->cfg.request_auth == REQUEST_AUTH_SIGN ? "sign" : p->cfg.request_auth == REQUEST_AUTH_IDENTITY ? "identity" : "none",
 			p->cfg.reply_encryption == REPLY_ENCRYPTION_ON ? "on" : "off",

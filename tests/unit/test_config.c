@@ -217,63 +217,6 @@ static char *write_file(const char *text, mode_t mode)
 	return path;
 }
 
-static void test_credentials_file(void)
-{
-	struct bootstrap_credentials c = {0};
-	char err[CONFIG_ERR_LEN] = "";
-	char *path = write_file("# comment\n[other]\naccess_key_id = wrong\naccess_key_secret = wrong\n\n"
-			"[default]\ntype = access_key\naccess_key_id = fileid\naccess_key_secret = filesecret \n", 0600);
-
-	CHECK(path != NULL);
-	CHECK(config__load_credentials_file(&c, path, "default", err, sizeof(err)) == 0);
-	CHECK_STR(c.access_key_id, "fileid");
-	CHECK_STR(c.access_key_secret, "filesecret");
-	CHECK(c.security_token == NULL);
-	config__credentials_cleanup(&c);
-
-	CHECK(config__load_credentials_file(&c, path, "other", err, sizeof(err)) == 0);
-	CHECK_STR(c.access_key_id, "wrong");
-	config__credentials_cleanup(&c);
-
-	CHECK(config__load_credentials_file(&c, path, "missing", err, sizeof(err)) == -1);
-	CHECK(strstr(err, "[missing]") != NULL);
-	unlink(path);
-}
-
-static void test_credentials_file_permissions(void)
-{
-	struct bootstrap_credentials c = {0};
-	char err[CONFIG_ERR_LEN] = "";
-	char *path = write_file("[default]\naccess_key_id = fileid\naccess_key_secret = filesecret\n", 0640);
-
-	CHECK(config__load_credentials_file(&c, path, "default", err, sizeof(err)) == -1);
-	CHECK(strstr(err, "group or others") != NULL);
-	CHECK(strstr(err, "filesecret") == NULL);
-	CHECK(c.access_key_id == NULL);
-	chmod(path, 0604);
-	CHECK(config__load_credentials_file(&c, path, "default", err, sizeof(err)) == -1);
-	unlink(path);
-
-	CHECK(config__load_credentials_file(&c, "/nonexistent/credentials", "default", err, sizeof(err)) == -1);
-	CHECK(strstr(err, "plugin_opt_credentials_file") != NULL);
-}
-
-static void test_credentials_file_incomplete(void)
-{
-	struct bootstrap_credentials c = {0};
-	char err[CONFIG_ERR_LEN] = "";
-	char *path = write_file("[default]\naccess_key_id = fileid\n", 0600);
-
-	CHECK(config__load_credentials_file(&c, path, "default", err, sizeof(err)) == -1);
-	CHECK(strstr(err, "access_key_secret") != NULL);
-	unlink(path);
-
-	path = write_file("[default]\ntype = ecs_ram_role\naccess_key_id = a\naccess_key_secret = b\n", 0600);
-	CHECK(config__load_credentials_file(&c, path, "default", err, sizeof(err)) == -1);
-	CHECK(strstr(err, "ecs_ram_role") != NULL);
-	unlink(path);
-}
-
 static void test_sign_needs_product_secret(void)
 {
 	struct bootstrap_config cfg;
@@ -399,9 +342,6 @@ int main(void)
 	RUN(test_inline_secret_refused_without_echo);
 	RUN(test_missing_requirements);
 	RUN(test_sts_from_env);
-	RUN(test_credentials_file);
-	RUN(test_credentials_file_permissions);
-	RUN(test_credentials_file_incomplete);
 	RUN(test_sign_needs_product_secret);
 	RUN(test_mode_options);
 	RUN(test_reply_encryption);

@@ -1,0 +1,132 @@
+#ifndef BOOTSTRAP_CREDENTIALS_H
+#define BOOTSTRAP_CREDENTIALS_H
+/* Platform credentials, found and kept fresh the way Alibaba's credentials libraries do.
+ *
+ * Where they come from (credentials__resolve, pure: environment and files only, on the broker
+ * thread at start-up and SIGHUP): plugin_opt_credentials_file alone when set; else the default
+ * chain: environment AccessKey, OIDC (RRSA), the INI file, the ECS instance RAM role, a
+ * credentials URI.
+ *
+ * Keeping them fresh (struct credentials_provider, the worker thread only): temporary
+ * credentials are fetched and renewed ahead of expiry over HTTP. The provider is a state
+ * machine without I/O: it says which request to send, the worker sends it with its HTTP client
+ * and feeds the answer back. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct bootstrap_credentials {
+	char *access_key_id;
+	char *access_key_secret;
+	char *security_token; /* NULL unless temporary (STS) credentials */
+};
+
+void credentials__cleanup(struct bootstrap_credentials *creds);
+/* Deep copy. 0 or -1 (dst left empty). */
+int credentials__copy(struct bootstrap_credentials *dst, const struct bootstrap_credentials *src);
+
+enum credentials_kind {
+	CREDENTIALS_STATIC = 0,   /* an AccessKey (with an STS token if given): never renewed */
+	CREDENTIALS_RAM_ROLE_ARN, /* STS AssumeRole, signed with the AccessKey in key */
+	CREDENTIALS_OIDC,         /* STS AssumeRoleWithOIDC with the token in oidc_token_file (RRSA) */
+	CREDENTIALS_ECS_RAM_ROLE, /* the ECS metadata service (IMDSv2) */
+	CREDENTIALS_URI,          /* GET uri */
+};
+
+struct credentials_source {
+	enum credentials_kind kind;
+	const char *origin;              /* for logs: "environment", "credentials file", ... (static text) */
+	struct bootstrap_credentials key; /* STATIC: the credentials; RAM_ROLE_ARN: who assumes the role */
+	char *role_arn;                  /* RAM_ROLE_ARN, OIDC */
+	char *role_session_name;         /* RAM_ROLE_ARN, OIDC */
+	char *oidc_provider_arn;         /* OIDC */
+	char *oidc_token_file;           /* OIDC: re-read at every renewal (Kubernetes rotates it) */
+	char *role_name;                 /* ECS_RAM_ROLE; NULL: ask the metadata service */
+	char *uri;                       /* URI */
+	long duration_s;                 /* STS DurationSeconds */
+};
+
+typedef const char *(*credentials_getenv_fn)(const char *name);
+
+/* Where the credentials come from. credentials_file (plugin_opt_credentials_file) is used
+ * alone when set; else the default chain. 0, or -1 with err naming what is missing or wrong
+ * (never a secret). */
+int credentials__resolve(const char *credentials_file, credentials_getenv_fn get_env,
+		struct credentials_source *out, char *err, size_t errlen);
+/* One profile of an Alibaba Cloud credentials INI file (mode 0600): type access_key (or sts),
+ * ram_role_arn, oidc_role_arn, ecs_ram_role, credentials_uri. label names the file's origin
+ * in errors. 0 or -1. */
+int credentials__load_ini(struct credentials_source *out, const char *label, const char *path,
+		const char *profile, credentials_getenv_fn get_env, char *err, size_t errlen);
+void credentials__source_cleanup(struct credentials_source *source);
+int credentials__source_copy(struct credentials_source *dst, const struct credentials_source *src);
+const char *credentials__kind_name(enum credentials_kind kind);
+
+/* ---- the provider: worker thread only ---- */
+
+enum credentials_state {
+	CREDENTIALS_FETCHING = 0, /* none yet: the first fetch is under way or retried */
+	CREDENTIALS_VALID,        /* current, renewal not due */
+	CREDENTIALS_RENEWING,     /* current, a renewal under way */
+	CREDENTIALS_FAILING,      /* still current, but renewing them fails: retried with backoff */
+	CREDENTIALS_EXPIRED,      /* none valid, and fetching fails: platform calls wait */
+};
+
+/* One HTTP request the provider wants sent; free with credentials__http_free(). */
+struct credentials_http {
+	const char *method;
+	char *url;
+	char *body;          /* NULL: none (form-urlencoded when set) */
+	char *headers[3];    /* "Name: value" lines, NULL-terminated */
+};
+
+struct credentials_provider {
+	struct credentials_source source;
+	char *sts_endpoint;      /* https://sts.<region>.aliyuncs.com/ or plugin_opt_sts_endpoint */
+	char *metadata_endpoint; /* http://100.100.100.200 or plugin_opt_ecs_metadata_endpoint */
+	struct bootstrap_credentials current;
+	time_t expires_s;        /* 0: never (static) */
+	time_t obtained_s;
+	enum credentials_state state;
+	int stage;               /* within a fetch: the metadata service takes two or three requests */
+	char *imds_token;        /* IMDSv2 session token */
+	char *discovered_role;
+	bool in_flight;
+	int64_t next_attempt_ms; /* monotonic; when the next fetch or retry may start */
+	int attempt;             /* failed attempts in a row */
+	unsigned generation;     /* bumped whenever current changes */
+	char detail[160];        /* why the last fetch failed (no secret), for logs and metrics */
+};
+
+/* Starts with source (copied). Static credentials are current at once. 0 or -1. */
+int credentials__provider_init(struct credentials_provider *cp, const struct credentials_source *source,
+		const char *sts_endpoint, const char *metadata_endpoint);
+/* Takes a new source (SIGHUP): the current credentials stay in use until the new ones come,
+ * unless the new source is static. 0 or -1 (the old source stays). */
+int credentials__provider_reset(struct credentials_provider *cp, const struct credentials_source *source);
+void credentials__provider_cleanup(struct credentials_provider *cp);
+
+/* Whether a request should go out now; fills req. */
+bool credentials__want_request(struct credentials_provider *cp, time_t now_s, int64_t now_ms, struct credentials_http *req);
+void credentials__http_free(struct credentials_http *req);
+/* The answer to the last request (status 0 and error set: the transfer failed). True when
+ * the current credentials changed. */
+bool credentials__on_answer(struct credentials_provider *cp, long status, const char *body, size_t len,
+		const char *error, time_t now_s, int64_t now_ms);
+/* The credentials to sign with at now, or NULL when none are valid. */
+const struct bootstrap_credentials *credentials__current(const struct credentials_provider *cp, time_t now_s);
+/* Milliseconds until the provider wants to send something (renewal or retry); -1 never. */
+int64_t credentials__wait_ms(const struct credentials_provider *cp, time_t now_s, int64_t now_ms);
+const char *credentials__state_name(enum credentials_state state);
+
+/* Renewal starts when this much of the lifetime is left: min(180 s, a third of it), as
+ * credentials-go renews at 180 s. Credentials are not used in their last seconds. */
+#define CREDENTIALS_RENEW_AHEAD_S 180
+#define CREDENTIALS_EXPIRY_MARGIN_S 2
+#define CREDENTIALS_DEFAULT_DURATION_S 3600
+#define CREDENTIALS_RETRY_MAX_S 60
+#define CREDENTIALS_HTTP_TIMEOUT_MS 5000
+#define CREDENTIALS_DEFAULT_METADATA "http://100.100.100.200"
+
+#endif

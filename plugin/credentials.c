@@ -1,0 +1,692 @@
+/* Platform credentials: the default chain of Alibaba's credentials libraries, and a provider
+ * that fetches and renews temporary credentials (ECS RAM role, STS AssumeRole and
+ * AssumeRoleWithOIDC, a credentials URI) without doing I/O itself. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "bootstrap_credentials.h"
+#include "bootstrap_platform.h"
+#include "bootstrap_secret.h"
+#include "bootstrap_text.h"
+
+#define STS_API_VERSION "2015-04-01"
+#define DEFAULT_SESSION_NAME "mosquitto-bootstrap"
+#define IMDS_TOKEN_TTL_S 21600
+#define OIDC_TOKEN_MAX 16384
+
+enum provider_stage {
+	STAGE_IDLE = 0,
+	STAGE_IMDS_TOKEN,  /* PUT /latest/api/token */
+	STAGE_IMDS_ROLE,   /* GET .../security-credentials/ (the role's name) */
+	STAGE_CREDENTIALS, /* the request that answers with credentials */
+};
+
+static void credentials__error(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list va;
+
+	if(!err || errlen == 0) return;
+	va_start(va, fmt);
+	vsnprintf(err, errlen, fmt, va);
+	va_end(va);
+}
+
+void credentials__cleanup(struct bootstrap_credentials *creds)
+{
+	secret__free(&creds->access_key_id);
+	secret__free(&creds->access_key_secret);
+	secret__free(&creds->security_token);
+}
+
+static int string__copy(char **dst, const char *src)
+{
+	*dst = NULL;
+	return src && !(*dst = strdup(src)) ? -1 : 0;
+}
+
+int credentials__copy(struct bootstrap_credentials *dst, const struct bootstrap_credentials *src)
+{
+	if(string__copy(&dst->access_key_id, src->access_key_id)
+			| string__copy(&dst->access_key_secret, src->access_key_secret)
+			| string__copy(&dst->security_token, src->security_token)){
+		credentials__cleanup(dst);
+		return -1;
+	}
+	return 0;
+}
+
+const char *credentials__kind_name(enum credentials_kind kind)
+{
+	switch(kind){
+		case CREDENTIALS_STATIC: return "access key";
+		case CREDENTIALS_RAM_ROLE_ARN: return "RAM role ARN (STS AssumeRole)";
+		case CREDENTIALS_OIDC: return "OIDC role (STS AssumeRoleWithOIDC)";
+		case CREDENTIALS_ECS_RAM_ROLE: return "ECS instance RAM role";
+		case CREDENTIALS_URI: return "credentials URI";
+	}
+	return "?";
+}
+
+const char *credentials__state_name(enum credentials_state state)
+{
+	switch(state){
+		case CREDENTIALS_FETCHING: return "fetching";
+		case CREDENTIALS_VALID: return "valid";
+		case CREDENTIALS_RENEWING: return "renewing";
+		case CREDENTIALS_FAILING: return "failing";
+		case CREDENTIALS_EXPIRED: return "expired";
+	}
+	return "?";
+}
+
+void credentials__source_cleanup(struct credentials_source *s)
+{
+	credentials__cleanup(&s->key);
+	free(s->role_arn);
+	free(s->role_session_name);
+	free(s->oidc_provider_arn);
+	free(s->oidc_token_file);
+	free(s->role_name);
+	free(s->uri);
+	memset(s, 0, sizeof(*s));
+}
+
+int credentials__source_copy(struct credentials_source *dst, const struct credentials_source *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->kind = src->kind;
+	dst->origin = src->origin;
+	dst->duration_s = src->duration_s;
+	if(credentials__copy(&dst->key, &src->key)
+			| string__copy(&dst->role_arn, src->role_arn)
+			| string__copy(&dst->role_session_name, src->role_session_name)
+			| string__copy(&dst->oidc_provider_arn, src->oidc_provider_arn)
+			| string__copy(&dst->oidc_token_file, src->oidc_token_file)
+			| string__copy(&dst->role_name, src->role_name)
+			| string__copy(&dst->uri, src->uri)){
+		credentials__source_cleanup(dst);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *env__get(credentials_getenv_fn get_env, const char *name)
+{
+	const char *v = get_env(name);
+	return v && v[0] ? v : NULL;
+}
+
+/* What each kind needs, checked once for every way of naming it. */
+static int source__complete(const struct credentials_source *s, const char *where, char *err, size_t errlen)
+{
+	const char *missing = NULL;
+
+	switch(s->kind){
+		case CREDENTIALS_STATIC:
+			if(!s->key.access_key_id || !s->key.access_key_secret) missing = "access_key_id or access_key_secret";
+			break;
+		case CREDENTIALS_RAM_ROLE_ARN:
+			if(!s->key.access_key_id || !s->key.access_key_secret) missing = "access_key_id or access_key_secret";
+			else if(!s->role_arn) missing = "role_arn";
+			break;
+		case CREDENTIALS_OIDC:
+			if(!s->role_arn) missing = "role_arn";
+			else if(!s->oidc_provider_arn) missing = "oidc_provider_arn";
+			else if(!s->oidc_token_file) missing = "oidc_token_file_path";
+			break;
+		case CREDENTIALS_ECS_RAM_ROLE:
+			break;
+		case CREDENTIALS_URI:
+			if(!s->uri) missing = "credentials_uri";
+			break;
+	}
+	if(missing){
+		credentials__error(err, errlen, "%s: %s lacks %s", where, credentials__kind_name(s->kind), missing);
+		return -1;
+	}
+	return 0;
+}
+
+int credentials__load_ini(struct credentials_source *out, const char *label, const char *path,
+		const char *profile, credentials_getenv_fn get_env, char *err, size_t errlen)
+{
+	char *text = NULL, *line, *save = NULL;
+	bool in_profile = false, seen_profile = false;
+	char where[300];
+	size_t textlen;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	out->origin = "credentials file";
+	if(secret__read_file(label, path, true, &text, err, errlen)) return -1;
+	textlen = strlen(text);
+	for(line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)){
+		char *l = secret__trim(line), *eq, *k, *v;
+		char **dst = NULL;
+
+		if(l[0] == '\0' || l[0] == '#' || l[0] == ';') continue;
+		if(l[0] == '['){
+			size_t len = strlen(l);
+			if(l[len-1] != ']') continue;
+			l[len-1] = '\0';
+			in_profile = !strcmp(secret__trim(l+1), profile);
+			seen_profile |= in_profile;
+			continue;
+		}
+		if(!in_profile || !(eq = strchr(l, '='))) continue;
+		*eq = '\0';
+		k = secret__trim(l);
+		v = secret__trim(eq+1);
+		if(!strcmp(k, "type")){
+			if(!strcmp(v, "access_key") || !strcmp(v, "sts")) out->kind = CREDENTIALS_STATIC;
+			else if(!strcmp(v, "ram_role_arn")) out->kind = CREDENTIALS_RAM_ROLE_ARN;
+			else if(!strcmp(v, "oidc_role_arn")) out->kind = CREDENTIALS_OIDC;
+			else if(!strcmp(v, "ecs_ram_role")) out->kind = CREDENTIALS_ECS_RAM_ROLE;
+			else if(!strcmp(v, "credentials_uri")) out->kind = CREDENTIALS_URI;
+			else{
+				credentials__error(err, errlen, "%s: profile [%s] has type '%s'; supported: access_key, sts, "
+						"ram_role_arn, oidc_role_arn, ecs_ram_role, credentials_uri", label, profile, v);
+				goto done;
+			}
+			continue;
+		}
+		if(!strcmp(k, "access_key_id")) dst = &out->key.access_key_id;
+		else if(!strcmp(k, "access_key_secret")) dst = &out->key.access_key_secret;
+		else if(!strcmp(k, "security_token") || !strcmp(k, "sts_token")) dst = &out->key.security_token;
+		else if(!strcmp(k, "role_arn")) dst = &out->role_arn;
+		else if(!strcmp(k, "role_session_name")) dst = &out->role_session_name;
+		else if(!strcmp(k, "oidc_provider_arn")) dst = &out->oidc_provider_arn;
+		else if(!strcmp(k, "oidc_token_file_path")) dst = &out->oidc_token_file;
+		else if(!strcmp(k, "role_name")) dst = &out->role_name;
+		else if(!strcmp(k, "credentials_uri")) dst = &out->uri;
+		else if(!strcmp(k, "role_session_expiration")) out->duration_s = strtol(v, NULL, 10);
+		if(dst && v[0]){
+			secret__free(dst);
+			if(!(*dst = strdup(v))){
+				credentials__error(err, errlen, "out of memory");
+				goto done;
+			}
+		}
+	}
+	if(!seen_profile){
+		credentials__error(err, errlen, "%s: %s has no [%s] profile", label, path, profile);
+		goto done;
+	}
+	snprintf(where, sizeof(where), "%s: profile [%s] in %s", label, profile, path);
+	if(source__complete(out, where, err, errlen)) goto done;
+	/* environment variables name the role where the file does not, as the SDKs do */
+	if(out->kind == CREDENTIALS_ECS_RAM_ROLE && !out->role_name && env__get(get_env, "ALIBABA_CLOUD_ECS_METADATA")
+			&& !(out->role_name = strdup(env__get(get_env, "ALIBABA_CLOUD_ECS_METADATA")))){
+		goto done;
+	}
+	rc = 0;
+done:
+	OPENSSL_cleanse(text, textlen);
+	free(text);
+	if(rc) credentials__source_cleanup(out);
+	return rc;
+}
+
+static int source__set(char **dst, const char *value)
+{
+	return value && !(*dst = strdup(value)) ? -1 : 0;
+}
+
+int credentials__resolve(const char *credentials_file, credentials_getenv_fn get_env,
+		struct credentials_source *out, char *err, size_t errlen)
+{
+	const char *profile = env__get(get_env, "ALIBABA_CLOUD_PROFILE");
+	const char *file, *home;
+	char path[512];
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if(!profile) profile = "default";
+	if(credentials_file){
+		return credentials__load_ini(out, "plugin_opt_credentials_file", credentials_file, profile, get_env, err, errlen);
+	}
+	/* 1. the environment's AccessKey */
+	if(env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_ID") && env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET")){
+		out->kind = CREDENTIALS_STATIC;
+		out->origin = "environment";
+		rc = source__set(&out->key.access_key_id, env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_ID"))
+			| source__set(&out->key.access_key_secret, env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET"))
+			| source__set(&out->key.security_token, env__get(get_env, "ALIBABA_CLOUD_SECURITY_TOKEN"));
+		goto done;
+	}
+	/* 2. OIDC, as ACK's RRSA injects it */
+	if(env__get(get_env, "ALIBABA_CLOUD_ROLE_ARN") && env__get(get_env, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN")
+			&& env__get(get_env, "ALIBABA_CLOUD_OIDC_TOKEN_FILE")){
+		out->kind = CREDENTIALS_OIDC;
+		out->origin = "environment (OIDC)";
+		rc = source__set(&out->role_arn, env__get(get_env, "ALIBABA_CLOUD_ROLE_ARN"))
+			| source__set(&out->oidc_provider_arn, env__get(get_env, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"))
+			| source__set(&out->oidc_token_file, env__get(get_env, "ALIBABA_CLOUD_OIDC_TOKEN_FILE"))
+			| source__set(&out->role_session_name, env__get(get_env, "ALIBABA_CLOUD_ROLE_SESSION_NAME"));
+		goto done;
+	}
+	/* 3. the INI file: the one named, else ~/.alibabacloud/credentials if there is one */
+	file = env__get(get_env, "ALIBABA_CLOUD_CREDENTIALS_FILE");
+	if(file) return credentials__load_ini(out, "ALIBABA_CLOUD_CREDENTIALS_FILE", file, profile, get_env, err, errlen);
+	home = env__get(get_env, "HOME");
+	if(home && snprintf(path, sizeof(path), "%s/.alibabacloud/credentials", home) < (int)sizeof(path) && access(path, F_OK) == 0){
+		return credentials__load_ini(out, "~/.alibabacloud/credentials", path, profile, get_env, err, errlen);
+	}
+	/* 4. the ECS instance's RAM role */
+	if(env__get(get_env, "ALIBABA_CLOUD_ECS_METADATA")){
+		out->kind = CREDENTIALS_ECS_RAM_ROLE;
+		out->origin = "environment (ECS RAM role)";
+		rc = source__set(&out->role_name, env__get(get_env, "ALIBABA_CLOUD_ECS_METADATA"));
+		goto done;
+	}
+	/* 5. a credentials URI */
+	if(env__get(get_env, "ALIBABA_CLOUD_CREDENTIALS_URI")){
+		out->kind = CREDENTIALS_URI;
+		out->origin = "environment (credentials URI)";
+		rc = source__set(&out->uri, env__get(get_env, "ALIBABA_CLOUD_CREDENTIALS_URI"));
+		goto done;
+	}
+	credentials__error(err, errlen, "no platform credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
+			"ALIBABA_CLOUD_ACCESS_KEY_SECRET (or another source of Alibaba's default chain: OIDC, "
+			"~/.alibabacloud/credentials, ALIBABA_CLOUD_ECS_METADATA, ALIBABA_CLOUD_CREDENTIALS_URI) in the broker's "
+			"environment, or plugin_opt_credentials_file");
+	return -1;
+done:
+	if(rc){
+		credentials__source_cleanup(out);
+		credentials__error(err, errlen, "out of memory reading credentials");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the provider ---- */
+
+int credentials__provider_init(struct credentials_provider *cp, const struct credentials_source *source,
+		const char *sts_endpoint, const char *metadata_endpoint)
+{
+	memset(cp, 0, sizeof(*cp));
+	if(string__copy(&cp->sts_endpoint, sts_endpoint) || string__copy(&cp->metadata_endpoint, metadata_endpoint)
+			|| credentials__provider_reset(cp, source)){
+		credentials__provider_cleanup(cp);
+		return -1;
+	}
+	return 0;
+}
+
+int credentials__provider_reset(struct credentials_provider *cp, const struct credentials_source *source)
+{
+	struct credentials_source copy;
+
+	if(credentials__source_copy(&copy, source)) return -1;
+	credentials__source_cleanup(&cp->source);
+	cp->source = copy;
+	cp->stage = STAGE_IDLE;
+	cp->attempt = 0;
+	cp->next_attempt_ms = 0;
+	secret__free(&cp->imds_token);
+	free(cp->discovered_role);
+	cp->discovered_role = NULL;
+	if(copy.kind == CREDENTIALS_STATIC){
+		credentials__cleanup(&cp->current);
+		if(credentials__copy(&cp->current, &copy.key)) return -1;
+		cp->expires_s = 0;
+		cp->state = CREDENTIALS_VALID;
+		cp->generation++;
+		cp->detail[0] = '\0';
+	}else{
+		/* what we have stays in use until the new source delivers; now is when it is due */
+		cp->expires_s = cp->current.access_key_id ? cp->expires_s : 0;
+		cp->obtained_s = 0;
+		cp->state = cp->current.access_key_id ? CREDENTIALS_RENEWING : CREDENTIALS_FETCHING;
+	}
+	return 0;
+}
+
+void credentials__provider_cleanup(struct credentials_provider *cp)
+{
+	credentials__source_cleanup(&cp->source);
+	credentials__cleanup(&cp->current);
+	secret__free(&cp->imds_token);
+	free(cp->discovered_role);
+	free(cp->sts_endpoint);
+	free(cp->metadata_endpoint);
+	memset(cp, 0, sizeof(*cp));
+}
+
+const struct bootstrap_credentials *credentials__current(const struct credentials_provider *cp, time_t now_s)
+{
+	if(!cp->current.access_key_id) return NULL;
+	if(cp->expires_s && now_s >= cp->expires_s - CREDENTIALS_EXPIRY_MARGIN_S) return NULL;
+	return &cp->current;
+}
+
+/* When the current credentials are due for renewal: min(180 s, a third of their life) ahead.
+ * A new source (obtained_s 0) is due at once. */
+static time_t provider__renew_at(const struct credentials_provider *cp)
+{
+	time_t life, ahead;
+
+	if(!cp->current.access_key_id || cp->obtained_s == 0) return 0;
+	life = cp->expires_s - cp->obtained_s;
+	ahead = life / 3 < CREDENTIALS_RENEW_AHEAD_S ? life / 3 : CREDENTIALS_RENEW_AHEAD_S;
+	return cp->expires_s - ahead;
+}
+
+int64_t credentials__wait_ms(const struct credentials_provider *cp, time_t now_s, int64_t now_ms)
+{
+	int64_t wait;
+
+	if(cp->source.kind == CREDENTIALS_STATIC || cp->in_flight) return -1;
+	wait = cp->next_attempt_ms - now_ms;
+	if(cp->stage == STAGE_IDLE){
+		int64_t renew = ((int64_t)provider__renew_at(cp) - (int64_t)now_s) * 1000;
+		if(renew > wait) wait = renew;
+	}
+	return wait < 0 ? 0 : wait;
+}
+
+static char *url__join(const char *base, const char *path)
+{
+	size_t blen = strlen(base);
+	char *url;
+
+	while(blen > 0 && base[blen - 1] == '/') blen--;
+	url = malloc(blen + strlen(path) + 1);
+	if(url){
+		memcpy(url, base, blen);
+		strcpy(url + blen, path);
+	}
+	return url;
+}
+
+static char *header__make(const char *name, const char *value)
+{
+	size_t len = strlen(name) + 2 + strlen(value) + 1;
+	char *h = malloc(len);
+
+	if(h) snprintf(h, len, "%s: %s", name, value);
+	return h;
+}
+
+/* The STS call of the source: AssumeRole signed with its key, or AssumeRoleWithOIDC with the
+ * token file read now (Kubernetes rotates it). */
+static int request__sts(struct credentials_provider *cp, time_t now_s, struct credentials_http *req)
+{
+	const struct credentials_source *s = &cp->source;
+	struct platform_param params[PLATFORM_MAX_PARAMS];
+	char nonce[37], stamp[21], duration[24];
+	char *token = NULL, *body;
+	size_t n = 0;
+	int rc = -1;
+
+	if(platform__nonce(nonce)) return -1;
+	platform__timestamp(now_s, stamp);
+	snprintf(duration, sizeof(duration), "%ld", s->duration_s > 0 ? s->duration_s : (long)CREDENTIALS_DEFAULT_DURATION_S);
+	params[n++] = (struct platform_param){"Format", "JSON"};
+	params[n++] = (struct platform_param){"Version", STS_API_VERSION};
+	params[n++] = (struct platform_param){"Timestamp", stamp};
+	params[n++] = (struct platform_param){"SignatureNonce", nonce};
+	params[n++] = (struct platform_param){"RoleArn", s->role_arn};
+	params[n++] = (struct platform_param){"RoleSessionName", s->role_session_name ? s->role_session_name : DEFAULT_SESSION_NAME};
+	params[n++] = (struct platform_param){"DurationSeconds", duration};
+	if(s->kind == CREDENTIALS_OIDC){
+		if(secret__read_file("OIDC token file", s->oidc_token_file, false, &token, cp->detail, sizeof(cp->detail))) return -1;
+		params[n++] = (struct platform_param){"Action", "AssumeRoleWithOIDC"};
+		params[n++] = (struct platform_param){"OIDCProviderArn", s->oidc_provider_arn};
+		params[n++] = (struct platform_param){"OIDCToken", secret__trim(token)};
+	}else{
+		params[n++] = (struct platform_param){"Action", "AssumeRole"};
+		params[n++] = (struct platform_param){"AccessKeyId", s->key.access_key_id};
+		params[n++] = (struct platform_param){"SignatureMethod", "HMAC-SHA1"};
+		params[n++] = (struct platform_param){"SignatureVersion", "1.0"};
+		if(s->key.security_token) params[n++] = (struct platform_param){"SecurityToken", s->key.security_token};
+	}
+	/* AssumeRoleWithOIDC is anonymous: the OIDC token is the proof */
+	body = platform__rpc_body(params, n, s->kind == CREDENTIALS_OIDC ? NULL : s->key.access_key_secret);
+	if(!body) goto done;
+	req->method = "POST";
+	req->body = body;
+	req->url = strdup(cp->sts_endpoint);
+	rc = req->url ? 0 : -1;
+done:
+	if(token){
+		OPENSSL_cleanse(token, strlen(token));
+		free(token);
+	}
+	return rc;
+}
+
+bool credentials__want_request(struct credentials_provider *cp, time_t now_s, int64_t now_ms, struct credentials_http *req)
+{
+	const char *role = cp->source.role_name ? cp->source.role_name : cp->discovered_role;
+	char path[320];
+	int rc = -1;
+
+	memset(req, 0, sizeof(*req));
+	if(cp->source.kind == CREDENTIALS_STATIC || cp->in_flight || now_ms < cp->next_attempt_ms) return false;
+	if(cp->stage == STAGE_IDLE){
+		if(credentials__current(cp, now_s) && now_s < provider__renew_at(cp)) return false;
+		cp->stage = cp->source.kind == CREDENTIALS_ECS_RAM_ROLE ? STAGE_IMDS_TOKEN : STAGE_CREDENTIALS;
+		if(cp->state == CREDENTIALS_VALID) cp->state = CREDENTIALS_RENEWING;
+	}
+	switch(cp->source.kind){
+		case CREDENTIALS_STATIC:
+			return false;
+		case CREDENTIALS_RAM_ROLE_ARN:
+		case CREDENTIALS_OIDC:
+			rc = request__sts(cp, now_s, req);
+			break;
+		case CREDENTIALS_URI:
+			req->method = "GET";
+			rc = (req->url = strdup(cp->source.uri)) ? 0 : -1;
+			break;
+		case CREDENTIALS_ECS_RAM_ROLE:
+			if(cp->stage == STAGE_IMDS_TOKEN){
+				char ttl[16];
+				snprintf(ttl, sizeof(ttl), "%d", IMDS_TOKEN_TTL_S);
+				req->method = "PUT";
+				req->url = url__join(cp->metadata_endpoint, "/latest/api/token");
+				req->headers[0] = header__make("X-aliyun-ecs-metadata-token-ttl-seconds", ttl);
+				rc = req->url && req->headers[0] ? 0 : -1;
+				break;
+			}
+			if(cp->stage == STAGE_IMDS_ROLE || !role){
+				cp->stage = STAGE_IMDS_ROLE;
+				snprintf(path, sizeof(path), "/latest/meta-data/ram/security-credentials/");
+			}else{
+				snprintf(path, sizeof(path), "/latest/meta-data/ram/security-credentials/%s", role);
+			}
+			req->method = "GET";
+			req->url = url__join(cp->metadata_endpoint, path);
+			req->headers[0] = header__make("X-aliyun-ecs-metadata-token", cp->imds_token ? cp->imds_token : "");
+			rc = req->url && req->headers[0] ? 0 : -1;
+			break;
+	}
+	if(rc){
+		credentials__http_free(req);
+		credentials__on_answer(cp, 0, NULL, 0, cp->detail[0] ? cp->detail : "the request could not be built", now_s, now_ms);
+		return false;
+	}
+	cp->in_flight = true;
+	return true;
+}
+
+void credentials__http_free(struct credentials_http *req)
+{
+	free(req->url);
+	if(req->body){
+		OPENSSL_cleanse(req->body, strlen(req->body)); /* a signed body or an OIDC token */
+		free(req->body);
+	}
+	for(size_t i = 0; req->headers[i]; i++) secret__free(&req->headers[i]);
+	memset(req, 0, sizeof(*req));
+}
+
+/* "YYYY-MM-DDThh:mm:ssZ" to seconds since the epoch (UTC), or 0. */
+static time_t time__parse_utc(const char *s)
+{
+	int y, mo, d, h, mi, se;
+	char z = 0;
+	long days;
+
+	if(!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi, &se, &z) != 7 || z != 'Z') return 0;
+	if(y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return 0;
+	/* days from civil (Howard Hinnant's algorithm): no timegm() under strict POSIX */
+	y -= mo <= 2;
+	{
+		long era = y / 400, yoe = y - era * 400;
+		long doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+		long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+		days = era * 146097 + doe - 719468;
+	}
+	return (time_t)(days * 86400 + h * 3600 + mi * 60 + se);
+}
+
+static const char *json__string(const json_t *obj, const char *name)
+{
+	const json_t *v = json_object_get(obj, name);
+	return json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) < 4096 ? json_string_value(v) : NULL;
+}
+
+/* Temporary credentials from an answer: STS nests them under "Credentials"; the metadata
+ * service and credential URIs give them flat, with "Code":"Success". */
+static int answer__credentials(struct credentials_provider *cp, const char *body, size_t len, time_t now_s)
+{
+	json_t *root = json_loadb(body, len, 0, NULL), *c;
+	const char *code, *id, *secret, *token, *expiration;
+	struct bootstrap_credentials fresh = {0};
+	time_t expires;
+	int rc = -1;
+
+	if(!json_is_object(root)){
+		snprintf(cp->detail, sizeof(cp->detail), "an unreadable answer");
+		goto done;
+	}
+	c = json_object_get(root, "Credentials");
+	if(!json_is_object(c)) c = root;
+	code = json__string(root, "Code");
+	if(code && strcmp(code, "Success")){
+		char shown[64];
+		snprintf(cp->detail, sizeof(cp->detail), "answered %s", text__printable(shown, sizeof(shown), code));
+		goto done;
+	}
+	id = json__string(c, "AccessKeyId");
+	secret = json__string(c, "AccessKeySecret");
+	token = json__string(c, "SecurityToken");
+	expiration = json__string(c, "Expiration");
+	expires = time__parse_utc(expiration);
+	if(!id || !secret || !token || !expires){
+		snprintf(cp->detail, sizeof(cp->detail), "an answer without AccessKeyId, AccessKeySecret, SecurityToken and Expiration");
+		goto done;
+	}
+	if(expires <= now_s + CREDENTIALS_EXPIRY_MARGIN_S){
+		snprintf(cp->detail, sizeof(cp->detail), "credentials that are already expired (Expiration %.24s)", expiration);
+		goto done;
+	}
+	if(!(fresh.access_key_id = strdup(id)) || !(fresh.access_key_secret = strdup(secret)) || !(fresh.security_token = strdup(token))){
+		credentials__cleanup(&fresh);
+		snprintf(cp->detail, sizeof(cp->detail), "out of memory");
+		goto done;
+	}
+	credentials__cleanup(&cp->current);
+	cp->current = fresh;
+	cp->obtained_s = now_s;
+	cp->expires_s = expires;
+	rc = 0;
+done:
+	if(root){
+		/* jansson frees without wiping: the secret and token copies in the tree first */
+		const json_t *ct = json_is_object(json_object_get(root, "Credentials")) ? json_object_get(root, "Credentials") : root;
+		const char *names[] = {"AccessKeySecret", "SecurityToken"};
+		for(int i = 0; i < 2; i++){
+			json_t *v = json_object_get(ct, names[i]);
+			if(json_is_string(v)) OPENSSL_cleanse((void *)json_string_value(v), json_string_length(v));
+		}
+		json_decref(root);
+	}
+	return rc;
+}
+
+/* A failed step: the whole fetch starts over after a backoff (1 s, 2 s, 4 s ... at most 60 s). */
+static void provider__failed(struct credentials_provider *cp, const char *why, time_t now_s, int64_t now_ms)
+{
+	int64_t delay_s;
+
+	if(why != cp->detail) snprintf(cp->detail, sizeof(cp->detail), "%s", why);
+	cp->stage = STAGE_IDLE;
+	cp->attempt++;
+	delay_s = cp->attempt >= 7 ? CREDENTIALS_RETRY_MAX_S : (int64_t)1 << (cp->attempt - 1);
+	if(delay_s > CREDENTIALS_RETRY_MAX_S) delay_s = CREDENTIALS_RETRY_MAX_S;
+	cp->next_attempt_ms = now_ms + delay_s * 1000;
+	if(credentials__current(cp, now_s)) cp->state = CREDENTIALS_FAILING;
+	else cp->state = cp->generation > 0 ? CREDENTIALS_EXPIRED : CREDENTIALS_FETCHING;
+}
+
+bool credentials__on_answer(struct credentials_provider *cp, long status, const char *body, size_t len,
+		const char *error, time_t now_s, int64_t now_ms)
+{
+	char why[160];
+
+	cp->in_flight = false;
+	if(error || status != 200 || !body){
+		if(error){
+			snprintf(why, sizeof(why), "%s", error);
+		}else{
+			/* an STS refusal names its Code: worth seeing in the log */
+			json_t *root = body ? json_loadb(body, len, 0, NULL) : NULL;
+			const char *code = json__string(root, "Code");
+			char shown[64];
+			snprintf(why, sizeof(why), "HTTP %ld%s%s", status, code ? " " : "", code ? text__printable(shown, sizeof(shown), code) : "");
+			json_decref(root);
+		}
+		provider__failed(cp, why, now_s, now_ms);
+		return false;
+	}
+	switch(cp->stage){
+		case STAGE_IMDS_TOKEN:
+			secret__free(&cp->imds_token);
+			if(len == 0 || len > 512 || !(cp->imds_token = strndup(body, len))){
+				provider__failed(cp, "the metadata service gave no session token", now_s, now_ms);
+				return false;
+			}
+			secret__trim(cp->imds_token);
+			cp->stage = (cp->source.role_name || cp->discovered_role) ? STAGE_CREDENTIALS : STAGE_IMDS_ROLE;
+			return false;
+		case STAGE_IMDS_ROLE: {
+			char name[128];
+			size_t n = 0;
+			/* the answer's first line, within its length: no terminator is trusted */
+			while(n < len && body[n] != '\r' && body[n] != '\n' && body[n] != '\0') n++;
+			if(n == 0 || n >= sizeof(name)){
+				provider__failed(cp, "the metadata service names no RAM role for this instance", now_s, now_ms);
+				return false;
+			}
+			memcpy(name, body, n);
+			name[n] = '\0';
+			free(cp->discovered_role);
+			cp->discovered_role = strdup(secret__trim(name));
+			cp->stage = STAGE_CREDENTIALS;
+			return false;
+		}
+		default:
+			break;
+	}
+	if(answer__credentials(cp, body, len, now_s)){
+		provider__failed(cp, cp->detail, now_s, now_ms);
+		return false;
+	}
+	cp->stage = STAGE_IDLE;
+	cp->attempt = 0;
+	cp->next_attempt_ms = 0;
+	cp->state = CREDENTIALS_VALID;
+	cp->detail[0] = '\0';
+	cp->generation++;
+	return true;
+}

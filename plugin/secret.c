@@ -1,0 +1,91 @@
+/* Reading secret files and wiping secrets. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "bootstrap_secret.h"
+
+static void secret__error(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list va;
+
+	if(!err || errlen == 0) return;
+	va_start(va, fmt);
+	vsnprintf(err, errlen, fmt, va);
+	va_end(va);
+}
+
+int secret__read_file(const char *label, const char *path, bool private, char **out, char *err, size_t errlen)
+{
+	struct stat st;
+	char *buf;
+	ssize_t got;
+	size_t total = 0;
+	int fd;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if(fd < 0){
+		secret__error(err, errlen, "%s: cannot open %s: %s", label, path, strerror(errno));
+		return -1;
+	}
+	if(fstat(fd, &st) || !S_ISREG(st.st_mode)){
+		secret__error(err, errlen, "%s: %s is not a regular file", label, path);
+		close(fd);
+		return -1;
+	}
+	if(private && (st.st_mode & (S_IRWXG | S_IRWXO))){
+		secret__error(err, errlen, "%s: %s is accessible by group or others (mode %03o); chmod 600 it",
+				label, path, (unsigned)(st.st_mode & 0777));
+		close(fd);
+		return -1;
+	}
+	if(st.st_size > SECRET_FILE_MAX){
+		secret__error(err, errlen, "%s: %s is larger than %d bytes", label, path, SECRET_FILE_MAX);
+		close(fd);
+		return -1;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if(!buf){
+		close(fd);
+		secret__error(err, errlen, "out of memory");
+		return -1;
+	}
+	while(total < (size_t)st.st_size){
+		got = read(fd, buf + total, (size_t)st.st_size - total);
+		if(got <= 0) break;
+		total += (size_t)got;
+	}
+	close(fd);
+	buf[total] = '\0';
+	*out = buf;
+	return 0;
+}
+
+void secret__free(char **s)
+{
+	if(*s){
+		OPENSSL_cleanse(*s, strlen(*s));
+		free(*s);
+		*s = NULL;
+	}
+}
+
+char *secret__trim(char *s)
+{
+	char *end;
+
+	while(*s && isspace((unsigned char)*s)) s++;
+	end = s + strlen(s);
+	while(end > s && isspace((unsigned char)end[-1])) end--;
+	*end = '\0';
+	return s;
+}
