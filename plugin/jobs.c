@@ -408,8 +408,7 @@ static void worker__run_check(struct jobs *jobs, time_t now_s, int64_t now)
 	if(platform__flow_request(&c->flow, jobs->cfg, now_s, &req)) return;
 	if(http__post(jobs->http, req.url, req.body, jobs->cfg->http_timeout_ms, &jobs->check) == 0){
 		c->in_flight = true;
-		jobs->inflight++;
-		jobs->calls++;
+		jobs->inflight++; /* not in calls: those count what devices cost */
 	}else{
 		c->due_ms = now + CHECK_RETRY_MIN_MS;
 	}

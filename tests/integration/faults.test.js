@@ -49,7 +49,10 @@ for (const [name, fault] of [
       await env.broker.stop();
       const m = /mosquitto_bootstrap: shutting down with 0 requests unanswered; (\d+) platform calls, (\d+) retries, (\d+) throttled answers/.exec(env.broker.log());
       assert.ok(m, 'shutdown counters logged');
-      assert.ok(Number(m[2]) >= fault.count, `${m[2]} retries for ${fault.count} faults`);
+      // a drop on the kept-alive connection the start-up check opened is resent by libcurl
+      // itself, once (README: Retries), without a retry of ours
+      const least = fault.kind === 'drop' ? fault.count - 1 : fault.count;
+      assert.ok(Number(m[2]) >= least, `${m[2]} retries for ${fault.count} faults`);
       if (fault.kind === 'throttle') {
         assert.strictEqual(Number(m[3]), fault.count, 'throttled answers counted');
         assert.match(env.broker.log(), /mosquitto_bootstrap: the platform throttled \d+ calls/);

@@ -104,6 +104,6 @@ test('credentials from a 0600 credentials_file work', async () => {
   await withEnv({ credentials: 'file' }, async (env) => {
     const r = await env.rr('dev-file1');
     assert.strictEqual(r.reply.success, true);
-    assert.match(env.broker.log(), /credentials from file/);
+    assert.match(env.broker.log(), /credentials from credentials file/);
   });
 });

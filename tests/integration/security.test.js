@@ -254,7 +254,7 @@ test('SIGHUP re-reads the credentials file (key rotation) without dropping a req
     fs.writeFileSync(file, `[default]\naccess_key_id = ${newId}\naccess_key_secret = ${newSecret}\n`);
     env.broker.proc.kill('SIGHUP');
     await h.sleep(300);
-    assert.match(env.broker.log(), /mosquitto_bootstrap: reload: platform credentials reloaded from file/);
+    assert.match(env.broker.log(), /mosquitto_bootstrap: reload: platform credentials reloaded from credentials file/);
     assert.strictEqual((await inFlight).reply.success, true, 'the request in flight finished');
     env.emu.setLatency(0);
     env.emu.setAccessKeys({ [newId]: { secret: newSecret } }); // the old key is revoked

@@ -265,7 +265,7 @@ test('ThreadSanitizer: concurrent requests, joins, refusals, retries, SIGHUP cre
     const log = env.broker.log();
     const joined = (log.match(/already in progress, joined/g) || []).length;
     assert.ok(joined >= 10, `${joined} requests joined a flow under way`);
-    const reloads = (log.match(/reload: platform credentials reloaded from file/g) || []).length;
+    const reloads = (log.match(/reload: platform credentials reloaded from credentials file/g) || []).length;
     assert.strictEqual(reloads, 7, 'every SIGHUP with a good file swapped the credentials');
     assert.match(log, /reload: .* keeping the current credentials/);
 
