@@ -211,6 +211,7 @@ static void worker__enqueue(struct jobs *jobs, struct job *job)
 static void worker__send(struct jobs *jobs, struct job *job, int64_t now)
 {
 	struct platform_http_request req;
+	struct http_request hreq;
 	struct platform_flow *flow = &job->result.flow;
 	int64_t left = job->deadline_ms - now;
 	long timeout = jobs->cfg->http_timeout_ms;
@@ -222,16 +223,17 @@ static void worker__send(struct jobs *jobs, struct job *job, int64_t now)
 		worker__finish(jobs, job);
 		return;
 	}
-	if(http__post(jobs->http, req.url, req.body, timeout, job)){
+	hreq = (struct http_request){ .method = "POST", .url = req.url, .body = req.body,
+		.headers = req.headers[0] ? (const char *const *)req.headers : NULL, .timeout_ms = timeout };
+	if(http__request(jobs->http, &hreq, job)){
 		platform__flow_fail(flow, "the platform could not be reached: the HTTP request could not be started", NULL);
 		worker__finish(jobs, job);
 	}else{
 		jobs->inflight++;
 		jobs->calls++;
 	}
-	/* the body may carry an STS token */
-	OPENSSL_cleanse(req.body, strlen(req.body));
-	free(req.body);
+	/* the signature, and an STS token, wiped */
+	platform__http_request_free(&req);
 }
 
 /* A transient failure: back off and try again if the deadline allows, else give up. */
