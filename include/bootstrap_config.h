@@ -46,12 +46,19 @@ enum reply_encryption {
 	REPLY_ENCRYPTION_OFF,         /* in the clear: for listeners where every device uses TLS */
 };
 
+/* How platform requests are signed. */
+enum signature_version {
+	SIGNATURE_V3 = 0, /* ACS3-HMAC-SHA256: Authorization and x-acs-* headers, as Alibaba's current SDKs */
+	SIGNATURE_V1,     /* RPC signature 1.0 (HMAC-SHA1) in the form body, for gateways that need it */
+};
+
 
 struct bootstrap_config {
 	char *product_key;
 	char *region;
 	char *endpoint;          /* after config__finish: the URL requests go to */
 	char *iot_instance_id;   /* NULL: not sent */
+	enum signature_version signature_version;
 	char *credentials_file;  /* NULL: environment */
 	char *ca_file;           /* extra CA bundle for the platform's certificate, or NULL */
 	char *audit_file;        /* JSON lines, one per decision, or NULL */

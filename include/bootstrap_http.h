@@ -35,8 +35,6 @@ struct http_request {
 
 /* Starts req, to complete within req->timeout_ms. 0 or -1. */
 int http__request(struct http_client *hc, const struct http_request *req, void *tag);
-/* POST url with an application/x-www-form-urlencoded body (copied). 0 or -1. */
-int http__post(struct http_client *hc, const char *url, const char *body, long timeout_ms, void *tag);
 /* Waits up to max_wait_ms for activity, drives transfers, calls done once per finished one. */
 int http__perform(struct http_client *hc, int max_wait_ms, http_done_fn done, void *userdata);
 /* Interrupts http__perform's wait; safe from any thread. */

@@ -1,7 +1,8 @@
 #ifndef BOOTSTRAP_PLATFORM_H
 #define BOOTSTRAP_PLATFORM_H
-/* IoT Platform OpenAPI client: RPC signature 1.0, answer parsing, and the register-or-query
- * flow as a small state machine. Pure: no I/O, no threads; the caller sends what it builds. */
+/* IoT Platform OpenAPI client: request signatures (V3, ACS3-HMAC-SHA256, and RPC signature 1.0),
+ * answer parsing, and the register-or-query flow as a small state machine. Pure: no I/O, no
+ * threads; the caller sends what it builds. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
@@ -12,6 +13,9 @@
 #define PLATFORM_API_VERSION "2018-01-20"
 #define PLATFORM_MAX_PARAMS 16
 #define PLATFORM_SIGNATURE_LEN 29 /* base64 of a SHA-1 HMAC, with NUL */
+#define PLATFORM_SHA256_HEX_LEN 65 /* lower-case hex of a SHA-256, with NUL */
+#define PLATFORM_V3_ALGORITHM "ACS3-HMAC-SHA256"
+#define PLATFORM_MAX_HEADERS 12
 
 struct platform_param {
 	const char *name;
@@ -30,6 +34,21 @@ int platform__sign(const char *method, const char *canonical_query, const char *
  * 1.0) appended; with access_key_secret NULL, unsigned (AssumeRoleWithOIDC). malloc'd, NULL on
  * failure. */
 char *platform__rpc_body(const struct platform_param *params, size_t count, const char *access_key_secret);
+
+/* V3 (ACS3-HMAC-SHA256), as in Alibaba's "V3 request structure and signature":
+ * lower-case hex of SHA-256(data). 0 or -1. */
+int platform__sha256_hex(const void *data, size_t len, char out[PLATFORM_SHA256_HEX_LEN]);
+
+/* The V3 CanonicalRequest: method, "/" (RPC), canonical_query, one "name:value\n" per header
+ * (names lower-case, sorted here, values as sent), the signed header names joined by ";",
+ * hashed_payload; lines joined by "\n". malloc'd, NULL on failure. *signed_headers gets the
+ * malloc'd "name;name;..." list the Authorization header names. */
+char *platform__canonical_request(const char *method, const char *canonical_query,
+		const struct platform_param *headers, size_t count, const char *hashed_payload, char **signed_headers);
+
+/* hex(HMAC-SHA256(secret, "ACS3-HMAC-SHA256\n" + hex(SHA-256(canonical_request)))). 0 or -1. */
+int platform__sign_v3(const char *canonical_request, const char *access_key_secret,
+		char signature[PLATFORM_SHA256_HEX_LEN]);
 
 /* A fresh random UUID v4 for SignatureNonce. 0 or -1 when the RNG fails. */
 int platform__nonce(char nonce[37]);
@@ -82,10 +101,12 @@ struct platform_flow {
 	int retry_after;
 };
 
-/* A signed HTTP request ready to send: POST body to url. */
+/* A signed HTTP request ready to send: POST body (none: empty) to url with headers.
+ * Free with platform__http_request_free(). */
 struct platform_http_request {
-	const char *url;
-	char *body; /* malloc'd, free with free() */
+	char *url;     /* malloc'd; V3: the endpoint with the parameters as its query */
+	char *body;    /* malloc'd form body (V1), or NULL (V3) */
+	char *headers[PLATFORM_MAX_HEADERS + 1]; /* malloc'd "Name: value" lines, NULL-terminated (V1: none) */
 	const char *action;
 };
 
@@ -93,9 +114,14 @@ struct platform_http_request {
 void platform__flow_init(struct platform_flow *flow, const char *device_name, enum existing_devices policy, bool query_first);
 
 /* Builds the signed request for the flow's current step, with a new nonce and timestamp
- * for now. 0 or -1 (the flow is then finished with BOOTSTRAP_INTERNAL). */
+ * for now, signed as cfg->signature_version says. 0 or -1 (the flow is then finished with
+ * BOOTSTRAP_INTERNAL; req holds nothing to free). */
 int platform__flow_request(struct platform_flow *flow, const struct bootstrap_config *cfg,
 		time_t now, struct platform_http_request *req);
+
+/* Wipes (Authorization and x-acs-security-token are secrets for as long as they are valid, a
+ * V1 body may carry the token) and frees what req holds; req is then empty. */
+void platform__http_request_free(struct platform_http_request *req);
 
 /* Feeds the answer to the current step: moves to FLOW_QUERY or FLOW_DONE. */
 void platform__flow_answer(struct platform_flow *flow, const struct platform_answer *answer);

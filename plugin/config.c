@@ -168,9 +168,12 @@ struct config_option {
 /* OPTION_WORD writes the enum through an int */
 _Static_assert(sizeof(enum request_auth) == sizeof(int) && sizeof(enum existing_devices) == sizeof(int)
 		&& sizeof(enum acl_mode) == sizeof(int) && sizeof(enum flow_strategy) == sizeof(int)
-		&& sizeof(enum reply_encryption) == sizeof(int),
+		&& sizeof(enum reply_encryption) == sizeof(int) && sizeof(enum signature_version) == sizeof(int),
 		"option enums are int-sized");
 
+static const struct option_word signature_version_words[] = {
+	{"v3", SIGNATURE_V3}, {"v1", SIGNATURE_V1}, {NULL, 0},
+};
 static const struct option_word request_auth_words[] = {
 	{"sign", REQUEST_AUTH_SIGN}, {"identity", REQUEST_AUTH_IDENTITY}, {"none", REQUEST_AUTH_NONE}, {NULL, 0},
 };
@@ -196,6 +199,7 @@ static const struct config_option options[] = {
 	{"endpoint", OPTION_STRING, CFG_FIELD(endpoint, char *), .check = NULL}, /* parsed as a URL by config__finish */
 	{"iot_instance_id", OPTION_STRING, CFG_FIELD(iot_instance_id, char *), .check = token__valid,
 		.refusal = "is not an instance id"},
+	{"signature_version", OPTION_WORD, CFG_FIELD(signature_version, enum signature_version), .words = signature_version_words},
 	{"credentials_file", OPTION_PATH, CFG_FIELD(credentials_file, char *), .refusal = "must be an absolute path"},
 	{"request_auth", OPTION_WORD, CFG_FIELD(request_auth, enum request_auth), .words = request_auth_words},
 	{"product_secret_file", OPTION_PATH, CFG_FIELD(product_secret_file, char *), .refusal = "must be an absolute path"},

@@ -270,13 +270,6 @@ fail:
 	return -1;
 }
 
-int http__post(struct http_client *hc, const char *url, const char *body, long timeout_ms, void *tag)
-{
-	const struct http_request req = { .method = "POST", .url = url, .body = body, .timeout_ms = timeout_ms };
-
-	return http__request(hc, &req, tag);
-}
-
 /* Failures that another attempt cannot fix: the peer's certificate or our own setup. */
 static int error__permanent(CURLcode rc)
 {

@@ -225,6 +225,17 @@ static void worker__enqueue(struct jobs *jobs, struct job *job)
 	fifo__push(&jobs->waiting[job->result.flow.state == FLOW_QUERY], job);
 }
 
+/* Starts a signed platform request; the caller wipes and frees req. 0 or -1. */
+static int worker__post(struct jobs *jobs, const struct platform_http_request *req, long timeout, void *tag)
+{
+	const struct http_request hreq = { .method = "POST", .url = req->url, .body = req->body,
+		.headers = req->headers[0] ? (const char *const *)req->headers : NULL, .timeout_ms = timeout };
+
+	if(http__request(jobs->http, &hreq, tag)) return -1;
+	jobs->inflight++;
+	return 0;
+}
+
 static void worker__send(struct jobs *jobs, struct job *job, int64_t now)
 {
 	struct platform_http_request req;
@@ -239,16 +250,14 @@ static void worker__send(struct jobs *jobs, struct job *job, int64_t now)
 		worker__finish(jobs, job);
 		return;
 	}
-	if(http__post(jobs->http, req.url, req.body, timeout, job)){
+	if(worker__post(jobs, &req, timeout, job)){
 		platform__flow_fail(flow, "the platform could not be reached: the HTTP request could not be started", NULL);
 		worker__finish(jobs, job);
 	}else{
-		jobs->inflight++;
 		jobs->calls++;
 	}
-	/* the body may carry an STS token */
-	OPENSSL_cleanse(req.body, strlen(req.body));
-	free(req.body);
+	/* the signature, and an STS token, wiped */
+	platform__http_request_free(&req);
 }
 
 /* A transient failure: back off and try again if the deadline allows, else give up. */
@@ -406,14 +415,10 @@ static void worker__run_check(struct jobs *jobs, time_t now_s, int64_t now)
 	if(jobs->inflight >= jobs->cfg->max_inflight || !quota__take(&jobs->bucket[1], now)) return;
 	platform__flow_init(&c->flow, PLATFORM_CHECK_DEVICE_NAME, EXISTING_ALWAYS, true);
 	if(platform__flow_request(&c->flow, jobs->cfg, now_s, &req)) return;
-	if(http__post(jobs->http, req.url, req.body, jobs->cfg->http_timeout_ms, &jobs->check) == 0){
-		c->in_flight = true;
-		jobs->inflight++; /* not in calls: those count what devices cost */
-	}else{
-		c->due_ms = now + CHECK_RETRY_MIN_MS;
-	}
-	OPENSSL_cleanse(req.body, strlen(req.body));
-	free(req.body);
+	/* not in calls: those count what devices cost */
+	if(worker__post(jobs, &req, jobs->cfg->http_timeout_ms, &jobs->check) == 0) c->in_flight = true;
+	else c->due_ms = now + CHECK_RETRY_MIN_MS;
+	platform__http_request_free(&req);
 }
 
 /* No credentials to sign with: requests wait, and those that waited past their deadline are

@@ -1,4 +1,5 @@
-/* IoT Platform OpenAPI client: RPC signature 1.0 and the register-or-query flow. */
+/* IoT Platform OpenAPI client: request signatures (V3 and RPC 1.0) and the register-or-query flow. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,9 @@
 #include "bootstrap_platform.h"
 #include "bootstrap_text.h"
 
+/* V3 sends the parameters in the query and an empty body, as Alibaba's SDKs do for these
+ * actions; the Content-Type curl would add to a POST is sent, and signed, explicitly. */
+#define V3_CONTENT_TYPE "application/x-www-form-urlencoded"
 #define CODE_ALREADY_EXISTS "iot.device.AlreadyExistedDeviceName"
 #define CODE_NOT_EXISTS "iot.device.NotExistedDevice"
 /* Register, Query, and one more each way if a device appears or vanishes in between. */
@@ -121,6 +125,111 @@ char *platform__rpc_body(const struct platform_param *params, size_t count, cons
 	free(canonical);
 	free(encoded);
 	return body;
+}
+
+/* Lower-case hex of len bytes; out has room for 2 * len + 1. */
+static void hex__encode(const unsigned char *b, size_t len, char *out)
+{
+	out[0] = '\0';
+	for(size_t i = 0; i < len; i++) snprintf(out + 2*i, 3, "%02x", b[i]);
+}
+
+int platform__sha256_hex(const void *data, size_t len, char out[PLATFORM_SHA256_HEX_LEN])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	out[0] = '\0';
+	if(!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != (PLATFORM_SHA256_HEX_LEN - 1) / 2) return -1;
+	hex__encode(md, mdlen, out);
+	return 0;
+}
+
+/* Copies s to p, which has room (counted beforehand); returns the end. */
+static char *string__put(char *p, const char *s)
+{
+	size_t n = strlen(s);
+
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static bool header__name_valid(const char *name)
+{
+	if(!name[0]) return false;
+	for(const char *c = name; *c; c++){
+		if(!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-')) return false;
+	}
+	return true;
+}
+
+char *platform__canonical_request(const char *method, const char *canonical_query,
+		const struct platform_param *headers, size_t count, const char *hashed_payload, char **signed_headers)
+{
+	struct platform_param sorted[PLATFORM_MAX_HEADERS];
+	size_t len, names = 0;
+	char *out, *list, *p, *q;
+
+	*signed_headers = NULL;
+	if(count == 0 || count > PLATFORM_MAX_HEADERS) return NULL;
+	memcpy(sorted, headers, count * sizeof(*headers));
+	qsort(sorted, count, sizeof(*sorted), param__cmp);
+
+	len = strlen(method) + strlen("\n/\n") + strlen(canonical_query) + 1 + 1 + 1 + strlen(hashed_payload);
+	for(size_t i = 0; i < count; i++){
+		if(!header__name_valid(sorted[i].name) || (i > 0 && !strcmp(sorted[i].name, sorted[i-1].name))) return NULL;
+		len += strlen(sorted[i].name) + 1 + strlen(sorted[i].value) + 1;
+		names += strlen(sorted[i].name) + 1;
+	}
+	len += names;
+	out = malloc(len + 1);
+	list = malloc(names);
+	if(!out || !list){
+		free(out);
+		free(list);
+		return NULL;
+	}
+	p = string__put(out, method);
+	p = string__put(p, "\n/\n");
+	p = string__put(p, canonical_query);
+	p = string__put(p, "\n");
+	q = list;
+	for(size_t i = 0; i < count; i++){
+		p = string__put(p, sorted[i].name);
+		p = string__put(p, ":");
+		p = string__put(p, sorted[i].value);
+		p = string__put(p, "\n");
+		if(i) q = string__put(q, ";");
+		q = string__put(q, sorted[i].name);
+	}
+	*q = '\0';
+	p = string__put(p, "\n");
+	p = string__put(p, list);
+	p = string__put(p, "\n");
+	p = string__put(p, hashed_payload);
+	*p = '\0';
+	*signed_headers = list;
+	return out;
+}
+
+int platform__sign_v3(const char *canonical_request, const char *access_key_secret,
+		char signature[PLATFORM_SHA256_HEX_LEN])
+{
+	char to_sign[sizeof(PLATFORM_V3_ALGORITHM "\n") - 1 + PLATFORM_SHA256_HEX_LEN];
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	size_t n = strlen(PLATFORM_V3_ALGORITHM "\n");
+
+	signature[0] = '\0';
+	memcpy(to_sign, PLATFORM_V3_ALGORITHM "\n", n);
+	if(platform__sha256_hex(canonical_request, strlen(canonical_request), to_sign + n)) return -1;
+	if(!HMAC(EVP_sha256(), access_key_secret, (int)strlen(access_key_secret),
+			(const unsigned char *)to_sign, strlen(to_sign), mac, &maclen) || maclen != (PLATFORM_SHA256_HEX_LEN - 1) / 2){
+		return -1;
+	}
+	hex__encode(mac, maclen, signature);
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return 0;
 }
 
 int platform__nonce(char nonce[37])
@@ -260,20 +369,88 @@ static void flow__finish(struct platform_flow *flow, enum bootstrap_code code, i
 	if(message != flow->message) snprintf(flow->message, sizeof(flow->message), "%s", message);
 }
 
-int platform__flow_request(struct platform_flow *flow, const struct bootstrap_config *cfg,
-		time_t now, struct platform_http_request *req)
+/* A malloc'd printf: header lines. */
+static char *string__format(const char *fmt, ...)
+{
+	va_list va;
+	char *out;
+	int n;
+
+	va_start(va, fmt);
+	n = vsnprintf(NULL, 0, fmt, va);
+	va_end(va);
+	if(n < 0 || !(out = malloc((size_t)n + 1))) return NULL;
+	va_start(va, fmt);
+	vsnprintf(out, (size_t)n + 1, fmt, va);
+	va_end(va);
+	return out;
+}
+
+static void string__wipe_free(char **s)
+{
+	if(*s){
+		OPENSSL_cleanse(*s, strlen(*s));
+		free(*s);
+		*s = NULL;
+	}
+}
+
+/* A header value sent as is and signed as is: visible ASCII and inner spaces, nothing to trim,
+ * no line breaks (an STS token or key id from a file could carry anything). */
+static bool header__value_valid(const char *v)
+{
+	size_t len = strlen(v);
+
+	if(len == 0 || v[0] == ' ' || v[len - 1] == ' ') return false;
+	for(size_t i = 0; i < len; i++){
+		if(v[i] < 0x20 || v[i] > 0x7e) return false;
+	}
+	return true;
+}
+
+/* The endpoint with path "/" and query: the URL to send to, and the host[:port] to sign and send
+ * as Host (the port only when it is not the scheme's default, as curl would write it). */
+static int endpoint__target(const char *endpoint, const char *query, char **url, char **host)
+{
+	CURLU *u = curl_url();
+	char *full = NULL, *name = NULL, *port = NULL;
+	CURLUcode prc;
+	int rc = -1;
+
+	*url = *host = NULL;
+	if(!u) return -1;
+	if(curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK
+			|| curl_url_set(u, CURLUPART_PATH, "/", 0) != CURLUE_OK
+			|| curl_url_set(u, CURLUPART_QUERY, query[0] ? query : NULL, 0) != CURLUE_OK
+			|| curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK
+			|| curl_url_get(u, CURLUPART_HOST, &name, 0) != CURLUE_OK){
+		goto done;
+	}
+	prc = curl_url_get(u, CURLUPART_PORT, &port, CURLU_NO_DEFAULT_PORT);
+	if(prc != CURLUE_OK && prc != CURLUE_NO_PORT) goto done;
+	*url = strdup(full);
+	*host = port ? string__format("%s:%s", name, port) : strdup(name);
+	if(!*url || !*host){
+		free(*url);
+		free(*host);
+		*url = *host = NULL;
+		goto done;
+	}
+	rc = 0;
+done:
+	curl_free(full);
+	curl_free(name);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+/* RPC signature 1.0: every parameter and the Signature in the form body. */
+static int request__v1(const struct bootstrap_config *cfg, const char *action, const char *device_name,
+		const char *nonce, const char *timestamp, struct platform_http_request *req)
 {
 	struct platform_param params[PLATFORM_MAX_PARAMS];
-	char nonce[37], timestamp[21], signature[PLATFORM_SIGNATURE_LEN];
-	char *canonical = NULL, *sig_encoded = NULL;
-	const char *action;
 	size_t n = 0;
-
-	memset(req, 0, sizeof(*req));
-	if(flow->state == FLOW_DONE) return -1;
-	action = flow->state == FLOW_REGISTER ? "RegisterDevice" : "QueryDeviceDetail";
-	if(platform__nonce(nonce)) goto fail;
-	platform__timestamp(now, timestamp);
 
 	params[n++] = (struct platform_param){"Action", action};
 	params[n++] = (struct platform_param){"Format", "JSON"};
@@ -285,27 +462,104 @@ int platform__flow_request(struct platform_flow *flow, const struct bootstrap_co
 	params[n++] = (struct platform_param){"Timestamp", timestamp};
 	params[n++] = (struct platform_param){"RegionId", cfg->region};
 	params[n++] = (struct platform_param){"ProductKey", cfg->product_key};
-	params[n++] = (struct platform_param){"DeviceName", flow->device_name};
+	params[n++] = (struct platform_param){"DeviceName", device_name};
 	if(cfg->iot_instance_id) params[n++] = (struct platform_param){"IotInstanceId", cfg->iot_instance_id};
 	if(cfg->creds.security_token) params[n++] = (struct platform_param){"SecurityToken", cfg->creds.security_token};
 
-	canonical = platform__canonical_query(params, n);
-	if(!canonical || platform__sign("POST", canonical, cfg->creds.access_key_secret, signature)) goto fail;
-	sig_encoded = percent__encode(signature);
-	if(!sig_encoded) goto fail;
-	req->body = malloc(strlen(canonical) + strlen("&Signature=") + strlen(sig_encoded) + 1);
-	if(!req->body) goto fail;
-	sprintf(req->body, "%s&Signature=%s", canonical, sig_encoded);
-	req->url = cfg->endpoint;
+	req->body = platform__rpc_body(params, n, cfg->creds.access_key_secret);
+	req->url = strdup(cfg->endpoint);
+	return req->body && req->url ? 0 : -1;
+}
+
+static int request__v3(const struct bootstrap_config *cfg, const char *action, const char *device_name,
+		const char *nonce, const char *date, struct platform_http_request *req)
+{
+	struct platform_param params[PLATFORM_MAX_PARAMS], headers[PLATFORM_MAX_HEADERS];
+	char payload_hash[PLATFORM_SHA256_HEX_LEN], signature[PLATFORM_SHA256_HEX_LEN];
+	char *query = NULL, *host = NULL, *canonical = NULL, *signed_headers = NULL;
+	size_t np = 0, nh = 0;
+	int rc = -1;
+
+	params[np++] = (struct platform_param){"ProductKey", cfg->product_key};
+	params[np++] = (struct platform_param){"DeviceName", device_name};
+	if(cfg->iot_instance_id) params[np++] = (struct platform_param){"IotInstanceId", cfg->iot_instance_id};
+	query = platform__canonical_query(params, np);
+	if(!query || endpoint__target(cfg->endpoint, query, &req->url, &host)) goto done;
+	if(platform__sha256_hex("", 0, payload_hash)) goto done;
+
+	headers[nh++] = (struct platform_param){"content-type", V3_CONTENT_TYPE};
+	headers[nh++] = (struct platform_param){"host", host};
+	headers[nh++] = (struct platform_param){"x-acs-action", action};
+	headers[nh++] = (struct platform_param){"x-acs-version", PLATFORM_API_VERSION};
+	headers[nh++] = (struct platform_param){"x-acs-date", date};
+	headers[nh++] = (struct platform_param){"x-acs-signature-nonce", nonce};
+	headers[nh++] = (struct platform_param){"x-acs-content-sha256", payload_hash};
+	if(cfg->creds.security_token){
+		/* as the SDKs send STS credentials: the key id beside the token */
+		headers[nh++] = (struct platform_param){"x-acs-accesskey-id", cfg->creds.access_key_id};
+		headers[nh++] = (struct platform_param){"x-acs-security-token", cfg->creds.security_token};
+	}
+	if(!header__value_valid(cfg->creds.access_key_id)) goto done;
+	for(size_t i = 0; i < nh; i++){
+		if(!header__value_valid(headers[i].value)) goto done;
+	}
+	canonical = platform__canonical_request("POST", query, headers, nh, payload_hash, &signed_headers);
+	if(!canonical || platform__sign_v3(canonical, cfg->creds.access_key_secret, signature)) goto done;
+
+	/* Authorization, Accept and the signed headers: within PLATFORM_MAX_HEADERS */
+	for(size_t i = 0; i < nh; i++){
+		if(!(req->headers[i] = string__format("%s: %s", headers[i].name, headers[i].value))) goto done;
+	}
+	req->headers[nh] = string__format("Authorization: " PLATFORM_V3_ALGORITHM " Credential=%s,SignedHeaders=%s,Signature=%s",
+			cfg->creds.access_key_id, signed_headers, signature);
+	if(!req->headers[nh]) goto done;
+	if(!(req->headers[nh + 1] = strdup("Accept: application/json"))) goto done;
+	rc = 0;
+done:
+	OPENSSL_cleanse(signature, sizeof(signature));
+	string__wipe_free(&canonical); /* it holds the STS token, if any */
+	free(signed_headers);
+	free(query);
+	free(host);
+	return rc;
+}
+
+int platform__flow_request(struct platform_flow *flow, const struct bootstrap_config *cfg,
+		time_t now, struct platform_http_request *req)
+{
+	char nonce[37], timestamp[21];
+	const char *action;
+	int rc;
+
+	memset(req, 0, sizeof(*req));
+	if(flow->state == FLOW_DONE) return -1;
+	action = flow->state == FLOW_REGISTER ? "RegisterDevice" : "QueryDeviceDetail";
+	if(platform__nonce(nonce)){
+		flow__finish(flow, BOOTSTRAP_INTERNAL, 0, "could not build the platform request");
+		return -1;
+	}
+	platform__timestamp(now, timestamp);
+	if(cfg->signature_version == SIGNATURE_V1){
+		rc = request__v1(cfg, action, flow->device_name, nonce, timestamp, req);
+	}else{
+		rc = request__v3(cfg, action, flow->device_name, nonce, timestamp, req);
+	}
+	if(rc){
+		platform__http_request_free(req);
+		snprintf(flow->detail, sizeof(flow->detail), "the request could not be signed (out of memory, or a credential that cannot be sent)");
+		flow__finish(flow, BOOTSTRAP_INTERNAL, 0, "could not build the platform request");
+		return -1;
+	}
 	req->action = action;
-	free(canonical);
-	free(sig_encoded);
 	return 0;
-fail:
-	free(canonical);
-	free(sig_encoded);
-	flow__finish(flow, BOOTSTRAP_INTERNAL, 0, "could not build the platform request");
-	return -1;
+}
+
+void platform__http_request_free(struct platform_http_request *req)
+{
+	string__wipe_free(&req->body);
+	for(size_t i = 0; i <= PLATFORM_MAX_HEADERS && req->headers[i]; i++) string__wipe_free(&req->headers[i]);
+	free(req->url);
+	memset(req, 0, sizeof(*req));
 }
 
 /* Alibaba's rule: an existing device gets its secret again only until it first connects;

@@ -1,10 +1,10 @@
 'use strict';
 // A stand-in for the Alibaba Cloud IoT Platform OpenAPI gateway (RPC style, API 2018-01-20).
 //
-// It checks requests the way the real gateway does (signature 1.0 over GET or POST, AccessKeyId,
-// SecurityToken, Timestamp window, nonce reuse), implements RegisterDevice and QueryDeviceDetail
-// with the real answer shapes and error codes, and can be told to misbehave. Secrets it holds
-// are never printed.
+// It checks requests the way the real gateway does (V3 ACS3-HMAC-SHA256 in the Authorization
+// header, or signature 1.0 in the parameters, over GET or POST; AccessKeyId, security token,
+// timestamp window, nonce reuse), implements RegisterDevice and QueryDeviceDetail with the real
+// answer shapes and error codes, and can be told to misbehave. Secrets it holds are never printed.
 //
 // Use as a module (createEmulator) or run it: node emulator.js --port 0 [--tls-cert f --tls-key f]
 // Control API for other processes: GET /_emulator/stats, POST /_emulator/faults, POST /_emulator/reset.
@@ -32,6 +32,30 @@ function canonicalQuery(params) {
 function sign(method, params, secret) {
   const toSign = method + '&' + percentEncode('/') + '&' + percentEncode(canonicalQuery(params));
   return crypto.createHmac('sha1', secret + '&').update(toSign, 'utf8').digest('base64');
+}
+
+// V3 (ACS3-HMAC-SHA256), per Alibaba's "V3 request structure and signature".
+const V3_ALGORITHM = 'ACS3-HMAC-SHA256';
+const V3_AUTHORIZATION_RE = /^ACS3-HMAC-SHA256 Credential=([^,\s]+),SignedHeaders=([a-z0-9;-]+),Signature=([0-9a-f]{64})$/;
+// Headers that take part in the signature whenever they are sent (as the SDKs choose them).
+const v3Signable = (name) => name.startsWith('x-acs-') || name === 'host' || name === 'content-type';
+
+function sha256Hex(data) {
+  return crypto.createHash('sha256').update(data).digest('hex');
+}
+
+// CanonicalRequest: method, path ("/" for RPC), sorted percent-encoded query, "name:value\n" per
+// signed header (lower-case names in the given order, values trimmed), the names joined by ";",
+// and the hex SHA-256 of the body.
+function canonicalRequestV3(method, pathname, query, headers, signedHeaders, hashedPayload) {
+  const q = Object.keys(query).sort().map((k) => percentEncode(k) + '=' + percentEncode(query[k])).join('&');
+  const h = signedHeaders.map((name) => name + ':' + String(headers[name]).trim() + '\n').join('');
+  return [method, pathname, q, h, signedHeaders.join(';'), hashedPayload].join('\n');
+}
+
+function signV3(canonicalRequest, secret) {
+  const toSign = V3_ALGORITHM + '\n' + sha256Hex(Buffer.from(canonicalRequest, 'utf8'));
+  return crypto.createHmac('sha256', secret).update(toSign, 'utf8').digest('hex');
 }
 
 function randomId(len, alphabet) {
@@ -80,10 +104,13 @@ function createEmulator(options = {}) {
   const windows = {};        // action -> [timestamps within the last second]
 
   function resetStats() {
-    stats = { requests: 0, byAction: {}, byCode: {}, throttled: 0, faultsServed: 0, signatureFailures: 0,
-      // the plugin's start-up check (QueryDeviceDetail for PROBE_NAME), accounted apart so that
-      // tests count device traffic; it still passes every gateway check and counts for the quota
-      checks: { requests: 0, byAction: {}, byCode: {}, throttled: 0, faultsServed: 0, signatureFailures: 0 } };
+    // bySignature: requests by how they were signed; lastV3: what the last V3 request signed and
+    // where its parameters were (names only, never values)
+    const fresh = () => ({ requests: 0, byAction: {}, byCode: {}, throttled: 0, faultsServed: 0, signatureFailures: 0,
+      bySignature: { v1: 0, v3: 0 }, lastV3: null });
+    // the plugin's start-up check (QueryDeviceDetail for PROBE_NAME), accounted apart so that
+    // tests count device traffic; it still passes every gateway check and counts for the quota
+    stats = { ...fresh(), checks: fresh() };
   }
   resetStats();
 
@@ -195,18 +222,70 @@ function createEmulator(options = {}) {
     return true;
   }
 
-  function handleApi(method, p, res) {
+  // V3: the same checks, from the Authorization and x-acs-* headers; the parameters come from
+  // the query (and a form body, if any), Action and Version from the headers.
+  function authenticateV3(method, p, res, v3) {
+    const action = p.Action || 'unknown';
+    const h = v3.headers;
+    const incomplete = (why) => {
+      gatewayError(res, 400, 'IncompleteSignature', 'The request signature does not conform to Aliyun standards (' + why + ').', action);
+      return false;
+    };
+    const m = V3_AUTHORIZATION_RE.exec(v3.authorization);
+    if (!m) return incomplete('malformed Authorization');
+    const [, keyId, signedList, signature] = m;
+    const signed = signedList.split(';');
+    if (signed.join(';') !== [...new Set(signed)].sort().join(';')) return incomplete('SignedHeaders must be sorted and unique');
+    for (const k of ['host', 'x-acs-action', 'x-acs-version', 'x-acs-date', 'x-acs-signature-nonce', 'x-acs-content-sha256']) {
+      if (!h[k]) return incomplete('missing ' + k);
+    }
+    for (const k of Object.keys(h)) if (v3Signable(k) && !signed.includes(k)) return incomplete(k + ' is not signed');
+    for (const k of signed) if (h[k] === undefined) return incomplete(k + ' is signed but not sent');
+    if (h['x-acs-accesskey-id'] !== undefined && h['x-acs-accesskey-id'] !== keyId) return incomplete('x-acs-accesskey-id is not the Credential');
+    const key = opts.accessKeys[keyId];
+    if (!key) { gatewayError(res, 404, 'InvalidAccessKeyId.NotFound', 'Specified access key is not found.', action); return false; }
+    const date = h['x-acs-date'];
+    if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(date)) {
+      gatewayError(res, 400, 'InvalidTimeStamp.Format', 'Specified time stamp or date value is not well formatted.', action); return false;
+    }
+    if (Math.abs(Date.now() - Date.parse(date)) > TIMESTAMP_WINDOW_MS) {
+      gatewayError(res, 400, 'InvalidTimeStamp.Expired', 'Specified time stamp or date value is expired.', action); return false;
+    }
+    // the payload hash is the body's own: a body that is not what x-acs-content-sha256 says fails here
+    const canonical = canonicalRequestV3(method, v3.pathname, v3.query, h, signed, sha256Hex(v3.body));
+    const expected = signV3(canonical, key.secret);
+    if (!crypto.timingSafeEqual(Buffer.from(signature), Buffer.from(expected))) {
+      stats.signatureFailures++;
+      gatewayError(res, 400, 'SignatureDoesNotMatch', 'Specified signature is not matched with our calculation.', action); return false;
+    }
+    if (key.securityToken !== undefined && h['x-acs-security-token'] !== key.securityToken) {
+      gatewayError(res, 400, 'InvalidSecurityToken.Mismatch', 'Specified SecurityToken is invalid.', action); return false;
+    }
+    const nonce = h['x-acs-signature-nonce'];
+    if (nonces.has(nonce)) {
+      gatewayError(res, 400, 'SignatureNonceUsed', 'Specified signature nonce was used already.', action); return false;
+    }
+    nonces.set(nonce, Date.now());
+    if (nonces.size > NONCE_MEMORY) nonces.delete(nonces.keys().next().value);
+    p.AccessKeyId = keyId;
+    return true;
+  }
+
+  function handleApi(method, p, res, v3 = null) {
     if (p.Action === 'QueryDeviceDetail' && p.DeviceName === PROBE_NAME) {
       // the probe runs with the checks' own counters, and takes no injected fault
       const real = stats;
       stats = real.checks;
-      try { return handleCall(method, p, res, false); } finally { stats = real; }
+      try { return handleCall(method, p, res, v3, false); } finally { stats = real; }
     }
-    return handleCall(method, p, res, true);
+    return handleCall(method, p, res, v3, true);
   }
 
-  function handleCall(method, p, res, mayFault) {
+  function handleCall(method, p, res, v3, mayFault) {
     stats.requests++;
+    stats.bySignature[v3 ? 'v3' : 'v1']++;
+    if (v3) stats.lastV3 = { signedHeaders: (V3_AUTHORIZATION_RE.exec(v3.authorization) || [])[2] || null,
+      query: Object.keys(v3.query).sort(), bodyBytes: v3.body.length };
     const fault = mayFault ? takeFault() : null;
     // the gateway counts a call against the quota when it arrives, however long it then takes
     const overQuotaOnArrival = !fault && overQuota(p.Action);
@@ -223,7 +302,7 @@ function createEmulator(options = {}) {
         if (fault.kind === '5xx') return gatewayError(res, fault.status || 503, fault.code || 'ServiceUnavailable', 'The request has failed due to a temporary failure of the server.', p.Action);
         if (fault.kind === 'throttle') { stats.throttled++; return gatewayError(res, fault.status || 400, 'Throttling.User', 'Request was denied due to user flow control.', p.Action); }
       }
-      if (!authenticate(method, p, res)) return;
+      if (!(v3 ? authenticateV3(method, p, res, v3) : authenticate(method, p, res))) return;
       if (p.Format && p.Format !== 'JSON') return gatewayError(res, 400, 'InvalidParameter.Format', 'Only JSON answers are emulated.', p.Action);
       if (p.Version !== API_VERSION) return gatewayError(res, 400, 'InvalidVersion', 'Specified parameter Version is not valid.', p.Action);
       if (opts.iotInstanceId && p.IotInstanceId !== opts.iotInstanceId) return businessError(res, 'iot.system.InstanceNotFound', 'The instance is not found.', p.Action);
@@ -272,19 +351,29 @@ function createEmulator(options = {}) {
     let size = 0;
     req.on('data', (c) => { size += c.length; if (size > 65536) req.destroy(); else chunks.push(c); });
     req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
+      const raw = Buffer.concat(chunks);
+      const body = raw.toString('utf8');
       const url = new URL(req.url, 'http://emulator');
       if (url.pathname.startsWith('/_emulator/')) return handleControl(req, url, body, res);
-      let params;
+      // an Authorization header means V3; without one, signature 1.0 in the parameters
+      const v3 = req.headers.authorization !== undefined;
+      let params, query;
       try {
-        params = req.method === 'POST' ? parseForm(body) : parseForm(url.search.slice(1));
+        if (v3) {
+          query = parseForm(url.search.slice(1));
+          const form = /^application\/x-www-form-urlencoded/i.test(req.headers['content-type'] || '') ? parseForm(body) : {};
+          params = { ...query, ...form, Action: req.headers['x-acs-action'], Version: req.headers['x-acs-version'] };
+        } else {
+          params = req.method === 'POST' ? parseForm(body) : parseForm(url.search.slice(1));
+        }
       } catch (e) {
         return gatewayError(res, 400, 'InvalidParameter', 'The request is not well formed.', 'unknown');
       }
       if (url.pathname !== '/' || (req.method !== 'GET' && req.method !== 'POST')) {
         return gatewayError(res, 404, 'InvalidAction.NotFound', 'Specified api is not found.', params.Action);
       }
-      handleApi(req.method, params, res);
+      handleApi(req.method, params, res, v3 ? { authorization: req.headers.authorization, headers: req.headers,
+        pathname: url.pathname, query, body: raw } : null);
     });
   }
 
@@ -321,7 +410,7 @@ function createEmulator(options = {}) {
   return api;
 }
 
-module.exports = { createEmulator, sign, canonicalQuery, percentEncode, parseForm };
+module.exports = { createEmulator, sign, canonicalQuery, percentEncode, parseForm, sha256Hex, canonicalRequestV3, signV3 };
 
 if (require.main === module) {
   const fs = require('fs');

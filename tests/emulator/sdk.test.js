@@ -1,13 +1,18 @@
 'use strict';
-// Alibaba's own SDK (@alicloud/pop-core, installed in bench/seed by the test command) signs
-// its requests; the emulator must accept them, GET and POST, and refuse them with a wrong
-// secret. This pins the emulator's signature check to the real client's, not only to ours.
+// Alibaba's own SDKs (installed in bench/seed by the test command) sign their requests; the
+// emulator must accept them and refuse them with a wrong secret. This pins the emulator's
+// signature checks to the real clients', not only to ours: signature 1.0 with @alicloud/pop-core
+// (GET and POST), V3 (ACS3-HMAC-SHA256) with the IoT Platform's generated client,
+// @alicloud/iot20180120 on @alicloud/openapi-client, which signs V3 by default.
 const test = require('node:test');
 const assert = require('assert');
 const path = require('path');
 const { createEmulator } = require('./emulator.js');
 
-const RPCClient = require(path.join(__dirname, '../../bench/seed/node_modules/@alicloud/pop-core')).RPCClient;
+const SEED = path.join(__dirname, '../../bench/seed/node_modules');
+const RPCClient = require(path.join(SEED, '@alicloud/pop-core')).RPCClient;
+const Iot = require(path.join(SEED, '@alicloud/iot20180120'));
+const { Config } = require(path.join(SEED, '@alicloud/openapi-client'));
 
 test('pop-core requests pass the emulator\'s gateway checks', async () => {
   const emu = createEmulator({ accessKeys: { LTAIsdk: { secret: 'sdk-secret-value' } }, products: ['a1P'] });
@@ -21,6 +26,75 @@ test('pop-core requests pass the emulator\'s gateway checks', async () => {
     await assert.rejects(client('wrong').request('QueryDeviceDetail', { ProductKey: 'a1P', DeviceName: 'dev-sdk-1' }, { method: 'POST' }),
       (e) => e.code === 'SignatureDoesNotMatch');
     assert.strictEqual(emu.stats().signatureFailures, 1);
+  } finally {
+    await emu.close();
+  }
+});
+
+test('the official iot20180120 client (V3) passes the emulator\'s gateway checks, and a wrong secret does not', async () => {
+  const emu = createEmulator({ accessKeys: { LTAIsdk3: { secret: 'sdk-v3-secret-value' } }, products: ['a1P'] });
+  const port = await emu.listen(0);
+  // what reaches the emulator: header names, path and body size (never values)
+  const seen = [];
+  emu.server.on('request', (req) => {
+    let bytes = 0;
+    req.on('data', (d) => { bytes += d.length; });
+    req.on('end', () => seen.push({ method: req.method, path: req.url.split('?')[0], query: new URL(req.url, 'http://x').searchParams,
+      headers: req.headers, bytes }));
+  });
+  const client = (secret) => new Iot.default(new Config({ accessKeyId: 'LTAIsdk3', accessKeySecret: secret,
+    endpoint: `127.0.0.1:${port}`, protocol: 'http', regionId: 'cn-shanghai' }));
+  try {
+    const r = await client('sdk-v3-secret-value').registerDevice(new Iot.RegisterDeviceRequest({ productKey: 'a1P', deviceName: 'dev-sdk-v3' }));
+    assert.strictEqual(r.body.success, true);
+    assert.strictEqual(r.body.data.deviceName, 'dev-sdk-v3');
+    const q = await client('sdk-v3-secret-value').queryDeviceDetail(new Iot.QueryDeviceDetailRequest({ productKey: 'a1P', deviceName: 'dev-sdk-v3' }));
+    assert.strictEqual(q.body.success, true);
+    assert.strictEqual(q.body.data.deviceSecret, emu.device('a1P', 'dev-sdk-v3').DeviceSecret);
+    assert.strictEqual(q.body.data.status, 'UNACTIVE');
+    await assert.rejects(client('wrong').queryDeviceDetail(new Iot.QueryDeviceDetailRequest({ productKey: 'a1P', deviceName: 'dev-sdk-v3' })),
+      (e) => e.code === 'SignatureDoesNotMatch');
+
+    // it really signed V3: an ACS3-HMAC-SHA256 Authorization over host and the x-acs-* headers,
+    // no signature 1.0 parameters; POST to / with the parameters in the query and no body
+    const stats = emu.stats();
+    assert.deepStrictEqual(stats.bySignature, { v1: 0, v3: 3 });
+    assert.strictEqual(stats.signatureFailures, 1);
+    assert.strictEqual(seen.length, 3);
+    for (const s of seen) {
+      assert.match(s.headers.authorization, /^ACS3-HMAC-SHA256 Credential=LTAIsdk3,SignedHeaders=[a-z0-9;-]+,Signature=[0-9a-f]{64}$/);
+      const signed = /SignedHeaders=([^,]+)/.exec(s.headers.authorization)[1].split(';');
+      for (const h of ['host', 'x-acs-action', 'x-acs-content-sha256', 'x-acs-date', 'x-acs-signature-nonce', 'x-acs-version']) {
+        assert.ok(signed.includes(h), h + ' signed');
+      }
+      assert.strictEqual(s.headers['x-acs-version'], '2018-01-20');
+      assert.match(s.headers['x-acs-date'], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+      assert.strictEqual(s.method, 'POST');
+      assert.strictEqual(s.path, '/');
+      assert.strictEqual(s.bytes, 0);
+      assert.strictEqual(s.headers['x-acs-content-sha256'], 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+      assert.strictEqual(s.query.get('ProductKey'), 'a1P');
+      for (const v1 of ['Signature', 'SignatureMethod', 'SignatureVersion', 'SignatureNonce', 'AccessKeyId', 'Timestamp', 'Action']) {
+        assert.strictEqual(s.query.get(v1), null, v1 + ' is a signature 1.0 parameter');
+      }
+    }
+    assert.deepStrictEqual(seen.map((s) => s.headers['x-acs-action']), ['RegisterDevice', 'QueryDeviceDetail', 'QueryDeviceDetail']);
+  } finally {
+    await emu.close();
+  }
+});
+
+test('the official iot20180120 client with STS credentials: token and key id in signed x-acs-* headers', async () => {
+  const emu = createEmulator({ accessKeys: { STSsdk3: { secret: 'sts-secret-value', securityToken: 'sts-token-value' } }, products: ['a1P'] });
+  const port = await emu.listen(0);
+  const client = (token) => new Iot.default(new Config({ accessKeyId: 'STSsdk3', accessKeySecret: 'sts-secret-value', securityToken: token,
+    endpoint: `127.0.0.1:${port}`, protocol: 'http' }));
+  try {
+    const r = await client('sts-token-value').registerDevice(new Iot.RegisterDeviceRequest({ productKey: 'a1P', deviceName: 'dev-sdk-sts' }));
+    assert.strictEqual(r.body.success, true);
+    assert.match(emu.stats().lastV3.signedHeaders, /x-acs-accesskey-id;.*x-acs-security-token;/);
+    await assert.rejects(client('another-token').registerDevice(new Iot.RegisterDeviceRequest({ productKey: 'a1P', deviceName: 'dev-sdk-sts2' })),
+      (e) => e.code === 'InvalidSecurityToken.Mismatch');
   } finally {
     await emu.close();
   }

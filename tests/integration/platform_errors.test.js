@@ -6,16 +6,52 @@ const h = require('./lib/harness');
 
 const { withEnv } = h;
 
-test('a wrong AccessKey secret answers platform_auth (the emulator rejects the signature)', async () => {
-  await withEnv({ credentialsOverride: { ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'wrong-' + Date.now() } }, async (env) => {
-    const r = await env.rr('dev-auth1');
-    assert.strictEqual(r.reply.success, false);
-    assert.strictEqual(r.reply.code, 'platform_auth');
-    assert.match(r.reply.message, /SignatureDoesNotMatch/);
-    assert.strictEqual(r.reply.retryAfter, undefined);
-    assert.strictEqual(env.emu.stats().signatureFailures, 1);
-    assert.strictEqual(env.emu.deviceCount(), 0);
+test('a wrong AccessKey secret answers platform_auth (the emulator rejects the signature), V3 and signature 1.0', async () => {
+  for (const version of ['v3', 'v1']) {
+    await withEnv({ pluginOptions: { signature_version: version }, credentialsOverride: { ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'wrong-' + Date.now() } }, async (env) => {
+      const r = await env.rr('dev-auth1');
+      assert.strictEqual(r.reply.success, false);
+      assert.strictEqual(r.reply.code, 'platform_auth');
+      assert.match(r.reply.message, /SignatureDoesNotMatch/);
+      assert.strictEqual(r.reply.retryAfter, undefined);
+      assert.strictEqual(env.emu.stats().signatureFailures, 1);
+      assert.strictEqual(env.emu.stats().bySignature[version], 1, version);
+      assert.strictEqual(env.emu.deviceCount(), 0);
+    });
+  }
+});
+
+test('signature_version: V3 by default (Authorization and x-acs-* headers, parameters in the query), v1 when configured', async () => {
+  await withEnv({}, async (env) => {
+    const r = await env.rr('dev-sig-v3');
+    assert.strictEqual(r.reply.success, true);
+    const s = env.emu.stats();
+    assert.deepStrictEqual(s.bySignature, { v1: 0, v3: 1 });
+    assert.strictEqual(s.lastV3.signedHeaders, 'content-type;host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version');
+    assert.deepStrictEqual(s.lastV3.query, ['DeviceName', 'ProductKey']);
+    assert.strictEqual(s.lastV3.bodyBytes, 0);
   });
+  await withEnv({ pluginOptions: { signature_version: 'v1' } }, async (env) => {
+    const r = await env.rr('dev-sig-v1');
+    assert.strictEqual(r.reply.success, true);
+    assert.deepStrictEqual(env.emu.stats().bySignature, { v1: 1, v3: 0 });
+    assert.strictEqual(env.emu.stats().lastV3, null);
+  });
+});
+
+test('STS credentials reach the platform with either signature: the token is checked, never logged', async () => {
+  const id = 'STS.' + Date.now().toString(36);
+  const secretValue = 'sts-secret-' + Date.now().toString(36);
+  const token = 'sts-token/' + Date.now().toString(36) + '+=';
+  for (const version of ['v3', 'v1']) {
+    await withEnv({ pluginOptions: { signature_version: version }, emulator: { accessKeys: { [id]: { secret: secretValue, securityToken: token } } },
+      credentialsOverride: { ALIBABA_CLOUD_ACCESS_KEY_ID: id, ALIBABA_CLOUD_ACCESS_KEY_SECRET: secretValue, ALIBABA_CLOUD_SECURITY_TOKEN: token } }, async (env) => {
+      const r = await env.rr('dev-sts-' + version);
+      assert.strictEqual(r.reply.success, true, version);
+      assert.strictEqual(env.emu.stats().bySignature[version], 1);
+      if (version === 'v3') assert.match(env.emu.stats().lastV3.signedHeaders, /x-acs-accesskey-id;.*x-acs-security-token;/);
+    });
+  }
 });
 
 test('an unknown AccessKeyId answers platform_auth', async () => {

@@ -145,6 +145,7 @@ static void test_bad_values(void)
 	expect_set_error("product_secret_file", "secret", "plugin_opt_product_secret_file");
 	expect_set_error("product_secret", "INLINE", "plugin_opt_product_secret");
 	expect_set_error("strategy", "guess", "plugin_opt_strategy");
+	expect_set_error("signature_version", "v2", "is not v3 or v1");
 	expect_set_error("register_qps", "0", "plugin_opt_register_qps");
 	expect_set_error("register_qps", "fast", "plugin_opt_register_qps");
 	expect_set_error("query_qps", "1e9", "plugin_opt_query_qps");
@@ -271,6 +272,9 @@ static void test_mode_options(void)
 	CHECK(cfg.strategy == STRATEGY_AUTO);
 	CHECK(config__set(&cfg, "strategy", "query_first", err, sizeof(err)) == 0 && cfg.strategy == STRATEGY_QUERY_FIRST);
 	CHECK(config__set(&cfg, "strategy", "register_first", err, sizeof(err)) == 0 && cfg.strategy == STRATEGY_REGISTER_FIRST);
+	CHECK(cfg.signature_version == SIGNATURE_V3);
+	CHECK(config__set(&cfg, "signature_version", "v1", err, sizeof(err)) == 0 && cfg.signature_version == SIGNATURE_V1);
+	CHECK(config__set(&cfg, "signature_version", "v3", err, sizeof(err)) == 0 && cfg.signature_version == SIGNATURE_V3);
 	CHECK(config__set(&cfg, "register_qps", "7.5", err, sizeof(err)) == 0 && cfg.register_qps == 7.5);
 	CHECK(config__set(&cfg, "query_burst", "10", err, sizeof(err)) == 0 && cfg.query_burst == 10.0);
 	CHECK(config__set(&cfg, "request_deadline_ms", "60000", err, sizeof(err)) == 0 && cfg.request_deadline_ms == 60000);

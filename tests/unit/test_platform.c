@@ -1,4 +1,5 @@
 /* Signing (published vectors, encoding edge cases), answer parsing and the flow. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +63,68 @@ static void test_encoding_edge_cases(void)
 
 	CHECK_STR(q, "Plus=a%2Bb&Slash=a%2Fb&Space=a%20b&Star=a%2Ab&Tilde=a~b&Unreserved=AZaz09-_.~&Utf8=%E4%B8%AD");
 	free(q);
+}
+
+/* The worked example of Alibaba's "V3 request structure and signature" (ACS3-HMAC-SHA256):
+ * RunInstances, fixed nonce and date, AccessKey YourAccessKeyId / YourAccessKeySecret. */
+#define V3_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define V3_EXAMPLE_SIGNED_HEADERS "host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version"
+
+static void test_v3_published_example(void)
+{
+	const struct platform_param query[] = {
+		{"RegionId", "cn-shanghai"},
+		{"ImageId", "win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd"},
+	};
+	/* in no particular order: the canonical request sorts them */
+	const struct platform_param headers[] = {
+		{"x-acs-version", "2014-05-26"},
+		{"x-acs-signature-nonce", "3156853299f313e23d1673dc12e1703d"},
+		{"host", "ecs.cn-shanghai.aliyuncs.com"},
+		{"x-acs-date", "2023-10-26T10:22:32Z"},
+		{"x-acs-content-sha256", V3_EMPTY_SHA256},
+		{"x-acs-action", "RunInstances"},
+	};
+	char payload[PLATFORM_SHA256_HEX_LEN], hashed[PLATFORM_SHA256_HEX_LEN], sig[PLATFORM_SHA256_HEX_LEN];
+	char *signed_headers = NULL, *canonical, *q;
+
+	CHECK(platform__sha256_hex("", 0, payload) == 0);
+	CHECK_STR(payload, V3_EMPTY_SHA256);
+	q = platform__canonical_query(query, 2);
+	CHECK_STR(q, "ImageId=win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd&RegionId=cn-shanghai");
+	canonical = platform__canonical_request("POST", q, headers, 6, payload, &signed_headers);
+	CHECK_STR(canonical, "POST\n"
+			"/\n"
+			"ImageId=win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd&RegionId=cn-shanghai\n"
+			"host:ecs.cn-shanghai.aliyuncs.com\n"
+			"x-acs-action:RunInstances\n"
+			"x-acs-content-sha256:" V3_EMPTY_SHA256 "\n"
+			"x-acs-date:2023-10-26T10:22:32Z\n"
+			"x-acs-signature-nonce:3156853299f313e23d1673dc12e1703d\n"
+			"x-acs-version:2014-05-26\n"
+			"\n"
+			V3_EXAMPLE_SIGNED_HEADERS "\n"
+			V3_EMPTY_SHA256);
+	CHECK_STR(signed_headers, V3_EXAMPLE_SIGNED_HEADERS);
+	CHECK(canonical && platform__sha256_hex(canonical, strlen(canonical), hashed) == 0);
+	CHECK_STR(hashed, "7ea06492da5221eba5297e897ce16e55f964061054b7695beedaac1145b1e259");
+	CHECK(canonical && platform__sign_v3(canonical, "YourAccessKeySecret", sig) == 0);
+	CHECK_STR(sig, "06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0");
+	free(canonical);
+	free(signed_headers);
+	free(q);
+}
+
+static void test_v3_canonical_request_refuses_bad_headers(void)
+{
+	const struct platform_param upper[] = {{"Host", "h"}};
+	const struct platform_param twice[] = {{"host", "a"}, {"host", "b"}};
+	char *signed_headers = (char *)"untouched";
+
+	CHECK(platform__canonical_request("POST", "", upper, 1, V3_EMPTY_SHA256, &signed_headers) == NULL);
+	CHECK(signed_headers == NULL);
+	CHECK(platform__canonical_request("POST", "", twice, 2, V3_EMPTY_SHA256, &signed_headers) == NULL);
+	CHECK(platform__canonical_request("POST", "", upper, 0, V3_EMPTY_SHA256, &signed_headers) == NULL);
 }
 
 static void test_nonce_unique_and_uuid_shaped(void)
@@ -191,9 +254,12 @@ static void test_flow_register_then_query(void)
 	struct platform_answer a;
 	char nonce1[64] = "";
 
+	cfg.signature_version = SIGNATURE_V1;
 	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
 	CHECK(!flow.existing);
 	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
+	CHECK_STR(req.url, "http://127.0.0.1:1/");
+	CHECK(req.headers[0] == NULL);
 	CHECK_STR(req.action, "RegisterDevice");
 	CHECK(strstr(req.body, "Action=RegisterDevice") != NULL);
 	CHECK(strstr(req.body, "DeviceName=dev-0001") != NULL);
@@ -203,7 +269,8 @@ static void test_flow_register_then_query(void)
 	CHECK(strstr(req.body, "IotInstanceId") == NULL);
 	CHECK(strstr(req.body, "secret") == NULL);
 	sscanf(strstr(req.body, "SignatureNonce=") + 15, "%36s", nonce1);
-	free(req.body);
+	platform__http_request_free(&req);
+	CHECK(req.body == NULL && req.url == NULL);
 
 	ANSWER("RegisterDevice", 200, "{\"Success\":false,\"Code\":\"iot.device.AlreadyExistedDeviceName\"}", &a);
 	platform__flow_answer(&flow, &a);
@@ -212,7 +279,7 @@ static void test_flow_register_then_query(void)
 	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
 	CHECK_STR(req.action, "QueryDeviceDetail");
 	CHECK(strstr(req.body, nonce1) == NULL); /* a new nonce for every request */
-	free(req.body);
+	platform__http_request_free(&req);
 
 	ANSWER("QueryDeviceDetail", 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"a1Prod\","
 			"\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\",\"Status\":\"UNACTIVE\"}}", &a);
@@ -228,13 +295,14 @@ static void test_flow_optional_params(void)
 	struct platform_flow flow;
 	struct platform_http_request req;
 
+	cfg.signature_version = SIGNATURE_V1;
 	cfg.iot_instance_id = "iot-cn-abc";
 	cfg.creds.security_token = "tok/en+";
 	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
 	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
 	CHECK(strstr(req.body, "IotInstanceId=iot-cn-abc") != NULL);
 	CHECK(strstr(req.body, "SecurityToken=tok%2Fen%2B") != NULL);
-	free(req.body);
+	platform__http_request_free(&req);
 }
 
 static void test_flow_errors_are_final(void)
@@ -355,10 +423,124 @@ static void test_query_first_flow(void)
 	CHECK(a.outcome == PLATFORM_REFUSED);
 }
 
+/* The value of header name (lower-case) in req, or NULL. */
+static const char *header_value(const struct platform_http_request *req, const char *name)
+{
+	size_t n = strlen(name);
+
+	for(size_t i = 0; i <= PLATFORM_MAX_HEADERS && req->headers[i]; i++){
+		if(!strncmp(req->headers[i], name, n) && req->headers[i][n] == ':' && req->headers[i][n + 1] == ' ') return req->headers[i] + n + 2;
+	}
+	return NULL;
+}
+
+/* Recomputes the signature the way a gateway would, from what req will send. */
+static void check_v3_signature(const struct platform_http_request *req, const char *secret)
+{
+	struct platform_param signed_list[PLATFORM_MAX_HEADERS];
+	char names[256], sig[PLATFORM_SHA256_HEX_LEN], *signed_headers = NULL, *canonical;
+	const char *auth = header_value(req, "Authorization"), *query = strchr(req->url, '?');
+	const char *given;
+	size_t n = 0;
+
+	CHECK(auth != NULL && query != NULL);
+	if(!auth || !query) return;
+	CHECK(!strncmp(auth, "ACS3-HMAC-SHA256 Credential=", 28));
+	given = strstr(auth, ",Signature=");
+	CHECK(given != NULL && sscanf(strstr(auth, "SignedHeaders=") + 14, "%255[^,]", names) == 1);
+	if(!given) return;
+	for(char *save = NULL, *h = strtok_r(names, ";", &save); h && n < PLATFORM_MAX_HEADERS; h = strtok_r(NULL, ";", &save)){
+		signed_list[n].name = h;
+		signed_list[n].value = header_value(req, h);
+		CHECK(signed_list[n].value != NULL);
+		if(!signed_list[n].value) return;
+		n++;
+	}
+	canonical = platform__canonical_request("POST", query + 1, signed_list, n, V3_EMPTY_SHA256, &signed_headers);
+	CHECK(canonical && platform__sign_v3(canonical, secret, sig) == 0);
+	CHECK_STR(given + strlen(",Signature="), sig);
+	free(canonical);
+	free(signed_headers);
+}
+
+static void test_flow_v3_request(void)
+{
+	struct bootstrap_config cfg = flow_config();
+	struct platform_flow flow;
+	struct platform_http_request req;
+	char nonce1[64] = "";
+
+	CHECK(cfg.signature_version == SIGNATURE_V3); /* the default */
+	platform__flow_init(&flow, "dev 0001", EXISTING_UNACTIVE, false);
+	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
+	CHECK_STR(req.action, "RegisterDevice");
+	CHECK(req.body == NULL);
+	CHECK_STR(req.url, "http://127.0.0.1:1/?DeviceName=dev%200001&ProductKey=a1Prod");
+	CHECK_STR(header_value(&req, "host"), "127.0.0.1:1");
+	CHECK_STR(header_value(&req, "x-acs-action"), "RegisterDevice");
+	CHECK_STR(header_value(&req, "x-acs-version"), "2018-01-20");
+	CHECK_STR(header_value(&req, "x-acs-date"), "2016-02-23T12:46:24Z");
+	CHECK_STR(header_value(&req, "x-acs-content-sha256"), V3_EMPTY_SHA256);
+	CHECK_STR(header_value(&req, "content-type"), "application/x-www-form-urlencoded");
+	CHECK(header_value(&req, "x-acs-security-token") == NULL);
+	CHECK(strstr(header_value(&req, "Authorization"), "Credential=id,SignedHeaders=content-type;host;x-acs-action;"
+			"x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=") != NULL);
+	for(size_t i = 0; req.headers[i]; i++) CHECK(strstr(req.headers[i], "secret") == NULL);
+	check_v3_signature(&req, "secret");
+	snprintf(nonce1, sizeof(nonce1), "%s", header_value(&req, "x-acs-signature-nonce"));
+	CHECK(strlen(nonce1) == 36);
+	platform__http_request_free(&req);
+	CHECK(req.url == NULL && req.headers[0] == NULL);
+
+	flow.state = FLOW_QUERY;
+	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
+	CHECK_STR(header_value(&req, "x-acs-action"), "QueryDeviceDetail");
+	CHECK(strcmp(header_value(&req, "x-acs-signature-nonce"), nonce1) != 0);
+	check_v3_signature(&req, "secret");
+	platform__http_request_free(&req);
+}
+
+static void test_flow_v3_sts_instance_and_ports(void)
+{
+	struct bootstrap_config cfg = flow_config();
+	struct platform_flow flow;
+	struct platform_http_request req;
+
+	cfg.iot_instance_id = "iot-cn-abc";
+	cfg.creds.security_token = "tok/en+";
+	cfg.endpoint = "https://iot.cn-shanghai.aliyuncs.com:443";
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
+	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
+	CHECK_STR(req.url, "https://iot.cn-shanghai.aliyuncs.com:443/?DeviceName=dev-0001&IotInstanceId=iot-cn-abc&ProductKey=a1Prod");
+	CHECK_STR(header_value(&req, "host"), "iot.cn-shanghai.aliyuncs.com"); /* the default port is not written */
+	CHECK_STR(header_value(&req, "x-acs-security-token"), "tok/en+");
+	CHECK_STR(header_value(&req, "x-acs-accesskey-id"), "id");
+	CHECK(strstr(header_value(&req, "Authorization"), "x-acs-accesskey-id;x-acs-action;x-acs-content-sha256;x-acs-date;"
+			"x-acs-security-token;x-acs-signature-nonce;x-acs-version,") != NULL);
+	CHECK(strstr(req.url, "tok") == NULL);
+	check_v3_signature(&req, "secret");
+	platform__http_request_free(&req);
+
+	cfg.endpoint = "http://[::1]:8080/";
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
+	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
+	CHECK_STR(header_value(&req, "host"), "[::1]:8080");
+	platform__http_request_free(&req);
+
+	/* a token that would break the header is never sent */
+	cfg.creds.security_token = "tok\r\nX-Evil: 1";
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
+	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == -1);
+	CHECK(flow.state == FLOW_DONE && flow.result == BOOTSTRAP_INTERNAL);
+	CHECK(req.url == NULL && req.headers[0] == NULL);
+}
+
 int main(void)
 {
 	RUN(test_published_vector_get);
 	RUN(test_published_vector_post);
+	RUN(test_v3_published_example);
+	RUN(test_v3_canonical_request_refuses_bad_headers);
 	RUN(test_sort_is_by_name_not_input_order);
 	RUN(test_encoding_edge_cases);
 	RUN(test_nonce_unique_and_uuid_shaped);
@@ -373,5 +555,7 @@ int main(void)
 	RUN(test_flow_errors_are_final);
 	RUN(test_existing_device_policy);
 	RUN(test_query_first_flow);
+	RUN(test_flow_v3_request);
+	RUN(test_flow_v3_sts_instance_and_ports);
 	return unit_main_result();
 }
