@@ -744,11 +744,12 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 			"credentials from %s: %s%s", p->cfg.product_key, p->cfg.endpoint, p->cfg.request_topic, p->cfg.reply_topic,
 			p->cfg.creds_source.origin, credentials__kind_name(p->cfg.creds_source.kind),
 			p->cfg.creds.security_token ? " with an STS token" : "");
-	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": request_auth %s, reply_encryption %s, existing_devices %s, acl %s",
+	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": request_auth %s, reply_encryption %s, existing_devices %s, acl %s, "
+			"signature_version %s",
 			p->cfg.request_auth == REQUEST_AUTH_SIGN ? "sign" : p->cfg.request_auth == REQUEST_AUTH_IDENTITY ? "identity" : "none",
 			p->cfg.reply_encryption == REPLY_ENCRYPTION_ON ? "on" : "off",
 			p->cfg.existing_devices == EXISTING_UNACTIVE ? "unactive" : p->cfg.existing_devices == EXISTING_ALWAYS ? "always" : "never",
-			p->cfg.acl == ACL_STRICT ? "strict" : "defer");
+			p->cfg.acl == ACL_STRICT ? "strict" : "defer", p->cfg.signature_version == SIGNATURE_V1 ? "v1" : "v3");
 	if(p->cfg.request_auth == REQUEST_AUTH_SIGN && p->cfg.reply_encryption == REPLY_ENCRYPTION_OFF){
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": reply_encryption off: DeviceSecrets travel in the clear; "
 				"use it only where every device connects over TLS");
