@@ -243,7 +243,7 @@ function createEmulator(options = {}) {
     for (const k of Object.keys(h)) if (v3Signable(k) && !signed.includes(k)) return incomplete(k + ' is not signed');
     for (const k of signed) if (h[k] === undefined) return incomplete(k + ' is signed but not sent');
     if (h['x-acs-accesskey-id'] !== undefined && h['x-acs-accesskey-id'] !== keyId) return incomplete('x-acs-accesskey-id is not the Credential');
-    const key = opts.accessKeys[keyId];
+    const key = accessKeyFor(keyId);
     if (!key) { gatewayError(res, 404, 'InvalidAccessKeyId.NotFound', 'Specified access key is not found.', action); return false; }
     const date = h['x-acs-date'];
     if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(date)) {
@@ -259,6 +259,7 @@ function createEmulator(options = {}) {
       stats.signatureFailures++;
       gatewayError(res, 400, 'SignatureDoesNotMatch', 'Specified signature is not matched with our calculation.', action); return false;
     }
+    if (key.issued && !issuedTokenValid(key, h['x-acs-security-token'], res, action)) return false;
     if (key.securityToken !== undefined && h['x-acs-security-token'] !== key.securityToken) {
       gatewayError(res, 400, 'InvalidSecurityToken.Mismatch', 'Specified SecurityToken is invalid.', action); return false;
     }

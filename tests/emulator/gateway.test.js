@@ -264,6 +264,20 @@ test('issued credentials: accepted by the IoT actions with their own token until
   }
 });
 
+test('issued credentials over V3: the token in x-acs-security-token, the same refusals', async () => {
+  const c = (await httpAt(port, 'GET', '/_credentials')).json;
+  const as = { keyId: c.AccessKeyId, secret: c.AccessKeySecret };
+  let r = await callV3({ ...as, token: c.SecurityToken });
+  assert.deepStrictEqual([r.status, r.body.Success], [200, true]);
+  r = await callV3({ ...as });
+  assert.deepStrictEqual([r.status, r.body.Code], [400, 'MissingSecurityToken']);
+  r = await callV3({ ...as, token: c.SecurityToken.slice(0, -4) + 'AAAA' });
+  assert.deepStrictEqual([r.status, r.body.Code], [400, 'InvalidSecurityToken.MismatchWithAccessKey']);
+  emu.expireIssuedCredentials();
+  r = await callV3({ ...as, token: c.SecurityToken });
+  assert.deepStrictEqual([r.status, r.body.Code], [400, 'InvalidSecurityToken.Expired']);
+});
+
 test('STS AssumeRole: signed by a configured long-term key, the real answer shape; refusals with the STS codes', async () => {
   const e = credEmulator();
   const p = await e.listen(0);
