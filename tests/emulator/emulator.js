@@ -197,7 +197,7 @@ function createEmulator(options = {}) {
     if (p.SignatureMethod !== 'HMAC-SHA1' || p.SignatureVersion !== '1.0') {
       gatewayError(res, 400, 'IncompleteSignature', 'Unsupported signature method or version.', action); return false;
     }
-    const key = opts.accessKeys[p.AccessKeyId];
+    const key = accessKeyFor(p.AccessKeyId);
     if (!key) { gatewayError(res, 404, 'InvalidAccessKeyId.NotFound', 'Specified access key is not found.', action); return false; }
     if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(p.Timestamp)) {
       gatewayError(res, 400, 'InvalidTimeStamp.Format', 'Specified time stamp or date value is not well formatted.', action); return false;
@@ -211,6 +211,7 @@ function createEmulator(options = {}) {
       stats.signatureFailures++;
       gatewayError(res, 400, 'SignatureDoesNotMatch', 'Specified signature is not matched with our calculation.', action); return false;
     }
+    if (key.issued && !issuedTokenValid(key, p.SecurityToken, res, action)) return false;
     if (key.securityToken !== undefined && p.SecurityToken !== key.securityToken) {
       gatewayError(res, 400, 'InvalidSecurityToken.Mismatch', 'Specified SecurityToken is invalid.', action); return false;
     }
@@ -242,7 +243,7 @@ function createEmulator(options = {}) {
     for (const k of Object.keys(h)) if (v3Signable(k) && !signed.includes(k)) return incomplete(k + ' is not signed');
     for (const k of signed) if (h[k] === undefined) return incomplete(k + ' is signed but not sent');
     if (h['x-acs-accesskey-id'] !== undefined && h['x-acs-accesskey-id'] !== keyId) return incomplete('x-acs-accesskey-id is not the Credential');
-    const key = opts.accessKeys[keyId];
+    const key = accessKeyFor(keyId);
     if (!key) { gatewayError(res, 404, 'InvalidAccessKeyId.NotFound', 'Specified access key is not found.', action); return false; }
     const date = h['x-acs-date'];
     if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(date)) {
@@ -258,6 +259,7 @@ function createEmulator(options = {}) {
       stats.signatureFailures++;
       gatewayError(res, 400, 'SignatureDoesNotMatch', 'Specified signature is not matched with our calculation.', action); return false;
     }
+    if (key.issued && !issuedTokenValid(key, h['x-acs-security-token'], res, action)) return false;
     if (key.securityToken !== undefined && h['x-acs-security-token'] !== key.securityToken) {
       gatewayError(res, 400, 'InvalidSecurityToken.Mismatch', 'Specified SecurityToken is invalid.', action); return false;
     }
@@ -354,6 +356,7 @@ function createEmulator(options = {}) {
       const raw = Buffer.concat(chunks);
       const body = raw.toString('utf8');
       const url = new URL(req.url, 'http://emulator');
+      if (credentialRoute(req, url, body, res)) return;
       if (url.pathname.startsWith('/_emulator/')) return handleControl(req, url, body, res);
       // an Authorization header means V3; without one, signature 1.0 in the parameters
       const v3 = req.headers.authorization !== undefined;
@@ -407,6 +410,343 @@ function createEmulator(options = {}) {
     deviceCount: () => devices.size,
     allDeviceSecrets: () => [...devices.values()].map((d) => d.DeviceSecret),
   };
+
+  // ---------------------------------------------------------------------------------------------
+  // Credential services: what the plugin's credential chain talks to, on this same port.
+  //   ECS metadata (IMDSv2 enforced): PUT /latest/api/token, GET /latest/meta-data/ram/security-credentials/[role]
+  //   STS 2015-04-01 (RPC at /): AssumeRole (signed, long-term caller), AssumeRoleWithOIDC (anonymous)
+  //   credentials URI: GET /_credentials (credentials.uriPath)
+  // Every credential handed out is new (STS.-prefixed AccessKeyId, secret, SecurityToken) and lasts
+  // credentials.ttlS seconds; the IoT actions accept it with its own SecurityToken until then and
+  // answer InvalidSecurityToken.Expired after. Control: GET/POST /_emulator/credentials,
+  // GET /_emulator/issued-secrets; counters under stats.credentials.
+  // ---------------------------------------------------------------------------------------------
+  const STS_API_VERSION = '2015-04-01';
+  const STS_ACTIONS = new Set(['AssumeRole', 'AssumeRoleWithOIDC']);
+  const CREDENTIAL_SERVICES = ['metadata', 'sts', 'uri'];
+  const ROLE_SESSION_NAME_RE = /^[A-Za-z0-9.@\-_]{2,64}$/;
+  const EMULATED_ACCOUNT_ID = '1234567890123456';
+  const ISSUED_MEMORY = 10000;            // issued credentials remembered (expired ones included)
+  const METADATA_TOKEN_MEMORY = 10000;
+  const ISSUED_SECRET_LOG_MEMORY = 200000;
+
+  function freshCredentialStats() {
+    return {
+      // requests per credential endpoint, whatever the answer
+      calls: { metadataToken: 0, metadataRoleName: 0, metadataCredentials: 0, metadataOther: 0, AssumeRole: 0, AssumeRoleWithOIDC: 0, credentialsUri: 0 },
+      issued: {},                 // per endpoint: tokens / credentials handed out
+      refused: 0,                 // answered by the refusal switch
+      metadataUnauthorized: 0,    // IMDS reads without a valid token (401)
+      oidcTokenRefused: 0,
+      iotRefusedExpired: 0,       // IoT calls refused with InvalidSecurityToken.Expired
+      stsRefusedExpired: 0,
+      tokenMismatch: 0,
+      tokenMissing: 0,
+    };
+  }
+
+  function isoSeconds(ms) {
+    return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  }
+
+  function safeEqual(a, b) {
+    const x = Buffer.from(String(a));
+    const y = Buffer.from(String(b));
+    return x.length === y.length && crypto.timingSafeEqual(x, y);
+  }
+
+  function base64url(obj) {
+    return Buffer.from(JSON.stringify(obj)).toString('base64url');
+  }
+
+  // A JWT-shaped service-account token (unsigned: the emulator compares it whole).
+  function fakeOidcToken() {
+    const iat = Math.floor(Date.now() / 1000);
+    return base64url({ alg: 'RS256', kid: 'emulator' }) + '.' +
+      base64url({ iss: 'https://oidc.emulator.local', sub: 'system:serviceaccount:default:mosquitto', aud: ['sts.aliyuncs.com'], iat, exp: iat + 86400 }) +
+      '.' + crypto.randomBytes(64).toString('base64url');
+  }
+
+  // OIDCTokenInfo from the token's claims when it is a JWT, else placeholders.
+  function oidcTokenInfo(token) {
+    let claims = {};
+    try { claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8')) || {}; } catch (e) { claims = {}; }
+    const time = (s) => (typeof s === 'number' ? isoSeconds(s * 1000) : '');
+    return { Subject: String(claims.sub || ''), Issuer: String(claims.iss || ''),
+      ClientIds: Array.isArray(claims.aud) ? claims.aud.join(',') : String(claims.aud || ''),
+      ExpirationTime: time(claims.exp), IssuanceTime: time(claims.iat), VerificationInfo: 'Success' };
+  }
+
+  const credOptions = options.credentials || {};
+  const cred = {
+    roleName: credOptions.roleName || 'EmulatorEcsRole',
+    roleArn: credOptions.roleArn || 'acs:ram::' + EMULATED_ACCOUNT_ID + ':role/emulator-role',
+    oidcProviderArn: credOptions.oidcProviderArn || 'acs:ram::' + EMULATED_ACCOUNT_ID + ':oidc-provider/emulator-oidc',
+    oidcToken: credOptions.oidcToken || fakeOidcToken(),
+    uriPath: credOptions.uriPath || '/_credentials',
+    ttlS: credOptions.ttlS || options.credentialTtlS || 3600,
+    maxSessionS: credOptions.maxSessionS || 3600,  // the role's MaxSessionDuration: DurationSeconds 900..this
+    roleId: randomId(17, '0123456789').replace(/^0/, '1'),
+    stsCallers: options.stsCallers || null,        // null: every configured long-term AccessKey
+    refuse: false,
+    refuseStatus: 503,
+    refuseServices: CREDENTIAL_SERVICES.slice(),
+  };
+  const issued = new Map();          // AccessKeyId -> issued credential, expired ones kept (bounded)
+  const metadataTokens = new Map();  // IMDSv2 token -> expiry (ms)
+  const issuedSecretLog = [];        // every secret / token handed out, for log audits (bounded)
+
+  // The counters live in stats.credentials; resetStats() replaces stats, so they are made again
+  // on first use (every request passes credentialRoute, and api.stats() asks too).
+  function credStats() {
+    if (!stats.credentials) stats.credentials = freshCredentialStats();
+    return stats.credentials;
+  }
+
+  function rememberSecret(...values) {
+    issuedSecretLog.push(...values);
+    if (issuedSecretLog.length > ISSUED_SECRET_LOG_MEMORY) issuedSecretLog.splice(0, issuedSecretLog.length - ISSUED_SECRET_LOG_MEMORY);
+  }
+
+  function accessKeyFor(id) {
+    return opts.accessKeys[id] || issued.get(id) || null;
+  }
+
+  function stsCallerIds() {
+    if (cred.stsCallers) return cred.stsCallers;
+    return Object.keys(opts.accessKeys).filter((id) => opts.accessKeys[id].securityToken === undefined);
+  }
+
+  // After the signature check, for a key this emulator issued: the token (SecurityToken, or V3's
+  // x-acs-security-token) must be its own and the credential unexpired.
+  function issuedTokenValid(key, token, res, action) {
+    const c = credStats();
+    if (!token) {
+      c.tokenMissing++;
+      gatewayError(res, 400, 'MissingSecurityToken', 'SecurityToken is mandatory for this action.', action); return false;
+    }
+    if (!safeEqual(token, key.token)) {
+      c.tokenMismatch++;
+      gatewayError(res, 400, 'InvalidSecurityToken.MismatchWithAccessKey', 'Specified SecurityToken mismatch with the AccessKey.', action); return false;
+    }
+    if (Date.now() >= key.expiresAt) {
+      if (STS_ACTIONS.has(action)) c.stsRefusedExpired++; else c.iotRefusedExpired++;
+      gatewayError(res, 400, 'InvalidSecurityToken.Expired', 'Specified SecurityToken is expired.', action); return false;
+    }
+    return true;
+  }
+
+  function issueCredential(source, lifetimeS) {
+    const now = Date.now();
+    // whole seconds, as Expiration says: valid for at least lifetimeS
+    const expiresAt = Math.ceil((now + lifetimeS * 1000) / 1000) * 1000;
+    const c = { issued: true, source, accessKeyId: 'STS.' + randomId(25, ALNUM), secret: randomId(44, ALNUM),
+      token: 'CAIS' + crypto.randomBytes(600).toString('base64'), issuedAt: now, expiresAt };
+    issued.set(c.accessKeyId, c);
+    while (issued.size > ISSUED_MEMORY) issued.delete(issued.keys().next().value);
+    rememberSecret(c.secret, c.token);
+    credStats().issued[source] = (credStats().issued[source] || 0) + 1;
+    return c;
+  }
+
+  function credentialBody(c) {
+    return { AccessKeyId: c.accessKeyId, AccessKeySecret: c.secret, SecurityToken: c.token, Expiration: isoSeconds(c.expiresAt) };
+  }
+
+  function sendText(res, status, text) {
+    res.writeHead(status, { 'Content-Type': 'text/plain;charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  function stsError(res, status, code, message, action) {
+    count(action, code);
+    send(res, status, { RequestId: requestId(), HostId: 'sts.aliyuncs.com', Code: code, Message: message,
+      Recommend: 'https://api.aliyun.com/troubleshoot?q=' + code });
+  }
+
+  // The refusal switch: true when the service is switched off and the answer has been sent.
+  function refusedNow(service, res, action) {
+    if (!cred.refuse || !cred.refuseServices.includes(service)) return false;
+    credStats().refused++;
+    const status = cred.refuseStatus;
+    const code = status === 500 ? 'InternalError' : status === 503 ? 'ServiceUnavailable' : 'Refused';
+    const message = 'The request has failed due to a temporary failure of the server.';
+    if (service === 'metadata') sendText(res, status, status >= 500 ? 'Service Unavailable' : 'Refused');
+    else if (service === 'sts') stsError(res, status, code, message, action);
+    else send(res, status, { Code: code, Message: message });
+    return true;
+  }
+
+  function metadataTokenValid(req) {
+    const t = req.headers['x-aliyun-ecs-metadata-token'];
+    if (!t || !metadataTokens.has(t)) return false;
+    if (Date.now() >= metadataTokens.get(t)) { metadataTokens.delete(t); return false; }
+    return true;
+  }
+
+  function metadataService(req, path, res) {
+    const c = credStats();
+    if (path === '/latest/api/token') {
+      c.calls.metadataToken++;
+      if (req.method !== 'PUT') return sendText(res, 405, 'Method Not Allowed');
+      if (refusedNow('metadata', res)) return;
+      const h = req.headers['x-aliyun-ecs-metadata-token-ttl-seconds'];
+      const ttl = /^\d{1,5}$/.test(h || '') ? Number(h) : 0;
+      if (ttl < 1 || ttl > 21600) return sendText(res, 400, 'Bad Request');
+      const token = crypto.randomBytes(36).toString('base64url');
+      metadataTokens.set(token, Date.now() + ttl * 1000);
+      while (metadataTokens.size > METADATA_TOKEN_MEMORY) metadataTokens.delete(metadataTokens.keys().next().value);
+      rememberSecret(token);
+      c.issued.metadataToken = (c.issued.metadataToken || 0) + 1;
+      return sendText(res, 200, token);
+    }
+    const prefix = '/latest/meta-data/ram/security-credentials/';
+    const which = path === prefix ? 'metadataRoleName' : path.startsWith(prefix) ? 'metadataCredentials' : 'metadataOther';
+    c.calls[which]++;
+    if (req.method !== 'GET') return sendText(res, 405, 'Method Not Allowed');
+    if (refusedNow('metadata', res)) return;
+    if (!metadataTokenValid(req)) { c.metadataUnauthorized++; return sendText(res, 401, 'Unauthorized'); }
+    if (which === 'metadataOther') return sendText(res, 404, 'Not Found');
+    if (which === 'metadataRoleName') return sendText(res, 200, cred.roleName);
+    let role;
+    try { role = decodeURIComponent(path.slice(prefix.length)); } catch (e) { role = null; }
+    if (role !== cred.roleName) return sendText(res, 404, 'Not Found');
+    const issuedCred = issueCredential('metadataCredentials', cred.ttlS);
+    const body = { ...credentialBody(issuedCred), LastUpdated: isoSeconds(issuedCred.issuedAt), Code: 'Success' };
+    const text = JSON.stringify(body);
+    res.writeHead(200, { 'Content-Type': 'text/plain;charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  function credentialsUri(req, res) {
+    credStats().calls.credentialsUri++;
+    if (req.method !== 'GET') return send(res, 405, { Code: 'MethodNotAllowed', Message: 'GET only.' });
+    if (refusedNow('uri', res)) return;
+    send(res, 200, { Code: 'Success', ...credentialBody(issueCredential('credentialsUri', cred.ttlS)) });
+  }
+
+  // STS 2015-04-01, RPC style; parameters from the query and the form body together (the SDKs put
+  // the common ones in the query and the action's in the body, and sign them all).
+  function sts(method, p, res) {
+    const action = p.Action;
+    credStats().calls[action]++;
+    if (refusedNow('sts', res, action)) return;
+    const oidc = action === 'AssumeRoleWithOIDC';
+    if (!oidc) {
+      if (!authenticate(method, p, res)) return;
+      const caller = opts.accessKeys[p.AccessKeyId];
+      if (!caller || caller.securityToken !== undefined || !stsCallerIds().includes(p.AccessKeyId)) {
+        return stsError(res, 403, 'NoPermission', 'You are not authorized to do this action. You should be authorized by RAM.', action);
+      }
+    }
+    if (p.Format && p.Format !== 'JSON') return stsError(res, 400, 'InvalidParameter.Format', 'Only JSON answers are emulated.', action);
+    if (!p.RoleArn) return stsError(res, 400, 'MissingRoleArn', 'RoleArn is mandatory for this action.', action);
+    if (oidc && !p.OIDCProviderArn) return stsError(res, 400, 'MissingOIDCProviderArn', 'OIDCProviderArn is mandatory for this action.', action);
+    if (oidc && !p.OIDCToken) return stsError(res, 401, 'AuthenticationFail.OIDCToken.Invalid', 'The OIDCToken can not empty.', action);
+    if (!p.RoleSessionName) return stsError(res, 400, 'MissingRoleSessionName', 'RoleSessionName is mandatory for this action.', action);
+    if (!ROLE_SESSION_NAME_RE.test(p.RoleSessionName)) return stsError(res, 400, 'InvalidParameter.RoleSessionName', 'The parameter RoleSessionName is wrongly formed.', action);
+    let duration = 3600;
+    if (p.DurationSeconds !== undefined) {
+      duration = /^\d{1,6}$/.test(p.DurationSeconds) ? Number(p.DurationSeconds) : -1;
+      if (duration < 900 || duration > cred.maxSessionS) {
+        return stsError(res, 400, 'InvalidParameter.DurationSeconds', `The Min/Max value of DurationSeconds is 15min/${cred.maxSessionS / 3600}hr.`, action);
+      }
+    }
+    if (oidc) {
+      if (p.OIDCProviderArn !== cred.oidcProviderArn) return stsError(res, 401, 'AuthenticationFail.NoPermission', 'No such OIDC Provider registered.', action);
+      if (!safeEqual(p.OIDCToken, cred.oidcToken)) {
+        credStats().oidcTokenRefused++;
+        return stsError(res, 401, 'AuthenticationFail.OIDCToken.Invalid', 'The Jwt content is invalid that cannot be recognized.', action);
+      }
+    }
+    if (p.RoleArn !== cred.roleArn) return stsError(res, 404, 'EntityNotExist.Role', 'The role not exists: ' + p.RoleArn + '.', action);
+    // the emulator's ttlS caps the lifetime, so tests see expiry within seconds
+    const c = issueCredential(action, Math.min(duration, cred.ttlS));
+    count(action, 'Success');
+    const body = { RequestId: requestId(),
+      AssumedRoleUser: { Arn: cred.roleArn + '/' + p.RoleSessionName, AssumedRoleId: cred.roleId + ':' + p.RoleSessionName },
+      Credentials: credentialBody(c) };
+    if (oidc) body.OIDCTokenInfo = oidcTokenInfo(cred.oidcToken);
+    send(res, 200, body);
+  }
+
+  function credentialsView() {
+    return { roleName: cred.roleName, roleArn: cred.roleArn, oidcProviderArn: cred.oidcProviderArn, oidcToken: cred.oidcToken,
+      uriPath: cred.uriPath, ttlS: cred.ttlS, maxSessionS: cred.maxSessionS, stsCallers: stsCallerIds(),
+      refuse: cred.refuse, status: cred.refuseStatus, services: cred.refuseServices };
+  }
+
+  function setRefusal(refuse, status, services) {
+    cred.refuse = !!refuse;
+    if (status !== undefined) cred.refuseStatus = status;
+    if (services !== undefined) cred.refuseServices = services.filter((s) => CREDENTIAL_SERVICES.includes(s));
+  }
+
+  function expireAllIssued() {
+    const now = Date.now();
+    for (const c of issued.values()) if (c.expiresAt > now) c.expiresAt = now;
+  }
+
+  function issuedView() {
+    const now = Date.now();
+    return [...issued.values()].map((c) => ({ AccessKeyId: c.accessKeyId, source: c.source, Expiration: isoSeconds(c.expiresAt), expired: now >= c.expiresAt }));
+  }
+
+  function allIssuedSecrets() {
+    return [cred.oidcToken, ...issuedSecretLog];
+  }
+
+  // Returns true when it answered the request.
+  function credentialRoute(req, url, body, res) {
+    credStats();
+    const path = url.pathname;
+    if (path === '/_emulator/credentials') {
+      if (req.method === 'GET') { send(res, 200, credentialsView()); return true; }
+      if (req.method !== 'POST') { send(res, 405, { error: 'GET or POST' }); return true; }
+      let f;
+      try { f = JSON.parse(body || '{}'); } catch (e) { send(res, 400, { error: 'bad json' }); return true; }
+      if (typeof f.refuse === 'boolean') setRefusal(f.refuse, f.status, f.services);
+      else if (typeof f.status === 'number') cred.refuseStatus = f.status;
+      if (typeof f.ttlS === 'number' && f.ttlS > 0) cred.ttlS = f.ttlS;
+      if (f.stsCallers === null || Array.isArray(f.stsCallers)) cred.stsCallers = f.stsCallers;
+      if (f.expireAll === true) expireAllIssued();
+      send(res, 200, credentialsView());
+      return true;
+    }
+    if (path === '/_emulator/issued-secrets' && req.method === 'GET') { send(res, 200, allIssuedSecrets()); return true; }
+    if (path === '/_emulator/issued-credentials' && req.method === 'GET') { send(res, 200, issuedView()); return true; }
+    if (path === '/latest/api/token' || path.startsWith('/latest/')) { metadataService(req, path, res); return true; }
+    if (path === cred.uriPath) { credentialsUri(req, res); return true; }
+    if (path === '/' && (req.method === 'GET' || req.method === 'POST')) {
+      let p;
+      try {
+        p = { ...parseForm(url.search.slice(1)), ...(req.method === 'POST' ? parseForm(body) : {}) };
+      } catch (e) {
+        return false; // the gateway's own parser answers malformed requests
+      }
+      if (p.Version === STS_API_VERSION && STS_ACTIONS.has(p.Action)) { sts(req.method, p, res); return true; }
+    }
+    return false;
+  }
+
+  const statsWithoutCredentials = api.stats;
+  Object.assign(api, {
+    stats: () => { credStats(); return statsWithoutCredentials(); },
+    // options.credentials, as set now (oidcToken included: test support)
+    credentialsConfig: () => JSON.parse(JSON.stringify(credentialsView())),
+    // refuse: metadata service, STS and credentials URI answer `status` (default 503) until turned back;
+    // services: a subset of ['metadata', 'sts', 'uri'] (default all)
+    setCredentialsRefusal(refuse, status, services) { setRefusal(refuse, status, services); },
+    setCredentialTtl(s) { cred.ttlS = s; },
+    setStsCallers(ids) { cred.stsCallers = ids; },
+    // every credential issued so far is expired from now on (no waiting in tests)
+    expireIssuedCredentials: expireAllIssued,
+    issuedCredentials: issuedView,
+    credentialStats: () => JSON.parse(JSON.stringify(credStats())),
+    // the OIDC token, every issued AccessKeySecret and SecurityToken and IMDS token: none may be logged
+    allIssuedSecrets,
+  });
+
   return api;
 }
 
@@ -424,6 +764,14 @@ if (require.main === module) {
     process.exit(2);
   }
   const tls = arg('tls-cert') ? { cert: fs.readFileSync(arg('tls-cert')), key: fs.readFileSync(arg('tls-key')) } : null;
+  // Credential services: --role-name, --role-arn, --oidc-provider-arn, --credential-ttl-s,
+  // --credentials-uri-path; the OIDC token (a secret) from --oidc-token-file (read as is) or
+  // EMULATOR_OIDC_TOKEN, else a generated one (GET /_emulator/credentials shows it).
+  const credentials = {
+    roleName: arg('role-name'), roleArn: arg('role-arn'), oidcProviderArn: arg('oidc-provider-arn'),
+    uriPath: arg('credentials-uri-path'), ttlS: arg('credential-ttl-s') ? Number(arg('credential-ttl-s')) : undefined,
+    oidcToken: arg('oidc-token-file') ? fs.readFileSync(arg('oidc-token-file'), 'utf8') : process.env.EMULATOR_OIDC_TOKEN,
+  };
   const emu = createEmulator({
     accessKeys: { [id]: { secret } },
     products: (arg('products', 'a1TestProduct')).split(','),
@@ -431,6 +779,7 @@ if (require.main === module) {
     // --quota RegisterDevice=30,QueryDeviceDetail=50
     quota: arg('quota') ? Object.fromEntries(arg('quota').split(',').map((kv) => { const [k, v] = kv.split('='); return [k, Number(v)]; })) : null,
     tls,
+    credentials,
   });
   emu.setLatency(Number(arg('latency-ms', '0')));
   emu.listen(Number(arg('port', '0')), arg('host', '127.0.0.1')).then((port) => {

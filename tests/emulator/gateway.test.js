@@ -106,6 +106,383 @@ test('RegisterDevice and QueryDeviceDetail follow the platform: names, duplicate
   assert.strictEqual(r.body.Code, 'iot.prod.NotExistedProduct');
 });
 
+// ---- Credential services: ECS metadata (IMDSv2), STS AssumeRole / AssumeRoleWithOIDC, credentials URI ----
+
+const ROLE = 'BrokerEcsRole';
+const ROLE_ARN = 'acs:ram::1234567890123456:role/broker-role';
+const OIDC_ARN = 'acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1';
+const OIDC_TOKEN = Buffer.from('{"alg":"RS256"}').toString('base64url') + '.' +
+  Buffer.from(JSON.stringify({ iss: 'https://oidc-ack.example', sub: 'system:serviceaccount:iot:broker', aud: 'sts.aliyuncs.com', iat: 1700000000, exp: 1700003600 })).toString('base64url') +
+  '.' + crypto.randomBytes(32).toString('base64url');
+const ISO_SECONDS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
+
+function credEmulator(extra = {}) {
+  return createEmulator({ accessKeys: { [ID]: { secret: SECRET }, LTAIother: { secret: SECRET }, LTAIsts: { secret: SECRET, securityToken: 'tok' } },
+    products: ['a1P'], credentials: { roleName: ROLE, roleArn: ROLE_ARN, oidcProviderArn: OIDC_ARN, oidcToken: OIDC_TOKEN, ttlS: 2 },
+    stsCallers: [ID], ...extra });
+}
+
+function httpAt(p, method, path, { headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: p, method, path, headers }, (res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => {
+        let json = null;
+        try { json = JSON.parse(text); } catch (e) { json = null; }
+        resolve({ status: res.statusCode, type: res.headers['content-type'] || '', text, json });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const form = (o) => Object.keys(o).map((k) => encodeURIComponent(k) + '=' + encodeURIComponent(o[k])).join('&');
+const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+
+// As credentials-go does it: the common parameters in the query, the action's in the form body,
+// signature 1.0 over both.
+function stsCall(p, action, body, { id = ID, secret = SECRET, securityToken, method = 'POST' } = {}) {
+  const query = { Version: '2015-04-01', Action: action, Format: 'JSON', Timestamp: stamp() };
+  if (action === 'AssumeRole') {
+    Object.assign(query, { SignatureMethod: 'HMAC-SHA1', SignatureVersion: '1.0', SignatureNonce: crypto.randomUUID(), AccessKeyId: id });
+    if (securityToken) query.SecurityToken = securityToken;
+    query.Signature = sign(method, { ...query, ...body }, secret);
+  }
+  if (method === 'GET') return httpAt(p, 'GET', '/?' + form({ ...query, ...body }));
+  return httpAt(p, 'POST', '/?' + form(query), { headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: form(body) });
+}
+
+// An IoT call signed with issued credentials.
+function iotCall(p, action, c, { securityToken = c.SecurityToken, extra = {} } = {}) {
+  const q = { Action: action, Format: 'JSON', Version: '2018-01-20', AccessKeyId: c.AccessKeyId, SignatureMethod: 'HMAC-SHA1',
+    SignatureVersion: '1.0', SignatureNonce: crypto.randomUUID(), Timestamp: stamp(), RegionId: 'cn-shanghai', ProductKey: 'a1P',
+    DeviceName: 'dev-' + crypto.randomBytes(4).toString('hex'), ...extra };
+  if (securityToken !== null) q.SecurityToken = securityToken;
+  q.Signature = sign('POST', q, c.AccessKeySecret);
+  return httpAt(p, 'POST', '/', { headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: form(q) });
+}
+
+async function imdsToken(p, ttl = '21600') {
+  const r = await httpAt(p, 'PUT', '/latest/api/token', { headers: { 'X-aliyun-ecs-metadata-token-ttl-seconds': ttl } });
+  assert.strictEqual(r.status, 200);
+  return r.text;
+}
+
+async function imdsCredentials(p) {
+  const token = await imdsToken(p);
+  const r = await httpAt(p, 'GET', '/latest/meta-data/ram/security-credentials/' + ROLE, { headers: { 'X-aliyun-ecs-metadata-token': token } });
+  assert.strictEqual(r.status, 200);
+  return r.json;
+}
+
+function assertCredentialShape(c) {
+  assert.match(c.AccessKeyId, /^STS\.[A-Za-z0-9]{20,}$/);
+  assert.ok(c.AccessKeySecret.length >= 30);
+  assert.ok(c.SecurityToken.length >= 100);
+  assert.match(c.Expiration, ISO_SECONDS);
+}
+
+test('IMDSv2: PUT token (ttl 1..21600), then the role name and the role\'s credentials with the token', async () => {
+  const e = credEmulator();
+  const p = await e.listen(0);
+  try {
+    for (const bad of [null, '0', '21601', 'abc', '-5', '1.5']) {
+      const r = await httpAt(p, 'PUT', '/latest/api/token', { headers: bad === null ? {} : { 'X-aliyun-ecs-metadata-token-ttl-seconds': bad } });
+      assert.strictEqual(r.status, 400, String(bad));
+    }
+    assert.strictEqual((await httpAt(p, 'GET', '/latest/api/token')).status, 405);
+    const token = await imdsToken(p, '1');
+    assert.ok(token.length >= 20);
+    const auth = { 'X-aliyun-ecs-metadata-token': token };
+    let r = await httpAt(p, 'GET', '/latest/meta-data/ram/security-credentials/', { headers: auth });
+    assert.deepStrictEqual([r.status, r.text], [200, ROLE]);
+    assert.match(r.type, /^text\/plain/);
+    r = await httpAt(p, 'GET', '/latest/meta-data/ram/security-credentials/' + ROLE, { headers: auth });
+    assert.strictEqual(r.status, 200);
+    assertCredentialShape(r.json);
+    assert.strictEqual(r.json.Code, 'Success');
+    assert.match(r.json.LastUpdated, ISO_SECONDS);
+    assert.deepStrictEqual(Object.keys(r.json).sort(), ['AccessKeyId', 'AccessKeySecret', 'Code', 'Expiration', 'LastUpdated', 'SecurityToken']);
+    const again = (await httpAt(p, 'GET', '/latest/meta-data/ram/security-credentials/' + ROLE, { headers: auth })).json;
+    assert.notStrictEqual(again.AccessKeyId, r.json.AccessKeyId, 'every fetch issues a fresh credential');
+    r = await httpAt(p, 'GET', '/latest/meta-data/ram/security-credentials/OtherRole', { headers: auth });
+    assert.strictEqual(r.status, 404, 'unknown role');
+    // IMDSv2 enforced: no token, a made-up token, an expired token
+    for (const headers of [{}, { 'X-aliyun-ecs-metadata-token': 'made-up' }]) {
+      assert.strictEqual((await httpAt(p, 'GET', '/latest/meta-data/ram/security-credentials/' + ROLE, { headers })).status, 401);
+      assert.strictEqual((await httpAt(p, 'GET', '/latest/meta-data/ram/security-credentials/', { headers })).status, 401);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    r = await httpAt(p, 'GET', '/latest/meta-data/ram/security-credentials/' + ROLE, { headers: auth });
+    assert.strictEqual(r.status, 401, 'the metadata token expired');
+    const s = e.credentialStats();
+    assert.strictEqual(s.calls.metadataToken, 8);
+    assert.strictEqual(s.calls.metadataCredentials, 6);
+    assert.strictEqual(s.calls.metadataRoleName, 3);
+    assert.strictEqual(s.issued.metadataCredentials, 2);
+    assert.strictEqual(s.metadataUnauthorized, 5);
+  } finally {
+    await e.close();
+  }
+});
+
+test('issued credentials: accepted by the IoT actions with their own token until Expiration, then InvalidSecurityToken.Expired', async () => {
+  const e = credEmulator({ credentials: { roleName: ROLE, ttlS: 1 } });
+  const p = await e.listen(0);
+  try {
+    const c = await imdsCredentials(p);
+    const other = await imdsCredentials(p);
+    let r = await iotCall(p, 'RegisterDevice', c, { extra: { DeviceName: 'dev-sts-1' } });
+    assert.deepStrictEqual([r.status, r.json.Success], [200, true]);
+    r = await iotCall(p, 'QueryDeviceDetail', c, { extra: { DeviceName: 'dev-sts-1' } });
+    assert.deepStrictEqual([r.status, r.json.Data.DeviceName], [200, 'dev-sts-1']);
+    r = await iotCall(p, 'RegisterDevice', c, { securityToken: null });
+    assert.deepStrictEqual([r.status, r.json.Code], [400, 'MissingSecurityToken']);
+    r = await iotCall(p, 'RegisterDevice', c, { securityToken: other.SecurityToken });
+    assert.deepStrictEqual([r.status, r.json.Code], [400, 'InvalidSecurityToken.MismatchWithAccessKey']);
+    r = await iotCall(p, 'RegisterDevice', { ...c, AccessKeySecret: 'wrong' });
+    assert.deepStrictEqual([r.status, r.json.Code], [400, 'SignatureDoesNotMatch']);
+    const wait = Date.parse(c.Expiration) - Date.now();
+    assert.ok(wait > 0 && wait <= 2000, 'ttlS 1: expires within two seconds');
+    await new Promise((resolve) => setTimeout(resolve, wait + 50));
+    for (const action of ['RegisterDevice', 'QueryDeviceDetail']) {
+      r = await iotCall(p, action, c, { extra: { DeviceName: 'dev-sts-1' } });
+      assert.deepStrictEqual([r.status, r.json.Code], [400, 'InvalidSecurityToken.Expired'], action);
+      assert.ok(r.json.RequestId && r.json.HostId && r.json.Message && r.json.Recommend, 'gateway error shape');
+    }
+    assert.strictEqual(e.credentialStats().iotRefusedExpired, 2);
+    assert.strictEqual(e.stats().byCode['InvalidSecurityToken.Expired'], 2);
+    const fresh = await imdsCredentials(p);
+    assert.strictEqual((await iotCall(p, 'RegisterDevice', fresh)).json.Success, true, 'a fresh credential works');
+    e.expireIssuedCredentials();
+    assert.strictEqual((await iotCall(p, 'RegisterDevice', fresh)).json.Code, 'InvalidSecurityToken.Expired', 'expired on demand');
+    assert.ok(e.issuedCredentials().every((x) => x.expired));
+  } finally {
+    await e.close();
+  }
+});
+
+test('issued credentials over V3: the token in x-acs-security-token, the same refusals', async () => {
+  const c = (await httpAt(port, 'GET', '/_credentials')).json;
+  const as = { keyId: c.AccessKeyId, secret: c.AccessKeySecret };
+  let r = await callV3({ ...as, token: c.SecurityToken });
+  assert.deepStrictEqual([r.status, r.body.Success], [200, true]);
+  r = await callV3({ ...as });
+  assert.deepStrictEqual([r.status, r.body.Code], [400, 'MissingSecurityToken']);
+  r = await callV3({ ...as, token: c.SecurityToken.slice(0, -4) + 'AAAA' });
+  assert.deepStrictEqual([r.status, r.body.Code], [400, 'InvalidSecurityToken.MismatchWithAccessKey']);
+  emu.expireIssuedCredentials();
+  r = await callV3({ ...as, token: c.SecurityToken });
+  assert.deepStrictEqual([r.status, r.body.Code], [400, 'InvalidSecurityToken.Expired']);
+});
+
+test('STS AssumeRole: signed by a configured long-term key, the real answer shape; refusals with the STS codes', async () => {
+  const e = credEmulator();
+  const p = await e.listen(0);
+  try {
+    const body = { RoleArn: ROLE_ARN, RoleSessionName: 'mosquitto-bootstrap', DurationSeconds: '3600' };
+    let r = await stsCall(p, 'AssumeRole', body);
+    assert.strictEqual(r.status, 200, r.text);
+    assert.deepStrictEqual(Object.keys(r.json).sort(), ['AssumedRoleUser', 'Credentials', 'RequestId']);
+    assert.strictEqual(r.json.AssumedRoleUser.Arn, ROLE_ARN + '/mosquitto-bootstrap');
+    assert.match(r.json.AssumedRoleUser.AssumedRoleId, /^\d{17}:mosquitto-bootstrap$/);
+    assertCredentialShape(r.json.Credentials);
+    const lifetime = Date.parse(r.json.Credentials.Expiration) - Date.now();
+    assert.ok(lifetime > 0 && lifetime <= 3000, 'the emulator\'s ttlS (2) caps DurationSeconds');
+    assert.strictEqual((await iotCall(p, 'RegisterDevice', r.json.Credentials)).json.Success, true);
+    r = await stsCall(p, 'AssumeRole', { RoleArn: ROLE_ARN, RoleSessionName: 'get-signed' }, { method: 'GET' });
+    assert.strictEqual(r.status, 200, 'GET works too');
+    const sts = r.json.Credentials;
+
+    const refusals = [
+      [{}, { secret: 'not-the-secret' }, 400, 'SignatureDoesNotMatch'],
+      [{}, { id: 'LTAInobody' }, 404, 'InvalidAccessKeyId.NotFound'],
+      [{}, { id: 'LTAIother' }, 403, 'NoPermission'],                       // configured, not an STS caller
+      [{}, { id: 'LTAIsts', securityToken: 'tok' }, 403, 'NoPermission'],   // not a long-term key
+      [{}, { id: sts.AccessKeyId, secret: sts.AccessKeySecret, securityToken: sts.SecurityToken }, 403, 'NoPermission'],
+      [{ RoleArn: 'acs:ram::1234567890123456:role/nobody' }, {}, 404, 'EntityNotExist.Role'],
+      [{ RoleArn: undefined }, {}, 400, 'MissingRoleArn'],
+      [{ RoleSessionName: 'a' }, {}, 400, 'InvalidParameter.RoleSessionName'],
+      [{ RoleSessionName: 'bad name!' }, {}, 400, 'InvalidParameter.RoleSessionName'],
+      [{ DurationSeconds: '100' }, {}, 400, 'InvalidParameter.DurationSeconds'],
+      [{ DurationSeconds: '7200' }, {}, 400, 'InvalidParameter.DurationSeconds'],
+    ];
+    for (const [change, who, status, code] of refusals) {
+      const b = { ...body, ...change };
+      for (const k of Object.keys(b)) if (b[k] === undefined) delete b[k];
+      r = await stsCall(p, 'AssumeRole', b, who);
+      assert.deepStrictEqual([r.status, r.json.Code], [status, code], JSON.stringify([change, who.id]));
+      assert.ok(r.json.RequestId && r.json.Message, 'error shape');
+    }
+    // the caller's credential expired
+    e.expireIssuedCredentials();
+    r = await stsCall(p, 'AssumeRole', body, { id: sts.AccessKeyId, secret: sts.AccessKeySecret, securityToken: sts.SecurityToken });
+    assert.strictEqual(r.json.Code, 'InvalidSecurityToken.Expired');
+    // stsCallers defaults to every configured long-term key
+    const d = createEmulator({ accessKeys: { [ID]: { secret: SECRET }, LTAIother: { secret: SECRET } }, credentials: { roleArn: ROLE_ARN } });
+    const dp = await d.listen(0);
+    try {
+      assert.strictEqual((await stsCall(dp, 'AssumeRole', body, { id: 'LTAIother' })).status, 200);
+      d.setStsCallers([]);
+      assert.strictEqual((await stsCall(dp, 'AssumeRole', body, { id: 'LTAIother' })).json.Code, 'NoPermission');
+    } finally {
+      await d.close();
+    }
+    assert.strictEqual(e.credentialStats().calls.AssumeRole, 2 + refusals.length + 1);
+    assert.strictEqual(e.credentialStats().issued.AssumeRole, 2);
+    assert.strictEqual(e.stats().requests, 1, 'STS calls are not IoT requests');
+  } finally {
+    await e.close();
+  }
+});
+
+test('STS AssumeRoleWithOIDC: anonymous, the configured token and ARNs only; OIDCTokenInfo from the token', async () => {
+  const e = credEmulator();
+  const p = await e.listen(0);
+  try {
+    const body = { RoleArn: ROLE_ARN, OIDCProviderArn: OIDC_ARN, OIDCToken: OIDC_TOKEN, RoleSessionName: 'broker-pod' };
+    let r = await stsCall(p, 'AssumeRoleWithOIDC', body);
+    assert.strictEqual(r.status, 200, r.text);
+    assert.deepStrictEqual(Object.keys(r.json).sort(), ['AssumedRoleUser', 'Credentials', 'OIDCTokenInfo', 'RequestId']);
+    assert.strictEqual(r.json.AssumedRoleUser.Arn, ROLE_ARN + '/broker-pod');
+    assertCredentialShape(r.json.Credentials);
+    assert.deepStrictEqual(r.json.OIDCTokenInfo, { Subject: 'system:serviceaccount:iot:broker', Issuer: 'https://oidc-ack.example',
+      ClientIds: 'sts.aliyuncs.com', ExpirationTime: '2023-11-14T23:13:20Z', IssuanceTime: '2023-11-14T22:13:20Z', VerificationInfo: 'Success' });
+    assert.strictEqual((await iotCall(p, 'RegisterDevice', r.json.Credentials)).json.Success, true);
+    for (const [change, status, code] of [
+      [{ OIDCToken: OIDC_TOKEN.slice(0, -2) + 'xx' }, 401, 'AuthenticationFail.OIDCToken.Invalid'],
+      [{ OIDCToken: '' }, 401, 'AuthenticationFail.OIDCToken.Invalid'],
+      [{ OIDCProviderArn: 'acs:ram::1234567890123456:oidc-provider/other' }, 401, 'AuthenticationFail.NoPermission'],
+      [{ RoleArn: 'acs:ram::1234567890123456:role/other' }, 404, 'EntityNotExist.Role'],
+      [{ RoleSessionName: '' }, 400, 'MissingRoleSessionName'],
+      [{ DurationSeconds: '899' }, 400, 'InvalidParameter.DurationSeconds'],
+    ]) {
+      r = await stsCall(p, 'AssumeRoleWithOIDC', { ...body, ...change });
+      assert.deepStrictEqual([r.status, r.json.Code], [status, code], JSON.stringify(change));
+    }
+    assert.strictEqual(e.credentialStats().oidcTokenRefused, 1);
+    assert.strictEqual(e.credentialStats().calls.AssumeRoleWithOIDC, 7);
+  } finally {
+    await e.close();
+  }
+});
+
+test('credentials URI: GET answers Code Success and a fresh credential; the path is configurable', async () => {
+  const e = credEmulator({ credentials: { uriPath: '/creds/broker', ttlS: 20 } });
+  const p = await e.listen(0);
+  try {
+    const r = await httpAt(p, 'GET', '/creds/broker');
+    assert.strictEqual(r.status, 200);
+    assert.deepStrictEqual(Object.keys(r.json).sort(), ['AccessKeyId', 'AccessKeySecret', 'Code', 'Expiration', 'SecurityToken']);
+    assert.strictEqual(r.json.Code, 'Success');
+    assertCredentialShape(r.json);
+    const lifetime = Date.parse(r.json.Expiration) - Date.now();
+    assert.ok(lifetime > 18000 && lifetime <= 21000, 'ttlS 20');
+    assert.strictEqual((await iotCall(p, 'RegisterDevice', r.json)).json.Success, true);
+    assert.strictEqual((await httpAt(p, 'POST', '/creds/broker')).status, 405);
+    assert.strictEqual((await httpAt(p, 'GET', '/_credentials')).status, 404, 'the default path is not served when another is set');
+  } finally {
+    await e.close();
+  }
+});
+
+test('the refusal switch: metadata, STS and the URI fail with the status until turned back; issued credentials keep working', async () => {
+  const e = credEmulator({ credentials: { roleName: ROLE, roleArn: ROLE_ARN, oidcProviderArn: OIDC_ARN, oidcToken: OIDC_TOKEN, ttlS: 60 } });
+  const p = await e.listen(0);
+  try {
+    const before = await imdsCredentials(p);
+    const token = await imdsToken(p);
+    const attempts = () => Promise.all([
+      httpAt(p, 'PUT', '/latest/api/token', { headers: { 'X-aliyun-ecs-metadata-token-ttl-seconds': '60' } }),
+      httpAt(p, 'GET', '/latest/meta-data/ram/security-credentials/' + ROLE, { headers: { 'X-aliyun-ecs-metadata-token': token } }),
+      stsCall(p, 'AssumeRole', { RoleArn: ROLE_ARN, RoleSessionName: 'refused' }),
+      stsCall(p, 'AssumeRoleWithOIDC', { RoleArn: ROLE_ARN, OIDCProviderArn: OIDC_ARN, OIDCToken: OIDC_TOKEN, RoleSessionName: 'refused' }),
+      httpAt(p, 'GET', '/_credentials'),
+    ]);
+    e.setCredentialsRefusal(true, 500);
+    let rs = await attempts();
+    assert.deepStrictEqual(rs.map((r) => r.status), [500, 500, 500, 500, 500]);
+    assert.strictEqual(rs[2].json.Code, 'InternalError');
+    assert.strictEqual(e.credentialStats().refused, 5);
+    assert.strictEqual((await iotCall(p, 'RegisterDevice', before)).json.Success, true, 'the platform itself still answers');
+    // over the control API (as a remote emulator is driven): 503, then back
+    let c = await httpAt(p, 'POST', '/_emulator/credentials', { body: JSON.stringify({ refuse: true, status: 503 }) });
+    assert.deepStrictEqual([c.json.refuse, c.json.status], [true, 503]);
+    rs = await attempts();
+    assert.deepStrictEqual(rs.map((r) => r.status), [503, 503, 503, 503, 503]);
+    assert.strictEqual(rs[3].json.Code, 'ServiceUnavailable');
+    // only the metadata service
+    await httpAt(p, 'POST', '/_emulator/credentials', { body: JSON.stringify({ refuse: true, status: 503, services: ['metadata'] }) });
+    rs = await attempts();
+    assert.deepStrictEqual(rs.map((r) => r.status), [503, 503, 200, 200, 200]);
+    c = await httpAt(p, 'POST', '/_emulator/credentials', { body: JSON.stringify({ refuse: false, ttlS: 5 }) });
+    assert.deepStrictEqual([c.json.refuse, c.json.ttlS], [false, 5]);
+    rs = await attempts();
+    assert.deepStrictEqual(rs.map((r) => r.status), [200, 200, 200, 200, 200]);
+    const lifetime = Date.parse(rs[4].json.Expiration) - Date.now();
+    assert.ok(lifetime > 3000 && lifetime <= 6000, 'ttlS changed to 5');
+  } finally {
+    await e.close();
+  }
+});
+
+test('stats, reset and the issued-secrets list (module API and control API agree)', async () => {
+  const e = credEmulator();
+  const p = await e.listen(0);
+  try {
+    const m = await imdsCredentials(p);
+    const u = (await httpAt(p, 'GET', '/_credentials')).json;
+    const a = (await stsCall(p, 'AssumeRole', { RoleArn: ROLE_ARN, RoleSessionName: 'stats' })).json.Credentials;
+    const stats = (await httpAt(p, 'GET', '/_emulator/stats')).json;
+    assert.deepStrictEqual(stats.credentials.calls, { metadataToken: 1, metadataRoleName: 0, metadataCredentials: 1, metadataOther: 0, AssumeRole: 1, AssumeRoleWithOIDC: 0, credentialsUri: 1 });
+    assert.deepStrictEqual(stats.credentials.issued, { metadataToken: 1, metadataCredentials: 1, credentialsUri: 1, AssumeRole: 1 });
+    const secrets = e.allIssuedSecrets();
+    for (const c of [m, u, a]) {
+      assert.ok(secrets.includes(c.AccessKeySecret) && secrets.includes(c.SecurityToken));
+      assert.ok(!secrets.includes(c.AccessKeyId), 'ids are not secrets');
+    }
+    assert.ok(secrets.includes(OIDC_TOKEN));
+    assert.strictEqual(secrets.length, 1 + 1 + 3 * 2, 'OIDC token, IMDS token, three credentials');
+    assert.deepStrictEqual((await httpAt(p, 'GET', '/_emulator/issued-secrets')).json, secrets);
+    assert.strictEqual((await httpAt(p, 'GET', '/_emulator/issued-credentials')).json.length, 3);
+    const config = (await httpAt(p, 'GET', '/_emulator/credentials')).json;
+    assert.deepStrictEqual([config.roleName, config.roleArn, config.oidcProviderArn, config.ttlS, config.stsCallers], [ROLE, ROLE_ARN, OIDC_ARN, 2, [ID]]);
+    await httpAt(p, 'POST', '/_emulator/reset');
+    assert.strictEqual(e.credentialStats().calls.AssumeRole, 0, 'reset clears the credential counters');
+    assert.strictEqual(e.allIssuedSecrets().length, secrets.length, 'but not the list of what was handed out');
+  } finally {
+    await e.close();
+  }
+});
+
+test('run as a process: the credential flags, the OIDC token from the environment, the control API', async () => {
+  const { spawn } = require('child_process');
+  const proc = spawn(process.execPath, [require.resolve('./emulator.js'), '--port', '0', '--role-name', ROLE, '--role-arn', ROLE_ARN,
+    '--oidc-provider-arn', OIDC_ARN, '--credential-ttl-s', '20', '--credentials-uri-path', '/creds'],
+  { env: { ...process.env, EMULATOR_ACCESS_KEY_ID: ID, EMULATOR_ACCESS_KEY_SECRET: SECRET, EMULATOR_OIDC_TOKEN: OIDC_TOKEN }, stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    let out = '';
+    const p = await new Promise((resolve, reject) => {
+      proc.stdout.on('data', (d) => { out += d; const m = /"port":(\d+)/.exec(out); if (m) resolve(Number(m[1])); });
+      proc.on('exit', () => reject(new Error('the emulator exited')));
+    });
+    assert.ok(!out.includes(OIDC_TOKEN) && !out.includes(SECRET), 'no secret printed');
+    const config = (await httpAt(p, 'GET', '/_emulator/credentials')).json;
+    assert.deepStrictEqual([config.roleName, config.roleArn, config.oidcProviderArn, config.ttlS, config.uriPath, config.stsCallers], [ROLE, ROLE_ARN, OIDC_ARN, 20, '/creds', [ID]]);
+    const body = { RoleArn: ROLE_ARN, OIDCProviderArn: OIDC_ARN, OIDCToken: OIDC_TOKEN, RoleSessionName: 'remote' };
+    assert.strictEqual((await stsCall(p, 'AssumeRoleWithOIDC', body)).status, 200);
+    assert.strictEqual((await stsCall(p, 'AssumeRole', { RoleArn: ROLE_ARN, RoleSessionName: 'remote' })).status, 200);
+    assert.strictEqual((await httpAt(p, 'GET', '/creds')).status, 200);
+    const stats = (await httpAt(p, 'GET', '/_emulator/stats')).json;
+    assert.deepStrictEqual([stats.credentials.issued.AssumeRoleWithOIDC, stats.credentials.issued.AssumeRole, stats.credentials.issued.credentialsUri], [1, 1, 1]);
+    assert.strictEqual((await httpAt(p, 'GET', '/_emulator/issued-secrets')).json[0], OIDC_TOKEN);
+  } finally {
+    await new Promise((resolve) => { proc.on('close', resolve); proc.kill('SIGTERM'); });
+  }
+});
+
 test('quota: calls beyond the per-second rate get Throttling.User', async () => {
   const q = createEmulator({ accessKeys: { [ID]: { secret: SECRET } }, products: ['a1P'], quota: { RegisterDevice: 3 } });
   const qport = await q.listen(0);

@@ -162,10 +162,14 @@ function canConnect(port) {
 // The emulator in a process of its own, driven over its control API: for tests whose timing
 // must not suffer from this process's event loop (spawning hundreds of clients stalls it).
 // The same methods as the in-process emulator, but async.
-async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota }) {
+async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota, credentials = {} }) {
   const args = [path.join(__dirname, '../../emulator/emulator.js'), '--port', '0', '--products', PRODUCT_KEY];
   if (quota) args.push('--quota', Object.entries(quota).map(([k, v]) => `${k}=${v}`).join(','));
-  const proc = spawn(process.execPath, args, { env: { ...process.env, EMULATOR_ACCESS_KEY_ID: accessKeyId, EMULATOR_ACCESS_KEY_SECRET: accessKeySecret }, stdio: ['ignore', 'pipe', 'inherit'] });
+  // the emulator's credential services (options.credentials); the OIDC token goes by environment
+  const credFlags = { roleName: '--role-name', roleArn: '--role-arn', oidcProviderArn: '--oidc-provider-arn', ttlS: '--credential-ttl-s', uriPath: '--credentials-uri-path' };
+  for (const [k, flag] of Object.entries(credFlags)) if (credentials[k] !== undefined) args.push(flag, String(credentials[k]));
+  const credEnv = credentials.oidcToken ? { EMULATOR_OIDC_TOKEN: credentials.oidcToken } : {};
+  const proc = spawn(process.execPath, args, { env: { ...process.env, EMULATOR_ACCESS_KEY_ID: accessKeyId, EMULATOR_ACCESS_KEY_SECRET: accessKeySecret, ...credEnv }, stdio: ['ignore', 'pipe', 'inherit'] });
   live.add(proc);
   const port = await new Promise((resolve, reject) => {
     let out = '';
@@ -191,6 +195,15 @@ async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota }) {
     preRegister: (productKey, names) => call('POST', '/_emulator/preregister', { productKey, names }),
     device: (productKey, name) => call('GET', `/_emulator/device?productKey=${encodeURIComponent(productKey)}&name=${encodeURIComponent(name)}`),
     allDeviceSecrets: () => call('GET', '/_emulator/secrets'),
+    // credential services (see emulator.js, "Credential services")
+    credentialsConfig: () => call('GET', '/_emulator/credentials'),
+    setCredentialsRefusal: (refuse, status, services) => call('POST', '/_emulator/credentials', { refuse, status, services }),
+    setCredentialTtl: (ttlS) => call('POST', '/_emulator/credentials', { ttlS }),
+    setStsCallers: (stsCallers) => call('POST', '/_emulator/credentials', { stsCallers }),
+    expireIssuedCredentials: () => call('POST', '/_emulator/credentials', { expireAll: true }),
+    issuedCredentials: () => call('GET', '/_emulator/issued-credentials'),
+    credentialStats: () => call('GET', '/_emulator/stats').then((s) => s && s.credentials),
+    allIssuedSecrets: () => call('GET', '/_emulator/issued-secrets'),
     close: () => new Promise((resolve) => { proc.on('close', resolve); proc.kill('SIGTERM'); }),
   };
 }
@@ -212,7 +225,7 @@ async function startEnv({ brokerEnv = {}, shareWith = null, plugin: pluginPath =
   const emuOptions = { accessKeys: { [accessKeyId]: { secret: accessKeySecret } }, products: [PRODUCT_KEY], ...emulator, tls: emuTls };
   let emu;
   if (shareWith) emu = shareWith.emu;
-  else emu = emulatorProcess ? await startRemoteEmulator({ accessKeyId, accessKeySecret, quota: emulator.quota }) : createEmulator(emuOptions);
+  else emu = emulatorProcess ? await startRemoteEmulator({ accessKeyId, accessKeySecret, quota: emulator.quota, credentials: emulator.credentials }) : createEmulator(emuOptions);
   const emuPort = shareWith ? shareWith.emuPort : emulatorProcess ? emu.port : await emu.listen(0);
   const retiredSecrets = [];
   const port = await freePort();
@@ -271,7 +284,7 @@ async function startEnv({ brokerEnv = {}, shareWith = null, plugin: pluginPath =
     // The platform goes away (connections cut) and comes back after downMs, on the same port,
     // without the devices it knew: a restart of the emulator, not of the broker.
     async restartEmulator(downMs) {
-      retiredSecrets.push(...this.emu.allDeviceSecrets());
+      retiredSecrets.push(...this.emu.allDeviceSecrets(), ...this.emu.allIssuedSecrets());
       await this.emu.close();
       await sleep(downMs);
       emu = createEmulator(emuOptions);
@@ -327,11 +340,14 @@ async function startEnv({ brokerEnv = {}, shareWith = null, plugin: pluginPath =
         fs.rmSync(dir, { recursive: true, force: true });
       }
     },
-    // Every DeviceSecret the emulator handed out plus the AccessKey secret: none may be logged.
+    // Every DeviceSecret the emulator handed out plus the AccessKey secret, and every issued
+    // credential secret / SecurityToken / metadata token and the OIDC token: none may be logged.
     // (With emulatorProcess, await it: the secrets come over the control API.)
     assertLogClean() {
-      if (emulatorProcess) return emu.allDeviceSecrets().then((list) => this.assertNoneLogged(list));
-      return this.assertNoneLogged(emu.allDeviceSecrets());
+      if (emulatorProcess) {
+        return Promise.all([emu.allDeviceSecrets(), emu.allIssuedSecrets()]).then(([d, i]) => this.assertNoneLogged(d.concat(i)));
+      }
+      return this.assertNoneLogged(emu.allDeviceSecrets().concat(emu.allIssuedSecrets()));
     },
     assertNoneLogged(deviceSecrets) {
       const log = broker.log();
