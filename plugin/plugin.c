@@ -463,10 +463,24 @@ static void bootstrap__report_credentials(struct bootstrap_plugin *p, const stru
 	if(st->credentials_expires){
 		struct tm tm;
 		gmtime_r(&st->credentials_expires, &tm);
-		strftime(until, sizeof(until), " until %Y-%m-%dT%H:%M:%SZ", &tm);
+		strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	}
-	snprintf(text, sizeof(text), "%s%s%s%s", credentials__state_name(st->credentials_state), until,
-			st->credentials_detail[0] ? ": " : "", st->credentials_detail);
+	switch(st->credentials_state){
+		case CREDENTIALS_VALID:
+			snprintf(text, sizeof(text), "valid%s%s", until[0] ? " until " : "", until);
+			break;
+		case CREDENTIALS_RENEWING:
+			snprintf(text, sizeof(text), "renewing (the current ones are valid until %s)", until);
+			break;
+		case CREDENTIALS_FAILING:
+			snprintf(text, sizeof(text), "failing: %s (the current ones are valid until %s; retrying)", st->credentials_detail, until);
+			break;
+		case CREDENTIALS_EXPIRED:
+		case CREDENTIALS_FETCHING:
+			snprintf(text, sizeof(text), "%s%s%s", credentials__state_name(st->credentials_state),
+					st->credentials_detail[0] ? ": " : "", st->credentials_detail);
+			break;
+	}
 	switch(st->credentials_state){
 		case CREDENTIALS_EXPIRED: level = MOSQ_LOG_ERR; break;
 		case CREDENTIALS_FAILING: level = MOSQ_LOG_WARNING; break;

@@ -177,7 +177,10 @@ function createEmulator(options = {}) {
   function queryDeviceDetail(p, res) {
     let d = null;
     if (p.IotId) d = [...devices.values()].find((x) => x.IotId === p.IotId) || null;
-    else if (p.ProductKey && p.DeviceName) d = devices.get(p.ProductKey + '/' + p.DeviceName) || null;
+    else if (p.ProductKey && p.DeviceName) {
+      if (!opts.products.includes(p.ProductKey)) return businessError(res, 'iot.prod.NotExistedProduct', 'product does not exist', 'QueryDeviceDetail');
+      d = devices.get(p.ProductKey + '/' + p.DeviceName) || null;
+    }
     else return businessError(res, 'iot.common.InvalidParameter', 'ProductKey and DeviceName, or IotId, are required.', 'QueryDeviceDetail');
     if (!d) return businessError(res, 'iot.device.NotExistedDevice', 'The device does not exist.', 'QueryDeviceDetail');
     count('QueryDeviceDetail', 'Success');

@@ -249,9 +249,13 @@ async function startEnv({ brokerEnv = {}, shareWith = null, plugin: pluginPath =
   if (credentials === 'env') {
     env.ALIBABA_CLOUD_ACCESS_KEY_ID = accessKeyId;
     env.ALIBABA_CLOUD_ACCESS_KEY_SECRET = accessKeySecret;
-  } else if (credentials === 'file') {
+  } else if (credentials === 'file' || typeof credentials === 'object') {
+    // an object: the [default] profile's lines, with the account's key where they say $KEY
+    const profile = typeof credentials === 'object'
+      ? Object.entries(credentials).map(([k, v]) => `${k} = ${v}`).join('\n').replace(/\$KEY_ID/g, accessKeyId).replace(/\$KEY_SECRET/g, accessKeySecret) + '\n'
+      : `type = access_key\naccess_key_id = ${accessKeyId}\naccess_key_secret = ${accessKeySecret}\n`;
     const f = path.join(dir, 'credentials');
-    fs.writeFileSync(f, `[default]\ntype = access_key\naccess_key_id = ${accessKeyId}\naccess_key_secret = ${accessKeySecret}\n`, { mode: 0o600 });
+    fs.writeFileSync(f, `[default]\n${profile}`, { mode: 0o600 });
     giveToBroker(f);
     opts.credentials_file = f;
   }
@@ -263,16 +267,19 @@ async function startEnv({ brokerEnv = {}, shareWith = null, plugin: pluginPath =
     ...logTypes.map((t) => `log_type ${t}`),
     'connection_messages true',
     extraConfig.replace(/\$DIR/g, dir),
-    // in option values '$PORT' stands for this broker's listener port, '$DIR' for its directory
+    // in option values '$PORT' stands for this broker's listener port, '$DIR' for its directory,
+    // '$EMUPORT' for the emulator's port
     ...(noPlugin ? [] : [`plugin ${soPath}`,
       ...Object.entries(opts).filter(([, v]) => v !== null && v !== undefined)
-        .map(([k, v]) => `plugin_opt_${k} ${v === '$PORT' ? port : String(v).replace('$DIR', dir)}`)]),
+        .map(([k, v]) => `plugin_opt_${k} ${v === '$PORT' ? port : String(v).replace('$DIR', dir).replace('$EMUPORT', emuPort)}`)]),
   ];
   const confPath = path.join(dir, 'mosquitto.conf');
   fs.writeFileSync(confPath, lines.join('\n') + '\n');
   giveToBroker(dir);
 
-  Object.assign(env, credentialsOverride, brokerEnv);
+  // brokerEnv values may name '$EMUPORT' and '$DIR' too
+  const brokerVars = Object.fromEntries(Object.entries(brokerEnv).map(([k, v]) => [k, String(v).replace('$EMUPORT', emuPort).replace('$DIR', dir)]));
+  Object.assign(env, credentialsOverride, brokerVars);
   const broker = new Broker(dir, port, confPath);
   const failure = await broker.start(env, { expectFailure });
   const secrets = [accessKeySecret, productSecret, ...Object.values(credentialsOverride)];
