@@ -19,6 +19,7 @@
 #include "bootstrap_config.h"
 #include "bootstrap_request.h"
 #include "bootstrap_secret.h"
+#include "bootstrap_text.h"
 
 #define DEFAULT_REGION "cn-shanghai"
 #define DEFAULT_REQUEST_TOPIC "bootstrap/register"
@@ -33,16 +34,6 @@
 #define DEFAULT_BURST 1.0
 #define DEFAULT_METRICS_INTERVAL_S 10 /* Mosquitto's own sys_interval default */
 #define OPTION_VALUE_MAX 1024
-
-static void config__error(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list va;
-
-	if(!err || errlen == 0) return;
-	va_start(va, fmt);
-	vsnprintf(err, errlen, fmt, va);
-	va_end(va);
-}
 
 static int string__replace(char **dst, const char *value)
 {
@@ -262,7 +253,7 @@ static const struct config_option *option__find(const char *key)
 
 static int option__refuse(const struct config_option *opt, const char *value, char *err, size_t errlen)
 {
-	config__error(err, errlen, "plugin_opt_%s: '%s' %s", opt->name, value, opt->refusal);
+	text__error(err, errlen, "plugin_opt_%s: '%s' %s", opt->name, value, opt->refusal);
 	return -1;
 }
 
@@ -279,7 +270,7 @@ static int word__set(const struct config_option *opt, const char *value, int *fi
 		}
 		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? (w[i+1].word ? ", " : " or ") : "", w[i].word);
 	}
-	config__error(err, errlen, "plugin_opt_%s: '%s' is not %s", opt->name, value, list);
+	text__error(err, errlen, "plugin_opt_%s: '%s' is not %s", opt->name, value, list);
 	return -1;
 }
 
@@ -290,11 +281,11 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 	long n;
 
 	if(!key || !value){
-		config__error(err, errlen, "option without a value");
+		text__error(err, errlen, "option without a value");
 		return -1;
 	}
 	if(strlen(value) > OPTION_VALUE_MAX){
-		config__error(err, errlen, "plugin_opt_%s: value longer than %d bytes", key, OPTION_VALUE_MAX);
+		text__error(err, errlen, "plugin_opt_%s: value longer than %d bytes", key, OPTION_VALUE_MAX);
 		return -1;
 	}
 	opt = option__find(key);
@@ -302,11 +293,11 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 		for(int i = 0; secret_names[i]; i++){
 			if(strcmp(key, secret_names[i])) continue;
 			/* never echo the value: it is a secret somebody put in the wrong place */
-			config__error(err, errlen, "plugin_opt_%s: credentials are never read from mosquitto.conf; "
+			text__error(err, errlen, "plugin_opt_%s: credentials are never read from mosquitto.conf; "
 					"use the ALIBABA_CLOUD_* environment, plugin_opt_credentials_file or plugin_opt_product_secret_file", key);
 			return -1;
 		}
-		config__error(err, errlen, "plugin_opt_%s: unknown option", key);
+		text__error(err, errlen, "plugin_opt_%s: unknown option", key);
 		return -1;
 	}
 
@@ -317,7 +308,7 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 			return string__replace(field, value);
 		case OPTION_PATH:
 			if(value[0] != '/'){
-				config__error(err, errlen, "plugin_opt_%s: %s", opt->name, opt->refusal);
+				text__error(err, errlen, "plugin_opt_%s: %s", opt->name, opt->refusal);
 				return -1;
 			}
 			return string__replace(field, value);
@@ -336,7 +327,7 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 			return 0;
 	}
 	/* a kind without a case above: a bug the unit test catches */
-	config__error(err, errlen, "plugin_opt_%s: not handled", key);
+	text__error(err, errlen, "plugin_opt_%s: not handled", key);
 	return -1;
 }
 
@@ -377,28 +368,28 @@ static int endpoint__check(const char *option, const char *url, bool metadata, c
 	int rc = -1;
 
 	if(!u){
-		config__error(err, errlen, "plugin_opt_%s: out of memory", option);
+		text__error(err, errlen, "plugin_opt_%s: out of memory", option);
 		return -1;
 	}
 	if(curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK
 			|| curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK
 			|| curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK){
-		config__error(err, errlen, "plugin_opt_%s: '%s' is not a URL", option, url);
+		text__error(err, errlen, "plugin_opt_%s: '%s' is not a URL", option, url);
 		goto done;
 	}
 	curl_url_get(u, CURLUPART_PATH, &path, 0);
 	curl_url_get(u, CURLUPART_QUERY, &query, 0);
 	curl_url_get(u, CURLUPART_USER, &user, 0);
 	if(strcmp(scheme, "https") && strcmp(scheme, "http")){
-		config__error(err, errlen, "plugin_opt_%s: scheme '%s' is not https", option, scheme);
+		text__error(err, errlen, "plugin_opt_%s: scheme '%s' is not https", option, scheme);
 		goto done;
 	}
 	if(!strcmp(scheme, "http") && !config__host_is_loopback(host) && !(metadata && !strcmp(host, "100.100.100.200"))){
-		config__error(err, errlen, "plugin_opt_%s: http:// is only allowed for loopback hosts; use https:// for '%s'", option, host);
+		text__error(err, errlen, "plugin_opt_%s: http:// is only allowed for loopback hosts; use https:// for '%s'", option, host);
 		goto done;
 	}
 	if((path && strcmp(path, "/") && strcmp(path, "")) || query || user){
-		config__error(err, errlen, "plugin_opt_%s: must be scheme://host[:port]/ with no path, query or user", option);
+		text__error(err, errlen, "plugin_opt_%s: must be scheme://host[:port]/ with no path, query or user", option);
 		goto done;
 	}
 	rc = 0;
@@ -424,10 +415,10 @@ int config__load_product_secret(struct bootstrap_config *cfg, char *err, size_t 
 	text[strcspn(text, "\r\n")] = '\0';
 	line = secret__trim(text);
 	if(line[0] == '\0' || strlen(line) > 256){
-		config__error(err, errlen, "plugin_opt_product_secret_file: %s does not hold a ProductSecret on its first line",
+		text__error(err, errlen, "plugin_opt_product_secret_file: %s does not hold a ProductSecret on its first line",
 				cfg->product_secret_file);
 	}else if(!(cfg->product_secret = strdup(line))){
-		config__error(err, errlen, "out of memory");
+		text__error(err, errlen, "out of memory");
 	}else{
 		rc = 0;
 	}
@@ -446,7 +437,7 @@ int config__load_credentials(struct bootstrap_config *cfg, config_getenv_fn get_
 	/* an AccessKey is current at once; temporary credentials come from the worker's provider */
 	credentials__cleanup(&cfg->creds);
 	if(source.kind == CREDENTIALS_STATIC && credentials__copy(&cfg->creds, &source.key)){
-		config__error(err, errlen, "out of memory");
+		text__error(err, errlen, "out of memory");
 		return -1;
 	}
 	return 0;
@@ -457,7 +448,7 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 	char url[256];
 
 	if(!cfg->product_key){
-		config__error(err, errlen, "plugin_opt_product_key: required, and not set");
+		text__error(err, errlen, "plugin_opt_product_key: required, and not set");
 		return -1;
 	}
 	if(!cfg->region && string__replace(&cfg->region, DEFAULT_REGION)) return -1;
@@ -467,7 +458,7 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 		/* the reply template up to its placeholder: bootstrap/reply/{deviceId} gives bootstrap/reply/ */
 		size_t head = (size_t)(strstr(cfg->reply_topic, REPLY_TOPIC_PLACEHOLDER) - cfg->reply_topic);
 		if(head == 0){
-			config__error(err, errlen, "plugin_opt_response_topic_prefix: required when plugin_opt_reply_topic starts with %s",
+			text__error(err, errlen, "plugin_opt_response_topic_prefix: required when plugin_opt_reply_topic starts with %s",
 					REPLY_TOPIC_PLACEHOLDER);
 			return -1;
 		}
@@ -481,20 +472,20 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 	if(cfg->reply_encryption == REPLY_ENCRYPTION_DEFAULT){
 		cfg->reply_encryption = cfg->request_auth == REQUEST_AUTH_SIGN ? REPLY_ENCRYPTION_ON : REPLY_ENCRYPTION_OFF;
 	}else if(cfg->reply_encryption == REPLY_ENCRYPTION_ON && cfg->request_auth != REQUEST_AUTH_SIGN){
-		config__error(err, errlen, "plugin_opt_reply_encryption: on needs request_auth sign "
+		text__error(err, errlen, "plugin_opt_reply_encryption: on needs request_auth sign "
 				"(the reply is sealed with a key derived from the ProductSecret)");
 		return -1;
 	}
 	if(cfg->request_auth == REQUEST_AUTH_SIGN){
 		if(!cfg->product_secret_file){
-			config__error(err, errlen, "plugin_opt_request_auth: sign (the default) needs plugin_opt_product_secret_file; "
+			text__error(err, errlen, "plugin_opt_request_auth: sign (the default) needs plugin_opt_product_secret_file; "
 					"set plugin_opt_request_auth none to let any client register devices");
 			return -1;
 		}
 		secret__free(&cfg->product_secret);
 		if(config__load_product_secret(cfg, err, errlen)) return -1;
 	}else if(cfg->product_secret_file){
-		config__error(err, errlen, "plugin_opt_product_secret_file: only used with plugin_opt_request_auth sign");
+		text__error(err, errlen, "plugin_opt_product_secret_file: only used with plugin_opt_request_auth sign");
 		return -1;
 	}
 	if(!cfg->sts_endpoint){

@@ -27,16 +27,6 @@ enum provider_stage {
 	STAGE_CREDENTIALS, /* the request that answers with credentials */
 };
 
-static void credentials__error(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list va;
-
-	if(!err || errlen == 0) return;
-	va_start(va, fmt);
-	vsnprintf(err, errlen, fmt, va);
-	va_end(va);
-}
-
 void credentials__cleanup(struct bootstrap_credentials *creds)
 {
 	secret__free(&creds->access_key_id);
@@ -147,7 +137,7 @@ static int source__complete(const struct credentials_source *s, const char *wher
 			break;
 	}
 	if(missing){
-		credentials__error(err, errlen, "%s: %s lacks %s", where, credentials__kind_name(s->kind), missing);
+		text__error(err, errlen, "%s: %s lacks %s", where, credentials__kind_name(s->kind), missing);
 		return -1;
 	}
 	return 0;
@@ -190,7 +180,7 @@ int credentials__load_ini(struct credentials_source *out, const char *label, con
 			else if(!strcmp(v, "ecs_ram_role")) out->kind = CREDENTIALS_ECS_RAM_ROLE;
 			else if(!strcmp(v, "credentials_uri")) out->kind = CREDENTIALS_URI;
 			else{
-				credentials__error(err, errlen, "%s: profile [%s] has type '%s'; supported: access_key, sts, "
+				text__error(err, errlen, "%s: profile [%s] has type '%s'; supported: access_key, sts, "
 						"ram_role_arn, oidc_role_arn, ecs_ram_role, credentials_uri", label, profile, v);
 				goto done;
 			}
@@ -209,13 +199,13 @@ int credentials__load_ini(struct credentials_source *out, const char *label, con
 		if(dst && v[0]){
 			secret__free(dst);
 			if(!(*dst = strdup(v))){
-				credentials__error(err, errlen, "out of memory");
+				text__error(err, errlen, "out of memory");
 				goto done;
 			}
 		}
 	}
 	if(!seen_profile){
-		credentials__error(err, errlen, "%s: %s has no [%s] profile", label, path, profile);
+		text__error(err, errlen, "%s: %s has no [%s] profile", label, path, profile);
 		goto done;
 	}
 	snprintf(where, sizeof(where), "%s: profile [%s] in %s", label, profile, path);
@@ -292,7 +282,7 @@ int credentials__resolve(const char *credentials_file, credentials_getenv_fn get
 		rc = source__set(&out->uri, env__get(get_env, "ALIBABA_CLOUD_CREDENTIALS_URI"));
 		goto done;
 	}
-	credentials__error(err, errlen, "no platform credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
+	text__error(err, errlen, "no platform credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
 			"ALIBABA_CLOUD_ACCESS_KEY_SECRET (or another source of Alibaba's default chain: OIDC, "
 			"~/.alibabacloud/credentials, ALIBABA_CLOUD_ECS_METADATA, ALIBABA_CLOUD_CREDENTIALS_URI) in the broker's "
 			"environment, or plugin_opt_credentials_file");
@@ -300,7 +290,7 @@ int credentials__resolve(const char *credentials_file, credentials_getenv_fn get
 done:
 	if(rc){
 		credentials__source_cleanup(out);
-		credentials__error(err, errlen, "out of memory reading credentials");
+		text__error(err, errlen, "out of memory reading credentials");
 		return -1;
 	}
 	return 0;

@@ -12,16 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "bootstrap_secret.h"
-
-static void secret__error(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list va;
-
-	if(!err || errlen == 0) return;
-	va_start(va, fmt);
-	vsnprintf(err, errlen, fmt, va);
-	va_end(va);
-}
+#include "bootstrap_text.h"
 
 int secret__read_file(const char *label, const char *path, bool private, char **out, char *err, size_t errlen)
 {
@@ -34,29 +25,29 @@ int secret__read_file(const char *label, const char *path, bool private, char **
 	*out = NULL;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if(fd < 0){
-		secret__error(err, errlen, "%s: cannot open %s: %s", label, path, strerror(errno));
+		text__error(err, errlen, "%s: cannot open %s: %s", label, path, strerror(errno));
 		return -1;
 	}
 	if(fstat(fd, &st) || !S_ISREG(st.st_mode)){
-		secret__error(err, errlen, "%s: %s is not a regular file", label, path);
+		text__error(err, errlen, "%s: %s is not a regular file", label, path);
 		close(fd);
 		return -1;
 	}
 	if(private && (st.st_mode & (S_IRWXG | S_IRWXO))){
-		secret__error(err, errlen, "%s: %s is accessible by group or others (mode %03o); chmod 600 it",
+		text__error(err, errlen, "%s: %s is accessible by group or others (mode %03o); chmod 600 it",
 				label, path, (unsigned)(st.st_mode & 0777));
 		close(fd);
 		return -1;
 	}
 	if(st.st_size > SECRET_FILE_MAX){
-		secret__error(err, errlen, "%s: %s is larger than %d bytes", label, path, SECRET_FILE_MAX);
+		text__error(err, errlen, "%s: %s is larger than %d bytes", label, path, SECRET_FILE_MAX);
 		close(fd);
 		return -1;
 	}
 	buf = malloc((size_t)st.st_size + 1);
 	if(!buf){
 		close(fd);
-		secret__error(err, errlen, "out of memory");
+		text__error(err, errlen, "out of memory");
 		return -1;
 	}
 	while(total < (size_t)st.st_size){

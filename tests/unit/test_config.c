@@ -201,23 +201,6 @@ static void test_sts_from_env(void)
 	config__cleanup(&cfg);
 }
 
-static char *write_file(const char *text, mode_t mode)
-{
-	static char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/tmp/bootstrap-creds-XXXXXX");
-	fd = mkstemp(path);
-	if(fd < 0) return NULL;
-	if(write(fd, text, strlen(text)) < 0){
-		close(fd);
-		return NULL;
-	}
-	close(fd);
-	chmod(path, mode);
-	return path;
-}
-
 static void test_sign_needs_product_secret(void)
 {
 	struct bootstrap_config cfg;
@@ -231,7 +214,7 @@ static void test_sign_needs_product_secret(void)
 	CHECK(strstr(err, "plugin_opt_request_auth: sign (the default) needs plugin_opt_product_secret_file") != NULL);
 	config__cleanup(&cfg);
 
-	path = write_file("ProdSecretValue\nignored second line\n", 0600);
+	path = unit_write_file("ProdSecretValue\nignored second line\n", 0600);
 	config__init(&cfg);
 	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
 	CHECK(config__set(&cfg, "product_secret_file", path, err, sizeof(err)) == 0);
@@ -249,7 +232,7 @@ static void test_sign_needs_product_secret(void)
 	config__cleanup(&cfg);
 	unlink(path);
 
-	path = write_file("\n", 0600);
+	path = unit_write_file("\n", 0600);
 	config__init(&cfg);
 	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
 	config__set(&cfg, "product_secret_file", path, err, sizeof(err));
@@ -303,7 +286,7 @@ static int finish_reply_encryption(const char *auth, const char *value, enum rep
 	config__set(&cfg, "product_key", "a1Prod", err, errlen);
 	CHECK(config__set(&cfg, "request_auth", auth, err, errlen) == 0);
 	if(!strcmp(auth, "sign")){
-		path = write_file("ProdSecretValue\n", 0600);
+		path = unit_write_file("ProdSecretValue\n", 0600);
 		config__set(&cfg, "product_secret_file", path, err, errlen);
 	}
 	if(value) CHECK(config__set(&cfg, "reply_encryption", value, err, errlen) == 0);

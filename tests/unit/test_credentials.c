@@ -35,30 +35,11 @@ static void env_add(const char *name, const char *value)
 	env_names[i + 1] = NULL;
 }
 
-static char *write_file(const char *text, mode_t mode)
-{
-	static char paths[4][64];
-	static int next;
-	char *path = paths[next++ % 4];
-	int fd;
-
-	snprintf(path, 64, "/tmp/bootstrap-creds-XXXXXX");
-	fd = mkstemp(path);
-	if(fd < 0) return NULL;
-	if(write(fd, text, strlen(text)) < 0){
-		close(fd);
-		return NULL;
-	}
-	close(fd);
-	chmod(path, mode);
-	return path;
-}
-
 static void test_ini_access_key_profiles(void)
 {
 	struct credentials_source s;
 	char err[256] = "";
-	char *path = write_file("# comment\n[other]\naccess_key_id = wrong\naccess_key_secret = wrong\n\n"
+	char *path = unit_write_file("# comment\n[other]\naccess_key_id = wrong\naccess_key_secret = wrong\n\n"
 			"[default]\ntype = access_key\naccess_key_id = fileid\naccess_key_secret = filesecret \n", 0600);
 
 	env_clear();
@@ -80,7 +61,7 @@ static void test_ini_refusals(void)
 {
 	struct credentials_source s;
 	char err[256] = "";
-	char *path = write_file("[default]\naccess_key_id = fileid\naccess_key_secret = filesecret\n", 0640);
+	char *path = unit_write_file("[default]\naccess_key_id = fileid\naccess_key_secret = filesecret\n", 0640);
 
 	env_clear();
 	CHECK(credentials__load_ini(&s, "plugin_opt_credentials_file", path, "default", fake_getenv, err, sizeof(err)) == -1);
@@ -89,15 +70,15 @@ static void test_ini_refusals(void)
 	unlink(path);
 	CHECK(credentials__load_ini(&s, "plugin_opt_credentials_file", "/nonexistent/credentials", "default", fake_getenv, err, sizeof(err)) == -1);
 	CHECK(strstr(err, "plugin_opt_credentials_file") != NULL);
-	path = write_file("[default]\naccess_key_id = fileid\n", 0600);
+	path = unit_write_file("[default]\naccess_key_id = fileid\n", 0600);
 	CHECK(credentials__load_ini(&s, "f", path, "default", fake_getenv, err, sizeof(err)) == -1);
 	CHECK(strstr(err, "access_key_secret") != NULL);
 	unlink(path);
-	path = write_file("[default]\ntype = rsa_key_pair\n", 0600);
+	path = unit_write_file("[default]\ntype = rsa_key_pair\n", 0600);
 	CHECK(credentials__load_ini(&s, "f", path, "default", fake_getenv, err, sizeof(err)) == -1);
 	CHECK(strstr(err, "rsa_key_pair") != NULL);
 	unlink(path);
-	path = write_file("[default]\ntype = ram_role_arn\naccess_key_id = a\naccess_key_secret = b\n", 0600);
+	path = unit_write_file("[default]\ntype = ram_role_arn\naccess_key_id = a\naccess_key_secret = b\n", 0600);
 	CHECK(credentials__load_ini(&s, "f", path, "default", fake_getenv, err, sizeof(err)) == -1);
 	CHECK(strstr(err, "role_arn") != NULL);
 	unlink(path);
@@ -107,7 +88,7 @@ static void test_ini_types(void)
 {
 	struct credentials_source s;
 	char err[256] = "";
-	char *path = write_file("[sts]\ntype = sts\naccess_key_id = STS.a\naccess_key_secret = b\nsecurity_token = t\n"
+	char *path = unit_write_file("[sts]\ntype = sts\naccess_key_id = STS.a\naccess_key_secret = b\nsecurity_token = t\n"
 			"[arn]\ntype = ram_role_arn\naccess_key_id = a\naccess_key_secret = b\nrole_arn = acs:ram::1:role/r\nrole_session_name = s\n"
 			"[oidc]\ntype = oidc_role_arn\nrole_arn = acs:ram::1:role/r\noidc_provider_arn = acs:ram::1:oidc-provider/p\noidc_token_file_path = /var/run/token\n"
 			"[ecs]\ntype = ecs_ram_role\nrole_name = EcsRole\n"
@@ -143,7 +124,7 @@ static void test_default_chain_order(void)
 {
 	struct credentials_source s;
 	char err[512] = "", home[64], dir[96], file[128];
-	char *ini = write_file("[default]\ntype = ecs_ram_role\nrole_name = FromFile\n[p2]\naccess_key_id = p2id\naccess_key_secret = p2s\n", 0600);
+	char *ini = unit_write_file("[default]\ntype = ecs_ram_role\nrole_name = FromFile\n[p2]\naccess_key_id = p2id\naccess_key_secret = p2s\n", 0600);
 
 	env_clear();
 	env_add("ALIBABA_CLOUD_ACCESS_KEY_ID", "envid");
@@ -322,7 +303,7 @@ static void test_provider_short_life_and_role_discovery(void)
 
 static void test_provider_sts_and_uri(void)
 {
-	char *token_file = write_file("oidc-token-from-kubernetes\n", 0644);
+	char *token_file = unit_write_file("oidc-token-from-kubernetes\n", 0644);
 	struct credentials_source arn = { .kind = CREDENTIALS_RAM_ROLE_ARN, .origin = "t", .role_arn = "acs:ram::1:role/r",
 		.key = { .access_key_id = "LTAIcaller", .access_key_secret = "callersecret" } };
 	struct credentials_source oidc = { .kind = CREDENTIALS_OIDC, .origin = "t", .role_arn = "acs:ram::1:role/r",
