@@ -305,8 +305,15 @@ enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *c
 	if(operator && (access == ACCESS_READ || access == ACCESS_SUBSCRIBE) && !strncmp(topic, "$SYS/broker/bootstrap/", 22)){
 		return ACL_ALLOW;
 	}
+	/* a shared subscription is judged by the topic it shares */
+	if(access == ACCESS_SUBSCRIBE && !strncmp(topic, "$share/", 7)){
+		const char *slash = strchr(topic + 7, '/');
+		if(!slash) return ACL_DENY;
+		topic = slash + 1;
+	}
 	is_request = !strcmp(topic, topics->request);
-	own_reply = client_id && topic__in_reply_space(topic, client_id, topics->reply_template);
+	/* a client id with a wildcard in it would own every device's reply topic: it owns none */
+	own_reply = client_id && !strpbrk(client_id, "+#") && topic__in_reply_space(topic, client_id, topics->reply_template);
 	/* every reply topic, what lies below them, and wherever MQTT 5 Response Topics may point */
 	reply_space = own_reply || topic__in_reply_space(topic, NULL, topics->reply_template)
 			|| !strncmp(topic, topics->response_prefix, strlen(topics->response_prefix));

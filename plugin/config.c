@@ -34,6 +34,8 @@
 #define DEFAULT_BURST 1.0
 #define DEFAULT_METRICS_INTERVAL_S 10 /* Mosquitto's own sys_interval default */
 #define OPTION_VALUE_MAX 1024
+/* Alibaba's ProductSecrets are 32 characters; anything this short is a mistake */
+#define PRODUCT_SECRET_MIN 8
 
 static int string__replace(char **dst, const char *value)
 {
@@ -412,11 +414,19 @@ int config__load_product_secret(struct bootstrap_config *cfg, char *err, size_t 
 
 	if(secret__read_file("plugin_opt_product_secret_file", cfg->product_secret_file, true, &text, err, errlen)) return -1;
 	textlen = strlen(text);
+	/* the first line without its line end, exactly: devices derive keys from the same bytes */
 	text[strcspn(text, "\r\n")] = '\0';
-	line = secret__trim(text);
+	line = text;
 	if(line[0] == '\0' || strlen(line) > 256){
 		text__error(err, errlen, "plugin_opt_product_secret_file: %s does not hold a ProductSecret on its first line",
 				cfg->product_secret_file);
+	}else if(strlen(line) < PRODUCT_SECRET_MIN){
+		text__error(err, errlen, "plugin_opt_product_secret_file: the ProductSecret in %s is shorter than %d characters",
+				cfg->product_secret_file, PRODUCT_SECRET_MIN);
+	}else if(strcspn(line, " \t") != strlen(line)){
+		/* a device reading the same file would sign with other bytes: refuse rather than guess */
+		text__error(err, errlen, "plugin_opt_product_secret_file: the first line of %s has white space in it; "
+				"it must hold the ProductSecret alone", cfg->product_secret_file);
 	}else if(!(cfg->product_secret = strdup(line))){
 		text__error(err, errlen, "out of memory");
 	}else{

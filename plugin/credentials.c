@@ -147,7 +147,7 @@ int credentials__load_ini(struct credentials_source *out, const char *label, con
 		const char *profile, credentials_getenv_fn get_env, char *err, size_t errlen)
 {
 	char *text = NULL, *line, *save = NULL;
-	bool in_profile = false, seen_profile = false;
+	bool in_profile = false, seen_profile = false, sts = false;
 	char where[300];
 	size_t textlen;
 	int rc = -1;
@@ -174,14 +174,19 @@ int credentials__load_ini(struct credentials_source *out, const char *label, con
 		k = secret__trim(l);
 		v = secret__trim(eq+1);
 		if(!strcmp(k, "type")){
-			if(!strcmp(v, "access_key") || !strcmp(v, "sts")) out->kind = CREDENTIALS_STATIC;
+			if(!strcmp(v, "access_key")) out->kind = CREDENTIALS_STATIC;
+			else if(!strcmp(v, "sts")){
+				out->kind = CREDENTIALS_STATIC;
+				sts = true;
+			}
 			else if(!strcmp(v, "ram_role_arn")) out->kind = CREDENTIALS_RAM_ROLE_ARN;
 			else if(!strcmp(v, "oidc_role_arn")) out->kind = CREDENTIALS_OIDC;
 			else if(!strcmp(v, "ecs_ram_role")) out->kind = CREDENTIALS_ECS_RAM_ROLE;
 			else if(!strcmp(v, "credentials_uri")) out->kind = CREDENTIALS_URI;
 			else{
-				text__error(err, errlen, "%s: profile [%s] has type '%s'; supported: access_key, sts, "
-						"ram_role_arn, oidc_role_arn, ecs_ram_role, credentials_uri", label, profile, v);
+				/* the value is not echoed: a secret pasted on the wrong line must not reach a log */
+				text__error(err, errlen, "%s: profile [%s] has an unsupported type; supported: access_key, sts, "
+						"ram_role_arn, oidc_role_arn, ecs_ram_role, credentials_uri", label, profile);
 				goto done;
 			}
 			continue;
@@ -210,6 +215,10 @@ int credentials__load_ini(struct credentials_source *out, const char *label, con
 	}
 	snprintf(where, sizeof(where), "%s: profile [%s] in %s", label, profile, path);
 	if(source__complete(out, where, err, errlen)) goto done;
+	if(sts && !out->key.security_token){
+		text__error(err, errlen, "%s: type sts lacks security_token", where);
+		goto done;
+	}
 	/* environment variables name the role where the file does not, as the SDKs do */
 	if(out->kind == CREDENTIALS_ECS_RAM_ROLE && !out->role_name && env__get(get_env, "ALIBABA_CLOUD_ECS_METADATA")
 			&& !(out->role_name = strdup(env__get(get_env, "ALIBABA_CLOUD_ECS_METADATA")))){

@@ -601,6 +601,11 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
 	}
 	switch(a->outcome){
 		case PLATFORM_SUCCESS:
+			/* a triple for another device is never handed out, whatever the platform says */
+			if(strcmp(a->triple.device_name, flow->device_name)){
+				flow__finish(flow, BOOTSTRAP_PLATFORM_ERROR, 0, "the platform answered for another device");
+				return;
+			}
 			if(flow->state == FLOW_QUERY){
 				flow->existing = true;
 				if(!existing__allowed(flow, a->status)) return;

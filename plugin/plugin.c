@@ -768,6 +768,10 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": reply_encryption off: DeviceSecrets travel in the clear; "
 				"use it only where every device connects over TLS");
 	}
+	if(p->cfg.operator_username){
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": operator '%s' may read $SYS/broker/bootstrap/: make sure the broker "
+				"authenticates that username (a password_file or an auth plugin), or anyone may claim it", p->cfg.operator_username);
+	}
 	if(p->cfg.request_auth == REQUEST_AUTH_NONE){
 		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": request_auth none: any client that can publish on '%s' "
 				"can register devices and trigger platform calls", p->cfg.request_topic);

@@ -116,7 +116,7 @@ static enum request_status request__parse_json(const char *text, size_t len,
 	/* JSON_REJECT_DUPLICATES: two deviceId members must not mean whichever comes last */
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if(!root){
-		*why = "payload is not valid JSON";
+		*why = "payload is not valid JSON, or has a member twice";
 		return REQUEST_INVALID;
 	}
 	if(!json_is_object(root)){

@@ -29,6 +29,8 @@
 #include "bootstrap_seal.h"
 
 #define MAX_TRIES 10
+/* a retryAfter beyond this is not believed: on plain TCP anyone on the path can forge an error */
+#define RETRY_MAX_S 300
 
 static struct {
 	const char *host, *product_key, *device_id, *out, *region;
@@ -92,7 +94,14 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 		json_decref(reply);
 		return;
 	}
-	if(json_is_true(json_object_get(reply, "success"))){
+	if(!json_is_true(json_object_get(reply, "success"))){
+		/* an error names its code; anything else is not a reply of the service's */
+		if(!json_is_false(json_object_get(reply, "success")) || !json_is_string(json_object_get(reply, "code"))){
+			fprintf(stderr, "ignored a malformed reply\n");
+			json_decref(reply);
+			return;
+		}
+	}else{
 		/* anyone able to publish here could send a "success": only the seal tells */
 		triple = triple__open(reply, &why);
 		if(!triple){
@@ -139,13 +148,36 @@ static int store_triple(json_t *data)
 	return rc;
 }
 
-static bool wait_answer(struct mosquitto *m, int seconds)
+enum wait_result { WAIT_ANSWER, WAIT_TIMEOUT, WAIT_LOST };
+
+static enum wait_result wait_answer(struct mosquitto *m, int seconds)
 {
 	time_t end = time(NULL) + seconds;
 	while(!answer && time(NULL) < end){
+		if(mosquitto_loop(m, 100, 1) != MOSQ_ERR_SUCCESS) return WAIT_LOST;
+	}
+	return answer ? WAIT_ANSWER : WAIT_TIMEOUT;
+}
+
+/* (Re)connects and subscribes to the reply topic. A reply is bound to the connection that
+ * asked: after losing it, the device connects again and asks again. */
+static bool device__connect(struct mosquitto *m, const char *topic, bool again)
+{
+	time_t end = time(NULL) + 10;
+
+	subscribed = false;
+	if((again ? mosquitto_reconnect(m) : mosquitto_connect(m, opt.host, opt.port, 60)) != MOSQ_ERR_SUCCESS) return false;
+	if(mosquitto_subscribe(m, NULL, topic, 1) != MOSQ_ERR_SUCCESS) return false;
+	while(!subscribed && time(NULL) < end){
 		if(mosquitto_loop(m, 100, 1) != MOSQ_ERR_SUCCESS) return false;
 	}
-	return answer != NULL;
+	return subscribed;
+}
+
+static const char *member__text(const json_t *obj, const char *name)
+{
+	const char *v = json_string_value(json_object_get(obj, name));
+	return v ? v : "(none)";
 }
 
 int main(int argc, char **argv)
@@ -187,13 +219,11 @@ int main(int argc, char **argv)
 	m = mosquitto_new(opt.device_id, true, NULL); /* the client id is the deviceId: replies go to it */
 	mosquitto_subscribe_callback_set(m, on_subscribe);
 	mosquitto_message_callback_set(m, on_message);
-	if(mosquitto_connect(m, opt.host, opt.port, 60) != MOSQ_ERR_SUCCESS){
+	snprintf(topic, sizeof(topic), "bootstrap/reply/%s", opt.device_id);
+	if(!device__connect(m, topic, false)){
 		fprintf(stderr, "cannot connect to %s:%d\n", opt.host, opt.port);
 		goto done;
 	}
-	snprintf(topic, sizeof(topic), "bootstrap/reply/%s", opt.device_id);
-	mosquitto_subscribe(m, NULL, topic, 1);
-	while(!subscribed && mosquitto_loop(m, 100, 1) == MOSQ_ERR_SUCCESS);
 
 	for(int tries = 1; tries <= MAX_TRIES; tries++){
 		char *req = signed_request();
@@ -201,14 +231,27 @@ int main(int argc, char **argv)
 		if(!req) goto done;
 		mosquitto_publish(m, NULL, "bootstrap/register", (int)strlen(req), req, 1, false);
 		free(req);
-		if(!wait_answer(m, opt.wait_s)){
-			fprintf(stderr, "no answer from the bootstrap broker\n");
-			goto done;
+		switch(wait_answer(m, opt.wait_s)){
+			case WAIT_ANSWER:
+				break;
+			case WAIT_TIMEOUT:
+				fprintf(stderr, "no answer from the bootstrap broker\n");
+				goto done;
+			case WAIT_LOST:
+				/* the broker closed the connection (its client id taken over?): the answer
+				 * is gone with it, so ask again on a new one */
+				fprintf(stderr, "connection lost before the answer; asking again\n");
+				sleep(1);
+				if(tries == MAX_TRIES || !device__connect(m, topic, true)){
+					fprintf(stderr, "cannot reconnect to %s:%d\n", opt.host, opt.port);
+					goto done;
+				}
+				continue;
 		}
 		if(json_is_true(json_object_get(answer, "success"))) break;
 		retry = json_integer_value(json_object_get(answer, "retryAfter"));
-		fprintf(stderr, "bootstrap refused: %s (%s)\n", json_string_value(json_object_get(answer, "code")),
-				json_string_value(json_object_get(answer, "message")));
+		fprintf(stderr, "bootstrap refused: %s (%s)\n", member__text(answer, "code"), member__text(answer, "message"));
+		if(retry > RETRY_MAX_S) retry = RETRY_MAX_S;
 		if(retry <= 0 || tries == MAX_TRIES) goto done;
 		json_decref(answer);
 		answer = NULL;

@@ -107,12 +107,16 @@ test('examples/device rejects forged success replies (in the clear, wrong key, a
       JSON.stringify({ success: true, sealed: { alg: 'A128GCM', iv: 'AAAA', ct: 'AAAA', tag: 'AAAA' } }),
     ];
     for (const f of forgeries) assert.strictEqual((await h.pub(env.port, { id: 'forger', topic: `bootstrap/reply/${id}`, message: f })).code, 0);
+    // not replies at all: ignored too, and none of them ends the wait
+    const malformed = ['{}', '{"success":"true","data":{}}', '{"success":false}', 'not json'];
+    for (const f of malformed) assert.strictEqual((await h.pub(env.port, { id: 'forger', topic: `bootstrap/reply/${id}`, message: f })).code, 0);
     await h.sleep(300);
     assert.strictEqual((await h.pub(env.port, { id: 'service-reply', topic: `bootstrap/reply/${id}`, message: sealTriple(key, genuine) })).code, 0);
     const r = await device;
     await watcher.messages();
     assert.strictEqual(r.code, 0, r.stderr);
     assert.strictEqual((r.stderr.match(/ignored a success reply/g) || []).length, forgeries.length, 'each forgery was noticed');
+    assert.strictEqual((r.stderr.match(/ignored a malformed reply/g) || []).length, 3, 'each malformed reply was ignored');
     const stored = JSON.parse(fs.readFileSync(out, 'utf8'));
     assert.deepStrictEqual(stored, genuine);
     env.secrets.push(genuine.DeviceSecret);
@@ -239,5 +243,23 @@ test('persistent-session theft: a device that drops off before its reply; whoeve
     assert.ok(fs.existsSync(db), 'the broker persisted its state');
     const stored = fs.readFileSync(db);
     assert.ok(!stored.includes(env.emu.device(env.productKey, id).DeviceSecret) && !stored.includes('"sealed"'), 'mosquitto.db holds the reply');
+  });
+});
+
+test('examples/device whose client id is taken over while it waits connects again, asks again and gets its triple', async () => {
+  await h.withEnv({}, async (env) => {
+    env.emu.setLatency(1500);
+    const id = 'dev-retake-1';
+    const out = path.join(env.dir, id + '.triple');
+    const device = runDevice(env.port, env, id, out);
+    await waitFor(() => env.broker.log().includes(`device ${id}: queued`), 5000, 'the device\'s request');
+    // one takeover, then the thief leaves
+    const thief = await h.run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(env.port), '-i', id, '-t', 'nothing/here', '-W', '1']);
+    assert.strictEqual(thief.stdout.trim(), '');
+    env.emu.setLatency(0);
+    const r = await device;
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.match(r.stderr, /connection lost before the answer; asking again/);
+    assertStoredTriple(env, out, id);
   });
 });

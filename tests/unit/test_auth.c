@@ -199,6 +199,20 @@ static void test_acl_other_template(void)
 	CHECK(auth__acl_decide(ACL_DEFER, 1, "d1", false, "devices/d2/status", &narrow) == ACL_DEFER_DECISION);
 }
 
+/* Client ids with wildcards own no reply topic; shared subscriptions are judged by their topic. */
+static void test_acl_wildcard_ids_and_shared(void)
+{
+	CHECK(DECIDE(ACL_STRICT, S, "+", "bootstrap/reply/+") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "#", "bootstrap/reply/#") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "a/+/#", "bootstrap/reply/a/+/#") == ACL_DENY);
+	CHECK(DECIDE(ACL_DEFER, S, "+", "bootstrap/reply/+") == ACL_DENY);
+	CHECK(DECIDE(ACL_DEFER, S, "spy", "$share/g/bootstrap/reply/dev-0001") == ACL_DENY);
+	CHECK(DECIDE(ACL_DEFER, S, "spy", "$share/g/bootstrap/register") == ACL_DENY);
+	CHECK(DECIDE(ACL_DEFER, S, "spy", "$share/g/sensors/temp") == ACL_DEFER_DECISION);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "$share/g/bootstrap/reply/dev-0001") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_STRICT, S, "spy", "$share/nogroup") == ACL_DENY);
+}
+
 static void test_acl_operator(void)
 {
 	CHECK(DECIDE_OP(ACL_STRICT, S, "ops", "$SYS/broker/bootstrap/#") == ACL_ALLOW);
@@ -221,6 +235,7 @@ int main(void)
 	RUN(test_acl_defer);
 	RUN(test_acl_other_template);
 	RUN(test_acl_no_forged_replies);
+	RUN(test_acl_wildcard_ids_and_shared);
 	RUN(test_acl_operator);
 	return unit_main_result();
 }

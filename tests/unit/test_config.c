@@ -240,6 +240,30 @@ static void test_sign_needs_product_secret(void)
 	CHECK(strstr(err, "first line") != NULL);
 	config__cleanup(&cfg);
 	unlink(path);
+
+	/* the exact bytes a device reads: white space around it or in it, or too short, refused;
+	 * a CRLF line end is a line end */
+	{
+		const char *bad[] = {"ProdSecretValue  \n", "  ProdSecretValue\n", "ProdSecretValue\t\n", "Prod Secret\n", "tiny7\n"};
+		for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++){
+			path = unit_write_file(bad[i], 0600);
+			config__init(&cfg);
+			config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+			config__set(&cfg, "product_secret_file", path, err, sizeof(err));
+			CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
+			CHECK(strstr(err, "plugin_opt_product_secret_file") != NULL && strstr(err, "ProdSecret") == NULL && strstr(err, "tiny7") == NULL);
+			config__cleanup(&cfg);
+			unlink(path);
+		}
+		path = unit_write_file("ProdSecretValue\r\n", 0600);
+		config__init(&cfg);
+		config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+		config__set(&cfg, "product_secret_file", path, err, sizeof(err));
+		CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
+		CHECK_STR(cfg.product_secret, "ProdSecretValue");
+		config__cleanup(&cfg);
+		unlink(path);
+	}
 }
 
 static void test_mode_options(void)

@@ -74,9 +74,13 @@ static void test_ini_refusals(void)
 	CHECK(credentials__load_ini(&s, "f", path, "default", fake_getenv, err, sizeof(err)) == -1);
 	CHECK(strstr(err, "access_key_secret") != NULL);
 	unlink(path);
-	path = unit_write_file("[default]\ntype = rsa_key_pair\n", 0600);
+	path = unit_write_file("[default]\ntype = rsa_key_pair-or-a-pasted-secret\n", 0600);
 	CHECK(credentials__load_ini(&s, "f", path, "default", fake_getenv, err, sizeof(err)) == -1);
-	CHECK(strstr(err, "rsa_key_pair") != NULL);
+	CHECK(strstr(err, "unsupported type") != NULL && strstr(err, "pasted-secret") == NULL);
+	unlink(path);
+	path = unit_write_file("[default]\ntype = sts\naccess_key_id = STS.a\naccess_key_secret = b\n", 0600);
+	CHECK(credentials__load_ini(&s, "f", path, "default", fake_getenv, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "security_token") != NULL);
 	unlink(path);
 	path = unit_write_file("[default]\ntype = ram_role_arn\naccess_key_id = a\naccess_key_secret = b\n", 0600);
 	CHECK(credentials__load_ini(&s, "f", path, "default", fake_getenv, err, sizeof(err)) == -1);

@@ -287,6 +287,14 @@ static void test_flow_register_then_query(void)
 	CHECK(flow.state == FLOW_DONE);
 	CHECK(flow.result == BOOTSTRAP_OK);
 	CHECK_STR(flow.triple.device_secret, "s");
+
+	/* a platform (or a man in the middle) answering with another device's triple */
+	platform__flow_init(&flow, "dev-0002", EXISTING_UNACTIVE, false);
+	ANSWER("RegisterDevice", 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"a1Prod\","
+			"\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\"}}", &a);
+	platform__flow_answer(&flow, &a);
+	CHECK(flow.state == FLOW_DONE && flow.result == BOOTSTRAP_PLATFORM_ERROR);
+	CHECK(flow.triple.device_secret[0] == '\0');
 }
 
 static void test_flow_optional_params(void)
