@@ -104,6 +104,24 @@ static void test_endpoint_refusals(void)
 	expect_finish_error("endpoint", "ftp://127.0.0.1/", "plugin_opt_endpoint");
 	expect_finish_error("endpoint", "not a url", "plugin_opt_endpoint");
 	expect_finish_error("endpoint", "https://example.com/path", "plugin_opt_endpoint");
+	/* the credential services: https, or http to this machine; the metadata service's own
+	 * link-local address is plain http by design, and only for it */
+	expect_finish_error("sts_endpoint", "http://sts.cn-shanghai.aliyuncs.com/", "plugin_opt_sts_endpoint: http:// is only allowed for loopback");
+	expect_finish_error("sts_endpoint", "http://100.100.100.200/", "plugin_opt_sts_endpoint");
+	expect_finish_error("ecs_metadata_endpoint", "http://169.254.169.254", "plugin_opt_ecs_metadata_endpoint: http:// is only allowed");
+	expect_finish_error("ecs_metadata_endpoint", "http://100.100.100.200/latest", "plugin_opt_ecs_metadata_endpoint");
+	{
+		struct bootstrap_config cfg;
+		char err[CONFIG_ERR_LEN] = "";
+		config__init(&cfg);
+		config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+		config__set(&cfg, "request_auth", "none", err, sizeof(err));
+		config__set(&cfg, "region", "cn-beijing", err, sizeof(err));
+		CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
+		CHECK_STR(cfg.sts_endpoint, "https://sts.cn-beijing.aliyuncs.com/");
+		CHECK_STR(cfg.ecs_metadata_endpoint, "http://100.100.100.200");
+		config__cleanup(&cfg);
+	}
 	CHECK(config__host_is_loopback("127.0.0.1"));
 	CHECK(config__host_is_loopback("127.8.9.10"));
 	CHECK(config__host_is_loopback("[::1]"));
