@@ -8,6 +8,7 @@
 //
 // Use as a module (createEmulator) or run it: node emulator.js --port 0 [--tls-cert f --tls-key f]
 // Control API for other processes: GET /_emulator/stats, POST /_emulator/faults, POST /_emulator/reset.
+// Batch actions (BatchCheckDeviceNames ... QueryPageByApplyId): see the "Batch actions" section; GET/POST /_emulator/batch.
 
 const crypto = require('crypto');
 const http = require('http');
@@ -18,6 +19,8 @@ const TIMESTAMP_WINDOW_MS = 15 * 60 * 1000;
 const NONCE_MEMORY = 100000;
 const DEVICE_NAME_RE = /^[A-Za-z0-9_\-@.:]{4,32}$/;
 const PROBE_NAME = 'mosquitto_bootstrap.check';
+// a request body this large at most: BatchCheckDeviceNames takes 10 000 names (with nicknames) in a form body
+const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
 // RFC 3986 percent-encoding, as the signature wants: encodeURIComponent leaves !'()* alone.
 function percentEncode(s) {
@@ -314,6 +317,7 @@ function createEmulator(options = {}) {
       if (overQuotaOnArrival) { stats.throttled++; return gatewayError(res, 503, 'Throttling.User', 'Request was denied due to user flow control.', p.Action); }
       if (p.Action === 'RegisterDevice') return registerDevice(p, res);
       if (p.Action === 'QueryDeviceDetail') return queryDeviceDetail(p, res);
+      if (batchAction(p, res)) return;
       return gatewayError(res, 404, 'InvalidAction.NotFound', 'Specified api is not found, please check your url and method.', p.Action);
     };
     const delay = (fault && fault.kind === 'latency') ? fault.ms : latencyMs;
@@ -354,12 +358,13 @@ function createEmulator(options = {}) {
   function onRequest(req, res) {
     const chunks = [];
     let size = 0;
-    req.on('data', (c) => { size += c.length; if (size > 65536) req.destroy(); else chunks.push(c); });
+    req.on('data', (c) => { size += c.length; if (size > MAX_BODY_BYTES) req.destroy(); else chunks.push(c); });
     req.on('end', () => {
       const raw = Buffer.concat(chunks);
       const body = raw.toString('utf8');
       const url = new URL(req.url, 'http://emulator');
       if (credentialRoute(req, url, body, res)) return;
+      if (batchRoute(req, url, body, res)) return;
       if (url.pathname.startsWith('/_emulator/')) return handleControl(req, url, body, res);
       // an Authorization header means V3; without one, signature 1.0 in the parameters
       const v3 = req.headers.authorization !== undefined;
@@ -750,10 +755,393 @@ function createEmulator(options = {}) {
     allIssuedSecrets,
   });
 
+  // ---------------------------------------------------------------------------------------------
+  // Batch actions (IoT Platform API 2018-01-20). Parameter names and answer nesting are those of
+  // the official SDK models (@alicloud/iot20180120 3.0.11 in bench/seed; InvalidDetailList and
+  // RepeatedDeviceNameList from Alibaba's newer generated models), documented limits and QPS:
+  //   BatchQueryDeviceDetail          ProductKey, DeviceName.N (1..100)         -> Data.Data[]        5 QPS
+  //   BatchCheckDeviceNames           ProductKey, DeviceName.N or DeviceNameList.N.DeviceName
+  //                                   (+ .DeviceNickname; the list wins); the first 10 000 are kept,
+  //                                   the rest dropped, as documented          -> Data.ApplyId      10 QPS
+  //   QueryBatchRegisterDeviceStatus  ProductKey, ApplyId -> Data.Status, ValidList.Name[], InvalidList.Name[],
+  //                                   InvalidDetailList.invalidDetailList[]                           30 QPS
+  //   BatchRegisterDeviceWithApplyId  ProductKey, ApplyId (only after CHECK_SUCCESS) -> Data.ApplyId  500 QPS
+  //   QueryPageByApplyId              ApplyId, PageSize (1..50, default 10), CurrentPage (default 1)
+  //                                   -> ApplyDeviceList.ApplyDeviceInfo[], Page, PageSize, PageCount, Total
+  //                                   (top level, no Data); after CREATE_SUCCESS / CREATE_FAILED      50 QPS
+  // Stages: CHECK lasts checkDurationMs (default 500), then CHECK_SUCCESS or CHECK_FAILED (names
+  // malformed, existing at the end of the check, repeated in the list, bad nicknames); CREATE lasts
+  // createDurationMs (default 1000), then the devices exist (ordinary devices, UNACTIVE). A name
+  // registered meanwhile (RegisterDevice after the check) is not created: CREATE_FAILED, that name in
+  // InvalidList / InvalidDetailList, the others created. A duration applies to stages started after
+  // it is set. stageStuck (true, 'check' or 'create') keeps stages from finishing until turned off;
+  // then the stuck ones finish at once. Quota: opts.quota by action name, as for the other actions.
+  // Control: GET /_emulator/batch[?applyId=N], POST /_emulator/batch {checkDurationMs,
+  // createDurationMs, stageStuck}; the same keys in POST /_emulator/faults; POST /_emulator/reset
+  // turns stageStuck off. Counters under stats.batch.
+  // Size: a form body (signature 1.0 POST, or V3 with a form body) may be MAX_BODY_BYTES; parameters in
+  // the query string (as the SDKs send them) are bounded by Node's 16 KB header limit, a few hundred names.
+  // ---------------------------------------------------------------------------------------------
+  const BATCH_QUERY_MAX = 100;
+  const BATCH_CHECK_MAX = 10000;
+  const PAGE_SIZE_MAX = 50;
+  const PAGE_SIZE_DEFAULT = 10;
+  const NICKNAME_CHARS_RE = /^[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}A-Za-z0-9_]+$/u;
+  const NICKNAME_WIDE_RE = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}]/u;
+  const BATCH_ERR = {
+    name: 'The device name is illegal.',
+    nickname: 'The nick name is illegal.',
+    exists: 'The device name already exists.',
+    repeated: 'The device name is repeated.',
+  };
+
+  const durationOr = (v, def) => (typeof v === 'number' && v >= 0 && Number.isFinite(v) ? v : def);
+  const stuckOf = (v) => (v === true || v === 'both' || v === 'true' ? true : v === 'check' || v === 'create' ? v : false);
+  const batchCfg = {
+    checkDurationMs: durationOr(options.checkDurationMs, 500),
+    createDurationMs: durationOr(options.createDurationMs, 1000),
+    stageStuck: stuckOf(options.stageStuck),
+  };
+  const applies = new Map();    // ApplyId (number) -> apply
+  const batchTimers = new Set();
+  let nextApplyId = 1000000 + crypto.randomInt(8000000);
+
+  // stats.batch, made again after resetStats() (every request passes batchRoute; api.stats() asks too).
+  // devicesServed: per action, the devices (names) the answers carried: BatchQueryDeviceDetail the
+  // devices returned, BatchCheckDeviceNames the names taken, QueryBatchRegisterDeviceStatus the names
+  // in ValidList + InvalidList, BatchRegisterDeviceWithApplyId the names sent to creation,
+  // QueryPageByApplyId the devices on the page; lastDevicesServed / maxDevicesServed per call.
+  function batchStats() {
+    if (!stats.batch) {
+      stats.batch = { devicesServed: {}, lastDevicesServed: {}, maxDevicesServed: {}, appliesCreated: 0,
+        stagesEnded: { CHECK_SUCCESS: 0, CHECK_FAILED: 0, CREATE_SUCCESS: 0, CREATE_FAILED: 0 },
+        devicesCreated: 0, stagesStuck: 0, registerRefused: 0 };
+    }
+    return stats.batch;
+  }
+
+  function served(action, n) {
+    const b = batchStats();
+    b.devicesServed[action] = (b.devicesServed[action] || 0) + n;
+    b.lastDevicesServed[action] = n;
+    b.maxDevicesServed[action] = Math.max(b.maxDevicesServed[action] || 0, n);
+  }
+
+  const stuckAt = (stage) => batchCfg.stageStuck === true || batchCfg.stageStuck === stage;
+
+  // Values of Name.1, Name.2 ... in the order of N (N from 1, as the SDKs number them).
+  function repeatList(p, prefix) {
+    const out = [];
+    for (const k of Object.keys(p)) {
+      if (!k.startsWith(prefix + '.')) continue;
+      const n = k.slice(prefix.length + 1);
+      if (/^[1-9]\d{0,6}$/.test(n)) out.push([Number(n), p[k]]);
+    }
+    return out.sort((a, b) => a[0] - b[0]).map((x) => x[1]);
+  }
+
+  // DeviceNameList.N.DeviceName / .DeviceNickname, in the order of N; null when an entry has no DeviceName.
+  function deviceNameList(p) {
+    const byN = new Map();
+    for (const k of Object.keys(p)) {
+      const m = /^DeviceNameList\.([1-9]\d{0,6})\.(DeviceName|DeviceNickname)$/.exec(k);
+      if (!m) continue;
+      const e = byN.get(Number(m[1])) || {};
+      e[m[2]] = p[k];
+      byN.set(Number(m[1]), e);
+    }
+    const out = [];
+    for (const n of [...byN.keys()].sort((a, b) => a - b)) {
+      const e = byN.get(n);
+      if (e.DeviceName === undefined) return null;
+      out.push({ DeviceName: e.DeviceName, Nickname: e.DeviceNickname || '' });
+    }
+    return out;
+  }
+
+  function nicknameValid(s) {
+    if (!NICKNAME_CHARS_RE.test(s)) return false;
+    let width = 0;
+    for (const c of s) width += NICKNAME_WIDE_RE.test(c) ? 2 : 1;
+    return width >= 4 && width <= 64;
+  }
+
+  // ProductKey present and known; false when the refusal has been sent.
+  function batchProduct(p, res, action) {
+    if (!p.ProductKey) { businessError(res, 'iot.prod.NullProductKey', 'ProductKey cannot be empty.', action); return false; }
+    if (!opts.products.includes(p.ProductKey)) { businessError(res, 'iot.prod.NotExistedProduct', 'product does not exist', action); return false; }
+    return true;
+  }
+
+  // The apply named by ApplyId (of ProductKey when given); null when the refusal has been sent.
+  function applyOf(p, res, action) {
+    if (p.ApplyId === undefined || p.ApplyId === '') { businessError(res, 'iot.device.NullApplyId', 'ApplyId cannot be empty.', action); return null; }
+    if (!/^\d{1,15}$/.test(p.ApplyId)) { businessError(res, 'iot.device.InvalidFormattedApplyId', 'The ApplyId is incorrect.', action); return null; }
+    const a = applies.get(Number(p.ApplyId));
+    if (!a || (p.ProductKey !== undefined && a.ProductKey !== p.ProductKey)) {
+      businessError(res, 'iot.device.DeviceApplyIsNotFound', 'The ApplyId is not found.', action); return null;
+    }
+    return a;
+  }
+
+  function newBatchDevice(productKey, name, nickname) {
+    const now = new Date();
+    return { IotId: randomId(20, ALNUM) + '000100', ProductKey: productKey, DeviceName: name,
+      DeviceSecret: crypto.randomBytes(16).toString('hex'), Nickname: nickname || '', Status: 'UNACTIVE',
+      GmtCreate: now.toUTCString(), UtcCreate: now.toISOString() };
+  }
+
+  function scheduleStage(a, stage, ms) {
+    const end = stage === 'check' ? endCheck : endCreate;
+    if (ms <= 0) return end(a);
+    const t = setTimeout(() => { batchTimers.delete(t); end(a); }, ms);
+    if (t.unref) t.unref();
+    batchTimers.add(t);
+  }
+
+  function markStuck(a, stage) {
+    if (a.stuck !== stage) batchStats().stagesStuck++;
+    a.stuck = stage;
+  }
+
+  // The check, as of its end: every name well formed, not an existing device, not repeated, its nickname valid.
+  function endCheck(a) {
+    if (a.Status !== 'CHECK') return;
+    if (stuckAt('check')) return markStuck(a, 'check');
+    a.stuck = null;
+    const seen = new Set();
+    const valid = [];
+    const invalid = [];
+    for (const e of a.entries) {
+      const why = [];
+      if (!DEVICE_NAME_RE.test(e.DeviceName)) why.push(BATCH_ERR.name);
+      else if (devices.has(a.ProductKey + '/' + e.DeviceName)) why.push(BATCH_ERR.exists);
+      if (seen.has(e.DeviceName)) why.push(BATCH_ERR.repeated);
+      seen.add(e.DeviceName);
+      if (e.Nickname && !nicknameValid(e.Nickname)) why.push(BATCH_ERR.nickname);
+      if (why.length) invalid.push({ DeviceName: e.DeviceName, ErrorMsg: why.join('|'), NickName: e.Nickname });
+      else valid.push(e.DeviceName);
+    }
+    a.checkResult = { valid, invalid };
+    a.Status = invalid.length ? 'CHECK_FAILED' : 'CHECK_SUCCESS';
+    batchStats().stagesEnded[a.Status]++;
+  }
+
+  // Creation, as of its end: a name that exists by now (registered meanwhile) fails, the others are created.
+  function endCreate(a) {
+    if (a.Status !== 'CREATE') return;
+    if (stuckAt('create')) return markStuck(a, 'create');
+    a.stuck = null;
+    const valid = [];
+    const invalid = [];
+    for (const e of a.entries) {
+      const key = a.ProductKey + '/' + e.DeviceName;
+      if (devices.has(key)) { invalid.push({ DeviceName: e.DeviceName, ErrorMsg: BATCH_ERR.exists, NickName: e.Nickname }); continue; }
+      const d = newBatchDevice(a.ProductKey, e.DeviceName, e.Nickname);
+      devices.set(key, d);
+      a.created.push({ device: d, DeviceId: randomId(20, ALNUM) });
+      valid.push(e.DeviceName);
+    }
+    a.createResult = { valid, invalid };
+    a.Status = invalid.length ? 'CREATE_FAILED' : 'CREATE_SUCCESS';
+    const b = batchStats();
+    b.stagesEnded[a.Status]++;
+    b.devicesCreated += valid.length;
+  }
+
+  function resumeStuck() {
+    for (const a of applies.values()) {
+      if (a.stuck === 'check' && !stuckAt('check')) endCheck(a);
+      else if (a.stuck === 'create' && !stuckAt('create')) endCreate(a);
+    }
+  }
+
+  function batchQueryDeviceDetail(p, res) {
+    const action = 'BatchQueryDeviceDetail';
+    if (!batchProduct(p, res, action)) return;
+    const names = repeatList(p, 'DeviceName');
+    if (!names.length) return businessError(res, 'iot.device.NoneDeviceNameElement', 'The device name list cannot be empty.', action);
+    if (names.length > BATCH_QUERY_MAX) {
+      return businessError(res, 'iot.device.DeviceCountExceeded', 'Number of devices requested exceeds the maximum limit (' + BATCH_QUERY_MAX + ').', action);
+    }
+    const list = [];
+    for (const name of new Set(names)) {
+      const d = devices.get(p.ProductKey + '/' + name);
+      if (!d) continue; // names that do not exist are left out
+      list.push({ DeviceName: d.DeviceName, DeviceSecret: d.DeviceSecret, FirmwareVersion: '', GmtActive: '', GmtCreate: d.GmtCreate,
+        IotId: d.IotId, Nickname: d.Nickname, NodeType: 0, ProductKey: d.ProductKey, ProductName: 'emulated product',
+        Region: opts.regionId || 'cn-shanghai', Status: d.Status, UtcActive: '', UtcCreate: d.UtcCreate });
+    }
+    served(action, list.length);
+    count(action, 'Success');
+    send(res, 200, { RequestId: requestId(), Success: true, Data: { Data: list } });
+  }
+
+  function batchCheckDeviceNames(p, res) {
+    const action = 'BatchCheckDeviceNames';
+    if (!batchProduct(p, res, action)) return;
+    let entries = deviceNameList(p);
+    if (entries === null) return businessError(res, 'iot.device.NullDeviceName', 'Device name cannot be empty.', action);
+    if (!entries.length) entries = repeatList(p, 'DeviceName').map((n) => ({ DeviceName: n, Nickname: '' }));
+    if (!entries.length) return businessError(res, 'iot.device.NoneDeviceNameElement', 'The device name list cannot be empty.', action);
+    entries = entries.slice(0, BATCH_CHECK_MAX); // "data beyond the limit is discarded"
+    const a = { ApplyId: nextApplyId++, ProductKey: p.ProductKey, entries, Status: 'CHECK', stuck: null,
+      checkResult: null, createResult: null, created: [] };
+    applies.set(a.ApplyId, a);
+    batchStats().appliesCreated++;
+    served(action, entries.length);
+    // what is plain from the request at once; the check's verdict comes from QueryBatchRegisterDeviceStatus
+    const seen = new Set();
+    const repeated = [];
+    for (const e of entries) { if (seen.has(e.DeviceName)) repeated.push(e.DeviceName); seen.add(e.DeviceName); }
+    const data = { ApplyId: a.ApplyId,
+      InvalidDeviceNameList: { InvalidDeviceName: entries.filter((e) => !DEVICE_NAME_RE.test(e.DeviceName)).map((e) => e.DeviceName) },
+      InvalidDeviceNicknameList: { InvalidDeviceNickname: entries.filter((e) => e.Nickname && !nicknameValid(e.Nickname)).map((e) => e.Nickname) },
+      RepeatedDeviceNameList: { RepeatDevieNameList: repeated } };
+    count(action, 'Success');
+    send(res, 200, { RequestId: requestId(), Success: true, Data: data });
+    scheduleStage(a, 'check', batchCfg.checkDurationMs);
+  }
+
+  function queryBatchRegisterDeviceStatus(p, res) {
+    const action = 'QueryBatchRegisterDeviceStatus';
+    if (!batchProduct(p, res, action)) return;
+    const a = applyOf(p, res, action);
+    if (!a) return;
+    // lists only for the *_FAILED verdicts; in progress and *_SUCCESS they are empty, as documented
+    const r = a.Status === 'CHECK_FAILED' ? a.checkResult : a.Status === 'CREATE_FAILED' ? a.createResult : null;
+    const data = { Status: a.Status, ValidList: { Name: r ? r.valid.slice() : [] },
+      InvalidList: { Name: r ? r.invalid.map((x) => x.DeviceName) : [] },
+      InvalidDetailList: { invalidDetailList: r ? r.invalid.map((x) => ({ ...x })) : [] } };
+    served(action, data.ValidList.Name.length + data.InvalidList.Name.length);
+    count(action, 'Success');
+    send(res, 200, { RequestId: requestId(), Success: true, Data: data });
+  }
+
+  function batchRegisterDeviceWithApplyId(p, res) {
+    const action = 'BatchRegisterDeviceWithApplyId';
+    if (!batchProduct(p, res, action)) return;
+    const a = applyOf(p, res, action);
+    if (!a) return;
+    if (a.Status !== 'CHECK_SUCCESS') {
+      batchStats().registerRefused++;
+      if (a.Status === 'CREATE') return businessError(res, 'iot.device.CreateDeviceTaskIsRunning', 'The device creation task is still in progress.', action);
+      const why = a.Status === 'CHECK' ? 'the device names are still being checked'
+        : a.Status === 'CHECK_FAILED' ? 'some device names failed the check' : 'the devices were created already';
+      return businessError(res, 'iot.device.IncorrentDeviceApplyInfo', 'The device application information is not correct: ' + why + '.', action);
+    }
+    a.Status = 'CREATE';
+    served(action, a.entries.length);
+    count(action, 'Success');
+    send(res, 200, { RequestId: requestId(), Success: true, Data: { ApplyId: a.ApplyId } });
+    scheduleStage(a, 'create', batchCfg.createDurationMs);
+  }
+
+  function queryPageByApplyId(p, res) {
+    const action = 'QueryPageByApplyId';
+    const a = applyOf({ ApplyId: p.ApplyId }, res, action); // no ProductKey in this action
+    if (!a) return;
+    const int = (v, def) => (v === undefined || v === '' ? def : /^\d{1,9}$/.test(v) ? Number(v) : NaN);
+    const size = int(p.PageSize, PAGE_SIZE_DEFAULT);
+    const page = int(p.CurrentPage, 1);
+    if (!(size >= 1 && size <= PAGE_SIZE_MAX) || !(page >= 1)) {
+      return businessError(res, 'iot.common.InvalidPageParams', 'The specified page size or page number is invalid (PageSize 1..' + PAGE_SIZE_MAX + ', CurrentPage from 1).', action);
+    }
+    if (a.Status === 'CREATE') return businessError(res, 'iot.device.CreateDeviceTaskIsRunning', 'The device creation task is still in progress.', action);
+    if (a.Status !== 'CREATE_SUCCESS' && a.Status !== 'CREATE_FAILED') {
+      return businessError(res, 'iot.device.IncorrentDeviceApplyInfo', 'The device application information is not correct: no devices were created for it yet.', action);
+    }
+    const total = a.created.length;
+    const list = a.created.slice((page - 1) * size, page * size).map((c) => ({ DeviceId: c.DeviceId, DeviceName: c.device.DeviceName,
+      DeviceSecret: c.device.DeviceSecret, IotId: c.device.IotId }));
+    served(action, list.length);
+    count(action, 'Success');
+    send(res, 200, { RequestId: requestId(), Success: true, Page: page, PageSize: size, PageCount: Math.ceil(total / size), Total: total,
+      ApplyDeviceList: { ApplyDeviceInfo: list } });
+  }
+
+  const BATCH_HANDLERS = {
+    BatchQueryDeviceDetail: batchQueryDeviceDetail,
+    BatchCheckDeviceNames: batchCheckDeviceNames,
+    QueryBatchRegisterDeviceStatus: queryBatchRegisterDeviceStatus,
+    BatchRegisterDeviceWithApplyId: batchRegisterDeviceWithApplyId,
+    QueryPageByApplyId: queryPageByApplyId,
+  };
+
+  // From handleCall, after the gateway's checks and the quota: true when it answered.
+  function batchAction(p, res) {
+    if (!Object.prototype.hasOwnProperty.call(BATCH_HANDLERS, p.Action)) return false;
+    BATCH_HANDLERS[p.Action](p, res);
+    return true;
+  }
+
+  function setBatch(f = {}) {
+    if (f.checkDurationMs !== undefined) batchCfg.checkDurationMs = durationOr(f.checkDurationMs, batchCfg.checkDurationMs);
+    if (f.createDurationMs !== undefined) batchCfg.createDurationMs = durationOr(f.createDurationMs, batchCfg.createDurationMs);
+    if (f.stageStuck !== undefined) { batchCfg.stageStuck = stuckOf(f.stageStuck); resumeStuck(); }
+    return batchView();
+  }
+
+  function applyView(a) {
+    return JSON.parse(JSON.stringify({ ApplyId: a.ApplyId, ProductKey: a.ProductKey, Status: a.Status, stuck: a.stuck,
+      DeviceNames: a.entries.map((e) => e.DeviceName), checkResult: a.checkResult, createResult: a.createResult,
+      created: a.created.map((c) => c.device.DeviceName) }));
+  }
+
+  function batchView() {
+    return { ...batchCfg, applies: [...applies.values()].map((a) => ({ ApplyId: a.ApplyId, ProductKey: a.ProductKey, Status: a.Status,
+      names: a.entries.length, stuck: a.stuck })) };
+  }
+
+  // Returns true when it answered the request; /_emulator/faults and /_emulator/reset go on to handleControl.
+  function batchRoute(req, url, body, res) {
+    batchStats();
+    const path = url.pathname;
+    if (path === '/_emulator/batch') {
+      if (req.method === 'GET') {
+        const id = url.searchParams.get('applyId');
+        if (id === null) { send(res, 200, batchView()); return true; }
+        const a = applies.get(Number(id));
+        if (a) send(res, 200, applyView(a)); else send(res, 404, { error: 'no such apply' });
+        return true;
+      }
+      if (req.method !== 'POST') { send(res, 405, { error: 'GET or POST' }); return true; }
+      let f;
+      try { f = JSON.parse(body || '{}'); } catch (e) { send(res, 400, { error: 'bad json' }); return true; }
+      send(res, 200, setBatch(f || {}));
+      return true;
+    }
+    if (req.method === 'POST' && path === '/_emulator/faults') {
+      let f = null;
+      try { f = JSON.parse(body); } catch (e) { f = null; }
+      if (f && typeof f === 'object') setBatch(f);
+    }
+    if (req.method === 'POST' && path === '/_emulator/reset') setBatch({ stageStuck: false });
+    return false;
+  }
+
+  const statsWithoutBatch = api.stats;
+  const closeWithoutBatch = api.close;
+  Object.assign(api, {
+    stats: () => { batchStats(); return statsWithoutBatch(); },
+    close: () => { for (const t of batchTimers) clearTimeout(t); batchTimers.clear(); return closeWithoutBatch(); },
+    // { checkDurationMs, createDurationMs, stageStuck: false | true | 'check' | 'create' }; returns batchConfig()
+    setBatch,
+    batchConfig: batchView,
+    // one apply as the emulator holds it (test support), or null
+    batchApply: (applyId) => { const a = applies.get(Number(applyId)); return a ? applyView(a) : null; },
+  });
+
   return api;
 }
 
 module.exports = { createEmulator, sign, canonicalQuery, percentEncode, parseForm, sha256Hex, canonicalRequestV3, signV3 };
+
+// Documented per-account QPS of the actions emulated (quota stays off unless given: options.quota,
+// POST /_emulator/quota, --quota; pass this or a part of it to enforce them).
+const DOCUMENTED_QPS = Object.freeze({ RegisterDevice: 30, QueryDeviceDetail: 50, BatchQueryDeviceDetail: 5, BatchCheckDeviceNames: 10,
+  QueryBatchRegisterDeviceStatus: 30, BatchRegisterDeviceWithApplyId: 500, QueryPageByApplyId: 50 });
+module.exports.DOCUMENTED_QPS = DOCUMENTED_QPS;
 
 if (require.main === module) {
   const fs = require('fs');
@@ -785,6 +1173,10 @@ if (require.main === module) {
     credentials,
   });
   emu.setLatency(Number(arg('latency-ms', '0')));
+  // batch stages: --check-duration-ms N, --create-duration-ms N, --stage-stuck check|create|both
+  emu.setBatch({ checkDurationMs: arg('check-duration-ms') !== undefined ? Number(arg('check-duration-ms')) : undefined,
+    createDurationMs: arg('create-duration-ms') !== undefined ? Number(arg('create-duration-ms')) : undefined,
+    stageStuck: arg('stage-stuck') });
   emu.listen(Number(arg('port', '0')), arg('host', '127.0.0.1')).then((port) => {
     console.log(JSON.stringify({ emulator: 'listening', port, tls: !!tls }));
   });

@@ -625,3 +625,418 @@ test('V3: a malformed or incomplete Authorization is IncompleteSignature', async
   r = await callV3({ extraHeaders: { 'x-acs-signature-nonce': '' } });
   assert.strictEqual(r.body.Code, 'IncompleteSignature');
 });
+
+// ---- Batch actions: BatchQueryDeviceDetail, BatchCheckDeviceNames, QueryBatchRegisterDeviceStatus,
+// BatchRegisterDeviceWithApplyId, QueryPageByApplyId ----
+
+const { DOCUMENTED_QPS } = require('./emulator.js');
+
+// A batch action signed with signature 1.0, parameters in a POST form body (or GET); undefined values are left out.
+function batchCall(p, action, extra = {}, { method = 'POST', secret = SECRET } = {}) {
+  const q = Object.fromEntries(Object.entries({ Action: action, Format: 'JSON', Version: '2018-01-20', AccessKeyId: ID,
+    SignatureMethod: 'HMAC-SHA1', SignatureVersion: '1.0', SignatureNonce: crypto.randomUUID(), Timestamp: stamp(),
+    RegionId: 'cn-shanghai', ProductKey: 'a1P', ...extra }).filter(([, v]) => v !== undefined));
+  q.Signature = sign(method, q, secret);
+  if (method === 'GET') return httpAt(p, 'GET', '/?' + form(q));
+  return httpAt(p, 'POST', '/', { headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: form(q) });
+}
+
+const names = (list, prefix = 'DeviceName') => Object.fromEntries(list.map((n, i) => [`${prefix}.${i + 1}`, n]));
+const nameList = (list) => Object.fromEntries(list.flatMap((e, i) => {
+  const n = typeof e === 'string' ? { name: e } : e;
+  return [[`DeviceNameList.${i + 1}.DeviceName`, n.name], ...(n.nickname ? [[`DeviceNameList.${i + 1}.DeviceNickname`, n.nickname]] : [])];
+}));
+
+async function statusOf(p, applyId, productKey = 'a1P') {
+  const r = await batchCall(p, 'QueryBatchRegisterDeviceStatus', { ApplyId: String(applyId), ProductKey: productKey });
+  assert.strictEqual(r.json.Success, true, JSON.stringify(r.json));
+  return r.json.Data;
+}
+
+// Polls QueryBatchRegisterDeviceStatus while the stage runs (CHECK / CREATE); returns the last Data.
+async function waitStage(p, applyId, { timeoutMs = 5000 } = {}) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const d = await statusOf(p, applyId);
+    if (d.Status !== 'CHECK' && d.Status !== 'CREATE') return d;
+    if (Date.now() > end) return d;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function batchEmulator(extra = {}) {
+  const e = createEmulator({ accessKeys: { [ID]: { secret: SECRET } }, products: ['a1P', 'a1Q'], checkDurationMs: 60, createDurationMs: 80, ...extra });
+  return { e, p: await e.listen(0) };
+}
+
+test('BatchQueryDeviceDetail: Data.Data[] for the names that exist, in order, with the device fields; refusals', async () => {
+  const { e, p } = await batchEmulator();
+  try {
+    for (const n of ['bq-dev-1', 'bq-dev-2', 'bq-dev-3']) e.preRegister('a1P', n);
+    e.setDeviceStatus('a1P', 'bq-dev-2', 'ONLINE');
+    for (const method of ['POST', 'GET']) {
+      const r = await batchCall(p, 'BatchQueryDeviceDetail', names(['bq-dev-3', 'bq-nobody', 'bq-dev-1', 'bq-dev-2']), { method });
+      assert.deepStrictEqual([r.status, r.json.Success], [200, true], method);
+      assert.ok(r.json.RequestId);
+      const list = r.json.Data.Data;
+      assert.deepStrictEqual(list.map((d) => d.DeviceName), ['bq-dev-3', 'bq-dev-1', 'bq-dev-2'], 'names that do not exist are left out');
+      assert.deepStrictEqual(list.map((d) => d.Status), ['UNACTIVE', 'UNACTIVE', 'ONLINE']);
+      for (const d of list) {
+        assert.deepStrictEqual(Object.keys(d).sort(), ['DeviceName', 'DeviceSecret', 'FirmwareVersion', 'GmtActive', 'GmtCreate', 'IotId', 'Nickname',
+          'NodeType', 'ProductKey', 'ProductName', 'Region', 'Status', 'UtcActive', 'UtcCreate']);
+        assert.strictEqual(d.DeviceSecret, e.device('a1P', d.DeviceName).DeviceSecret);
+        assert.strictEqual(d.IotId, e.device('a1P', d.DeviceName).IotId);
+        assert.strictEqual(d.ProductKey, 'a1P');
+      }
+    }
+    // nothing found is an empty list, not an error
+    let r = await batchCall(p, 'BatchQueryDeviceDetail', names(['bq-nobody']));
+    assert.deepStrictEqual(r.json.Data, { Data: [] });
+    // 100 names at most
+    r = await batchCall(p, 'BatchQueryDeviceDetail', names(Array.from({ length: 100 }, (_, i) => 'bq-dev-' + (i + 1))));
+    assert.strictEqual(r.json.Data.Data.length, 3);
+    r = await batchCall(p, 'BatchQueryDeviceDetail', names(Array.from({ length: 101 }, (_, i) => 'bq-dev-' + (i + 1))));
+    assert.deepStrictEqual([r.status, r.json.Success, r.json.Code], [200, false, 'iot.device.DeviceCountExceeded']);
+    r = await batchCall(p, 'BatchQueryDeviceDetail', { DeviceName: 'bq-dev-1' }); // not DeviceName.1
+    assert.strictEqual(r.json.Code, 'iot.device.NoneDeviceNameElement');
+    r = await batchCall(p, 'BatchQueryDeviceDetail', { ...names(['bq-dev-1']), ProductKey: undefined });
+    assert.strictEqual(r.json.Code, 'iot.prod.NullProductKey');
+    r = await batchCall(p, 'BatchQueryDeviceDetail', { ...names(['bq-dev-1']), ProductKey: 'a1Nobody' });
+    assert.strictEqual(r.json.Code, 'iot.prod.NotExistedProduct');
+    r = await batchCall(p, 'BatchQueryDeviceDetail', { ...names(['bq-dev-1']), ProductKey: 'a1Q' });
+    assert.deepStrictEqual(r.json.Data.Data, [], 'another product');
+    const s = e.stats();
+    assert.strictEqual(s.byAction.BatchQueryDeviceDetail, 9);
+    assert.deepStrictEqual([s.batch.devicesServed.BatchQueryDeviceDetail, s.batch.lastDevicesServed.BatchQueryDeviceDetail, s.batch.maxDevicesServed.BatchQueryDeviceDetail], [9, 0, 3]);
+  } finally {
+    await e.close();
+  }
+});
+
+test('batch actions pass the same gateway checks as the others: signature 1.0 and V3, wrong secret, reused nonce, instance', async () => {
+  emu.preRegister('a1P', 'bq-gw-1');
+  let r = await callV3({ action: 'BatchQueryDeviceDetail', query: { DeviceName: undefined, 'DeviceName.1': 'bq-gw-1' } });
+  assert.deepStrictEqual([r.status, r.body.Success, r.body.Data.Data[0].DeviceName], [200, true, 'bq-gw-1']);
+  r = await callV3({ action: 'BatchCheckDeviceNames', query: { DeviceName: undefined, 'DeviceNameList.1.DeviceName': 'bq-gw-2' } });
+  assert.strictEqual(typeof r.body.Data.ApplyId, 'number');
+  r = await callV3({ action: 'QueryBatchRegisterDeviceStatus', query: { DeviceName: undefined, ApplyId: String(r.body.Data.ApplyId) } });
+  assert.strictEqual(r.body.Data.Status, 'CHECK');
+  r = await callV3({ action: 'BatchQueryDeviceDetail', secret: 'not-the-secret', query: { DeviceName: undefined, 'DeviceName.1': 'bq-gw-1' } });
+  assert.deepStrictEqual([r.status, r.body.Code], [400, 'SignatureDoesNotMatch']);
+  r = await batchCall(port, 'QueryPageByApplyId', { ApplyId: '1' }, { secret: 'not-the-secret' });
+  assert.deepStrictEqual([r.status, r.json.Code], [400, 'SignatureDoesNotMatch']);
+  const nonce = crypto.randomUUID();
+  assert.strictEqual((await callV3({ action: 'BatchQueryDeviceDetail', nonce, query: { DeviceName: undefined, 'DeviceName.1': 'bq-gw-1' } })).status, 200);
+  r = await callV3({ action: 'BatchQueryDeviceDetail', nonce, query: { DeviceName: undefined, 'DeviceName.1': 'bq-gw-1' } });
+  assert.strictEqual(r.body.Code, 'SignatureNonceUsed');
+  const { e, p } = await batchEmulator({ iotInstanceId: 'iot-emu-1' });
+  try {
+    r = await batchCall(p, 'BatchQueryDeviceDetail', names(['x-dev-1']));
+    assert.strictEqual(r.json.Code, 'iot.system.InstanceNotFound');
+    r = await batchCall(p, 'BatchQueryDeviceDetail', { ...names(['x-dev-1']), IotInstanceId: 'iot-emu-1' });
+    assert.strictEqual(r.json.Success, true);
+  } finally {
+    await e.close();
+  }
+});
+
+test('batch registration, the whole flow: check (CHECK → CHECK_SUCCESS), register (CREATE → CREATE_SUCCESS), pages; ordinary devices', async () => {
+  const { e, p } = await batchEmulator();
+  try {
+    const list = Array.from({ length: 120 }, (_, i) => ({ name: `flow-${String(i + 1).padStart(3, '0')}`, nickname: i < 3 ? `灯_${i + 1}` : undefined }));
+    let r = await batchCall(p, 'BatchCheckDeviceNames', nameList(list));
+    assert.deepStrictEqual([r.status, r.json.Success], [200, true]);
+    const applyId = r.json.Data.ApplyId;
+    assert.ok(Number.isSafeInteger(applyId) && applyId > 0, 'ApplyId is an integer');
+    assert.deepStrictEqual(r.json.Data.InvalidDeviceNameList, { InvalidDeviceName: [] });
+    assert.deepStrictEqual(r.json.Data.InvalidDeviceNicknameList, { InvalidDeviceNickname: [] });
+    let d = await statusOf(p, applyId);
+    assert.deepStrictEqual(d, { Status: 'CHECK', ValidList: { Name: [] }, InvalidList: { Name: [] }, InvalidDetailList: { invalidDetailList: [] } });
+    // paging before creation is refused
+    r = await batchCall(p, 'QueryPageByApplyId', { ApplyId: String(applyId) });
+    assert.strictEqual(r.json.Code, 'iot.device.IncorrentDeviceApplyInfo');
+    d = await waitStage(p, applyId);
+    assert.deepStrictEqual(d, { Status: 'CHECK_SUCCESS', ValidList: { Name: [] }, InvalidList: { Name: [] }, InvalidDetailList: { invalidDetailList: [] } },
+      'on success the lists are empty, as documented');
+    assert.strictEqual(e.device('a1P', 'flow-001'), null, 'checking creates nothing');
+
+    r = await batchCall(p, 'BatchRegisterDeviceWithApplyId', { ApplyId: String(applyId) });
+    assert.deepStrictEqual([r.json.Success, r.json.Data], [true, { ApplyId: applyId }]);
+    assert.strictEqual((await statusOf(p, applyId)).Status, 'CREATE');
+    r = await batchCall(p, 'QueryPageByApplyId', { ApplyId: String(applyId) });
+    assert.strictEqual(r.json.Code, 'iot.device.CreateDeviceTaskIsRunning');
+    r = await batchCall(p, 'BatchRegisterDeviceWithApplyId', { ApplyId: String(applyId) });
+    assert.strictEqual(r.json.Code, 'iot.device.CreateDeviceTaskIsRunning');
+    d = await waitStage(p, applyId);
+    assert.deepStrictEqual(d, { Status: 'CREATE_SUCCESS', ValidList: { Name: [] }, InvalidList: { Name: [] }, InvalidDetailList: { invalidDetailList: [] } });
+
+    // pages: top-level Page, PageSize, PageCount, Total and ApplyDeviceList.ApplyDeviceInfo[]
+    const seen = [];
+    for (const page of [1, 2, 3]) {
+      r = await batchCall(p, 'QueryPageByApplyId', { ApplyId: String(applyId), PageSize: '50', CurrentPage: String(page), ProductKey: undefined });
+      assert.strictEqual(r.json.Success, true);
+      assert.strictEqual(r.json.Data, undefined, 'no Data wrapper');
+      assert.deepStrictEqual([r.json.Page, r.json.PageSize, r.json.PageCount, r.json.Total], [page, 50, 3, 120]);
+      const infos = r.json.ApplyDeviceList.ApplyDeviceInfo;
+      assert.strictEqual(infos.length, page < 3 ? 50 : 20);
+      for (const i of infos) {
+        assert.deepStrictEqual(Object.keys(i).sort(), ['DeviceId', 'DeviceName', 'DeviceSecret', 'IotId']);
+        const dev = e.device('a1P', i.DeviceName);
+        assert.deepStrictEqual([i.DeviceSecret, i.IotId], [dev.DeviceSecret, dev.IotId]);
+        seen.push(i.DeviceName);
+      }
+    }
+    assert.deepStrictEqual(seen, list.map((x) => x.name));
+    r = await batchCall(p, 'QueryPageByApplyId', { ApplyId: String(applyId), PageSize: '50', CurrentPage: '4' });
+    assert.deepStrictEqual([r.json.Success, r.json.Page, r.json.Total, r.json.ApplyDeviceList.ApplyDeviceInfo], [true, 4, 120, []]);
+    r = await batchCall(p, 'QueryPageByApplyId', { ApplyId: String(applyId) });
+    assert.deepStrictEqual([r.json.Page, r.json.PageSize, r.json.PageCount, r.json.ApplyDeviceList.ApplyDeviceInfo.length], [1, 10, 12, 10], 'defaults: page 1 of 10');
+    for (const bad of [{ PageSize: '51' }, { PageSize: '0' }, { CurrentPage: '0' }, { PageSize: 'ten' }]) {
+      r = await batchCall(p, 'QueryPageByApplyId', { ApplyId: String(applyId), ...bad });
+      assert.strictEqual(r.json.Code, 'iot.common.InvalidPageParams', JSON.stringify(bad));
+    }
+
+    // ordinary devices: QueryDeviceDetail and BatchQueryDeviceDetail find them, UNACTIVE, nickname kept
+    r = await batchCall(p, 'QueryDeviceDetail', { DeviceName: 'flow-001' });
+    assert.deepStrictEqual([r.json.Success, r.json.Data.Status, r.json.Data.Nickname], [true, 'UNACTIVE', '灯_1']);
+    r = await batchCall(p, 'BatchQueryDeviceDetail', names(['flow-002', 'flow-120']));
+    assert.deepStrictEqual(r.json.Data.Data.map((x) => [x.DeviceName, x.Status, x.Nickname]), [['flow-002', 'UNACTIVE', '灯_2'], ['flow-120', 'UNACTIVE', '']]);
+    // registered once: a second registration and RegisterDevice of the same name are refused
+    r = await batchCall(p, 'BatchRegisterDeviceWithApplyId', { ApplyId: String(applyId) });
+    assert.strictEqual(r.json.Code, 'iot.device.IncorrentDeviceApplyInfo');
+    r = await batchCall(p, 'RegisterDevice', { DeviceName: 'flow-050' });
+    assert.strictEqual(r.json.Code, 'iot.device.AlreadyExistedDeviceName');
+
+    const s = e.stats();
+    for (const a of ['BatchCheckDeviceNames', 'QueryBatchRegisterDeviceStatus', 'BatchRegisterDeviceWithApplyId', 'QueryPageByApplyId']) assert.ok(s.byAction[a] >= 1, a);
+    assert.strictEqual(s.batch.devicesServed.BatchCheckDeviceNames, 120);
+    assert.strictEqual(s.batch.devicesServed.BatchRegisterDeviceWithApplyId, 120);
+    assert.deepStrictEqual([s.batch.devicesCreated, s.batch.appliesCreated, s.batch.stagesEnded.CHECK_SUCCESS, s.batch.stagesEnded.CREATE_SUCCESS], [120, 1, 1, 1]);
+    assert.strictEqual(s.batch.maxDevicesServed.QueryPageByApplyId, 50);
+  } finally {
+    await e.close();
+  }
+});
+
+test('BatchCheckDeviceNames: names malformed, existing, repeated, bad nicknames end in CHECK_FAILED with InvalidList and InvalidDetailList', async () => {
+  const { e, p } = await batchEmulator();
+  try {
+    e.preRegister('a1P', 'chk-exists');
+    const list = ['chk-ok-1', 'ab', 'bad name!', 'chk-exists', 'chk-ok-1', { name: 'chk-ok-2', nickname: 'x' }, { name: 'chk-ok-3', nickname: 'Lamp_3' }];
+    let r = await batchCall(p, 'BatchCheckDeviceNames', nameList(list));
+    assert.strictEqual(r.json.Success, true);
+    const applyId = r.json.Data.ApplyId;
+    // what is plain from the request comes at once
+    assert.deepStrictEqual(r.json.Data.InvalidDeviceNameList, { InvalidDeviceName: ['ab', 'bad name!'] });
+    assert.deepStrictEqual(r.json.Data.InvalidDeviceNicknameList, { InvalidDeviceNickname: ['x'] });
+    assert.deepStrictEqual(r.json.Data.RepeatedDeviceNameList, { RepeatDevieNameList: ['chk-ok-1'] });
+    const d = await waitStage(p, applyId);
+    assert.strictEqual(d.Status, 'CHECK_FAILED');
+    assert.deepStrictEqual(d.ValidList, { Name: ['chk-ok-1', 'chk-ok-3'] });
+    assert.deepStrictEqual(d.InvalidList, { Name: ['ab', 'bad name!', 'chk-exists', 'chk-ok-1', 'chk-ok-2'] });
+    assert.deepStrictEqual(d.InvalidDetailList.invalidDetailList, [
+      { DeviceName: 'ab', ErrorMsg: 'The device name is illegal.', NickName: '' },
+      { DeviceName: 'bad name!', ErrorMsg: 'The device name is illegal.', NickName: '' },
+      { DeviceName: 'chk-exists', ErrorMsg: 'The device name already exists.', NickName: '' },
+      { DeviceName: 'chk-ok-1', ErrorMsg: 'The device name is repeated.', NickName: '' },
+      { DeviceName: 'chk-ok-2', ErrorMsg: 'The nick name is illegal.', NickName: 'x' },
+    ]);
+    r = await batchCall(p, 'BatchRegisterDeviceWithApplyId', { ApplyId: String(applyId) });
+    assert.deepStrictEqual([r.json.Success, r.json.Code], [false, 'iot.device.IncorrentDeviceApplyInfo']);
+    assert.strictEqual(e.device('a1P', 'chk-ok-3'), null);
+    // a name that exists only for another product is free here
+    e.preRegister('a1Q', 'chk-other-product');
+    r = await batchCall(p, 'BatchCheckDeviceNames', names(['chk-other-product']));
+    assert.strictEqual((await waitStage(p, r.json.Data.ApplyId)).Status, 'CHECK_SUCCESS');
+    assert.strictEqual(e.stats().batch.stagesEnded.CHECK_FAILED, 1);
+  } finally {
+    await e.close();
+  }
+});
+
+test('BatchCheckDeviceNames: DeviceNameList wins over DeviceName.N; 10 000 names kept, the rest dropped; empty and incomplete lists refused', async () => {
+  const { e, p } = await batchEmulator({ checkDurationMs: 0 });
+  try {
+    let r = await batchCall(p, 'BatchCheckDeviceNames', { ...names(['win-plain-1', 'win-plain-2']), ...nameList(['win-list-1']) });
+    assert.deepStrictEqual(e.batchApply(r.json.Data.ApplyId).DeviceNames, ['win-list-1']);
+    // N in numeric order, not text order
+    r = await batchCall(p, 'BatchCheckDeviceNames', { 'DeviceName.10': 'ord-10', 'DeviceName.2': 'ord-02', 'DeviceName.1': 'ord-01' });
+    assert.deepStrictEqual(e.batchApply(r.json.Data.ApplyId).DeviceNames, ['ord-01', 'ord-02', 'ord-10']);
+    const many = Array.from({ length: 10001 }, (_, i) => 'many-' + i);
+    r = await batchCall(p, 'BatchCheckDeviceNames', names(many));
+    assert.strictEqual(r.json.Success, true);
+    const a = e.batchApply(r.json.Data.ApplyId);
+    assert.strictEqual(a.DeviceNames.length, 10000);
+    assert.strictEqual(a.DeviceNames[9999], 'many-9999');
+    assert.strictEqual(a.Status, 'CHECK_SUCCESS', 'checkDurationMs 0: checked at once');
+    r = await batchCall(p, 'BatchCheckDeviceNames', {});
+    assert.strictEqual(r.json.Code, 'iot.device.NoneDeviceNameElement');
+    r = await batchCall(p, 'BatchCheckDeviceNames', { 'DeviceNameList.1.DeviceNickname': 'Lamp_1' });
+    assert.strictEqual(r.json.Code, 'iot.device.NullDeviceName');
+    r = await batchCall(p, 'BatchCheckDeviceNames', { ...names(['pk-less']), ProductKey: undefined });
+    assert.strictEqual(r.json.Code, 'iot.prod.NullProductKey');
+    r = await batchCall(p, 'BatchCheckDeviceNames', { ...names(['pk-wrong']), ProductKey: 'a1Nobody' });
+    assert.strictEqual(r.json.Code, 'iot.prod.NotExistedProduct');
+  } finally {
+    await e.close();
+  }
+});
+
+test('BatchRegisterDeviceWithApplyId and the ApplyId: refused before the check succeeded, unknown, malformed, of another product', async () => {
+  const { e, p } = await batchEmulator({ checkDurationMs: 60000 });
+  try {
+    let r = await batchCall(p, 'BatchCheckDeviceNames', names(['early-1', 'early-2']));
+    const applyId = String(r.json.Data.ApplyId);
+    r = await batchCall(p, 'BatchRegisterDeviceWithApplyId', { ApplyId: applyId });
+    assert.deepStrictEqual([r.status, r.json.Success, r.json.Code], [200, false, 'iot.device.IncorrentDeviceApplyInfo']);
+    assert.match(r.json.ErrorMessage, /still being checked/);
+    assert.strictEqual(e.stats().batch.registerRefused, 1);
+    assert.strictEqual((await statusOf(p, applyId)).Status, 'CHECK', 'the refusal changes nothing');
+    r = await batchCall(p, 'BatchRegisterDeviceWithApplyId', { ApplyId: String(Number(applyId) + 1000) });
+    assert.strictEqual(r.json.Code, 'iot.device.DeviceApplyIsNotFound');
+    r = await batchCall(p, 'BatchRegisterDeviceWithApplyId', { ApplyId: 'abc' });
+    assert.strictEqual(r.json.Code, 'iot.device.InvalidFormattedApplyId');
+    r = await batchCall(p, 'BatchRegisterDeviceWithApplyId', {});
+    assert.strictEqual(r.json.Code, 'iot.device.NullApplyId');
+    r = await batchCall(p, 'QueryBatchRegisterDeviceStatus', { ApplyId: applyId, ProductKey: 'a1Q' });
+    assert.strictEqual(r.json.Code, 'iot.device.DeviceApplyIsNotFound', 'the apply belongs to a1P');
+    r = await batchCall(p, 'QueryBatchRegisterDeviceStatus', { ApplyId: applyId, ProductKey: undefined });
+    assert.strictEqual(r.json.Code, 'iot.prod.NullProductKey');
+    r = await batchCall(p, 'QueryPageByApplyId', { ApplyId: '0' });
+    assert.strictEqual(r.json.Code, 'iot.device.DeviceApplyIsNotFound');
+    // the check's duration can be shortened for stages to come (not the running one)
+    e.setBatch({ checkDurationMs: 30 });
+    r = await batchCall(p, 'BatchCheckDeviceNames', names(['later-1']));
+    assert.strictEqual((await waitStage(p, r.json.Data.ApplyId)).Status, 'CHECK_SUCCESS');
+    assert.strictEqual((await statusOf(p, applyId)).Status, 'CHECK');
+  } finally {
+    await e.close();
+  }
+});
+
+test('a name registered between the check and the creation: CREATE_FAILED for it, the others created and paged', async () => {
+  const { e, p } = await batchEmulator({ createDurationMs: 300 });
+  try {
+    let r = await batchCall(p, 'BatchCheckDeviceNames', names(['race-1', 'race-2', 'race-3']));
+    const applyId = r.json.Data.ApplyId;
+    assert.strictEqual((await waitStage(p, applyId)).Status, 'CHECK_SUCCESS');
+    r = await batchCall(p, 'BatchRegisterDeviceWithApplyId', { ApplyId: String(applyId) });
+    assert.strictEqual(r.json.Success, true);
+    r = await batchCall(p, 'RegisterDevice', { DeviceName: 'race-2' }); // during CREATE: names are not reserved
+    assert.strictEqual(r.json.Success, true);
+    const ownSecret = r.json.Data.DeviceSecret;
+    const d = await waitStage(p, applyId);
+    assert.strictEqual(d.Status, 'CREATE_FAILED');
+    assert.deepStrictEqual(d.ValidList, { Name: ['race-1', 'race-3'] });
+    assert.deepStrictEqual(d.InvalidList, { Name: ['race-2'] });
+    assert.deepStrictEqual(d.InvalidDetailList, { invalidDetailList: [{ DeviceName: 'race-2', ErrorMsg: 'The device name already exists.', NickName: '' }] });
+    assert.strictEqual(e.device('a1P', 'race-2').DeviceSecret, ownSecret, 'the device RegisterDevice made is left alone');
+    r = await batchCall(p, 'QueryPageByApplyId', { ApplyId: String(applyId), PageSize: '50' });
+    assert.deepStrictEqual([r.json.Total, r.json.ApplyDeviceList.ApplyDeviceInfo.map((i) => i.DeviceName)], [2, ['race-1', 'race-3']]);
+    assert.deepStrictEqual([e.stats().batch.stagesEnded.CREATE_FAILED, e.stats().batch.devicesCreated], [1, 2]);
+  } finally {
+    await e.close();
+  }
+});
+
+test('a batch stage that never finishes: stageStuck (module, /_emulator/batch, /_emulator/faults), released by turning it off or by reset', async () => {
+  const { e, p } = await batchEmulator({ checkDurationMs: 20, createDurationMs: 20, stageStuck: 'check' });
+  try {
+    let r = await batchCall(p, 'BatchCheckDeviceNames', names(['stuck-1', 'stuck-2']));
+    const applyId = r.json.Data.ApplyId;
+    await new Promise((res) => setTimeout(res, 150));
+    assert.strictEqual((await statusOf(p, applyId)).Status, 'CHECK');
+    let view = (await httpAt(p, 'GET', '/_emulator/batch')).json;
+    assert.deepStrictEqual([view.checkDurationMs, view.createDurationMs, view.stageStuck], [20, 20, 'check']);
+    assert.deepStrictEqual(view.applies, [{ ApplyId: applyId, ProductKey: 'a1P', Status: 'CHECK', names: 2, stuck: 'check' }]);
+    assert.strictEqual(e.stats().batch.stagesStuck, 1);
+    // turned off: the stuck check ends at once
+    view = (await httpAt(p, 'POST', '/_emulator/batch', { body: JSON.stringify({ stageStuck: false }) })).json;
+    assert.strictEqual(view.stageStuck, false);
+    assert.strictEqual((await statusOf(p, applyId)).Status, 'CHECK_SUCCESS');
+    // creation stuck through /_emulator/faults (with its durations), then POST /_emulator/reset releases it
+    assert.strictEqual((await httpAt(p, 'POST', '/_emulator/faults', { body: JSON.stringify({ stageStuck: true, createDurationMs: 10, checkDurationMs: 5 }) })).status, 200);
+    assert.deepStrictEqual((({ checkDurationMs, createDurationMs, stageStuck }) => ({ checkDurationMs, createDurationMs, stageStuck }))(e.batchConfig()),
+      { checkDurationMs: 5, createDurationMs: 10, stageStuck: true });
+    r = await batchCall(p, 'BatchRegisterDeviceWithApplyId', { ApplyId: String(applyId) });
+    assert.strictEqual(r.json.Success, true);
+    await new Promise((res) => setTimeout(res, 100));
+    assert.strictEqual((await statusOf(p, applyId)).Status, 'CREATE');
+    r = await batchCall(p, 'QueryPageByApplyId', { ApplyId: String(applyId) });
+    assert.strictEqual(r.json.Code, 'iot.device.CreateDeviceTaskIsRunning');
+    assert.strictEqual(e.device('a1P', 'stuck-1'), null);
+    assert.strictEqual((await httpAt(p, 'GET', `/_emulator/batch?applyId=${applyId}`)).json.stuck, 'create');
+    assert.strictEqual((await httpAt(p, 'GET', '/_emulator/batch?applyId=1')).status, 404);
+    await httpAt(p, 'POST', '/_emulator/reset');
+    assert.strictEqual(e.batchConfig().stageStuck, false);
+    assert.strictEqual((await statusOf(p, applyId)).Status, 'CREATE_SUCCESS');
+    assert.ok(e.device('a1P', 'stuck-2'));
+    // the module API: only the named stage sticks
+    e.setBatch({ stageStuck: 'create' });
+    r = await batchCall(p, 'BatchCheckDeviceNames', names(['stuck-3']));
+    assert.strictEqual((await waitStage(p, r.json.Data.ApplyId)).Status, 'CHECK_SUCCESS');
+    e.setBatch({ stageStuck: false });
+    const stats = (await httpAt(p, 'GET', '/_emulator/stats')).json;
+    assert.ok(stats.batch && stats.byAction.BatchCheckDeviceNames === 1, 'reset cleared the counters; stats.batch is made again');
+  } finally {
+    await e.close();
+  }
+});
+
+test('quota for batch actions: the documented QPS by action name, enforced per action when set, off by default', async () => {
+  assert.deepStrictEqual(DOCUMENTED_QPS, { RegisterDevice: 30, QueryDeviceDetail: 50, BatchQueryDeviceDetail: 5, BatchCheckDeviceNames: 10,
+    QueryBatchRegisterDeviceStatus: 30, BatchRegisterDeviceWithApplyId: 500, QueryPageByApplyId: 50 });
+  const { e, p } = await batchEmulator({ quota: { BatchQueryDeviceDetail: DOCUMENTED_QPS.BatchQueryDeviceDetail } });
+  try {
+    const codes = [];
+    for (let i = 0; i < 7; i++) {
+      const r = await batchCall(p, 'BatchQueryDeviceDetail', names(['q-dev']));
+      codes.push(r.json.Code || 'ok');
+      if (r.json.Code) assert.deepStrictEqual([r.status, r.json.Message], [503, 'Request was denied due to user flow control.']);
+    }
+    assert.deepStrictEqual(codes, ['ok', 'ok', 'ok', 'ok', 'ok', 'Throttling.User', 'Throttling.User']);
+    // another action has its own quota (none here)
+    for (let i = 0; i < 7; i++) assert.strictEqual((await batchCall(p, 'BatchCheckDeviceNames', names(['q-other-' + i]))).json.Success, true);
+    const s = e.stats();
+    assert.deepStrictEqual([s.throttled, s.byCode['Throttling.User'], s.byAction.BatchQueryDeviceDetail], [2, 2, 7]);
+    // set over the control API: QueryBatchRegisterDeviceStatus at 2 per second
+    await httpAt(p, 'POST', '/_emulator/quota', { body: JSON.stringify({ QueryBatchRegisterDeviceStatus: 2 }) });
+    const out = [];
+    for (let i = 0; i < 3; i++) out.push((await batchCall(p, 'QueryBatchRegisterDeviceStatus', { ApplyId: '1' })).json.Code);
+    assert.deepStrictEqual(out, ['iot.device.DeviceApplyIsNotFound', 'iot.device.DeviceApplyIsNotFound', 'Throttling.User']);
+  } finally {
+    await e.close();
+  }
+  const free = await batchEmulator();
+  try {
+    for (let i = 0; i < 8; i++) assert.strictEqual((await batchCall(free.p, 'BatchQueryDeviceDetail', names(['q-dev']))).json.Success, true);
+  } finally {
+    await free.e.close();
+  }
+});
+
+test('run as a process: --check-duration-ms, --create-duration-ms, --stage-stuck, and the batch control calls', async () => {
+  const { spawn } = require('child_process');
+  const proc = spawn(process.execPath, [require.resolve('./emulator.js'), '--port', '0', '--products', 'a1P',
+    '--check-duration-ms', '10', '--create-duration-ms', '15', '--stage-stuck', 'create', '--quota', 'BatchCheckDeviceNames=10'],
+  { env: { ...process.env, EMULATOR_ACCESS_KEY_ID: ID, EMULATOR_ACCESS_KEY_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    let out = '';
+    const p = await new Promise((resolve, reject) => {
+      proc.stdout.on('data', (d) => { out += d; const m = /"port":(\d+)/.exec(out); if (m) resolve(Number(m[1])); });
+      proc.on('exit', () => reject(new Error('the emulator exited')));
+    });
+    const view = (await httpAt(p, 'GET', '/_emulator/batch')).json;
+    assert.deepStrictEqual([view.checkDurationMs, view.createDurationMs, view.stageStuck], [10, 15, 'create']);
+    const r = await batchCall(p, 'BatchCheckDeviceNames', names(['proc-1']));
+    const applyId = r.json.Data.ApplyId;
+    assert.strictEqual((await waitStage(p, applyId)).Status, 'CHECK_SUCCESS');
+    await batchCall(p, 'BatchRegisterDeviceWithApplyId', { ApplyId: String(applyId) });
+    await new Promise((res) => setTimeout(res, 60));
+    assert.strictEqual((await statusOf(p, applyId)).Status, 'CREATE');
+    await httpAt(p, 'POST', '/_emulator/batch', { body: JSON.stringify({ stageStuck: false }) });
+    assert.strictEqual((await statusOf(p, applyId)).Status, 'CREATE_SUCCESS');
+  } finally {
+    await new Promise((resolve) => { proc.on('close', resolve); proc.kill('SIGTERM'); });
+  }
+});

@@ -99,3 +99,87 @@ test('the official iot20180120 client with STS credentials: token and key id in 
     await emu.close();
   }
 });
+
+test('the official iot20180120 client runs the whole batch flow and gets the shapes its models expect', async () => {
+  const emu = createEmulator({ accessKeys: { LTAIbatch: { secret: 'sdk-batch-secret' } }, products: ['a1P'], checkDurationMs: 50, createDurationMs: 80 });
+  const port = await emu.listen(0);
+  const client = new Iot.default(new Config({ accessKeyId: 'LTAIbatch', accessKeySecret: 'sdk-batch-secret', endpoint: `127.0.0.1:${port}`,
+    protocol: 'http', regionId: 'cn-shanghai' }));
+  // polls QueryBatchRegisterDeviceStatus while a stage runs; returns the body's data (the SDK's model)
+  const settle = async (applyId) => {
+    for (let i = 0; i < 250; i++) {
+      const r = await client.queryBatchRegisterDeviceStatus(new Iot.QueryBatchRegisterDeviceStatusRequest({ productKey: 'a1P', applyId }));
+      assert.strictEqual(r.body.success, true);
+      if (r.body.data.status !== 'CHECK' && r.body.data.status !== 'CREATE') return r.body.data;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    throw new Error('stage did not end');
+  };
+  try {
+    // a check that fails: DeviceName.N (a name that exists, one malformed)
+    emu.preRegister('a1P', 'sdk-batch-exists');
+    let c = await client.batchCheckDeviceNames(new Iot.BatchCheckDeviceNamesRequest({ productKey: 'a1P', deviceName: ['sdk-batch-exists', 'ab', 'sdk-batch-ok'] }));
+    assert.deepStrictEqual(emu.stats().lastV3.query.filter((k) => k.startsWith('DeviceName')), ['DeviceName.1', 'DeviceName.2', 'DeviceName.3']);
+    assert.strictEqual(c.body.success, true);
+    assert.strictEqual(typeof c.body.data.applyId, 'number');
+    assert.deepStrictEqual(c.body.data.invalidDeviceNameList.invalidDeviceName, ['ab']);
+    let d = await settle(c.body.data.applyId);
+    assert.strictEqual(d.status, 'CHECK_FAILED');
+    assert.deepStrictEqual(d.invalidList.name, ['sdk-batch-exists', 'ab']);
+    assert.deepStrictEqual(d.validList.name, ['sdk-batch-ok']);
+    await assert.rejects(client.batchRegisterDeviceWithApplyId(new Iot.BatchRegisterDeviceWithApplyIdRequest({ productKey: 'a1P', applyId: c.body.data.applyId }))
+      .then((r) => { if (!r.body.success) { const e = new Error(r.body.errorMessage); e.code = r.body.code; throw e; } }),
+    (e) => e.code === 'iot.device.IncorrentDeviceApplyInfo');
+
+    // the whole flow: DeviceNameList.N.DeviceName (+ DeviceNickname), check, register, pages, batch query
+    const list = Array.from({ length: 60 }, (_, i) => new Iot.BatchCheckDeviceNamesRequestDeviceNameList({ deviceName: `sdk-batch-${i + 1}`,
+      deviceNickname: i === 0 ? 'Lamp_one' : undefined }));
+    c = await client.batchCheckDeviceNames(new Iot.BatchCheckDeviceNamesRequest({ productKey: 'a1P', deviceNameList: list }));
+    const listKeys = emu.stats().lastV3.query.filter((k) => k.startsWith('DeviceNameList.1.'));
+    assert.deepStrictEqual(listKeys, ['DeviceNameList.1.DeviceName', 'DeviceNameList.1.DeviceNickname'], 'how the SDK serialises the list');
+    const applyId = c.body.data.applyId;
+    assert.ok(Number.isSafeInteger(applyId));
+    d = await settle(applyId);
+    assert.deepStrictEqual([d.status, d.validList.name, d.invalidList.name], ['CHECK_SUCCESS', [], []]);
+    const reg = await client.batchRegisterDeviceWithApplyId(new Iot.BatchRegisterDeviceWithApplyIdRequest({ productKey: 'a1P', applyId }));
+    assert.deepStrictEqual([reg.body.success, reg.body.data.applyId], [true, applyId]);
+    d = await settle(applyId);
+    assert.strictEqual(d.status, 'CREATE_SUCCESS');
+
+    const pages = [];
+    for (const currentPage of [1, 2]) {
+      const pg = await client.queryPageByApplyId(new Iot.QueryPageByApplyIdRequest({ applyId, pageSize: 50, currentPage }));
+      assert.strictEqual(pg.body.success, true);
+      assert.deepStrictEqual([pg.body.page, pg.body.pageSize, pg.body.pageCount, pg.body.total], [currentPage, 50, 2, 60]);
+      for (const info of pg.body.applyDeviceList.applyDeviceInfo) {
+        const dev = emu.device('a1P', info.deviceName);
+        assert.deepStrictEqual([info.deviceSecret, info.iotId], [dev.DeviceSecret, dev.IotId]);
+        assert.strictEqual(typeof info.deviceId, 'string');
+        pages.push(info.deviceName);
+      }
+    }
+    assert.deepStrictEqual(pages, list.map((x) => x.deviceName));
+
+    emu.setDeviceStatus('a1P', 'sdk-batch-2', 'ONLINE');
+    const q = await client.batchQueryDeviceDetail(new Iot.BatchQueryDeviceDetailRequest({ productKey: 'a1P', deviceName: ['sdk-batch-1', 'sdk-batch-nobody', 'sdk-batch-2'] }));
+    assert.strictEqual(q.body.success, true);
+    const rows = q.body.data.data;
+    assert.deepStrictEqual(rows.map((x) => [x.deviceName, x.status, x.nickname]), [['sdk-batch-1', 'UNACTIVE', 'Lamp_one'], ['sdk-batch-2', 'ONLINE', '']]);
+    for (const x of rows) {
+      const dev = emu.device('a1P', x.deviceName);
+      assert.deepStrictEqual([x.deviceSecret, x.iotId, x.productKey, x.nodeType, x.region], [dev.DeviceSecret, dev.IotId, 'a1P', 0, 'cn-shanghai']);
+      assert.ok(x.gmtCreate && x.utcCreate && x.productName !== undefined);
+    }
+    // the same device through QueryDeviceDetail: an ordinary device
+    const one = await client.queryDeviceDetail(new Iot.QueryDeviceDetailRequest({ productKey: 'a1P', deviceName: 'sdk-batch-60' }));
+    assert.deepStrictEqual([one.body.data.status, one.body.data.deviceSecret], ['UNACTIVE', emu.device('a1P', 'sdk-batch-60').DeviceSecret]);
+
+    const stats = emu.stats();
+    assert.strictEqual(stats.bySignature.v1, 0);
+    assert.deepStrictEqual([stats.byAction.BatchCheckDeviceNames, stats.byAction.BatchRegisterDeviceWithApplyId, stats.byAction.QueryPageByApplyId,
+      stats.byAction.BatchQueryDeviceDetail], [2, 2, 2, 1]);
+    assert.strictEqual(stats.batch.devicesCreated, 60);
+  } finally {
+    await emu.close();
+  }
+});

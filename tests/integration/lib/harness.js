@@ -162,12 +162,15 @@ function canConnect(port) {
 // The emulator in a process of its own, driven over its control API: for tests whose timing
 // must not suffer from this process's event loop (spawning hundreds of clients stalls it).
 // The same methods as the in-process emulator, but async.
-async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota, credentials = {} }) {
+async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota, credentials = {}, batch = {} }) {
   const args = [path.join(__dirname, '../../emulator/emulator.js'), '--port', '0', '--products', PRODUCT_KEY];
   if (quota) args.push('--quota', Object.entries(quota).map(([k, v]) => `${k}=${v}`).join(','));
   // the emulator's credential services (options.credentials); the OIDC token goes by environment
   const credFlags = { roleName: '--role-name', roleArn: '--role-arn', oidcProviderArn: '--oidc-provider-arn', ttlS: '--credential-ttl-s', uriPath: '--credentials-uri-path' };
   for (const [k, flag] of Object.entries(credFlags)) if (credentials[k] !== undefined) args.push(flag, String(credentials[k]));
+  // batch stages (options checkDurationMs, createDurationMs, stageStuck: true | 'check' | 'create')
+  const batchFlags = { checkDurationMs: '--check-duration-ms', createDurationMs: '--create-duration-ms', stageStuck: '--stage-stuck' };
+  for (const [k, flag] of Object.entries(batchFlags)) if (batch[k] !== undefined && batch[k] !== false) args.push(flag, batch[k] === true ? 'both' : String(batch[k]));
   const credEnv = credentials.oidcToken ? { EMULATOR_OIDC_TOKEN: credentials.oidcToken } : {};
   const proc = spawn(process.execPath, args, { env: { ...process.env, EMULATOR_ACCESS_KEY_ID: accessKeyId, EMULATOR_ACCESS_KEY_SECRET: accessKeySecret, ...credEnv }, stdio: ['ignore', 'pipe', 'inherit'] });
   live.add(proc);
@@ -204,6 +207,10 @@ async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota, creden
     issuedCredentials: () => call('GET', '/_emulator/issued-credentials'),
     credentialStats: () => call('GET', '/_emulator/stats').then((s) => s && s.credentials),
     allIssuedSecrets: () => call('GET', '/_emulator/issued-secrets'),
+    // batch actions (see emulator.js, "Batch actions"): stage durations, the stuck-stage switch, one apply
+    setBatch: (cfg) => call('POST', '/_emulator/batch', cfg),
+    batchConfig: () => call('GET', '/_emulator/batch'),
+    batchApply: (applyId) => call('GET', `/_emulator/batch?applyId=${encodeURIComponent(applyId)}`),
     close: () => new Promise((resolve) => { proc.on('close', resolve); proc.kill('SIGTERM'); }),
   };
 }
@@ -225,7 +232,8 @@ async function startEnv({ brokerEnv = {}, shareWith = null, plugin: pluginPath =
   const emuOptions = { accessKeys: { [accessKeyId]: { secret: accessKeySecret } }, products: [PRODUCT_KEY], ...emulator, tls: emuTls };
   let emu;
   if (shareWith) emu = shareWith.emu;
-  else emu = emulatorProcess ? await startRemoteEmulator({ accessKeyId, accessKeySecret, quota: emulator.quota, credentials: emulator.credentials }) : createEmulator(emuOptions);
+  else emu = emulatorProcess ? await startRemoteEmulator({ accessKeyId, accessKeySecret, quota: emulator.quota, credentials: emulator.credentials,
+    batch: { checkDurationMs: emulator.checkDurationMs, createDurationMs: emulator.createDurationMs, stageStuck: emulator.stageStuck } }) : createEmulator(emuOptions);
   const emuPort = shareWith ? shareWith.emuPort : emulatorProcess ? emu.port : await emu.listen(0);
   const retiredSecrets = [];
   const port = await freePort();
