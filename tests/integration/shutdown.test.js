@@ -8,6 +8,8 @@ const h = require('./lib/harness');
 test('SIGTERM with 30 requests in flight and 30 queued: clean, prompt exit', async () => {
   const env = await h.startEnv({ pluginOptions: { max_inflight: 30 } });
   try {
+    // the start-up check takes an in-flight slot while it runs: let it finish first
+    for (let i = 0; i < 200 && !/platform check: /.test(env.broker.log()); i++) await h.sleep(50);
     env.emu.setLatency(5000);
     const ids = Array.from({ length: 60 }, (_, i) => `dev-sd-${String(i).padStart(3, '0')}`);
     const pending = ids.map((id) => env.rr(id, { timeoutS: 8 }));
