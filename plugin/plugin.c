@@ -44,6 +44,8 @@
 #define REPLY_QOS_ERROR 0
 /* While work is pending, ask 2.1 for a tick this soon (it may otherwise sleep for hours). */
 #define PENDING_TICK_MS 10
+/* the broker ticks at least every 100 ms on 2.0, and 2.1 is asked to while work is pending */
+#define NO_TICK_WARN_S 5
 /* A random is refused for the same deviceId for a day; at most this many are remembered. */
 #define REPLAY_WINDOW_S (24 * 3600)
 #define REPLAY_MAX_ENTRIES 200000
@@ -89,6 +91,8 @@ struct bootstrap_plugin {
 	enum platform_check check_reported;
 	char check_detail_reported[200];
 	bool curl_ready;
+	time_t last_tick_s;   /* replies go out from the tick: a broker that never ticks cannot answer */
+	bool no_tick_warned;
 };
 
 /* Client ids are chosen by clients: what reaches a log or audit line is short and printable. */
@@ -286,6 +290,17 @@ static bool bootstrap__route(struct bootstrap_plugin *p, const mosquitto_propert
 	return false;
 }
 
+/* Replies go out from the tick. Work pending and no tick for a while means they never will:
+ * 2.1 idles for hours without work, never with it (the plugin asks for ticks). Checked from
+ * the events that do come. */
+static void bootstrap__check_ticking(struct bootstrap_plugin *p, time_t now)
+{
+	if(p->no_tick_warned || jobs__outstanding(p->jobs) == 0 || now - p->last_tick_s <= NO_TICK_WARN_S) return;
+	mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": the broker has not ticked for %ld s, so replies cannot go out: "
+			"per_listener_settings true on Mosquitto 2.0.11-2.0.14 stops MOSQ_EVT_TICK; set it false", (long)(now - p->last_tick_s));
+	p->no_tick_warned = true;
+}
+
 static int bootstrap__on_message(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_message *ed = event_data;
@@ -302,6 +317,7 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 	(void)event;
 	if(!ed->topic || strcmp(ed->topic, p->cfg.request_topic)) return MOSQ_ERR_SUCCESS;
 	ed->retain = false; /* a request is never kept for later subscribers */
+	bootstrap__check_ticking(p, now);
 	metrics__request(&p->metrics);
 	requester = mosquitto_client_id(ed->client);
 	address = mosquitto_client_address(ed->client);
@@ -571,7 +587,8 @@ static int bootstrap__on_tick(int event, void *event_data, void *userdata)
 	struct job_result *r, *next;
 
 	(void)event;
-	bootstrap__report_worker(p, time(NULL));
+	p->last_tick_s = time(NULL);
+	bootstrap__report_worker(p, p->last_tick_s);
 	bootstrap__publish_metrics(p, time(NULL));
 	for(r = jobs__take_results(p->jobs); r; r = next){
 		next = r->next;
@@ -617,6 +634,7 @@ static int bootstrap__on_disconnect(int event, void *event_data, void *userdata)
 
 	(void)event;
 	if(client_id) jobs__connection_ended(p->jobs, client_id, ed->client);
+	bootstrap__check_ticking(p, time(NULL));
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -704,6 +722,7 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	p = calloc(1, sizeof(*p));
 	if(!p) return MOSQ_ERR_NOMEM;
 	p->id = identifier;
+	p->last_tick_s = time(NULL);
 	config__init(&p->cfg);
 	for(int i = 0; i < opt_count; i++){
 		if(config__set(&p->cfg, opts[i].key, opts[i].value, err, sizeof(err))){

@@ -62,3 +62,13 @@ test('bad acl', () => expectRefusal({ pluginOptions: { acl: 'open' } }, /plugin_
 
 test('a product secret file readable by others is refused, and not echoed', () => expectSecretFileRefused('product_secret_file',
   'PRODUCT-SECRET-VALUE\n', 0o640, (f) => ({ pluginOptions: { product_secret_file: f } })));
+
+test('per_listener_settings true on 2.0.11 stops the broker\'s tick: the plugin says so once requests wait', async () => {
+  await h.withEnv({ globalConfig: 'per_listener_settings true' }, async (env) => {
+    const r = await env.rr('dev-notick-1', { timeoutS: 7 });
+    assert.strictEqual(r.reply, null, 'no reply can go out without the tick');
+    for (let i = 0; i < 40 && !/has not ticked/.test(env.broker.log()); i++) await h.sleep(50);
+    assert.match(env.broker.log(), /mosquitto_bootstrap: the broker has not ticked for \d+ s, so replies cannot go out: per_listener_settings true/);
+    assert.strictEqual((env.broker.log().match(/has not ticked/g) || []).length, 1, 'said once');
+  });
+});

@@ -222,7 +222,7 @@ async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota, creden
 // plugin: a .so other than the build's (e.g. one unpacked from the .deb).
 // shareWith: another environment whose emulator, credentials and ProductSecret this broker
 // uses too (several brokers on one account, as behind a load balancer).
-async function startEnv({ brokerEnv = {}, shareWith = null, plugin: pluginPath = null, pluginOptions = {}, emulator = {}, emulatorProcess = false, noPlugin = false, logTypes = ['all'], credentials = 'env', credentialsOverride = {}, requestAuth = 'sign', extraConfig = '', expectFailure = false } = {}) {
+async function startEnv({ globalConfig = '', brokerEnv = {}, shareWith = null, plugin: pluginPath = null, pluginOptions = {}, emulator = {}, emulatorProcess = false, noPlugin = false, logTypes = ['all'], credentials = 'env', credentialsOverride = {}, requestAuth = 'sign', extraConfig = '', expectFailure = false } = {}) {
   const plugin = pluginPath || requirePlugin();
   const dir = makeWorkdir();
   const accessKeyId = shareWith ? shareWith.accessKeyId : 'LTAI' + crypto.randomBytes(8).toString('hex');
@@ -268,6 +268,7 @@ async function startEnv({ brokerEnv = {}, shareWith = null, plugin: pluginPath =
     opts.credentials_file = f;
   }
   const lines = [
+    globalConfig, // options Mosquitto wants before any listener
     `listener ${port} 127.0.0.1`,
     'allow_anonymous true',
     'persistence false',
