@@ -678,9 +678,28 @@ const char *platform__check_name(enum platform_check check)
 	return "?";
 }
 
+/* What to fix for a refused check, by a word in the platform's code: the first row that matches
+ * the outcome and the code wins; a row without a word matches any code. */
+static const struct {
+	bool auth;          /* PLATFORM_AUTH, else a business refusal */
+	const char *word;
+	const char *fix;
+} check_fixes[] = {
+	{true, "Permission", "grant the RAM identity iot:QueryDeviceDetail and iot:RegisterDevice"},
+	{true, "Forbidden", "grant the RAM identity iot:QueryDeviceDetail and iot:RegisterDevice"},
+	{true, "SecurityToken", "the STS token is wrong or expired: check the credentials source"},
+	{true, "TimeStamp", "this machine's clock is off: synchronise it (NTP)"},
+	{true, "Timestamp", "this machine's clock is off: synchronise it (NTP)"},
+	{true, NULL, "check the AccessKey id and secret"},
+	{false, "NotExistedProduct", "check plugin_opt_product_key (and the region: a product lives in one)"},
+	{false, "Productkey", "check plugin_opt_product_key (and the region: a product lives in one)"},
+	{false, "Instance", "check plugin_opt_iot_instance_id (Enterprise and new public instances need it)"},
+	{false, NULL, "see the platform's error code"},
+};
+
 enum platform_check platform__check_answer(const struct platform_answer *a, char *detail, size_t len)
 {
-	const char *fix;
+	bool auth = a->outcome == PLATFORM_AUTH;
 
 	detail[0] = '\0';
 	switch(a->outcome){
@@ -691,29 +710,14 @@ enum platform_check platform__check_answer(const struct platform_answer *a, char
 		case PLATFORM_UNAVAILABLE:
 			snprintf(detail, len, "the platform answered %s", a->code[0] ? a->code : "without a usable answer");
 			return PLATFORM_CHECK_UNREACHABLE;
-		case PLATFORM_AUTH:
-			if(strstr(a->code, "Permission") || strstr(a->code, "Forbidden")){
-				fix = "grant the RAM identity iot:QueryDeviceDetail and iot:RegisterDevice";
-			}else if(strstr(a->code, "SecurityToken")){
-				fix = "the STS token is wrong or expired: check the credentials source";
-			}else if(strstr(a->code, "TimeStamp") || strstr(a->code, "Timestamp")){
-				fix = "this machine's clock is off: synchronise it (NTP)";
-			}else{
-				fix = "check the AccessKey id and secret";
-			}
-			break;
-		case PLATFORM_REFUSED:
-		case PLATFORM_ALREADY_EXISTS:
 		default:
-			if(strstr(a->code, "NotExistedProduct") || strstr(a->code, "Productkey")){
-				fix = "check plugin_opt_product_key (and the region: a product lives in one)";
-			}else if(strstr(a->code, "InstanceNotFound") || strstr(a->code, "Instance")){
-				fix = "check plugin_opt_iot_instance_id (Enterprise and new public instances need it)";
-			}else{
-				fix = "see the platform's error code";
-			}
 			break;
 	}
-	snprintf(detail, len, "%s: %s", a->code[0] ? a->code : "refused", fix);
+	for(size_t i = 0; i < sizeof(check_fixes) / sizeof(check_fixes[0]); i++){
+		if(check_fixes[i].auth == auth && (!check_fixes[i].word || strstr(a->code, check_fixes[i].word))){
+			snprintf(detail, len, "%s: %s", a->code[0] ? a->code : "refused", check_fixes[i].fix);
+			break;
+		}
+	}
 	return PLATFORM_CHECK_REFUSED;
 }

@@ -297,6 +297,30 @@ static void test_flow_register_then_query(void)
 	CHECK(flow.triple.device_secret[0] == '\0');
 }
 
+/* The start-up check: what counts as accepted, and what it tells an operator to fix. */
+static void test_check_answer(void)
+{
+	struct platform_answer a;
+	char detail[200];
+
+	ANSWER("QueryDeviceDetail", 200, "{\"Success\":false,\"Code\":\"iot.device.NotExistedDevice\"}", &a);
+	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_OK && detail[0] == '\0');
+	ANSWER("QueryDeviceDetail", 404, "{\"Code\":\"InvalidAccessKeyId.NotFound\"}", &a);
+	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED);
+	CHECK_STR(detail, "InvalidAccessKeyId.NotFound: check the AccessKey id and secret");
+	ANSWER("QueryDeviceDetail", 200, "{\"Success\":false,\"Code\":\"iot.common.RamActionPermissionDeny\"}", &a);
+	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED);
+	CHECK(strstr(detail, "iot:QueryDeviceDetail") != NULL);
+	ANSWER("QueryDeviceDetail", 400, "{\"Code\":\"InvalidTimeStamp.Expired\"}", &a);
+	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED && strstr(detail, "clock") != NULL);
+	ANSWER("QueryDeviceDetail", 200, "{\"Success\":false,\"Code\":\"iot.prod.NotExistedProduct\"}", &a);
+	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED && strstr(detail, "plugin_opt_product_key") != NULL);
+	ANSWER("QueryDeviceDetail", 200, "{\"Success\":false,\"Code\":\"iot.system.InstanceNotFound\"}", &a);
+	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED && strstr(detail, "plugin_opt_iot_instance_id") != NULL);
+	ANSWER("QueryDeviceDetail", 503, "{\"Code\":\"ServiceUnavailable\"}", &a);
+	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_UNREACHABLE);
+}
+
 static void test_flow_optional_params(void)
 {
 	struct bootstrap_config cfg = flow_config();
@@ -560,6 +584,7 @@ int main(void)
 	RUN(test_answer_code_is_sanitised);
 	RUN(test_flow_register_then_query);
 	RUN(test_flow_optional_params);
+	RUN(test_check_answer);
 	RUN(test_flow_errors_are_final);
 	RUN(test_existing_device_policy);
 	RUN(test_query_first_flow);
