@@ -232,11 +232,6 @@ done:
 	return rc;
 }
 
-static int source__set(char **dst, const char *value)
-{
-	return value && !(*dst = strdup(value)) ? -1 : 0;
-}
-
 int credentials__resolve(const char *credentials_file, credentials_getenv_fn get_env,
 		struct credentials_source *out, char *err, size_t errlen)
 {
@@ -254,9 +249,9 @@ int credentials__resolve(const char *credentials_file, credentials_getenv_fn get
 	if(env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_ID") && env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET")){
 		out->kind = CREDENTIALS_STATIC;
 		out->origin = "environment";
-		rc = source__set(&out->key.access_key_id, env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_ID"))
-			| source__set(&out->key.access_key_secret, env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET"))
-			| source__set(&out->key.security_token, env__get(get_env, "ALIBABA_CLOUD_SECURITY_TOKEN"));
+		rc = string__copy(&out->key.access_key_id, env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_ID"))
+			| string__copy(&out->key.access_key_secret, env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET"))
+			| string__copy(&out->key.security_token, env__get(get_env, "ALIBABA_CLOUD_SECURITY_TOKEN"));
 		goto done;
 	}
 	/* 2. OIDC, as ACK's RRSA injects it */
@@ -264,10 +259,10 @@ int credentials__resolve(const char *credentials_file, credentials_getenv_fn get
 			&& env__get(get_env, "ALIBABA_CLOUD_OIDC_TOKEN_FILE")){
 		out->kind = CREDENTIALS_OIDC;
 		out->origin = "environment (OIDC)";
-		rc = source__set(&out->role_arn, env__get(get_env, "ALIBABA_CLOUD_ROLE_ARN"))
-			| source__set(&out->oidc_provider_arn, env__get(get_env, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"))
-			| source__set(&out->oidc_token_file, env__get(get_env, "ALIBABA_CLOUD_OIDC_TOKEN_FILE"))
-			| source__set(&out->role_session_name, env__get(get_env, "ALIBABA_CLOUD_ROLE_SESSION_NAME"));
+		rc = string__copy(&out->role_arn, env__get(get_env, "ALIBABA_CLOUD_ROLE_ARN"))
+			| string__copy(&out->oidc_provider_arn, env__get(get_env, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"))
+			| string__copy(&out->oidc_token_file, env__get(get_env, "ALIBABA_CLOUD_OIDC_TOKEN_FILE"))
+			| string__copy(&out->role_session_name, env__get(get_env, "ALIBABA_CLOUD_ROLE_SESSION_NAME"));
 		goto done;
 	}
 	/* 3. the INI file: the one named, else ~/.alibabacloud/credentials if there is one */
@@ -281,14 +276,14 @@ int credentials__resolve(const char *credentials_file, credentials_getenv_fn get
 	if(env__get(get_env, "ALIBABA_CLOUD_ECS_METADATA")){
 		out->kind = CREDENTIALS_ECS_RAM_ROLE;
 		out->origin = "environment (ECS RAM role)";
-		rc = source__set(&out->role_name, env__get(get_env, "ALIBABA_CLOUD_ECS_METADATA"));
+		rc = string__copy(&out->role_name, env__get(get_env, "ALIBABA_CLOUD_ECS_METADATA"));
 		goto done;
 	}
 	/* 5. a credentials URI */
 	if(env__get(get_env, "ALIBABA_CLOUD_CREDENTIALS_URI")){
 		out->kind = CREDENTIALS_URI;
 		out->origin = "environment (credentials URI)";
-		rc = source__set(&out->uri, env__get(get_env, "ALIBABA_CLOUD_CREDENTIALS_URI"));
+		rc = string__copy(&out->uri, env__get(get_env, "ALIBABA_CLOUD_CREDENTIALS_URI"));
 		goto done;
 	}
 	text__error(err, errlen, "no platform credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
@@ -341,7 +336,6 @@ int credentials__provider_reset(struct credentials_provider *cp, const struct cr
 		cp->detail[0] = '\0';
 	}else{
 		/* what we have stays in use until the new source delivers; now is when it is due */
-		cp->expires_s = cp->current.access_key_id ? cp->expires_s : 0;
 		cp->obtained_s = 0;
 		cp->state = cp->current.access_key_id ? CREDENTIALS_RENEWING : CREDENTIALS_FETCHING;
 	}
