@@ -20,6 +20,8 @@ struct audit_entry {
 	const char *code;       /* "ok" or the error code the device got */
 	const char *device;     /* "new", "existing" or NULL when unknown */
 	const char *request_id; /* the platform's RequestId, or NULL */
+	const char *action;     /* the platform action whose answer settled it (a batch action's
+	                         * RequestId is the same for every device that call served), or NULL */
 	long duration_ms;
 };
 

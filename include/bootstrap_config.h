@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "bootstrap_actions.h"
 #include "bootstrap_auth.h"
 #include "bootstrap_credentials.h"
 
@@ -44,6 +45,12 @@ enum reply_encryption {
 	REPLY_ENCRYPTION_DEFAULT = 0, /* not set: config__finish makes it ON with sign, else OFF */
 	REPLY_ENCRYPTION_ON,
 	REPLY_ENCRYPTION_OFF,         /* in the clear: for listeners where every device uses TLS */
+};
+
+/* Whether waiting requests are coalesced into the platform's batch actions. */
+enum batching_mode {
+	BATCHING_AUTO = 0, /* whenever that beats single calls */
+	BATCHING_OFF,
 };
 
 /* How platform requests are signed. */
@@ -78,10 +85,11 @@ struct bootstrap_config {
 	int max_queue;
 	long http_timeout_ms;
 	long request_deadline_ms; /* retries of one device's flow stop after this long */
-	double register_qps;      /* RegisterDevice calls/s this broker may make */
-	double register_burst;
-	double query_qps;         /* QueryDeviceDetail calls/s */
-	double query_burst;
+	/* calls/s this broker may make, per action (platform_actions[]: register_qps, query_qps,
+	 * batch_query_qps, ...), and how many may go at once after a quiet spell */
+	double qps[PLATFORM_ACTIONS];
+	double burst[PLATFORM_ACTIONS];
+	enum batching_mode batching;
 	int wakeup_port;          /* loopback listener the worker pokes when results are ready; 0 off */
 	char *sts_endpoint;          /* after config__finish: STS for AssumeRole(WithOIDC) */
 	char *ecs_metadata_endpoint; /* after config__finish: the ECS metadata service */

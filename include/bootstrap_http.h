@@ -4,7 +4,8 @@
  * TLS always verified. Used by a single thread (the worker), except http__wakeup(). */
 #include <stddef.h>
 
-#define HTTP_MAX_BODY (64 * 1024)
+/* a batch registration's status lists up to 10 000 names */
+#define HTTP_MAX_BODY (2 * 1024 * 1024)
 
 struct http_client;
 

@@ -4,12 +4,18 @@
  *
  * Broker thread: jobs__submit() a deviceId, later jobs__take_results() and publish them.
  * Worker thread (owned here): runs each job's register-or-query flow over HTTP, at most
- * max_inflight at once, each action paced by its own token bucket (the account quota), in
- * FIFO order per action. Transient failures (transport, 5xx, unreadable, throttling) are
- * retried with full-jitter backoff until the job's deadline; every attempt is a new request
- * (new nonce, new timestamp). The two threads meet only in mutex-protected lists and counters;
- * the lock is never held across I/O. A deviceId already queued or in flight is not queued
- * again: it will get the answer already on its way.
+ * max_inflight calls at once, each action paced by its own quota (bootstrap_quota.h), in FIFO
+ * order per action. With batching auto, waiting jobs are coalesced into batch calls whenever
+ * that beats single calls: lookups into BatchQueryDeviceDetail (up to 100 names), a backlog
+ * of new names that single RegisterDevice calls would not clear soon into a batch
+ * registration (check, poll, register, poll, pages); a lone device still gets single calls.
+ * Transient failures (transport, 5xx, unreadable, throttling) are retried with full-jitter
+ * backoff until the job's deadline; every attempt is a new request (new nonce, new timestamp).
+ * A batch the platform refuses (a missing RAM grant) turns that kind of batching off until
+ * the credentials change; a batch registration that stalls or that the platform forgets hands
+ * its devices back to single calls. The two threads meet only in mutex-protected lists and
+ * counters; the lock is never held across I/O. A deviceId already queued or in flight is not
+ * queued again: it will get the answer already on its way.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,6 +24,7 @@
 #include "bootstrap_config.h"
 #include "bootstrap_credentials.h"
 #include "bootstrap_platform.h"
+#include "bootstrap_request.h"
 
 struct jobs;
 
@@ -43,11 +50,15 @@ struct reply_route {
 
 /* Who owns what: route is the broker thread's from submission to freeing (the worker never
  * reads it). flow is the worker's from submission until the result is handed back through the
- * done list (under the lock), then the broker thread's. */
+ * done list (under the lock), then the broker thread's. device_id is written before the
+ * hand-off and only read after. */
 struct job_result {
 	struct job_result *next;
-	struct platform_flow flow; /* state FLOW_DONE: result, triple or message, retry_after */
-	struct reply_route route;  /* the latest request's, owned by the job */
+	/* NULL until the request reaches the platform (a queued request costs no flow), and in a
+	 * finished result only when it could not be allocated: then the answer is internal */
+	struct platform_flow *flow; /* state FLOW_DONE: result, triple or message, retry_after */
+	struct reply_route route;   /* the latest request's, owned by the job */
+	char device_id[DEVICE_NAME_MAX + 1];
 };
 
 void jobs__route_free(struct reply_route *route);
@@ -76,11 +87,16 @@ void jobs__result_free(struct job_result *result);
 /* What a platform call came to, for metrics. */
 enum call_outcome {
 	CALL_OK, CALL_EXISTS, CALL_NOT_EXISTS, CALL_AUTH, CALL_REFUSED, CALL_THROTTLED, CALL_UNAVAILABLE, CALL_TRANSPORT,
+	CALL_NOT_YET, /* a batch registration's stage was still running */
 	CALL_OUTCOMES
 };
 
 struct jobs_stats {
-	unsigned long long calls_by[2][CALL_OUTCOMES]; /* [0] RegisterDevice, [1] QueryDeviceDetail */
+	unsigned long long calls_by[PLATFORM_ACTIONS][CALL_OUTCOMES];
+	unsigned long long devices_by[PLATFORM_ACTIONS]; /* devices the calls' answers carried */
+	bool batching_refused[PLATFORM_ACTIONS]; /* a batch action refused: single calls instead */
+	char batching_detail[160]; /* the platform's code for the last refusal; "" */
+	unsigned long long applies, applies_abandoned; /* batch registrations started, handed back */
 	size_t waiting;            /* queued for a token or a free slot, or backing off */
 	size_t inflight;           /* HTTP requests on the wire */
 	unsigned long long calls;  /* platform calls made */

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "bootstrap_actions.h"
 #include "bootstrap_config.h"
 #include "bootstrap_reply.h"
 
@@ -58,6 +59,9 @@ void platform__timestamp(time_t now, char out[21]);
 
 /* What an answer from the platform means for the flow. */
 enum platform_outcome {
+	/* batch registration only */
+	PLATFORM_APPLY_LOST = -2, /* the platform no longer knows the ApplyId (it restarted, or it expired) */
+	PLATFORM_NOT_YET = -1,    /* the stage asked about is still running */
 	PLATFORM_SUCCESS,        /* triple filled in */
 	PLATFORM_ALREADY_EXISTS, /* RegisterDevice: the name is taken */
 	PLATFORM_NOT_EXISTS,     /* QueryDeviceDetail: no such device */
@@ -67,17 +71,45 @@ enum platform_outcome {
 	PLATFORM_UNAVAILABLE,    /* 5xx, internal error, unreadable or incomplete answer */
 };
 
+/* What a batch answer says about one device (or name). */
+enum platform_device_kind {
+	DEVICE_FOUND = 0, /* its details (BatchQueryDeviceDetail, QueryPageByApplyId) */
+	DEVICE_VALID,     /* QueryBatchRegisterDeviceStatus: the name passed the stage */
+	DEVICE_EXISTS,    /* ... failed it because a device of that name exists */
+	DEVICE_INVALID,   /* ... failed it for another reason */
+};
+
+struct platform_device {
+	enum platform_device_kind kind;
+	char name[40];
+	struct device_triple triple; /* DEVICE_FOUND; a page carries no ProductKey */
+	char status[16];             /* DEVICE_FOUND by BatchQueryDeviceDetail */
+	char reason[64];             /* DEVICE_EXISTS, DEVICE_INVALID: the platform's ErrorMsg, printable */
+};
+
+/* An answer lists at most this many devices (a check takes 10 000 names); more is unusable. */
+#define PLATFORM_MAX_ANSWER_DEVICES 20000
+
 struct platform_answer {
 	enum platform_outcome outcome;
 	struct device_triple triple;
 	char status[16];      /* QueryDeviceDetail's Status (UNACTIVE, ONLINE, OFFLINE, DISABLE), or "" */
 	char code[64];        /* the platform's Code, printable ASCII only, "" if none */
 	char request_id[48];  /* the platform's RequestId, for logs */
+	/* batch actions */
+	char apply_id[24];    /* BatchCheckDeviceNames, BatchRegisterDeviceWithApplyId */
+	char stage[24];       /* QueryBatchRegisterDeviceStatus: CHECK, CHECK_SUCCESS, ... */
+	long page_count, total; /* QueryPageByApplyId */
+	struct platform_device *devices; /* malloc'd, ndevices of them; platform__answer_cleanup() */
+	size_t ndevices;
 };
 
-/* Classifies an HTTP answer to action. Never trusts the body: bounded, type-checked. */
-void platform__parse_answer(const char *action, long http_status, const char *body, size_t len,
+/* Classifies an HTTP answer to action and reads it as the action's row says. Never trusts the
+ * body: bounded, type-checked. Release with platform__answer_cleanup(). */
+void platform__parse_answer(enum platform_action action, long http_status, const char *body, size_t len,
 		struct platform_answer *answer);
+/* Wipes the secrets an answer holds and frees its device list. */
+void platform__answer_cleanup(struct platform_answer *answer);
 
 /* One register-or-query flow for a device. */
 enum platform_flow_state {
@@ -98,7 +130,19 @@ struct platform_flow {
 	char message[128];    /* for the device */
 	char detail[128];     /* for the log only: what exactly failed (e.g. curl's TLS error) */
 	char request_id[48];  /* the platform's RequestId of the last answer, for the log */
+	enum platform_action answered_by; /* the action whose answer came last: a batch one when a
+	                                   * batch call served the device */
 	int retry_after;
+};
+
+/* One call: a single device's (names[0]), a batch's (names[0..count-1] as DeviceName.N), an
+ * ApplyId's, or a page of it (page from 1, PageSize the action's per_call). */
+struct platform_call {
+	enum platform_action action;
+	const char *const *names;
+	size_t count;
+	const char *apply_id;
+	long page;
 };
 
 /* A signed HTTP request ready to send: POST body (none: empty) to url with headers.
@@ -118,6 +162,12 @@ void platform__flow_init(struct platform_flow *flow, const char *device_name, en
  * BOOTSTRAP_INTERNAL; req holds nothing to free). */
 int platform__flow_request(struct platform_flow *flow, const struct bootstrap_config *cfg,
 		time_t now, struct platform_http_request *req);
+
+/* Builds the signed request for any call, with a new nonce and timestamp for now. 0 or -1. */
+int platform__call_request(const struct bootstrap_config *cfg, const struct platform_call *call,
+		time_t now, struct platform_http_request *req);
+/* The action the flow's current step calls. */
+enum platform_action platform__flow_action(const struct platform_flow *flow);
 
 /* Wipes (Authorization and x-acs-security-token are secrets for as long as they are valid, a
  * V1 body may carry the token) and frees what req holds; req is then empty. */

@@ -9,8 +9,16 @@
  * evenly at the full rate into one second. Pacing this much under the quota absorbs ~30 ms. */
 #define QUOTA_PACING 0.97
 
+/* The platform counts the calls that arrived in the last second; a call is only sent when the
+ * call floor(qps) calls before it went out longer ago than this. */
+#define QUOTA_WINDOW_MS 1030
+/* The window is tracked for quotas up to this many calls a second; above, pacing alone. */
+#define QUOTA_WINDOW_MAX 512
+
 /* A token bucket whose rate is cut in half when the platform throttles (another client shares
- * the account) and grows back by a tenth of the configured rate per quiet second. */
+ * the account) and grows back by a tenth of the configured rate per quiet second; and the send
+ * times of the last floor(qps) calls, so that no second ever holds more calls than the quota,
+ * whatever the burst (5 calls/s cannot afford the bucket's slack of one and a half). */
 struct token_bucket {
 	double configured;  /* calls/s the account allows this broker */
 	double rate;        /* calls/s currently paced at */
@@ -18,6 +26,9 @@ struct token_bucket {
 	double tokens;
 	int64_t last_ms;
 	int64_t last_throttle_ms;
+	int window;         /* floor(qps) calls per QUOTA_WINDOW_MS; 0: not tracked */
+	int window_next;    /* the oldest of the last window send times */
+	int64_t sent_ms[QUOTA_WINDOW_MAX];
 };
 
 void quota__init(struct token_bucket *b, double qps, double burst, int64_t now_ms);

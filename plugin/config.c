@@ -29,8 +29,6 @@
 #define DEFAULT_HTTP_TIMEOUT_MS 5000
 #define DEFAULT_REQUEST_DEADLINE_MS 30000
 /* The platform's per-account quotas (RegisterDevice 30/s, QueryDeviceDetail 50/s). */
-#define DEFAULT_REGISTER_QPS 30.0
-#define DEFAULT_QUERY_QPS 50.0
 #define DEFAULT_BURST 1.0
 #define DEFAULT_METRICS_INTERVAL_S 10 /* Mosquitto's own sys_interval default */
 #define OPTION_VALUE_MAX 1024
@@ -85,10 +83,10 @@ void config__init(struct bootstrap_config *cfg)
 	cfg->http_timeout_ms = DEFAULT_HTTP_TIMEOUT_MS;
 	cfg->request_deadline_ms = DEFAULT_REQUEST_DEADLINE_MS;
 	cfg->metrics_interval = DEFAULT_METRICS_INTERVAL_S;
-	cfg->register_qps = DEFAULT_REGISTER_QPS;
-	cfg->register_burst = DEFAULT_BURST;
-	cfg->query_qps = DEFAULT_QUERY_QPS;
-	cfg->query_burst = DEFAULT_BURST;
+	for(int a = 0; a < PLATFORM_ACTIONS; a++){
+		cfg->qps[a] = platform_actions[a].quota_qps;
+		cfg->burst[a] = DEFAULT_BURST;
+	}
 }
 
 /* A decimal number within [min, max]: rates may be fractions when brokers split a quota. */
@@ -161,7 +159,8 @@ struct config_option {
 /* OPTION_WORD writes the enum through an int */
 _Static_assert(sizeof(enum request_auth) == sizeof(int) && sizeof(enum existing_devices) == sizeof(int)
 		&& sizeof(enum acl_mode) == sizeof(int) && sizeof(enum flow_strategy) == sizeof(int)
-		&& sizeof(enum reply_encryption) == sizeof(int) && sizeof(enum signature_version) == sizeof(int),
+		&& sizeof(enum reply_encryption) == sizeof(int) && sizeof(enum signature_version) == sizeof(int)
+		&& sizeof(enum batching_mode) == sizeof(int),
 		"option enums are int-sized");
 
 static const struct option_word signature_version_words[] = {
@@ -178,6 +177,9 @@ static const struct option_word existing_devices_words[] = {
 };
 static const struct option_word acl_words[] = {
 	{"strict", ACL_STRICT}, {"defer", ACL_DEFER}, {NULL, 0},
+};
+static const struct option_word batching_words[] = {
+	{"auto", BATCHING_AUTO}, {"off", BATCHING_OFF}, {NULL, 0},
 };
 static const struct option_word strategy_words[] = {
 	{"auto", STRATEGY_AUTO}, {"register_first", STRATEGY_REGISTER_FIRST}, {"query_first", STRATEGY_QUERY_FIRST}, {NULL, 0},
@@ -218,14 +220,25 @@ static const struct config_option options[] = {
 		.refusal = "is not a number from 100 to 120000"},
 	{"request_deadline_ms", OPTION_LONG, CFG_FIELD(request_deadline_ms, long), .min = 100, .max = 3600000,
 		.refusal = "is not a number from 100 to 3600000"},
-	{"register_qps", OPTION_DOUBLE, CFG_FIELD(register_qps, double), .min = 0.01, .max = 10000,
+	{"register_qps", OPTION_DOUBLE, CFG_FIELD(qps[ACTION_REGISTER], double), .min = 0.01, .max = 10000,
 		.refusal = "is not a rate from 0.01 to 10000 calls per second"},
-	{"register_burst", OPTION_DOUBLE, CFG_FIELD(register_burst, double), .min = 1, .max = 10000,
+	{"register_burst", OPTION_DOUBLE, CFG_FIELD(burst[ACTION_REGISTER], double), .min = 1, .max = 10000,
 		.refusal = "is not a number of calls from 1 to 10000"},
-	{"query_qps", OPTION_DOUBLE, CFG_FIELD(query_qps, double), .min = 0.01, .max = 10000,
+	{"query_qps", OPTION_DOUBLE, CFG_FIELD(qps[ACTION_QUERY], double), .min = 0.01, .max = 10000,
 		.refusal = "is not a rate from 0.01 to 10000 calls per second"},
-	{"query_burst", OPTION_DOUBLE, CFG_FIELD(query_burst, double), .min = 1, .max = 10000,
+	{"query_burst", OPTION_DOUBLE, CFG_FIELD(burst[ACTION_QUERY], double), .min = 1, .max = 10000,
 		.refusal = "is not a number of calls from 1 to 10000"},
+	{"batching", OPTION_WORD, CFG_FIELD(batching, enum batching_mode), .words = batching_words},
+	{"batch_query_qps", OPTION_DOUBLE, CFG_FIELD(qps[ACTION_BATCH_QUERY], double), .min = 0.01, .max = 10000,
+		.refusal = "is not a rate from 0.01 to 10000 calls per second"},
+	{"batch_check_qps", OPTION_DOUBLE, CFG_FIELD(qps[ACTION_BATCH_CHECK], double), .min = 0.01, .max = 10000,
+		.refusal = "is not a rate from 0.01 to 10000 calls per second"},
+	{"batch_status_qps", OPTION_DOUBLE, CFG_FIELD(qps[ACTION_BATCH_STATUS], double), .min = 0.01, .max = 10000,
+		.refusal = "is not a rate from 0.01 to 10000 calls per second"},
+	{"batch_register_qps", OPTION_DOUBLE, CFG_FIELD(qps[ACTION_BATCH_REGISTER], double), .min = 0.01, .max = 10000,
+		.refusal = "is not a rate from 0.01 to 10000 calls per second"},
+	{"batch_page_qps", OPTION_DOUBLE, CFG_FIELD(qps[ACTION_BATCH_PAGE], double), .min = 0.01, .max = 10000,
+		.refusal = "is not a rate from 0.01 to 10000 calls per second"},
 	{"sts_endpoint", OPTION_STRING, CFG_FIELD(sts_endpoint, char *), .check = NULL}, /* a URL, checked by config__finish */
 	{"ecs_metadata_endpoint", OPTION_STRING, CFG_FIELD(ecs_metadata_endpoint, char *), .check = NULL},
 	{"strategy", OPTION_WORD, CFG_FIELD(strategy, enum flow_strategy), .words = strategy_words},

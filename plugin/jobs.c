@@ -30,17 +30,43 @@
 #define CHECK_RETRY_MIN_MS 2000
 #define CHECK_RETRY_MAX_MS 60000
 
+/* Batching. Fewer waiting lookups than this go as single calls: one device waits for nobody. */
+#define BATCH_MIN 2
+/* What a batch registration takes before one has been seen (check, register, pages); then the
+ * average of those seen. It decides how much of a backlog single RegisterDevice calls keep. */
+#define APPLY_ESTIMATE_MS 5000.0
+#define APPLY_ESTIMATE_WEIGHT 0.3
+#define APPLIES_MAX 8
+/* fewer new names than a page are not worth a batch registration's five calls */
+#define APPLY_MIN_NAMES 50
+/* a stage is asked about every quarter of its age so far, within these bounds */
+#define APPLY_POLL_MIN_MS 200
+#define APPLY_POLL_MAX_MS 2000
+/* An apply hands its devices back to single calls this long before the first one's deadline,
+ * or when it has taken this many times the estimate (a stage that never finishes). */
+#define APPLY_MARGIN_MS 2000
+#define APPLY_STALL_FACTOR 3
+#define APPLY_STALL_MIN_MS 10000
+/* names that passed a failed check are checked again, this often at most */
+#define APPLY_ROUNDS_MAX 3
+/* pages of one apply: PageSize 50 for at most 10 000 names, with room for a platform that
+ * pages differently */
+#define APPLY_PAGES_MAX 1000
+enum { PAGE_UNSENT = 0, PAGE_SENT, PAGE_DONE };
+/* batch calls on the wire at once (their tags live in one array) */
+#define BATCH_CALLS_MAX 256
+
 struct job {
 	struct job_result result; /* first: results are handed out as pointers to it */
-	struct job *queue_next;   /* submit queue (under the lock), then an action queue (worker) */
+	struct job *queue_next;   /* submit queue (under the lock), then a worker queue */
 	struct job *bucket_next;  /* deviceId index, broker thread only */
-	uint32_t hash;            /* broker thread only, like device_id */
-	char device_id[DEVICE_NAME_MAX + 1]; /* the index's key: the worker has its own in the flow */
-	int64_t deadline_ms;      /* worker: no new attempt after this; set at the first call, so
-	                           * waiting in the queue (bounded by max_queue) does not count */
+	uint32_t hash;            /* broker thread only, like result.device_id */
+	bool single_only;         /* worker: a batch could not serve it: single calls from now on */
+	int attempt;              /* worker */
+	int64_t deadline_ms;      /* worker: no new attempt after this; set when it first reaches the
+	                           * platform, so waiting in the queue (bounded by max_queue) does not count */
 	int64_t due_ms;           /* worker: when a backed-off job may try again */
 	int64_t submitted_ms;     /* set by the broker thread before the hand-off, then read-only */
-	int attempt;
 };
 
 /* The start-up check (bootstrap_platform.h), worker thread only. */
@@ -60,6 +86,31 @@ struct job_fifo {
 	size_t count;
 };
 
+/* Jobs served together, worker thread only: the names of one BatchQueryDeviceDetail (a
+ * lookup), or a batch registration (an apply: check, poll, register, poll, pages). */
+struct batch {
+	struct batch *next;          /* the applies under way */
+	enum platform_action action; /* the call it makes next; BatchQueryDeviceDetail: a lookup */
+	struct job **jobs;           /* sorted by deviceId; NULL where a job has left */
+	size_t njobs, live;
+	char apply_id[24];
+	char request_id[48];         /* the platform's RequestId of the answer that settled a device */
+	long page_count;             /* -1 until the first page tells */
+	unsigned char *pages;        /* per page: PAGE_UNSENT, PAGE_SENT, PAGE_DONE */
+	int calls;                   /* on the wire */
+	int attempt;                 /* of its current call */
+	int rounds;                  /* checks of these names */
+	bool abandoned;              /* handed back: its answers no longer count */
+	int64_t due_ms, started_ms, give_up_ms;
+};
+
+/* The tag of a batch call on the wire: tags inside calls[] are batch calls. */
+struct batch_call {
+	struct batch *batch; /* NULL: free */
+	enum platform_action action;
+	long page;
+};
+
 struct jobs {
 	pthread_t thread;
 	bool thread_started;
@@ -76,21 +127,32 @@ struct jobs {
 	struct credentials_provider creds; /* keeps cfg->creds current */
 	struct startup_check check;
 	struct http_client *http;
-	struct job_fifo fresh;      /* new requests: the strategy picks their first call at dispatch */
-	struct job_fifo waiting[2]; /* later steps and retries, by action: FLOW_REGISTER, FLOW_QUERY */
+	struct job_fifo fresh;      /* new requests, no flow yet: the strategy picks their first call */
+	struct job_fifo waiting[2]; /* later steps and retries, by action: ACTION_REGISTER, ACTION_QUERY */
+	struct job_fifo single[2];  /* the same for jobs a batch could not serve */
 	double existing_share;
-	struct token_bucket bucket[2];
+	bool share_known;           /* an answer has told whether a device existed */
+	bool probing;               /* a first lookup batch is out to learn that */
+	struct token_bucket bucket[PLATFORM_ACTIONS];
 	struct job **retry_heap;    /* min-heap on due_ms */
 	size_t retry_count, retry_cap;
 	int inflight;
+	struct batch *applies;
+	int napplies;
+	size_t in_batches;          /* jobs in lookups and applies */
+	double apply_estimate_ms;
+	struct batch_call batch_calls[BATCH_CALLS_MAX];
+	bool refused[PLATFORM_ACTIONS]; /* batch actions the platform refused: not used again ... */
+	unsigned refused_generation;    /* ... until the credentials change */
+	char refused_detail[160];
 	struct job_result *finished_head, *finished_tail;
-	unsigned long long calls, retries, throttled;
-	unsigned long long calls_by[2][CALL_OUTCOMES];
+	unsigned long long calls, retries, throttled, applies_started, applies_abandoned;
+	unsigned long long calls_by[PLATFORM_ACTIONS][CALL_OUTCOMES];
+	unsigned long long devices_by[PLATFORM_ACTIONS];
 	struct waker *waker;
 
 	/* broker thread only: every job submitted and not yet taken back, by deviceId */
 	size_t capacity;                        /* max_queue + max_inflight */
-	enum existing_devices existing_policy;
 	struct job **buckets;
 	size_t nbuckets;
 	size_t outstanding;
@@ -117,7 +179,10 @@ void jobs__route_free(struct reply_route *route)
 
 static void job__free(struct job *job)
 {
-	platform__flow_wipe(&job->result.flow);
+	if(job->result.flow){
+		platform__flow_wipe(job->result.flow);
+		free(job->result.flow);
+	}
 	jobs__route_free(&job->result.route);
 	free(job);
 }
@@ -151,6 +216,27 @@ static struct job *fifo__pop(struct job_fifo *q)
 	job->queue_next = NULL;
 	q->count--;
 	return job;
+}
+
+/* Detaches the last n jobs of q (n <= count) as a list, oldest first. */
+static struct job *fifo__cut_tail(struct job_fifo *q, size_t n)
+{
+	struct job *before = NULL, *cut;
+
+	if(n == 0) return NULL;
+	if(n >= q->count){
+		cut = q->head;
+		q->head = q->tail = NULL;
+		q->count = 0;
+		return cut;
+	}
+	before = q->head;
+	for(size_t i = 1; i < q->count - n; i++) before = before->queue_next;
+	cut = before->queue_next;
+	before->queue_next = NULL;
+	q->tail = before;
+	q->count -= n;
+	return cut;
 }
 
 static int heap__push(struct jobs *jobs, struct job *job)
@@ -206,23 +292,80 @@ static bool worker__query_first(const struct jobs *jobs)
 
 static void worker__finish(struct jobs *jobs, struct job *job)
 {
-	const struct platform_flow *flow = &job->result.flow;
-
-	/* what this device teaches about the fleet, where the answer told whether it existed */
-	if(platform__flow_existence_known(flow)){
-		jobs->existing_share += EXISTING_SHARE_WEIGHT * ((flow->existing ? 1.0 : 0.0) - jobs->existing_share);
-	}
-
 	job->result.next = NULL;
 	if(jobs->finished_tail) jobs->finished_tail->next = &job->result;
 	else jobs->finished_head = &job->result;
 	jobs->finished_tail = &job->result;
 }
 
-/* The job's flow needs its next call: it waits for its action's token. */
-static void worker__enqueue(struct jobs *jobs, struct job *job)
+/* The job reaches the platform: its flow, starting with a query or a registration, and its
+ * deadline. NULL when out of memory: the job is then finished (an internal error). */
+static struct platform_flow *job__start(struct jobs *jobs, struct job *job, bool query_first, int64_t now)
 {
-	fifo__push(&jobs->waiting[job->result.flow.state == FLOW_QUERY], job);
+	if(job->result.flow) return job->result.flow;
+	job->result.flow = malloc(sizeof(*job->result.flow));
+	if(!job->result.flow){
+		worker__finish(jobs, job);
+		return NULL;
+	}
+	platform__flow_init(job->result.flow, job->result.device_id, jobs->cfg->existing_devices, query_first);
+	job->deadline_ms = now + jobs->cfg->request_deadline_ms;
+	return job->result.flow;
+}
+
+/* The queue of the call the job's flow needs next. */
+static struct job_fifo *job__queue(struct jobs *jobs, const struct job *job)
+{
+	int a = platform__flow_action(job->result.flow) == ACTION_QUERY;
+
+	return job->single_only ? &jobs->single[a] : &jobs->waiting[a];
+}
+
+/* A device's answer from any call: the flow takes it, the strategy learns from a first
+ * answer whether devices exist, and the job finishes or waits for its next call. */
+static void job__answer(struct jobs *jobs, struct job *job, enum platform_action action, const struct platform_answer *answer)
+{
+	struct platform_flow *flow = job->result.flow;
+	bool was_query = flow->state == FLOW_QUERY;
+
+	flow->answered_by = action;
+	jobs->devices_by[action]++;
+	platform__flow_answer(flow, answer);
+	if(flow->steps == 1){
+		int existing = -1;
+		switch(answer->outcome){
+			case PLATFORM_SUCCESS: existing = was_query; break;
+			case PLATFORM_ALREADY_EXISTS: existing = 1; break;
+			case PLATFORM_NOT_EXISTS: existing = 0; break;
+			default: break;
+		}
+		if(existing >= 0){
+			jobs->existing_share += EXISTING_SHARE_WEIGHT * (existing - jobs->existing_share);
+			jobs->share_known = true;
+		}
+	}
+	if(flow->state == FLOW_DONE){
+		worker__finish(jobs, job);
+	}else{
+		job->attempt = 0; /* a new step starts its own backoff */
+		fifo__push(job__queue(jobs, job), job);
+	}
+}
+
+static enum call_outcome call__outcome(enum platform_outcome o)
+{
+	switch(o){
+		case PLATFORM_SUCCESS: return CALL_OK;
+		case PLATFORM_ALREADY_EXISTS: return CALL_EXISTS;
+		case PLATFORM_NOT_EXISTS: return CALL_NOT_EXISTS;
+		case PLATFORM_AUTH: return CALL_AUTH;
+		case PLATFORM_REFUSED: return CALL_REFUSED;
+		case PLATFORM_THROTTLED: return CALL_THROTTLED;
+		case PLATFORM_APPLY_LOST: return CALL_REFUSED;
+		case PLATFORM_NOT_YET: return CALL_NOT_YET;
+		case PLATFORM_UNAVAILABLE: break;
+	}
+	return CALL_UNAVAILABLE;
 }
 
 /* Starts a signed platform request; the caller wipes and frees req. 0 or -1. */
@@ -239,7 +382,7 @@ static int worker__post(struct jobs *jobs, const struct platform_http_request *r
 static void worker__send(struct jobs *jobs, struct job *job, int64_t now)
 {
 	struct platform_http_request req;
-	struct platform_flow *flow = &job->result.flow;
+	struct platform_flow *flow = job->result.flow;
 	int64_t left = job->deadline_ms - now;
 	long timeout = jobs->cfg->http_timeout_ms;
 	int rc;
@@ -276,9 +419,483 @@ static void worker__retry_or_fail(struct jobs *jobs, struct job *job, const char
 			return;
 		}
 	}
-	platform__flow_fail(&job->result.flow, why, detail);
+	platform__flow_fail(job->result.flow, why, detail);
 	worker__finish(jobs, job);
 }
+
+/* ---- batches ---- */
+
+static int job__cmp(const void *a, const void *b)
+{
+	const struct job *x = *(struct job *const *)a, *y = *(struct job *const *)b;
+	return strcmp(x->result.device_id, y->result.device_id);
+}
+
+/* The batch's job for a name the platform answered with; NULL when it is not (or no longer) in it. */
+static struct job **batch__find(struct batch *b, const char *name)
+{
+	size_t lo = 0, hi = b->njobs;
+
+	while(lo < hi){
+		size_t mid = (lo + hi) / 2;
+		int c;
+		/* a job that left keeps its slot (NULL): look at the nearest live one */
+		size_t m = mid;
+		while(m < hi && !b->jobs[m]) m++;
+		if(m == hi){
+			hi = mid;
+			continue;
+		}
+		c = strcmp(name, b->jobs[m]->result.device_id);
+		if(c == 0) return &b->jobs[m];
+		if(c < 0) hi = mid;
+		else lo = m + 1;
+	}
+	return NULL;
+}
+
+/* A batch of the jobs in list (n of them, linked by queue_next), each with its flow started. */
+static struct batch *batch__new(struct jobs *jobs, enum platform_action action, struct job *list, size_t n, bool query_first, int64_t now)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+	struct job *next;
+
+	if(b) b->jobs = malloc((n ? n : 1) * sizeof(*b->jobs));
+	if(!b || !b->jobs){
+		free(b);
+		/* out of memory: the jobs go on as single calls */
+		for(; list; list = next){
+			next = list->queue_next;
+			if(job__start(jobs, list, query_first, now)) fifo__push_front(job__queue(jobs, list), list);
+		}
+		return NULL;
+	}
+	b->action = action;
+	b->page_count = -1;
+	b->started_ms = now;
+	for(; list; list = next){
+		next = list->queue_next;
+		list->queue_next = NULL;
+		if(job__start(jobs, list, query_first, now)) b->jobs[b->njobs++] = list;
+	}
+	b->live = b->njobs;
+	jobs->in_batches += b->live;
+	qsort(b->jobs, b->njobs, sizeof(*b->jobs), job__cmp);
+	return b;
+}
+
+/* The job leaves the batch (its slot stays, NULL). */
+static struct job *batch__take(struct jobs *jobs, struct batch *b, struct job **slot)
+{
+	struct job *job = *slot;
+
+	*slot = NULL;
+	b->live--;
+	jobs->in_batches--;
+	return job;
+}
+
+/* The batch's i-th job goes back to the front of its queue, for a single call or another batch. */
+static void batch__requeue(struct jobs *jobs, struct batch *b, size_t i)
+{
+	struct job *job = batch__take(jobs, b, &b->jobs[i]);
+
+	fifo__push_front(job__queue(jobs, job), job);
+}
+
+static void batch__free(struct batch *b)
+{
+	if(!b) return;
+	free(b->pages);
+	free(b->jobs);
+	free(b);
+}
+
+/* The platform refused a batch action (a RAM grant missing, a limit we do not know of): that
+ * kind of batching stops until the credentials change; its devices go on as single calls. */
+static void batching__refuse(struct jobs *jobs, enum platform_action action, const struct platform_answer *answer)
+{
+	enum platform_action first = action == ACTION_BATCH_QUERY ? ACTION_BATCH_QUERY : ACTION_BATCH_CHECK;
+	enum platform_action last = action == ACTION_BATCH_QUERY ? ACTION_BATCH_QUERY : ACTION_BATCH_PAGE;
+
+	for(int a = first; a <= (int)last; a++) jobs->refused[a] = true;
+	jobs->refused_generation = jobs->creds.generation;
+	snprintf(jobs->refused_detail, sizeof(jobs->refused_detail), "%s answered %s", platform_actions[action].name,
+			answer && answer->code[0] ? answer->code : "without a usable answer");
+}
+
+static bool batching__on(const struct jobs *jobs, enum platform_action action)
+{
+	return jobs->cfg->batching == BATCHING_AUTO && !jobs->refused[action];
+}
+
+/* Sends the batch's call; false when it could not (no free tag, no memory). */
+static bool batch__post(struct jobs *jobs, struct batch *b, enum platform_action action, long page, int64_t now)
+{
+	const char **names = NULL;
+	struct platform_http_request req;
+	struct batch_call *call = NULL;
+	struct platform_call pc = { .action = action, .apply_id = b->apply_id[0] ? b->apply_id : NULL, .page = page };
+	bool ok = false;
+
+	(void)now;
+	for(size_t i = 0; i < BATCH_CALLS_MAX; i++){
+		if(!jobs->batch_calls[i].batch){
+			call = &jobs->batch_calls[i];
+			break;
+		}
+	}
+	if(!call) return false;
+	if(action == ACTION_BATCH_QUERY || action == ACTION_BATCH_CHECK){
+		if(!(names = malloc((b->live ? b->live : 1) * sizeof(*names)))) return false;
+		for(size_t i = 0; i < b->njobs; i++){
+			if(b->jobs[i]) names[pc.count++] = b->jobs[i]->result.device_id;
+		}
+		pc.names = names;
+	}
+	if(platform__call_request(jobs->cfg, &pc, time(NULL), &req) == 0){
+		*call = (struct batch_call){ .batch = b, .action = action, .page = page };
+		if(worker__post(jobs, &req, jobs->cfg->http_timeout_ms, call) == 0){
+			b->calls++;
+			jobs->calls++;
+			ok = true;
+		}else{
+			call->batch = NULL;
+		}
+		platform__http_request_free(&req);
+	}
+	free(names);
+	return ok;
+}
+
+/* A lookup: up to 100 jobs from q in one BatchQueryDeviceDetail. query_first: fresh jobs,
+ * whose flows start here. The token is taken. */
+static void lookup__send(struct jobs *jobs, struct job_fifo *q, int64_t now)
+{
+	size_t n = q->count < (size_t)platform_actions[ACTION_BATCH_QUERY].per_call ? q->count : (size_t)platform_actions[ACTION_BATCH_QUERY].per_call;
+	struct job *list = NULL, **tail = &list;
+	struct batch *b;
+
+	for(size_t i = 0; i < n; i++){
+		struct job *job = fifo__pop(q);
+		*tail = job;
+		tail = &job->queue_next;
+	}
+	b = batch__new(jobs, ACTION_BATCH_QUERY, list, n, true, now);
+	if(!b) return;
+	if(b->live == 0 || !batch__post(jobs, b, ACTION_BATCH_QUERY, 0, now)){
+		/* nothing to send, or it could not go: single calls */
+		for(size_t i = 0; i < b->njobs; i++){
+			if(b->jobs[i]) batch__requeue(jobs, b, i);
+		}
+		batch__free(b);
+	}
+}
+
+static void lookup__answer(struct jobs *jobs, struct batch *b, const struct http_result *r, const struct platform_answer *answer, int64_t now)
+{
+	char why[96];
+
+	if(answer->outcome == PLATFORM_SUCCESS){
+		struct platform_answer one;
+		/* the found ones get their details, the others are not there */
+		for(size_t i = 0; i < answer->ndevices; i++){
+			struct job **slot = batch__find(b, answer->devices[i].name);
+			if(!slot) continue;
+			memset(&one, 0, sizeof(one));
+			one.outcome = PLATFORM_SUCCESS;
+			one.triple = answer->devices[i].triple;
+			memcpy(one.status, answer->devices[i].status, sizeof(one.status));
+			memcpy(one.request_id, answer->request_id, sizeof(one.request_id));
+			job__answer(jobs, batch__take(jobs, b, slot), ACTION_BATCH_QUERY, &one);
+			OPENSSL_cleanse(&one.triple, sizeof(one.triple));
+		}
+		memset(&one, 0, sizeof(one));
+		one.outcome = PLATFORM_NOT_EXISTS;
+		memcpy(one.request_id, answer->request_id, sizeof(one.request_id));
+		for(size_t i = 0; i < b->njobs; i++){
+			if(b->jobs[i]) job__answer(jobs, batch__take(jobs, b, &b->jobs[i]), ACTION_BATCH_QUERY, &one);
+		}
+		return;
+	}
+	if(answer->outcome == PLATFORM_AUTH || answer->outcome == PLATFORM_REFUSED){
+		batching__refuse(jobs, ACTION_BATCH_QUERY, answer);
+		for(size_t i = 0; i < b->njobs; i++){
+			if(b->jobs[i]) batch__requeue(jobs, b, i);
+		}
+		return;
+	}
+	/* transient: every device backs off on its own and is batched again */
+	if(r->error) snprintf(why, sizeof(why), "the platform could not be reached: %s", r->error);
+	else snprintf(why, sizeof(why), "the platform kept answering %s", answer->code[0] ? answer->code : "without a usable answer");
+	for(size_t i = 0; i < b->njobs; i++){
+		if(b->jobs[i]) worker__retry_or_fail(jobs, batch__take(jobs, b, &b->jobs[i]), why, r->error ? r->detail : NULL, now);
+	}
+}
+
+/* Stage polls: every quarter of the stage's age so far, within bounds. */
+static int64_t apply__poll_ms(const struct batch *b, int64_t now)
+{
+	int64_t age = (now - b->started_ms) / 4;
+
+	return age < APPLY_POLL_MIN_MS ? APPLY_POLL_MIN_MS : age > APPLY_POLL_MAX_MS ? APPLY_POLL_MAX_MS : age;
+}
+
+/* The apply hands every device it still holds back to single RegisterDevice calls (a device it
+ * created meanwhile answers AlreadyExists, then QueryDeviceDetail: right either way). */
+static void apply__abandon(struct jobs *jobs, struct batch *b)
+{
+	for(size_t i = 0; i < b->njobs; i++){
+		if(!b->jobs[i]) continue;
+		struct job *job = batch__take(jobs, b, &b->jobs[i]);
+		job->single_only = true;
+		fifo__push_front(job__queue(jobs, job), job);
+	}
+	b->abandoned = true;
+}
+
+/* Starts a batch registration with the jobs in list (REGISTER flows, or fresh); the check
+ * token is taken. */
+static void apply__start(struct jobs *jobs, struct job *list, size_t n, int64_t now)
+{
+	struct batch *b = batch__new(jobs, ACTION_BATCH_CHECK, list, n, false, now);
+	int64_t first_deadline = INT64_MAX;
+
+	if(!b) return;
+	for(size_t i = 0; i < b->njobs; i++){
+		if(b->jobs[i]->deadline_ms < first_deadline) first_deadline = b->jobs[i]->deadline_ms;
+	}
+	b->give_up_ms = now + (int64_t)(jobs->apply_estimate_ms * APPLY_STALL_FACTOR);
+	if(b->give_up_ms < now + APPLY_STALL_MIN_MS) b->give_up_ms = now + APPLY_STALL_MIN_MS;
+	if(b->give_up_ms > first_deadline - APPLY_MARGIN_MS) b->give_up_ms = first_deadline - APPLY_MARGIN_MS;
+	b->rounds = 1;
+	b->next = jobs->applies;
+	jobs->applies = b;
+	jobs->napplies++;
+	jobs->applies_started++;
+	if(b->live == 0 || !batch__post(jobs, b, ACTION_BATCH_CHECK, 0, now)){
+		b->due_ms = now; /* sent again from the dispatch loop */
+	}
+}
+
+/* The first page not asked for yet (from 1), or 0. */
+static long apply__unsent_page(const struct batch *b)
+{
+	for(long p = 0; p < b->page_count; p++){
+		if(b->pages[p] == PAGE_UNSENT) return p + 1;
+	}
+	return 0;
+}
+
+/* An apply's next call, when it is due and its token is there. */
+static void apply__step(struct jobs *jobs, struct batch *b, int64_t now)
+{
+	if(b->abandoned || b->live == 0 || now < b->due_ms) return;
+	if(b->action == ACTION_BATCH_PAGE && b->pages){
+		/* the pages after the first, as fast as the quota allows */
+		long page;
+		while((page = apply__unsent_page(b)) > 0 && jobs->inflight < jobs->cfg->max_inflight
+				&& quota__take(&jobs->bucket[ACTION_BATCH_PAGE], now)){
+			if(!batch__post(jobs, b, ACTION_BATCH_PAGE, page, now)) return;
+			b->pages[page - 1] = PAGE_SENT;
+		}
+		return;
+	}
+	if(b->calls > 0 || jobs->inflight >= jobs->cfg->max_inflight) return;
+	if(!quota__take(&jobs->bucket[b->action], now)) return;
+	if(!batch__post(jobs, b, b->action, b->action == ACTION_BATCH_PAGE ? 1 : 0, now)){
+		b->due_ms = now + APPLY_POLL_MIN_MS;
+	}
+}
+
+/* The apply is over: its time teaches the estimate, what it still holds goes back. */
+static void apply__end(struct jobs *jobs, struct batch *b, int64_t now)
+{
+	jobs->apply_estimate_ms += APPLY_ESTIMATE_WEIGHT * ((double)(now - b->started_ms) - jobs->apply_estimate_ms);
+	apply__abandon(jobs, b);
+}
+
+/* QueryBatchRegisterDeviceStatus said the stage failed for some names: those that exist are
+ * looked up, other refusals get a single RegisterDevice (its answer says exactly why), and
+ * after a failed check the names that passed are checked again on their own. */
+static void apply__verdicts(struct jobs *jobs, struct batch *b, const struct platform_answer *answer, bool check, int64_t now)
+{
+	struct platform_answer one;
+
+	memset(&one, 0, sizeof(one));
+	memcpy(one.request_id, answer->request_id, sizeof(one.request_id));
+	for(size_t i = 0; i < answer->ndevices; i++){
+		const struct platform_device *d = &answer->devices[i];
+		struct job **slot = batch__find(b, d->name);
+		struct job *job;
+		if(!slot || d->kind == DEVICE_VALID) continue;
+		job = batch__take(jobs, b, slot);
+		if(d->kind == DEVICE_EXISTS){
+			one.outcome = PLATFORM_ALREADY_EXISTS;
+			job__answer(jobs, job, ACTION_BATCH_STATUS, &one);
+		}else{
+			job->single_only = true;
+			fifo__push(job__queue(jobs, job), job);
+		}
+	}
+	if(!check) return;
+	if(b->live > 0 && b->rounds < APPLY_ROUNDS_MAX){
+		/* a new apply for the rest: the same batch, compacted */
+		size_t n = 0;
+		for(size_t i = 0; i < b->njobs; i++){
+			if(b->jobs[i]) b->jobs[n++] = b->jobs[i];
+		}
+		b->njobs = n;
+		b->rounds++;
+		b->apply_id[0] = '\0';
+		b->action = ACTION_BATCH_CHECK;
+		b->due_ms = now;
+		return;
+	}
+	apply__end(jobs, b, now);
+}
+
+static void apply__answer(struct jobs *jobs, struct batch *b, const struct batch_call *call, const struct http_result *r,
+		const struct platform_answer *answer, int64_t now)
+{
+	if(answer->outcome == PLATFORM_AUTH || answer->outcome == PLATFORM_REFUSED){
+		batching__refuse(jobs, call->action, answer);
+		apply__abandon(jobs, b);
+		return;
+	}
+	if(answer->outcome == PLATFORM_APPLY_LOST){
+		/* the platform restarted or forgot it: the devices go on as single calls */
+		jobs->applies_abandoned++;
+		apply__abandon(jobs, b);
+		return;
+	}
+	if(r->error || answer->outcome == PLATFORM_THROTTLED || answer->outcome == PLATFORM_UNAVAILABLE){
+		int64_t delay = quota__backoff_ms(b->attempt++, BACKOFF_BASE_MS, BACKOFF_CAP_MS, random__unit());
+		jobs->retries++;
+		if(call->action == ACTION_BATCH_PAGE && b->pages) b->pages[call->page - 1] = PAGE_UNSENT; /* that page again */
+		b->due_ms = now + (delay < APPLY_POLL_MIN_MS ? APPLY_POLL_MIN_MS : delay);
+		return;
+	}
+	if(answer->outcome == PLATFORM_NOT_YET){
+		b->action = call->action == ACTION_BATCH_PAGE ? ACTION_BATCH_PAGE : ACTION_BATCH_STATUS;
+		b->due_ms = now + apply__poll_ms(b, now);
+		return;
+	}
+	b->attempt = 0;
+	memcpy(b->request_id, answer->request_id, sizeof(b->request_id));
+	switch(call->action){
+		case ACTION_BATCH_CHECK:
+		case ACTION_BATCH_REGISTER:
+			/* checking, or creating, has started: ask how it goes */
+			if(call->action == ACTION_BATCH_CHECK) memcpy(b->apply_id, answer->apply_id, sizeof(b->apply_id));
+			b->action = ACTION_BATCH_STATUS;
+			b->due_ms = now + APPLY_POLL_MIN_MS;
+			return;
+		case ACTION_BATCH_STATUS:
+			if(!strcmp(answer->stage, "CHECK_SUCCESS")){
+				b->action = ACTION_BATCH_REGISTER;
+				b->due_ms = now;
+			}else if(!strcmp(answer->stage, "CHECK_FAILED")){
+				apply__verdicts(jobs, b, answer, true, now);
+			}else if(!strcmp(answer->stage, "CREATE_SUCCESS") || !strcmp(answer->stage, "CREATE_FAILED")){
+				apply__verdicts(jobs, b, answer, false, now);
+				b->action = ACTION_BATCH_PAGE;
+				b->due_ms = now;
+			}else{
+				b->due_ms = now + apply__poll_ms(b, now); /* CHECK, CREATE: still running */
+			}
+			return;
+		case ACTION_BATCH_PAGE: {
+			struct platform_answer one;
+			memset(&one, 0, sizeof(one));
+			one.outcome = PLATFORM_SUCCESS;
+			memcpy(one.request_id, answer->request_id, sizeof(one.request_id));
+			for(size_t i = 0; i < answer->ndevices; i++){
+				struct job **slot = batch__find(b, answer->devices[i].name);
+				if(!slot) continue;
+				one.triple = answer->devices[i].triple;
+				/* a page carries no ProductKey: the apply's product */
+				snprintf(one.triple.product_key, sizeof(one.triple.product_key), "%s", jobs->cfg->product_key);
+				job__answer(jobs, batch__take(jobs, b, slot), ACTION_BATCH_PAGE, &one);
+			}
+			OPENSSL_cleanse(&one.triple, sizeof(one.triple));
+			if(!b->pages){
+				/* the first page says how many there are */
+				b->page_count = answer->page_count < APPLY_PAGES_MAX ? answer->page_count : APPLY_PAGES_MAX;
+				if(b->page_count > 0 && !(b->pages = calloc((size_t)b->page_count, 1))){
+					apply__end(jobs, b, now);
+					return;
+				}
+			}
+			if(call->page >= 1 && call->page <= b->page_count) b->pages[call->page - 1] = PAGE_DONE;
+			{
+				bool all = true;
+				for(long p = 0; p < b->page_count; p++) all = all && b->pages[p] == PAGE_DONE;
+				/* what no page held goes back to single calls */
+				if(all || b->live == 0) apply__end(jobs, b, now);
+			}
+			return;
+		}
+		default:
+			return;
+	}
+}
+
+static void batch__on_answer(struct jobs *jobs, struct batch_call *call, const struct http_result *r, int64_t now)
+{
+	struct batch *b = call->batch;
+	struct batch_call done = *call;
+	struct platform_answer answer;
+
+	call->batch = NULL;
+	b->calls--;
+	if(r->error){
+		memset(&answer, 0, sizeof(answer));
+		answer.outcome = PLATFORM_UNAVAILABLE;
+		jobs->calls_by[done.action][CALL_TRANSPORT]++;
+	}else{
+		platform__parse_answer(done.action, r->status, r->body, r->body_len, &answer);
+		jobs->calls_by[done.action][call__outcome(answer.outcome)]++;
+		if(answer.outcome == PLATFORM_THROTTLED){
+			jobs->throttled++;
+			quota__throttled(&jobs->bucket[done.action], now);
+		}
+	}
+	if(done.action == ACTION_BATCH_QUERY){
+		jobs->probing = false;
+		lookup__answer(jobs, b, r, &answer, now);
+		batch__free(b);
+	}else if(!b->abandoned){
+		apply__answer(jobs, b, &done, r, &answer, now);
+	}
+	platform__answer_cleanup(&answer);
+}
+
+/* Applies that are over (abandoned, nothing on the wire) are freed; those past their time hand
+ * their devices back. */
+static void applies__sweep(struct jobs *jobs, int64_t now)
+{
+	for(struct batch **p = &jobs->applies; *p;){
+		struct batch *b = *p;
+		if(!b->abandoned && b->live > 0 && now >= b->give_up_ms){
+			/* a stage that never finishes: learn that batches take long here */
+			double took = (double)(now - b->started_ms) * 2.0;
+			if(took > jobs->apply_estimate_ms) jobs->apply_estimate_ms = took;
+			jobs->applies_abandoned++;
+			apply__abandon(jobs, b);
+		}
+		if(!b->abandoned && b->live == 0) b->abandoned = true;
+		if(b->abandoned && b->calls == 0){
+			*p = b->next;
+			jobs->napplies--;
+			batch__free(b);
+			continue;
+		}
+		p = &b->next;
+	}
+}
+
+/* ---- the worker ---- */
 
 /* The signing credentials follow the provider's: the snapshot's are what platform requests use. */
 static void worker__sync_credentials(struct jobs *jobs)
@@ -308,9 +925,9 @@ static void worker__on_check(struct jobs *jobs, const struct http_result *r)
 		c->result = PLATFORM_CHECK_UNREACHABLE;
 		snprintf(c->detail, sizeof(c->detail), "the platform could not be reached: %s", r->error);
 	}else{
-		platform__parse_answer("QueryDeviceDetail", r->status, r->body, r->body_len, &answer);
-		OPENSSL_cleanse(&answer.triple, sizeof(answer.triple));
+		platform__parse_answer(ACTION_QUERY, r->status, r->body, r->body_len, &answer);
 		c->result = platform__check_answer(&answer, c->detail, sizeof(c->detail));
+		platform__answer_cleanup(&answer);
 	}
 	if(c->result == PLATFORM_CHECK_OK){
 		c->attempt = 0;
@@ -328,7 +945,7 @@ static void worker__on_answer(void *tag, const struct http_result *r, void *user
 	struct jobs *jobs = userdata;
 	struct job *job = tag;
 	struct platform_flow *flow;
-	enum platform_flow_state step;
+	enum platform_action action;
 	struct platform_answer answer;
 	char why[96];
 	int64_t now = clock__ms();
@@ -342,10 +959,14 @@ static void worker__on_answer(void *tag, const struct http_result *r, void *user
 		worker__on_check(jobs, r);
 		return;
 	}
-	flow = &job->result.flow;
-	step = flow->state;
+	if((struct batch_call *)tag >= jobs->batch_calls && (struct batch_call *)tag < jobs->batch_calls + BATCH_CALLS_MAX){
+		batch__on_answer(jobs, tag, r, now);
+		return;
+	}
+	flow = job->result.flow;
+	action = platform__flow_action(flow);
 	if(r->error){
-		jobs->calls_by[step == FLOW_QUERY][CALL_TRANSPORT]++;
+		jobs->calls_by[action][CALL_TRANSPORT]++;
 		snprintf(why, sizeof(why), "the platform could not be reached: %s", r->error);
 		if(r->permanent){
 			platform__flow_fail(flow, why, r->detail);
@@ -355,34 +976,19 @@ static void worker__on_answer(void *tag, const struct http_result *r, void *user
 		}
 		return;
 	}
-	platform__parse_answer(step == FLOW_REGISTER ? "RegisterDevice" : "QueryDeviceDetail",
-			r->status, r->body, r->body_len, &answer);
-	switch(answer.outcome){
-		case PLATFORM_SUCCESS: jobs->calls_by[step == FLOW_QUERY][CALL_OK]++; break;
-		case PLATFORM_ALREADY_EXISTS: jobs->calls_by[step == FLOW_QUERY][CALL_EXISTS]++; break;
-		case PLATFORM_NOT_EXISTS: jobs->calls_by[step == FLOW_QUERY][CALL_NOT_EXISTS]++; break;
-		case PLATFORM_AUTH: jobs->calls_by[step == FLOW_QUERY][CALL_AUTH]++; break;
-		case PLATFORM_REFUSED: jobs->calls_by[step == FLOW_QUERY][CALL_REFUSED]++; break;
-		case PLATFORM_THROTTLED: jobs->calls_by[step == FLOW_QUERY][CALL_THROTTLED]++; break;
-		case PLATFORM_UNAVAILABLE: jobs->calls_by[step == FLOW_QUERY][CALL_UNAVAILABLE]++; break;
-	}
+	platform__parse_answer(action, r->status, r->body, r->body_len, &answer);
+	jobs->calls_by[action][call__outcome(answer.outcome)]++;
 	if(answer.outcome == PLATFORM_THROTTLED || answer.outcome == PLATFORM_UNAVAILABLE){
 		if(answer.outcome == PLATFORM_THROTTLED){
 			jobs->throttled++;
-			quota__throttled(&jobs->bucket[step == FLOW_QUERY], now);
+			quota__throttled(&jobs->bucket[action], now);
 		}
 		snprintf(why, sizeof(why), "the platform kept answering %s", answer.code[0] ? answer.code : "without a usable answer");
 		worker__retry_or_fail(jobs, job, why, NULL, now);
-		return;
-	}
-	platform__flow_answer(flow, &answer);
-	OPENSSL_cleanse(&answer.triple, sizeof(answer.triple));
-	if(flow->state == FLOW_DONE){
-		worker__finish(jobs, job);
 	}else{
-		job->attempt = 0; /* a new step starts its own backoff */
-		worker__enqueue(jobs, job);
+		job__answer(jobs, job, action, &answer);
 	}
+	platform__answer_cleanup(&answer);
 }
 
 /* A credentials request when the provider wants one. */
@@ -412,13 +1018,20 @@ static void worker__run_check(struct jobs *jobs, time_t now_s, int64_t now)
 
 	if(c->in_flight || now < c->due_ms) return;
 	if(c->checked_generation == jobs->creds.generation && c->result == PLATFORM_CHECK_OK) return;
-	if(jobs->inflight >= jobs->cfg->max_inflight || !quota__take(&jobs->bucket[1], now)) return;
+	if(jobs->inflight >= jobs->cfg->max_inflight || !quota__take(&jobs->bucket[ACTION_QUERY], now)) return;
 	platform__flow_init(&c->flow, PLATFORM_CHECK_DEVICE_NAME, EXISTING_ALWAYS, true);
 	if(platform__flow_request(&c->flow, jobs->cfg, now_s, &req)) return;
 	/* not in calls: those count what devices cost */
 	if(worker__post(jobs, &req, jobs->cfg->http_timeout_ms, &jobs->check) == 0) c->in_flight = true;
 	else c->due_ms = now + CHECK_RETRY_MIN_MS;
 	platform__http_request_free(&req);
+}
+
+static void job__fail_no_credentials(struct jobs *jobs, struct job *job, const char *why, int64_t now)
+{
+	if(!job__start(jobs, job, false, now)) return;
+	platform__flow_fail(job->result.flow, "the bootstrap service has no valid platform credentials", why);
+	worker__finish(jobs, job);
 }
 
 /* No credentials to sign with: requests wait, and those that waited past their deadline are
@@ -430,17 +1043,75 @@ static void worker__expire_waiting(struct jobs *jobs, int64_t now)
 	snprintf(why, sizeof(why), "no platform credentials: %s", jobs->creds.detail[0] ? jobs->creds.detail : "still fetching them");
 	/* new requests by their arrival; flows under way by their deadline */
 	while(jobs->fresh.head && now - jobs->fresh.head->submitted_ms > jobs->cfg->request_deadline_ms){
-		struct job *job = fifo__pop(&jobs->fresh);
-		platform__flow_fail(&job->result.flow, "the bootstrap service has no valid platform credentials", why);
-		worker__finish(jobs, job);
+		job__fail_no_credentials(jobs, fifo__pop(&jobs->fresh), why, now);
 	}
 	for(int a = 0; a < 2; a++){
 		while(jobs->waiting[a].head && now > jobs->waiting[a].head->deadline_ms){
-			struct job *job = fifo__pop(&jobs->waiting[a]);
-			platform__flow_fail(&job->result.flow, "the bootstrap service has no valid platform credentials", why);
-			worker__finish(jobs, job);
+			job__fail_no_credentials(jobs, fifo__pop(&jobs->waiting[a]), why, now);
+		}
+		while(jobs->single[a].head && now > jobs->single[a].head->deadline_ms){
+			job__fail_no_credentials(jobs, fifo__pop(&jobs->single[a]), why, now);
 		}
 	}
+}
+
+/* Single calls of one action: jobs a batch could not serve first, then the others; fresh
+ * ones (start: their flows begin with this call) only when no flow under way waits. */
+static void singles__send(struct jobs *jobs, int a, struct job_fifo *fresh, int64_t now)
+{
+	enum platform_action action = a ? ACTION_QUERY : ACTION_REGISTER;
+
+	while(jobs->inflight < jobs->cfg->max_inflight){
+		struct job_fifo *q = jobs->single[a].head ? &jobs->single[a] : jobs->waiting[a].head ? &jobs->waiting[a] : fresh;
+		struct job *job;
+		if(!q || !q->head || !quota__take(&jobs->bucket[action], now)) break;
+		job = fifo__pop(q);
+		if(job__start(jobs, job, a == 1, now)) worker__send(jobs, job, now);
+	}
+}
+
+/* How many of a registration backlog single RegisterDevice calls clear while a batch
+ * registration runs; the rest is worth batching. */
+static size_t apply__keep(const struct jobs *jobs)
+{
+	return (size_t)(jobs->bucket[ACTION_REGISTER].rate * jobs->apply_estimate_ms / 1000.0) + 1;
+}
+
+static bool apply__possible(const struct jobs *jobs)
+{
+	return batching__on(jobs, ACTION_BATCH_CHECK) && jobs->napplies < APPLIES_MAX
+			&& jobs->apply_estimate_ms + APPLY_MARGIN_MS < (double)jobs->cfg->request_deadline_ms
+			&& jobs->inflight < jobs->cfg->max_inflight;
+}
+
+/* A batch registration for the part of q's backlog (plus queued, what single calls must clear
+ * before q) that single calls would not clear soon: the newest names, so the oldest keep the
+ * single-call latency. */
+static void apply__from(struct jobs *jobs, struct job_fifo *q, size_t queued, int64_t now)
+{
+	size_t keep = apply__keep(jobs), n;
+
+	if(!apply__possible(jobs) || q->count + queued < keep + APPLY_MIN_NAMES) return;
+	n = q->count + queued - keep;
+	if(n > q->count) n = q->count;
+	if(n > (size_t)platform_actions[ACTION_BATCH_CHECK].per_call) n = (size_t)platform_actions[ACTION_BATCH_CHECK].per_call;
+	if(n < APPLY_MIN_NAMES || !quota__take(&jobs->bucket[ACTION_BATCH_CHECK], now)) return;
+	apply__start(jobs, fifo__cut_tail(q, n), n, now);
+}
+
+/* Lookups of q in batches of up to 100 while it holds BATCH_MIN or more and tokens last. */
+static void lookups__send(struct jobs *jobs, struct job_fifo *q, int64_t now)
+{
+	if(!batching__on(jobs, ACTION_BATCH_QUERY)) return;
+	while(q->count >= BATCH_MIN && jobs->inflight < jobs->cfg->max_inflight
+			&& quota__take(&jobs->bucket[ACTION_BATCH_QUERY], now)){
+		lookup__send(jobs, q, now);
+	}
+}
+
+static void wait__min(int64_t *wait, int64_t w)
+{
+	if(w < *wait) *wait = w;
 }
 
 /* Starts what the tokens and free slots allow; returns how long the worker may sleep. */
@@ -448,51 +1119,85 @@ static int worker__dispatch(struct jobs *jobs, int64_t now)
 {
 	int64_t wait = WORKER_IDLE_WAIT_MS, creds_wait;
 	time_t now_s = time(NULL);
+	bool query_first, probe;
 
 	worker__fetch_credentials(jobs, now_s, now);
 	creds_wait = credentials__wait_ms(&jobs->creds, now_s, now);
-	if(creds_wait >= 0 && creds_wait < wait) wait = creds_wait;
+	if(creds_wait >= 0) wait__min(&wait, creds_wait);
 
 	while(jobs->retry_count > 0 && jobs->retry_heap[0]->due_ms <= now){
 		struct job *job = heap__pop(jobs);
 		/* it waited its turn once already: back to the front of its action's queue */
-		fifo__push_front(&jobs->waiting[job->result.flow.state == FLOW_QUERY], job);
+		fifo__push_front(job__queue(jobs, job), job);
 	}
-	if(jobs->retry_count > 0 && jobs->retry_heap[0]->due_ms - now < wait) wait = jobs->retry_heap[0]->due_ms - now;
+	if(jobs->retry_count > 0) wait__min(&wait, jobs->retry_heap[0]->due_ms - now);
+	applies__sweep(jobs, now);
+	if(jobs->refused_generation != jobs->creds.generation){
+		/* new credentials may carry the grant a batch action lacked */
+		memset(jobs->refused, 0, sizeof(jobs->refused));
+		jobs->refused_detail[0] = '\0';
+		jobs->refused_generation = jobs->creds.generation;
+	}
 	if(!credentials__current(&jobs->creds, now_s)){
 		worker__expire_waiting(jobs, now);
 		return wait < 1 ? 1 : (int)wait;
 	}
 	worker__run_check(jobs, now_s, now);
-	if(!jobs->check.in_flight && jobs->check.due_ms > now && jobs->check.due_ms - now < wait) wait = jobs->check.due_ms - now;
+	if(!jobs->check.in_flight && jobs->check.due_ms > now) wait__min(&wait, jobs->check.due_ms - now);
 
-	/* flows under way first, queries before registrations: each finishes a device that has
-	 * already cost a call; then new requests, with the call the strategy picks */
-	for(int a = 1; a >= 0; a--){
-		struct job_fifo *q = &jobs->waiting[a];
-		while(q->head && jobs->inflight < jobs->cfg->max_inflight && quota__take(&jobs->bucket[a], now)){
-			worker__send(jobs, fifo__pop(q), now);
-		}
-		if(q->head && jobs->inflight < jobs->cfg->max_inflight){
-			int64_t w = quota__wait_ms(&jobs->bucket[a], now);
-			if(w < wait) wait = w;
+	/* batch registrations under way: their next calls */
+	for(struct batch *b = jobs->applies; b; b = b->next){
+		apply__step(jobs, b, now);
+		if(b->abandoned || b->live == 0 || jobs->inflight >= jobs->cfg->max_inflight) continue;
+		if(b->due_ms > now){
+			wait__min(&wait, b->due_ms - now);
+		}else if(b->action == ACTION_BATCH_PAGE && b->pages){
+			if(apply__unsent_page(b)) wait__min(&wait, quota__wait_ms(&jobs->bucket[ACTION_BATCH_PAGE], now));
+		}else if(b->calls == 0){
+			wait__min(&wait, quota__wait_ms(&jobs->bucket[b->action], now));
 		}
 	}
-	if(jobs->fresh.head){
-		bool query_first = worker__query_first(jobs);
-		int a = query_first ? 1 : 0;
-		while(jobs->fresh.head && !jobs->waiting[a].head && jobs->inflight < jobs->cfg->max_inflight
-				&& quota__take(&jobs->bucket[a], now)){
-			struct job *job = fifo__pop(&jobs->fresh);
-			char name[sizeof(job->result.flow.device_name)];
-			memcpy(name, job->result.flow.device_name, sizeof(name));
-			platform__flow_init(&job->result.flow, name, jobs->cfg->existing_devices, query_first);
-			job->deadline_ms = now + jobs->cfg->request_deadline_ms;
-			worker__send(jobs, job, now);
+
+	/* flows under way first, queries before registrations: each finishes a device that has
+	 * already cost a call; batches where they beat single calls */
+	lookups__send(jobs, &jobs->waiting[1], now);
+	singles__send(jobs, 1, NULL, now);
+	apply__from(jobs, &jobs->waiting[0], 0, now);
+	singles__send(jobs, 0, NULL, now);
+
+	/* then new requests, with the call the strategy picks. Under auto, before anything tells
+	 * whether this fleet's devices exist, one lookup batch asks (a hundredth of a call each). */
+	query_first = worker__query_first(jobs);
+	probe = !jobs->share_known && jobs->cfg->strategy == STRATEGY_AUTO && jobs->cfg->existing_devices != EXISTING_NEVER
+			&& batching__on(jobs, ACTION_BATCH_QUERY);
+	if(probe && !jobs->probing && jobs->fresh.count >= BATCH_MIN && jobs->inflight < jobs->cfg->max_inflight
+			&& quota__take(&jobs->bucket[ACTION_BATCH_QUERY], now)){
+		jobs->probing = true;
+		lookup__send(jobs, &jobs->fresh, now);
+	}
+	if(query_first){
+		lookups__send(jobs, &jobs->fresh, now);
+		if(!jobs->waiting[1].head && !jobs->single[1].head) singles__send(jobs, 1, &jobs->fresh, now);
+	}else{
+		/* no batch registration before the probe has told that this fleet is new */
+		if(!probe) apply__from(jobs, &jobs->fresh, jobs->waiting[0].count + jobs->single[0].count, now);
+		if(!jobs->waiting[0].head && !jobs->single[0].head) singles__send(jobs, 0, &jobs->fresh, now);
+	}
+
+	/* how long until a token is there for what waits */
+	if(jobs->inflight < jobs->cfg->max_inflight){
+		for(int a = 0; a < 2; a++){
+			bool fresh_here = jobs->fresh.head && (a == 1) == query_first;
+			if(jobs->waiting[a].head || jobs->single[a].head || fresh_here){
+				wait__min(&wait, quota__wait_ms(&jobs->bucket[a ? ACTION_QUERY : ACTION_REGISTER], now));
+			}
 		}
-		if(jobs->fresh.head && jobs->inflight < jobs->cfg->max_inflight){
-			int64_t w = quota__wait_ms(&jobs->bucket[a], now);
-			if(w < wait) wait = w;
+		if(batching__on(jobs, ACTION_BATCH_QUERY) && (jobs->waiting[1].count >= BATCH_MIN || (query_first && jobs->fresh.count >= BATCH_MIN))){
+			wait__min(&wait, quota__wait_ms(&jobs->bucket[ACTION_BATCH_QUERY], now));
+		}
+		if(apply__possible(jobs) && (jobs->waiting[0].count >= apply__keep(jobs) + APPLY_MIN_NAMES
+				|| (!query_first && jobs->fresh.count >= apply__keep(jobs) + APPLY_MIN_NAMES))){
+			wait__min(&wait, quota__wait_ms(&jobs->bucket[ACTION_BATCH_CHECK], now));
 		}
 	}
 	return wait < 1 ? 1 : (int)wait;
@@ -532,7 +1237,8 @@ static void *worker__run(void *arg)
 		jobs->stats.waker_refused = waker__refused(jobs->waker);
 		take = jobs->submit_head;
 		jobs->submit_head = jobs->submit_tail = NULL;
-		jobs->stats.waiting = jobs->fresh.count + jobs->waiting[0].count + jobs->waiting[1].count + jobs->retry_count;
+		jobs->stats.waiting = jobs->fresh.count + jobs->waiting[0].count + jobs->waiting[1].count
+				+ jobs->single[0].count + jobs->single[1].count + jobs->retry_count + jobs->in_batches;
 		jobs->stats.existing_share = jobs->existing_share;
 		jobs->stats.query_first = worker__query_first(jobs);
 		jobs->stats.inflight = (size_t)jobs->inflight;
@@ -540,8 +1246,13 @@ static void *worker__run(void *arg)
 		jobs->stats.retries = jobs->retries;
 		jobs->stats.throttled = jobs->throttled;
 		memcpy(jobs->stats.calls_by, jobs->calls_by, sizeof(jobs->calls_by));
-		jobs->stats.register_rate = jobs->bucket[0].rate;
-		jobs->stats.query_rate = jobs->bucket[1].rate;
+		memcpy(jobs->stats.devices_by, jobs->devices_by, sizeof(jobs->devices_by));
+		memcpy(jobs->stats.batching_refused, jobs->refused, sizeof(jobs->refused));
+		memcpy(jobs->stats.batching_detail, jobs->refused_detail, sizeof(jobs->stats.batching_detail));
+		jobs->stats.applies = jobs->applies_started;
+		jobs->stats.applies_abandoned = jobs->applies_abandoned;
+		jobs->stats.register_rate = jobs->bucket[ACTION_REGISTER].rate;
+		jobs->stats.query_rate = jobs->bucket[ACTION_QUERY].rate;
 		jobs->stats.credentials_state = jobs->creds.state;
 		jobs->stats.credentials_expires = jobs->creds.expires_s;
 		memcpy(jobs->stats.credentials_detail, jobs->creds.detail, sizeof(jobs->stats.credentials_detail));
@@ -556,6 +1267,8 @@ static void *worker__run(void *arg)
 			jobs->check.checked_generation = 0;
 			jobs->check.due_ms = 0;
 			jobs->check.attempt = 0;
+			memset(jobs->refused, 0, sizeof(jobs->refused));
+			jobs->refused_detail[0] = '\0';
 			config__snapshot_free(retired);
 		}
 		if(poke) waker__poke(jobs->waker);
@@ -582,14 +1295,13 @@ struct jobs *jobs__new(const struct bootstrap_config *cfg)
 
 	if(!jobs) return NULL;
 	jobs->capacity = (size_t)cfg->max_queue + (size_t)cfg->max_inflight;
-	jobs->existing_policy = cfg->existing_devices;
+	jobs->apply_estimate_ms = APPLY_ESTIMATE_MS;
 	jobs->cfg = config__snapshot(cfg);
 	if(jobs->cfg && credentials__provider_init(&jobs->creds, &cfg->creds_source, cfg->sts_endpoint, cfg->ecs_metadata_endpoint)){
 		config__snapshot_free(jobs->cfg);
 		jobs->cfg = NULL;
 	}
-	quota__init(&jobs->bucket[0], cfg->register_qps, cfg->register_burst, now);
-	quota__init(&jobs->bucket[1], cfg->query_qps, cfg->query_burst, now);
+	for(int a = 0; a < PLATFORM_ACTIONS; a++) quota__init(&jobs->bucket[a], cfg->qps[a], cfg->burst[a], now);
 	for(jobs->nbuckets = 64; jobs->nbuckets < jobs->capacity; jobs->nbuckets *= 2);
 	jobs->buckets = calloc(jobs->nbuckets, sizeof(*jobs->buckets));
 	jobs->http = http__new(&hopts);
@@ -618,7 +1330,7 @@ struct jobs *jobs__new(const struct bootstrap_config *cfg)
 static struct job *index__find(struct jobs *jobs, const char *device_id, uint32_t h)
 {
 	for(struct job *job = jobs->buckets[h & (jobs->nbuckets - 1)]; job; job = job->bucket_next){
-		if(job->hash == h && !strcmp(job->device_id, device_id)) return job;
+		if(job->hash == h && !strcmp(job->result.device_id, device_id)) return job;
 	}
 	return NULL;
 }
@@ -641,12 +1353,12 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, s
 	if(jobs->outstanding >= jobs->capacity) return JOBS_FULL;
 	if(strlen(device_id) > DEVICE_NAME_MAX) return JOBS_ERROR;
 
+	/* no flow yet: it is made when the request reaches the platform */
 	job = calloc(1, sizeof(*job));
 	if(!job) return JOBS_ERROR;
-	platform__flow_init(&job->result.flow, device_id, jobs->existing_policy, false);
 	job->result.route = *route;
 	memset(route, 0, sizeof(*route));
-	memcpy(job->device_id, device_id, strlen(device_id) + 1);
+	memcpy(job->result.device_id, device_id, strlen(device_id) + 1);
 	job->submitted_ms = clock__ms();
 	job->hash = h;
 	job->bucket_next = *bucket;
@@ -764,6 +1476,15 @@ void jobs__free(struct jobs *jobs)
 			next = job->bucket_next;
 			job__free(job);
 		}
+	}
+	/* lookups live only in their call's tag; applies in their list */
+	for(size_t i = 0; i < BATCH_CALLS_MAX; i++){
+		if(jobs->batch_calls[i].batch && jobs->batch_calls[i].action == ACTION_BATCH_QUERY) batch__free(jobs->batch_calls[i].batch);
+	}
+	while(jobs->applies){
+		struct batch *b = jobs->applies;
+		jobs->applies = b->next;
+		batch__free(b);
 	}
 	waker__free(jobs->waker);
 	free(jobs->retry_heap);

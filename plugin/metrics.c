@@ -6,7 +6,7 @@
 #include "bootstrap_metrics.h"
 
 static const char *const call_outcome_names[CALL_OUTCOMES] = {
-	"ok", "exists", "not_exists", "auth", "refused", "throttled", "unavailable", "transport_error",
+	"ok", "exists", "not_exists", "auth", "refused", "throttled", "unavailable", "transport_error", "not_yet",
 };
 
 void metrics__request(struct metrics *m)
@@ -37,7 +37,6 @@ static void emit__number(void (*emit)(const char *, const char *, void *), void 
 void metrics__render(struct metrics *m, const struct jobs_stats *st, size_t outstanding,
 		void (*emit)(const char *topic, const char *value, void *ud), void *ud)
 {
-	static const char *const actions[2] = {"RegisterDevice", "QueryDeviceDetail"};
 	char topic[128], value[32];
 
 	emit__number(emit, ud, METRICS_TOPIC_PREFIX "requests", m->requests);
@@ -48,12 +47,18 @@ void metrics__render(struct metrics *m, const struct jobs_stats *st, size_t outs
 	emit__number(emit, ud, METRICS_TOPIC_PREFIX "dropped/connection_closed", m->dropped_connection_ended);
 	emit__number(emit, ud, METRICS_TOPIC_PREFIX "dropped/rate_limited", m->dropped_rate_limited);
 	emit__number(emit, ud, METRICS_TOPIC_PREFIX "dropped/unaddressable", m->dropped_unaddressable);
-	for(int a = 0; a < 2; a++){
+	/* per action (bootstrap_actions.h): its calls by outcome, and the devices their answers
+	 * carried (for a batch action, how many devices its calls served) */
+	for(int a = 0; a < PLATFORM_ACTIONS; a++){
 		for(int o = 0; o < CALL_OUTCOMES; o++){
-			snprintf(topic, sizeof(topic), METRICS_TOPIC_PREFIX "platform/%s/%s", actions[a], call_outcome_names[o]);
+			snprintf(topic, sizeof(topic), METRICS_TOPIC_PREFIX "platform/%s/%s", platform_actions[a].name, call_outcome_names[o]);
 			emit__number(emit, ud, topic, st->calls_by[a][o]);
 		}
+		snprintf(topic, sizeof(topic), METRICS_TOPIC_PREFIX "platform/%s/devices", platform_actions[a].name);
+		emit__number(emit, ud, topic, st->devices_by[a]);
 	}
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "platform/batch_registrations", st->applies);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "platform/batch_registrations_handed_back", st->applies_abandoned);
 	emit__number(emit, ud, METRICS_TOPIC_PREFIX "platform/calls", st->calls);
 	emit__number(emit, ud, METRICS_TOPIC_PREFIX "platform/retries", st->retries);
 	emit__number(emit, ud, METRICS_TOPIC_PREFIX "platform/throttled", st->throttled);

@@ -11,6 +11,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "bootstrap_actions.h"
 #include "bootstrap_platform.h"
 #include "bootstrap_text.h"
 
@@ -19,6 +20,9 @@
 #define V3_CONTENT_TYPE "application/x-www-form-urlencoded"
 #define CODE_ALREADY_EXISTS "iot.device.AlreadyExistedDeviceName"
 #define CODE_NOT_EXISTS "iot.device.NotExistedDevice"
+/* batch registration: the platform no longer knows the ApplyId; a stage still running */
+#define CODE_APPLY_NOT_FOUND "iot.device.DeviceApplyIsNotFound"
+#define CODE_TASK_RUNNING "iot.device.CreateDeviceTaskIsRunning"
 /* Register, Query, and one more each way if a device appears or vanishes in between. */
 #define FLOW_MAX_STEPS 4
 
@@ -42,11 +46,11 @@ static char *percent__encode(const char *s)
 
 char *platform__canonical_query(const struct platform_param *params, size_t count)
 {
-	struct platform_param sorted[PLATFORM_MAX_PARAMS];
+	struct platform_param *sorted = malloc((count ? count : 1) * sizeof(*sorted));
 	char *out = NULL, *name = NULL, *value = NULL;
 	size_t used = 0, cap = 0;
 
-	if(count > PLATFORM_MAX_PARAMS) return NULL;
+	if(!sorted) return NULL;
 	memcpy(sorted, params, count * sizeof(*params));
 	qsort(sorted, count, sizeof(*sorted), param__cmp);
 
@@ -69,9 +73,11 @@ char *platform__canonical_query(const struct platform_param *params, size_t coun
 		free(value);
 		name = value = NULL;
 	}
+	free(sorted);
 	if(!out) out = strdup("");
 	return out;
 fail:
+	free(sorted);
 	free(name);
 	free(value);
 	free(out);
@@ -253,27 +259,6 @@ void platform__timestamp(time_t now, char out[21])
 	strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* A field of the triple: a non-empty string that fits, else the answer is unusable. */
-static bool triple__field(json_t *data, const char *name, char *dst, size_t dstlen)
-{
-	json_t *v = json_object_get(data, name);
-	size_t len;
-
-	if(!json_is_string(v)) return false;
-	len = json_string_length(v);
-	if(len == 0 || len >= dstlen || strlen(json_string_value(v)) != len) return false;
-	memcpy(dst, json_string_value(v), len + 1);
-	return true;
-}
-
-/* jansson frees strings without wiping: wipe the DeviceSecret in the parsed tree first. */
-static void secret__wipe(json_t *data)
-{
-	json_t *v = json_object_get(data, "DeviceSecret");
-
-	if(json_is_string(v)) OPENSSL_cleanse((void *)json_string_value(v), json_string_length(v));
-}
-
 static bool code__is_auth(const char *code)
 {
 	static const char *const prefixes[] = {
@@ -295,15 +280,16 @@ static bool code__is_transient(const char *code)
 			|| !strncmp(code, "ServiceUnavailable", strlen("ServiceUnavailable"));
 }
 
-void platform__parse_answer(const char *action, long http_status, const char *body, size_t len,
+void platform__parse_answer(enum platform_action action, long http_status, const char *body, size_t len,
 		struct platform_answer *answer)
 {
-	json_t *root = NULL, *success, *data;
+	json_t *root = NULL, *success;
 	json_error_t jerr;
 	const char *code;
 
 	memset(answer, 0, sizeof(*answer));
 	answer->outcome = PLATFORM_UNAVAILABLE;
+	if(action >= PLATFORM_ACTIONS) return;
 
 	if(body && len > 0) root = json_loadb(body, len, 0, &jerr);
 	if(!json_is_object(root)){
@@ -318,26 +304,23 @@ void platform__parse_answer(const char *action, long http_status, const char *bo
 
 	/* Branch on Code and Success, not on the HTTP status: the platform is not consistent. */
 	if(json_is_true(success) && http_status >= 200 && http_status < 300){
-		data = json_object_get(root, "Data");
-		if(json_is_object(data)
-				&& triple__field(data, "ProductKey", answer->triple.product_key, sizeof(answer->triple.product_key))
-				&& triple__field(data, "DeviceName", answer->triple.device_name, sizeof(answer->triple.device_name))
-				&& triple__field(data, "DeviceSecret", answer->triple.device_secret, sizeof(answer->triple.device_secret))
-				&& triple__field(data, "IotId", answer->triple.iot_id, sizeof(answer->triple.iot_id))){
+		if(platform_actions[action].parse(root, answer)){
 			answer->outcome = PLATFORM_SUCCESS;
-			text__printable(answer->status, sizeof(answer->status), json_string_value(json_object_get(data, "Status")));
 		}else{
-			OPENSSL_cleanse(&answer->triple, sizeof(answer->triple));
+			platform__answer_cleanup(answer);
 			answer->outcome = PLATFORM_UNAVAILABLE;
 			snprintf(answer->code, sizeof(answer->code), "IncompleteAnswer");
 		}
-		secret__wipe(data);
 	}else if(code[0] == '\0'){
 		answer->outcome = PLATFORM_UNAVAILABLE;
-	}else if(!strcmp(code, CODE_ALREADY_EXISTS) && !strcmp(action, "RegisterDevice")){
+	}else if(!strcmp(code, CODE_ALREADY_EXISTS) && action == ACTION_REGISTER){
 		answer->outcome = PLATFORM_ALREADY_EXISTS;
-	}else if(!strcmp(code, CODE_NOT_EXISTS) && !strcmp(action, "QueryDeviceDetail")){
+	}else if(!strcmp(code, CODE_NOT_EXISTS) && action == ACTION_QUERY){
 		answer->outcome = PLATFORM_NOT_EXISTS;
+	}else if(!strcmp(code, CODE_APPLY_NOT_FOUND) && action >= ACTION_BATCH_STATUS){
+		answer->outcome = PLATFORM_APPLY_LOST;
+	}else if(!strcmp(code, CODE_TASK_RUNNING) && action >= ACTION_BATCH_STATUS){
+		answer->outcome = PLATFORM_NOT_YET;
 	}else if(!strncmp(code, "Throttling", strlen("Throttling"))){
 		answer->outcome = PLATFORM_THROTTLED;
 	}else if(code__is_auth(code)){
@@ -348,6 +331,17 @@ void platform__parse_answer(const char *action, long http_status, const char *bo
 		answer->outcome = PLATFORM_REFUSED;
 	}
 	json_decref(root);
+}
+
+void platform__answer_cleanup(struct platform_answer *answer)
+{
+	OPENSSL_cleanse(&answer->triple, sizeof(answer->triple));
+	if(answer->devices){
+		OPENSSL_cleanse(answer->devices, answer->ndevices * sizeof(*answer->devices));
+		free(answer->devices);
+	}
+	answer->devices = NULL;
+	answer->ndevices = 0;
 }
 
 void platform__flow_init(struct platform_flow *flow, const char *device_name, enum existing_devices policy, bool query_first)
@@ -445,13 +439,48 @@ done:
 	return rc;
 }
 
-/* RPC signature 1.0: every parameter and the Signature in the form body. */
-static int request__v1(const struct bootstrap_config *cfg, const char *action, const char *device_name,
-		const char *nonce, const char *timestamp, struct platform_http_request *req)
+/* The parameters particular to a call: DeviceName (a single device) or DeviceName.1..N, ApplyId,
+ * PageSize and CurrentPage. Names and values are malloc'd into params[*n...]; 0 or -1. */
+static int call__params(const struct platform_call *call, struct platform_param *params, size_t *n)
 {
-	struct platform_param params[PLATFORM_MAX_PARAMS];
+	const struct platform_action_info *info = &platform_actions[call->action];
+
+	if(call->count > (size_t)info->per_call) return -1;
+	if(info->per_call == 1 && call->count == 1){
+		params[(*n)++] = (struct platform_param){strdup("DeviceName"), strdup(call->names[0])};
+	}else{
+		for(size_t i = 0; i < call->count; i++){
+			params[(*n)++] = (struct platform_param){string__format("DeviceName.%zu", i + 1), strdup(call->names[i])};
+		}
+	}
+	if(call->apply_id) params[(*n)++] = (struct platform_param){strdup("ApplyId"), strdup(call->apply_id)};
+	if(call->page > 0){
+		params[(*n)++] = (struct platform_param){strdup("PageSize"), string__format("%d", info->per_call)};
+		params[(*n)++] = (struct platform_param){strdup("CurrentPage"), string__format("%ld", call->page)};
+	}
+	for(size_t i = 0; i < *n; i++){
+		if(!params[i].name || !params[i].value) return -1;
+	}
+	return 0;
+}
+
+static void params__free(struct platform_param *params, size_t n)
+{
+	for(size_t i = 0; i < n; i++){
+		free((char *)params[i].name);
+		free((char *)params[i].value);
+	}
+	free(params);
+}
+
+/* RPC signature 1.0: every parameter and the Signature in the form body. */
+static int request__v1(const struct bootstrap_config *cfg, const char *action, const struct platform_param *own, size_t nown,
+		const char *nonce, const char *timestamp, bool product_key, struct platform_http_request *req)
+{
+	struct platform_param *params = malloc((PLATFORM_MAX_PARAMS + nown) * sizeof(*params));
 	size_t n = 0;
 
+	if(!params) return -1;
 	params[n++] = (struct platform_param){"Action", action};
 	params[n++] = (struct platform_param){"Format", "JSON"};
 	params[n++] = (struct platform_param){"Version", PLATFORM_API_VERSION};
@@ -461,31 +490,44 @@ static int request__v1(const struct bootstrap_config *cfg, const char *action, c
 	params[n++] = (struct platform_param){"SignatureNonce", nonce};
 	params[n++] = (struct platform_param){"Timestamp", timestamp};
 	params[n++] = (struct platform_param){"RegionId", cfg->region};
-	params[n++] = (struct platform_param){"ProductKey", cfg->product_key};
-	params[n++] = (struct platform_param){"DeviceName", device_name};
+	if(product_key) params[n++] = (struct platform_param){"ProductKey", cfg->product_key};
 	if(cfg->iot_instance_id) params[n++] = (struct platform_param){"IotInstanceId", cfg->iot_instance_id};
 	if(cfg->creds.security_token) params[n++] = (struct platform_param){"SecurityToken", cfg->creds.security_token};
+	memcpy(params + n, own, nown * sizeof(*own));
+	n += nown;
 
 	req->body = platform__rpc_body(params, n, cfg->creds.access_key_secret);
 	req->url = strdup(cfg->endpoint);
+	free(params);
 	return req->body && req->url ? 0 : -1;
 }
 
-static int request__v3(const struct bootstrap_config *cfg, const char *action, const char *device_name,
-		const char *nonce, const char *date, struct platform_http_request *req)
+/* V3: the parameters in the query, as the SDKs send them, or (form_body: lists of names a
+ * URL cannot hold) in a form body whose hash is signed. */
+static int request__v3(const struct bootstrap_config *cfg, const char *action, const struct platform_param *own, size_t nown,
+		const char *nonce, const char *date, bool product_key, bool form_body, struct platform_http_request *req)
 {
-	struct platform_param params[PLATFORM_MAX_PARAMS], headers[PLATFORM_MAX_HEADERS];
+	struct platform_param *params = malloc((2 + nown) * sizeof(*params)), headers[PLATFORM_MAX_HEADERS];
 	char payload_hash[PLATFORM_SHA256_HEX_LEN], signature[PLATFORM_SHA256_HEX_LEN];
-	char *query = NULL, *host = NULL, *canonical = NULL, *signed_headers = NULL;
+	char *query = NULL, *host = NULL, *canonical = NULL, *signed_headers = NULL, *encoded;
 	size_t np = 0, nh = 0;
 	int rc = -1;
 
-	params[np++] = (struct platform_param){"ProductKey", cfg->product_key};
-	params[np++] = (struct platform_param){"DeviceName", device_name};
+	if(!params) return -1;
+	if(product_key) params[np++] = (struct platform_param){"ProductKey", cfg->product_key};
 	if(cfg->iot_instance_id) params[np++] = (struct platform_param){"IotInstanceId", cfg->iot_instance_id};
-	query = platform__canonical_query(params, np);
+	memcpy(params + np, own, nown * sizeof(*own));
+	np += nown;
+	encoded = platform__canonical_query(params, np);
+	if(!encoded) goto done;
+	if(form_body){
+		req->body = encoded;
+		query = strdup("");
+	}else{
+		query = encoded;
+	}
 	if(!query || endpoint__target(cfg->endpoint, query, &req->url, &host)) goto done;
-	if(platform__sha256_hex("", 0, payload_hash)) goto done;
+	if(platform__sha256_hex(req->body ? req->body : "", req->body ? strlen(req->body) : 0, payload_hash)) goto done;
 
 	headers[nh++] = (struct platform_param){"content-type", V3_CONTENT_TYPE};
 	headers[nh++] = (struct platform_param){"host", host};
@@ -521,37 +563,59 @@ done:
 	free(signed_headers);
 	free(query);
 	free(host);
+	free(params);
 	return rc;
+}
+
+int platform__call_request(const struct bootstrap_config *cfg, const struct platform_call *call,
+		time_t now, struct platform_http_request *req)
+{
+	const struct platform_action_info *info = &platform_actions[call->action];
+	struct platform_param *own = NULL;
+	char nonce[37], timestamp[21];
+	size_t nown = 0;
+	int rc = -1;
+
+	memset(req, 0, sizeof(*req));
+	if(call->action >= PLATFORM_ACTIONS || platform__nonce(nonce)) return -1;
+	/* every name, and ApplyId, PageSize, CurrentPage */
+	if(!(own = calloc(call->count + 3, sizeof(*own)))) return -1;
+	if(call__params(call, own, &nown)) goto done;
+	platform__timestamp(now, timestamp);
+	if(cfg->signature_version == SIGNATURE_V1){
+		rc = request__v1(cfg, info->name, own, nown, nonce, timestamp, info->product_key, req);
+	}else{
+		rc = request__v3(cfg, info->name, own, nown, nonce, timestamp, info->product_key, info->form_body, req);
+	}
+done:
+	params__free(own, nown);
+	if(rc){
+		platform__http_request_free(req);
+		return -1;
+	}
+	req->action = info->name;
+	return 0;
 }
 
 int platform__flow_request(struct platform_flow *flow, const struct bootstrap_config *cfg,
 		time_t now, struct platform_http_request *req)
 {
-	char nonce[37], timestamp[21];
-	const char *action;
-	int rc;
+	const char *name = flow->device_name;
+	const struct platform_call call = { .action = platform__flow_action(flow), .names = &name, .count = 1 };
 
 	memset(req, 0, sizeof(*req));
 	if(flow->state == FLOW_DONE) return -1;
-	action = flow->state == FLOW_REGISTER ? "RegisterDevice" : "QueryDeviceDetail";
-	if(platform__nonce(nonce)){
-		flow__finish(flow, BOOTSTRAP_INTERNAL, 0, "could not build the platform request");
-		return -1;
-	}
-	platform__timestamp(now, timestamp);
-	if(cfg->signature_version == SIGNATURE_V1){
-		rc = request__v1(cfg, action, flow->device_name, nonce, timestamp, req);
-	}else{
-		rc = request__v3(cfg, action, flow->device_name, nonce, timestamp, req);
-	}
-	if(rc){
-		platform__http_request_free(req);
+	if(platform__call_request(cfg, &call, now, req)){
 		snprintf(flow->detail, sizeof(flow->detail), "the request could not be signed (out of memory, or a credential that cannot be sent)");
 		flow__finish(flow, BOOTSTRAP_INTERNAL, 0, "could not build the platform request");
 		return -1;
 	}
-	req->action = action;
 	return 0;
+}
+
+enum platform_action platform__flow_action(const struct platform_flow *flow)
+{
+	return flow->state == FLOW_REGISTER ? ACTION_REGISTER : ACTION_QUERY;
 }
 
 void platform__http_request_free(struct platform_http_request *req)
@@ -637,6 +701,8 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
 			snprintf(msg, msglen, "the platform is throttling requests (%s)", a->code);
 			flow__finish(flow, BOOTSTRAP_THROTTLED, PLATFORM_RETRY_THROTTLED_S, msg);
 			return;
+		case PLATFORM_APPLY_LOST: /* batch answers: never a single device's */
+		case PLATFORM_NOT_YET:
 		case PLATFORM_UNAVAILABLE:
 			if(a->code[0]){
 				snprintf(msg, msglen, "the platform did not give a usable answer (%s)", a->code);

@@ -81,6 +81,9 @@ struct bootstrap_plugin {
 	struct metrics metrics;
 	time_t metrics_next_s;
 	unsigned long long throttled_logged; /* Throttling answers already reported in the log */
+	bool batching_refused_logged;        /* a batch action refused, as last reported */
+	char batching_detail_logged[160];
+	unsigned long long applies_abandoned_logged;
 	bool waker_refusal_logged;
 	time_t report_checked_s;
 	time_t throttle_log_s;
@@ -379,7 +382,7 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 			break;
 		case JOBS_FULL:
 			/* what is ahead of the device drains at the paced RegisterDevice rate */
-			retry_after = 1 + (int)((double)jobs__outstanding(p->jobs) / (p->cfg.register_qps * QUOTA_PACING));
+			retry_after = 1 + (int)((double)jobs__outstanding(p->jobs) / (p->cfg.qps[ACTION_REGISTER] * QUOTA_PACING));
 			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: busy, queue full", req.device_id);
 			bootstrap__send_error(p, req.device_id, &route, BOOTSTRAP_BUSY,
 					"too many bootstrap requests waiting; try again later", retry_after);
@@ -404,13 +407,17 @@ done:
 /* The one audit line of a request that reached the platform. */
 static void bootstrap__audit_reply(struct bootstrap_plugin *p, const struct job_result *r, const char *code, int64_t took_ms)
 {
-	const struct platform_flow *flow = &r->flow;
+	const struct platform_flow *flow = r->flow;
 	struct audit_entry e = { .time = time(NULL), .client = r->route.requester, .address = r->route.address,
-		.device_id = flow->device_name, .code = code,
-		.request_id = flow->request_id[0] ? flow->request_id : NULL, .duration_ms = (long)took_ms };
+		.device_id = r->device_id, .code = code, .duration_ms = (long)took_ms };
 
 	if(!p->audit) return;
-	if(platform__flow_existence_known(flow)) e.device = flow->existing ? "existing" : "new";
+	if(flow){
+		/* which call served the device: a batch call's RequestId is shared by its devices */
+		e.request_id = flow->request_id[0] ? flow->request_id : NULL;
+		if(flow->steps > 0) e.action = platform_actions[flow->answered_by].name;
+		if(platform__flow_existence_known(flow)) e.device = flow->existing ? "existing" : "new";
+	}
 	audit__record(p->audit, &e);
 }
 
@@ -423,7 +430,9 @@ static void bootstrap__audit_shutdown(const struct job_result *r, void *ud)
 
 static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 {
-	const struct platform_flow *flow = &r->flow;
+	static struct platform_flow no_memory = { .state = FLOW_DONE, .result = BOOTSTRAP_INTERNAL,
+		.message = "the bootstrap service ran out of memory" };
+	const struct platform_flow *flow = r->flow ? r->flow : &no_memory;
 	size_t len = 0;
 	int64_t took_ms;
 	char *payload;
@@ -432,7 +441,7 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 	if(r->route.connection_ended){
 		/* bound delivery: nobody but the connection that asked may have this answer */
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: %s dropped: the requesting connection ended "
-				"(closed, or its client id was taken over) before the answer came", flow->device_name,
+				"(closed, or its client id was taken over) before the answer came", r->device_id,
 				flow->result == BOOTSTRAP_OK ? "triple" : "reply");
 		p->metrics.dropped_connection_ended++;
 		bootstrap__audit_reply(p, r, AUDIT_CONNECTION_CLOSED, took_ms);
@@ -441,20 +450,21 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 	if(flow->result == BOOTSTRAP_OK){
 		payload = r->route.sealed ? reply__success_sealed(r->route.seal_key, &flow->triple, &len)
 				: reply__success(&flow->triple, &len);
-		mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": device %s: triple sent%s (%s device, IotId %s)",
-				flow->device_name, r->route.sealed ? " sealed" : "", flow->existing ? "existing" : "new", flow->triple.iot_id);
+		mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": device %s: triple sent%s (%s device, IotId %s, by %s)",
+				r->device_id, r->route.sealed ? " sealed" : "", flow->existing ? "existing" : "new", flow->triple.iot_id,
+				platform_actions[flow->answered_by].name);
 	}else{
 		payload = reply__error(flow->result, flow->message, flow->retry_after, &len);
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: %s: %s%s%s%s%s",
-				flow->device_name, reply__code_name(flow->result), flow->message,
+				r->device_id, reply__code_name(flow->result), flow->message,
 				flow->detail[0] ? "; " : "", flow->detail,
 				flow->request_id[0] ? "; RequestId " : "", flow->request_id);
 	}
 	if(!payload){
-		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory building the reply", flow->device_name);
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory building the reply", r->device_id);
 		return;
 	}
-	bootstrap__send(p, flow->device_name, &r->route, payload, len, flow->result != BOOTSTRAP_OK ? REPLY_QOS_ERROR
+	bootstrap__send(p, r->device_id, &r->route, payload, len, flow->result != BOOTSTRAP_OK ? REPLY_QOS_ERROR
 			: r->route.connection ? REPLY_QOS_BOUND : REPLY_QOS_UNBOUND);
 	reply__free(payload, len);
 	metrics__reply(&p->metrics, flow->result, (double)took_ms);
@@ -540,6 +550,33 @@ static void bootstrap__report_check(struct bootstrap_plugin *p, const struct job
 	metric__publish(METRICS_TOPIC_PREFIX "platform/status", text, NULL);
 }
 
+/* Batching's state: one line when the platform refuses a batch action (and when batching is
+ * back), one when batch registrations had to hand their devices back to single calls. */
+static void bootstrap__report_batching(struct bootstrap_plugin *p, const struct jobs_stats *st)
+{
+	bool refused = false;
+
+	for(int a = 0; a < PLATFORM_ACTIONS; a++) refused = refused || st->batching_refused[a];
+	if(refused != p->batching_refused_logged || (refused && strcmp(st->batching_detail, p->batching_detail_logged))){
+		if(refused){
+			mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": batching: %s; %s go on as single calls until the "
+					"credentials change or a reload (grant the RAM identity the batch actions listed in the README, or set "
+					"plugin_opt_batching off)", st->batching_detail,
+					st->batching_refused[ACTION_BATCH_QUERY] && st->batching_refused[ACTION_BATCH_CHECK] ? "lookups and registrations"
+					: st->batching_refused[ACTION_BATCH_QUERY] ? "lookups" : "registrations");
+		}else{
+			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": batching: batch actions in use again");
+		}
+		p->batching_refused_logged = refused;
+		snprintf(p->batching_detail_logged, sizeof(p->batching_detail_logged), "%s", st->batching_detail);
+	}
+	if(st->applies_abandoned != p->applies_abandoned_logged){
+		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": batching: %llu batch registration(s) handed their devices back "
+				"to single RegisterDevice calls (a stage did not finish in time, or the platform no longer knew the ApplyId)", st->applies_abandoned - p->applies_abandoned_logged);
+		p->applies_abandoned_logged = st->applies_abandoned;
+	}
+}
+
 static void bootstrap__report_worker(struct bootstrap_plugin *p, time_t now)
 {
 	struct jobs_stats st;
@@ -549,6 +586,7 @@ static void bootstrap__report_worker(struct bootstrap_plugin *p, time_t now)
 	jobs__stats(p->jobs, &st);
 	bootstrap__report_credentials(p, &st);
 	bootstrap__report_check(p, &st);
+	bootstrap__report_batching(p, &st);
 	if(st.waker_refused && !p->waker_refusal_logged){
 		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": plugin_opt_wakeup_port %d: the broker refused the wakeup "
 				"connection (that listener must accept an anonymous client); replies go out at the broker's tick instead",

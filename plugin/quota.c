@@ -35,21 +35,40 @@ void quota__init(struct token_bucket *b, double qps, double burst, int64_t now_m
 	b->tokens = 1.0; /* not a full burst at start: a restart must not exceed the quota either */
 	b->last_ms = now_ms;
 	b->last_throttle_ms = now_ms - THROTTLE_HOLD_MS;
+	b->window = qps >= 1.0 && qps <= QUOTA_WINDOW_MAX ? (int)floor(qps) : 0;
+	b->window_next = 0;
+	for(int i = 0; i < b->window; i++) b->sent_ms[i] = now_ms - QUOTA_WINDOW_MS;
+}
+
+/* Milliseconds until the window has room for one more call. */
+static int64_t window__wait_ms(const struct token_bucket *b, int64_t now_ms)
+{
+	int64_t free_at;
+
+	if(b->window == 0) return 0;
+	free_at = b->sent_ms[b->window_next] + QUOTA_WINDOW_MS;
+	return free_at > now_ms ? free_at - now_ms : 0;
 }
 
 bool quota__take(struct token_bucket *b, int64_t now_ms)
 {
 	bucket__refill(b, now_ms);
-	if(b->tokens < 1.0) return false;
+	if(b->tokens < 1.0 || window__wait_ms(b, now_ms) > 0) return false;
 	b->tokens -= 1.0;
+	if(b->window){
+		b->sent_ms[b->window_next] = now_ms;
+		b->window_next = (b->window_next + 1) % b->window;
+	}
 	return true;
 }
 
 int64_t quota__wait_ms(struct token_bucket *b, int64_t now_ms)
 {
+	int64_t tokens_ms = 0, window_ms = window__wait_ms(b, now_ms);
+
 	bucket__refill(b, now_ms);
-	if(b->tokens >= 1.0) return 0;
-	return (int64_t)ceil((1.0 - b->tokens) * 1000.0 / b->rate);
+	if(b->tokens < 1.0) tokens_ms = (int64_t)ceil((1.0 - b->tokens) * 1000.0 / b->rate);
+	return tokens_ms > window_ms ? tokens_ms : window_ms;
 }
 
 void quota__throttled(struct token_bucket *b, int64_t now_ms)

@@ -109,7 +109,7 @@ function createEmulator(options = {}) {
   function resetStats() {
     // bySignature: requests by how they were signed; lastV3: what the last V3 request signed and
     // where its parameters were (names only, never values)
-    const fresh = () => ({ requests: 0, byAction: {}, byCode: {}, throttled: 0, faultsServed: 0, signatureFailures: 0,
+    const fresh = () => ({ requests: 0, byAction: {}, byCode: {}, throttled: 0, throttledBy: {}, faultsServed: 0, signatureFailures: 0,
       bySignature: { v1: 0, v3: 0 }, lastV3: null });
     // the plugin's start-up check (QueryDeviceDetail for PROBE_NAME), accounted apart so that
     // tests count device traffic; it still passes every gateway check and counts for the quota
@@ -314,7 +314,11 @@ function createEmulator(options = {}) {
       if (p.Format && p.Format !== 'JSON') return gatewayError(res, 400, 'InvalidParameter.Format', 'Only JSON answers are emulated.', p.Action);
       if (p.Version !== API_VERSION) return gatewayError(res, 400, 'InvalidVersion', 'Specified parameter Version is not valid.', p.Action);
       if (opts.iotInstanceId && p.IotInstanceId !== opts.iotInstanceId) return businessError(res, 'iot.system.InstanceNotFound', 'The instance is not found.', p.Action);
-      if (overQuotaOnArrival) { stats.throttled++; return gatewayError(res, 503, 'Throttling.User', 'Request was denied due to user flow control.', p.Action); }
+      if (batchCfg.deniedActions.includes(p.Action)) {
+        // RAM: the AccessKey's identity has no grant for this action
+        return gatewayError(res, 403, 'Forbidden.RAM', 'User not authorized to operate on the specified resource, or this API doesn\'t support RAM.', p.Action);
+      }
+      if (overQuotaOnArrival) { stats.throttled++; stats.throttledBy[p.Action] = (stats.throttledBy[p.Action] || 0) + 1; return gatewayError(res, 503, 'Throttling.User', 'Request was denied due to user flow control.', p.Action); }
       if (p.Action === 'RegisterDevice') return registerDevice(p, res);
       if (p.Action === 'QueryDeviceDetail') return queryDeviceDetail(p, res);
       if (batchAction(p, res)) return;
@@ -775,9 +779,10 @@ function createEmulator(options = {}) {
   // registered meanwhile (RegisterDevice after the check) is not created: CREATE_FAILED, that name in
   // InvalidList / InvalidDetailList, the others created. A duration applies to stages started after
   // it is set. stageStuck (true, 'check' or 'create') keeps stages from finishing until turned off;
-  // then the stuck ones finish at once. Quota: opts.quota by action name, as for the other actions.
+  // then the stuck ones finish at once. forgetApplies (a platform restart) drops every ApplyId;
+  // deniedActions (any action names) are refused as RAM does (403 Forbidden.RAM). Quota: opts.quota by action name, as for the other actions.
   // Control: GET /_emulator/batch[?applyId=N], POST /_emulator/batch {checkDurationMs,
-  // createDurationMs, stageStuck}; the same keys in POST /_emulator/faults; POST /_emulator/reset
+  // createDurationMs, stageStuck, forgetApplies, deniedActions}; the same keys in POST /_emulator/faults; POST /_emulator/reset
   // turns stageStuck off. Counters under stats.batch.
   // Size: a form body (signature 1.0 POST, or V3 with a form body) may be MAX_BODY_BYTES; parameters in
   // the query string (as the SDKs send them) are bounded by Node's 16 KB header limit, a few hundred names.
@@ -801,6 +806,7 @@ function createEmulator(options = {}) {
     checkDurationMs: durationOr(options.checkDurationMs, 500),
     createDurationMs: durationOr(options.createDurationMs, 1000),
     stageStuck: stuckOf(options.stageStuck),
+    deniedActions: Array.isArray(options.deniedActions) ? options.deniedActions.map(String) : [],
   };
   const applies = new Map();    // ApplyId (number) -> apply
   const batchTimers = new Set();
@@ -1079,6 +1085,14 @@ function createEmulator(options = {}) {
     if (f.checkDurationMs !== undefined) batchCfg.checkDurationMs = durationOr(f.checkDurationMs, batchCfg.checkDurationMs);
     if (f.createDurationMs !== undefined) batchCfg.createDurationMs = durationOr(f.createDurationMs, batchCfg.createDurationMs);
     if (f.stageStuck !== undefined) { batchCfg.stageStuck = stuckOf(f.stageStuck); resumeStuck(); }
+    if (Array.isArray(f.deniedActions)) batchCfg.deniedActions = f.deniedActions.map(String);
+    if (f.forgetApplies === true) {
+      // the platform restarted: every ApplyId it had given is unknown from now on
+      for (const t of batchTimers) clearTimeout(t);
+      batchTimers.clear();
+      applies.clear();
+      batchStats().appliesForgotten = (batchStats().appliesForgotten || 0) + 1;
+    }
     return batchView();
   }
 

@@ -1,5 +1,6 @@
 /* libFuzzer harness: whatever the platform (or anything pretending to be it) answers.
- * The first byte picks the action and HTTP status; the rest is the body. */
+ * The first byte picks the HTTP status and the flow's policy, the second the action (single
+ * and batch ones); the rest is the body. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,15 +20,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const long statuses[] = {200, 400, 403, 404, 500, 503, 0, 302};
 	struct platform_answer a;
 	struct platform_flow flow;
-	const char *action;
+	enum platform_action action;
 	long status;
 
-	if(size < 1) return 0;
-	action = (data[0] & 1) ? "QueryDeviceDetail" : "RegisterDevice";
+	if(size < 2) return 0;
+	action = (enum platform_action)(data[1] % PLATFORM_ACTIONS);
 	status = statuses[(data[0] >> 1) & 7];
-	platform__parse_answer(action, status, (const char *)data + 1, size - 1, &a);
+	platform__parse_answer(action, status, (const char *)data + 2, size - 2, &a);
 
-	if(!printable(a.code) || !printable(a.request_id) || !printable(a.status)) abort();
+	if(!printable(a.code) || !printable(a.request_id) || !printable(a.status) || !printable(a.stage) || !printable(a.apply_id)) abort();
+	if(a.ndevices > PLATFORM_MAX_ANSWER_DEVICES || (a.ndevices && a.outcome != PLATFORM_SUCCESS)) abort();
+	for(size_t i = 0; i < a.ndevices; i++){
+		const struct platform_device *d = &a.devices[i];
+		if(!d->name[0] || !printable(d->reason) || !printable(d->status)) abort();
+		if(d->kind == DEVICE_FOUND && (!d->triple.device_secret[0] || strcmp(d->name, d->triple.device_name))) abort();
+		if(d->kind != DEVICE_FOUND && d->triple.device_secret[0]) abort();
+	}
+	if(action > ACTION_QUERY){
+		platform__answer_cleanup(&a);
+		return 0;
+	}
 	if(a.outcome == PLATFORM_SUCCESS){
 		if(!a.triple.product_key[0] || !a.triple.device_name[0] || !a.triple.device_secret[0] || !a.triple.iot_id[0]) abort();
 		if(status < 200 || status >= 300) abort();
@@ -36,8 +48,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	/* the flow must end in a state the plugin can answer with */
-	platform__flow_init(&flow, "dev-fuzz", (enum existing_devices)((data[0] >> 4) % 3), data[0] & 1);
+	platform__flow_init(&flow, "dev-fuzz", (enum existing_devices)((data[0] >> 4) % 3), action == ACTION_QUERY);
 	platform__flow_answer(&flow, &a);
+	platform__answer_cleanup(&a);
 	if(flow.state == FLOW_DONE){
 		if(flow.result != BOOTSTRAP_OK && flow.triple.device_secret[0]) abort();
 		if(flow.result == BOOTSTRAP_OK && !flow.triple.device_secret[0]) abort();

@@ -12,7 +12,8 @@ test('300 devices at once (100 already registered) under a 30/50 QPS quota: zero
   const env = await h.startEnv({
     emulatorProcess: true,
     emulator: { quota: { RegisterDevice: 30, QueryDeviceDetail: 50 } },
-    pluginOptions: { max_queue: 100 },
+    // single calls only: batching has its own test (batching.test.js)
+    pluginOptions: { max_queue: 100, batching: 'off' },
   });
   try {
     // 100 devices exist already (registered earlier, never connected)
@@ -52,7 +53,8 @@ test('300 devices at once (100 already registered) under a 30/50 QPS quota: zero
 });
 
 test('strategy auto: a fleet of existing devices soon goes query-first (one call each instead of two)', async () => {
-  const env = await h.startEnv({ emulatorProcess: true, emulator: { quota: { RegisterDevice: 30, QueryDeviceDetail: 50 } } });
+  const env = await h.startEnv({ emulatorProcess: true, emulator: { quota: { RegisterDevice: 30, QueryDeviceDetail: 50 } },
+    pluginOptions: { batching: 'off' } });
   try {
     const existing = Array.from({ length: 120 }, (_, i) => `dev-s-old-${String(i).padStart(3, '0')}`);
     await env.emu.preRegister(h.PRODUCT_KEY, existing);

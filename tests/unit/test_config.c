@@ -300,8 +300,8 @@ static void test_mode_options(void)
 	CHECK(cfg.signature_version == SIGNATURE_V3);
 	CHECK(config__set(&cfg, "signature_version", "v1", err, sizeof(err)) == 0 && cfg.signature_version == SIGNATURE_V1);
 	CHECK(config__set(&cfg, "signature_version", "v3", err, sizeof(err)) == 0 && cfg.signature_version == SIGNATURE_V3);
-	CHECK(config__set(&cfg, "register_qps", "7.5", err, sizeof(err)) == 0 && cfg.register_qps == 7.5);
-	CHECK(config__set(&cfg, "query_burst", "10", err, sizeof(err)) == 0 && cfg.query_burst == 10.0);
+	CHECK(config__set(&cfg, "register_qps", "7.5", err, sizeof(err)) == 0 && cfg.qps[ACTION_REGISTER] == 7.5);
+	CHECK(config__set(&cfg, "query_burst", "10", err, sizeof(err)) == 0 && cfg.burst[ACTION_QUERY] == 10.0);
 	CHECK(config__set(&cfg, "request_deadline_ms", "60000", err, sizeof(err)) == 0 && cfg.request_deadline_ms == 60000);
 	CHECK(config__set(&cfg, "ca_file", "/etc/ssl/ca.pem", err, sizeof(err)) == 0);
 	CHECK_STR(cfg.ca_file, "/etc/ssl/ca.pem");

@@ -151,7 +151,7 @@ static void test_answer_success(void)
 {
 	struct platform_answer a;
 
-	ANSWER("RegisterDevice", 200, "{\"RequestId\":\"R1\",\"Success\":true,\"Data\":{\"IotId\":\"iot1\","
+	ANSWER(ACTION_REGISTER, 200, "{\"RequestId\":\"R1\",\"Success\":true,\"Data\":{\"IotId\":\"iot1\","
 			"\"ProductKey\":\"pk\",\"DeviceName\":\"dev-1\",\"DeviceSecret\":\"s3cr3t\",\"Nickname\":\"\"}}", &a);
 	CHECK(a.outcome == PLATFORM_SUCCESS);
 	CHECK_STR(a.triple.product_key, "pk");
@@ -166,10 +166,10 @@ static void test_answer_already_exists(void)
 	struct platform_answer a;
 	const char *body = "{\"RequestId\":\"R\",\"Success\":false,\"Code\":\"iot.device.AlreadyExistedDeviceName\",\"ErrorMessage\":\"x\"}";
 
-	ANSWER("RegisterDevice", 200, body, &a);
+	ANSWER(ACTION_REGISTER, 200, body, &a);
 	CHECK(a.outcome == PLATFORM_ALREADY_EXISTS);
 	/* the same code from QueryDeviceDetail means nothing sensible: a refusal */
-	ANSWER("QueryDeviceDetail", 200, body, &a);
+	ANSWER(ACTION_QUERY, 200, body, &a);
 	CHECK(a.outcome == PLATFORM_REFUSED);
 }
 
@@ -177,25 +177,25 @@ static void test_answer_gateway_errors(void)
 {
 	struct platform_answer a;
 
-	ANSWER("RegisterDevice", 400, "{\"RequestId\":\"R\",\"HostId\":\"h\",\"Code\":\"SignatureDoesNotMatch\",\"Message\":\"m\"}", &a);
+	ANSWER(ACTION_REGISTER, 400, "{\"RequestId\":\"R\",\"HostId\":\"h\",\"Code\":\"SignatureDoesNotMatch\",\"Message\":\"m\"}", &a);
 	CHECK(a.outcome == PLATFORM_AUTH);
 	CHECK_STR(a.code, "SignatureDoesNotMatch");
-	ANSWER("RegisterDevice", 403, "{\"Code\":\"SignatureDoesNotMatch\"}", &a);
+	ANSWER(ACTION_REGISTER, 403, "{\"Code\":\"SignatureDoesNotMatch\"}", &a);
 	CHECK(a.outcome == PLATFORM_AUTH);
-	ANSWER("RegisterDevice", 404, "{\"Code\":\"InvalidAccessKeyId.NotFound\"}", &a);
+	ANSWER(ACTION_REGISTER, 404, "{\"Code\":\"InvalidAccessKeyId.NotFound\"}", &a);
 	CHECK(a.outcome == PLATFORM_AUTH);
-	ANSWER("RegisterDevice", 200, "{\"Success\":false,\"Code\":\"iot.common.RamActionPermissionDeny\"}", &a);
+	ANSWER(ACTION_REGISTER, 200, "{\"Success\":false,\"Code\":\"iot.common.RamActionPermissionDeny\"}", &a);
 	CHECK(a.outcome == PLATFORM_AUTH);
 	/* throttling has been seen with 400 and 503: the code decides */
-	ANSWER("RegisterDevice", 400, "{\"Code\":\"Throttling.User\",\"Message\":\"Request was denied due to user flow control.\"}", &a);
+	ANSWER(ACTION_REGISTER, 400, "{\"Code\":\"Throttling.User\",\"Message\":\"Request was denied due to user flow control.\"}", &a);
 	CHECK(a.outcome == PLATFORM_THROTTLED);
-	ANSWER("RegisterDevice", 503, "{\"Code\":\"Throttling.User\"}", &a);
+	ANSWER(ACTION_REGISTER, 503, "{\"Code\":\"Throttling.User\"}", &a);
 	CHECK(a.outcome == PLATFORM_THROTTLED);
-	ANSWER("RegisterDevice", 500, "{\"Code\":\"InternalError\"}", &a);
+	ANSWER(ACTION_REGISTER, 500, "{\"Code\":\"InternalError\"}", &a);
 	CHECK(a.outcome == PLATFORM_UNAVAILABLE);
-	ANSWER("RegisterDevice", 503, "{\"Code\":\"SomethingNew\"}", &a);
+	ANSWER(ACTION_REGISTER, 503, "{\"Code\":\"SomethingNew\"}", &a);
 	CHECK(a.outcome == PLATFORM_UNAVAILABLE);
-	ANSWER("RegisterDevice", 200, "{\"Success\":false,\"Code\":\"iot.prod.NotExistedProduct\"}", &a);
+	ANSWER(ACTION_REGISTER, 200, "{\"Success\":false,\"Code\":\"iot.prod.NotExistedProduct\"}", &a);
 	CHECK(a.outcome == PLATFORM_REFUSED);
 	CHECK_STR(a.code, "iot.prod.NotExistedProduct");
 }
@@ -204,23 +204,23 @@ static void test_answer_unreadable(void)
 {
 	struct platform_answer a;
 
-	ANSWER("RegisterDevice", 200, "<html>502 Bad Gateway</html>", &a);
+	ANSWER(ACTION_REGISTER, 200, "<html>502 Bad Gateway</html>", &a);
 	CHECK(a.outcome == PLATFORM_UNAVAILABLE);
-	ANSWER("RegisterDevice", 200, "", &a);
+	ANSWER(ACTION_REGISTER, 200, "", &a);
 	CHECK(a.outcome == PLATFORM_UNAVAILABLE);
-	ANSWER("RegisterDevice", 200, "[1,2]", &a);
+	ANSWER(ACTION_REGISTER, 200, "[1,2]", &a);
 	CHECK(a.outcome == PLATFORM_UNAVAILABLE);
-	ANSWER("RegisterDevice", 200, "{\"Success\":true}", &a);
+	ANSWER(ACTION_REGISTER, 200, "{\"Success\":true}", &a);
 	CHECK(a.outcome == PLATFORM_UNAVAILABLE);
 	/* missing DeviceSecret */
-	ANSWER("RegisterDevice", 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"p\",\"DeviceName\":\"dddd\"}}", &a);
+	ANSWER(ACTION_REGISTER, 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"p\",\"DeviceName\":\"dddd\"}}", &a);
 	CHECK(a.outcome == PLATFORM_UNAVAILABLE);
 	/* wrong type */
-	ANSWER("RegisterDevice", 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"p\",\"DeviceName\":\"dddd\",\"DeviceSecret\":5}}", &a);
+	ANSWER(ACTION_REGISTER, 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"p\",\"DeviceName\":\"dddd\",\"DeviceSecret\":5}}", &a);
 	CHECK(a.outcome == PLATFORM_UNAVAILABLE);
 	CHECK(a.triple.product_key[0] == '\0');
 	/* Success:true on a 5xx is not a success */
-	ANSWER("RegisterDevice", 500, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"p\",\"DeviceName\":\"dddd\",\"DeviceSecret\":\"s\"}}", &a);
+	ANSWER(ACTION_REGISTER, 500, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"p\",\"DeviceName\":\"dddd\",\"DeviceSecret\":\"s\"}}", &a);
 	CHECK(a.outcome == PLATFORM_UNAVAILABLE);
 }
 
@@ -228,7 +228,7 @@ static void test_answer_code_is_sanitised(void)
 {
 	struct platform_answer a;
 
-	ANSWER("RegisterDevice", 200, "{\"Success\":false,\"Code\":\"evil\\n\\u001b[31mcode\"}", &a);
+	ANSWER(ACTION_REGISTER, 200, "{\"Success\":false,\"Code\":\"evil\\n\\u001b[31mcode\"}", &a);
 	CHECK(a.outcome == PLATFORM_REFUSED);
 	CHECK_STR(a.code, "evil[31mcode");
 }
@@ -272,7 +272,7 @@ static void test_flow_register_then_query(void)
 	platform__http_request_free(&req);
 	CHECK(req.body == NULL && req.url == NULL);
 
-	ANSWER("RegisterDevice", 200, "{\"Success\":false,\"Code\":\"iot.device.AlreadyExistedDeviceName\"}", &a);
+	ANSWER(ACTION_REGISTER, 200, "{\"Success\":false,\"Code\":\"iot.device.AlreadyExistedDeviceName\"}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.state == FLOW_QUERY);
 	CHECK(flow.existing);
@@ -281,7 +281,7 @@ static void test_flow_register_then_query(void)
 	CHECK(strstr(req.body, nonce1) == NULL); /* a new nonce for every request */
 	platform__http_request_free(&req);
 
-	ANSWER("QueryDeviceDetail", 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"a1Prod\","
+	ANSWER(ACTION_QUERY, 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"a1Prod\","
 			"\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\",\"Status\":\"UNACTIVE\"}}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.state == FLOW_DONE);
@@ -290,7 +290,7 @@ static void test_flow_register_then_query(void)
 
 	/* a platform (or a man in the middle) answering with another device's triple */
 	platform__flow_init(&flow, "dev-0002", EXISTING_UNACTIVE, false);
-	ANSWER("RegisterDevice", 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"a1Prod\","
+	ANSWER(ACTION_REGISTER, 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"a1Prod\","
 			"\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\"}}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.state == FLOW_DONE && flow.result == BOOTSTRAP_PLATFORM_ERROR);
@@ -303,21 +303,21 @@ static void test_check_answer(void)
 	struct platform_answer a;
 	char detail[200];
 
-	ANSWER("QueryDeviceDetail", 200, "{\"Success\":false,\"Code\":\"iot.device.NotExistedDevice\"}", &a);
+	ANSWER(ACTION_QUERY, 200, "{\"Success\":false,\"Code\":\"iot.device.NotExistedDevice\"}", &a);
 	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_OK && detail[0] == '\0');
-	ANSWER("QueryDeviceDetail", 404, "{\"Code\":\"InvalidAccessKeyId.NotFound\"}", &a);
+	ANSWER(ACTION_QUERY, 404, "{\"Code\":\"InvalidAccessKeyId.NotFound\"}", &a);
 	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED);
 	CHECK_STR(detail, "InvalidAccessKeyId.NotFound: check the AccessKey id and secret");
-	ANSWER("QueryDeviceDetail", 200, "{\"Success\":false,\"Code\":\"iot.common.RamActionPermissionDeny\"}", &a);
+	ANSWER(ACTION_QUERY, 200, "{\"Success\":false,\"Code\":\"iot.common.RamActionPermissionDeny\"}", &a);
 	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED);
 	CHECK(strstr(detail, "iot:QueryDeviceDetail") != NULL);
-	ANSWER("QueryDeviceDetail", 400, "{\"Code\":\"InvalidTimeStamp.Expired\"}", &a);
+	ANSWER(ACTION_QUERY, 400, "{\"Code\":\"InvalidTimeStamp.Expired\"}", &a);
 	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED && strstr(detail, "clock") != NULL);
-	ANSWER("QueryDeviceDetail", 200, "{\"Success\":false,\"Code\":\"iot.prod.NotExistedProduct\"}", &a);
+	ANSWER(ACTION_QUERY, 200, "{\"Success\":false,\"Code\":\"iot.prod.NotExistedProduct\"}", &a);
 	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED && strstr(detail, "plugin_opt_product_key") != NULL);
-	ANSWER("QueryDeviceDetail", 200, "{\"Success\":false,\"Code\":\"iot.system.InstanceNotFound\"}", &a);
+	ANSWER(ACTION_QUERY, 200, "{\"Success\":false,\"Code\":\"iot.system.InstanceNotFound\"}", &a);
 	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED && strstr(detail, "plugin_opt_iot_instance_id") != NULL);
-	ANSWER("QueryDeviceDetail", 503, "{\"Code\":\"ServiceUnavailable\"}", &a);
+	ANSWER(ACTION_QUERY, 503, "{\"Code\":\"ServiceUnavailable\"}", &a);
 	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_UNREACHABLE);
 }
 
@@ -343,7 +343,7 @@ static void test_flow_errors_are_final(void)
 	struct platform_answer a;
 
 	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
-	ANSWER("RegisterDevice", 200, "{\"Success\":false,\"Code\":\"iot.prod.NotExistedProduct\"}", &a);
+	ANSWER(ACTION_REGISTER, 200, "{\"Success\":false,\"Code\":\"iot.prod.NotExistedProduct\"}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.state == FLOW_DONE);
 	CHECK(flow.result == BOOTSTRAP_PLATFORM_ERROR);
@@ -351,13 +351,13 @@ static void test_flow_errors_are_final(void)
 	CHECK(flow.retry_after == 0);
 
 	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
-	ANSWER("RegisterDevice", 503, "{\"Code\":\"ServiceUnavailable\"}", &a);
+	ANSWER(ACTION_REGISTER, 503, "{\"Code\":\"ServiceUnavailable\"}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.result == BOOTSTRAP_PLATFORM_UNAVAILABLE);
 	CHECK(flow.retry_after > 0);
 
 	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
-	ANSWER("RegisterDevice", 400, "{\"Code\":\"Throttling.User\"}", &a);
+	ANSWER(ACTION_REGISTER, 400, "{\"Code\":\"Throttling.User\"}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.result == BOOTSTRAP_THROTTLED);
 	CHECK(flow.retry_after > 0);
@@ -378,10 +378,10 @@ static void run_existing(enum existing_devices policy, const char *query_body, s
 	struct platform_answer a;
 
 	platform__flow_init(flow, "dev-0001", policy, false);
-	ANSWER("RegisterDevice", 200, "{\"Success\":false,\"Code\":\"iot.device.AlreadyExistedDeviceName\"}", &a);
+	ANSWER(ACTION_REGISTER, 200, "{\"Success\":false,\"Code\":\"iot.device.AlreadyExistedDeviceName\"}", &a);
 	platform__flow_answer(flow, &a);
 	if(flow->state != FLOW_QUERY) return;
-	ANSWER("QueryDeviceDetail", 200, query_body, &a);
+	ANSWER(ACTION_QUERY, 200, query_body, &a);
 	platform__flow_answer(flow, &a);
 }
 
@@ -422,17 +422,17 @@ static void test_query_first_flow(void)
 	/* an existing device: one QueryDeviceDetail */
 	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, true);
 	CHECK(flow.state == FLOW_QUERY);
-	ANSWER("QueryDeviceDetail", 200, QUERY_OK("UNACTIVE"), &a);
+	ANSWER(ACTION_QUERY, 200, QUERY_OK("UNACTIVE"), &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.state == FLOW_DONE && flow.result == BOOTSTRAP_OK && flow.existing);
 
 	/* a new device: Query says no such device, then Register */
 	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, true);
-	ANSWER("QueryDeviceDetail", 200, not_exists, &a);
+	ANSWER(ACTION_QUERY, 200, not_exists, &a);
 	CHECK(a.outcome == PLATFORM_NOT_EXISTS);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.state == FLOW_REGISTER && !flow.existing);
-	ANSWER("RegisterDevice", 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"p\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\"}}", &a);
+	ANSWER(ACTION_REGISTER, 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"p\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\"}}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.result == BOOTSTRAP_OK && !flow.existing);
 
@@ -440,7 +440,7 @@ static void test_query_first_flow(void)
 	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, true);
 	for(int i = 0; i < 10 && flow.state != FLOW_DONE; i++){
 		bool query = flow.state == FLOW_QUERY;
-		ANSWER(query ? "QueryDeviceDetail" : "RegisterDevice", 200, query ? not_exists : exists, &a);
+		ANSWER(query ? ACTION_QUERY : ACTION_REGISTER, 200, query ? not_exists : exists, &a);
 		platform__flow_answer(&flow, &a);
 	}
 	CHECK(flow.state == FLOW_DONE);
@@ -451,7 +451,7 @@ static void test_query_first_flow(void)
 	platform__flow_init(&flow, "dev-0001", EXISTING_NEVER, true);
 	CHECK(flow.state == FLOW_REGISTER);
 	/* NotExistedDevice from RegisterDevice is no such thing: an ordinary refusal */
-	ANSWER("RegisterDevice", 200, not_exists, &a);
+	ANSWER(ACTION_REGISTER, 200, not_exists, &a);
 	CHECK(a.outcome == PLATFORM_REFUSED);
 }
 

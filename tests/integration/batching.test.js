@@ -1,0 +1,213 @@
+'use strict';
+// plugin_opt_batching auto (the default): waiting requests are coalesced into the platform's batch
+// actions, under every action's quota, and every device still gets its own triple, whatever the
+// batch comes to: names that exist, names registered meanwhile, a stage that never finishes, a
+// platform that forgets its ApplyIds, a RAM identity without the batch grants.
+const test = require('node:test');
+const assert = require('assert');
+const fs = require('fs');
+const path = require('path');
+const h = require('./lib/harness');
+const { DOCUMENTED_QPS } = require('../emulator/emulator.js');
+
+const BATCH_ACTIONS = ['BatchQueryDeviceDetail', 'BatchCheckDeviceNames', 'QueryBatchRegisterDeviceStatus',
+  'BatchRegisterDeviceWithApplyId', 'QueryPageByApplyId'];
+const names = (prefix, n) => Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(4, '0')}`);
+
+// Every device asks at once and comes back as told; each must end with the emulator's own triple.
+async function storm(env, ids) {
+  const results = await Promise.all(ids.map((id) => env.device(id, { timeoutS: 60 })));
+  for (let i = 0; i < ids.length; i++) {
+    const r = results[i];
+    assert.ok(r.reply && r.reply.success, `${ids[i]}: ${JSON.stringify(r.codes)}`);
+    assert.strictEqual(r.reply.data.DeviceName, ids[i]);
+    const d = await env.emu.device(h.PRODUCT_KEY, ids[i]);
+    h.assertSameSecret(r.reply.data.DeviceSecret, d.DeviceSecret, `${ids[i]} DeviceSecret`);
+    assert.strictEqual(r.reply.data.IotId, d.IotId);
+  }
+  return results;
+}
+
+function auditLines(env) {
+  const f = path.join(env.dir, 'audit.log');
+  return fs.existsSync(f) ? fs.readFileSync(f, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+}
+
+// With register_qps 10, single RegisterDevice calls keep about 50 new names of a backlog (what
+// they clear while a batch registration runs): a crowd of 150 or more makes a batch.
+const SLOW_SINGLES = { register_qps: 10 };
+
+const batchCalls = (stats) => BATCH_ACTIONS.reduce((n, a) => n + (stats.byAction[a] || 0), 0);
+
+test('a lone device on an idle broker gets single calls, as without batching', async () => {
+  await h.withEnv({}, async (env) => {
+    const r = await env.rr('lone-0001');
+    assert.strictEqual(r.reply.success, true);
+    env.emu.preRegister(h.PRODUCT_KEY, 'lone-old-0001');
+    const old = await env.rr('lone-old-0001');
+    assert.strictEqual(old.reply.success, true);
+    const stats = await env.emu.stats();
+    assert.strictEqual(batchCalls(stats), 0, JSON.stringify(stats.byAction));
+    assert.deepStrictEqual(stats.byAction, { RegisterDevice: 2, QueryDeviceDetail: 1 });
+  });
+});
+
+test('300 existing devices at once under every quota: BatchQueryDeviceDetail serves them, zero throttling', async () => {
+  const env = await h.startEnv({ emulatorProcess: true, emulator: { quota: DOCUMENTED_QPS },
+    pluginOptions: { audit_file: '$DIR/audit.log' } });
+  try {
+    const ids = names('bq-old', 300);
+    await env.emu.preRegister(h.PRODUCT_KEY, ids);
+    // two transient failures on whatever goes first (the first batch): retried, nobody notices
+    await env.emu.addFaults({ kind: '5xx', count: 1 }, { kind: 'throttle', count: 1 });
+    await storm(env, ids);
+    const stats = await env.emu.stats();
+    assert.strictEqual(stats.throttled, 1, 'only the injected Throttling');
+    assert.ok(stats.batch.devicesServed.BatchQueryDeviceDetail >= 200, JSON.stringify(stats.batch.devicesServed));
+    const singles = (stats.byAction.QueryDeviceDetail || 0) + (stats.byAction.RegisterDevice || 0);
+    assert.ok(singles <= 100, `${singles} single calls for 300 devices`);
+    assert.ok(stats.byAction.BatchQueryDeviceDetail <= 10, `${stats.byAction.BatchQueryDeviceDetail} batch calls`);
+    // the audit trail says which call served each device: a batch call's RequestId on many lines
+    const lines = auditLines(env).filter((l) => l.code === 'ok');
+    assert.strictEqual(lines.length, 300);
+    const byBatch = lines.filter((l) => l.action === 'BatchQueryDeviceDetail');
+    assert.ok(byBatch.length >= 200, `${byBatch.length} devices audited as served by BatchQueryDeviceDetail`);
+    const perCall = {};
+    for (const l of byBatch) perCall[l.requestId] = (perCall[l.requestId] || 0) + 1;
+    assert.ok(Math.max(...Object.values(perCall)) >= 50, `devices per batch call: ${JSON.stringify(Object.values(perCall))}`);
+    assert.ok(lines.every((l) => l.device === 'existing'));
+    await env.assertLogClean();
+  } finally {
+    await env.stop();
+  }
+});
+
+test('400 new devices at once: one batch registration (check, register, pages), zero throttling', async () => {
+  const env = await h.startEnv({ emulatorProcess: true, emulator: { quota: DOCUMENTED_QPS, checkDurationMs: 400, createDurationMs: 400 },
+    pluginOptions: { audit_file: '$DIR/audit.log' } });
+  try {
+    // single RegisterDevice calls keep what they clear while a batch runs (~150): the rest is batched
+    const ids = names('br-new', 400);
+    await storm(env, ids);
+    const stats = await env.emu.stats();
+    assert.strictEqual(stats.throttled, 0);
+    assert.ok(stats.batch.devicesCreated >= 200, `${stats.batch.devicesCreated} devices created by batch`);
+    assert.ok((stats.byAction.RegisterDevice || 0) <= 200, `${stats.byAction.RegisterDevice} RegisterDevice calls`);
+    assert.strictEqual(stats.batch.registerRefused, 0, 'never registered before the check succeeded');
+    const lines = auditLines(env).filter((l) => l.code === 'ok');
+    assert.strictEqual(lines.length, 400);
+    assert.ok(lines.filter((l) => l.action === 'QueryPageByApplyId').length >= 200);
+    assert.ok(lines.every((l) => l.device === 'new'));
+    await env.assertLogClean();
+  } finally {
+    await env.stop();
+  }
+});
+
+test('names that exist fail the check and names registered during creation fail it: each device still gets its own triple', async () => {
+  const env = await h.startEnv({ emulatorProcess: true, emulator: { quota: DOCUMENTED_QPS, checkDurationMs: 300, createDurationMs: 1500 },
+    pluginOptions: { strategy: 'register_first', ...SLOW_SINGLES } });
+  try {
+    // 20 of 200 exist already: the first check fails, the rest is checked again on its own
+    const ids = names('mix', 200);
+    const existing = ids.filter((_, i) => i % 10 === 3);
+    await env.emu.preRegister(h.PRODUCT_KEY, existing);
+    const running = storm(env, ids);
+    // while a batch is being created, five of its names are registered by someone else
+    let raced = [];
+    for (let i = 0; i < 200 && !raced.length; i++) {
+      const view = await env.emu.batchConfig();
+      const creating = view.applies.find((a) => a.Status === 'CREATE');
+      if (creating) {
+        const apply = await env.emu.batchApply(creating.ApplyId);
+        raced = apply.DeviceNames.slice(-5);
+        await env.emu.preRegister(h.PRODUCT_KEY, raced);
+      } else {
+        await h.sleep(50);
+      }
+    }
+    assert.strictEqual(raced.length, 5, 'a batch reached creation');
+    await running; // storm() checked every triple against the emulator's, the raced ones too
+    const stats = await env.emu.stats();
+    assert.ok(stats.batch.stagesEnded.CHECK_FAILED >= 1, JSON.stringify(stats.batch.stagesEnded));
+    assert.ok(stats.batch.stagesEnded.CREATE_FAILED >= 1, JSON.stringify(stats.batch.stagesEnded));
+    assert.strictEqual(stats.throttled, 0);
+    await env.assertLogClean();
+  } finally {
+    await env.stop();
+  }
+});
+
+test('a stage that never finishes: its devices go on as single calls; those their deadline catches are told to come back', async () => {
+  const env = await h.startEnv({ emulatorProcess: true, emulator: { quota: DOCUMENTED_QPS, stageStuck: 'check' },
+    pluginOptions: { strategy: 'register_first', request_deadline_ms: 8000, ...SLOW_SINGLES } });
+  try {
+    const ids = names('stuck', 160);
+    const results = await storm(env, ids);
+    // the apply gives up 2 s before its first device's deadline: single calls take over; a device
+    // they do not reach in time gets platform_unavailable with a retryAfter, and then its triple
+    for (const r of results) assert.deepStrictEqual(r.codes.filter((c) => c !== 'platform_unavailable'), ['ok'], JSON.stringify(r.codes));
+    assert.ok(results.filter((r) => r.tries === 1).length >= 60, 'most on the first try');
+    const stats = await env.emu.stats();
+    assert.ok(stats.batch.stagesStuck >= 1, 'a batch was started and got stuck');
+    assert.strictEqual(stats.batch.appliesCreated, 1, 'after a stall, later crowds go to single calls');
+    assert.strictEqual(stats.byAction.RegisterDevice, 160);
+    await h.sleep(1200); // the plugin reports once a second
+    assert.match(env.broker.log(), /batching: \d+ batch registration\(s\) handed their devices back/);
+  } finally {
+    await env.stop();
+  }
+});
+
+test('the platform forgets its ApplyIds mid-batch (a restart): the devices go on as single calls', async () => {
+  const env = await h.startEnv({ emulatorProcess: true, emulator: { quota: DOCUMENTED_QPS, checkDurationMs: 300, createDurationMs: 3000 },
+    pluginOptions: { strategy: 'register_first', ...SLOW_SINGLES } });
+  try {
+    const ids = names('lost', 200);
+    const running = storm(env, ids);
+    let forgot = false;
+    for (let i = 0; i < 200 && !forgot; i++) {
+      const view = await env.emu.batchConfig();
+      if (view.applies.some((a) => a.Status === 'CREATE')) {
+        await env.emu.setBatch({ forgetApplies: true });
+        forgot = true;
+      } else {
+        await h.sleep(50);
+      }
+    }
+    assert.ok(forgot, 'a batch reached creation');
+    await running;
+    const stats = await env.emu.stats();
+    assert.ok(stats.byCode['iot.device.DeviceApplyIsNotFound'] >= 1, JSON.stringify(stats.byCode));
+    assert.strictEqual(stats.throttled, 0);
+  } finally {
+    await env.stop();
+  }
+});
+
+test('a RAM identity without the batch grants: batching stops with one warning, devices are served by single calls', async () => {
+  const env = await h.startEnv({ emulatorProcess: true, emulator: { quota: DOCUMENTED_QPS } });
+  try {
+    await env.emu.setBatch({ deniedActions: BATCH_ACTIONS });
+    const old = names('ram-old', 60);
+    await env.emu.preRegister(h.PRODUCT_KEY, old);
+    await storm(env, [...old, ...names('ram-new', 140)]);
+    const stats = await env.emu.stats();
+    assert.ok(stats.byAction.BatchQueryDeviceDetail <= 1 && (stats.byAction.BatchCheckDeviceNames || 0) <= 1, JSON.stringify(stats.byAction));
+    assert.strictEqual(stats.throttled, 0);
+    await h.sleep(1200);
+    const warnings = env.broker.log().split('\n').filter((l) => /batching: .*Forbidden\.RAM/.test(l));
+    assert.ok(warnings.length >= 1 && warnings.length <= 2, warnings.join('\n'));
+  } finally {
+    await env.stop();
+  }
+});
+
+test('batching off: single calls only', async () => {
+  await h.withEnv({ pluginOptions: { batching: 'off' } }, async (env) => {
+    await Promise.all(names('off', 40).map((id) => env.rr(id)));
+    const stats = await env.emu.stats();
+    assert.strictEqual(batchCalls(stats), 0);
+    assert.strictEqual(stats.byAction.RegisterDevice, 40);
+  });
+});
