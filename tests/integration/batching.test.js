@@ -203,6 +203,40 @@ test('a RAM identity without the batch grants: batching stops with one warning, 
   }
 });
 
+test('signature v1: batch calls signed in the form body are accepted; the metrics count what each action served', async () => {
+  const dir = h.makeWorkdir();
+  const pw = await h.passwordFile(dir, { ops: 'ops-password' });
+  const env = await h.startEnv({ emulatorProcess: true, emulator: { quota: DOCUMENTED_QPS, checkDurationMs: 200, createDurationMs: 200 },
+    pluginOptions: { signature_version: 'v1', metrics_interval: 1, operator: 'ops', ...SLOW_SINGLES },
+    extraConfig: `password_file ${pw}\nallow_anonymous true` });
+  try {
+    const old = names('v1-old', 100);
+    await env.emu.preRegister(h.PRODUCT_KEY, old);
+    await storm(env, old);
+    await storm(env, names('v1-new', 200));
+    const stats = await env.emu.stats();
+    assert.strictEqual(stats.signatureFailures, 0);
+    assert.ok(stats.bySignature.v1 > 0 && stats.bySignature.v3 === 0);
+    assert.ok(stats.batch.devicesServed.BatchQueryDeviceDetail >= 50 && stats.batch.devicesCreated >= 50, JSON.stringify(stats.batch));
+    await h.sleep(1500);
+    const m = await h.readMetrics(env.port, ['-u', 'ops', '-P', 'ops-password']);
+    const OUTCOMES = ['ok', 'exists', 'not_exists', 'auth', 'refused', 'throttled', 'unavailable', 'not_yet'];
+    for (const a of ['RegisterDevice', 'QueryDeviceDetail', ...BATCH_ACTIONS]) {
+      const answered = OUTCOMES.reduce((n, o) => n + m[`platform/${a}/${o}`], 0);
+      assert.strictEqual(answered, stats.byAction[a] || 0, `${a}: the plugin counts the calls the emulator answered`);
+    }
+    // a lookup serves the devices it found and tells the others they are new
+    const looked = m['platform/BatchQueryDeviceDetail/devices'];
+    assert.ok(looked >= stats.batch.devicesServed.BatchQueryDeviceDetail && looked <= 100 * stats.byAction.BatchQueryDeviceDetail, String(looked));
+    assert.strictEqual(m['platform/QueryPageByApplyId/devices'], stats.batch.devicesServed.QueryPageByApplyId);
+    assert.strictEqual(m['platform/batch_registrations'], stats.batch.appliesCreated);
+    assert.strictEqual(m['replies/ok'], 300);
+  } finally {
+    await env.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('batching off: single calls only', async () => {
   await h.withEnv({ pluginOptions: { batching: 'off' } }, async (env) => {
     await Promise.all(names('off', 40).map((id) => env.rr(id)));

@@ -7,15 +7,7 @@ const fs = require('fs');
 const path = require('path');
 const h = require('./lib/harness');
 
-async function readMetrics(port, auth) {
-  const s = await h.run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), ...auth, '-t', '$SYS/broker/bootstrap/#', '-v', '-W', '1']);
-  const m = {};
-  for (const line of s.stdout.split('\n').filter(Boolean)) {
-    const sp = line.indexOf(' ');
-    m[line.slice('$SYS/broker/bootstrap/'.length, sp)] = Number(line.slice(sp + 1));
-  }
-  return m;
-}
+const readMetrics = h.readMetrics;
 
 test('the operator reads the counters, others cannot, and the numbers move with traffic', async () => {
   const dir = h.makeWorkdir();

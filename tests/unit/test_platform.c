@@ -567,6 +567,161 @@ static void test_flow_v3_sts_instance_and_ports(void)
 	CHECK(req.url == NULL && req.headers[0] == NULL);
 }
 
+
+/* ---- batch actions ---- */
+
+/* Every action's row names an option config__set() accepts, whose default is the quota. */
+static void test_action_table(void)
+{
+	struct bootstrap_config cfg;
+
+	config__init(&cfg);
+	for(int a = 0; a < PLATFORM_ACTIONS; a++){
+		bool found = false;
+		for(size_t i = 0; config__option_name(i); i++) found = found || !strcmp(config__option_name(i), platform_actions[a].qps_option);
+		CHECK(found);
+		CHECK(cfg.qps[a] == platform_actions[a].quota_qps);
+		CHECK(platform_actions[a].per_call >= 1 && platform_actions[a].parse);
+	}
+	CHECK(platform_actions[ACTION_BATCH_QUERY].per_call == 100);
+	CHECK(platform_actions[ACTION_BATCH_CHECK].per_call == 10000);
+	CHECK(platform_actions[ACTION_BATCH_PAGE].per_call == 50);
+	config__cleanup(&cfg);
+}
+
+static void test_answer_batch_query(void)
+{
+	struct platform_answer a;
+
+	ANSWER(ACTION_BATCH_QUERY, 200, "{\"RequestId\":\"RB\",\"Success\":true,\"Data\":{\"Data\":["
+			"{\"DeviceName\":\"d1\",\"DeviceSecret\":\"s1\",\"IotId\":\"i1\",\"ProductKey\":\"a1Prod\",\"Status\":\"UNACTIVE\"},"
+			"{\"DeviceName\":\"d2\",\"DeviceSecret\":\"s2\",\"IotId\":\"i2\",\"ProductKey\":\"a1Prod\",\"Status\":\"ONLINE\"}]}}", &a);
+	CHECK(a.outcome == PLATFORM_SUCCESS && a.ndevices == 2);
+	CHECK_STR(a.request_id, "RB");
+	CHECK(a.devices[0].kind == DEVICE_FOUND);
+	CHECK_STR(a.devices[1].name, "d2");
+	CHECK_STR(a.devices[1].triple.device_secret, "s2");
+	CHECK_STR(a.devices[1].status, "ONLINE");
+	platform__answer_cleanup(&a);
+	CHECK(a.devices == NULL && a.ndevices == 0);
+
+	/* none of the names exists: the list is empty, or left out */
+	ANSWER(ACTION_BATCH_QUERY, 200, "{\"Success\":true,\"Data\":{\"Data\":[]}}", &a);
+	CHECK(a.outcome == PLATFORM_SUCCESS && a.ndevices == 0);
+	ANSWER(ACTION_BATCH_QUERY, 200, "{\"Success\":true,\"Data\":{}}", &a);
+	CHECK(a.outcome == PLATFORM_SUCCESS && a.ndevices == 0);
+	/* one unreadable entry makes the whole answer unusable: no device of it is trusted */
+	ANSWER(ACTION_BATCH_QUERY, 200, "{\"Success\":true,\"Data\":{\"Data\":["
+			"{\"DeviceName\":\"d1\",\"DeviceSecret\":\"s1\",\"IotId\":\"i1\",\"ProductKey\":\"a1Prod\"},"
+			"{\"DeviceName\":\"d2\",\"DeviceSecret\":7,\"IotId\":\"i2\",\"ProductKey\":\"a1Prod\"}]}}", &a);
+	CHECK(a.outcome == PLATFORM_UNAVAILABLE && a.ndevices == 0 && a.devices == NULL);
+	CHECK_STR(a.code, "IncompleteAnswer");
+	ANSWER(ACTION_BATCH_QUERY, 200, "{\"Success\":true,\"Data\":{\"Data\":{\"DeviceName\":\"d1\"}}}", &a);
+	CHECK(a.outcome == PLATFORM_UNAVAILABLE);
+	/* a refusal is classified as for any action */
+	ANSWER(ACTION_BATCH_QUERY, 403, "{\"Code\":\"Forbidden.RAM\"}", &a);
+	CHECK(a.outcome == PLATFORM_AUTH);
+	ANSWER(ACTION_BATCH_QUERY, 503, "{\"Code\":\"Throttling.User\"}", &a);
+	CHECK(a.outcome == PLATFORM_THROTTLED);
+	/* NotExistedDevice means "not there" only for QueryDeviceDetail */
+	ANSWER(ACTION_BATCH_QUERY, 200, "{\"Success\":false,\"Code\":\"iot.device.NotExistedDevice\"}", &a);
+	CHECK(a.outcome == PLATFORM_REFUSED);
+}
+
+static void test_answer_batch_registration(void)
+{
+	struct platform_answer a;
+
+	ANSWER(ACTION_BATCH_CHECK, 200, "{\"Success\":true,\"Data\":{\"ApplyId\":1234567}}", &a);
+	CHECK(a.outcome == PLATFORM_SUCCESS);
+	CHECK_STR(a.apply_id, "1234567");
+	ANSWER(ACTION_BATCH_REGISTER, 200, "{\"Success\":true,\"Data\":{\"ApplyId\":\"7654321\"}}", &a);
+	CHECK(a.outcome == PLATFORM_SUCCESS);
+	CHECK_STR(a.apply_id, "7654321");
+	ANSWER(ACTION_BATCH_CHECK, 200, "{\"Success\":true,\"Data\":{\"ApplyId\":\"12&x=1\"}}", &a);
+	CHECK(a.outcome == PLATFORM_UNAVAILABLE); /* an ApplyId goes into a signed request: digits only */
+	ANSWER(ACTION_BATCH_CHECK, 200, "{\"Success\":true,\"Data\":{\"ApplyId\":-3}}", &a);
+	CHECK(a.outcome == PLATFORM_UNAVAILABLE);
+
+	ANSWER(ACTION_BATCH_STATUS, 200, "{\"Success\":true,\"Data\":{\"Status\":\"CHECK_FAILED\","
+			"\"ValidList\":{\"Name\":[\"v1\",\"v2\"]},\"InvalidList\":{\"Name\":[\"x1\",\"x2\",\"x3\"]},"
+			"\"InvalidDetailList\":{\"invalidDetailList\":[{\"DeviceName\":\"x1\",\"ErrorMsg\":\"The device name already exists.\"},"
+			"{\"DeviceName\":\"x2\",\"ErrorMsg\":\"The device name is illegal.\\n\"}]}}}", &a);
+	CHECK(a.outcome == PLATFORM_SUCCESS);
+	CHECK_STR(a.stage, "CHECK_FAILED");
+	CHECK(a.ndevices == 5);
+	CHECK(a.devices[0].kind == DEVICE_VALID && a.devices[1].kind == DEVICE_VALID);
+	CHECK(a.devices[2].kind == DEVICE_EXISTS);
+	CHECK(a.devices[3].kind == DEVICE_INVALID);
+	CHECK_STR(a.devices[3].reason, "The device name is illegal."); /* printable only */
+	CHECK(a.devices[4].kind == DEVICE_INVALID && a.devices[4].reason[0] == '\0');
+	platform__answer_cleanup(&a);
+	ANSWER(ACTION_BATCH_STATUS, 200, "{\"Success\":true,\"Data\":{\"Status\":\"CREATE\",\"ValidList\":{\"Name\":[]}}}", &a);
+	CHECK(a.outcome == PLATFORM_SUCCESS && a.ndevices == 0);
+	CHECK_STR(a.stage, "CREATE");
+	ANSWER(ACTION_BATCH_STATUS, 200, "{\"Success\":true,\"Data\":{}}", &a);
+	CHECK(a.outcome == PLATFORM_UNAVAILABLE);
+	ANSWER(ACTION_BATCH_STATUS, 200, "{\"Success\":false,\"Code\":\"iot.device.DeviceApplyIsNotFound\"}", &a);
+	CHECK(a.outcome == PLATFORM_APPLY_LOST);
+	ANSWER(ACTION_BATCH_PAGE, 200, "{\"Success\":false,\"Code\":\"iot.device.CreateDeviceTaskIsRunning\"}", &a);
+	CHECK(a.outcome == PLATFORM_NOT_YET);
+	ANSWER(ACTION_BATCH_CHECK, 200, "{\"Success\":false,\"Code\":\"iot.device.DeviceApplyIsNotFound\"}", &a);
+	CHECK(a.outcome == PLATFORM_REFUSED); /* the check makes the ApplyId: it cannot have lost it */
+
+	ANSWER(ACTION_BATCH_PAGE, 200, "{\"Success\":true,\"Page\":1,\"PageSize\":50,\"PageCount\":3,\"Total\":101,"
+			"\"ApplyDeviceList\":{\"ApplyDeviceInfo\":[{\"DeviceName\":\"n1\",\"DeviceSecret\":\"s1\",\"IotId\":\"i1\",\"DeviceId\":\"x\"}]}}", &a);
+	CHECK(a.outcome == PLATFORM_SUCCESS && a.page_count == 3 && a.total == 101 && a.ndevices == 1);
+	CHECK_STR(a.devices[0].triple.device_secret, "s1");
+	CHECK(a.devices[0].triple.product_key[0] == '\0'); /* a page carries none: the worker fills it in */
+	platform__answer_cleanup(&a);
+	ANSWER(ACTION_BATCH_PAGE, 200, "{\"Success\":true,\"ApplyDeviceList\":{\"ApplyDeviceInfo\":[]}}", &a);
+	CHECK(a.outcome == PLATFORM_UNAVAILABLE); /* no PageCount: how many pages is unknown */
+}
+
+/* Batch calls are signed like any other: V3 with the names in a form body whose hash is
+ * signed, V1 with everything in the body; a page names no ProductKey. */
+static void test_batch_requests(void)
+{
+	struct bootstrap_config cfg = flow_config();
+	struct platform_http_request req;
+	const char *names[3] = {"d1", "d2", "d3"};
+	struct platform_call call = { .action = ACTION_BATCH_CHECK, .names = names, .count = 3 };
+	char hash[PLATFORM_SHA256_HEX_LEN], line[128];
+	bool signed_hash = false;
+
+	CHECK(platform__call_request(&cfg, &call, 1456231584, &req) == 0);
+	CHECK_STR(req.action, "BatchCheckDeviceNames");
+	CHECK_STR(req.url, "http://127.0.0.1:1/"); /* nothing in the query */
+	CHECK_STR(req.body, "DeviceName.1=d1&DeviceName.2=d2&DeviceName.3=d3&ProductKey=a1Prod");
+	CHECK(platform__sha256_hex(req.body, strlen(req.body), hash) == 0);
+	snprintf(line, sizeof(line), "x-acs-content-sha256: %s", hash);
+	for(int i = 0; req.headers[i]; i++) signed_hash = signed_hash || !strcmp(req.headers[i], line);
+	CHECK(signed_hash);
+	platform__http_request_free(&req);
+
+	call = (struct platform_call){ .action = ACTION_BATCH_PAGE, .apply_id = "1234567", .page = 2 };
+	CHECK(platform__call_request(&cfg, &call, 1456231584, &req) == 0);
+	CHECK(strstr(req.url, "ApplyId=1234567") && strstr(req.url, "CurrentPage=2") && strstr(req.url, "PageSize=50"));
+	CHECK(strstr(req.url, "ProductKey") == NULL);
+	CHECK(req.body == NULL);
+	platform__http_request_free(&req);
+
+	cfg.signature_version = SIGNATURE_V1;
+	call = (struct platform_call){ .action = ACTION_BATCH_QUERY, .names = names, .count = 2 };
+	CHECK(platform__call_request(&cfg, &call, 1456231584, &req) == 0);
+	CHECK(strstr(req.body, "Action=BatchQueryDeviceDetail") && strstr(req.body, "DeviceName.2=d2") && strstr(req.body, "&Signature="));
+	platform__http_request_free(&req);
+
+	/* more names than the action takes: refused, not truncated */
+	{
+		const char *many[101];
+		for(int i = 0; i < 101; i++) many[i] = "d";
+		call = (struct platform_call){ .action = ACTION_BATCH_QUERY, .names = many, .count = 101 };
+		CHECK(platform__call_request(&cfg, &call, 1456231584, &req) == -1);
+		CHECK(req.body == NULL && req.url == NULL);
+	}
+}
+
 int main(void)
 {
 	RUN(test_published_vector_get);
@@ -590,5 +745,9 @@ int main(void)
 	RUN(test_query_first_flow);
 	RUN(test_flow_v3_request);
 	RUN(test_flow_v3_sts_instance_and_ports);
+	RUN(test_action_table);
+	RUN(test_answer_batch_query);
+	RUN(test_answer_batch_registration);
+	RUN(test_batch_requests);
 	return unit_main_result();
 }

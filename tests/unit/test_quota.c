@@ -32,6 +32,29 @@ static void test_never_more_than_the_quota_in_any_second(void)
 	CHECK(n >= (int)(0.95 * 30 * 10));
 }
 
+/* A 5/s action (BatchQueryDeviceDetail): the bucket's burst and slack alone would let six
+ * calls into one second after a quiet spell; the window keeps every second at five, also when
+ * the bucket saved up a burst, while still using the quota. */
+static void test_small_quota_window(void)
+{
+	int64_t times[64];
+	int n = 0;
+	struct token_bucket b;
+
+	for(int burst = 1; burst <= 5; burst += 4){
+		quota__init(&b, 5, burst, 0);
+		n = 0;
+		/* idle for 3 s first: whatever could be saved up is */
+		for(int64_t t = 3000; t < 13000 && n < 64; t++){
+			while(quota__take(&b, t) && n < 64) times[n++] = t;
+		}
+		for(int i = 0; i + 5 < n; i++) CHECK(times[i + 5] - times[i] >= QUOTA_WINDOW_MS);
+		CHECK(n >= 45); /* 4.85/s paced over 10 s */
+		/* the wait it reports is the time the window needs */
+		CHECK(quota__wait_ms(&b, times[n - 1]) > 0);
+	}
+}
+
 static void test_lateness_is_not_lost(void)
 {
 	struct token_bucket b;
@@ -93,6 +116,7 @@ static void test_backoff_full_jitter(void)
 int main(void)
 {
 	RUN(test_never_more_than_the_quota_in_any_second);
+	RUN(test_small_quota_window);
 	RUN(test_lateness_is_not_lost);
 	RUN(test_burst);
 	RUN(test_throttled_halves_then_recovers);

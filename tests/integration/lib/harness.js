@@ -596,9 +596,20 @@ function connackMs(port) {
 }
 
 // Compares secrets without printing them.
+// The retained $SYS/broker/bootstrap/ numbers, by topic below that prefix (auth: mosquitto_sub's -u/-P).
+async function readMetrics(port, auth) {
+  const s = await run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), ...auth, '-t', '$SYS/broker/bootstrap/#', '-v', '-W', '1']);
+  const m = {};
+  for (const line of s.stdout.split('\n').filter(Boolean)) {
+    const sp = line.indexOf(' ');
+    m[line.slice('$SYS/broker/bootstrap/'.length, sp)] = Number(line.slice(sp + 1));
+  }
+  return m;
+}
+
 function assertSameSecret(actual, expected, what) {
   assert.ok(typeof actual === 'string' && actual.length > 0, `${what}: missing`);
   assert.ok(actual === expected, `${what}: differs from the platform's`);
 }
 
-module.exports = { requestRaw, sealKey, openSealed, aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
+module.exports = { readMetrics, requestRaw, sealKey, openSealed, aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
