@@ -10,10 +10,12 @@
  * entries than the bounds below is refused with one sentence in err naming the file, the line
  * and why.
  *
- * Lookups: exact names in an open-addressing hash set (one probe sequence); patterns grouped by
- * their literal prefix (the characters before the first `*`, `?` or `[`): a lookup probes the
- * groups of the prefix lengths present, at most DEVICE_NAME_MAX + 1 hash probes, and runs
- * fnmatch only on the patterns whose literal prefix the deviceId starts with.
+ * Lookups: exact names in an open-addressing hash set (one probe sequence). Patterns are grouped
+ * by their literal prefix (the characters before the first `*`, `?` or `[`), or, for patterns
+ * that start with a wildcard, by their literal suffix (the characters after the last one). A
+ * lookup probes the groups of the key lengths present (at most 2 * DEVICE_NAME_MAX + 1 hash
+ * probes) and runs fnmatch only on the patterns whose prefix the deviceId starts with or whose
+ * suffix it ends with, plus those with neither (`*abc*`, `?x*`), which are tried every time.
  *
  * Ownership: the broker thread alone. It loads a list at start-up and on SIGHUP (the new one
  * replaces the old only once it is read whole) and looks deviceIds up in the message callback.

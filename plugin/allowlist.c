@@ -1,5 +1,5 @@
 /* plugin_opt_device_allowlist: exact deviceIds in a hash set, patterns grouped by their
- * literal prefix. */
+ * literal prefix, or their literal suffix when they start with a wildcard. */
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -16,16 +16,24 @@
 
 #define EMPTY_SLOT UINT32_MAX
 
+/* Which literal end of a pattern indexes it. */
+enum key_side {
+	KEY_PREFIX = 0, /* the characters before the first * ? [ (none: tried on every lookup) */
+	KEY_SUFFIX = 1, /* no prefix: the characters after the last wildcard */
+};
+
 struct pattern {
 	uint32_t offset;     /* of the pattern in the arena, while the arena may still move */
-	uint32_t prefix_len; /* literal characters before the first * ? [ */
+	uint32_t len;
+	uint32_t key_len;    /* literal characters at the key's end */
+	enum key_side side;
 	const char *text;    /* in the arena, once it is complete */
 };
 
-/* Patterns with the same literal prefix, contiguous in patterns[] once sorted. */
+/* Patterns with the same key (side, length, characters), contiguous in patterns[] once sorted. */
 struct pattern_group {
 	uint32_t first, count;
-	uint32_t hash;       /* of the prefix */
+	uint32_t hash;       /* of the key: FNV-1a forwards for a prefix, backwards for a suffix */
 };
 
 struct allowlist {
@@ -41,7 +49,7 @@ struct allowlist {
 	struct pattern_group *groups;
 	uint32_t *group_slots;
 	size_t group_count, group_slot_count;
-	uint64_t prefix_lengths; /* bit k: some group's prefix has k characters */
+	uint64_t key_lengths[2]; /* per side, bit k: some group's key has k characters */
 };
 
 static size_t slots__for(size_t entries)
@@ -110,11 +118,11 @@ static size_t bracket__length(const char *p, const char **why)
 	return j + 1;
 }
 
-/* Checks a pattern and finds its literal prefix. False with *why when fnmatch would read it
- * otherwise than it looks, or it could never match a deviceId. */
-static bool pattern__check(const char *p, size_t *prefix_len, const char **why)
+/* Checks a pattern and finds its literal prefix and suffix. False with *why when fnmatch
+ * would read it otherwise than it looks, or it could never match a deviceId. */
+static bool pattern__check(const char *p, size_t *prefix_len, size_t *suffix_len, const char **why)
 {
-	size_t fixed = 0, i = 0, n;
+	size_t fixed = 0, i = 0, n, literal_from = 0;
 	bool star = false, prefix_done = false;
 
 	*prefix_len = 0;
@@ -127,14 +135,17 @@ static bool pattern__check(const char *p, size_t *prefix_len, const char **why)
 		if(c == '*'){
 			star = true;
 			i++;
+			literal_from = i;
 		}else if(c == '?'){
 			fixed++;
 			i++;
+			literal_from = i;
 		}else if(c == '['){
 			n = bracket__length(p + i, why);
 			if(!n) return false;
 			fixed++;
 			i += n;
+			literal_from = i;
 		}else if(c == ']'){
 			*why = "has a ']' without its '['";
 			return false;
@@ -153,6 +164,7 @@ static bool pattern__check(const char *p, size_t *prefix_len, const char **why)
 		*why = "can never match a deviceId (4 to 32 characters)";
 		return false;
 	}
+	*suffix_len = i - literal_from;
 	return true;
 }
 
@@ -234,8 +246,10 @@ static int names__add(struct allowlist *al, const char *name, size_t len)
 	return 1;
 }
 
-static int patterns__add(struct allowlist *al, const char *text, size_t len, size_t prefix_len)
+static int patterns__add(struct allowlist *al, const char *text, size_t len, size_t prefix_len, size_t suffix_len)
 {
+	struct pattern *p;
+
 	uint32_t offset;
 
 	if(al->pattern_count == al->pattern_cap){
@@ -246,18 +260,29 @@ static int patterns__add(struct allowlist *al, const char *text, size_t len, siz
 		al->pattern_cap = cap;
 	}
 	if(arena__add(al, text, len, &offset)) return -1;
-	al->patterns[al->pattern_count].offset = offset;
-	al->patterns[al->pattern_count].text = NULL;
-	al->patterns[al->pattern_count].prefix_len = (uint32_t)prefix_len;
-	al->pattern_count++;
+	p = &al->patterns[al->pattern_count++];
+	p->offset = offset;
+	p->len = (uint32_t)len;
+	p->text = NULL;
+	/* a literal start narrows best; without one, a literal end; without either, none */
+	p->side = prefix_len || !suffix_len ? KEY_PREFIX : KEY_SUFFIX;
+	p->key_len = (uint32_t)(p->side == KEY_PREFIX ? prefix_len : suffix_len);
 	return 0;
 }
 
-static uint32_t prefix__hash(const char *s, size_t len)
+/* Where a pattern's key starts in its text. */
+static const char *pattern__key(const struct pattern *p)
+{
+	return p->side == KEY_PREFIX ? p->text : p->text + p->len - p->key_len;
+}
+
+/* A prefix is hashed from its first character on, a suffix from its last one back: a lookup
+ * extends both one character at a time. */
+static uint32_t key__hash(enum key_side side, const char *key, size_t len)
 {
 	uint32_t h = HASH_SEED;
 
-	for(size_t i = 0; i < len; i++) h = hash__byte(h, (unsigned char)s[i]);
+	for(size_t i = 0; i < len; i++) h = hash__byte(h, (unsigned char)key[side == KEY_PREFIX ? i : len - 1 - i]);
 	return h;
 }
 
@@ -266,13 +291,14 @@ static int pattern__cmp(const void *a, const void *b)
 	const struct pattern *x = a, *y = b;
 	int c;
 
-	if(x->prefix_len != y->prefix_len) return x->prefix_len < y->prefix_len ? -1 : 1;
-	c = memcmp(x->text, y->text, x->prefix_len);
+	if(x->side != y->side) return x->side < y->side ? -1 : 1;
+	if(x->key_len != y->key_len) return x->key_len < y->key_len ? -1 : 1;
+	c = memcmp(pattern__key(x), pattern__key(y), x->key_len);
 	if(c) return c;
 	return x->offset < y->offset ? -1 : x->offset > y->offset; /* stable: file order within a group */
 }
 
-/* Sorts the patterns by prefix and indexes the groups. */
+/* Sorts the patterns by key and indexes the groups. */
 static int groups__build(struct allowlist *al)
 {
 	size_t mask;
@@ -286,15 +312,15 @@ static int groups__build(struct allowlist *al)
 		const struct pattern *p = &al->patterns[i];
 		struct pattern_group *g = al->group_count ? &al->groups[al->group_count - 1] : NULL;
 		const struct pattern *first = g ? &al->patterns[g->first] : NULL;
-		if(g && first->prefix_len == p->prefix_len && !memcmp(first->text, p->text, p->prefix_len)){
+		if(g && first->side == p->side && first->key_len == p->key_len && !memcmp(pattern__key(first), pattern__key(p), p->key_len)){
 			g->count++;
 			continue;
 		}
 		g = &al->groups[al->group_count++];
 		g->first = (uint32_t)i;
 		g->count = 1;
-		g->hash = prefix__hash(p->text, p->prefix_len);
-		al->prefix_lengths |= (uint64_t)1 << p->prefix_len;
+		g->hash = key__hash(p->side, pattern__key(p), p->key_len);
+		al->key_lengths[p->side] |= (uint64_t)1 << p->key_len;
 	}
 	al->group_slot_count = slots__for(al->group_count);
 	al->group_slots = malloc(al->group_slot_count * sizeof(*al->group_slots));
@@ -322,7 +348,7 @@ static int line__take(struct allowlist *al, const char *line, size_t len, const 
 {
 	char entry[ALLOWLIST_LINE_MAX + 1], shown[ALLOWLIST_LINE_MAX + 1];
 	const char *hash = memchr(line, '#', len), *why = NULL;
-	size_t start = 0, end, prefix_len;
+	size_t start = 0, end, prefix_len, suffix_len;
 
 	if(hash) len = (size_t)(hash - line);
 	end = len;
@@ -354,7 +380,7 @@ static int line__take(struct allowlist *al, const char *line, size_t len, const 
 		}
 		return 0;
 	}
-	if(!pattern__check(entry, &prefix_len, &why)){
+	if(!pattern__check(entry, &prefix_len, &suffix_len, &why)){
 		text__error(err, errlen, "%s line %zu: pattern '%s' %s", origin, lineno, shown, why);
 		return -1;
 	}
@@ -364,7 +390,7 @@ static int line__take(struct allowlist *al, const char *line, size_t len, const 
 		text__error(err, errlen, "%s: more than %d patterns", origin, ALLOWLIST_PATTERNS_MAX);
 		return -1;
 	}
-	if(patterns__add(al, entry, end - start, prefix_len)){
+	if(patterns__add(al, entry, end - start, prefix_len, suffix_len)){
 		text__error(err, errlen, "%s: out of memory", origin);
 		return -1;
 	}
@@ -464,17 +490,27 @@ struct allowlist *allowlist__load(const char *path, char *err, size_t errlen)
 
 /* ---- lookups ---- */
 
-static const struct pattern_group *groups__find(const struct allowlist *al, const char *id, size_t k, uint32_t h)
+/* The group whose key is the k characters at key (of side), hashed h; NULL if none. */
+static const struct pattern_group *groups__find(const struct allowlist *al, enum key_side side, const char *key, size_t k, uint32_t h)
 {
 	size_t mask = al->group_slot_count - 1, i = h & mask;
 
 	while(al->group_slots[i] != EMPTY_SLOT){
 		const struct pattern_group *g = &al->groups[al->group_slots[i]];
 		const struct pattern *p = &al->patterns[g->first];
-		if(g->hash == h && p->prefix_len == k && !memcmp(p->text, id, k)) return g;
+		if(g->hash == h && p->side == side && p->key_len == k && !memcmp(pattern__key(p), key, k)) return g;
 		i = (i + 1) & mask;
 	}
 	return NULL;
+}
+
+/* Runs fnmatch on the group's patterns; skip: characters of the prefix already known to match. */
+static bool group__matches(const struct allowlist *al, const struct pattern_group *g, const char *id, size_t skip)
+{
+	for(uint32_t i = 0; g && i < g->count; i++){
+		if(fnmatch(al->patterns[g->first + i].text + skip, id + skip, 0) == 0) return true;
+	}
+	return false;
 }
 
 bool allowlist__allows(const struct allowlist *al, const char *device_id)
@@ -485,17 +521,23 @@ bool allowlist__allows(const struct allowlist *al, const char *device_id)
 	if(len > DEVICE_NAME_MAX) return false;
 	if(al->name_count && al->names[names__slot(al, device_id, hash__string(device_id, HASH_SEED))] != EMPTY_SLOT) return true;
 	if(!al->group_count) return false;
+	/* every prefix of the id that some group has, the empty one included */
 	h = HASH_SEED;
 	for(size_t k = 0; k <= len; k++){
-		if(al->prefix_lengths & ((uint64_t)1 << k)){
-			const struct pattern_group *g = groups__find(al, device_id, k, h);
-			for(uint32_t i = 0; g && i < g->count; i++){
-				const struct pattern *p = &al->patterns[g->first + i];
-				/* the literal prefix is already known to match */
-				if(fnmatch(p->text + k, device_id + k, 0) == 0) return true;
-			}
+		if((al->key_lengths[KEY_PREFIX] & ((uint64_t)1 << k))
+				&& group__matches(al, groups__find(al, KEY_PREFIX, device_id, k, h), device_id, k)){
+			return true;
 		}
 		if(k < len) h = hash__byte(h, (unsigned char)device_id[k]);
+	}
+	/* every suffix of the id that some group has */
+	h = HASH_SEED;
+	for(size_t k = 1; k <= len && al->key_lengths[KEY_SUFFIX]; k++){
+		h = hash__byte(h, (unsigned char)device_id[len - k]);
+		if((al->key_lengths[KEY_SUFFIX] & ((uint64_t)1 << k))
+				&& group__matches(al, groups__find(al, KEY_SUFFIX, device_id + len - k, k, h), device_id, 0)){
+			return true;
+		}
 	}
 	return false;
 }
