@@ -11,6 +11,7 @@ enum sign_method {
 	SIGN_NONE = 0,
 	SIGN_HMACSHA256,
 	SIGN_HMACSHA1,
+	SIGN_HMACMD5, /* Alibaba's device SDKs offer it: accepted, never preferred */
 };
 
 #define SIGN_RANDOM_MIN 8

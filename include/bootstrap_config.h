@@ -76,6 +76,7 @@ struct bootstrap_config {
 	char *product_secret;    /* loaded by config__finish for REQUEST_AUTH_SIGN */
 	enum reply_encryption reply_encryption; /* ON or OFF after config__finish */
 	enum existing_devices existing_devices;
+	char *device_allowlist;  /* a file of deviceIds and patterns that may bootstrap, or NULL: all */
 	enum flow_strategy strategy;
 	enum acl_mode acl;
 	char *request_topic;

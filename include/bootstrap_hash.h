@@ -5,6 +5,12 @@
 
 #define HASH_SEED 2166136261u /* FNV-1a offset basis */
 
+/* One byte more: hash__string is this step over every byte. */
+static inline uint32_t hash__byte(uint32_t h, unsigned char c)
+{
+	return (h ^ c) * 16777619u;
+}
+
 /* Continues a hash from h; start with HASH_SEED. */
 static inline uint32_t hash__string(const char *s, uint32_t h)
 {

@@ -18,6 +18,7 @@ enum bootstrap_code {
 	BOOTSTRAP_ALREADY_ACTIVATED,
 	BOOTSTRAP_DEVICE_DISABLED,
 	BOOTSTRAP_DEVICE_EXISTS,
+	BOOTSTRAP_NOT_ALLOWED,    /* the deviceId is not on plugin_opt_device_allowlist */
 };
 
 /* A device's identity on the IoT Platform. */

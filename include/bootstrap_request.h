@@ -28,7 +28,7 @@ struct bootstrap_request {
 
 /* payload is either a JSON object with a string member "deviceId" or the bare deviceId as
  * text (surrounding white space ignored). A JSON request may be signed: "random" (8 to 64
- * letters, digits, '-', '_' or '.'), "signMethod" ("hmacsha256" or "hmacsha1") and "sign"
+ * letters, digits, '-', '_' or '.'), "signMethod" ("hmacsha256", "hmacsha1" or "hmacmd5") and "sign"
  * (hex); all three or none. On failure req is left zeroed and *why (if given) points to a
  * static sentence for the error reply. */
 enum request_status request__parse(const void *payload, size_t len,

@@ -31,11 +31,18 @@ int auth__sign_compute(enum sign_method method, const char *product_secret, cons
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned int maclen = 0;
 	char content[32 + DEVICE_NAME_MAX + 128 + SIGN_RANDOM_MAX];
+	const EVP_MD *md;
 	int len;
 
+	switch(method){
+		case SIGN_HMACSHA256: md = EVP_sha256(); break;
+		case SIGN_HMACSHA1: md = EVP_sha1(); break;
+		case SIGN_HMACMD5: md = EVP_md5(); break;
+		default: return -1;
+	}
 	len = snprintf(content, sizeof(content), "deviceName%sproductKey%srandom%s", device_id, product_key, random);
 	if(len < 0 || (size_t)len >= sizeof(content)) return -1;
-	if(!HMAC(method == SIGN_HMACSHA1 ? EVP_sha1() : EVP_sha256(), product_secret, (int)strlen(product_secret),
+	if(!HMAC(md, product_secret, (int)strlen(product_secret),
 			(const unsigned char *)content, (size_t)len, mac, &maclen)){
 		return -1;
 	}
@@ -51,7 +58,7 @@ bool auth__sign_valid(enum sign_method method, const char *product_secret, const
 	size_t len = strlen(sign_hex);
 	bool ok;
 
-	if(method != SIGN_HMACSHA256 && method != SIGN_HMACSHA1) return false;
+	if(method != SIGN_HMACSHA256 && method != SIGN_HMACSHA1 && method != SIGN_HMACMD5) return false;
 	if(auth__sign_compute(method, product_secret, product_key, device_id, random, expected)) return false;
 	if(len != strlen(expected)) return false;
 	for(size_t i = 0; i <= len; i++){

@@ -200,6 +200,7 @@ static const struct config_option options[] = {
 	{"product_secret_file", OPTION_PATH, CFG_FIELD(product_secret_file, char *), .refusal = "must be an absolute path"},
 	{"reply_encryption", OPTION_WORD, CFG_FIELD(reply_encryption, enum reply_encryption), .words = reply_encryption_words},
 	{"existing_devices", OPTION_WORD, CFG_FIELD(existing_devices, enum existing_devices), .words = existing_devices_words},
+	{"device_allowlist", OPTION_PATH, CFG_FIELD(device_allowlist, char *), .refusal = "must be an absolute path"},
 	{"acl", OPTION_WORD, CFG_FIELD(acl, enum acl_mode), .words = acl_words},
 	{"metrics_interval", OPTION_INT, CFG_FIELD(metrics_interval, int), .min = 0, .max = 86400,
 		.refusal = "is not a number of seconds from 0 to 86400"},

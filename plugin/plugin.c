@@ -19,6 +19,7 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
+#include "bootstrap_allowlist.h"
 #include "bootstrap_audit.h"
 #include "bootstrap_auth.h"
 #include "bootstrap_clock.h"
@@ -78,6 +79,7 @@ struct bootstrap_plugin {
 	struct failure_limiter *refusals_by_address;
 	struct failure_limiter *refusals_by_client;
 	struct audit *audit;
+	struct allowlist *allowlist; /* plugin_opt_device_allowlist; NULL: every deviceId may ask */
 	struct metrics metrics;
 	time_t metrics_next_s;
 	unsigned long long throttled_logged; /* Throttling answers already reported in the log */
@@ -339,6 +341,12 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 	}
 	if(!bootstrap__authorized(p, ed->client, &req, now, &why)){
 		code = BOOTSTRAP_UNAUTHORIZED;
+		goto refuse;
+	}
+	/* only after the proof: who cannot sign for a deviceId learns nothing of the list */
+	if(p->allowlist && !allowlist__allows(p->allowlist, req.device_id)){
+		code = BOOTSTRAP_NOT_ALLOWED;
+		why = "this deviceId is not on the bootstrap broker's device allowlist";
 		goto refuse;
 	}
 	if(p->cfg.request_auth != REQUEST_AUTH_NONE){
@@ -678,6 +686,32 @@ static int bootstrap__on_disconnect(int event, void *event_data, void *userdata)
 
 static const char *bootstrap__getenv(const char *name);
 
+/* (Re)reads plugin_opt_device_allowlist: the new list replaces the current one only when the
+ * whole file is good. 0, or -1 with the current list (if any) left in place and the reason
+ * logged. */
+static int bootstrap__load_allowlist(struct bootstrap_plugin *p, const char *when)
+{
+	char err[CONFIG_ERR_LEN];
+	struct allowlist *al = allowlist__load(p->cfg.device_allowlist, err, sizeof(err));
+
+	if(!al){
+		if(p->allowlist){
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": %splugin_opt_device_allowlist: %s; keeping the current list "
+					"(%zu deviceIds, %zu patterns)", when, err, allowlist__name_count(p->allowlist),
+					allowlist__pattern_count(p->allowlist));
+		}else{
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": %splugin_opt_device_allowlist: %s", when, err);
+		}
+		return -1;
+	}
+	allowlist__free(p->allowlist);
+	p->allowlist = al;
+	mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": %sdevice allowlist %s: %zu deviceIds, %zu patterns%s", when,
+			p->cfg.device_allowlist, allowlist__name_count(al), allowlist__pattern_count(al),
+			allowlist__name_count(al) + allowlist__pattern_count(al) ? "" : " (no device may bootstrap)");
+	return 0;
+}
+
 /* SIGHUP: take up rotated platform credentials and ProductSecret. What cannot be read leaves
  * the current ones in place. Requests already sent are not touched. */
 static int bootstrap__on_reload(int event, void *event_data, void *userdata)
@@ -707,6 +741,7 @@ static int bootstrap__on_reload(int event, void *event_data, void *userdata)
 			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": reload: ProductSecret reloaded");
 		}
 	}
+	if(p->cfg.device_allowlist) bootstrap__load_allowlist(p, "reload: ");
 	if(p->audit){
 		if(audit__reopen(p->audit, err, sizeof(err))){
 			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": reload: %s; still writing to the old file", err);
@@ -738,6 +773,7 @@ static void bootstrap__free(struct bootstrap_plugin *p)
 	limiter__free(p->refusals_by_address);
 	limiter__free(p->refusals_by_client);
 	audit__close(p->audit);
+	allowlist__free(p->allowlist);
 	config__cleanup(&p->cfg);
 	if(p->curl_ready) curl_global_cleanup();
 	free(p);
@@ -783,6 +819,11 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	}
 	if(p->cfg.audit_file && !(p->audit = audit__open(p->cfg.audit_file, err, sizeof(err)))){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": %s", err);
+		bootstrap__free(p);
+		return MOSQ_ERR_INVAL;
+	}
+	/* a list that cannot be read is a start-up error: the broker must not serve every device */
+	if(p->cfg.device_allowlist && bootstrap__load_allowlist(p, "")){
 		bootstrap__free(p);
 		return MOSQ_ERR_INVAL;
 	}

@@ -25,6 +25,7 @@ const char *reply__code_name(enum bootstrap_code code)
 		case BOOTSTRAP_ALREADY_ACTIVATED: return "already_activated";
 		case BOOTSTRAP_DEVICE_DISABLED: return "device_disabled";
 		case BOOTSTRAP_DEVICE_EXISTS: return "device_exists";
+		case BOOTSTRAP_NOT_ALLOWED: return "not_allowed";
 	}
 	return "internal";
 }

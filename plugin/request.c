@@ -89,8 +89,11 @@ static enum request_status request__take_sign(json_t *root, struct bootstrap_req
 	}else if(!strcasecmp(m, "hmacsha1")){
 		req->sign_method = SIGN_HMACSHA1;
 		hexlen = 40;
+	}else if(!strcasecmp(m, "hmacmd5")){
+		req->sign_method = SIGN_HMACMD5;
+		hexlen = 32;
 	}else{
-		*why = "signMethod must be hmacsha256 or hmacsha1";
+		*why = "signMethod must be hmacsha256, hmacsha1 or hmacmd5";
 		return REQUEST_INVALID;
 	}
 	if(!random__valid(json_string_value(random), json_string_length(random))){

@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if(req.sign_method != SIGN_NONE){
 			size_t rl = strlen(req.random), sl = strlen(req.sign);
 			if(rl < SIGN_RANDOM_MIN || rl > SIGN_RANDOM_MAX) abort();
-			if(sl != (req.sign_method == SIGN_HMACSHA256 ? 64u : 40u)) abort();
+			if(sl != (req.sign_method == SIGN_HMACSHA256 ? 64u : req.sign_method == SIGN_HMACSHA1 ? 40u : 32u)) abort();
 		}
 		topic = request__reply_topic("bootstrap/reply/{deviceId}", req.device_id);
 		if(!topic || strpbrk(topic, "+#")) abort();

@@ -37,6 +37,20 @@ test('hmacsha1 signs are accepted too', async () => {
   h.assertSameSecret(r.reply.data.DeviceSecret, env.emu.device(h.PRODUCT_KEY, 'dev-0002').DeviceSecret, 'DeviceSecret');
 });
 
+test('hmacmd5 signs are accepted too (Alibaba\'s device SDKs offer it), and a wrong one is refused', async () => {
+  const r = await env.rr('dev-md5-01', { method: 'hmacmd5' });
+  assert.strictEqual(r.code, 0, 'mosquitto_rr failed: ' + r.stderr);
+  assert.strictEqual(r.reply.success, true);
+  assert.strictEqual(r.reply.data.DeviceName, 'dev-md5-01');
+  h.assertSameSecret(r.reply.data.DeviceSecret, env.emu.device(h.PRODUCT_KEY, 'dev-md5-01').DeviceSecret, 'DeviceSecret');
+  // signed with another key: the right length for md5, the wrong HMAC
+  const forged = h.signRequest('dev-md5-02', h.PRODUCT_KEY, 'not-the-product-secret', { method: 'hmacmd5' });
+  const bad = await h.rr(env.port, { id: 'dev-md5-02', message: JSON.stringify(forged) });
+  assert.strictEqual(bad.reply.success, false);
+  assert.strictEqual(bad.reply.code, 'unauthorized');
+  assert.strictEqual(env.emu.device(h.PRODUCT_KEY, 'dev-md5-02'), null, 'no platform call for a wrong sign');
+});
+
 test('a request sent under another client id than the deviceId is refused: the reply could not be bound to the device', async () => {
   const s = h.sub(env.port, { id: 'dev-0005', topics: ['bootstrap/reply/dev-0005'] });
   await s.ready;

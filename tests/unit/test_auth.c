@@ -8,6 +8,8 @@
 /* Cross-checked with: printf 'deviceNamedev-0001productKeya1ProdrandomAbCd1234' | openssl dgst -sha256 -hmac prodSecret */
 #define SHA256_SIGN "d0eb807030f4aec03a24a46e41be988f7f031bb75556a98876e36611b083fa12"
 #define SHA1_SIGN "abd661eff0fc05cc22dcc9613347cddd63c19648"
+/* printf 'deviceNamedev-0001productKeya1ProdrandomAbCd1234' | openssl dgst -md5 -hmac prodSecret */
+#define MD5_SIGN "21f9dbbbd2fa0de01dbbd58354efe4da"
 
 static void test_sign_compute_matches_openssl(void)
 {
@@ -17,6 +19,9 @@ static void test_sign_compute_matches_openssl(void)
 	CHECK_STR(out, SHA256_SIGN);
 	CHECK(auth__sign_compute(SIGN_HMACSHA1, "prodSecret", "a1Prod", "dev-0001", "AbCd1234", out) == 0);
 	CHECK_STR(out, SHA1_SIGN);
+	CHECK(auth__sign_compute(SIGN_HMACMD5, "prodSecret", "a1Prod", "dev-0001", "AbCd1234", out) == 0);
+	CHECK_STR(out, MD5_SIGN);
+	CHECK(auth__sign_compute(SIGN_NONE, "prodSecret", "a1Prod", "dev-0001", "AbCd1234", out) == -1);
 }
 
 static void test_sign_valid(void)
@@ -25,6 +30,13 @@ static void test_sign_valid(void)
 	CHECK(auth__sign_valid(SIGN_HMACSHA256, "prodSecret", "a1Prod", "dev-0001", "AbCd1234",
 			"D0EB807030F4AEC03A24A46E41BE988F7F031BB75556A98876E36611B083FA12"));
 	CHECK(auth__sign_valid(SIGN_HMACSHA1, "prodSecret", "a1Prod", "dev-0001", "AbCd1234", SHA1_SIGN));
+	CHECK(auth__sign_valid(SIGN_HMACMD5, "prodSecret", "a1Prod", "dev-0001", "AbCd1234", MD5_SIGN));
+	CHECK(auth__sign_valid(SIGN_HMACMD5, "prodSecret", "a1Prod", "dev-0001", "AbCd1234", "21F9DBBBD2FA0DE01DBBD58354EFE4DA"));
+	CHECK(!auth__sign_valid(SIGN_HMACMD5, "prodSecreT", "a1Prod", "dev-0001", "AbCd1234", MD5_SIGN));
+	CHECK(!auth__sign_valid(SIGN_HMACMD5, "prodSecret", "a1Prod", "dev-0001", "AbCd1235", MD5_SIGN));
+	/* a sign made with one method is not accepted under another of the same length or not */
+	CHECK(!auth__sign_valid(SIGN_HMACSHA1, "prodSecret", "a1Prod", "dev-0001", "AbCd1234", MD5_SIGN));
+	CHECK(!auth__sign_valid(SIGN_HMACMD5, "prodSecret", "a1Prod", "dev-0001", "AbCd1234", SHA1_SIGN));
 	/* every input is covered by the signature */
 	CHECK(!auth__sign_valid(SIGN_HMACSHA256, "prodSecreT", "a1Prod", "dev-0001", "AbCd1234", SHA256_SIGN));
 	CHECK(!auth__sign_valid(SIGN_HMACSHA256, "prodSecret", "a1Prod2", "dev-0001", "AbCd1234", SHA256_SIGN));

@@ -60,6 +60,7 @@ static void test_code_names_are_stable(void)
 	CHECK_STR(reply__code_name(BOOTSTRAP_ALREADY_ACTIVATED), "already_activated");
 	CHECK_STR(reply__code_name(BOOTSTRAP_DEVICE_DISABLED), "device_disabled");
 	CHECK_STR(reply__code_name(BOOTSTRAP_DEVICE_EXISTS), "device_exists");
+	CHECK_STR(reply__code_name(BOOTSTRAP_NOT_ALLOWED), "not_allowed");
 }
 
 int main(void)

@@ -95,6 +95,14 @@ static void test_sign_fields(void)
 	CHECK(strlen(r.sign) == 64);
 	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"random\":\"AbCd1234\",\"signMethod\":\"hmacsha1\",\"sign\":\"abd661eff0fc05cc22dcc9613347cddd63c19648\"}", &r) == REQUEST_OK);
 	CHECK(r.sign_method == SIGN_HMACSHA1);
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"random\":\"AbCd1234\",\"signMethod\":\"hmacmd5\",\"sign\":\"21f9dbbbd2fa0de01dbbd58354efe4da\"}", &r) == REQUEST_OK);
+	CHECK(r.sign_method == SIGN_HMACMD5);
+	CHECK_STR(r.sign, "21f9dbbbd2fa0de01dbbd58354efe4da");
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"random\":\"AbCd1234\",\"signMethod\":\"HmacMD5\",\"sign\":\"21f9dbbbd2fa0de01dbbd58354efe4da\"}", &r) == REQUEST_OK);
+	CHECK(r.sign_method == SIGN_HMACMD5);
+	/* an md5 sign is 32 hex digits: a sha1-long or a short one is refused */
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"random\":\"AbCd1234\",\"signMethod\":\"hmacmd5\",\"sign\":\"abd661eff0fc05cc22dcc9613347cddd63c19648\"}", &r) == REQUEST_INVALID);
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"random\":\"AbCd1234\",\"signMethod\":\"hmacmd5\",\"sign\":\"21f9dbbbd2fa0de01dbbd58354efe4d\"}", &r) == REQUEST_INVALID);
 	(void)h64;
 	/* partial, wrong types, bad values */
 	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"random\":\"AbCd1234\"}", &r) == REQUEST_INVALID);

@@ -427,7 +427,7 @@ function openSealed(reply, { productSecret, random, productKey, deviceId }) {
 // Alibaba's dynamic-registration sign over deviceName, productKey and random.
 function signRequest(deviceId, productKey, productSecret, { random, method = 'hmacsha256' } = {}) {
   const r = random || crypto.randomBytes(12).toString('hex');
-  const algo = method.toLowerCase() === 'hmacsha1' ? 'sha1' : 'sha256';
+  const algo = { hmacsha1: 'sha1', hmacmd5: 'md5' }[method.toLowerCase()] || 'sha256';
   const sign = crypto.createHmac(algo, productSecret).update(`deviceName${deviceId}productKey${productKey}random${r}`).digest('hex');
   return { deviceId, random: r, signMethod: method, sign };
 }

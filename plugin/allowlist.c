@@ -1,0 +1,565 @@
+/* plugin_opt_device_allowlist: exact deviceIds in a hash set, patterns grouped by their
+ * literal prefix, or their literal suffix when they start with a wildcard. */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bootstrap_allowlist.h"
+#include "bootstrap_hash.h"
+#include "bootstrap_request.h"
+#include "bootstrap_text.h"
+
+#define EMPTY_SLOT UINT32_MAX
+
+/* Which literal end of a pattern indexes it. */
+enum key_side {
+	KEY_PREFIX = 0, /* the characters before the first * ? [ (none: tried on every lookup) */
+	KEY_SUFFIX = 1, /* no prefix: the characters after the last wildcard */
+};
+
+struct pattern {
+	uint32_t offset;     /* of the pattern in the arena, while the arena may still move */
+	uint32_t len;
+	uint32_t key_len;    /* literal characters at the key's end */
+	enum key_side side;
+	const char *text;    /* in the arena, once it is complete */
+};
+
+/* Patterns with the same key (side, length, characters), contiguous in patterns[] once sorted. */
+struct pattern_group {
+	uint32_t first, count;
+	uint32_t hash;       /* of the key: FNV-1a forwards for a prefix, backwards for a suffix */
+};
+
+struct allowlist {
+	char *arena;         /* every entry, NUL-terminated */
+	size_t arena_len, arena_cap;
+	/* exact names: open addressing, slots hold arena offsets */
+	uint32_t *names;
+	uint32_t *name_hashes;
+	size_t name_slots, name_count;
+	struct pattern *patterns;
+	size_t pattern_count, pattern_cap;
+	/* groups by prefix: open addressing, slots hold indexes into groups[] */
+	struct pattern_group *groups;
+	uint32_t *group_slots;
+	size_t group_count, group_slot_count;
+	uint64_t key_lengths[2]; /* per side, bit k: some group's key has k characters */
+};
+
+static size_t slots__for(size_t entries)
+{
+	size_t n = 16;
+	while(n < 2 * entries) n *= 2;
+	return n;
+}
+
+static bool name_char(unsigned char c)
+{
+	/* the DeviceName rules (request__device_name_valid), ASCII only */
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+			|| c == '-' || c == '_' || c == '@' || c == '.' || c == ':';
+}
+
+/* ---- pattern syntax: what fnmatch(3) reads, limited to what can match a deviceId ---- */
+
+static bool class__known(const char *name, size_t len)
+{
+	static const char *const classes[] = {"alnum", "alpha", "digit", "lower", "upper", "xdigit", "punct", NULL};
+
+	for(int i = 0; classes[i]; i++){
+		if(strlen(classes[i]) == len && !strncmp(classes[i], name, len)) return true;
+	}
+	return false;
+}
+
+/* A bracket expression starting at p ('['): its length through the closing ']', or 0 with *why. */
+static size_t bracket__length(const char *p, const char **why)
+{
+	size_t j = 1;
+
+	if(p[j] == '!' || p[j] == '^') j++;
+	if(p[j] == ']') j++; /* first, a ']' is a member */
+	while(p[j] && p[j] != ']'){
+		if(p[j] == '[' && p[j+1] == ':'){
+			const char *end = strstr(p + j + 2, ":]");
+			if(!end || !class__known(p + j + 2, (size_t)(end - (p + j + 2)))){
+				*why = "has an unknown [:class:] (alnum, alpha, digit, lower, upper, xdigit, punct)";
+				return 0;
+			}
+			j = (size_t)(end - p) + 2;
+		}else if(p[j+1] == '-' && p[j+2] && p[j+2] != ']'){
+			if(!name_char((unsigned char)p[j]) || !name_char((unsigned char)p[j+2])){
+				*why = "has a range with a character no deviceId has";
+				return 0;
+			}
+			if((unsigned char)p[j] > (unsigned char)p[j+2]){
+				*why = "has a range that runs backwards (such as [9-0])";
+				return 0;
+			}
+			j += 3;
+		}else{
+			if(!name_char((unsigned char)p[j])){
+				*why = "has a character no deviceId has inside [...]";
+				return 0;
+			}
+			j++;
+		}
+	}
+	if(!p[j]){
+		*why = "has a '[' without its ']'";
+		return 0;
+	}
+	return j + 1;
+}
+
+/* Checks a pattern and finds its literal prefix and suffix. False with *why when fnmatch
+ * would read it otherwise than it looks, or it could never match a deviceId. */
+static bool pattern__check(const char *p, size_t *prefix_len, size_t *suffix_len, const char **why)
+{
+	size_t fixed = 0, i = 0, n, literal_from = 0;
+	bool star = false, prefix_done = false;
+
+	*prefix_len = 0;
+	while(p[i]){
+		unsigned char c = (unsigned char)p[i];
+		if(c == '*' || c == '?' || c == '['){
+			if(!prefix_done) *prefix_len = i;
+			prefix_done = true;
+		}
+		if(c == '*'){
+			star = true;
+			i++;
+			literal_from = i;
+		}else if(c == '?'){
+			fixed++;
+			i++;
+			literal_from = i;
+		}else if(c == '['){
+			n = bracket__length(p + i, why);
+			if(!n) return false;
+			fixed++;
+			i += n;
+			literal_from = i;
+		}else if(c == ']'){
+			*why = "has a ']' without its '['";
+			return false;
+		}else if(c == '\\'){
+			*why = "has a '\\' (no deviceId needs escaping)";
+			return false;
+		}else if(!name_char(c)){
+			*why = "has a character no deviceId has (letters, digits and - _ @ . : besides * ? [...])";
+			return false;
+		}else{
+			fixed++;
+			i++;
+		}
+	}
+	if(fixed > DEVICE_NAME_MAX || (!star && fixed < DEVICE_NAME_MIN)){
+		*why = "can never match a deviceId (4 to 32 characters)";
+		return false;
+	}
+	*suffix_len = i - literal_from;
+	return true;
+}
+
+/* ---- building ---- */
+
+static int arena__add(struct allowlist *al, const char *s, size_t len, uint32_t *offset)
+{
+	if(al->arena_len + len + 1 > al->arena_cap){
+		size_t cap = al->arena_cap ? al->arena_cap * 2 : 4096;
+		char *grown;
+		while(cap < al->arena_len + len + 1) cap *= 2;
+		if(cap > UINT32_MAX) return -1;
+		grown = realloc(al->arena, cap);
+		if(!grown) return -1;
+		al->arena = grown;
+		al->arena_cap = cap;
+	}
+	memcpy(al->arena + al->arena_len, s, len);
+	al->arena[al->arena_len + len] = '\0';
+	*offset = (uint32_t)al->arena_len;
+	al->arena_len += len + 1;
+	return 0;
+}
+
+/* The slot of name in the hash set: its own, or the empty one where it would go. */
+static size_t names__slot(const struct allowlist *al, const char *name, uint32_t h)
+{
+	size_t mask = al->name_slots - 1, i = h & mask;
+
+	while(al->names[i] != EMPTY_SLOT){
+		if(al->name_hashes[i] == h && !strcmp(al->arena + al->names[i], name)) return i;
+		i = (i + 1) & mask;
+	}
+	return i;
+}
+
+static int names__grow(struct allowlist *al)
+{
+	size_t old_slots = al->name_slots;
+	uint32_t *old = al->names, *old_hashes = al->name_hashes;
+
+	al->name_slots = slots__for(al->name_count + 1 > 8 ? al->name_count * 2 : 8);
+	al->names = malloc(al->name_slots * sizeof(*al->names));
+	al->name_hashes = malloc(al->name_slots * sizeof(*al->name_hashes));
+	if(!al->names || !al->name_hashes){
+		free(al->names);
+		free(al->name_hashes);
+		al->names = old;
+		al->name_hashes = old_hashes;
+		al->name_slots = old_slots;
+		return -1;
+	}
+	memset(al->names, 0xff, al->name_slots * sizeof(*al->names));
+	for(size_t i = 0; i < old_slots; i++){
+		if(old[i] == EMPTY_SLOT) continue;
+		size_t j = old_hashes[i] & (al->name_slots - 1);
+		while(al->names[j] != EMPTY_SLOT) j = (j + 1) & (al->name_slots - 1);
+		al->names[j] = old[i];
+		al->name_hashes[j] = old_hashes[i];
+	}
+	free(old);
+	free(old_hashes);
+	return 0;
+}
+
+/* 1 added, 0 already there, -1 out of memory. */
+static int names__add(struct allowlist *al, const char *name, size_t len)
+{
+	uint32_t h = hash__string(name, HASH_SEED), offset;
+	size_t slot;
+
+	if(2 * (al->name_count + 1) > al->name_slots && names__grow(al)) return -1;
+	slot = names__slot(al, name, h);
+	if(al->names[slot] != EMPTY_SLOT) return 0;
+	if(arena__add(al, name, len, &offset)) return -1;
+	al->names[slot] = offset;
+	al->name_hashes[slot] = h;
+	al->name_count++;
+	return 1;
+}
+
+static int patterns__add(struct allowlist *al, const char *text, size_t len, size_t prefix_len, size_t suffix_len)
+{
+	struct pattern *p;
+
+	uint32_t offset;
+
+	if(al->pattern_count == al->pattern_cap){
+		size_t cap = al->pattern_cap ? al->pattern_cap * 2 : 64;
+		struct pattern *grown = realloc(al->patterns, cap * sizeof(*grown));
+		if(!grown) return -1;
+		al->patterns = grown;
+		al->pattern_cap = cap;
+	}
+	if(arena__add(al, text, len, &offset)) return -1;
+	p = &al->patterns[al->pattern_count++];
+	p->offset = offset;
+	p->len = (uint32_t)len;
+	p->text = NULL;
+	/* a literal start narrows best; without one, a literal end; without either, none */
+	p->side = prefix_len || !suffix_len ? KEY_PREFIX : KEY_SUFFIX;
+	p->key_len = (uint32_t)(p->side == KEY_PREFIX ? prefix_len : suffix_len);
+	return 0;
+}
+
+/* Where a pattern's key starts in its text. */
+static const char *pattern__key(const struct pattern *p)
+{
+	return p->side == KEY_PREFIX ? p->text : p->text + p->len - p->key_len;
+}
+
+/* A prefix is hashed from its first character on, a suffix from its last one back: a lookup
+ * extends both one character at a time. */
+static uint32_t key__hash(enum key_side side, const char *key, size_t len)
+{
+	uint32_t h = HASH_SEED;
+
+	for(size_t i = 0; i < len; i++) h = hash__byte(h, (unsigned char)key[side == KEY_PREFIX ? i : len - 1 - i]);
+	return h;
+}
+
+static int pattern__cmp(const void *a, const void *b)
+{
+	const struct pattern *x = a, *y = b;
+	int c;
+
+	if(x->side != y->side) return x->side < y->side ? -1 : 1;
+	if(x->key_len != y->key_len) return x->key_len < y->key_len ? -1 : 1;
+	c = memcmp(pattern__key(x), pattern__key(y), x->key_len);
+	if(c) return c;
+	return x->offset < y->offset ? -1 : x->offset > y->offset; /* stable: file order within a group */
+}
+
+/* Sorts the patterns by key and indexes the groups. */
+static int groups__build(struct allowlist *al)
+{
+	size_t mask;
+
+	if(al->pattern_count == 0) return 0;
+	for(size_t i = 0; i < al->pattern_count; i++) al->patterns[i].text = al->arena + al->patterns[i].offset;
+	qsort(al->patterns, al->pattern_count, sizeof(*al->patterns), pattern__cmp);
+	al->groups = calloc(al->pattern_count, sizeof(*al->groups));
+	if(!al->groups) return -1;
+	for(size_t i = 0; i < al->pattern_count; i++){
+		const struct pattern *p = &al->patterns[i];
+		struct pattern_group *g = al->group_count ? &al->groups[al->group_count - 1] : NULL;
+		const struct pattern *first = g ? &al->patterns[g->first] : NULL;
+		if(g && first->side == p->side && first->key_len == p->key_len && !memcmp(pattern__key(first), pattern__key(p), p->key_len)){
+			g->count++;
+			continue;
+		}
+		g = &al->groups[al->group_count++];
+		g->first = (uint32_t)i;
+		g->count = 1;
+		g->hash = key__hash(p->side, pattern__key(p), p->key_len);
+		al->key_lengths[p->side] |= (uint64_t)1 << p->key_len;
+	}
+	al->group_slot_count = slots__for(al->group_count);
+	al->group_slots = malloc(al->group_slot_count * sizeof(*al->group_slots));
+	if(!al->group_slots) return -1;
+	memset(al->group_slots, 0xff, al->group_slot_count * sizeof(*al->group_slots));
+	mask = al->group_slot_count - 1;
+	for(size_t g = 0; g < al->group_count; g++){
+		size_t i = al->groups[g].hash & mask;
+		while(al->group_slots[i] != EMPTY_SLOT) i = (i + 1) & mask;
+		al->group_slots[i] = (uint32_t)g;
+	}
+	return 0;
+}
+
+/* ---- parsing ---- */
+
+static bool blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* One line (without its '\n'): 0, or -1 with err set. */
+static int line__take(struct allowlist *al, const char *line, size_t len, const char *origin, size_t lineno,
+		char *err, size_t errlen)
+{
+	char entry[ALLOWLIST_LINE_MAX + 1], shown[ALLOWLIST_LINE_MAX + 1];
+	const char *hash = memchr(line, '#', len), *why = NULL;
+	size_t start = 0, end, prefix_len, suffix_len;
+
+	if(hash) len = (size_t)(hash - line);
+	end = len;
+	while(start < end && blank(line[start])) start++;
+	while(end > start && blank(line[end-1])) end--;
+	if(start == end) return 0;
+	memcpy(entry, line + start, end - start);
+	entry[end - start] = '\0';
+	text__printable(shown, sizeof(shown), entry);
+	for(size_t i = 0; entry[i]; i++){
+		if(blank(entry[i])){
+			text__error(err, errlen, "%s line %zu: '%s' has white space inside; one entry a line", origin, lineno, shown);
+			return -1;
+		}
+	}
+	if(!strpbrk(entry, "*?[]\\")){
+		if(!request__device_name_valid(entry, end - start)){
+			text__error(err, errlen, "%s line %zu: '%s' is not a deviceId (4 to 32 of letters, digits and - _ @ . :) "
+					"nor a pattern", origin, lineno, shown);
+			return -1;
+		}
+		if(al->name_count >= ALLOWLIST_NAMES_MAX){
+			text__error(err, errlen, "%s: more than %d deviceIds", origin, ALLOWLIST_NAMES_MAX);
+			return -1;
+		}
+		if(names__add(al, entry, end - start) < 0){
+			text__error(err, errlen, "%s: out of memory", origin);
+			return -1;
+		}
+		return 0;
+	}
+	if(!pattern__check(entry, &prefix_len, &suffix_len, &why)){
+		text__error(err, errlen, "%s line %zu: pattern '%s' %s", origin, lineno, shown, why);
+		return -1;
+	}
+	/* [^...] negates in glibc's fnmatch unless POSIXLY_CORRECT is set; [!...] always does */
+	for(char *neg = strstr(entry, "[^"); neg; neg = strstr(neg + 2, "[^")) neg[1] = '!';
+	if(al->pattern_count >= ALLOWLIST_PATTERNS_MAX){
+		text__error(err, errlen, "%s: more than %d patterns", origin, ALLOWLIST_PATTERNS_MAX);
+		return -1;
+	}
+	if(patterns__add(al, entry, end - start, prefix_len, suffix_len)){
+		text__error(err, errlen, "%s: out of memory", origin);
+		return -1;
+	}
+	return 0;
+}
+
+struct allowlist *allowlist__parse(const char *text, size_t len, const char *origin, char *err, size_t errlen)
+{
+	struct allowlist *al;
+	size_t pos = 0, lineno = 0;
+
+	if(len > (size_t)ALLOWLIST_FILE_MAX){
+		text__error(err, errlen, "%s is larger than %ld bytes", origin, ALLOWLIST_FILE_MAX);
+		return NULL;
+	}
+	if(memchr(text, '\0', len)){
+		text__error(err, errlen, "%s has a NUL byte: not a text file", origin);
+		return NULL;
+	}
+	al = calloc(1, sizeof(*al));
+	if(!al){
+		text__error(err, errlen, "%s: out of memory", origin);
+		return NULL;
+	}
+	if(names__grow(al)) goto nomem;
+	while(pos < len){
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t linelen = nl ? (size_t)(nl - (text + pos)) : len - pos;
+		lineno++;
+		if(linelen > 0 && text[pos + linelen - 1] == '\r') linelen--; /* CRLF files too */
+		if(linelen > ALLOWLIST_LINE_MAX){
+			text__error(err, errlen, "%s line %zu is longer than %d bytes", origin, lineno, ALLOWLIST_LINE_MAX);
+			allowlist__free(al);
+			return NULL;
+		}
+		if(line__take(al, text + pos, linelen, origin, lineno, err, errlen)){
+			allowlist__free(al);
+			return NULL;
+		}
+		pos += (nl ? (size_t)(nl - (text + pos)) + 1 : len - pos);
+	}
+	if(groups__build(al)) goto nomem;
+	return al;
+nomem:
+	text__error(err, errlen, "%s: out of memory", origin);
+	allowlist__free(al);
+	return NULL;
+}
+
+struct allowlist *allowlist__load(const char *path, char *err, size_t errlen)
+{
+	struct allowlist *al;
+	struct stat st;
+	char *buf;
+	size_t total = 0;
+	ssize_t got;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if(fd < 0){
+		text__error(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if(fstat(fd, &st) || !S_ISREG(st.st_mode)){
+		text__error(err, errlen, "%s is not a regular file", path);
+		close(fd);
+		return NULL;
+	}
+	if(st.st_size > ALLOWLIST_FILE_MAX){
+		text__error(err, errlen, "%s is larger than %ld bytes", path, ALLOWLIST_FILE_MAX);
+		close(fd);
+		return NULL;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if(!buf){
+		text__error(err, errlen, "%s: out of memory", path);
+		close(fd);
+		return NULL;
+	}
+	while(total < (size_t)st.st_size){
+		got = read(fd, buf + total, (size_t)st.st_size - total);
+		if(got < 0 && errno == EINTR) continue;
+		if(got < 0){
+			text__error(err, errlen, "cannot read %s: %s", path, strerror(errno));
+			close(fd);
+			free(buf);
+			return NULL;
+		}
+		if(got == 0) break; /* shrank meanwhile: what was there */
+		total += (size_t)got;
+	}
+	close(fd);
+	al = allowlist__parse(buf, total, path, err, errlen);
+	free(buf);
+	return al;
+}
+
+/* ---- lookups ---- */
+
+/* The group whose key is the k characters at key (of side), hashed h; NULL if none. */
+static const struct pattern_group *groups__find(const struct allowlist *al, enum key_side side, const char *key, size_t k, uint32_t h)
+{
+	size_t mask = al->group_slot_count - 1, i = h & mask;
+
+	while(al->group_slots[i] != EMPTY_SLOT){
+		const struct pattern_group *g = &al->groups[al->group_slots[i]];
+		const struct pattern *p = &al->patterns[g->first];
+		if(g->hash == h && p->side == side && p->key_len == k && !memcmp(pattern__key(p), key, k)) return g;
+		i = (i + 1) & mask;
+	}
+	return NULL;
+}
+
+/* Runs fnmatch on the group's patterns; skip: characters of the prefix already known to match. */
+static bool group__matches(const struct allowlist *al, const struct pattern_group *g, const char *id, size_t skip)
+{
+	for(uint32_t i = 0; g && i < g->count; i++){
+		if(fnmatch(al->patterns[g->first + i].text + skip, id + skip, 0) == 0) return true;
+	}
+	return false;
+}
+
+bool allowlist__allows(const struct allowlist *al, const char *device_id)
+{
+	size_t len = strnlen(device_id, DEVICE_NAME_MAX + 1);
+	uint32_t h;
+
+	if(len > DEVICE_NAME_MAX) return false;
+	if(al->name_count && al->names[names__slot(al, device_id, hash__string(device_id, HASH_SEED))] != EMPTY_SLOT) return true;
+	if(!al->group_count) return false;
+	/* every prefix of the id that some group has, the empty one included */
+	h = HASH_SEED;
+	for(size_t k = 0; k <= len; k++){
+		if((al->key_lengths[KEY_PREFIX] & ((uint64_t)1 << k))
+				&& group__matches(al, groups__find(al, KEY_PREFIX, device_id, k, h), device_id, k)){
+			return true;
+		}
+		if(k < len) h = hash__byte(h, (unsigned char)device_id[k]);
+	}
+	/* every suffix of the id that some group has */
+	h = HASH_SEED;
+	for(size_t k = 1; k <= len && al->key_lengths[KEY_SUFFIX]; k++){
+		h = hash__byte(h, (unsigned char)device_id[len - k]);
+		if((al->key_lengths[KEY_SUFFIX] & ((uint64_t)1 << k))
+				&& group__matches(al, groups__find(al, KEY_SUFFIX, device_id + len - k, k, h), device_id, 0)){
+			return true;
+		}
+	}
+	return false;
+}
+
+size_t allowlist__name_count(const struct allowlist *al)
+{
+	return al ? al->name_count : 0;
+}
+
+size_t allowlist__pattern_count(const struct allowlist *al)
+{
+	return al ? al->pattern_count : 0;
+}
+
+void allowlist__free(struct allowlist *al)
+{
+	if(!al) return;
+	free(al->arena);
+	free(al->names);
+	free(al->name_hashes);
+	free(al->patterns);
+	free(al->groups);
+	free(al->group_slots);
+	free(al);
+}
