@@ -568,18 +568,23 @@ static bool batch__post(struct jobs *jobs, struct batch *b, enum platform_action
 	return ok;
 }
 
-/* A lookup: up to 100 jobs from q in one BatchQueryDeviceDetail. query_first: fresh jobs,
- * whose flows start here. The token is taken. */
-static void lookup__send(struct jobs *jobs, struct job_fifo *q, int64_t now)
+/* A lookup: up to 100 jobs of q, its oldest (or newest: the probe, which leaves the oldest
+ * to single calls), in one BatchQueryDeviceDetail. Fresh jobs' flows start here, with a query.
+ * The token is taken. */
+static void lookup__send(struct jobs *jobs, struct job_fifo *q, bool newest, int64_t now)
 {
 	size_t n = q->count < (size_t)platform_actions[ACTION_BATCH_QUERY].per_call ? q->count : (size_t)platform_actions[ACTION_BATCH_QUERY].per_call;
 	struct job *list = NULL, **tail = &list;
 	struct batch *b;
 
-	for(size_t i = 0; i < n; i++){
-		struct job *job = fifo__pop(q);
-		*tail = job;
-		tail = &job->queue_next;
+	if(newest){
+		list = fifo__cut_tail(q, n);
+	}else{
+		for(size_t i = 0; i < n; i++){
+			struct job *job = fifo__pop(q);
+			*tail = job;
+			tail = &job->queue_next;
+		}
 	}
 	b = batch__new(jobs, ACTION_BATCH_QUERY, list, n, true, now);
 	if(!b) return;
@@ -1105,7 +1110,7 @@ static void lookups__send(struct jobs *jobs, struct job_fifo *q, int64_t now)
 	if(!batching__on(jobs, ACTION_BATCH_QUERY)) return;
 	while(q->count >= BATCH_MIN && jobs->inflight < jobs->cfg->max_inflight
 			&& quota__take(&jobs->bucket[ACTION_BATCH_QUERY], now)){
-		lookup__send(jobs, q, now);
+		lookup__send(jobs, q, false, now);
 	}
 }
 
@@ -1166,14 +1171,16 @@ static int worker__dispatch(struct jobs *jobs, int64_t now)
 	singles__send(jobs, 0, NULL, now);
 
 	/* then new requests, with the call the strategy picks. Under auto, before anything tells
-	 * whether this fleet's devices exist, one lookup batch asks (a hundredth of a call each). */
+	 * whether this fleet's devices exist, a crowd big enough for a batch registration is not
+	 * batched blindly: the newest hundred are looked up first (a hundredth of a call each),
+	 * while single calls go on with the oldest. A smaller crowd never waits for that. */
 	query_first = worker__query_first(jobs);
 	probe = !jobs->share_known && jobs->cfg->strategy == STRATEGY_AUTO && jobs->cfg->existing_devices != EXISTING_NEVER
 			&& batching__on(jobs, ACTION_BATCH_QUERY);
-	if(probe && !jobs->probing && jobs->fresh.count >= BATCH_MIN && jobs->inflight < jobs->cfg->max_inflight
-			&& quota__take(&jobs->bucket[ACTION_BATCH_QUERY], now)){
+	if(probe && !jobs->probing && jobs->fresh.count + jobs->waiting[0].count >= apply__keep(jobs) + APPLY_MIN_NAMES
+			&& jobs->inflight < jobs->cfg->max_inflight && quota__take(&jobs->bucket[ACTION_BATCH_QUERY], now)){
 		jobs->probing = true;
-		lookup__send(jobs, &jobs->fresh, now);
+		lookup__send(jobs, &jobs->fresh, true, now);
 	}
 	if(query_first){
 		lookups__send(jobs, &jobs->fresh, now);
