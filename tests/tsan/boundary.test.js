@@ -154,7 +154,9 @@ test('ThreadSanitizer: concurrent requests, joins, refusals, retries, SIGHUP cre
   const env = await h.startEnv({
     credentials: 'file',
     // a short HTTP timeout and deadline keep retries (and the retry heap) busy within the run
-    pluginOptions: { http_timeout_ms: 1500, request_deadline_ms: 20000, max_inflight: 24,
+    // register_qps 10: a crowd of 150 new devices is more than single calls clear while a batch
+    // registration runs, so the crowd below is batched
+    pluginOptions: { http_timeout_ms: 1500, request_deadline_ms: 20000, max_inflight: 24, register_qps: 10,
       // the broker's other readers of worker state: the wake-up client, metrics, the audit trail
       wakeup_port: '$PORT', metrics_interval: 1, audit_file: '$DIR/audit.log' },
   });
@@ -280,6 +282,20 @@ test('ThreadSanitizer: concurrent requests, joins, refusals, retries, SIGHUP cre
     env.emu.setLatency(0);
     const afterSwap = await env.rr('swapped-001', { timeoutS: 20 });
     assert.strictEqual(checkReply(env, 'swapped-001', afterSwap), 'ok', 'signed with the key loaded last');
+
+    // a crowd: lookups in BatchQueryDeviceDetail and a batch registration (check, poll,
+    // register, poll, pages) run in the worker while the broker takes the results, and a SIGHUP
+    // replaces the worker's configuration mid-batch
+    env.emu.setBatch({ checkDurationMs: 300, createDurationMs: 300 });
+    const crowdOld = Array.from({ length: 40 }, (_, i) => `crowd-old-${String(i).padStart(3, '0')}`);
+    for (const id of crowdOld) env.emu.preRegister(h.PRODUCT_KEY, id);
+    const crowdIds = [...crowdOld, ...Array.from({ length: 160 }, (_, i) => `crowd-new-${String(i).padStart(3, '0')}`)];
+    const crowd = Promise.all(crowdIds.map((id) => env.rr(id, { timeoutS: 45 })));
+    await h.sleep(1500);
+    env.broker.proc.kill('SIGHUP');
+    (await crowd).forEach((r, i) => tally(checkReply(env, crowdIds[i], r)));
+    const batch = env.emu.stats().batch;
+    assert.ok(batch.appliesCreated >= 1 && batch.devicesCreated >= 50, `the crowd was batched: ${JSON.stringify(batch)}`);
 
     // shutdown with requests queued and in flight: those devices get no reply (documented), or
     // an answer that made it out before the broker stopped
