@@ -47,6 +47,12 @@ enum reply_encryption {
 	REPLY_ENCRYPTION_OFF,         /* in the clear: for listeners where every device uses TLS */
 };
 
+/* Which devices may bootstrap. */
+enum registration_mode {
+	REGISTRATION_OPEN = 0,      /* any deviceId: new ones are registered */
+	REGISTRATION_PREREGISTERED, /* only devices created on the platform in advance */
+};
+
 /* Whether waiting requests are coalesced into the platform's batch actions. */
 enum batching_mode {
 	BATCHING_AUTO = 0, /* whenever that beats single calls */
@@ -76,6 +82,7 @@ struct bootstrap_config {
 	char *product_secret;    /* loaded by config__finish for REQUEST_AUTH_SIGN */
 	enum reply_encryption reply_encryption; /* ON or OFF after config__finish */
 	enum existing_devices existing_devices;
+	enum registration_mode registration;
 	char *device_allowlist;  /* a file of deviceIds and patterns that may bootstrap, or NULL: all */
 	enum flow_strategy strategy;
 	enum acl_mode acl;

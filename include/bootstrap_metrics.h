@@ -9,7 +9,7 @@
 #include "bootstrap_reply.h"
 
 #define METRICS_TOPIC_PREFIX "$SYS/broker/bootstrap/"
-#define METRICS_CODES (BOOTSTRAP_NOT_ALLOWED + 1)
+#define METRICS_CODES (BOOTSTRAP_NOT_REGISTERED + 1)
 #define METRICS_LATENCY_SAMPLES 4096
 
 struct metrics {

@@ -121,6 +121,7 @@ enum platform_flow_state {
 struct platform_flow {
 	enum platform_flow_state state;
 	enum existing_devices existing_policy;
+	bool preregistered;   /* RegisterDevice is never called: a device that does not exist is refused */
 	char device_name[40];
 	/* valid once state is FLOW_DONE */
 	enum bootstrap_code result;
@@ -156,6 +157,10 @@ struct platform_http_request {
 
 /* query_first starts with QueryDeviceDetail (cheaper when most devices already exist). */
 void platform__flow_init(struct platform_flow *flow, const char *device_name, enum existing_devices policy, bool query_first);
+
+/* registration preregistered: the flow asks QueryDeviceDetail only, and a device that does
+ * not exist ends it with BOOTSTRAP_NOT_REGISTERED. Right after platform__flow_init(). */
+void platform__flow_preregistered(struct platform_flow *flow);
 
 /* Builds the signed request for the flow's current step, with a new nonce and timestamp
  * for now, signed as cfg->signature_version says. 0 or -1 (the flow is then finished with

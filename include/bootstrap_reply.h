@@ -19,6 +19,7 @@ enum bootstrap_code {
 	BOOTSTRAP_DEVICE_DISABLED,
 	BOOTSTRAP_DEVICE_EXISTS,
 	BOOTSTRAP_NOT_ALLOWED,    /* the deviceId is not on plugin_opt_device_allowlist */
+	BOOTSTRAP_NOT_REGISTERED, /* registration preregistered: no such device on the platform */
 };
 
 /* A device's identity on the IoT Platform. */

@@ -160,7 +160,7 @@ struct config_option {
 _Static_assert(sizeof(enum request_auth) == sizeof(int) && sizeof(enum existing_devices) == sizeof(int)
 		&& sizeof(enum acl_mode) == sizeof(int) && sizeof(enum flow_strategy) == sizeof(int)
 		&& sizeof(enum reply_encryption) == sizeof(int) && sizeof(enum signature_version) == sizeof(int)
-		&& sizeof(enum batching_mode) == sizeof(int),
+		&& sizeof(enum batching_mode) == sizeof(int) && sizeof(enum registration_mode) == sizeof(int),
 		"option enums are int-sized");
 
 static const struct option_word signature_version_words[] = {
@@ -177,6 +177,9 @@ static const struct option_word existing_devices_words[] = {
 };
 static const struct option_word acl_words[] = {
 	{"strict", ACL_STRICT}, {"defer", ACL_DEFER}, {NULL, 0},
+};
+static const struct option_word registration_words[] = {
+	{"open", REGISTRATION_OPEN}, {"preregistered", REGISTRATION_PREREGISTERED}, {NULL, 0},
 };
 static const struct option_word batching_words[] = {
 	{"auto", BATCHING_AUTO}, {"off", BATCHING_OFF}, {NULL, 0},
@@ -200,6 +203,7 @@ static const struct config_option options[] = {
 	{"product_secret_file", OPTION_PATH, CFG_FIELD(product_secret_file, char *), .refusal = "must be an absolute path"},
 	{"reply_encryption", OPTION_WORD, CFG_FIELD(reply_encryption, enum reply_encryption), .words = reply_encryption_words},
 	{"existing_devices", OPTION_WORD, CFG_FIELD(existing_devices, enum existing_devices), .words = existing_devices_words},
+	{"registration", OPTION_WORD, CFG_FIELD(registration, enum registration_mode), .words = registration_words},
 	{"device_allowlist", OPTION_PATH, CFG_FIELD(device_allowlist, char *), .refusal = "must be an absolute path"},
 	{"acl", OPTION_WORD, CFG_FIELD(acl, enum acl_mode), .words = acl_words},
 	{"metrics_interval", OPTION_INT, CFG_FIELD(metrics_interval, int), .min = 0, .max = 86400,
@@ -493,6 +497,11 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 		if(string__replace(&cfg->endpoint, url)) return -1;
 	}
 	if(endpoint__check("endpoint", cfg->endpoint, false, err, errlen)) return -1;
+	if(cfg->registration == REGISTRATION_PREREGISTERED && cfg->existing_devices == EXISTING_NEVER){
+		text__error(err, errlen, "plugin_opt_registration: preregistered serves only devices that already exist, "
+				"which plugin_opt_existing_devices never refuses: choose one");
+		return -1;
+	}
 	if(cfg->reply_encryption == REPLY_ENCRYPTION_DEFAULT){
 		cfg->reply_encryption = cfg->request_auth == REQUEST_AUTH_SIGN ? REPLY_ENCRYPTION_ON : REPLY_ENCRYPTION_OFF;
 	}else if(cfg->reply_encryption == REPLY_ENCRYPTION_ON && cfg->request_auth != REQUEST_AUTH_SIGN){

@@ -282,6 +282,7 @@ static struct job *heap__pop(struct jobs *jobs)
 
 static bool worker__query_first(const struct jobs *jobs)
 {
+	if(jobs->cfg->registration == REGISTRATION_PREREGISTERED) return true; /* never a RegisterDevice */
 	switch(jobs->cfg->strategy){
 		case STRATEGY_QUERY_FIRST: return jobs->cfg->existing_devices != EXISTING_NEVER;
 		case STRATEGY_REGISTER_FIRST: return false;
@@ -309,6 +310,7 @@ static struct platform_flow *job__start(struct jobs *jobs, struct job *job, bool
 		return NULL;
 	}
 	platform__flow_init(job->result.flow, job->result.device_id, jobs->cfg->existing_devices, query_first);
+	if(jobs->cfg->registration == REGISTRATION_PREREGISTERED) platform__flow_preregistered(job->result.flow);
 	job->deadline_ms = now + jobs->cfg->request_deadline_ms;
 	return job->result.flow;
 }

@@ -353,6 +353,13 @@ void platform__flow_init(struct platform_flow *flow, const char *device_name, en
 	snprintf(flow->device_name, sizeof(flow->device_name), "%s", device_name);
 }
 
+void platform__flow_preregistered(struct platform_flow *flow)
+{
+	flow->preregistered = true;
+	/* existing_devices never with preregistered is refused by the configuration */
+	if(flow->state == FLOW_REGISTER) flow->state = FLOW_QUERY;
+}
+
 /* Ends the flow; the message is what the device reads, so it never holds a secret. */
 static void flow__finish(struct platform_flow *flow, enum bootstrap_code code, int retry_after,
 		const char *message)
@@ -679,6 +686,11 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
 			return;
 		case PLATFORM_NOT_EXISTS:
 			flow->existing = false;
+			if(flow->preregistered){
+				flow__finish(flow, BOOTSTRAP_NOT_REGISTERED, 0,
+						"the device is not registered on the platform; this service only serves devices created in advance");
+				return;
+			}
 			flow->state = FLOW_REGISTER;
 			return;
 		case PLATFORM_ALREADY_EXISTS:

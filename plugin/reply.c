@@ -26,6 +26,7 @@ const char *reply__code_name(enum bootstrap_code code)
 		case BOOTSTRAP_DEVICE_DISABLED: return "device_disabled";
 		case BOOTSTRAP_DEVICE_EXISTS: return "device_exists";
 		case BOOTSTRAP_NOT_ALLOWED: return "not_allowed";
+		case BOOTSTRAP_NOT_REGISTERED: return "not_registered";
 	}
 	return "internal";
 }

@@ -96,6 +96,26 @@ static void expect_finish_error(const char *key, const char *value, const char *
 	config__cleanup(&cfg);
 }
 
+/* preregistered serves only existing devices: with existing_devices never it would serve none */
+static void test_registration_modes(void)
+{
+	struct bootstrap_config cfg;
+	char err[CONFIG_ERR_LEN] = "";
+
+	env_keys();
+	config__init(&cfg);
+	CHECK(cfg.registration == REGISTRATION_OPEN);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	config__set(&cfg, "request_auth", "none", err, sizeof(err));
+	CHECK(config__set(&cfg, "registration", "preregistered", err, sizeof(err)) == 0);
+	CHECK(cfg.registration == REGISTRATION_PREREGISTERED);
+	CHECK(config__set(&cfg, "existing_devices", "never", err, sizeof(err)) == 0);
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "plugin_opt_registration") != NULL);
+	CHECK(config__set(&cfg, "registration", "closed", err, sizeof(err)) == -1);
+	config__cleanup(&cfg);
+}
+
 static void test_endpoint_refusals(void)
 {
 	env_keys();
@@ -366,6 +386,7 @@ int main(void)
 {
 	RUN(test_defaults);
 	RUN(test_region_and_endpoint);
+	RUN(test_registration_modes);
 	RUN(test_endpoint_refusals);
 	RUN(test_bad_values);
 	RUN(test_inline_secret_refused_without_echo);

@@ -568,6 +568,28 @@ static void test_flow_v3_sts_instance_and_ports(void)
 }
 
 
+/* registration preregistered: a query whatever the strategy, and no such device is refused */
+static void test_flow_preregistered(void)
+{
+	struct platform_flow flow;
+	struct platform_answer a;
+
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
+	platform__flow_preregistered(&flow);
+	CHECK(flow.state == FLOW_QUERY && platform__flow_action(&flow) == ACTION_QUERY);
+	ANSWER(ACTION_QUERY, 200, "{\"Success\":false,\"Code\":\"iot.device.NotExistedDevice\"}", &a);
+	platform__flow_answer(&flow, &a);
+	CHECK(flow.state == FLOW_DONE && flow.result == BOOTSTRAP_NOT_REGISTERED);
+	CHECK(!platform__flow_existence_known(&flow) || !flow.existing);
+
+	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, true);
+	platform__flow_preregistered(&flow);
+	ANSWER(ACTION_QUERY, 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"a1Prod\","
+			"\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\",\"Status\":\"ONLINE\"}}", &a);
+	platform__flow_answer(&flow, &a);
+	CHECK(flow.state == FLOW_DONE && flow.result == BOOTSTRAP_ALREADY_ACTIVATED); /* the policy still applies */
+}
+
 /* ---- batch actions ---- */
 
 /* Every action's row names an option config__set() accepts, whose default is the quota. */
@@ -745,6 +767,7 @@ int main(void)
 	RUN(test_query_first_flow);
 	RUN(test_flow_v3_request);
 	RUN(test_flow_v3_sts_instance_and_ports);
+	RUN(test_flow_preregistered);
 	RUN(test_action_table);
 	RUN(test_answer_batch_query);
 	RUN(test_answer_batch_registration);
