@@ -4,8 +4,10 @@
  * TLS always verified. Used by a single thread (the worker), except http__wakeup(). */
 #include <stddef.h>
 
+/* an answer larger than this is not the platform's; a request may allow more (max_body) */
+#define HTTP_MAX_BODY (64 * 1024)
 /* a batch registration's status lists up to 10 000 names */
-#define HTTP_MAX_BODY (2 * 1024 * 1024)
+#define HTTP_MAX_BODY_LARGE (2 * 1024 * 1024)
 
 struct http_client;
 
@@ -32,6 +34,7 @@ struct http_request {
 	const char *content_type;   /* of body; NULL: application/x-www-form-urlencoded */
 	const char *const *headers; /* "Name: value" lines (copied, wiped after use), NULL-terminated; or NULL */
 	long timeout_ms;
+	size_t max_body;            /* the largest answer accepted; 0: HTTP_MAX_BODY */
 };
 
 /* Starts req, to complete within req->timeout_ms. 0 or -1. */

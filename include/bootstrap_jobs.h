@@ -102,8 +102,8 @@ struct jobs_stats {
 	unsigned long long calls;  /* platform calls made */
 	unsigned long long retries;
 	unsigned long long throttled; /* Throttling answers from the platform */
-	double register_rate;      /* calls/s paced at now (lower than configured after throttling) */
-	double query_rate;
+	double rate[PLATFORM_ACTIONS];            /* calls/s paced at now, per action (lower after throttling) */
+	double configured_rate[PLATFORM_ACTIONS]; /* ... and when the platform has not throttled */
 	double existing_share;     /* recent share of requests for devices that already existed */
 	int query_first;           /* what new requests start with now */
 	bool waker_refused;        /* the broker refused the wakeup connection */

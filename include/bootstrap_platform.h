@@ -102,6 +102,7 @@ struct platform_answer {
 	long page_count, total; /* QueryPageByApplyId */
 	struct platform_device *devices; /* malloc'd, ndevices of them; platform__answer_cleanup() */
 	size_t ndevices;
+	size_t unreadable;    /* device entries left out because they could not be read */
 };
 
 /* Classifies an HTTP answer to action and reads it as the action's row says. Never trusts the
@@ -122,6 +123,7 @@ struct platform_flow {
 	enum platform_flow_state state;
 	enum existing_devices existing_policy;
 	bool preregistered;   /* RegisterDevice is never called: a device that does not exist is refused */
+	bool maybe_created;   /* a batch registration of ours may have created it: UNACTIVE means new */
 	char device_name[40];
 	/* valid once state is FLOW_DONE */
 	enum bootstrap_code result;
@@ -161,6 +163,12 @@ void platform__flow_init(struct platform_flow *flow, const char *device_name, en
 /* registration preregistered: the flow asks QueryDeviceDetail only, and a device that does
  * not exist ends it with BOOTSTRAP_NOT_REGISTERED. Right after platform__flow_init(). */
 void platform__flow_preregistered(struct platform_flow *flow);
+
+/* A batch registration that had asked to create the device handed it back (stalled, forgotten
+ * by the platform): it may exist now because of us. The flow asks QueryDeviceDetail next, and
+ * an UNACTIVE device is answered as new, whatever existing_devices says; a device that does
+ * not exist is registered as usual. */
+void platform__flow_after_batch_create(struct platform_flow *flow);
 
 /* Builds the signed request for the flow's current step, with a new nonce and timestamp
  * for now, signed as cfg->signature_version says. 0 or -1 (the flow is then finished with

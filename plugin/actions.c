@@ -68,26 +68,25 @@ static bool parse__single(json_t *root, struct platform_answer *a)
 }
 
 /* A list of devices with their details (BatchQueryDeviceDetail's Data.Data[], a page's
- * ApplyDeviceList.ApplyDeviceInfo[]); an unreadable entry makes the answer unusable. */
+ * ApplyDeviceList.ApplyDeviceInfo[]). An unreadable entry is left out and counted: the
+ * devices of the readable ones need not wait for it (the caller asks about the rest singly). */
 static bool parse__devices(json_t *list, bool product_key, struct platform_answer *a)
 {
 	size_t i;
 	json_t *item;
-	bool ok = true;
 
 	if(!json_is_array(list) || !answer__grow(a, json_array_size(list))) return false;
 	json_array_foreach(list, i, item){
 		struct platform_device *d = &a->devices[a->ndevices];
-		if(!ok || !device__read(item, product_key, &d->triple, d->status, sizeof(d->status))){
-			if(json_is_object(item)) secret__wipe(item);
-			ok = false;
+		if(!device__read(item, product_key, &d->triple, d->status, sizeof(d->status))){
+			a->unreadable++;
 			continue;
 		}
 		d->kind = DEVICE_FOUND;
 		memcpy(d->name, d->triple.device_name, sizeof(d->name));
 		a->ndevices++;
 	}
-	return ok;
+	return true;
 }
 
 static bool parse__batch_query(json_t *root, struct platform_answer *a)
@@ -134,30 +133,41 @@ static bool names__add(json_t *list, enum platform_device_kind kind, struct plat
 	return true;
 }
 
+static int device__name_cmp(const void *x, const void *y)
+{
+	return strcmp(((const struct platform_device *)x)->name, ((const struct platform_device *)y)->name);
+}
+
 /* Data.Status, and the verdict on each name: ValidList.Name[], InvalidList.Name[], with the
- * reason from InvalidDetailList.invalidDetailList[] {DeviceName, ErrorMsg} where given. */
+ * reason from InvalidDetailList.invalidDetailList[] {DeviceName, ErrorMsg} where given. The
+ * invalid names are sorted and looked up, and details beyond their number are not read: a
+ * hostile answer costs n log n, not n squared. */
 static bool parse__batch_status(json_t *root, struct platform_answer *a)
 {
 	json_t *data = json_object_get(root, "Data"), *details, *item;
-	size_t i, invalid_from;
+	size_t i, invalid_from, invalid, read = 0;
 
 	if(!json_is_object(data) || !field__copy(data, "Status", a->stage, sizeof(a->stage))) return false;
 	if(!names__add(json_object_get(json_object_get(data, "ValidList"), "Name"), DEVICE_VALID, a)) return false;
 	invalid_from = a->ndevices;
 	if(!names__add(json_object_get(json_object_get(data, "InvalidList"), "Name"), DEVICE_INVALID, a)) return false;
+	invalid = a->ndevices - invalid_from;
+	if(invalid == 0) return true;
+	qsort(a->devices + invalid_from, invalid, sizeof(*a->devices), device__name_cmp);
 	details = json_object_get(json_object_get(data, "InvalidDetailList"), "invalidDetailList");
 	if(!json_is_array(details)) return true;
 	json_array_foreach(details, i, item){
+		struct platform_device key, *d;
 		const char *name = json_string_value(json_object_get(item, "DeviceName"));
 		const char *why = json_string_value(json_object_get(item, "ErrorMsg"));
-		if(!name || !why) continue;
-		for(size_t d = invalid_from; d < a->ndevices; d++){
-			if(strcmp(a->devices[d].name, name)) continue;
-			text__printable(a->devices[d].reason, sizeof(a->devices[d].reason), why);
-			/* "The device name already exists.": the one reason the flow can act on */
-			if(strstr(why, "exist")) a->devices[d].kind = DEVICE_EXISTS;
-			break;
-		}
+		if(read++ >= invalid) break;
+		if(!name || !why || strlen(name) >= sizeof(key.name)) continue;
+		memcpy(key.name, name, strlen(name) + 1);
+		d = bsearch(&key, a->devices + invalid_from, invalid, sizeof(*a->devices), device__name_cmp);
+		if(!d) continue;
+		text__printable(d->reason, sizeof(d->reason), why);
+		/* "The device name already exists.": the one reason the flow can act on */
+		if(strstr(why, "exist")) d->kind = DEVICE_EXISTS;
 	}
 	return true;
 }

@@ -25,6 +25,7 @@ struct http_transfer {
 	char *resp;
 	size_t resp_len;
 	size_t resp_cap;
+	size_t max_body;
 	bool too_large;
 	struct curl_slist *headers; /* this request's own (signatures, tokens); NULL: the client's */
 	char errbuf[CURL_ERROR_SIZE];
@@ -134,14 +135,14 @@ static size_t transfer__write(char *data, size_t size, size_t nmemb, void *userd
 	struct http_transfer *t = userdata;
 	size_t len = size * nmemb;
 
-	if(t->resp_len + len > HTTP_MAX_BODY){
+	if(t->resp_len + len > t->max_body){
 		t->too_large = true;
 		return 0; /* aborts the transfer: an answer this large is not the platform's */
 	}
 	if(t->resp_len + len + 1 > t->resp_cap){
 		size_t cap = (t->resp_len + len + 1) * 2;
 		char *grown;
-		if(cap > HTTP_MAX_BODY + 1) cap = HTTP_MAX_BODY + 1;
+		if(cap > t->max_body + 1) cap = t->max_body + 1;
 		grown = realloc(t->resp, cap);
 		if(!grown) return 0;
 		t->resp = grown;
@@ -200,7 +201,16 @@ static void transfer__put(struct http_client *hc, struct http_transfer *t)
 		transfer__free(t);
 		return;
 	}
-	if(t->resp) OPENSSL_cleanse(t->resp, t->resp_cap); /* an answer carries a DeviceSecret */
+	if(t->resp){
+		/* an answer carries a DeviceSecret: what was written is wiped (the rest was before) */
+		OPENSSL_cleanse(t->resp, t->resp_len < t->resp_cap ? t->resp_len + 1 : t->resp_cap);
+		if(t->resp_cap > HTTP_MAX_BODY + 1){
+			/* a batch status answer's buffer is not kept for every later small answer */
+			free(t->resp);
+			t->resp = NULL;
+			t->resp_cap = 0;
+		}
+	}
 	headers__free(&t->headers);
 	t->tag = NULL;
 	t->next = hc->pool;
@@ -216,6 +226,7 @@ int http__request(struct http_client *hc, const struct http_request *req, void *
 
 	if(!t) return -1;
 	t->tag = tag;
+	t->max_body = req->max_body ? req->max_body : HTTP_MAX_BODY;
 	e = t->easy;
 	if(req->headers || req->content_type){
 		/* the request's own list: the client's defaults plus its lines */

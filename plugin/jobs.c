@@ -1,4 +1,5 @@
 /* The job queue: broker thread in, worker thread through the platform, broker thread out. */
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -53,6 +54,10 @@
  * pages differently */
 #define APPLY_PAGES_MAX 1000
 enum { PAGE_UNSENT = 0, PAGE_SENT, PAGE_DONE };
+/* after a stall, no batch registration until the estimate allows one, or this long has passed */
+#define APPLY_TRIAL_AFTER_MS 300000
+/* business refusals of batch calls in a row (not permission ones) that turn batching off */
+#define BATCH_REFUSALS_MAX 3
 /* batch calls on the wire at once (their tags live in one array) */
 #define BATCH_CALLS_MAX 256
 
@@ -101,6 +106,8 @@ struct batch {
 	int attempt;                 /* of its current call */
 	int rounds;                  /* checks of these names */
 	bool abandoned;              /* handed back: its answers no longer count */
+	bool register_sent;          /* BatchRegisterDeviceWithApplyId went out: devices may exist */
+	bool registered;             /* ... and the platform accepted it */
 	int64_t due_ms, started_ms, give_up_ms;
 };
 
@@ -132,7 +139,7 @@ struct jobs {
 	struct job_fifo single[2];  /* the same for jobs a batch could not serve */
 	double existing_share;
 	bool share_known;           /* an answer has told whether a device existed */
-	bool probing;               /* a first lookup batch is out to learn that */
+	struct batch *probe;        /* the first lookup batch, out to learn that; NULL */
 	struct token_bucket bucket[PLATFORM_ACTIONS];
 	struct job **retry_heap;    /* min-heap on due_ms */
 	size_t retry_count, retry_cap;
@@ -141,6 +148,8 @@ struct jobs {
 	int napplies;
 	size_t in_batches;          /* jobs in lookups and applies */
 	double apply_estimate_ms;
+	int64_t apply_stalled_ms;   /* when an apply last stalled; 0: never */
+	int refusals[2];            /* business refusals in a row: [0] lookups, [1] registrations */
 	struct batch_call batch_calls[BATCH_CALLS_MAX];
 	bool refused[PLATFORM_ACTIONS]; /* batch actions the platform refused: not used again ... */
 	unsigned refused_generation;    /* ... until the credentials change */
@@ -325,6 +334,15 @@ static struct job_fifo *job__queue(struct jobs *jobs, const struct job *job)
 
 /* A device's answer from any call: the flow takes it, the strategy learns from a first
  * answer whether devices exist, and the job finishes or waits for its next call. */
+static void share__learn(struct jobs *jobs, double existing_ratio, size_t devices)
+{
+	/* as devices answers of that ratio one after the other would move the average */
+	double weight = 1.0 - pow(1.0 - EXISTING_SHARE_WEIGHT, (double)devices);
+
+	jobs->existing_share += weight * (existing_ratio - jobs->existing_share);
+	jobs->share_known = true;
+}
+
 static void job__answer(struct jobs *jobs, struct job *job, enum platform_action action, const struct platform_answer *answer)
 {
 	struct platform_flow *flow = job->result.flow;
@@ -341,10 +359,8 @@ static void job__answer(struct jobs *jobs, struct job *job, enum platform_action
 			case PLATFORM_NOT_EXISTS: existing = 0; break;
 			default: break;
 		}
-		if(existing >= 0){
-			jobs->existing_share += EXISTING_SHARE_WEIGHT * (existing - jobs->existing_share);
-			jobs->share_known = true;
-		}
+		/* a lookup learns once for its whole batch (lookup__answer) */
+		if(existing >= 0 && action != ACTION_BATCH_QUERY) share__learn(jobs, existing, 1);
 	}
 	if(flow->state == FLOW_DONE){
 		worker__finish(jobs, job);
@@ -370,15 +386,21 @@ static enum call_outcome call__outcome(enum platform_outcome o)
 	return CALL_UNAVAILABLE;
 }
 
-/* Starts a signed platform request; the caller wipes and frees req. 0 or -1. */
-static int worker__post(struct jobs *jobs, const struct platform_http_request *req, long timeout, void *tag)
+/* Starts a signed platform request whose answer may be max_body long (0: the default); the
+ * caller wipes and frees req. 0 or -1. */
+static int worker__post_sized(struct jobs *jobs, const struct platform_http_request *req, long timeout, size_t max_body, void *tag)
 {
 	const struct http_request hreq = { .method = "POST", .url = req->url, .body = req->body,
-		.headers = req->headers[0] ? (const char *const *)req->headers : NULL, .timeout_ms = timeout };
+		.headers = req->headers[0] ? (const char *const *)req->headers : NULL, .timeout_ms = timeout, .max_body = max_body };
 
 	if(http__request(jobs->http, &hreq, tag)) return -1;
 	jobs->inflight++;
 	return 0;
+}
+
+static int worker__post(struct jobs *jobs, const struct platform_http_request *req, long timeout, void *tag)
+{
+	return worker__post_sized(jobs, req, timeout, 0, tag);
 }
 
 static void worker__send(struct jobs *jobs, struct job *job, int64_t now)
@@ -406,7 +428,7 @@ static void worker__send(struct jobs *jobs, struct job *job, int64_t now)
 }
 
 /* A transient failure: back off and try again if the deadline allows, else give up. */
-static void worker__retry_or_fail(struct jobs *jobs, struct job *job, const char *why, const char *detail, int64_t now)
+static void worker__retry_or_fail(struct jobs *jobs, struct job *job, const char *why, const char *detail, bool count, int64_t now)
 {
 	int64_t delay = quota__backoff_ms(job->attempt, BACKOFF_BASE_MS, BACKOFF_CAP_MS, random__unit());
 	int64_t last_chance = job->deadline_ms - ATTEMPT_MIN_MS - now;
@@ -417,7 +439,7 @@ static void worker__retry_or_fail(struct jobs *jobs, struct job *job, const char
 		job->attempt++;
 		job->due_ms = now + delay;
 		if(heap__push(jobs, job) == 0){
-			jobs->retries++;
+			if(count) jobs->retries++;
 			return;
 		}
 	}
@@ -540,7 +562,6 @@ static bool batch__post(struct jobs *jobs, struct batch *b, enum platform_action
 	struct platform_call pc = { .action = action, .apply_id = b->apply_id[0] ? b->apply_id : NULL, .page = page };
 	bool ok = false;
 
-	(void)now;
 	for(size_t i = 0; i < BATCH_CALLS_MAX; i++){
 		if(!jobs->batch_calls[i].batch){
 			call = &jobs->batch_calls[i];
@@ -556,10 +577,19 @@ static bool batch__post(struct jobs *jobs, struct batch *b, enum platform_action
 		pc.names = names;
 	}
 	if(platform__call_request(jobs->cfg, &pc, time(NULL), &req) == 0){
+		long timeout = jobs->cfg->http_timeout_ms;
 		*call = (struct batch_call){ .batch = b, .action = action, .page = page };
-		if(worker__post(jobs, &req, jobs->cfg->http_timeout_ms, call) == 0){
+		if(action == ACTION_BATCH_QUERY){
+			/* a lookup answers within its devices' deadlines, as their single calls would */
+			for(size_t i = 0; i < b->njobs; i++){
+				int64_t left = b->jobs[i] ? b->jobs[i]->deadline_ms - now : timeout;
+				if(left < timeout) timeout = left < ATTEMPT_MIN_MS ? ATTEMPT_MIN_MS : (long)left;
+			}
+		}
+		if(worker__post_sized(jobs, &req, timeout, action == ACTION_BATCH_STATUS || action == ACTION_BATCH_QUERY ? HTTP_MAX_BODY_LARGE : 0, call) == 0){
 			b->calls++;
 			jobs->calls++;
+			if(action == ACTION_BATCH_REGISTER) b->register_sent = true;
 			ok = true;
 		}else{
 			call->batch = NULL;
@@ -572,8 +602,8 @@ static bool batch__post(struct jobs *jobs, struct batch *b, enum platform_action
 
 /* A lookup: up to 100 jobs of q, its oldest (or newest: the probe, which leaves the oldest
  * to single calls), in one BatchQueryDeviceDetail. Fresh jobs' flows start here, with a query.
- * The token is taken. */
-static void lookup__send(struct jobs *jobs, struct job_fifo *q, bool newest, int64_t now)
+ * The token is taken. The batch on the wire, or NULL when none went (its jobs are queued). */
+static struct batch *lookup__send(struct jobs *jobs, struct job_fifo *q, bool newest, int64_t now)
 {
 	size_t n = q->count < (size_t)platform_actions[ACTION_BATCH_QUERY].per_call ? q->count : (size_t)platform_actions[ACTION_BATCH_QUERY].per_call;
 	struct job *list = NULL, **tail = &list;
@@ -589,13 +619,25 @@ static void lookup__send(struct jobs *jobs, struct job_fifo *q, bool newest, int
 		}
 	}
 	b = batch__new(jobs, ACTION_BATCH_QUERY, list, n, true, now);
-	if(!b) return;
+	if(!b) return NULL;
 	if(b->live == 0 || !batch__post(jobs, b, ACTION_BATCH_QUERY, 0, now)){
 		/* nothing to send, or it could not go: single calls */
 		for(size_t i = 0; i < b->njobs; i++){
 			if(b->jobs[i]) batch__requeue(jobs, b, i);
 		}
 		batch__free(b);
+		return NULL;
+	}
+	return b;
+}
+
+/* Every job still in the batch goes to a single call of its step. */
+static void batch__to_singles(struct jobs *jobs, struct batch *b)
+{
+	for(size_t i = 0; i < b->njobs; i++){
+		if(!b->jobs[i]) continue;
+		b->jobs[i]->single_only = true;
+		batch__requeue(jobs, b, i);
 	}
 }
 
@@ -605,7 +647,9 @@ static void lookup__answer(struct jobs *jobs, struct batch *b, const struct http
 
 	if(answer->outcome == PLATFORM_SUCCESS){
 		struct platform_answer one;
-		/* the found ones get their details, the others are not there */
+		size_t found = 0, asked = b->live;
+		jobs->refusals[0] = 0;
+		/* the found ones get their details */
 		for(size_t i = 0; i < answer->ndevices; i++){
 			struct job **slot = batch__find(b, answer->devices[i].name);
 			if(!slot) continue;
@@ -616,7 +660,15 @@ static void lookup__answer(struct jobs *jobs, struct batch *b, const struct http
 			memcpy(one.request_id, answer->request_id, sizeof(one.request_id));
 			job__answer(jobs, batch__take(jobs, b, slot), ACTION_BATCH_QUERY, &one);
 			OPENSSL_cleanse(&one.triple, sizeof(one.triple));
+			found++;
 		}
+		if(asked) share__learn(jobs, (double)found / (double)asked, asked);
+		if(answer->unreadable){
+			/* an entry could not be read: the ones left are not known to be new */
+			batch__to_singles(jobs, b);
+			return;
+		}
+		/* the others are not there */
 		memset(&one, 0, sizeof(one));
 		one.outcome = PLATFORM_NOT_EXISTS;
 		memcpy(one.request_id, answer->request_id, sizeof(one.request_id));
@@ -625,18 +677,21 @@ static void lookup__answer(struct jobs *jobs, struct batch *b, const struct http
 		}
 		return;
 	}
-	if(answer->outcome == PLATFORM_AUTH || answer->outcome == PLATFORM_REFUSED){
+	if(answer->outcome == PLATFORM_AUTH || (answer->outcome == PLATFORM_REFUSED && ++jobs->refusals[0] >= BATCH_REFUSALS_MAX)){
+		/* a missing grant, or refusals that keep coming: lookups off */
 		batching__refuse(jobs, ACTION_BATCH_QUERY, answer);
-		for(size_t i = 0; i < b->njobs; i++){
-			if(b->jobs[i]) batch__requeue(jobs, b, i);
-		}
+	}
+	if(answer->outcome == PLATFORM_AUTH || answer->outcome == PLATFORM_REFUSED || (r->error && r->permanent)){
+		/* single calls give each device the platform's own answer */
+		batch__to_singles(jobs, b);
 		return;
 	}
-	/* transient: every device backs off on its own and is batched again */
+	/* transient: every device backs off on its own and is batched again; one retry counted */
 	if(r->error) snprintf(why, sizeof(why), "the platform could not be reached: %s", r->error);
 	else snprintf(why, sizeof(why), "the platform kept answering %s", answer->code[0] ? answer->code : "without a usable answer");
+	jobs->retries++;
 	for(size_t i = 0; i < b->njobs; i++){
-		if(b->jobs[i]) worker__retry_or_fail(jobs, batch__take(jobs, b, &b->jobs[i]), why, r->error ? r->detail : NULL, now);
+		if(b->jobs[i]) worker__retry_or_fail(jobs, batch__take(jobs, b, &b->jobs[i]), why, r->error ? r->detail : NULL, false, now);
 	}
 }
 
@@ -655,6 +710,9 @@ static void apply__abandon(struct jobs *jobs, struct batch *b)
 	for(size_t i = 0; i < b->njobs; i++){
 		if(!b->jobs[i]) continue;
 		struct job *job = batch__take(jobs, b, &b->jobs[i]);
+		/* once creation was asked for, the device may be ours already: look it up first, so
+		 * that existing_devices never does not refuse a device this service just made */
+		if(b->register_sent) platform__flow_after_batch_create(job->result.flow);
 		job->single_only = true;
 		fifo__push_front(job__queue(jobs, job), job);
 	}
@@ -765,8 +823,13 @@ static void apply__verdicts(struct jobs *jobs, struct batch *b, const struct pla
 static void apply__answer(struct jobs *jobs, struct batch *b, const struct batch_call *call, const struct http_result *r,
 		const struct platform_answer *answer, int64_t now)
 {
-	if(answer->outcome == PLATFORM_AUTH || answer->outcome == PLATFORM_REFUSED){
+	if(answer->outcome == PLATFORM_AUTH || (answer->outcome == PLATFORM_REFUSED && ++jobs->refusals[1] >= BATCH_REFUSALS_MAX)){
+		/* a missing grant, or refusals that keep coming: batch registration off */
 		batching__refuse(jobs, call->action, answer);
+	}
+	if(answer->outcome == PLATFORM_AUTH || answer->outcome == PLATFORM_REFUSED || (r->error && r->permanent)){
+		/* this apply ends here (e.g. IncorrentDeviceApplyInfo: its state is not what we think) */
+		jobs->applies_abandoned++;
 		apply__abandon(jobs, b);
 		return;
 	}
@@ -780,14 +843,18 @@ static void apply__answer(struct jobs *jobs, struct batch *b, const struct batch
 		int64_t delay = quota__backoff_ms(b->attempt++, BACKOFF_BASE_MS, BACKOFF_CAP_MS, random__unit());
 		jobs->retries++;
 		if(call->action == ACTION_BATCH_PAGE && b->pages) b->pages[call->page - 1] = PAGE_UNSENT; /* that page again */
+		/* a register call whose answer was lost may have gone through: ask before sending it again */
+		if(call->action == ACTION_BATCH_REGISTER) b->action = ACTION_BATCH_STATUS;
 		b->due_ms = now + (delay < APPLY_POLL_MIN_MS ? APPLY_POLL_MIN_MS : delay);
 		return;
 	}
 	if(answer->outcome == PLATFORM_NOT_YET){
+		if(call->action == ACTION_BATCH_PAGE && b->pages) b->pages[call->page - 1] = PAGE_UNSENT;
 		b->action = call->action == ACTION_BATCH_PAGE ? ACTION_BATCH_PAGE : ACTION_BATCH_STATUS;
 		b->due_ms = now + apply__poll_ms(b, now);
 		return;
 	}
+	jobs->refusals[1] = 0;
 	b->attempt = 0;
 	memcpy(b->request_id, answer->request_id, sizeof(b->request_id));
 	switch(call->action){
@@ -795,11 +862,15 @@ static void apply__answer(struct jobs *jobs, struct batch *b, const struct batch
 		case ACTION_BATCH_REGISTER:
 			/* checking, or creating, has started: ask how it goes */
 			if(call->action == ACTION_BATCH_CHECK) memcpy(b->apply_id, answer->apply_id, sizeof(b->apply_id));
+			else b->registered = true;
 			b->action = ACTION_BATCH_STATUS;
 			b->due_ms = now + APPLY_POLL_MIN_MS;
 			return;
 		case ACTION_BATCH_STATUS:
-			if(!strcmp(answer->stage, "CHECK_SUCCESS")){
+			if(!strcmp(answer->stage, "CHECK_SUCCESS") && b->registered){
+				/* the platform took the register call but has not moved on yet */
+				b->due_ms = now + apply__poll_ms(b, now);
+			}else if(!strcmp(answer->stage, "CHECK_SUCCESS")){
 				b->action = ACTION_BATCH_REGISTER;
 				b->due_ms = now;
 			}else if(!strcmp(answer->stage, "CHECK_FAILED")){
@@ -869,7 +940,7 @@ static void batch__on_answer(struct jobs *jobs, struct batch_call *call, const s
 		}
 	}
 	if(done.action == ACTION_BATCH_QUERY){
-		jobs->probing = false;
+		if(b == jobs->probe) jobs->probe = NULL;
 		lookup__answer(jobs, b, r, &answer, now);
 		batch__free(b);
 	}else if(!b->abandoned){
@@ -888,6 +959,7 @@ static void applies__sweep(struct jobs *jobs, int64_t now)
 			/* a stage that never finishes: learn that batches take long here */
 			double took = (double)(now - b->started_ms) * 2.0;
 			if(took > jobs->apply_estimate_ms) jobs->apply_estimate_ms = took;
+			jobs->apply_stalled_ms = now;
 			jobs->applies_abandoned++;
 			apply__abandon(jobs, b);
 		}
@@ -979,7 +1051,7 @@ static void worker__on_answer(void *tag, const struct http_result *r, void *user
 			platform__flow_fail(flow, why, r->detail);
 			worker__finish(jobs, job);
 		}else{
-			worker__retry_or_fail(jobs, job, why, r->detail, now);
+			worker__retry_or_fail(jobs, job, why, r->detail, true, now);
 		}
 		return;
 	}
@@ -991,7 +1063,7 @@ static void worker__on_answer(void *tag, const struct http_result *r, void *user
 			quota__throttled(&jobs->bucket[action], now);
 		}
 		snprintf(why, sizeof(why), "the platform kept answering %s", answer.code[0] ? answer.code : "without a usable answer");
-		worker__retry_or_fail(jobs, job, why, NULL, now);
+		worker__retry_or_fail(jobs, job, why, NULL, true, now);
 	}else{
 		job__answer(jobs, job, action, &answer);
 	}
@@ -1084,10 +1156,14 @@ static size_t apply__keep(const struct jobs *jobs)
 	return (size_t)(jobs->bucket[ACTION_REGISTER].rate * jobs->apply_estimate_ms / 1000.0) + 1;
 }
 
-static bool apply__possible(const struct jobs *jobs)
+/* A batch registration may start: batching on, a free slot, and either the estimate fits the
+ * deadline or, after a stall, long enough has passed to try one again (it teaches the estimate). */
+static bool apply__possible(const struct jobs *jobs, int64_t now)
 {
+	bool fits = jobs->apply_estimate_ms + APPLY_MARGIN_MS < (double)jobs->cfg->request_deadline_ms;
+
 	return batching__on(jobs, ACTION_BATCH_CHECK) && jobs->napplies < APPLIES_MAX
-			&& jobs->apply_estimate_ms + APPLY_MARGIN_MS < (double)jobs->cfg->request_deadline_ms
+			&& (fits || (jobs->napplies == 0 && now - jobs->apply_stalled_ms > APPLY_TRIAL_AFTER_MS))
 			&& jobs->inflight < jobs->cfg->max_inflight;
 }
 
@@ -1098,7 +1174,7 @@ static void apply__from(struct jobs *jobs, struct job_fifo *q, size_t queued, in
 {
 	size_t keep = apply__keep(jobs), n;
 
-	if(!apply__possible(jobs) || q->count + queued < keep + APPLY_MIN_NAMES) return;
+	if(!apply__possible(jobs, now) || q->count + queued < keep + APPLY_MIN_NAMES) return;
 	n = q->count + queued - keep;
 	if(n > q->count) n = q->count;
 	if(n > (size_t)platform_actions[ACTION_BATCH_CHECK].per_call) n = (size_t)platform_actions[ACTION_BATCH_CHECK].per_call;
@@ -1165,24 +1241,27 @@ static int worker__dispatch(struct jobs *jobs, int64_t now)
 		}
 	}
 
-	/* flows under way first, queries before registrations: each finishes a device that has
-	 * already cost a call; batches where they beat single calls */
-	lookups__send(jobs, &jobs->waiting[1], now);
-	singles__send(jobs, 1, NULL, now);
-	apply__from(jobs, &jobs->waiting[0], 0, now);
-	singles__send(jobs, 0, NULL, now);
-
-	/* then new requests, with the call the strategy picks. Under auto, before anything tells
-	 * whether this fleet's devices exist, a crowd big enough for a batch registration is not
-	 * batched blindly: the newest hundred are looked up first (a hundredth of a call each),
-	 * while single calls go on with the oldest. A smaller crowd never waits for that. */
+	/* Under auto, before anything tells whether this fleet's devices exist, a crowd big enough
+	 * for a batch registration is not batched blindly: the newest hundred are looked up first
+	 * (a hundredth of a call each), while single calls go on with the oldest. A smaller crowd
+	 * never waits for that. */
 	query_first = worker__query_first(jobs);
 	probe = !jobs->share_known && jobs->cfg->strategy == STRATEGY_AUTO && jobs->cfg->existing_devices != EXISTING_NEVER
 			&& batching__on(jobs, ACTION_BATCH_QUERY);
-	if(probe && !jobs->probing && jobs->fresh.count + jobs->waiting[0].count >= apply__keep(jobs) + APPLY_MIN_NAMES
+
+	/* flows under way first, queries before registrations: each finishes a device that has
+	 * already cost a call; batches where they beat single calls (for registrations, the backlog
+	 * is these and the new requests that will follow them) */
+	lookups__send(jobs, &jobs->waiting[1], now);
+	singles__send(jobs, 1, NULL, now);
+	apply__from(jobs, &jobs->waiting[0], query_first || probe ? 0 : jobs->fresh.count, now);
+	singles__send(jobs, 0, NULL, now);
+
+	/* then new requests, with the call the strategy picks */
+	if(probe && !jobs->probe && jobs->fresh.count >= BATCH_MIN
+			&& jobs->fresh.count + jobs->waiting[0].count >= apply__keep(jobs) + APPLY_MIN_NAMES
 			&& jobs->inflight < jobs->cfg->max_inflight && quota__take(&jobs->bucket[ACTION_BATCH_QUERY], now)){
-		jobs->probing = true;
-		lookup__send(jobs, &jobs->fresh, true, now);
+		jobs->probe = lookup__send(jobs, &jobs->fresh, true, now);
 	}
 	if(query_first){
 		lookups__send(jobs, &jobs->fresh, now);
@@ -1204,8 +1283,8 @@ static int worker__dispatch(struct jobs *jobs, int64_t now)
 		if(batching__on(jobs, ACTION_BATCH_QUERY) && (jobs->waiting[1].count >= BATCH_MIN || (query_first && jobs->fresh.count >= BATCH_MIN))){
 			wait__min(&wait, quota__wait_ms(&jobs->bucket[ACTION_BATCH_QUERY], now));
 		}
-		if(apply__possible(jobs) && (jobs->waiting[0].count >= apply__keep(jobs) + APPLY_MIN_NAMES
-				|| (!query_first && jobs->fresh.count >= apply__keep(jobs) + APPLY_MIN_NAMES))){
+		if(apply__possible(jobs, now) && (jobs->waiting[0].count >= apply__keep(jobs) + APPLY_MIN_NAMES
+				|| (!query_first && !probe && jobs->fresh.count >= apply__keep(jobs) + APPLY_MIN_NAMES))){
 			wait__min(&wait, quota__wait_ms(&jobs->bucket[ACTION_BATCH_CHECK], now));
 		}
 	}
@@ -1260,8 +1339,10 @@ static void *worker__run(void *arg)
 		memcpy(jobs->stats.batching_detail, jobs->refused_detail, sizeof(jobs->stats.batching_detail));
 		jobs->stats.applies = jobs->applies_started;
 		jobs->stats.applies_abandoned = jobs->applies_abandoned;
-		jobs->stats.register_rate = jobs->bucket[ACTION_REGISTER].rate;
-		jobs->stats.query_rate = jobs->bucket[ACTION_QUERY].rate;
+		for(int a = 0; a < PLATFORM_ACTIONS; a++){
+			jobs->stats.rate[a] = jobs->bucket[a].rate;
+			jobs->stats.configured_rate[a] = jobs->bucket[a].configured;
+		}
 		jobs->stats.credentials_state = jobs->creds.state;
 		jobs->stats.credentials_expires = jobs->creds.expires_s;
 		memcpy(jobs->stats.credentials_detail, jobs->creds.detail, sizeof(jobs->stats.credentials_detail));
@@ -1278,6 +1359,10 @@ static void *worker__run(void *arg)
 			jobs->check.attempt = 0;
 			memset(jobs->refused, 0, sizeof(jobs->refused));
 			jobs->refused_detail[0] = '\0';
+			memset(jobs->refusals, 0, sizeof(jobs->refusals));
+			/* an operator's reload: batch registrations get a fresh chance */
+			jobs->apply_estimate_ms = APPLY_ESTIMATE_MS;
+			jobs->apply_stalled_ms = 0;
 			config__snapshot_free(retired);
 		}
 		if(poke) waker__poke(jobs->waker);

@@ -360,6 +360,13 @@ void platform__flow_preregistered(struct platform_flow *flow)
 	if(flow->state == FLOW_REGISTER) flow->state = FLOW_QUERY;
 }
 
+void platform__flow_after_batch_create(struct platform_flow *flow)
+{
+	if(flow->state == FLOW_DONE) return;
+	flow->maybe_created = true;
+	flow->state = FLOW_QUERY;
+}
+
 /* Ends the flow; the message is what the device reads, so it never holds a secret. */
 static void flow__finish(struct platform_flow *flow, enum bootstrap_code code, int retry_after,
 		const char *message)
@@ -677,7 +684,9 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
 				flow__finish(flow, BOOTSTRAP_PLATFORM_ERROR, 0, "the platform answered for another device");
 				return;
 			}
-			if(flow->state == FLOW_QUERY){
+			if(flow->state == FLOW_QUERY && flow->maybe_created && !strcmp(a->status, "UNACTIVE")){
+				flow->existing = false; /* our own batch registration made it */
+			}else if(flow->state == FLOW_QUERY){
 				flow->existing = true;
 				if(!existing__allowed(flow, a->status)) return;
 			}

@@ -580,7 +580,7 @@ static void bootstrap__report_batching(struct bootstrap_plugin *p, const struct 
 	}
 	if(st->applies_abandoned != p->applies_abandoned_logged){
 		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": batching: %llu batch registration(s) handed their devices back "
-				"to single RegisterDevice calls (a stage did not finish in time, or the platform no longer knew the ApplyId)", st->applies_abandoned - p->applies_abandoned_logged);
+				"to single RegisterDevice calls (a stage did not finish in time, the platform no longer knew the ApplyId, or it refused a step)", st->applies_abandoned - p->applies_abandoned_logged);
 		p->applies_abandoned_logged = st->applies_abandoned;
 	}
 }
@@ -602,9 +602,19 @@ static void bootstrap__report_worker(struct bootstrap_plugin *p, time_t now)
 		p->waker_refusal_logged = true;
 	}
 	if(st.throttled == p->throttled_logged || now - p->throttle_log_s < 10) return;
-	mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": the platform throttled %llu calls (%llu in all); "
-			"pacing RegisterDevice at %.1f/s and QueryDeviceDetail at %.1f/s. Does another client share the account's quota?",
-			st.throttled - p->throttled_logged, st.throttled, st.register_rate, st.query_rate);
+	{
+		/* the actions paced below their quota now, e.g. "RegisterDevice 15.0/s" */
+		char slowed[256] = "";
+		size_t used = 0;
+		for(int a = 0; a < PLATFORM_ACTIONS && used < sizeof(slowed); a++){
+			if(st.rate[a] >= st.configured_rate[a]) continue;
+			used += (size_t)snprintf(slowed + used, sizeof(slowed) - used, "%s%s %.1f/s", used ? ", " : "",
+					platform_actions[a].name, st.rate[a]);
+		}
+		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": the platform throttled %llu calls (%llu in all); "
+				"pacing %s. Does another client share the account's quota?",
+				st.throttled - p->throttled_logged, st.throttled, slowed[0] ? slowed : "every action at its quota again");
+	}
 	p->throttled_logged = st.throttled;
 	p->throttle_log_s = now;
 }

@@ -185,6 +185,60 @@ test('the platform forgets its ApplyIds mid-batch (a restart): the devices go on
   }
 });
 
+test('existing_devices never: devices our own batch created are served as new when the platform forgets the ApplyId after creating them', async () => {
+  const env = await h.startEnv({ emulatorProcess: true, emulator: { quota: DOCUMENTED_QPS, checkDurationMs: 300, createDurationMs: 1500 },
+    pluginOptions: { existing_devices: 'never', ...SLOW_SINGLES } });
+  try {
+    const ids = names('nev', 200);
+    const running = Promise.all(ids.map((id) => env.device(id, { timeoutS: 60, maxTries: 3 })));
+    let forgot = false;
+    for (let i = 0; i < 2000 && !forgot; i++) {
+      const view = await env.emu.batchConfig();
+      if (view.applies.some((a) => a.Status === 'CREATE_SUCCESS' || a.Status === 'CREATE_FAILED')) {
+        await env.emu.setBatch({ forgetApplies: true });
+        forgot = true;
+      } else {
+        await h.sleep(10);
+      }
+    }
+    assert.ok(forgot, 'a batch finished creating');
+    const results = await running;
+    const refused = results.filter((r) => !r.reply || !r.reply.success);
+    assert.deepStrictEqual(refused.map((r) => r.codes), [], 'every device created for it is served');
+    const stats = await env.emu.stats();
+    assert.ok(stats.batch.devicesCreated >= 50, JSON.stringify(stats.batch));
+  } finally {
+    await env.stop();
+  }
+});
+
+test('a lost answer to BatchRegisterDeviceWithApplyId: the plugin asks how the batch stands instead of registering again; batching stays on', async () => {
+  await h.withEnv({ emulator: { checkDurationMs: 300, createDurationMs: 200 }, pluginOptions: { ...SLOW_SINGLES, http_timeout_ms: 1000 } }, async (env) => {
+    // the first register call's answer comes after the plugin has given up waiting for it
+    const server = env.emu.server;
+    const handler = server.listeners('request')[0];
+    server.removeAllListeners('request');
+    let delayed = 0;
+    server.on('request', (req, res) => {
+      if (req.headers['x-acs-action'] === 'BatchRegisterDeviceWithApplyId' && delayed++ === 0) {
+        const end = res.end.bind(res);
+        res.end = (...a) => setTimeout(() => end(...a), 1500);
+      }
+      handler(req, res);
+    });
+    const first = await Promise.all(names('lost-reg', 200).map((id) => env.device(id, { timeoutS: 60, maxTries: 3 })));
+    assert.ok(first.every((r) => r.reply && r.reply.success), JSON.stringify(first.filter((r) => !r.reply || !r.reply.success).map((r) => r.codes)));
+    const st = env.emu.stats();
+    assert.strictEqual(st.byAction.BatchRegisterDeviceWithApplyId, st.batch.appliesCreated, 'each batch registered once');
+    assert.strictEqual(st.batch.registerRefused, 0);
+    await h.sleep(1200);
+    assert.doesNotMatch(env.broker.log(), /batching: BatchRegisterDeviceWithApplyId answered/);
+    const before = env.emu.stats().batch.appliesCreated;
+    await Promise.all(names('lost-reg2', 200).map((id) => env.device(id, { timeoutS: 60, maxTries: 3 })));
+    assert.ok(env.emu.stats().batch.appliesCreated > before, 'the next crowd is batched too');
+  });
+});
+
 test('a RAM identity without the batch grants: batching stops with one warning, devices are served by single calls', async () => {
   const env = await h.startEnv({ emulatorProcess: true, emulator: { quota: DOCUMENTED_QPS } });
   try {
