@@ -1055,7 +1055,7 @@ static void worker__run_check(struct jobs *jobs, time_t now_s, int64_t now)
 	struct startup_check *c = &jobs->check;
 	struct platform_http_request req;
 
-	if(c->in_flight || now < c->due_ms) return;
+	if(c->in_flight || now < c->due_ms || !jobs->cfg->check_product_key) return;
 	if(c->checked_generation == jobs->creds.generation && c->result == PLATFORM_CHECK_OK) return;
 	if(jobs->inflight >= jobs->cfg->max_inflight || !quota__take(&jobs->bucket[ACTION_QUERY], now)) return;
 	platform__flow_init(&c->flow, jobs->cfg->check_product_key, PLATFORM_CHECK_DEVICE_NAME, EXISTING_ALWAYS, true);
