@@ -16,6 +16,8 @@ struct audit_entry {
 	time_t time;
 	const char *client;     /* requester's client id (printable), or NULL */
 	const char *address;    /* requester's address, or NULL */
+	const char *product_key; /* the product asked for (named, or the default), or NULL when the
+	                          * request had none usable */
 	const char *device_id;  /* or NULL when the request had none usable */
 	const char *code;       /* "ok" or the error code the device got */
 	const char *device;     /* "new", "existing" or NULL when unknown */

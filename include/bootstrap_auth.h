@@ -27,12 +27,13 @@ int auth__sign_compute(enum sign_method method, const char *product_secret, cons
 bool auth__sign_valid(enum sign_method method, const char *product_secret, const char *product_key,
 		const char *device_id, const char *random, const char *sign_hex);
 
-/* Remembers each (deviceId, random) accepted within the window, so a captured request cannot
- * be replayed. Bounded: when full, the oldest entry is forgotten first. */
+/* Remembers each (ProductKey, deviceId, random) accepted within the window, so a captured
+ * request cannot be replayed: not for its device, and not as another product's device of the
+ * same name. Bounded: when full, the oldest entry is forgotten first. */
 struct replay_cache;
 struct replay_cache *replay__new(size_t max_entries, time_t window_s);
-/* True if this pair was already used within the window; otherwise records it and returns false. */
-bool replay__check_and_add(struct replay_cache *rc, const char *device_id, const char *random, time_t now);
+/* True if this triple was already used within the window; otherwise records it and returns false. */
+bool replay__check_and_add(struct replay_cache *rc, const char *product_key, const char *device_id, const char *random, time_t now);
 size_t replay__count(const struct replay_cache *rc);
 void replay__free(struct replay_cache *rc);
 

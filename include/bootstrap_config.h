@@ -7,8 +7,9 @@
  * names the option and why into err. Nothing here logs, and no secret is ever copied into err.
  *
  * Ownership: the plugin's struct bootstrap_config belongs to the broker thread, which reads
- * options there and rewrites the credentials and the ProductSecret on SIGHUP. The worker
- * never sees it: it works from its own config__snapshot(), handed over whole.
+ * options there and rewrites the credentials, the ProductSecret and the products on SIGHUP.
+ * The worker never sees it: it works from its own config__snapshot(), handed over whole,
+ * which holds no ProductSecret and no products (jobs carry their own ProductKey).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include "bootstrap_actions.h"
 #include "bootstrap_auth.h"
 #include "bootstrap_credentials.h"
+#include "bootstrap_products.h"
 
 #define CONFIG_ERR_LEN 256
 
@@ -67,6 +69,8 @@ enum signature_version {
 
 
 struct bootstrap_config {
+	/* the one product, or with products_file the default one for requests that name none
+	 * (NULL: they must name one) */
 	char *product_key;
 	char *region;
 	char *endpoint;          /* after config__finish: the URL requests go to */
@@ -79,7 +83,11 @@ struct bootstrap_config {
 	char *operator_username; /* may read $SYS/broker/bootstrap/# under acl strict */
 	enum request_auth request_auth;
 	char *product_secret_file;
-	char *product_secret;    /* loaded by config__finish for REQUEST_AUTH_SIGN */
+	char *product_secret;    /* loaded by config__finish for REQUEST_AUTH_SIGN without products_file */
+	char *products_file;     /* several products: lines "ProductKey /path/to/secret-file" */
+	struct products *products; /* loaded from products_file by config__finish; broker thread only */
+	/* the product the start-up check asks about: product_key, else the products file's first */
+	char *check_product_key;
 	enum reply_encryption reply_encryption; /* ON or OFF after config__finish */
 	enum existing_devices existing_devices;
 	enum registration_mode registration;
@@ -123,7 +131,7 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 void config__cleanup(struct bootstrap_config *cfg);
 
 /* A deep copy for another thread (the worker's snapshot): every string and the platform
- * credentials, not the ProductSecret. NULL on failure. Free with config__snapshot_free(). */
+ * credentials, not the ProductSecret nor the products. NULL on failure. Free with config__snapshot_free(). */
 struct bootstrap_config *config__snapshot(const struct bootstrap_config *cfg);
 void config__snapshot_free(struct bootstrap_config *snapshot);
 
@@ -133,6 +141,10 @@ int config__load_credentials(struct bootstrap_config *cfg, config_getenv_fn get_
 
 /* (Re)reads cfg->product_secret from cfg->product_secret_file into cfg->product_secret (NULL before). */
 int config__load_product_secret(struct bootstrap_config *cfg, char *err, size_t errlen);
+/* (Re)reads cfg->products_file and every secret it names into cfg->products, replacing the
+ * current set only when the whole file is good and names product_key (when set); then
+ * check_product_key follows. 0, or -1 with err set and cfg unchanged. */
+int config__load_products(struct bootstrap_config *cfg, char *err, size_t errlen);
 /* True when host (as in a URL, IPv6 in brackets or not) is a loopback address or localhost. */
 bool config__host_is_loopback(const char *host);
 

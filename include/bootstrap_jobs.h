@@ -2,20 +2,23 @@
 #define BOOTSTRAP_JOBS_H
 /* The job queue between the broker thread and the plugin's worker thread.
  *
- * Broker thread: jobs__submit() a deviceId, later jobs__take_results() and publish them.
+ * Broker thread: jobs__submit() a device (ProductKey and deviceId), later jobs__take_results()
+ * and publish them.
  * Worker thread (owned here): runs each job's register-or-query flow over HTTP, at most
  * max_inflight calls at once, each action paced by its own quota (bootstrap_quota.h), in FIFO
  * order per action. With batching auto, waiting jobs are coalesced into batch calls whenever
  * that beats single calls: lookups into BatchQueryDeviceDetail (up to 100 names), a backlog
  * of new names that single RegisterDevice calls would not clear soon into a batch
  * registration (check, poll, register, poll, pages); a lone device still gets single calls.
+ * A batch is of one product: the platform's batch actions take one ProductKey, and two
+ * products may each have a device of the same name.
  * Transient failures (transport, 5xx, unreadable, throttling) are retried with full-jitter
  * backoff until the job's deadline; every attempt is a new request (new nonce, new timestamp).
  * A batch the platform refuses (a missing RAM grant) turns that kind of batching off until
  * the credentials change; a batch registration that stalls or that the platform forgets hands
  * its devices back to single calls. The two threads meet only in mutex-protected lists and
- * counters; the lock is never held across I/O. A deviceId already queued or in flight is not
- * queued again: it will get the answer already on its way.
+ * counters; the lock is never held across I/O. A device (the same deviceId of the same product)
+ * already queued or in flight is not queued again: it will get the answer already on its way.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -50,14 +53,15 @@ struct reply_route {
 
 /* Who owns what: route is the broker thread's from submission to freeing (the worker never
  * reads it). flow is the worker's from submission until the result is handed back through the
- * done list (under the lock), then the broker thread's. device_id is written before the
- * hand-off and only read after. */
+ * done list (under the lock), then the broker thread's. product_key and device_id are written
+ * before the hand-off and only read after. */
 struct job_result {
 	struct job_result *next;
 	/* NULL until the request reaches the platform (a queued request costs no flow), and in a
 	 * finished result only when it could not be allocated: then the answer is internal */
 	struct platform_flow *flow; /* state FLOW_DONE: result, triple or message, retry_after */
 	struct reply_route route;   /* the latest request's, owned by the job */
+	char product_key[PRODUCT_KEY_MAX + 1]; /* every platform call of the job is for this product */
 	char device_id[DEVICE_NAME_MAX + 1];
 };
 
@@ -65,7 +69,7 @@ void jobs__route_free(struct reply_route *route);
 
 enum jobs_submit_status {
 	JOBS_QUEUED,
-	JOBS_JOINED, /* the same deviceId was already queued or in flight */
+	JOBS_JOINED, /* the same device (deviceId of the same product) was already queued or in flight */
 	JOBS_FULL,   /* max_queue reached */
 	JOBS_ERROR,
 };
@@ -73,13 +77,15 @@ enum jobs_submit_status {
 /* The worker works from its own snapshot of cfg (config__snapshot), never from the broker
  * thread's. NULL on failure. */
 struct jobs *jobs__new(const struct bootstrap_config *cfg);
-/* Queues a flow for device_id, or joins the one under way. The job takes over route (the
+/* Queues a flow for device_id of product_key, or joins the one under way. The job takes over route (the
  * latest request's route wins): on JOBS_QUEUED route is left empty, on JOBS_JOINED it holds
  * the superseded request's route, on JOBS_FULL or JOBS_ERROR it is unchanged. The caller
  * frees what is left. */
-enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, struct reply_route *route);
-/* The connection a pending request for device_id was bound to has ended: its reply will be
- * dropped. Does nothing when the pending request is bound to another connection. */
+enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *product_key, const char *device_id,
+		struct reply_route *route);
+/* The connection pending requests for device_id (of any product: the client id is the
+ * deviceId) were bound to has ended: their replies will be dropped. Does nothing to those
+ * bound to another connection. */
 void jobs__connection_ended(struct jobs *jobs, const char *device_id, const void *connection);
 /* Finished jobs, oldest first, detached; free each with jobs__result_free(). */
 struct job_result *jobs__take_results(struct jobs *jobs);

@@ -1,7 +1,8 @@
 #ifndef BOOTSTRAP_METRICS_H
 #define BOOTSTRAP_METRICS_H
 /* Counters for $SYS/broker/bootstrap/: what the broker thread saw (requests, replies by
- * code, latency over the last interval) plus the worker's (jobs_stats). Broker thread only. */
+ * code, in all and per product, latency over the last interval) plus the worker's
+ * (jobs_stats). Broker thread only. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,6 +12,14 @@
 #define METRICS_TOPIC_PREFIX "$SYS/broker/bootstrap/"
 #define METRICS_CODES (BOOTSTRAP_NOT_REGISTERED + 1)
 #define METRICS_LATENCY_SAMPLES 4096
+/* products counted apart: every product served at start-up and after each reload, so that a
+ * churn of products files cannot grow the table for ever */
+#define METRICS_PRODUCTS_MAX 4096
+
+struct metrics_product {
+	char key[PRODUCT_KEY_MAX + 1];
+	unsigned long long replies[METRICS_CODES];
+};
 
 struct metrics {
 	unsigned long long requests;
@@ -20,11 +29,18 @@ struct metrics {
 	unsigned long long dropped_unaddressable;    /* refusals not answered: no usable client id */
 	double latency_ms[METRICS_LATENCY_SAMPLES]; /* this interval's, the first ones kept */
 	int nlatency;
+	struct metrics_product *products; /* sorted by key; only products the broker serves (or served) */
+	size_t nproducts;
 };
 
 void metrics__request(struct metrics *m);
-/* A reply went out; latency_ms < 0 when there was no platform flow to time. */
-void metrics__reply(struct metrics *m, enum bootstrap_code code, double latency_ms);
+/* Counts product_key's replies apart from now on (a product the broker serves: never a name a
+ * client made up). 0, or -1 when out of memory or past METRICS_PRODUCTS_MAX. */
+int metrics__product(struct metrics *m, const char *product_key);
+/* A reply went out, for product_key (NULL, or a product not counted apart: the totals alone);
+ * latency_ms < 0 when there was no platform flow to time. */
+void metrics__reply(struct metrics *m, const char *product_key, enum bootstrap_code code, double latency_ms);
+void metrics__cleanup(struct metrics *m);
 
 /* Calls emit(topic, value) for every metric, then starts a new latency interval. */
 void metrics__render(struct metrics *m, const struct jobs_stats *st, size_t outstanding,

@@ -10,6 +10,7 @@
 #include "bootstrap_actions.h"
 #include "bootstrap_config.h"
 #include "bootstrap_reply.h"
+#include "bootstrap_request.h"
 
 #define PLATFORM_API_VERSION "2018-01-20"
 #define PLATFORM_MAX_PARAMS 16
@@ -124,6 +125,7 @@ struct platform_flow {
 	enum existing_devices existing_policy;
 	bool preregistered;   /* RegisterDevice is never called: a device that does not exist is refused */
 	bool maybe_created;   /* a batch registration of ours may have created it: UNACTIVE means new */
+	char product_key[PRODUCT_KEY_MAX + 1]; /* every call of the flow is for this product */
 	char device_name[40];
 	/* valid once state is FLOW_DONE */
 	enum bootstrap_code result;
@@ -139,9 +141,11 @@ struct platform_flow {
 };
 
 /* One call: a single device's (names[0]), a batch's (names[0..count-1] as DeviceName.N), an
- * ApplyId's, or a page of it (page from 1, PageSize the action's per_call). */
+ * ApplyId's, or a page of it (page from 1, PageSize the action's per_call). Every name is of
+ * product_key, which an action that takes a ProductKey requires. */
 struct platform_call {
 	enum platform_action action;
+	const char *product_key;
 	const char *const *names;
 	size_t count;
 	const char *apply_id;
@@ -157,8 +161,10 @@ struct platform_http_request {
 	const char *action;
 };
 
-/* query_first starts with QueryDeviceDetail (cheaper when most devices already exist). */
-void platform__flow_init(struct platform_flow *flow, const char *device_name, enum existing_devices policy, bool query_first);
+/* A flow for device_name of product_key. query_first starts with QueryDeviceDetail (cheaper
+ * when most devices already exist). */
+void platform__flow_init(struct platform_flow *flow, const char *product_key, const char *device_name,
+		enum existing_devices policy, bool query_first);
 
 /* registration preregistered: the flow asks QueryDeviceDetail only, and a device that does
  * not exist ends it with BOOTSTRAP_NOT_REGISTERED. Right after platform__flow_init(). */
@@ -170,13 +176,14 @@ void platform__flow_preregistered(struct platform_flow *flow);
  * not exist is registered as usual. */
 void platform__flow_after_batch_create(struct platform_flow *flow);
 
-/* Builds the signed request for the flow's current step, with a new nonce and timestamp
- * for now, signed as cfg->signature_version says. 0 or -1 (the flow is then finished with
+/* Builds the signed request for the flow's current step (for the flow's product), with a new
+ * nonce and timestamp for now, signed as cfg->signature_version says. 0 or -1 (the flow is then finished with
  * BOOTSTRAP_INTERNAL; req holds nothing to free). */
 int platform__flow_request(struct platform_flow *flow, const struct bootstrap_config *cfg,
 		time_t now, struct platform_http_request *req);
 
-/* Builds the signed request for any call, with a new nonce and timestamp for now. 0 or -1. */
+/* Builds the signed request for any call, with a new nonce and timestamp for now. 0 or -1
+ * (also when the action takes a ProductKey and call->product_key is NULL). */
 int platform__call_request(const struct bootstrap_config *cfg, const struct platform_call *call,
 		time_t now, struct platform_http_request *req);
 /* The action the flow's current step calls. */

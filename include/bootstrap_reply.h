@@ -3,6 +3,8 @@
 /* The answers a device receives, and the stable error codes they carry. Pure; any thread. */
 #include <stddef.h>
 
+#include "bootstrap_request.h"
+
 enum bootstrap_code {
 	BOOTSTRAP_OK = 0,
 	BOOTSTRAP_INVALID_REQUEST,
@@ -24,9 +26,10 @@ enum bootstrap_code {
 
 /* A device's identity on the IoT Platform. */
 /* Sized for what the platform issues (ProductKey 11, DeviceName at most 32, DeviceSecret 32,
- * IotId about 26 characters) with room to spare; longer values are refused as unreadable. */
+ * IotId about 26 characters) with room to spare, and any ProductKey the plugin accepts;
+ * longer values are refused as unreadable. */
 struct device_triple {
-	char product_key[40];
+	char product_key[PRODUCT_KEY_MAX + 1];
 	char device_name[40];
 	char device_secret[72];
 	char iot_id[72];

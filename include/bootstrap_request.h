@@ -11,6 +11,9 @@
 #define DEVICE_NAME_MIN 4
 #define DEVICE_NAME_MAX 32
 #define REPLY_TOPIC_PLACEHOLDER "{deviceId}"
+/* A ProductKey, in a request or in the configuration: 1 to 64 letters, digits, - and _
+ * (the platform's are 11 characters). */
+#define PRODUCT_KEY_MAX 64
 
 enum request_status {
 	REQUEST_OK = 0,
@@ -20,6 +23,9 @@ enum request_status {
 
 struct bootstrap_request {
 	char device_id[DEVICE_NAME_MAX + 1];
+	/* the product it asks for, as Alibaba's own registration request names it; "" when it
+	 * names none (the broker's product_key then) */
+	char product_key[PRODUCT_KEY_MAX + 1];
 	/* the signature members; sign_method is SIGN_NONE when the request carries none */
 	enum sign_method sign_method;
 	char random[SIGN_RANDOM_MAX + 1];
@@ -27,9 +33,10 @@ struct bootstrap_request {
 };
 
 /* payload is either a JSON object with a string member "deviceId" or the bare deviceId as
- * text (surrounding white space ignored). A JSON request may be signed: "random" (8 to 64
- * letters, digits, '-', '_' or '.'), "signMethod" ("hmacsha256", "hmacsha1" or "hmacmd5") and "sign"
- * (hex); all three or none. On failure req is left zeroed and *why (if given) points to a
+ * text (surrounding white space ignored). A JSON request may name its product ("productKey",
+ * a ProductKey) and may be signed: "random" (8 to 64 letters, digits, '-', '_' or '.'),
+ * "signMethod" ("hmacsha256", "hmacsha1" or "hmacmd5") and "sign" (hex); all three or none.
+ * On failure req is left zeroed and *why (if given) points to a
  * static sentence for the error reply. */
 enum request_status request__parse(const void *payload, size_t len,
 		struct bootstrap_request *req, const char **why);
@@ -41,6 +48,10 @@ bool request__client_id_addressable(const char *client_id);
 
 /* The IoT Platform's DeviceName rules: 4 to 32 of letters, digits and - _ @ . : */
 bool request__device_name_valid(const char *name, size_t len);
+
+/* A ProductKey: 1 to PRODUCT_KEY_MAX letters, digits, - and _ (ASCII). The one rule for
+ * requests, plugin_opt_product_key and the products file. */
+bool request__product_key_valid(const char *key, size_t len);
 
 #define RESPONSE_TOPIC_MAX 256
 #define CORRELATION_DATA_MAX 256

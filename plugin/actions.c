@@ -148,6 +148,9 @@ static bool parse__batch_status(json_t *root, struct platform_answer *a)
 	size_t i, invalid_from, invalid, read = 0;
 
 	if(!json_is_object(data) || !field__copy(data, "Status", a->stage, sizeof(a->stage))) return false;
+	/* it reaches logs only as one of the stages it is compared with, but keep it printable like
+	 * every other text from the platform (found by fuzz_answer) */
+	text__printable(a->stage, sizeof(a->stage), a->stage);
 	if(!names__add(json_object_get(json_object_get(data, "ValidList"), "Name"), DEVICE_VALID, a)) return false;
 	invalid_from = a->ndevices;
 	if(!names__add(json_object_get(json_object_get(data, "InvalidList"), "Name"), DEVICE_INVALID, a)) return false;

@@ -62,8 +62,8 @@ void audit__record(struct audit *a, const struct audit_entry *e)
 	if(!a) return;
 	gmtime_r(&e->time, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	line = json_pack("{s:s, s:s?, s:s?, s:s?, s:s, s:s?, s:s?, s:s?, s:I}",
-			"time", when, "client", e->client, "address", e->address, "deviceId", e->device_id,
+	line = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s?, s:s?, s:s?, s:I}",
+			"time", when, "client", e->client, "address", e->address, "productKey", e->product_key, "deviceId", e->device_id,
 			"code", e->code, "device", e->device, "requestId", e->request_id, "action", e->action,
 			"durationMs", (json_int_t)e->duration_ms);
 	text = line ? json_dumps(line, JSON_COMPACT) : NULL;

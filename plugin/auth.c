@@ -73,7 +73,7 @@ bool auth__sign_valid(enum sign_method method, const char *product_secret, const
 /* ---- replay cache: a hash index over a ring in arrival (so expiry) order ---- */
 
 struct replay_entry {
-	char key[DEVICE_NAME_MAX + 1 + SIGN_RANDOM_MAX + 1]; /* deviceId '\n' random */
+	char key[PRODUCT_KEY_MAX + 1 + DEVICE_NAME_MAX + 1 + SIGN_RANDOM_MAX + 1]; /* ProductKey '\n' deviceId '\n' random */
 	time_t at;
 	uint32_t hash;
 	int64_t bucket_next; /* index into entries, -1 ends */
@@ -117,14 +117,15 @@ static void replay__unlink(struct replay_cache *rc, size_t idx)
 	rc->count--;
 }
 
-bool replay__check_and_add(struct replay_cache *rc, const char *device_id, const char *random, time_t now)
+bool replay__check_and_add(struct replay_cache *rc, const char *product_key, const char *device_id, const char *random, time_t now)
 {
 	char key[sizeof(((struct replay_entry *)0)->key)];
 	uint32_t h;
 	size_t oldest, slot;
 	struct replay_entry *e;
 
-	snprintf(key, sizeof(key), "%s\n%s", device_id, random);
+	/* none of the three holds a '\n': the key names one triple */
+	snprintf(key, sizeof(key), "%s\n%s\n%s", product_key, device_id, random);
 	h = hash__string(key, HASH_SEED);
 
 	/* forget what has expired, oldest first */

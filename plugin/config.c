@@ -32,8 +32,6 @@
 #define DEFAULT_BURST 1.0
 #define DEFAULT_METRICS_INTERVAL_S 10 /* Mosquitto's own sys_interval default */
 #define OPTION_VALUE_MAX 1024
-/* Alibaba's ProductSecrets are 32 characters; anything this short is a mistake */
-#define PRODUCT_SECRET_MIN 8
 
 static int string__replace(char **dst, const char *value)
 {
@@ -114,7 +112,13 @@ static bool region__valid(const char *r)
 	return true;
 }
 
-/* ProductKey and IotInstanceId: short tokens of letters, digits, - and _. */
+/* The ProductKey rule requests and the products file follow too. */
+static bool product_key__valid(const char *s)
+{
+	return request__product_key_valid(s, strlen(s));
+}
+
+/* IotInstanceId: a short token of letters, digits, - and _. */
 static bool token__valid(const char *s)
 {
 	size_t len = strlen(s);
@@ -190,7 +194,7 @@ static const struct option_word strategy_words[] = {
 
 /* Every option config__set() accepts, in the README's order. */
 static const struct config_option options[] = {
-	{"product_key", OPTION_STRING, CFG_FIELD(product_key, char *), .check = token__valid,
+	{"product_key", OPTION_STRING, CFG_FIELD(product_key, char *), .check = product_key__valid,
 		.refusal = "is not a ProductKey (letters, digits, - and _)"},
 	{"region", OPTION_STRING, CFG_FIELD(region, char *), .check = region__valid,
 		.refusal = "is not a region id such as cn-shanghai"},
@@ -201,6 +205,7 @@ static const struct config_option options[] = {
 	{"credentials_file", OPTION_PATH, CFG_FIELD(credentials_file, char *), .refusal = "must be an absolute path"},
 	{"request_auth", OPTION_WORD, CFG_FIELD(request_auth, enum request_auth), .words = request_auth_words},
 	{"product_secret_file", OPTION_PATH, CFG_FIELD(product_secret_file, char *), .refusal = "must be an absolute path"},
+	{"products_file", OPTION_PATH, CFG_FIELD(products_file, char *), .refusal = "must be an absolute path"},
 	{"reply_encryption", OPTION_WORD, CFG_FIELD(reply_encryption, enum reply_encryption), .words = reply_encryption_words},
 	{"existing_devices", OPTION_WORD, CFG_FIELD(existing_devices, enum existing_devices), .words = existing_devices_words},
 	{"registration", OPTION_WORD, CFG_FIELD(registration, enum registration_mode), .words = registration_words},
@@ -426,33 +431,32 @@ done:
 /* The ProductSecret: the first line of a private file. */
 int config__load_product_secret(struct bootstrap_config *cfg, char *err, size_t errlen)
 {
-	char *text = NULL, *line;
-	size_t textlen;
-	int rc = -1;
+	return products__read_secret("plugin_opt_product_secret_file", cfg->product_secret_file, &cfg->product_secret, err, errlen);
+}
 
-	if(secret__read_file("plugin_opt_product_secret_file", cfg->product_secret_file, true, &text, err, errlen)) return -1;
-	textlen = strlen(text);
-	/* the first line without its line end, exactly: devices derive keys from the same bytes */
-	text[strcspn(text, "\r\n")] = '\0';
-	line = text;
-	if(line[0] == '\0' || strlen(line) > 256){
-		text__error(err, errlen, "plugin_opt_product_secret_file: %s does not hold a ProductSecret on its first line",
-				cfg->product_secret_file);
-	}else if(strlen(line) < PRODUCT_SECRET_MIN){
-		text__error(err, errlen, "plugin_opt_product_secret_file: the ProductSecret in %s is shorter than %d characters",
-				cfg->product_secret_file, PRODUCT_SECRET_MIN);
-	}else if(strcspn(line, " \t") != strlen(line)){
-		/* a device reading the same file would sign with other bytes: refuse rather than guess */
-		text__error(err, errlen, "plugin_opt_product_secret_file: the first line of %s has white space in it; "
-				"it must hold the ProductSecret alone", cfg->product_secret_file);
-	}else if(!(cfg->product_secret = strdup(line))){
-		text__error(err, errlen, "out of memory");
-	}else{
-		rc = 0;
+int config__load_products(struct bootstrap_config *cfg, char *err, size_t errlen)
+{
+	struct products *set = products__load(cfg->products_file, err, errlen);
+	char *check;
+
+	if(!set) return -1;
+	/* the default product must be one of them: its requests need its secret */
+	if(cfg->product_key && !products__find(set, cfg->product_key)){
+		text__error(err, errlen, "plugin_opt_products_file: %s does not list plugin_opt_product_key %s",
+				cfg->products_file, cfg->product_key);
+		products__free(set);
+		return -1;
 	}
-	OPENSSL_cleanse(text, textlen);
-	free(text);
-	return rc;
+	if(!(check = strdup(cfg->product_key ? cfg->product_key : products__first(set)))){
+		text__error(err, errlen, "out of memory");
+		products__free(set);
+		return -1;
+	}
+	products__free(cfg->products);
+	cfg->products = set;
+	free(cfg->check_product_key);
+	cfg->check_product_key = check;
+	return 0;
 }
 
 int config__load_credentials(struct bootstrap_config *cfg, config_getenv_fn get_env, char *err, size_t errlen)
@@ -475,8 +479,8 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 {
 	char url[256];
 
-	if(!cfg->product_key){
-		text__error(err, errlen, "plugin_opt_product_key: required, and not set");
+	if(!cfg->product_key && !cfg->products_file){
+		text__error(err, errlen, "plugin_opt_product_key: required, and not set (or name several products in plugin_opt_products_file)");
 		return -1;
 	}
 	if(!cfg->region && string__replace(&cfg->region, DEFAULT_REGION)) return -1;
@@ -509,10 +513,23 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 				"(the reply is sealed with a key derived from the ProductSecret)");
 		return -1;
 	}
-	if(cfg->request_auth == REQUEST_AUTH_SIGN){
+	if(cfg->products_file){
+		/* identity and none prove a deviceId at most, never which product it belongs to */
+		if(cfg->request_auth != REQUEST_AUTH_SIGN){
+			text__error(err, errlen, "plugin_opt_products_file: needs plugin_opt_request_auth sign "
+					"(only a product's secret proves which product a device belongs to)");
+			return -1;
+		}
+		if(cfg->product_secret_file){
+			text__error(err, errlen, "plugin_opt_product_secret_file: not with plugin_opt_products_file, "
+					"which names every product's secret file (plugin_opt_product_key then names the default product)");
+			return -1;
+		}
+		if(config__load_products(cfg, err, errlen)) return -1;
+	}else if(cfg->request_auth == REQUEST_AUTH_SIGN){
 		if(!cfg->product_secret_file){
-			text__error(err, errlen, "plugin_opt_request_auth: sign (the default) needs plugin_opt_product_secret_file; "
-					"set plugin_opt_request_auth none to let any client register devices");
+			text__error(err, errlen, "plugin_opt_request_auth: sign (the default) needs plugin_opt_product_secret_file "
+					"(or plugin_opt_products_file); set plugin_opt_request_auth none to let any client register devices");
 			return -1;
 		}
 		secret__free(&cfg->product_secret);
@@ -521,6 +538,7 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 		text__error(err, errlen, "plugin_opt_product_secret_file: only used with plugin_opt_request_auth sign");
 		return -1;
 	}
+	if(!cfg->check_product_key && !(cfg->check_product_key = strdup(cfg->product_key))) return -1;
 	if(!cfg->sts_endpoint){
 		snprintf(url, sizeof(url), "https://sts.%s.aliyuncs.com/", cfg->region);
 		if(string__replace(&cfg->sts_endpoint, url)) return -1;
@@ -544,7 +562,10 @@ struct bootstrap_config *config__snapshot(const struct bootstrap_config *cfg)
 
 	if(!copy) return NULL;
 	*copy = *cfg;
-	copy->product_secret = NULL; /* the broker thread's alone: it checks requests */
+	/* the broker thread's alone: it checks requests */
+	copy->product_secret = NULL;
+	copy->products = NULL;
+	copy->check_product_key = NULL;
 	memset(&copy->creds, 0, sizeof(copy->creds));
 	memset(&copy->creds_source, 0, sizeof(copy->creds_source));
 	for(size_t i = 0; i < OPTION_COUNT; i++){
@@ -559,7 +580,8 @@ struct bootstrap_config *config__snapshot(const struct bootstrap_config *cfg)
 			return NULL;
 		}
 	}
-	if(credentials__copy(&copy->creds, &cfg->creds) || credentials__source_copy(&copy->creds_source, &cfg->creds_source)){
+	if((cfg->check_product_key && !(copy->check_product_key = strdup(cfg->check_product_key)))
+			|| credentials__copy(&copy->creds, &cfg->creds) || credentials__source_copy(&copy->creds_source, &cfg->creds_source)){
 		config__snapshot_free(copy);
 		return NULL;
 	}
@@ -580,6 +602,8 @@ void config__cleanup(struct bootstrap_config *cfg)
 		if(field) free(*field);
 	}
 	secret__free(&cfg->product_secret);
+	products__free(cfg->products);
+	free(cfg->check_product_key);
 	credentials__cleanup(&cfg->creds);
 	credentials__source_cleanup(&cfg->creds_source);
 	memset(cfg, 0, sizeof(*cfg));

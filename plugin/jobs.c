@@ -64,8 +64,9 @@ enum { PAGE_UNSENT = 0, PAGE_SENT, PAGE_DONE };
 struct job {
 	struct job_result result; /* first: results are handed out as pointers to it */
 	struct job *queue_next;   /* submit queue (under the lock), then a worker queue */
-	struct job *bucket_next;  /* deviceId index, broker thread only */
-	uint32_t hash;            /* broker thread only, like result.device_id */
+	struct job *bucket_next;  /* device index, broker thread only */
+	uint32_t hash;            /* of result.device_id alone (every product's job for a client id in
+	                           * one bucket); broker thread only */
 	bool single_only;         /* worker: a batch could not serve it: single calls from now on */
 	int attempt;              /* worker */
 	int64_t deadline_ms;      /* worker: no new attempt after this; set when it first reaches the
@@ -96,6 +97,7 @@ struct job_fifo {
 struct batch {
 	struct batch *next;          /* the applies under way */
 	enum platform_action action; /* the call it makes next; BatchQueryDeviceDetail: a lookup */
+	char product_key[PRODUCT_KEY_MAX + 1]; /* every job's: a batch call names one product */
 	struct job **jobs;           /* sorted by deviceId; NULL where a job has left */
 	size_t njobs, live;
 	char apply_id[24];
@@ -160,7 +162,8 @@ struct jobs {
 	unsigned long long devices_by[PLATFORM_ACTIONS];
 	struct waker *waker;
 
-	/* broker thread only: every job submitted and not yet taken back, by deviceId */
+	/* broker thread only: every job submitted and not yet taken back, by (ProductKey, deviceId),
+	 * hashed on the deviceId */
 	size_t capacity;                        /* max_queue + max_inflight */
 	struct job **buckets;
 	size_t nbuckets;
@@ -227,25 +230,55 @@ static struct job *fifo__pop(struct job_fifo *q)
 	return job;
 }
 
-/* Detaches the last n jobs of q (n <= count) as a list, oldest first. */
-static struct job *fifo__cut_tail(struct job_fifo *q, size_t n)
+static bool job__of(const struct job *job, const char *product_key)
 {
-	struct job *before = NULL, *cut;
+	return !strcmp(job->result.product_key, product_key);
+}
 
-	if(n == 0) return NULL;
-	if(n >= q->count){
-		cut = q->head;
-		q->head = q->tail = NULL;
-		q->count = 0;
-		return cut;
+/* How many jobs of q are for product_key. */
+static size_t fifo__count_product(const struct job_fifo *q, const char *product_key)
+{
+	size_t n = 0;
+
+	for(const struct job *job = q->head; job; job = job->queue_next) n += job__of(job, product_key);
+	return n;
+}
+
+/* Detaches up to n jobs of product_key from q as a list in queue order: the oldest of them, or
+ * with newest the last ones. Jobs of other products keep their places. *taken gets how many.
+ * With one product in q this is the first n (or the last n) jobs. */
+static struct job *fifo__take_product(struct job_fifo *q, const char *product_key, size_t n, bool newest, size_t *taken)
+{
+	struct job *list = NULL, **tail = &list, **link = &q->head, *prev = NULL;
+	size_t skip = 0;
+
+	*taken = 0;
+	if(newest){
+		size_t of = fifo__count_product(q, product_key);
+		skip = of > n ? of - n : 0;
 	}
-	before = q->head;
-	for(size_t i = 1; i < q->count - n; i++) before = before->queue_next;
-	cut = before->queue_next;
-	before->queue_next = NULL;
-	q->tail = before;
-	q->count -= n;
-	return cut;
+	while(*link && *taken < n){
+		struct job *job = *link;
+		bool take = job__of(job, product_key);
+		if(take && skip > 0){
+			/* one of the older ones the newest n leave in place */
+			skip--;
+			take = false;
+		}
+		if(!take){
+			prev = job;
+			link = &job->queue_next;
+			continue;
+		}
+		*link = job->queue_next;
+		if(q->tail == job) q->tail = prev;
+		q->count--;
+		job->queue_next = NULL;
+		*tail = job;
+		tail = &job->queue_next;
+		(*taken)++;
+	}
+	return list;
 }
 
 static int heap__push(struct jobs *jobs, struct job *job)
@@ -318,7 +351,7 @@ static struct platform_flow *job__start(struct jobs *jobs, struct job *job, bool
 		worker__finish(jobs, job);
 		return NULL;
 	}
-	platform__flow_init(job->result.flow, job->result.device_id, jobs->cfg->existing_devices, query_first);
+	platform__flow_init(job->result.flow, job->result.product_key, job->result.device_id, jobs->cfg->existing_devices, query_first);
 	if(jobs->cfg->registration == REGISTRATION_PREREGISTERED) platform__flow_preregistered(job->result.flow);
 	job->deadline_ms = now + jobs->cfg->request_deadline_ms;
 	return job->result.flow;
@@ -497,6 +530,8 @@ static struct batch *batch__new(struct jobs *jobs, enum platform_action action, 
 	b->action = action;
 	b->page_count = -1;
 	b->started_ms = now;
+	/* the caller took the jobs of one product */
+	if(list) memcpy(b->product_key, list->result.product_key, sizeof(b->product_key));
 	for(; list; list = next){
 		next = list->queue_next;
 		list->queue_next = NULL;
@@ -559,7 +594,8 @@ static bool batch__post(struct jobs *jobs, struct batch *b, enum platform_action
 	const char **names = NULL;
 	struct platform_http_request req;
 	struct batch_call *call = NULL;
-	struct platform_call pc = { .action = action, .apply_id = b->apply_id[0] ? b->apply_id : NULL, .page = page };
+	struct platform_call pc = { .action = action, .product_key = b->product_key,
+		.apply_id = b->apply_id[0] ? b->apply_id : NULL, .page = page };
 	bool ok = false;
 
 	for(size_t i = 0; i < BATCH_CALLS_MAX; i++){
@@ -601,23 +637,20 @@ static bool batch__post(struct jobs *jobs, struct batch *b, enum platform_action
 }
 
 /* A lookup: up to 100 jobs of q, its oldest (or newest: the probe, which leaves the oldest
- * to single calls), in one BatchQueryDeviceDetail. Fresh jobs' flows start here, with a query.
- * The token is taken. The batch on the wire, or NULL when none went (its jobs are queued). */
+ * to single calls), in one BatchQueryDeviceDetail. They are all of one product, the oldest's
+ * (the newest's); the other products' jobs keep their places for the next lookup. Fresh jobs'
+ * flows start here, with a query. The token is taken. The batch on the wire, or NULL when none
+ * went (its jobs are queued). */
 static struct batch *lookup__send(struct jobs *jobs, struct job_fifo *q, bool newest, int64_t now)
 {
-	size_t n = q->count < (size_t)platform_actions[ACTION_BATCH_QUERY].per_call ? q->count : (size_t)platform_actions[ACTION_BATCH_QUERY].per_call;
-	struct job *list = NULL, **tail = &list;
+	char product_key[PRODUCT_KEY_MAX + 1];
+	struct job *list;
 	struct batch *b;
+	size_t n;
 
-	if(newest){
-		list = fifo__cut_tail(q, n);
-	}else{
-		for(size_t i = 0; i < n; i++){
-			struct job *job = fifo__pop(q);
-			*tail = job;
-			tail = &job->queue_next;
-		}
-	}
+	if(!q->head) return NULL;
+	memcpy(product_key, (newest ? q->tail : q->head)->result.product_key, sizeof(product_key));
+	list = fifo__take_product(q, product_key, (size_t)platform_actions[ACTION_BATCH_QUERY].per_call, newest, &n);
 	b = batch__new(jobs, ACTION_BATCH_QUERY, list, n, true, now);
 	if(!b) return NULL;
 	if(b->live == 0 || !batch__post(jobs, b, ACTION_BATCH_QUERY, 0, now)){
@@ -893,7 +926,7 @@ static void apply__answer(struct jobs *jobs, struct batch *b, const struct batch
 				if(!slot) continue;
 				one.triple = answer->devices[i].triple;
 				/* a page carries no ProductKey: the apply's product */
-				snprintf(one.triple.product_key, sizeof(one.triple.product_key), "%s", jobs->cfg->product_key);
+				snprintf(one.triple.product_key, sizeof(one.triple.product_key), "%s", b->product_key);
 				job__answer(jobs, batch__take(jobs, b, slot), ACTION_BATCH_PAGE, &one);
 			}
 			OPENSSL_cleanse(&one.triple, sizeof(one.triple));
@@ -1095,10 +1128,10 @@ static void worker__run_check(struct jobs *jobs, time_t now_s, int64_t now)
 	struct startup_check *c = &jobs->check;
 	struct platform_http_request req;
 
-	if(c->in_flight || now < c->due_ms) return;
+	if(c->in_flight || now < c->due_ms || !jobs->cfg->check_product_key) return;
 	if(c->checked_generation == jobs->creds.generation && c->result == PLATFORM_CHECK_OK) return;
 	if(jobs->inflight >= jobs->cfg->max_inflight || !quota__take(&jobs->bucket[ACTION_QUERY], now)) return;
-	platform__flow_init(&c->flow, PLATFORM_CHECK_DEVICE_NAME, EXISTING_ALWAYS, true);
+	platform__flow_init(&c->flow, jobs->cfg->check_product_key, PLATFORM_CHECK_DEVICE_NAME, EXISTING_ALWAYS, true);
 	if(platform__flow_request(&c->flow, jobs->cfg, now_s, &req)) return;
 	/* not in calls: those count what devices cost */
 	if(worker__post(jobs, &req, jobs->cfg->http_timeout_ms, &jobs->check) == 0) c->in_flight = true;
@@ -1169,17 +1202,27 @@ static bool apply__possible(const struct jobs *jobs, int64_t now)
 
 /* A batch registration for the part of q's backlog (plus queued, what single calls must clear
  * before q) that single calls would not clear soon: the newest names, so the oldest keep the
- * single-call latency. */
+ * single-call latency. One product's, the newest job's: of a backlog that mixes products,
+ * only as many as that product has there. */
 static void apply__from(struct jobs *jobs, struct job_fifo *q, size_t queued, int64_t now)
 {
-	size_t keep = apply__keep(jobs), n;
+	size_t keep = apply__keep(jobs), n, of;
+	char product_key[PRODUCT_KEY_MAX + 1];
 
 	if(!apply__possible(jobs, now) || q->count + queued < keep + APPLY_MIN_NAMES) return;
 	n = q->count + queued - keep;
 	if(n > q->count) n = q->count;
 	if(n > (size_t)platform_actions[ACTION_BATCH_CHECK].per_call) n = (size_t)platform_actions[ACTION_BATCH_CHECK].per_call;
+	/* counting walks the queue: only when a check could go now */
+	if(n < APPLY_MIN_NAMES || quota__wait_ms(&jobs->bucket[ACTION_BATCH_CHECK], now) > 0) return;
+	memcpy(product_key, q->tail->result.product_key, sizeof(product_key));
+	of = fifo__count_product(q, product_key);
+	if(n > of) n = of;
 	if(n < APPLY_MIN_NAMES || !quota__take(&jobs->bucket[ACTION_BATCH_CHECK], now)) return;
-	apply__start(jobs, fifo__cut_tail(q, n), n, now);
+	{
+		struct job *list = fifo__take_product(q, product_key, n, true, &n);
+		apply__start(jobs, list, n, now);
+	}
 }
 
 /* Lookups of q in batches of up to 100 while it holds BATCH_MIN or more and tokens last. */
@@ -1419,21 +1462,22 @@ struct jobs *jobs__new(const struct bootstrap_config *cfg)
 	return jobs;
 }
 
-/* The job submitted for device_id and not yet taken back, or NULL. Broker thread: it reads
- * only the fields the broker thread owns, never the flow the worker is changing. */
-static struct job *index__find(struct jobs *jobs, const char *device_id, uint32_t h)
+/* The job submitted for device_id of product_key and not yet taken back, or NULL. Broker
+ * thread: it reads only the fields the broker thread owns, never the flow the worker is changing. */
+static struct job *index__find(struct jobs *jobs, const char *product_key, const char *device_id, uint32_t h)
 {
 	for(struct job *job = jobs->buckets[h & (jobs->nbuckets - 1)]; job; job = job->bucket_next){
-		if(job->hash == h && !strcmp(job->result.device_id, device_id)) return job;
+		if(job->hash == h && !strcmp(job->result.device_id, device_id) && job__of(job, product_key)) return job;
 	}
 	return NULL;
 }
 
-enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, struct reply_route *route)
+enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *product_key, const char *device_id,
+		struct reply_route *route)
 {
 	uint32_t h = hash__string(device_id, HASH_SEED);
 	struct job **bucket = &jobs->buckets[h & (jobs->nbuckets - 1)];
-	struct job *job = index__find(jobs, device_id, h);
+	struct job *job = index__find(jobs, product_key, device_id, h);
 	bool wake;
 
 	if(job){
@@ -1445,7 +1489,7 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, s
 		return JOBS_JOINED;
 	}
 	if(jobs->outstanding >= jobs->capacity) return JOBS_FULL;
-	if(strlen(device_id) > DEVICE_NAME_MAX) return JOBS_ERROR;
+	if(strlen(device_id) > DEVICE_NAME_MAX || strlen(product_key) > PRODUCT_KEY_MAX) return JOBS_ERROR;
 
 	/* no flow yet: it is made when the request reaches the platform */
 	job = calloc(1, sizeof(*job));
@@ -1453,6 +1497,7 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, s
 	job->result.route = *route;
 	memset(route, 0, sizeof(*route));
 	memcpy(job->result.device_id, device_id, strlen(device_id) + 1);
+	memcpy(job->result.product_key, product_key, strlen(product_key) + 1);
 	job->submitted_ms = clock__ms();
 	job->hash = h;
 	job->bucket_next = *bucket;
@@ -1472,9 +1517,12 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *device_id, s
 
 void jobs__connection_ended(struct jobs *jobs, const char *device_id, const void *connection)
 {
-	struct job *job = index__find(jobs, device_id, hash__string(device_id, HASH_SEED));
+	uint32_t h = hash__string(device_id, HASH_SEED);
 
-	if(job && connection && job->result.route.connection == connection){
+	if(!connection) return;
+	/* the client id is the deviceId: one connection may wait for that name in several products */
+	for(struct job *job = jobs->buckets[h & (jobs->nbuckets - 1)]; job; job = job->bucket_next){
+		if(job->hash != h || strcmp(job->result.device_id, device_id) || job->result.route.connection != connection) continue;
 		job->result.route.connection_ended = true;
 		/* the address may be reused by a later connection: forget it */
 		job->result.route.connection = NULL;

@@ -14,9 +14,43 @@ void metrics__request(struct metrics *m)
 	m->requests++;
 }
 
-void metrics__reply(struct metrics *m, enum bootstrap_code code, double latency_ms)
+static int product__cmp(const void *key, const void *entry)
 {
-	if((int)code >= 0 && (int)code < METRICS_CODES) m->replies[code]++;
+	return strcmp(key, ((const struct metrics_product *)entry)->key);
+}
+
+static struct metrics_product *product__find(const struct metrics *m, const char *product_key)
+{
+	if(!product_key || !m->nproducts) return NULL;
+	return bsearch(product_key, m->products, m->nproducts, sizeof(*m->products), product__cmp);
+}
+
+int metrics__product(struct metrics *m, const char *product_key)
+{
+	struct metrics_product *grown;
+	size_t at = 0;
+
+	if(product__find(m, product_key)) return 0;
+	if(strlen(product_key) > PRODUCT_KEY_MAX || m->nproducts >= METRICS_PRODUCTS_MAX) return -1;
+	grown = realloc(m->products, (m->nproducts + 1) * sizeof(*grown));
+	if(!grown) return -1;
+	m->products = grown;
+	while(at < m->nproducts && strcmp(m->products[at].key, product_key) < 0) at++;
+	memmove(&m->products[at + 1], &m->products[at], (m->nproducts - at) * sizeof(*m->products));
+	memset(&m->products[at], 0, sizeof(*m->products));
+	memcpy(m->products[at].key, product_key, strlen(product_key) + 1);
+	m->nproducts++;
+	return 0;
+}
+
+void metrics__reply(struct metrics *m, const char *product_key, enum bootstrap_code code, double latency_ms)
+{
+	struct metrics_product *prod = product__find(m, product_key);
+
+	if((int)code >= 0 && (int)code < METRICS_CODES){
+		m->replies[code]++;
+		if(prod) prod->replies[code]++;
+	}
 	if(latency_ms >= 0 && m->nlatency < METRICS_LATENCY_SAMPLES) m->latency_ms[m->nlatency++] = latency_ms;
 }
 
@@ -37,12 +71,22 @@ static void emit__number(void (*emit)(const char *, const char *, void *), void 
 void metrics__render(struct metrics *m, const struct jobs_stats *st, size_t outstanding,
 		void (*emit)(const char *topic, const char *value, void *ud), void *ud)
 {
-	char topic[128], value[32];
+	char topic[192], value[32];
 
 	emit__number(emit, ud, METRICS_TOPIC_PREFIX "requests", m->requests);
 	for(int c = 0; c < METRICS_CODES; c++){
 		snprintf(topic, sizeof(topic), METRICS_TOPIC_PREFIX "replies/%s", reply__code_name((enum bootstrap_code)c));
 		emit__number(emit, ud, topic, m->replies[c]);
+	}
+	/* per product: ok always, the other codes once they happened (a code's counter never goes
+	 * back to 0: a topic once published stays right) */
+	for(size_t i = 0; i < m->nproducts; i++){
+		for(int c = 0; c < METRICS_CODES; c++){
+			if(c != BOOTSTRAP_OK && !m->products[i].replies[c]) continue;
+			snprintf(topic, sizeof(topic), METRICS_TOPIC_PREFIX "products/%s/replies/%s", m->products[i].key,
+					reply__code_name((enum bootstrap_code)c));
+			emit__number(emit, ud, topic, m->products[i].replies[c]);
+		}
 	}
 	emit__number(emit, ud, METRICS_TOPIC_PREFIX "dropped/connection_closed", m->dropped_connection_ended);
 	emit__number(emit, ud, METRICS_TOPIC_PREFIX "dropped/rate_limited", m->dropped_rate_limited);
@@ -73,4 +117,11 @@ void metrics__render(struct metrics *m, const struct jobs_stats *st, size_t outs
 	snprintf(value, sizeof(value), "%.1f", m->nlatency ? m->latency_ms[(m->nlatency * 99) / 100] : 0.0);
 	emit(METRICS_TOPIC_PREFIX "latency/p99_ms", value, ud);
 	m->nlatency = 0;
+}
+
+void metrics__cleanup(struct metrics *m)
+{
+	free(m->products);
+	m->products = NULL;
+	m->nproducts = 0;
 }

@@ -344,9 +344,11 @@ void platform__answer_cleanup(struct platform_answer *answer)
 	answer->ndevices = 0;
 }
 
-void platform__flow_init(struct platform_flow *flow, const char *device_name, enum existing_devices policy, bool query_first)
+void platform__flow_init(struct platform_flow *flow, const char *product_key, const char *device_name,
+		enum existing_devices policy, bool query_first)
 {
 	memset(flow, 0, sizeof(*flow));
+	snprintf(flow->product_key, sizeof(flow->product_key), "%s", product_key);
 	/* with existing_devices never an existing device gets nothing: no point asking about it */
 	flow->state = query_first && policy != EXISTING_NEVER ? FLOW_QUERY : FLOW_REGISTER;
 	flow->existing_policy = policy;
@@ -489,7 +491,7 @@ static void params__free(struct platform_param *params, size_t n)
 
 /* RPC signature 1.0: every parameter and the Signature in the form body. */
 static int request__v1(const struct bootstrap_config *cfg, const char *action, const struct platform_param *own, size_t nown,
-		const char *nonce, const char *timestamp, bool product_key, struct platform_http_request *req)
+		const char *nonce, const char *timestamp, const char *product_key, struct platform_http_request *req)
 {
 	struct platform_param *params = malloc((PLATFORM_MAX_PARAMS + nown) * sizeof(*params));
 	size_t n = 0;
@@ -504,7 +506,7 @@ static int request__v1(const struct bootstrap_config *cfg, const char *action, c
 	params[n++] = (struct platform_param){"SignatureNonce", nonce};
 	params[n++] = (struct platform_param){"Timestamp", timestamp};
 	params[n++] = (struct platform_param){"RegionId", cfg->region};
-	if(product_key) params[n++] = (struct platform_param){"ProductKey", cfg->product_key};
+	if(product_key) params[n++] = (struct platform_param){"ProductKey", product_key};
 	if(cfg->iot_instance_id) params[n++] = (struct platform_param){"IotInstanceId", cfg->iot_instance_id};
 	if(cfg->creds.security_token) params[n++] = (struct platform_param){"SecurityToken", cfg->creds.security_token};
 	memcpy(params + n, own, nown * sizeof(*own));
@@ -519,7 +521,7 @@ static int request__v1(const struct bootstrap_config *cfg, const char *action, c
 /* V3: the parameters in the query, as the SDKs send them, or (form_body: lists of names a
  * URL cannot hold) in a form body whose hash is signed. */
 static int request__v3(const struct bootstrap_config *cfg, const char *action, const struct platform_param *own, size_t nown,
-		const char *nonce, const char *date, bool product_key, bool form_body, struct platform_http_request *req)
+		const char *nonce, const char *date, const char *product_key, bool form_body, struct platform_http_request *req)
 {
 	struct platform_param *params = malloc((2 + nown) * sizeof(*params)), headers[PLATFORM_MAX_HEADERS];
 	char payload_hash[PLATFORM_SHA256_HEX_LEN], signature[PLATFORM_SHA256_HEX_LEN];
@@ -528,7 +530,7 @@ static int request__v3(const struct bootstrap_config *cfg, const char *action, c
 	int rc = -1;
 
 	if(!params) return -1;
-	if(product_key) params[np++] = (struct platform_param){"ProductKey", cfg->product_key};
+	if(product_key) params[np++] = (struct platform_param){"ProductKey", product_key};
 	if(cfg->iot_instance_id) params[np++] = (struct platform_param){"IotInstanceId", cfg->iot_instance_id};
 	memcpy(params + np, own, nown * sizeof(*own));
 	np += nown;
@@ -584,22 +586,27 @@ done:
 int platform__call_request(const struct bootstrap_config *cfg, const struct platform_call *call,
 		time_t now, struct platform_http_request *req)
 {
-	const struct platform_action_info *info = &platform_actions[call->action];
+	const struct platform_action_info *info;
+	const char *product_key;
 	struct platform_param *own = NULL;
 	char nonce[37], timestamp[21];
 	size_t nown = 0;
 	int rc = -1;
 
 	memset(req, 0, sizeof(*req));
-	if(call->action >= PLATFORM_ACTIONS || platform__nonce(nonce)) return -1;
+	if(call->action >= PLATFORM_ACTIONS) return -1;
+	info = &platform_actions[call->action];
+	/* the call's product, never the configuration's: a broker may serve several */
+	product_key = info->product_key ? call->product_key : NULL;
+	if((info->product_key && !product_key) || platform__nonce(nonce)) return -1;
 	/* every name, and ApplyId, PageSize, CurrentPage */
 	if(!(own = calloc(call->count + 3, sizeof(*own)))) return -1;
 	if(call__params(call, own, &nown)) goto done;
 	platform__timestamp(now, timestamp);
 	if(cfg->signature_version == SIGNATURE_V1){
-		rc = request__v1(cfg, info->name, own, nown, nonce, timestamp, info->product_key, req);
+		rc = request__v1(cfg, info->name, own, nown, nonce, timestamp, product_key, req);
 	}else{
-		rc = request__v3(cfg, info->name, own, nown, nonce, timestamp, info->product_key, info->form_body, req);
+		rc = request__v3(cfg, info->name, own, nown, nonce, timestamp, product_key, info->form_body, req);
 	}
 done:
 	params__free(own, nown);
@@ -615,7 +622,8 @@ int platform__flow_request(struct platform_flow *flow, const struct bootstrap_co
 		time_t now, struct platform_http_request *req)
 {
 	const char *name = flow->device_name;
-	const struct platform_call call = { .action = platform__flow_action(flow), .names = &name, .count = 1 };
+	const struct platform_call call = { .action = platform__flow_action(flow), .product_key = flow->product_key,
+		.names = &name, .count = 1 };
 
 	memset(req, 0, sizeof(*req));
 	if(flow->state == FLOW_DONE) return -1;
@@ -679,9 +687,14 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
 	}
 	switch(a->outcome){
 		case PLATFORM_SUCCESS:
-			/* a triple for another device is never handed out, whatever the platform says */
+			/* a triple for another device is never handed out, whatever the platform says: not
+			 * for another name, nor for another product's device of the same name */
 			if(strcmp(a->triple.device_name, flow->device_name)){
 				flow__finish(flow, BOOTSTRAP_PLATFORM_ERROR, 0, "the platform answered for another device");
+				return;
+			}
+			if(strcmp(a->triple.product_key, flow->product_key)){
+				flow__finish(flow, BOOTSTRAP_PLATFORM_ERROR, 0, "the platform answered for another product");
 				return;
 			}
 			if(flow->state == FLOW_QUERY && flow->maybe_created && !strcmp(a->status, "UNACTIVE")){

@@ -142,8 +142,9 @@ static void bootstrap__send(struct bootstrap_plugin *p, const char *client_id,
 	free(topic);
 }
 
+/* product_key: the product the reply is counted under (NULL: one this broker does not serve) */
 static void bootstrap__send_error(struct bootstrap_plugin *p, const char *client_id, const struct reply_route *route,
-		enum bootstrap_code code, const char *message, int retry_after)
+		const char *product_key, enum bootstrap_code code, const char *message, int retry_after)
 {
 	size_t len = 0;
 	char *payload = reply__error(code, message, retry_after, &len);
@@ -154,15 +155,15 @@ static void bootstrap__send_error(struct bootstrap_plugin *p, const char *client
 	}
 	bootstrap__send(p, client_id, route, payload, len, REPLY_QOS_ERROR);
 	reply__free(payload, len);
-	metrics__reply(&p->metrics, code, -1);
+	metrics__reply(&p->metrics, product_key, code, -1);
 }
 
 /* A request answered at once, without a platform flow: one audit line. */
 static void bootstrap__audit_now(struct bootstrap_plugin *p, const char *requester, const char *address,
-		const char *device_id, const char *code)
+		const char *product_key, const char *device_id, const char *code)
 {
-	struct audit_entry e = { .time = time(NULL), .address = address, .device_id = device_id && device_id[0] ? device_id : NULL,
-		.code = code };
+	struct audit_entry e = { .time = time(NULL), .address = address, .product_key = product_key,
+		.device_id = device_id && device_id[0] ? device_id : NULL, .code = code };
 	char buf[80];
 
 	if(!p->audit) return;
@@ -172,10 +173,11 @@ static void bootstrap__audit_now(struct bootstrap_plugin *p, const char *request
 
 /* A request whose flow was taken over by a later one for the same device: that one gets the
  * reply, this one its audit line. */
-static void bootstrap__audit_superseded(struct bootstrap_plugin *p, const struct reply_route *old, const char *device_id)
+static void bootstrap__audit_superseded(struct bootstrap_plugin *p, const struct reply_route *old, const char *product_key,
+		const char *device_id)
 {
 	struct audit_entry e = { .time = time(NULL), .client = old->requester, .address = old->address,
-		.device_id = device_id, .code = AUDIT_SUPERSEDED, .duration_ms = (long)(clock__ms() - old->received_ms) };
+		.product_key = product_key, .device_id = device_id, .code = AUDIT_SUPERSEDED, .duration_ms = (long)(clock__ms() - old->received_ms) };
 
 	if(p->audit) audit__record(p->audit, &e);
 }
@@ -184,22 +186,29 @@ static void bootstrap__audit_superseded(struct bootstrap_plugin *p, const struct
  * client id; it is answered unless the requester cannot be addressed (a client id that could
  * not be a deviceId: no reply topic is built from 60 KB of attacker's text) or is over the
  * refusal limit, which gets one rate_limited answer and then silence until the block ends.
- * So a flood of garbage costs the broker no stored replies. */
+ * So a flood of garbage costs the broker no stored replies. product_key is the product the
+ * request asked for (NULL: none usable); known: this broker serves it. The log line, for the
+ * operator alone, says when it does not; the requester is told only why. */
 static void bootstrap__refuse(struct bootstrap_plugin *p, const char *requester, const char *address,
-		const struct reply_route *route, const char *device_id, enum bootstrap_code code, const char *why, time_t now)
+		const struct reply_route *route, const char *product_key, bool known, const char *device_id,
+		enum bootstrap_code code, const char *why, time_t now)
 {
 	bool addressable = requester && request__client_id_addressable(requester);
 	time_t by_address = 0, by_client = 0, blocked;
 	enum limiter_verdict va, vc = LIMIT_ANSWER;
-	char buf[80];
+	char buf[80], product[PRODUCT_KEY_MAX + 48] = "";
+	const char *counted = known ? product_key : NULL;
 
 	va = limiter__refuse(p->refusals_by_address, address, now, &by_address);
 	if(addressable) vc = limiter__refuse(p->refusals_by_client, requester, now, &by_client);
 	blocked = by_address > by_client ? by_address : by_client;
 	if(va == LIMIT_SILENT || vc == LIMIT_SILENT){
 		p->metrics.dropped_rate_limited++;
-		bootstrap__audit_now(p, requester, address, device_id, reply__code_name(BOOTSTRAP_RATE_LIMITED));
+		bootstrap__audit_now(p, requester, address, product_key, device_id, reply__code_name(BOOTSTRAP_RATE_LIMITED));
 		return;
+	}
+	if(product_key){
+		snprintf(product, sizeof(product), "; product %s%s", product_key, known ? "" : ", which this broker does not serve");
 	}
 	if(va == LIMIT_BLOCKED_NOW || vc == LIMIT_BLOCKED_NOW){
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request from client '%s' (%s) refused: rate_limited "
@@ -210,30 +219,57 @@ static void bootstrap__refuse(struct bootstrap_plugin *p, const char *requester,
 		code = BOOTSTRAP_RATE_LIMITED;
 		why = "too many refused requests; further refusals are not answered";
 	}else if(device_id && device_id[0]){
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request for device %s from client '%s' (%s) refused: %s (%s)",
-				device_id, shown(requester, buf, sizeof(buf)), address ? address : "?", reply__code_name(code), why);
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request for device %s from client '%s' (%s) refused: %s (%s%s)",
+				device_id, shown(requester, buf, sizeof(buf)), address ? address : "?", reply__code_name(code), why, product);
 	}else{
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request from client '%s' (%s) refused: %s (%s)",
 				shown(requester, buf, sizeof(buf)), address ? address : "?", reply__code_name(code), why);
 	}
 	if(addressable){
-		bootstrap__send_error(p, requester, route, code, why, code == BOOTSTRAP_RATE_LIMITED ? (int)blocked : 0);
+		bootstrap__send_error(p, requester, route, counted, code, why, code == BOOTSTRAP_RATE_LIMITED ? (int)blocked : 0);
 	}else{
 		p->metrics.dropped_unaddressable++;
 	}
-	bootstrap__audit_now(p, requester, address, device_id, reply__code_name(code));
+	bootstrap__audit_now(p, requester, address, product_key, device_id, reply__code_name(code));
 }
 
-/* Does this request prove it may bootstrap its deviceId? Sets *why when it does not. */
+/* Does this broker serve product_key? *secret gets its ProductSecret (NULL without sign). */
+static bool bootstrap__product(struct bootstrap_plugin *p, const char *product_key, const char **secret)
+{
+	const struct product *prod;
+
+	*secret = NULL;
+	if(p->cfg.products){
+		if(!(prod = products__find(p->cfg.products, product_key))) return false;
+		*secret = prod->secret;
+		return true;
+	}
+	if(strcmp(product_key, p->cfg.product_key)) return false;
+	*secret = p->cfg.product_secret;
+	return true;
+}
+
+/* Signs made for a product this broker does not serve are checked against this, and refused
+ * whatever comes out: the work (one HMAC) is the same as for a served product's wrong sign. */
+static const char unserved_product_secret[] = "mosquitto-bootstrap: not a product of this broker";
+
+/* Does this request prove it may bootstrap its deviceId of product_key (known: served here,
+ * with its secret when request_auth is sign)? Sets *why when it does not. */
 static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *client,
-		const struct bootstrap_request *req, time_t now, const char **why)
+		const struct bootstrap_request *req, const char *product_key, bool known, const char *secret,
+		time_t now, const char **why)
 {
 	const char *username, *client_id;
 
 	switch(p->cfg.request_auth){
 		case REQUEST_AUTH_NONE:
-			return true;
+			if(!known) *why = "this broker does not serve that product";
+			return known;
 		case REQUEST_AUTH_IDENTITY:
+			if(!known){
+				*why = "this broker does not serve that product";
+				return false;
+			}
 			username = mosquitto_client_username(client);
 			if(!username || strcmp(username, req->device_id)){
 				*why = "the deviceId must be the client's authenticated identity";
@@ -245,8 +281,16 @@ static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *
 				*why = "the request must be signed (random, signMethod, sign)";
 				return false;
 			}
-			if(!auth__sign_valid(req->sign_method, p->cfg.product_secret, p->cfg.product_key,
-					req->device_id, req->random, req->sign)){
+			if(!known){
+				/* refused as a wrong sign is, at the same point, after the same work: who holds no
+				 * product's secret learns nothing of which products this broker serves */
+				(void)auth__sign_valid(req->sign_method, unserved_product_secret, product_key,
+						req->device_id, req->random, req->sign);
+				*why = "the signature does not match";
+				return false;
+			}
+			/* the sign covers productKey: made with another product's secret, it never matches */
+			if(!auth__sign_valid(req->sign_method, secret, product_key, req->device_id, req->random, req->sign)){
 				*why = "the signature does not match";
 				return false;
 			}
@@ -259,7 +303,7 @@ static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *
 		return false;
 	}
 	/* only a valid signature is remembered: nobody can fill the cache without the secret */
-	if(p->cfg.request_auth == REQUEST_AUTH_SIGN && replay__check_and_add(p->replay, req->device_id, req->random, now)){
+	if(p->cfg.request_auth == REQUEST_AUTH_SIGN && replay__check_and_add(p->replay, product_key, req->device_id, req->random, now)){
 		*why = "this random was already used for this deviceId; use a new one for every request";
 		return false;
 	}
@@ -313,11 +357,12 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 	struct bootstrap_request req;
 	struct reply_route route;
 	enum bootstrap_code code = BOOTSTRAP_INVALID_REQUEST;
-	const char *why = NULL, *requester, *address;
+	const char *why = NULL, *requester, *address, *product_key = NULL, *secret = NULL;
 	enum request_status status;
 	char buf[80];
 	time_t now = time(NULL);
 	int retry_after;
+	bool known = false;
 
 	(void)event;
 	if(!ed->topic || strcmp(ed->topic, p->cfg.request_topic)) return MOSQ_ERR_SUCCESS;
@@ -339,7 +384,14 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 		code = status == REQUEST_INVALID_DEVICE_ID ? BOOTSTRAP_INVALID_DEVICE_ID : BOOTSTRAP_INVALID_REQUEST;
 		goto refuse;
 	}
-	if(!bootstrap__authorized(p, ed->client, &req, now, &why)){
+	/* the product it names, as Alibaba's own registration request does, else the default */
+	product_key = req.product_key[0] ? req.product_key : p->cfg.product_key;
+	if(!product_key){
+		why = "productKey is required: this broker serves several products";
+		goto refuse;
+	}
+	known = bootstrap__product(p, product_key, &secret);
+	if(!bootstrap__authorized(p, ed->client, &req, product_key, known, secret, now, &why)){
 		code = BOOTSTRAP_UNAUTHORIZED;
 		goto refuse;
 	}
@@ -354,12 +406,13 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 		route.connection = ed->client;
 	}
 	if(p->cfg.reply_encryption == REPLY_ENCRYPTION_ON){
-		/* derived from the secret that verified this very request: a reload meanwhile does
-		 * not leave the device with a reply it cannot open */
-		if(seal__derive_key(p->cfg.product_secret, req.random, p->cfg.product_key, req.device_id, route.seal_key)){
-			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: could not derive the reply key", req.device_id);
-			bootstrap__send_error(p, requester, &route, BOOTSTRAP_INTERNAL, "internal error", 0);
-			bootstrap__audit_now(p, requester, address, req.device_id, reply__code_name(BOOTSTRAP_INTERNAL));
+		/* derived from the secret (and product) that verified this very request: a reload
+		 * meanwhile does not leave the device with a reply it cannot open */
+		if(seal__derive_key(secret, req.random, product_key, req.device_id, route.seal_key)){
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: could not derive the reply key (product %s)",
+					req.device_id, product_key);
+			bootstrap__send_error(p, requester, &route, product_key, BOOTSTRAP_INTERNAL, "internal error", 0);
+			bootstrap__audit_now(p, requester, address, product_key, req.device_id, reply__code_name(BOOTSTRAP_INTERNAL));
 			goto done;
 		}
 		route.sealed = true;
@@ -378,34 +431,35 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 	}
 	route.received_ms = clock__ms();
 
-	switch(jobs__submit(p->jobs, req.device_id, &route)){
+	switch(jobs__submit(p->jobs, product_key, req.device_id, &route)){
 		case JOBS_QUEUED:
-			mosquitto_log_printf(MOSQ_LOG_DEBUG, PLUGIN_NAME ": device %s: queued (request from client '%s')",
-					req.device_id, shown(requester, buf, sizeof(buf)));
+			mosquitto_log_printf(MOSQ_LOG_DEBUG, PLUGIN_NAME ": device %s: queued (product %s, request from client '%s')",
+					req.device_id, product_key, shown(requester, buf, sizeof(buf)));
 			break;
 		case JOBS_JOINED:
 			/* the earlier request gets no reply of its own: its audit line says so */
-			mosquitto_log_printf(MOSQ_LOG_DEBUG, PLUGIN_NAME ": device %s: already in progress, joined", req.device_id);
-			bootstrap__audit_superseded(p, &route, req.device_id);
+			mosquitto_log_printf(MOSQ_LOG_DEBUG, PLUGIN_NAME ": device %s: already in progress, joined (product %s)",
+					req.device_id, product_key);
+			bootstrap__audit_superseded(p, &route, product_key, req.device_id);
 			break;
 		case JOBS_FULL:
 			/* what is ahead of the device drains at the paced RegisterDevice rate */
 			retry_after = 1 + (int)((double)jobs__outstanding(p->jobs) / (p->cfg.qps[ACTION_REGISTER] * QUOTA_PACING));
-			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: busy, queue full", req.device_id);
-			bootstrap__send_error(p, req.device_id, &route, BOOTSTRAP_BUSY,
+			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: busy, queue full (product %s)", req.device_id, product_key);
+			bootstrap__send_error(p, req.device_id, &route, product_key, BOOTSTRAP_BUSY,
 					"too many bootstrap requests waiting; try again later", retry_after);
-			bootstrap__audit_now(p, requester, address, req.device_id, reply__code_name(BOOTSTRAP_BUSY));
+			bootstrap__audit_now(p, requester, address, product_key, req.device_id, reply__code_name(BOOTSTRAP_BUSY));
 			break;
 		case JOBS_ERROR:
-			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory", req.device_id);
-			bootstrap__send_error(p, req.device_id, &route, BOOTSTRAP_INTERNAL, "internal error", 0);
-			bootstrap__audit_now(p, requester, address, req.device_id, reply__code_name(BOOTSTRAP_INTERNAL));
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory (product %s)", req.device_id, product_key);
+			bootstrap__send_error(p, req.device_id, &route, product_key, BOOTSTRAP_INTERNAL, "internal error", 0);
+			bootstrap__audit_now(p, requester, address, product_key, req.device_id, reply__code_name(BOOTSTRAP_INTERNAL));
 			break;
 	}
 	goto done;
 
 refuse:
-	bootstrap__refuse(p, requester, address, &route, req.device_id, code, why, now);
+	bootstrap__refuse(p, requester, address, &route, product_key, known, req.device_id, code, why, now);
 done:
 	OPENSSL_cleanse(&req, sizeof(req));
 	jobs__route_free(&route); /* empty when the job took it over */
@@ -417,7 +471,7 @@ static void bootstrap__audit_reply(struct bootstrap_plugin *p, const struct job_
 {
 	const struct platform_flow *flow = r->flow;
 	struct audit_entry e = { .time = time(NULL), .client = r->route.requester, .address = r->route.address,
-		.device_id = r->device_id, .code = code, .duration_ms = (long)took_ms };
+		.product_key = r->product_key, .device_id = r->device_id, .code = code, .duration_ms = (long)took_ms };
 
 	if(!p->audit) return;
 	if(flow){
@@ -449,8 +503,8 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 	if(r->route.connection_ended){
 		/* bound delivery: nobody but the connection that asked may have this answer */
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: %s dropped: the requesting connection ended "
-				"(closed, or its client id was taken over) before the answer came", r->device_id,
-				flow->result == BOOTSTRAP_OK ? "triple" : "reply");
+				"(closed, or its client id was taken over) before the answer came (product %s)", r->device_id,
+				flow->result == BOOTSTRAP_OK ? "triple" : "reply", r->product_key);
 		p->metrics.dropped_connection_ended++;
 		bootstrap__audit_reply(p, r, AUDIT_CONNECTION_CLOSED, took_ms);
 		return;
@@ -458,15 +512,15 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 	if(flow->result == BOOTSTRAP_OK){
 		payload = r->route.sealed ? reply__success_sealed(r->route.seal_key, &flow->triple, &len)
 				: reply__success(&flow->triple, &len);
-		mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": device %s: triple sent%s (%s device, IotId %s, by %s)",
-				r->device_id, r->route.sealed ? " sealed" : "", flow->existing ? "existing" : "new", flow->triple.iot_id,
-				platform_actions[flow->answered_by].name);
+		mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": device %s: triple sent%s (%s device, product %s, IotId %s, by %s)",
+				r->device_id, r->route.sealed ? " sealed" : "", flow->existing ? "existing" : "new", r->product_key,
+				flow->triple.iot_id, platform_actions[flow->answered_by].name);
 	}else{
 		payload = reply__error(flow->result, flow->message, flow->retry_after, &len);
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: %s: %s%s%s%s%s",
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: %s: %s%s%s%s%s; product %s",
 				r->device_id, reply__code_name(flow->result), flow->message,
 				flow->detail[0] ? "; " : "", flow->detail,
-				flow->request_id[0] ? "; RequestId " : "", flow->request_id);
+				flow->request_id[0] ? "; RequestId " : "", flow->request_id, r->product_key);
 	}
 	if(!payload){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory building the reply", r->device_id);
@@ -475,7 +529,7 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 	bootstrap__send(p, r->device_id, &r->route, payload, len, flow->result != BOOTSTRAP_OK ? REPLY_QOS_ERROR
 			: r->route.connection ? REPLY_QOS_BOUND : REPLY_QOS_UNBOUND);
 	reply__free(payload, len);
-	metrics__reply(&p->metrics, flow->result, (double)took_ms);
+	metrics__reply(&p->metrics, r->product_key, flow->result, (double)took_ms);
 	bootstrap__audit_reply(p, r, reply__code_name(flow->result), took_ms);
 }
 
@@ -542,7 +596,7 @@ static void bootstrap__report_check(struct bootstrap_plugin *p, const struct job
 	switch(st->check){
 		case PLATFORM_CHECK_OK:
 			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": platform check: the platform accepts these credentials, "
-					"product %s%s%s at %s", p->cfg.product_key, p->cfg.iot_instance_id ? " and instance " : "",
+					"product %s%s%s at %s", p->cfg.check_product_key, p->cfg.iot_instance_id ? " and instance " : "",
 					p->cfg.iot_instance_id ? p->cfg.iot_instance_id : "", p->cfg.endpoint);
 			break;
 		case PLATFORM_CHECK_REFUSED:
@@ -722,8 +776,50 @@ static int bootstrap__load_allowlist(struct bootstrap_plugin *p, const char *whe
 	return 0;
 }
 
-/* SIGHUP: take up rotated platform credentials and ProductSecret. What cannot be read leaves
- * the current ones in place. Requests already sent are not touched. */
+/* What the products file gave: how many, and which is the default. */
+static void bootstrap__log_products(struct bootstrap_plugin *p, const char *when)
+{
+	mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": %sproducts file %s: %zu products%s%s%s", when, p->cfg.products_file,
+			products__count(p->cfg.products), p->cfg.product_key ? ", default " : "; requests must name their productKey",
+			p->cfg.product_key ? p->cfg.product_key : "", p->cfg.product_key ? " for requests that name none" : "");
+}
+
+/* Every product served is counted apart in the metrics (bounded: past the bound, in the
+ * totals alone, and the log says so). */
+static void bootstrap__count_products(struct bootstrap_plugin *p)
+{
+	size_t n = products__count(p->cfg.products), refused = 0;
+
+	if(!p->cfg.products){
+		refused += metrics__product(&p->metrics, p->cfg.product_key) != 0;
+	}
+	for(size_t i = 0; i < n; i++) refused += metrics__product(&p->metrics, products__at(p->cfg.products, i)->key) != 0;
+	if(refused){
+		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": metrics: %zu products are counted in the totals only "
+				"(more than %d products seen since start-up)", refused, METRICS_PRODUCTS_MAX);
+	}
+}
+
+/* (Re)reads plugin_opt_products_file and every secret it names: the new set replaces the
+ * current one only when all of it is good. 0, or -1 with the current set (if any) kept and
+ * the reason logged (naming the file and line, never a secret). */
+static int bootstrap__load_products(struct bootstrap_plugin *p, const char *when)
+{
+	char err[CONFIG_ERR_LEN];
+
+	if(config__load_products(&p->cfg, err, sizeof(err))){
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": %s%s; keeping the current products (%zu)", when, err,
+				products__count(p->cfg.products));
+		return -1;
+	}
+	bootstrap__count_products(p);
+	bootstrap__log_products(p, when);
+	return 0;
+}
+
+/* SIGHUP: take up rotated platform credentials and ProductSecrets (the products file, with
+ * products added or removed). What cannot be read leaves the current ones in place. Requests
+ * already sent are not touched: their replies are sealed with the keys derived when they came. */
 static int bootstrap__on_reload(int event, void *event_data, void *userdata)
 {
 	struct bootstrap_plugin *p = userdata;
@@ -732,6 +828,8 @@ static int bootstrap__on_reload(int event, void *event_data, void *userdata)
 
 	(void)event;
 	(void)event_data;
+	/* before the credentials: the worker's new snapshot names the product its check asks about */
+	if(p->cfg.products_file) bootstrap__load_products(p, "reload: ");
 	if(config__load_credentials(&p->cfg, bootstrap__getenv, err, sizeof(err))){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": reload: %s; keeping the current credentials", err);
 	}else if(jobs__reconfigure(p->jobs, &p->cfg)){
@@ -741,7 +839,7 @@ static int bootstrap__on_reload(int event, void *event_data, void *userdata)
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": reload: platform credentials reloaded from %s (%s)",
 				p->cfg.creds_source.origin, credentials__kind_name(p->cfg.creds_source.kind));
 	}
-	if(p->cfg.request_auth == REQUEST_AUTH_SIGN){
+	if(p->cfg.request_auth == REQUEST_AUTH_SIGN && !p->cfg.products_file){
 		p->cfg.product_secret = NULL;
 		if(config__load_product_secret(&p->cfg, err, sizeof(err))){
 			p->cfg.product_secret = old_secret;
@@ -784,6 +882,7 @@ static void bootstrap__free(struct bootstrap_plugin *p)
 	limiter__free(p->refusals_by_client);
 	audit__close(p->audit);
 	allowlist__free(p->allowlist);
+	metrics__cleanup(&p->metrics);
 	config__cleanup(&p->cfg);
 	if(p->curl_ready) curl_global_cleanup();
 	free(p);
@@ -801,7 +900,7 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 		struct mosquitto_opt *opts, int opt_count)
 {
 	struct bootstrap_plugin *p;
-	char err[CONFIG_ERR_LEN];
+	char err[CONFIG_ERR_LEN], products[PRODUCT_KEY_MAX + 16];
 
 	p = calloc(1, sizeof(*p));
 	if(!p) return MOSQ_ERR_NOMEM;
@@ -862,8 +961,14 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 		return MOSQ_ERR_UNKNOWN;
 	}
 	*userdata = p;
-	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": ready: product %s, platform %s, requests on '%s', replies on '%s', "
-			"credentials from %s: %s%s", p->cfg.product_key, p->cfg.endpoint, p->cfg.request_topic, p->cfg.reply_topic,
+	bootstrap__count_products(p);
+	if(p->cfg.products){
+		bootstrap__log_products(p, "");
+	}else{
+		snprintf(products, sizeof(products), "product %s", p->cfg.product_key);
+	}
+	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": ready: %s, platform %s, requests on '%s', replies on '%s', "
+			"credentials from %s: %s%s", p->cfg.products ? "several products" : products, p->cfg.endpoint, p->cfg.request_topic, p->cfg.reply_topic,
 			p->cfg.creds_source.origin, credentials__kind_name(p->cfg.creds_source.kind),
 			p->cfg.creds.security_token ? " with an STS token" : "");
 	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": request_auth %s, reply_encryption %s, existing_devices %s, acl %s, "

@@ -21,6 +21,17 @@ bool request__device_name_valid(const char *name, size_t len)
 	return true;
 }
 
+bool request__product_key_valid(const char *key, size_t len)
+{
+	if(len == 0 || len > PRODUCT_KEY_MAX) return false;
+	for(size_t i = 0; i < len; i++){
+		unsigned char c = (unsigned char)key[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+		if(!ok) return false;
+	}
+	return true;
+}
+
 bool request__client_id_addressable(const char *client_id)
 {
 	size_t len = strnlen(client_id, REPLY_CLIENT_ID_MAX + 1);
@@ -66,6 +77,20 @@ static bool hex__valid(const char *s, size_t len, size_t want)
 		if(!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
 	}
 	return true;
+}
+
+/* "productKey", when there: it picks the product whose secret must have signed the request. */
+static enum request_status request__take_product(json_t *root, struct bootstrap_request *req, const char **why)
+{
+	json_t *pk = json_object_get(root, "productKey");
+
+	if(!pk) return REQUEST_OK;
+	if(!json_is_string(pk) || !request__product_key_valid(json_string_value(pk), json_string_length(pk))){
+		*why = "productKey must be a ProductKey: 1 to 64 letters, digits, - and _";
+		return REQUEST_INVALID;
+	}
+	memcpy(req->product_key, json_string_value(pk), json_string_length(pk) + 1);
+	return REQUEST_OK;
 }
 
 /* The three signature members: all absent, or all present and well-formed. */
@@ -136,6 +161,7 @@ static enum request_status request__parse_json(const char *text, size_t len,
 		*why = "deviceId must be a string";
 	}else{
 		rc = request__take_id(json_string_value(id), json_string_length(id), req, why);
+		if(rc == REQUEST_OK) rc = request__take_product(root, req, why);
 		if(rc == REQUEST_OK) rc = request__take_sign(root, req, why);
 	}
 	if(rc != REQUEST_OK) memset(req, 0, sizeof(*req)); /* a refused request holds nothing */

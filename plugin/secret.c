@@ -16,6 +16,12 @@
 
 int secret__read_file(const char *label, const char *path, bool private, char **out, char *err, size_t errlen)
 {
+	return secret__read_file_max(label, path, private, SECRET_FILE_MAX, out, NULL, err, errlen);
+}
+
+int secret__read_file_max(const char *label, const char *path, bool private, size_t max, char **out, size_t *len,
+		char *err, size_t errlen)
+{
 	struct stat st;
 	char *buf;
 	ssize_t got;
@@ -39,8 +45,8 @@ int secret__read_file(const char *label, const char *path, bool private, char **
 		close(fd);
 		return -1;
 	}
-	if(st.st_size > SECRET_FILE_MAX){
-		text__error(err, errlen, "%s: %s is larger than %d bytes", label, path, SECRET_FILE_MAX);
+	if((unsigned long long)st.st_size > max){
+		text__error(err, errlen, "%s: %s is larger than %zu bytes", label, path, max);
 		close(fd);
 		return -1;
 	}
@@ -58,6 +64,7 @@ int secret__read_file(const char *label, const char *path, bool private, char **
 	close(fd);
 	buf[total] = '\0';
 	*out = buf;
+	if(len) *len = total;
 	return 0;
 }
 

@@ -4,8 +4,9 @@
  *   bootstrap_device -h HOST -p PORT -k PRODUCT_KEY -s PRODUCT_SECRET_FILE -d DEVICE_ID
  *                    -o TRIPLE_FILE [-r REGION] [-w SECONDS]
  *
- * The request is signed exactly like Alibaba's own dynamic registration, so device code written
- * for that can be reused. The triple arrives sealed with a key only a holder of the
+ * The request is signed exactly like Alibaba's own dynamic registration, and names its product
+ * (productKey) as that request does, so device code written for that can be reused and one
+ * broker can serve several products. The triple arrives sealed with a key only a holder of the
  * ProductSecret can derive for this very request (README "Sealed replies"): a success reply
  * that is not sealed, or does not open, is a forgery and is ignored. On busy/throttled/
  * unavailable it waits retryAfter and asks again. */
@@ -113,8 +114,8 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 	answer = reply;
 }
 
-/* {"deviceId","random","signMethod":"hmacsha256","sign"} with a fresh random; the key its
- * answer is sealed with goes to reply_key. */
+/* {"productKey","deviceId","random","signMethod":"hmacsha256","sign"} with a fresh random; the
+ * key its answer is sealed with goes to reply_key. */
 static char *signed_request(void)
 {
 	unsigned char r[8], mac[EVP_MAX_MD_SIZE];
@@ -129,7 +130,8 @@ static char *signed_request(void)
 	HMAC(EVP_sha256(), opt.product_secret, (int)strlen(opt.product_secret), (unsigned char *)content, strlen(content), mac, &maclen);
 	for(unsigned int i = 0; i < maclen; i++) snprintf(sign + 2 * i, 3, "%02x", mac[i]);
 	if(seal__derive_key(opt.product_secret, random, opt.product_key, opt.device_id, reply_key)) return NULL;
-	req = json_pack("{s:s, s:s, s:s, s:s}", "deviceId", opt.device_id, "random", random, "signMethod", "hmacsha256", "sign", sign);
+	req = json_pack("{s:s, s:s, s:s, s:s, s:s}", "productKey", opt.product_key, "deviceId", opt.device_id, "random", random,
+			"signMethod", "hmacsha256", "sign", sign);
 	text = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
 	return text;

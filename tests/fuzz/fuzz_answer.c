@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	/* the flow must end in a state the plugin can answer with */
-	platform__flow_init(&flow, "dev-fuzz", (enum existing_devices)((data[0] >> 4) % 3), action == ACTION_QUERY);
+	platform__flow_init(&flow, "a1Fuzz", "dev-fuzz", (enum existing_devices)((data[0] >> 4) % 3), action == ACTION_QUERY);
 	platform__flow_answer(&flow, &a);
 	platform__answer_cleanup(&a);
 	if(flow.state == FLOW_DONE){

@@ -13,8 +13,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *topic;
 
 	if(st == REQUEST_OK){
-		/* what passes must be a valid DeviceName, usable in a topic, and well-formed sign members */
+		/* what passes must be a valid DeviceName, usable in a topic, a ProductKey if any, and
+		 * well-formed sign members */
 		if(!request__device_name_valid(req.device_id, strlen(req.device_id))) abort();
+		if(req.product_key[0] && !request__product_key_valid(req.product_key, strlen(req.product_key))) abort();
 		if(req.sign_method != SIGN_NONE){
 			size_t rl = strlen(req.random), sl = strlen(req.sign);
 			if(rl < SIGN_RANDOM_MIN || rl > SIGN_RANDOM_MAX) abort();
@@ -23,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		topic = request__reply_topic("bootstrap/reply/{deviceId}", req.device_id);
 		if(!topic || strpbrk(topic, "+#")) abort();
 		free(topic);
-	}else if(!why || !why[0] || req.device_id[0] || req.sign_method != SIGN_NONE){
+	}else if(!why || !why[0] || req.device_id[0] || req.product_key[0] || req.sign_method != SIGN_NONE){
 		abort();
 	}
 	return 0;

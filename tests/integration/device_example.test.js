@@ -34,3 +34,19 @@ test('bootstrap_device gets its triple, stores it 0600 and prints how to connect
     assert.ok(field('password') === expected, 'the printed password is the one the platform expects');
   });
 });
+
+test('bootstrap_device of either product on a broker that serves two', async () => {
+  const products = ['a1DevExAlpha', 'a1DevExBeta'];
+  await h.withEnv({ products }, async (env) => {
+    for (const pk of products) {
+      const secretFile = path.join(env.dir, `device-secret-${pk}`);
+      fs.writeFileSync(secretFile, env.productSecrets[pk] + '\n', { mode: 0o600 });
+      const out = path.join(env.dir, `${pk}.triple`);
+      const r = await h.run(DEVICE, ['-h', '127.0.0.1', '-p', String(env.port), '-k', pk, '-s', secretFile, '-d', 'dev-ex-02', '-o', out]);
+      assert.strictEqual(r.code, 0, r.stderr);
+      const triple = JSON.parse(fs.readFileSync(out, 'utf8'));
+      assert.strictEqual(triple.ProductKey, pk);
+      h.assertSameSecret(triple.DeviceSecret, env.emu.device(pk, 'dev-ex-02').DeviceSecret, `${pk} DeviceSecret`);
+    }
+  });
+});

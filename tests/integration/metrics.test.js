@@ -30,6 +30,9 @@ test('the operator reads the counters, others cannot, and the numbers move with 
       assert.strictEqual(after.requests, 4);
       assert.strictEqual(after['replies/ok'], 3);
       assert.strictEqual(after['replies/unauthorized'], 1);
+      // and per product: this broker's one
+      assert.strictEqual(after[`products/${h.PRODUCT_KEY}/replies/ok`], 3);
+      assert.strictEqual(after[`products/${h.PRODUCT_KEY}/replies/unauthorized`], 1);
       assert.strictEqual(after['platform/RegisterDevice/ok'], 2);
       assert.strictEqual(after['platform/RegisterDevice/exists'], 1);
       assert.strictEqual(after['platform/QueryDeviceDetail/ok'], 1);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "bootstrap_auth.h"
+#include "bootstrap_request.h"
 #include "unit.h"
 
 /* Cross-checked with: printf 'deviceNamedev-0001productKeya1ProdrandomAbCd1234' | openssl dgst -sha256 -hmac prodSecret */
@@ -51,18 +52,50 @@ static void test_replay_cache(void)
 {
 	struct replay_cache *rc = replay__new(3, 100);
 
-	CHECK(!replay__check_and_add(rc, "dev-0001", "random01", 1000));
-	CHECK(replay__check_and_add(rc, "dev-0001", "random01", 1050));
-	CHECK(!replay__check_and_add(rc, "dev-0002", "random01", 1050)); /* per deviceId */
-	CHECK(!replay__check_and_add(rc, "dev-0001", "random02", 1060));
+	CHECK(!replay__check_and_add(rc, "a1Prod", "dev-0001", "random01", 1000));
+	CHECK(replay__check_and_add(rc, "a1Prod", "dev-0001", "random01", 1050));
+	CHECK(!replay__check_and_add(rc, "a1Prod", "dev-0002", "random01", 1050)); /* per deviceId */
+	CHECK(!replay__check_and_add(rc, "a1Prod", "dev-0001", "random02", 1060));
 	CHECK(replay__count(rc) == 3);
 	/* full: the oldest (dev-0001/random01) is forgotten to make room */
-	CHECK(!replay__check_and_add(rc, "dev-0003", "random01", 1070));
+	CHECK(!replay__check_and_add(rc, "a1Prod", "dev-0003", "random01", 1070));
 	CHECK(replay__count(rc) == 3);
-	CHECK(replay__check_and_add(rc, "dev-0002", "random01", 1080));
+	CHECK(replay__check_and_add(rc, "a1Prod", "dev-0002", "random01", 1080));
 	/* the window passes */
-	CHECK(!replay__check_and_add(rc, "dev-0002", "random01", 1200));
+	CHECK(!replay__check_and_add(rc, "a1Prod", "dev-0002", "random01", 1200));
 	CHECK(replay__count(rc) == 1);
+	replay__free(rc);
+}
+
+/* Two products may each have a device of the same name: a random used for one is no replay of
+ * the other's, and a request replayed as another product's (with productKey changed) is a new
+ * triple only to the cache: its sign, made with the first product's secret, fails anyway. */
+static void test_replay_cache_per_product(void)
+{
+	struct replay_cache *rc = replay__new(16, 100);
+
+	CHECK(!replay__check_and_add(rc, "a1ProdA", "dev-0001", "random01", 1000));
+	CHECK(replay__check_and_add(rc, "a1ProdA", "dev-0001", "random01", 1001));
+	CHECK(!replay__check_and_add(rc, "a1ProdB", "dev-0001", "random01", 1002));
+	CHECK(replay__check_and_add(rc, "a1ProdB", "dev-0001", "random01", 1003));
+	/* no two triples share a key, however the names are cut */
+	CHECK(!replay__check_and_add(rc, "a1Prod", "Adev-0001", "random01", 1004));
+	CHECK(!replay__check_and_add(rc, "a1ProdA", "dev-0001", "random0", 1005));
+	CHECK(replay__count(rc) == 4);
+	/* the longest of each still fits the key */
+	{
+		char pk[PRODUCT_KEY_MAX + 1], dev[DEVICE_NAME_MAX + 1], rnd[SIGN_RANDOM_MAX + 1];
+		memset(pk, 'p', PRODUCT_KEY_MAX);
+		pk[PRODUCT_KEY_MAX] = '\0';
+		memset(dev, 'd', DEVICE_NAME_MAX);
+		dev[DEVICE_NAME_MAX] = '\0';
+		memset(rnd, 'r', SIGN_RANDOM_MAX);
+		rnd[SIGN_RANDOM_MAX] = '\0';
+		CHECK(!replay__check_and_add(rc, pk, dev, rnd, 1006));
+		rnd[SIGN_RANDOM_MAX - 1] = 's';
+		CHECK(!replay__check_and_add(rc, pk, dev, rnd, 1007)); /* the last character counts */
+		CHECK(replay__check_and_add(rc, pk, dev, rnd, 1008));
+	}
 	replay__free(rc);
 }
 
@@ -75,12 +108,12 @@ static void test_replay_cache_many(void)
 	for(int i = 0; i < 5000; i++){
 		snprintf(id, sizeof(id), "dev-%04d", i % 500);
 		snprintf(rnd, sizeof(rnd), "rnd%08d", i);
-		dup += replay__check_and_add(rc, id, rnd, 10 + i);
+		dup += replay__check_and_add(rc, "a1Prod", id, rnd, 10 + i);
 	}
 	CHECK(dup == 0);
 	CHECK(replay__count(rc) == 1000);
-	CHECK(replay__check_and_add(rc, "dev-0499", "rnd00004999", 6000));
-	CHECK(!replay__check_and_add(rc, "dev-0000", "rnd00000000", 6000)); /* evicted long ago */
+	CHECK(replay__check_and_add(rc, "a1Prod", "dev-0499", "rnd00004999", 6000));
+	CHECK(!replay__check_and_add(rc, "a1Prod", "dev-0000", "rnd00000000", 6000)); /* evicted long ago */
 	replay__free(rc);
 }
 
@@ -240,6 +273,7 @@ int main(void)
 	RUN(test_sign_compute_matches_openssl);
 	RUN(test_sign_valid);
 	RUN(test_replay_cache);
+	RUN(test_replay_cache_per_product);
 	RUN(test_replay_cache_many);
 	RUN(test_limiter);
 	RUN(test_limiter_is_bounded);

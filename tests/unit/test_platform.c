@@ -255,7 +255,7 @@ static void test_flow_register_then_query(void)
 	char nonce1[64] = "";
 
 	cfg.signature_version = SIGNATURE_V1;
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
+	platform__flow_init(&flow, "a1Prod", "dev-0001", EXISTING_UNACTIVE, false);
 	CHECK(!flow.existing);
 	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
 	CHECK_STR(req.url, "http://127.0.0.1:1/");
@@ -289,7 +289,7 @@ static void test_flow_register_then_query(void)
 	CHECK_STR(flow.triple.device_secret, "s");
 
 	/* a platform (or a man in the middle) answering with another device's triple */
-	platform__flow_init(&flow, "dev-0002", EXISTING_UNACTIVE, false);
+	platform__flow_init(&flow, "a1Prod", "dev-0002", EXISTING_UNACTIVE, false);
 	ANSWER(ACTION_REGISTER, 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"a1Prod\","
 			"\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\"}}", &a);
 	platform__flow_answer(&flow, &a);
@@ -330,7 +330,7 @@ static void test_flow_optional_params(void)
 	cfg.signature_version = SIGNATURE_V1;
 	cfg.iot_instance_id = "iot-cn-abc";
 	cfg.creds.security_token = "tok/en+";
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
+	platform__flow_init(&flow, "a1Prod", "dev-0001", EXISTING_UNACTIVE, false);
 	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
 	CHECK(strstr(req.body, "IotInstanceId=iot-cn-abc") != NULL);
 	CHECK(strstr(req.body, "SecurityToken=tok%2Fen%2B") != NULL);
@@ -342,7 +342,7 @@ static void test_flow_errors_are_final(void)
 	struct platform_flow flow;
 	struct platform_answer a;
 
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
+	platform__flow_init(&flow, "a1Prod", "dev-0001", EXISTING_UNACTIVE, false);
 	ANSWER(ACTION_REGISTER, 200, "{\"Success\":false,\"Code\":\"iot.prod.NotExistedProduct\"}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.state == FLOW_DONE);
@@ -350,19 +350,19 @@ static void test_flow_errors_are_final(void)
 	CHECK(strstr(flow.message, "iot.prod.NotExistedProduct") != NULL);
 	CHECK(flow.retry_after == 0);
 
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
+	platform__flow_init(&flow, "a1Prod", "dev-0001", EXISTING_UNACTIVE, false);
 	ANSWER(ACTION_REGISTER, 503, "{\"Code\":\"ServiceUnavailable\"}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.result == BOOTSTRAP_PLATFORM_UNAVAILABLE);
 	CHECK(flow.retry_after > 0);
 
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
+	platform__flow_init(&flow, "a1Prod", "dev-0001", EXISTING_UNACTIVE, false);
 	ANSWER(ACTION_REGISTER, 400, "{\"Code\":\"Throttling.User\"}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.result == BOOTSTRAP_THROTTLED);
 	CHECK(flow.retry_after > 0);
 
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
+	platform__flow_init(&flow, "a1Prod", "dev-0001", EXISTING_UNACTIVE, false);
 	platform__flow_fail(&flow, "the platform could not be reached: Timeout was reached", "Operation timed out after 300 milliseconds");
 	CHECK(strstr(flow.detail, "300 milliseconds") != NULL);
 	CHECK(strstr(flow.message, "milliseconds") == NULL);
@@ -377,7 +377,7 @@ static void run_existing(enum existing_devices policy, const char *query_body, s
 {
 	struct platform_answer a;
 
-	platform__flow_init(flow, "dev-0001", policy, false);
+	platform__flow_init(flow, "a1Prod", "dev-0001", policy, false);
 	ANSWER(ACTION_REGISTER, 200, "{\"Success\":false,\"Code\":\"iot.device.AlreadyExistedDeviceName\"}", &a);
 	platform__flow_answer(flow, &a);
 	if(flow->state != FLOW_QUERY) return;
@@ -405,7 +405,7 @@ static void test_existing_device_policy(void)
 	run_existing(EXISTING_ALWAYS, QUERY_OK("DISABLE"), &flow);
 	CHECK(flow.result == BOOTSTRAP_DEVICE_DISABLED);
 	/* a missing Status is not UNACTIVE */
-	run_existing(EXISTING_UNACTIVE, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"p\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\"}}", &flow);
+	run_existing(EXISTING_UNACTIVE, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"a1Prod\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\"}}", &flow);
 	CHECK(flow.result == BOOTSTRAP_ALREADY_ACTIVATED);
 	run_existing(EXISTING_NEVER, QUERY_OK("UNACTIVE"), &flow);
 	CHECK(flow.state == FLOW_DONE);
@@ -420,24 +420,24 @@ static void test_query_first_flow(void)
 	const char *exists = "{\"Success\":false,\"Code\":\"iot.device.AlreadyExistedDeviceName\"}";
 
 	/* an existing device: one QueryDeviceDetail */
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, true);
+	platform__flow_init(&flow, "a1Prod", "dev-0001", EXISTING_UNACTIVE, true);
 	CHECK(flow.state == FLOW_QUERY);
 	ANSWER(ACTION_QUERY, 200, QUERY_OK("UNACTIVE"), &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.state == FLOW_DONE && flow.result == BOOTSTRAP_OK && flow.existing);
 
 	/* a new device: Query says no such device, then Register */
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, true);
+	platform__flow_init(&flow, "a1Prod", "dev-0001", EXISTING_UNACTIVE, true);
 	ANSWER(ACTION_QUERY, 200, not_exists, &a);
 	CHECK(a.outcome == PLATFORM_NOT_EXISTS);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.state == FLOW_REGISTER && !flow.existing);
-	ANSWER(ACTION_REGISTER, 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"p\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\"}}", &a);
+	ANSWER(ACTION_REGISTER, 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"a1Prod\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\"}}", &a);
 	platform__flow_answer(&flow, &a);
 	CHECK(flow.result == BOOTSTRAP_OK && !flow.existing);
 
 	/* created by someone else in between: back to Query, but not for ever */
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, true);
+	platform__flow_init(&flow, "a1Prod", "dev-0001", EXISTING_UNACTIVE, true);
 	for(int i = 0; i < 10 && flow.state != FLOW_DONE; i++){
 		bool query = flow.state == FLOW_QUERY;
 		ANSWER(query ? ACTION_QUERY : ACTION_REGISTER, 200, query ? not_exists : exists, &a);
@@ -448,7 +448,7 @@ static void test_query_first_flow(void)
 	CHECK(flow.steps <= 5);
 
 	/* existing_devices never: a query-first strategy is pointless, and refused anyway */
-	platform__flow_init(&flow, "dev-0001", EXISTING_NEVER, true);
+	platform__flow_init(&flow, "a1Prod", "dev-0001", EXISTING_NEVER, true);
 	CHECK(flow.state == FLOW_REGISTER);
 	/* NotExistedDevice from RegisterDevice is no such thing: an ordinary refusal */
 	ANSWER(ACTION_REGISTER, 200, not_exists, &a);
@@ -503,7 +503,7 @@ static void test_flow_v3_request(void)
 	char nonce1[64] = "";
 
 	CHECK(cfg.signature_version == SIGNATURE_V3); /* the default */
-	platform__flow_init(&flow, "dev 0001", EXISTING_UNACTIVE, false);
+	platform__flow_init(&flow, "a1Prod", "dev 0001", EXISTING_UNACTIVE, false);
 	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
 	CHECK_STR(req.action, "RegisterDevice");
 	CHECK(req.body == NULL);
@@ -541,7 +541,7 @@ static void test_flow_v3_sts_instance_and_ports(void)
 	cfg.iot_instance_id = "iot-cn-abc";
 	cfg.creds.security_token = "tok/en+";
 	cfg.endpoint = "https://iot.cn-shanghai.aliyuncs.com:443";
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
+	platform__flow_init(&flow, "a1Prod", "dev-0001", EXISTING_UNACTIVE, false);
 	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
 	CHECK_STR(req.url, "https://iot.cn-shanghai.aliyuncs.com:443/?DeviceName=dev-0001&IotInstanceId=iot-cn-abc&ProductKey=a1Prod");
 	CHECK_STR(header_value(&req, "host"), "iot.cn-shanghai.aliyuncs.com"); /* the default port is not written */
@@ -554,14 +554,14 @@ static void test_flow_v3_sts_instance_and_ports(void)
 	platform__http_request_free(&req);
 
 	cfg.endpoint = "http://[::1]:8080/";
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
+	platform__flow_init(&flow, "a1Prod", "dev-0001", EXISTING_UNACTIVE, false);
 	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
 	CHECK_STR(header_value(&req, "host"), "[::1]:8080");
 	platform__http_request_free(&req);
 
 	/* a token that would break the header is never sent */
 	cfg.creds.security_token = "tok\r\nX-Evil: 1";
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
+	platform__flow_init(&flow, "a1Prod", "dev-0001", EXISTING_UNACTIVE, false);
 	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == -1);
 	CHECK(flow.state == FLOW_DONE && flow.result == BOOTSTRAP_INTERNAL);
 	CHECK(req.url == NULL && req.headers[0] == NULL);
@@ -574,7 +574,7 @@ static void test_flow_preregistered(void)
 	struct platform_flow flow;
 	struct platform_answer a;
 
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, false);
+	platform__flow_init(&flow, "a1Prod", "dev-0001", EXISTING_UNACTIVE, false);
 	platform__flow_preregistered(&flow);
 	CHECK(flow.state == FLOW_QUERY && platform__flow_action(&flow) == ACTION_QUERY);
 	ANSWER(ACTION_QUERY, 200, "{\"Success\":false,\"Code\":\"iot.device.NotExistedDevice\"}", &a);
@@ -582,7 +582,7 @@ static void test_flow_preregistered(void)
 	CHECK(flow.state == FLOW_DONE && flow.result == BOOTSTRAP_NOT_REGISTERED);
 	CHECK(!platform__flow_existence_known(&flow) || !flow.existing);
 
-	platform__flow_init(&flow, "dev-0001", EXISTING_UNACTIVE, true);
+	platform__flow_init(&flow, "a1Prod", "dev-0001", EXISTING_UNACTIVE, true);
 	platform__flow_preregistered(&flow);
 	ANSWER(ACTION_QUERY, 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"a1Prod\","
 			"\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\",\"Status\":\"ONLINE\"}}", &a);
@@ -709,7 +709,7 @@ static void test_batch_requests(void)
 	struct bootstrap_config cfg = flow_config();
 	struct platform_http_request req;
 	const char *names[3] = {"d1", "d2", "d3"};
-	struct platform_call call = { .action = ACTION_BATCH_CHECK, .names = names, .count = 3 };
+	struct platform_call call = { .action = ACTION_BATCH_CHECK, .product_key = "a1Prod", .names = names, .count = 3 };
 	char hash[PLATFORM_SHA256_HEX_LEN], line[128];
 	bool signed_hash = false;
 
@@ -731,7 +731,7 @@ static void test_batch_requests(void)
 	platform__http_request_free(&req);
 
 	cfg.signature_version = SIGNATURE_V1;
-	call = (struct platform_call){ .action = ACTION_BATCH_QUERY, .names = names, .count = 2 };
+	call = (struct platform_call){ .action = ACTION_BATCH_QUERY, .product_key = "a1Prod", .names = names, .count = 2 };
 	CHECK(platform__call_request(&cfg, &call, 1456231584, &req) == 0);
 	CHECK(strstr(req.body, "Action=BatchQueryDeviceDetail") && strstr(req.body, "DeviceName.2=d2") && strstr(req.body, "&Signature="));
 	platform__http_request_free(&req);
@@ -740,15 +740,60 @@ static void test_batch_requests(void)
 	{
 		const char *many[101];
 		for(int i = 0; i < 101; i++) many[i] = "d";
-		call = (struct platform_call){ .action = ACTION_BATCH_QUERY, .names = many, .count = 101 };
+		call = (struct platform_call){ .action = ACTION_BATCH_QUERY, .product_key = "a1Prod", .names = many, .count = 101 };
 		CHECK(platform__call_request(&cfg, &call, 1456231584, &req) == -1);
 		CHECK(req.body == NULL && req.url == NULL);
 	}
 }
 
+/* Several products on one broker: every call names its own product, never the configuration's,
+ * and a triple of another product's device of the same name is never handed out. */
+static void test_calls_name_their_product(void)
+{
+	struct bootstrap_config cfg = flow_config();
+	struct platform_flow flow;
+	struct platform_http_request req;
+	struct platform_answer a;
+	const char *names[2] = {"d1", "d2"};
+	struct platform_call call = { .action = ACTION_BATCH_QUERY, .names = names, .count = 2 };
+
+	cfg.product_key = "a1Default";
+	platform__flow_init(&flow, "a1Other", "dev-0001", EXISTING_UNACTIVE, false);
+	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
+	CHECK_STR(req.url, "http://127.0.0.1:1/?DeviceName=dev-0001&ProductKey=a1Other");
+	platform__http_request_free(&req);
+	cfg.signature_version = SIGNATURE_V1;
+	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
+	CHECK(strstr(req.body, "ProductKey=a1Other") && !strstr(req.body, "a1Default"));
+	platform__http_request_free(&req);
+
+	/* a batch call of a product: one ProductKey; without one, an action that needs it is not built */
+	CHECK(platform__call_request(&cfg, &call, 1456231584, &req) == -1);
+	CHECK(req.body == NULL && req.url == NULL);
+	call.product_key = "a1Other";
+	CHECK(platform__call_request(&cfg, &call, 1456231584, &req) == 0);
+	CHECK(strstr(req.body, "ProductKey=a1Other") && !strstr(req.body, "a1Default"));
+	platform__http_request_free(&req);
+
+	/* the same name in another product: not this flow's device */
+	ANSWER(ACTION_REGISTER, 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"a1Default\","
+			"\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\"}}", &a);
+	platform__flow_answer(&flow, &a);
+	CHECK(flow.state == FLOW_DONE && flow.result == BOOTSTRAP_PLATFORM_ERROR);
+	CHECK(strstr(flow.message, "another product") != NULL);
+	CHECK(flow.triple.device_secret[0] == '\0');
+	platform__flow_init(&flow, "a1Other", "dev-0001", EXISTING_UNACTIVE, false);
+	ANSWER(ACTION_REGISTER, 200, "{\"Success\":true,\"Data\":{\"IotId\":\"i\",\"ProductKey\":\"a1Other\","
+			"\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"s\"}}", &a);
+	platform__flow_answer(&flow, &a);
+	CHECK(flow.result == BOOTSTRAP_OK);
+	CHECK_STR(flow.triple.product_key, "a1Other");
+}
+
 int main(void)
 {
 	RUN(test_published_vector_get);
+	RUN(test_calls_name_their_product);
 	RUN(test_published_vector_post);
 	RUN(test_v3_published_example);
 	RUN(test_v3_canonical_request_refuses_bad_headers);

@@ -120,6 +120,60 @@ static void test_sign_fields(void)
 	CHECK(r.device_id[0] == '\0');
 }
 
+/* "productKey", as Alibaba's own registration request carries it: optional, bounded, a ProductKey. */
+static void test_product_key(void)
+{
+	struct bootstrap_request r;
+	char text[256], pk[PRODUCT_KEY_MAX + 2];
+
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\"}", &r) == REQUEST_OK);
+	CHECK(r.product_key[0] == '\0');
+	CHECK(PARSE("dev-0001", &r) == REQUEST_OK);
+	CHECK(r.product_key[0] == '\0');
+	CHECK(PARSE("{\"deviceId\":\"dev-0001\",\"productKey\":\"a1BwAGV0001\"}", &r) == REQUEST_OK);
+	CHECK_STR(r.product_key, "a1BwAGV0001");
+	CHECK_STR(r.device_id, "dev-0001");
+	CHECK(PARSE("{\"productKey\":\"a1-B_c\",\"deviceId\":\"dev-0001\",\"random\":\"AbCd1234\",\"signMethod\":\"hmacsha1\","
+			"\"sign\":\"abd661eff0fc05cc22dcc9613347cddd63c19648\"}", &r) == REQUEST_OK);
+	CHECK_STR(r.product_key, "a1-B_c");
+	CHECK(r.sign_method == SIGN_HMACSHA1);
+	/* the longest there may be, and one more */
+	memset(pk, 'k', sizeof(pk));
+	pk[PRODUCT_KEY_MAX] = '\0';
+	snprintf(text, sizeof(text), "{\"deviceId\":\"dev-0001\",\"productKey\":\"%s\"}", pk);
+	CHECK(PARSE(text, &r) == REQUEST_OK);
+	CHECK(strlen(r.product_key) == PRODUCT_KEY_MAX);
+	pk[PRODUCT_KEY_MAX] = 'k';
+	pk[PRODUCT_KEY_MAX + 1] = '\0';
+	snprintf(text, sizeof(text), "{\"deviceId\":\"dev-0001\",\"productKey\":\"%s\"}", pk);
+	CHECK(PARSE(text, &r) == REQUEST_INVALID);
+	/* wrong types and characters: refused whole, nothing kept */
+	{
+		const char *bad[] = {
+			"{\"deviceId\":\"dev-0001\",\"productKey\":\"\"}",
+			"{\"deviceId\":\"dev-0001\",\"productKey\":5}",
+			"{\"deviceId\":\"dev-0001\",\"productKey\":null}",
+			"{\"deviceId\":\"dev-0001\",\"productKey\":[\"a1Prod\"]}",
+			"{\"deviceId\":\"dev-0001\",\"productKey\":\"a1 Prod\"}",
+			"{\"deviceId\":\"dev-0001\",\"productKey\":\"a1/Prod\"}",
+			"{\"deviceId\":\"dev-0001\",\"productKey\":\"a1Prod\\n\"}",
+			"{\"deviceId\":\"dev-0001\",\"productKey\":\"a1\\u0000Prod\"}",
+			"{\"deviceId\":\"dev-0001\",\"productKey\":\"a1Pr\xc3\xb6" "d\"}",
+			"{\"deviceId\":\"dev-0001\",\"productKey\":\"a1Prod\",\"productKey\":\"a1Other\"}",
+		};
+		for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++){
+			CHECK(PARSE(bad[i], &r) == REQUEST_INVALID);
+			CHECK(r.product_key[0] == '\0' && r.device_id[0] == '\0');
+		}
+	}
+	/* a bad deviceId is still that, whatever the product */
+	CHECK(PARSE("{\"deviceId\":\"ab\",\"productKey\":\"a1Prod\"}", &r) == REQUEST_INVALID_DEVICE_ID);
+	CHECK(r.product_key[0] == '\0');
+	CHECK(request__product_key_valid("a1Prod", 6));
+	CHECK(!request__product_key_valid("a1Prod", 0));
+	CHECK(!request__product_key_valid("a1.Prod", 7));
+}
+
 static void test_reply_topic(void)
 {
 	char *t;
@@ -144,6 +198,7 @@ int main(void)
 	RUN(test_invalid_requests);
 	RUN(test_deep_json);
 	RUN(test_sign_fields);
+	RUN(test_product_key);
 	RUN(test_reply_topic);
 	return unit_main_result();
 }

@@ -162,8 +162,8 @@ function canConnect(port) {
 // The emulator in a process of its own, driven over its control API: for tests whose timing
 // must not suffer from this process's event loop (spawning hundreds of clients stalls it).
 // The same methods as the in-process emulator, but async.
-async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota, credentials = {}, batch = {} }) {
-  const args = [path.join(__dirname, '../../emulator/emulator.js'), '--port', '0', '--products', PRODUCT_KEY];
+async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota, credentials = {}, batch = {}, products = [PRODUCT_KEY] }) {
+  const args = [path.join(__dirname, '../../emulator/emulator.js'), '--port', '0', '--products', products.join(',')];
   if (quota) args.push('--quota', Object.entries(quota).map(([k, v]) => `${k}=${v}`).join(','));
   // the emulator's credential services (options.credentials); the OIDC token goes by environment
   const credFlags = { roleName: '--role-name', roleArn: '--role-arn', oidcProviderArn: '--oidc-provider-arn', ttlS: '--credential-ttl-s', uriPath: '--credentials-uri-path' };
@@ -222,18 +222,25 @@ async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota, creden
 // plugin: a .so other than the build's (e.g. one unpacked from the .deb).
 // shareWith: another environment whose emulator, credentials and ProductSecret this broker
 // uses too (several brokers on one account, as behind a load balancer).
-async function startEnv({ globalConfig = '', brokerEnv = {}, shareWith = null, plugin: pluginPath = null, pluginOptions = {}, emulator = {}, emulatorProcess = false, noPlugin = false, logTypes = ['all'], credentials = 'env', credentialsOverride = {}, requestAuth = 'sign', extraConfig = '', expectFailure = false } = {}) {
+// products: ProductKeys served through plugin_opt_products_file instead of product_key and
+// product_secret_file: each gets a secret file of its own (env.productSecrets), the emulator
+// knows them all (and emulator.products, for products a test adds later), and requests name
+// their product (productKey) unless told not to; pluginOptions.product_key sets a default.
+// productsLines: raw lines appended to that products file.
+async function startEnv({ globalConfig = '', brokerEnv = {}, shareWith = null, plugin: pluginPath = null, pluginOptions = {}, emulator = {}, emulatorProcess = false, noPlugin = false, logTypes = ['all'], credentials = 'env', credentialsOverride = {}, requestAuth = 'sign', extraConfig = '', expectFailure = false, products = null, productsLines = '' } = {}) {
   const plugin = pluginPath || requirePlugin();
   const dir = makeWorkdir();
   const accessKeyId = shareWith ? shareWith.accessKeyId : 'LTAI' + crypto.randomBytes(8).toString('hex');
   const accessKeySecret = shareWith ? shareWith.accessKeySecret : secret('aksecret');
   // emulator.tls: { cert, key } file paths: the emulator serves HTTPS and the endpoint is https
   const emuTls = emulator.tls ? { cert: fs.readFileSync(emulator.tls.cert), key: fs.readFileSync(emulator.tls.key) } : null;
-  const emuOptions = { accessKeys: { [accessKeyId]: { secret: accessKeySecret } }, products: [PRODUCT_KEY], ...emulator, tls: emuTls };
+  const emuProducts = [...new Set([PRODUCT_KEY, ...(products || []), ...(emulator.products || [])])];
+  const emuOptions = { accessKeys: { [accessKeyId]: { secret: accessKeySecret } }, ...emulator, products: emuProducts, tls: emuTls };
   let emu;
   if (shareWith) emu = shareWith.emu;
   else emu = emulatorProcess ? await startRemoteEmulator({ accessKeyId, accessKeySecret, quota: emulator.quota, credentials: emulator.credentials,
-    batch: { checkDurationMs: emulator.checkDurationMs, createDurationMs: emulator.createDurationMs, stageStuck: emulator.stageStuck } }) : createEmulator(emuOptions);
+    batch: { checkDurationMs: emulator.checkDurationMs, createDurationMs: emulator.createDurationMs, stageStuck: emulator.stageStuck },
+    products: emuProducts }) : createEmulator(emuOptions);
   const emuPort = shareWith ? shareWith.emuPort : emulatorProcess ? emu.port : await emu.listen(0);
   const retiredSecrets = [];
   const port = await freePort();
@@ -244,7 +251,27 @@ async function startEnv({ globalConfig = '', brokerEnv = {}, shareWith = null, p
 
   const opts = { product_key: PRODUCT_KEY, endpoint: `${emuTls ? 'https' : 'http'}://127.0.0.1:${emuPort}/` };
   const productSecret = shareWith ? shareWith.productSecret : secret('prodsecret');
-  if (requestAuth === 'sign') {
+  const productSecrets = {};
+  const productsFile = path.join(dir, 'products');
+  // the products file and a secret file per product, as an operator writes them: 0600
+  const writeProducts = (map, extra = '') => {
+    const lines = ['# ProductKey  secret file'];
+    for (const [pk, s] of Object.entries(map)) {
+      const f = path.join(dir, `product-secret-${pk}-${crypto.randomBytes(3).toString('hex')}`);
+      fs.writeFileSync(f, s + '\n', { mode: 0o600 });
+      giveToBroker(f);
+      lines.push(`${pk} ${f}`);
+    }
+    fs.writeFileSync(productsFile + '.new', lines.join('\n') + '\n' + extra, { mode: 0o600 });
+    giveToBroker(productsFile + '.new');
+    fs.renameSync(productsFile + '.new', productsFile); // a reload never reads half a file
+  };
+  if (products) {
+    for (const pk of products) productSecrets[pk] = secret('prodsecret-' + pk);
+    writeProducts(productSecrets, productsLines);
+    opts.products_file = productsFile;
+    opts.product_key = null; // none by default: requests name their product
+  } else if (requestAuth === 'sign') {
     const f = path.join(dir, 'product-secret');
     fs.writeFileSync(f, productSecret + '\n', { mode: 0o600 });
     giveToBroker(f);
@@ -297,11 +324,12 @@ async function startEnv({ globalConfig = '', brokerEnv = {}, shareWith = null, p
     const until = Date.now() + (process.env.BOOTSTRAP_BROKER_WRAPPER ? 20000 : 5000);
     while (!/mosquitto_bootstrap: platform check: /.test(broker.log()) && Date.now() < until) await sleep(25);
   }
-  const secrets = [accessKeySecret, productSecret, ...Object.values(credentialsOverride)];
-  const productKey = opts.product_key || PRODUCT_KEY;
+  const secrets = [accessKeySecret, productSecret, ...Object.values(productSecrets), ...Object.values(credentialsOverride)];
+  const productKey = opts.product_key || (products ? products[0] : PRODUCT_KEY);
+  const secretOf = (pk) => (products ? productSecrets[pk] : productSecret);
 
   return {
-    dir, port, emu, emuPort, broker, accessKeyId, productKey: opts.product_key || PRODUCT_KEY,
+    dir, port, emu, emuPort, broker, accessKeyId, productKey, products, productSecrets, productsFile: products ? productsFile : null,
     productSecretFile: requestAuth === 'sign' ? path.join(dir, 'product-secret') : null, accessKeySecret, productSecret, failure, secrets,
     // The platform goes away (connections cut) and comes back after downMs, on the same port,
     // without the devices it knew: a restart of the emulator, not of the broker.
@@ -315,10 +343,10 @@ async function startEnv({ globalConfig = '', brokerEnv = {}, shareWith = null, p
     },
     // A device that does what the reply says: on retryAfter it waits that long and asks again
     // (with a new random). Resolves with { reply, tries, codes }.
-    async device(deviceId, { maxTries = 20, timeoutS = 60 } = {}) {
+    async device(deviceId, { maxTries = 20, timeoutS = 60, productKey: pk = productKey } = {}) {
       const codes = [];
       for (let tries = 1; ; tries++) {
-        const r = await this.rr(deviceId, { timeoutS });
+        const r = await this.rr(deviceId, { timeoutS, productKey: pk });
         const reply = r.reply;
         codes.push(reply ? (reply.success ? 'ok' : reply.code) : 'no_reply');
         if (!reply || reply.success || !reply.retryAfter || tries >= maxTries) return { reply, tries, codes };
@@ -335,23 +363,35 @@ async function startEnv({ globalConfig = '', brokerEnv = {}, shareWith = null, p
         p.stdin.end(lines.join('\n') + '\n');
       });
     },
-    // A request payload for deviceId: signed with a fresh random when the broker wants a sign.
-    request(deviceId, { random, method = 'hmacsha256', key = productSecret } = {}) {
-      if (requestAuth !== 'sign') return JSON.stringify({ deviceId });
-      return JSON.stringify(signRequest(deviceId, productKey, key, { random, method }));
+    // A request payload for deviceId: signed with a fresh random when the broker wants a sign,
+    // for productKey (the environment's by default) with key (that product's secret by default).
+    // It names its product (productKey member) when sendProductKey says so, by default when the
+    // broker serves several products.
+    request(deviceId, { random, method = 'hmacsha256', productKey: pk = productKey, key = secretOf(pk), sendProductKey = !!products } = {}) {
+      if (requestAuth !== 'sign') return JSON.stringify(sendProductKey ? { deviceId, productKey: pk } : { deviceId });
+      const signed = signRequest(deviceId, pk, key, { random, method });
+      return JSON.stringify(sendProductKey ? { productKey: pk, ...signed } : signed);
     },
     // mosquitto_rr for deviceId, as the device itself (client id = deviceId). A sealed success
-    // reply is opened with the request's key: reply.data then holds the triple, as in the clear,
-    // and reply.sealed stays. With reply_encryption on (sign's default) a success reply in the
-    // clear fails the test.
-    async rr(deviceId, { method, ...options } = {}) {
+    // reply is opened with the request's key (its product's secret): reply.data then holds the
+    // triple, as in the clear, and reply.sealed stays. With reply_encryption on (sign's
+    // default) a success reply in the clear fails the test.
+    async rr(deviceId, { method, productKey: pk = productKey, key, sendProductKey, ...options } = {}) {
       const random = crypto.randomBytes(12).toString('hex');
-      const r = await rr(port, { id: deviceId, message: this.request(deviceId, { random, method }), ...options });
+      const r = await rr(port, { id: deviceId, message: this.request(deviceId, { random, method, productKey: pk, key, sendProductKey }), ...options });
       if (r.reply && r.reply.success && this.sealing) {
         assert.ok(r.reply.sealed && !r.reply.data, 'a success reply in the clear while reply_encryption is on');
-        r.reply.data = openSealed(r.reply, { productSecret, random, productKey, deviceId });
+        r.reply.data = openSealed(r.reply, { productSecret: secretOf(pk), random, productKey: pk, deviceId });
       }
       return r;
+    },
+    // Rewrites the products file (and new secret files) as { ProductKey: secret }, extra lines
+    // appended; the broker takes it up on SIGHUP. New secrets are checked for in the log too.
+    writeProducts(map, extra = '') {
+      for (const k of Object.keys(productSecrets)) delete productSecrets[k];
+      Object.assign(productSecrets, map);
+      for (const s of Object.values(map)) if (!secrets.includes(s)) secrets.push(s);
+      writeProducts(map, extra);
     },
     sealing: requestAuth === 'sign' && pluginOptions.reply_encryption !== 'off',
     async stop() {
