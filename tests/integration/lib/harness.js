@@ -298,7 +298,15 @@ async function startEnv({ globalConfig = '', brokerEnv = {}, shareWith = null, p
   const brokerVars = Object.fromEntries(Object.entries(brokerEnv).map(([k, v]) => [k, String(v).replace('$EMUPORT', emuPort).replace('$DIR', dir)]));
   Object.assign(env, credentialsOverride, brokerVars);
   const broker = new Broker(dir, port, confPath);
-  const failure = await broker.start(env, { expectFailure });
+  let failure;
+  try {
+    failure = await broker.start(env, { expectFailure });
+  } catch (e) {
+    // a broker that would not start leaves no emulator process or directory behind
+    if (!shareWith) await emu.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   // the plugin's start-up check is one platform call at start: tests that count calls, slots or
   // latency begin once it has been answered (or after a while: a test may make it fail)
   if (!failure && !noPlugin) {
