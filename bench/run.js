@@ -529,7 +529,8 @@ function table(results) {
     note: `S7: new devices all ask at once; platform 100 ms, batch stages 2 s (check) + 2 s (create); the same quotas. ${r.S7 && r.S7.devices_off_and_seed !== r.S7.devices ? `\`batching off\` and the seed run with ${r.S7.devices_off_and_seed} devices, not ${r.S7.devices}: both are bound by RegisterDevice's 30/s (${r.S7.devices} would take 6 min each), every one of the ${r.S7.devices_off_and_seed} answered, devices/s over the whole run; their latencies are those of a ${r.S7.devices_off_and_seed}-device queue.` : ''}` });
   const head = ['| scenario | devices | samples | devices/s | latency p50 / p99 ms | cost / rates | bound by | replies |', '|---|---|---|---|---|---|---|---|'];
   const method = `Method: the platform (the emulator) over HTTPS, connections kept alive, for the plugin, the seed function and the emulator-alone driver; the devices' own hop (MQTT to the broker, HTTP to the seed function) is plain TCP on loopback for all. A p99 is given only from ${MIN_P99_SAMPLES} samples or more, else the maximum and n. "samples": the latencies a percentile comes from.`;
-  return [...head, ...rows, '', method, '', ...notes.map((n) => '- ' + n)].join('\n');
+  const quick = QUICK ? ['**--quick**: every scenario small, a smoke test that each tool and baseline produces its result; its timings, CPU (10 ms clock ticks) and memory figures are not measurements.', ''] : [];
+  return [...quick, ...head, ...rows, '', method, '', ...notes.map((n) => '- ' + n.trim())].join('\n');
 }
 
 (async () => {
