@@ -75,8 +75,9 @@ static struct {
 	int idle_probes;
 	double hold_s;
 	double gap_ms;
+	int keepalive;
 } opt = { "127.0.0.1", 1883, 100, "bench", "a1TestProduct", "", 1000, 300, 0, false, true, false, 30,
-	"bootstrap/register", "bootstrap/reply/", 0, 30, 0, 0 };
+	"bootstrap/register", "bootstrap/reply/", 0, 30, 0, 0, 120 };
 
 static struct device *devices;
 static int epfd;
@@ -409,6 +410,22 @@ static void flush_writes(void)
 	}
 }
 
+/* Keepalive, as a device's MQTT library keeps it: a PINGREQ once a device has been silent for its
+ * keepalive (--keepalive, 120 s), so that devices waiting minutes in a quota-bound queue (S6, S7) stay
+ * connected. Checked once a second; the PINGREQs go out with the next flush_writes(). */
+static void keepalive_check(void)
+{
+	static double last;
+	double now = now_ms();
+
+	if(now - last < 1000) return;
+	last = now;
+	for(int i = 0; i < opt.count; i++){
+		struct device *d = &devices[i];
+		if(d->mosq && d->sock >= 0 && d->state != DEV_IDLE && (d->state != DEV_DONE || opt.hold_s > 0)) mosquitto_loop_misc(d->mosq);
+	}
+}
+
 /* ---- responder (broker ceiling baseline) ---- */
 
 static void responder_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *m)
@@ -470,7 +487,7 @@ static void usage(void)
 	fprintf(stderr, "usage: loadgen -p PORT [-H HOST] -n DEVICES [--prefix P] [--product-key PK] [--product-secret-file F]\n"
 			"               [--connect-rate N/s] [--timeout S] [--broker-pid PID] [--max-tries N] [--no-probe] [--responder]\n"
 			"               [--sequential [--gap-ms MS]]   (one device at a time, MS apart: latency at low load)\n"
-			"               [--responder-pid PID] [--idle-probes N] [--topic T] [--hold S]\n");
+			"               [--responder-pid PID] [--idle-probes N] [--topic T] [--hold S] [--keepalive S]\n");
 	exit(2);
 }
 
@@ -484,7 +501,7 @@ int main(int argc, char **argv)
 		{"responder", no_argument, NULL, 'R'}, {"sequential", no_argument, NULL, 'S'},
 		{"responder-pid", required_argument, NULL, 'D'}, {"idle-probes", required_argument, NULL, 'I'},
 		{"topic", required_argument, NULL, 'T'}, {"hold", required_argument, NULL, 'O'},
-		{"gap-ms", required_argument, NULL, 'G'}, {NULL, 0, NULL, 0},
+		{"gap-ms", required_argument, NULL, 'G'}, {"keepalive", required_argument, NULL, 'K'}, {NULL, 0, NULL, 0},
 	};
 	struct rlimit rl;
 	pthread_t probe_thread;
@@ -521,6 +538,7 @@ int main(int argc, char **argv)
 			case 'T': opt.request_topic = optarg; break;
 			case 'O': opt.hold_s = atof(optarg); break;
 			case 'G': opt.gap_ms = atof(optarg); break;
+			case 'K': opt.keepalive = atoi(optarg); break;
 			default: usage();
 		}
 	}
@@ -575,7 +593,7 @@ int main(int argc, char **argv)
 			mosquitto_message_callback_set(d->mosq, on_message);
 			mosquitto_disconnect_callback_set(d->mosq, on_disconnect);
 			d->state = DEV_CONNECTING;
-			if(mosquitto_connect(d->mosq, opt.host, opt.port, 120) != MOSQ_ERR_SUCCESS){
+			if(mosquitto_connect(d->mosq, opt.host, opt.port, opt.keepalive) != MOSQ_ERR_SUCCESS){
 				device_finish(d, "connect_failed");
 			}else{
 				device_watch(d);
@@ -584,6 +602,7 @@ int main(int argc, char **argv)
 			next++;
 		}
 		pump(5);
+		keepalive_check();
 		flush_writes();
 		if(now_ms() - t_start > 120000) break;
 	}
@@ -618,6 +637,7 @@ int main(int argc, char **argv)
 			struct device *d = &devices[i];
 			if(d->state == DEV_BACKOFF && now >= d->retry_at_ms) device_send(d);
 		}
+		keepalive_check();
 		flush_writes();
 		broker_usage(&cpu, &rss);
 		if(rss > rss_peak) rss_peak = rss;
