@@ -7,8 +7,15 @@
  * trip on raw sockets. --responder instead runs the "broker ceiling" baseline's responder: one
  * client that answers every request on the device's reply topic.
  *
- * Prints one JSON object: devices/s, latency percentiles, replies by code, probe latencies idle
- * and during the storm, the broker's CPU seconds and RSS (--broker-pid, from /proc).
+ * Prints one JSON object: devices/s, latency percentiles (with the number of samples they come
+ * from), replies by code, probe latencies idle (before any device connects) and during the storm,
+ * the broker's CPU seconds and RSS (--broker-pid, from /proc), the CPU seconds of a second process
+ * over the same window (--responder-pid: the ceiling's responder) and how busy the machine's CPUs
+ * were (/proc/stat, every process on the host counted).
+ *
+ * --hold S: memory, not speed: after every device has sent, wait S seconds (devices that get a reply
+ * stay connected), read the broker's RSS and report without waiting for the rest of the replies.
+ * --topic T publishes the same requests on another topic (one the plugin ignores) for the baseline.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,6 +32,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,16 +71,38 @@ static struct {
 	int max_tries;
 	const char *request_topic;
 	const char *reply_prefix;
+	int responder_pid;
+	int idle_probes;
+	double hold_s;
+	double gap_ms;
+	int keepalive;
 } opt = { "127.0.0.1", 1883, 100, "bench", "a1TestProduct", "", 1000, 300, 0, false, true, false, 30,
-	"bootstrap/register", "bootstrap/reply/" };
+	"bootstrap/register", "bootstrap/reply/", 0, 30, 0, 0, 120 };
 
 static struct device *devices;
 static int epfd;
 static double *latencies;
 static int nlat;
 static struct { char code[32]; int n; } codes[MAX_CODES];
-static int ncodes, done_count, connected_count;
+static int ncodes, done_count, connected_count, sent_count;
 static volatile sig_atomic_t stop_flag;
+
+/* libmosquitto gives every client a socket pair (to wake its own mosquitto_loop) besides its
+ * socket. The devices run on this program's epoll loop and never need it, so while they are made
+ * socketpair() fails, which libmosquitto takes as a warning and works without (it checks for the
+ * missing pair before writing to it): one descriptor per device instead of three, so that 10 000
+ * devices fit a 20 000-descriptor limit. This definition takes the place of libc's for
+ * libmosquitto; everything else gets the real one. */
+static bool devices_without_socketpair;
+
+__attribute__((visibility("default"))) int socketpair(int domain, int type, int protocol, int sv[2])
+{
+	if(devices_without_socketpair){
+		errno = EMFILE;
+		return -1;
+	}
+	return (int)syscall(SYS_socketpair, domain, type, protocol, sv);
+}
 
 static double now_ms(void)
 {
@@ -112,26 +142,52 @@ static double pct(double *v, int n, double p)
 
 /* ---- /proc ---- */
 
-static void broker_usage(double *cpu_s, long *rss_kib)
+static double process_cpu_s(int pid)
 {
 	char path[64], buf[2048];
 	FILE *f;
 	unsigned long ut = 0, st = 0;
+	double cpu = 0;
 
-	*cpu_s = 0;
-	*rss_kib = 0;
-	if(!opt.broker_pid) return;
-	snprintf(path, sizeof(path), "/proc/%d/stat", opt.broker_pid);
+	if(!pid) return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	if((f = fopen(path, "r"))){
 		if(fgets(buf, sizeof(buf), f)){
 			char *p = strrchr(buf, ')');
 			/* fields after ")": state(3) ... utime(14) stime(15) */
 			if(p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2){
-				*cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+				cpu = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 			}
 		}
 		fclose(f);
 	}
+	return cpu;
+}
+
+/* busy and total jiffies of every CPU of the machine, from the first line of /proc/stat */
+static void machine_cpu(double *busy, double *total)
+{
+	unsigned long long v[8] = { 0 };
+	FILE *f = fopen("/proc/stat", "r");
+
+	*busy = *total = 0;
+	if(!f) return;
+	if(fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8){
+		for(int i = 0; i < 8; i++) *total += (double)v[i];
+		*busy = *total - (double)v[3] - (double)v[4]; /* all but idle and iowait */
+	}
+	fclose(f);
+}
+
+static void broker_usage(double *cpu_s, long *rss_kib)
+{
+	char path[64], buf[256];
+	FILE *f;
+
+	*cpu_s = 0;
+	*rss_kib = 0;
+	if(!opt.broker_pid) return;
+	*cpu_s = process_cpu_s(opt.broker_pid);
 	snprintf(path, sizeof(path), "/proc/%d/status", opt.broker_pid);
 	if((f = fopen(path, "r"))){
 		while(fgets(buf, sizeof(buf), f)){
@@ -148,7 +204,8 @@ struct probe_stats {
 	int n;
 };
 static struct probe_stats probe_idle, probe_storm;
-static volatile int probe_phase; /* 0 idle, 1 storm, 2 stop */
+/* 0 idle (before any device connects), 1 devices connecting (not recorded), 2 storm, 3 stop */
+static volatile int probe_phase;
 
 static int read_full(int fd, unsigned char *buf, int len)
 {
@@ -207,10 +264,12 @@ static void *probe_run(void *arg)
 {
 	int seq = 0;
 	(void)arg;
-	while(probe_phase != 2){
+	while(probe_phase != 3){
 		double c, p;
-		struct probe_stats *s = probe_phase == 0 ? &probe_idle : &probe_storm;
-		if(probe_once(&c, &p, seq++) == 0 && s->n < 4096){
+		int phase = probe_phase;
+		struct probe_stats *s = phase == 0 ? &probe_idle : phase == 2 ? &probe_storm : NULL;
+		/* a sample counts for the phase it started and ended in */
+		if(probe_once(&c, &p, seq++) == 0 && s && phase == probe_phase && s->n < 4096){
 			s->connack[s->n] = c;
 			s->ping[s->n] = p;
 			s->n++;
@@ -239,7 +298,10 @@ static void device_send(struct device *d)
 	}else{
 		len = snprintf(payload, sizeof(payload), "{\"deviceId\":\"%s\"}", d->id);
 	}
-	if(d->tries == 0) d->first_send_ms = now_ms();
+	if(d->tries == 0){
+		d->first_send_ms = now_ms();
+		sent_count++;
+	}
 	d->tries++;
 	d->state = DEV_WAITING;
 	mosquitto_publish(d->mosq, NULL, opt.request_topic, len, payload, 0, false);
@@ -251,7 +313,7 @@ static void device_finish(struct device *d, const char *code)
 	d->state = DEV_DONE;
 	code_count(code);
 	done_count++;
-	mosquitto_disconnect(d->mosq);
+	if(opt.hold_s <= 0) mosquitto_disconnect(d->mosq); /* --hold: the connection counts in the RSS */
 }
 
 static void on_connect(struct mosquitto *mosq, void *ud, int rc)
@@ -303,7 +365,7 @@ static void on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
 		}else{
 			done_count++;
 			d->state = DEV_DONE;
-			mosquitto_disconnect(d->mosq);
+			if(opt.hold_s <= 0) mosquitto_disconnect(d->mosq);
 		}
 	}
 	json_decref(root);
@@ -345,6 +407,22 @@ static void flush_writes(void)
 	for(int i = 0; i < opt.count; i++){
 		struct device *d = &devices[i];
 		if(d->mosq && d->sock >= 0 && d->state != DEV_IDLE && mosquitto_want_write(d->mosq)) mosquitto_loop_write(d->mosq, 1);
+	}
+}
+
+/* Keepalive, as a device's MQTT library keeps it: a PINGREQ once a device has been silent for its
+ * keepalive (--keepalive, 120 s), so that devices waiting minutes in a quota-bound queue (S6, S7) stay
+ * connected. Checked once a second; the PINGREQs go out with the next flush_writes(). */
+static void keepalive_check(void)
+{
+	static double last;
+	double now = now_ms();
+
+	if(now - last < 1000) return;
+	last = now;
+	for(int i = 0; i < opt.count; i++){
+		struct device *d = &devices[i];
+		if(d->mosq && d->sock >= 0 && d->state != DEV_IDLE && (d->state != DEV_DONE || opt.hold_s > 0)) mosquitto_loop_misc(d->mosq);
 	}
 }
 
@@ -396,6 +474,7 @@ static int run_responder(void)
 
 static void print_probe(const char *name, struct probe_stats *s)
 {
+	/* p99 of fewer than 200 samples is the largest or next to it: run.js reports max and n then */
 	qsort(s->connack, (size_t)s->n, sizeof(double), cmp_double);
 	qsort(s->ping, (size_t)s->n, sizeof(double), cmp_double);
 	printf("\"%s\":{\"samples\":%d,\"connack_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f},\"ping_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f}}",
@@ -407,7 +486,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: loadgen -p PORT [-H HOST] -n DEVICES [--prefix P] [--product-key PK] [--product-secret-file F]\n"
 			"               [--connect-rate N/s] [--timeout S] [--broker-pid PID] [--max-tries N] [--no-probe] [--responder]\n"
-			"               [--sequential]   (one device at a time: latency at low load)\n");
+			"               [--sequential [--gap-ms MS]]   (one device at a time, MS apart: latency at low load)\n"
+			"               [--responder-pid PID] [--idle-probes N] [--topic T] [--hold S] [--keepalive S]\n");
 	exit(2);
 }
 
@@ -418,12 +498,15 @@ int main(int argc, char **argv)
 		{"product-secret-file", required_argument, NULL, 's'}, {"connect-rate", required_argument, NULL, 'r'},
 		{"timeout", required_argument, NULL, 't'}, {"broker-pid", required_argument, NULL, 'b'},
 		{"max-tries", required_argument, NULL, 'm'}, {"no-probe", no_argument, NULL, 'P'},
-		{"responder", no_argument, NULL, 'R'}, {"sequential", no_argument, NULL, 'S'}, {NULL, 0, NULL, 0},
+		{"responder", no_argument, NULL, 'R'}, {"sequential", no_argument, NULL, 'S'},
+		{"responder-pid", required_argument, NULL, 'D'}, {"idle-probes", required_argument, NULL, 'I'},
+		{"topic", required_argument, NULL, 'T'}, {"hold", required_argument, NULL, 'O'},
+		{"gap-ms", required_argument, NULL, 'G'}, {"keepalive", required_argument, NULL, 'K'}, {NULL, 0, NULL, 0},
 	};
 	struct rlimit rl;
 	pthread_t probe_thread;
-	double t_start, t_end, cpu0, cpu1, deadline;
-	long rss0, rss1, rss_peak = 0;
+	double t_start, t_end, cpu0, cpu1, deadline, rcpu0, rcpu1, mbusy0, mtotal0, mbusy1, mtotal1, seq_idle_since = -1;
+	long rss_start, rss0, rss1, rss_peak = 0;
 	int c, next = 0;
 
 	while((c = getopt_long(argc, argv, "H:p:n:", longopts, NULL)) != -1){
@@ -450,13 +533,33 @@ int main(int argc, char **argv)
 			case 'P': opt.probe = false; break;
 			case 'R': opt.responder = true; break;
 			case 'S': opt.sequential = true; break;
+			case 'D': opt.responder_pid = atoi(optarg); break;
+			case 'I': opt.idle_probes = atoi(optarg); break;
+			case 'T': opt.request_topic = optarg; break;
+			case 'O': opt.hold_s = atof(optarg); break;
+			case 'G': opt.gap_ms = atof(optarg); break;
+			case 'K': opt.keepalive = atoi(optarg); break;
 			default: usage();
 		}
 	}
 	if(opt.count <= 0 || opt.port <= 0) usage();
-	if(getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max){
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+	/* a descriptor per device (see socketpair() above) and a few: raise the soft limit to that
+	 * (the hard one too, where allowed); refuse to start a run that would fail connecting */
+	if(getrlimit(RLIMIT_NOFILE, &rl) == 0){
+		rlim_t need = (rlim_t)opt.count + 256;
+		if(rl.rlim_cur < need){
+			struct rlimit want = { need, rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? rl.rlim_max : need };
+			if(setrlimit(RLIMIT_NOFILE, &want)){
+				rl.rlim_cur = rl.rlim_max;
+				setrlimit(RLIMIT_NOFILE, &rl);
+				getrlimit(RLIMIT_NOFILE, &rl);
+				if(rl.rlim_cur < need){
+					fprintf(stderr, "loadgen: %d devices need %lu file descriptors, the limit is %lu: raise it (ulimit -n)\n",
+							opt.count, (unsigned long)need, (unsigned long)rl.rlim_cur);
+					return 2;
+				}
+			}
+		}
 	}
 	signal(SIGPIPE, SIG_IGN);
 	mosquitto_lib_init();
@@ -465,10 +568,16 @@ int main(int argc, char **argv)
 	devices = calloc((size_t)opt.count, sizeof(*devices));
 	latencies = calloc((size_t)opt.count, sizeof(*latencies));
 	epfd = epoll_create1(0);
-	if(opt.probe) pthread_create(&probe_thread, NULL, probe_run, NULL);
-	if(opt.probe) usleep(1500000); /* idle probes first */
+	if(opt.probe){
+		/* idle probes first, before any device connects: --idle-probes of them (or 60 s) */
+		double until = now_ms() + 60000;
+		pthread_create(&probe_thread, NULL, probe_run, NULL);
+		while(probe_idle.n < opt.idle_probes && now_ms() < until) usleep(20000);
+		probe_phase = 1;
+	}
 
 	/* phase 1: connect and subscribe everybody, at connect_rate */
+	broker_usage(&cpu0, &rss_start);
 	t_start = now_ms();
 	while(next < opt.count || connected_count + done_count < opt.count){
 		double allowed = (now_ms() - t_start) / 1000.0 * opt.connect_rate + 1;
@@ -476,13 +585,15 @@ int main(int argc, char **argv)
 			struct device *d = &devices[next];
 			snprintf(d->id, sizeof(d->id), "%s-%05d", opt.prefix, next);
 			d->sock = -1;
+			devices_without_socketpair = true;
 			d->mosq = mosquitto_new(d->id, true, d);
+			devices_without_socketpair = false;
 			mosquitto_connect_callback_set(d->mosq, on_connect);
 			mosquitto_subscribe_callback_set(d->mosq, on_subscribe);
 			mosquitto_message_callback_set(d->mosq, on_message);
 			mosquitto_disconnect_callback_set(d->mosq, on_disconnect);
 			d->state = DEV_CONNECTING;
-			if(mosquitto_connect(d->mosq, opt.host, opt.port, 120) != MOSQ_ERR_SUCCESS){
+			if(mosquitto_connect(d->mosq, opt.host, opt.port, opt.keepalive) != MOSQ_ERR_SUCCESS){
 				device_finish(d, "connect_failed");
 			}else{
 				device_watch(d);
@@ -491,55 +602,69 @@ int main(int argc, char **argv)
 			next++;
 		}
 		pump(5);
+		keepalive_check();
 		flush_writes();
 		if(now_ms() - t_start > 120000) break;
 	}
 
 	/* phase 2: everybody asks at once */
 	broker_usage(&cpu0, &rss0);
-	probe_phase = 1;
+	rcpu0 = process_cpu_s(opt.responder_pid);
+	machine_cpu(&mbusy0, &mtotal0);
+	probe_phase = 2;
 	t_start = now_ms();
 	next = 0;
 	for(int i = 0; i < opt.count && (!opt.sequential || i < 1); i++, next++){
 		if(devices[i].state == DEV_READY) device_send(&devices[i]);
 	}
-	deadline = t_start + opt.timeout_s * 1000.0;
-	while(done_count < opt.count && now_ms() < deadline){
+	deadline = t_start + (opt.hold_s > 0 ? opt.hold_s : opt.timeout_s) * 1000.0;
+	while((opt.hold_s > 0 || done_count < opt.count) && now_ms() < deadline){
 		double now;
 		long rss;
 		double cpu;
 		pump(opt.sequential ? 1 : 5);
 		now = now_ms();
-		/* sequential: the next device asks once every earlier one is done */
+		/* sequential: the next device asks once every earlier one is done, and gap_ms later */
 		if(opt.sequential && next < opt.count && done_count >= next){
-			if(devices[next].state == DEV_READY) device_send(&devices[next]);
-			next++;
+			if(seq_idle_since < 0) seq_idle_since = now;
+			if(now - seq_idle_since >= opt.gap_ms){
+				if(devices[next].state == DEV_READY) device_send(&devices[next]);
+				next++;
+				seq_idle_since = -1;
+			}
 		}
 		for(int i = 0; i < opt.count; i++){
 			struct device *d = &devices[i];
 			if(d->state == DEV_BACKOFF && now >= d->retry_at_ms) device_send(d);
 		}
+		keepalive_check();
 		flush_writes();
 		broker_usage(&cpu, &rss);
 		if(rss > rss_peak) rss_peak = rss;
 	}
 	t_end = now_ms();
 	broker_usage(&cpu1, &rss1);
-	probe_phase = 2;
+	rcpu1 = process_cpu_s(opt.responder_pid);
+	machine_cpu(&mbusy1, &mtotal1);
+	probe_phase = 3;
 	if(opt.probe) pthread_join(probe_thread, NULL);
 	for(int i = 0; i < opt.count; i++){
 		if(devices[i].state != DEV_DONE) code_count("no_reply");
 	}
 
 	qsort(latencies, (size_t)nlat, sizeof(double), cmp_double);
-	printf("{\"devices\":%d,\"ok\":%d,\"seconds\":%.3f,\"devices_per_s\":%.2f,", opt.count, nlat,
+	printf("{\"devices\":%d,\"sent\":%d,\"ok\":%d,\"seconds\":%.3f,\"devices_per_s\":%.2f,", opt.count, sent_count, nlat,
 			(t_end - t_start) / 1000.0, nlat / ((t_end - t_start) / 1000.0));
-	printf("\"latency_ms\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"max\":%.1f},", pct(latencies, nlat, 50),
+	printf("\"latency_ms\":{\"samples\":%d,\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"max\":%.1f},", nlat, pct(latencies, nlat, 50),
 			pct(latencies, nlat, 90), pct(latencies, nlat, 99), nlat ? latencies[nlat - 1] : 0);
 	printf("\"codes\":{");
 	for(int i = 0; i < ncodes; i++) printf("%s\"%s\":%d", i ? "," : "", codes[i].code, codes[i].n);
-	printf("},\"broker\":{\"cpu_s\":%.2f,\"rss_kib_before\":%ld,\"rss_kib_peak\":%ld,\"rss_kib_after\":%ld},",
-			cpu1 - cpu0, rss0, rss_peak, rss1);
+	/* rss_kib_start: before the devices connected; before: connected, before they asked */
+	printf("},\"broker\":{\"cpu_s\":%.2f,\"rss_kib_start\":%ld,\"rss_kib_before\":%ld,\"rss_kib_peak\":%ld,\"rss_kib_after\":%ld},",
+			cpu1 - cpu0, rss_start, rss0, rss_peak, rss1);
+	if(opt.responder_pid) printf("\"responder\":{\"cpu_s\":%.2f},", rcpu1 - rcpu0);
+	printf("\"machine_cpu_busy\":%.3f,", mtotal1 > mtotal0 ? (mbusy1 - mbusy0) / (mtotal1 - mtotal0) : 0.0);
+	if(opt.hold_s > 0) printf("\"hold_s\":%.1f,", opt.hold_s);
 	printf("\"probe\":{");
 	print_probe("idle", &probe_idle);
 	printf(",");

@@ -4,16 +4,27 @@
 //   node bench/run.js [--quick] [--only S1,S4] [--out DIR] [--check]
 //
 // Needs BOOTSTRAP_PLUGIN (the built plugin) and BOOTSTRAP_LOADGEN (bench/loadgen), both set by
-// scripts/bench. --quick shrinks every scenario to finish within a minute; --check fails when a
-// scenario did not produce its result (every device answered, the tools worked). Timings are
-// reported, never asserted.
+// scripts/bench. --quick shrinks every scenario to finish within a minute or two; --check fails
+// when a scenario did not produce its result (every device answered, the tools worked). Timings
+// are reported, never asserted.
+//
+// The method (BENCHMARKS.md, "Method"):
+// - The platform is reached over HTTPS with kept-alive connections, as in production: the bench
+//   makes its own CA and a certificate for 127.0.0.1/localhost (openssl, into its temporary
+//   directory), the emulator serves TLS with it, the plugin trusts the CA (plugin_opt_ca_file),
+//   the seed function (Alibaba's pop-core) through NODE_EXTRA_CA_CERTS, the "emulator alone" driver
+//   through its https.Agent. The devices' own hop (MQTT to the broker, HTTP to the seed function)
+//   is plain TCP on loopback for every architecture alike.
+// - A p99 is reported only from 200 samples or more; with fewer the row gives the maximum and n.
+// - Every row says what bounds its numbers (quota, the broker's tick, CPU, platform latency).
 const fs = require('fs');
 const http = require('http');
+const https = require('https');
 const os = require('os');
 const path = require('path');
 const { spawn } = require('child_process');
 const h = require('../tests/integration/lib/harness');
-const { sign, canonicalQuery } = require('../tests/emulator/emulator.js');
+const { sign, canonicalQuery, DOCUMENTED_QPS } = require('../tests/emulator/emulator.js');
 
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
@@ -23,13 +34,58 @@ const OUT = args.includes('--out') ? args[args.indexOf('--out') + 1] : path.join
 const LOADGEN = process.env.BOOTSTRAP_LOADGEN || path.join(path.dirname(process.env.BOOTSTRAP_PLUGIN || ''), 'loadgen');
 const QUOTA = { RegisterDevice: 30, QueryDeviceDetail: 50 };
 const NO_QUOTA = { register_qps: 10000, register_burst: 10000, query_qps: 10000, query_burst: 10000 };
+// fewer samples than this: no p99 (it would be the maximum or next to it), the maximum and n instead
+const MIN_P99_SAMPLES = 200;
+// the idle tick of Mosquitto 2.0's main loop (epoll_wait's timeout)
+const TICK_MS = 100;
+// S5: a device asks this long after the previous one was answered (the plugin's 30/s pacing: 34 ms)
+const S5_GAP_MS = 40;
 
 // the example configuration's log level: benchmarks measure the broker as it is run
 const LOG = ['error', 'warning', 'notice', 'information'];
+// the broker accepts as many connections as S4 holds (Mosquitto's default is no limit: said explicitly)
+const BROKER_CONFIG = 'max_connections 20000';
 
 const N = QUICK
-  ? { s1: 150, s2: 40, s3: 60, s4: 100, s5: 10 }
-  : { s1: 2000, s2: 3000, s3: 3000, s4: 1000, s5: 100 };
+  ? { s1: 150, s2: 40, s3: 60, s4: 100, s4mem: 500, s4reps: 1, idleProbes: 30, s5: 20, s5lat: [0, 50], s6: 300, s7: 300, s7base: 300 }
+  : { s1: 2000, s2: 3000, s3: 3000, s4: 1000, s4mem: 10000, s4reps: 3, idleProbes: MIN_P99_SAMPLES, s5: MIN_P99_SAMPLES, s5lat: [0, 20, 50, 90, 150], s6: 10000, s7: 10000, s7base: 3000 };
+
+// ---- the bench's own PKI: the emulator's certificate for 127.0.0.1 and localhost ----
+const WORK = h.makeWorkdir();
+process.on('exit', () => fs.rmSync(WORK, { recursive: true, force: true }));
+const PKI = h.makePki(WORK);
+const EMU_TLS = { ...PKI.leaf('emulator', { cn: '127.0.0.1', dns: ['localhost'], ip: ['127.0.0.1'] }), ca: PKI.ca };
+const CA_PEM = fs.readFileSync(PKI.ca);
+
+// Request batching (plugin_opt_batching auto|off, default auto) comes with the batching plugin;
+// before it the option is unknown and a broker given it refuses to start. Asked once: true when
+// this plugin takes `plugin_opt_batching off`.
+let batchingSupported = null;
+async function pluginHasBatching() {
+  if (batchingSupported === null) {
+    try {
+      const env = await h.startEnv({ emulatorProcess: true, logTypes: LOG, pluginOptions: { batching: 'off' } });
+      await env.stop();
+      batchingSupported = true;
+    } catch (e) {
+      if (!/plugin_opt_batching: unknown option/.test(e.message)) throw e;
+      batchingSupported = false;
+    }
+  }
+  return batchingSupported;
+}
+
+// An environment: the emulator (its own process, HTTPS) and the broker, with the plugin unless
+// noPlugin. Every scenario but the `batching auto` runs of S6/S7 measures single platform calls:
+// with a plugin that batches, `batching off` is set unless pluginOptions say otherwise (without
+// it S1-S5 would measure something else after the batching merge, and S6/S7's `off` run would be
+// `auto`, the default); a plugin without batching gets no such option.
+async function startEnv({ pluginOptions = {}, emulator = {}, ...rest } = {}) {
+  const single = !rest.noPlugin && !('batching' in pluginOptions) && (await pluginHasBatching()) ? { batching: 'off' } : {};
+  return h.startEnv({ emulatorProcess: true, logTypes: LOG, extraConfig: BROKER_CONFIG, ...rest,
+    emulator: { quota: null, ...emulator, tls: EMU_TLS },
+    pluginOptions: { ca_file: PKI.ca, max_queue: 20000, ...single, ...pluginOptions } });
+}
 
 function runJson(cmd, argv, { env } = {}) {
   return new Promise((resolve, reject) => {
@@ -55,7 +111,7 @@ function loadgen(env, n, extra = []) {
 
 function procCpuSeconds(pid) {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
+  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 10 ms
 }
 
 function pct(values, p) {
@@ -63,53 +119,88 @@ function pct(values, p) {
   return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : 0;
 }
 
-// HTTP at a fixed concurrency: n POSTs built by makeBody(i), through keep-alive connections.
-async function httpStorm(port, n, concurrency, makeBody) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-  const lat = [];
-  let ok = 0, next = 0;
-  const t0 = Date.now();
-  async function one() {
-    while (next < n) {
-      const i = next++;
-      const body = makeBody(i);
-      const s = process.hrtime.bigint();
-      const res = await new Promise((resolve) => {
-        const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/', agent,
-          headers: { 'Content-Type': body.type, 'Content-Length': Buffer.byteLength(body.text) } }, (r) => {
-          let d = '';
-          r.on('data', (x) => { d += x; });
-          r.on('end', () => resolve({ status: r.statusCode, d }));
-        });
-        req.on('error', () => resolve({ status: 0 }));
-        req.end(body.text);
-      });
-      lat.push(Number(process.hrtime.bigint() - s) / 1e6);
-      if (res.status === 200 && /"(success|Success)":true/.test(res.d)) ok++;
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, one));
-  const seconds = (Date.now() - t0) / 1000;
-  agent.destroy();
-  return { requests: n, ok, seconds, per_s: ok / seconds, latency_ms: { p50: pct(lat, 50), p90: pct(lat, 90), p99: pct(lat, 99), max: Math.max(...lat) } };
+function latencyOf(lat) {
+  return { samples: lat.length, p50: pct(lat, 50), p90: pct(lat, 90), p99: pct(lat, 99), max: lat.length ? Math.max(...lat) : 0 };
 }
 
-// The seed architecture: the pop-core HTTP function against the same emulator.
-async function seedBaseline(n, concurrency, latencyMs) {
-  const env = await h.startEnv({ emulatorProcess: true, noPlugin: true, logTypes: LOG });
+function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+// n POSTs built by makeBody(i), at most `concurrency` at a time, through kept-alive connections.
+// ca: HTTPS trusting it, else plain HTTP. atOnce: every request counts as made at the start, its
+// latency from then (waiting for a connection included), as loadgen's devices that all ask at once;
+// otherwise latency is per call. retryMs: a request that failed is made again that much later
+// (it waits without holding a connection), as a device would, until timeoutS.
+async function httpStorm(port, n, concurrency, makeBody, { ca = null, atOnce = false, retryMs = 0, timeoutS = 900 } = {}) {
+  const agent = new (ca ? https : http).Agent({ keepAlive: true, maxSockets: concurrency, ...(ca ? { ca } : {}) });
+  const lat = [];
+  let ok = 0, attempts = 0, failedAttempts = 0, gaveUp = 0, next = 0;
+  const retries = []; // { i, at }, in the order they become due
+  const t0 = process.hrtime.bigint();
+  const deadline = Date.now() + timeoutS * 1000;
+  const post = (body) => new Promise((resolve) => {
+    const req = (ca ? https : http).request({ host: '127.0.0.1', port, method: 'POST', path: '/', agent,
+      headers: { 'Content-Type': body.type, 'Content-Length': Buffer.byteLength(body.text) } }, (r) => {
+      let d = '';
+      r.on('data', (x) => { d += x; });
+      r.on('end', () => resolve({ status: r.statusCode, d }));
+    });
+    req.on('error', () => resolve({ status: 0 }));
+    req.end(body.text);
+  });
+  async function worker() {
+    for (;;) {
+      let i;
+      if (retries.length && retries[0].at <= Date.now()) i = retries.shift().i;
+      else if (next < n) i = next++;
+      else if (retries.length) { await sleep(Math.max(1, retries[0].at - Date.now())); continue; }
+      else return;
+      const s = process.hrtime.bigint();
+      const res = await post(makeBody(i));
+      attempts++;
+      if (res.status === 200 && /"(success|Success)":true/.test(res.d)) {
+        ok++;
+        lat.push(Number(process.hrtime.bigint() - (atOnce ? t0 : s)) / 1e6);
+      } else {
+        failedAttempts++;
+        if (retryMs && Date.now() + retryMs < deadline) retries.push({ i, at: Date.now() + retryMs });
+        else gaveUp++;
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  agent.destroy();
+  return { requests: n, ok, attempts, failed_attempts: failedAttempts, gave_up: gaveUp, seconds, per_s: ok / seconds, latency_ms: latencyOf(lat) };
+}
+
+const deviceName = (prefix, i) => `${prefix}-${String(i).padStart(5, '0')}`;
+
+// The seed architecture: the pop-core HTTP function (HTTPS to the emulator, pop-core's own
+// kept-alive agent, the bench's CA through NODE_EXTRA_CA_CERTS) driven at `concurrency`.
+// names: 'seed' (new devices) or a preRegister prefix. quota/retryMs: for the quota scenarios,
+// where a throttled call makes the function answer 502 and the device asks again retryMs later.
+async function seedBaseline(n, concurrency, { latencyMs = 0, quota = null, preRegister = null, emulator = {}, retryMs = 0, timeoutS = 900 } = {}) {
+  const env = await startEnv({ noPlugin: true, emulator });
   let fn;
   try {
+    if (preRegister) await env.emu.preRegister(env.productKey, Array.from({ length: n }, (_, i) => deviceName(preRegister, i)));
+    await env.emu.setQuota(quota);
     await env.emu.setLatency(latencyMs);
     const port = await h.freePort();
-    fn = spawn(process.execPath, [path.join(__dirname, 'seed/function.js'), String(port), `http://127.0.0.1:${env.emuPort}/`, env.productKey],
-      { env: { ...process.env, ALIBABA_CLOUD_ACCESS_KEY_ID: env.accessKeyId, ALIBABA_CLOUD_ACCESS_KEY_SECRET: env.accessKeySecret }, stdio: ['ignore', 'pipe', 'inherit'] });
+    fn = spawn(process.execPath, [path.join(__dirname, 'seed/function.js'), String(port), `https://127.0.0.1:${env.emuPort}/`, env.productKey],
+      { env: { ...process.env, NODE_EXTRA_CA_CERTS: PKI.ca, ALIBABA_CLOUD_ACCESS_KEY_ID: env.accessKeyId, ALIBABA_CLOUD_ACCESS_KEY_SECRET: env.accessKeySecret },
+        stdio: ['ignore', 'pipe', 'inherit'] });
     h.live.add(fn);
     await new Promise((resolve) => fn.stdout.on('data', (d) => { if (String(d).includes('listening')) resolve(); }));
-    const cpu0 = procCpuSeconds(fn.pid);
-    const r = await httpStorm(port, n, concurrency, (i) => ({ type: 'application/json', text: JSON.stringify({ deviceId: `seed-${String(i).padStart(5, '0')}` }) }));
+    const cpu0 = procCpuSeconds(fn.pid), emuCpu0 = procCpuSeconds(env.emu.pid);
+    const prefix = preRegister || 'seed';
+    const r = await httpStorm(port, n, concurrency, (i) => ({ type: 'application/json', text: JSON.stringify({ deviceId: deviceName(prefix, i) }) }),
+      { atOnce: true, retryMs, timeoutS });
     r.function_cpu_s = procCpuSeconds(fn.pid) - cpu0;
+    r.emulator_cpu_s = procCpuSeconds(env.emu.pid) - emuCpu0;
     r.cpu_ms_per_bootstrap = (r.function_cpu_s * 1000) / Math.max(1, r.ok);
-    r.emulator = (await env.emu.stats()).byAction;
+    const emu = await env.emu.stats();
+    r.emulator = { calls: emu.byAction, throttled: emu.throttled, connections: emu.connections };
     return r;
   } finally {
     if (fn) fn.kill('SIGTERM');
@@ -117,31 +208,44 @@ async function seedBaseline(n, concurrency, latencyMs) {
   }
 }
 
-// The emulator alone, signed RegisterDevice calls at the same concurrency: its own ceiling.
-async function emulatorAlone(n, concurrency, latencyMs) {
-  const env = await h.startEnv({ emulatorProcess: true, noPlugin: true, logTypes: LOG });
+// The emulator alone: signed RegisterDevice calls over HTTPS, kept alive, at `concurrency`, per
+// call latency; once per platform latency in latencies (one emulator for all).
+async function emulatorAlone(n, concurrency, latencies = [0]) {
+  const env = await startEnv({ noPlugin: true });
   try {
-    await env.emu.setLatency(latencyMs);
-    return await httpStorm(env.emuPort, n, concurrency, (i) => {
-      const p = { Action: 'RegisterDevice', Format: 'JSON', Version: '2018-01-20', AccessKeyId: env.accessKeyId, SignatureMethod: 'HMAC-SHA1',
-        SignatureVersion: '1.0', SignatureNonce: `${process.pid}-${Date.now()}-${i}-${Math.random()}`, Timestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-        ProductKey: env.productKey, DeviceName: `alone-${String(i).padStart(5, '0')}` };
-      return { type: 'application/x-www-form-urlencoded', text: canonicalQuery(p) + '&Signature=' + encodeURIComponent(sign('POST', p, env.accessKeySecret)) };
-    });
+    const out = [];
+    for (const latencyMs of latencies) {
+      await env.emu.setLatency(latencyMs);
+      const emuCpu0 = procCpuSeconds(env.emu.pid);
+      const tag = Math.random().toString(36).slice(2, 6);
+      const r = await httpStorm(env.emuPort, n, concurrency, (i) => {
+        const p = { Action: 'RegisterDevice', Format: 'JSON', Version: '2018-01-20', AccessKeyId: env.accessKeyId, SignatureMethod: 'HMAC-SHA1',
+          SignatureVersion: '1.0', SignatureNonce: `${process.pid}-${Date.now()}-${i}-${Math.random()}`, Timestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+          ProductKey: env.productKey, DeviceName: `alone${tag}-${String(i).padStart(5, '0')}` };
+        return { type: 'application/x-www-form-urlencoded', text: canonicalQuery(p) + '&Signature=' + encodeURIComponent(sign('POST', p, env.accessKeySecret)) };
+      }, { ca: CA_PEM });
+      r.latency_ms_platform = latencyMs;
+      r.emulator_cpu_s = procCpuSeconds(env.emu.pid) - emuCpu0;
+      out.push(r);
+    }
+    return out;
   } finally {
     await env.stop();
   }
 }
 
-// Broker ceiling: no plugin, a responder client answers every request on the reply topic.
+// Broker ceiling: no plugin, a responder client answers every request on the reply topic. Its
+// CPU is counted with the broker's: together they do what the plugin does inside the broker.
 async function ceiling(n) {
-  const env = await h.startEnv({ emulatorProcess: true, noPlugin: true, requestAuth: 'none', logTypes: LOG });
+  const env = await startEnv({ noPlugin: true, requestAuth: 'none' });
   const responder = spawn(LOADGEN, ['-p', String(env.port), '-n', '1', '--responder'], { stdio: ['ignore', 'pipe', 'inherit'] });
   h.live.add(responder);
   try {
     await new Promise((resolve) => responder.stdout.on('data', (d) => { if (String(d).includes('ready')) resolve(); }));
-    const r = await loadgen(env, n);
-    r.cpu_ms_per_request = (r.broker.cpu_s * 1000) / Math.max(1, r.ok);
+    const r = await loadgen(env, n, ['--responder-pid', String(responder.pid)]);
+    r.cpu_ms_per_request_broker = (r.broker.cpu_s * 1000) / Math.max(1, r.ok);
+    r.cpu_ms_per_request_responder = (r.responder.cpu_s * 1000) / Math.max(1, r.ok);
+    r.cpu_ms_per_request = r.cpu_ms_per_request_broker + r.cpu_ms_per_request_responder;
     return r;
   } finally {
     responder.kill('SIGTERM');
@@ -149,25 +253,77 @@ async function ceiling(n) {
   }
 }
 
+// One loadgen run against an environment with the plugin: the result with the emulator's counts.
+async function measure(env, n, { latencyMs = 0, quota = null, loadgenArgs = [], preRegister = null } = {}) {
+  if (preRegister) await env.emu.preRegister(env.productKey, Array.from({ length: n }, (_, i) => deviceName(preRegister, i)));
+  await env.emu.setQuota(quota);
+  await env.emu.setLatency(latencyMs);
+  const before = await env.emu.stats();
+  const emuCpu0 = procCpuSeconds(env.emu.pid);
+  const r = await loadgen(env, n, preRegister ? loadgenArgs.concat(['--prefix', preRegister]) : loadgenArgs);
+  r.emulator_cpu_s = procCpuSeconds(env.emu.pid) - emuCpu0;
+  r.cpu_ms_per_bootstrap = (r.broker.cpu_s * 1000) / Math.max(1, r.ok);
+  const emu = await env.emu.stats();
+  const calls = {};
+  for (const [k, v] of Object.entries(emu.byAction)) if (v - (before.byAction[k] || 0)) calls[k] = v - (before.byAction[k] || 0);
+  r.emulator = { calls, throttled: emu.throttled - before.throttled, connections: emu.connections - before.connections };
+  r.register_per_s = (calls.RegisterDevice || 0) / r.seconds;
+  r.query_per_s = (calls.QueryDeviceDetail || 0) / r.seconds;
+  return r;
+}
+
 // The plugin against the emulator; preRegister: devices <prefix>-00000.. exist beforehand.
-async function pluginRun(n, { latencyMs = 0, pluginOptions = {}, quota = null, loadgenArgs = [], preRegister = null } = {}) {
-  const env = await h.startEnv({ emulatorProcess: true, emulator: { quota: null }, logTypes: LOG, pluginOptions: { max_queue: 20000, ...pluginOptions } });
+async function pluginRun(n, { pluginOptions = {}, emulator = {}, ...m } = {}) {
+  const env = await startEnv({ pluginOptions, emulator });
   try {
-    if (preRegister) await env.emu.preRegister(env.productKey, Array.from({ length: n }, (_, i) => `${preRegister}-${String(i).padStart(5, '0')}`));
-    await env.emu.setQuota(quota);
-    await env.emu.setLatency(latencyMs);
-    const r = await loadgen(env, n, preRegister ? loadgenArgs.concat(['--prefix', preRegister]) : loadgenArgs);
-    r.cpu_ms_per_bootstrap = (r.broker.cpu_s * 1000) / Math.max(1, r.ok);
-    const emu = await env.emu.stats();
-    r.emulator = { calls: emu.byAction, throttled: emu.throttled };
-    r.register_per_s = (emu.byAction.RegisterDevice || 0) / r.seconds;
-    r.query_per_s = (emu.byAction.QueryDeviceDetail || 0) / r.seconds;
+    const r = await measure(env, n, m);
     await env.assertLogClean();
     return r;
   } finally {
     await env.stop();
   }
 }
+
+// The batching run (plugin_opt_batching auto). NEEDS THE BATCHING PLUGIN (another branch): until
+// it is merged the option is unknown (a broker given it refuses to start), and the run is
+// reported as not run (not failed); any other failure fails the scenario.
+async function batchingRun(n, options) {
+  if (!(await pluginHasBatching())) return { skipped: 'this plugin has no plugin_opt_batching (the batching branch is not merged)' };
+  return pluginRun(n, { ...options, pluginOptions: { ...options.pluginOptions, batching: 'auto' } });
+}
+
+// The `batching off` run: the option set when the plugin has it, left out when it has none (single
+// calls are then all it does).
+async function singleCallRun(n, options) {
+  const r = await pluginRun(n, options);
+  r.batching = (await pluginHasBatching()) ? 'off' : 'option left out (this plugin has none: single calls only)';
+  return r;
+}
+
+// Memory: n devices connected, each having published its signed request; RSS `hold` seconds
+// after. topic: the request topic (each request queued: the plugin paces at 1 call/s and the
+// emulator answers in 2 s) or one the plugin ignores (the same bytes; what Mosquitto itself keeps).
+// Two requests bootstrap first in both, so both have the platform connections curl keeps alive.
+async function memoryRun(n, topic, hold) {
+  const slow = { register_qps: 1, register_burst: 1, query_qps: 1, query_burst: 1 };
+  const env = await startEnv({ pluginOptions: slow });
+  try {
+    // the plugin paces at 1/s; the account's quota above that, so that no call is throttled and retried
+    await env.emu.setQuota({ RegisterDevice: 2, QueryDeviceDetail: 2 });
+    await env.emu.setLatency(2000);
+    const warm = await Promise.all([env.rr('warm-00001', { timeoutS: 15 }), env.rr('warm-00002', { timeoutS: 15 })]);
+    if (!warm.every((w) => w.reply && w.reply.success)) throw new Error('S4 memory: the warm-up requests were not answered');
+    const r = await loadgen(env, n, ['--no-probe', '--connect-rate', '2000', '--hold', String(hold), ...(topic ? ['--topic', topic] : [])]);
+    if (r.sent !== n) throw new Error(`S4 memory: ${r.sent} of ${n} devices could send (${JSON.stringify(r.codes)})`);
+    r.queued = r.sent - r.ok; // answered ones got their reply (at 1/s): no longer queued
+    await env.assertLogClean();
+    return r;
+  } finally {
+    await env.stop();
+  }
+}
+
+const median = (xs) => pct(xs, 50);
 
 const scenarios = {
   async S1() {
@@ -176,15 +332,18 @@ const scenarios = {
     // the same with replies in the clear: what sealing costs per bootstrap, end to end
     const clear = await pluginRun(n, { pluginOptions: { ...NO_QUOTA, max_inflight: 256, reply_encryption: 'off' } });
     const ceil = await ceiling(n);
-    const seed = await seedBaseline(n, Math.min(n, 256), 0);
-    const alone = await emulatorAlone(n, Math.min(n, 256), 0);
+    const seed = await seedBaseline(n, Math.min(n, 256));
+    const [alone] = await emulatorAlone(n, Math.min(n, 256));
     return {
       plugin, unsealed: clear, ceiling: ceil, seed, emulator_alone: alone,
       sealing_cpu_ms_per_bootstrap: plugin.cpu_ms_per_bootstrap - clear.cpu_ms_per_bootstrap,
       ratios: {
-        broker_cpu_per_bootstrap_vs_ceiling: plugin.cpu_ms_per_bootstrap / ceil.cpu_ms_per_request,
+        // the plugin's broker CPU against the ceiling's broker + responder CPU: both do the whole job
+        broker_cpu_per_bootstrap_vs_ceiling_broker_plus_responder: plugin.cpu_ms_per_bootstrap / ceil.cpu_ms_per_request,
+        broker_cpu_per_bootstrap_vs_ceiling_broker_only: plugin.cpu_ms_per_bootstrap / ceil.cpu_ms_per_request_broker,
         devices_per_s_vs_seed: plugin.devices_per_s / seed.per_s,
         devices_per_s_vs_ceiling: plugin.devices_per_s / ceil.devices_per_s,
+        devices_per_s_vs_emulator_alone: plugin.devices_per_s / alone.per_s,
       },
       ok: plugin.ok === n && clear.ok === n && ceil.ok === n && seed.ok === n && alone.ok === n,
     };
@@ -201,62 +360,209 @@ const scenarios = {
     return { auto, register_first: regFirst, query_share_of_quota: auto.query_per_s / 50, ok: auto.ok === n && (!regFirst || regFirst.ok === regFirst.devices) };
   },
   async S4() {
-    // memory per queued request: the slope between n and 2n pending requests, so that the
-    // fixed cost of the max_inflight transfers on the wire cancels out
+    // (a) a new client's CONNACK and a PINGREQ round trip, idle (before any device connects) and
+    // while n requests wait on a 2 s platform; the drain rate
     const n = N.s4;
-    const plugin = await pluginRun(n, { latencyMs: 2000, pluginOptions: { ...NO_QUOTA } });
-    const twice = await pluginRun(2 * n, { latencyMs: 2000, pluginOptions: { ...NO_QUOTA }, loadgenArgs: ['--no-probe'] });
-    const growth = (r) => (r.broker.rss_kib_peak - r.broker.rss_kib_before) * 1024;
-    const idle = plugin.probe.idle.connack_ms.p99, storm = plugin.probe.storm.connack_ms.p99;
+    const plugin = await pluginRun(n, { latencyMs: 2000, pluginOptions: { ...NO_QUOTA }, loadgenArgs: ['--idle-probes', String(N.idleProbes)] });
+    // (b) broker bytes per queued request: RSS with N.s4mem requests queued minus RSS with the same
+    // clients having published the same bytes on a topic the plugin ignores, over the queued count;
+    // N.s4reps pairs, each pair one after the other
+    const hold = 5;
+    const pairs = [];
+    for (let i = 0; i < N.s4reps; i++) {
+      const queued = await memoryRun(N.s4mem, null, hold);
+      const ignored = await memoryRun(N.s4mem, 'bench/ignored', hold);
+      const perQueued = ((queued.broker.rss_kib_after - ignored.broker.rss_kib_after) * 1024) / queued.queued;
+      // cross-check: each run's own growth over the publishes, then the difference
+      const growth = (r) => r.broker.rss_kib_after - r.broker.rss_kib_before;
+      pairs.push({ queued, ignored, bytes_per_queued_request: perQueued,
+        bytes_per_queued_request_from_growth: ((growth(queued) - growth(ignored)) * 1024) / queued.queued,
+        // what a connected client costs Mosquitto (and the plugin's per-connection state, if any)
+        mosquitto_bytes_per_client: ((ignored.broker.rss_kib_before - ignored.broker.rss_kib_start) * 1024) / N.s4mem });
+    }
+    const per = pairs.map((p) => p.bytes_per_queued_request);
+    const idle = plugin.probe.idle, storm = plugin.probe.storm;
     return {
-      plugin, twice, connack_p99_idle_ms: idle, connack_p99_storm_ms: storm, connack_bound_ms: 2 * idle + 5,
-      rss_growth_bytes_per_request: growth(plugin) / n,
-      rss_bytes_per_queued_request: (growth(twice) - growth(plugin)) / n,
-      ok: plugin.ok === n && twice.ok === 2 * n,
+      plugin, memory: { clients: N.s4mem, hold_s: hold, pairs: pairs.map(({ queued, ignored, ...x }) => ({ ...x,
+        queued: queued.queued, rss_kib: { queued: queued.broker.rss_kib_after, ignored: ignored.broker.rss_kib_after,
+          queued_connected: queued.broker.rss_kib_before, ignored_connected: ignored.broker.rss_kib_before,
+          queued_start: queued.broker.rss_kib_start, ignored_start: ignored.broker.rss_kib_start } })),
+      broker_bytes_per_queued_request: median(per), min: Math.min(...per), max: Math.max(...per) },
+      connack_idle: idle, connack_storm: storm,
+      connack_bound_ms: 2 * idle.connack_ms.p99 + 5,
+      ok: plugin.ok === n && pairs.every((p) => p.queued.queued > 0.9 * N.s4mem && p.ignored.ok === 0),
     };
   },
   async S5() {
+    // One device at a time at several platform latencies, with and without wakeup_port. The
+    // platform's own round trip at each latency (the same HTTPS, kept alive) is subtracted.
+    // The plugin keeps its default pacing (RegisterDevice 30/s); a device asks 40 ms after the one
+    // before it was answered, so the pacing never holds one (S2 measures the pacing).
     const n = N.s5;
-    const platform = await emulatorAlone(n, 1, 50);
-    const plugin = await pluginRun(n, { latencyMs: 50, loadgenArgs: ['--sequential', '--no-probe'] });
-    const woken = await pluginRun(n, { latencyMs: 50, pluginOptions: { wakeup_port: '$PORT' }, loadgenArgs: ['--sequential', '--no-probe'] });
-    const added = (r) => ({ p50: r.latency_ms.p50 - platform.latency_ms.p50, p99: r.latency_ms.p99 - platform.latency_ms.p99 });
-    return {
-      plugin, woken, platform_round_trip_ms: platform.latency_ms, added_ms: added(plugin), added_ms_with_wakeup: added(woken),
-      ok: plugin.ok === n && woken.ok === n,
-    };
+    const platform = await emulatorAlone(n, 1, N.s5lat);
+    const modes = {};
+    for (const [name, pluginOptions] of [['tick', {}], ['wakeup', { wakeup_port: '$PORT' }]]) {
+      const env = await startEnv({ pluginOptions });
+      try {
+        modes[name] = [];
+        for (const latencyMs of N.s5lat) modes[name].push(await measure(env, n, { latencyMs, loadgenArgs: ['--sequential', '--gap-ms', String(S5_GAP_MS), '--no-probe'] }));
+        await env.assertLogClean();
+      } finally {
+        await env.stop();
+      }
+    }
+    const points = N.s5lat.map((latencyMs, i) => {
+      const base = platform[i].latency_ms;
+      // the same quantile of each minus the platform's; a p99 only when both have enough samples
+      const added = (r) => ({ samples: Math.min(r.latency_ms.samples, base.samples), p50: r.latency_ms.p50 - base.p50,
+        p99: Math.min(r.latency_ms.samples, base.samples) >= MIN_P99_SAMPLES ? r.latency_ms.p99 - base.p99 : null });
+      return { latency_ms: latencyMs, platform_round_trip_ms: base,
+        // on 2.0 a ready reply waits for the next idle tick: TICK_MS after the request's arrival
+        tick_model_added_ms: TICK_MS - (base.p50 % TICK_MS),
+        tick: { round_trip_ms: modes.tick[i].latency_ms, added_ms: added(modes.tick[i]), codes: modes.tick[i].codes, ok: modes.tick[i].ok },
+        wakeup: { round_trip_ms: modes.wakeup[i].latency_ms, added_ms: added(modes.wakeup[i]), codes: modes.wakeup[i].codes, ok: modes.wakeup[i].ok } };
+    });
+    return { samples_per_point: n, points, ok: points.every((p) => p.tick.ok === n && p.wakeup.ok === n) };
+  },
+  async S6() {
+    // N.s6 existing, unactivated devices ask at once; the emulator enforces every documented quota.
+    const n = N.s6;
+    const common = { latencyMs: 100, quota: DOCUMENTED_QPS, preRegister: 'old', loadgenArgs: ['--no-probe', '--timeout', String(Math.ceil(n / 25) + 120)] };
+    const off = await singleCallRun(n, common);
+    const auto = await batchingRun(n, common); // needs the batching plugin
+    const seed = await seedBaseline(n, Math.min(n, 256), { latencyMs: 100, quota: DOCUMENTED_QPS, preRegister: 'old', retryMs: 1000 });
+    return { off, auto, seed, devices: n,
+      ratio_auto_vs_off: auto.skipped ? null : auto.devices_per_s / off.devices_per_s,
+      ok: off.ok === n && seed.ok === n && (auto.skipped || auto.ok === n) };
+  },
+  async S7() {
+    // N.s7 new devices ask at once; batch stages take 2 s each; every documented quota enforced.
+    // batching off and the seed (both bound by RegisterDevice's 30/s) run with N.s7base devices in
+    // the full run (3 000: about 100 s each instead of 6 min), all of them answered; the table says so.
+    const n = N.s7, nBase = N.s7base;
+    const emulator = { checkDurationMs: 2000, createDurationMs: 2000 };
+    const common = (k) => ({ latencyMs: 100, quota: DOCUMENTED_QPS, emulator, loadgenArgs: ['--no-probe', '--timeout', String(Math.ceil(k / 15) + 120)] });
+    const off = await singleCallRun(nBase, common(nBase));
+    const auto = await batchingRun(n, common(n)); // needs the batching plugin
+    const seed = await seedBaseline(nBase, Math.min(nBase, 256), { latencyMs: 100, quota: DOCUMENTED_QPS, emulator, retryMs: 1000 });
+    return { off, auto, seed, devices: n, devices_off_and_seed: nBase,
+      ratio_auto_vs_off: auto.skipped ? null : auto.devices_per_s / off.devices_per_s,
+      ok: off.ok === nBase && seed.ok === nBase && (auto.skipped || auto.ok === n) };
   },
 };
 
-function f(x, d = 1) { return typeof x === 'number' ? x.toFixed(d) : '–'; }
+// ---- the table ----
+
+function f(x, d = 1) { return typeof x === 'number' && Number.isFinite(x) ? x.toFixed(d) : '–'; }
+function pc(x) { return typeof x === 'number' ? `${Math.round(x * 100)}%` : '–'; }
+// p50 / p99, or p50 / max with n when there are too few samples for a p99
+function lat(l) {
+  if (!l) return '–';
+  if (l.samples >= MIN_P99_SAMPLES) return `${f(l.p50)} / ${f(l.p99)}`;
+  return `${f(l.p50)} / max ${f(l.max)} (n=${l.samples} < ${MIN_P99_SAMPLES}: no p99)`;
+}
+function codes(c) { return c ? Object.entries(c).map(([k, v]) => `${k} ${v}`).join(', ') : '–'; }
+function calls(c) { return Object.entries(c || {}).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'; }
+function cores(cpuS, seconds) { return f(cpuS / seconds, 2); }
+function cpuBound(r, seconds) {
+  return `CPU: the 2 cores ${pc(r.machine_cpu_busy)} busy (whole host)` + (r.emulator_cpu_s !== undefined ? `, emulator ${cores(r.emulator_cpu_s, seconds)} core` : '');
+}
 
 function table(results) {
   const rows = [];
+  const row = (scenario, devices, samples, rate, latency, cost, bound, replies) => rows.push(`| ${[scenario, devices, samples, rate, latency, cost, bound, replies].join(' | ')} |`);
   const r = results;
-  if (r.S1) {
+  const notes = [];
+  if (r.S1 && r.S1.plugin) {
     const s = r.S1;
-    rows.push(`| S1 plugin, 0 ms, no quota | ${s.plugin.devices} | ${f(s.plugin.devices_per_s)} | ${f(s.plugin.latency_ms.p50)} / ${f(s.plugin.latency_ms.p99)} | ${f(s.plugin.cpu_ms_per_bootstrap, 3)} ms broker | ${JSON.stringify(s.plugin.codes)} |`);
-    rows.push(`| S1 plugin, \`reply_encryption off\` | ${s.unsealed.devices} | ${f(s.unsealed.devices_per_s)} | ${f(s.unsealed.latency_ms.p50)} / ${f(s.unsealed.latency_ms.p99)} | ${f(s.unsealed.cpu_ms_per_bootstrap, 3)} ms broker (sealing: ${f(s.sealing_cpu_ms_per_bootstrap * 1000, 1)} µs) | ${JSON.stringify(s.unsealed.codes)} |`);
-    rows.push(`| S1 baseline: broker ceiling (responder) | ${s.ceiling.devices} | ${f(s.ceiling.devices_per_s)} | ${f(s.ceiling.latency_ms.p50)} / ${f(s.ceiling.latency_ms.p99)} | ${f(s.ceiling.cpu_ms_per_request, 3)} ms broker | ${JSON.stringify(s.ceiling.codes)} |`);
-    rows.push(`| S1 baseline: seed (pop-core HTTP function) | ${s.seed.requests} | ${f(s.seed.per_s)} | ${f(s.seed.latency_ms.p50)} / ${f(s.seed.latency_ms.p99)} | ${f(s.seed.cpu_ms_per_bootstrap, 3)} ms function | ok ${s.seed.ok} |`);
-    rows.push(`| S1 baseline: emulator alone | ${s.emulator_alone.requests} | ${f(s.emulator_alone.per_s)} | ${f(s.emulator_alone.latency_ms.p50)} / ${f(s.emulator_alone.latency_ms.p99)} | – | ok ${s.emulator_alone.ok} |`);
+    const p = s.plugin, c = s.ceiling;
+    row('S1 plugin', p.devices, p.latency_ms.samples, f(p.devices_per_s), lat(p.latency_ms),
+      `**${f(p.cpu_ms_per_bootstrap, 3)} ms broker CPU** per bootstrap = ${f(s.ratios.broker_cpu_per_bootstrap_vs_ceiling_broker_plus_responder, 2)}× the ceiling's broker + responder (${f(s.ratios.broker_cpu_per_bootstrap_vs_ceiling_broker_only, 2)}× its broker alone); ${p.emulator.connections} platform connections`,
+      cpuBound(p, p.seconds), codes(p.codes));
+    row('S1 plugin, `reply_encryption off`', s.unsealed.devices, s.unsealed.latency_ms.samples, f(s.unsealed.devices_per_s), lat(s.unsealed.latency_ms),
+      `${f(s.unsealed.cpu_ms_per_bootstrap, 3)} ms broker CPU (sealing: ${f(s.sealing_cpu_ms_per_bootstrap * 1000, 0)} µs)`, cpuBound(s.unsealed, s.unsealed.seconds), codes(s.unsealed.codes));
+    row('S1 baseline: broker ceiling (responder client)', c.devices, c.latency_ms.samples, f(c.devices_per_s), lat(c.latency_ms),
+      `**${f(c.cpu_ms_per_request, 3)} ms broker + responder CPU** per request/response (broker ${f(c.cpu_ms_per_request_broker, 3)}, responder ${f(c.cpu_ms_per_request_responder, 3)}); no platform call`,
+      cpuBound(c, c.seconds), codes(c.codes));
+    row('S1 baseline: seed (pop-core function)', s.seed.requests, s.seed.latency_ms.samples, f(s.seed.per_s), lat(s.seed.latency_ms),
+      `${f(s.seed.cpu_ms_per_bootstrap, 3)} ms function CPU per bootstrap; ${s.seed.emulator.connections} platform connections`,
+      `CPU: function ${cores(s.seed.function_cpu_s, s.seed.seconds)} core (one Node.js process), emulator ${cores(s.seed.emulator_cpu_s, s.seed.seconds)} core`, `ok ${s.seed.ok}`);
+    row('S1 baseline: emulator alone (per call)', s.emulator_alone.requests, s.emulator_alone.latency_ms.samples, f(s.emulator_alone.per_s), lat(s.emulator_alone.latency_ms),
+      '–', `CPU: emulator ${cores(s.emulator_alone.emulator_cpu_s, s.emulator_alone.seconds)} core (one Node.js process)`, `ok ${s.emulator_alone.ok}`);
+    notes.push('S1: every device asks at once; platform 0 ms, no quota, the plugin\'s pacing off, `max_inflight 256`; the seed function and the emulator-alone driver at 256 requests at a time. '
+      + 'CPU: the plugin does the platform call, JSON, signing and sealing inside the broker; the ceiling\'s broker only routes and its responder client answers, so the plugin\'s broker CPU is compared with the ceiling\'s broker + responder CPU (read from /proc over the same window, 10 ms clock ticks).');
   }
-  if (r.S2) rows.push(`| S2 new-device storm, 100 ms, quota 30/50 | ${r.S2.plugin.devices} | ${f(r.S2.plugin.devices_per_s)} | ${f(r.S2.plugin.latency_ms.p50)} / ${f(r.S2.plugin.latency_ms.p99)} | Register ${f(r.S2.plugin.register_per_s)}/s, throttled ${r.S2.plugin.emulator.throttled} | ${JSON.stringify(r.S2.plugin.codes)} |`);
-  if (r.S3) {
-    rows.push(`| S3 existing devices, auto | ${r.S3.auto.devices} | ${f(r.S3.auto.devices_per_s)} | ${f(r.S3.auto.latency_ms.p50)} / ${f(r.S3.auto.latency_ms.p99)} | Query ${f(r.S3.auto.query_per_s)}/s, Register ${f(r.S3.auto.register_per_s)}/s, throttled ${r.S3.auto.emulator.throttled} | ${JSON.stringify(r.S3.auto.codes)} |`);
-    if (r.S3.register_first) rows.push(`| S3 existing devices, register_first | ${r.S3.register_first.devices} | ${f(r.S3.register_first.devices_per_s)} | ${f(r.S3.register_first.latency_ms.p50)} / ${f(r.S3.register_first.latency_ms.p99)} | Query ${f(r.S3.register_first.query_per_s)}/s, Register ${f(r.S3.register_first.register_per_s)}/s | ${JSON.stringify(r.S3.register_first.codes)} |`);
+  if (r.S2 && r.S2.plugin) {
+    const p = r.S2.plugin;
+    row('S2 new devices, quota 30/50', p.devices, p.latency_ms.samples, f(p.devices_per_s), lat(p.latency_ms),
+      `RegisterDevice ${f(p.register_per_s)}/s, throttled ${p.emulator.throttled}`, `quota: RegisterDevice 30/s (${pc(p.register_per_s / 30)} used)`, codes(p.codes));
+    notes.push('S2, S3: every device asks at once; platform 100 ms; the emulator enforces RegisterDevice 30/s and QueryDeviceDetail 50/s; latency is the queue the fleet waits in.');
   }
-  if (r.S4) rows.push(`| S4 2 s platform, ${r.S4.plugin.devices} pending | ${r.S4.plugin.devices} | ${f(r.S4.plugin.devices_per_s)} | ${f(r.S4.plugin.latency_ms.p50)} / ${f(r.S4.plugin.latency_ms.p99)} | CONNACK p99 idle ${f(r.S4.connack_p99_idle_ms, 2)} → storm ${f(r.S4.connack_p99_storm_ms, 2)} ms; RSS +${f(r.S4.rss_growth_bytes_per_request, 0)} B/request with ${r.S4.plugin.devices}, ${f(r.S4.rss_bytes_per_queued_request, 0)} B per extra queued request | ${JSON.stringify(r.S4.plugin.codes)} |`);
-  if (r.S5) {
-    rows.push(`| S5 one at a time, 50 ms platform | ${r.S5.plugin.devices} | ${f(r.S5.plugin.devices_per_s)} | ${f(r.S5.plugin.latency_ms.p50)} / ${f(r.S5.plugin.latency_ms.p99)} | platform ${f(r.S5.platform_round_trip_ms.p50)} / ${f(r.S5.platform_round_trip_ms.p99)} ms; added ${f(r.S5.added_ms.p50)} / ${f(r.S5.added_ms.p99)} ms | ${JSON.stringify(r.S5.plugin.codes)} |`);
-    rows.push(`| S5 same, with wakeup_port | ${r.S5.woken.devices} | ${f(r.S5.woken.devices_per_s)} | ${f(r.S5.woken.latency_ms.p50)} / ${f(r.S5.woken.latency_ms.p99)} | added ${f(r.S5.added_ms_with_wakeup.p50)} / ${f(r.S5.added_ms_with_wakeup.p99)} ms | ${JSON.stringify(r.S5.woken.codes)} |`);
+  if (r.S3 && r.S3.auto) {
+    const a = r.S3.auto, b = r.S3.register_first;
+    row('S3 existing devices, `strategy auto`', a.devices, a.latency_ms.samples, f(a.devices_per_s), lat(a.latency_ms),
+      `QueryDeviceDetail ${f(a.query_per_s)}/s, RegisterDevice ${f(a.register_per_s)}/s, throttled ${a.emulator.throttled}`, `quota: QueryDeviceDetail 50/s (${pc(a.query_per_s / 50)} used)`, codes(a.codes));
+    if (b) row('S3 existing devices, `register_first`', b.devices, b.latency_ms.samples, f(b.devices_per_s), lat(b.latency_ms),
+      `QueryDeviceDetail ${f(b.query_per_s)}/s, RegisterDevice ${f(b.register_per_s)}/s`, `quota: RegisterDevice 30/s (${pc(b.register_per_s / 30)} used; a Register and a Query per device)`, codes(b.codes));
   }
-  return ['| scenario | devices | devices/s | latency p50 / p99 ms | cost / rates | replies |', '|---|---|---|---|---|---|', ...rows].join('\n');
+  if (r.S4 && r.S4.plugin) {
+    const s = r.S4, p = s.plugin, m = s.memory;
+    const probe = (x) => (x.samples >= MIN_P99_SAMPLES ? `p99 ${f(x.connack_ms.p99, 2)} ms (n=${x.samples})` : `max ${f(x.connack_ms.max, 2)} ms (n=${x.samples} < ${MIN_P99_SAMPLES}: no p99)`);
+    row(`S4 2 s platform, ${p.devices} requests waiting`, p.devices, p.latency_ms.samples, f(p.devices_per_s), lat(p.latency_ms),
+      `probe CONNACK idle ${probe(s.connack_idle)} → while waiting ${probe(s.connack_storm)}; PINGREQ p50 ${f(s.connack_storm.ping_ms.p50, 2)} ms`,
+      'devices/s: platform latency, 2 s × `max_inflight` 64 = 32/s; CONNACK: the broker thread (it never waits on the platform)', codes(p.codes));
+    const per = m.pairs.map((x) => f(x.bytes_per_queued_request, 0)).join(', ');
+    row(`S4 broker bytes per queued request`, m.clients, `${m.pairs.length} pair${m.pairs.length > 1 ? 's' : ''} of runs`, '–', '–',
+      `**${f(m.broker_bytes_per_queued_request, 0)} B** (median; runs: ${per}; spread ${f(m.max - m.min, 0)} B); for comparison a connected client costs the broker ${f(median(m.pairs.map((x) => x.mosquitto_bytes_per_client)), 0)} B`,
+      'memory: what the plugin keeps per queued request (job, route, replay record, allocator overhead)', `${m.pairs.map((x) => x.queued).join(', ')} queued`);
+    notes.push(`S4: the probe (a new client's CONNACK and a PINGREQ round trip every 50 ms) runs idle before any device connects, then while the requests wait. Memory: ${m.clients} devices connect; each publishes its signed request, the plugin pacing at 1 call/s against a 2 s platform so that they stay queued; RSS ${m.hold_s} s later, minus the RSS of the same run with the same ${m.clients} devices publishing the same bytes on a topic the plugin ignores, over the requests still queued. Two requests bootstrap first in both runs (the kept-alive platform connections count in both).`);
+  }
+  if (r.S5 && r.S5.points) {
+    for (const pt of r.S5.points) {
+      const pl = pt.platform_round_trip_ms;
+      const added = (a) => (a.p99 === null ? `p50 ${f(a.p50)} (n=${a.samples} < ${MIN_P99_SAMPLES}: no p99)` : `${f(a.p50)} / ${f(a.p99)}`);
+      row(`S5 ${pt.latency_ms} ms platform, idle tick`, r.S5.samples_per_point, pt.tick.round_trip_ms.samples, '–', lat(pt.tick.round_trip_ms),
+        `platform alone ${lat(pl)}; **plugin adds ${added(pt.tick.added_ms)}** (tick model: ${TICK_MS} − (${f(pl.p50)} mod ${TICK_MS}) = ${f(pt.tick_model_added_ms)})`,
+        `tick: the reply waits for 2.0's next idle tick, ${TICK_MS} ms after the request`, codes(pt.tick.codes));
+      row(`S5 ${pt.latency_ms} ms platform, \`wakeup_port\``, r.S5.samples_per_point, pt.wakeup.round_trip_ms.samples, '–', lat(pt.wakeup.round_trip_ms),
+        `**plugin adds ${added(pt.wakeup.added_ms)}**`, 'platform latency (the reply goes out when the answer is in)', codes(pt.wakeup.codes));
+    }
+    notes.push(`S5: one device at a time, each asking ${S5_GAP_MS} ms after the previous one was answered (the plugin's default pacing, 30/s, then never holds one); the plugin's added latency is each quantile of the device's round trip minus the same quantile of the platform's own round trip (signed calls over the same HTTPS, kept alive, one at a time).`);
+  }
+  const quotaScenario = (key, { offBound, seedBound, autoBound, note }) => {
+    const s = r[key];
+    if (!s || !s.off) return;
+    const sized = (k) => (k !== s.devices ? ` (${k} devices)` : '');
+    const run = (name, x, bound) => {
+      if (x.skipped) return row(`${key} ${name}`, s.devices, '–', '–', '–', `not run: ${x.skipped}`, bound, '–');
+      row(`${key} ${name}${sized(x.devices)}`, x.devices, x.latency_ms.samples, f(x.devices_per_s), lat(x.latency_ms),
+        `calls: ${calls(x.emulator.calls)}; throttled ${x.emulator.throttled}`, bound, codes(x.codes));
+    };
+    run('plugin `batching off`' + (s.off.batching && s.off.batching !== 'off' ? ' (option left out: this plugin has none)' : ''), s.off, offBound);
+    run('plugin `batching auto`', s.auto, autoBound);
+    const d = s.seed;
+    row(`${key} seed (pop-core function)${sized(d.requests)}`, d.requests, d.latency_ms.samples, f(d.per_s), lat(d.latency_ms),
+      `calls: ${calls(d.emulator.calls)}; throttled ${d.emulator.throttled}; ${d.attempts} device requests`, seedBound, `ok ${d.ok}`);
+    if (s.ratio_auto_vs_off !== null) rows.push(`| ${key} auto / off | | | **${f(s.ratio_auto_vs_off, 1)}×** | | | | |`);
+    notes.push(note);
+  };
+  const quotas = Object.entries(DOCUMENTED_QPS).map(([k, v]) => `${k} ${v}`).join(', ');
+  quotaScenario('S6', {
+    offBound: 'quota: QueryDeviceDetail 50/s', seedBound: 'quota: QueryDeviceDetail 50/s (each device tries RegisterDevice first, 30/s)', autoBound: 'quota: BatchQueryDeviceDetail 5/s × 100 names',
+    note: `S6: existing, unactivated devices (registered beforehand) all ask at once; platform 100 ms; the emulator enforces every documented quota (${quotas} per second). The seed function is driven 256 requests at a time; a device whose request failed (the function answers 502 when a call is throttled) asks again 1 s later; its latency counts from the common start, as the plugin's devices'. \`batching off\` is set when the plugin has the option (its default is \`auto\`), left out when it has none; \`batching auto\` needs the batching plugin.` });
+  quotaScenario('S7', {
+    offBound: 'quota: RegisterDevice 30/s', seedBound: 'quota: RegisterDevice 30/s', autoBound: 'batch stages (2 s check + 2 s create per apply); BatchCheckDeviceNames 10/s',
+    note: `S7: new devices all ask at once; platform 100 ms, batch stages 2 s (check) + 2 s (create); the same quotas. ${r.S7 && r.S7.devices_off_and_seed !== r.S7.devices ? `\`batching off\` and the seed run with ${r.S7.devices_off_and_seed} devices, not ${r.S7.devices}: both are bound by RegisterDevice's 30/s (${r.S7.devices} would take 6 min each), every one of the ${r.S7.devices_off_and_seed} answered, devices/s over the whole run; their latencies are those of a ${r.S7.devices_off_and_seed}-device queue.` : ''}` });
+  const head = ['| scenario | devices | samples | devices/s | latency p50 / p99 ms | cost / rates | bound by | replies |', '|---|---|---|---|---|---|---|---|'];
+  const method = `Method: the platform (the emulator) over HTTPS, connections kept alive, for the plugin, the seed function and the emulator-alone driver; the devices' own hop (MQTT to the broker, HTTP to the seed function) is plain TCP on loopback for all. A p99 is given only from ${MIN_P99_SAMPLES} samples or more, else the maximum and n. "samples": the latencies a percentile comes from.`;
+  const quick = QUICK ? ['**--quick**: every scenario small, a smoke test that each tool and baseline produces its result; its timings, CPU (10 ms clock ticks) and memory figures are not measurements.', ''] : [];
+  return [...quick, ...head, ...rows, '', method, '', ...notes.map((n) => '- ' + n.trim())].join('\n');
 }
 
 (async () => {
-  const results = { machine: { cpus: os.cpus().length, cpu: os.cpus()[0].model, memGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), quick: QUICK, date: new Date().toISOString() } };
-  let failed = [];
+  const results = { machine: { cpus: os.cpus().length, cpu: os.cpus()[0].model, memGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), quick: QUICK, date: new Date().toISOString(),
+    method: 'HTTPS to the platform, kept alive; p99 only from >= 200 samples; single platform calls (batching off) but in the batching auto runs' } };
+  const failed = [];
   for (const [name, fn] of Object.entries(scenarios)) {
     if (ONLY && !ONLY.includes(name)) continue;
     const t0 = Date.now();
@@ -268,12 +574,13 @@ function table(results) {
       results[name] = { error: e.message };
       failed.push(name);
     }
-    process.stderr.write(`${((Date.now() - t0) / 1000).toFixed(1)} s${results[name].ok ? '' : ' FAILED'}\n`);
+    process.stderr.write(`${((Date.now() - t0) / 1000).toFixed(1)} s${results[name].ok ? '' : ' FAILED' + (results[name].error ? ': ' + results[name].error.split('\n')[0] : '')}\n`);
   }
   fs.mkdirSync(OUT, { recursive: true });
   const md = table(results);
-  fs.writeFileSync(path.join(OUT, QUICK ? 'quick.json' : 'full.json'), JSON.stringify(results, null, 1));
-  fs.writeFileSync(path.join(OUT, QUICK ? 'quick.md' : 'full.md'), md + '\n');
+  const base = QUICK ? 'quick' : ONLY ? `only-${ONLY.join('-')}` : 'full';
+  fs.writeFileSync(path.join(OUT, base + '.json'), JSON.stringify(results, null, 1));
+  fs.writeFileSync(path.join(OUT, base + '.md'), md + '\n');
   console.log(md);
   if (results.S1 && results.S1.ratios) console.log('\nS1 ratios: ' + JSON.stringify(results.S1.ratios));
   if (failed.length) console.log(`\nscenarios without a complete result: ${failed.join(', ')}`);

@@ -1,7 +1,9 @@
 'use strict';
 // The seed architecture, run locally: what an HTTPS Function Compute handler does today.
 // POST {"deviceId"} → RegisterDevice through Alibaba's @alicloud/pop-core; on any failure
-// QueryDeviceDetail; answer the triple. Benchmark baseline only (plain HTTP on loopback).
+// QueryDeviceDetail; answer the triple. Benchmark baseline only: devices reach it over plain HTTP
+// on loopback; it reaches the platform as given (bench/run.js: https://, pop-core's kept-alive
+// agent, the bench's CA through NODE_EXTRA_CA_CERTS).
 //   ALIBABA_CLOUD_ACCESS_KEY_ID=.. ALIBABA_CLOUD_ACCESS_KEY_SECRET=.. node function.js <port> <platform-endpoint> <product-key>
 const http = require('http');
 const RPCClient = require('@alicloud/pop-core').RPCClient;

@@ -104,13 +104,16 @@ function createEmulator(options = {}) {
   let latencyMs = 0;
   let answerLatencyMs = 0;
   let stats;
+  const apiSockets = new WeakSet();
   const windows = {};        // action -> [timestamps within the last second]
 
   function resetStats() {
     // bySignature: requests by how they were signed; lastV3: what the last V3 request signed and
     // where its parameters were (names only, never values)
+    // connections: the connections that carried API calls (control calls left out, the start-up
+    // check's in): with kept-alive clients far fewer than the requests
     const fresh = () => ({ requests: 0, byAction: {}, byCode: {}, throttled: 0, throttledBy: {}, faultsServed: 0, signatureFailures: 0,
-      bySignature: { v1: 0, v3: 0 }, lastV3: null });
+      bySignature: { v1: 0, v3: 0 }, lastV3: null, connections: 0 });
     // the plugin's start-up check (QueryDeviceDetail for PROBE_NAME), accounted apart so that
     // tests count device traffic; it still passes every gateway check and counts for the quota
     stats = { ...fresh(), checks: fresh() };
@@ -370,6 +373,7 @@ function createEmulator(options = {}) {
       if (credentialRoute(req, url, body, res)) return;
       if (batchRoute(req, url, body, res)) return;
       if (url.pathname.startsWith('/_emulator/')) return handleControl(req, url, body, res);
+      if (!apiSockets.has(req.socket)) { apiSockets.add(req.socket); stats.connections++; }
       // an Authorization header means V3; without one, signature 1.0 in the parameters
       const v3 = req.headers.authorization !== undefined;
       let params, query;

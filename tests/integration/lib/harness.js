@@ -7,6 +7,7 @@ const assert = require('assert');
 const crypto = require('crypto');
 const fs = require('fs');
 const http = require('http');
+const https = require('https');
 const net = require('net');
 const os = require('os');
 const path = require('path');
@@ -162,8 +163,11 @@ function canConnect(port) {
 // The emulator in a process of its own, driven over its control API: for tests whose timing
 // must not suffer from this process's event loop (spawning hundreds of clients stalls it).
 // The same methods as the in-process emulator, but async.
-async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota, credentials = {}, batch = {}, products = [PRODUCT_KEY] }) {
+// tls: { cert, key, ca } file paths: the emulator serves HTTPS with cert/key, and the control
+// API is called over HTTPS too, trusting ca (the certificate is not checked without one).
+async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota, credentials = {}, batch = {}, products = [PRODUCT_KEY], tls = null }) {
   const args = [path.join(__dirname, '../../emulator/emulator.js'), '--port', '0', '--products', products.join(',')];
+  if (tls) args.push('--tls-cert', tls.cert, '--tls-key', tls.key);
   if (quota) args.push('--quota', Object.entries(quota).map(([k, v]) => `${k}=${v}`).join(','));
   // the emulator's credential services (options.credentials); the OIDC token goes by environment
   const credFlags = { roleName: '--role-name', roleArn: '--role-arn', oidcProviderArn: '--oidc-provider-arn', ttlS: '--credential-ttl-s', uriPath: '--credentials-uri-path' };
@@ -179,8 +183,9 @@ async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota, creden
     proc.stdout.on('data', (d) => { out += d; const m = /"port":(\d+)/.exec(out); if (m) resolve(Number(m[1])); });
     proc.on('exit', () => reject(new Error('the emulator exited')));
   });
+  const controlTls = tls ? (tls.ca ? { ca: fs.readFileSync(tls.ca) } : { rejectUnauthorized: false }) : null;
   const call = (method, p, body) => new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: p }, (res) => {
+    const req = (tls ? https : http).request({ host: '127.0.0.1', port, method, path: p, ...controlTls }, (res) => {
       let d = '';
       res.on('data', (x) => { d += x; });
       res.on('end', () => resolve(res.statusCode === 200 ? JSON.parse(d) : null));
@@ -190,6 +195,7 @@ async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota, creden
   });
   return {
     port,
+    pid: proc.pid,
     stats: () => call('GET', '/_emulator/stats'),
     resetStats: () => call('POST', '/_emulator/reset'),
     setQuota: (q) => call('POST', '/_emulator/quota', q),
@@ -232,7 +238,8 @@ async function startEnv({ globalConfig = '', brokerEnv = {}, shareWith = null, p
   const dir = makeWorkdir();
   const accessKeyId = shareWith ? shareWith.accessKeyId : 'LTAI' + crypto.randomBytes(8).toString('hex');
   const accessKeySecret = shareWith ? shareWith.accessKeySecret : secret('aksecret');
-  // emulator.tls: { cert, key } file paths: the emulator serves HTTPS and the endpoint is https
+  // emulator.tls: { cert, key } file paths (and ca, for the control API of emulatorProcess): the
+  // emulator serves HTTPS and the endpoint is https
   const emuTls = emulator.tls ? { cert: fs.readFileSync(emulator.tls.cert), key: fs.readFileSync(emulator.tls.key) } : null;
   const emuProducts = [...new Set([PRODUCT_KEY, ...(products || []), ...(emulator.products || [])])];
   const emuOptions = { accessKeys: { [accessKeyId]: { secret: accessKeySecret } }, ...emulator, products: emuProducts, tls: emuTls };
@@ -240,7 +247,7 @@ async function startEnv({ globalConfig = '', brokerEnv = {}, shareWith = null, p
   if (shareWith) emu = shareWith.emu;
   else emu = emulatorProcess ? await startRemoteEmulator({ accessKeyId, accessKeySecret, quota: emulator.quota, credentials: emulator.credentials,
     batch: { checkDurationMs: emulator.checkDurationMs, createDurationMs: emulator.createDurationMs, stageStuck: emulator.stageStuck },
-    products: emuProducts }) : createEmulator(emuOptions);
+    products: emuProducts, tls: emulator.tls || null }) : createEmulator(emuOptions);
   const emuPort = shareWith ? shareWith.emuPort : emulatorProcess ? emu.port : await emu.listen(0);
   const retiredSecrets = [];
   const port = await freePort();
@@ -317,7 +324,15 @@ async function startEnv({ globalConfig = '', brokerEnv = {}, shareWith = null, p
   const brokerVars = Object.fromEntries(Object.entries(brokerEnv).map(([k, v]) => [k, String(v).replace('$EMUPORT', emuPort).replace('$DIR', dir)]));
   Object.assign(env, credentialsOverride, brokerVars);
   const broker = new Broker(dir, port, confPath);
-  const failure = await broker.start(env, { expectFailure });
+  let failure;
+  try {
+    failure = await broker.start(env, { expectFailure });
+  } catch (e) {
+    // a broker that would not start leaves no emulator process or directory behind
+    if (!shareWith) await emu.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   // the plugin's start-up check is one platform call at start: tests that count calls, slots or
   // latency begin once it has been answered (or after a while: a test may make it fail)
   if (!failure && !noPlugin) {
