@@ -37,6 +37,16 @@ function auditLines(env) {
 // they clear while a batch registration runs): a crowd of 150 or more makes a batch.
 const SLOW_SINGLES = { register_qps: 10 };
 
+// Waits (up to tries x everyMs) for an apply whose Status passes want; resolves with it, or null.
+async function applyIn(env, want, tries = 200, everyMs = 50) {
+  for (let i = 0; i < tries; i++) {
+    const found = (await env.emu.batchConfig()).applies.find((a) => want(a.Status));
+    if (found) return found;
+    await h.sleep(everyMs);
+  }
+  return null;
+}
+
 const batchCalls = (stats) => BATCH_ACTIONS.reduce((n, a) => n + (stats.byAction[a] || 0), 0);
 
 test('a lone device on an idle broker gets single calls, as without batching', async () => {
@@ -115,16 +125,10 @@ test('names that exist fail the check and names registered during creation fail 
     const running = storm(env, ids);
     // while a batch is being created, five of its names are registered by someone else
     let raced = [];
-    for (let i = 0; i < 200 && !raced.length; i++) {
-      const view = await env.emu.batchConfig();
-      const creating = view.applies.find((a) => a.Status === 'CREATE');
-      if (creating) {
-        const apply = await env.emu.batchApply(creating.ApplyId);
-        raced = apply.DeviceNames.slice(-5);
-        await env.emu.preRegister(h.PRODUCT_KEY, raced);
-      } else {
-        await h.sleep(50);
-      }
+    const creating = await applyIn(env, (s) => s === 'CREATE');
+    if (creating) {
+      raced = (await env.emu.batchApply(creating.ApplyId)).DeviceNames.slice(-5);
+      await env.emu.preRegister(h.PRODUCT_KEY, raced);
     }
     assert.strictEqual(raced.length, 5, 'a batch reached creation');
     await running; // storm() checked every triple against the emulator's, the raced ones too
@@ -165,16 +169,8 @@ test('the platform forgets its ApplyIds mid-batch (a restart): the devices go on
   try {
     const ids = names('lost', 200);
     const running = storm(env, ids);
-    let forgot = false;
-    for (let i = 0; i < 200 && !forgot; i++) {
-      const view = await env.emu.batchConfig();
-      if (view.applies.some((a) => a.Status === 'CREATE')) {
-        await env.emu.setBatch({ forgetApplies: true });
-        forgot = true;
-      } else {
-        await h.sleep(50);
-      }
-    }
+    const forgot = !!(await applyIn(env, (s) => s === 'CREATE'));
+    if (forgot) await env.emu.setBatch({ forgetApplies: true });
     assert.ok(forgot, 'a batch reached creation');
     await running;
     const stats = await env.emu.stats();
@@ -191,16 +187,8 @@ test('existing_devices never: devices our own batch created are served as new wh
   try {
     const ids = names('nev', 200);
     const running = Promise.all(ids.map((id) => env.device(id, { timeoutS: 60, maxTries: 3 })));
-    let forgot = false;
-    for (let i = 0; i < 2000 && !forgot; i++) {
-      const view = await env.emu.batchConfig();
-      if (view.applies.some((a) => a.Status === 'CREATE_SUCCESS' || a.Status === 'CREATE_FAILED')) {
-        await env.emu.setBatch({ forgetApplies: true });
-        forgot = true;
-      } else {
-        await h.sleep(10);
-      }
-    }
+    const forgot = !!(await applyIn(env, (s) => s === 'CREATE_SUCCESS' || s === 'CREATE_FAILED', 2000, 10));
+    if (forgot) await env.emu.setBatch({ forgetApplies: true });
     assert.ok(forgot, 'a batch finished creating');
     const results = await running;
     const refused = results.filter((r) => !r.reply || !r.reply.success);
