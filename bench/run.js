@@ -200,7 +200,7 @@ async function seedBaseline(n, concurrency, { latencyMs = 0, quota = null, preRe
     r.emulator_cpu_s = procCpuSeconds(env.emu.pid) - emuCpu0;
     r.cpu_ms_per_bootstrap = (r.function_cpu_s * 1000) / Math.max(1, r.ok);
     const emu = await env.emu.stats();
-    r.emulator = { calls: emu.byAction, throttled: emu.throttled, connections: emu.connections };
+    r.emulator = { calls: emu.byAction, throttled: emu.throttled, throttled_by: emu.throttledBy, connections: emu.connections };
     return r;
   } finally {
     if (fn) fn.kill('SIGTERM');
@@ -266,7 +266,9 @@ async function measure(env, n, { latencyMs = 0, quota = null, loadgenArgs = [], 
   const emu = await env.emu.stats();
   const calls = {};
   for (const [k, v] of Object.entries(emu.byAction)) if (v - (before.byAction[k] || 0)) calls[k] = v - (before.byAction[k] || 0);
-  r.emulator = { calls, throttled: emu.throttled - before.throttled, connections: emu.connections - before.connections };
+  const throttledBy = {};
+  for (const [k, v] of Object.entries(emu.throttledBy || {})) if (v - ((before.throttledBy || {})[k] || 0)) throttledBy[k] = v - ((before.throttledBy || {})[k] || 0);
+  r.emulator = { calls, throttled: emu.throttled - before.throttled, throttled_by: throttledBy, connections: emu.connections - before.connections };
   r.register_per_s = (calls.RegisterDevice || 0) / r.seconds;
   r.query_per_s = (calls.QueryDeviceDetail || 0) / r.seconds;
   return r;
@@ -536,7 +538,7 @@ function table(results) {
     const run = (name, x, bound) => {
       if (x.skipped) return row(`${key} ${name}`, s.devices, '–', '–', '–', `not run: ${x.skipped}`, bound, '–');
       row(`${key} ${name}${sized(x.devices)}`, x.devices, x.latency_ms.samples, f(x.devices_per_s), lat(x.latency_ms),
-        `calls: ${calls(x.emulator.calls)}; throttled ${x.emulator.throttled}`, bound, codes(x.codes));
+        `calls: ${calls(x.emulator.calls)}; throttled ${x.emulator.throttled}${x.emulator.throttled ? ` (${calls(x.emulator.throttled_by || {})})` : ""}`, bound, codes(x.codes));
     };
     run('plugin `batching off`' + (s.off.batching && s.off.batching !== 'off' ? ' (option left out: this plugin has none)' : ''), s.off, offBound);
     run('plugin `batching auto`', s.auto, autoBound);

@@ -25,6 +25,7 @@ struct audit_entry {
 	const char *action;     /* the platform action whose answer settled it (a batch action's
 	                         * RequestId is the same for every device that call served), or NULL */
 	long duration_ms;
+	unsigned long long unanswered; /* a summary line: refusals left unanswered under the limit; 0: none */
 };
 
 /* NULL with err set when the file cannot be opened for appending. */

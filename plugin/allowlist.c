@@ -449,7 +449,8 @@ struct allowlist *allowlist__load(const char *path, char *err, size_t errlen)
 	ssize_t got;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO put at the path must not stall the broker thread in open() */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if(fd < 0){
 		text__error(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return NULL;

@@ -1,6 +1,7 @@
 /* The audit trail: JSON lines, appended. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +18,21 @@ struct audit {
 
 static int audit__open_fd(const char *path, char *err, size_t errlen)
 {
-	/* 0640: operators read it through the broker's group; never world-readable */
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	/* 0640: operators read it through the broker's group; never world-readable. O_NONBLOCK: a
+	 * FIFO put at the path must not stall the broker thread in open(); only a regular file is
+	 * written to */
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0640);
+	struct stat st;
 
-	if(fd < 0) snprintf(err, errlen, "plugin_opt_audit_file: cannot open %s for appending: %s", path, strerror(errno));
+	if(fd < 0){
+		snprintf(err, errlen, "plugin_opt_audit_file: cannot open %s for appending: %s", path, strerror(errno));
+		return -1;
+	}
+	if(fstat(fd, &st) || !S_ISREG(st.st_mode)){
+		snprintf(err, errlen, "plugin_opt_audit_file: %s is not a regular file", path);
+		close(fd);
+		return -1;
+	}
 	return fd;
 }
 
@@ -66,6 +78,7 @@ void audit__record(struct audit *a, const struct audit_entry *e)
 			"time", when, "client", e->client, "address", e->address, "productKey", e->product_key, "deviceId", e->device_id,
 			"code", e->code, "device", e->device, "requestId", e->request_id, "action", e->action,
 			"durationMs", (json_int_t)e->duration_ms);
+	if(line && e->unanswered) json_object_set_new(line, "unanswered", json_integer((json_int_t)e->unanswered));
 	text = line ? json_dumps(line, JSON_COMPACT) : NULL;
 	if(text){
 		size_t len = strlen(text);

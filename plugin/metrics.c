@@ -78,9 +78,13 @@ void metrics__render(struct metrics *m, const struct jobs_stats *st, size_t outs
 		snprintf(topic, sizeof(topic), METRICS_TOPIC_PREFIX "replies/%s", reply__code_name((enum bootstrap_code)c));
 		emit__number(emit, ud, topic, m->replies[c]);
 	}
-	/* per product: ok always, the other codes once they happened (a code's counter never goes
-	 * back to 0: a topic once published stays right) */
+	/* per product, once it has had a reply (the topics name the product: a product nobody asked
+	 * for is not listed to whoever may read $SYS): ok, and the other codes once they happened (a
+	 * counter never goes back to 0: a topic once published stays right) */
 	for(size_t i = 0; i < m->nproducts; i++){
+		unsigned long long any = 0;
+		for(int c = 0; c < METRICS_CODES; c++) any += m->products[i].replies[c];
+		if(!any) continue;
 		for(int c = 0; c < METRICS_CODES; c++){
 			if(c != BOOTSTRAP_OK && !m->products[i].replies[c]) continue;
 			snprintf(topic, sizeof(topic), METRICS_TOPIC_PREFIX "products/%s/replies/%s", m->products[i].key,

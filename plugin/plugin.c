@@ -83,6 +83,8 @@ struct bootstrap_plugin {
 	struct metrics metrics;
 	time_t metrics_next_s;
 	unsigned long long throttled_logged; /* Throttling answers already reported in the log */
+	unsigned long long audit_unanswered; /* refusals left unanswered, not yet in an audit line */
+	time_t audit_unanswered_s;           /* when the last such line was written */
 	bool batching_refused_logged;        /* a batch action refused, as last reported */
 	char batching_detail_logged[160];
 	unsigned long long applies_abandoned_logged;
@@ -171,6 +173,20 @@ static void bootstrap__audit_now(struct bootstrap_plugin *p, const char *request
 	audit__record(p->audit, &e);
 }
 
+/* The refusals left unanswered under the limit since the last such line: one summary line, at
+ * most once a minute (and at shutdown). */
+#define AUDIT_UNANSWERED_EVERY_S 60
+static void bootstrap__audit_unanswered(struct bootstrap_plugin *p, time_t now, bool flush)
+{
+	struct audit_entry e = { .time = now, .code = reply__code_name(BOOTSTRAP_RATE_LIMITED) };
+
+	if(!p->audit_unanswered || (!flush && now - p->audit_unanswered_s < AUDIT_UNANSWERED_EVERY_S)) return;
+	e.unanswered = p->audit_unanswered;
+	if(p->audit) audit__record(p->audit, &e);
+	p->audit_unanswered = 0;
+	p->audit_unanswered_s = now;
+}
+
 /* A request whose flow was taken over by a later one for the same device: that one gets the
  * reply, this one its audit line. */
 static void bootstrap__audit_superseded(struct bootstrap_plugin *p, const struct reply_route *old, const char *product_key,
@@ -203,8 +219,10 @@ static void bootstrap__refuse(struct bootstrap_plugin *p, const char *requester,
 	if(addressable) vc = limiter__refuse(p->refusals_by_client, requester, now, &by_client);
 	blocked = by_address > by_client ? by_address : by_client;
 	if(va == LIMIT_SILENT || vc == LIMIT_SILENT){
+		/* a flood's: counted in one audit line a minute (bootstrap__audit_unanswered), so that
+		 * it cannot fill the disk at the rate it can send */
 		p->metrics.dropped_rate_limited++;
-		bootstrap__audit_now(p, requester, address, product_key, device_id, reply__code_name(BOOTSTRAP_RATE_LIMITED));
+		p->audit_unanswered++;
 		return;
 	}
 	if(product_key){
@@ -646,6 +664,7 @@ static void bootstrap__report_worker(struct bootstrap_plugin *p, time_t now)
 	if(now == p->report_checked_s) return;
 	p->report_checked_s = now;
 	jobs__stats(p->jobs, &st);
+	bootstrap__audit_unanswered(p, now, false);
 	bootstrap__report_credentials(p, &st);
 	bootstrap__report_check(p, &st);
 	bootstrap__report_batching(p, &st);
@@ -880,6 +899,7 @@ static void bootstrap__free(struct bootstrap_plugin *p)
 	replay__free(p->replay);
 	limiter__free(p->refusals_by_address);
 	limiter__free(p->refusals_by_client);
+	bootstrap__audit_unanswered(p, time(NULL), true);
 	audit__close(p->audit);
 	allowlist__free(p->allowlist);
 	metrics__cleanup(&p->metrics);

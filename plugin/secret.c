@@ -29,7 +29,8 @@ int secret__read_file_max(const char *label, const char *path, bool private, siz
 	int fd;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO put at the path must not stall the broker thread in open() */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if(fd < 0){
 		text__error(err, errlen, "%s: cannot open %s: %s", label, path, strerror(errno));
 		return -1;

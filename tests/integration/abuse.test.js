@@ -135,3 +135,20 @@ test('every request leaves exactly one audit line: joined, dropped with its conn
     await env.stop();
   }
 });
+
+test('a flood of refusals cannot fill the disk through the audit file: unanswered ones are counted in one line a minute', async () => {
+  await h.withEnv({ pluginOptions: { audit_file: '$DIR/audit.log' } }, async (env) => {
+    const r = await env.publishMany(Array.from({ length: 2000 }, () => 'x'));
+    assert.strictEqual(r.code, 0, r.stderr);
+    let lines = [];
+    for (let i = 0; i < 60 && !lines.some((l) => l.unanswered); i++) { await h.sleep(100); lines = auditLines(env); }
+    const answered = lines.filter((l) => !l.unanswered);
+    const summary = lines.filter((l) => l.unanswered);
+    // the refusals answered under the limit (per client id and per address) have a line each,
+    // the rest one line that counts them; together every request
+    assert.ok(answered.length <= 61, `${answered.length} lines for answered refusals`);
+    assert.strictEqual(summary.length, 1);
+    assert.strictEqual(summary[0].code, 'rate_limited');
+    assert.strictEqual(answered.length + summary[0].unanswered, 2000);
+  });
+});
