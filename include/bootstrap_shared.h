@@ -160,6 +160,10 @@ void shared__set_notify(struct shared *s, void (*fn)(void *ud), void *ud);
  * owns op and goes on with local state. RELEASE is kept while Redis is down and sent when it
  * is back. Any thread; never waits on I/O. */
 int shared__submit(struct shared *s, struct shared_op *op);
+/* While corked, the Redis thread leaves queued operations where they are (until uncorked, or
+ * its next heartbeat), so that what one thread submits in a burst goes in one round trip: the
+ * worker corks while it works through a round. Any thread; never waits on I/O. */
+void shared__cork(struct shared *s, bool corked);
 /* The finished operations for consumer, oldest first, detached; free each with free(). */
 struct shared_op *shared__take(struct shared *s, enum shared_consumer consumer);
 enum shared_state shared__state(struct shared *s);

@@ -111,6 +111,7 @@ struct shared {
 	void (*notify)(void *ud);
 	void *notify_ud;
 	bool stop;
+	bool corked;
 	struct shared_stats stats;
 
 	/* the Redis thread's (and the broker thread's before it starts and after it stops) */
@@ -833,7 +834,7 @@ static void *shared__run(void *arg)
 			if(s->stop) break;
 			now = clock__ms();
 			due = s->c ? s->next_heartbeat_ms : s->reconnect_ms;
-			if(s->queue_head || now >= due || (s->c && s->deferred_head)) break;
+			if((s->queue_head && !s->corked) || now >= due || (s->c && s->deferred_head)) break;
 			cond__wait_until(s, due);
 		}
 		if(s->stop){
@@ -952,9 +953,17 @@ int shared__submit(struct shared *s, struct shared_op *op)
 	else s->queue_head = op;
 	s->queue_tail = op;
 	s->queued++;
-	pthread_cond_signal(&s->cond);
+	if(!s->corked) pthread_cond_signal(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
+}
+
+void shared__cork(struct shared *s, bool corked)
+{
+	pthread_mutex_lock(&s->lock);
+	s->corked = corked;
+	if(!corked && s->queue_head) pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
 }
 
 struct shared_op *shared__take(struct shared *s, enum shared_consumer consumer)

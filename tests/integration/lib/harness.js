@@ -595,6 +595,60 @@ function connackMs(port) {
   });
 }
 
+// A redis-server of the test's own (Debian's), never the system one: loopback on a free port
+// (port: a given one, e.g. to come back on after a kill) and a unix socket in a directory of its
+// own, no persistence (so a restart forgets everything, the worst case). password: requirepass;
+// with user too, an ACL user (the default user off). kill(signal) and start() again; cli(...)
+// runs redis-cli against it; stop() removes everything.
+async function startRedis({ port = null, user = null, password = null } = {}) {
+  const dir = makeWorkdir();
+  port = port || await freePort();
+  const socket = path.join(dir, 'redis.sock');
+  const conf = path.join(dir, 'redis.conf');
+  const lines = [`port ${port}`, 'bind 127.0.0.1', 'save ""', 'appendonly no', `dir ${dir}`, `unixsocket ${socket}`,
+    'unixsocketperm 777', 'daemonize no', 'loglevel warning'];
+  if (user) lines.push('user default off', `user ${user} on >${password} ~* &* +@all`);
+  else if (password) lines.push(`requirepass ${password}`);
+  fs.writeFileSync(conf, lines.join('\n') + '\n', { mode: 0o600 });
+  let proc = null, output = '';
+  const auth = password ? [...(user ? ['--user', user] : []), '--pass', password, '--no-auth-warning'] : [];
+  const r = {
+    port, socket, dir, url: `redis://127.0.0.1:${port}`, unixUrl: `unix://${socket}`, password, user,
+    output: () => output,
+    async start() {
+      proc = spawn('redis-server', [conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+      live.add(proc);
+      proc.stdout.on('data', (d) => { output += d; });
+      proc.stderr.on('data', (d) => { output += d; });
+      const exited = new Promise((resolve) => proc.on('close', resolve));
+      r.exited = exited;
+      for (let i = 0; i < 100; i++) {
+        if (await canConnect(port)) return r;
+        await sleep(50);
+      }
+      throw new Error('redis-server did not start:\n' + output);
+    },
+    // SIGKILL: gone at once, nothing saved; SIGSTOP/SIGCONT: a Redis that stops answering
+    kill(signal = 'SIGKILL') {
+      if (!proc) return Promise.resolve();
+      const p = proc;
+      if (signal === 'SIGSTOP' || signal === 'SIGCONT') { p.kill(signal); return Promise.resolve(); }
+      proc = null;
+      live.delete(p);
+      p.kill(signal);
+      return r.exited;
+    },
+    cli(...args) {
+      return run('redis-cli', ['-p', String(port), ...auth, ...args]).then((x) => x.stdout.trim());
+    },
+    async stop() {
+      await r.kill('SIGTERM');
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return r.start();
+}
+
 // Compares secrets without printing them.
 // The retained $SYS/broker/bootstrap/ numbers, by topic below that prefix (auth: mosquitto_sub's -u/-P).
 async function readMetrics(port, auth) {
@@ -612,4 +666,4 @@ function assertSameSecret(actual, expected, what) {
   assert.ok(actual === expected, `${what}: differs from the platform's`);
 }
 
-module.exports = { readMetrics, requestRaw, sealKey, openSealed, aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
+module.exports = { startRedis, readMetrics, requestRaw, sealKey, openSealed, aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
