@@ -42,8 +42,9 @@
  * slot (timer lateness, Redis round trip) without two of them ever falling into one second
  * beyond the quota (see README, Multi-broker mode). */
 #define SHARED_PACING 0.95
-/* A lease hands out at most this far ahead of now: a busy broker makes one round trip per
- * tenth of a second and action, not one per call, and holds no more than that of the quota. */
+/* A lease hands out the slots of at most this long, from the first free one: a busy broker
+ * makes one round trip per tenth of a second and action, not one per call, and holds no more
+ * than that of the quota; competing brokers take turns in such blocks. */
 #define SHARED_LEASE_HORIZON_MS 100
 /* Operations waiting for the Redis thread at most; beyond, shared__submit() refuses. */
 #define SHARED_QUEUE_MAX 32768

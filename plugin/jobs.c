@@ -65,7 +65,7 @@ enum { PAGE_UNSENT = 0, PAGE_SENT, PAGE_DONE };
 #define LOCK_MAX_MS 3600000
 /* A flow lock waits this long at most to go back with other operations in one round trip (a
  * broker waiting for it asks every LOCK_POLL_MS anyway). */
-#define RELEASE_LINGER_MS 100
+#define RELEASE_LINGER_MS 500
 /* busy's retryAfter when another broker keeps a device, at most */
 #define LOCK_BUSY_RETRY_MAX_S 60
 /* a lease Redis could not give is asked for again after this */

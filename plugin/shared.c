@@ -63,7 +63,10 @@ static const char *const scripts[SCRIPTS] = {
 		"return 1\n",
 	/* LEASE: GCRA. KEYS: quota. ARGV: interval µs, want, horizon µs. The key holds the
 	 * theoretical arrival time of the next call; slots are handed out interval apart from
-	 * max(it, now), as many as wanted up to now + horizon. {n, first slot - now, interval}. */
+	 * first = max(it, now), as many as wanted within a horizon from first: brokers that compete
+	 * take turns in blocks of a tenth of a second, each lease worth a round trip, and a broker
+	 * asks again only when its block is used, so none reserves far ahead.
+	 * {n, first slot - now, interval}. */
 	[SCRIPT_LEASE] =
 		"if redis.replicate_commands then redis.replicate_commands() end\n"
 		"local t = redis.call('TIME')\n"
@@ -74,7 +77,7 @@ static const char *const scripts[SCRIPTS] = {
 		"local first = tat\n"
 		"local n = 0\n"
 		"local want = tonumber(ARGV[2])\n"
-		"local last = now + tonumber(ARGV[3])\n"
+		"local last = first + tonumber(ARGV[3])\n"
 		"while n < want and tat <= last do tat = tat + interval; n = n + 1 end\n"
 		"if n > 0 then redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 2000) end\n"
 		"return {n, first - now, interval}\n",
