@@ -35,6 +35,9 @@
  * the flow locks it held may be taken over. */
 #define SHARED_HEARTBEAT_MS 1000
 #define SHARED_ALIVE_MS 3000
+/* The brokers counted (the fallback share's N, a broker back after an outage waiting for the
+ * others) are those that beat within this long: connected now. */
+#define SHARED_FRESH_MS 1500
 /* A finished flow leaves a mark saying the device exists this long: a broker that waited for
  * it starts with QueryDeviceDetail instead of a second RegisterDevice. */
 #define SHARED_DONE_MARK_MS 60000
@@ -141,7 +144,7 @@ struct shared_stats {
 	char server[48];                /* "redis 7.0.15", from INFO, once connected */
 	char broker_id[17];             /* this broker's, in <prefix>:brokers */
 	unsigned long long ups, downs;  /* transitions into SHARED_UP and into SHARED_DOWN */
-	int brokers;                    /* brokers alive at the last heartbeat (this one included); 0: unknown */
+	int brokers;                    /* brokers connected at the last heartbeat (this one included); 0: unknown */
 	unsigned long long round_trips; /* pipelines sent and read */
 	unsigned long long commands;    /* Redis commands in them */
 	unsigned long long refused;     /* operations refused (down, queue full) or failed */

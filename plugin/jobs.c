@@ -63,6 +63,9 @@ enum { PAGE_UNSENT = 0, PAGE_SENT, PAGE_DONE };
  * by its heartbeat. */
 #define LOCK_MARGIN_MS 10000
 #define LOCK_MAX_MS 3600000
+/* Back from an outage, the local share stays at most this long while brokers that were alive
+ * before it are not back yet (their reconnect attempts back off up to 2 s). */
+#define REJOIN_MAX_MS 5000
 /* A flow lock waits this long at most to go back with other operations in one round trip (a
  * broker waiting for it asks every LOCK_POLL_MS anyway). */
 #define RELEASE_LINGER_MS 500
@@ -171,7 +174,10 @@ struct jobs {
 	/* multi-broker mode, worker thread only */
 	struct shared *shared;      /* NULL: one broker alone */
 	bool shared_up;             /* the quota comes in leases; else each action runs on a share of it */
-	double share;
+	double share;               /* of each quota the local buckets allow (1: all of it) */
+	int brokers_before;         /* alive when Redis went away */
+	bool rejoining;             /* Redis is back, the others may not be yet: still the share */
+	int64_t rejoin_until;
 	struct quota_lease lease[PLATFORM_ACTIONS];
 	size_t demand[PLATFORM_ACTIONS]; /* calls waiting for a slot, this round */
 	struct job_fifo lock_wait;  /* devices another broker works on: asked about again at due_ms */
@@ -680,24 +686,34 @@ static int64_t worker__wait_ms(struct jobs *jobs, enum platform_action a, int64_
 static void worker__shared_sync(struct jobs *jobs, int64_t now)
 {
 	struct shared_op *op, *next;
+	struct shared_stats st;
 	bool up;
 
 	if(!jobs->shared) return;
+	shared__stats(jobs->shared, &st);
 	/* connecting counts as up: operations wait for the first attempt, which is quick */
-	up = shared__state(jobs->shared) != SHARED_DOWN;
+	up = st.state != SHARED_DOWN;
 	if(up != jobs->shared_up){
-		double share = 1.0;
 		if(!up){
-			struct shared_stats st;
-			shared__stats(jobs->shared, &st);
-			share = shared__fallback_share(jobs->cfg->redis_fallback_share, st.brokers);
+			/* the brokers alone pace unsynchronised, each with its own jitter: the margin the
+			 * shared quota keeps, kept by each share too */
+			jobs->share = shared__fallback_share(jobs->cfg->redis_fallback_share, st.brokers) * SHARED_PACING;
+			jobs->brokers_before = st.brokers;
+			for(int a = 0; a < PLATFORM_ACTIONS; a++) quota__set_qps(&jobs->bucket[a], jobs->cfg->qps[a] * jobs->share, now);
+		}else{
+			/* back: calls need slots again at once, and the share stays as well until the
+			 * brokers that were alive are back too (one still alone spends its share
+			 * meanwhile), REJOIN_MAX_MS at most (one may have died meanwhile) */
+			jobs->rejoining = true;
+			jobs->rejoin_until = now + REJOIN_MAX_MS;
 		}
-		for(int a = 0; a < PLATFORM_ACTIONS; a++){
-			quota__set_qps(&jobs->bucket[a], jobs->cfg->qps[a] * share, now);
-			quota__lease_clear(&jobs->lease[a]);
-		}
+		for(int a = 0; a < PLATFORM_ACTIONS; a++) quota__lease_clear(&jobs->lease[a]);
 		jobs->shared_up = up;
-		jobs->share = share;
+	}
+	if(jobs->rejoining && up && (st.brokers >= jobs->brokers_before || now >= jobs->rejoin_until)){
+		for(int a = 0; a < PLATFORM_ACTIONS; a++) quota__set_qps(&jobs->bucket[a], jobs->cfg->qps[a], now);
+		jobs->rejoining = false;
+		jobs->share = 1.0;
 	}
 	for(op = shared__take(jobs->shared, SHARED_FOR_WORKER); op; op = next){
 		next = op->next;
@@ -1554,7 +1570,7 @@ static void *worker__run(void *arg)
 		jobs->stats.waiting = jobs->fresh.count + jobs->waiting[0].count + jobs->waiting[1].count
 				+ jobs->single[0].count + jobs->single[1].count + jobs->retry_count + jobs->in_batches
 				+ jobs->admitting + jobs->lock_wait.count;
-		jobs->stats.shared_fallback = jobs->shared && !jobs->shared_up;
+		jobs->stats.shared_fallback = jobs->shared && (!jobs->shared_up || jobs->rejoining);
 		jobs->stats.shared_share = jobs->share;
 		jobs->stats.shared_replays = jobs->shared_replays;
 		jobs->stats.shared_waits = jobs->shared_waits;

@@ -661,7 +661,7 @@ static void bootstrap__report_shared(struct bootstrap_plugin *p, time_t now)
 	for(int pass = 0; pass < 2; pass++){
 		bool down_first = st.state == SHARED_UP;
 		if(pass == (down_first ? 0 : 1) && st.downs != p->shared_downs_logged){
-			double share = shared__fallback_share(p->cfg.redis_fallback_share, st.brokers);
+			double share = shared__fallback_share(p->cfg.redis_fallback_share, st.brokers) * SHARED_PACING;
 			mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": shared state: Redis unreachable (%s); this broker goes on "
 					"alone: its own replay cache and refusal limits, no flow locks, and %.0f%% of each quota "
 					"(RegisterDevice %.1f/s, QueryDeviceDetail %.1f/s); retrying", st.detail[0] ? st.detail : "no answer",

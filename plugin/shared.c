@@ -25,7 +25,7 @@
 /* flow-lock releases kept while Redis is down, sent when it is back */
 #define DEFERRED_MAX 16384
 #define RECONNECT_MIN_MS 250
-#define RECONNECT_MAX_MS 5000
+#define RECONNECT_MAX_MS 2000
 /* a connection that lasted this long starts the reconnect backoff afresh */
 #define STABLE_MS 10000
 #define KEY_MAX 256
@@ -91,7 +91,9 @@ static const char *const scripts[SCRIPTS] = {
 		"if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end\n"
 		"if n >= tonumber(ARGV[1]) then redis.call('SET', KEYS[1], 'b', 'PX', ARGV[3]) return tonumber(ARGV[3]) end\n"
 		"return 0\n",
-	/* HEARTBEAT. KEYS: brokers. ARGV: my id, alive ms. Returns the brokers alive. */
+	/* HEARTBEAT. KEYS: brokers. ARGV: my id, alive ms, fresh ms. Those not seen for alive ms
+	 * are gone (their flow locks may be taken over); returns the brokers that beat within the
+	 * last fresh ms: connected now (one that lost Redis a moment ago is not counted). */
 	[SCRIPT_HEARTBEAT] =
 		"if redis.replicate_commands then redis.replicate_commands() end\n"
 		"local t = redis.call('TIME')\n"
@@ -99,7 +101,7 @@ static const char *const scripts[SCRIPTS] = {
 		"redis.call('ZADD', KEYS[1], now, ARGV[1])\n"
 		"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))\n"
 		"redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 10)\n"
-		"return redis.call('ZCARD', KEYS[1])\n",
+		"return redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[3]), '+inf')\n",
 };
 
 struct shared {
@@ -491,6 +493,8 @@ static void command__heartbeat(struct command *cmd, const struct shared *s)
 	command__arg(cmd, s->id);
 	snprintf(cmd->nums[0], sizeof(cmd->nums[0]), "%d", SHARED_ALIVE_MS);
 	command__arg(cmd, cmd->nums[0]);
+	snprintf(cmd->nums[1], sizeof(cmd->nums[1]), "%d", SHARED_FRESH_MS);
+	command__arg(cmd, cmd->nums[1]);
 }
 
 static bool reply__ints(const redisReply *r, size_t n)
