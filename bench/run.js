@@ -28,8 +28,8 @@ const NO_QUOTA = { register_qps: 10000, register_burst: 10000, query_qps: 10000,
 const LOG = ['error', 'warning', 'notice', 'information'];
 
 const N = QUICK
-  ? { s1: 150, s2: 40, s3: 60, s4: 100, s5: 10 }
-  : { s1: 2000, s2: 3000, s3: 3000, s4: 1000, s5: 100 };
+  ? { s1: 150, s2: 40, s3: 60, s4: 100, s5: 10, s8: 90 }
+  : { s1: 2000, s2: 3000, s3: 3000, s4: 1000, s5: 100, s8: 1000 };
 
 function runJson(cmd, argv, { env } = {}) {
   return new Promise((resolve, reject) => {
@@ -169,6 +169,51 @@ async function pluginRun(n, { latencyMs = 0, pluginOptions = {}, quota = null, l
   }
 }
 
+// S8, scale-out: the same crowd of new devices through one broker alone, one broker with
+// Redis, three brokers with Redis behind HAProxy (examples/multi-broker: the quota shared), and
+// three behind HAProxy without Redis, the quota split statically (register_qps 9 each), and
+// the same split with every device on one broker (direct: what an idle broker's share wastes).
+// The emulator enforces 30 RegisterDevice/s; batching off, so that each device is one call.
+async function scaleOut(n, { brokers = 1, redis = false, split = false, direct = false }) {
+  const r = redis ? await h.startRedis() : null;
+  const dir = h.makeWorkdir();
+  const pw = await h.passwordFile(dir, { ops: 'ops-password' });
+  const options = { batching: 'off', max_queue: 20000, metrics_interval: 1, operator: 'ops',
+    ...(r ? { redis_url: r.url } : {}), ...(split ? { register_qps: 9 } : {}) };
+  const common = { pluginOptions: options, extraConfig: `password_file ${pw}\nallow_anonymous true`, logTypes: LOG };
+  const envs = [await h.startEnv({ emulatorProcess: true, emulator: { quota: QUOTA }, ...common })];
+  while (envs.length < brokers) envs.push(await h.startEnv({ emulatorProcess: true, shareWith: envs[0], ...common }));
+  const lb = brokers > 1 ? await h.startHaproxy(path.join(__dirname, '../examples/multi-broker/haproxy.cfg'), envs.map((e) => e.port)) : null;
+  const metrics = () => Promise.all(envs.map((e) => h.readMetrics(e.port, ['-u', 'ops', '-P', 'ops-password'])));
+  const sum = (ms, k) => ms.reduce((x, m) => x + (m[k] || 0), 0);
+  try {
+    await h.sleep(1500);
+    await envs[0].emu.resetStats();
+    const before = await metrics();
+    const cpu0 = envs.map((e) => procCpuSeconds(e.broker.proc.pid));
+    const res = await runJson(LOADGEN, ['-p', String(lb && !direct ? lb.port : envs[0].port), '-n', String(n), '--product-key', envs[0].productKey,
+      '--product-secret-file', envs[0].productSecretFile, '--prefix', 'scale' + Math.random().toString(36).slice(2, 6), '--no-probe']);
+    const cpu = envs.reduce((x, e, i) => x + procCpuSeconds(e.broker.proc.pid) - cpu0[i], 0);
+    await h.sleep(1200);
+    const after = await metrics();
+    const emu = await envs[0].emu.stats();
+    res.emulator = { calls: emu.byAction, throttled: emu.throttled };
+    res.register_per_s = (emu.byAction.RegisterDevice || 0) / res.seconds;
+    res.cpu_ms_per_bootstrap = (cpu * 1000) / Math.max(1, res.ok);
+    if (r) {
+      res.redis_round_trips_per_bootstrap = (sum(after, 'shared/round_trips') - sum(before, 'shared/round_trips')) / Math.max(1, res.ok);
+      res.redis_commands_per_bootstrap = (sum(after, 'shared/commands') - sum(before, 'shared/commands')) / Math.max(1, res.ok);
+    }
+    return res;
+  } finally {
+    if (lb) await lb.stop();
+    for (const e of envs.slice(1).reverse()) await e.stop();
+    await envs[0].stop();
+    if (r) await r.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const scenarios = {
   async S1() {
     const n = N.s1;
@@ -226,6 +271,16 @@ const scenarios = {
       ok: plugin.ok === n && woken.ok === n,
     };
   },
+  async S8() {
+    const n = N.s8;
+    const alone = await scaleOut(n, {});
+    const one = await scaleOut(n, { redis: true });
+    const three = await scaleOut(n, { brokers: 3, redis: true });
+    const split = await scaleOut(n, { brokers: 3, split: true });
+    const splitOne = await scaleOut(n, { brokers: 3, split: true, direct: true });
+    return { alone, one_with_redis: one, three_with_redis: three, three_split: split, three_split_all_to_one: splitOne,
+      ok: [alone, one, three, split, splitOne].every((x) => x.ok === n) };
+  },
 };
 
 function f(x, d = 1) { return typeof x === 'number' ? x.toFixed(d) : '–'; }
@@ -250,6 +305,14 @@ function table(results) {
   if (r.S5) {
     rows.push(`| S5 one at a time, 50 ms platform | ${r.S5.plugin.devices} | ${f(r.S5.plugin.devices_per_s)} | ${f(r.S5.plugin.latency_ms.p50)} / ${f(r.S5.plugin.latency_ms.p99)} | platform ${f(r.S5.platform_round_trip_ms.p50)} / ${f(r.S5.platform_round_trip_ms.p99)} ms; added ${f(r.S5.added_ms.p50)} / ${f(r.S5.added_ms.p99)} ms | ${JSON.stringify(r.S5.plugin.codes)} |`);
     rows.push(`| S5 same, with wakeup_port | ${r.S5.woken.devices} | ${f(r.S5.woken.devices_per_s)} | ${f(r.S5.woken.latency_ms.p50)} / ${f(r.S5.woken.latency_ms.p99)} | added ${f(r.S5.added_ms_with_wakeup.p50)} / ${f(r.S5.added_ms_with_wakeup.p99)} ms | ${JSON.stringify(r.S5.woken.codes)} |`);
+  }
+  if (r.S8) {
+    for (const [label, x] of [['one broker, no Redis', r.S8.alone], ['one broker, Redis', r.S8.one_with_redis],
+      ['three brokers, one Redis, HAProxy', r.S8.three_with_redis], ['three brokers, quota split (9/s each), HAProxy', r.S8.three_split],
+      ['three brokers, quota split (9/s each), all to one', r.S8.three_split_all_to_one]]) {
+      const redis = x.redis_round_trips_per_bootstrap === undefined ? '' : `; Redis ${f(x.redis_round_trips_per_bootstrap, 2)} round trips, ${f(x.redis_commands_per_bootstrap, 2)} commands per bootstrap`;
+      rows.push(`| S8 ${label}, quota 30/s | ${x.devices} | ${f(x.devices_per_s)} | ${f(x.latency_ms.p50)} / ${f(x.latency_ms.p99)} | Register ${f(x.register_per_s)}/s, throttled ${x.emulator.throttled}; ${f(x.cpu_ms_per_bootstrap, 3)} ms broker CPU${redis} | ${JSON.stringify(x.codes)} |`);
+    }
   }
   return ['| scenario | devices | devices/s | latency p50 / p99 ms | cost / rates | replies |', '|---|---|---|---|---|---|', ...rows].join('\n');
 }
