@@ -664,8 +664,10 @@ static void bootstrap__report_shared(struct bootstrap_plugin *p, time_t now)
 			double share = shared__fallback_share(p->cfg.redis_fallback_share, st.brokers) * SHARED_PACING;
 			mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": shared state: Redis unreachable (%s); this broker goes on "
 					"alone: its own replay cache and refusal limits, no flow locks, and %.0f%% of each quota "
-					"(RegisterDevice %.1f/s, QueryDeviceDetail %.1f/s); retrying", st.detail[0] ? st.detail : "no answer",
-					share * 100.0, p->cfg.qps[ACTION_REGISTER] * share * QUOTA_PACING, p->cfg.qps[ACTION_QUERY] * share * QUOTA_PACING);
+					"(RegisterDevice %.1f/s, QueryDeviceDetail %.1f/s)%s; retrying", st.detail[0] ? st.detail : "no answer",
+					share * 100.0, p->cfg.qps[ACTION_REGISTER] * share * QUOTA_PACING, p->cfg.qps[ACTION_QUERY] * share * QUOTA_PACING,
+					p->cfg.redis_fallback_share > 0 || st.brokers > 0 ? ""
+					: " (it never saw how many brokers there are: set plugin_opt_redis_fallback_share to each one's share)");
 			p->shared_downs_logged = st.downs;
 			p->shared_down_since = now;
 			down_logged = true;

@@ -617,13 +617,14 @@ async function startRedis({ port = null, user = null, password = null, aclRules 
   const lines = [`port ${port}`, 'bind 127.0.0.1', 'save ""', 'appendonly no', `dir ${dir}`, `unixsocket ${socket}`,
     'unixsocketperm 777', 'daemonize no', 'loglevel warning'];
   // aclRules: the user's rules after its password (examples/multi-broker/redis.conf's, say)
-  // the test itself (cli) is an administrator of its own
+  // the test itself (cli) is the default user, the administrator, with a password of its own
+  // (as in examples/multi-broker/redis.conf, which says why not "user default off")
   const admin = 'admin-' + crypto.randomBytes(8).toString('hex');
-  if (user) lines.push('user default off', `user ${user} on >${password} ${aclRules || '~* &* +@all'}`, `user admin on >${admin} ~* &* +@all`);
+  if (user) lines.push(`user default on >${admin} ~* &* +@all`, `user ${user} on >${password} ${aclRules || '~* &* +@all'}`);
   else if (password) lines.push(`requirepass ${password}`);
   fs.writeFileSync(conf, lines.join('\n') + '\n', { mode: 0o600 });
   let proc = null, output = '';
-  const auth = user ? ['--user', 'admin', '--pass', admin, '--no-auth-warning'] : password ? ['--pass', password, '--no-auth-warning'] : [];
+  const auth = user ? ['--pass', admin, '--no-auth-warning'] : password ? ['--pass', password, '--no-auth-warning'] : [];
   const r = {
     port, socket, dir, url: `redis://127.0.0.1:${port}`, unixUrl: `unix://${socket}`, password, user,
     output: () => output,
