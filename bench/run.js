@@ -47,8 +47,8 @@ const LOG = ['error', 'warning', 'notice', 'information'];
 const BROKER_CONFIG = 'max_connections 20000';
 
 const N = QUICK
-  ? { s1: 150, s2: 40, s3: 60, s4: 100, s4mem: 500, s4reps: 1, idleProbes: 30, s5: 20, s5lat: [0, 50], s6: 300, s7: 300, s7base: 300 }
-  : { s1: 2000, s2: 3000, s3: 3000, s4: 1000, s4mem: 10000, s4reps: 3, idleProbes: MIN_P99_SAMPLES, s5: MIN_P99_SAMPLES, s5lat: [0, 20, 50, 90, 150], s6: 10000, s7: 10000, s7base: 3000 };
+  ? { s1: 150, s2: 40, s3: 60, s4: 100, s4mem: 500, s4reps: 1, idleProbes: 30, s5: 20, s5lat: [0, 50], s6: 300, s7: 300, s7base: 300, s8: 90 }
+  : { s1: 2000, s2: 3000, s3: 3000, s4: 1000, s4mem: 10000, s4reps: 3, idleProbes: MIN_P99_SAMPLES, s5: MIN_P99_SAMPLES, s5lat: [0, 20, 50, 90, 150], s6: 10000, s7: 10000, s7base: 3000, s8: 1000 };
 
 // ---- the bench's own PKI: the emulator's certificate for 127.0.0.1 and localhost ----
 const WORK = h.makeWorkdir();
@@ -327,6 +327,51 @@ async function memoryRun(n, topic, hold) {
 
 const median = (xs) => pct(xs, 50);
 
+// S8, scale-out: the same crowd of new devices through one broker alone, one broker with
+// Redis, three brokers with Redis behind HAProxy (examples/multi-broker: the quota shared), and
+// three behind HAProxy without Redis, the quota split statically (register_qps 9 each), and
+// the same split with every device on one broker (direct: what an idle broker's share wastes).
+// The emulator enforces 30 RegisterDevice/s; batching off, so that each device is one call.
+async function scaleOut(n, { brokers = 1, redis = false, split = false, direct = false }) {
+  const r = redis ? await h.startRedis() : null;
+  const dir = h.makeWorkdir();
+  const pw = await h.passwordFile(dir, { ops: 'ops-password' });
+  const options = { batching: 'off', max_queue: 20000, metrics_interval: 1, operator: 'ops',
+    ...(r ? { redis_url: r.url } : {}), ...(split ? { register_qps: 9 } : {}) };
+  const common = { pluginOptions: options, extraConfig: `password_file ${pw}\nallow_anonymous true`, logTypes: LOG };
+  const envs = [await h.startEnv({ emulatorProcess: true, emulator: { quota: QUOTA }, ...common })];
+  while (envs.length < brokers) envs.push(await h.startEnv({ emulatorProcess: true, shareWith: envs[0], ...common }));
+  const lb = brokers > 1 ? await h.startHaproxy(path.join(__dirname, '../examples/multi-broker/haproxy.cfg'), envs.map((e) => e.port)) : null;
+  const metrics = () => Promise.all(envs.map((e) => h.readMetrics(e.port, ['-u', 'ops', '-P', 'ops-password'])));
+  const sum = (ms, k) => ms.reduce((x, m) => x + (m[k] || 0), 0);
+  try {
+    await h.sleep(1500);
+    await envs[0].emu.resetStats();
+    const before = await metrics();
+    const cpu0 = envs.map((e) => procCpuSeconds(e.broker.proc.pid));
+    const res = await runJson(LOADGEN, ['-p', String(lb && !direct ? lb.port : envs[0].port), '-n', String(n), '--product-key', envs[0].productKey,
+      '--product-secret-file', envs[0].productSecretFile, '--prefix', 'scale' + Math.random().toString(36).slice(2, 6), '--no-probe']);
+    const cpu = envs.reduce((x, e, i) => x + procCpuSeconds(e.broker.proc.pid) - cpu0[i], 0);
+    await h.sleep(1200);
+    const after = await metrics();
+    const emu = await envs[0].emu.stats();
+    res.emulator = { calls: emu.byAction, throttled: emu.throttled };
+    res.register_per_s = (emu.byAction.RegisterDevice || 0) / res.seconds;
+    res.cpu_ms_per_bootstrap = (cpu * 1000) / Math.max(1, res.ok);
+    if (r) {
+      res.redis_round_trips_per_bootstrap = (sum(after, 'shared/round_trips') - sum(before, 'shared/round_trips')) / Math.max(1, res.ok);
+      res.redis_commands_per_bootstrap = (sum(after, 'shared/commands') - sum(before, 'shared/commands')) / Math.max(1, res.ok);
+    }
+    return res;
+  } finally {
+    if (lb) await lb.stop();
+    for (const e of envs.slice(1).reverse()) await e.stop();
+    await envs[0].stop();
+    if (r) await r.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const scenarios = {
   async S1() {
     const n = N.s1;
@@ -451,6 +496,16 @@ const scenarios = {
       ratio_auto_vs_off: auto.skipped ? null : auto.devices_per_s / off.devices_per_s,
       ok: off.ok === nBase && seed.ok === nBase && (auto.skipped || auto.ok === n) };
   },
+  async S8() {
+    const n = N.s8;
+    const alone = await scaleOut(n, {});
+    const one = await scaleOut(n, { redis: true });
+    const three = await scaleOut(n, { brokers: 3, redis: true });
+    const split = await scaleOut(n, { brokers: 3, split: true });
+    const splitOne = await scaleOut(n, { brokers: 3, split: true, direct: true });
+    return { alone, one_with_redis: one, three_with_redis: three, three_split: split, three_split_all_to_one: splitOne,
+      ok: [alone, one, three, split, splitOne].every((x) => x.ok === n) };
+  },
 };
 
 // ---- the table ----
@@ -555,6 +610,17 @@ function table(results) {
   quotaScenario('S7', {
     offBound: 'quota: RegisterDevice 30/s', seedBound: 'quota: RegisterDevice 30/s', autoBound: 'batch stages (2 s check + 2 s create per apply); BatchCheckDeviceNames 10/s',
     note: `S7: new devices all ask at once; platform 100 ms, batch stages 2 s (check) + 2 s (create); the same quotas. ${r.S7 && r.S7.devices_off_and_seed !== r.S7.devices ? `\`batching off\` and the seed run with ${r.S7.devices_off_and_seed} devices, not ${r.S7.devices}: both are bound by RegisterDevice's 30/s (${r.S7.devices} would take 6 min each), every one of the ${r.S7.devices_off_and_seed} answered, devices/s over the whole run; their latencies are those of a ${r.S7.devices_off_and_seed}-device queue.` : ''}` });
+  if (r.S8) {
+    for (const [label, x] of [['one broker, no Redis', r.S8.alone], ['one broker, Redis', r.S8.one_with_redis],
+      ['three brokers, one Redis, HAProxy', r.S8.three_with_redis], ['three brokers, quota split (9/s each), HAProxy', r.S8.three_split],
+      ['three brokers, quota split (9/s each), all to one', r.S8.three_split_all_to_one]]) {
+      const redis = x.redis_round_trips_per_bootstrap === undefined ? '' : `; Redis ${f(x.redis_round_trips_per_bootstrap, 2)} round trips, ${f(x.redis_commands_per_bootstrap, 2)} commands per bootstrap`;
+      row(`S8 ${label}, quota 30/s`, x.devices, x.latency_ms.samples, f(x.devices_per_s), lat(x.latency_ms),
+        `RegisterDevice ${f(x.register_per_s)}/s, throttled ${x.emulator.throttled}; broker CPU ${f(x.cpu_ms_per_bootstrap, 3)} ms per bootstrap${redis}`,
+        'quota: RegisterDevice 30/s, shared through Redis or split', codes(x.codes));
+    }
+    notes.push('S8: new devices through one broker or three behind HAProxy, one emulator enforcing 30 RegisterDevice/s, `batching off` (one call per device); plain HTTP to the emulator (this scenario compares brokers, not TLS costs).');
+  }
   const head = ['| scenario | devices | samples | devices/s | latency p50 / p99 ms | cost / rates | bound by | replies |', '|---|---|---|---|---|---|---|---|'];
   const method = `Method: the platform (the emulator) over HTTPS, connections kept alive, for the plugin, the seed function and the emulator-alone driver; the devices' own hop (MQTT to the broker, HTTP to the seed function) is plain TCP on loopback for all. A p99 is given only from ${MIN_P99_SAMPLES} samples or more, else the maximum and n. "samples": the latencies a percentile comes from.`;
   const quick = QUICK ? ['**--quick**: every scenario small, a smoke test that each tool and baseline produces its result; its timings, CPU (10 ms clock ticks) and memory figures are not measurements.', ''] : [];

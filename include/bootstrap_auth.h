@@ -58,6 +58,10 @@ enum limiter_verdict {
  * to answer it; *blocked_for gets the seconds left of a block. A refusal while blocked is not
  * counted again: the block ends on time, whatever the flood does meanwhile. */
 enum limiter_verdict limiter__refuse(struct failure_limiter *fl, const char *key, time_t now, time_t *blocked_for);
+/* Blocks key for block_s from now (other brokers' refusals crossed the limit: multi-broker
+ * mode); the next refusal from it is answered rate_limited once, like the one that crosses the
+ * limit here. A longer block already in place stays. */
+void limiter__block(struct failure_limiter *fl, const char *key, time_t now, time_t block_s);
 void limiter__free(struct failure_limiter *fl);
 
 enum acl_mode {

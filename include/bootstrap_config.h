@@ -107,6 +107,16 @@ struct bootstrap_config {
 	double burst[PLATFORM_ACTIONS];
 	enum batching_mode batching;
 	int wakeup_port;          /* loopback listener the worker pokes when results are ready; 0 off */
+	/* multi-broker mode (bootstrap_shared.h): NULL redis_url, one broker alone */
+	char *redis_url;
+	char *redis_password_file;
+	char *redis_prefix;       /* after config__finish: set */
+	long redis_timeout_ms;
+	double redis_fallback_share; /* the share of each quota while Redis is down; 0: 1/brokers seen */
+	/* from redis_password_file, by config__finish; the broker thread's alone (never in a
+	 * snapshot), handed to the Redis thread and then wiped */
+	char *redis_username;
+	char *redis_password;
 	char *sts_endpoint;          /* after config__finish: STS for AssumeRole(WithOIDC) */
 	char *ecs_metadata_endpoint; /* after config__finish: the ECS metadata service */
 	struct credentials_source creds_source; /* where the credentials come from */

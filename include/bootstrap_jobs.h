@@ -19,6 +19,14 @@
  * its devices back to single calls. The two threads meet only in mutex-protected lists and
  * counters; the lock is never held across I/O. A device (the same deviceId of the same product)
  * already queued or in flight is not queued again: it will get the answer already on its way.
+ *
+ * Multi-broker mode (a struct shared, bootstrap_shared.h): before a new job's first platform
+ * call the worker has Redis record its random (a replay on any broker is answered
+ * unauthorized, with no platform call) and take the device's flow lock (a device another
+ * broker works on waits for it, polled, and then starts with QueryDeviceDetail; past its
+ * deadline it is answered busy); calls need a send slot from the account's shared quota as
+ * well as a local token. While Redis is down the worker goes on with local state and a share
+ * of each quota. The worker never waits on Redis: answers come back through the module's queue.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,6 +36,7 @@
 #include "bootstrap_credentials.h"
 #include "bootstrap_platform.h"
 #include "bootstrap_request.h"
+#include "bootstrap_shared.h"
 
 struct jobs;
 
@@ -49,6 +58,11 @@ struct reply_route {
 	/* Sealed replies: the key derived for this request (bootstrap_seal.h); wiped on free. */
 	bool sealed;
 	unsigned char seal_key[16];
+	/* Multi-broker mode: a request that joined a flow under way has its random recorded in
+	 * Redis by the broker thread; non-zero while that answer is awaited (the reply waits for
+	 * it), and replayed when the random had been used on some broker. */
+	uint64_t shared_check;
+	bool replayed;
 };
 
 /* Who owns what: route is the broker thread's from submission to freeing (the worker never
@@ -75,14 +89,17 @@ enum jobs_submit_status {
 };
 
 /* The worker works from its own snapshot of cfg (config__snapshot), never from the broker
- * thread's. NULL on failure. */
-struct jobs *jobs__new(const struct bootstrap_config *cfg);
-/* Queues a flow for device_id of product_key, or joins the one under way. The job takes over route (the
- * latest request's route wins): on JOBS_QUEUED route is left empty, on JOBS_JOINED it holds
- * the superseded request's route, on JOBS_FULL or JOBS_ERROR it is unchanged. The caller
- * frees what is left. */
+ * thread's. shared: multi-broker mode, or NULL (it must outlive jobs). NULL on failure. */
+struct jobs *jobs__new(const struct bootstrap_config *cfg, struct shared *shared);
+/* Queues a flow for device_id of product_key, or joins the one under way. The job takes over
+ * route (the latest request's route wins): on JOBS_QUEUED route is left empty, on JOBS_JOINED
+ * it holds the superseded request's route, on JOBS_FULL or JOBS_ERROR it is unchanged. The
+ * caller frees what is left. random: the request's (multi-broker mode records it before the
+ * first platform call), or NULL. */
 enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *product_key, const char *device_id,
-		struct reply_route *route);
+		const char *random, struct reply_route *route);
+/* The route of the job pending for device_id of product_key, or NULL. Broker thread. */
+struct reply_route *jobs__route(struct jobs *jobs, const char *product_key, const char *device_id);
 /* The connection pending requests for device_id (of any product: the client id is the
  * deviceId) were bound to has ended: their replies will be dropped. Does nothing to those
  * bound to another connection. */
@@ -120,6 +137,16 @@ struct jobs_stats {
 	/* the start-up check: one cheap signed call whenever the credentials change */
 	enum platform_check check;
 	char check_detail[200];    /* the platform's code and what to fix; "" when ok */
+	/* multi-broker mode */
+	bool shared_fallback;          /* Redis is down: local state, a share of each quota */
+	double shared_share;           /* that share */
+	unsigned long long shared_replays; /* refused: the random had been used on some broker */
+	unsigned long long shared_waits;   /* found another broker working on the device, and waited */
+	unsigned long long shared_busy;    /* ... until their deadline: answered busy */
+	unsigned long long shared_hints;   /* began with QueryDeviceDetail after another broker's flow */
+	unsigned long long shared_local;   /* admitted without Redis (down, or it did not answer) */
+	unsigned long long shared_leases, shared_slots, shared_slots_expired; /* quota leases, slots given, unused */
+	size_t shared_admitting;       /* admissions with Redis now */
 };
 
 /* A snapshot of the worker's counters; any thread. */

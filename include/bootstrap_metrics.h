@@ -45,5 +45,9 @@ void metrics__cleanup(struct metrics *m);
 /* Calls emit(topic, value) for every metric, then starts a new latency interval. */
 void metrics__render(struct metrics *m, const struct jobs_stats *st, size_t outstanding,
 		void (*emit)(const char *topic, const char *value, void *ud), void *ud);
+/* Multi-broker mode's metrics, under shared/: Redis's state and round trips, and what the
+ * worker (st) and the broker thread (late_replays) did with them. */
+void metrics__render_shared(const struct shared_stats *sst, const struct jobs_stats *st, unsigned long long late_replays,
+		void (*emit)(const char *topic, const char *value, void *ud), void *ud);
 
 #endif

@@ -185,6 +185,7 @@ struct limiter_entry {
 	time_t window_start;
 	time_t blocked_until;
 	int failures;
+	bool announce; /* blocked by limiter__block: the next refusal is answered rate_limited, once */
 };
 
 struct failure_limiter {
@@ -267,10 +268,30 @@ void limiter__record_failure(struct failure_limiter *fl, const char *address, ti
 	}
 }
 
+void limiter__block(struct failure_limiter *fl, const char *key, time_t now, time_t block_s)
+{
+	struct limiter_entry *e;
+
+	if(!key || strlen(key) > LIMITER_KEY_MAX || block_s <= 0) return;
+	e = limiter__find(fl, key, now, true);
+	if(!e || e->blocked_until >= now + block_s) return;
+	if(e->blocked_until <= now) e->announce = true;
+	e->blocked_until = now + block_s;
+	e->failures = 0;
+	e->window_start = now;
+}
+
 enum limiter_verdict limiter__refuse(struct failure_limiter *fl, const char *key, time_t now, time_t *blocked_for)
 {
 	*blocked_for = key ? limiter__blocked_for(fl, key, now) : 0;
-	if(*blocked_for > 0) return LIMIT_SILENT;
+	if(*blocked_for > 0){
+		struct limiter_entry *e = limiter__find(fl, key, now, false);
+		if(e && e->announce){
+			e->announce = false;
+			return LIMIT_BLOCKED_NOW;
+		}
+		return LIMIT_SILENT;
+	}
 	if(!key || strlen(key) > LIMITER_KEY_MAX) return LIMIT_ANSWER;
 	limiter__record_failure(fl, key, now);
 	*blocked_for = limiter__blocked_for(fl, key, now);

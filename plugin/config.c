@@ -19,6 +19,7 @@
 #include "bootstrap_config.h"
 #include "bootstrap_request.h"
 #include "bootstrap_secret.h"
+#include "bootstrap_shared.h"
 #include "bootstrap_text.h"
 
 #define DEFAULT_REGION "cn-shanghai"
@@ -32,6 +33,10 @@
 #define DEFAULT_BURST 1.0
 #define DEFAULT_METRICS_INTERVAL_S 10 /* Mosquitto's own sys_interval default */
 #define OPTION_VALUE_MAX 1024
+/* a Redis command (and a connection attempt) that takes longer than this: Redis is down */
+#define DEFAULT_REDIS_TIMEOUT_MS 200
+#define REDIS_PASSWORD_MAX 512
+#define REDIS_USERNAME_MAX 128
 
 static int string__replace(char **dst, const char *value)
 {
@@ -81,6 +86,7 @@ void config__init(struct bootstrap_config *cfg)
 	cfg->http_timeout_ms = DEFAULT_HTTP_TIMEOUT_MS;
 	cfg->request_deadline_ms = DEFAULT_REQUEST_DEADLINE_MS;
 	cfg->metrics_interval = DEFAULT_METRICS_INTERVAL_S;
+	cfg->redis_timeout_ms = DEFAULT_REDIS_TIMEOUT_MS;
 	for(int a = 0; a < PLATFORM_ACTIONS; a++){
 		cfg->qps[a] = platform_actions[a].quota_qps;
 		cfg->burst[a] = DEFAULT_BURST;
@@ -254,6 +260,14 @@ static const struct config_option options[] = {
 	{"strategy", OPTION_WORD, CFG_FIELD(strategy, enum flow_strategy), .words = strategy_words},
 	{"wakeup_port", OPTION_INT, CFG_FIELD(wakeup_port, int), .min = 0, .max = 65535,
 		.refusal = "is not a port number"},
+	{"redis_url", OPTION_STRING, CFG_FIELD(redis_url, char *), .check = NULL}, /* parsed by config__finish, never echoed */
+	{"redis_password_file", OPTION_PATH, CFG_FIELD(redis_password_file, char *), .refusal = "must be an absolute path"},
+	{"redis_prefix", OPTION_STRING, CFG_FIELD(redis_prefix, char *), .check = shared__prefix_valid,
+		.refusal = "is not 1 to 64 letters, digits, - _ . : { }"},
+	{"redis_timeout_ms", OPTION_LONG, CFG_FIELD(redis_timeout_ms, long), .min = 10, .max = 10000,
+		.refusal = "is not a number from 10 to 10000"},
+	{"redis_fallback_share", OPTION_DOUBLE, CFG_FIELD(redis_fallback_share, double), .min = 0.01, .max = 1,
+		.refusal = "is not a share from 0.01 to 1"},
 };
 
 #define OPTION_COUNT (sizeof(options) / sizeof(options[0]))
@@ -315,6 +329,12 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 	}
 	opt = option__find(key);
 	if(!opt){
+		if(!strcmp(key, "redis_password") || !strcmp(key, "redis_username")){
+			/* never echo the value */
+			text__error(err, errlen, "plugin_opt_%s: the Redis password is never read from mosquitto.conf; "
+					"put 'password = ...' (and 'username = ...') in plugin_opt_redis_password_file (mode 0600)", key);
+			return -1;
+		}
 		for(int i = 0; secret_names[i]; i++){
 			if(strcmp(key, secret_names[i])) continue;
 			/* never echo the value: it is a secret somebody put in the wrong place */
@@ -459,6 +479,93 @@ int config__load_products(struct bootstrap_config *cfg, char *err, size_t errlen
 	return 0;
 }
 
+/* The Redis user and password: "username = NAME" (optional, a Redis 6 ACL user) and
+ * "password = SECRET" lines, '#' comments and blank lines, in a private file. */
+static int config__load_redis_auth(struct bootstrap_config *cfg, char *err, size_t errlen)
+{
+	char *text = NULL, *line, *next;
+	size_t textlen;
+	int rc = -1, n = 0;
+
+	if(secret__read_file("plugin_opt_redis_password_file", cfg->redis_password_file, true, &text, err, errlen)) return -1;
+	textlen = strlen(text);
+	for(line = text; line; line = next){
+		char *eq, *key, *value;
+		next = strchr(line, '\n');
+		if(next) *next++ = '\0';
+		n++;
+		key = secret__trim(line);
+		if(key[0] == '\0' || key[0] == '#') continue;
+		eq = strchr(key, '=');
+		if(!eq){
+			text__error(err, errlen, "plugin_opt_redis_password_file: %s line %d is not 'username = NAME' or 'password = SECRET'",
+					cfg->redis_password_file, n);
+			goto done;
+		}
+		*eq = '\0';
+		key = secret__trim(key);
+		value = secret__trim(eq + 1);
+		if(!strcmp(key, "password")){
+			if(value[0] == '\0' || strlen(value) > REDIS_PASSWORD_MAX){
+				text__error(err, errlen, "plugin_opt_redis_password_file: %s line %d: the password is empty or longer than %d bytes",
+						cfg->redis_password_file, n, REDIS_PASSWORD_MAX);
+				goto done;
+			}
+			secret__free(&cfg->redis_password);
+			if(!(cfg->redis_password = strdup(value))) goto oom;
+		}else if(!strcmp(key, "username")){
+			if(value[0] == '\0' || strlen(value) > REDIS_USERNAME_MAX || strcspn(value, " \t") != strlen(value)){
+				text__error(err, errlen, "plugin_opt_redis_password_file: %s line %d: the username is empty, has white space "
+						"or is longer than %d bytes", cfg->redis_password_file, n, REDIS_USERNAME_MAX);
+				goto done;
+			}
+			free(cfg->redis_username);
+			if(!(cfg->redis_username = strdup(value))) goto oom;
+		}else{
+			/* the key only: a value could be a password on the wrong line */
+			text__error(err, errlen, "plugin_opt_redis_password_file: %s line %d: unknown key (username and password are known)",
+					cfg->redis_password_file, n);
+			goto done;
+		}
+	}
+	if(!cfg->redis_password){
+		text__error(err, errlen, "plugin_opt_redis_password_file: %s has no 'password = ...' line", cfg->redis_password_file);
+		goto done;
+	}
+	rc = 0;
+	goto done;
+oom:
+	text__error(err, errlen, "out of memory");
+done:
+	OPENSSL_cleanse(text, textlen);
+	free(text);
+	if(rc){
+		secret__free(&cfg->redis_password);
+		free(cfg->redis_username);
+		cfg->redis_username = NULL;
+	}
+	return rc;
+}
+
+/* Multi-broker mode's options: the URL parsed (never echoed beyond what the parser says), the
+ * prefix defaulted, the password read. */
+static int config__finish_redis(struct bootstrap_config *cfg, char *err, size_t errlen)
+{
+	struct shared_endpoint ep;
+
+	if(!cfg->redis_url){
+		if(cfg->redis_password_file){
+			text__error(err, errlen, "plugin_opt_redis_password_file: only used with plugin_opt_redis_url");
+			return -1;
+		}
+		return 0;
+	}
+	if(shared__parse_url(cfg->redis_url, &ep, err, errlen)) return -1;
+	if(!cfg->redis_prefix && string__replace(&cfg->redis_prefix, SHARED_DEFAULT_PREFIX)) return -1;
+	if(cfg->redis_password_file) return config__load_redis_auth(cfg, err, errlen);
+	return 0;
+}
+
 int config__load_credentials(struct bootstrap_config *cfg, config_getenv_fn get_env, char *err, size_t errlen)
 {
 	struct credentials_source source;
@@ -546,6 +653,7 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 	if(endpoint__check("sts_endpoint", cfg->sts_endpoint, false, err, errlen)) return -1;
 	if(!cfg->ecs_metadata_endpoint && string__replace(&cfg->ecs_metadata_endpoint, CREDENTIALS_DEFAULT_METADATA)) return -1;
 	if(endpoint__check("ecs_metadata_endpoint", cfg->ecs_metadata_endpoint, true, err, errlen)) return -1;
+	if(config__finish_redis(cfg, err, errlen)) return -1;
 	return config__load_credentials(cfg, get_env, err, errlen);
 }
 
@@ -566,6 +674,8 @@ struct bootstrap_config *config__snapshot(const struct bootstrap_config *cfg)
 	copy->product_secret = NULL;
 	copy->products = NULL;
 	copy->check_product_key = NULL;
+	copy->redis_username = NULL; /* the Redis thread's */
+	copy->redis_password = NULL;
 	memset(&copy->creds, 0, sizeof(copy->creds));
 	memset(&copy->creds_source, 0, sizeof(copy->creds_source));
 	for(size_t i = 0; i < OPTION_COUNT; i++){
@@ -604,6 +714,8 @@ void config__cleanup(struct bootstrap_config *cfg)
 	secret__free(&cfg->product_secret);
 	products__free(cfg->products);
 	free(cfg->check_product_key);
+	secret__free(&cfg->redis_password);
+	free(cfg->redis_username);
 	credentials__cleanup(&cfg->creds);
 	credentials__source_cleanup(&cfg->creds_source);
 	memset(cfg, 0, sizeof(*cfg));

@@ -61,6 +61,24 @@ enum { PAGE_UNSENT = 0, PAGE_SENT, PAGE_DONE };
 /* batch calls on the wire at once (their tags live in one array) */
 #define BATCH_CALLS_MAX 256
 
+/* Multi-broker mode. A device another broker works on is asked about again this often. */
+#define LOCK_POLL_MS 200
+/* The flow lock outlives a release that never came (a broker that lost Redis at that moment)
+ * by this much beyond the longest a job can stay here; a broker that died is noticed sooner,
+ * by its heartbeat. */
+#define LOCK_MARGIN_MS 10000
+#define LOCK_MAX_MS 3600000
+/* Back from an outage, the local share stays at most this long while brokers that were alive
+ * before it are not back yet (their reconnect attempts back off up to 2 s). */
+#define REJOIN_MAX_MS 5000
+/* A flow lock waits this long at most to go back with other operations in one round trip (a
+ * broker waiting for it asks every LOCK_POLL_MS anyway). */
+#define RELEASE_LINGER_MS 500
+/* busy's retryAfter when another broker keeps a device, at most */
+#define LOCK_BUSY_RETRY_MAX_S 60
+/* a lease Redis could not give is asked for again after this */
+#define LEASE_RETRY_MS 100
+
 struct job {
 	struct job_result result; /* first: results are handed out as pointers to it */
 	struct job *queue_next;   /* submit queue (under the lock), then a worker queue */
@@ -73,6 +91,9 @@ struct job {
 	                           * platform, so waiting in the queue (bounded by max_queue) does not count */
 	int64_t due_ms;           /* worker: when a backed-off job may try again */
 	int64_t submitted_ms;     /* set by the broker thread before the hand-off, then read-only */
+	char random[SIGN_RANDOM_MAX + 1]; /* likewise: the request's, "" without one */
+	bool lock_held;           /* worker: the device's flow lock in Redis is this broker's */
+	bool waited;              /* worker: it found another broker working on the device */
 };
 
 /* The start-up check (bootstrap_platform.h), worker thread only. */
@@ -161,6 +182,21 @@ struct jobs {
 	unsigned long long calls_by[PLATFORM_ACTIONS][CALL_OUTCOMES];
 	unsigned long long devices_by[PLATFORM_ACTIONS];
 	struct waker *waker;
+	/* multi-broker mode, worker thread only */
+	struct shared *shared;      /* NULL: one broker alone */
+	bool shared_up;             /* the quota comes in leases; else each action runs on a share of it */
+	double share;               /* of each quota the local buckets allow (1: all of it) */
+	int brokers_before;         /* alive when Redis went away */
+	bool rejoining;             /* Redis is back, the others may not be yet: still the share */
+	int64_t rejoin_until;
+	struct quota_lease lease[PLATFORM_ACTIONS];
+	size_t demand[PLATFORM_ACTIONS]; /* calls waiting for a slot, this round */
+	struct job_fifo lock_wait;  /* devices another broker works on: asked about again at due_ms */
+	struct shared_op *releases; /* flow locks to give back, with the next operation for Redis ... */
+	int64_t releases_due;       /* ... or at this time at the latest */
+	unsigned long long submits; /* operations handed to Redis so far */
+	size_t admitting;           /* jobs whose admission is with Redis (in no queue meanwhile) */
+	unsigned long long shared_replays, shared_waits, shared_busy, shared_hints, shared_local, shared_leases;
 
 	/* broker thread only: every job submitted and not yet taken back, by (ProductKey, deviceId),
 	 * hashed on the deviceId */
@@ -333,8 +369,11 @@ static bool worker__query_first(const struct jobs *jobs)
 	return jobs->cfg->existing_devices != EXISTING_NEVER && jobs->existing_share >= QUERY_FIRST_FROM;
 }
 
+static void worker__release(struct jobs *jobs, struct job *job);
+
 static void worker__finish(struct jobs *jobs, struct job *job)
 {
+	if(job->lock_held) worker__release(jobs, job);
 	job->result.next = NULL;
 	if(jobs->finished_tail) jobs->finished_tail->next = &job->result;
 	else jobs->finished_head = &job->result;
@@ -478,6 +517,286 @@ static void worker__retry_or_fail(struct jobs *jobs, struct job *job, const char
 	}
 	platform__flow_fail(job->result.flow, why, detail);
 	worker__finish(jobs, job);
+}
+
+/* ---- multi-broker mode (bootstrap_shared.h) ---- */
+
+/* How long a flow lock lives without a release: longer than a job can stay here (the queue
+ * ahead of it at the paced RegisterDevice rate, then its deadline), within bounds. */
+static long long job__lock_ms(const struct jobs *jobs)
+{
+	double queue_ms = (double)jobs->capacity * 1000.0 / (jobs->cfg->qps[ACTION_REGISTER] * QUOTA_PACING);
+	double ms = (double)jobs->cfg->request_deadline_ms + queue_ms + LOCK_MARGIN_MS;
+
+	return ms < LOCK_MAX_MS ? (long long)ms : LOCK_MAX_MS;
+}
+
+/* The job is answered without a platform call: a replayed random, or a device another broker
+ * kept past the job's deadline. */
+static void job__conclude(struct jobs *jobs, struct job *job, enum bootstrap_code code, const char *message, int retry_after, int64_t now)
+{
+	struct platform_flow *flow = job__start(jobs, job, false, now);
+
+	if(!flow) return; /* out of memory: finished as internal */
+	flow->state = FLOW_DONE;
+	flow->result = code;
+	snprintf(flow->message, sizeof(flow->message), "%s", message);
+	flow->retry_after = retry_after;
+	worker__finish(jobs, job);
+}
+
+/* A new job (or one that waited for another broker): Redis records its random, when
+ * check_replay, and gives it the device's flow lock before any platform call. Without Redis it
+ * goes straight to the queue, with this broker's replay cache (checked on the broker thread)
+ * and no flow lock: the platform itself keeps two flows for one device apart (AlreadyExists). */
+static void worker__admit(struct jobs *jobs, struct job *job, bool check_replay)
+{
+	struct shared_op *op;
+
+	if(!jobs->shared){
+		fifo__push(&jobs->fresh, job);
+		return;
+	}
+	op = calloc(1, sizeof(*op));
+	if(op){
+		op->kind = SHARED_ADMIT;
+		op->tag = job;
+		memcpy(op->product_key, job->result.product_key, sizeof(op->product_key));
+		memcpy(op->device_id, job->result.device_id, sizeof(op->device_id));
+		if(check_replay) memcpy(op->random, job->random, sizeof(op->random));
+		op->lock_ms = job__lock_ms(jobs);
+	}
+	if(!op || shared__submit(jobs->shared, op)){
+		free(op);
+		jobs->shared_local++;
+		fifo__push(&jobs->fresh, job);
+		return;
+	}
+	jobs->submits++;
+	jobs->admitting++;
+}
+
+static void worker__on_admit(struct jobs *jobs, struct shared_op *op, int64_t now)
+{
+	struct job *job = op->tag;
+	int retry_after;
+
+	jobs->admitting--;
+	if(!op->ok){
+		/* Redis did not answer: on with local state, as when it is down */
+		jobs->shared_local++;
+		fifo__push(&jobs->fresh, job);
+		return;
+	}
+	switch(op->verdict){
+		case SHARED_REPLAYED:
+			jobs->shared_replays++;
+			job__conclude(jobs, job, BOOTSTRAP_UNAUTHORIZED,
+					"this random was already used for this deviceId; use a new one for every request", 0, now);
+			return;
+		case SHARED_BUSY:
+			if(!job->waited){
+				job->waited = true;
+				jobs->shared_waits++;
+			}
+			if(now + LOCK_POLL_MS < job->submitted_ms + jobs->cfg->request_deadline_ms){
+				job->due_ms = now + LOCK_POLL_MS;
+				fifo__push(&jobs->lock_wait, job);
+				return;
+			}
+			/* still there at the deadline (a long queue on the other broker): come back when
+			 * its lock may be gone */
+			jobs->shared_busy++;
+			retry_after = (int)((op->busy_ms + 999) / 1000);
+			if(retry_after < 1) retry_after = 1;
+			if(retry_after > LOCK_BUSY_RETRY_MAX_S) retry_after = LOCK_BUSY_RETRY_MAX_S;
+			job__conclude(jobs, job, BOOTSTRAP_BUSY, "another bootstrap broker is working on this device; try again later",
+					retry_after, now);
+			return;
+		case SHARED_ADMITTED:
+			job->lock_held = true;
+			if(op->exists_hint && jobs->cfg->existing_devices != EXISTING_NEVER){
+				/* another broker's flow just made or found the device: a lookup, not a second
+				 * RegisterDevice, and with the flows under way (it has waited already) */
+				jobs->shared_hints++;
+				if(job__start(jobs, job, true, now)) fifo__push(job__queue(jobs, job), job);
+				return;
+			}
+			fifo__push(&jobs->fresh, job);
+			return;
+	}
+}
+
+/* The flow lock back to Redis, with a mark when the device now exists. It goes with the next
+ * admission or lease, in the same round trip, or after RELEASE_LINGER_MS; fire and forget:
+ * while Redis is down the module keeps it and sends it when it is back. */
+static void worker__release(struct jobs *jobs, struct job *job)
+{
+	const struct platform_flow *flow = job->result.flow;
+	struct shared_op *op = calloc(1, sizeof(*op));
+
+	job->lock_held = false;
+	if(!op) return; /* the lock times out */
+	op->kind = SHARED_RELEASE;
+	memcpy(op->product_key, job->result.product_key, sizeof(op->product_key));
+	memcpy(op->device_id, job->result.device_id, sizeof(op->device_id));
+	op->exists = flow && flow->state == FLOW_DONE
+			&& (flow->result == BOOTSTRAP_OK || (platform__flow_existence_known(flow) && flow->existing));
+	if(!jobs->releases) jobs->releases_due = clock__ms() + RELEASE_LINGER_MS;
+	op->next = jobs->releases;
+	jobs->releases = op;
+}
+
+/* The releases go when something else goes to Redis in this round (the round is corked: one
+ * round trip for all of it), or when they have waited long enough. Returns the worker's wait,
+ * shortened to when they are due. */
+static int64_t worker__flush_releases(struct jobs *jobs, unsigned long long submits_before, int64_t now, int64_t wait)
+{
+	if(!jobs->releases) return wait;
+	if(jobs->submits == submits_before && now < jobs->releases_due){
+		return jobs->releases_due - now < wait ? jobs->releases_due - now : wait;
+	}
+	while(jobs->releases){
+		struct shared_op *op = jobs->releases;
+		jobs->releases = op->next;
+		if(shared__submit(jobs->shared, op)) free(op);
+	}
+	return wait;
+}
+
+static void worker__ask_lease(struct jobs *jobs, enum platform_action a, size_t want, int64_t now)
+{
+	struct quota_lease *l = &jobs->lease[a];
+	struct shared_op *op;
+
+	if(l->pending || want == 0 || now < l->ask_after_ms || l->count >= QUOTA_LEASE_MAX) return;
+	if(want > (size_t)(QUOTA_LEASE_MAX - l->count)) want = (size_t)(QUOTA_LEASE_MAX - l->count);
+	op = calloc(1, sizeof(*op));
+	if(op){
+		op->kind = SHARED_LEASE;
+		op->action = (int)a;
+		op->qps = jobs->cfg->qps[a];
+		op->want = (int)want;
+	}
+	if(!op || shared__submit(jobs->shared, op)){
+		free(op);
+		l->ask_after_ms = now + LEASE_RETRY_MS;
+		return;
+	}
+	jobs->submits++;
+	l->pending = true;
+}
+
+static void worker__on_lease(struct jobs *jobs, struct shared_op *op, int64_t now)
+{
+	struct quota_lease *l = &jobs->lease[op->action];
+	int64_t again;
+
+	l->pending = false;
+	if(!op->ok || !jobs->shared_up){
+		l->ask_after_ms = now + LEASE_RETRY_MS;
+		return;
+	}
+	jobs->shared_leases++;
+	if(op->slots == 0){
+		/* the next tenth of a second is taken: ask when the first free slot comes into reach */
+		again = op->received_ms + op->first_us / 1000 - SHARED_LEASE_HORIZON_MS;
+		l->ask_after_ms = again > now ? again : now + 1;
+		return;
+	}
+	quota__lease_grant(l, op->received_ms, op->first_us, op->interval_us, op->slots);
+}
+
+/* A call of action a may go now: a local token (this broker's pacing, and its back-off after
+ * throttling) and, with Redis up, a send slot of the account's quota shared by every broker. */
+static bool worker__take(struct jobs *jobs, enum platform_action a, int64_t now)
+{
+	struct quota_lease *l = &jobs->lease[a];
+
+	if(!jobs->shared || !jobs->shared_up) return quota__take(&jobs->bucket[a], now);
+	if(!quota__lease_ready(l, now)){
+		if(l->count == 0) worker__ask_lease(jobs, a, jobs->demand[a] ? jobs->demand[a] : 1, now);
+		return false;
+	}
+	if(!quota__take(&jobs->bucket[a], now)) return false;
+	quota__lease_use(l);
+	if(jobs->demand[a] > 0) jobs->demand[a]--;
+	/* the last slot gone and more calls waiting: the next lease, while this call leaves. Its
+	 * first slot is a whole interval away, so a tenth of a second holds two or more of them */
+	if(l->count == 0 && jobs->demand[a] > 0) worker__ask_lease(jobs, a, jobs->demand[a], now);
+	return true;
+}
+
+/* Milliseconds until a call of action a may go (an answer from Redis wakes the worker sooner). */
+static int64_t worker__wait_ms(struct jobs *jobs, enum platform_action a, int64_t now)
+{
+	struct quota_lease *l = &jobs->lease[a];
+	int64_t w = quota__wait_ms(&jobs->bucket[a], now), slot;
+
+	if(!jobs->shared || !jobs->shared_up) return w;
+	slot = quota__lease_wait_ms(l, now);
+	if(slot < 0) slot = l->pending ? WORKER_IDLE_WAIT_MS : l->ask_after_ms > now ? l->ask_after_ms - now : 1;
+	return w > slot ? w : slot;
+}
+
+/* Redis's state and answers: while it is down every action runs on a share of its quota
+ * (the brokers last seen alive split it), with Redis up on leases again; admissions and
+ * leases that came back go on. */
+static void worker__shared_sync(struct jobs *jobs, int64_t now)
+{
+	struct shared_op *op, *next;
+	struct shared_stats st;
+	bool up;
+
+	if(!jobs->shared) return;
+	shared__stats(jobs->shared, &st);
+	/* connecting counts as up: operations wait for the first attempt, which is quick */
+	up = st.state != SHARED_DOWN;
+	if(up != jobs->shared_up){
+		if(!up){
+			/* the brokers alone pace unsynchronised, each with its own jitter: the margin the
+			 * shared quota keeps, kept by each share too */
+			jobs->share = shared__fallback_share(jobs->cfg->redis_fallback_share, st.brokers) * SHARED_PACING;
+			jobs->brokers_before = st.brokers;
+			for(int a = 0; a < PLATFORM_ACTIONS; a++) quota__set_qps(&jobs->bucket[a], jobs->cfg->qps[a] * jobs->share, now);
+		}else{
+			/* back: calls need slots again at once, and the share stays as well until the
+			 * brokers that were alive are back too (one still alone spends its share
+			 * meanwhile), REJOIN_MAX_MS at most (one may have died meanwhile) */
+			jobs->rejoining = true;
+			jobs->rejoin_until = now + REJOIN_MAX_MS;
+		}
+		for(int a = 0; a < PLATFORM_ACTIONS; a++) quota__lease_clear(&jobs->lease[a]);
+		jobs->shared_up = up;
+	}
+	if(jobs->rejoining && up && (st.brokers >= jobs->brokers_before || now >= jobs->rejoin_until)){
+		for(int a = 0; a < PLATFORM_ACTIONS; a++) quota__set_qps(&jobs->bucket[a], jobs->cfg->qps[a], now);
+		jobs->rejoining = false;
+		jobs->share = 1.0;
+	}
+	for(op = shared__take(jobs->shared, SHARED_FOR_WORKER); op; op = next){
+		next = op->next;
+		if(op->kind == SHARED_ADMIT) worker__on_admit(jobs, op, now);
+		else if(op->kind == SHARED_LEASE) worker__on_lease(jobs, op, now);
+		free(op);
+	}
+}
+
+/* Calls each action has waiting, for the size of the leases asked for. */
+static void worker__demand(struct jobs *jobs, bool query_first)
+{
+	for(int a = 0; a < PLATFORM_ACTIONS; a++) jobs->demand[a] = 1;
+	jobs->demand[ACTION_REGISTER] = jobs->waiting[0].count + jobs->single[0].count + (query_first ? 0 : jobs->fresh.count);
+	jobs->demand[ACTION_QUERY] = jobs->waiting[1].count + jobs->single[1].count + (query_first ? jobs->fresh.count : 0);
+	/* pages go as fast as their quota allows */
+	jobs->demand[ACTION_BATCH_PAGE] = (size_t)jobs->napplies * 4;
+}
+
+static void worker__wake(void *ud)
+{
+	struct jobs *jobs = ud;
+
+	http__wakeup(jobs->http);
 }
 
 /* ---- batches ---- */
@@ -793,14 +1112,14 @@ static void apply__step(struct jobs *jobs, struct batch *b, int64_t now)
 		/* the pages after the first, as fast as the quota allows */
 		long page;
 		while((page = apply__unsent_page(b)) > 0 && jobs->inflight < jobs->cfg->max_inflight
-				&& quota__take(&jobs->bucket[ACTION_BATCH_PAGE], now)){
+				&& worker__take(jobs, ACTION_BATCH_PAGE, now)){
 			if(!batch__post(jobs, b, ACTION_BATCH_PAGE, page, now)) return;
 			b->pages[page - 1] = PAGE_SENT;
 		}
 		return;
 	}
 	if(b->calls > 0 || jobs->inflight >= jobs->cfg->max_inflight) return;
-	if(!quota__take(&jobs->bucket[b->action], now)) return;
+	if(!worker__take(jobs, b->action, now)) return;
 	if(!batch__post(jobs, b, b->action, b->action == ACTION_BATCH_PAGE ? 1 : 0, now)){
 		b->due_ms = now + APPLY_POLL_MIN_MS;
 	}
@@ -1130,7 +1449,7 @@ static void worker__run_check(struct jobs *jobs, time_t now_s, int64_t now)
 
 	if(c->in_flight || now < c->due_ms || !jobs->cfg->check_product_key) return;
 	if(c->checked_generation == jobs->creds.generation && c->result == PLATFORM_CHECK_OK) return;
-	if(jobs->inflight >= jobs->cfg->max_inflight || !quota__take(&jobs->bucket[ACTION_QUERY], now)) return;
+	if(jobs->inflight >= jobs->cfg->max_inflight || !worker__take(jobs, ACTION_QUERY, now)) return;
 	platform__flow_init(&c->flow, jobs->cfg->check_product_key, PLATFORM_CHECK_DEVICE_NAME, EXISTING_ALWAYS, true);
 	if(platform__flow_request(&c->flow, jobs->cfg, now_s, &req)) return;
 	/* not in calls: those count what devices cost */
@@ -1176,7 +1495,7 @@ static void singles__send(struct jobs *jobs, int a, struct job_fifo *fresh, int6
 	while(jobs->inflight < jobs->cfg->max_inflight){
 		struct job_fifo *q = jobs->single[a].head ? &jobs->single[a] : jobs->waiting[a].head ? &jobs->waiting[a] : fresh;
 		struct job *job;
-		if(!q || !q->head || !quota__take(&jobs->bucket[action], now)) break;
+		if(!q || !q->head || !worker__take(jobs, action, now)) break;
 		job = fifo__pop(q);
 		if(job__start(jobs, job, a == 1, now)) worker__send(jobs, job, now);
 	}
@@ -1214,11 +1533,11 @@ static void apply__from(struct jobs *jobs, struct job_fifo *q, size_t queued, in
 	if(n > q->count) n = q->count;
 	if(n > (size_t)platform_actions[ACTION_BATCH_CHECK].per_call) n = (size_t)platform_actions[ACTION_BATCH_CHECK].per_call;
 	/* counting walks the queue: only when a check could go now */
-	if(n < APPLY_MIN_NAMES || quota__wait_ms(&jobs->bucket[ACTION_BATCH_CHECK], now) > 0) return;
+	if(n < APPLY_MIN_NAMES || worker__wait_ms(jobs, ACTION_BATCH_CHECK, now) > 0) return;
 	memcpy(product_key, q->tail->result.product_key, sizeof(product_key));
 	of = fifo__count_product(q, product_key);
 	if(n > of) n = of;
-	if(n < APPLY_MIN_NAMES || !quota__take(&jobs->bucket[ACTION_BATCH_CHECK], now)) return;
+	if(n < APPLY_MIN_NAMES || !worker__take(jobs, ACTION_BATCH_CHECK, now)) return;
 	{
 		struct job *list = fifo__take_product(q, product_key, n, true, &n);
 		apply__start(jobs, list, n, now);
@@ -1230,7 +1549,7 @@ static void lookups__send(struct jobs *jobs, struct job_fifo *q, int64_t now)
 {
 	if(!batching__on(jobs, ACTION_BATCH_QUERY)) return;
 	while(q->count >= BATCH_MIN && jobs->inflight < jobs->cfg->max_inflight
-			&& quota__take(&jobs->bucket[ACTION_BATCH_QUERY], now)){
+			&& worker__take(jobs, ACTION_BATCH_QUERY, now)){
 		lookup__send(jobs, q, false, now);
 	}
 }
@@ -1257,6 +1576,10 @@ static int worker__dispatch(struct jobs *jobs, int64_t now)
 		fifo__push_front(job__queue(jobs, job), job);
 	}
 	if(jobs->retry_count > 0) wait__min(&wait, jobs->retry_heap[0]->due_ms - now);
+	/* devices another broker works on: asked about again (their random is recorded already) */
+	while(jobs->lock_wait.head && jobs->lock_wait.head->due_ms <= now) worker__admit(jobs, fifo__pop(&jobs->lock_wait), false);
+	if(jobs->lock_wait.head) wait__min(&wait, jobs->lock_wait.head->due_ms - now);
+	worker__demand(jobs, worker__query_first(jobs));
 	applies__sweep(jobs, now);
 	if(jobs->refused_generation != jobs->creds.generation){
 		/* new credentials may carry the grant a batch action lacked */
@@ -1278,9 +1601,9 @@ static int worker__dispatch(struct jobs *jobs, int64_t now)
 		if(b->due_ms > now){
 			wait__min(&wait, b->due_ms - now);
 		}else if(b->action == ACTION_BATCH_PAGE && b->pages){
-			if(apply__unsent_page(b)) wait__min(&wait, quota__wait_ms(&jobs->bucket[ACTION_BATCH_PAGE], now));
+			if(apply__unsent_page(b)) wait__min(&wait, worker__wait_ms(jobs, ACTION_BATCH_PAGE, now));
 		}else if(b->calls == 0){
-			wait__min(&wait, quota__wait_ms(&jobs->bucket[b->action], now));
+			wait__min(&wait, worker__wait_ms(jobs, b->action, now));
 		}
 	}
 
@@ -1303,7 +1626,7 @@ static int worker__dispatch(struct jobs *jobs, int64_t now)
 	/* then new requests, with the call the strategy picks */
 	if(probe && !jobs->probe && jobs->fresh.count >= BATCH_MIN
 			&& jobs->fresh.count + jobs->waiting[0].count >= apply__keep(jobs) + APPLY_MIN_NAMES
-			&& jobs->inflight < jobs->cfg->max_inflight && quota__take(&jobs->bucket[ACTION_BATCH_QUERY], now)){
+			&& jobs->inflight < jobs->cfg->max_inflight && worker__take(jobs, ACTION_BATCH_QUERY, now)){
 		jobs->probe = lookup__send(jobs, &jobs->fresh, true, now);
 	}
 	if(query_first){
@@ -1320,15 +1643,15 @@ static int worker__dispatch(struct jobs *jobs, int64_t now)
 		for(int a = 0; a < 2; a++){
 			bool fresh_here = jobs->fresh.head && (a == 1) == query_first;
 			if(jobs->waiting[a].head || jobs->single[a].head || fresh_here){
-				wait__min(&wait, quota__wait_ms(&jobs->bucket[a ? ACTION_QUERY : ACTION_REGISTER], now));
+				wait__min(&wait, worker__wait_ms(jobs, a ? ACTION_QUERY : ACTION_REGISTER, now));
 			}
 		}
 		if(batching__on(jobs, ACTION_BATCH_QUERY) && (jobs->waiting[1].count >= BATCH_MIN || (query_first && jobs->fresh.count >= BATCH_MIN))){
-			wait__min(&wait, quota__wait_ms(&jobs->bucket[ACTION_BATCH_QUERY], now));
+			wait__min(&wait, worker__wait_ms(jobs, ACTION_BATCH_QUERY, now));
 		}
 		if(apply__possible(jobs, now) && (jobs->waiting[0].count >= apply__keep(jobs) + APPLY_MIN_NAMES
 				|| (!query_first && !probe && jobs->fresh.count >= apply__keep(jobs) + APPLY_MIN_NAMES))){
-			wait__min(&wait, quota__wait_ms(&jobs->bucket[ACTION_BATCH_CHECK], now));
+			wait__min(&wait, worker__wait_ms(jobs, ACTION_BATCH_CHECK, now));
 		}
 	}
 	return wait < 1 ? 1 : (int)wait;
@@ -1341,6 +1664,7 @@ static void *worker__run(void *arg)
 	for(;;){
 		struct job *take, *next;
 		struct bootstrap_config *retired = NULL;
+		unsigned long long submits;
 		int64_t now;
 		int wait;
 		bool poke;
@@ -1348,6 +1672,7 @@ static void *worker__run(void *arg)
 		pthread_mutex_lock(&jobs->lock);
 		if(jobs->stop){
 			pthread_mutex_unlock(&jobs->lock);
+			if(jobs->shared) shared__cork(jobs->shared, false);
 			break;
 		}
 		if(jobs->cfg_next){
@@ -1369,7 +1694,22 @@ static void *worker__run(void *arg)
 		take = jobs->submit_head;
 		jobs->submit_head = jobs->submit_tail = NULL;
 		jobs->stats.waiting = jobs->fresh.count + jobs->waiting[0].count + jobs->waiting[1].count
-				+ jobs->single[0].count + jobs->single[1].count + jobs->retry_count + jobs->in_batches;
+				+ jobs->single[0].count + jobs->single[1].count + jobs->retry_count + jobs->in_batches
+				+ jobs->admitting + jobs->lock_wait.count;
+		jobs->stats.shared_fallback = jobs->shared && (!jobs->shared_up || jobs->rejoining);
+		jobs->stats.shared_share = jobs->share;
+		jobs->stats.shared_replays = jobs->shared_replays;
+		jobs->stats.shared_waits = jobs->shared_waits;
+		jobs->stats.shared_busy = jobs->shared_busy;
+		jobs->stats.shared_hints = jobs->shared_hints;
+		jobs->stats.shared_local = jobs->shared_local;
+		jobs->stats.shared_leases = jobs->shared_leases;
+		jobs->stats.shared_slots = jobs->stats.shared_slots_expired = 0;
+		for(int a = 0; a < PLATFORM_ACTIONS; a++){
+			jobs->stats.shared_slots += jobs->lease[a].granted;
+			jobs->stats.shared_slots_expired += jobs->lease[a].expired;
+		}
+		jobs->stats.shared_admitting = jobs->admitting;
 		jobs->stats.existing_share = jobs->existing_share;
 		jobs->stats.query_first = worker__query_first(jobs);
 		jobs->stats.inflight = (size_t)jobs->inflight;
@@ -1410,12 +1750,23 @@ static void *worker__run(void *arg)
 		}
 		if(poke) waker__poke(jobs->waker);
 		now = clock__ms();
+		submits = jobs->submits;
+		if(jobs->shared){
+			/* this round's operations for Redis (admissions, leases, releases) in one round trip */
+			shared__cork(jobs->shared, true);
+			worker__shared_sync(jobs, now);
+		}
 		for(; take; take = next){
 			next = take->queue_next;
-			fifo__push(&jobs->fresh, take);
+			worker__admit(jobs, take, true);
 		}
 		wait = worker__dispatch(jobs, now);
 		if(jobs->finished_head) continue; /* hand results over before waiting */
+		if(jobs->shared){
+			wait = (int)worker__flush_releases(jobs, submits, now, wait);
+			if(wait < 1) wait = 1;
+			shared__cork(jobs->shared, false);
+		}
 		http__perform(jobs->http, wait, worker__on_answer, jobs);
 	}
 	return NULL;
@@ -1423,7 +1774,7 @@ static void *worker__run(void *arg)
 
 /* ---- broker thread ---- */
 
-struct jobs *jobs__new(const struct bootstrap_config *cfg)
+struct jobs *jobs__new(const struct bootstrap_config *cfg, struct shared *shared)
 {
 	struct jobs *jobs = calloc(1, sizeof(*jobs));
 	struct http_options hopts = { .ca_file = cfg->ca_file };
@@ -1433,6 +1784,9 @@ struct jobs *jobs__new(const struct bootstrap_config *cfg)
 	if(!jobs) return NULL;
 	jobs->capacity = (size_t)cfg->max_queue + (size_t)cfg->max_inflight;
 	jobs->apply_estimate_ms = APPLY_ESTIMATE_MS;
+	jobs->shared = shared;
+	jobs->shared_up = true;
+	jobs->share = 1.0;
 	jobs->cfg = config__snapshot(cfg);
 	if(jobs->cfg && credentials__provider_init(&jobs->creds, &cfg->creds_source, cfg->sts_endpoint, cfg->ecs_metadata_endpoint)){
 		config__snapshot_free(jobs->cfg);
@@ -1454,6 +1808,8 @@ struct jobs *jobs__new(const struct bootstrap_config *cfg)
 		free(jobs);
 		return NULL;
 	}
+	/* Redis's answers for the worker wake it up */
+	if(shared) shared__set_notify(shared, worker__wake, jobs);
 	if(pthread_create(&jobs->thread, NULL, worker__run, jobs)){
 		jobs__free(jobs);
 		return NULL;
@@ -1473,7 +1829,7 @@ static struct job *index__find(struct jobs *jobs, const char *product_key, const
 }
 
 enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *product_key, const char *device_id,
-		struct reply_route *route)
+		const char *random, struct reply_route *route)
 {
 	uint32_t h = hash__string(device_id, HASH_SEED);
 	struct job **bucket = &jobs->buckets[h & (jobs->nbuckets - 1)];
@@ -1498,6 +1854,7 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *product_key,
 	memset(route, 0, sizeof(*route));
 	memcpy(job->result.device_id, device_id, strlen(device_id) + 1);
 	memcpy(job->result.product_key, product_key, strlen(product_key) + 1);
+	if(random) snprintf(job->random, sizeof(job->random), "%s", random);
 	job->submitted_ms = clock__ms();
 	job->hash = h;
 	job->bucket_next = *bucket;
@@ -1513,6 +1870,13 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *product_key,
 	pthread_mutex_unlock(&jobs->lock);
 	if(wake) http__wakeup(jobs->http);
 	return JOBS_QUEUED;
+}
+
+struct reply_route *jobs__route(struct jobs *jobs, const char *product_key, const char *device_id)
+{
+	struct job *job = index__find(jobs, product_key, device_id, hash__string(device_id, HASH_SEED));
+
+	return job ? &job->result.route : NULL;
 }
 
 void jobs__connection_ended(struct jobs *jobs, const char *device_id, const void *connection)
@@ -1610,6 +1974,14 @@ void jobs__free(struct jobs *jobs)
 {
 	if(!jobs) return;
 	worker__stop(jobs);
+	/* before the HTTP client goes: the Redis thread no longer wakes it */
+	if(jobs->shared) shared__set_notify(jobs->shared, NULL, NULL);
+	while(jobs->releases){
+		/* not sent: this broker leaves Redis's list of brokers, so its locks go with it */
+		struct shared_op *op = jobs->releases;
+		jobs->releases = op->next;
+		free(op);
+	}
 	/* in-flight transfers are abandoned; every job is still in the index, freed below */
 	http__free(jobs->http);
 	for(size_t i = 0; i < jobs->nbuckets; i++){

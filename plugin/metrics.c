@@ -129,3 +129,27 @@ void metrics__cleanup(struct metrics *m)
 	m->products = NULL;
 	m->nproducts = 0;
 }
+
+void metrics__render_shared(const struct shared_stats *sst, const struct jobs_stats *st, unsigned long long late_replays,
+		void (*emit)(const char *topic, const char *value, void *ud), void *ud)
+{
+	char value[32];
+
+	emit(METRICS_TOPIC_PREFIX "shared/state", sst->state == SHARED_UP ? "connected" : sst->state == SHARED_DOWN ? "unreachable" : "connecting", ud);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "shared/outages", sst->downs);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "shared/brokers", (unsigned long long)(sst->brokers > 0 ? sst->brokers : 0));
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "shared/round_trips", sst->round_trips);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "shared/commands", sst->commands);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "shared/unanswered", sst->refused);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "shared/fallback", st->shared_fallback ? 1 : 0);
+	snprintf(value, sizeof(value), "%.3f", st->shared_fallback ? st->shared_share : 1.0);
+	emit(METRICS_TOPIC_PREFIX "shared/quota_share", value, ud);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "shared/replays_refused", st->shared_replays + late_replays);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "shared/flow_waits", st->shared_waits);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "shared/flow_busy", st->shared_busy);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "shared/flow_after_other", st->shared_hints);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "shared/admitted_locally", st->shared_local);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "shared/quota_leases", st->shared_leases);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "shared/quota_slots", st->shared_slots);
+	emit__number(emit, ud, METRICS_TOPIC_PREFIX "shared/quota_slots_unused", st->shared_slots_expired);
+}

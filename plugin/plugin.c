@@ -32,6 +32,7 @@
 #include "bootstrap_request.h"
 #include "bootstrap_seal.h"
 #include "bootstrap_secret.h"
+#include "bootstrap_shared.h"
 #include "bootstrap_text.h"
 
 #define PLUGIN_NAME "mosquitto_bootstrap"
@@ -58,6 +59,9 @@
 #define REFUSALS_WINDOW_S 60
 #define REFUSALS_BLOCK_S 60
 #define REFUSALS_MAX_KEYS 65536
+/* A reply to a request that joined a flow under way waits this long at most for Redis to say
+ * whether its random was used before (multi-broker mode); then it goes out anyway. */
+#define SHARED_CHECK_WAIT_MS 1000
 
 /* Built with -fvisibility=hidden: only the entry points the broker looks up are exported, so
  * nothing of ours collides with another plugin's symbols (the broker loads with RTLD_GLOBAL). */
@@ -100,6 +104,13 @@ struct bootstrap_plugin {
 	bool curl_ready;
 	time_t last_tick_s;   /* replies go out from the tick: a broker that never ticks cannot answer */
 	bool no_tick_warned;
+	/* multi-broker mode (bootstrap_shared.h); NULL: one broker alone */
+	struct shared *shared;
+	uint64_t shared_seq;
+	struct job_result *held_head, *held_tail; /* replies waiting for a joined request's replay check */
+	unsigned long long shared_ups_logged, shared_downs_logged;
+	time_t shared_down_since;
+	unsigned long long shared_late_replays;
 };
 
 /* Client ids are chosen by clients: what reaches a log or audit line is short and printable. */
@@ -198,6 +209,22 @@ static void bootstrap__audit_superseded(struct bootstrap_plugin *p, const struct
 	if(p->audit) audit__record(p->audit, &e);
 }
 
+/* One refusal counted in Redis against key (an address, or a client id); the answer comes
+ * back at a tick (bootstrap__shared_results). Never waits. */
+static void bootstrap__share_refusal(struct bootstrap_plugin *p, const char *key, bool by_address)
+{
+	struct shared_op *op;
+
+	if(!key || strlen(key) > LIMITER_KEY_MAX || !(op = calloc(1, sizeof(*op)))) return;
+	op->kind = SHARED_REFUSAL;
+	op->by_address = by_address;
+	memcpy(op->key, key, strlen(key) + 1);
+	op->max = by_address ? REFUSALS_PER_ADDRESS_MAX : REFUSALS_PER_CLIENT_MAX;
+	op->window_ms = REFUSALS_WINDOW_S * 1000L;
+	op->block_ms = REFUSALS_BLOCK_S * 1000L;
+	if(shared__submit(p->shared, op)) free(op);
+}
+
 /* The one exit of every refused request. It is audited and counted against its address and
  * client id; it is answered unless the requester cannot be addressed (a client id that could
  * not be a deviceId: no reply topic is built from 60 KB of attacker's text) or is over the
@@ -217,6 +244,10 @@ static void bootstrap__refuse(struct bootstrap_plugin *p, const char *requester,
 
 	va = limiter__refuse(p->refusals_by_address, address, now, &by_address);
 	if(addressable) vc = limiter__refuse(p->refusals_by_client, requester, now, &by_client);
+	/* multi-broker mode: every broker's refusals count; Redis's verdict arrives at a later tick
+	 * and blocks the key here too (one that is silent here already needs no counting) */
+	if(p->shared && va != LIMIT_SILENT) bootstrap__share_refusal(p, address, true);
+	if(p->shared && addressable && vc != LIMIT_SILENT) bootstrap__share_refusal(p, requester, false);
 	blocked = by_address > by_client ? by_address : by_client;
 	if(va == LIMIT_SILENT || vc == LIMIT_SILENT){
 		/* a flood's: counted in one audit line a minute (bootstrap__audit_unanswered), so that
@@ -250,6 +281,28 @@ static void bootstrap__refuse(struct bootstrap_plugin *p, const char *requester,
 	}
 	bootstrap__audit_now(p, requester, address, product_key, device_id, reply__code_name(code));
 }
+
+/* A request that joined a flow under way: the worker checked the first request's random in
+ * Redis, this one's is recorded here, and the reply waits for the answer (bootstrap__tick_held). */
+static void bootstrap__share_replay(struct bootstrap_plugin *p, const char *product_key, const char *device_id, const char *random)
+{
+	struct reply_route *route = jobs__route(p->jobs, product_key, device_id);
+	struct shared_op *op;
+	uint64_t seq;
+
+	if(!route || !(op = calloc(1, sizeof(*op)))) return;
+	op->kind = SHARED_REPLAY;
+	op->seq = seq = ++p->shared_seq;
+	snprintf(op->product_key, sizeof(op->product_key), "%s", product_key);
+	snprintf(op->device_id, sizeof(op->device_id), "%s", device_id);
+	snprintf(op->random, sizeof(op->random), "%s", random);
+	if(shared__submit(p->shared, op)){
+		free(op); /* Redis is down: this broker's replay cache alone */
+		return;
+	}
+	route->shared_check = seq;
+}
+
 
 /* Does this broker serve product_key? *secret gets its ProductSecret (NULL without sign). */
 static bool bootstrap__product(struct bootstrap_plugin *p, const char *product_key, const char **secret)
@@ -443,13 +496,15 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 		route.correlation_data = NULL;
 		route.correlation_len = 0;
 	}
-	if(p->audit){
+	/* the audit trail names them; with Redis a replay found there is a refusal like any other,
+	 * counted against them */
+	if(p->audit || p->shared){
 		route.requester = strdup(shown(requester, buf, sizeof(buf)));
 		route.address = address ? strdup(address) : NULL;
 	}
 	route.received_ms = clock__ms();
 
-	switch(jobs__submit(p->jobs, product_key, req.device_id, &route)){
+	switch(jobs__submit(p->jobs, product_key, req.device_id, req.random[0] ? req.random : NULL, &route)){
 		case JOBS_QUEUED:
 			mosquitto_log_printf(MOSQ_LOG_DEBUG, PLUGIN_NAME ": device %s: queued (product %s, request from client '%s')",
 					req.device_id, product_key, shown(requester, buf, sizeof(buf)));
@@ -459,6 +514,7 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 			mosquitto_log_printf(MOSQ_LOG_DEBUG, PLUGIN_NAME ": device %s: already in progress, joined (product %s)",
 					req.device_id, product_key);
 			bootstrap__audit_superseded(p, &route, product_key, req.device_id);
+			if(p->shared && req.random[0]) bootstrap__share_replay(p, product_key, req.device_id, req.random);
 			break;
 		case JOBS_FULL:
 			/* what is ahead of the device drains at the paced RegisterDevice rate */
@@ -518,6 +574,16 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 	char *payload;
 
 	took_ms = clock__ms() - r->route.received_ms;
+	if(!r->route.connection_ended && (r->route.replayed || (r->flow && r->flow->result == BOOTSTRAP_UNAUTHORIZED))){
+		/* Redis knew the random (multi-broker mode; the worker answers nothing else with
+		 * unauthorized): refused like a replay found here, counted against the requester. A
+		 * joined request's flow result (a triple) is not for it. */
+		if(r->route.replayed) p->shared_late_replays++;
+		bootstrap__refuse(p, r->route.requester ? r->route.requester : r->device_id, r->route.address, &r->route,
+				r->product_key, true, r->device_id, BOOTSTRAP_UNAUTHORIZED, "this random was already used for this deviceId; use a new one for every request",
+				time(NULL));
+		return;
+	}
 	if(r->route.connection_ended){
 		/* bound delivery: nobody but the connection that asked may have this answer */
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: %s dropped: the requesting connection ended "
@@ -657,12 +723,52 @@ static void bootstrap__report_batching(struct bootstrap_plugin *p, const struct 
 	}
 }
 
+/* Redis's state: one line per change (connected, unreachable with why, back). */
+static void bootstrap__report_shared(struct bootstrap_plugin *p, time_t now)
+{
+	struct shared_stats st;
+	bool down_logged = false;
+
+	if(!p->shared) return;
+	shared__stats(p->shared, &st);
+	/* both changed since the last look: the order the current state implies */
+	for(int pass = 0; pass < 2; pass++){
+		bool down_first = st.state == SHARED_UP;
+		if(pass == (down_first ? 0 : 1) && st.downs != p->shared_downs_logged){
+			double share = shared__fallback_share(p->cfg.redis_fallback_share, st.brokers) * SHARED_PACING;
+			mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": shared state: Redis unreachable (%s); this broker goes on "
+					"alone: its own replay cache and refusal limits, no flow locks, and %.0f%% of each quota "
+					"(RegisterDevice %.1f/s, QueryDeviceDetail %.1f/s)%s; retrying", st.detail[0] ? st.detail : "no answer",
+					share * 100.0, p->cfg.qps[ACTION_REGISTER] * share * QUOTA_PACING, p->cfg.qps[ACTION_QUERY] * share * QUOTA_PACING,
+					p->cfg.redis_fallback_share > 0 || st.brokers > 0 ? ""
+					: " (it never saw how many brokers there are: set plugin_opt_redis_fallback_share to each one's share)");
+			p->shared_downs_logged = st.downs;
+			p->shared_down_since = now;
+			down_logged = true;
+		}
+		if(pass == (down_first ? 1 : 0) && st.ups != p->shared_ups_logged){
+			if(p->shared_ups_logged == 0 && !down_logged && p->shared_downs_logged == 0){
+				mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": shared state: connected to %s at %s (prefix %s, broker %s, "
+						"%d broker%s alive): replay cache, refusal limits, flow locks and the quota are shared",
+						st.server[0] ? st.server : "Redis", p->cfg.redis_url, p->cfg.redis_prefix, st.broker_id, st.brokers,
+						st.brokers == 1 ? "" : "s");
+			}else{
+				mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": shared state: Redis back (%s) after %ld s; state and "
+						"quota shared again (%d broker%s alive)", st.server[0] ? st.server : "Redis",
+						(long)(now - p->shared_down_since), st.brokers, st.brokers == 1 ? "" : "s");
+			}
+			p->shared_ups_logged = st.ups;
+		}
+	}
+}
+
 static void bootstrap__report_worker(struct bootstrap_plugin *p, time_t now)
 {
 	struct jobs_stats st;
 
 	if(now == p->report_checked_s) return;
 	p->report_checked_s = now;
+	bootstrap__report_shared(p, now);
 	jobs__stats(p->jobs, &st);
 	bootstrap__audit_unanswered(p, now, false);
 	bootstrap__report_credentials(p, &st);
@@ -707,6 +813,57 @@ static void bootstrap__publish_metrics(struct bootstrap_plugin *p, time_t now)
 	p->metrics_next_s = now + p->cfg.metrics_interval;
 	jobs__stats(p->jobs, &st);
 	metrics__render(&p->metrics, &st, jobs__outstanding(p->jobs), metric__publish, NULL);
+	if(p->shared){
+		struct shared_stats sst;
+		shared__stats(p->shared, &sst);
+		metrics__render_shared(&sst, &st, p->shared_late_replays, metric__publish, NULL);
+	}
+}
+
+/* Redis's answers for the broker thread: refusal verdicts block keys here too; a joined
+ * request's replay check settles its route (pending in the index, or held). */
+static void bootstrap__shared_results(struct bootstrap_plugin *p, time_t now)
+{
+	struct shared_op *op, *next;
+
+	if(!p->shared) return;
+	for(op = shared__take(p->shared, SHARED_FOR_BROKER); op; op = next){
+		next = op->next;
+		if(op->kind == SHARED_REFUSAL && op->ok && op->blocked_ms > 0){
+			limiter__block(op->by_address ? p->refusals_by_address : p->refusals_by_client, op->key, now,
+					(time_t)((op->blocked_ms + 999) / 1000));
+		}else if(op->kind == SHARED_REPLAY){
+			struct reply_route *route = jobs__route(p->jobs, op->product_key, op->device_id);
+			for(struct job_result *r = p->held_head; r && !(route && route->shared_check == op->seq); r = r->next){
+				if(r->route.shared_check == op->seq) route = &r->route;
+			}
+			if(route && route->shared_check == op->seq){
+				route->shared_check = 0;
+				route->replayed = op->ok && op->replayed;
+			}
+		}
+		free(op);
+	}
+}
+
+/* Held replies whose replay check is settled, or has taken too long (Redis slow: this
+ * broker's replay cache has passed the request), go out. */
+static void bootstrap__tick_held(struct bootstrap_plugin *p)
+{
+	struct job_result **link = &p->held_head, *r;
+	int64_t now = clock__ms();
+
+	p->held_tail = NULL;
+	while((r = *link)){
+		if(r->route.shared_check && now - r->route.received_ms < SHARED_CHECK_WAIT_MS){
+			p->held_tail = r;
+			link = &r->next;
+			continue;
+		}
+		*link = r->next;
+		bootstrap__deliver(p, r);
+		jobs__result_free(r);
+	}
 }
 
 static int bootstrap__on_tick(int event, void *event_data, void *userdata)
@@ -719,12 +876,22 @@ static int bootstrap__on_tick(int event, void *event_data, void *userdata)
 	p->last_tick_s = time(NULL);
 	bootstrap__report_worker(p, p->last_tick_s);
 	bootstrap__publish_metrics(p, time(NULL));
+	bootstrap__shared_results(p, p->last_tick_s);
 	for(r = jobs__take_results(p->jobs); r; r = next){
 		next = r->next;
+		if(r->route.shared_check){
+			/* its random's check is still with Redis */
+			r->next = NULL;
+			if(p->held_tail) p->held_tail->next = r;
+			else p->held_head = r;
+			p->held_tail = r;
+			continue;
+		}
 		bootstrap__deliver(p, r);
 		jobs__result_free(r);
 	}
-	if(jobs__outstanding(p->jobs) > 0){
+	if(p->held_head) bootstrap__tick_held(p);
+	if(jobs__outstanding(p->jobs) > 0 || p->held_head){
 #ifdef MOSQ_EVT_MESSAGE_IN
 		ed->next_ms = PENDING_TICK_MS;
 #else
@@ -895,7 +1062,14 @@ static void bootstrap__unregister(struct bootstrap_plugin *p)
 static void bootstrap__free(struct bootstrap_plugin *p)
 {
 	if(!p) return;
+	while(p->held_head){
+		struct job_result *r = p->held_head;
+		p->held_head = r->next;
+		jobs__result_free(r);
+	}
 	jobs__free(p->jobs);
+	/* after the worker, which uses it */
+	shared__free(p->shared);
 	replay__free(p->replay);
 	limiter__free(p->refusals_by_address);
 	limiter__free(p->refusals_by_client);
@@ -964,11 +1138,28 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 		bootstrap__free(p);
 		return MOSQ_ERR_NOMEM;
 	}
-	p->jobs = jobs__new(&p->cfg);
+	if(p->cfg.redis_url){
+		const struct shared_options so = { .url = p->cfg.redis_url, .username = p->cfg.redis_username,
+			.password = p->cfg.redis_password, .prefix = p->cfg.redis_prefix, .product_key = p->cfg.product_key,
+			.timeout_ms = p->cfg.redis_timeout_ms };
+		p->shared = shared__new(&so, err, sizeof(err));
+		/* the Redis thread has its own copy: this one is not needed again */
+		secret__free(&p->cfg.redis_password);
+		if(!p->shared){
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": %s", err);
+			bootstrap__free(p);
+			return MOSQ_ERR_UNKNOWN;
+		}
+	}
+	p->jobs = jobs__new(&p->cfg, p->shared);
 	if(!p->jobs){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": could not start the worker thread");
 		bootstrap__free(p);
 		return MOSQ_ERR_UNKNOWN;
+	}
+	if(p->shared){
+		mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": multi-broker mode: state shared through Redis at %s, "
+				"keys under '%s:'; connecting", p->cfg.redis_url, p->cfg.redis_prefix);
 	}
 	if(mosquitto_callback_register(identifier, BOOTSTRAP_EVT_MESSAGE, bootstrap__on_message, NULL, p)
 			|| mosquitto_callback_register(identifier, MOSQ_EVT_TICK, bootstrap__on_tick, NULL, p)
@@ -1023,10 +1214,15 @@ PLUGIN_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt 
 	bootstrap__unregister(p);
 	/* every request still open leaves its audit line, even one the platform has answered */
 	jobs__abandon(p->jobs, bootstrap__audit_shutdown, p);
+	for(struct job_result *r = p->held_head; r; r = r->next) bootstrap__audit_shutdown(r, p);
 	jobs__stats(p->jobs, &st);
-	mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": shutting down with %zu requests unanswered; "
-			"%llu platform calls, %llu retries, %llu throttled answers",
-			jobs__outstanding(p->jobs), st.calls, st.retries, st.throttled);
+	{
+		size_t held = 0;
+		for(struct job_result *r = p->held_head; r; r = r->next) held++;
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": shutting down with %zu requests unanswered; "
+				"%llu platform calls, %llu retries, %llu throttled answers",
+				jobs__outstanding(p->jobs) + held, st.calls, st.retries, st.throttled);
+	}
 	bootstrap__free(p);
 	return MOSQ_ERR_SUCCESS;
 }

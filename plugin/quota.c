@@ -81,6 +81,68 @@ void quota__throttled(struct token_bucket *b, int64_t now_ms)
 	if(b->tokens > 0.0) b->tokens = 0.0;
 }
 
+void quota__set_qps(struct token_bucket *b, double qps, int64_t now_ms)
+{
+	int64_t sent[QUOTA_WINDOW_MAX];
+	int old = b->window, window, keep;
+	double configured = qps * QUOTA_PACING;
+
+	bucket__refill(b, now_ms);
+	if(b->configured > 0.0) b->rate *= configured / b->configured;
+	if(b->rate > configured) b->rate = configured;
+	b->configured = configured;
+	/* the window's send times, oldest first (window_next is the oldest) */
+	for(int i = 0; i < old; i++) sent[i] = b->sent_ms[(b->window_next + i) % old];
+	window = qps >= 1.0 && qps <= QUOTA_WINDOW_MAX ? (int)floor(qps) : 0;
+	keep = old < window ? old : window;
+	/* the newest of them at the end, the rest long gone */
+	for(int i = 0; i < window - keep; i++) b->sent_ms[i] = now_ms - QUOTA_WINDOW_MS;
+	for(int i = 0; i < keep; i++) b->sent_ms[window - keep + i] = sent[old - keep + i];
+	b->window = window;
+	b->window_next = 0;
+}
+
+void quota__lease_grant(struct quota_lease *l, int64_t received_ms, long long first_us, long long interval_us, int n)
+{
+	for(int i = 0; i < n && l->count < QUOTA_LEASE_MAX; i++){
+		long long us = first_us + (long long)i * interval_us;
+		l->slot_ms[(l->head + l->count) % QUOTA_LEASE_MAX] = received_ms + (us + 999) / 1000;
+		l->count++;
+		l->granted++;
+	}
+}
+
+bool quota__lease_ready(struct quota_lease *l, int64_t now_ms)
+{
+	while(l->count > 0 && now_ms - l->slot_ms[l->head] > QUOTA_SLOT_LATE_MS){
+		l->head = (l->head + 1) % QUOTA_LEASE_MAX;
+		l->count--;
+		l->expired++;
+	}
+	return l->count > 0 && l->slot_ms[l->head] <= now_ms;
+}
+
+void quota__lease_use(struct quota_lease *l)
+{
+	if(l->count == 0) return;
+	l->head = (l->head + 1) % QUOTA_LEASE_MAX;
+	l->count--;
+}
+
+int64_t quota__lease_wait_ms(struct quota_lease *l, int64_t now_ms)
+{
+	if(l->count == 0) return -1;
+	return l->slot_ms[l->head] > now_ms ? l->slot_ms[l->head] - now_ms : 0;
+}
+
+void quota__lease_clear(struct quota_lease *l)
+{
+	l->head = 0;
+	l->count = 0;
+	l->pending = false;
+	l->ask_after_ms = 0;
+}
+
 int64_t quota__backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, double random01)
 {
 	double ceiling = (double)base_ms;

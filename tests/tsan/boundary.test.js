@@ -326,3 +326,125 @@ test('ThreadSanitizer: concurrent requests, joins, refusals, retries, SIGHUP cre
     await env.stop();
   }
 });
+
+// Multi-broker mode adds a thread (Redis's) and a queue between it, the worker and the broker
+// thread: admissions and leases (worker), refusal counts and joined requests' replay checks
+// (broker thread), releases, the state the broker thread logs and publishes. Driven while Redis
+// answers, while it is killed and started again, while it is frozen, with a device that "another
+// broker" holds (its lock written into Redis here), SIGHUPs, and a shutdown in flight.
+test('ThreadSanitizer: multi-broker mode, with Redis killed, restarted and frozen mid-run', async (t) => {
+  assertTsanSetup();
+  const redis = await h.startRedis();
+  const env = await h.startEnv({
+    pluginOptions: { redis_url: redis.url, http_timeout_ms: 1500, request_deadline_ms: 15000, max_inflight: 24,
+      wakeup_port: '$PORT', metrics_interval: 1, audit_file: '$DIR/audit.log' },
+  });
+  try {
+    env.emu.setLatency(200);
+    for (let i = 0; i < 50 && !/shared state: connected/.test(env.broker.log()); i++) await h.sleep(100);
+    assert.match(env.broker.log(), /shared state: connected/);
+    const outcomes = {};
+    const tally = (o) => { outcomes[o] = (outcomes[o] || 0) + 1; };
+
+    // a device another broker works on: its lock and that broker's heartbeat, written here;
+    // the worker polls it, and takes it up (as a lookup) once the other one is done
+    const held = 'held-001';
+    const now = Date.now();
+    await redis.cli('ZADD', 'mosquitto-bootstrap:brokers', String(now + 60000), 'otherbroker00001');
+    await redis.cli('SET', `mosquitto-bootstrap:flow:${h.PRODUCT_KEY}:${held}`, 'otherbroker00001', 'PX', '60000');
+    const heldReply = env.rr(held, { timeoutS: 30 });
+    const release = (async () => {
+      await h.sleep(1500);
+      env.emu.preRegister(h.PRODUCT_KEY, held);
+      await redis.cli('SET', `mosquitto-bootstrap:flow:${h.PRODUCT_KEY}:${held}`, 'done', 'PX', '60000');
+    })();
+
+    // waves of signed requests, joins (streams of requests, each with a new random), a replay
+    // that joins a flow, refusals; Redis killed and started again, then frozen, meanwhile
+    const waves = (async () => {
+      const all = [];
+      for (let wave = 0; wave < 6; wave++) {
+        const ids = Array.from({ length: 10 }, (_, i) => `sh-${wave}-${String(i).padStart(3, '0')}`);
+        all.push(...ids.map((id) => env.rr(id, { timeoutS: 40 }).then((r) => [id, r])));
+        await h.sleep(1000);
+      }
+      return Promise.all(all);
+    })();
+    const joins = (async () => {
+      const all = [];
+      for (let n = 0; n < 8; n++) {
+        const id = `shjoin-${String(n).padStart(3, '0')}`;
+        all.push(requestStream(env, id, { everyMs: 10, forMs: 300 }).then((r) => [id, r]));
+        await h.sleep(600);
+      }
+      return Promise.all(all);
+    })();
+    const refusals = (async () => {
+      const out = [];
+      for (let i = 0; i < 6; i++) {
+        out.push(await h.rr(env.port, { id: `shref-${i}`, message: env.request(`shbad-${i}`, { key: 'not-the-product-secret' }),
+          responseTopic: `bootstrap/reply/shref-${i}`, extra: ['-A', `127.0.3.${i + 1}`] }));
+        await h.sleep(500);
+      }
+      return out;
+    })();
+    const outage = (async () => {
+      await h.sleep(2000);
+      await redis.kill('SIGKILL');
+      await h.sleep(2500);
+      await redis.start();
+      await h.sleep(2500);
+      redis.kill('SIGSTOP');
+      await h.sleep(1200);
+      redis.kill('SIGCONT');
+      env.broker.proc.kill('SIGHUP');
+    })();
+
+    const [waveReplies, joinReplies, refused] = await Promise.all([waves, joins, refusals, outage, release]);
+    for (const [id, r] of waveReplies) tally(checkReply(env, id, r));
+    for (const [id, r] of joinReplies) tally(checkReply(env, id, r));
+    for (const r of refused) assert.strictEqual(r.reply && r.reply.code, 'unauthorized');
+    tally(checkReply(env, held, await heldReply));
+    assert.ok((outcomes.ok || 0) >= 60, `only ${outcomes.ok} devices got their triple: ${JSON.stringify(outcomes)}`);
+    assert.match(env.broker.log(), /shared state: Redis unreachable/);
+    for (let i = 0; i < 50 && (env.broker.log().match(/shared state: Redis back/g) || []).length < 2; i++) await h.sleep(100);
+    assert.strictEqual((env.broker.log().match(/shared state: Redis back/g) || []).length, 2, 'back after the kill and after the freeze');
+
+    // a request whose random another broker used (recorded in Redis here) joins a flow under
+    // way: the broker thread has Redis check it while the worker runs the flow
+    env.emu.setLatency(800);
+    await redis.cli('SET', `mosquitto-bootstrap:replay:${h.PRODUCT_KEY}:shreplay-001:usedelsewhere01`, '1', 'EX', '600');
+    const c = await mqtt.connect(env.port, { clientId: 'shreplay-001' });
+    try {
+      await c.subscribe('bootstrap/reply/shreplay-001', 0);
+      await c.publish('bootstrap/register', env.request('shreplay-001'), { qos: 1 });
+      await h.sleep(100);
+      await c.publish('bootstrap/register', env.request('shreplay-001', { random: 'usedelsewhere01' }), { qos: 1 });
+      const m = await c.waitFor(() => true, 10000);
+      assert.strictEqual(JSON.parse(m.payload).code, 'unauthorized');
+    } finally {
+      await c.disconnect();
+    }
+
+    // shutdown with requests queued and in flight, Redis answering
+    env.emu.setLatency(2000);
+    const late = Promise.all(Array.from({ length: 20 }, (_, i) => env.rr(`shlate-${i}`, { timeoutS: 15 })));
+    await h.sleep(700);
+    const stopped = await stopAndCollect(env);
+    failOnReports(stopped);
+    if (stopped.error) throw stopped.error;
+    assert.strictEqual(stopped.result.code, 0, 'the broker exited cleanly');
+    await late;
+    env.assertLogClean();
+    t.diagnostic(`outcomes ${JSON.stringify(outcomes)}`);
+  } catch (e) {
+    if (!env.broker.proc) throw e;
+    const stopped = await stopAndCollect(env);
+    if (stopped.reports.length) e.message += `\n(and ${stopped.reports.length} ThreadSanitizer report(s) in ${stopped.file})`;
+    throw e;
+  } finally {
+    redis.kill('SIGCONT');
+    await env.stop();
+    await redis.stop();
+  }
+});

@@ -268,8 +268,37 @@ static void test_acl_operator(void)
 	CHECK(DECIDE_OP(ACL_STRICT, R, "ops", "bootstrap/register") == ACL_DENY);
 }
 
+/* Other brokers' refusals crossed the limit (multi-broker mode): the key is blocked here too,
+ * its next refusal answered rate_limited once, the ones after it not at all; a longer block
+ * already in place is kept. */
+static void test_limiter_block_from_elsewhere(void)
+{
+	struct failure_limiter *fl = limiter__new(10, 60, 60, 1024);
+	time_t blocked = 0;
+
+	CHECK(limiter__refuse(fl, "10.0.0.1", 1000, &blocked) == LIMIT_ANSWER);
+	limiter__block(fl, "10.0.0.1", 1001, 60);
+	CHECK(limiter__refuse(fl, "10.0.0.1", 1002, &blocked) == LIMIT_BLOCKED_NOW);
+	CHECK(blocked == 59);
+	CHECK(limiter__refuse(fl, "10.0.0.1", 1003, &blocked) == LIMIT_SILENT);
+	/* the same verdict again (another broker's refusal): no second announcement */
+	limiter__block(fl, "10.0.0.1", 1004, 30);
+	CHECK(limiter__refuse(fl, "10.0.0.1", 1005, &blocked) == LIMIT_SILENT);
+	CHECK(blocked == 56);
+	/* over: counted afresh */
+	CHECK(limiter__refuse(fl, "10.0.0.1", 1061, &blocked) == LIMIT_ANSWER);
+	/* a key never seen, and keys that are not limited */
+	limiter__block(fl, "client-7", 2000, 10);
+	CHECK(limiter__blocked_for(fl, "client-7", 2001) == 9);
+	limiter__block(fl, NULL, 2000, 10);
+	limiter__block(fl, "client-8", 2000, 0);
+	CHECK(limiter__blocked_for(fl, "client-8", 2000) == 0);
+	limiter__free(fl);
+}
+
 int main(void)
 {
+	RUN(test_limiter_block_from_elsewhere);
 	RUN(test_sign_compute_matches_openssl);
 	RUN(test_sign_valid);
 	RUN(test_replay_cache);

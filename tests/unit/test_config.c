@@ -382,8 +382,118 @@ static void test_reply_encryption(void)
 	CHECK(strstr(err, "plugin_opt_reply_encryption: on needs request_auth sign") != NULL);
 }
 
+/* Multi-broker mode's options: the URL checked at finish, the prefix defaulted, the password
+ * and ACL user from a private file, never from mosquitto.conf, never echoed. */
+static void test_redis_options(void)
+{
+	struct bootstrap_config cfg;
+	char err[CONFIG_ERR_LEN] = "";
+	char *path;
+
+	env_keys();
+	config__init(&cfg);
+	CHECK(cfg.redis_url == NULL && cfg.redis_timeout_ms == 200 && cfg.redis_fallback_share == 0);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	config__set(&cfg, "request_auth", "none", err, sizeof(err));
+	CHECK(config__set(&cfg, "redis_url", "redis://10.0.0.5:6380/2", err, sizeof(err)) == 0);
+	CHECK(config__set(&cfg, "redis_timeout_ms", "5", err, sizeof(err)) == -1);
+	CHECK(config__set(&cfg, "redis_timeout_ms", "150", err, sizeof(err)) == 0);
+	CHECK(config__set(&cfg, "redis_fallback_share", "0", err, sizeof(err)) == -1);
+	CHECK(config__set(&cfg, "redis_fallback_share", "0.34", err, sizeof(err)) == 0);
+	CHECK(config__set(&cfg, "redis_prefix", "bad prefix", err, sizeof(err)) == -1);
+	CHECK(strstr(err, "plugin_opt_redis_prefix") != NULL);
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
+	CHECK_STR(cfg.redis_prefix, "mosquitto-bootstrap");
+	CHECK(cfg.redis_password == NULL && cfg.redis_username == NULL);
+	CHECK(cfg.redis_timeout_ms == 150 && cfg.redis_fallback_share > 0.33);
+	config__cleanup(&cfg);
+
+	/* refused at finish: TLS, a password in the URL (never echoed) */
+	config__init(&cfg);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	config__set(&cfg, "request_auth", "none", err, sizeof(err));
+	config__set(&cfg, "redis_url", "rediss://10.0.0.5:6380", err, sizeof(err));
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "plugin_opt_redis_url") != NULL && strstr(err, "TLS") != NULL);
+	config__cleanup(&cfg);
+	config__init(&cfg);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	config__set(&cfg, "request_auth", "none", err, sizeof(err));
+	config__set(&cfg, "redis_url", "redis://u:RedisPass99@10.0.0.5", err, sizeof(err));
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "RedisPass99") == NULL);
+	config__cleanup(&cfg);
+
+	/* the password never from mosquitto.conf */
+	config__init(&cfg);
+	CHECK(config__set(&cfg, "redis_password", "RedisPass99", err, sizeof(err)) == -1);
+	CHECK(strstr(err, "plugin_opt_redis_password_file") != NULL && strstr(err, "RedisPass99") == NULL);
+	config__cleanup(&cfg);
+
+	/* the file: an ACL user and a password, comments, white space around values */
+	path = unit_write_file("# Redis for the bootstrap brokers\nusername = bootstrap\n\n  password=RedisPass99  \n", 0600);
+	config__init(&cfg);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	config__set(&cfg, "request_auth", "none", err, sizeof(err));
+	config__set(&cfg, "redis_url", "unix:///run/redis.sock", err, sizeof(err));
+	CHECK(config__set(&cfg, "redis_password_file", path, err, sizeof(err)) == 0);
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
+	CHECK_STR(cfg.redis_username, "bootstrap");
+	CHECK_STR(cfg.redis_password, "RedisPass99");
+	{
+		/* the worker's snapshot never holds them */
+		struct bootstrap_config *snap = config__snapshot(&cfg);
+		CHECK(snap && snap->redis_password == NULL && snap->redis_username == NULL);
+		CHECK(snap && snap->redis_url && !strcmp(snap->redis_url, "unix:///run/redis.sock"));
+		config__snapshot_free(snap);
+	}
+	config__cleanup(&cfg);
+	/* readable by others: refused */
+	chmod(path, 0640);
+	config__init(&cfg);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	config__set(&cfg, "request_auth", "none", err, sizeof(err));
+	config__set(&cfg, "redis_url", "unix:///run/redis.sock", err, sizeof(err));
+	config__set(&cfg, "redis_password_file", path, err, sizeof(err));
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "group or others") != NULL && strstr(err, "RedisPass99") == NULL);
+	config__cleanup(&cfg);
+	unlink(path);
+
+	/* what is wrong in it is named by line, never by value */
+	{
+		const char *bad[] = {"RedisPass99\n", "username = bootstrap\n", "pasword = RedisPass99\n", "password =\n",
+			"username = two words\npassword = RedisPass99\n"};
+		for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++){
+			path = unit_write_file(bad[i], 0600);
+			config__init(&cfg);
+			config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+			config__set(&cfg, "request_auth", "none", err, sizeof(err));
+			config__set(&cfg, "redis_url", "redis://127.0.0.1", err, sizeof(err));
+			config__set(&cfg, "redis_password_file", path, err, sizeof(err));
+			CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
+			CHECK(strstr(err, "plugin_opt_redis_password_file") != NULL && strstr(err, "RedisPass99") == NULL);
+			CHECK(cfg.redis_password == NULL);
+			config__cleanup(&cfg);
+			unlink(path);
+		}
+	}
+
+	/* a password file without a URL is a mistake */
+	path = unit_write_file("password = RedisPass99\n", 0600);
+	config__init(&cfg);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	config__set(&cfg, "request_auth", "none", err, sizeof(err));
+	config__set(&cfg, "redis_password_file", path, err, sizeof(err));
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "only used with plugin_opt_redis_url") != NULL);
+	config__cleanup(&cfg);
+	unlink(path);
+}
+
 int main(void)
 {
+	RUN(test_redis_options);
 	RUN(test_defaults);
 	RUN(test_region_and_endpoint);
 	RUN(test_registration_modes);

@@ -417,6 +417,15 @@ async function startEnv({ globalConfig = '', brokerEnv = {}, shareWith = null, p
         fs.rmSync(dir, { recursive: true, force: true });
       }
     },
+    // Stops the broker and starts it again on the same configuration: whatever it kept in
+    // memory (the replay cache, the queue) is gone.
+    async restartBroker() {
+      await broker.stop();
+      const checks = (broker.log().match(/mosquitto_bootstrap: platform check: /g) || []).length;
+      await broker.start(env);
+      const until = Date.now() + 5000;
+      while ((broker.log().match(/mosquitto_bootstrap: platform check: /g) || []).length <= checks && Date.now() < until) await sleep(25);
+    },
     // Every DeviceSecret the emulator handed out plus the AccessKey secret, and every issued
     // credential secret / SecurityToken / metadata token and the OIDC token: none may be logged.
     // (With emulatorProcess, await it: the secrets come over the control API.)
@@ -650,6 +659,104 @@ function connackMs(port) {
   });
 }
 
+// A redis-server of the test's own (Debian's), never the system one: loopback on a free port
+// (port: a given one, e.g. to come back on after a kill) and a unix socket in a directory of its
+// own, no persistence (so a restart forgets everything, the worst case). password: requirepass;
+// with user too, an ACL user (the default user off). kill(signal) and start() again; cli(...)
+// runs redis-cli against it; stop() removes everything.
+async function startRedis({ port = null, user = null, password = null, aclRules = null } = {}) {
+  const dir = makeWorkdir();
+  port = port || await freePort();
+  const socket = path.join(dir, 'redis.sock');
+  const conf = path.join(dir, 'redis.conf');
+  const lines = [`port ${port}`, 'bind 127.0.0.1', 'save ""', 'appendonly no', `dir ${dir}`, `unixsocket ${socket}`,
+    'unixsocketperm 777', 'daemonize no', 'loglevel warning'];
+  // aclRules: the user's rules after its password (examples/multi-broker/redis.conf's, say)
+  // the test itself (cli) is the default user, the administrator, with a password of its own
+  // (as in examples/multi-broker/redis.conf, which says why not "user default off")
+  const admin = 'admin-' + crypto.randomBytes(8).toString('hex');
+  if (user) lines.push(`user default on >${admin} ~* &* +@all`, `user ${user} on >${password} ${aclRules || '~* &* +@all'}`);
+  else if (password) lines.push(`requirepass ${password}`);
+  fs.writeFileSync(conf, lines.join('\n') + '\n', { mode: 0o600 });
+  let proc = null, output = '';
+  const auth = user ? ['--pass', admin, '--no-auth-warning'] : password ? ['--pass', password, '--no-auth-warning'] : [];
+  const r = {
+    port, socket, dir, url: `redis://127.0.0.1:${port}`, unixUrl: `unix://${socket}`, password, user,
+    output: () => output,
+    async start() {
+      proc = spawn('redis-server', [conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+      live.add(proc);
+      proc.stdout.on('data', (d) => { output += d; });
+      proc.stderr.on('data', (d) => { output += d; });
+      const exited = new Promise((resolve) => proc.on('close', resolve));
+      r.exited = exited;
+      for (let i = 0; i < 100; i++) {
+        if (await canConnect(port)) return r;
+        await sleep(50);
+      }
+      throw new Error('redis-server did not start:\n' + output);
+    },
+    // SIGKILL: gone at once, nothing saved; SIGSTOP/SIGCONT: a Redis that stops answering
+    kill(signal = 'SIGKILL') {
+      if (!proc) return Promise.resolve();
+      const p = proc;
+      if (signal === 'SIGSTOP' || signal === 'SIGCONT') { p.kill(signal); return Promise.resolve(); }
+      proc = null;
+      live.delete(p);
+      p.kill(signal);
+      return r.exited;
+    },
+    cli(...args) {
+      return run('redis-cli', ['-p', String(port), ...auth, ...args]).then((x) => x.stdout.trim());
+    },
+    async stop() {
+      await r.kill('SIGTERM');
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return r.start();
+}
+
+// HAProxy on loopback in front of brokers (their ports), from an example configuration whose
+// frontend binds ":1883" and whose servers are named broker1, broker2, ...: every server line
+// after the last broker given is dropped. Resolves with { port, stop() } once it accepts MQTT.
+async function startHaproxy(cfgPath, brokerPorts) {
+  const dir = makeWorkdir();
+  const port = await freePort();
+  let text = fs.readFileSync(cfgPath, 'utf8').replace(/^(\s*)bind :1883$/m, `$1bind 127.0.0.1:${port}`);
+  text = text.replace(/^(\s*)server broker(\d+) .*$/mg, (line, indent, n) => (Number(n) <= brokerPorts.length
+    ? `${indent}server broker${n} 127.0.0.1:${brokerPorts[Number(n) - 1]} check` : ''));
+  const cfg = path.join(dir, 'haproxy.cfg');
+  fs.writeFileSync(cfg, text);
+  const proc = spawn('haproxy', ['-f', cfg, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  live.add(proc);
+  const exited = new Promise((resolve) => proc.on('close', resolve));
+  for (let i = 0; i < 50; i++) { if (await connackMs(port).then(() => true, () => false)) break; await sleep(100); }
+  return {
+    port,
+    async stop() { proc.kill('SIGTERM'); await exited; live.delete(proc); fs.rmSync(dir, { recursive: true, force: true }); },
+  };
+}
+
+// bench/loadgen (the build's): n devices <prefix>-00000.. connect to port, then all ask at once,
+// each coming back as retryAfter says; resolves with its JSON summary (ok, seconds, codes, ...).
+function loadgen(port, env, n, { prefix, extra = [] } = {}) {
+  const bin = process.env.BOOTSTRAP_LOADGEN || path.join(process.env.BOOTSTRAP_BUILD_DIR || path.dirname(PLUGIN || ''), 'loadgen');
+  const argv = ['-p', String(port), '-n', String(n), '--product-key', env.productKey, '--prefix', prefix || 'lg' + crypto.randomBytes(2).toString('hex'), '--no-probe', ...extra];
+  if (env.productSecretFile) argv.push('--product-secret-file', env.productSecretFile);
+  return new Promise((resolve, reject) => {
+    const p = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(p);
+    let out = '', err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err += d; });
+    p.on('close', (code) => {
+      live.delete(p);
+      try { resolve(JSON.parse(out.trim().split('\n').pop())); } catch (e) { reject(new Error(`loadgen exited ${code}: ${err || out}`)); }
+    });
+  });
+}
+
 // Compares secrets without printing them.
 // The retained $SYS/broker/bootstrap/ numbers, by topic below that prefix (auth: mosquitto_sub's -u/-P).
 async function readMetrics(port, auth) {
@@ -667,4 +774,4 @@ function assertSameSecret(actual, expected, what) {
   assert.ok(actual === expected, `${what}: differs from the platform's`);
 }
 
-module.exports = { readMetrics, requestRaw, sealKey, openSealed, aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
+module.exports = { startRedis, startHaproxy, loadgen, readMetrics, requestRaw, sealKey, openSealed, aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
