@@ -187,6 +187,7 @@ struct jobs {
 	bool shared_up;             /* the quota comes in leases; else each action runs on a share of it */
 	double share;               /* of each quota the local buckets allow (1: all of it) */
 	int brokers_before;         /* alive when Redis went away */
+	int brokers_alive;          /* sharing the quota now (1 without Redis) */
 	bool rejoining;             /* Redis is back, the others may not be yet: still the share */
 	int64_t rejoin_until;
 	struct quota_lease lease[PLATFORM_ACTIONS];
@@ -750,6 +751,8 @@ static void worker__shared_sync(struct jobs *jobs, int64_t now)
 
 	if(!jobs->shared) return;
 	shared__stats(jobs->shared, &st);
+	/* the brokers drawing on the shared quota now: this one's single calls get about its share */
+	jobs->brokers_alive = st.brokers > 1 ? st.brokers : 1;
 	/* connecting counts as up: operations wait for the first attempt, which is quick */
 	up = st.state != SHARED_DOWN;
 	if(up != jobs->shared_up){
@@ -1505,7 +1508,10 @@ static void singles__send(struct jobs *jobs, int a, struct job_fifo *fresh, int6
  * registration runs; the rest is worth batching. */
 static size_t apply__keep(const struct jobs *jobs)
 {
-	return (size_t)(jobs->bucket[ACTION_REGISTER].rate * jobs->apply_estimate_ms / 1000.0) + 1;
+	/* with brokers sharing the quota through Redis, this one's single calls get about its share */
+	double rate = jobs->bucket[ACTION_REGISTER].rate / (jobs->shared && jobs->brokers_alive > 1 ? jobs->brokers_alive : 1);
+
+	return (size_t)(rate * jobs->apply_estimate_ms / 1000.0) + 1;
 }
 
 /* A batch registration may start: batching on, a free slot, and either the estimate fits the
@@ -1533,7 +1539,8 @@ static void apply__from(struct jobs *jobs, struct job_fifo *q, size_t queued, in
 	if(n > q->count) n = q->count;
 	if(n > (size_t)platform_actions[ACTION_BATCH_CHECK].per_call) n = (size_t)platform_actions[ACTION_BATCH_CHECK].per_call;
 	/* counting walks the queue: only when a check could go now */
-	if(n < APPLY_MIN_NAMES || worker__wait_ms(jobs, ACTION_BATCH_CHECK, now) > 0) return;
+	/* the local token only: in multi-broker mode worker__take() is what asks for a lease */
+	if(n < APPLY_MIN_NAMES || quota__wait_ms(&jobs->bucket[ACTION_BATCH_CHECK], now) > 0) return;
 	memcpy(product_key, q->tail->result.product_key, sizeof(product_key));
 	of = fifo__count_product(q, product_key);
 	if(n > of) n = of;
