@@ -28,7 +28,7 @@ const NO_QUOTA = { register_qps: 10000, register_burst: 10000, query_qps: 10000,
 const LOG = ['error', 'warning', 'notice', 'information'];
 
 const N = QUICK
-  ? { s1: 150, s2: 40, s3: 60, s4: 100, s5: 10, s8: 90 }
+  ? { s1: 150, s2: 40, s3: 60, s4: 100, s5: 10, s8: 60 }
   : { s1: 2000, s2: 3000, s3: 3000, s4: 1000, s5: 100, s8: 1000 };
 
 function runJson(cmd, argv, { env } = {}) {
