@@ -47,7 +47,7 @@ const LOG = ['error', 'warning', 'notice', 'information'];
 const BROKER_CONFIG = 'max_connections 20000';
 
 const N = QUICK
-  ? { s1: 150, s2: 40, s3: 60, s4: 100, s4mem: 500, s4reps: 1, idleProbes: 30, s5: 20, s5lat: [0, 50], s6: 300, s7: 300, s7base: 300, s8: 90 }
+  ? { s1: 150, s2: 40, s3: 60, s4: 100, s4mem: 500, s4reps: 1, idleProbes: 30, s5: 20, s5lat: [0, 50], s6: 300, s7: 300, s7base: 300, s8: 60 }
   : { s1: 2000, s2: 3000, s3: 3000, s4: 1000, s4mem: 10000, s4reps: 3, idleProbes: MIN_P99_SAMPLES, s5: MIN_P99_SAMPLES, s5lat: [0, 20, 50, 90, 150], s6: 10000, s7: 10000, s7base: 3000, s8: 1000 };
 
 // ---- the bench's own PKI: the emulator's certificate for 127.0.0.1 and localhost ----
