@@ -141,14 +141,15 @@ test('a flood of refusals cannot fill the disk through the audit file: unanswere
     const r = await env.publishMany(Array.from({ length: 2000 }, () => 'x'));
     assert.strictEqual(r.code, 0, r.stderr);
     let lines = [];
-    for (let i = 0; i < 60 && !lines.some((l) => l.unanswered); i++) { await h.sleep(100); lines = auditLines(env); }
+    const counted = (ls) => ls.reduce((n, l) => n + (l.unanswered ? l.unanswered : 1), 0);
+    for (let i = 0; i < 120 && counted(lines) < 2000; i++) { await h.sleep(100); lines = auditLines(env); }
     const answered = lines.filter((l) => !l.unanswered);
     const summary = lines.filter((l) => l.unanswered);
     // the refusals answered under the limit (per client id and per address) have a line each,
-    // the rest one line that counts them; together every request
+    // the rest summary lines (one every 5 s at most) that count them; together every request
     assert.ok(answered.length <= 61, `${answered.length} lines for answered refusals`);
-    assert.strictEqual(summary.length, 1);
-    assert.strictEqual(summary[0].code, 'rate_limited');
-    assert.strictEqual(answered.length + summary[0].unanswered, 2000);
+    assert.ok(summary.length >= 1 && summary.length <= 3, `${summary.length} summary lines`);
+    assert.ok(summary.every((l) => l.code === 'rate_limited'));
+    assert.strictEqual(counted(lines), 2000);
   });
 });
