@@ -6,8 +6,6 @@
 // device gets its own triple, nothing is throttled, and the batch actions did the work.
 const test = require('node:test');
 const assert = require('assert');
-const fs = require('fs');
-const path = require('path');
 const h = require('./lib/harness');
 const { DOCUMENTED_QPS } = require('../emulator/emulator.js');
 
@@ -15,16 +13,9 @@ const BATCH_ACTIONS = ['BatchQueryDeviceDetail', 'BatchCheckDeviceNames', 'Query
   'BatchRegisterDeviceWithApplyId', 'QueryPageByApplyId'];
 
 test('three brokers batching under shared quotas: existing and new crowds, every triple, zero throttling', async (t) => {
-  const redis = await h.startRedis();
-  const dir = h.makeWorkdir();
-  const pw = await h.passwordFile(dir, { ops: 'ops-password' });
-  const common = { pluginOptions: { redis_url: redis.url, metrics_interval: 1, operator: 'ops' },
-    extraConfig: `password_file ${pw}\nallow_anonymous true`, logTypes: ['error', 'warning', 'notice', 'information'] };
-  const a = await h.startEnv({ emulatorProcess: true, emulator: { quota: DOCUMENTED_QPS }, ...common });
-  const b = await h.startEnv({ emulatorProcess: true, shareWith: a, ...common });
-  const c = await h.startEnv({ emulatorProcess: true, shareWith: a, ...common });
-  const brokers = [a, b, c];
-  const haproxy = await h.startHaproxy(path.join(__dirname, '../../examples/multi-broker/haproxy.cfg'), brokers.map((e) => e.port));
+  const service = await h.startService({ emulator: { quota: DOCUMENTED_QPS } });
+  const { brokers, haproxy } = service;
+  const a = brokers[0];
   try {
     await h.sleep(1500);
     // existing devices first: lookups, 100 names a call, at 5 calls/s for the three together
@@ -51,7 +42,7 @@ test('three brokers batching under shared quotas: existing and new crowds, every
     assert.ok((s2.byAction.RegisterDevice || 0) < fresh, 'not one RegisterDevice per device');
 
     await h.sleep(1200);
-    const ms = await Promise.all(brokers.map((e) => h.readMetrics(e.port, ['-u', 'ops', '-P', 'ops-password'])));
+    const ms = await service.metrics();
     // the batch actions took their slots from the shared quota: every call had a lease's slot
     const calls = (m, action) => Object.entries(m).filter(([k]) => k.startsWith(`platform/${action}/`) && !k.endsWith('/devices'))
       .reduce((n, [, v]) => n + v, 0);
@@ -61,11 +52,6 @@ test('three brokers batching under shared quotas: existing and new crowds, every
     }
     for (const e of brokers) await e.assertLogClean();
   } finally {
-    await haproxy.stop();
-    await c.stop();
-    await b.stop();
-    await a.stop();
-    await redis.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await service.stop();
   }
 });

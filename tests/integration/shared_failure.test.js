@@ -6,24 +6,15 @@
 // goes and one when it is back, per outage, and serves alone meanwhile on its share of the quota.
 const test = require('node:test');
 const assert = require('assert');
-const fs = require('fs');
-const path = require('path');
 const h = require('./lib/harness');
 
 const QUOTA = { RegisterDevice: 30, QueryDeviceDetail: 50 };
 const N = 600;
 
 test('Redis killed and restarted, then frozen, mid-run: no crash, every device answered, one log line per state change', async (t) => {
-  const redis = await h.startRedis();
-  const dir = h.makeWorkdir();
-  const pw = await h.passwordFile(dir, { ops: 'ops-password' });
-  const options = { redis_url: redis.url, batching: 'off', metrics_interval: 1, operator: 'ops' };
-  const common = { pluginOptions: options, extraConfig: `password_file ${pw}\nallow_anonymous true`, logTypes: ['error', 'warning', 'notice', 'information'] };
-  const a = await h.startEnv({ emulatorProcess: true, emulator: { quota: QUOTA }, ...common });
-  const b = await h.startEnv({ emulatorProcess: true, shareWith: a, ...common });
-  const c = await h.startEnv({ emulatorProcess: true, shareWith: a, ...common });
-  const brokers = [a, b, c];
-  const haproxy = await h.startHaproxy(path.join(__dirname, '../../examples/multi-broker/haproxy.cfg'), brokers.map((e) => e.port));
+  const service = await h.startService({ emulator: { quota: QUOTA }, pluginOptions: { batching: 'off' } });
+  const { redis, brokers, haproxy } = service;
+  const a = brokers[0];
   try {
     await h.sleep(1500);
     await a.emu.resetStats();
@@ -70,11 +61,6 @@ test('Redis killed and restarted, then frozen, mid-run: no crash, every device a
     for (const e of brokers) await e.assertLogClean();
   } finally {
     redis.kill('SIGCONT');
-    await haproxy.stop();
-    await c.stop();
-    await b.stop();
-    await a.stop();
-    await redis.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await service.stop();
   }
 });

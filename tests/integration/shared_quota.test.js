@@ -8,26 +8,16 @@
 // those is the measure (batching with shared quotas: shared_batching.test.js).
 const test = require('node:test');
 const assert = require('assert');
-const fs = require('fs');
-const path = require('path');
 const h = require('./lib/harness');
 
 const QUOTA = { RegisterDevice: 30, QueryDeviceDetail: 50 };
 const N = 1000;
 
 test('three brokers, one Redis, one quota: all to one broker, then spread over three, ≥ 90% of the quota, zero throttling', async (t) => {
-  const redis = await h.startRedis();
-  const dir = h.makeWorkdir();
-  const pw = await h.passwordFile(dir, { ops: 'ops-password' });
-  // the log at the example's level: 2 000 bootstraps at log_type all would be the test's cost
-  const options = { redis_url: redis.url, batching: 'off', max_queue: 5000, metrics_interval: 1, operator: 'ops' };
-  const common = { pluginOptions: options, extraConfig: `password_file ${pw}\nallow_anonymous true`, logTypes: ['error', 'warning', 'notice', 'information'] };
-  const a = await h.startEnv({ emulatorProcess: true, emulator: { quota: QUOTA }, ...common });
-  const b = await h.startEnv({ emulatorProcess: true, shareWith: a, ...common });
-  const c = await h.startEnv({ emulatorProcess: true, shareWith: a, ...common });
-  const brokers = [a, b, c];
-  const haproxy = await h.startHaproxy(path.join(__dirname, '../../examples/multi-broker/haproxy.cfg'), brokers.map((e) => e.port));
-  const metrics = () => Promise.all(brokers.map((e) => h.readMetrics(e.port, ['-u', 'ops', '-P', 'ops-password'])));
+  // the log at the example's level (startService): 2 000 bootstraps at log_type all would be the test's cost
+  const service = await h.startService({ emulator: { quota: QUOTA }, pluginOptions: { batching: 'off', max_queue: 5000 } });
+  const { brokers, haproxy, metrics } = service;
+  const a = brokers[0];
   const sum = (ms, k) => ms.reduce((n, m) => n + (m[k] || 0), 0);
   try {
     await h.sleep(1500);
@@ -73,11 +63,6 @@ test('three brokers, one Redis, one quota: all to one broker, then spread over t
     }
     for (const e of brokers) await e.assertLogClean();
   } finally {
-    await haproxy.stop();
-    await c.stop();
-    await b.stop();
-    await a.stop();
-    await redis.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await service.stop();
   }
 });

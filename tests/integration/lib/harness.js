@@ -758,6 +758,31 @@ function loadgen(port, env, n, { prefix, extra = [] } = {}) {
 }
 
 // Compares secrets without printing them.
+// A multi-broker service on loopback: one Redis, `brokers` brokers sharing one emulator (in its
+// own process, with `emulator` options), an operator 'ops' who may read the metrics, HAProxy in
+// front (examples/multi-broker/haproxy.cfg). pluginOptions are every broker's, beside redis_url.
+// Resolves with { redis, brokers, haproxy, metrics(), stop() }.
+async function startService({ brokers: count = 3, emulator = {}, pluginOptions = {} } = {}) {
+  const redis = await startRedis();
+  const dir = makeWorkdir();
+  const pw = await passwordFile(dir, { ops: 'ops-password' });
+  const common = { pluginOptions: { redis_url: redis.url, metrics_interval: 1, operator: 'ops', ...pluginOptions },
+    extraConfig: `password_file ${pw}\nallow_anonymous true`, logTypes: ['error', 'warning', 'notice', 'information'] };
+  const brokers = [await startEnv({ emulatorProcess: true, emulator, ...common })];
+  while (brokers.length < count) brokers.push(await startEnv({ emulatorProcess: true, shareWith: brokers[0], ...common }));
+  const haproxy = await startHaproxy(path.join(__dirname, '../../../examples/multi-broker/haproxy.cfg'), brokers.map((e) => e.port));
+  return {
+    redis, brokers, haproxy,
+    metrics: () => Promise.all(brokers.map((e) => readMetrics(e.port, ['-u', 'ops', '-P', 'ops-password']))),
+    async stop() {
+      await haproxy.stop();
+      for (const e of brokers.slice().reverse()) await e.stop();
+      await redis.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 // The retained $SYS/broker/bootstrap/ numbers, by topic below that prefix (auth: mosquitto_sub's -u/-P).
 async function readMetrics(port, auth) {
   const s = await run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), ...auth, '-t', '$SYS/broker/bootstrap/#', '-v', '-W', '1']);
@@ -774,4 +799,4 @@ function assertSameSecret(actual, expected, what) {
   assert.ok(actual === expected, `${what}: differs from the platform's`);
 }
 
-module.exports = { startRedis, startHaproxy, loadgen, readMetrics, requestRaw, sealKey, openSealed, aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
+module.exports = { startService, startRedis, startHaproxy, loadgen, readMetrics, requestRaw, sealKey, openSealed, aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
