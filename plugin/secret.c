@@ -81,7 +81,7 @@ int secret__read_file_max(const char *label, const char *path, bool private, siz
 		char *err, size_t errlen)
 {
 	struct stat st;
-	char *buf, link[600];
+	char *buf, where[600];
 	const char *colon = label ? ": " : "";
 	ssize_t got;
 	size_t total = 0;
@@ -95,19 +95,19 @@ int secret__read_file_max(const char *label, const char *path, bool private, siz
 	 * open can act: a tape rewinds, a tty is acquired). */
 	if(stat(path, &st)){
 		int e = errno;
-		link__describe(path, link, sizeof(link));
-		if(e == ENOENT && link[0]){
-			text__error(err, errlen, "%s%scannot open %s%s: it points to nothing (a dangling symlink)", label, colon, path, link);
+		link__describe(path, where, sizeof(where));
+		if(e == ENOENT && where[0]){
+			text__error(err, errlen, "%s%scannot open %s%s: it points to nothing (a dangling symlink)", label, colon, path, where);
 		}else if(e == ELOOP){
-			text__error(err, errlen, "%s%scannot open %s%s: %s (a symlink loop)", label, colon, path, link, strerror(e));
+			text__error(err, errlen, "%s%scannot open %s%s: %s (a symlink loop)", label, colon, path, where, strerror(e));
 		}else{
-			text__error(err, errlen, "%s%scannot open %s%s: %s", label, colon, path, link, strerror(e));
+			text__error(err, errlen, "%s%scannot open %s%s: %s", label, colon, path, where, strerror(e));
 		}
 		return -1;
 	}
 	if(!S_ISREG(st.st_mode)){
-		link__describe(path, link, sizeof(link));
-		text__error(err, errlen, "%s%s%s%s is not a regular file (%s)", label, colon, path, link, file__kind(st.st_mode));
+		link__describe(path, where, sizeof(where));
+		text__error(err, errlen, "%s%s%s%s is not a regular file (%s)", label, colon, path, where, file__kind(st.st_mode));
 		return -1;
 	}
 	/* O_NONBLOCK: should a FIFO be swapped in since the look, open() must still not stall the
@@ -115,8 +115,8 @@ int secret__read_file_max(const char *label, const char *path, bool private, siz
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if(fd < 0){
 		int e = errno;
-		link__describe(path, link, sizeof(link));
-		text__error(err, errlen, "%s%scannot open %s%s: %s", label, colon, path, link, strerror(e));
+		link__describe(path, where, sizeof(where));
+		text__error(err, errlen, "%s%scannot open %s%s: %s", label, colon, path, where, strerror(e));
 		return -1;
 	}
 	if(fstat(fd, &st)){
@@ -126,31 +126,31 @@ int secret__read_file_max(const char *label, const char *path, bool private, siz
 		return -1;
 	}
 	if(!S_ISREG(st.st_mode)){
-		link__describe(path, link, sizeof(link));
-		text__error(err, errlen, "%s%s%s%s is not a regular file (%s)", label, colon, path, link, file__kind(st.st_mode));
+		link__describe(path, where, sizeof(where));
+		text__error(err, errlen, "%s%s%s%s is not a regular file (%s)", label, colon, path, where, file__kind(st.st_mode));
 		close(fd);
 		return -1;
 	}
 	if(private && !mode__private(&st)){
-		link__describe(path, link, sizeof(link));
+		link__describe(path, where, sizeof(where));
 		if(st.st_mode & (S_IRWXO | S_IWGRP | S_IXGRP)){
 			text__error(err, errlen, "%s%s%s%s is accessible by group or others (mode %03o); chmod 600 it (or 640 "
-					"with a group the broker is in)", label, colon, path, link, (unsigned)(st.st_mode & 0777));
+					"with a group the broker is in)", label, colon, path, where, (unsigned)(st.st_mode & 0777));
 		}else if(st.st_uid != 0 && st.st_uid != geteuid()){
 			text__error(err, errlen, "%s%s%s%s is accessible by group or others (mode %03o) and owned by another user "
-					"(uid %lu); chmod 600 it, or chown it to root or the broker's user", label, colon, path, link,
+					"(uid %lu); chmod 600 it, or chown it to root or the broker's user", label, colon, path, where,
 					(unsigned)(st.st_mode & 0777), (unsigned long)st.st_uid);
 		}else{
 			text__error(err, errlen, "%s%s%s%s is accessible by group or others (mode %03o) and its group (gid %lu) is "
-					"not one the broker is in; chmod 600 it, or chgrp it to the broker's group", label, colon, path, link,
+					"not one the broker is in; chmod 600 it, or chgrp it to the broker's group", label, colon, path, where,
 					(unsigned)(st.st_mode & 0777), (unsigned long)st.st_gid);
 		}
 		close(fd);
 		return -1;
 	}
 	if((unsigned long long)st.st_size > max){
-		link__describe(path, link, sizeof(link));
-		text__error(err, errlen, "%s%s%s%s is larger than %zu bytes", label, colon, path, link, max);
+		link__describe(path, where, sizeof(where));
+		text__error(err, errlen, "%s%s%s%s is larger than %zu bytes", label, colon, path, where, max);
 		close(fd);
 		return -1;
 	}
