@@ -29,8 +29,8 @@ struct product {
 struct products;
 
 /* Reads a ProductSecret file: its first line without the line end, exactly (devices derive keys
- * from the same bytes): 8 to 256 characters, no white space; the file a regular one that only
- * its owner may access (secret__read_file). On failure err reads "<label>: <why>", naming the
+ * from the same bytes): 8 to 256 characters, no white space; the file (or a symlink's target) a
+ * regular, private one (secret__read_file). On failure err reads "<label>: <why>", naming the
  * path, never the content. 0, or -1 with *secret NULL. Wipe *secret with secret__free(). */
 int products__read_secret(const char *label, const char *path, char **secret, char *err, size_t errlen);
 

@@ -12,6 +12,7 @@
 #include "bootstrap_allowlist.h"
 #include "bootstrap_hash.h"
 #include "bootstrap_request.h"
+#include "bootstrap_secret.h"
 #include "bootstrap_text.h"
 
 #define EMPTY_SLOT UINT32_MAX
@@ -443,48 +444,13 @@ nomem:
 struct allowlist *allowlist__load(const char *path, char *err, size_t errlen)
 {
 	struct allowlist *al;
-	struct stat st;
 	char *buf;
-	size_t total = 0;
-	ssize_t got;
-	int fd;
+	size_t len;
 
-	/* O_NONBLOCK: a FIFO put at the path must not stall the broker thread in open() */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if(fd < 0){
-		text__error(err, errlen, "cannot open %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if(fstat(fd, &st) || !S_ISREG(st.st_mode)){
-		text__error(err, errlen, "%s is not a regular file", path);
-		close(fd);
-		return NULL;
-	}
-	if(st.st_size > ALLOWLIST_FILE_MAX){
-		text__error(err, errlen, "%s is larger than %ld bytes", path, ALLOWLIST_FILE_MAX);
-		close(fd);
-		return NULL;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if(!buf){
-		text__error(err, errlen, "%s: out of memory", path);
-		close(fd);
-		return NULL;
-	}
-	while(total < (size_t)st.st_size){
-		got = read(fd, buf + total, (size_t)st.st_size - total);
-		if(got < 0 && errno == EINTR) continue;
-		if(got < 0){
-			text__error(err, errlen, "cannot read %s: %s", path, strerror(errno));
-			close(fd);
-			free(buf);
-			return NULL;
-		}
-		if(got == 0) break; /* shrank meanwhile: what was there */
-		total += (size_t)got;
-	}
-	close(fd);
-	al = allowlist__parse(buf, total, path, err, errlen);
+	/* the one reader of the plugin's files: symlinks (a Kubernetes ConfigMap) followed, only a
+	 * regular file opened, a FIFO never waited for */
+	if(secret__read_file_max(NULL, path, false, (size_t)ALLOWLIST_FILE_MAX, &buf, &len, err, errlen)) return NULL;
+	al = allowlist__parse(buf, len, path, err, errlen);
 	free(buf);
 	return al;
 }

@@ -726,6 +726,8 @@ function createEmulator(options = {}) {
       if (typeof f.ttlS === 'number' && f.ttlS > 0) cred.ttlS = f.ttlS;
       if (f.stsCallers === null || Array.isArray(f.stsCallers)) cred.stsCallers = f.stsCallers;
       if (f.expireAll === true) expireAllIssued();
+      // Kubernetes rotated the projected token: STS accepts the new one only
+      if (typeof f.oidcToken === 'string' && f.oidcToken) cred.oidcToken = f.oidcToken;
       send(res, 200, credentialsView());
       return true;
     }
@@ -755,6 +757,7 @@ function createEmulator(options = {}) {
     setCredentialsRefusal(refuse, status, services) { setRefusal(refuse, status, services); },
     setCredentialTtl(s) { cred.ttlS = s; },
     setStsCallers(ids) { cred.stsCallers = ids; },
+    setOidcToken(t) { cred.oidcToken = t; },
     // every credential issued so far is expired from now on (no waiting in tests)
     expireIssuedCredentials: expireAllIssued,
     issuedCredentials: issuedView,

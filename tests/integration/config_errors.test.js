@@ -61,7 +61,7 @@ test('bad existing_devices', () => expectRefusal({ pluginOptions: { existing_dev
 test('bad acl', () => expectRefusal({ pluginOptions: { acl: 'open' } }, /plugin_opt_acl: 'open' is not strict or defer/));
 
 test('a product secret file readable by others is refused, and not echoed', () => expectSecretFileRefused('product_secret_file',
-  'PRODUCT-SECRET-VALUE\n', 0o640, (f) => ({ pluginOptions: { product_secret_file: f } })));
+  'PRODUCT-SECRET-VALUE\n', 0o644, (f) => ({ pluginOptions: { product_secret_file: f } })));
 
 test('per_listener_settings true on 2.0.11 stops the broker\'s tick: the plugin says so once requests wait', async () => {
   await h.withEnv({ globalConfig: 'per_listener_settings true' }, async (env) => {

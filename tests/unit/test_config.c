@@ -449,7 +449,7 @@ static void test_redis_options(void)
 	}
 	config__cleanup(&cfg);
 	/* readable by others: refused */
-	chmod(path, 0640);
+	chmod(path, 0644);
 	config__init(&cfg);
 	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
 	config__set(&cfg, "request_auth", "none", err, sizeof(err));

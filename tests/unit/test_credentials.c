@@ -61,7 +61,7 @@ static void test_ini_refusals(void)
 {
 	struct credentials_source s;
 	char err[256] = "";
-	char *path = unit_write_file("[default]\naccess_key_id = fileid\naccess_key_secret = filesecret\n", 0640);
+	char *path = unit_write_file("[default]\naccess_key_id = fileid\naccess_key_secret = filesecret\n", 0644);
 
 	env_clear();
 	CHECK(credentials__load_ini(&s, "plugin_opt_credentials_file", path, "default", fake_getenv, err, sizeof(err)) == -1);

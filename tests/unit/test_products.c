@@ -151,7 +151,7 @@ static void test_file_itself(void)
 	struct products *set;
 
 	/* it says where the secrets are: private, like them */
-	chmod(path, 0640);
+	chmod(path, 0604);
 	CHECK(products__load(path, err, sizeof(err)) == NULL);
 	CHECK(strstr(err, "group or others") != NULL);
 	CHECK(products__load("/nonexistent/products", err, sizeof(err)) == NULL);

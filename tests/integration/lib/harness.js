@@ -209,6 +209,7 @@ async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota, creden
     setCredentialsRefusal: (refuse, status, services) => call('POST', '/_emulator/credentials', { refuse, status, services }),
     setCredentialTtl: (ttlS) => call('POST', '/_emulator/credentials', { ttlS }),
     setStsCallers: (stsCallers) => call('POST', '/_emulator/credentials', { stsCallers }),
+    setOidcToken: (oidcToken) => call('POST', '/_emulator/credentials', { oidcToken }),
     expireIssuedCredentials: () => call('POST', '/_emulator/credentials', { expireAll: true }),
     issuedCredentials: () => call('GET', '/_emulator/issued-credentials'),
     credentialStats: () => call('GET', '/_emulator/stats').then((s) => s && s.credentials),
