@@ -95,6 +95,7 @@ struct bootstrap_plugin {
 	char batching_detail_logged[160];
 	unsigned long long applies_abandoned_logged;
 	bool waker_refusal_logged;
+	bool username_claim_logged; /* identity: a request with a username and no certificate, reported */
 	time_t report_checked_s;
 	time_t throttle_log_s;
 	/* what the log and $SYS last said of the credentials and the start-up check: one line per
@@ -353,6 +354,13 @@ static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *
 			X509_free(cert);
 			if(proven != IDENTITY_OK || strcmp(identity, req->device_id)){
 				*why = identity__refusal(proven, p->cfg.identity_field);
+				if(proven == IDENTITY_NO_CERTIFICATE && mosquitto_client_username(client) && !p->username_claim_logged){
+					/* an attack, or devices set up for an authenticated username: say it once */
+					mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": request_auth identity: a request came with a username "
+							"and no client certificate, and was refused: a username is never taken as proof of a deviceId, "
+							"whoever checked it; devices must ask over a listener with require_certificate true (or use sign)");
+					p->username_claim_logged = true;
+				}
 				return false;
 			}
 			break;

@@ -112,6 +112,8 @@ test('identity: a claimed username on the plain or wakeup listener gets nothing;
     assert.deepStrictEqual(lines.map((l) => l.code), ['unauthorized', 'unauthorized', 'unauthorized', 'unauthorized', 'ok']);
     // the operator's log says why, and the refusals count like any other
     assert.strictEqual((broker.log().match(/request for device dev-0002 from client 'dev-0002' \(127\.0\.0\.1\) refused: unauthorized \(no client certificate/g) || []).length, 3);
+    assert.strictEqual((broker.log().match(/mosquitto_bootstrap: request_auth identity: a request came with a username and no client certificate/g) || []).length, 1,
+      'one warning for usernames without certificates');
 
     await broker.stop();
     const log = broker.log();
