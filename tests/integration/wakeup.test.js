@@ -53,13 +53,17 @@ test('a listener that refuses anonymous clients: a warning, and replies still go
 test('an outsider cannot displace the wakeup connection: old id, prefix and guessed ids change nothing; a leaked id costs one reconnect', async () => {
   const mqtt = require('./lib/mqtt_raw');
   const crypto = require('crypto');
-  // quotas far above what the test asks: no request waits for the pacing, which would hide the tick
-  const env = await h.startEnv({ pluginOptions: { wakeup_port: '$PORT', register_qps: 1000, query_qps: 1000 } });
+  // the layout of mosquitto.conf.example: devices and outsiders on a public listener, the waker
+  // on the loopback listener of its own (the environment's). Quotas far above what the test
+  // asks: no request waits for the pacing, which would hide the tick.
+  const publicPort = await h.freePort();
+  const env = await h.startEnv({ pluginOptions: { wakeup_port: '$PORT', register_qps: 1000, query_qps: 1000 },
+    extraConfig: `listener ${publicPort} 127.0.0.1` });
   const attackers = [];
   let stopping = false;
   // one request on a connection of its own; ms from the publish to the reply
   const timed = async (id) => {
-    const c = await mqtt.connect(env.port, { clientId: id });
+    const c = await mqtt.connect(publicPort, { clientId: id });
     try {
       await c.subscribe(`bootstrap/reply/${id}`, 1);
       const t0 = process.hrtime.bigint();
@@ -81,7 +85,7 @@ test('an outsider cannot displace the wakeup connection: old id, prefix and gues
     const loop = async () => {
       while (!stopping) {
         try {
-          const c = await mqtt.connect(env.port, { clientId, keepAlive: 0 });
+          const c = await mqtt.connect(publicPort, { clientId, keepAlive: 0 });
           a.connections++;
           a.client = c;
           if (stopping) c.destroy(); // connected while the test was ending
