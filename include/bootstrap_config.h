@@ -17,6 +17,7 @@
 #include "bootstrap_actions.h"
 #include "bootstrap_auth.h"
 #include "bootstrap_credentials.h"
+#include "bootstrap_identity.h"
 #include "bootstrap_products.h"
 
 #define CONFIG_ERR_LEN 256
@@ -24,7 +25,7 @@
 /* How a request proves it may bootstrap its deviceId. */
 enum request_auth {
 	REQUEST_AUTH_SIGN = 0, /* HMAC with the ProductSecret, as Alibaba's dynamic registration */
-	REQUEST_AUTH_IDENTITY, /* the deviceId is the client's authenticated username */
+	REQUEST_AUTH_IDENTITY, /* the deviceId is what the verified client certificate names (never a bare username) */
 	REQUEST_AUTH_NONE,     /* anyone: only when configured explicitly */
 };
 
@@ -82,6 +83,7 @@ struct bootstrap_config {
 	int metrics_interval;    /* seconds between $SYS/broker/bootstrap/ updates; 0 off */
 	char *operator_username; /* may read $SYS/broker/bootstrap/# under acl strict */
 	enum request_auth request_auth;
+	enum identity_field identity_field; /* identity: the certificate field naming the device; set by config__finish */
 	char *product_secret_file;
 	char *product_secret;    /* loaded by config__finish for REQUEST_AUTH_SIGN without products_file */
 	char *products_file;     /* several products: lines "ProductKey /path/to/secret-file" */

@@ -9,8 +9,11 @@
 
 struct waker;
 
-/* port 0 disables it. Nothing is connected until the first waker__poke(). */
-struct waker *waker__new(int port, const char *client_id);
+/* port 0 disables it. Nothing is connected until the first waker__poke(). Every connection
+ * has a client id of its own: client_id_prefix, '-', and 32 hex digits of RAND_bytes, so no
+ * other client can guess it and take the connection over (a takeover would close it and leave
+ * replies to the broker's tick). A connection found closed is made again under a new id. */
+struct waker *waker__new(int port, const char *client_id_prefix);
 /* Sends a PINGREQ, connecting first if needed. False if the broker cannot be reached or
  * refused the connection: the plugin then falls back to the broker's own tick cadence. */
 bool waker__poke(struct waker *w);

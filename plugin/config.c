@@ -170,7 +170,8 @@ struct config_option {
 _Static_assert(sizeof(enum request_auth) == sizeof(int) && sizeof(enum existing_devices) == sizeof(int)
 		&& sizeof(enum acl_mode) == sizeof(int) && sizeof(enum flow_strategy) == sizeof(int)
 		&& sizeof(enum reply_encryption) == sizeof(int) && sizeof(enum signature_version) == sizeof(int)
-		&& sizeof(enum batching_mode) == sizeof(int) && sizeof(enum registration_mode) == sizeof(int),
+		&& sizeof(enum batching_mode) == sizeof(int) && sizeof(enum registration_mode) == sizeof(int)
+		&& sizeof(enum identity_field) == sizeof(int),
 		"option enums are int-sized");
 
 static const struct option_word signature_version_words[] = {
@@ -178,6 +179,9 @@ static const struct option_word signature_version_words[] = {
 };
 static const struct option_word request_auth_words[] = {
 	{"sign", REQUEST_AUTH_SIGN}, {"identity", REQUEST_AUTH_IDENTITY}, {"none", REQUEST_AUTH_NONE}, {NULL, 0},
+};
+static const struct option_word identity_field_words[] = {
+	{"cn", IDENTITY_FIELD_CN}, {"san_dns", IDENTITY_FIELD_SAN_DNS}, {"san_uri", IDENTITY_FIELD_SAN_URI}, {NULL, 0},
 };
 static const struct option_word reply_encryption_words[] = {
 	{"on", REPLY_ENCRYPTION_ON}, {"off", REPLY_ENCRYPTION_OFF}, {NULL, 0},
@@ -210,6 +214,7 @@ static const struct config_option options[] = {
 	{"signature_version", OPTION_WORD, CFG_FIELD(signature_version, enum signature_version), .words = signature_version_words},
 	{"credentials_file", OPTION_PATH, CFG_FIELD(credentials_file, char *), .refusal = "must be an absolute path"},
 	{"request_auth", OPTION_WORD, CFG_FIELD(request_auth, enum request_auth), .words = request_auth_words},
+	{"identity_field", OPTION_WORD, CFG_FIELD(identity_field, enum identity_field), .words = identity_field_words},
 	{"product_secret_file", OPTION_PATH, CFG_FIELD(product_secret_file, char *), .refusal = "must be an absolute path"},
 	{"products_file", OPTION_PATH, CFG_FIELD(products_file, char *), .refusal = "must be an absolute path"},
 	{"reply_encryption", OPTION_WORD, CFG_FIELD(reply_encryption, enum reply_encryption), .words = reply_encryption_words},
@@ -618,6 +623,12 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 	}else if(cfg->reply_encryption == REPLY_ENCRYPTION_ON && cfg->request_auth != REQUEST_AUTH_SIGN){
 		text__error(err, errlen, "plugin_opt_reply_encryption: on needs request_auth sign "
 				"(the reply is sealed with a key derived from the ProductSecret)");
+		return -1;
+	}
+	if(cfg->request_auth == REQUEST_AUTH_IDENTITY){
+		if(cfg->identity_field == IDENTITY_FIELD_DEFAULT) cfg->identity_field = IDENTITY_FIELD_CN;
+	}else if(cfg->identity_field != IDENTITY_FIELD_DEFAULT){
+		text__error(err, errlen, "plugin_opt_identity_field: only used with plugin_opt_request_auth identity");
 		return -1;
 	}
 	if(cfg->products_file){

@@ -12,6 +12,7 @@
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
+#include <openssl/x509.h>
 
 /* 2.0.11's mosquitto_plugin.h does not include mosquitto_broker.h itself */
 #include <mosquitto_broker.h>
@@ -25,6 +26,7 @@
 #include "bootstrap_clock.h"
 #include "bootstrap_config.h"
 #include "bootstrap_credentials.h"
+#include "bootstrap_identity.h"
 #include "bootstrap_jobs.h"
 #include "bootstrap_metrics.h"
 #include "bootstrap_quota.h"
@@ -93,6 +95,7 @@ struct bootstrap_plugin {
 	char batching_detail_logged[160];
 	unsigned long long applies_abandoned_logged;
 	bool waker_refusal_logged;
+	bool username_claim_logged; /* identity: a request with a username and no certificate, reported */
 	time_t report_checked_s;
 	time_t throttle_log_s;
 	/* what the log and $SYS last said of the credentials and the start-up check: one line per
@@ -330,7 +333,10 @@ static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *
 		const struct bootstrap_request *req, const char *product_key, bool known, const char *secret,
 		time_t now, const char **why)
 {
-	const char *username, *client_id;
+	const char *client_id;
+	char identity[DEVICE_NAME_MAX + 1];
+	enum identity_result proven;
+	X509 *cert;
 
 	switch(p->cfg.request_auth){
 		case REQUEST_AUTH_NONE:
@@ -341,9 +347,20 @@ static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *
 				*why = "this broker does not serve that product";
 				return false;
 			}
-			username = mosquitto_client_username(client);
-			if(!username || strcmp(username, req->device_id)){
-				*why = "the deviceId must be the client's authenticated identity";
+			/* only the certificate the broker verified proves a name: a username may be
+			 * anybody's claim (allow_anonymous true takes any, with no password) */
+			cert = mosquitto_client_certificate(client);
+			proven = identity__from_certificate(cert, p->cfg.identity_field, identity);
+			X509_free(cert);
+			if(proven != IDENTITY_OK || strcmp(identity, req->device_id)){
+				*why = identity__refusal(proven, p->cfg.identity_field);
+				if(proven == IDENTITY_NO_CERTIFICATE && mosquitto_client_username(client) && !p->username_claim_logged){
+					/* an attack, or devices set up for an authenticated username: say it once */
+					mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": request_auth identity: a request came with a username "
+							"and no client certificate, and was refused: a username is never taken as proof of a deviceId, "
+							"whoever checked it; devices must ask over a listener with require_certificate true (or use sign)");
+					p->username_claim_logged = true;
+				}
 				return false;
 			}
 			break;
@@ -1195,6 +1212,13 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	if(p->cfg.operator_username){
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": operator '%s' may read $SYS/broker/bootstrap/: make sure the broker "
 				"authenticates that username (a password_file or an auth plugin), or anyone may claim it", p->cfg.operator_username);
+	}
+	if(p->cfg.request_auth == REQUEST_AUTH_IDENTITY){
+		/* the plugin cannot see listeners (2.0): say what it trusts, and what that asks of them */
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": request_auth identity: a request is served only over a connection "
+				"whose client certificate the broker verified (a listener with require_certificate true), for the deviceId in "
+				"its %s; every other request, whatever its username, is refused unauthorized. Every CA in the cafile/capath "
+				"of such a listener can name devices: trust only your device CA there", identity__field_name(p->cfg.identity_field));
 	}
 	if(p->cfg.request_auth == REQUEST_AUTH_NONE){
 		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": request_auth none: any client that can publish on '%s' "

@@ -57,6 +57,10 @@ test('a credentials file readable by others is refused', () => expectSecretFileR
 test('sign (the default) without a product secret file', () => expectRefusal({ pluginOptions: { product_secret_file: null } },
   /mosquitto_bootstrap: plugin_opt_request_auth: sign \(the default\) needs plugin_opt_product_secret_file/));
 test('bad request_auth', () => expectRefusal({ pluginOptions: { request_auth: 'maybe' } }, /plugin_opt_request_auth: 'maybe' is not sign, identity or none/));
+test('bad identity_field', () => expectRefusal({ requestAuth: 'identity', pluginOptions: { identity_field: 'username' } },
+  /plugin_opt_identity_field: 'username' is not cn, san_dns or san_uri/));
+test('identity_field without request_auth identity', () => expectRefusal({ pluginOptions: { identity_field: 'cn' } },
+  /mosquitto_bootstrap: plugin_opt_identity_field: only used with plugin_opt_request_auth identity/));
 test('bad existing_devices', () => expectRefusal({ pluginOptions: { existing_devices: 'sometimes' } }, /plugin_opt_existing_devices/));
 test('bad acl', () => expectRefusal({ pluginOptions: { acl: 'open' } }, /plugin_opt_acl: 'open' is not strict or defer/));
 

@@ -103,7 +103,7 @@ test('identity: with TLS client certificates, the deviceId must be the certifica
       assert.strictEqual(ok.reply && ok.reply.success, true, 'own CN: ' + ok.stderr);
       const theft = await h.rr(env.port, { id: 'dev-cert-02', message: JSON.stringify({ deviceId: 'dev-cert-01' }), extra: client(other) });
       assert.strictEqual(theft.reply.code, 'unauthorized');
-      assert.match(theft.reply.message, /authenticated identity/);
+      assert.match(theft.reply.message, /the deviceId must be the client certificate's CN/);
       // no certificate: the TLS listener refuses the connection outright
       const none = await h.rr(env.port, { id: 'dev-cert-01', message: 'x', extra: ['--cafile', pki.ca], timeoutS: 3 });
       assert.strictEqual(none.reply, null);

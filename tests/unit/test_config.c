@@ -334,6 +334,47 @@ static void test_mode_options(void)
 	config__cleanup(&cfg);
 }
 
+/* plugin_opt_identity_field: cn by default with identity, one of three words, refused without
+ * identity (it would change nothing) */
+static void test_identity_field(void)
+{
+	struct bootstrap_config cfg;
+	char err[CONFIG_ERR_LEN] = "";
+	const char *words[] = {"cn", "san_dns", "san_uri"};
+	const enum identity_field fields[] = {IDENTITY_FIELD_CN, IDENTITY_FIELD_SAN_DNS, IDENTITY_FIELD_SAN_URI};
+
+	env_keys();
+	config__init(&cfg);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	CHECK(config__set(&cfg, "request_auth", "identity", err, sizeof(err)) == 0);
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
+	CHECK(cfg.identity_field == IDENTITY_FIELD_CN);
+	config__cleanup(&cfg);
+
+	for(size_t i = 0; i < 3; i++){
+		config__init(&cfg);
+		config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+		CHECK(config__set(&cfg, "request_auth", "identity", err, sizeof(err)) == 0);
+		CHECK(config__set(&cfg, "identity_field", words[i], err, sizeof(err)) == 0);
+		CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
+		CHECK(cfg.identity_field == fields[i]);
+		config__cleanup(&cfg);
+	}
+
+	config__init(&cfg);
+	CHECK(config__set(&cfg, "identity_field", "username", err, sizeof(err)) == -1);
+	CHECK_STR(err, "plugin_opt_identity_field: 'username' is not cn, san_dns or san_uri");
+	config__cleanup(&cfg);
+
+	config__init(&cfg);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	config__set(&cfg, "request_auth", "none", err, sizeof(err));
+	CHECK(config__set(&cfg, "identity_field", "cn", err, sizeof(err)) == 0);
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
+	CHECK_STR(err, "plugin_opt_identity_field: only used with plugin_opt_request_auth identity");
+	config__cleanup(&cfg);
+}
+
 /* config__finish with request_auth auth (and a product secret file for sign) and, unless NULL,
  * reply_encryption value: its return, with the resolved setting in *out. */
 static int finish_reply_encryption(const char *auth, const char *value, enum reply_encryption *out, char *err, size_t errlen)
@@ -505,5 +546,6 @@ int main(void)
 	RUN(test_sign_needs_product_secret);
 	RUN(test_mode_options);
 	RUN(test_reply_encryption);
+	RUN(test_identity_field);
 	return unit_main_result();
 }
