@@ -52,7 +52,7 @@ struct credentials_source {
 	bool imdsv1_disabled;            /* ECS_RAM_ROLE: ALIBABA_CLOUD_IMDSV1_DISABLED=true */
 	bool role_from_env;              /* ECS_RAM_ROLE: role_name came from ALIBABA_CLOUD_ECS_METADATA */
 	struct credentials_source *next; /* the chain: tried when this one fails before delivering */
-	char *skipped;                   /* the head only: sources left out at start-up and why (no secret) */
+	char *skipped;                   /* the sources left out at start-up just before this one, and why (no secret) */
 };
 
 typedef const char *(*credentials_getenv_fn)(const char *name);
@@ -60,8 +60,8 @@ typedef const char *(*credentials_getenv_fn)(const char *name);
 /* Where the credentials come from. credentials_file (plugin_opt_credentials_file) is used
  * alone when set; else the default chain (out is its head, the rest hang from next). A source
  * that is incomplete or unreadable is left out with a note in out->skipped, as the official
- * chain moves on past it; a credentials URI that fails credentials__endpoint_allowed is an
- * error (credentials go only where the operator said). 0, or -1 with err naming what is
+ * chain moves on past it (each source's skipped names those left out just before it); a
+ * credentials URI that fails credentials__endpoint_allowed is an error (credentials go only where the operator said). 0, or -1 with err naming what is
  * missing or wrong (never a secret). */
 int credentials__resolve(const char *credentials_file, credentials_getenv_fn get_env,
 		struct credentials_source *out, char *err, size_t errlen);

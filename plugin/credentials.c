@@ -432,16 +432,25 @@ static void chain__free(struct credentials_source *head)
 	free(head);
 }
 
-/* "name: why; " at the end of notes, cut to fit. */
+/* "; name: why" at the end of notes (just why without a name), cut to fit. */
 static void notes__add(char *notes, size_t len, const char *name, const char *why)
 {
 	size_t used = strlen(notes);
 
-	if(used + 1 < len) snprintf(notes + used, len - used, "%s%s: %s", used ? "; " : "", name, why);
+	if(used + 1 < len) snprintf(notes + used, len - used, "%s%s%s%s", used ? "; " : "", name, name[0] ? ": " : "", why);
 }
 
-/* A new source at the chain's end; NULL when out of memory. */
-static struct credentials_source *chain__add(struct credentials_source **tail, enum credentials_kind kind, const char *origin)
+/* A source left out at start-up: in the whole list (for the error when nothing is left) and
+ * in the gap before the next source of the chain (which carries it in skipped). */
+static void skip__note(char *notes, char *gap, const char *name, const char *why)
+{
+	notes__add(notes, 512, name, why);
+	notes__add(gap, 512, name, why);
+}
+
+/* A new source at the chain's end, carrying the notes of the gap before it; NULL when out of
+ * memory. */
+static struct credentials_source *chain__add(struct credentials_source **tail, enum credentials_kind kind, const char *origin, char *gap)
 {
 	struct credentials_source *s = calloc(1, sizeof(*s));
 
@@ -449,6 +458,8 @@ static struct credentials_source *chain__add(struct credentials_source **tail, e
 	s->kind = kind;
 	s->origin = origin;
 	*tail = s;
+	if(gap[0] && !(s->skipped = strdup(gap))) return NULL; /* linked: freed with the chain */
+	gap[0] = '\0';
 	return s;
 }
 
@@ -458,7 +469,7 @@ int credentials__resolve(const char *credentials_file, credentials_getenv_fn get
 	const char *profile = env__get(get_env, "ALIBABA_CLOUD_PROFILE");
 	const char *file, *home, *label = NULL;
 	struct credentials_source *head = NULL, **tail = &head, *s;
-	char path[512], notes[512] = "", why[300];
+	char path[512], notes[512] = "", gap[512] = "", why[300];
 	bool oom = false;
 
 	memset(out, 0, sizeof(*out));
@@ -473,26 +484,26 @@ int credentials__resolve(const char *credentials_file, credentials_getenv_fn get
 	}
 	/* 1. the environment's AccessKey */
 	if(env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_ID") && env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET")){
-		if(!(s = chain__add(tail, CREDENTIALS_STATIC, "environment"))) goto oom;
+		if(!(s = chain__add(tail, CREDENTIALS_STATIC, "environment", gap))) goto oom;
 		tail = &s->next;
 		oom |= string__copy(&s->key.access_key_id, env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_ID"))
 			| string__copy(&s->key.access_key_secret, env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET"))
 			| string__copy(&s->key.security_token, env__get(get_env, "ALIBABA_CLOUD_SECURITY_TOKEN"));
 	}else{
-		notes__add(notes, sizeof(notes), "environment", env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_ID")
+		skip__note(notes, gap, "environment", env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_ID")
 				? "ALIBABA_CLOUD_ACCESS_KEY_SECRET not set" : "not set");
 	}
 	/* 2. OIDC, as ACK's RRSA injects it */
 	if(env__get(get_env, "ALIBABA_CLOUD_ROLE_ARN") && env__get(get_env, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN")
 			&& env__get(get_env, "ALIBABA_CLOUD_OIDC_TOKEN_FILE")){
-		if(!(s = chain__add(tail, CREDENTIALS_OIDC, "environment (OIDC)"))) goto oom;
+		if(!(s = chain__add(tail, CREDENTIALS_OIDC, "environment (OIDC)", gap))) goto oom;
 		tail = &s->next;
 		oom |= string__copy(&s->role_arn, env__get(get_env, "ALIBABA_CLOUD_ROLE_ARN"))
 			| string__copy(&s->oidc_provider_arn, env__get(get_env, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"))
 			| string__copy(&s->oidc_token_file, env__get(get_env, "ALIBABA_CLOUD_OIDC_TOKEN_FILE"))
 			| string__copy(&s->role_session_name, env__get(get_env, "ALIBABA_CLOUD_ROLE_SESSION_NAME"));
 	}else{
-		notes__add(notes, sizeof(notes), "OIDC", "not set");
+		skip__note(notes, gap, "OIDC", "not set");
 	}
 	/* 3. the INI file: the one named, else ~/.alibabacloud/credentials if there is one; one
 	 * that cannot be used is passed over, as the official chain does */
@@ -519,17 +530,19 @@ int credentials__resolve(const char *credentials_file, credentials_getenv_fn get
 			*s = loaded;
 			*tail = s;
 			tail = &s->next;
+			if(gap[0] && !(s->skipped = strdup(gap))) goto oom;
+			gap[0] = '\0';
 		}else{
 			/* why begins with the label */
-			notes__add(notes, sizeof(notes), "credentials file", strncmp(why, label, strlen(label)) ? why : why + strlen(label) + 2);
+			skip__note(notes, gap, "credentials file", strncmp(why, label, strlen(label)) ? why : why + strlen(label) + 2);
 		}
 	}else{
-		notes__add(notes, sizeof(notes), "credentials file", "none");
+		skip__note(notes, gap, "credentials file", "none");
 	}
 	/* 4. the ECS instance's RAM role: in the chain unless switched off; the role named, or asked
 	 * of the metadata service */
 	if(env__true(get_env, "ALIBABA_CLOUD_ECS_METADATA_DISABLED")){
-		notes__add(notes, sizeof(notes), "ECS", "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true");
+		skip__note(notes, gap, "ECS", "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true");
 	}else{
 		const char *role = env__get(get_env, "ALIBABA_CLOUD_ECS_METADATA");
 		if(role && !role_name__valid(role, strlen(role))){
@@ -537,7 +550,7 @@ int credentials__resolve(const char *credentials_file, credentials_getenv_fn get
 			chain__free(head);
 			return -1;
 		}
-		if(!(s = chain__add(tail, CREDENTIALS_ECS_RAM_ROLE, role ? "environment (ECS RAM role)" : "ECS metadata service (role discovered)"))) goto oom;
+		if(!(s = chain__add(tail, CREDENTIALS_ECS_RAM_ROLE, role ? "environment (ECS RAM role)" : "ECS metadata service (role discovered)", gap))) goto oom;
 		tail = &s->next;
 		s->imdsv1_disabled = env__true(get_env, "ALIBABA_CLOUD_IMDSV1_DISABLED");
 		s->role_from_env = role != NULL;
@@ -545,7 +558,7 @@ int credentials__resolve(const char *credentials_file, credentials_getenv_fn get
 	}
 	/* 5. a credentials URI */
 	if(env__get(get_env, "ALIBABA_CLOUD_CREDENTIALS_URI")){
-		if(!(s = chain__add(tail, CREDENTIALS_URI, "environment (credentials URI)"))) goto oom;
+		if(!(s = chain__add(tail, CREDENTIALS_URI, "environment (credentials URI)", gap))) goto oom;
 		tail = &s->next;
 		oom |= string__copy(&s->uri, env__get(get_env, "ALIBABA_CLOUD_CREDENTIALS_URI"));
 		if(!oom && source__check_uri(s, "ALIBABA_CLOUD_CREDENTIALS_URI", err, errlen)){
@@ -562,14 +575,9 @@ int credentials__resolve(const char *credentials_file, credentials_getenv_fn get
 	/* the head moves into out; the rest stay linked from it */
 	*out = *head;
 	free(head);
-	if(notes[0] && !(out->skipped = strdup(notes))){
-		credentials__source_cleanup(out);
-		goto oom_out;
-	}
 	return 0;
 oom:
 	chain__free(head);
-oom_out:
 	text__error(err, errlen, "out of memory reading credentials");
 	return -1;
 }
@@ -946,6 +954,7 @@ static bool provider__failed(struct credentials_provider *cp, const char *why, t
 		snprintf(name, sizeof(name), "%s (%s)", a->origin, credentials__kind_name(a->kind));
 		notes__add(cp->notes, sizeof(cp->notes), name, cp->detail);
 		if(a->next){
+			if(a->next->skipped) notes__add(cp->notes, sizeof(cp->notes), "", a->next->skipped);
 			cp->active = a->next;
 			cp->next_attempt_ms = now_ms;
 			/* out of memory installing a key: the backoff below tries the chain again */

@@ -615,6 +615,43 @@ static void test_provider_chain(void)
 	CHECK(cp.generation == 1 && cp.state == CREDENTIALS_VALID && credentials__wait_ms(&cp, t, 0) == -1);
 	CHECK(strstr(cp.chain, "using environment (access key); skipped: ECS metadata service (role discovered) (ECS instance RAM role): timed out") == cp.chain);
 	credentials__provider_cleanup(&cp);
+	ecs.next = NULL;
+
+	/* the chain as resolved: what was left out before a source is named when it wins, what
+	 * was left out after it is not */
+	{
+		struct credentials_source chain;
+		char err[256];
+		env_clear();
+		env_add("ALIBABA_CLOUD_ACCESS_KEY_ID", "envid");
+		env_add("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "envsecret");
+		env_add("ALIBABA_CLOUD_CREDENTIALS_URI", "http://127.0.0.1:9/c");
+		CHECK(credentials__resolve(NULL, fake_getenv, &chain, err, sizeof(err)) == 0);
+		CHECK(chain.skipped == NULL && chain.next && chain.next->skipped && strstr(chain.next->skipped, "OIDC: not set"));
+		CHECK(credentials__provider_init(&cp, &chain, "https://sts.example/", "http://127.0.0.1:9") == 0);
+		CHECK_STR(cp.chain, "using environment (access key)");
+		credentials__provider_cleanup(&cp);
+		credentials__source_cleanup(&chain);
+		/* without the key: the ECS role fails, the URI wins; both gaps are named in order */
+		env_names[0] = "unset-1";
+		CHECK(credentials__resolve(NULL, fake_getenv, &chain, err, sizeof(err)) == 0);
+		CHECK(credentials__provider_init(&cp, &chain, "https://sts.example/", "http://127.0.0.1:9") == 0);
+		CHECK(credentials__want_request(&cp, t, 0, &req));
+		credentials__http_free(&req);
+		CHECK(!credentials__on_answer(&cp, 0, NULL, 0, "timed out", t, 0)); /* token: on to IMDSv1 */
+		CHECK(credentials__want_request(&cp, t, 0, &req) && strstr(req.url, "/latest/meta-data/ram/security-credentials/"));
+		credentials__http_free(&req);
+		CHECK(!credentials__on_answer(&cp, 0, NULL, 0, "timed out", t, 0));
+		CHECK(credentials__want_request(&cp, t, 0, &req));
+		CHECK_STR(req.url, "http://127.0.0.1:9/c");
+		credentials__http_free(&req);
+		creds_json(body, sizeof(body), "STS.c", t + 3600, false);
+		CHECK(credentials__on_answer(&cp, 200, body, strlen(body), NULL, t, 0));
+		CHECK(strncmp(cp.chain, "using environment (credentials URI) (credentials URI); skipped: environment: not set; "
+				"OIDC: not set; credentials file: none; ECS metadata service (role discovered) (ECS instance RAM role): timed out", 200) == 0);
+		credentials__provider_cleanup(&cp);
+		credentials__source_cleanup(&chain);
+	}
 }
 
 /* Policy, ExternalId, DurationSeconds and RoleSessionName from the profile go to STS; the OIDC
