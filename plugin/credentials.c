@@ -791,8 +791,12 @@ bool credentials__want_request(struct credentials_provider *cp, time_t now_s, in
 		if(cp->settled && credentials__current(cp, now_s) && now_s < provider__renew_at(cp)) return false;
 		cp->stage = src->kind == CREDENTIALS_ECS_RAM_ROLE ? STAGE_IMDS_TOKEN : STAGE_CREDENTIALS;
 		if(cp->state == CREDENTIALS_VALID) cp->state = CREDENTIALS_RENEWING;
-		/* a session token per fetch, as the official libraries ask for one each time */
+		/* a session token and, unless named, the role's name per fetch, as the official
+		 * libraries ask each time (a role attached anew is seen at the next renewal) */
 		secret__free(&cp->imds_token);
+		free(cp->discovered_role);
+		cp->discovered_role = NULL;
+		role = src->role_name;
 	}
 	switch(src->kind){
 		case CREDENTIALS_STATIC:

@@ -1188,7 +1188,7 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 			"credentials from %s: %s%s%s", p->cfg.products ? "several products" : products, p->cfg.endpoint, p->cfg.request_topic, p->cfg.reply_topic,
 			p->cfg.creds_source.origin, credentials__kind_name(p->cfg.creds_source.kind),
 			p->cfg.creds.security_token ? " with an STS token" : "",
-			p->cfg.creds_source.next ? " first, then the rest of the default chain if it fails" : "");
+			p->cfg.creds_source.next && p->cfg.creds_source.kind != CREDENTIALS_STATIC ? " first, then the rest of the default chain if it fails" : "");
 	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": request_auth %s, reply_encryption %s, existing_devices %s, acl %s, "
 			"signature_version %s",
 			p->cfg.request_auth == REQUEST_AUTH_SIGN ? "sign" : p->cfg.request_auth == REQUEST_AUTH_IDENTITY ? "identity" : "none",

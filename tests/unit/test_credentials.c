@@ -477,6 +477,14 @@ static void test_provider_short_life_and_role_discovery(void)
 	CHECK(!credentials__want_request(&cp, t + 13, 0, &req));
 	CHECK(credentials__want_request(&cp, t + 14, 0, &req));
 	credentials__http_free(&req);
+	/* the renewal asks for the role's name again, as the official libraries do */
+	CHECK(!credentials__on_answer(&cp, 200, "tok2", 4, NULL, t + 14, 0));
+	CHECK(credentials__want_request(&cp, t + 14, 0, &req));
+	CHECK_STR(req.url, "http://127.0.0.1:9/latest/meta-data/ram/security-credentials/");
+	credentials__http_free(&req);
+	/* a name that would change the path is not used */
+	CHECK(!credentials__on_answer(&cp, 200, "../../user-data", 15, NULL, t + 14, 0));
+	CHECK(strstr(cp.detail, "not a RAM role name") != NULL && cp.state == CREDENTIALS_FAILING);
 	/* not used in their last seconds */
 	CHECK(credentials__current(&cp, t + 17) != NULL && credentials__current(&cp, t + 18) == NULL);
 	credentials__provider_cleanup(&cp);
