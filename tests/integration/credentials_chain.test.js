@@ -62,6 +62,26 @@ test('the ECS RAM role is in the chain without ALIBABA_CLOUD_ECS_METADATA: its n
   });
 });
 
+test('order: an AccessKey in the environment comes first; the ECS RAM role after it is never asked', async () => {
+  await h.withEnv({ emulator: emulator(), pluginOptions: METADATA,
+    brokerEnv: { ALIBABA_CLOUD_CREDENTIALS_URI: 'http://127.0.0.1:$EMUPORT/_credentials' } }, async (env) => {
+    await assertServes(env, 'dev-chain-order-001');
+    const c = env.emu.credentialStats();
+    assert.strictEqual(c.calls.metadataToken + c.calls.metadataRoleName + c.calls.metadataCredentials + c.calls.credentialsUri, 0, JSON.stringify(c.calls));
+    await waitForLog(env, /platform credentials chain: using environment \(access key\)$/m);
+  });
+});
+
+test('plugin_opt_credentials_file is used alone: the OIDC variables and the ECS RAM role are not consulted', async () => {
+  await h.withEnv({ credentials: 'file', emulator: emulator(), pluginOptions: { ...METADATA, ...STS },
+    brokerEnv: { ALIBABA_CLOUD_ROLE_ARN: ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN: OIDC_PROVIDER_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE: '/nonexistent/token' } }, async (env) => {
+    await assertServes(env, 'dev-chain-file-001');
+    const c = env.emu.credentialStats();
+    assert.strictEqual(c.calls.AssumeRoleWithOIDC + c.calls.metadataToken + c.calls.metadataCredentials, 0, JSON.stringify(c.calls));
+    await waitForLog(env, /platform credentials chain: using credentials file \(access key\)$/m);
+  });
+});
+
 test('ALIBABA_CLOUD_ECS_METADATA_DISABLED=true leaves the ECS RAM role out: the credentials URI is used, the metadata service never asked', async () => {
   await h.withEnv({ credentials: 'none', emulator: emulator(), pluginOptions: METADATA,
     brokerEnv: { ALIBABA_CLOUD_ECS_METADATA_DISABLED: 'true', ALIBABA_CLOUD_CREDENTIALS_URI: 'http://127.0.0.1:$EMUPORT/_credentials' } }, async (env) => {
