@@ -4,8 +4,10 @@
  *
  * Where they come from (credentials__resolve, pure: environment and files only, on the broker
  * thread at start-up and SIGHUP): plugin_opt_credentials_file alone when set; else the default
- * chain: environment AccessKey, OIDC (RRSA), the INI file, the ECS instance RAM role, a
- * credentials URI.
+ * chain, in the official order: environment AccessKey, OIDC (RRSA), the INI file, the ECS
+ * instance RAM role (unless ALIBABA_CLOUD_ECS_METADATA_DISABLED=true), a credentials URI. The
+ * chain is a list of sources: the provider tries them in turn at run time, moves on past one
+ * that fails before it ever delivered, and keeps the first that works.
  *
  * Keeping them fresh (struct credentials_provider, the worker thread only): temporary
  * credentials are fetched and renewed ahead of expiry over HTTP. The provider is a state
@@ -44,16 +46,36 @@ struct credentials_source {
 	char *oidc_token_file;           /* OIDC: re-read at every renewal (Kubernetes rotates it) */
 	char *role_name;                 /* ECS_RAM_ROLE; NULL: ask the metadata service */
 	char *uri;                       /* URI */
-	long duration_s;                 /* STS DurationSeconds */
+	long duration_s;                 /* STS DurationSeconds: 0 (3600) or CREDENTIALS_DURATION_MIN..MAX */
+	char *policy;                    /* RAM_ROLE_ARN, OIDC: STS Policy (INI `policy`), or NULL */
+	char *external_id;               /* RAM_ROLE_ARN: STS ExternalId (INI `external_id`), or NULL */
+	bool imdsv1_disabled;            /* ECS_RAM_ROLE: ALIBABA_CLOUD_IMDSV1_DISABLED=true */
+	bool role_from_env;              /* ECS_RAM_ROLE: role_name came from ALIBABA_CLOUD_ECS_METADATA */
+	struct credentials_source *next; /* the chain: tried when this one fails before delivering */
+	char *skipped;                   /* the sources left out at start-up just before this one, and why (no secret) */
 };
 
 typedef const char *(*credentials_getenv_fn)(const char *name);
 
 /* Where the credentials come from. credentials_file (plugin_opt_credentials_file) is used
- * alone when set; else the default chain. 0, or -1 with err naming what is missing or wrong
- * (never a secret). */
+ * alone when set; else the default chain (out is its head, the rest hang from next). A source
+ * that is incomplete or unreadable is left out with a note in out->skipped, as the official
+ * chain moves on past it (each source's skipped names those left out just before it); a
+ * credentials URI that fails credentials__endpoint_allowed is an error (credentials go only where the operator said). 0, or -1 with err naming what is
+ * missing or wrong (never a secret). */
 int credentials__resolve(const char *credentials_file, credentials_getenv_fn get_env,
 		struct credentials_source *out, char *err, size_t errlen);
+/* The STS endpoint when plugin_opt_sts_endpoint is not set, as the official libraries pick it:
+ * https://sts.aliyuncs.com/; ALIBABA_CLOUD_STS_REGION gives sts.<region>.aliyuncs.com, with
+ * ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED=true sts-vpc.<region>.aliyuncs.com. 0, or -1 (a region
+ * that is not a region id) with err naming the variable. */
+int credentials__sts_endpoint(credentials_getenv_fn get_env, char *out, size_t outlen, char *err, size_t errlen);
+/* Where a credential may be sent (the platform endpoint, STS, the metadata service, a
+ * credentials URI: one rule for all): https anywhere; http only to a loopback host
+ * (127.0.0.0/8, ::1, localhost) or the ECS metadata service's documented address
+ * 100.100.100.200; never with user info. False with why (never the URL's user info). */
+bool credentials__endpoint_allowed(const char *url, char *why, size_t whylen);
+bool credentials__host_is_loopback(const char *host);
 /* One profile of an Alibaba Cloud credentials INI file (mode 0600): type access_key (or sts),
  * ram_role_arn, oidc_role_arn, ecs_ram_role, credentials_uri. label names the file's origin
  * in errors. 0 or -1. */
@@ -79,11 +101,12 @@ struct credentials_http {
 	char *url;
 	char *body;          /* NULL: none (form-urlencoded when set) */
 	char *headers[3];    /* "Name: value" lines, NULL-terminated */
+	long timeout_ms;     /* the metadata service answers within 1 s, as the official libraries wait */
 };
 
 struct credentials_provider {
 	struct credentials_source source;
-	char *sts_endpoint;      /* https://sts.<region>.aliyuncs.com/ or plugin_opt_sts_endpoint */
+	char *sts_endpoint;      /* plugin_opt_sts_endpoint, else credentials__sts_endpoint() */
 	char *metadata_endpoint; /* http://100.100.100.200 or plugin_opt_ecs_metadata_endpoint */
 	struct bootstrap_credentials current;
 	time_t expires_s;        /* 0: never (static) */
@@ -92,6 +115,10 @@ struct credentials_provider {
 	int stage;               /* within a fetch: the metadata service takes two or three requests */
 	char *imds_token;        /* IMDSv2 session token */
 	char *discovered_role;
+	const struct credentials_source *active; /* in source's chain: the one in use or being tried */
+	bool settled;            /* active delivered once: the chain no longer moves on (as credentials-go's lastUsedProvider) */
+	char chain[512];         /* which source won and why the ones before it were skipped (no secret) */
+	char notes[400];         /* while the chain moves: the sources skipped so far and why */
 	bool in_flight;
 	int64_t next_attempt_ms; /* monotonic; when the next fetch or retry may start */
 	int attempt;             /* failed attempts in a row */
@@ -102,6 +129,9 @@ struct credentials_provider {
 /* Starts with source (copied). Static credentials are current at once. 0 or -1. */
 int credentials__provider_init(struct credentials_provider *cp, const struct credentials_source *source,
 		const char *sts_endpoint, const char *metadata_endpoint);
+/* The source of the chain in use, or being tried. cp->chain says, once one delivered (or every
+ * one failed), which and why the ones before it were skipped. For logs; no secret. */
+const struct credentials_source *credentials__provider_source(const struct credentials_provider *cp);
 /* Takes a new source (SIGHUP): the current credentials stay in use until the new ones come,
  * unless the new source is static. 0 or -1 (the old source stays). */
 int credentials__provider_reset(struct credentials_provider *cp, const struct credentials_source *source);
@@ -128,5 +158,11 @@ const char *credentials__state_name(enum credentials_state state);
 #define CREDENTIALS_RETRY_MAX_S 60
 #define CREDENTIALS_HTTP_TIMEOUT_MS 5000
 #define CREDENTIALS_DEFAULT_METADATA "http://100.100.100.200"
+#define CREDENTIALS_METADATA_HOST "100.100.100.200"
+#define CREDENTIALS_DEFAULT_STS "https://sts.aliyuncs.com/"
+/* STS DurationSeconds: at least 15 minutes (the official libraries refuse less), at most the
+ * 12 hours a role's MaxSessionDuration can allow */
+#define CREDENTIALS_DURATION_MIN_S 900
+#define CREDENTIALS_DURATION_MAX_S 43200
 
 #endif

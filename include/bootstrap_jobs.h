@@ -134,6 +134,8 @@ struct jobs_stats {
 	enum credentials_state credentials_state;
 	time_t credentials_expires; /* 0: never */
 	char credentials_detail[160]; /* why the last fetch failed; "" */
+	char credentials_source[128]; /* "<origin>, <kind>" of the chain's source in use or being tried */
+	char credentials_chain[512];  /* which source won and why the ones before were skipped; "" until then */
 	/* the start-up check: one cheap signed call whenever the credentials change */
 	enum platform_check check;
 	char check_detail[200];    /* the platform's code and what to fix; "" when ok */

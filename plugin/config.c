@@ -383,72 +383,41 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 
 bool config__host_is_loopback(const char *host)
 {
-	char buf[64];
-	size_t len;
-	struct in_addr v4;
-	struct in6_addr v6;
-
-	if(!host) return false;
-	len = strlen(host);
-	if(len >= sizeof(buf)) return false;
-	if(len >= 2 && host[0] == '[' && host[len-1] == ']'){
-		memcpy(buf, host+1, len-2);
-		buf[len-2] = '\0';
-	}else{
-		memcpy(buf, host, len+1);
-	}
-	if(!strcasecmp(buf, "localhost")) return true;
-	if(inet_pton(AF_INET, buf, &v4) == 1){
-		return (ntohl(v4.s_addr) >> 24) == 127;
-	}
-	if(inet_pton(AF_INET6, buf, &v6) == 1){
-		return IN6_IS_ADDR_LOOPBACK(&v6);
-	}
-	return false;
+	return credentials__host_is_loopback(host);
 }
 
-/* An endpoint option (endpoint, sts_endpoint, ecs_metadata_endpoint): https anywhere, http
- * only to this machine, or (metadata) to the ECS metadata service's own link-local address,
- * which is plain http by design; no path beyond "/" (the signature covers "/"), no query, no
- * user info. */
-static int endpoint__check(const char *option, const char *url, bool metadata, char *err, size_t errlen)
+/* An endpoint option (endpoint, sts_endpoint, ecs_metadata_endpoint): where credentials may go,
+ * by the one rule every credential endpoint follows (credentials__endpoint_allowed: https, or
+ * http to loopback or the metadata service's address; no user info); and, as requests are
+ * signed for "/", no path beyond "/" and no query. name says where the URL came from. */
+static int endpoint__check(const char *name, const char *url, char *err, size_t errlen)
 {
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *path = NULL, *query = NULL, *user = NULL;
+	CURLU *u;
+	char *path = NULL, *query = NULL, why[200];
 	int rc = -1;
 
-	if(!u){
-		text__error(err, errlen, "plugin_opt_%s: out of memory", option);
+	if(!credentials__endpoint_allowed(url, why, sizeof(why))){
+		text__error(err, errlen, "%s: %s", name, why);
 		return -1;
 	}
-	if(curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK
-			|| curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK
-			|| curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK){
-		text__error(err, errlen, "plugin_opt_%s: '%s' is not a URL", option, url);
+	if(!(u = curl_url())){
+		text__error(err, errlen, "%s: out of memory", name);
+		return -1;
+	}
+	if(curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK){
+		text__error(err, errlen, "%s: is not a URL", name);
 		goto done;
 	}
 	curl_url_get(u, CURLUPART_PATH, &path, 0);
 	curl_url_get(u, CURLUPART_QUERY, &query, 0);
-	curl_url_get(u, CURLUPART_USER, &user, 0);
-	if(strcmp(scheme, "https") && strcmp(scheme, "http")){
-		text__error(err, errlen, "plugin_opt_%s: scheme '%s' is not https", option, scheme);
-		goto done;
-	}
-	if(!strcmp(scheme, "http") && !config__host_is_loopback(host) && !(metadata && !strcmp(host, "100.100.100.200"))){
-		text__error(err, errlen, "plugin_opt_%s: http:// is only allowed for loopback hosts; use https:// for '%s'", option, host);
-		goto done;
-	}
-	if((path && strcmp(path, "/") && strcmp(path, "")) || query || user){
-		text__error(err, errlen, "plugin_opt_%s: must be scheme://host[:port]/ with no path, query or user", option);
+	if((path && strcmp(path, "/") && strcmp(path, "")) || query){
+		text__error(err, errlen, "%s: must be scheme://host[:port]/ with no path, query or user", name);
 		goto done;
 	}
 	rc = 0;
 done:
-	curl_free(scheme);
-	curl_free(host);
 	curl_free(path);
 	curl_free(query);
-	curl_free(user);
 	curl_url_cleanup(u);
 	return rc;
 }
@@ -612,7 +581,7 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 		snprintf(url, sizeof(url), "https://iot.%s.aliyuncs.com/", cfg->region);
 		if(string__replace(&cfg->endpoint, url)) return -1;
 	}
-	if(endpoint__check("endpoint", cfg->endpoint, false, err, errlen)) return -1;
+	if(endpoint__check("plugin_opt_endpoint", cfg->endpoint, err, errlen)) return -1;
 	if(cfg->registration == REGISTRATION_PREREGISTERED && cfg->existing_devices == EXISTING_NEVER){
 		text__error(err, errlen, "plugin_opt_registration: preregistered serves only devices that already exist, "
 				"which plugin_opt_existing_devices never refuses: choose one");
@@ -658,12 +627,16 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 	}
 	if(!cfg->check_product_key && !(cfg->check_product_key = strdup(cfg->product_key))) return -1;
 	if(!cfg->sts_endpoint){
-		snprintf(url, sizeof(url), "https://sts.%s.aliyuncs.com/", cfg->region);
+		/* as the official libraries: sts.aliyuncs.com, or by ALIBABA_CLOUD_STS_REGION (and
+		 * ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED) */
+		if(credentials__sts_endpoint(get_env, url, sizeof(url), err, errlen)) return -1;
 		if(string__replace(&cfg->sts_endpoint, url)) return -1;
+		if(endpoint__check("ALIBABA_CLOUD_STS_REGION", cfg->sts_endpoint, err, errlen)) return -1;
+	}else if(endpoint__check("plugin_opt_sts_endpoint", cfg->sts_endpoint, err, errlen)){
+		return -1;
 	}
-	if(endpoint__check("sts_endpoint", cfg->sts_endpoint, false, err, errlen)) return -1;
 	if(!cfg->ecs_metadata_endpoint && string__replace(&cfg->ecs_metadata_endpoint, CREDENTIALS_DEFAULT_METADATA)) return -1;
-	if(endpoint__check("ecs_metadata_endpoint", cfg->ecs_metadata_endpoint, true, err, errlen)) return -1;
+	if(endpoint__check("plugin_opt_ecs_metadata_endpoint", cfg->ecs_metadata_endpoint, err, errlen)) return -1;
 	if(config__finish_redis(cfg, err, errlen)) return -1;
 	return config__load_credentials(cfg, get_env, err, errlen);
 }

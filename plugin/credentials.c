@@ -5,8 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 
@@ -18,7 +21,9 @@
 #define STS_API_VERSION "2015-04-01"
 #define DEFAULT_SESSION_NAME "mosquitto-bootstrap"
 #define IMDS_TOKEN_TTL_S 21600
+#define IMDS_TIMEOUT_MS 1000
 #define OIDC_TOKEN_MAX 16384
+#define ROLE_NAME_MAX 64
 
 enum provider_stage {
 	STAGE_IDLE = 0,
@@ -77,6 +82,8 @@ const char *credentials__state_name(enum credentials_state state)
 
 void credentials__source_cleanup(struct credentials_source *s)
 {
+	struct credentials_source *next = s->next;
+
 	credentials__cleanup(&s->key);
 	free(s->role_arn);
 	free(s->role_session_name);
@@ -84,24 +91,59 @@ void credentials__source_cleanup(struct credentials_source *s)
 	free(s->oidc_token_file);
 	free(s->role_name);
 	free(s->uri);
+	free(s->policy);
+	free(s->external_id);
+	free(s->skipped);
 	memset(s, 0, sizeof(*s));
+	while(next){
+		struct credentials_source *n = next->next;
+		next->next = NULL;
+		credentials__source_cleanup(next);
+		free(next);
+		next = n;
+	}
 }
 
-int credentials__source_copy(struct credentials_source *dst, const struct credentials_source *src)
+/* One source, without the rest of its chain. */
+static int source__copy_one(struct credentials_source *dst, const struct credentials_source *src)
 {
 	memset(dst, 0, sizeof(*dst));
 	dst->kind = src->kind;
 	dst->origin = src->origin;
 	dst->duration_s = src->duration_s;
+	dst->imdsv1_disabled = src->imdsv1_disabled;
+	dst->role_from_env = src->role_from_env;
 	if(credentials__copy(&dst->key, &src->key)
 			| string__copy(&dst->role_arn, src->role_arn)
 			| string__copy(&dst->role_session_name, src->role_session_name)
 			| string__copy(&dst->oidc_provider_arn, src->oidc_provider_arn)
 			| string__copy(&dst->oidc_token_file, src->oidc_token_file)
 			| string__copy(&dst->role_name, src->role_name)
-			| string__copy(&dst->uri, src->uri)){
+			| string__copy(&dst->uri, src->uri)
+			| string__copy(&dst->policy, src->policy)
+			| string__copy(&dst->external_id, src->external_id)
+			| string__copy(&dst->skipped, src->skipped)){
 		credentials__source_cleanup(dst);
 		return -1;
+	}
+	return 0;
+}
+
+int credentials__source_copy(struct credentials_source *dst, const struct credentials_source *src)
+{
+	struct credentials_source **tail;
+
+	if(source__copy_one(dst, src)) return -1;
+	tail = &dst->next;
+	for(const struct credentials_source *s = src->next; s; s = s->next){
+		struct credentials_source *n = malloc(sizeof(*n));
+		if(!n || source__copy_one(n, s)){
+			free(n);
+			credentials__source_cleanup(dst);
+			return -1;
+		}
+		*tail = n;
+		tail = &n->next;
 	}
 	return 0;
 }
@@ -110,6 +152,25 @@ static const char *env__get(credentials_getenv_fn get_env, const char *name)
 {
 	const char *v = get_env(name);
 	return v && v[0] ? v : NULL;
+}
+
+/* "true" in any case, as the official libraries compare (strings.ToLower(...) == "true") */
+static bool env__true(credentials_getenv_fn get_env, const char *name)
+{
+	const char *v = env__get(get_env, name);
+	return v && !strcasecmp(v, "true");
+}
+
+/* A RAM role name, as it goes into the metadata service's path: nothing that could change the
+ * path (/ ? # %), at most 64 characters. */
+static bool role_name__valid(const char *s, size_t len)
+{
+	if(len == 0 || len > ROLE_NAME_MAX) return false;
+	for(size_t i = 0; i < len; i++){
+		char c = s[i];
+		if(!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_')) return false;
+	}
+	return true;
 }
 
 /* What each kind needs, checked once for every way of naming it. */
@@ -200,7 +261,18 @@ int credentials__load_ini(struct credentials_source *out, const char *label, con
 		else if(!strcmp(k, "oidc_token_file_path")) dst = &out->oidc_token_file;
 		else if(!strcmp(k, "role_name")) dst = &out->role_name;
 		else if(!strcmp(k, "credentials_uri")) dst = &out->uri;
-		else if(!strcmp(k, "role_session_expiration")) out->duration_s = strtol(v, NULL, 10);
+		else if(!strcmp(k, "policy")) dst = &out->policy;
+		else if(!strcmp(k, "external_id")) dst = &out->external_id;
+		else if(!strcmp(k, "role_session_expiration")){
+			char *end;
+			out->duration_s = strtol(v, &end, 10);
+			/* STS refuses less than 15 minutes, and so do the official libraries before asking */
+			if(end == v || *end != '\0' || out->duration_s < CREDENTIALS_DURATION_MIN_S || out->duration_s > CREDENTIALS_DURATION_MAX_S){
+				text__error(err, errlen, "%s: profile [%s]: role_session_expiration must be %d to %d seconds",
+						label, profile, CREDENTIALS_DURATION_MIN_S, CREDENTIALS_DURATION_MAX_S);
+				goto done;
+			}
+		}
 		if(dst && v[0]){
 			secret__free(dst);
 			if(!(*dst = strdup(v))){
@@ -219,10 +291,22 @@ int credentials__load_ini(struct credentials_source *out, const char *label, con
 		text__error(err, errlen, "%s: type sts lacks security_token", where);
 		goto done;
 	}
-	/* environment variables name the role where the file does not, as the SDKs do */
-	if(out->kind == CREDENTIALS_ECS_RAM_ROLE && !out->role_name && env__get(get_env, "ALIBABA_CLOUD_ECS_METADATA")
-			&& !(out->role_name = strdup(env__get(get_env, "ALIBABA_CLOUD_ECS_METADATA")))){
-		goto done;
+	if(out->kind == CREDENTIALS_ECS_RAM_ROLE){
+		/* the official ECS provider reads these however it is named */
+		if(env__true(get_env, "ALIBABA_CLOUD_ECS_METADATA_DISABLED")){
+			text__error(err, errlen, "%s: type ecs_ram_role, but ALIBABA_CLOUD_ECS_METADATA_DISABLED=true", where);
+			goto done;
+		}
+		out->imdsv1_disabled = env__true(get_env, "ALIBABA_CLOUD_IMDSV1_DISABLED");
+		/* environment variables name the role where the file does not, as the SDKs do */
+		if(!out->role_name && env__get(get_env, "ALIBABA_CLOUD_ECS_METADATA")){
+			if(!(out->role_name = strdup(env__get(get_env, "ALIBABA_CLOUD_ECS_METADATA")))) goto done;
+			out->role_from_env = true;
+		}
+		if(out->role_name && !role_name__valid(out->role_name, strlen(out->role_name))){
+			text__error(err, errlen, "%s: the ECS role name is not a RAM role name (letters, digits, . - _)", where);
+			goto done;
+		}
 	}
 	rc = 0;
 done:
@@ -232,72 +316,270 @@ done:
 	return rc;
 }
 
+bool credentials__host_is_loopback(const char *host)
+{
+	char buf[64];
+	size_t len;
+	struct in_addr v4;
+	struct in6_addr v6;
+
+	if(!host) return false;
+	len = strlen(host);
+	if(len >= sizeof(buf)) return false;
+	if(len >= 2 && host[0] == '[' && host[len-1] == ']'){
+		memcpy(buf, host+1, len-2);
+		buf[len-2] = '\0';
+	}else{
+		memcpy(buf, host, len+1);
+	}
+	if(!strcasecmp(buf, "localhost")) return true;
+	if(inet_pton(AF_INET, buf, &v4) == 1){
+		return (ntohl(v4.s_addr) >> 24) == 127;
+	}
+	if(inet_pton(AF_INET6, buf, &v6) == 1){
+		return IN6_IS_ADDR_LOOPBACK(&v6);
+	}
+	return false;
+}
+
+bool credentials__endpoint_allowed(const char *url, char *why, size_t whylen)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *user = NULL, *password = NULL, *options = NULL;
+	bool ok = false;
+
+	if(!u){
+		snprintf(why, whylen, "out of memory");
+		return false;
+	}
+	/* libcurl's own parser: the host checked here is the host libcurl connects to */
+	if(curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK
+			|| curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK
+			|| curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK){
+		/* not echoed: it may hold a password */
+		snprintf(why, whylen, "is not a URL");
+		goto done;
+	}
+	if(curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK || curl_url_get(u, CURLUPART_PASSWORD, &password, 0) == CURLUE_OK
+			|| curl_url_get(u, CURLUPART_OPTIONS, &options, 0) == CURLUE_OK){
+		snprintf(why, whylen, "must not carry user info (user@ or user:password@)");
+		goto done;
+	}
+	if(strcasecmp(scheme, "https") && strcasecmp(scheme, "http")){
+		snprintf(why, whylen, "scheme '%.16s' is not https", scheme);
+		goto done;
+	}
+	if(!strcasecmp(scheme, "http") && !credentials__host_is_loopback(host) && strcmp(host, CREDENTIALS_METADATA_HOST)){
+		snprintf(why, whylen, "http:// is only allowed for loopback hosts and the ECS metadata service (" CREDENTIALS_METADATA_HOST
+				"); use https:// for '%.100s'", host);
+		goto done;
+	}
+	ok = true;
+done:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(user);
+	curl_free(password);
+	curl_free(options);
+	curl_url_cleanup(u);
+	return ok;
+}
+
+/* A region id as it goes into a host name: lower-case letters, digits and '-'. */
+static bool region__valid(const char *r)
+{
+	size_t len = strlen(r);
+
+	if(len == 0 || len > 64) return false;
+	for(size_t i = 0; i < len; i++){
+		if(!((r[i] >= 'a' && r[i] <= 'z') || (r[i] >= '0' && r[i] <= '9') || r[i] == '-')) return false;
+	}
+	return true;
+}
+
+int credentials__sts_endpoint(credentials_getenv_fn get_env, char *out, size_t outlen, char *err, size_t errlen)
+{
+	const char *region = env__get(get_env, "ALIBABA_CLOUD_STS_REGION");
+
+	if(!region){
+		/* credentials-go: without a region, sts.aliyuncs.com whether or not VPC is asked for */
+		snprintf(out, outlen, "%s", CREDENTIALS_DEFAULT_STS);
+		return 0;
+	}
+	if(!region__valid(region)){
+		text__error(err, errlen, "ALIBABA_CLOUD_STS_REGION: '%.64s' is not a region id such as cn-hangzhou", region);
+		return -1;
+	}
+	snprintf(out, outlen, "https://%s.%s.aliyuncs.com/", env__true(get_env, "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED") ? "sts-vpc" : "sts", region);
+	return 0;
+}
+
+/* A credentials URI goes where the operator said, or the broker does not start: no falling
+ * through to another source that would hide the mistake. */
+static int source__check_uri(const struct credentials_source *s, const char *name, char *err, size_t errlen)
+{
+	char why[200];
+
+	if(s->kind != CREDENTIALS_URI || credentials__endpoint_allowed(s->uri, why, sizeof(why))) return 0;
+	text__error(err, errlen, "%s: %s", name, why);
+	return -1;
+}
+
+static void chain__free(struct credentials_source *head)
+{
+	if(!head) return;
+	credentials__source_cleanup(head);
+	free(head);
+}
+
+/* "; name: why" at the end of notes (just why without a name), cut to fit. */
+static void notes__add(char *notes, size_t len, const char *name, const char *why)
+{
+	size_t used = strlen(notes);
+
+	if(used + 1 < len) snprintf(notes + used, len - used, "%s%s%s%s", used ? "; " : "", name, name[0] ? ": " : "", why);
+}
+
+/* A source left out at start-up: in the whole list (for the error when nothing is left) and
+ * in the gap before the next source of the chain (which carries it in skipped). */
+static void skip__note(char *notes, char *gap, const char *name, const char *why)
+{
+	notes__add(notes, 512, name, why);
+	notes__add(gap, 512, name, why);
+}
+
+/* A new source at the chain's end, carrying the notes of the gap before it; NULL when out of
+ * memory. */
+static struct credentials_source *chain__add(struct credentials_source **tail, enum credentials_kind kind, const char *origin, char *gap)
+{
+	struct credentials_source *s = calloc(1, sizeof(*s));
+
+	if(!s) return NULL;
+	s->kind = kind;
+	s->origin = origin;
+	*tail = s;
+	if(gap[0] && !(s->skipped = strdup(gap))) return NULL; /* linked: freed with the chain */
+	gap[0] = '\0';
+	return s;
+}
+
 int credentials__resolve(const char *credentials_file, credentials_getenv_fn get_env,
 		struct credentials_source *out, char *err, size_t errlen)
 {
 	const char *profile = env__get(get_env, "ALIBABA_CLOUD_PROFILE");
-	const char *file, *home;
-	char path[512];
-	int rc = 0;
+	const char *file, *home, *label = NULL;
+	struct credentials_source *head = NULL, **tail = &head, *s;
+	char path[512], notes[512] = "", gap[512] = "", why[300];
+	bool oom = false;
 
 	memset(out, 0, sizeof(*out));
 	if(!profile) profile = "default";
 	if(credentials_file){
-		return credentials__load_ini(out, "plugin_opt_credentials_file", credentials_file, profile, get_env, err, errlen);
+		if(credentials__load_ini(out, "plugin_opt_credentials_file", credentials_file, profile, get_env, err, errlen)) return -1;
+		if(source__check_uri(out, "plugin_opt_credentials_file: credentials_uri", err, errlen)){
+			credentials__source_cleanup(out);
+			return -1;
+		}
+		return 0;
 	}
 	/* 1. the environment's AccessKey */
 	if(env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_ID") && env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET")){
-		out->kind = CREDENTIALS_STATIC;
-		out->origin = "environment";
-		rc = string__copy(&out->key.access_key_id, env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_ID"))
-			| string__copy(&out->key.access_key_secret, env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET"))
-			| string__copy(&out->key.security_token, env__get(get_env, "ALIBABA_CLOUD_SECURITY_TOKEN"));
-		goto done;
+		if(!(s = chain__add(tail, CREDENTIALS_STATIC, "environment", gap))) goto oom;
+		tail = &s->next;
+		oom |= string__copy(&s->key.access_key_id, env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_ID"))
+			| string__copy(&s->key.access_key_secret, env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET"))
+			| string__copy(&s->key.security_token, env__get(get_env, "ALIBABA_CLOUD_SECURITY_TOKEN"));
+	}else{
+		skip__note(notes, gap, "environment", env__get(get_env, "ALIBABA_CLOUD_ACCESS_KEY_ID")
+				? "ALIBABA_CLOUD_ACCESS_KEY_SECRET not set" : "not set");
 	}
 	/* 2. OIDC, as ACK's RRSA injects it */
 	if(env__get(get_env, "ALIBABA_CLOUD_ROLE_ARN") && env__get(get_env, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN")
 			&& env__get(get_env, "ALIBABA_CLOUD_OIDC_TOKEN_FILE")){
-		out->kind = CREDENTIALS_OIDC;
-		out->origin = "environment (OIDC)";
-		rc = string__copy(&out->role_arn, env__get(get_env, "ALIBABA_CLOUD_ROLE_ARN"))
-			| string__copy(&out->oidc_provider_arn, env__get(get_env, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"))
-			| string__copy(&out->oidc_token_file, env__get(get_env, "ALIBABA_CLOUD_OIDC_TOKEN_FILE"))
-			| string__copy(&out->role_session_name, env__get(get_env, "ALIBABA_CLOUD_ROLE_SESSION_NAME"));
-		goto done;
+		if(!(s = chain__add(tail, CREDENTIALS_OIDC, "environment (OIDC)", gap))) goto oom;
+		tail = &s->next;
+		oom |= string__copy(&s->role_arn, env__get(get_env, "ALIBABA_CLOUD_ROLE_ARN"))
+			| string__copy(&s->oidc_provider_arn, env__get(get_env, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"))
+			| string__copy(&s->oidc_token_file, env__get(get_env, "ALIBABA_CLOUD_OIDC_TOKEN_FILE"))
+			| string__copy(&s->role_session_name, env__get(get_env, "ALIBABA_CLOUD_ROLE_SESSION_NAME"));
+	}else{
+		skip__note(notes, gap, "OIDC", "not set");
 	}
-	/* 3. the INI file: the one named, else ~/.alibabacloud/credentials if there is one */
+	/* 3. the INI file: the one named, else ~/.alibabacloud/credentials if there is one; one
+	 * that cannot be used is passed over, as the official chain does */
 	file = env__get(get_env, "ALIBABA_CLOUD_CREDENTIALS_FILE");
-	if(file) return credentials__load_ini(out, "ALIBABA_CLOUD_CREDENTIALS_FILE", file, profile, get_env, err, errlen);
-	home = env__get(get_env, "HOME");
-	if(home && snprintf(path, sizeof(path), "%s/.alibabacloud/credentials", home) < (int)sizeof(path) && access(path, F_OK) == 0){
-		return credentials__load_ini(out, "~/.alibabacloud/credentials", path, profile, get_env, err, errlen);
+	if(file){
+		label = "ALIBABA_CLOUD_CREDENTIALS_FILE";
+	}else if((home = env__get(get_env, "HOME")) && snprintf(path, sizeof(path), "%s/.alibabacloud/credentials", home) < (int)sizeof(path)
+			&& access(path, F_OK) == 0){
+		label = "~/.alibabacloud/credentials";
+		file = path;
 	}
-	/* 4. the ECS instance's RAM role */
-	if(env__get(get_env, "ALIBABA_CLOUD_ECS_METADATA")){
-		out->kind = CREDENTIALS_ECS_RAM_ROLE;
-		out->origin = "environment (ECS RAM role)";
-		rc = string__copy(&out->role_name, env__get(get_env, "ALIBABA_CLOUD_ECS_METADATA"));
-		goto done;
+	if(label){
+		struct credentials_source loaded;
+		if(credentials__load_ini(&loaded, label, file, profile, get_env, why, sizeof(why)) == 0){
+			if(source__check_uri(&loaded, label, err, errlen)){
+				credentials__source_cleanup(&loaded);
+				chain__free(head);
+				return -1;
+			}
+			if(!(s = malloc(sizeof(*s)))){
+				credentials__source_cleanup(&loaded);
+				goto oom;
+			}
+			*s = loaded;
+			*tail = s;
+			tail = &s->next;
+			if(gap[0] && !(s->skipped = strdup(gap))) goto oom;
+			gap[0] = '\0';
+		}else{
+			/* why begins with the label */
+			skip__note(notes, gap, "credentials file", strncmp(why, label, strlen(label)) ? why : why + strlen(label) + 2);
+		}
+	}else{
+		skip__note(notes, gap, "credentials file", "none");
+	}
+	/* 4. the ECS instance's RAM role: in the chain unless switched off; the role named, or asked
+	 * of the metadata service */
+	if(env__true(get_env, "ALIBABA_CLOUD_ECS_METADATA_DISABLED")){
+		skip__note(notes, gap, "ECS", "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true");
+	}else{
+		const char *role = env__get(get_env, "ALIBABA_CLOUD_ECS_METADATA");
+		if(role && !role_name__valid(role, strlen(role))){
+			text__error(err, errlen, "ALIBABA_CLOUD_ECS_METADATA: not a RAM role name (letters, digits, . - _, at most %d)", ROLE_NAME_MAX);
+			chain__free(head);
+			return -1;
+		}
+		if(!(s = chain__add(tail, CREDENTIALS_ECS_RAM_ROLE, role ? "environment (ECS RAM role)" : "ECS metadata service (role discovered)", gap))) goto oom;
+		tail = &s->next;
+		s->imdsv1_disabled = env__true(get_env, "ALIBABA_CLOUD_IMDSV1_DISABLED");
+		s->role_from_env = role != NULL;
+		oom |= string__copy(&s->role_name, role);
 	}
 	/* 5. a credentials URI */
 	if(env__get(get_env, "ALIBABA_CLOUD_CREDENTIALS_URI")){
-		out->kind = CREDENTIALS_URI;
-		out->origin = "environment (credentials URI)";
-		rc = string__copy(&out->uri, env__get(get_env, "ALIBABA_CLOUD_CREDENTIALS_URI"));
-		goto done;
+		if(!(s = chain__add(tail, CREDENTIALS_URI, "environment (credentials URI)", gap))) goto oom;
+		tail = &s->next;
+		oom |= string__copy(&s->uri, env__get(get_env, "ALIBABA_CLOUD_CREDENTIALS_URI"));
+		if(!oom && source__check_uri(s, "ALIBABA_CLOUD_CREDENTIALS_URI", err, errlen)){
+			chain__free(head);
+			return -1;
+		}
 	}
-	text__error(err, errlen, "no platform credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
-			"ALIBABA_CLOUD_ACCESS_KEY_SECRET (or another source of Alibaba's default chain: OIDC, "
-			"~/.alibabacloud/credentials, ALIBABA_CLOUD_ECS_METADATA, ALIBABA_CLOUD_CREDENTIALS_URI) in the broker's "
-			"environment, or plugin_opt_credentials_file");
-	return -1;
-done:
-	if(rc){
-		credentials__source_cleanup(out);
-		text__error(err, errlen, "out of memory reading credentials");
+	if(oom) goto oom;
+	if(!head){
+		text__error(err, errlen, "no platform credentials (%s): set ALIBABA_CLOUD_ACCESS_KEY_ID and _SECRET "
+				"(or another source of the default chain) or plugin_opt_credentials_file", notes);
 		return -1;
 	}
+	/* the head moves into out; the rest stay linked from it */
+	*out = *head;
+	free(head);
 	return 0;
+oom:
+	chain__free(head);
+	text__error(err, errlen, "out of memory reading credentials");
+	return -1;
 }
 
 /* ---- the provider ---- */
@@ -314,6 +596,57 @@ int credentials__provider_init(struct credentials_provider *cp, const struct cre
 	return 0;
 }
 
+const struct credentials_source *credentials__provider_source(const struct credentials_provider *cp)
+{
+	return cp->active ? cp->active : &cp->source;
+}
+
+/* The chain settles on the active source: the one line that says which, and why the ones
+ * before it were passed over. */
+static void provider__settle(struct credentials_provider *cp)
+{
+	const struct credentials_source *a = cp->active;
+
+	cp->settled = true;
+	snprintf(cp->chain, sizeof(cp->chain), "using %s (%s)%s%s", a->origin, credentials__kind_name(a->kind),
+			cp->notes[0] ? "; skipped: " : "", cp->notes);
+}
+
+/* The chain starts over from its head: the notes of the sources left out at start-up. */
+static void provider__restart(struct credentials_provider *cp)
+{
+	cp->active = &cp->source;
+	cp->settled = false;
+	snprintf(cp->notes, sizeof(cp->notes), "%s", cp->source.skipped ? cp->source.skipped : "");
+}
+
+/* Makes the active source's work start: an AccessKey is current at once. 0 or -1. */
+static int provider__activate(struct credentials_provider *cp)
+{
+	const struct credentials_source *a = cp->active;
+
+	cp->stage = STAGE_IDLE;
+	secret__free(&cp->imds_token);
+	free(cp->discovered_role);
+	cp->discovered_role = NULL;
+	if(a->kind == CREDENTIALS_STATIC){
+		credentials__cleanup(&cp->current);
+		if(credentials__copy(&cp->current, &a->key)) return -1;
+		cp->expires_s = 0;
+		cp->state = CREDENTIALS_VALID;
+		cp->generation++;
+		cp->detail[0] = '\0';
+		cp->attempt = 0;
+		cp->next_attempt_ms = 0;
+		provider__settle(cp);
+	}else{
+		/* what we have stays in use until the new source delivers; now is when it is due */
+		cp->obtained_s = 0;
+		cp->state = cp->current.access_key_id ? CREDENTIALS_RENEWING : CREDENTIALS_FETCHING;
+	}
+	return 0;
+}
+
 int credentials__provider_reset(struct credentials_provider *cp, const struct credentials_source *source)
 {
 	struct credentials_source copy;
@@ -321,25 +654,11 @@ int credentials__provider_reset(struct credentials_provider *cp, const struct cr
 	if(credentials__source_copy(&copy, source)) return -1;
 	credentials__source_cleanup(&cp->source);
 	cp->source = copy;
-	cp->stage = STAGE_IDLE;
 	cp->attempt = 0;
 	cp->next_attempt_ms = 0;
-	secret__free(&cp->imds_token);
-	free(cp->discovered_role);
-	cp->discovered_role = NULL;
-	if(copy.kind == CREDENTIALS_STATIC){
-		credentials__cleanup(&cp->current);
-		if(credentials__copy(&cp->current, &copy.key)) return -1;
-		cp->expires_s = 0;
-		cp->state = CREDENTIALS_VALID;
-		cp->generation++;
-		cp->detail[0] = '\0';
-	}else{
-		/* what we have stays in use until the new source delivers; now is when it is due */
-		cp->obtained_s = 0;
-		cp->state = cp->current.access_key_id ? CREDENTIALS_RENEWING : CREDENTIALS_FETCHING;
-	}
-	return 0;
+	cp->chain[0] = '\0';
+	provider__restart(cp);
+	return provider__activate(cp);
 }
 
 void credentials__provider_cleanup(struct credentials_provider *cp)
@@ -376,7 +695,7 @@ int64_t credentials__wait_ms(const struct credentials_provider *cp, time_t now_s
 {
 	int64_t wait;
 
-	if(cp->source.kind == CREDENTIALS_STATIC || cp->in_flight) return -1;
+	if(credentials__provider_source(cp)->kind == CREDENTIALS_STATIC || cp->in_flight) return -1;
 	wait = cp->next_attempt_ms - now_ms;
 	if(cp->stage == STAGE_IDLE){
 		int64_t renew = ((int64_t)provider__renew_at(cp) - (int64_t)now_s) * 1000;
@@ -412,7 +731,7 @@ static char *header__make(const char *name, const char *value)
  * token file read now (Kubernetes rotates it). */
 static int request__sts(struct credentials_provider *cp, time_t now_s, struct credentials_http *req)
 {
-	const struct credentials_source *s = &cp->source;
+	const struct credentials_source *s = credentials__provider_source(cp);
 	struct platform_param params[PLATFORM_MAX_PARAMS];
 	char nonce[37], stamp[21], duration[24];
 	char *token = NULL, *body;
@@ -429,6 +748,7 @@ static int request__sts(struct credentials_provider *cp, time_t now_s, struct cr
 	params[n++] = (struct platform_param){"RoleArn", s->role_arn};
 	params[n++] = (struct platform_param){"RoleSessionName", s->role_session_name ? s->role_session_name : DEFAULT_SESSION_NAME};
 	params[n++] = (struct platform_param){"DurationSeconds", duration};
+	if(s->policy) params[n++] = (struct platform_param){"Policy", s->policy};
 	if(s->kind == CREDENTIALS_OIDC){
 		if(secret__read_file("OIDC token file", s->oidc_token_file, false, &token, cp->detail, sizeof(cp->detail))) return -1;
 		params[n++] = (struct platform_param){"Action", "AssumeRoleWithOIDC"};
@@ -440,6 +760,7 @@ static int request__sts(struct credentials_provider *cp, time_t now_s, struct cr
 		params[n++] = (struct platform_param){"SignatureMethod", "HMAC-SHA1"};
 		params[n++] = (struct platform_param){"SignatureVersion", "1.0"};
 		if(s->key.security_token) params[n++] = (struct platform_param){"SecurityToken", s->key.security_token};
+		if(s->external_id) params[n++] = (struct platform_param){"ExternalId", s->external_id};
 	}
 	/* AssumeRoleWithOIDC is anonymous: the OIDC token is the proof */
 	body = platform__rpc_body(params, n, s->kind == CREDENTIALS_OIDC ? NULL : s->key.access_key_secret);
@@ -458,18 +779,26 @@ done:
 
 bool credentials__want_request(struct credentials_provider *cp, time_t now_s, int64_t now_ms, struct credentials_http *req)
 {
-	const char *role = cp->source.role_name ? cp->source.role_name : cp->discovered_role;
+	const struct credentials_source *src = credentials__provider_source(cp);
+	const char *role = src->role_name ? src->role_name : cp->discovered_role;
 	char path[320];
 	int rc = -1;
 
 	memset(req, 0, sizeof(*req));
-	if(cp->source.kind == CREDENTIALS_STATIC || cp->in_flight || now_ms < cp->next_attempt_ms) return false;
+	if(src->kind == CREDENTIALS_STATIC || cp->in_flight || now_ms < cp->next_attempt_ms) return false;
 	if(cp->stage == STAGE_IDLE){
-		if(credentials__current(cp, now_s) && now_s < provider__renew_at(cp)) return false;
-		cp->stage = cp->source.kind == CREDENTIALS_ECS_RAM_ROLE ? STAGE_IMDS_TOKEN : STAGE_CREDENTIALS;
+		/* a source still being tried fetches now, whatever the current ones (a reload's) say */
+		if(cp->settled && credentials__current(cp, now_s) && now_s < provider__renew_at(cp)) return false;
+		cp->stage = src->kind == CREDENTIALS_ECS_RAM_ROLE ? STAGE_IMDS_TOKEN : STAGE_CREDENTIALS;
 		if(cp->state == CREDENTIALS_VALID) cp->state = CREDENTIALS_RENEWING;
+		/* a session token and, unless named, the role's name per fetch, as the official
+		 * libraries ask each time (a role attached anew is seen at the next renewal) */
+		secret__free(&cp->imds_token);
+		free(cp->discovered_role);
+		cp->discovered_role = NULL;
+		role = src->role_name;
 	}
-	switch(cp->source.kind){
+	switch(src->kind){
 		case CREDENTIALS_STATIC:
 			return false;
 		case CREDENTIALS_RAM_ROLE_ARN:
@@ -478,7 +807,7 @@ bool credentials__want_request(struct credentials_provider *cp, time_t now_s, in
 			break;
 		case CREDENTIALS_URI:
 			req->method = "GET";
-			rc = (req->url = strdup(cp->source.uri)) ? 0 : -1;
+			rc = (req->url = strdup(src->uri)) ? 0 : -1;
 			break;
 		case CREDENTIALS_ECS_RAM_ROLE:
 			if(cp->stage == STAGE_IMDS_TOKEN){
@@ -487,6 +816,7 @@ bool credentials__want_request(struct credentials_provider *cp, time_t now_s, in
 				req->method = "PUT";
 				req->url = url__join(cp->metadata_endpoint, "/latest/api/token");
 				req->headers[0] = header__make("X-aliyun-ecs-metadata-token-ttl-seconds", ttl);
+				req->timeout_ms = IMDS_TIMEOUT_MS;
 				rc = req->url && req->headers[0] ? 0 : -1;
 				break;
 			}
@@ -498,8 +828,10 @@ bool credentials__want_request(struct credentials_provider *cp, time_t now_s, in
 			}
 			req->method = "GET";
 			req->url = url__join(cp->metadata_endpoint, path);
-			req->headers[0] = header__make("X-aliyun-ecs-metadata-token", cp->imds_token ? cp->imds_token : "");
-			rc = req->url && req->headers[0] ? 0 : -1;
+			req->timeout_ms = IMDS_TIMEOUT_MS;
+			/* no session token: IMDSv1, as the official libraries fall back unless it is disabled */
+			if(cp->imds_token) req->headers[0] = header__make("X-aliyun-ecs-metadata-token", cp->imds_token);
+			rc = req->url && (!cp->imds_token || req->headers[0]) ? 0 : -1;
 			break;
 	}
 	if(rc){
@@ -607,19 +939,55 @@ done:
 	return rc;
 }
 
-/* A failed step: the whole fetch starts over after a backoff (1 s, 2 s, 4 s ... at most 60 s). */
-static void provider__failed(struct credentials_provider *cp, const char *why, time_t now_s, int64_t now_ms)
+/* A failed step. A source the chain has not settled on is passed over for the next one at
+ * once, as the official chain moves on; when none is left (or the chain has settled) the whole
+ * fetch starts over after a backoff (1 s, 2 s, 4 s ... at most 60 s). True when the current
+ * credentials changed (the next source is an AccessKey). */
+static bool provider__failed(struct credentials_provider *cp, const char *why, time_t now_s, int64_t now_ms)
 {
 	int64_t delay_s;
+	unsigned generation = cp->generation;
+	char last[160];
 
-	if(why != cp->detail) snprintf(cp->detail, sizeof(cp->detail), "%s", why);
+	snprintf(last, sizeof(last), "%s", why);
+	snprintf(cp->detail, sizeof(cp->detail), "%s", last);
 	cp->stage = STAGE_IDLE;
+	if(!cp->settled){
+		const struct credentials_source *a = cp->active;
+		char name[96];
+		snprintf(name, sizeof(name), "%s (%s)", a->origin, credentials__kind_name(a->kind));
+		notes__add(cp->notes, sizeof(cp->notes), name, cp->detail);
+		if(a->next){
+			if(a->next->skipped) notes__add(cp->notes, sizeof(cp->notes), "", a->next->skipped);
+			cp->active = a->next;
+			cp->next_attempt_ms = now_ms;
+			/* out of memory installing a key: the backoff below tries the chain again */
+			if(provider__activate(cp) == 0) return cp->generation != generation;
+		}
+		if(cp->source.next){
+			/* every source failed: all of them are named, once per round */
+			snprintf(cp->chain, sizeof(cp->chain), "no source of the chain delivered: %s", cp->notes);
+			snprintf(cp->detail, sizeof(cp->detail), "no source of the chain delivered (last: %.50s: %.60s)", name, last);
+		}
+		provider__restart(cp);
+	}
 	cp->attempt++;
 	delay_s = cp->attempt >= 7 ? CREDENTIALS_RETRY_MAX_S : (int64_t)1 << (cp->attempt - 1);
 	if(delay_s > CREDENTIALS_RETRY_MAX_S) delay_s = CREDENTIALS_RETRY_MAX_S;
 	cp->next_attempt_ms = now_ms + delay_s * 1000;
 	if(credentials__current(cp, now_s)) cp->state = CREDENTIALS_FAILING;
 	else cp->state = cp->generation > 0 ? CREDENTIALS_EXPIRED : CREDENTIALS_FETCHING;
+	return false;
+}
+
+/* A session token as it goes into a header: printable, no white space. */
+static bool imds_token__valid(const char *t, size_t len)
+{
+	if(len == 0 || len > 512) return false;
+	for(size_t i = 0; i < len; i++){
+		if(t[i] <= ' ' || t[i] > '~') return false;
+	}
+	return true;
 }
 
 bool credentials__on_answer(struct credentials_provider *cp, long status, const char *body, size_t len,
@@ -627,8 +995,17 @@ bool credentials__on_answer(struct credentials_provider *cp, long status, const 
 {
 	char why[160];
 
+	const struct credentials_source *src = credentials__provider_source(cp);
+
 	cp->in_flight = false;
 	if(error || status != 200 || !body){
+		if(cp->stage == STAGE_IMDS_TOKEN && !src->imdsv1_disabled){
+			/* no session token: on without one (IMDSv1), as the official libraries do unless
+			 * ALIBABA_CLOUD_IMDSV1_DISABLED=true */
+			secret__free(&cp->imds_token);
+			cp->stage = (src->role_name || cp->discovered_role) ? STAGE_CREDENTIALS : STAGE_IMDS_ROLE;
+			return false;
+		}
 		if(error){
 			snprintf(why, sizeof(why), "%s", error);
 		}else{
@@ -639,32 +1016,38 @@ bool credentials__on_answer(struct credentials_provider *cp, long status, const 
 			snprintf(why, sizeof(why), "HTTP %ld%s%s", status, code ? " " : "", code ? text__printable(shown, sizeof(shown), code) : "");
 			json_decref(root);
 		}
-		provider__failed(cp, why, now_s, now_ms);
-		return false;
+		return provider__failed(cp, why, now_s, now_ms);
 	}
 	switch(cp->stage){
-		case STAGE_IMDS_TOKEN:
+		case STAGE_IMDS_TOKEN: {
+			size_t n = len;
 			secret__free(&cp->imds_token);
-			if(len == 0 || len > 512 || !(cp->imds_token = strndup(body, len))){
-				provider__failed(cp, "the metadata service gave no session token", now_s, now_ms);
-				return false;
+			/* it goes into a header: nothing that could end the line */
+			while(n > 0 && (body[n-1] == '\n' || body[n-1] == '\r' || body[n-1] == ' ')) n--;
+			if(!imds_token__valid(body, n) || !(cp->imds_token = strndup(body, n))){
+				return provider__failed(cp, "the metadata service gave no usable session token", now_s, now_ms);
 			}
-			secret__trim(cp->imds_token);
-			cp->stage = (cp->source.role_name || cp->discovered_role) ? STAGE_CREDENTIALS : STAGE_IMDS_ROLE;
+			cp->stage = (src->role_name || cp->discovered_role) ? STAGE_CREDENTIALS : STAGE_IMDS_ROLE;
 			return false;
+		}
 		case STAGE_IMDS_ROLE: {
 			char name[128];
 			size_t n = 0;
 			/* the answer's first line, within its length: no terminator is trusted */
 			while(n < len && body[n] != '\r' && body[n] != '\n' && body[n] != '\0') n++;
 			if(n == 0 || n >= sizeof(name)){
-				provider__failed(cp, "the metadata service names no RAM role for this instance", now_s, now_ms);
-				return false;
+				return provider__failed(cp, "the metadata service names no RAM role for this instance", now_s, now_ms);
 			}
 			memcpy(name, body, n);
 			name[n] = '\0';
+			/* it goes into the next request's path: a RAM role name, or nothing */
+			if(!role_name__valid(secret__trim(name), strlen(secret__trim(name)))){
+				return provider__failed(cp, "the metadata service named something that is not a RAM role name", now_s, now_ms);
+			}
 			free(cp->discovered_role);
-			cp->discovered_role = strdup(secret__trim(name));
+			if(!(cp->discovered_role = strdup(secret__trim(name)))){
+				return provider__failed(cp, "out of memory", now_s, now_ms);
+			}
 			cp->stage = STAGE_CREDENTIALS;
 			return false;
 		}
@@ -672,9 +1055,9 @@ bool credentials__on_answer(struct credentials_provider *cp, long status, const 
 			break;
 	}
 	if(answer__credentials(cp, body, len, now_s)){
-		provider__failed(cp, cp->detail, now_s, now_ms);
-		return false;
+		return provider__failed(cp, cp->detail, now_s, now_ms);
 	}
+	if(!cp->settled) provider__settle(cp);
 	cp->stage = STAGE_IDLE;
 	cp->attempt = 0;
 	cp->next_attempt_ms = 0;

@@ -1429,13 +1429,20 @@ static void worker__on_answer(void *tag, const struct http_result *r, void *user
 static void worker__fetch_credentials(struct jobs *jobs, time_t now_s, int64_t now)
 {
 	struct credentials_http creq;
+	unsigned generation = jobs->creds.generation;
 
-	if(!credentials__want_request(&jobs->creds, now_s, now, &creq)) return;
+	if(!credentials__want_request(&jobs->creds, now_s, now, &creq)){
+		/* a source that failed before asking can hand over to an AccessKey further down the chain */
+		if(jobs->creds.generation != generation) worker__sync_credentials(jobs);
+		return;
+	}
 	{
 		const struct http_request req = { .method = creq.method, .url = creq.url, .body = creq.body,
-			.headers = (const char *const *)creq.headers, .timeout_ms = CREDENTIALS_HTTP_TIMEOUT_MS };
+			.headers = (const char *const *)creq.headers, .timeout_ms = creq.timeout_ms ? creq.timeout_ms : CREDENTIALS_HTTP_TIMEOUT_MS };
 		if(http__request(jobs->http, &req, &jobs->creds)){
-			credentials__on_answer(&jobs->creds, 0, NULL, 0, "the HTTP request could not be started", now_s, now);
+			if(credentials__on_answer(&jobs->creds, 0, NULL, 0, "the HTTP request could not be started", now_s, now)){
+				worker__sync_credentials(jobs);
+			}
 		}else{
 			jobs->inflight++;
 		}
@@ -1736,6 +1743,9 @@ static void *worker__run(void *arg)
 		jobs->stats.credentials_state = jobs->creds.state;
 		jobs->stats.credentials_expires = jobs->creds.expires_s;
 		memcpy(jobs->stats.credentials_detail, jobs->creds.detail, sizeof(jobs->stats.credentials_detail));
+		snprintf(jobs->stats.credentials_source, sizeof(jobs->stats.credentials_source), "%s, %s",
+				credentials__provider_source(&jobs->creds)->origin, credentials__kind_name(credentials__provider_source(&jobs->creds)->kind));
+		memcpy(jobs->stats.credentials_chain, jobs->creds.chain, sizeof(jobs->stats.credentials_chain));
 		jobs->stats.check = jobs->check.result;
 		memcpy(jobs->stats.check_detail, jobs->check.detail, sizeof(jobs->stats.check_detail));
 		pthread_mutex_unlock(&jobs->lock);

@@ -102,6 +102,7 @@ struct bootstrap_plugin {
 	 * change, not per second */
 	enum credentials_state credentials_reported;
 	char credentials_detail_reported[160];
+	char credentials_chain_reported[512];
 	enum platform_check check_reported;
 	char check_detail_reported[200];
 	bool curl_ready;
@@ -646,6 +647,12 @@ static void bootstrap__report_credentials(struct bootstrap_plugin *p, const stru
 	char text[256], until[32] = "";
 	int level;
 
+	/* once per outcome of the chain: which source won, and why the ones before it did not */
+	if(st->credentials_chain[0] && strcmp(st->credentials_chain, p->credentials_chain_reported)){
+		memcpy(p->credentials_chain_reported, st->credentials_chain, sizeof(p->credentials_chain_reported));
+		mosquitto_log_printf(strncmp(st->credentials_chain, "using ", 6) ? MOSQ_LOG_ERR : MOSQ_LOG_NOTICE,
+				PLUGIN_NAME ": platform credentials chain: %s", st->credentials_chain);
+	}
 	if(st->credentials_state == p->credentials_reported && !strcmp(st->credentials_detail, p->credentials_detail_reported)) return;
 	p->credentials_reported = st->credentials_state;
 	memcpy(p->credentials_detail_reported, st->credentials_detail, sizeof(p->credentials_detail_reported));
@@ -678,8 +685,7 @@ static void bootstrap__report_credentials(struct bootstrap_plugin *p, const stru
 	}
 	/* renewals that just work are routine: not a line each */
 	if(st->credentials_state != CREDENTIALS_RENEWING){
-		mosquitto_log_printf(level, PLUGIN_NAME ": platform credentials (%s, %s): %s", p->cfg.creds_source.origin,
-				credentials__kind_name(p->cfg.creds_source.kind), text);
+		mosquitto_log_printf(level, PLUGIN_NAME ": platform credentials (%s): %s", st->credentials_source, text);
 	}
 	metric__publish(METRICS_TOPIC_PREFIX "platform/credentials", text, NULL);
 }
@@ -1196,9 +1202,10 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 		snprintf(products, sizeof(products), "product %s", p->cfg.product_key);
 	}
 	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": ready: %s, platform %s, requests on '%s', replies on '%s', "
-			"credentials from %s: %s%s", p->cfg.products ? "several products" : products, p->cfg.endpoint, p->cfg.request_topic, p->cfg.reply_topic,
+			"credentials from %s: %s%s%s", p->cfg.products ? "several products" : products, p->cfg.endpoint, p->cfg.request_topic, p->cfg.reply_topic,
 			p->cfg.creds_source.origin, credentials__kind_name(p->cfg.creds_source.kind),
-			p->cfg.creds.security_token ? " with an STS token" : "");
+			p->cfg.creds.security_token ? " with an STS token" : "",
+			p->cfg.creds_source.next && p->cfg.creds_source.kind != CREDENTIALS_STATIC ? " first, then the rest of the default chain if it fails" : "");
 	mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": request_auth %s, reply_encryption %s, existing_devices %s, acl %s, "
 			"signature_version %s",
 			p->cfg.request_auth == REQUEST_AUTH_SIGN ? "sign" : p->cfg.request_auth == REQUEST_AUTH_IDENTITY ? "identity" : "none",

@@ -429,7 +429,13 @@ function createEmulator(options = {}) {
 
   // ---------------------------------------------------------------------------------------------
   // Credential services: what the plugin's credential chain talks to, on this same port.
-  //   ECS metadata (IMDSv2 enforced): PUT /latest/api/token, GET /latest/meta-data/ram/security-credentials/[role]
+  //   ECS metadata: PUT /latest/api/token, GET /latest/meta-data/ram/security-credentials/[role];
+  //     credentials.imds 'v2' (default): a session token is required (only PUT with the TTL header
+  //     gets one); 'v1': a service without IMDSv2 (the token PUT is 404, a GET carrying a token
+  //     header is 401: none was issued); 'optional': both
+  //   STS also checks Policy (a policy document), ExternalId (its documented form; required and
+  //     compared when credentials.externalId is set) and records what each action received last
+  //     (stats.credentials.lastSts: no secrets, the OIDC token as a SHA-256 prefix)
   //   STS 2015-04-01 (RPC at /): AssumeRole (signed, long-term caller), AssumeRoleWithOIDC (anonymous)
   //   credentials URI: GET /_credentials (credentials.uriPath)
   // Every credential handed out is new (STS.-prefixed AccessKeyId, secret, SecurityToken) and lasts
@@ -441,6 +447,9 @@ function createEmulator(options = {}) {
   const STS_ACTIONS = new Set(['AssumeRole', 'AssumeRoleWithOIDC']);
   const CREDENTIAL_SERVICES = ['metadata', 'sts', 'uri'];
   const ROLE_SESSION_NAME_RE = /^[A-Za-z0-9.@\-_]{2,64}$/;
+  const EXTERNAL_ID_RE = /^[A-Za-z0-9=,.@:\/\-_]{2,1224}$/;
+  const POLICY_MAX = 2048;
+  const IMDS_MODES = ['v2', 'v1', 'optional'];
   const EMULATED_ACCOUNT_ID = '1234567890123456';
   const ISSUED_MEMORY = 10000;            // issued credentials remembered (expired ones included)
   const METADATA_TOKEN_MEMORY = 10000;
@@ -450,6 +459,9 @@ function createEmulator(options = {}) {
     return {
       // requests per credential endpoint, whatever the answer
       calls: { metadataToken: 0, metadataRoleName: 0, metadataCredentials: 0, metadataOther: 0, AssumeRole: 0, AssumeRoleWithOIDC: 0, credentialsUri: 0 },
+      metadataWithoutToken: 0,    // IMDS reads answered without a session token (IMDSv1)
+      lastSts: {},                // per action: the parameters of its last accepted request (no secrets)
+      oidcAccepted: 0,
       issued: {},                 // per endpoint: tokens / credentials handed out
       refused: 0,                 // answered by the refusal switch
       metadataUnauthorized: 0,    // IMDS reads without a valid token (401)
@@ -504,6 +516,8 @@ function createEmulator(options = {}) {
     maxSessionS: credOptions.maxSessionS || 3600,  // the role's MaxSessionDuration: DurationSeconds 900..this
     roleId: randomId(17, '0123456789').replace(/^0/, '1'),
     stsCallers: options.stsCallers || null,        // null: every configured long-term AccessKey
+    imds: credOptions.imds || 'v2',                // 'v2', 'v1' or 'optional' (see above)
+    externalId: credOptions.externalId || null,    // the role's trust policy asks AssumeRole for this ExternalId
     refuse: false,
     refuseStatus: 503,
     refuseServices: CREDENTIAL_SERVICES.slice(),
@@ -604,6 +618,7 @@ function createEmulator(options = {}) {
     const c = credStats();
     if (path === '/latest/api/token') {
       c.calls.metadataToken++;
+      if (cred.imds === 'v1') return sendText(res, 404, 'Not Found');
       if (req.method !== 'PUT') return sendText(res, 405, 'Method Not Allowed');
       if (refusedNow('metadata', res)) return;
       const h = req.headers['x-aliyun-ecs-metadata-token-ttl-seconds'];
@@ -621,7 +636,11 @@ function createEmulator(options = {}) {
     c.calls[which]++;
     if (req.method !== 'GET') return sendText(res, 405, 'Method Not Allowed');
     if (refusedNow('metadata', res)) return;
-    if (!metadataTokenValid(req)) { c.metadataUnauthorized++; return sendText(res, 401, 'Unauthorized'); }
+    const hasToken = req.headers['x-aliyun-ecs-metadata-token'] !== undefined;
+    if (cred.imds === 'v1' ? hasToken : (hasToken || cred.imds === 'v2') && !metadataTokenValid(req)) {
+      c.metadataUnauthorized++; return sendText(res, 401, 'Unauthorized');
+    }
+    if (!hasToken) c.metadataWithoutToken++;
     if (which === 'metadataOther') return sendText(res, 404, 'Not Found');
     if (which === 'metadataRoleName') return sendText(res, 200, cred.roleName);
     let role;
@@ -668,14 +687,32 @@ function createEmulator(options = {}) {
         return stsError(res, 400, 'InvalidParameter.DurationSeconds', `The Min/Max value of DurationSeconds is 15min/${cred.maxSessionS / 3600}hr.`, action);
       }
     }
+    if (p.Policy !== undefined) {
+      let doc = null;
+      try { doc = JSON.parse(p.Policy); } catch (e) { doc = null; }
+      if (p.Policy.length > POLICY_MAX) return stsError(res, 400, 'InvalidParameter.PolicyLength', `The policy is longer than ${POLICY_MAX} characters.`, action);
+      if (!doc || typeof doc !== 'object' || Array.isArray(doc) || doc.Version !== '1' || !Array.isArray(doc.Statement)) {
+        return stsError(res, 400, 'InvalidParameter.PolicyGrammar', 'The parameter Policy has a syntax error.', action);
+      }
+    }
+    if (p.ExternalId !== undefined && (oidc || !EXTERNAL_ID_RE.test(p.ExternalId))) {
+      return stsError(res, 400, 'InvalidParameter.ExternalId', 'The parameter ExternalId is wrongly formed.', action);
+    }
     if (oidc) {
       if (p.OIDCProviderArn !== cred.oidcProviderArn) return stsError(res, 401, 'AuthenticationFail.NoPermission', 'No such OIDC Provider registered.', action);
       if (!safeEqual(p.OIDCToken, cred.oidcToken)) {
         credStats().oidcTokenRefused++;
         return stsError(res, 401, 'AuthenticationFail.OIDCToken.Invalid', 'The Jwt content is invalid that cannot be recognized.', action);
       }
+      credStats().oidcAccepted++;
     }
     if (p.RoleArn !== cred.roleArn) return stsError(res, 404, 'EntityNotExist.Role', 'The role not exists: ' + p.RoleArn + '.', action);
+    if (!oidc && cred.externalId && !safeEqual(p.ExternalId || '', cred.externalId)) {
+      return stsError(res, 403, 'NoPermission', 'You are not authorized to do this action. The role\'s trust policy asks for another ExternalId.', action);
+    }
+    credStats().lastSts[action] = { RoleArn: p.RoleArn, RoleSessionName: p.RoleSessionName, DurationSeconds: p.DurationSeconds,
+      Policy: p.Policy, ExternalId: p.ExternalId,
+      OIDCTokenSha256: oidc ? crypto.createHash('sha256').update(p.OIDCToken).digest('hex').slice(0, 16) : undefined };
     // the emulator's ttlS caps the lifetime, so tests see expiry within seconds
     const c = issueCredential(action, Math.min(duration, cred.ttlS));
     count(action, 'Success');
@@ -688,7 +725,7 @@ function createEmulator(options = {}) {
 
   function credentialsView() {
     return { roleName: cred.roleName, roleArn: cred.roleArn, oidcProviderArn: cred.oidcProviderArn, oidcToken: cred.oidcToken,
-      uriPath: cred.uriPath, ttlS: cred.ttlS, maxSessionS: cred.maxSessionS, stsCallers: stsCallerIds(),
+      uriPath: cred.uriPath, ttlS: cred.ttlS, maxSessionS: cred.maxSessionS, stsCallers: stsCallerIds(), imds: cred.imds, externalId: cred.externalId,
       refuse: cred.refuse, status: cred.refuseStatus, services: cred.refuseServices };
   }
 
@@ -725,9 +762,9 @@ function createEmulator(options = {}) {
       else if (typeof f.status === 'number') cred.refuseStatus = f.status;
       if (typeof f.ttlS === 'number' && f.ttlS > 0) cred.ttlS = f.ttlS;
       if (f.stsCallers === null || Array.isArray(f.stsCallers)) cred.stsCallers = f.stsCallers;
+      if (IMDS_MODES.includes(f.imds)) cred.imds = f.imds;
+      if (typeof f.oidcToken === 'string' && f.oidcToken) { rememberSecret(cred.oidcToken); cred.oidcToken = f.oidcToken; }
       if (f.expireAll === true) expireAllIssued();
-      // Kubernetes rotated the projected token: STS accepts the new one only
-      if (typeof f.oidcToken === 'string' && f.oidcToken) cred.oidcToken = f.oidcToken;
       send(res, 200, credentialsView());
       return true;
     }
@@ -757,7 +794,12 @@ function createEmulator(options = {}) {
     setCredentialsRefusal(refuse, status, services) { setRefusal(refuse, status, services); },
     setCredentialTtl(s) { cred.ttlS = s; },
     setStsCallers(ids) { cred.stsCallers = ids; },
-    setOidcToken(t) { cred.oidcToken = t; },
+    // the metadata service's IMDS mode: 'v2', 'v1' or 'optional'
+    setImdsMode(mode) { if (!IMDS_MODES.includes(mode)) throw new Error('imds mode ' + mode); cred.imds = mode; },
+    // the OIDC token STS accepts from now on (the old one is refused): a rotation
+    setOidcToken(token) { rememberSecret(cred.oidcToken); cred.oidcToken = token; },
+    // the SHA-256 prefix lastSts records for a token
+    oidcTokenSha256: (token) => crypto.createHash('sha256').update(token).digest('hex').slice(0, 16),
     // every credential issued so far is expired from now on (no waiting in tests)
     expireIssuedCredentials: expireAllIssued,
     issuedCredentials: issuedView,

@@ -25,7 +25,9 @@ test('bad http_timeout_ms', () => expectRefusal({ pluginOptions: { http_timeout_
 test('http:// to a host that is not loopback', () => expectRefusal({ pluginOptions: { endpoint: 'http://iot.cn-shanghai.aliyuncs.com/' } }, /plugin_opt_endpoint: http:\/\/ is only allowed for loopback/));
 test('reply_topic without the placeholder', () => expectRefusal({ pluginOptions: { reply_topic: 'bootstrap/reply' } }, /plugin_opt_reply_topic/));
 test('request_topic with a wildcard', () => expectRefusal({ pluginOptions: { request_topic: 'bootstrap/#' } }, /plugin_opt_request_topic/));
-test('no credentials at all', () => expectRefusal({ credentials: 'none' }, /no platform credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID/));
+// without ALIBABA_CLOUD_ECS_METADATA_DISABLED the chain ends with the ECS RAM role, tried at run time
+test('no credentials at all', () => expectRefusal({ credentials: 'none', brokerEnv: { ALIBABA_CLOUD_ECS_METADATA_DISABLED: 'true' } },
+  /no platform credentials \(environment: not set; OIDC: not set; credentials file: [^;]*; ECS: ALIBABA_CLOUD_ECS_METADATA_DISABLED=true\): set ALIBABA_CLOUD_ACCESS_KEY_ID/));
 test('a secret inline in mosquitto.conf is refused and not echoed', () => expectRefusal({ pluginOptions: { access_key_secret: 'INLINE-SECRET-VALUE' } }, /plugin_opt_access_key_secret: credentials are never read from mosquitto.conf/)
   .then(async () => {
     const env = await h.startEnv({ pluginOptions: { access_key_secret: 'INLINE-SECRET-VALUE' }, expectFailure: true });

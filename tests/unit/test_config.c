@@ -127,10 +127,24 @@ static void test_endpoint_refusals(void)
 	/* the credential services: https, or http to this machine; the metadata service's own
 	 * link-local address is plain http by design, and only for it */
 	expect_finish_error("sts_endpoint", "http://sts.cn-shanghai.aliyuncs.com/", "plugin_opt_sts_endpoint: http:// is only allowed for loopback");
-	expect_finish_error("sts_endpoint", "http://100.100.100.200/", "plugin_opt_sts_endpoint");
+	expect_finish_error("sts_endpoint", "http://100.100.100.200.evil.example/", "plugin_opt_sts_endpoint");
+	expect_finish_error("sts_endpoint", "https://user:pw@sts.aliyuncs.com/", "plugin_opt_sts_endpoint: must not carry user info");
 	expect_finish_error("ecs_metadata_endpoint", "http://169.254.169.254", "plugin_opt_ecs_metadata_endpoint: http:// is only allowed");
 	expect_finish_error("ecs_metadata_endpoint", "http://100.100.100.200/latest", "plugin_opt_ecs_metadata_endpoint");
+	expect_finish_error("endpoint", "https://LTAIkey:secretpw@iot.example/", "plugin_opt_endpoint: must not carry user info");
 	{
+		/* the refusal never echoes user info */
+		struct bootstrap_config cfg;
+		char err[CONFIG_ERR_LEN] = "";
+		config__init(&cfg);
+		config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+		config__set(&cfg, "endpoint", "http://id:secretpw@10.0.0.1/", err, sizeof(err));
+		CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
+		CHECK(strstr(err, "secretpw") == NULL && strstr(err, "plugin_opt_endpoint") != NULL);
+		config__cleanup(&cfg);
+	}
+	{
+		/* STS by default as the official libraries pick it: not from plugin_opt_region */
 		struct bootstrap_config cfg;
 		char err[CONFIG_ERR_LEN] = "";
 		config__init(&cfg);
@@ -138,9 +152,40 @@ static void test_endpoint_refusals(void)
 		config__set(&cfg, "request_auth", "none", err, sizeof(err));
 		config__set(&cfg, "region", "cn-beijing", err, sizeof(err));
 		CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
-		CHECK_STR(cfg.sts_endpoint, "https://sts.cn-beijing.aliyuncs.com/");
+		CHECK_STR(cfg.sts_endpoint, "https://sts.aliyuncs.com/");
 		CHECK_STR(cfg.ecs_metadata_endpoint, "http://100.100.100.200");
 		config__cleanup(&cfg);
+		env_set(2, "ALIBABA_CLOUD_STS_REGION", "cn-hangzhou");
+		config__init(&cfg);
+		config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+		config__set(&cfg, "request_auth", "none", err, sizeof(err));
+		CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
+		CHECK_STR(cfg.sts_endpoint, "https://sts.cn-hangzhou.aliyuncs.com/");
+		config__cleanup(&cfg);
+		env_set(3, "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED", "true");
+		config__init(&cfg);
+		config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+		config__set(&cfg, "request_auth", "none", err, sizeof(err));
+		CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
+		CHECK_STR(cfg.sts_endpoint, "https://sts-vpc.cn-hangzhou.aliyuncs.com/");
+		config__cleanup(&cfg);
+		/* the option wins over both */
+		config__init(&cfg);
+		config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+		config__set(&cfg, "request_auth", "none", err, sizeof(err));
+		config__set(&cfg, "sts_endpoint", "http://127.0.0.1:9/", err, sizeof(err));
+		CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
+		CHECK_STR(cfg.sts_endpoint, "http://127.0.0.1:9/");
+		config__cleanup(&cfg);
+		/* a region cannot put anything else into the host name */
+		env_set(2, "ALIBABA_CLOUD_STS_REGION", "evil.example/x#");
+		config__init(&cfg);
+		config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+		config__set(&cfg, "request_auth", "none", err, sizeof(err));
+		CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
+		CHECK(strstr(err, "ALIBABA_CLOUD_STS_REGION") != NULL);
+		config__cleanup(&cfg);
+		env_keys();
 	}
 	CHECK(config__host_is_loopback("127.0.0.1"));
 	CHECK(config__host_is_loopback("127.8.9.10"));
@@ -215,12 +260,26 @@ static void test_missing_requirements(void)
 	CHECK(strstr(err, "plugin_opt_product_key") != NULL);
 	config__cleanup(&cfg);
 
+	/* an id without its secret is passed over, as the official chain does; with the ECS RAM
+	 * role switched off nothing is left, and the error says why */
 	env_set(0, "ALIBABA_CLOUD_ACCESS_KEY_ID", "only-id");
+	env_set(1, "ALIBABA_CLOUD_ECS_METADATA_DISABLED", "TRUE");
 	config__init(&cfg);
 	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
 	config__set(&cfg, "request_auth", "none", err, sizeof(err));
 	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == -1);
-	CHECK(strstr(err, "ALIBABA_CLOUD_ACCESS_KEY_SECRET") != NULL);
+	CHECK(strstr(err, "ALIBABA_CLOUD_ACCESS_KEY_SECRET not set") != NULL);
+	CHECK(strstr(err, "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true") != NULL);
+	config__cleanup(&cfg);
+	/* without the switch the chain ends with the ECS RAM role, tried at run time */
+	env_set(1, "unset", "");
+	config__init(&cfg);
+	config__set(&cfg, "product_key", "a1Prod", err, sizeof(err));
+	config__set(&cfg, "request_auth", "none", err, sizeof(err));
+	CHECK(config__finish(&cfg, fake_getenv, err, sizeof(err)) == 0);
+	CHECK(cfg.creds_source.kind == CREDENTIALS_ECS_RAM_ROLE && cfg.creds_source.role_name == NULL && cfg.creds_source.next == NULL);
+	CHECK(cfg.creds.access_key_id == NULL);
+	CHECK(cfg.creds_source.skipped && strstr(cfg.creds_source.skipped, "ALIBABA_CLOUD_ACCESS_KEY_SECRET not set"));
 	config__cleanup(&cfg);
 }
 

@@ -288,6 +288,10 @@ async function startEnv({ globalConfig = '', brokerEnv = {}, shareWith = null, p
     opts.request_auth = requestAuth;
   }
   Object.assign(opts, pluginOptions);
+  // The default chain tries the ECS metadata service (100.100.100.200) when the sources before it
+  // fail: a test never sends anything off this machine, so unless it names its own (the
+  // emulator's), the plugin is pointed at a loopback port where nothing listens.
+  if (!('ecs_metadata_endpoint' in opts)) opts.ecs_metadata_endpoint = 'http://127.0.0.1:9';
   const env = {};
   if (credentials === 'env') {
     env.ALIBABA_CLOUD_ACCESS_KEY_ID = accessKeyId;
