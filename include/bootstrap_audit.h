@@ -7,6 +7,10 @@
 
 struct audit;
 
+/* Text fields that are not printable ASCII are escaped in the line (\xNN, bootstrap_text.h);
+ * a client id longer than this many bytes is cut, and marked. */
+#define AUDIT_TEXT_MAX 1024
+
 /* Audit codes for requests that end without a reply (beside the reply codes). */
 #define AUDIT_CONNECTION_CLOSED "connection_closed" /* bound reply dropped: its connection ended */
 #define AUDIT_SHUTDOWN "shutdown"                   /* abandoned when the broker stopped */
@@ -14,7 +18,7 @@ struct audit;
 
 struct audit_entry {
 	time_t time;
-	const char *client;     /* requester's client id (printable), or NULL */
+	const char *client;     /* requester's client id as the client sent it (escaped in the line), or NULL */
 	const char *address;    /* requester's address, or NULL */
 	const char *product_key; /* the product asked for (named, or the default), or NULL when the
 	                          * request had none usable */
