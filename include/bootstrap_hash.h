@@ -15,5 +15,8 @@ bool hash__ready(void);
 uint32_t hash__bytes(const void *data, size_t len);
 /* The keyed hash of a C string. */
 uint32_t hash__string(const char *s);
+/* Frees the keyed context (the plugin's cleanup, last, on the broker thread: no table is used
+ * after it). Hashes after it are 0: correct, only slow. */
+void hash__cleanup(void);
 
 #endif

@@ -14,7 +14,7 @@
 #define HASH_OUT_LEN 8  /* SipHash-2-4's 64-bit output */
 
 static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
-/* Set once under hash_once, then only read (duplicated) by any thread. */
+/* Set once under hash_once, then only read (duplicated) by any thread until hash__cleanup. */
 static EVP_MAC_CTX *hash_keyed;
 
 static void hash__init(void)
@@ -59,6 +59,13 @@ uint32_t hash__bytes(const void *data, size_t len)
 	}
 	EVP_MAC_CTX_free(ctx);
 	return h;
+}
+
+void hash__cleanup(void)
+{
+	pthread_once(&hash_once, hash__init); /* never initialised after this */
+	EVP_MAC_CTX_free(hash_keyed);
+	hash_keyed = NULL;
 }
 
 uint32_t hash__string(const char *s)

@@ -1081,6 +1081,7 @@ static void bootstrap__free(struct bootstrap_plugin *p)
 	config__cleanup(&p->cfg);
 	if(p->curl_ready) curl_global_cleanup();
 	free(p);
+	hash__cleanup(); /* the plugin is unloaded next: nothing would reach the key's context */
 }
 
 PLUGIN_EXPORT int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
