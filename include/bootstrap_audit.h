@@ -7,8 +7,9 @@
 
 struct audit;
 
-/* Text fields that are not printable ASCII are escaped in the line (\xNN, bootstrap_text.h);
- * a client id longer than this many bytes is cut, and marked. */
+/* The client id is escaped in the line (\xNN, bootstrap_text.h), and cut, marked, beyond this
+ * many bytes; every other text field is validated or escaped text already (escaped here too
+ * should a byte outside printable ASCII show it is not). */
 #define AUDIT_TEXT_MAX 1024
 
 /* Audit codes for requests that end without a reply (beside the reply codes). */
