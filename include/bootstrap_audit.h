@@ -7,6 +7,11 @@
 
 struct audit;
 
+/* The client id is escaped in the line (\xNN, bootstrap_text.h), and cut, marked, beyond this
+ * many bytes; every other text field is validated or escaped text already (escaped here too
+ * should a byte outside printable ASCII show it is not). */
+#define AUDIT_TEXT_MAX 1024
+
 /* Audit codes for requests that end without a reply (beside the reply codes). */
 #define AUDIT_CONNECTION_CLOSED "connection_closed" /* bound reply dropped: its connection ended */
 #define AUDIT_SHUTDOWN "shutdown"                   /* abandoned when the broker stopped */
@@ -14,7 +19,7 @@ struct audit;
 
 struct audit_entry {
 	time_t time;
-	const char *client;     /* requester's client id (printable), or NULL */
+	const char *client;     /* requester's client id as the client sent it (escaped in the line), or NULL */
 	const char *address;    /* requester's address, or NULL */
 	const char *product_key; /* the product asked for (named, or the default), or NULL when the
 	                          * request had none usable */

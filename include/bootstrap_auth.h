@@ -40,12 +40,14 @@ void replay__free(struct replay_cache *rc);
 /* Counts refused requests per key (client address, client id): max_failures within window_s
  * blocks the key for block_s. Only what is refused is counted and only refusals are ever
  * blocked: a valid request is served whatever its neighbours did. Bounded to max_addresses
- * entries of at most LIMITER_KEY_MAX bytes (expired ones are reused first; a longer key or a
- * full table is not limited). */
-#define LIMITER_KEY_MAX 63
+ * entries of at most LIMITER_KEY_MAX bytes, hashed with the keyed hash (expired ones are
+ * reused first). It fails closed: a key that finds no slot in its probe window (or is NULL or
+ * longer) is counted against its address prefix (/24, /64), and when that finds none either,
+ * against one overflow entry shared by all such keys; no refusal is ever answered uncounted. */
+#define LIMITER_KEY_MAX 64 /* REPLY_CLIENT_ID_MAX: every client id a reply can go to */
 struct failure_limiter;
 struct failure_limiter *limiter__new(int max_failures, time_t window_s, time_t block_s, size_t max_addresses);
-/* Seconds the address is still blocked for, 0 if it is not. */
+/* Seconds the key (the entry that counts it) is still blocked for, 0 if it is not. */
 time_t limiter__blocked_for(struct failure_limiter *fl, const char *address, time_t now);
 void limiter__record_failure(struct failure_limiter *fl, const char *address, time_t now);
 
@@ -54,7 +56,7 @@ enum limiter_verdict {
 	LIMIT_BLOCKED_NOW, /* this refusal crossed the limit: answer it once with rate_limited */
 	LIMIT_SILENT,      /* blocked: drop the refusal without an answer */
 };
-/* Records one refusal for key (an address or a client id; NULL is never limited) and says how
+/* Records one refusal for key (an address or a client id; NULL counts as overflow) and says how
  * to answer it; *blocked_for gets the seconds left of a block. A refusal while blocked is not
  * counted again: the block ends on time, whatever the flood does meanwhile. */
 enum limiter_verdict limiter__refuse(struct failure_limiter *fl, const char *key, time_t now, time_t *blocked_for);

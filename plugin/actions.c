@@ -41,7 +41,7 @@ static bool device__read(json_t *obj, bool product_key, struct device_triple *t,
 			&& field__copy(obj, "DeviceSecret", t->device_secret, sizeof(t->device_secret))
 			&& field__copy(obj, "IotId", t->iot_id, sizeof(t->iot_id));
 
-	if(ok && status) text__printable(status, statuslen, json_string_value(json_object_get(obj, "Status")));
+	if(ok && status) text__escape(status, statuslen, json_string_value(json_object_get(obj, "Status")));
 	if(json_is_object(obj)) secret__wipe(obj);
 	if(!ok) OPENSSL_cleanse(t, sizeof(*t));
 	return ok;
@@ -150,7 +150,11 @@ static bool parse__batch_status(json_t *root, struct platform_answer *a)
 	if(!json_is_object(data) || !field__copy(data, "Status", a->stage, sizeof(a->stage))) return false;
 	/* it reaches logs only as one of the stages it is compared with, but keep it printable like
 	 * every other text from the platform (found by fuzz_answer) */
-	text__printable(a->stage, sizeof(a->stage), a->stage);
+	{
+		char raw[sizeof(a->stage)];
+		memcpy(raw, a->stage, sizeof(raw));
+		text__escape(a->stage, sizeof(a->stage), raw);
+	}
 	if(!names__add(json_object_get(json_object_get(data, "ValidList"), "Name"), DEVICE_VALID, a)) return false;
 	invalid_from = a->ndevices;
 	if(!names__add(json_object_get(json_object_get(data, "InvalidList"), "Name"), DEVICE_INVALID, a)) return false;
@@ -168,7 +172,7 @@ static bool parse__batch_status(json_t *root, struct platform_answer *a)
 		memcpy(key.name, name, strlen(name) + 1);
 		d = bsearch(&key, a->devices + invalid_from, invalid, sizeof(*a->devices), device__name_cmp);
 		if(!d) continue;
-		text__printable(d->reason, sizeof(d->reason), why);
+		text__escape(d->reason, sizeof(d->reason), why);
 		/* "The device name already exists.": the one reason the flow can act on */
 		if(strstr(why, "exist")) d->kind = DEVICE_EXISTS;
 	}

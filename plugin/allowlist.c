@@ -34,7 +34,7 @@ struct pattern {
 /* Patterns with the same key (side, length, characters), contiguous in patterns[] once sorted. */
 struct pattern_group {
 	uint32_t first, count;
-	uint32_t hash;       /* of the key: FNV-1a forwards for a prefix, backwards for a suffix */
+	uint32_t hash;       /* of the key (keyed hash, bootstrap_hash.h) */
 };
 
 struct allowlist {
@@ -234,7 +234,7 @@ static int names__grow(struct allowlist *al)
 /* 1 added, 0 already there, -1 out of memory. */
 static int names__add(struct allowlist *al, const char *name, size_t len)
 {
-	uint32_t h = hash__string(name, HASH_SEED), offset;
+	uint32_t h = hash__string(name), offset;
 	size_t slot;
 
 	if(2 * (al->name_count + 1) > al->name_slots && names__grow(al)) return -1;
@@ -277,14 +277,11 @@ static const char *pattern__key(const struct pattern *p)
 	return p->side == KEY_PREFIX ? p->text : p->text + p->len - p->key_len;
 }
 
-/* A prefix is hashed from its first character on, a suffix from its last one back: a lookup
- * extends both one character at a time. */
-static uint32_t key__hash(enum key_side side, const char *key, size_t len)
+/* A group's key (a prefix or a suffix, contiguous either way) is hashed as it stands: a lookup
+ * hashes the id's prefixes and suffixes of the lengths some group has (at most 64 each). */
+static uint32_t key__hash(const char *key, size_t len)
 {
-	uint32_t h = HASH_SEED;
-
-	for(size_t i = 0; i < len; i++) h = hash__byte(h, (unsigned char)key[side == KEY_PREFIX ? i : len - 1 - i]);
-	return h;
+	return hash__bytes(key, len);
 }
 
 static int pattern__cmp(const void *a, const void *b)
@@ -320,7 +317,7 @@ static int groups__build(struct allowlist *al)
 		g = &al->groups[al->group_count++];
 		g->first = (uint32_t)i;
 		g->count = 1;
-		g->hash = key__hash(p->side, pattern__key(p), p->key_len);
+		g->hash = key__hash(pattern__key(p), p->key_len);
 		al->key_lengths[p->side] |= (uint64_t)1 << p->key_len;
 	}
 	al->group_slot_count = slots__for(al->group_count);
@@ -347,7 +344,7 @@ static bool blank(char c)
 static int line__take(struct allowlist *al, const char *line, size_t len, const char *origin, size_t lineno,
 		char *err, size_t errlen)
 {
-	char entry[ALLOWLIST_LINE_MAX + 1], shown[ALLOWLIST_LINE_MAX + 1];
+	char entry[ALLOWLIST_LINE_MAX + 1], shown[TEXT_ESCAPED_LEN(ALLOWLIST_LINE_MAX)];
 	const char *hash = memchr(line, '#', len), *why = NULL;
 	size_t start = 0, end, prefix_len, suffix_len;
 
@@ -358,7 +355,7 @@ static int line__take(struct allowlist *al, const char *line, size_t len, const 
 	if(start == end) return 0;
 	memcpy(entry, line + start, end - start);
 	entry[end - start] = '\0';
-	text__printable(shown, sizeof(shown), entry);
+	text__escape(shown, sizeof(shown), entry);
 	for(size_t i = 0; entry[i]; i++){
 		if(blank(entry[i])){
 			text__error(err, errlen, "%s line %zu: '%s' has white space inside; one entry a line", origin, lineno, shown);
@@ -483,26 +480,21 @@ static bool group__matches(const struct allowlist *al, const struct pattern_grou
 bool allowlist__allows(const struct allowlist *al, const char *device_id)
 {
 	size_t len = strnlen(device_id, DEVICE_NAME_MAX + 1);
-	uint32_t h;
 
 	if(len > DEVICE_NAME_MAX) return false;
-	if(al->name_count && al->names[names__slot(al, device_id, hash__string(device_id, HASH_SEED))] != EMPTY_SLOT) return true;
+	if(al->name_count && al->names[names__slot(al, device_id, hash__string(device_id))] != EMPTY_SLOT) return true;
 	if(!al->group_count) return false;
 	/* every prefix of the id that some group has, the empty one included */
-	h = HASH_SEED;
 	for(size_t k = 0; k <= len; k++){
 		if((al->key_lengths[KEY_PREFIX] & ((uint64_t)1 << k))
-				&& group__matches(al, groups__find(al, KEY_PREFIX, device_id, k, h), device_id, k)){
+				&& group__matches(al, groups__find(al, KEY_PREFIX, device_id, k, key__hash(device_id, k)), device_id, k)){
 			return true;
 		}
-		if(k < len) h = hash__byte(h, (unsigned char)device_id[k]);
 	}
 	/* every suffix of the id that some group has */
-	h = HASH_SEED;
 	for(size_t k = 1; k <= len && al->key_lengths[KEY_SUFFIX]; k++){
-		h = hash__byte(h, (unsigned char)device_id[len - k]);
 		if((al->key_lengths[KEY_SUFFIX] & ((uint64_t)1 << k))
-				&& group__matches(al, groups__find(al, KEY_SUFFIX, device_id + len - k, k, h), device_id, 0)){
+				&& group__matches(al, groups__find(al, KEY_SUFFIX, device_id + len - k, k, key__hash(device_id + len - k, k)), device_id, 0)){
 			return true;
 		}
 	}

@@ -1,5 +1,6 @@
 /* The audit trail: JSON lines, appended. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <jansson.h>
 
 #include "bootstrap_audit.h"
+#include "bootstrap_text.h"
 
 struct audit {
 	char *path;
@@ -64,20 +66,41 @@ int audit__reopen(struct audit *a, char *err, size_t errlen)
 	return 0;
 }
 
+/* Text as an audit field, escaped (bootstrap_text.h) where escaping changes it: so no control
+ * byte reaches the file, two different client ids never read the same, and jansson (UTF-8
+ * only) never drops a line. raw: text as the client sent it (a backslash is escaped too);
+ * else text validated or escaped already, which is kept as it is unless a byte outside
+ * printable ASCII shows it was not. */
+static const char *audit__text(const char *s, bool raw, char *buf, size_t buflen)
+{
+	if(!s) return NULL;
+	for(const char *c = s; *c; c++){
+		if((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e || (raw && *c == '\\')) return text__escape(buf, buflen, s);
+	}
+	return s;
+}
+
 void audit__record(struct audit *a, const struct audit_entry *e)
 {
 	char when[32];
 	struct tm tm;
 	json_t *line;
 	char *text;
+	/* a client id is escaped whole up to AUDIT_TEXT_MAX bytes (every one a reply can go to);
+	 * a longer one is cut, and marked */
+	char client[TEXT_ESCAPED_LEN(AUDIT_TEXT_MAX)], address[TEXT_ESCAPED_LEN(64)], product_key[TEXT_ESCAPED_LEN(64)];
+	char device_id[TEXT_ESCAPED_LEN(64)], request_id[TEXT_ESCAPED_LEN(64)];
 
 	if(!a) return;
 	gmtime_r(&e->time, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	line = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s?, s:s?, s:s?, s:I}",
-			"time", when, "client", e->client, "address", e->address, "productKey", e->product_key, "deviceId", e->device_id,
-			"code", e->code, "device", e->device, "requestId", e->request_id, "action", e->action,
-			"durationMs", (json_int_t)e->duration_ms);
+			"time", when, "client", audit__text(e->client, true, client, sizeof(client)),
+			"address", audit__text(e->address, false, address, sizeof(address)),
+			"productKey", audit__text(e->product_key, false, product_key, sizeof(product_key)),
+			"deviceId", audit__text(e->device_id, false, device_id, sizeof(device_id)),
+			"code", e->code, "device", e->device, "requestId", audit__text(e->request_id, false, request_id, sizeof(request_id)),
+			"action", e->action, "durationMs", (json_int_t)e->duration_ms);
 	if(line && e->unanswered) json_object_set_new(line, "unanswered", json_integer((json_int_t)e->unanswered));
 	text = line ? json_dumps(line, JSON_COMPACT) : NULL;
 	if(text){

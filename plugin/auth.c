@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -137,7 +139,8 @@ bool replay__check_and_add(struct replay_cache *rc, const char *product_key, con
 		return true; /* cannot tell: refused as a replay rather than let one through */
 	}
 	memcpy(digest, md, sizeof(digest));
-	memcpy(&h, digest, sizeof(h));
+	/* the bucket from a keyed hash: SHA-256 is public, so randoms could be ground to fill one chain */
+	h = hash__bytes(digest, sizeof(digest));
 
 	/* forget what has expired, oldest first */
 	while(rc->count > 0){
@@ -178,10 +181,13 @@ void replay__free(struct replay_cache *rc)
 
 /* ---- failure limiter: open addressing over a fixed table ---- */
 
-#define ADDRESS_MAX (LIMITER_KEY_MAX + 1) /* longest textual IPv6 address is 45 */
+/* A key any reply can go to can be counted: the client ids the plugin answers are at most
+ * REPLY_CLIENT_ID_MAX bytes (a textual IPv6 address at most 45). */
+_Static_assert(LIMITER_KEY_MAX >= REPLY_CLIENT_ID_MAX, "every answered client id must fit a limiter key");
+#define PROBE_MAX 32 /* slots looked at per key: bounded work per refusal */
 
 struct limiter_entry {
-	char address[ADDRESS_MAX];
+	char key[LIMITER_KEY_MAX + 1]; /* "" in a free slot */
 	time_t window_start;
 	time_t blocked_until;
 	int failures;
@@ -193,6 +199,9 @@ struct failure_limiter {
 	size_t size;
 	int max_failures;
 	time_t window, block;
+	/* counts every refusal whose key (and its address prefix) found no slot: the limiter
+	 * fails closed, a full table or probe window never lets a refusal through uncounted */
+	struct limiter_entry overflow;
 };
 
 struct failure_limiter *limiter__new(int max_failures, time_t window_s, time_t block_s, size_t max_addresses)
@@ -217,46 +226,71 @@ static bool limiter__expired(const struct failure_limiter *fl, const struct limi
 	return now >= e->blocked_until && now - e->window_start >= fl->window;
 }
 
-/* The entry for address; with create, a free or expired slot is taken for it. NULL if none. */
-static struct limiter_entry *limiter__find(struct failure_limiter *fl, const char *address, time_t now, bool create)
+/* The entry for key; with create, a free or expired slot in its probe window is taken for it.
+ * NULL if there is none (or the key is too long to be one). */
+static struct limiter_entry *limiter__find(struct failure_limiter *fl, const char *key, time_t now, bool create)
 {
-	size_t start = hash__string(address, HASH_SEED) & (fl->size - 1);
+	size_t len = strlen(key), start;
 	struct limiter_entry *reuse = NULL;
 
-	/* bounded probe: a full, busy table degrades to not limiting, never to unbounded work */
-	for(size_t i = 0; i < 32 && i < fl->size; i++){
+	if(len == 0 || len > LIMITER_KEY_MAX) return NULL;
+	/* keyed hash: nobody can choose keys that fill one window */
+	start = hash__bytes(key, len) & (fl->size - 1);
+	for(size_t i = 0; i < PROBE_MAX && i < fl->size; i++){
 		struct limiter_entry *e = &fl->table[(start + i) & (fl->size - 1)];
-		if(e->address[0] == '\0'){
+		if(e->key[0] == '\0'){
 			if(!reuse) reuse = e;
 			break;
 		}
-		if(!strcmp(e->address, address)) return e;
+		if(!strcmp(e->key, key)) return e;
 		if(!reuse && limiter__expired(fl, e, now)) reuse = e;
 	}
 	if(!create || !reuse) return NULL;
 	memset(reuse, 0, sizeof(*reuse));
-	snprintf(reuse->address, sizeof(reuse->address), "%s", address);
+	memcpy(reuse->key, key, len + 1);
 	reuse->window_start = now;
 	return reuse;
 }
 
-time_t limiter__blocked_for(struct failure_limiter *fl, const char *address, time_t now)
+/* The coarser bucket of an address key: its /24 (IPv4, also IPv4-mapped IPv6) or its /64
+ * (IPv6), as text ("192.0.2.0/24", "2001:db8::/64"). False for a key that is no address. */
+static bool limiter__prefix(const char *key, char out[LIMITER_KEY_MAX + 1])
 {
-	struct limiter_entry *e;
+	unsigned char a[16];
+	char text[INET6_ADDRSTRLEN];
 
-	if(!address) return 0;
-	e = limiter__find(fl, address, now, false);
-	if(!e || now >= e->blocked_until) return 0;
-	return e->blocked_until - now;
+	if(inet_pton(AF_INET, key, a) == 1){
+		snprintf(out, LIMITER_KEY_MAX + 1, "%u.%u.%u.0/24", a[0], a[1], a[2]);
+		return true;
+	}
+	if(inet_pton(AF_INET6, key, a) != 1) return false;
+	if(IN6_IS_ADDR_V4MAPPED((struct in6_addr *)a)){
+		snprintf(out, LIMITER_KEY_MAX + 1, "%u.%u.%u.0/24", a[12], a[13], a[14]);
+		return true;
+	}
+	memset(a + 8, 0, 8);
+	if(!inet_ntop(AF_INET6, a, text, sizeof(text))) return false;
+	snprintf(out, LIMITER_KEY_MAX + 1, "%s/64", text);
+	return true;
 }
 
-void limiter__record_failure(struct failure_limiter *fl, const char *address, time_t now)
+/* The entry that counts key's refusals: its own; when there is no slot for it, its address
+ * prefix's; when there is none for that either (or key is NULL or too long), the overflow
+ * entry. Never NULL. */
+static struct limiter_entry *limiter__counter(struct failure_limiter *fl, const char *key, time_t now)
 {
+	char prefix[LIMITER_KEY_MAX + 1];
 	struct limiter_entry *e;
 
-	if(!address) return;
-	e = limiter__find(fl, address, now, true);
-	if(!e) return;
+	if(!key) return &fl->overflow;
+	if((e = limiter__find(fl, key, now, true))) return e;
+	if(limiter__prefix(key, prefix) && (e = limiter__find(fl, prefix, now, true))) return e;
+	return &fl->overflow;
+}
+
+/* One more refusal on e (not blocked now). */
+static void limiter__count(struct failure_limiter *fl, struct limiter_entry *e, time_t now)
+{
 	if(now - e->window_start >= fl->window){
 		e->window_start = now;
 		e->failures = 0;
@@ -268,11 +302,27 @@ void limiter__record_failure(struct failure_limiter *fl, const char *address, ti
 	}
 }
 
+time_t limiter__blocked_for(struct failure_limiter *fl, const char *key, time_t now)
+{
+	struct limiter_entry *e = limiter__counter(fl, key, now);
+
+	return now >= e->blocked_until ? 0 : e->blocked_until - now;
+}
+
+void limiter__record_failure(struct failure_limiter *fl, const char *key, time_t now)
+{
+	struct limiter_entry *e = limiter__counter(fl, key, now);
+
+	if(now >= e->blocked_until) limiter__count(fl, e, now);
+}
+
 void limiter__block(struct failure_limiter *fl, const char *key, time_t now, time_t block_s)
 {
 	struct limiter_entry *e;
 
-	if(!key || strlen(key) > LIMITER_KEY_MAX || block_s <= 0) return;
+	/* a key without a slot of its own is counted here by its bucket already: another broker's
+	 * verdict on the key is not applied to every key sharing it */
+	if(!key || block_s <= 0) return;
 	e = limiter__find(fl, key, now, true);
 	if(!e || e->blocked_until >= now + block_s) return;
 	if(e->blocked_until <= now) e->announce = true;
@@ -283,18 +333,18 @@ void limiter__block(struct failure_limiter *fl, const char *key, time_t now, tim
 
 enum limiter_verdict limiter__refuse(struct failure_limiter *fl, const char *key, time_t now, time_t *blocked_for)
 {
-	*blocked_for = key ? limiter__blocked_for(fl, key, now) : 0;
-	if(*blocked_for > 0){
-		struct limiter_entry *e = limiter__find(fl, key, now, false);
-		if(e && e->announce){
+	struct limiter_entry *e = limiter__counter(fl, key, now);
+
+	if(now < e->blocked_until){
+		*blocked_for = e->blocked_until - now;
+		if(e->announce){
 			e->announce = false;
 			return LIMIT_BLOCKED_NOW;
 		}
 		return LIMIT_SILENT;
 	}
-	if(!key || strlen(key) > LIMITER_KEY_MAX) return LIMIT_ANSWER;
-	limiter__record_failure(fl, key, now);
-	*blocked_for = limiter__blocked_for(fl, key, now);
+	limiter__count(fl, e, now);
+	*blocked_for = now < e->blocked_until ? e->blocked_until - now : 0;
 	return *blocked_for > 0 ? LIMIT_BLOCKED_NOW : LIMIT_ANSWER;
 }
 

@@ -297,7 +297,9 @@ static const struct config_option *option__find(const char *key)
 
 static int option__refuse(const struct config_option *opt, const char *value, char *err, size_t errlen)
 {
-	text__error(err, errlen, "plugin_opt_%s: '%s' %s", opt->name, value, opt->refusal);
+	char shown[TEXT_ESCAPED_LEN(OPTION_VALUE_MAX)];
+
+	text__error(err, errlen, "plugin_opt_%s: '%s' %s", opt->name, text__escape(shown, sizeof(shown), value), opt->refusal);
 	return -1;
 }
 
@@ -305,7 +307,7 @@ static int option__refuse(const struct config_option *opt, const char *value, ch
 static int word__set(const struct config_option *opt, const char *value, int *field, char *err, size_t errlen)
 {
 	const struct option_word *w = opt->words;
-	char list[128] = "";
+	char list[128] = "", shown[TEXT_ESCAPED_LEN(OPTION_VALUE_MAX)];
 
 	for(int i = 0; w[i].word; i++){
 		if(!strcmp(value, w[i].word)){
@@ -314,7 +316,7 @@ static int word__set(const struct config_option *opt, const char *value, int *fi
 		}
 		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? (w[i+1].word ? ", " : " or ") : "", w[i].word);
 	}
-	text__error(err, errlen, "plugin_opt_%s: '%s' is not %s", opt->name, value, list);
+	text__error(err, errlen, "plugin_opt_%s: '%s' is not %s", opt->name, text__escape(shown, sizeof(shown), value), list);
 	return -1;
 }
 

@@ -899,7 +899,7 @@ static int answer__credentials(struct credentials_provider *cp, const char *body
 	code = json__string(root, "Code");
 	if(code && strcmp(code, "Success")){
 		char shown[64];
-		snprintf(cp->detail, sizeof(cp->detail), "answered %s", text__printable(shown, sizeof(shown), code));
+		snprintf(cp->detail, sizeof(cp->detail), "answered %s", text__escape(shown, sizeof(shown), code));
 		goto done;
 	}
 	id = json__string(c, "AccessKeyId");
@@ -1013,7 +1013,7 @@ bool credentials__on_answer(struct credentials_provider *cp, long status, const 
 			json_t *root = body ? json_loadb(body, len, 0, NULL) : NULL;
 			const char *code = json__string(root, "Code");
 			char shown[64];
-			snprintf(why, sizeof(why), "HTTP %ld%s%s", status, code ? " " : "", code ? text__printable(shown, sizeof(shown), code) : "");
+			snprintf(why, sizeof(why), "HTTP %ld%s%s", status, code ? " " : "", code ? text__escape(shown, sizeof(shown), code) : "");
 			json_decref(root);
 		}
 		return provider__failed(cp, why, now_s, now_ms);

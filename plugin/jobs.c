@@ -1848,7 +1848,7 @@ static struct job *index__find(struct jobs *jobs, const char *product_key, const
 enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *product_key, const char *device_id,
 		const char *random, struct reply_route *route)
 {
-	uint32_t h = hash__string(device_id, HASH_SEED);
+	uint32_t h = hash__string(device_id);
 	struct job **bucket = &jobs->buckets[h & (jobs->nbuckets - 1)];
 	struct job *job = index__find(jobs, product_key, device_id, h);
 	bool wake;
@@ -1891,14 +1891,14 @@ enum jobs_submit_status jobs__submit(struct jobs *jobs, const char *product_key,
 
 struct reply_route *jobs__route(struct jobs *jobs, const char *product_key, const char *device_id)
 {
-	struct job *job = index__find(jobs, product_key, device_id, hash__string(device_id, HASH_SEED));
+	struct job *job = index__find(jobs, product_key, device_id, hash__string(device_id));
 
 	return job ? &job->result.route : NULL;
 }
 
 void jobs__connection_ended(struct jobs *jobs, const char *device_id, const void *connection)
 {
-	uint32_t h = hash__string(device_id, HASH_SEED);
+	uint32_t h = hash__string(device_id);
 
 	if(!connection) return;
 	/* the client id is the deviceId: one connection may wait for that name in several products */

@@ -297,8 +297,8 @@ void platform__parse_answer(enum platform_action action, long http_status, const
 		json_decref(root);
 		return;
 	}
-	text__printable(answer->code, sizeof(answer->code), json_string_value(json_object_get(root, "Code")));
-	text__printable(answer->request_id, sizeof(answer->request_id), json_string_value(json_object_get(root, "RequestId")));
+	text__escape(answer->code, sizeof(answer->code), json_string_value(json_object_get(root, "Code")));
+	text__escape(answer->request_id, sizeof(answer->request_id), json_string_value(json_object_get(root, "RequestId")));
 	code = answer->code;
 	success = json_object_get(root, "Success");
 

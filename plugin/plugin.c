@@ -26,6 +26,7 @@
 #include "bootstrap_clock.h"
 #include "bootstrap_config.h"
 #include "bootstrap_credentials.h"
+#include "bootstrap_hash.h"
 #include "bootstrap_identity.h"
 #include "bootstrap_jobs.h"
 #include "bootstrap_metrics.h"
@@ -117,10 +118,12 @@ struct bootstrap_plugin {
 	unsigned long long shared_late_replays;
 };
 
-/* Client ids are chosen by clients: what reaches a log or audit line is short and printable. */
+/* Client ids are chosen by clients: what reaches a log line is escaped (bootstrap_text.h), and
+ * cut beyond what any reply can go to. */
+#define SHOWN_LEN TEXT_ESCAPED_LEN(REPLY_CLIENT_ID_MAX)
 static const char *shown(const char *client_id, char *buf, size_t buflen)
 {
-	return client_id ? text__printable(buf, buflen, client_id) : "(none)";
+	return client_id ? text__escape(buf, buflen, client_id) : "(none)";
 }
 
 /* Publishes payload to client_id alone: on the route's Response Topic (with its Correlation
@@ -130,7 +133,7 @@ static void bootstrap__send(struct bootstrap_plugin *p, const char *client_id,
 {
 	char *topic = NULL;
 	mosquitto_property *props = NULL;
-	char buf[80];
+	char buf[SHOWN_LEN];
 
 	if(route && route->response_topic){
 		topic = strdup(route->response_topic);
@@ -179,12 +182,10 @@ static void bootstrap__send_error(struct bootstrap_plugin *p, const char *client
 static void bootstrap__audit_now(struct bootstrap_plugin *p, const char *requester, const char *address,
 		const char *product_key, const char *device_id, const char *code)
 {
-	struct audit_entry e = { .time = time(NULL), .address = address, .product_key = product_key,
+	struct audit_entry e = { .time = time(NULL), .client = requester, .address = address, .product_key = product_key,
 		.device_id = device_id && device_id[0] ? device_id : NULL, .code = code };
-	char buf[80];
 
 	if(!p->audit) return;
-	e.client = requester ? shown(requester, buf, sizeof(buf)) : NULL;
 	audit__record(p->audit, &e);
 }
 
@@ -243,7 +244,7 @@ static void bootstrap__refuse(struct bootstrap_plugin *p, const char *requester,
 	bool addressable = requester && request__client_id_addressable(requester);
 	time_t by_address = 0, by_client = 0, blocked;
 	enum limiter_verdict va, vc = LIMIT_ANSWER;
-	char buf[80], product[PRODUCT_KEY_MAX + 48] = "";
+	char buf[SHOWN_LEN], product[PRODUCT_KEY_MAX + 48] = "";
 	const char *counted = known ? product_key : NULL;
 
 	va = limiter__refuse(p->refusals_by_address, address, now, &by_address);
@@ -448,7 +449,7 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 	enum bootstrap_code code = BOOTSTRAP_INVALID_REQUEST;
 	const char *why = NULL, *requester, *address, *product_key = NULL, *secret = NULL;
 	enum request_status status;
-	char buf[80];
+	char buf[SHOWN_LEN];
 	time_t now = time(NULL);
 	int retry_after;
 	bool known = false;
@@ -517,7 +518,7 @@ static int bootstrap__on_message(int event, void *event_data, void *userdata)
 	/* the audit trail names them; with Redis a replay found there is a refusal like any other,
 	 * counted against them */
 	if(p->audit || p->shared){
-		route.requester = strdup(shown(requester, buf, sizeof(buf)));
+		route.requester = requester ? strdup(requester) : NULL; /* as it is: audit__record escapes it */
 		route.address = address ? strdup(address) : NULL;
 	}
 	route.received_ms = clock__ms();
@@ -589,7 +590,7 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 	const struct platform_flow *flow = r->flow ? r->flow : &no_memory;
 	size_t len = 0;
 	int64_t took_ms;
-	char *payload;
+	char *payload, iot_id[TEXT_ESCAPED_LEN(sizeof(flow->triple.iot_id))];
 
 	took_ms = clock__ms() - r->route.received_ms;
 	if(!r->route.connection_ended && (r->route.replayed || (r->flow && r->flow->result == BOOTSTRAP_UNAUTHORIZED))){
@@ -616,7 +617,7 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 				: reply__success(&flow->triple, &len);
 		mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": device %s: triple sent%s (%s device, product %s, IotId %s, by %s)",
 				r->device_id, r->route.sealed ? " sealed" : "", flow->existing ? "existing" : "new", r->product_key,
-				flow->triple.iot_id, platform_actions[flow->answered_by].name);
+				text__escape(iot_id, sizeof(iot_id), flow->triple.iot_id), platform_actions[flow->answered_by].name);
 	}else{
 		payload = reply__error(flow->result, flow->message, flow->retry_after, &len);
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: %s: %s%s%s%s%s; product %s",
@@ -1103,6 +1104,7 @@ static void bootstrap__free(struct bootstrap_plugin *p)
 	config__cleanup(&p->cfg);
 	if(p->curl_ready) curl_global_cleanup();
 	free(p);
+	hash__cleanup(); /* the plugin is unloaded next: nothing would reach the key's context */
 }
 
 PLUGIN_EXPORT int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
@@ -1152,6 +1154,12 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	if(p->cfg.device_allowlist && bootstrap__load_allowlist(p, "")){
 		bootstrap__free(p);
 		return MOSQ_ERR_INVAL;
+	}
+	/* the tables index what clients choose: without the keyed hash they could be flooded */
+	if(!hash__ready()){
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": OpenSSL offers no SipHash or no random key for the hash tables");
+		bootstrap__free(p);
+		return MOSQ_ERR_UNKNOWN;
 	}
 	p->replay = replay__new(REPLAY_MAX_ENTRIES, REPLAY_WINDOW_S);
 	p->refusals_by_address = limiter__new(REFUSALS_PER_ADDRESS_MAX, REFUSALS_WINDOW_S, REFUSALS_BLOCK_S, REFUSALS_MAX_KEYS);

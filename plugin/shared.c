@@ -353,7 +353,7 @@ static void shared__set_state(struct shared *s, enum shared_state state, const c
 		if(state == SHARED_DOWN) s->stats.downs++;
 		s->stats.state = state;
 	}
-	text__printable(s->stats.detail, sizeof(s->stats.detail), detail ? detail : "");
+	text__escape(s->stats.detail, sizeof(s->stats.detail), detail ? detail : "");
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -578,7 +578,7 @@ static void replies__free(redisReply **replies, int n)
 static void server__name(struct shared *s, const redisReply *r)
 {
 	const char *v, *name = "redis", *key = "redis_version:";
-	char version[24];
+	char version[24], shown_version[TEXT_ESCAPED_LEN(24)];
 	size_t n;
 
 	if(!r || r->type != REDIS_REPLY_STRING || !r->str) return;
@@ -594,7 +594,7 @@ static void server__name(struct shared *s, const redisReply *r)
 	memcpy(version, v, n);
 	version[n] = '\0';
 	pthread_mutex_lock(&s->lock);
-	snprintf(s->stats.server, sizeof(s->stats.server), "%s %s", name, text__printable(version, sizeof(version), version));
+	snprintf(s->stats.server, sizeof(s->stats.server), "%s %s", name, text__escape(shown_version, sizeof(shown_version), version));
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -125,9 +125,9 @@ function createEmulator(options = {}) {
     stats.byCode[code] = (stats.byCode[code] || 0) + 1;
   }
 
-  function gatewayError(res, status, code, message, action) {
+  function gatewayError(res, status, code, message, action, rid) {
     count(action || 'unknown', code);
-    send(res, status, { RequestId: requestId(), HostId: 'iot.emulator.local', Code: code, Message: message,
+    send(res, status, { RequestId: rid || requestId(), HostId: 'iot.emulator.local', Code: code, Message: message,
       Recommend: 'https://api.aliyun.com/troubleshoot?q=' + code });
   }
 
@@ -310,7 +310,8 @@ function createEmulator(options = {}) {
       if (fault) {
         if (fault.kind === 'drop') { res.socket.destroy(); count(p.Action || 'unknown', 'Dropped'); return; }
         if (fault.kind === 'garbage') { count(p.Action || 'unknown', 'Garbage'); res.writeHead(200, { 'Content-Type': 'text/html' }); res.end('<html>502 Bad Gateway</html>'); return; }
-        if (fault.kind === '5xx') return gatewayError(res, fault.status || 503, fault.code || 'ServiceUnavailable', 'The request has failed due to a temporary failure of the server.', p.Action);
+        // code, message, requestId: what a hostile or broken platform may put there (tests of escaping)
+        if (fault.kind === '5xx') return gatewayError(res, fault.status || 503, fault.code || 'ServiceUnavailable', fault.message || 'The request has failed due to a temporary failure of the server.', p.Action, fault.requestId);
         if (fault.kind === 'throttle') { stats.throttled++; return gatewayError(res, fault.status || 400, 'Throttling.User', 'Request was denied due to user flow control.', p.Action); }
       }
       if (!(v3 ? authenticateV3(method, p, res, v3) : authenticate(method, p, res))) return;

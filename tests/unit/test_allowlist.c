@@ -275,8 +275,21 @@ static void test_load_from_file(void)
 	unlink(path);
 }
 
+/* A bad line is named in the error escaped: no control byte reaches the log, and a line that
+ * only looks like another reads differently. */
+static void test_bad_line_escaped(void)
+{
+	char err[256] = "";
+	const char *text = "dev-0001\n\xc2\xad" "dev-0002\x1b[31m\n";
+
+	CHECK(allowlist__parse(text, strlen(text), "list", err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "'\\xc2\\xaddev-0002\\x1b[31m'") != NULL);
+	for(const char *c = err; *c; c++) CHECK((unsigned char)*c >= 0x20 && (unsigned char)*c < 0x7f);
+}
+
 int main(void)
 {
+	RUN(test_bad_line_escaped);
 	RUN(test_names_comments_and_blank_lines);
 	RUN(test_patterns);
 	RUN(test_empty_list_allows_nothing);

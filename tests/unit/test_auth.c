@@ -296,8 +296,97 @@ static void test_limiter_block_from_elsewhere(void)
 	limiter__free(fl);
 }
 
+/* A full table (or probe window) never lets a refusal through uncounted: keys without a slot
+ * share the overflow entry, which limits them like any key and then goes silent. A tiny table
+ * (64 slots) stands in for a window an attacker filled. */
+static void test_limiter_fails_closed(void)
+{
+	struct failure_limiter *fl = limiter__new(3, 600, 60, 1);
+	time_t blocked = 0;
+	char key[80];
+	int answered = 0;
+
+	/* live entries (a 600 s window) in every slot: far more keys than slots, so no window
+	 * keeps a free one whatever the random hash key */
+	for(int i = 0; i < 1000; i++){
+		snprintf(key, sizeof(key), "filler-%d", i);
+		limiter__refuse(fl, key, 100, &blocked);
+	}
+	/* 200 refusals from 200 keys that find no slot, once any block of the fillers' own
+	 * overflow is over: at most 3 answered in all (the third rate_limited), the rest silent */
+	for(int i = 0; i < 200; i++){
+		snprintf(key, sizeof(key), "flooder-%d", i);
+		if(limiter__refuse(fl, key, 200, &blocked) != LIMIT_SILENT) answered++;
+	}
+	CHECK(answered >= 1 && answered <= 3);
+	/* an address without a slot: its /24 has none either, so the overflow entry, blocked */
+	CHECK(limiter__refuse(fl, "192.0.2.7", 201, &blocked) == LIMIT_SILENT);
+	CHECK(blocked == 59);
+	/* no key, and a key longer than any: counted there too, never answered uncounted */
+	CHECK(limiter__refuse(fl, NULL, 202, &blocked) == LIMIT_SILENT);
+	memset(key, 'k', 70);
+	key[70] = '\0';
+	CHECK(limiter__refuse(fl, key, 202, &blocked) == LIMIT_SILENT);
+	/* the fillers' windows over, keys find slots of their own again */
+	CHECK(limiter__refuse(fl, "flooder-0", 800, &blocked) == LIMIT_ANSWER);
+	limiter__free(fl);
+}
+
+/* Every client id a reply can go to (REPLY_CLIENT_ID_MAX bytes) is a key of its own. */
+static void test_limiter_longest_client_id(void)
+{
+	struct failure_limiter *fl = limiter__new(10, 60, 60, 1024);
+	char id[REPLY_CLIENT_ID_MAX + 1];
+	time_t blocked = 0;
+	int answered = 0;
+
+	memset(id, 'a', REPLY_CLIENT_ID_MAX);
+	id[REPLY_CLIENT_ID_MAX] = '\0';
+	CHECK(request__client_id_addressable(id));
+	for(int i = 0; i < 50; i++){
+		if(limiter__refuse(fl, id, 100, &blocked) != LIMIT_SILENT) answered++;
+	}
+	CHECK(answered == 10);
+	/* its own: another key is not blocked by it */
+	id[0] = 'b';
+	CHECK(limiter__refuse(fl, id, 100, &blocked) == LIMIT_ANSWER);
+	limiter__free(fl);
+}
+
+/* An address that finds no slot of its own is counted under its /24 (or /64) when that has
+ * one: the table is full of other keys' windows, not of this prefix's. Seen through
+ * limiter__block: a blocked prefix entry silences the addresses counted under it. */
+static void test_limiter_prefix_bucket(void)
+{
+	struct failure_limiter *fl = limiter__new(2, 60, 60, 1);
+	time_t blocked = 0;
+	char key[64];
+	int silent = 0;
+
+	/* the /24 blocked while there is room; then the table fills up with other keys */
+	limiter__block(fl, "198.51.100.0/24", 100, 60);
+	limiter__block(fl, "2001:db8:1:2::/64", 100, 60);
+	for(int i = 0; i < 1000; i++){
+		snprintf(key, sizeof(key), "filler-%d", i);
+		limiter__refuse(fl, key, 100, &blocked);
+	}
+	/* addresses of those prefixes without a slot of their own are silent under their prefix
+	 * (one is answered rate_limited: the announcement of the prefix's block) */
+	for(int i = 1; i <= 20; i++){
+		snprintf(key, sizeof(key), "198.51.100.%d", i);
+		if(limiter__refuse(fl, key, 101, &blocked) == LIMIT_SILENT) silent++;
+		snprintf(key, sizeof(key), "2001:db8:1:2::%x", i);
+		if(limiter__refuse(fl, key, 101, &blocked) == LIMIT_SILENT) silent++;
+	}
+	CHECK(silent >= 38);
+	limiter__free(fl);
+}
+
 int main(void)
 {
+	RUN(test_limiter_fails_closed);
+	RUN(test_limiter_longest_client_id);
+	RUN(test_limiter_prefix_bucket);
 	RUN(test_limiter_block_from_elsewhere);
 	RUN(test_sign_compute_matches_openssl);
 	RUN(test_sign_valid);

@@ -235,6 +235,9 @@ static void test_bad_values(void)
 	expect_set_error("query_burst", "0.5", "plugin_opt_query_burst");
 	expect_set_error("request_deadline_ms", "10", "plugin_opt_request_deadline_ms");
 	expect_set_error("reply_encryption", "yes", "plugin_opt_reply_encryption: 'yes' is not on or off");
+	/* a value is escaped in the error, never echoed raw into the log */
+	expect_set_error("reply_encryption", "y\n\x1b[31mes", "plugin_opt_reply_encryption: 'y\\x0a\\x1b[31mes' is not on or off");
+	expect_set_error("region", "cn\\x0a\n", "plugin_opt_region: 'cn\\\\x0a\\x0a'");
 }
 
 static void test_inline_secret_refused_without_echo(void)

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "bootstrap_request.h"
+#include "bootstrap_text.h"
 #include "unit.h"
 
 static enum request_status parse(const char *payload, size_t len, struct bootstrap_request *req)
@@ -191,8 +192,37 @@ static void test_reply_topic(void)
 	CHECK(request__reply_topic("no-placeholder", "d") == NULL);
 }
 
+/* Text from outside is escaped, never filtered: every byte value prints distinctly, as
+ * printable ASCII, and what the old filter made "dev-0001" stays distinguishable. */
+static void test_text_escape(void)
+{
+	static char out[256][TEXT_ESCAPED_LEN(8)];
+	char in[8], buf[TEXT_ESCAPED_LEN(16)];
+
+	for(int b = 1; b < 256; b++){
+		snprintf(in, sizeof(in), "a%cz", b);
+		text__escape(out[b], sizeof(out[b]), in);
+		for(const char *c = out[b]; *c; c++) CHECK((unsigned char)*c >= 0x20 && (unsigned char)*c < 0x7f);
+		for(int o = 1; o < b; o++) CHECK(strcmp(out[o], out[b]));
+	}
+	CHECK_STR(out['\n'], "a\\x0az");
+	CHECK_STR(out['\\'], "a\\\\z");
+	CHECK_STR(out[0xe9], "a\\xe9z");
+	CHECK_STR(text__escape(buf, sizeof(buf), "dev-0001\xc3\xa9"), "dev-0001\\xc3\\xa9");
+	CHECK_STR(text__escape(buf, sizeof(buf), "\xc2\xad" "dev-0001"), "\\xc2\\xaddev-0001");
+	CHECK_STR(text__escape(buf, sizeof(buf), "dev-\xe2\x80\x8b" "0001"), "dev-\\xe2\\x80\\x8b0001");
+	/* "\x41" typed by a client is not "A" */
+	CHECK_STR(text__escape(buf, sizeof(buf), "\\x41"), "\\\\x41");
+	CHECK_STR(text__escape(buf, sizeof(buf), NULL), "");
+	/* cut to fit: at a whole escape, and marked */
+	CHECK_STR(text__escape(buf, 12, "abcdef\x01\x02"), "abcdef\\...");
+	CHECK_STR(text__escape(buf, 11, "abcdefghijkl"), "abcdef\\...");
+	CHECK_STR(text__escape(buf, 13, "abcdefghijkl"), "abcdefghijkl");
+}
+
 int main(void)
 {
+	RUN(test_text_escape);
 	RUN(test_json_and_bare);
 	RUN(test_device_name_rules);
 	RUN(test_invalid_requests);

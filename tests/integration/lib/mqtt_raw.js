@@ -12,6 +12,7 @@
 //   await c.waitFor((m) => m.topic === 'a/b', 2000)   // { topic, payload, qos, dup, retain, packetId, properties }
 //   await c.disconnect()           // DISCONNECT, then close; c.destroy() drops TCP without it
 //   c.pause()                      // stop reading: the broker's packets pile up on its side
+//   mqtt.connect(port, { localAddress: '127.1.2.3' })   // from another loopback address
 //
 // The client answers the broker with PUBACK for QoS 1 deliveries (not with { noAck: true })
 // and with nothing else: no PINGREQ (keep tests shorter than 1.5 × keepAlive, or pass
@@ -440,11 +441,12 @@ class RawClient {
 
 // Resolves with a connected client once CONNACK arrives (whatever its code: look at
 // client.connack); rejects if the connection closes first or no CONNACK comes in time.
-function connect(port, { host = '127.0.0.1', clientId = '', version = 4, clean = true, keepAlive = 60, username, password, will, sessionExpiry, properties, noAck = false, record = true, timeoutMs = 10000 } = {}) {
+function connect(port, { host = '127.0.0.1', localAddress, clientId = '', version = 4, clean = true, keepAlive = 60, username, password, will, sessionExpiry, properties, noAck = false, record = true, timeoutMs = 10000 } = {}) {
   if (version !== 4 && version !== 5) throw new RangeError('version: 4 (3.1.1) or 5');
   const bytes = packets.connect({ clientId, version, clean, keepAlive, username, password, will, sessionExpiry, properties });
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, host);
+    // localAddress: any of 127.0.0.0/8 on loopback, for tests that need many client addresses
+    const socket = net.connect({ port, host, localAddress });
     socket.setNoDelay(true);
     const client = new RawClient(socket, { version, noAck, record });
     const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no CONNACK within ${timeoutMs} ms`)); }, timeoutMs);
