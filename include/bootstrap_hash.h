@@ -8,15 +8,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* True when the keyed hash is ready (OpenSSL has SipHash and gave a random key); the plugin
- * refuses to start without it. */
-bool hash__ready(void);
-/* The keyed hash of len bytes at data (low 32 bits of SipHash-2-4). */
+/* Takes a hold on the keyed hash, made if need be (OpenSSL's SipHash under a random key);
+ * false, holding nothing, if OpenSSL cannot give one: the plugin refuses to start then. Each
+ * plugin instance holds it from init to cleanup; broker thread. */
+bool hash__acquire(void);
+/* Lets go of a hold; the last one frees the keyed context (no table of any instance is used
+ * after it). */
+void hash__release(void);
+/* The keyed hash of len bytes at data (low 32 bits of SipHash-2-4). Any thread. */
 uint32_t hash__bytes(const void *data, size_t len);
-/* The keyed hash of a C string. */
+/* The keyed hash of a C string. Any thread. */
 uint32_t hash__string(const char *s);
-/* Frees the keyed context (the plugin's cleanup, last, on the broker thread: no table is used
- * after it). Hashes after it are 0: correct, only slow. */
-void hash__cleanup(void);
 
 #endif

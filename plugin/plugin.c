@@ -97,6 +97,7 @@ struct bootstrap_plugin {
 	unsigned long long applies_abandoned_logged;
 	bool waker_refusal_logged;
 	bool username_claim_logged; /* identity: a request with a username and no certificate, reported */
+	bool hash_held; /* this instance holds the keyed hash (hash__acquire) */
 	time_t report_checked_s;
 	time_t throttle_log_s;
 	/* what the log and $SYS last said of the credentials and the start-up check: one line per
@@ -1103,8 +1104,8 @@ static void bootstrap__free(struct bootstrap_plugin *p)
 	metrics__cleanup(&p->metrics);
 	config__cleanup(&p->cfg);
 	if(p->curl_ready) curl_global_cleanup();
+	if(p->hash_held) hash__release();
 	free(p);
-	hash__cleanup(); /* the plugin is unloaded next: nothing would reach the key's context */
 }
 
 PLUGIN_EXPORT int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
@@ -1156,7 +1157,7 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 		return MOSQ_ERR_INVAL;
 	}
 	/* the tables index what clients choose: without the keyed hash they could be flooded */
-	if(!hash__ready()){
+	if(!(p->hash_held = hash__acquire())){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": OpenSSL offers no SipHash or no random key for the hash tables");
 		bootstrap__free(p);
 		return MOSQ_ERR_UNKNOWN;
