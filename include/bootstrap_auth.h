@@ -75,7 +75,12 @@ enum acl_decision {
 	ACL_ALLOW,
 	ACL_DENY,
 	ACL_DEFER_DECISION,
+	ACL_ALLOW_COUNTED, /* a subscription one level below the client's own reply topic: allowed
+	                    * while its client id has budget left (each costs the broker memory) */
 };
+
+/* The longest level below one's own reply topic a client may subscribe to. */
+#define ACL_BELOW_LEVEL_MAX 64
 
 /* The topics the plugin decides on. */
 struct acl_topics {
@@ -87,7 +92,10 @@ struct acl_topics {
 /* access is MOSQ_ACL_READ (1), _WRITE (2), _SUBSCRIBE (4) or _UNSUBSCRIBE (8). client_id may be
  * NULL. operator: the client may read the plugin's metrics under $SYS/broker/bootstrap/.
  * Nobody may write on any reply topic, below one, or under the response prefix; a client may
- * read only its own reply topic and below it. */
+ * read only its own reply topic and below it. It may subscribe to its own reply topic, to it
+ * followed by "/#", and (ACL_ALLOW_COUNTED) to one level below it of at most
+ * ACL_BELOW_LEVEL_MAX bytes without wildcards: a subscription costs the broker memory per level,
+ * so no deeper filter and no unbounded number of them. */
 enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *client_id, bool operator,
 		const char *topic, const struct acl_topics *topics);
 

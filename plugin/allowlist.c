@@ -344,7 +344,7 @@ static bool blank(char c)
 static int line__take(struct allowlist *al, const char *line, size_t len, const char *origin, size_t lineno,
 		char *err, size_t errlen)
 {
-	char entry[ALLOWLIST_LINE_MAX + 1], shown[TEXT_ESCAPED_LEN(ALLOWLIST_LINE_MAX)];
+	char entry[ALLOWLIST_LINE_MAX + 1];
 	const char *hash = memchr(line, '#', len), *why = NULL;
 	size_t start = 0, end, prefix_len, suffix_len;
 
@@ -355,17 +355,17 @@ static int line__take(struct allowlist *al, const char *line, size_t len, const 
 	if(start == end) return 0;
 	memcpy(entry, line + start, end - start);
 	entry[end - start] = '\0';
-	text__escape(shown, sizeof(shown), entry);
+	/* errors name the line, never its text: a file given here by mistake may hold a secret */
 	for(size_t i = 0; entry[i]; i++){
 		if(blank(entry[i])){
-			text__error(err, errlen, "%s line %zu: '%s' has white space inside; one entry a line", origin, lineno, shown);
+			text__error(err, errlen, "%s line %zu has white space inside an entry; one entry a line", origin, lineno);
 			return -1;
 		}
 	}
 	if(!strpbrk(entry, "*?[]\\")){
 		if(!request__device_name_valid(entry, end - start)){
-			text__error(err, errlen, "%s line %zu: '%s' is not a deviceId (4 to 32 of letters, digits and - _ @ . :) "
-					"nor a pattern", origin, lineno, shown);
+			text__error(err, errlen, "%s line %zu is not a deviceId (4 to 32 of letters, digits and - _ @ . :) "
+					"nor a pattern", origin, lineno);
 			return -1;
 		}
 		if(al->name_count >= ALLOWLIST_NAMES_MAX){
@@ -379,7 +379,7 @@ static int line__take(struct allowlist *al, const char *line, size_t len, const 
 		return 0;
 	}
 	if(!pattern__check(entry, &prefix_len, &suffix_len, &why)){
-		text__error(err, errlen, "%s line %zu: pattern '%s' %s", origin, lineno, shown, why);
+		text__error(err, errlen, "%s line %zu: the pattern %s", origin, lineno, why);
 		return -1;
 	}
 	/* [^...] negates in glibc's fnmatch unless POSIXLY_CORRECT is set; [!...] always does */

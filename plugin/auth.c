@@ -386,10 +386,31 @@ static bool topic__in_reply_space(const char *topic, const char *id, const char 
 	return false;
 }
 
+enum below_kind {
+	BELOW_NONE,   /* the reply topic itself, or "/#" after it */
+	BELOW_LEVEL,  /* one level below it, bounded, no wildcard */
+	BELOW_DEEPER, /* anything else below it */
+};
+
+/* What a filter in the client's own reply space (topic__in_reply_space said so) asks for. */
+static enum below_kind topic__below_own(const char *topic, const char *id, const char *tmpl)
+{
+	const char *at = strstr(tmpl, REPLY_TOPIC_PLACEHOLDER);
+	size_t own = (size_t)(at - tmpl) + strlen(id) + strlen(at + strlen(REPLY_TOPIC_PLACEHOLDER));
+	const char *rest = topic + own, *level;
+	size_t len;
+
+	if(rest[0] == '\0' || !strcmp(rest, "/#")) return BELOW_NONE;
+	level = rest + 1; /* rest starts with '/': topic__in_reply_space checked it */
+	len = strlen(level);
+	if(len == 0 || len > ACL_BELOW_LEVEL_MAX || strpbrk(level, "/+#")) return BELOW_DEEPER;
+	return BELOW_LEVEL;
+}
+
 enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *client_id, bool operator,
 		const char *topic, const struct acl_topics *topics)
 {
-	bool is_request, own_reply, reply_space;
+	bool is_request, own_reply, reply_space, shared = false;
 
 	if(!topic) return ACL_DENY;
 	if(operator && (access == ACCESS_READ || access == ACCESS_SUBSCRIBE) && !strncmp(topic, "$SYS/broker/bootstrap/", 22)){
@@ -400,6 +421,7 @@ enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *c
 		const char *slash = strchr(topic + 7, '/');
 		if(!slash) return ACL_DENY;
 		topic = slash + 1;
+		shared = true;
 	}
 	is_request = !strcmp(topic, topics->request);
 	/* a client id with a wildcard in it would own every device's reply topic: it owns none */
@@ -415,8 +437,23 @@ enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *c
 			 * as a will */
 			if(reply_space) return ACL_DENY;
 			break;
-		case ACCESS_READ:
 		case ACCESS_SUBSCRIBE:
+			if(is_request) return ACL_DENY;
+			if(own_reply){
+				/* every group name is another subscription: counted like a level below */
+				if(shared) return topic__below_own(topic, client_id, topics->reply_template) == BELOW_DEEPER
+						? ACL_DENY : ACL_ALLOW_COUNTED;
+				/* each subscription and each of its levels is broker memory: an anonymous client
+				 * gets a few, never thousands of deep ones */
+				switch(topic__below_own(topic, client_id, topics->reply_template)){
+					case BELOW_NONE: return ACL_ALLOW;
+					case BELOW_LEVEL: return ACL_ALLOW_COUNTED;
+					case BELOW_DEEPER: return ACL_DENY;
+				}
+			}
+			if(reply_space) return ACL_DENY;
+			break;
+		case ACCESS_READ:
 			/* a request carries a sign: it is delivered to nobody */
 			if(is_request) return ACL_DENY;
 			if(own_reply) return ACL_ALLOW;

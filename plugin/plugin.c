@@ -62,6 +62,12 @@
 #define REFUSALS_WINDOW_S 60
 #define REFUSALS_BLOCK_S 60
 #define REFUSALS_MAX_KEYS 65536
+/* Subscriptions one level below a client's own reply topic (MQTT 5 Response Topics it picked)
+ * or shared ones of it: each costs the broker memory, so a client id gets a few an hour, and
+ * all client ids together at most SUBSCRIPTIONS_MAX_KEYS * (SUBSCRIPTIONS_PER_CLIENT_MAX - 1). */
+#define SUBSCRIPTIONS_PER_CLIENT_MAX 5 /* the 5th within the window is refused */
+#define SUBSCRIPTIONS_WINDOW_S 3600
+#define SUBSCRIPTIONS_MAX_KEYS 8192
 /* A reply to a request that joined a flow under way waits this long at most for Redis to say
  * whether its random was used before (multi-broker mode); then it goes out anyway. */
 #define SHARED_CHECK_WAIT_MS 1000
@@ -85,6 +91,7 @@ struct bootstrap_plugin {
 	struct replay_cache *replay;
 	struct failure_limiter *refusals_by_address;
 	struct failure_limiter *refusals_by_client;
+	struct failure_limiter *subscriptions_below; /* subscriptions below a client's own reply topic, per client id */
 	struct audit *audit;
 	struct allowlist *allowlist; /* plugin_opt_device_allowlist; NULL: every deviceId may ask */
 	struct metrics metrics;
@@ -937,8 +944,14 @@ static int bootstrap__on_acl_check(int event, void *event_data, void *userdata)
 	const struct acl_topics topics = { p->cfg.request_topic, p->cfg.reply_topic, p->cfg.response_topic_prefix };
 
 	(void)event;
+	time_t blocked_for;
+
 	switch(auth__acl_decide(p->cfg.acl, ed->access, mosquitto_client_id(ed->client), operator, ed->topic, &topics)){
 		case ACL_ALLOW: return MOSQ_ERR_SUCCESS;
+		case ACL_ALLOW_COUNTED:
+			/* counted like refusals, failing closed: a full table shares one budget */
+			return limiter__refuse(p->subscriptions_below, mosquitto_client_id(ed->client), time(NULL), &blocked_for) == LIMIT_ANSWER
+				? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 		case ACL_DENY: return MOSQ_ERR_ACL_DENIED;
 		case ACL_DEFER_DECISION: return MOSQ_ERR_PLUGIN_DEFER;
 	}
@@ -1098,6 +1111,7 @@ static void bootstrap__free(struct bootstrap_plugin *p)
 	replay__free(p->replay);
 	limiter__free(p->refusals_by_address);
 	limiter__free(p->refusals_by_client);
+	limiter__free(p->subscriptions_below);
 	bootstrap__audit_unanswered(p, time(NULL), true);
 	audit__close(p->audit);
 	allowlist__free(p->allowlist);
@@ -1165,7 +1179,9 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	p->replay = replay__new(REPLAY_MAX_ENTRIES, REPLAY_WINDOW_S);
 	p->refusals_by_address = limiter__new(REFUSALS_PER_ADDRESS_MAX, REFUSALS_WINDOW_S, REFUSALS_BLOCK_S, REFUSALS_MAX_KEYS);
 	p->refusals_by_client = limiter__new(REFUSALS_PER_CLIENT_MAX, REFUSALS_WINDOW_S, REFUSALS_BLOCK_S, REFUSALS_MAX_KEYS);
-	if(!p->replay || !p->refusals_by_address || !p->refusals_by_client){
+	p->subscriptions_below = limiter__new(SUBSCRIPTIONS_PER_CLIENT_MAX, SUBSCRIPTIONS_WINDOW_S, SUBSCRIPTIONS_WINDOW_S,
+			SUBSCRIPTIONS_MAX_KEYS);
+	if(!p->replay || !p->refusals_by_address || !p->refusals_by_client || !p->subscriptions_below){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": out of memory");
 		bootstrap__free(p);
 		return MOSQ_ERR_NOMEM;

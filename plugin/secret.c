@@ -71,9 +71,10 @@ static bool group__is_mine(gid_t gid)
 static bool mode__private(const struct stat *st)
 {
 	if(st->st_mode & S_IRWXO) return false;
+	/* owned by another user, it is that user's to rewrite or read, whatever its mode */
+	if(st->st_uid != 0 && st->st_uid != geteuid()) return false;
 	if(!(st->st_mode & S_IRWXG)) return true;
 	if(st->st_mode & (S_IWGRP | S_IXGRP)) return false;
-	if(st->st_uid != 0 && st->st_uid != geteuid()) return false;
 	return group__is_mine(st->st_gid);
 }
 
@@ -137,9 +138,9 @@ int secret__read_file_max(const char *label, const char *path, bool private, siz
 			text__error(err, errlen, "%s%s%s%s is accessible by group or others (mode %03o); chmod 600 it (or 640 "
 					"with a group the broker is in)", label, colon, path, where, (unsigned)(st.st_mode & 0777));
 		}else if(st.st_uid != 0 && st.st_uid != geteuid()){
-			text__error(err, errlen, "%s%s%s%s is accessible by group or others (mode %03o) and owned by another user "
-					"(uid %lu); chmod 600 it, or chown it to root or the broker's user", label, colon, path, where,
-					(unsigned)(st.st_mode & 0777), (unsigned long)st.st_uid);
+			text__error(err, errlen, "%s%s%s%s is owned by another user (uid %lu, mode %03o), who can read and rewrite it; "
+					"chown it to root or the broker's user", label, colon, path, where,
+					(unsigned long)st.st_uid, (unsigned)(st.st_mode & 0777));
 		}else{
 			text__error(err, errlen, "%s%s%s%s is accessible by group or others (mode %03o) and its group (gid %lu) is "
 					"not one the broker is in; chmod 600 it, or chgrp it to the broker's group", label, colon, path, where,

@@ -43,7 +43,13 @@ test('v5: a Response Topic with a wildcard, too long, or outside the prefix gets
         properties: { responseTopic: 'bootstrap/reply/dev-v5-02/#' } });
       assert.strictEqual(w.topic, 'bootstrap/reply/dev-v5-02', 'wildcard');
       assert.strictEqual(w.reply.code, 'invalid_request', 'wildcard');
-      for (const [what, topic] of [['too long', 'bootstrap/reply/dev-v5-03/' + 'x'.repeat(240)], ['outside the prefix', 'elsewhere/dev-v5-03']]) {
+      // too long: mosquitto_rr would subscribe to it first, which the plugin refuses (a level
+      // below one's own reply topic is at most 64 bytes): a raw v5 client asks without
+      const long = await h.requestRaw(env.port, { id: 'dev-v5-06', payload: env.request('dev-v5-06'), version: 5,
+        properties: { responseTopic: 'bootstrap/reply/dev-v5-06/' + 'x'.repeat(240) } });
+      assert.strictEqual(long.topic, 'bootstrap/reply/dev-v5-06', 'too long');
+      assert.strictEqual(long.reply.code, 'invalid_request', 'too long');
+      for (const [what, topic] of [['outside the prefix', 'elsewhere/dev-v5-03']]) {
         const r = await h.rr(env.port, { id: 'dev-v5-03', message: env.request('dev-v5-03'), responseTopic: topic, extra: ['-V', '5', '-F', '%t|%p'] });
         const line = r.stdout.trim();
         // refused requests are answered on the requester's own reply topic, not the bad one

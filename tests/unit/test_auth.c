@@ -182,9 +182,18 @@ static void test_acl_strict(void)
 	CHECK(DECIDE(ACL_STRICT, S, NULL, "bootstrap/reply/dev-0001") == ACL_DENY);
 	CHECK(DECIDE(ACL_STRICT, S, "dev/0001", "bootstrap/reply/dev/0001") == ACL_ALLOW); /* its own, if odd */
 	/* below one's own reply topic: MQTT 5 Response Topics a device picks for itself */
-	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/session-7") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/session-7") == ACL_ALLOW_COUNTED);
 	CHECK(DECIDE(ACL_STRICT, R, "dev-0001", "bootstrap/reply/dev-0001/session-7") == ACL_ALLOW);
 	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/#") == ACL_ALLOW);
+	/* deeper filters cost the broker memory per level (an outsider's 2 GB in 10 s): refused */
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/a/b") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/a/#") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/+") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/"
+			"0123456789012345678901234567890123456789012345678901234567890123") == ACL_ALLOW_COUNTED);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/"
+			"01234567890123456789012345678901234567890123456789012345678901234") == ACL_DENY);
 	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-00011") == ACL_DENY);
 	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0002/session-7") == ACL_DENY);
 	CHECK(DECIDE(ACL_STRICT, W, "dev-0001", "bootstrap/reply/dev-0001/session-7") == ACL_DENY);
@@ -207,6 +216,8 @@ static void test_acl_defer(void)
 	CHECK(DECIDE(ACL_DEFER, R, "spy", "bootstrap/reply/dev-0001/x") == ACL_DENY);
 	CHECK(DECIDE(ACL_DEFER, S, "spy", "bootstrap/reply/dev-0001/x") == ACL_DENY);
 	CHECK(DECIDE(ACL_DEFER, R, "dev-0001", "bootstrap/reply/dev-0001/x") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_DEFER, S, "dev-0001", "bootstrap/reply/dev-0001/x") == ACL_ALLOW_COUNTED);
+	CHECK(DECIDE(ACL_DEFER, S, "dev-0001", "bootstrap/reply/dev-0001/x/y") == ACL_DENY);
 }
 
 /* Forged replies: nobody writes a reply topic, anything below one, or under the response
@@ -254,7 +265,9 @@ static void test_acl_wildcard_ids_and_shared(void)
 	CHECK(DECIDE(ACL_DEFER, S, "spy", "$share/g/bootstrap/reply/dev-0001") == ACL_DENY);
 	CHECK(DECIDE(ACL_DEFER, S, "spy", "$share/g/bootstrap/register") == ACL_DENY);
 	CHECK(DECIDE(ACL_DEFER, S, "spy", "$share/g/sensors/temp") == ACL_DEFER_DECISION);
-	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "$share/g/bootstrap/reply/dev-0001") == ACL_ALLOW);
+	/* each group name is one more subscription: counted */
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "$share/g/bootstrap/reply/dev-0001") == ACL_ALLOW_COUNTED);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "$share/g/bootstrap/reply/dev-0001/a/b") == ACL_DENY);
 	CHECK(DECIDE(ACL_STRICT, S, "spy", "$share/nogroup") == ACL_DENY);
 }
 

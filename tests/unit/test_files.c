@@ -181,7 +181,11 @@ static void test_kubernetes_secret_volume(void)
 		/* 0440, our group, but owned by another user: that user could rewrite it */
 		CHECK(chown(at("..data/product-secret"), OTHER_ID, getegid()) == 0);
 		CHECK(products__read_secret("plugin_opt_product_secret_file", at("product-secret"), &text, err, sizeof(err)) == -1);
-		CHECK(strstr(err, "owned by another user (uid 4242)") != NULL);
+		CHECK(strstr(err, "owned by another user (uid 4242, mode 440)") != NULL);
+		/* 0400 owned by another user: still that user's to rewrite (an outsider's finding) */
+		CHECK(chmod(at("..data/product-secret"), 0400) == 0);
+		CHECK(products__read_secret("plugin_opt_product_secret_file", at("product-secret"), &text, err, sizeof(err)) == -1);
+		CHECK(strstr(err, "owned by another user (uid 4242, mode 400)") != NULL);
 	}else{
 		printf("     (not root: the other-group and other-owner cases need chown)\n");
 	}
