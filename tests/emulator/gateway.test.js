@@ -138,7 +138,7 @@ function httpAt(p, method, path, { headers = {}, body } = {}) {
   });
 }
 
-const form = (o) => Object.keys(o).map((k) => encodeURIComponent(k) + '=' + encodeURIComponent(o[k])).join('&');
+const form = (o) => Object.keys(o).map((k) => percentEncode(k) + '=' + percentEncode(o[k])).join('&');
 const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 
 // As credentials-go does it: the common parameters in the query, the action's in the form body,
@@ -591,7 +591,7 @@ test('V3: a request changed after signing is refused: parameters, headers, body'
   r = await callV3({ action: 'QueryDeviceDetail', unsigned: { 'x-acs-action': 'RegisterDevice' } });
   assert.strictEqual(r.body.Code, 'SignatureDoesNotMatch');
   // the body is not what x-acs-content-sha256 (signed) says
-  r = await callV3({ extraHeaders: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'DeviceName=dev-x', signedBody: '' });
+  r = await callV3({ extraHeaders: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'Nickname=dev_x', signedBody: '' });
   assert.strictEqual(r.body.Code, 'SignatureDoesNotMatch');
   assert.strictEqual(emu.device('a1P', 'dev-swapped'), null);
 });
@@ -635,7 +635,7 @@ const { DOCUMENTED_QPS } = require('./emulator.js');
 function batchCall(p, action, extra = {}, { method = 'POST', secret = SECRET } = {}) {
   const q = Object.fromEntries(Object.entries({ Action: action, Format: 'JSON', Version: '2018-01-20', AccessKeyId: ID,
     SignatureMethod: 'HMAC-SHA1', SignatureVersion: '1.0', SignatureNonce: crypto.randomUUID(), Timestamp: stamp(),
-    RegionId: 'cn-shanghai', ProductKey: 'a1P', ...extra }).filter(([, v]) => v !== undefined));
+    RegionId: 'cn-shanghai', ProductKey: action === 'QueryPageByApplyId' ? undefined : 'a1P', ...extra }).filter(([, v]) => v !== undefined));
   q.Signature = sign(method, q, secret);
   if (method === 'GET') return httpAt(p, 'GET', '/?' + form(q));
   return httpAt(p, 'POST', '/', { headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: form(q) });
@@ -698,7 +698,11 @@ test('BatchQueryDeviceDetail: Data.Data[] for the names that exist, in order, wi
     r = await batchCall(p, 'BatchQueryDeviceDetail', names(Array.from({ length: 101 }, (_, i) => 'bq-dev-' + (i + 1))));
     assert.deepStrictEqual([r.status, r.json.Success, r.json.Code], [200, false, 'iot.device.DeviceCountExceeded']);
     r = await batchCall(p, 'BatchQueryDeviceDetail', { DeviceName: 'bq-dev-1' }); // not DeviceName.1
+    assert.deepStrictEqual([r.status, r.json.Code], [400, 'InvalidParameter.Unknown'], 'strict: not a parameter of this action');
+    e.setStrict(false);
+    r = await batchCall(p, 'BatchQueryDeviceDetail', { DeviceName: 'bq-dev-1' });
     assert.strictEqual(r.json.Code, 'iot.device.NoneDeviceNameElement');
+    e.setStrict(true);
     r = await batchCall(p, 'BatchQueryDeviceDetail', { ...names(['bq-dev-1']), ProductKey: undefined });
     assert.strictEqual(r.json.Code, 'iot.prod.NullProductKey');
     r = await batchCall(p, 'BatchQueryDeviceDetail', { ...names(['bq-dev-1']), ProductKey: 'a1Nobody' });
@@ -706,7 +710,7 @@ test('BatchQueryDeviceDetail: Data.Data[] for the names that exist, in order, wi
     r = await batchCall(p, 'BatchQueryDeviceDetail', { ...names(['bq-dev-1']), ProductKey: 'a1Q' });
     assert.deepStrictEqual(r.json.Data.Data, [], 'another product');
     const s = e.stats();
-    assert.strictEqual(s.byAction.BatchQueryDeviceDetail, 9);
+    assert.strictEqual(s.byAction.BatchQueryDeviceDetail, 10);
     assert.deepStrictEqual([s.batch.devicesServed.BatchQueryDeviceDetail, s.batch.lastDevicesServed.BatchQueryDeviceDetail, s.batch.maxDevicesServed.BatchQueryDeviceDetail], [9, 0, 3]);
   } finally {
     await e.close();
