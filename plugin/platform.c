@@ -272,6 +272,12 @@ static bool code__is_auth(const char *code)
 	return false;
 }
 
+bool platform__code_is_signature(const char *code)
+{
+	return !strcmp(code, "SignatureDoesNotMatch") || !strcmp(code, "IncompleteSignature")
+			|| !strncmp(code, "InvalidAccessKeyId", strlen("InvalidAccessKeyId"));
+}
+
 static bool code__is_transient(const char *code)
 {
 	/* SignatureNonceUsed: a fresh request gets a fresh nonce, so it is worth another try */
@@ -785,6 +791,11 @@ static const struct {
 	const char *word;
 	const char *fix;
 } check_fixes[] = {
+	/* never a RAM permission: the secret, or the bytes sent are not those signed */
+	{true, "SignatureDoesNotMatch", "the AccessKey secret does not belong to the AccessKey id, or the request sent was not "
+			"the one signed (a defect: please report it); not a RAM permission"},
+	{true, "IncompleteSignature", "the request's signature is incomplete (a defect: please report it); not a RAM permission"},
+	{true, "InvalidAccessKeyId", "the AccessKey id is unknown or disabled: check the credentials source; not a RAM permission"},
 	{true, "Permission", "grant the RAM identity iot:QueryDeviceDetail and iot:RegisterDevice"},
 	{true, "Forbidden", "grant the RAM identity iot:QueryDeviceDetail and iot:RegisterDevice"},
 	{true, "SecurityToken", "the STS token is wrong or expired: check the credentials source"},

@@ -307,7 +307,16 @@ static void test_check_answer(void)
 	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_OK && detail[0] == '\0');
 	ANSWER(ACTION_QUERY, 404, "{\"Code\":\"InvalidAccessKeyId.NotFound\"}", &a);
 	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED);
-	CHECK_STR(detail, "InvalidAccessKeyId.NotFound: check the AccessKey id and secret");
+	CHECK_STR(detail, "InvalidAccessKeyId.NotFound: the AccessKey id is unknown or disabled: check the credentials source; not a RAM permission");
+	/* a signature error names its cause: the secret, or a defect of ours; never a RAM grant */
+	ANSWER(ACTION_QUERY, 400, "{\"Code\":\"SignatureDoesNotMatch\"}", &a);
+	CHECK(a.outcome == PLATFORM_AUTH && platform__code_is_signature(a.code));
+	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED);
+	CHECK(strstr(detail, "SignatureDoesNotMatch: the AccessKey secret") == detail && strstr(detail, "not a RAM permission") != NULL);
+	CHECK(strstr(detail, "grant") == NULL);
+	ANSWER(ACTION_QUERY, 400, "{\"Code\":\"IncompleteSignature\"}", &a);
+	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED && strstr(detail, "defect") != NULL);
+	CHECK(!platform__code_is_signature("iot.common.RamActionPermissionDeny") && !platform__code_is_signature("Forbidden.RAM"));
 	ANSWER(ACTION_QUERY, 200, "{\"Success\":false,\"Code\":\"iot.common.RamActionPermissionDeny\"}", &a);
 	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED);
 	CHECK(strstr(detail, "iot:QueryDeviceDetail") != NULL);
@@ -683,6 +692,15 @@ static void test_answer_batch_registration(void)
 	CHECK(a.devices[3].kind == DEVICE_INVALID);
 	CHECK_STR(a.devices[3].reason, "The device name is illegal."); /* printable only */
 	CHECK(a.devices[4].kind == DEVICE_INVALID && a.devices[4].reason[0] == '\0');
+	platform__answer_cleanup(&a);
+	/* no code in InvalidDetailList: a "|"-separated reason that says "already exist", not a
+	 * message that merely contains "exist" */
+	ANSWER(ACTION_BATCH_STATUS, 200, "{\"Success\":true,\"Data\":{\"Status\":\"CHECK_FAILED\","
+			"\"InvalidList\":{\"Name\":[\"y1\",\"y2\"]},\"InvalidDetailList\":{\"invalidDetailList\":["
+			"{\"DeviceName\":\"y1\",\"ErrorMsg\":\"The nick name is illegal.|The device name already exists.\"},"
+			"{\"DeviceName\":\"y2\",\"ErrorMsg\":\"The product does not exist.\"}]}}}", &a);
+	CHECK(a.outcome == PLATFORM_SUCCESS && a.ndevices == 2);
+	CHECK(a.devices[0].kind == DEVICE_EXISTS && a.devices[1].kind == DEVICE_INVALID);
 	platform__answer_cleanup(&a);
 	ANSWER(ACTION_BATCH_STATUS, 200, "{\"Success\":true,\"Data\":{\"Status\":\"CREATE\",\"ValidList\":{\"Name\":[]}}}", &a);
 	CHECK(a.outcome == PLATFORM_SUCCESS && a.ndevices == 0);
