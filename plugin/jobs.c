@@ -1811,7 +1811,7 @@ static void *worker__run(void *arg)
 struct jobs *jobs__new(const struct bootstrap_config *cfg, struct shared *shared)
 {
 	struct jobs *jobs = calloc(1, sizeof(*jobs));
-	struct http_options hopts = { .ca_file = cfg->ca_file };
+	struct http_options hopts = { .ca_file = cfg->ca_file, .proxy = cfg->https_proxy, .proxy_ca_file = cfg->https_proxy_ca_file };
 	int64_t now = clock__ms();
 	bool lock_ok = false;
 
