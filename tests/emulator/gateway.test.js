@@ -1044,3 +1044,69 @@ test('run as a process: --check-duration-ms, --create-duration-ms, --stage-stuck
     await new Promise((resolve) => { proc.on('close', resolve); proc.kill('SIGTERM'); });
   }
 });
+
+// ---- strict mode (the default): what arrives must be exactly what was signed ----
+
+// A raw request on a plain socket: what a client library would never let a test send.
+function rawRequest(p, text) {
+  return new Promise((resolve, reject) => {
+    const s = require('net').connect(p, '127.0.0.1', () => s.end(text));
+    let data = '';
+    s.on('data', (d) => { data += d; });
+    s.on('end', () => { const i = data.indexOf('\r\n\r\n'); resolve({ status: Number(data.split(' ')[1]), body: JSON.parse(data.slice(i + 4)) }); });
+    s.on('error', reject);
+  });
+}
+
+// A V3 RegisterDevice, signed over rawQuery exactly as given, with the header lines given.
+function v3Raw(p, { rawQuery, signedQuery = rawQuery, lines = [], body = '', signContentType = null }) {
+  const headers = { host: `127.0.0.1:${p}`, 'x-acs-action': 'RegisterDevice', 'x-acs-version': '2018-01-20', 'x-acs-date': nowV3(),
+    'x-acs-signature-nonce': crypto.randomUUID(), 'x-acs-content-sha256': sha256Hex(body) };
+  if (signContentType) headers['content-type'] = signContentType;
+  const signed = Object.keys(headers).sort();
+  const sig = signV3(canonicalRequestV3('POST', '/', signedQuery, headers, signed, headers['x-acs-content-sha256']), SECRET);
+  const all = [...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), ...lines,
+    `authorization: ACS3-HMAC-SHA256 Credential=${ID},SignedHeaders=${signed.join(';')},Signature=${sig}`, `content-length: ${Buffer.byteLength(body)}`];
+  return rawRequest(p, `POST /?${rawQuery} HTTP/1.1\r\n${all.join('\r\n')}\r\nconnection: close\r\n\r\n${body}`);
+}
+
+test('strict: duplicate headers, lower-case escapes, unknown parameters and a body of another type are refused; the raw query is what is verified', async () => {
+  const { e, p } = await batchEmulator();
+  try {
+    // accepted: upper-case escapes, signed over the query as sent (a MAC address as DeviceName)
+    let r = await v3Raw(p, { rawQuery: 'DeviceName=AA%3ABB%3ACC%40x&ProductKey=a1P' });
+    assert.deepStrictEqual([r.status, r.body.Success, r.body.Data.DeviceName], [200, true, 'AA:BB:CC@x']);
+    // the same request with lower-case escapes, even signed over exactly those bytes (curl's URL API writes them)
+    r = await v3Raw(p, { rawQuery: 'DeviceName=AA%3aBB%3aCC%40y&ProductKey=a1P' });
+    assert.deepStrictEqual([r.status, r.body.Code], [400, 'SignatureDoesNotMatch']);
+    assert.match(r.body.Message, /lower-case escape/);
+    r = await v3Raw(p, { rawQuery: 'DeviceName=AA:BB&ProductKey=a1P' }); // ':' left unescaped
+    assert.strictEqual(r.body.Code, 'SignatureDoesNotMatch');
+    // a second Content-Type (Node's parser would keep only the first): the gateway joins them
+    r = await v3Raw(p, { rawQuery: 'DeviceName=dup-ct-1&ProductKey=a1P', signContentType: 'application/x-www-form-urlencoded',
+      lines: ['content-type: application/x-www-form-urlencoded'] });
+    assert.deepStrictEqual([r.status, r.body.Code], [400, 'SignatureDoesNotMatch']);
+    assert.match(r.body.Message, /content-type sent more than once/);
+    // a misspelt parameter, correctly signed
+    r = await v3Raw(p, { rawQuery: 'DeviceNmae=dev-typo&ProductKey=a1P' });
+    assert.deepStrictEqual([r.status, r.body.Code], [400, 'InvalidParameter.Unknown']);
+    // a body that is not a form
+    r = await v3Raw(p, { rawQuery: 'DeviceName=dev-json&ProductKey=a1P', body: '{"a":1}', signContentType: 'application/json' });
+    assert.deepStrictEqual([r.status, r.body.Code], [400, 'InvalidParameter.ContentType']);
+    // a form body in canonical encoding is accepted (with its Content-Type signed)
+    r = await v3Raw(p, { rawQuery: 'ProductKey=a1P', body: 'DeviceName=AA%3ADD', signContentType: 'application/x-www-form-urlencoded' });
+    assert.deepStrictEqual([r.status, r.body.Data && r.body.Data.DeviceName], [200, 'AA:DD']);
+    // what the plugin used to do: signed over upper-case escapes, sent with lower-case ones
+    const old = { rawQuery: 'DeviceName=AA%3aBB%3aEE&ProductKey=a1P', signedQuery: 'DeviceName=AA%3ABB%3AEE&ProductKey=a1P' };
+    r = await v3Raw(p, old);
+    assert.deepStrictEqual([r.status, r.body.Code], [400, 'SignatureDoesNotMatch']);
+    const st = e.stats().strict;
+    assert.deepStrictEqual(st, { queryNotCanonical: 3, duplicateHeader: 1, unknownParameter: 1, contentType: 1 });
+    // not strict (decode, encode again, then verify) hid that defect: the reason strict is the default
+    e.setStrict(false);
+    r = await v3Raw(p, old);
+    assert.strictEqual(r.body.Success, true);
+  } finally {
+    await e.close();
+  }
+});
