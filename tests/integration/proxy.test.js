@@ -61,3 +61,51 @@ test('proxies in the environment are never used: credentials URI, signed platfor
     proxy.close();
   }
 });
+
+// A CONNECT proxy (HTTP/1.1): records the CONNECT targets and every byte it relays to the server.
+async function connectProxy() {
+  const http = require('http');
+  const seen = { connects: [], relayed: Buffer.alloc(0) };
+  const sockets = new Set();
+  const server = http.createServer((req, res) => { res.writeHead(405); res.end(); });
+  server.on('connect', (req, client, head) => {
+    seen.connects.push(req.url);
+    const [host, port] = req.url.split(':');
+    const upstream = net.connect(Number(port), host, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length) upstream.write(head);
+      client.on('data', (d) => { seen.relayed = Buffer.concat([seen.relayed, d]); upstream.write(d); });
+      upstream.pipe(client);
+    });
+    for (const s of [client, upstream]) { sockets.add(s); s.on('error', () => {}); }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { seen, url: `http://127.0.0.1:${server.address().port}`, close: () => { for (const s of sockets) s.destroy(); server.close(); } };
+}
+
+test('plugin_opt_https_proxy: https:// platform calls go through a CONNECT tunnel that never sees the signed bytes; the environment\'s proxy still gets nothing', async () => {
+  const dir = h.makeWorkdir();
+  h.giveToBroker(dir);
+  const envProxy = await recorder();
+  const proxy = await connectProxy();
+  try {
+    const pki = h.makePki(dir);
+    const tls = pki.leaf('platform', { cn: 'platform', ip: ['127.0.0.1'], dns: ['localhost'] });
+    await h.withEnv({ emulator: { tls }, brokerEnv: proxyEnv(envProxy.url), pluginOptions: { ca_file: pki.ca, https_proxy: proxy.url } }, async (env) => {
+      await assertServed(env, 'dev-proxy-conn-1', envProxy);
+      assert.ok(env.emu.stats().requests >= 1);
+    });
+    assert.ok(proxy.seen.connects.length >= 1, 'the platform calls went through the configured proxy');
+    assert.ok(proxy.seen.connects.every((t) => /^127\.0\.0\.1:\d+$/.test(t)), JSON.stringify(proxy.seen.connects));
+    const relayed = proxy.seen.relayed.toString('latin1');
+    assert.ok(relayed.length > 0);
+    for (const plain of ['ACS3-HMAC-SHA256', 'x-acs-', 'dev-proxy-conn-1', 'Authorization']) {
+      assert.ok(!relayed.includes(plain), `the proxy saw "${plain}" in clear`);
+    }
+    assert.deepStrictEqual(envProxy.seen, { connections: 0, bytes: 0 }, 'nothing reached the environment\'s proxy');
+  } finally {
+    proxy.close();
+    envProxy.close();
+    require('fs').rmSync(dir, { recursive: true, force: true });
+  }
+});
