@@ -5,6 +5,9 @@
 // header, or signature 1.0 in the parameters, over GET or POST; AccessKeyId, security token,
 // timestamp window, nonce reuse), implements RegisterDevice and QueryDeviceDetail with the real
 // answer shapes and error codes, and can be told to misbehave. Secrets it holds are never printed.
+// Strict by default (options.strict, setStrict): it verifies what arrived byte for byte, not what
+// Node's parser makes of it (a repeated header, a query not in canonical encoding, a parameter the
+// action does not take, a body that is not a form are refused; see strictCheck).
 //
 // Use as a module (createEmulator) or run it: node emulator.js --port 0 [--tls-cert f --tls-key f]
 // Control API for other processes: GET /_emulator/stats, POST /_emulator/faults, POST /_emulator/reset.
