@@ -26,7 +26,10 @@ struct platform_action_info {
 	double quota_qps;       /* the account's documented quota: the option's default */
 	int per_call;           /* devices (names) one call carries at most; 1: a single device */
 	bool product_key;       /* takes ProductKey (QueryPageByApplyId does not) */
-	bool form_body;         /* V3: parameters in a form body, as lists of names outgrow a URL */
+	/* V3: parameters in a form body (signed Content-Type and body hash), not the query the SDK
+	 * uses: 10 000 names in a query make a ~490 KB URL, beyond any HTTP front end's limit.
+	 * Only BatchCheckDeviceNames; its API metadata names formData as its body type. */
+	bool form_body;
 	/* Reads a successful answer's payload (the whole JSON object) into answer; false when
 	 * it is incomplete. Never trusts it: bounded, type-checked. */
 	bool (*parse)(struct json_t *root, struct platform_answer *answer);

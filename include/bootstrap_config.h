@@ -79,6 +79,8 @@ struct bootstrap_config {
 	enum signature_version signature_version;
 	char *credentials_file;  /* NULL: environment */
 	char *ca_file;           /* extra CA bundle for the platform's certificate, or NULL */
+	char *https_proxy;       /* https:// requests through this CONNECT proxy, or NULL: never a proxy */
+	char *https_proxy_ca_file; /* CA bundle for an https:// proxy's certificate, or NULL */
 	char *audit_file;        /* JSON lines, one per decision, or NULL */
 	int metrics_interval;    /* seconds between $SYS/broker/bootstrap/ updates; 0 off */
 	char *operator_username; /* may read $SYS/broker/bootstrap/# under acl strict */

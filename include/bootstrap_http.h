@@ -13,6 +13,9 @@ struct http_client;
 
 struct http_options {
 	const char *ca_file;   /* extra CA bundle, or NULL for the system's */
+	const char *proxy;     /* https:// requests through this proxy (CONNECT); NULL: none, whatever
+	                        * the environment says */
+	const char *proxy_ca_file; /* CA bundle for an https:// proxy's own certificate, or NULL */
 };
 
 struct http_result {
@@ -32,7 +35,9 @@ struct http_request {
 	const char *url;
 	const char *body;           /* copied; NULL: none */
 	const char *content_type;   /* of body; NULL: application/x-www-form-urlencoded */
-	const char *const *headers; /* "Name: value" lines (copied, wiped after use), NULL-terminated; or NULL */
+	/* "Name: value" lines (copied, wiped after use), NULL-terminated; or NULL. Sent exactly: one
+	 * line per name (a repeat fails the request), no Accept/Expect/Content-Type of curl's own */
+	const char *const *headers;
 	long timeout_ms;
 	size_t max_body;            /* the largest answer accepted; 0: HTTP_MAX_BODY */
 };

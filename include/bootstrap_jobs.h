@@ -111,6 +111,7 @@ void jobs__result_free(struct job_result *result);
 enum call_outcome {
 	CALL_OK, CALL_EXISTS, CALL_NOT_EXISTS, CALL_AUTH, CALL_REFUSED, CALL_THROTTLED, CALL_UNAVAILABLE, CALL_TRANSPORT,
 	CALL_NOT_YET, /* a batch registration's stage was still running */
+	CALL_SIGNATURE, /* platform__code_is_signature(): a wrong secret or a defect of ours, not "auth" */
 	CALL_OUTCOMES
 };
 
@@ -119,6 +120,10 @@ struct jobs_stats {
 	unsigned long long devices_by[PLATFORM_ACTIONS]; /* devices the calls' answers carried */
 	bool batching_refused[PLATFORM_ACTIONS]; /* a batch action refused: single calls instead */
 	char batching_detail[160]; /* the platform's code for the last refusal; "" */
+	/* actions whose last answer was a signature error (platform__code_is_signature), and the
+	 * last such answer ("<action> answered <code>") */
+	bool signature_failing[PLATFORM_ACTIONS];
+	char signature_detail[160];
 	unsigned long long applies, applies_abandoned; /* batch registrations started, handed back */
 	size_t waiting;            /* queued for a token or a free slot, or backing off */
 	size_t inflight;           /* HTTP requests on the wire */

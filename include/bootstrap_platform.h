@@ -58,6 +58,11 @@ int platform__nonce(char nonce[37]);
 /* Timestamp parameter for now, "YYYY-MM-DDThh:mm:ssZ". */
 void platform__timestamp(time_t now, char out[21]);
 
+/* SignatureDoesNotMatch, IncompleteSignature, InvalidAccessKeyId.*: the AccessKey id or secret
+ * is wrong, or the bytes sent are not the ones signed (a defect of ours), never a missing RAM
+ * permission (that comes as a permission code). Its answer's outcome is PLATFORM_AUTH. */
+bool platform__code_is_signature(const char *code);
+
 /* What an answer from the platform means for the flow. */
 enum platform_outcome {
 	/* batch registration only */

@@ -2,6 +2,7 @@
  * Shapes are those of Alibaba's SDK models (@alicloud/iot20180120). */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -138,6 +139,23 @@ static int device__name_cmp(const void *x, const void *y)
 	return strcmp(((const struct platform_device *)x)->name, ((const struct platform_device *)y)->name);
 }
 
+/* A name refused by a check because a device of that name exists. InvalidDetailList's entries
+ * carry no code, only ErrorMsg (documented as messages joined by "|", e.g. "The device name
+ * already exists."): the message is all there is, so a reason part that says "already exist"
+ * counts ("does not exist" must not). A miss costs nothing but a call: an invalid name goes to
+ * RegisterDevice, whose documented code iot.device.AlreadyExistedDeviceName tells it exists. */
+static bool reason__exists(const char *why)
+{
+	for(const char *part = why; *part; ){
+		size_t len = strcspn(part, "|");
+		for(size_t i = 0; i + strlen("already exist") <= len; i++){
+			if(!strncasecmp(part + i, "already exist", strlen("already exist"))) return true;
+		}
+		part += len + (part[len] == '|');
+	}
+	return false;
+}
+
 /* Data.Status, and the verdict on each name: ValidList.Name[], InvalidList.Name[], with the
  * reason from InvalidDetailList.invalidDetailList[] {DeviceName, ErrorMsg} where given. The
  * invalid names are sorted and looked up, and details beyond their number are not read: a
@@ -173,8 +191,7 @@ static bool parse__batch_status(json_t *root, struct platform_answer *a)
 		d = bsearch(&key, a->devices + invalid_from, invalid, sizeof(*a->devices), device__name_cmp);
 		if(!d) continue;
 		text__escape(d->reason, sizeof(d->reason), why);
-		/* "The device name already exists.": the one reason the flow can act on */
-		if(strstr(why, "exist")) d->kind = DEVICE_EXISTS;
+		if(reason__exists(why)) d->kind = DEVICE_EXISTS;
 	}
 	return true;
 }
@@ -193,7 +210,7 @@ static bool parse__page(json_t *root, struct platform_answer *a)
 const struct platform_action_info platform_actions[PLATFORM_ACTIONS] = {
 	[ACTION_REGISTER] = {"RegisterDevice", "register_qps", 30, 1, true, false, parse__single},
 	[ACTION_QUERY] = {"QueryDeviceDetail", "query_qps", 50, 1, true, false, parse__single},
-	[ACTION_BATCH_QUERY] = {"BatchQueryDeviceDetail", "batch_query_qps", 5, 100, true, true, parse__batch_query},
+	[ACTION_BATCH_QUERY] = {"BatchQueryDeviceDetail", "batch_query_qps", 5, 100, true, false, parse__batch_query},
 	[ACTION_BATCH_CHECK] = {"BatchCheckDeviceNames", "batch_check_qps", 10, 10000, true, true, parse__apply_id},
 	[ACTION_BATCH_STATUS] = {"QueryBatchRegisterDeviceStatus", "batch_status_qps", 30, 10000, true, false, parse__batch_status},
 	[ACTION_BATCH_REGISTER] = {"BatchRegisterDeviceWithApplyId", "batch_register_qps", 500, 10000, true, false, parse__apply_id},

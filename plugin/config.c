@@ -136,6 +136,20 @@ static bool token__valid(const char *s)
 	return true;
 }
 
+/* A proxy URL: http:// or https://, a host and maybe a port, no user:password (it would sit in
+ * the configuration and in logs), nothing curl could read as more than one URL. */
+static bool proxy__valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	if(len > 255 || (strncmp(s, "http://", 7) && strncmp(s, "https://", 8))) return false;
+	if(s[strlen(s[4] == 's' ? "https://" : "http://")] == '\0') return false;
+	for(size_t i = 0; i < len; i++){
+		if(s[i] <= 0x20 || s[i] > 0x7e || s[i] == '@') return false;
+	}
+	return true;
+}
+
 /* How an option's value is read; the rest of its row says into which field, within what. */
 enum option_kind {
 	OPTION_STRING, /* copied, if check (when set) accepts it */
@@ -227,6 +241,9 @@ static const struct config_option options[] = {
 	{"operator", OPTION_STRING, CFG_FIELD(operator_username, char *), .check = NULL},
 	{"audit_file", OPTION_PATH, CFG_FIELD(audit_file, char *), .refusal = "must be an absolute path"},
 	{"ca_file", OPTION_PATH, CFG_FIELD(ca_file, char *), .refusal = "must be an absolute path"},
+	{"https_proxy", OPTION_STRING, CFG_FIELD(https_proxy, char *), .check = proxy__valid,
+		.refusal = "must be an http:// or https:// proxy URL without user:password"},
+	{"https_proxy_ca_file", OPTION_PATH, CFG_FIELD(https_proxy_ca_file, char *), .refusal = "must be an absolute path"},
 	{"request_topic", OPTION_STRING, CFG_FIELD(request_topic, char *), .check = topic__valid,
 		.refusal = "is not a topic without wildcards (+ #) or a leading $"},
 	{"reply_topic", OPTION_STRING, CFG_FIELD(reply_topic, char *), .check = reply_template__valid,

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -41,8 +42,9 @@ struct http_client {
 	int64_t timer_due_ms; /* when curl wants its timers run (monotonic); -1 none */
 	struct http_transfer *pool; /* idle transfers, linked by next */
 	int pooled;
-	struct curl_slist *headers;
 	char *ca_file;
+	char *proxy;          /* https:// requests through this CONNECT proxy; NULL: never a proxy */
+	char *proxy_ca_file;
 	struct http_transfer *transfers; /* every transfer not yet reported, to abort on free */
 };
 
@@ -116,14 +118,11 @@ struct http_client *http__new(const struct http_options *opts)
 		curl_multi_setopt(hc->multi, CURLMOPT_TIMERFUNCTION, multi__timer);
 		curl_multi_setopt(hc->multi, CURLMOPT_TIMERDATA, hc);
 	}
-	hc->headers = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
-	if(hc->headers){
-		/* no "Expect: 100-continue" round trip for small bodies */
-		struct curl_slist *h = curl_slist_append(hc->headers, "Expect:");
-		if(h) hc->headers = h;
-	}
 	if(opts->ca_file) hc->ca_file = strdup(opts->ca_file);
-	if(!hc->multi || !hc->headers || (opts->ca_file && !hc->ca_file)){
+	if(opts->proxy) hc->proxy = strdup(opts->proxy);
+	if(opts->proxy_ca_file) hc->proxy_ca_file = strdup(opts->proxy_ca_file);
+	if(!hc->multi || (opts->ca_file && !hc->ca_file) || (opts->proxy && !hc->proxy)
+			|| (opts->proxy_ca_file && !hc->proxy_ca_file)){
 		http__free(hc);
 		return NULL;
 	}
@@ -218,6 +217,70 @@ static void transfer__put(struct http_client *hc, struct http_transfer *t)
 	hc->pooled++;
 }
 
+/* The length of a header line's name ("Name: value" or curl's "Name:" / "Name;"). */
+static size_t header__name_len(const char *line)
+{
+	return strcspn(line, ":;");
+}
+
+static bool header__named(const char *line, const char *name)
+{
+	size_t n = header__name_len(line);
+
+	return n == strlen(name) && !strncasecmp(line, name, n);
+}
+
+/* The request's header lines exactly: what a signer signed goes out once and alone. curl adds
+ * Accept, Expect and (with a body) Content-Type of its own: each is switched off ("Name:")
+ * unless the request sends its own; a body without a Content-Type line gets content_type. One
+ * line per name, or -1: a repeated header is joined with "," by the gateway's signer, and the
+ * signature no longer matches. */
+static int headers__build(const struct http_request *req, struct curl_slist **out)
+{
+	bool accept = false, content_type = false;
+	char line[128];
+	size_t n = 0;
+
+	*out = NULL;
+	for(; req->headers && req->headers[n]; n++){
+		for(size_t i = 0; i < n; i++){
+			size_t len = header__name_len(req->headers[i]);
+			if(len == header__name_len(req->headers[n]) && !strncasecmp(req->headers[i], req->headers[n], len)) return -1;
+		}
+		if(header__named(req->headers[n], "Expect") || header__named(req->headers[n], "Transfer-Encoding")
+				|| header__named(req->headers[n], "Content-Length")){
+			return -1; /* curl's to write, from the body it sends */
+		}
+		accept = accept || header__named(req->headers[n], "Accept");
+		content_type = content_type || header__named(req->headers[n], "Content-Type");
+	}
+	if(!(*out = curl_slist_append(NULL, "Expect:"))) return -1;
+	if(!accept && !curl_slist_append(*out, "Accept:")) return -1;
+	if(!content_type){
+		if(req->body) snprintf(line, sizeof(line), "Content-Type: %s", req->content_type ? req->content_type : "application/x-www-form-urlencoded");
+		else snprintf(line, sizeof(line), "Content-Type:"); /* an empty POST: none, not curl's form type */
+		if(!curl_slist_append(*out, line)) return -1;
+	}
+	for(size_t i = 0; i < n; i++){
+		if(!curl_slist_append(*out, req->headers[i])) return -1;
+	}
+	return 0;
+}
+
+/* Never a proxy from the environment (http_proxy, https_proxy, all_proxy): it would see every
+ * signed call and the credential services' answers. An https:// request goes through the
+ * configured proxy, if any, as a CONNECT tunnel: the proxy carries TLS it cannot read. */
+static int transfer__proxy(struct http_client *hc, CURL *e, const char *url)
+{
+	if(!hc->proxy || strncasecmp(url, "https://", strlen("https://"))){
+		return curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK;
+	}
+	return curl_easy_setopt(e, CURLOPT_PROXY, hc->proxy)
+			|| curl_easy_setopt(e, CURLOPT_NOPROXY, "") /* no_proxy from the environment neither */
+			|| curl_easy_setopt(e, CURLOPT_HTTPPROXYTUNNEL, 1L)
+			|| (hc->proxy_ca_file && curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, hc->proxy_ca_file));
+}
+
 int http__request(struct http_client *hc, const struct http_request *req, void *tag)
 {
 	struct http_transfer *t = transfer__get(hc);
@@ -228,18 +291,11 @@ int http__request(struct http_client *hc, const struct http_request *req, void *
 	t->tag = tag;
 	t->max_body = req->max_body ? req->max_body : HTTP_MAX_BODY;
 	e = t->easy;
-	if(req->headers || req->content_type){
-		/* the request's own list: the client's defaults plus its lines */
-		char line[128];
-		if(!(t->headers = curl_slist_append(NULL, "Expect:"))) goto fail;
-		snprintf(line, sizeof(line), "Content-Type: %s", req->content_type ? req->content_type : "application/x-www-form-urlencoded");
-		if(req->body && !curl_slist_append(t->headers, line)) goto fail;
-		for(size_t i = 0; req->headers && req->headers[i]; i++){
-			if(!curl_slist_append(t->headers, req->headers[i])) goto fail;
-		}
-	}
+	if(headers__build(req, &t->headers)) goto fail;
+	/* the URL as given, byte for byte: curl 7.88 sends CURLOPT_URL's query unchanged (its URL
+	 * API would rewrite escapes in lower case, and the signed query would no longer match) */
 	if(curl_easy_setopt(e, CURLOPT_URL, req->url)
-			|| curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers ? t->headers : hc->headers)
+			|| curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers)
 			|| curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, transfer__write)
 			|| curl_easy_setopt(e, CURLOPT_WRITEDATA, t)
 			|| curl_easy_setopt(e, CURLOPT_PRIVATE, t)
@@ -253,7 +309,8 @@ int http__request(struct http_client *hc, const struct http_request *req, void *
 			|| curl_easy_setopt(e, CURLOPT_USERAGENT, "mosquitto-bootstrap/0.1")
 			/* answers are small; curl's default 16 KiB per transfer adds up with hundreds in flight */
 			|| curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L)
-			|| (hc->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, hc->ca_file))){
+			|| (hc->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, hc->ca_file))
+			|| transfer__proxy(hc, e, req->url)){
 		goto fail;
 	}
 	if(req->body){
@@ -380,7 +437,8 @@ void http__free(struct http_client *hc)
 	if(hc->multi) curl_multi_cleanup(hc->multi);
 	close(hc->epfd);
 	close(hc->wakefd);
-	curl_slist_free_all(hc->headers);
 	free(hc->ca_file);
+	free(hc->proxy);
+	free(hc->proxy_ca_file);
 	free(hc);
 }

@@ -177,6 +177,8 @@ struct jobs {
 	bool refused[PLATFORM_ACTIONS]; /* batch actions the platform refused: not used again ... */
 	unsigned refused_generation;    /* ... until the credentials change */
 	char refused_detail[160];
+	bool signature_failing[PLATFORM_ACTIONS]; /* the action's last answer was a signature error */
+	char signature_detail[160];
 	struct job_result *finished_head, *finished_tail;
 	unsigned long long calls, retries, throttled, applies_started, applies_abandoned;
 	unsigned long long calls_by[PLATFORM_ACTIONS][CALL_OUTCOMES];
@@ -457,6 +459,20 @@ static enum call_outcome call__outcome(enum platform_outcome o)
 		case PLATFORM_UNAVAILABLE: break;
 	}
 	return CALL_UNAVAILABLE;
+}
+
+/* The metric outcome of an answer to action. A signature error (a wrong secret, or bytes sent
+ * that are not the ones signed) is counted as such, apart from permission refusals, and marks
+ * the action failing until one of its calls is answered. */
+static enum call_outcome call__outcome_noted(struct jobs *jobs, enum platform_action action, const struct platform_answer *a)
+{
+	if(a->outcome == PLATFORM_AUTH && platform__code_is_signature(a->code)){
+		jobs->signature_failing[action] = true;
+		snprintf(jobs->signature_detail, sizeof(jobs->signature_detail), "%s answered %s", platform_actions[action].name, a->code);
+		return CALL_SIGNATURE;
+	}
+	if(a->outcome != PLATFORM_UNAVAILABLE && a->outcome != PLATFORM_THROTTLED) jobs->signature_failing[action] = false;
+	return call__outcome(a->outcome);
 }
 
 /* Starts a signed platform request whose answer may be max_body long (0: the default); the
@@ -905,6 +921,15 @@ static void batching__refuse(struct jobs *jobs, enum platform_action action, con
 			answer && answer->code[0] ? answer->code : "without a usable answer");
 }
 
+/* An authorisation refusal of a batch call that turns that batching off. Never a signature
+ * error: that is the secret (single calls get it too) or a defect of ours in what was sent, and
+ * no grant can fix it; the batch's devices go on as single calls and the error is reported as
+ * what it is (call__outcome_noted). */
+static bool batching__grant_missing(const struct platform_answer *answer)
+{
+	return answer->outcome == PLATFORM_AUTH && !platform__code_is_signature(answer->code);
+}
+
 static bool batching__on(const struct jobs *jobs, enum platform_action action)
 {
 	return jobs->cfg->batching == BATCHING_AUTO && !jobs->refused[action];
@@ -1032,7 +1057,7 @@ static void lookup__answer(struct jobs *jobs, struct batch *b, const struct http
 		}
 		return;
 	}
-	if(answer->outcome == PLATFORM_AUTH || (answer->outcome == PLATFORM_REFUSED && ++jobs->refusals[0] >= BATCH_REFUSALS_MAX)){
+	if(batching__grant_missing(answer) || (answer->outcome == PLATFORM_REFUSED && ++jobs->refusals[0] >= BATCH_REFUSALS_MAX)){
 		/* a missing grant, or refusals that keep coming: lookups off */
 		batching__refuse(jobs, ACTION_BATCH_QUERY, answer);
 	}
@@ -1178,7 +1203,7 @@ static void apply__verdicts(struct jobs *jobs, struct batch *b, const struct pla
 static void apply__answer(struct jobs *jobs, struct batch *b, const struct batch_call *call, const struct http_result *r,
 		const struct platform_answer *answer, int64_t now)
 {
-	if(answer->outcome == PLATFORM_AUTH || (answer->outcome == PLATFORM_REFUSED && ++jobs->refusals[1] >= BATCH_REFUSALS_MAX)){
+	if(batching__grant_missing(answer) || (answer->outcome == PLATFORM_REFUSED && ++jobs->refusals[1] >= BATCH_REFUSALS_MAX)){
 		/* a missing grant, or refusals that keep coming: batch registration off */
 		batching__refuse(jobs, call->action, answer);
 	}
@@ -1288,7 +1313,7 @@ static void batch__on_answer(struct jobs *jobs, struct batch_call *call, const s
 		jobs->calls_by[done.action][CALL_TRANSPORT]++;
 	}else{
 		platform__parse_answer(done.action, r->status, r->body, r->body_len, &answer);
-		jobs->calls_by[done.action][call__outcome(answer.outcome)]++;
+		jobs->calls_by[done.action][call__outcome_noted(jobs, done.action, &answer)]++;
 		if(answer.outcome == PLATFORM_THROTTLED){
 			jobs->throttled++;
 			quota__throttled(&jobs->bucket[done.action], now);
@@ -1411,7 +1436,7 @@ static void worker__on_answer(void *tag, const struct http_result *r, void *user
 		return;
 	}
 	platform__parse_answer(action, r->status, r->body, r->body_len, &answer);
-	jobs->calls_by[action][call__outcome(answer.outcome)]++;
+	jobs->calls_by[action][call__outcome_noted(jobs, action, &answer)]++;
 	if(answer.outcome == PLATFORM_THROTTLED || answer.outcome == PLATFORM_UNAVAILABLE){
 		if(answer.outcome == PLATFORM_THROTTLED){
 			jobs->throttled++;
@@ -1734,6 +1759,8 @@ static void *worker__run(void *arg)
 		memcpy(jobs->stats.devices_by, jobs->devices_by, sizeof(jobs->devices_by));
 		memcpy(jobs->stats.batching_refused, jobs->refused, sizeof(jobs->refused));
 		memcpy(jobs->stats.batching_detail, jobs->refused_detail, sizeof(jobs->stats.batching_detail));
+		memcpy(jobs->stats.signature_failing, jobs->signature_failing, sizeof(jobs->signature_failing));
+		memcpy(jobs->stats.signature_detail, jobs->signature_detail, sizeof(jobs->stats.signature_detail));
 		jobs->stats.applies = jobs->applies_started;
 		jobs->stats.applies_abandoned = jobs->applies_abandoned;
 		for(int a = 0; a < PLATFORM_ACTIONS; a++){
@@ -1794,7 +1821,7 @@ static void *worker__run(void *arg)
 struct jobs *jobs__new(const struct bootstrap_config *cfg, struct shared *shared)
 {
 	struct jobs *jobs = calloc(1, sizeof(*jobs));
-	struct http_options hopts = { .ca_file = cfg->ca_file };
+	struct http_options hopts = { .ca_file = cfg->ca_file, .proxy = cfg->https_proxy, .proxy_ca_file = cfg->https_proxy_ca_file };
 	int64_t now = clock__ms();
 	bool lock_ok = false;
 

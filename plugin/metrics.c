@@ -6,7 +6,7 @@
 #include "bootstrap_metrics.h"
 
 static const char *const call_outcome_names[CALL_OUTCOMES] = {
-	"ok", "exists", "not_exists", "auth", "refused", "throttled", "unavailable", "transport_error", "not_yet",
+	"ok", "exists", "not_exists", "auth", "refused", "throttled", "unavailable", "transport_error", "not_yet", "signature",
 };
 
 void metrics__request(struct metrics *m)

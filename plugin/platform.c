@@ -15,8 +15,8 @@
 #include "bootstrap_platform.h"
 #include "bootstrap_text.h"
 
-/* V3 sends the parameters in the query and an empty body, as Alibaba's SDKs do for these
- * actions; the Content-Type curl would add to a POST is sent, and signed, explicitly. */
+/* V3 sends the parameters in the query with no body and no Content-Type, as Alibaba's SDK
+ * does; only a form body (the action's form_body) has a Content-Type, sent once and signed. */
 #define V3_CONTENT_TYPE "application/x-www-form-urlencoded"
 #define CODE_ALREADY_EXISTS "iot.device.AlreadyExistedDeviceName"
 #define CODE_NOT_EXISTS "iot.device.NotExistedDevice"
@@ -272,6 +272,12 @@ static bool code__is_auth(const char *code)
 	return false;
 }
 
+bool platform__code_is_signature(const char *code)
+{
+	return !strcmp(code, "SignatureDoesNotMatch") || !strcmp(code, "IncompleteSignature")
+			|| !strncmp(code, "InvalidAccessKeyId", strlen("InvalidAccessKeyId"));
+}
+
 static bool code__is_transient(const char *code)
 {
 	/* SignatureNonceUsed: a fresh request gets a fresh nonce, so it is worth another try */
@@ -419,27 +425,27 @@ static bool header__value_valid(const char *v)
 }
 
 /* The endpoint with path "/" and query: the URL to send to, and the host[:port] to sign and send
- * as Host (the port only when it is not the scheme's default, as curl would write it). */
+ * as Host (the port only when it is not the scheme's default, as curl would write it). The URL
+ * is put together here, not by curl's URL API: that one rewrites escapes in lower case (%3a),
+ * and the gateway verifies the signature over the query as it arrives, byte for byte. */
 static int endpoint__target(const char *endpoint, const char *query, char **url, char **host)
 {
 	CURLU *u = curl_url();
-	char *full = NULL, *name = NULL, *port = NULL;
+	char *scheme = NULL, *name = NULL, *port = NULL;
 	CURLUcode prc;
 	int rc = -1;
 
 	*url = *host = NULL;
 	if(!u) return -1;
 	if(curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK
-			|| curl_url_set(u, CURLUPART_PATH, "/", 0) != CURLUE_OK
-			|| curl_url_set(u, CURLUPART_QUERY, query[0] ? query : NULL, 0) != CURLUE_OK
-			|| curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK
+			|| curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK
 			|| curl_url_get(u, CURLUPART_HOST, &name, 0) != CURLUE_OK){
 		goto done;
 	}
 	prc = curl_url_get(u, CURLUPART_PORT, &port, CURLU_NO_DEFAULT_PORT);
 	if(prc != CURLUE_OK && prc != CURLUE_NO_PORT) goto done;
-	*url = strdup(full);
 	*host = port ? string__format("%s:%s", name, port) : strdup(name);
+	if(*host) *url = string__format("%s://%s/%s%s", scheme, *host, query[0] ? "?" : "", query);
 	if(!*url || !*host){
 		free(*url);
 		free(*host);
@@ -448,7 +454,7 @@ static int endpoint__target(const char *endpoint, const char *query, char **url,
 	}
 	rc = 0;
 done:
-	curl_free(full);
+	curl_free(scheme);
 	curl_free(name);
 	curl_free(port);
 	curl_url_cleanup(u);
@@ -545,7 +551,7 @@ static int request__v3(const struct bootstrap_config *cfg, const char *action, c
 	if(!query || endpoint__target(cfg->endpoint, query, &req->url, &host)) goto done;
 	if(platform__sha256_hex(req->body ? req->body : "", req->body ? strlen(req->body) : 0, payload_hash)) goto done;
 
-	headers[nh++] = (struct platform_param){"content-type", V3_CONTENT_TYPE};
+	if(req->body) headers[nh++] = (struct platform_param){"content-type", V3_CONTENT_TYPE};
 	headers[nh++] = (struct platform_param){"host", host};
 	headers[nh++] = (struct platform_param){"x-acs-action", action};
 	headers[nh++] = (struct platform_param){"x-acs-version", PLATFORM_API_VERSION};
@@ -785,6 +791,11 @@ static const struct {
 	const char *word;
 	const char *fix;
 } check_fixes[] = {
+	/* never a RAM permission: the secret, or the bytes sent are not those signed */
+	{true, "SignatureDoesNotMatch", "the AccessKey secret does not belong to the AccessKey id, or the request sent was not "
+			"the one signed (a defect: please report it); not a RAM permission"},
+	{true, "IncompleteSignature", "the request's signature is incomplete (a defect: please report it); not a RAM permission"},
+	{true, "InvalidAccessKeyId", "the AccessKey id is unknown or disabled: check the credentials source; not a RAM permission"},
 	{true, "Permission", "grant the RAM identity iot:QueryDeviceDetail and iot:RegisterDevice"},
 	{true, "Forbidden", "grant the RAM identity iot:QueryDeviceDetail and iot:RegisterDevice"},
 	{true, "SecurityToken", "the STS token is wrong or expired: check the credentials source"},

@@ -99,6 +99,8 @@ struct bootstrap_plugin {
 	unsigned long long throttled_logged; /* Throttling answers already reported in the log */
 	unsigned long long audit_unanswered; /* refusals left unanswered, not yet in an audit line */
 	time_t audit_unanswered_s;           /* when the last such line was written */
+	bool signature_failing_logged[PLATFORM_ACTIONS]; /* actions failing on signature errors, as last reported */
+	bool signature_reported;             /* platform/signature published once */
 	bool batching_refused_logged;        /* a batch action refused, as last reported */
 	char batching_detail_logged[160];
 	unsigned long long applies_abandoned_logged;
@@ -728,6 +730,35 @@ static void bootstrap__report_check(struct bootstrap_plugin *p, const struct job
 	metric__publish(METRICS_TOPIC_PREFIX "platform/status", text, NULL);
 }
 
+/* Signature errors (SignatureDoesNotMatch, IncompleteSignature, InvalidAccessKeyId.*): a wrong
+ * secret or a request sent other than signed, never a RAM permission. One line when the set of
+ * actions getting them changes, and $SYS/broker/bootstrap/platform/signature. */
+static void bootstrap__report_signature(struct bootstrap_plugin *p, const struct jobs_stats *st)
+{
+	char text[640], names[256] = "";
+	size_t used = 0;
+	bool failing = false;
+
+	if(p->signature_reported && !memcmp(st->signature_failing, p->signature_failing_logged, sizeof(p->signature_failing_logged))) return;
+	for(int a = 0; a < PLATFORM_ACTIONS; a++){
+		if(!st->signature_failing[a]) continue;
+		used += (size_t)snprintf(names + used, used < sizeof(names) ? sizeof(names) - used : 0, "%s%s", failing ? ", " : "", platform_actions[a].name);
+		if(used >= sizeof(names)) used = sizeof(names) - 1;
+		failing = true;
+	}
+	if(failing){
+		snprintf(text, sizeof(text), "failing: %s (last: %s): the AccessKey secret does not belong to its id, or the request sent "
+				"was not the one signed (a defect: please report it); not a RAM permission", names, st->signature_detail);
+		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": platform signature %s", text);
+	}else{
+		snprintf(text, sizeof(text), "ok");
+		if(p->signature_reported) mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": platform signature: accepted again");
+	}
+	memcpy(p->signature_failing_logged, st->signature_failing, sizeof(p->signature_failing_logged));
+	p->signature_reported = true;
+	metric__publish(METRICS_TOPIC_PREFIX "platform/signature", text, NULL);
+}
+
 /* Batching's state: one line when the platform refuses a batch action (and when batching is
  * back), one when batch registrations had to hand their devices back to single calls. */
 static void bootstrap__report_batching(struct bootstrap_plugin *p, const struct jobs_stats *st)
@@ -805,6 +836,7 @@ static void bootstrap__report_worker(struct bootstrap_plugin *p, time_t now)
 	bootstrap__audit_unanswered(p, now, false);
 	bootstrap__report_credentials(p, &st);
 	bootstrap__report_check(p, &st);
+	bootstrap__report_signature(p, &st);
 	bootstrap__report_batching(p, &st);
 	if(st.waker_refused && !p->waker_refusal_logged){
 		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": plugin_opt_wakeup_port %d: the broker refused the wakeup "

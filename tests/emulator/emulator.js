@@ -5,6 +5,9 @@
 // header, or signature 1.0 in the parameters, over GET or POST; AccessKeyId, security token,
 // timestamp window, nonce reuse), implements RegisterDevice and QueryDeviceDetail with the real
 // answer shapes and error codes, and can be told to misbehave. Secrets it holds are never printed.
+// Strict by default (options.strict, setStrict): it verifies what arrived byte for byte, not what
+// Node's parser makes of it (a repeated header, a query not in canonical encoding, a parameter the
+// action does not take, a body that is not a form are refused; see strictCheck).
 //
 // Use as a module (createEmulator) or run it: node emulator.js --port 0 [--tls-cert f --tls-key f]
 // Control API for other processes: GET /_emulator/stats, POST /_emulator/faults, POST /_emulator/reset.
@@ -51,7 +54,11 @@ function sha256Hex(data) {
 // signed header (lower-case names in the given order, values trimmed), the names joined by ";",
 // and the hex SHA-256 of the body.
 function canonicalRequestV3(method, pathname, query, headers, signedHeaders, hashedPayload) {
-  const q = Object.keys(query).sort().map((k) => percentEncode(k) + '=' + percentEncode(query[k])).join('&');
+  // a string: the query as it arrived (strict: already checked to be in canonical form), sorted
+  // as it is, never decoded and encoded again; an object: parameters to encode
+  const byName = (a, b) => { const x = a.split('=')[0]; const y = b.split('=')[0]; return x < y ? -1 : x > y ? 1 : 0; };
+  const q = typeof query === 'string' ? query.split('&').filter((x) => x).sort(byName).join('&')
+    : Object.keys(query).sort().map((k) => percentEncode(k) + '=' + percentEncode(query[k])).join('&');
   const h = signedHeaders.map((name) => name + ':' + String(headers[name]).trim() + '\n').join('');
   return [method, pathname, q, h, signedHeaders.join(';'), hashedPayload].join('\n');
 }
@@ -89,6 +96,68 @@ function parseForm(s) {
   return out;
 }
 
+// ---- strict mode: the gateway sees exactly what was signed ----
+// Parameters each action takes (the official SDK's request models, @alicloud/iot20180120), besides
+// the signature 1.0 common ones; DeviceName.N and DeviceNameList.N.* are the list forms.
+const ACTION_PARAMS = {
+  RegisterDevice: ['ProductKey', 'DeviceName', 'Nickname', 'IotInstanceId', 'AppKey', 'DevEui', 'JoinEui', 'LoraNodeType', 'PinCode'],
+  QueryDeviceDetail: ['ProductKey', 'DeviceName', 'IotId', 'IotInstanceId'],
+  BatchQueryDeviceDetail: ['ProductKey', 'IotInstanceId', /^DeviceName\.[1-9]\d{0,6}$/],
+  BatchCheckDeviceNames: ['ProductKey', 'IotInstanceId', /^DeviceName\.[1-9]\d{0,6}$/, /^DeviceNameList\.[1-9]\d{0,6}\.(DeviceName|DeviceNickname)$/],
+  QueryBatchRegisterDeviceStatus: ['ProductKey', 'ApplyId', 'IotInstanceId'],
+  BatchRegisterDeviceWithApplyId: ['ProductKey', 'ApplyId', 'IotInstanceId'],
+  QueryPageByApplyId: ['ApplyId', 'PageSize', 'CurrentPage', 'IotInstanceId'],
+};
+const V1_COMMON = ['Action', 'Format', 'Version', 'AccessKeyId', 'SignatureMethod', 'SignatureVersion', 'SignatureNonce',
+  'Timestamp', 'RegionId', 'SecurityToken', 'Signature'];
+const FORM_TYPE_RE = /^application\/x-www-form-urlencoded(;\s*charset=utf-8)?$/i;
+
+// A query or form body in the signature's canonical encoding: every name and value is exactly
+// percentEncode(decoded) (upper-case escapes, unreserved characters never escaped, %20 for
+// space), no name twice. The reason it is not, or null.
+function notCanonical(raw) {
+  const seen = new Set();
+  for (const part of raw.split('&')) {
+    if (!part) return 'an empty parameter';
+    const eq = part.indexOf('=');
+    const pieces = eq < 0 ? [part] : [part.slice(0, eq), part.slice(eq + 1)];
+    for (const x of pieces) {
+      let decoded;
+      try { decoded = decodeURIComponent(x); } catch (e) { return 'a malformed escape'; }
+      if (/%(?:[a-f][0-9A-Fa-f]|[0-9A-F][a-f])/.test(x)) return 'a lower-case escape';
+      if (percentEncode(decoded) !== x) return 'a parameter not in canonical encoding';
+    }
+    const name = decodeURIComponent(pieces[0]);
+    if (seen.has(name)) return 'a parameter given twice';
+    seen.add(name);
+  }
+  return null;
+}
+
+// Header names sent more than once (rawHeaders keeps every line; req.headers only the first of some).
+function repeatedHeaders(rawHeaders) {
+  const seen = new Set();
+  const twice = new Set();
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const n = rawHeaders[i].toLowerCase();
+    if (seen.has(n)) twice.add(n);
+    seen.add(n);
+  }
+  return [...twice];
+}
+
+// A parameter the action does not take (misspelt, or of another action), or null.
+function unknownParameter(action, params, v3) {
+  const allowed = ACTION_PARAMS[action];
+  if (!allowed) return null; // an unknown action is answered as such
+  for (const k of Object.keys(params)) {
+    if (!v3 && V1_COMMON.includes(k)) continue;
+    if (v3 && (k === 'Action' || k === 'Version' || k === 'AccessKeyId')) continue; // from the headers
+    if (!allowed.some((a) => (typeof a === 'string' ? a === k : a.test(k)))) return k;
+  }
+  return null;
+}
+
 function createEmulator(options = {}) {
   const opts = {
     accessKeys: options.accessKeys || {},       // id -> { secret, securityToken? }
@@ -97,6 +166,8 @@ function createEmulator(options = {}) {
     regionId: options.regionId || null,
     quota: options.quota || null,               // { RegisterDevice: qps, QueryDeviceDetail: qps }
     tls: options.tls || null,                   // { cert, key } PEM strings
+    // strict (the default): what arrives must be exactly what was signed (see strictCheck)
+    strict: options.strict !== false,
   };
   const devices = new Map(); // productKey/deviceName -> device
   const nonces = new Map();  // nonce -> time
@@ -113,7 +184,9 @@ function createEmulator(options = {}) {
     // connections: the connections that carried API calls (control calls left out, the start-up
     // check's in): with kept-alive clients far fewer than the requests
     const fresh = () => ({ requests: 0, byAction: {}, byCode: {}, throttled: 0, throttledBy: {}, faultsServed: 0, signatureFailures: 0,
-      bySignature: { v1: 0, v3: 0 }, lastV3: null, connections: 0 });
+      bySignature: { v1: 0, v3: 0 }, lastV3: null, connections: 0,
+      // strict refusals by kind (duplicateHeader, queryNotCanonical, unknownParameter, contentType)
+      strict: {} });
     // the plugin's start-up check (QueryDeviceDetail for PROBE_NAME), accounted apart so that
     // tests count device traffic; it still passes every gateway check and counts for the quota
     stats = { ...fresh(), checks: fresh() };
@@ -296,7 +369,7 @@ function createEmulator(options = {}) {
     stats.requests++;
     stats.bySignature[v3 ? 'v3' : 'v1']++;
     if (v3) stats.lastV3 = { signedHeaders: (V3_AUTHORIZATION_RE.exec(v3.authorization) || [])[2] || null,
-      query: Object.keys(v3.query).sort(), bodyBytes: v3.body.length };
+      query: v3.queryNames.slice().sort(), bodyBytes: v3.body.length };
     const fault = mayFault ? takeFault() : null;
     // the gateway counts a call against the quota when it arrives, however long it then takes
     const overQuotaOnArrival = !fault && overQuota(p.Action);
@@ -315,6 +388,7 @@ function createEmulator(options = {}) {
         if (fault.kind === 'throttle') { stats.throttled++; return gatewayError(res, fault.status || 400, 'Throttling.User', 'Request was denied due to user flow control.', p.Action); }
       }
       if (!(v3 ? authenticateV3(method, p, res, v3) : authenticate(method, p, res))) return;
+      if (!strictParameters(p, v3, res)) return;
       if (p.Format && p.Format !== 'JSON') return gatewayError(res, 400, 'InvalidParameter.Format', 'Only JSON answers are emulated.', p.Action);
       if (p.Version !== API_VERSION) return gatewayError(res, 400, 'InvalidVersion', 'Specified parameter Version is not valid.', p.Action);
       if (opts.iotInstanceId && p.IotInstanceId !== opts.iotInstanceId) return businessError(res, 'iot.system.InstanceNotFound', 'The instance is not found.', p.Action);
@@ -363,6 +437,50 @@ function createEmulator(options = {}) {
     send(res, 404, { error: 'unknown control path' });
   }
 
+  // Strict mode: refuses what a stricter gateway (or a proxy in front of it) would see differently
+  // from what was signed. A header line sent twice is joined with "," by Alibaba's signer, so it is
+  // answered SignatureDoesNotMatch, as the real gateway would; the other refusals name their cause.
+  function strictCheck(req, rawQuery, rawBody, query, form, params, v3, res) {
+    const refuse = (kind, status, code, message) => {
+      stats.strict[kind] = (stats.strict[kind] || 0) + 1;
+      if (code === 'SignatureDoesNotMatch') stats.signatureFailures++;
+      gatewayError(res, status, code, message, params.Action || 'unknown');
+      return false;
+    };
+    const twice = repeatedHeaders(req.rawHeaders);
+    if (twice.length) {
+      return refuse('duplicateHeader', 400, 'SignatureDoesNotMatch', 'Specified signature is not matched with our calculation (header ' +
+        twice.join(',') + ' sent more than once).');
+    }
+    const q = rawQuery ? notCanonical(rawQuery) : null;
+    if (q) return refuse('queryNotCanonical', 400, 'SignatureDoesNotMatch', 'Specified signature is not matched with our calculation (query: ' + q + ').');
+    const type = req.headers['content-type'];
+    if (rawBody.length > 0) {
+      if (!type || !FORM_TYPE_RE.test(type)) return refuse('contentType', 400, 'InvalidParameter.ContentType', 'A request body must be application/x-www-form-urlencoded.');
+      const b = notCanonical(rawBody.toString('latin1'));
+      if (b) return refuse('bodyNotCanonical', 400, 'SignatureDoesNotMatch', 'Specified signature is not matched with our calculation (body: ' + b + ').');
+    } else if (type !== undefined && !FORM_TYPE_RE.test(type)) {
+      return refuse('contentType', 400, 'InvalidParameter.ContentType', 'The Content-Type does not match the (empty) body.');
+    }
+    if (v3) {
+      for (const k of Object.keys(form)) {
+        if (Object.prototype.hasOwnProperty.call(query, k)) return refuse('parameterTwice', 400, 'InvalidParameter', 'Parameter ' + k + ' is in the query and in the body.');
+      }
+    }
+    return true;
+  }
+
+  // Strict, after the gateway's own checks (an unknown parameter with a wrong secret is still
+  // SignatureDoesNotMatch): a parameter the action does not take, misspelt or of another action.
+  function strictParameters(p, v3, res) {
+    if (!opts.strict) return true;
+    const unknown = unknownParameter(p.Action, p, !!v3);
+    if (!unknown) return true;
+    stats.strict.unknownParameter = (stats.strict.unknownParameter || 0) + 1;
+    gatewayError(res, 400, 'InvalidParameter.Unknown', 'The parameter ' + unknown + ' is not one of ' + p.Action + '\'s.', p.Action);
+    return false;
+  }
+
   function onRequest(req, res) {
     const chunks = [];
     let size = 0;
@@ -377,23 +495,26 @@ function createEmulator(options = {}) {
       if (!apiSockets.has(req.socket)) { apiSockets.add(req.socket); stats.connections++; }
       // an Authorization header means V3; without one, signature 1.0 in the parameters
       const v3 = req.headers.authorization !== undefined;
-      let params, query;
+      let params, query, form = {};
+      const rawQuery = url.search.slice(1);
       try {
         if (v3) {
-          query = parseForm(url.search.slice(1));
-          const form = /^application\/x-www-form-urlencoded/i.test(req.headers['content-type'] || '') ? parseForm(body) : {};
+          query = parseForm(rawQuery);
+          form = /^application\/x-www-form-urlencoded/i.test(req.headers['content-type'] || '') ? parseForm(body) : {};
           params = { ...query, ...form, Action: req.headers['x-acs-action'], Version: req.headers['x-acs-version'] };
         } else {
-          params = req.method === 'POST' ? parseForm(body) : parseForm(url.search.slice(1));
+          params = req.method === 'POST' ? parseForm(body) : parseForm(rawQuery);
         }
       } catch (e) {
         return gatewayError(res, 400, 'InvalidParameter', 'The request is not well formed.', 'unknown');
       }
+      if (opts.strict && !strictCheck(req, rawQuery, raw, query, form, params, v3, res)) return;
       if (url.pathname !== '/' || (req.method !== 'GET' && req.method !== 'POST')) {
         return gatewayError(res, 404, 'InvalidAction.NotFound', 'Specified api is not found.', params.Action);
       }
+      // strict: the V3 signature is verified over the query as it arrived, not decoded and encoded again
       handleApi(req.method, params, res, v3 ? { authorization: req.headers.authorization, headers: req.headers,
-        pathname: url.pathname, query, body: raw } : null);
+        pathname: url.pathname, query: opts.strict ? rawQuery : query, queryNames: Object.keys(query), body: raw } : null);
     });
   }
 
@@ -413,6 +534,8 @@ function createEmulator(options = {}) {
     setLatency(ms) { latencyMs = ms; },
     setAnswerLatency(ms) { answerLatencyMs = ms; },
     setAccessKeys(keys) { opts.accessKeys = keys; },
+    // strict checks (on unless createEmulator({ strict: false })): see strictCheck
+    setStrict(on) { opts.strict = !!on; },
     setQuota(quota) { opts.quota = quota; },
     addFaults(...list) { faults.push(...list.map((x) => ({ ...x, count: x.count || 1 }))); },
     clearFaults() { faults = []; },

@@ -138,7 +138,7 @@ function httpAt(p, method, path, { headers = {}, body } = {}) {
   });
 }
 
-const form = (o) => Object.keys(o).map((k) => encodeURIComponent(k) + '=' + encodeURIComponent(o[k])).join('&');
+const form = (o) => Object.keys(o).map((k) => percentEncode(k) + '=' + percentEncode(o[k])).join('&');
 const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 
 // As credentials-go does it: the common parameters in the query, the action's in the form body,
@@ -591,7 +591,7 @@ test('V3: a request changed after signing is refused: parameters, headers, body'
   r = await callV3({ action: 'QueryDeviceDetail', unsigned: { 'x-acs-action': 'RegisterDevice' } });
   assert.strictEqual(r.body.Code, 'SignatureDoesNotMatch');
   // the body is not what x-acs-content-sha256 (signed) says
-  r = await callV3({ extraHeaders: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'DeviceName=dev-x', signedBody: '' });
+  r = await callV3({ extraHeaders: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'Nickname=dev_x', signedBody: '' });
   assert.strictEqual(r.body.Code, 'SignatureDoesNotMatch');
   assert.strictEqual(emu.device('a1P', 'dev-swapped'), null);
 });
@@ -635,7 +635,7 @@ const { DOCUMENTED_QPS } = require('./emulator.js');
 function batchCall(p, action, extra = {}, { method = 'POST', secret = SECRET } = {}) {
   const q = Object.fromEntries(Object.entries({ Action: action, Format: 'JSON', Version: '2018-01-20', AccessKeyId: ID,
     SignatureMethod: 'HMAC-SHA1', SignatureVersion: '1.0', SignatureNonce: crypto.randomUUID(), Timestamp: stamp(),
-    RegionId: 'cn-shanghai', ProductKey: 'a1P', ...extra }).filter(([, v]) => v !== undefined));
+    RegionId: 'cn-shanghai', ProductKey: action === 'QueryPageByApplyId' ? undefined : 'a1P', ...extra }).filter(([, v]) => v !== undefined));
   q.Signature = sign(method, q, secret);
   if (method === 'GET') return httpAt(p, 'GET', '/?' + form(q));
   return httpAt(p, 'POST', '/', { headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: form(q) });
@@ -698,7 +698,11 @@ test('BatchQueryDeviceDetail: Data.Data[] for the names that exist, in order, wi
     r = await batchCall(p, 'BatchQueryDeviceDetail', names(Array.from({ length: 101 }, (_, i) => 'bq-dev-' + (i + 1))));
     assert.deepStrictEqual([r.status, r.json.Success, r.json.Code], [200, false, 'iot.device.DeviceCountExceeded']);
     r = await batchCall(p, 'BatchQueryDeviceDetail', { DeviceName: 'bq-dev-1' }); // not DeviceName.1
+    assert.deepStrictEqual([r.status, r.json.Code], [400, 'InvalidParameter.Unknown'], 'strict: not a parameter of this action');
+    e.setStrict(false);
+    r = await batchCall(p, 'BatchQueryDeviceDetail', { DeviceName: 'bq-dev-1' });
     assert.strictEqual(r.json.Code, 'iot.device.NoneDeviceNameElement');
+    e.setStrict(true);
     r = await batchCall(p, 'BatchQueryDeviceDetail', { ...names(['bq-dev-1']), ProductKey: undefined });
     assert.strictEqual(r.json.Code, 'iot.prod.NullProductKey');
     r = await batchCall(p, 'BatchQueryDeviceDetail', { ...names(['bq-dev-1']), ProductKey: 'a1Nobody' });
@@ -706,7 +710,7 @@ test('BatchQueryDeviceDetail: Data.Data[] for the names that exist, in order, wi
     r = await batchCall(p, 'BatchQueryDeviceDetail', { ...names(['bq-dev-1']), ProductKey: 'a1Q' });
     assert.deepStrictEqual(r.json.Data.Data, [], 'another product');
     const s = e.stats();
-    assert.strictEqual(s.byAction.BatchQueryDeviceDetail, 9);
+    assert.strictEqual(s.byAction.BatchQueryDeviceDetail, 10);
     assert.deepStrictEqual([s.batch.devicesServed.BatchQueryDeviceDetail, s.batch.lastDevicesServed.BatchQueryDeviceDetail, s.batch.maxDevicesServed.BatchQueryDeviceDetail], [9, 0, 3]);
   } finally {
     await e.close();
@@ -1038,5 +1042,71 @@ test('run as a process: --check-duration-ms, --create-duration-ms, --stage-stuck
     assert.strictEqual((await statusOf(p, applyId)).Status, 'CREATE_SUCCESS');
   } finally {
     await new Promise((resolve) => { proc.on('close', resolve); proc.kill('SIGTERM'); });
+  }
+});
+
+// ---- strict mode (the default): what arrives must be exactly what was signed ----
+
+// A raw request on a plain socket: what a client library would never let a test send.
+function rawRequest(p, text) {
+  return new Promise((resolve, reject) => {
+    const s = require('net').connect(p, '127.0.0.1', () => s.end(text));
+    let data = '';
+    s.on('data', (d) => { data += d; });
+    s.on('end', () => { const i = data.indexOf('\r\n\r\n'); resolve({ status: Number(data.split(' ')[1]), body: JSON.parse(data.slice(i + 4)) }); });
+    s.on('error', reject);
+  });
+}
+
+// A V3 RegisterDevice, signed over rawQuery exactly as given, with the header lines given.
+function v3Raw(p, { rawQuery, signedQuery = rawQuery, lines = [], body = '', signContentType = null }) {
+  const headers = { host: `127.0.0.1:${p}`, 'x-acs-action': 'RegisterDevice', 'x-acs-version': '2018-01-20', 'x-acs-date': nowV3(),
+    'x-acs-signature-nonce': crypto.randomUUID(), 'x-acs-content-sha256': sha256Hex(body) };
+  if (signContentType) headers['content-type'] = signContentType;
+  const signed = Object.keys(headers).sort();
+  const sig = signV3(canonicalRequestV3('POST', '/', signedQuery, headers, signed, headers['x-acs-content-sha256']), SECRET);
+  const all = [...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), ...lines,
+    `authorization: ACS3-HMAC-SHA256 Credential=${ID},SignedHeaders=${signed.join(';')},Signature=${sig}`, `content-length: ${Buffer.byteLength(body)}`];
+  return rawRequest(p, `POST /?${rawQuery} HTTP/1.1\r\n${all.join('\r\n')}\r\nconnection: close\r\n\r\n${body}`);
+}
+
+test('strict: duplicate headers, lower-case escapes, unknown parameters and a body of another type are refused; the raw query is what is verified', async () => {
+  const { e, p } = await batchEmulator();
+  try {
+    // accepted: upper-case escapes, signed over the query as sent (a MAC address as DeviceName)
+    let r = await v3Raw(p, { rawQuery: 'DeviceName=AA%3ABB%3ACC%40x&ProductKey=a1P' });
+    assert.deepStrictEqual([r.status, r.body.Success, r.body.Data.DeviceName], [200, true, 'AA:BB:CC@x']);
+    // the same request with lower-case escapes, even signed over exactly those bytes (curl's URL API writes them)
+    r = await v3Raw(p, { rawQuery: 'DeviceName=AA%3aBB%3aCC%40y&ProductKey=a1P' });
+    assert.deepStrictEqual([r.status, r.body.Code], [400, 'SignatureDoesNotMatch']);
+    assert.match(r.body.Message, /lower-case escape/);
+    r = await v3Raw(p, { rawQuery: 'DeviceName=AA:BB&ProductKey=a1P' }); // ':' left unescaped
+    assert.strictEqual(r.body.Code, 'SignatureDoesNotMatch');
+    // a second Content-Type (Node's parser would keep only the first): the gateway joins them
+    r = await v3Raw(p, { rawQuery: 'DeviceName=dup-ct-1&ProductKey=a1P', signContentType: 'application/x-www-form-urlencoded',
+      lines: ['content-type: application/x-www-form-urlencoded'] });
+    assert.deepStrictEqual([r.status, r.body.Code], [400, 'SignatureDoesNotMatch']);
+    assert.match(r.body.Message, /content-type sent more than once/);
+    // a misspelt parameter, correctly signed
+    r = await v3Raw(p, { rawQuery: 'DeviceNmae=dev-typo&ProductKey=a1P' });
+    assert.deepStrictEqual([r.status, r.body.Code], [400, 'InvalidParameter.Unknown']);
+    // a body that is not a form
+    r = await v3Raw(p, { rawQuery: 'DeviceName=dev-json&ProductKey=a1P', body: '{"a":1}', signContentType: 'application/json' });
+    assert.deepStrictEqual([r.status, r.body.Code], [400, 'InvalidParameter.ContentType']);
+    // a form body in canonical encoding is accepted (with its Content-Type signed)
+    r = await v3Raw(p, { rawQuery: 'ProductKey=a1P', body: 'DeviceName=AA%3ADD', signContentType: 'application/x-www-form-urlencoded' });
+    assert.deepStrictEqual([r.status, r.body.Data && r.body.Data.DeviceName], [200, 'AA:DD']);
+    // what the plugin used to do: signed over upper-case escapes, sent with lower-case ones
+    const old = { rawQuery: 'DeviceName=AA%3aBB%3aEE&ProductKey=a1P', signedQuery: 'DeviceName=AA%3ABB%3AEE&ProductKey=a1P' };
+    r = await v3Raw(p, old);
+    assert.deepStrictEqual([r.status, r.body.Code], [400, 'SignatureDoesNotMatch']);
+    const st = e.stats().strict;
+    assert.deepStrictEqual(st, { queryNotCanonical: 3, duplicateHeader: 1, unknownParameter: 1, contentType: 1 });
+    // not strict (decode, encode again, then verify) hid that defect: the reason strict is the default
+    e.setStrict(false);
+    r = await v3Raw(p, old);
+    assert.strictEqual(r.body.Success, true);
+  } finally {
+    await e.close();
   }
 });

@@ -72,6 +72,8 @@ test('300 existing devices at once under every quota: BatchQueryDeviceDetail ser
     await env.emu.addFaults({ kind: '5xx', count: 1 }, { kind: 'throttle', count: 1 });
     await storm(env, ids);
     const stats = await env.emu.stats();
+    // the default configuration (V3, batching auto) against the strict emulator: sent = signed
+    assert.deepStrictEqual([stats.signatureFailures, stats.strict], [0, {}], 'no signature error, nothing the strict checks refused');
     assert.strictEqual(stats.throttled, 1, 'only the injected Throttling');
     assert.ok(stats.batch.devicesServed.BatchQueryDeviceDetail >= 200, JSON.stringify(stats.batch.devicesServed));
     const singles = (stats.byAction.QueryDeviceDetail || 0) + (stats.byAction.RegisterDevice || 0);
@@ -100,6 +102,7 @@ test('400 new devices at once: one batch registration (check, register, pages), 
     const ids = names('br-new', 400);
     await storm(env, ids);
     const stats = await env.emu.stats();
+    assert.deepStrictEqual([stats.signatureFailures, stats.strict], [0, {}], 'no signature error, nothing the strict checks refused');
     assert.strictEqual(stats.throttled, 0);
     assert.ok(stats.batch.devicesCreated >= 200, `${stats.batch.devicesCreated} devices created by batch`);
     assert.ok((stats.byAction.RegisterDevice || 0) <= 200, `${stats.byAction.RegisterDevice} RegisterDevice calls`);

@@ -132,7 +132,7 @@ test('the start-up check: a wrong AccessKey secret and a wrong ProductKey are na
     };
     await h.withEnv({ credentials: 'none', brokerEnv: { ALIBABA_CLOUD_ACCESS_KEY_ID: 'LTAIunknownkey0001', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'not-the-secret' },
       pluginOptions: { acl: 'defer' }, extraConfig: `acl_file ${acl}` }, async (env) => {
-      await waitForLog(env, /platform check: refused: InvalidAccessKeyId\.NotFound: check the AccessKey id and secret/);
+      await waitForLog(env, /platform check: refused: InvalidAccessKeyId\.NotFound: the AccessKey id is unknown or disabled: check the credentials source; not a RAM permission/);
       assert.match(await readStatus(env), /^refused: InvalidAccessKeyId\.NotFound/);
       env.secrets.push('not-the-secret');
     });

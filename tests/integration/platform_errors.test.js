@@ -17,6 +17,14 @@ test('a wrong AccessKey secret answers platform_auth (the emulator rejects the s
       assert.strictEqual(env.emu.stats().signatureFailures, 1);
       assert.strictEqual(env.emu.stats().bySignature[version], 1, version);
       assert.strictEqual(env.emu.deviceCount(), 0);
+      // named as what it is (a wrong secret, or a defect of ours), never a missing RAM permission:
+      // in the start-up check, and in the log once
+      const want = /platform signature failing: RegisterDevice \(last: RegisterDevice answered SignatureDoesNotMatch\).*not a RAM permission/;
+      for (const deadline = Date.now() + 5000; !want.test(env.broker.log()) && Date.now() < deadline;) await h.sleep(50);
+      assert.match(env.broker.log(), want);
+      assert.match(env.broker.log(), /platform check: refused: SignatureDoesNotMatch: the AccessKey secret does not belong to the AccessKey id.*not a RAM permission/);
+      assert.doesNotMatch(env.broker.log(), /grant the RAM/);
+      assert.strictEqual(env.broker.log().split('\n').filter((l) => /platform signature failing/.test(l)).length, 1, 'once per change');
     });
   }
 });
@@ -27,7 +35,8 @@ test('signature_version: V3 by default (Authorization and x-acs-* headers, param
     assert.strictEqual(r.reply.success, true);
     const s = env.emu.stats();
     assert.deepStrictEqual(s.bySignature, { v1: 0, v3: 1 });
-    assert.strictEqual(s.lastV3.signedHeaders, 'content-type;host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version');
+    // no body, no Content-Type (as the SDK): host and the x-acs-* headers only
+    assert.strictEqual(s.lastV3.signedHeaders, 'host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version');
     assert.deepStrictEqual(s.lastV3.query, ['DeviceName', 'ProductKey']);
     assert.strictEqual(s.lastV3.bodyBytes, 0);
   });

@@ -308,7 +308,16 @@ static void test_check_answer(void)
 	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_OK && detail[0] == '\0');
 	ANSWER(ACTION_QUERY, 404, "{\"Code\":\"InvalidAccessKeyId.NotFound\"}", &a);
 	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED);
-	CHECK_STR(detail, "InvalidAccessKeyId.NotFound: check the AccessKey id and secret");
+	CHECK_STR(detail, "InvalidAccessKeyId.NotFound: the AccessKey id is unknown or disabled: check the credentials source; not a RAM permission");
+	/* a signature error names its cause: the secret, or a defect of ours; never a RAM grant */
+	ANSWER(ACTION_QUERY, 400, "{\"Code\":\"SignatureDoesNotMatch\"}", &a);
+	CHECK(a.outcome == PLATFORM_AUTH && platform__code_is_signature(a.code));
+	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED);
+	CHECK(strstr(detail, "SignatureDoesNotMatch: the AccessKey secret") == detail && strstr(detail, "not a RAM permission") != NULL);
+	CHECK(strstr(detail, "grant") == NULL);
+	ANSWER(ACTION_QUERY, 400, "{\"Code\":\"IncompleteSignature\"}", &a);
+	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED && strstr(detail, "defect") != NULL);
+	CHECK(!platform__code_is_signature("iot.common.RamActionPermissionDeny") && !platform__code_is_signature("Forbidden.RAM"));
 	ANSWER(ACTION_QUERY, 200, "{\"Success\":false,\"Code\":\"iot.common.RamActionPermissionDeny\"}", &a);
 	CHECK(platform__check_answer(&a, detail, sizeof(detail)) == PLATFORM_CHECK_REFUSED);
 	CHECK(strstr(detail, "iot:QueryDeviceDetail") != NULL);
@@ -514,9 +523,10 @@ static void test_flow_v3_request(void)
 	CHECK_STR(header_value(&req, "x-acs-version"), "2018-01-20");
 	CHECK_STR(header_value(&req, "x-acs-date"), "2016-02-23T12:46:24Z");
 	CHECK_STR(header_value(&req, "x-acs-content-sha256"), V3_EMPTY_SHA256);
-	CHECK_STR(header_value(&req, "content-type"), "application/x-www-form-urlencoded");
+	/* no body, no Content-Type: as the SDK sends it (http.c keeps curl from adding one) */
+	CHECK(header_value(&req, "content-type") == NULL);
 	CHECK(header_value(&req, "x-acs-security-token") == NULL);
-	CHECK(strstr(header_value(&req, "Authorization"), "Credential=id,SignedHeaders=content-type;host;x-acs-action;"
+	CHECK(strstr(header_value(&req, "Authorization"), "Credential=id,SignedHeaders=host;x-acs-action;"
 			"x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=") != NULL);
 	for(size_t i = 0; req.headers[i]; i++) CHECK(strstr(req.headers[i], "secret") == NULL);
 	check_v3_signature(&req, "secret");
@@ -544,7 +554,7 @@ static void test_flow_v3_sts_instance_and_ports(void)
 	cfg.endpoint = "https://iot.cn-shanghai.aliyuncs.com:443";
 	platform__flow_init(&flow, "a1Prod", "dev-0001", EXISTING_UNACTIVE, false);
 	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
-	CHECK_STR(req.url, "https://iot.cn-shanghai.aliyuncs.com:443/?DeviceName=dev-0001&IotInstanceId=iot-cn-abc&ProductKey=a1Prod");
+	CHECK_STR(req.url, "https://iot.cn-shanghai.aliyuncs.com/?DeviceName=dev-0001&IotInstanceId=iot-cn-abc&ProductKey=a1Prod");
 	CHECK_STR(header_value(&req, "host"), "iot.cn-shanghai.aliyuncs.com"); /* the default port is not written */
 	CHECK_STR(header_value(&req, "x-acs-security-token"), "tok/en+");
 	CHECK_STR(header_value(&req, "x-acs-accesskey-id"), "id");
@@ -555,9 +565,12 @@ static void test_flow_v3_sts_instance_and_ports(void)
 	platform__http_request_free(&req);
 
 	cfg.endpoint = "http://[::1]:8080/";
-	platform__flow_init(&flow, "a1Prod", "dev-0001", EXISTING_UNACTIVE, false);
+	platform__flow_init(&flow, "a1Prod", "AA:BB@x.y-_~*", EXISTING_UNACTIVE, false);
 	CHECK(platform__flow_request(&flow, &cfg, 1456231584, &req) == 0);
 	CHECK_STR(header_value(&req, "host"), "[::1]:8080");
+	/* the query exactly as signed: upper-case escapes, written by hand, not by curl's URL API */
+	CHECK_STR(req.url, "http://[::1]:8080/?DeviceName=AA%3ABB%40x.y-_~%2A&IotInstanceId=iot-cn-abc&ProductKey=a1Prod");
+	check_v3_signature(&req, "secret");
 	platform__http_request_free(&req);
 
 	/* a token that would break the header is never sent */
@@ -680,6 +693,15 @@ static void test_answer_batch_registration(void)
 	CHECK(a.devices[3].kind == DEVICE_INVALID);
 	CHECK_STR(a.devices[3].reason, "The device name is illegal.\\x0a"); /* escaped */
 	CHECK(a.devices[4].kind == DEVICE_INVALID && a.devices[4].reason[0] == '\0');
+	platform__answer_cleanup(&a);
+	/* no code in InvalidDetailList: a "|"-separated reason that says "already exist", not a
+	 * message that merely contains "exist" */
+	ANSWER(ACTION_BATCH_STATUS, 200, "{\"Success\":true,\"Data\":{\"Status\":\"CHECK_FAILED\","
+			"\"InvalidList\":{\"Name\":[\"y1\",\"y2\"]},\"InvalidDetailList\":{\"invalidDetailList\":["
+			"{\"DeviceName\":\"y1\",\"ErrorMsg\":\"The nick name is illegal.|The device name already exists.\"},"
+			"{\"DeviceName\":\"y2\",\"ErrorMsg\":\"The product does not exist.\"}]}}}", &a);
+	CHECK(a.outcome == PLATFORM_SUCCESS && a.ndevices == 2);
+	CHECK(a.devices[0].kind == DEVICE_EXISTS && a.devices[1].kind == DEVICE_INVALID);
 	platform__answer_cleanup(&a);
 	ANSWER(ACTION_BATCH_STATUS, 200, "{\"Success\":true,\"Data\":{\"Status\":\"CREATE\",\"ValidList\":{\"Name\":[]}}}", &a);
 	CHECK(a.outcome == PLATFORM_SUCCESS && a.ndevices == 0);
