@@ -411,6 +411,7 @@ enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *c
 		const char *topic, const struct acl_topics *topics)
 {
 	bool is_request, own_reply, reply_space, shared = false;
+	size_t group_len = 0;
 
 	if(!topic) return ACL_DENY;
 	if(operator && (access == ACCESS_READ || access == ACCESS_SUBSCRIBE) && !strncmp(topic, "$SYS/broker/bootstrap/", 22)){
@@ -420,12 +421,16 @@ enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *c
 	if(access == ACCESS_SUBSCRIBE && !strncmp(topic, "$share/", 7)){
 		const char *slash = strchr(topic + 7, '/');
 		if(!slash) return ACL_DENY;
+		group_len = (size_t)(slash - (topic + 7));
 		topic = slash + 1;
 		shared = true;
 	}
 	is_request = !strcmp(topic, topics->request);
-	/* a client id with a wildcard in it would own every device's reply topic: it owns none */
-	own_reply = client_id && !strpbrk(client_id, "+#") && topic__in_reply_space(topic, client_id, topics->reply_template);
+	/* a client id with a wildcard in it would own every device's reply topic, and one with '/'
+	 * a deep branch of the broker's topic tree of its own (an outsider's 140 KiB a client id):
+	 * only an id a reply can go to owns a reply topic */
+	own_reply = client_id && client_id[0] && strlen(client_id) <= REPLY_CLIENT_ID_MAX && !strpbrk(client_id, "+#/")
+			&& topic__in_reply_space(topic, client_id, topics->reply_template);
 	/* every reply topic, what lies below them, and wherever MQTT 5 Response Topics may point */
 	reply_space = own_reply || topic__in_reply_space(topic, NULL, topics->reply_template)
 			|| !strncmp(topic, topics->response_prefix, strlen(topics->response_prefix));
@@ -441,7 +446,8 @@ enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *c
 			if(is_request) return ACL_DENY;
 			if(own_reply){
 				/* every group name is another subscription: counted like a level below */
-				if(shared) return topic__below_own(topic, client_id, topics->reply_template) == BELOW_DEEPER
+				if(shared) return group_len > ACL_BELOW_LEVEL_MAX /* its name is broker memory too */
+						|| topic__below_own(topic, client_id, topics->reply_template) == BELOW_DEEPER
 						? ACL_DENY : ACL_ALLOW_COUNTED;
 				/* each subscription and each of its levels is broker memory: an anonymous client
 				 * gets a few, never thousands of deep ones */

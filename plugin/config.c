@@ -174,6 +174,7 @@ struct config_option {
 	double min, max;                   /* OPTION_INT, _LONG (whole numbers) and _DOUBLE */
 	const char *refusal;               /* why a value is refused, after "plugin_opt_<name>: '<value>' "
 	                                    * (OPTION_PATH: without the value) */
+	bool unshown;                      /* a refused value is never echoed: it may carry a password */
 };
 
 /* The field's offset, if it has the type the option's kind writes: a row pointing at a field
@@ -242,7 +243,7 @@ static const struct config_option options[] = {
 	{"audit_file", OPTION_PATH, CFG_FIELD(audit_file, char *), .refusal = "must be an absolute path"},
 	{"ca_file", OPTION_PATH, CFG_FIELD(ca_file, char *), .refusal = "must be an absolute path"},
 	{"https_proxy", OPTION_STRING, CFG_FIELD(https_proxy, char *), .check = proxy__valid,
-		.refusal = "must be an http:// or https:// proxy URL without user:password"},
+		.refusal = "must be an http:// or https:// proxy URL without user:password", .unshown = true},
 	{"https_proxy_ca_file", OPTION_PATH, CFG_FIELD(https_proxy_ca_file, char *), .refusal = "must be an absolute path"},
 	{"request_topic", OPTION_STRING, CFG_FIELD(request_topic, char *), .check = topic__valid,
 		.refusal = "is not a topic without wildcards (+ #) or a leading $"},
@@ -316,6 +317,10 @@ static int option__refuse(const struct config_option *opt, const char *value, ch
 {
 	char shown[TEXT_ESCAPED_LEN(OPTION_VALUE_MAX)];
 
+	if(opt->unshown){
+		text__error(err, errlen, "plugin_opt_%s: the value (not shown: it may hold a password) %s", opt->name, opt->refusal);
+		return -1;
+	}
 	text__error(err, errlen, "plugin_opt_%s: '%s' %s", opt->name, text__escape(shown, sizeof(shown), value), opt->refusal);
 	return -1;
 }

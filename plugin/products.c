@@ -17,19 +17,34 @@ struct products {
 	char first[PRODUCT_KEY_MAX + 1];
 };
 
+static bool control__any(const char *s)
+{
+	for(; *s; s++){
+		if(((unsigned char)*s < 0x20 && *s != '\t') || (unsigned char)*s == 0x7f) return true; /* a tab: white space, below */
+	}
+	return false;
+}
+
 int products__read_secret(const char *label, const char *path, char **secret, char *err, size_t errlen)
 {
 	char *text = NULL, *line;
-	size_t textlen;
+	size_t textlen, end = 0;
+	bool nul;
 	int rc = -1;
 
 	*secret = NULL;
-	if(secret__read_file(label, path, true, &text, err, errlen)) return -1;
-	textlen = strlen(text);
+	if(secret__read_file_max(label, path, true, SECRET_FILE_MAX, &text, &textlen, err, errlen)) return -1;
 	/* the first line without its line end, exactly: devices derive keys from the same bytes */
-	text[strcspn(text, "\r\n")] = '\0';
+	while(end < textlen && text[end] != '\r' && text[end] != '\n') end++;
+	nul = memchr(text, '\0', end) != NULL;
+	text[end] = '\0';
 	line = text;
-	if(line[0] == '\0' || strlen(line) > PRODUCT_SECRET_MAX){
+	if(nul || control__any(line)){
+		/* a NUL would cut the secret short here and not on the device; a control byte is a
+		 * copying accident more often than a secret */
+		text__error(err, errlen, "%s: the first line of %s has a NUL or control byte in it; it must hold the "
+				"ProductSecret alone", label, path);
+	}else if(line[0] == '\0' || strlen(line) > PRODUCT_SECRET_MAX){
 		text__error(err, errlen, "%s: %s does not hold a ProductSecret on its first line", label, path);
 	}else if(strlen(line) < PRODUCT_SECRET_MIN){
 		text__error(err, errlen, "%s: the ProductSecret in %s is shorter than %d characters", label, path, PRODUCT_SECRET_MIN);

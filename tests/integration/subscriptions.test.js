@@ -34,6 +34,17 @@ test('deep filters below one\'s own reply topic are refused; the reply topic its
     const groups = [];
     for (let i = 0; i < 3; i++) groups.push(granted(await c.subscribe(`$share/g${i}/bootstrap/reply/sub-0001`, 1)));
     assert.deepStrictEqual(groups, [false, false, false], 'shared groups share the same budget');
+    // a client id with '/' owns no reply topic (no reply goes to it): its "own" deep topic is
+    // refused, or each such id would grow a 190-level branch of the broker's tree
+    const slashy = '000001/' + 'a/'.repeat(186) + 'z';
+    const e = await mqtt.connect(env.port, { clientId: slashy, clean: false });
+    assert.ok(!granted(await e.subscribe(`bootstrap/reply/${slashy}`, 1)), 'a client id with / : its "own" reply topic');
+    assert.ok(!granted(await e.subscribe(`bootstrap/reply/${slashy}/#`, 1)), 'a client id with / : below it');
+    await e.disconnect();
+    // a $share group name is at most 64 bytes
+    const g = await mqtt.connect(env.port, { clientId: 'sub-0005' });
+    assert.ok(!granted(await g.subscribe(`$share/${'g'.repeat(1900)}/bootstrap/reply/sub-0005`, 1)), 'a 1 900-byte group name');
+    await g.disconnect();
     // the budget is the client id's: a fresh id has its own
     const d = await mqtt.connect(env.port, { clientId: 'sub-0002' });
     assert.ok(granted(await d.subscribe('$share/g/bootstrap/reply/sub-0002', 1)), 'a shared group of its own reply topic, counted');

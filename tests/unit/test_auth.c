@@ -180,7 +180,12 @@ static void test_acl_strict(void)
 	CHECK(DECIDE(ACL_STRICT, W, "dev-0001", "bootstrap/reply/dev-0001") == ACL_DENY);
 	CHECK(DECIDE(ACL_STRICT, W, "dev-0001", "other/topic") == ACL_DENY);
 	CHECK(DECIDE(ACL_STRICT, S, NULL, "bootstrap/reply/dev-0001") == ACL_DENY);
-	CHECK(DECIDE(ACL_STRICT, S, "dev/0001", "bootstrap/reply/dev/0001") == ACL_ALLOW); /* its own, if odd */
+	/* a client id with '/' owns no reply topic: no reply goes to it, and its "own" topic would be
+	 * a deep branch of the broker's tree of its own (an outsider: 140 KiB a client id) */
+	CHECK(DECIDE(ACL_STRICT, S, "dev/0001", "bootstrap/reply/dev/0001") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "000001/a/a/a/z", "bootstrap/reply/000001/a/a/a/z/#") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "0123456789012345678901234567890123456789012345678901234567890123x",
+			"bootstrap/reply/0123456789012345678901234567890123456789012345678901234567890123x") == ACL_DENY);
 	/* below one's own reply topic: MQTT 5 Response Topics a device picks for itself */
 	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/session-7") == ACL_ALLOW_COUNTED);
 	CHECK(DECIDE(ACL_STRICT, R, "dev-0001", "bootstrap/reply/dev-0001/session-7") == ACL_ALLOW);
@@ -268,6 +273,11 @@ static void test_acl_wildcard_ids_and_shared(void)
 	/* each group name is one more subscription: counted */
 	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "$share/g/bootstrap/reply/dev-0001") == ACL_ALLOW_COUNTED);
 	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "$share/g/bootstrap/reply/dev-0001/a/b") == ACL_DENY);
+	/* a group name is memory too: at most 64 bytes */
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "$share/0123456789012345678901234567890123456789012345678901234567890123"
+			"/bootstrap/reply/dev-0001") == ACL_ALLOW_COUNTED);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "$share/0123456789012345678901234567890123456789012345678901234567890123x"
+			"/bootstrap/reply/dev-0001") == ACL_DENY);
 	CHECK(DECIDE(ACL_STRICT, S, "spy", "$share/nogroup") == ACL_DENY);
 }
 

@@ -116,6 +116,20 @@ static void test_registration_modes(void)
 	config__cleanup(&cfg);
 }
 
+/* A proxy URL with a password is refused without echoing it (an outsider found it in the log). */
+static void test_proxy_password_not_echoed(void)
+{
+	struct bootstrap_config cfg;
+	char err[CONFIG_ERR_LEN] = "";
+
+	config__init(&cfg);
+	CHECK(config__set(&cfg, "https_proxy", "http://u:PROXYSECRET@127.0.0.1:3128", err, sizeof(err)) == -1);
+	CHECK(strstr(err, "plugin_opt_https_proxy") != NULL && strstr(err, "PROXYSECRET") == NULL);
+	CHECK(config__set(&cfg, "https_proxy", "https://PROXYSECRET@127.0.0.1:3128", err, sizeof(err)) == -1);
+	CHECK(strstr(err, "PROXYSECRET") == NULL);
+	config__cleanup(&cfg);
+}
+
 static void test_endpoint_refusals(void)
 {
 	env_keys();
@@ -600,6 +614,7 @@ int main(void)
 	RUN(test_defaults);
 	RUN(test_region_and_endpoint);
 	RUN(test_registration_modes);
+	RUN(test_proxy_password_not_echoed);
 	RUN(test_endpoint_refusals);
 	RUN(test_bad_values);
 	RUN(test_inline_secret_refused_without_echo);

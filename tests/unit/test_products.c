@@ -144,6 +144,33 @@ static void test_bad_secret_files(void)
 	expect_refused("a1ProdA $D\n", "line 1 (a1ProdA)", "not a regular file");
 }
 
+/* A NUL in the ProductSecret's line would cut it short here and not on a device that reads the
+ * whole line (an outsider's finding); a control byte is refused too. */
+static void test_secret_with_nul_or_control(void)
+{
+	char path[300], err[512] = "", *secret = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/nul.secret", dir);
+	f = fopen(path, "w");
+	CHECK(f != NULL);
+	if(!f) return;
+	fwrite("SecretOfNul-0123\0zz\n", 1, 20, f);
+	fclose(f);
+	chmod(path, 0600);
+	CHECK(products__read_secret("plugin_opt_product_secret_file", path, &secret, err, sizeof(err)) == -1);
+	CHECK(secret == NULL && strstr(err, "NUL or control byte") != NULL && strstr(err, "SecretOf") == NULL);
+	put("esc.secret", "SecretOfEsc-0123\x1b\n", 0600);
+	snprintf(path, sizeof(path), "%s/esc.secret", dir);
+	CHECK(products__read_secret("plugin_opt_product_secret_file", path, &secret, err, sizeof(err)) == -1);
+	CHECK(secret == NULL && strstr(err, "NUL or control byte") != NULL);
+	/* a CRLF line end is a line end, not part of the secret */
+	snprintf(path, sizeof(path), "%s/b.secret", dir);
+	CHECK(products__read_secret("plugin_opt_product_secret_file", path, &secret, err, sizeof(err)) == 0);
+	CHECK(secret && !strcmp(secret, "SecretOfB-0123456789"));
+	free(secret);
+}
+
 static void test_file_itself(void)
 {
 	char err[CONFIG_ERR_LEN] = "";
@@ -330,6 +357,7 @@ int main(void)
 	RUN(test_good_file);
 	RUN(test_bad_lines);
 	RUN(test_bad_secret_files);
+	RUN(test_secret_with_nul_or_control);
 	RUN(test_file_itself);
 	RUN(test_bounds);
 	RUN(test_configuration);
