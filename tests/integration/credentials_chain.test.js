@@ -17,24 +17,7 @@ const OIDC_PROVIDER_ARN = 'acs:ram::1234567890123456:oidc-provider/ack-rrsa-test
 const METADATA = { ecs_metadata_endpoint: 'http://127.0.0.1:$EMUPORT' };
 const STS = { sts_endpoint: 'http://127.0.0.1:$EMUPORT/' };
 
-function waitForLog(env, re, timeoutMs = 15000) {
-  return (async () => {
-    const deadline = Date.now() + timeoutMs;
-    while (!re.test(env.broker.log())) {
-      if (Date.now() > deadline) {
-        const mine = env.broker.log().split('\n').filter((l) => l.includes('mosquitto_bootstrap:')).slice(-12).join('\n');
-        throw new Error(`no log line matching ${re}; the plugin's last lines:\n${mine}`);
-      }
-      await h.sleep(50);
-    }
-  })();
-}
-
-async function assertServes(env, id) {
-  const r = await env.rr(id, { timeoutS: 20 });
-  assert.strictEqual(r.reply && r.reply.success, true, `${id}: ${JSON.stringify(r.reply && r.reply.code)}`);
-  h.assertSameSecret(r.reply.data.DeviceSecret, env.emu.device(h.PRODUCT_KEY, id).DeviceSecret, `${id} DeviceSecret`);
-}
+const { waitForLog, assertServes } = h;
 
 const chainLine = (env) => (env.broker.log().match(/mosquitto_bootstrap: platform credentials chain: .*/g) || []);
 

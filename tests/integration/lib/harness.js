@@ -804,4 +804,23 @@ function assertSameSecret(actual, expected, what) {
   assert.ok(actual === expected, `${what}: differs from the platform's`);
 }
 
-module.exports = { startService, startRedis, startHaproxy, loadgen, readMetrics, requestRaw, sealKey, openSealed, aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
+// Resolves once the broker's log matches re; fails after timeoutMs with the plugin's last lines.
+async function waitForLog(env, re, timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!re.test(env.broker.log())) {
+    if (Date.now() > deadline) {
+      const mine = env.broker.log().split('\n').filter((l) => l.includes('mosquitto_bootstrap:')).slice(-12).join('\n');
+      throw new Error(`no log line matching ${re}; the plugin's last lines:\n${mine}`);
+    }
+    await sleep(50);
+  }
+}
+
+// A device asks and gets its triple, the DeviceSecret the emulator holds for it.
+async function assertServes(env, id) {
+  const r = await env.rr(id, { timeoutS: 20 });
+  assert.strictEqual(r.reply && r.reply.success, true, `${id}: ${JSON.stringify(r.reply && r.reply.code)}`);
+  assertSameSecret(r.reply.data.DeviceSecret, env.emu.device(PRODUCT_KEY, id).DeviceSecret, `${id} DeviceSecret`);
+}
+
+module.exports = { waitForLog, assertServes, startService, startRedis, startHaproxy, loadgen, readMetrics, requestRaw, sealKey, openSealed, aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
