@@ -142,7 +142,7 @@ struct shared_op {
 struct shared_stats {
 	enum shared_state state;
 	char detail[160];               /* why it is down (Redis's or the socket's words); "" */
-	char server[48];                /* "redis 7.0.15", from INFO, once connected */
+	char server[112];               /* "redis 7.0.15", from INFO, once connected (the version escaped: up to 4 bytes a byte) */
 	char broker_id[17];             /* this broker's, in <prefix>:brokers */
 	unsigned long long ups, downs;  /* transitions into SHARED_UP and into SHARED_DOWN */
 	int brokers;                    /* brokers connected at the last heartbeat (this one included); 0: unknown */
