@@ -268,7 +268,11 @@ async function measure(env, n, { latencyMs = 0, quota = null, loadgenArgs = [], 
   for (const [k, v] of Object.entries(emu.byAction)) if (v - (before.byAction[k] || 0)) calls[k] = v - (before.byAction[k] || 0);
   const throttledBy = {};
   for (const [k, v] of Object.entries(emu.throttledBy || {})) if (v - ((before.throttledBy || {})[k] || 0)) throttledBy[k] = v - ((before.throttledBy || {})[k] || 0);
-  r.emulator = { calls, throttled: emu.throttled - before.throttled, throttled_by: throttledBy, connections: emu.connections - before.connections };
+  // the emulator is strict (a gateway that verifies the bytes it received): a signature the
+  // gateway would refuse shows here, not only as slower devices
+  const strictRefused = Object.values(emu.strict || {}).reduce((a, b) => a + b, 0) - Object.values(before.strict || {}).reduce((a, b) => a + b, 0);
+  r.emulator = { calls, throttled: emu.throttled - before.throttled, throttled_by: throttledBy, connections: emu.connections - before.connections,
+    signature_failures: (emu.signatureFailures || 0) - (before.signatureFailures || 0), strict_refusals: strictRefused };
   r.register_per_s = (calls.RegisterDevice || 0) / r.seconds;
   r.query_per_s = (calls.QueryDeviceDetail || 0) / r.seconds;
   return r;
@@ -593,7 +597,7 @@ function table(results) {
     const run = (name, x, bound) => {
       if (x.skipped) return row(`${key} ${name}`, s.devices, '–', '–', '–', `not run: ${x.skipped}`, bound, '–');
       row(`${key} ${name}${sized(x.devices)}`, x.devices, x.latency_ms.samples, f(x.devices_per_s), lat(x.latency_ms),
-        `calls: ${calls(x.emulator.calls)}; throttled ${x.emulator.throttled}${x.emulator.throttled ? ` (${calls(x.emulator.throttled_by || {})})` : ""}`, bound, codes(x.codes));
+        `calls: ${calls(x.emulator.calls)}; throttled ${x.emulator.throttled}${x.emulator.throttled ? ` (${calls(x.emulator.throttled_by || {})})` : ""}; signature errors ${x.emulator.signature_failures}, strict refusals ${x.emulator.strict_refusals}`, bound, codes(x.codes));
     };
     run('plugin `batching off`' + (s.off.batching && s.off.batching !== 'off' ? ' (option left out: this plugin has none)' : ''), s.off, offBound);
     run('plugin `batching auto`', s.auto, autoBound);
