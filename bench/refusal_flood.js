@@ -4,8 +4,10 @@
 // 40 filler connections holding its probe windows. Measures what the broker holds meanwhile.
 //
 //   BOOTSTRAP_PLUGIN=build/mosquitto_bootstrap.so [BOOTSTRAP_PRELOAD=libasan.so] \
-//     node bench/refusal_flood.js [seconds=45]
+//     node bench/refusal_flood.js [seconds=45] [--check]
 //
+// --check: exit 1 unless the broker grew by less than 16 MiB and answered at most 10 of the
+// flooder's refusals (its per-client-id limit), for the test suite's smoke run.
 // The broker runs with the example configuration's limits (max_packet_size 2048,
 // max_queued_messages 100, max_queued_bytes 65536) and log level. The flooder sends invalid
 // requests (QoS 0, as fast as its socket takes them) and never reads; VmRSS is sampled every
@@ -17,7 +19,8 @@ const h = require('../tests/integration/lib/harness');
 const mqtt = require('../tests/integration/lib/mqtt_raw');
 const collide = require('../tests/integration/lib/fnv_collide');
 
-const SECONDS = Number(process.argv[2] || 45);
+const SECONDS = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) || 45);
+const CHECK = process.argv.includes('--check');
 const FLOODER_ID = 'flood-1', FLOODER_ADDR = '127.200.0.1', FILLERS = 40;
 const INVALID = '{"deviceId":1}';
 
@@ -64,5 +67,9 @@ function rssMiB(pid) {
     flooder.destroy();
     console.log(JSON.stringify({ seconds: SECONDS, sent, answeredLogged: answered, rssStartMiB: +start.toFixed(1),
       rssPeakMiB: +peak.toFixed(1), rssEndMiB: +end.toFixed(1), growthMiB: +(peak - start).toFixed(1), rssEvery5sMiB: every5s }));
+    if (CHECK && (peak - start >= 16 || answered > 10)) {
+      console.error(`refusal_flood: the broker grew by ${(peak - start).toFixed(1)} MiB and answered ${answered} refusals (limits: 16 MiB, 10)`);
+      process.exitCode = 1;
+    }
   });
 })().catch((e) => { console.error(e); process.exit(1); });
