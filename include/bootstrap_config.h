@@ -159,7 +159,5 @@ int config__load_product_secret(struct bootstrap_config *cfg, char *err, size_t 
  * current set only when the whole file is good and names product_key (when set); then
  * check_product_key follows. 0, or -1 with err set and cfg unchanged. */
 int config__load_products(struct bootstrap_config *cfg, char *err, size_t errlen);
-/* True when host (as in a URL, IPv6 in brackets or not) is a loopback address or localhost. */
-bool config__host_is_loopback(const char *host);
 
 #endif

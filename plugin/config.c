@@ -405,11 +405,6 @@ int config__set(struct bootstrap_config *cfg, const char *key, const char *value
 	return -1;
 }
 
-bool config__host_is_loopback(const char *host)
-{
-	return credentials__host_is_loopback(host);
-}
-
 /* An endpoint option (endpoint, sts_endpoint, ecs_metadata_endpoint): where credentials may go,
  * by the one rule every credential endpoint follows (credentials__endpoint_allowed: https, or
  * http to loopback or the metadata service's address; no user info); and, as requests are

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "bootstrap_config.h"
+#include "bootstrap_credentials.h"
 #include "unit.h"
 
 static const char *env_names[8];
@@ -201,12 +202,12 @@ static void test_endpoint_refusals(void)
 		config__cleanup(&cfg);
 		env_keys();
 	}
-	CHECK(config__host_is_loopback("127.0.0.1"));
-	CHECK(config__host_is_loopback("127.8.9.10"));
-	CHECK(config__host_is_loopback("[::1]"));
-	CHECK(config__host_is_loopback("localhost"));
-	CHECK(!config__host_is_loopback("128.0.0.1"));
-	CHECK(!config__host_is_loopback("localhost.example.com"));
+	CHECK(credentials__host_is_loopback("127.0.0.1"));
+	CHECK(credentials__host_is_loopback("127.8.9.10"));
+	CHECK(credentials__host_is_loopback("[::1]"));
+	CHECK(credentials__host_is_loopback("localhost"));
+	CHECK(!credentials__host_is_loopback("128.0.0.1"));
+	CHECK(!credentials__host_is_loopback("localhost.example.com"));
 }
 
 static void expect_set_error(const char *key, const char *value, const char *needle)
