@@ -44,9 +44,7 @@ test('the example configuration runs: wakeup listener, plain and TLS listeners, 
     const [port, wakeupPort, tlsPort] = [await h.freePort(), await h.freePort(), await h.freePort()];
     const pki = h.makePki(dir);
     const server = pki.leaf('server', { cn: 'bootstrap broker', ip: ['127.0.0.1'] });
-    const so = path.join(dir, 'mosquitto_bootstrap.so');
-    fs.copyFileSync(process.env.BOOTSTRAP_PLUGIN, so);
-    fs.chmodSync(so, 0o755);
+    const so = path.join(dir, 'mosquitto_bootstrap.so'); // editExample copies the plugin there
     const secretFile = path.join(dir, 'product-secret');
     fs.writeFileSync(secretFile, productSecret + '\n', { mode: 0o600 });
     h.giveToBroker(secretFile);
@@ -63,18 +61,9 @@ test('the example configuration runs: wakeup listener, plain and TLS listeners, 
       [/^#certfile \S+$/m, `certfile ${server.cert}`],
       [/^#keyfile \S+$/m, `keyfile ${server.key}`],
     ];
-    let conf = EXAMPLE;
-    for (const [re, line] of edits) {
-      assert.match(conf, re, `the example has a line ${re}`);
-      conf = conf.replace(re, line);
-    }
-    const confPath = path.join(dir, 'mosquitto.conf');
-    fs.writeFileSync(confPath, conf);
-    h.giveToBroker(dir);
+    const { confPath } = h.editExample(dir, EXAMPLE, edits);
 
-    broker = new h.Broker(dir, port, confPath);
-    await broker.start({ ALIBABA_CLOUD_ACCESS_KEY_ID: accessKeyId, ALIBABA_CLOUD_ACCESS_KEY_SECRET: accessKeySecret });
-    for (let i = 0; i < 100 && !/mosquitto_bootstrap: platform check: /.test(broker.log()); i++) await h.sleep(50);
+    broker = await h.startConfigured(dir, port, confPath, { ALIBABA_CLOUD_ACCESS_KEY_ID: accessKeyId, ALIBABA_CLOUD_ACCESS_KEY_SECRET: accessKeySecret });
     assert.match(broker.log(), new RegExp(`mosquitto_bootstrap: platform check: the platform accepts these credentials, product ${pk}`),
       'the emulator knows the example\'s product');
     assert.match(broker.log(), new RegExp(`Opening ipv4 listen socket on port ${tlsPort}`));

@@ -31,9 +31,7 @@ test('identity: a claimed username on the plain or wakeup listener gets nothing;
     const server = pki.leaf('server', { cn: 'bootstrap broker', ip: ['127.0.0.1'] });
     const genuine = pki.leaf('dev-0002', { cn: 'dev-0002', client: true });
     const other = pki.leaf('dev-0003', { cn: 'dev-0003', client: true });
-    const so = path.join(dir, 'mosquitto_bootstrap.so');
-    fs.copyFileSync(process.env.BOOTSTRAP_PLUGIN, so);
-    fs.chmodSync(so, 0o755);
+    const so = path.join(dir, 'mosquitto_bootstrap.so'); // editExample copies the plugin there
     const audit = path.join(dir, 'audit.log');
 
     // what scripts/demo changes, the TLS listener's lines uncommented with this test's PKI, and
@@ -55,19 +53,10 @@ test('identity: a claimed username on the plain or wakeup listener gets nothing;
       [/^plugin_opt_reply_encryption on$/m, 'plugin_opt_reply_encryption off'],
       [/^#plugin_opt_audit_file .*$/m, `plugin_opt_audit_file ${audit}`],
     ];
-    let conf = EXAMPLE;
-    for (const [re, line] of edits) {
-      assert.match(conf, re, `the example has a line ${re}`);
-      conf = conf.replace(re, line);
-    }
+    const { confPath, conf } = h.editExample(dir, EXAMPLE, edits);
     assert.doesNotMatch(conf, /^per_listener_settings/m, 'per_listener_settings is left at its default, false');
-    const confPath = path.join(dir, 'mosquitto.conf');
-    fs.writeFileSync(confPath, conf);
-    h.giveToBroker(dir);
 
-    broker = new h.Broker(dir, port, confPath);
-    await broker.start({ ALIBABA_CLOUD_ACCESS_KEY_ID: accessKeyId, ALIBABA_CLOUD_ACCESS_KEY_SECRET: accessKeySecret });
-    for (let i = 0; i < 100 && !/mosquitto_bootstrap: platform check: /.test(broker.log()); i++) await h.sleep(50);
+    broker = await h.startConfigured(dir, port, confPath, { ALIBABA_CLOUD_ACCESS_KEY_ID: accessKeyId, ALIBABA_CLOUD_ACCESS_KEY_SECRET: accessKeySecret });
     assert.match(broker.log(), /mosquitto_bootstrap: request_auth identity, /);
 
     const registered = () => emu.stats().byAction.RegisterDevice || 0;

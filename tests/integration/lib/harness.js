@@ -804,6 +804,34 @@ function assertSameSecret(actual, expected, what) {
   assert.ok(actual === expected, `${what}: differs from the platform's`);
 }
 
+// mosquitto.conf.example (text) made runnable in dir: the plugin copied to
+// dir/mosquitto_bootstrap.so (for the broker's user), each [regex, replacement] of edits applied,
+// each regex asserted to match first (the example must still have that line), the result written
+// to dir/mosquitto.conf; returns { confPath, conf }. Start it with startConfigured.
+function editExample(dir, text, edits) {
+  const so = path.join(dir, 'mosquitto_bootstrap.so');
+  fs.copyFileSync(requirePlugin(), so);
+  fs.chmodSync(so, 0o755);
+  let conf = text;
+  for (const [re, line] of edits) {
+    assert.match(conf, re, `the example has a line ${re}`);
+    conf = conf.replace(re, line);
+  }
+  const confPath = path.join(dir, 'mosquitto.conf');
+  fs.writeFileSync(confPath, conf);
+  giveToBroker(dir);
+  return { confPath, conf };
+}
+
+// Starts a broker on confPath with brokerEnv and waits (5 s at most) for the plugin's start-up
+// platform check to be logged.
+async function startConfigured(dir, port, confPath, brokerEnv) {
+  const broker = new Broker(dir, port, confPath);
+  await broker.start(brokerEnv);
+  for (let i = 0; i < 100 && !/mosquitto_bootstrap: platform check: /.test(broker.log()); i++) await sleep(50);
+  return broker;
+}
+
 // Resolves once the broker's log matches re; fails after timeoutMs with the plugin's last lines.
 async function waitForLog(env, re, timeoutMs = 15000) {
   const deadline = Date.now() + timeoutMs;
@@ -823,4 +851,4 @@ async function assertServes(env, id) {
   assertSameSecret(r.reply.data.DeviceSecret, env.emu.device(PRODUCT_KEY, id).DeviceSecret, `${id} DeviceSecret`);
 }
 
-module.exports = { waitForLog, assertServes, startService, startRedis, startHaproxy, loadgen, readMetrics, requestRaw, sealKey, openSealed, aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
+module.exports = { editExample, startConfigured, waitForLog, assertServes, startService, startRedis, startHaproxy, loadgen, readMetrics, requestRaw, sealKey, openSealed, aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
