@@ -12,8 +12,8 @@
  * wake-up); the broker thread's (REFUSAL, REPLAY) through shared__take(SHARED_FOR_BROKER), taken
  * at its tick; RELEASE is fire and forget. Every operation that was queued comes back, answered
  * (ok) or not (ok false: Redis could not answer; the caller goes on with local state).
- * An operation is owned by the submitter until shared__submit() returns 0, by the Redis thread
- * until it is handed back, then by whoever takes it.
+ * shared__submit() takes an operation over even when it refuses it (and frees it then); the
+ * Redis thread owns it until it is handed back, then whoever takes it does.
  *
  * Keys, all under plugin_opt_redis_prefix:
  *   <prefix>:replay:<ProductKey>:<deviceId>:<random>   a used random, 24 h (SET NX EX)
@@ -160,9 +160,10 @@ struct shared *shared__new(const struct shared_options *opts, char *err, size_t 
 /* fn(ud) is called by the Redis thread, with the module's lock held, whenever operations for
  * the worker are ready; NULL stops it (from then on it is never called). */
 void shared__set_notify(struct shared *s, void (*fn)(void *ud), void *ud);
-/* Queues op (a calloc'd struct shared_op, kind and inputs set). 0: the module owns it until it
- * comes back (RELEASE: for good). -1: refused (Redis down, the queue full): the caller still
- * owns op and goes on with local state. RELEASE is kept while Redis is down and sent when it
+/* Queues op (a calloc'd struct shared_op, kind and inputs set) and takes it over, whatever the
+ * outcome (jansson's rule for a stolen reference). 0: the module owns it until it comes back
+ * (RELEASE: for good). -1: refused (Redis down, the queue full): op is already freed and the
+ * caller goes on with local state. RELEASE is kept while Redis is down and sent when it
  * is back. Any thread; never waits on I/O. */
 int shared__submit(struct shared *s, struct shared_op *op);
 /* While corked, the Redis thread leaves queued operations where they are (until uncorked, or

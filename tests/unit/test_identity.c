@@ -1,4 +1,4 @@
-/* request_auth identity: the deviceId a client certificate proves (plugin/identity.c), on
+/* request_auth identity: the deviceId a client certificate proves (plugin/common/identity.c), on
  * certificates built here with OpenSSL: the subject's CN, one DNS or URI subjectAltName;
  * several, none, a NUL inside or a name breaking the DeviceName rules prove nothing. */
 #include <string.h>

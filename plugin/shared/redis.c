@@ -952,6 +952,7 @@ int shared__submit(struct shared *s, struct shared_op *op)
 	if(s->stop || s->queued >= SHARED_QUEUE_MAX || (s->stats.state == SHARED_DOWN && op->kind != SHARED_RELEASE)){
 		s->stats.refused++;
 		pthread_mutex_unlock(&s->lock);
+		free(op);
 		return -1;
 	}
 	op->next = NULL;

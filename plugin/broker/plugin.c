@@ -237,7 +237,7 @@ static void bootstrap__share_refusal(struct bootstrap_plugin *p, const char *key
 	op->max = by_address ? REFUSALS_PER_ADDRESS_MAX : REFUSALS_PER_CLIENT_MAX;
 	op->window_ms = REFUSALS_WINDOW_S * 1000L;
 	op->block_ms = REFUSALS_BLOCK_S * 1000L;
-	if(shared__submit(p->shared, op)) free(op);
+	shared__submit(p->shared, op);
 }
 
 /* The one exit of every refused request. It is audited and counted against its address and
@@ -312,8 +312,7 @@ static void bootstrap__share_replay(struct bootstrap_plugin *p, const char *prod
 	snprintf(op->device_id, sizeof(op->device_id), "%s", device_id);
 	snprintf(op->random, sizeof(op->random), "%s", random);
 	if(shared__submit(p->shared, op)){
-		free(op); /* Redis is down: this broker's replay cache alone */
-		return;
+		return; /* Redis is down: this broker's replay cache alone */
 	}
 	route->shared_check = seq;
 }

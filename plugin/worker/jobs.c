@@ -584,7 +584,6 @@ static void worker__admit(struct jobs *jobs, struct job *job, bool check_replay)
 		op->lock_ms = job__lock_ms(jobs);
 	}
 	if(!op || shared__submit(jobs->shared, op)){
-		free(op);
 		jobs->shared_local++;
 		fifo__push(&jobs->fresh, job);
 		return;
@@ -676,7 +675,7 @@ static int64_t worker__flush_releases(struct jobs *jobs, unsigned long long subm
 	while(jobs->releases){
 		struct shared_op *op = jobs->releases;
 		jobs->releases = op->next;
-		if(shared__submit(jobs->shared, op)) free(op);
+		shared__submit(jobs->shared, op);
 	}
 	return wait;
 }
@@ -696,7 +695,6 @@ static void worker__ask_lease(struct jobs *jobs, enum platform_action a, size_t 
 		op->want = (int)want;
 	}
 	if(!op || shared__submit(jobs->shared, op)){
-		free(op);
 		l->ask_after_ms = now + LEASE_RETRY_MS;
 		return;
 	}
