@@ -95,3 +95,6 @@ uint32_t hash__string(const char *s)
 {
 	return hash__bytes(s, strlen(s));
 }
+
+/* bootstrap_table.h's out-of-memory flag for uthash: per thread, as each table has one owner */
+_Thread_local bool table__oom;
