@@ -14,7 +14,7 @@ static void test_published_vector(void)
 
 static void test_params(void)
 {
-	struct aliyun_mqtt_params p;
+	struct aliyun_mqtt_params p = {0};
 
 	CHECK(aliyun_mqtt_params("cn-shanghai", "a1Prod", "dev-0001", "secret", "dev-0001", "789", &p) == 0);
 	CHECK_STR(p.host, "a1Prod.iot-as-mqtt.cn-shanghai.aliyuncs.com");

@@ -418,6 +418,7 @@ struct allowlist *allowlist__parse(const char *text, size_t len, const char *ori
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		size_t linelen = nl ? (size_t)(nl - (text + pos)) : len - pos;
 		lineno++;
+		/* cppcheck-suppress knownConditionTrueFalse ; an empty line has its '\n' at pos: linelen 0 */
 		if(linelen > 0 && text[pos + linelen - 1] == '\r') linelen--; /* CRLF files too */
 		if(linelen > ALLOWLIST_LINE_MAX){
 			text__error(err, errlen, "%s line %zu is longer than %d bytes", origin, lineno, ALLOWLIST_LINE_MAX);

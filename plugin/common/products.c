@@ -170,7 +170,7 @@ fail:
 
 const struct product *products__find(const struct products *set, const char *key)
 {
-	struct product probe;
+	struct product probe = {0};
 
 	if(!set || !key || strlen(key) > PRODUCT_KEY_MAX) return NULL;
 	memcpy(probe.key, key, strlen(key) + 1);

@@ -49,10 +49,11 @@ int seal__derive_key(const char *product_secret, const char *random, const char 
 int seal__encrypt(const unsigned char key[SEAL_KEY_LEN], const unsigned char iv[SEAL_IV_LEN],
 		const unsigned char *plaintext, size_t len, unsigned char *ct, unsigned char tag[SEAL_TAG_LEN])
 {
-	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	EVP_CIPHER_CTX *ctx;
 	int n = 0, fin = 0, ok;
 
-	if(len > SEAL_PLAINTEXT_MAX) return -1;
+	if(len > SEAL_PLAINTEXT_MAX) return -1; /* before the context: nothing to free */
+	ctx = EVP_CIPHER_CTX_new();
 	ok = ctx
 		&& EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, NULL, NULL) == 1
 		&& EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SEAL_IV_LEN, NULL) == 1
@@ -68,11 +69,12 @@ int seal__encrypt(const unsigned char key[SEAL_KEY_LEN], const unsigned char iv[
 int seal__decrypt(const unsigned char key[SEAL_KEY_LEN], const unsigned char iv[SEAL_IV_LEN],
 		const unsigned char *ct, size_t len, const unsigned char tag[SEAL_TAG_LEN], unsigned char *plaintext)
 {
-	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	EVP_CIPHER_CTX *ctx;
 	unsigned char tag_copy[SEAL_TAG_LEN];
 	int n = 0, fin = 0, ok;
 
-	if(len > SEAL_PLAINTEXT_MAX) return -1;
+	if(len > SEAL_PLAINTEXT_MAX) return -1; /* before the context: nothing to free */
+	ctx = EVP_CIPHER_CTX_new();
 	memcpy(tag_copy, tag, SEAL_TAG_LEN); /* the ctrl takes a non-const pointer */
 	ok = ctx
 		&& EVP_DecryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, NULL, NULL) == 1

@@ -386,6 +386,7 @@ static void flow__finish(struct platform_flow *flow, enum bootstrap_code code, i
 }
 
 /* A malloc'd printf: header lines. */
+__attribute__((format(printf, 1, 2)))
 static char *string__format(const char *fmt, ...)
 {
 	va_list va;

@@ -64,6 +64,7 @@ static void transfer__unlink(struct http_client *hc, struct http_transfer *t)
 }
 
 /* curl tells which sockets to watch for what */
+/* cppcheck-suppress constParameter ; curl_socket_callback's signature, not ours to change */
 static int multi__socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
 	struct http_client *hc = userp;
@@ -75,7 +76,7 @@ static int multi__socket(CURL *easy, curl_socket_t s, int what, void *userp, voi
 		curl_multi_assign(hc->multi, s, NULL);
 		return 0;
 	}
-	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
 	if(socketp){
 		epoll_ctl(hc->epfd, EPOLL_CTL_MOD, s, &ev);
 		return 0;

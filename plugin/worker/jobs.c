@@ -1278,6 +1278,7 @@ static void apply__answer(struct jobs *jobs, struct batch *b, const struct batch
 			if(!b->pages){
 				/* the first page says how many there are */
 				b->page_count = answer->page_count < APPLY_PAGES_MAX ? answer->page_count : APPLY_PAGES_MAX;
+				/* cppcheck-suppress knownConditionTrueFalse ; the platform's page count, set just above */
 				if(b->page_count > 0 && !(b->pages = calloc((size_t)b->page_count, 1))){
 					apply__end(jobs, b, now);
 					return;

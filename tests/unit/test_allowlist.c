@@ -223,7 +223,7 @@ static void test_lookup_agrees_with_a_plain_scan(void)
 		for(int i = 0; i < PER_SHAPE; i++){
 			const char *at = strchr(shapes[s], 'N');
 			snprintf(entries[n], sizeof(entries[n]), "%.*s%d%s", (int)(at - shapes[s]), shapes[s], 1000 + i * 7, at + 1);
-			used += (size_t)sprintf(text + used, "%s\n", entries[n]);
+			used += (size_t)snprintf(text + used, (size_t)NSHAPES * PER_SHAPE * 40 - used, "%s\n", entries[n]);
 			n++;
 		}
 	}

@@ -159,7 +159,7 @@ static void test_product_key(void)
 			"{\"deviceId\":\"dev-0001\",\"productKey\":\"a1/Prod\"}",
 			"{\"deviceId\":\"dev-0001\",\"productKey\":\"a1Prod\\n\"}",
 			"{\"deviceId\":\"dev-0001\",\"productKey\":\"a1\\u0000Prod\"}",
-			"{\"deviceId\":\"dev-0001\",\"productKey\":\"a1Pr\xc3\xb6" "d\"}",
+			"{\"deviceId\":\"dev-0001\",\"productKey\":\"a1Pr\303\266d\"}", /* octal: a hex escape would eat the d */
 			"{\"deviceId\":\"dev-0001\",\"productKey\":\"a1Prod\",\"productKey\":\"a1Other\"}",
 		};
 		for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++){
