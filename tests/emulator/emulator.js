@@ -360,6 +360,9 @@ function createEmulator(options = {}) {
       // the probe runs with the checks' own counters, and takes no injected fault
       const real = stats;
       stats = real.checks;
+      // the products the checks asked about (a test asserts the check named its product)
+      stats.byProduct = stats.byProduct || {};
+      stats.byProduct[p.ProductKey] = (stats.byProduct[p.ProductKey] || 0) + 1;
       try { return handleCall(method, p, res, v3, false); } finally { stats = real; }
     }
     return handleCall(method, p, res, v3, true);

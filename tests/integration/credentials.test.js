@@ -19,23 +19,23 @@ const assertServes = h.assertServes;
 const emulator = (ttlS = 3600) => ({ credentials: { roleName: ROLE, roleArn: ROLE_ARN, oidcProviderArn: OIDC_PROVIDER_ARN, ttlS } });
 
 test('ECS instance RAM role (IMDSv2): devices bootstrap with the role\'s temporary credentials; the check passes', async () => {
-  await h.withEnv({ credentials: 'none', emulator: emulator(), brokerEnv: { ALIBABA_CLOUD_ECS_METADATA: ROLE },
-    pluginOptions: { ecs_metadata_endpoint: 'http://127.0.0.1:$EMUPORT' } }, async (env) => {
+  await h.withEnv(await h.operatorOptions({ credentials: 'none', emulator: emulator(), brokerEnv: { ALIBABA_CLOUD_ECS_METADATA: ROLE },
+    pluginOptions: { ecs_metadata_endpoint: 'http://127.0.0.1:$EMUPORT' } }), async (env) => {
     await assertServes(env, 'dev-ecs-001');
     const calls = env.emu.credentialStats().calls;
     assert.ok(calls.metadataToken >= 1 && calls.metadataCredentials >= 1, 'the session token first, then the role\'s credentials');
-    await waitForLog(env, /platform credentials \(environment \(ECS RAM role\), ECS instance RAM role\): valid until/);
-    await waitForLog(env, /platform check: the platform accepts these credentials/);
+    await h.waitForSys(env, 'platform/credentials', (v) => /^valid until \d{4}-/.test(v));
+    await h.waitForSys(env, 'platform/status', (v) => v === 'ok');
     assert.ok(env.emu.stats().checks.requests >= 1, 'the start-up check reached the platform');
   });
 });
 
 test('ram_role_arn profile: STS AssumeRole signed with the file\'s key', async () => {
-  await h.withEnv({ emulator: emulator(), pluginOptions: { sts_endpoint: 'http://127.0.0.1:$EMUPORT/' },
-    credentials: { type: 'ram_role_arn', access_key_id: '$KEY_ID', access_key_secret: '$KEY_SECRET', role_arn: ROLE_ARN, role_session_name: 'broker-1' } }, async (env) => {
+  await h.withEnv(await h.operatorOptions({ emulator: emulator(), pluginOptions: { sts_endpoint: 'http://127.0.0.1:$EMUPORT/' },
+    credentials: { type: 'ram_role_arn', access_key_id: '$KEY_ID', access_key_secret: '$KEY_SECRET', role_arn: ROLE_ARN, role_session_name: 'broker-1' } }), async (env) => {
     await assertServes(env, 'dev-arn-001');
     assert.ok(env.emu.credentialStats().calls.AssumeRole >= 1);
-    await waitForLog(env, /platform credentials \(credentials file, RAM role ARN \(STS AssumeRole\)\): valid until/);
+    await h.waitForSys(env, 'platform/credentials', (v) => /^valid until \d{4}-/.test(v));
   });
 });
 
@@ -59,10 +59,10 @@ test('OIDC from the environment, as ACK RRSA injects it: AssumeRoleWithOIDC with
 });
 
 test('a credentials URI from the environment', async () => {
-  await h.withEnv({ credentials: 'none', emulator: emulator(), brokerEnv: { ALIBABA_CLOUD_CREDENTIALS_URI: 'http://127.0.0.1:$EMUPORT/_credentials' } }, async (env) => {
+  await h.withEnv(await h.operatorOptions({ credentials: 'none', emulator: emulator(), brokerEnv: { ALIBABA_CLOUD_CREDENTIALS_URI: 'http://127.0.0.1:$EMUPORT/_credentials' } }), async (env) => {
     await assertServes(env, 'dev-uri-001');
     assert.ok(env.emu.credentialStats().calls.credentialsUri >= 1);
-    await waitForLog(env, /platform credentials \(environment \(credentials URI\), credentials URI\): valid until/);
+    await h.waitForSys(env, 'platform/credentials', (v) => /^valid until \d{4}-/.test(v));
   });
 });
 
@@ -86,21 +86,21 @@ test('credentials that live 20 s are renewed across a 60 s run: every device get
 });
 
 test('the metadata service refuses for a while: current credentials carry on, then expire; devices wait, and are served once it is back', async () => {
-  await h.withEnv({ credentials: 'none', emulator: emulator(12), brokerEnv: { ALIBABA_CLOUD_ECS_METADATA: ROLE },
-    pluginOptions: { ecs_metadata_endpoint: 'http://127.0.0.1:$EMUPORT', audit_file: '$DIR/audit.log' } }, async (env) => {
+  await h.withEnv(await h.operatorOptions({ credentials: 'none', emulator: emulator(12), brokerEnv: { ALIBABA_CLOUD_ECS_METADATA: ROLE },
+    pluginOptions: { ecs_metadata_endpoint: 'http://127.0.0.1:$EMUPORT', audit_file: '$DIR/audit.log' } }), async (env) => {
     await assertServes(env, 'dev-down-001');
     env.emu.setCredentialsRefusal(true, 503);
     // renewal is due 4 s before expiry: it fails, the current ones stay in use
-    await waitForLog(env, /platform credentials \([^)]*\)[^:]*: failing: HTTP 503/, 15000);
+    await h.waitForSys(env, 'platform/credentials', (v) => /^failing: HTTP 503/.test(v));
     await assertServes(env, 'dev-down-002');
-    await waitForLog(env, /platform credentials \([^)]*\)[^:]*: expired: HTTP 503/, 15000);
+    await h.waitForSys(env, 'platform/credentials', (v) => /^expired: HTTP 503/.test(v));
     // a device that asks now waits for credentials instead of failing
     const waiting = env.rr('dev-down-003', { timeoutS: 40 });
     await h.sleep(3000);
     env.emu.setCredentialsRefusal(false);
     const r = await waiting;
     assert.strictEqual(r.reply && r.reply.success, true, 'the waiting device got its triple once credentials came back');
-    await waitForLog(env, /expired: HTTP 503[^]*ECS instance RAM role\): valid until/, 5000);
+    await h.waitForSys(env, 'platform/credentials', (v) => /^valid until \d{4}-/.test(v), { timeoutMs: 5000 });
     assert.strictEqual(env.emu.credentialStats().iotRefusedExpired, 0);
     assert.ok(!/platform_auth/.test(fs.readFileSync(path.join(env.dir, 'audit.log'), 'utf8')));
   });

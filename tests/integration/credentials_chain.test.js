@@ -33,7 +33,7 @@ function privateFile(dir, name, text, mode = 0o600) {
 }
 
 test('the ECS RAM role is in the chain without ALIBABA_CLOUD_ECS_METADATA: its name is asked of the metadata service (IMDSv2)', async () => {
-  await h.withEnv({ credentials: 'none', emulator: emulator(), pluginOptions: METADATA }, async (env) => {
+  await h.withEnv(await h.operatorOptions({ credentials: 'none', emulator: emulator(), pluginOptions: METADATA }), async (env) => {
     await assertServes(env, 'dev-chain-ecs-001');
     const c = env.emu.credentialStats();
     assert.ok(c.calls.metadataToken >= 1 && c.calls.metadataRoleName >= 1 && c.calls.metadataCredentials >= 1, JSON.stringify(c.calls));
@@ -41,7 +41,7 @@ test('the ECS RAM role is in the chain without ALIBABA_CLOUD_ECS_METADATA: its n
     assert.strictEqual(c.metadataWithoutToken, 0, 'IMDSv2 served: no read went without a token');
     await waitForLog(env, /platform credentials chain: using ECS metadata service \(role discovered\) \(ECS instance RAM role\); skipped: environment: not set; OIDC: not set; credentials file: /);
     assert.strictEqual(chainLine(env).length, 1, 'which source was used is logged once');
-    await waitForLog(env, /platform check: the platform accepts these credentials/);
+    await h.waitForSys(env, 'platform/status', (v) => v === 'ok');
   });
 });
 
@@ -77,14 +77,14 @@ test('ALIBABA_CLOUD_ECS_METADATA_DISABLED=true leaves the ECS RAM role out: the 
 });
 
 test('IMDSv1 fallback: a metadata service without session tokens still gives the role\'s credentials (no token header sent)', async () => {
-  await h.withEnv({ credentials: 'none', emulator: emulator({ imds: 'v1' }), pluginOptions: METADATA,
-    brokerEnv: { ALIBABA_CLOUD_ECS_METADATA: ROLE } }, async (env) => {
+  await h.withEnv(await h.operatorOptions({ credentials: 'none', emulator: emulator({ imds: 'v1' }), pluginOptions: METADATA,
+    brokerEnv: { ALIBABA_CLOUD_ECS_METADATA: ROLE } }), async (env) => {
     await assertServes(env, 'dev-chain-v1-001');
     const c = env.emu.credentialStats();
     assert.ok(c.calls.metadataToken >= 1, 'the token was asked for first');
     assert.ok(c.metadataWithoutToken >= 1 && c.calls.metadataCredentials >= 1);
     assert.strictEqual(c.metadataUnauthorized, 0, 'no token header went to a service that issued none');
-    await waitForLog(env, /platform credentials \(environment \(ECS RAM role\), ECS instance RAM role\): valid until/);
+    await h.waitForSys(env, 'platform/credentials', (v) => /^valid until \d{4}-/.test(v));
   });
 });
 

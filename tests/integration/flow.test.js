@@ -8,7 +8,7 @@ const fs = require('fs');
 const h = require('./lib/harness');
 
 let env;
-test.before(async () => { env = await h.startEnv(); });
+test.before(async () => { env = await h.startEnv({ pluginOptions: { audit_file: '$DIR/audit.log' } }); });
 test.after(async () => { if (env) { env.assertLogClean(); await env.stop(); } });
 
 test('new device: mosquitto_rr as the device gets the triple sealed for its request, on one connection', async () => {
@@ -26,7 +26,8 @@ test('new device: mosquitto_rr as the device gets the triple sealed for its requ
   assert.strictEqual(triple.IotId, device.IotId);
   h.assertSameSecret(triple.DeviceSecret, device.DeviceSecret, 'DeviceSecret');
   assert.strictEqual(env.emu.stats().byAction.RegisterDevice, 1);
-  assert.match(env.broker.log(), /mosquitto_bootstrap: device dev-0001: triple sent sealed \(new device/);
+  const [line] = await h.waitForAudit(env, (l) => l.deviceId === 'dev-0001');
+  assert.deepStrictEqual([line.code, line.device, line.action], ['ok', 'new', 'RegisterDevice'], 'audited: a new device served');
 });
 
 test('hmacsha1 signs are accepted too', async () => {
@@ -72,7 +73,8 @@ test('the same deviceId again (unactivated) gets the same DeviceSecret through Q
   assert.strictEqual((after.byAction.RegisterDevice || 0) - (before.byAction.RegisterDevice || 0), 1, 'one RegisterDevice');
   assert.strictEqual((after.byAction.QueryDeviceDetail || 0) - (before.byAction.QueryDeviceDetail || 0), 1, 'one QueryDeviceDetail');
   assert.strictEqual((after.byCode['iot.device.AlreadyExistedDeviceName'] || 0) - (before.byCode['iot.device.AlreadyExistedDeviceName'] || 0), 1);
-  assert.match(env.broker.log(), /mosquitto_bootstrap: device dev-0002: triple sent sealed \(existing device/);
+  const lines = await h.waitForAudit(env, (l) => l.deviceId === 'dev-0002', { n: 2 });
+  assert.deepStrictEqual([lines[1].code, lines[1].device, lines[1].action], ['ok', 'existing', 'QueryDeviceDetail'], 'audited: an existing device served');
 });
 
 test('invalid deviceIds get invalid_device_id on the requester\'s own reply topic, without a platform call', async () => {

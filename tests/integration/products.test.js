@@ -51,7 +51,8 @@ test('two products with their own secrets: each device gets its own product\'s t
     extraConfig: `password_file ${pw}\nallow_anonymous true` });
   try {
     assert.match(env.broker.log(), new RegExp(`mosquitto_bootstrap: products file \\S+: 2 products; requests must name their productKey`));
-    assert.match(env.broker.log(), new RegExp(`platform check: the platform accepts these credentials, product ${A}`));
+    assert.strictEqual(await h.waitForSys(env, 'platform/status', (v) => v !== 'pending'), 'ok');
+    assert.deepStrictEqual(Object.keys(env.emu.stats().checks.byProduct), [A], 'the start-up check asked about the first product');
 
     const a = await env.rr('dev-pa-0001', { productKey: A });
     assert.strictEqual(a.reply.success, true, JSON.stringify(a.reply));
@@ -69,8 +70,8 @@ test('two products with their own secrets: each device gets its own product\'s t
     await assertOwnTriple(env, A, same, sa.reply.data);
     await assertOwnTriple(env, B, same, sb.reply.data);
     assert.notStrictEqual(sa.reply.data.IotId, sb.reply.data.IotId, 'two devices, not one');
-    assert.match(env.broker.log(), new RegExp(`device ${same}: triple sent sealed \\(new device, product ${A}`));
-    assert.match(env.broker.log(), new RegExp(`device ${same}: triple sent sealed \\(new device, product ${B}`));
+    const sameLines = (await h.waitForAudit(env, (l) => l.deviceId === same, { n: 2 })).map((l) => [l.productKey, l.code, l.device]);
+    assert.deepStrictEqual(sameLines, [[A, 'ok', 'new'], [B, 'ok', 'new']], 'audited: a new device in each product');
 
     // ... and at the same time, from one connection: two flows, two replies, not one joined
     const both = 'dev-both-0002';

@@ -335,14 +335,13 @@ test('ThreadSanitizer: concurrent requests, joins, refusals, retries, SIGHUP cre
 test('ThreadSanitizer: multi-broker mode, with Redis killed, restarted and frozen mid-run', async (t) => {
   assertTsanSetup();
   const redis = await h.startRedis();
-  const env = await h.startEnv({
+  const env = await h.startEnv(await h.operatorOptions({
     pluginOptions: { redis_url: redis.url, http_timeout_ms: 1500, request_deadline_ms: 15000, max_inflight: 24,
       wakeup_port: '$PORT', metrics_interval: 1, audit_file: '$DIR/audit.log' },
-  });
+  }));
   try {
     env.emu.setLatency(200);
-    for (let i = 0; i < 50 && !/shared state: connected/.test(env.broker.log()); i++) await h.sleep(100);
-    assert.match(env.broker.log(), /shared state: connected/);
+    await h.waitForSys(env, 'shared/state', (v) => v === 'connected', { timeoutMs: 5000 });
     const outcomes = {};
     const tally = (o) => { outcomes[o] = (outcomes[o] || 0) + 1; };
 
@@ -406,9 +405,9 @@ test('ThreadSanitizer: multi-broker mode, with Redis killed, restarted and froze
     for (const r of refused) assert.strictEqual(r.reply && r.reply.code, 'unauthorized');
     tally(checkReply(env, held, await heldReply));
     assert.ok((outcomes.ok || 0) >= 60, `only ${outcomes.ok} devices got their triple: ${JSON.stringify(outcomes)}`);
-    assert.match(env.broker.log(), /shared state: Redis unreachable/);
-    for (let i = 0; i < 50 && (env.broker.log().match(/shared state: Redis back/g) || []).length < 2; i++) await h.sleep(100);
-    assert.strictEqual((env.broker.log().match(/shared state: Redis back/g) || []).length, 2, 'back after the kill and after the freeze');
+    // down after the kill and after the freeze, and back
+    await h.waitForSys(env, 'shared/outages', (v) => v === '2', { timeoutMs: 5000 });
+    await h.waitForSys(env, 'shared/state', (v) => v === 'connected', { timeoutMs: 5000 });
 
     // a request whose random another broker used (recorded in Redis here) joins a flow under
     // way: the broker thread has Redis check it while the worker runs the flow

@@ -852,3 +852,58 @@ async function assertServes(env, id) {
 }
 
 module.exports = { editExample, startConfigured, waitForLog, assertServes, startService, startRedis, startHaproxy, loadgen, readMetrics, requestRaw, sealKey, openSealed, aclFileAllowingAll, passwordFile, withEnv, live, requestFromFile, makePki, signRequest, startEnv, rr, pub, sub, run, connackMs, sleep, freePort, assertSameSecret, assertNoSanitizerReport, PRODUCT_KEY, makeWorkdir, giveToBroker, Broker };
+
+// ---- Structured signals (issue 20): tests assert behaviour on these, not on log wording ----
+
+// The operator 'ops' who may read $SYS/broker/bootstrap/# under acl strict (readSys's default
+// auth): spread operatorOptions(options) into startEnv; pluginOptions and extraConfig given are
+// kept. Counters every second. The password file is made once per test process.
+const OPS_AUTH = ['-u', 'ops', '-P', 'ops-password'];
+let opsPasswordFile = null;
+async function operatorOptions(options = {}) {
+  if (!opsPasswordFile) {
+    const dir = makeWorkdir();
+    opsPasswordFile = await passwordFile(dir, { ops: 'ops-password' });
+    process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  }
+  return { ...options, pluginOptions: { metrics_interval: 1, operator: 'ops', ...(options.pluginOptions || {}) },
+    extraConfig: `password_file ${opsPasswordFile}\nallow_anonymous true\n${options.extraConfig || ''}` };
+}
+
+// The retained $SYS/broker/bootstrap/<topic> as text; null when there is none (or no access).
+async function readSys(env, topic, auth = OPS_AUTH) {
+  const s = await run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(env.port), ...auth, '-t', '$SYS/broker/bootstrap/' + topic, '-C', '1', '-W', '2']);
+  const v = s.stdout.replace(/\n$/, '');
+  return v === '' ? null : v;
+}
+
+// Resolves with $SYS/broker/bootstrap/<topic> once ok(value) holds; fails after timeoutMs with the last value.
+async function waitForSys(env, topic, ok, { timeoutMs = 15000, auth = OPS_AUTH } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await readSys(env, topic, auth);
+    if (v !== null && ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`$SYS/broker/bootstrap/${topic} is ${JSON.stringify(v)} after ${timeoutMs} ms`);
+    await sleep(200);
+  }
+}
+
+// The audit trail (pluginOptions audit_file '$DIR/audit.log', or file) as parsed JSON lines.
+function auditLines(env, file = path.join(env.dir, 'audit.log')) {
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+// Resolves with the audit lines for which match(line) holds once there are at least n of them;
+// fails after timeoutMs with the lines it has.
+async function waitForAudit(env, match, { n = 1, timeoutMs = 10000, file } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const got = auditLines(env, file).filter(match);
+    if (got.length >= n) return got;
+    if (Date.now() > deadline) throw new Error(`${got.length} of ${n} audit lines after ${timeoutMs} ms: ${JSON.stringify(got.slice(-5))}`);
+    await sleep(50);
+  }
+}
+
+Object.assign(module.exports, { OPS_AUTH, operatorOptions, readSys, waitForSys, auditLines, waitForAudit });
