@@ -159,6 +159,7 @@ static void bootstrap__unregister(struct bootstrap_plugin *p)
 	mosquitto_callback_unregister(p->id, MOSQ_EVT_DISCONNECT, bootstrap__on_disconnect, NULL);
 }
 
+/* Also undoes a start-up that failed half-way: any part may be missing. */
 static void bootstrap__free(struct bootstrap_plugin *p)
 {
 	struct job_result *r, *next;
@@ -170,6 +171,7 @@ static void bootstrap__free(struct bootstrap_plugin *p)
 	shared__free(p->shared);
 	intake__cleanup(p);
 	report__free(p->reports);
+	/* the last unanswered refusals' summary, before the file closes */
 	bootstrap__audit_unanswered(p, time(NULL), true);
 	audit__close(p->audit);
 	allowlist__free(p->allowlist);
@@ -180,6 +182,7 @@ static void bootstrap__free(struct bootstrap_plugin *p)
 	free(p);
 }
 
+/* Plugin API 5 (Mosquitto 2.0 on) alone: its events are what this plugin is built on. */
 PLUGIN_EXPORT int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
 {
 	for(int i = 0; i < supported_version_count; i++){
@@ -188,6 +191,8 @@ PLUGIN_EXPORT int mosquitto_plugin_version(int supported_version_count, const in
 	return -1;
 }
 
+/* Anything wrong in the options, the files they name or the start of a thread stops the broker
+ * from starting, saying why: a broker that cannot bootstrap devices must not look as if it did. */
 PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 		struct mosquitto_opt *opts, int opt_count)
 {
@@ -312,6 +317,8 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	return MOSQ_ERR_SUCCESS;
 }
 
+/* The broker's loop has ended: nothing published now would be sent, so what was still open is
+ * audited and counted in one log line instead. */
 PLUGIN_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt_count)
 {
 	struct bootstrap_plugin *p = userdata;
