@@ -104,7 +104,7 @@ void bootstrap__audit_shutdown(const struct job_result *r, void *ud);
 /* report.c */
 struct reports *report__new(void);
 void report__free(struct reports *reports);
-void report__worker(struct bootstrap_plugin *p, time_t now);
+void report__changes(struct bootstrap_plugin *p, time_t now);
 void report__metrics(struct bootstrap_plugin *p, time_t now);
 
 #endif

@@ -97,7 +97,7 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 	const struct platform_flow *flow = r->flow ? r->flow : &no_memory;
 	size_t len = 0;
 	int64_t took_ms;
-	char *payload, iot_id[TEXT_ESCAPED_LEN(sizeof(flow->triple.iot_id))];
+	char *payload;
 
 	took_ms = clock__ms() - r->route.received_ms;
 	if(!r->route.connection_ended && (r->route.replayed || (r->flow && r->flow->result == BOOTSTRAP_UNAUTHORIZED))){
@@ -120,6 +120,7 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 		return;
 	}
 	if(flow->result == BOOTSTRAP_OK){
+		char iot_id[TEXT_ESCAPED_LEN(sizeof(flow->triple.iot_id))];
 		payload = r->route.sealed ? reply__success_sealed(r->route.seal_key, &flow->triple, &len)
 				: reply__success(&flow->triple, &len);
 		mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": device %s: triple sent%s (%s device, product %s, IotId %s, by %s)",
@@ -205,7 +206,7 @@ int bootstrap__on_tick(int event, void *event_data, void *userdata)
 	/* once a second: what the operator should know, and the unanswered refusals' summary */
 	if(p->last_tick_s != p->report_checked_s){
 		p->report_checked_s = p->last_tick_s;
-		report__worker(p, p->last_tick_s);
+		report__changes(p, p->last_tick_s);
 		bootstrap__audit_unanswered(p, p->last_tick_s, false);
 	}
 	report__metrics(p, p->last_tick_s);

@@ -63,7 +63,7 @@ static int bootstrap__load_allowlist(struct bootstrap_plugin *p, const char *whe
 	p->allowlist = al;
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": %sdevice allowlist %s: %zu deviceIds, %zu patterns%s", when,
 			p->cfg.device_allowlist, allowlist__name_count(al), allowlist__pattern_count(al),
-			allowlist__name_count(al) + allowlist__pattern_count(al) ? "" : " (no device may bootstrap)");
+			(allowlist__name_count(al) + allowlist__pattern_count(al)) ? "" : " (no device may bootstrap)");
 	return 0;
 }
 

@@ -333,7 +333,9 @@ static const struct report reports_table[] = {
 #define REPORTS (sizeof(reports_table) / sizeof(reports_table[0]))
 
 struct reports {
-	struct report_memory memory[REPORTS]; /* zero: as if every row had last seen a zero snapshot */
+	/* zero at start: as if every row had spoken of a zero snapshot, which is the worker's before
+	 * anything happened, so a state that has not moved gets no line */
+	struct report_memory memory[REPORTS];
 	time_t metrics_next_s;
 };
 
@@ -348,7 +350,7 @@ void report__free(struct reports *reports)
 }
 
 /* Once a second, from the tick: each report whose state changed says so. */
-void report__worker(struct bootstrap_plugin *p, time_t now_s)
+void report__changes(struct bootstrap_plugin *p, time_t now_s)
 {
 	struct report_view now;
 
