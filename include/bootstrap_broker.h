@@ -42,9 +42,10 @@
 struct reports;
 
 /* One per plugin instance (the broker's *userdata: the same .so loaded for two listeners
- * shares its statics, never this). Every field belongs to the broker thread: only broker
- * callbacks touch it. What the worker needs it gets through jobs (a configuration snapshot,
- * the queues), what Redis needs through shared. */
+ * shares its statics, never this). Owning thread of every field: the broker thread; only
+ * broker callbacks touch them, so no lock. What the worker needs it gets through jobs (a
+ * configuration snapshot, the queues), what Redis needs through shared. Grouped by the file
+ * that writes them. */
 struct bootstrap_plugin {
 	mosquitto_plugin_id_t *id;
 	struct bootstrap_config cfg; /* the broker thread's own: reload changes it, the worker has a snapshot */
@@ -52,6 +53,7 @@ struct bootstrap_plugin {
 	struct shared *shared;       /* multi-broker mode (bootstrap_shared.h); NULL: one broker alone */
 	bool curl_ready;             /* curl_global_init done: cleanup undoes it */
 	bool hash_held;              /* this instance holds the keyed hash (hash__acquire) */
+	struct audit *audit;         /* plugin_opt_audit_file; NULL: none */
 	/* intake.c */
 	struct replay_cache *replay;
 	struct failure_limiter *refusals_by_address;
@@ -63,7 +65,6 @@ struct bootstrap_plugin {
 	time_t audit_unanswered_s;           /* when the last such line was written */
 	bool username_claim_logged;  /* identity: a request with a username and no certificate, reported */
 	/* delivery.c */
-	struct audit *audit;         /* plugin_opt_audit_file; NULL: none */
 	struct job_result *held;     /* replies waiting for a joined request's replay check (utlist) */
 	time_t last_tick_s;          /* replies go out from the tick: a broker that never ticks cannot answer */
 	bool no_tick_warned;
