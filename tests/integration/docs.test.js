@@ -54,7 +54,8 @@ test('the README is short and starts with the two set-up commands', () => {
 // GitHub's anchors: lower case, punctuation but '-' and '_' dropped, spaces to '-'
 function anchors(text) {
   const out = new Set();
-  for (const m of text.matchAll(/^#{1,6} +(.*)$/gm)) {
+  const prose = text.replace(/^\s*```[\s\S]*?^\s*```\s*$/gm, ''); // a '#' in a code block is no heading
+  for (const m of prose.matchAll(/^#{1,6} +(.*)$/gm)) {
     out.add(m[1].trim().toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replace(/ /g, '-'));
   }
   return out;
