@@ -192,9 +192,14 @@ test('the runnable commands, as a user types them: the quick start gives a serve
     assert.strictEqual(fs.statSync(path.join(D, 'dev-0001.triple')).mode & 0o777, 0o600);
     const brokerLog = fs.readFileSync(path.join(D, 'broker.log'), 'utf8');
     assert.match(brokerLog, /mosquitto_bootstrap: device dev-0001: triple sent sealed \(new device, product a1BootstrapDemo/);
+    // docs/operating.md: the operator reads the metrics after the restart
+    const metrics = fs.readFileSync(path.join(D, 'metrics.txt'), 'utf8').trim().split('\n');
+    assert.strictEqual(metrics.length, 20, 'twenty metric topics');
+    for (const l of metrics) assert.match(l, /^\$SYS\/broker\/bootstrap\/\S+ /);
+    assert.match(brokerLog, /mosquitto_bootstrap: .*operator/, 'the restarted broker names its operator');
     const check = /mosquitto_bootstrap: platform check: [^\n]*/.exec(brokerLog);
     console.log(`# the quick start's broker: ${check ? check[0] : 'no platform check logged'}`);
-    console.log(`# ${runHere.length} blocks ran; 2 devices served by the quick start's broker`);
+    console.log(`# ${runHere.length} blocks ran; 2 devices served by the quick start's broker; ${metrics.length} metric topics read by its operator`);
   } finally {
     // everything the commands started in the background: the emulator, the broker
     try { process.kill(-shell.pid, 'SIGTERM'); } catch (e) { /* all gone already */ }
