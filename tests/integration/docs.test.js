@@ -104,6 +104,11 @@ test('the vectors of docs/contract.md, recomputed with Node\'s crypto', () => {
   const ct = Buffer.concat([c.update(plaintext), c.final()]).toString('hex');
   assert.strictEqual(c.getAuthTag().toString('hex'), /the tag is `([0-9a-f]{32})`/.exec(contract)[1], 'tag');
   assert.ok(ct.startsWith(/the ciphertext starts `([0-9a-f]+)`/.exec(contract)[1]), 'ciphertext');
+  // and the unit tests check the plugin's (and the device example's) code against the same values
+  const unit = (f) => fs.readFileSync(path.join(ROOT, f), 'utf8');
+  for (const [, , hex] of rows) assert.ok(unit('tests/unit/test_auth.c').includes(hex), `${hex} in tests/unit/test_auth.c`);
+  assert.ok(unit('examples/device/test_aliyun_mqtt.c').includes(pw[2]), 'the password vector in test_aliyun_mqtt.c');
+  for (const v of [key, /the tag is `([0-9a-f]{32})`/.exec(contract)[1]]) assert.ok(unit('tests/unit/test_seal.c').includes(v), `${v} in tests/unit/test_seal.c`);
 });
 
 test('the ACK manifest of docs/deployment.md agrees with what the plugin reads', () => {
