@@ -1,8 +1,8 @@
 'use strict';
 // mosquitto.conf.example as users get it: a real broker runs it (changed only where the demo
 // changes it: ports, paths, the emulator's endpoint), with its TLS listener switched on; the
-// wakeup listener connects, and devices bootstrap over plain MQTT and over TLS. The README's
-// emulator command and the demo use the example's product key.
+// wakeup listener connects, and devices bootstrap over plain MQTT and over TLS. The
+// documentation's emulator commands and the demo use the example's product key.
 const test = require('node:test');
 const assert = require('assert');
 const crypto = require('crypto');
@@ -20,12 +20,17 @@ function productKeyOf(conf) {
   return m[1];
 }
 
-test('the README\'s emulator command and the demo serve the product the example configures', () => {
+test('the documentation\'s emulator commands and the demo serve the product the example configures', () => {
   const pk = productKeyOf(EXAMPLE);
-  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-  const commands = readme.split('\n').filter((l) => /node tests\/emulator\/emulator\.js/.test(l));
-  assert.ok(commands.length > 0, 'the README shows how to run the emulator');
-  for (const c of commands) assert.match(c, new RegExp(`--products ${pk}\\b`), `README: ${c.trim()}`);
+  const pages = ['README.md', ...fs.readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => path.join('docs', f))];
+  const commands = [];
+  for (const page of pages) {
+    for (const l of fs.readFileSync(path.join(ROOT, page), 'utf8').split('\n')) {
+      if (/node tests\/emulator\/emulator\.js/.test(l)) commands.push([page, l]);
+    }
+  }
+  assert.ok(commands.some(([page]) => page === 'README.md'), 'the README shows how to run the emulator');
+  for (const [page, c] of commands) assert.match(c, new RegExp(`--products ${pk}\\b`), `${page}: ${c.trim()}`);
   const demo = fs.readFileSync(path.join(ROOT, 'scripts/demo'), 'utf8');
   assert.match(demo, /^PRODUCT=\$\(sed -n 's\/\^plugin_opt_product_key \/\/p' mosquitto\.conf\.example\)$/m, 'the demo takes its product from the example');
   assert.match(demo, /--products "\$PRODUCT"/);

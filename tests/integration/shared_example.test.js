@@ -1,5 +1,5 @@
 'use strict';
-// examples/multi-broker/run-local, as the README tells users to run it: Redis from the example's
+// examples/multi-broker/run-local, as docs/multi-broker.md tells users to run it: Redis from the example's
 // redis.conf (its ACL user, its append-only file), three brokers from mosquitto.conf.example with
 // the Redis lines switched on, HAProxy from the example's haproxy.cfg. What it shows must be
 // what it says: a replay refused by the other brokers, one RegisterDevice for a device asked on
@@ -9,8 +9,12 @@ const test = require('node:test');
 const assert = require('assert');
 const path = require('path');
 const h = require('./lib/harness');
+const docs = require('./lib/docs');
 
-test('examples/multi-broker/run-local runs and shows what the README says', async () => {
+test('examples/multi-broker/run-local runs and shows what docs/multi-broker.md says', async () => {
+  // the command docs/multi-broker.md gives (BOOTSTRAP_PLUGIN, which it mentions, comes from ctest)
+  const block = docs.runBy('integration_shared_example', 'run-local');
+  assert.match(block.text, /^examples\/multi-broker\/run-local\s/);
   const script = path.join(__dirname, '../../examples/multi-broker/run-local');
   const r = await h.run(script, [], { timeoutMs: 240000 });
   const out = r.stdout + r.stderr;

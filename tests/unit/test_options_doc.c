@@ -1,4 +1,4 @@
-/* The README's option table and the options the plugin accepts are the same set, both ways;
+/* The option table of docs/configuration.md and the options the plugin accepts are the same set, both ways;
  * every documented literal default is accepted; every listed option is handled. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,12 +11,12 @@
 
 static char names[MAX_ROWS][64], defaults[MAX_ROWS][128];
 static int rows;
-static const char *readme_path;
+static const char *doc_path;
 
 /* Rows "| `name` | default | meaning |" between "## Options" and the next heading. */
 static void read_table(void)
 {
-	FILE *f = fopen(readme_path, "r");
+	FILE *f = fopen(doc_path, "r");
 	char line[4096];
 	int in = 0;
 
@@ -54,7 +54,7 @@ static void test_every_documented_option_is_accepted(void)
 		bool listed = false;
 
 		for(size_t j = 0; config__option_name(j); j++) listed |= !strcmp(config__option_name(j), names[i]);
-		if(!listed) fprintf(stderr, "  README documents %s, which the plugin does not accept\n", names[i]);
+		if(!listed) fprintf(stderr, "  docs/configuration.md documents %s, which the plugin does not accept\n", names[i]);
 		CHECK(listed);
 		if(!defaults[i][0]) continue;
 		config__init(&cfg);
@@ -71,7 +71,7 @@ static void test_every_accepted_option_is_documented(void)
 	for(size_t j = 0; config__option_name(j); j++){
 		bool documented = false;
 		for(int i = 0; i < rows; i++) documented |= !strcmp(names[i], config__option_name(j));
-		if(!documented) fprintf(stderr, "  plugin accepts %s, which the README does not document\n", config__option_name(j));
+		if(!documented) fprintf(stderr, "  plugin accepts %s, which docs/configuration.md does not document\n", config__option_name(j));
 		CHECK(documented);
 	}
 }
@@ -91,7 +91,7 @@ static void test_every_listed_option_is_handled(void)
 
 int main(int argc, char **argv)
 {
-	readme_path = argc > 1 ? argv[1] : "README.md";
+	doc_path = argc > 1 ? argv[1] : "docs/configuration.md";
 	read_table();
 	RUN(test_every_documented_option_is_accepted);
 	RUN(test_every_accepted_option_is_documented);
