@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
 
 #include "bootstrap_list.h"
 #include "bootstrap_scheduler_internal.h"
