@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -785,6 +786,9 @@ int fp_handle(struct fake_platform *fp, const char *url, const char *body, const
 		/* written */
 	}
 	snprintf(call.access_key_id, sizeof(call.access_key_id), "%s", key_id);
+	if(!out->body && fp->denied[a]){
+		fp_gateway_error(out, 403, "Forbidden.RAM", "User not authorized to operate on the specified resource, or this API doesn't support RAM.");
+	}
 	if(!out->body && over_quota(fp, call.action)){
 		fp->throttled++;
 		fp_gateway_error(out, 503, "Throttling.User", "Request was denied due to user flow control.");

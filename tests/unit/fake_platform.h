@@ -76,6 +76,7 @@ struct fake_platform {
 	long next_apply_id;
 	int64_t check_ms, create_ms;
 	bool stuck_check, stuck_create;
+	bool denied[PLATFORM_ACTIONS]; /* refused as RAM does: 403 Forbidden.RAM */
 	/* the account's quota per action (0: none) enforced on arrival as the emulator does:
 	 * more than floor(qps) calls in the last 1000 ms are answered Throttling.User */
 	double quota[PLATFORM_ACTIONS];
