@@ -394,7 +394,7 @@ static void check_deadlines(struct world *w)
 		 * waiting in the queue is bounded by max_queue, not by the deadline */
 		bound = t->job->deadline_ms ? t->job->deadline_ms : t->submitted_ms + w->cfg.request_deadline_ms
 				+ (int64_t)((double)w->cfg.max_queue * 1000.0 / w->cfg.qps[ACTION_REGISTER]);
-		if(w->now > bound + w->deadline_slack_ms){
+		if(w->now > bound + w->deadline_slack_ms + t->stalled_ms){
 			world_violation(w, "%s not answered %lld ms after its deadline", t->device_id, (long long)(w->now - bound));
 			t->submitted_ms = INT64_MAX / 4; /* once */
 			t->job->deadline_ms = 0;
@@ -644,6 +644,9 @@ bool world_settle(struct world *w, int64_t max_ms)
 
 void world_jump(struct world *w, int64_t ms)
 {
+	for(size_t i = 0; i < w->nreq; i++){
+		if(!w->req[i].answered) w->req[i].stalled_ms += ms;
+	}
 	w->now += ms;
 	world_round(w);
 }
