@@ -153,7 +153,6 @@ struct jobs_stats {
 	unsigned long long shared_hints;   /* began with QueryDeviceDetail after another broker's flow */
 	unsigned long long shared_local;   /* admitted without Redis (down, or it did not answer) */
 	unsigned long long shared_leases, shared_slots, shared_slots_expired; /* quota leases, slots given, unused */
-	size_t shared_admitting;       /* admissions with Redis now */
 };
 
 /* A snapshot of the worker's counters; any thread. */
