@@ -297,7 +297,11 @@ static size_t device_new(struct fake_platform *fp, const char *pk, const char *n
 struct fp_device *fp_preregister(struct fake_platform *fp, const char *product_key, const char *name)
 {
 	struct fp_device *d = fp_device(fp, product_key, name);
-	return d ? d : &fp->devices[device_new(fp, product_key, name, false)];
+	size_t i;
+
+	if(d) return d;
+	i = device_new(fp, product_key, name, false); /* may move the array */
+	return &fp->devices[i];
 }
 
 struct fp_apply *fp_apply(struct fake_platform *fp, long id)

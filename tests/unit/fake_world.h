@@ -61,7 +61,7 @@ struct tracked {
 	enum bootstrap_code result;
 	int retry_after;
 	bool answered;
-	char secret[65];
+	char secret[80];
 };
 
 struct world {

@@ -91,9 +91,12 @@ static void test_lookup_lone_and_products(void)
 	submit_range(&w, "a1Prod", "same-", 0, 5, true);
 	submit_range(&w, "a1Other", "same-", 0, 5, true);
 	CHECK(world_settle(&w, 5000));
-	CHECK(fp_count(&w.fp, ACTION_BATCH_QUERY) == 2);
+	/* the oldest's product in the lookup, the other's five go on singly meanwhile (the next
+	 * lookup token is 200 ms away) */
+	CHECK(fp_count(&w.fp, ACTION_BATCH_QUERY) == 1);
 	CHECK(!strcmp(fp_nth(&w.fp, ACTION_BATCH_QUERY, 0)->product_key, "a1Prod") && fp_nth(&w.fp, ACTION_BATCH_QUERY, 0)->nnames == 5);
-	CHECK(!strcmp(fp_nth(&w.fp, ACTION_BATCH_QUERY, 1)->product_key, "a1Other") && fp_nth(&w.fp, ACTION_BATCH_QUERY, 1)->nnames == 5);
+	CHECK(fp_count(&w.fp, ACTION_QUERY) == 1 + 5);
+	for(size_t i = 1; i < fp_count(&w.fp, ACTION_QUERY); i++) CHECK(!strcmp(fp_nth(&w.fp, ACTION_QUERY, i)->product_key, "a1Other"));
 	/* the same name in two products: each its own product's device */
 	for(size_t i = 0; i < w.nreq; i++){
 		CHECK(w.req[i].result == BOOTSTRAP_OK);
