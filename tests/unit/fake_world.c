@@ -118,6 +118,14 @@ static void check_quota(struct world *w, int a)
 	for(size_t i = w->nsends[a]; i-- > 0 && w->sends[a][i] > w->now - 1000;) n++;
 	if((long)n > quota_limit(w, a)){
 		world_violation(w, "%s: %zu calls in the last second, quota %.2f/s", platform_actions[a].name, n, w->cfg.qps[a]);
+		if(getenv("WORLD_TRACE")){
+			struct jobs_stats st;
+			scheduler__stats(w->s, &st);
+			fprintf(stderr, "  sends at:");
+			for(size_t i = w->nsends[a] > 6 ? w->nsends[a] - 6 : 0; i < w->nsends[a]; i++) fprintf(stderr, " %lld", (long long)w->sends[a][i]);
+			fprintf(stderr, "; rate %.3f configured %.3f; redis %s, fallback %d share %.2f, wall %lld\n", st.rate[a], st.configured_rate[a],
+					!w->redis ? "none" : w->redis_state == SHARED_DOWN ? "down" : "up", (int)st.shared_fallback, st.shared_share, (long long)world_wall(w));
+		}
 	}
 }
 
@@ -193,7 +201,15 @@ static int io_post(void *ud, const struct http_request *req, struct call *call)
 	x.timeout_ms = req->timeout_ms;
 	x.action = call->kind == CALL_KIND_CREDENTIALS ? -1 : request_action(req);
 	x.due_ms = w->now + w->latency_ms + (w->latency_jitter_ms ? (int64_t)(world_rand(w) * (double)w->latency_jitter_ms) : 0);
-	if(call->kind == CALL_KIND_JOB) x.device = strdup(container_of(call, struct job, call)->result.device_id);
+	if(call->kind == CALL_KIND_JOB){
+		const struct job *job = container_of(call, struct job, call);
+		x.device = strdup(job->result.device_id);
+		/* the job's own contract (bootstrap_job.h): no new attempt after its deadline */
+		if(w->check_deadlines && job->deadline_ms && w->now > job->deadline_ms){
+			world_violation(w, "%s/%s: a new attempt %lld ms after its deadline (attempt %d, single_only %d)", job->result.product_key,
+					job->result.device_id, (long long)(w->now - job->deadline_ms), job->attempt, (int)job->single_only);
+		}
+	}
 	if(call->kind == CALL_KIND_CREDENTIALS){
 		if(strcmp(req->url, WORLD_CREDS_URL)) world_violation(w, "a credentials request to %s", req->url);
 		creds_answer(w, &x);
@@ -298,6 +314,14 @@ static void redis_round(struct world *w)
 	struct shared_op **ops = w->ops;
 	size_t n = w->nops;
 
+	/* a Redis that keeps refusing fails the module's heartbeat too: down (redis.c) */
+	if(w->redis_lease_fail && w->redis_state == SHARED_UP){
+		if(!w->lease_fail_since) w->lease_fail_since = w->now;
+		if(w->now - w->lease_fail_since >= WORLD_HEARTBEAT_MS) w->redis_state = SHARED_DOWN;
+	}else{
+		w->lease_fail_since = 0;
+	}
+
 	memset(&st, 0, sizeof(st));
 	st.state = w->redis_state;
 	st.brokers = w->redis_brokers;
@@ -383,6 +407,36 @@ static void take_results(struct world *w)
 	}
 }
 
+static size_t wire_count_for(const struct world *w, const char *device)
+{
+	size_t n = 0;
+	for(size_t i = 0; i < w->nwire; i++) n += w->wire[i].device && !strcmp(w->wire[i].device, device);
+	return n;
+}
+
+/* Every call the platform received naming the device, and the sends per action around now. */
+static void world_trace(const struct world *w, const char *pk, const char *device)
+{
+	struct jobs_stats st;
+	scheduler__stats(w->s, &st);
+	fprintf(stderr, "  trace %s/%s at %lld: waiting %zu inflight %zu rate reg %.2f query %.2f; credentials %s%s; redis %s%s%s; "
+			"stuck check %d create %d\n", pk, device, (long long)w->now,
+			st.waiting, st.inflight, st.rate[ACTION_REGISTER], st.rate[ACTION_QUERY], credentials__state_name(st.credentials_state),
+			w->creds_failing ? " (service failing)" : "", !w->redis ? "none" : w->redis_state == SHARED_DOWN ? "down" : "up",
+			w->redis_lease_fail ? " (leases refused)" : "", w->redis_admit_busy ? " (busy)" : "", (int)w->fp.stuck_check, (int)w->fp.stuck_create);
+	for(size_t i = 0; i < w->fp.ncalls; i++){
+		const struct fp_call *c = &w->fp.calls[i];
+		if(!c->names || !strstr(c->names, device)) continue;
+		fprintf(stderr, "    %lld %s %s [%zu names] -> %s\n", (long long)c->at_ms, platform_actions[c->action].name, c->product_key,
+				c->nnames, c->code[0] ? c->code : "ok");
+	}
+	for(int a = 0; a < PLATFORM_ACTIONS; a++){
+		size_t n = 0;
+		for(size_t i = 0; i < w->nsends[a]; i++) n += w->sends[a][i] > w->now - 5000;
+		fprintf(stderr, "    %s: %zu sends in the last 5 s\n", platform_actions[a].name, n);
+	}
+}
+
 static void check_deadlines(struct world *w)
 {
 	if(!w->check_deadlines) return;
@@ -395,7 +449,12 @@ static void check_deadlines(struct world *w)
 		bound = t->job->deadline_ms ? t->job->deadline_ms : t->submitted_ms + w->cfg.request_deadline_ms
 				+ (int64_t)((double)w->cfg.max_queue * 1000.0 / w->cfg.qps[ACTION_REGISTER]);
 		if(w->now > bound + w->deadline_slack_ms + t->stalled_ms){
-			world_violation(w, "%s not answered %lld ms after its deadline", t->device_id, (long long)(w->now - bound));
+			const struct platform_flow *f = t->job->result.flow;
+			world_violation(w, "%s/%s not answered %lld ms after its deadline (submitted %lld, deadline %lld, flow %s step %d, "
+					"attempt %d, single_only %d, due %lld, on the wire %zu)", t->product_key, t->device_id, (long long)(w->now - bound),
+					(long long)t->submitted_ms, (long long)t->job->deadline_ms, !f ? "none" : f->state == FLOW_QUERY ? "query" : f->state == FLOW_REGISTER ? "register" : "done",
+					f ? f->steps : -1, t->job->attempt, (int)t->job->single_only, (long long)t->job->due_ms, wire_count_for(w, t->device_id));
+			if(getenv("WORLD_TRACE")) world_trace(w, t->product_key, t->device_id);
 			t->submitted_ms = INT64_MAX / 4; /* once */
 			t->job->deadline_ms = 0;
 		}

@@ -26,6 +26,7 @@ enum fault_kind {
 };
 
 #define WORLD_MAX_FAULTS 64
+#define WORLD_HEARTBEAT_MS 1000
 #define WORLD_CREDS_URL "http://127.0.0.1:9/fake-credentials"
 
 struct world_fault {
@@ -98,7 +99,8 @@ struct world {
 	bool redis;
 	enum shared_state redis_state;
 	int redis_brokers;
-	bool redis_lease_fail;    /* LEASE ops answered not ok */
+	bool redis_lease_fail;    /* LEASE ops answered not ok; longer than a heartbeat: down */
+	int64_t lease_fail_since;
 	bool redis_admit_busy;    /* ADMIT answered BUSY (another broker holds the flow lock) */
 	long long redis_busy_ms;
 	struct shared_op **ops;

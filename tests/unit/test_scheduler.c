@@ -441,23 +441,32 @@ static void test_lost_lease(void)
 	CHECK(fp_count(&w.fp, ACTION_REGISTER) == 10);
 	CHECK(w.lease_slots >= 10);
 
-	/* the lease is lost: Redis answers no more */
+	/* the lease is lost: Redis refuses it (two brokers share the quota) */
+	w.redis_brokers = 2;
+	world_run_until(&w, w.now + 200);
 	w.redis_lease_fail = true;
 	for(int i = 10; i < 30; i++){
 		snprintf(name, sizeof(name), "dev-r%03d", i);
 		world_submit(&w, NULL, name);
 	}
 	before = fp_count(&w.fp, ACTION_REGISTER);
-	world_run_until(&w, w.now + 2000);
+	world_run_until(&w, w.now + WORLD_HEARTBEAT_MS - 50);
 	CHECK(fp_count(&w.fp, ACTION_REGISTER) == before); /* no call without a slot */
-	/* Redis down: on with local state, two brokers seen: half the quota each */
-	w.redis_state = SHARED_DOWN;
-	w.redis_brokers = 2;
-	w.cfg.qps[ACTION_REGISTER] = 5; /* what this broker may spend: the quota check's limit */
+	CHECK(stats_of(&w).calls_by[ACTION_REGISTER][CALL_OK] == 10);
+	/* the heartbeat fails too: Redis down, on with local state, half the quota each */
 	CHECK(world_settle(&w, 20000));
+	CHECK(w.redis_state == SHARED_DOWN);
 	st = stats_of(&w);
 	CHECK(st.shared_fallback);
 	CHECK(st.rate[ACTION_REGISTER] <= 10 * 0.5 + 1e-9);
+	/* no second after that held more than the half */
+	for(size_t i = before; i < w.fp.ncalls; i++){
+		size_t n = 0;
+		for(size_t k = before; k < w.fp.ncalls; k++){
+			n += w.fp.calls[k].action == ACTION_REGISTER && w.fp.calls[k].at_ms > w.fp.calls[i].at_ms - 1000 && w.fp.calls[k].at_ms <= w.fp.calls[i].at_ms;
+		}
+		CHECK(n <= 5);
+	}
 	for(int i = 0; i < 30; i++){
 		snprintf(name, sizeof(name), "dev-r%03d", i);
 		CHECK(world_req(&w, name)->result == BOOTSTRAP_OK);
