@@ -443,7 +443,7 @@ static void check_deadlines(struct world *w)
 	for(size_t i = 0; i < w->nreq; i++){
 		struct tracked *t = &w->req[i];
 		int64_t bound;
-		if(t->answered || !t->job) continue;
+		if(t->answered || !t->job || t->late_reported) continue;
 		/* from its first platform call (the scheduler's own deadline), else from its arrival:
 		 * waiting in the queue is bounded by max_queue, not by the deadline */
 		bound = t->job->deadline_ms ? t->job->deadline_ms : t->submitted_ms + w->cfg.request_deadline_ms
@@ -455,8 +455,7 @@ static void check_deadlines(struct world *w)
 					(long long)t->submitted_ms, (long long)t->job->deadline_ms, !f ? "none" : f->state == FLOW_QUERY ? "query" : f->state == FLOW_REGISTER ? "register" : "done",
 					f ? f->steps : -1, t->job->attempt, (int)t->job->single_only, (long long)t->job->due_ms, wire_count_for(w, t->device_id));
 			if(getenv("WORLD_TRACE")) world_trace(w, t->product_key, t->device_id);
-			t->submitted_ms = INT64_MAX / 4; /* once */
-			t->job->deadline_ms = 0;
+			t->late_reported = true; /* once */
 		}
 	}
 }

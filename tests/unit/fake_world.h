@@ -58,6 +58,7 @@ struct tracked {
 	int64_t submitted_ms;
 	int64_t answered_ms;
 	bool creation_known;    /* an answer delivered while it was pending said the device was made */
+	bool late_reported;     /* its deadline passed unanswered (reported once) */
 	int64_t stalled_ms;     /* clock jumps while it was pending (the process stalled): added to its bound */
 	enum bootstrap_code result;
 	int retry_after;

@@ -316,6 +316,41 @@ static void test_deadline_mid_batch(void)
 	world_free(&w);
 }
 
+/* The apply hands back too many devices for single calls to clear before their deadline (a
+ * slow register quota): each is still answered by its deadline, platform_unavailable with
+ * retryAfter for those single calls could not reach (README, Retries: "When
+ * request_deadline_ms passes, the device gets platform_unavailable"), and no call is started
+ * for a device past its deadline. */
+static void test_deadline_after_hand_back(void)
+{
+	struct world w;
+	size_t ok = 0, unavailable = 0, late = 0;
+
+	world_init(&w, 12);
+	w.fp.stuck_check = true;
+	w.cfg.strategy = STRATEGY_REGISTER_FIRST;
+	w.cfg.qps[ACTION_REGISTER] = 4;
+	w.cfg.request_deadline_ms = 12000;
+	world_start(&w);
+	for(int i = 0; i < 120; i++){
+		char name[32];
+		snprintf(name, sizeof(name), "dev-%04d", i);
+		world_submit(&w, NULL, name);
+	}
+	CHECK(world_settle(&w, 60000));
+	CHECK(stats_of(&w).applies_abandoned == 1);
+	for(size_t i = 0; i < w.nreq; i++){
+		late += !w.req[i].answered || w.req[i].answered_ms - w.req[i].submitted_ms > 12000 + 250;
+		ok += w.req[i].result == BOOTSTRAP_OK;
+		unavailable += w.req[i].result == BOOTSTRAP_PLATFORM_UNAVAILABLE && w.req[i].retry_after > 0;
+	}
+	if(late) fprintf(stderr, "  %zu of 120 answered after their deadline\n", late);
+	CHECK(late == 0);
+	CHECK(ok + unavailable == 120 && unavailable > 0);
+	CHECK(w.violations == 0);
+	world_free(&w);
+}
+
 /* A missing grant (Forbidden.RAM) turns batch registration off; the devices go on singly. */
 static void test_grant_missing(void)
 {
@@ -351,6 +386,7 @@ int main(void)
 	RUN(test_forgotten_apply);
 	RUN(test_batch_register_throttled_or_lost);
 	RUN(test_deadline_mid_batch);
+	RUN(test_deadline_after_hand_back);
 	RUN(test_grant_missing);
 	return unit_main_result();
 }

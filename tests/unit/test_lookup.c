@@ -173,6 +173,35 @@ static void test_probe(void)
 	world_free(&w);
 }
 
+/* A quota of 1/s with Redis down (one broker: its fallback share, 0.95/s): still never two
+ * lookups in one second, whatever the bucket's slack after a quiet spell. */
+static void test_lookup_quota_one_in_fallback(void)
+{
+	struct world w;
+
+	world_lookups(&w, 7);
+	world_use_redis(&w);
+	w.redis_state = SHARED_DOWN;
+	w.cfg.qps[ACTION_BATCH_QUERY] = 1;
+	w.cfg.qps[ACTION_QUERY] = 1; /* single queries no faster: lookups are worth waiting for */
+	world_start(&w);
+	world_run_until(&w, w.now + 5000); /* quiet: the bucket fills */
+	for(int round = 0; round < 3; round++){
+		char prefix[16];
+		snprintf(prefix, sizeof(prefix), "r%d-", round);
+		submit_range(&w, NULL, prefix, 0, 4, true);
+		world_run_until(&w, w.now + 300);
+	}
+	CHECK(world_settle(&w, 20000));
+	CHECK(stats_of(&w).shared_fallback);
+	CHECK(fp_count(&w.fp, ACTION_BATCH_QUERY) >= 2);
+	for(size_t i = 1; i < fp_count(&w.fp, ACTION_BATCH_QUERY); i++){
+		CHECK(fp_nth(&w.fp, ACTION_BATCH_QUERY, i)->at_ms - fp_nth(&w.fp, ACTION_BATCH_QUERY, i - 1)->at_ms >= 1000);
+	}
+	CHECK(w.violations == 0);
+	world_free(&w);
+}
+
 int main(void)
 {
 	RUN(test_lookup_found);
@@ -181,5 +210,6 @@ int main(void)
 	RUN(test_lookup_transient);
 	RUN(test_lookup_grant_missing);
 	RUN(test_probe);
+	RUN(test_lookup_quota_one_in_fallback);
 	return unit_main_result();
 }
