@@ -19,7 +19,7 @@
 #include "fake_world.h"
 #include "unit.h"
 
-#define CI_SEEDS 24
+#define CI_SEEDS 32
 #define POOL 240
 
 static unsigned long long env_ull(const char *name, unsigned long long def)
