@@ -633,7 +633,7 @@ static json_t *string_list(char **v, size_t n)
 	return l;
 }
 
-static void batch_status(struct fake_platform *fp, const struct params *ps, struct fp_answer *out)
+static void batch_status(struct fake_platform *fp, const struct params *ps, struct fp_answer *out, struct fp_call *call)
 {
 	static const char *const names[] = { "CHECK", "CHECK_SUCCESS", "CHECK_FAILED", "CREATE", "CREATE_SUCCESS", "CREATE_FAILED" };
 	const char *pk = param(ps, "ProductKey");
@@ -644,6 +644,7 @@ static void batch_status(struct fake_platform *fp, const struct params *ps, stru
 	if(!(a = apply_of(fp, ps, true, out))) return;
 	/* lists only for the *_FAILED verdicts, as documented */
 	lists = a->stage == FP_CHECK_FAILED || a->stage == FP_CREATE_FAILED;
+	snprintf(call->stage, sizeof(call->stage), "%s", names[a->stage]);
 	json_t *detail = json_array();
 	for(size_t i = 0; lists && i < a->ninvalid; i++){
 		json_array_append_new(detail, json_pack("{s:s, s:s, s:s}", "DeviceName", a->invalid[i], "ErrorMsg", a->reasons[i], "NickName", ""));
@@ -804,7 +805,7 @@ int fp_handle(struct fake_platform *fp, const char *url, const char *body, const
 			case ACTION_QUERY: query_device(fp, &ps, out); break;
 			case ACTION_BATCH_QUERY: batch_query(fp, &ps, names, nnames, out); break;
 			case ACTION_BATCH_CHECK: batch_check(fp, &ps, names, nnames, out); break;
-			case ACTION_BATCH_STATUS: batch_status(fp, &ps, out); break;
+			case ACTION_BATCH_STATUS: batch_status(fp, &ps, out, &call); break;
 			case ACTION_BATCH_REGISTER: batch_register(fp, &ps, out); break;
 			case ACTION_BATCH_PAGE: batch_page(fp, &ps, out, &call); break;
 			default: break;

@@ -59,6 +59,7 @@ struct fp_call {
 	long page, page_size;
 	int64_t at_ms;
 	char code[64];    /* what it answered: "" success, else the Code */
+	char stage[16];   /* QueryBatchRegisterDeviceStatus: the Status it answered */
 	char access_key_id[64];
 };
 

@@ -87,6 +87,19 @@ static void test_stages(void)
 	CHECK(c && !strcmp(c->apply_id, expect));
 	CHECK(fp_count(&w.fp, ACTION_BATCH_STATUS) >= 2);
 	for(size_t i = 0; i < fp_count(&w.fp, ACTION_BATCH_STATUS); i++) CHECK(!strcmp(fp_nth(&w.fp, ACTION_BATCH_STATUS, i)->apply_id, expect));
+	{
+		/* every stage seen, in order: polled while running, moved on when it ended */
+		char seen[128] = "";
+		const char *last = "";
+		for(size_t i = 0; i < fp_count(&w.fp, ACTION_BATCH_STATUS); i++){
+			const char *stage = fp_nth(&w.fp, ACTION_BATCH_STATUS, i)->stage;
+			if(!strcmp(stage, last)) continue;
+			if(seen[0]) strcat(seen, ",");
+			strcat(seen, stage);
+			last = stage;
+		}
+		CHECK_STR(seen, "CHECK,CHECK_SUCCESS,CREATE,CREATE_SUCCESS");
+	}
 	/* two pages of 50 */
 	CHECK(fp_count(&w.fp, ACTION_BATCH_PAGE) == 2);
 	CHECK(fp_nth(&w.fp, ACTION_BATCH_PAGE, 0)->page == 1 && fp_nth(&w.fp, ACTION_BATCH_PAGE, 0)->page_size == 50);
