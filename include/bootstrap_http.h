@@ -4,6 +4,8 @@
  * TLS always verified. Used by a single thread (the worker), except http__wakeup(). */
 #include <stddef.h>
 
+struct call;
+
 /* an answer larger than this is not the platform's; a request may allow more (max_body) */
 #define HTTP_MAX_BODY (64 * 1024)
 /* a batch registration's status lists up to 10 000 names */
@@ -27,7 +29,8 @@ struct http_result {
 	int permanent;         /* retrying cannot help: the server's certificate or the URL is wrong */
 };
 
-typedef void (*http_done_fn)(void *tag, const struct http_result *result, void *userdata);
+/* call: the request's completion (bootstrap_call.h), handed back as given */
+typedef void (*http_done_fn)(struct call *call, const struct http_result *result, void *userdata);
 
 struct http_client *http__new(const struct http_options *opts);
 struct http_request {
@@ -42,13 +45,13 @@ struct http_request {
 	size_t max_body;            /* the largest answer accepted; 0: HTTP_MAX_BODY */
 };
 
-/* Starts req, to complete within req->timeout_ms. 0 or -1. */
-int http__request(struct http_client *hc, const struct http_request *req, void *tag);
+/* Starts req, to complete within req->timeout_ms; done gets call back. 0 or -1. */
+int http__request(struct http_client *hc, const struct http_request *req, struct call *call);
 /* Waits up to max_wait_ms for activity, drives transfers, calls done once per finished one. */
 int http__perform(struct http_client *hc, int max_wait_ms, http_done_fn done, void *userdata);
 /* Interrupts http__perform's wait; safe from any thread. */
 void http__wakeup(struct http_client *hc);
-/* Aborts every transfer without reporting it (each tag's owner frees it) and frees hc. */
+/* Aborts every transfer without reporting it (each call's owner frees it) and frees hc. */
 void http__free(struct http_client *hc);
 
 #endif

@@ -1,10 +1,11 @@
 #ifndef BOOTSTRAP_JOBS_H
 #define BOOTSTRAP_JOBS_H
-/* The job queue between the broker thread and the plugin's worker thread.
+/* The job queue between the broker thread and the plugin's worker thread (plugin/handoff.c;
+ * the worker is plugin/worker/worker.c, its decisions bootstrap_scheduler.h).
  *
  * Broker thread: jobs__submit() a device (ProductKey and deviceId), later jobs__take_results()
  * and publish them.
- * Worker thread (owned here): runs each job's register-or-query flow over HTTP, at most
+ * Worker thread: runs each job's register-or-query flow over HTTP, at most
  * max_inflight calls at once, each action paced by its own quota (bootstrap_quota.h), in FIFO
  * order per action. With batching auto, waiting jobs are coalesced into batch calls whenever
  * that beats single calls: lookups into BatchQueryDeviceDetail (up to 100 names), a backlog

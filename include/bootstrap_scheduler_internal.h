@@ -1,8 +1,8 @@
 #ifndef BOOTSTRAP_SCHEDULER_INTERNAL_H
 #define BOOTSTRAP_SCHEDULER_INTERNAL_H
 /* The scheduler's insides, shared by plugin/worker/scheduler.c (queues, strategy, single
- * calls, credentials, the start-up check, stats), admission.c (multi-broker admissions, leases
- * and releases), lookup.c (BatchQueryDeviceDetail, and what every batch shares) and apply.c
+ * calls, stats), account.c (credentials, the start-up check), admission.c (multi-broker
+ * admissions, leases and releases), lookup.c (BatchQueryDeviceDetail, and what every batch shares) and apply.c
  * (batch registrations). No other file includes it. Whoever drives the scheduler (the worker
  * thread, or a unit test) owns all of it. */
 #include <stdbool.h>
@@ -163,6 +163,13 @@ int64_t admission__wait_ms(struct scheduler *s, enum platform_action a, int64_t 
 void admission__demand(struct scheduler *s, bool query_first);
 void admission__retry_waiting(struct scheduler *s, int64_t now, int64_t *wait);
 int64_t admission__flush_releases(struct scheduler *s, int64_t now, int64_t wait);
+
+/* account.c */
+void account__init(struct scheduler *s);
+void account__reconfigure(struct scheduler *s);
+void account__fetch(struct scheduler *s, time_t now_s, int64_t now, int64_t *wait);
+void account__check(struct scheduler *s, time_t now_s, int64_t now, int64_t *wait);
+void account__expire_waiting(struct scheduler *s, int64_t now);
 
 /* lookup.c: lookups, and what every batch shares */
 struct batch *batch__new(struct scheduler *s, struct job *list, size_t n, bool query_first, int64_t now);

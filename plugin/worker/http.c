@@ -22,7 +22,7 @@
 struct http_transfer {
 	struct http_transfer *prev, *next;
 	CURL *easy;
-	void *tag;
+	struct call *call;
 	char *resp;
 	size_t resp_len;
 	size_t resp_cap;
@@ -211,7 +211,7 @@ static void transfer__put(struct http_client *hc, struct http_transfer *t)
 		}
 	}
 	headers__free(&t->headers);
-	t->tag = NULL;
+	t->call = NULL;
 	t->next = hc->pool;
 	hc->pool = t;
 	hc->pooled++;
@@ -281,14 +281,14 @@ static int transfer__proxy(struct http_client *hc, CURL *e, const char *url)
 			|| (hc->proxy_ca_file && curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, hc->proxy_ca_file));
 }
 
-int http__request(struct http_client *hc, const struct http_request *req, void *tag)
+int http__request(struct http_client *hc, const struct http_request *req, struct call *call)
 {
 	struct http_transfer *t = transfer__get(hc);
 	long connect_ms = req->timeout_ms < 3000 ? req->timeout_ms : 3000;
 	CURL *e;
 
 	if(!t) return -1;
-	t->tag = tag;
+	t->call = call;
 	t->max_body = req->max_body ? req->max_body : HTTP_MAX_BODY;
 	e = t->easy;
 	if(headers__build(req, &t->headers)) goto fail;
@@ -376,7 +376,7 @@ static void transfer__report(struct http_client *hc, CURLMsg *msg, http_done_fn 
 		r.detail = t->errbuf[0] ? t->errbuf : r.error;
 		r.permanent = error__permanent(msg->data.result);
 	}
-	done(t->tag, &r, userdata);
+	done(t->call, &r, userdata);
 	transfer__put(hc, t);
 }
 

@@ -1,8 +1,8 @@
 /* The scheduler (bootstrap_scheduler.h): which platform calls to make now. No I/O and no clock
  * of its own; runs on whichever thread drives it (the worker thread, or a unit test). This
  * file: the queues and the retry heap, the strategy (query or register first), single calls,
- * driving the credentials provider and the start-up check, and the stats. Batches are in
- * lookup.c and apply.c, multi-broker admission in admission.c. */
+ * a round's order, and the stats. Batches are in lookup.c and apply.c, multi-broker admission
+ * in admission.c, the credentials and the start-up check in account.c. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
 
 #include "bootstrap_list.h"
 #include "bootstrap_scheduler_internal.h"
@@ -19,9 +18,6 @@
  * costs 1 + share calls per device, query-first 2 - share: query first from one half on. */
 #define EXISTING_SHARE_WEIGHT 0.1
 #define QUERY_FIRST_FROM 0.5
-/* the start-up check again after a failure: at once, then backing off to once a minute */
-#define CHECK_RETRY_MIN_MS 2000
-#define CHECK_RETRY_MAX_MS 60000
 /* What a batch registration takes before one has been seen; then the average of those seen. */
 #define APPLY_ESTIMATE_MS 5000.0
 
@@ -375,136 +371,17 @@ static void singles__send(struct scheduler *s, int a, struct job_fifo *fresh, in
 	}
 }
 
-/* ---- credentials and the start-up check ---- */
-
-/* The signing credentials follow the provider's: the snapshot's are what platform requests use. */
-static void credentials__sync(struct scheduler *s)
-{
-	struct bootstrap_credentials fresh = {0};
-
-	if(s->creds.current.access_key_id && credentials__copy(&fresh, &s->creds.current)) return;
-	credentials__cleanup(&s->cfg->creds);
-	s->cfg->creds = fresh;
-}
-
-static void credentials__done(struct scheduler *s, struct call *call, const struct http_result *r, int64_t now)
-{
-	(void)call;
-	if(credentials__on_answer(&s->creds, r->status, r->body, r->body_len, r->error, scheduler__wall(s), now)){
-		credentials__sync(s);
-	}
-}
-
-/* A credentials request when the provider wants one. */
-static void credentials__fetch(struct scheduler *s, time_t now_s, int64_t now)
-{
-	struct credentials_http creq;
-	unsigned generation = s->creds.generation;
-
-	if(!credentials__want_request(&s->creds, now_s, now, &creq)){
-		/* a source that failed before asking can hand over to an AccessKey further down the chain */
-		if(s->creds.generation != generation) credentials__sync(s);
-		return;
-	}
-	{
-		const struct http_request req = { .method = creq.method, .url = creq.url, .body = creq.body,
-			.headers = (const char *const *)creq.headers, .timeout_ms = creq.timeout_ms ? creq.timeout_ms : CREDENTIALS_HTTP_TIMEOUT_MS };
-		if(s->io.post(s->io.ud, &req, &s->creds_call)){
-			if(credentials__on_answer(&s->creds, 0, NULL, 0, "the HTTP request could not be started", now_s, now)){
-				credentials__sync(s);
-			}
-		}else{
-			s->inflight++;
-		}
-	}
-	credentials__http_free(&creq);
-}
-
-static void check__done(struct scheduler *s, struct call *call, const struct http_result *r, int64_t now)
-{
-	struct startup_check *c = container_of(call, struct startup_check, call);
-	struct platform_answer answer;
-	int64_t backoff;
-
-	c->in_flight = false;
-	if(r->error){
-		c->result = PLATFORM_CHECK_UNREACHABLE;
-		snprintf(c->detail, sizeof(c->detail), "the platform could not be reached: %s", r->error);
-	}else{
-		platform__parse_answer(ACTION_QUERY, r->status, r->body, r->body_len, &answer);
-		c->result = platform__check_answer(&answer, c->detail, sizeof(c->detail));
-		platform__answer_cleanup(&answer);
-	}
-	if(c->result == PLATFORM_CHECK_OK){
-		c->attempt = 0;
-		c->checked_generation = s->creds.generation;
-		return;
-	}
-	/* refused or unreachable: asked again, so that a fix (a RAM grant, the platform back) shows */
-	backoff = (int64_t)CHECK_RETRY_MIN_MS << (c->attempt < 5 ? c->attempt : 5);
-	c->attempt++;
-	c->due_ms = now + (backoff < CHECK_RETRY_MAX_MS ? backoff : CHECK_RETRY_MAX_MS);
-}
-
-/* The start-up check, whenever the credentials changed (and again while it fails): it takes
- * a QueryDeviceDetail token like any call. */
-static void check__run(struct scheduler *s, time_t now_s, int64_t now)
-{
-	struct startup_check *c = &s->check;
-	struct platform_http_request req;
-
-	if(c->in_flight || now < c->due_ms || !s->cfg->check_product_key) return;
-	if(c->checked_generation == s->creds.generation && c->result == PLATFORM_CHECK_OK) return;
-	if(s->inflight >= s->cfg->max_inflight || !admission__take(s, ACTION_QUERY, now)) return;
-	platform__flow_init(&c->flow, s->cfg->check_product_key, PLATFORM_CHECK_DEVICE_NAME, EXISTING_ALWAYS, true);
-	if(platform__flow_request(&c->flow, s->cfg, now_s, &req)) return;
-	/* not in calls: those count what devices cost */
-	if(scheduler__post(s, &req, s->cfg->http_timeout_ms, 0, &c->call) == 0) c->in_flight = true;
-	else c->due_ms = now + CHECK_RETRY_MIN_MS;
-	platform__http_request_free(&req);
-}
-
-static void job__fail_no_credentials(struct scheduler *s, struct job *job, const char *why, int64_t now)
-{
-	if(!job__start(s, job, false, now)) return;
-	platform__flow_fail(job->result.flow, "the bootstrap service has no valid platform credentials", why);
-	job__finish(s, job, now);
-}
-
-/* No credentials to sign with: requests wait, and those that waited past their deadline are
- * answered rather than left hanging. */
-static void scheduler__expire_waiting(struct scheduler *s, int64_t now)
-{
-	char why[200];
-
-	snprintf(why, sizeof(why), "no platform credentials: %s", s->creds.detail[0] ? s->creds.detail : "still fetching them");
-	/* new requests by their arrival; flows under way by their deadline */
-	while(s->fresh.head && now - s->fresh.head->submitted_ms > s->cfg->request_deadline_ms){
-		job__fail_no_credentials(s, fifo__pop(&s->fresh), why, now);
-	}
-	for(int a = 0; a < 2; a++){
-		while(s->waiting[a].head && now > s->waiting[a].head->deadline_ms){
-			job__fail_no_credentials(s, fifo__pop(&s->waiting[a]), why, now);
-		}
-		while(s->single[a].head && now > s->single[a].head->deadline_ms){
-			job__fail_no_credentials(s, fifo__pop(&s->single[a]), why, now);
-		}
-	}
-}
-
 /* ---- a round ---- */
 
 /* Starts what the tokens and free slots allow; returns how long until something is due. */
 static int64_t scheduler__dispatch(struct scheduler *s, int64_t now)
 {
-	int64_t wait = SCHEDULER_IDLE_WAIT_MS, creds_wait;
+	int64_t wait = SCHEDULER_IDLE_WAIT_MS;
 	time_t now_s = scheduler__wall(s);
 	bool query_first, probe;
 	size_t apply_crowd;
 
-	credentials__fetch(s, now_s, now);
-	creds_wait = credentials__wait_ms(&s->creds, now_s, now);
-	if(creds_wait >= 0) wait__min(&wait, creds_wait);
+	account__fetch(s, now_s, now, &wait);
 
 	while(s->retry_count > 0 && s->retry_heap[0]->due_ms <= now){
 		struct job *job = heap__pop(s);
@@ -522,11 +399,10 @@ static int64_t scheduler__dispatch(struct scheduler *s, int64_t now)
 		s->refused_generation = s->creds.generation;
 	}
 	if(!credentials__current(&s->creds, now_s)){
-		scheduler__expire_waiting(s, now);
+		account__expire_waiting(s, now);
 		return wait;
 	}
-	check__run(s, now_s, now);
-	if(!s->check.in_flight && s->check.due_ms > now) wait__min(&wait, s->check.due_ms - now);
+	account__check(s, now_s, now, &wait);
 
 	/* batch registrations under way: their next calls */
 	applies__step(s, now, &wait);
@@ -602,8 +478,7 @@ struct scheduler *scheduler__new(const struct bootstrap_config *cfg, const struc
 	s->shared_up = true;
 	s->share = 1.0;
 	s->brokers_alive = 1;
-	s->creds_call = (struct call){ .kind = CALL_KIND_CREDENTIALS, .done = credentials__done };
-	s->check.call = (struct call){ .kind = CALL_KIND_CHECK, .done = check__done };
+	account__init(s);
 	for(size_t i = 0; i < BATCH_CALLS_MAX; i++) s->batch_calls[i].call.kind = CALL_KIND_BATCH;
 	if(!(s->cfg = config__snapshot(cfg))){
 		free(s);
@@ -695,12 +570,7 @@ void scheduler__reconfigure(struct scheduler *s, struct bootstrap_config *snapsh
 	struct bootstrap_config *retired = s->cfg;
 
 	s->cfg = snapshot;
-	/* the provider takes the new source up, and the check runs again */
-	credentials__provider_reset(&s->creds, &s->cfg->creds_source);
-	credentials__sync(s);
-	s->check.checked_generation = 0;
-	s->check.due_ms = 0;
-	s->check.attempt = 0;
+	account__reconfigure(s);
 	memset(s->refused, 0, sizeof(s->refused));
 	s->refused_detail[0] = '\0';
 	memset(s->refusals, 0, sizeof(s->refusals));

@@ -58,12 +58,11 @@ static time_t worker__wall(void *ud)
 	return time(NULL);
 }
 
-/* http.c's completion: the tag is the request's struct call. */
-static void worker__on_answer(void *tag, const struct http_result *r, void *ud)
+static void worker__on_answer(struct call *call, const struct http_result *r, void *ud)
 {
 	struct worker *w = ud;
 
-	scheduler__answer(w->sched, tag, r, clock__ms());
+	scheduler__answer(w->sched, call, r, clock__ms());
 }
 
 /* Redis's answers for the worker wake it up (called by the Redis thread). */

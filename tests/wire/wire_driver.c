@@ -17,9 +17,9 @@
 
 static int finished;
 
-static void on_done(void *tag, const struct http_result *r, void *userdata)
+static void on_done(struct call *call, const struct http_result *r, void *userdata)
 {
-	(void)tag;
+	(void)call;
 	(void)userdata;
 	printf("%ld\n%s\n", r->status, r->error ? r->error : r->body);
 	finished = 1;
