@@ -444,10 +444,11 @@ static void check_deadlines(struct world *w)
 		struct tracked *t = &w->req[i];
 		int64_t bound;
 		if(t->answered || !t->job || t->late_reported) continue;
-		/* from its first platform call (the scheduler's own deadline), else from its arrival:
-		 * waiting in the queue is bounded by max_queue, not by the deadline */
+		/* the deadline runs from the job's first platform call (bootstrap_job.h: waiting in the
+		 * queue is bounded by max_queue, not by time); before that, the queue ahead of it at the
+		 * slowest rate Throttling leaves (1/s) */
 		bound = t->job->deadline_ms ? t->job->deadline_ms : t->submitted_ms + w->cfg.request_deadline_ms
-				+ (int64_t)((double)w->cfg.max_queue * 1000.0 / w->cfg.qps[ACTION_REGISTER]);
+				+ (int64_t)(w->cfg.max_queue + w->cfg.max_inflight) * 1000;
 		if(w->now > bound + w->deadline_slack_ms + t->stalled_ms){
 			const struct platform_flow *f = t->job->result.flow;
 			world_violation(w, "%s/%s not answered %lld ms after its deadline (submitted %lld, deadline %lld, flow %s step %d, "
