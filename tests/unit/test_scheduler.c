@@ -475,6 +475,36 @@ static void test_lost_lease(void)
 	world_free(&w);
 }
 
+/* Send slots expire: the worker stalls (a clock jump) past the slots of its lease; none is
+ * used late, a new lease is asked for, and the calls after the stall keep to the quota. */
+static void test_lease_slots_expire(void)
+{
+	struct world w;
+	char name[32];
+	struct jobs_stats st;
+	unsigned long long leases;
+
+	world_singles(&w, STRATEGY_REGISTER_FIRST);
+	world_use_redis(&w);
+	w.cfg.qps[ACTION_REGISTER] = 30;
+	world_start(&w);
+	for(int i = 0; i < 60; i++){
+		snprintf(name, sizeof(name), "dev-s%03d", i);
+		world_submit(&w, NULL, name);
+	}
+	world_run_until(&w, w.now + 500);
+	leases = w.ops_lease;
+	CHECK(leases >= 1 && fp_count(&w.fp, ACTION_REGISTER) > 0);
+	world_jump(&w, 3000);
+	CHECK(world_settle(&w, 20000));
+	st = stats_of(&w);
+	CHECK(st.shared_slots_expired > 0);
+	CHECK(w.ops_lease > leases);
+	CHECK(w.fp.created_by_register == 60);
+	CHECK(w.violations == 0); /* no second above 30 calls, the stall included */
+	world_free(&w);
+}
+
 /* Another broker works on the device: polled, and answered busy with a retryAfter at the
  * deadline, without a platform call. */
 static void test_admission_busy(void)
@@ -511,6 +541,7 @@ int main(void)
 	RUN(test_credentials_expire_mid_call);
 	RUN(test_startup_check);
 	RUN(test_lost_lease);
+	RUN(test_lease_slots_expire);
 	RUN(test_admission_busy);
 	return unit_main_result();
 }
