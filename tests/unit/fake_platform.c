@@ -277,7 +277,7 @@ struct fp_device *fp_device(struct fake_platform *fp, const char *product_key, c
 	return NULL;
 }
 
-static size_t device_new(struct fake_platform *fp, const char *pk, const char *name, bool by_batch)
+static size_t device_new(struct fake_platform *fp, const char *pk, const char *name)
 {
 	fp->devices = grow(fp->devices, &fp->cap_devices, fp->ndevices + 1, sizeof(*fp->devices));
 	struct fp_device *d = &fp->devices[fp->ndevices];
@@ -289,7 +289,6 @@ static size_t device_new(struct fake_platform *fp, const char *pk, const char *n
 			(unsigned long long)fp->now_ms ^ 0x5eed5eed5eedULL);
 	snprintf(d->iot_id, sizeof(d->iot_id), "iot%017zu000100", fp->ndevices + 1);
 	snprintf(d->status, sizeof(d->status), "UNACTIVE");
-	d->by_batch = by_batch;
 	fp->seq++;
 	return fp->ndevices++;
 }
@@ -300,7 +299,7 @@ struct fp_device *fp_preregister(struct fake_platform *fp, const char *product_k
 	size_t i;
 
 	if(d) return d;
-	i = device_new(fp, product_key, name, false); /* may move the array */
+	i = device_new(fp, product_key, name); /* may move the array */
 	return &fp->devices[i];
 }
 
@@ -355,7 +354,7 @@ static void end_create(struct fake_platform *fp, struct fp_apply *a)
 			verdict_add(a, a->names[i], ERR_EXISTS);
 			continue;
 		}
-		size_t d = device_new(fp, a->product_key, a->names[i], true);
+		size_t d = device_new(fp, a->product_key, a->names[i]);
 		a->created = realloc(a->created, (a->ncreated + 1) * sizeof(*a->created));
 		if(!a->created) abort();
 		a->created[a->ncreated++] = d;
@@ -536,7 +535,7 @@ static void register_device(struct fake_platform *fp, const struct params *ps, s
 	if(!product_known(fp, pk)) return business_error(fp, out, "iot.prod.NotExistedProduct", "product does not exist");
 	if(!name || !name_valid(name)) return business_error(fp, out, "iot.device.InvalidFormattedDeviceName", "invalid device name");
 	if(fp_device(fp, pk, name)) return business_error(fp, out, "iot.device.AlreadyExistedDeviceName", ERR_EXISTS);
-	size_t d = device_new(fp, pk, name, false);
+	size_t d = device_new(fp, pk, name);
 	fp->created_by_register++;
 	success(fp, out, device_view(&fp->devices[d], false));
 }
@@ -744,8 +743,6 @@ int fp_handle(struct fake_platform *fp, const char *url, const char *body, const
 		params_free(&ps);
 		return 0;
 	}
-	out->action = (enum platform_action)a;
-	out->known_action = 1;
 	call.action = (enum platform_action)a;
 	call.at_ms = fp->now_ms;
 	snprintf(call.product_key, sizeof(call.product_key), "%s", param(&ps, "ProductKey") ? param(&ps, "ProductKey") : "");
@@ -799,7 +796,6 @@ int fp_handle(struct fake_platform *fp, const char *url, const char *body, const
 		fp_gateway_error(out, 503, "Throttling.User", "Request was denied due to user flow control.");
 	}
 	if(!out->body){
-		fp->served_by[a]++;
 		switch(call.action){
 			case ACTION_REGISTER: register_device(fp, &ps, out); break;
 			case ACTION_QUERY: query_device(fp, &ps, out); break;

@@ -23,7 +23,6 @@ struct fp_device {
 	char secret[33];
 	char iot_id[32];
 	char status[12];
-	bool by_batch;
 };
 
 enum fp_stage { FP_CHECK = 0, FP_CHECK_SUCCESS, FP_CHECK_FAILED, FP_CREATE, FP_CREATE_SUCCESS, FP_CREATE_FAILED };
@@ -86,7 +85,6 @@ struct fake_platform {
 	/* every call, in order */
 	struct fp_call *calls;
 	size_t ncalls, cap_calls;
-	unsigned long long served_by[PLATFORM_ACTIONS];
 	unsigned long long created_by_register, created_by_batch, throttled, refused_signature, refused_expired;
 	unsigned long long bad_requests; /* refusals that mean the plugin sent something wrong */
 	char last_bad[200];
@@ -97,8 +95,6 @@ struct fake_platform {
 struct fp_answer {
 	long status;
 	char *body; /* malloc'd */
-	enum platform_action action;
-	int known_action; /* 0: the request named no known action */
 };
 
 void fp_init(struct fake_platform *fp, int64_t now_ms, time_t now_s);

@@ -658,7 +658,7 @@ static int64_t world_round(struct world *w)
 	if(w->redis) redis_round(w);
 	for(;;){
 		size_t best = SIZE_MAX;
-		for(size_t i = 0; !w->hold && i < w->nwire; i++){
+		for(size_t i = 0; i < w->nwire; i++){
 			if(w->wire[i].due_ms <= w->now && (best == SIZE_MAX || w->wire[i].due_ms < w->wire[best].due_ms)) best = i;
 		}
 		if(best == SIZE_MAX) break;
@@ -669,7 +669,7 @@ static int64_t world_round(struct world *w)
 	take_results(w);
 	check_deadlines(w);
 	next = w->now + (wait < 1 ? 1 : wait);
-	for(size_t i = 0; !w->hold && i < w->nwire; i++){
+	for(size_t i = 0; i < w->nwire; i++){
 		if(w->wire[i].due_ms < next) next = w->wire[i].due_ms;
 	}
 	if(w->redis && w->nops) next = w->now + 1;
@@ -708,20 +708,6 @@ void world_jump(struct world *w, int64_t ms)
 	}
 	w->now += ms;
 	world_round(w);
-}
-
-bool world_release(struct world *w, int action)
-{
-	for(size_t i = 0; i < w->nwire; i++){
-		if(action < 0 || w->wire[i].action == action){
-			if(w->wire[i].error && w->wire[i].due_ms > w->now) w->now = w->wire[i].due_ms;
-			deliver(w, i);
-			scheduler__run(w->s, w->now);
-			take_results(w);
-			return true;
-		}
-	}
-	return false;
 }
 
 size_t world_on_wire(const struct world *w, int action)

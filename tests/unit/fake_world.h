@@ -83,7 +83,6 @@ struct world {
 	struct world_fault faults[WORLD_MAX_FAULTS];
 	size_t nfaults;
 	double fault_rate[FAULT_KINDS]; /* random faults, per call */
-	bool hold;                /* answers wait for world_release() */
 	bool defer;               /* the platform handles a call when its answer is due, not when sent */
 	/* the fake credentials service */
 	bool creds_failing;       /* answers 500 */
@@ -136,8 +135,6 @@ void world_run_until(struct world *w, int64_t until);
 bool world_settle(struct world *w, int64_t max_ms);
 /* Moves the clock without running anything (a clock jump), then runs. */
 void world_jump(struct world *w, int64_t ms);
-/* With hold: the answer of the oldest call on the wire of action (-1: any), now; false if none. */
-bool world_release(struct world *w, int action);
 size_t world_on_wire(const struct world *w, int action);
 /* The request's record by device (the latest). */
 const struct tracked *world_req(const struct world *w, const char *device_id);
