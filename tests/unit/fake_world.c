@@ -594,6 +594,10 @@ void world_use_redis(struct world *w)
 
 void world_start(struct world *w)
 {
+	/* the platform enforces the account's quota on arrival, as the emulator does */
+	for(int a = 0; a < PLATFORM_ACTIONS; a++){
+		if(w->fp.quota[a] == 0) w->fp.quota[a] = w->cfg.qps[a];
+	}
 	w->io = (struct scheduler_io){ .ud = w, .post = io_post, .shared_submit = w->redis ? io_shared_submit : NULL,
 		.random = io_random, .wall_s = io_wall };
 	w->s = scheduler__new(&w->cfg, &w->io, w->now);
