@@ -3,7 +3,7 @@
  * batch registrations), random answers (success, AlreadyExists, NotExists come from the
  * platform's state; Throttling, 5xx, transport errors, lost answers, signature errors, proxy
  * pages injected), stages that run long or stall, forgotten ApplyIds, credentials that expire
- * and fail to renew, Redis leases lost and Redis down, clock jumps. After every step the
+ * and fail to renew, Redis leases lost and Redis down, clock jumps, reloads. After every step the
  * world (fake_world.c) checks: no action above its quota in any second, every request
  * answered by its deadline, no creation of a device known to exist, every triple the
  * platform's own and for the device that asked. At the end everything is freed (LSan).
@@ -124,6 +124,11 @@ static bool run_seed(unsigned long long seed, long seconds, struct run_stats *rs
 			w.redis_brokers = (int)between(&w, 1, 4);
 		}
 		else if(r < 0.045) w.wall_skew_s += (time_t)between(&w, 0, 600); /* the wall clock steps forward */
+		else if(r < 0.047){
+			/* SIGHUP: the same options again (a new credentials source, batching's fresh chance) */
+			struct bootstrap_config *snapshot = config__snapshot(&w.cfg);
+			if(snapshot) scheduler__reconfigure(w.s, snapshot);
+		}
 		world_run_until(&w, w.now + (int64_t)between(&w, 1, 400));
 	}
 	/* the world heals; everything pending must be answered */
