@@ -91,7 +91,7 @@ void quota__throttled(struct token_bucket *b, int64_t now_ms)
 
 void quota__set_qps(struct token_bucket *b, double qps, int64_t now_ms)
 {
-	int64_t sent[QUOTA_WINDOW_MAX];
+	int64_t sent[QUOTA_WINDOW_MAX] = {0}; /* keep <= old: only read where written (cppcheck cannot tell) */
 	int old = b->window, window, keep;
 	double configured = qps * QUOTA_PACING;
 
