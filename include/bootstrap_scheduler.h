@@ -53,8 +53,9 @@ void scheduler__shared_state(struct scheduler *s, const struct shared_stats *st,
 /* An ADMIT or LEASE operation back from Redis; the caller frees op afterwards. */
 void scheduler__on_shared(struct scheduler *s, const struct shared_op *op, int64_t now);
 /* Sends what is due at now and what the tokens and free slots allow (through io). Returns how
- * long until something else is due, in ms, from 1 to SCHEDULER_WAIT_MAX_MS: the caller calls
- * again then, or sooner when an answer or a new job comes. */
+ * long until something else is due, in ms, from 1 to SCHEDULER_WAIT_MAX_MS (nothing due: the
+ * worker is woken anyway by answers, new jobs and Redis): the caller calls again then, or
+ * sooner when an answer or a new job comes. */
 #define SCHEDULER_WAIT_MAX_MS 1000
 int64_t scheduler__run(struct scheduler *s, int64_t now);
 /* The jobs finished so far, oldest first, linked by result.next, detached: flow->result says

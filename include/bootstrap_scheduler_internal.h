@@ -2,9 +2,10 @@
 #define BOOTSTRAP_SCHEDULER_INTERNAL_H
 /* The scheduler's insides, shared by plugin/worker/scheduler.c (queues, strategy, single
  * calls, stats), account.c (credentials, the start-up check), admission.c (multi-broker
- * admissions, leases and releases), lookup.c (BatchQueryDeviceDetail, and what every batch shares) and apply.c
- * (batch registrations). No other file includes it. Whoever drives the scheduler (the worker
- * thread, or a unit test) owns all of it. */
+ * admissions, leases and releases), lookup.c (BatchQueryDeviceDetail, and what every batch
+ * shares) and apply.c (batch registrations). No other plugin file includes it; unit tests may,
+ * to look inside. Whoever drives the scheduler (the worker thread, or a unit test) owns all
+ * of it. */
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -16,8 +17,6 @@
 #define BACKOFF_CAP_MS 8000
 /* An attempt shorter than this is not worth starting before the deadline. */
 #define ATTEMPT_MIN_MS 200
-/* the longest scheduler__run() asks to wait: Redis's answers and new jobs wake the worker anyway */
-#define SCHEDULER_IDLE_WAIT_MS SCHEDULER_WAIT_MAX_MS
 
 /* Batching. Fewer waiting lookups than this go as single calls: one device waits for nobody. */
 #define BATCH_MIN 2

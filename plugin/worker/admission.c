@@ -266,7 +266,7 @@ int64_t admission__wait_ms(struct scheduler *s, enum platform_action a, int64_t 
 
 	if(!admission__shared(s) || !s->shared_up) return w;
 	slot = quota__lease_wait_ms(l, now);
-	if(slot < 0) slot = l->pending ? SCHEDULER_IDLE_WAIT_MS : l->ask_after_ms > now ? l->ask_after_ms - now : 1;
+	if(slot < 0) slot = l->pending ? SCHEDULER_WAIT_MAX_MS : l->ask_after_ms > now ? l->ask_after_ms - now : 1;
 	return w > slot ? w : slot;
 }
 

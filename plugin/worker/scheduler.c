@@ -376,7 +376,7 @@ static void singles__send(struct scheduler *s, int a, struct job_fifo *fresh, in
 /* Starts what the tokens and free slots allow; returns how long until something is due. */
 static int64_t scheduler__dispatch(struct scheduler *s, int64_t now)
 {
-	int64_t wait = SCHEDULER_IDLE_WAIT_MS;
+	int64_t wait = SCHEDULER_WAIT_MAX_MS;
 	time_t now_s = scheduler__wall(s);
 	bool query_first, probe;
 	size_t apply_crowd;
