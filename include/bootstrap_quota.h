@@ -26,7 +26,7 @@ struct token_bucket {
 	double tokens;
 	int64_t last_ms;
 	int64_t last_throttle_ms;
-	int window;         /* floor(qps) calls per QUOTA_WINDOW_MS; 0: not tracked */
+	int window;         /* floor(qps) calls per QUOTA_WINDOW_MS (1 below 1/s); 0: not tracked */
 	int window_next;    /* the oldest of the last window send times */
 	int64_t sent_ms[QUOTA_WINDOW_MAX];
 };

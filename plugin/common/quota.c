@@ -27,6 +27,14 @@ static void bucket__refill(struct token_bucket *b, int64_t now_ms)
 	b->last_ms = now_ms;
 }
 
+/* Calls the window allows per QUOTA_WINDOW_MS: floor(qps), and one below 1/s (a share of a
+ * quota while Redis is down): else the bucket's slack lets two calls into one second. */
+static int window__size(double qps)
+{
+	if(qps <= 0.0 || qps > QUOTA_WINDOW_MAX) return 0;
+	return qps < 1.0 ? 1 : (int)floor(qps);
+}
+
 void quota__init(struct token_bucket *b, double qps, double burst, int64_t now_ms)
 {
 	b->configured = qps * QUOTA_PACING;
@@ -35,7 +43,7 @@ void quota__init(struct token_bucket *b, double qps, double burst, int64_t now_m
 	b->tokens = 1.0; /* not a full burst at start: a restart must not exceed the quota either */
 	b->last_ms = now_ms;
 	b->last_throttle_ms = now_ms - THROTTLE_HOLD_MS;
-	b->window = qps >= 1.0 && qps <= QUOTA_WINDOW_MAX ? (int)floor(qps) : 0;
+	b->window = window__size(qps);
 	b->window_next = 0;
 	for(int i = 0; i < b->window; i++) b->sent_ms[i] = now_ms - QUOTA_WINDOW_MS;
 }
@@ -83,7 +91,7 @@ void quota__throttled(struct token_bucket *b, int64_t now_ms)
 
 void quota__set_qps(struct token_bucket *b, double qps, int64_t now_ms)
 {
-	int64_t sent[QUOTA_WINDOW_MAX] = {0};
+	int64_t sent[QUOTA_WINDOW_MAX] = {0}; /* keep <= old: only read where written (cppcheck cannot tell) */
 	int old = b->window, window, keep;
 	double configured = qps * QUOTA_PACING;
 
@@ -93,7 +101,7 @@ void quota__set_qps(struct token_bucket *b, double qps, int64_t now_ms)
 	b->configured = configured;
 	/* the window's send times, oldest first (window_next is the oldest) */
 	for(int i = 0; i < old; i++) sent[i] = b->sent_ms[(b->window_next + i) % old];
-	window = qps >= 1.0 && qps <= QUOTA_WINDOW_MAX ? (int)floor(qps) : 0;
+	window = window__size(qps);
 	keep = old < window ? old : window;
 	/* the newest of them at the end, the rest long gone */
 	for(int i = 0; i < window - keep; i++) b->sent_ms[i] = now_ms - QUOTA_WINDOW_MS;

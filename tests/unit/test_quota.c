@@ -55,6 +55,24 @@ static void test_small_quota_window(void)
 	}
 }
 
+/* Below 1/s (a 1/s quota's share while Redis is down, 0.95/s): never two calls in one second,
+ * though the bucket's slack holds one and a half tokens after a quiet spell (found by
+ * tests/unit/test_sched_random.c); nor across going back to the whole quota. */
+static void test_fraction_of_one_per_second(void)
+{
+	int64_t times[64];
+	int n = 0;
+	struct token_bucket b;
+
+	quota__init(&b, 0.95, 1, 0);
+	for(int64_t t = 3000; t < 30000 && n < 64; t++){
+		if(t == 20000) quota__set_qps(&b, 1.0, t);
+		while(quota__take(&b, t) && n < 64) times[n++] = t;
+	}
+	for(int i = 0; i + 1 < n; i++) CHECK(times[i + 1] - times[i] >= QUOTA_WINDOW_MS);
+	CHECK(n >= 20);
+}
+
 static void test_lateness_is_not_lost(void)
 {
 	struct token_bucket b;
@@ -211,6 +229,7 @@ int main(void)
 	RUN(test_shared_pacing_bound);
 	RUN(test_never_more_than_the_quota_in_any_second);
 	RUN(test_small_quota_window);
+	RUN(test_fraction_of_one_per_second);
 	RUN(test_lateness_is_not_lost);
 	RUN(test_burst);
 	RUN(test_throttled_halves_then_recovers);
