@@ -65,7 +65,7 @@ struct bootstrap_plugin {
 	time_t audit_unanswered_s;           /* when the last such line was written */
 	bool username_claim_logged;  /* identity: a request with a username and no certificate, reported */
 	/* delivery.c */
-	struct job_result *held;     /* replies waiting for a joined request's replay check (utlist) */
+	struct job_result *held;     /* replies waiting for a joined request's replay check (bootstrap_list.h) */
 	time_t last_tick_s;          /* replies go out from the tick: a broker that never ticks cannot answer */
 	bool no_tick_warned;
 	time_t report_checked_s;     /* the reports and the unanswered refusals' summary: once a second */

@@ -1,13 +1,17 @@
 #ifndef BOOTSTRAP_LIST_H
 #define BOOTSTRAP_LIST_H
-/* The plugin's one list idiom: a singly linked list kept with a head and a tail pointer, so
- * that appending (the FIFOs, the hand-off lists) costs O(1). next names the link field. */
+/* The plugin's one list idiom: utlist (Debian's uthash-dev, beside uthash) for walking,
+ * searching and joining singly linked lists (LL_FOREACH, LL_SEARCH_SCALAR, LL_CONCAT ...), and
+ * the two macros below where a list keeps a tail pointer too, so that appending (the FIFOs, the
+ * hand-off lists) costs O(1) instead of utlist's walk to the end. next names the link field.
+ * Include this header, never <utlist.h> directly. */
+#include <utlist.h>
 
-/* Appends item. */
+/* Appends item: utlist's insertion after an element, the tail (into an empty list, when tail
+ * is NULL, it becomes the head). */
 #define LIST_APPEND(head, tail, item, next) do { \
 		(item)->next = NULL; \
-		if(tail) (tail)->next = (item); \
-		else (head) = (item); \
+		LL_APPEND_ELEM2((head), (tail), (item), next); \
 		(tail) = (item); \
 	} while(0)
 

@@ -107,6 +107,7 @@ struct scheduler {
 	size_t in_batches;          /* jobs in lookups and applies */
 	double apply_estimate_ms;
 	int64_t apply_stalled_ms;   /* when an apply last stalled; 0: never */
+	int64_t expire_due_ms;      /* the queues are next walked for jobs past their deadline */
 	int refusals[2];            /* business refusals in a row: [0] lookups, [1] registrations */
 	struct batch_call batch_calls[BATCH_CALLS_MAX];
 	bool refused[PLATFORM_ACTIONS]; /* batch actions the platform refused: not used again ... */
@@ -141,6 +142,7 @@ void fifo__push_front(struct job_fifo *q, struct job *job);
 struct job *fifo__pop(struct job_fifo *q);
 size_t fifo__count_product(const struct job_fifo *q, const char *product_key);
 struct job *fifo__take_product(struct job_fifo *q, const char *product_key, size_t n, bool newest, size_t *taken);
+void fifo__expire(struct scheduler *s, struct job_fifo *q, const char *why, const char *detail, int64_t now);
 bool scheduler__query_first(const struct scheduler *s);
 struct platform_flow *job__start(struct scheduler *s, struct job *job, bool query_first, int64_t now);
 struct job_fifo *job__queue(struct scheduler *s, const struct job *job);

@@ -12,7 +12,7 @@
 
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
-#include <utlist.h>
+#include "bootstrap_list.h"
 
 #include "bootstrap_broker.h"
 #include "bootstrap_clock.h"

@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include <curl/curl.h>
-#include <utlist.h>
+#include "bootstrap_list.h"
 
 #include <mosquitto.h>
 

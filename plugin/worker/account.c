@@ -112,10 +112,12 @@ void account__check(struct scheduler *s, time_t now_s, int64_t now, int64_t *wai
 	if(!s->check.in_flight && s->check.due_ms > now) wait__min(wait, s->check.due_ms - now);
 }
 
+#define NO_CREDENTIALS "the bootstrap service has no valid platform credentials"
+
 static void job__fail_no_credentials(struct scheduler *s, struct job *job, const char *why, int64_t now)
 {
 	if(!job__start(s, job, false, now)) return;
-	platform__flow_fail(job->result.flow, "the bootstrap service has no valid platform credentials", why);
+	platform__flow_fail(job->result.flow, NO_CREDENTIALS, why);
 	job__finish(s, job, now);
 }
 
@@ -130,13 +132,10 @@ void account__expire_waiting(struct scheduler *s, int64_t now)
 	while(s->fresh.head && now - s->fresh.head->submitted_ms > s->cfg->request_deadline_ms){
 		job__fail_no_credentials(s, fifo__pop(&s->fresh), why, now);
 	}
+	/* the whole queue, not its head: a retry goes back to the front with an older deadline */
 	for(int a = 0; a < 2; a++){
-		while(s->waiting[a].head && now > s->waiting[a].head->deadline_ms){
-			job__fail_no_credentials(s, fifo__pop(&s->waiting[a]), why, now);
-		}
-		while(s->single[a].head && now > s->single[a].head->deadline_ms){
-			job__fail_no_credentials(s, fifo__pop(&s->single[a]), why, now);
-		}
+		fifo__expire(s, &s->waiting[a], NO_CREDENTIALS, why, now);
+		fifo__expire(s, &s->single[a], NO_CREDENTIALS, why, now);
 	}
 }
 

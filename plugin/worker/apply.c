@@ -206,6 +206,7 @@ static void apply__page(struct scheduler *s, struct batch *b, long page, const s
 	OPENSSL_cleanse(&one.triple, sizeof(one.triple));
 	if(!b->pages){
 		b->page_count = answer->page_count < APPLY_PAGES_MAX ? answer->page_count : APPLY_PAGES_MAX;
+		/* cppcheck-suppress knownConditionTrueFalse ; the platform's page count, set just above */
 		if(b->page_count > 0 && !(b->pages = calloc((size_t)b->page_count, 1))){
 			apply__end(s, b, now);
 			return;

@@ -20,6 +20,12 @@
 #define QUERY_FIRST_FROM 0.5
 /* What a batch registration takes before one has been seen; then the average of those seen. */
 #define APPLY_ESTIMATE_MS 5000.0
+/* Jobs waiting for their next call are checked against their deadlines this often: one walk
+ * of the queues (bounded by max_queue) at most ten times a second. A job is never sent past
+ * its deadline (singles__send checks the one it takes), and answered at most this late. */
+#define EXPIRE_SWEEP_MS 100
+/* why a job past its deadline in a queue is answered */
+#define EXPIRED_IN_QUEUE "the platform could not be reached before the deadline: it waited for the quota"
 
 void fifo__push(struct job_fifo *q, struct job *job)
 {
@@ -45,6 +51,25 @@ struct job *fifo__pop(struct job_fifo *q)
 	job->queue_next = NULL;
 	q->count--;
 	return job;
+}
+
+/* Answers every job of q past its deadline (bootstrap_job.h: no new attempt after it), keeping
+ * the order of the others. A job's deadline runs from its first call: one that has not reached
+ * the platform yet (deadline 0) never expires here. */
+void fifo__expire(struct scheduler *s, struct job_fifo *q, const char *why, const char *detail, int64_t now)
+{
+	struct job_fifo keep = {0};
+	struct job *job;
+
+	while((job = fifo__pop(q))){
+		if(job->deadline_ms && now >= job->deadline_ms){
+			platform__flow_fail(job->result.flow, why, detail);
+			job__finish(s, job, now);
+		}else{
+			fifo__push(&keep, job);
+		}
+	}
+	*q = keep;
 }
 
 static bool job__of(const struct job *job, const char *product_key)
@@ -365,13 +390,40 @@ static void singles__send(struct scheduler *s, int a, struct job_fifo *fresh, in
 	while(s->inflight < s->cfg->max_inflight){
 		struct job_fifo *q = s->single[a].head ? &s->single[a] : s->waiting[a].head ? &s->waiting[a] : fresh;
 		struct job *job;
-		if(!q || !q->head || !admission__take(s, action, now)) break;
+		if(!q || !q->head) break;
+		if(q->head->deadline_ms && now >= q->head->deadline_ms){
+			/* between two sweeps: answered, not sent late, and no token spent on it */
+			job = fifo__pop(q);
+			platform__flow_fail(job->result.flow, EXPIRED_IN_QUEUE, NULL);
+			job__finish(s, job, now);
+			continue;
+		}
+		if(!admission__take(s, action, now)) break;
 		job = fifo__pop(q);
 		if(job__start(s, job, a == 1, now)) single__send(s, job, now);
 	}
 }
 
 /* ---- a round ---- */
+
+/* Jobs waiting for their next call (a token, a slot, or after a batch handed them back) whose
+ * deadline has passed are answered, at most EXPIRE_SWEEP_MS late; without credentials
+ * account__expire_waiting() does the same with its own reason. */
+static void queues__expire(struct scheduler *s, int64_t now, int64_t *wait)
+{
+	bool queued = false;
+
+	for(int a = 0; a < 2; a++) queued = queued || s->waiting[a].head || s->single[a].head;
+	if(!queued) return;
+	if(now >= s->expire_due_ms){
+		for(int a = 0; a < 2; a++){
+			fifo__expire(s, &s->waiting[a], EXPIRED_IN_QUEUE, NULL, now);
+			fifo__expire(s, &s->single[a], EXPIRED_IN_QUEUE, NULL, now);
+		}
+		s->expire_due_ms = now + EXPIRE_SWEEP_MS;
+	}
+	wait__min(wait, s->expire_due_ms - now);
+}
 
 /* Starts what the tokens and free slots allow; returns how long until something is due. */
 static int64_t scheduler__dispatch(struct scheduler *s, int64_t now)
@@ -402,6 +454,7 @@ static int64_t scheduler__dispatch(struct scheduler *s, int64_t now)
 		account__expire_waiting(s, now);
 		return wait;
 	}
+	queues__expire(s, now, &wait);
 	account__check(s, now_s, now, &wait);
 
 	/* batch registrations under way: their next calls */
