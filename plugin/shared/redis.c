@@ -1,5 +1,7 @@
 /* Shared state on Redis: one thread, one hiredis connection, every queued operation sent as
- * one pipeline of Lua scripts (atomic on the server, one round trip for all of them). */
+ * one pipeline of Lua scripts (atomic on the server, one round trip for all of them). Runs on
+ * the Redis thread; shared__new and shared__free on the broker thread; submit, cork and take
+ * from any thread, under the module's lock, never waiting on I/O. */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
