@@ -1,6 +1,6 @@
 /* The pure half of the Redis module: what plugin_opt_redis_url and _prefix may say, the Lua
  * scripts, the command that carries each operation and the checks on each reply. No I/O, no
- * lock, no clock: the Redis thread (redis.c) calls it, and unit tests and fuzzers can too. */
+ * lock, no clock: the Redis thread (redis.c) calls it, and tests/unit/test_shared.c drives it. */
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
