@@ -184,13 +184,16 @@ static int names__add(struct allowlist *al, const char *name, size_t len)
 {
 	struct name_item *item;
 	const char *key;
+	unsigned hashv;
 
-	HASH_FIND(hh, al->names, name, len, item);
+	/* hashed once for the lookup and the add: a million names are read on the broker thread */
+	HASH_VALUE(name, len, hashv);
+	HASH_FIND_BYHASHVALUE(hh, al->names, name, len, hashv, item);
 	if(item) return 0;
 	if(al->name_count == al->name_cap || !(key = arena__add(al, name, len))) return -1;
 	item = &al->items[al->name_count];
 	table__oom = false;
-	HASH_ADD_KEYPTR(hh, al->names, key, len, item);
+	HASH_ADD_KEYPTR_BYHASHVALUE(hh, al->names, key, len, hashv, item);
 	if(table__oom) return -1;
 	al->name_count++;
 	return 1;
