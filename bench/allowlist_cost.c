@@ -9,7 +9,8 @@
  * everything; each kind is timed on its own. A second list of the same number of patterns with
  * neither a literal start nor a literal end (`*zone0042*`: nothing to group by, every lookup
  * tries every one of them) shows the worst case, and the largest list accepted (1 000 000
- * names) what a SIGHUP may stall. */
+ * names) what a SIGHUP may stall. heap_mb is what the loaded list holds (glibc's mallinfo2). */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,14 @@ static double now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* Bytes malloc holds for the program: small blocks and mmap'd large ones. */
+static size_t heap__used(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
 }
 
 static char *list_text(long names, long patterns, int worst, size_t *len)
@@ -70,14 +79,17 @@ static int run(const char *label, long names, long patterns, int worst, int roun
 	size_t len;
 	char *text = list_text(names, patterns, worst, &len);
 	struct allowlist *al;
-	double t0, load_ms, ns_name, ns_pattern, ns_miss;
+	double t0, load_ms, ns_name, ns_pattern, ns_miss, heap_mb;
+	size_t heap_before;
 	int a_name, a_pattern, a_miss;
 	unsigned seed = 42;
 
 	if(!text) return 1;
+	heap_before = heap__used();
 	t0 = now_ns();
 	al = allowlist__parse(text, len, label, err, sizeof(err));
 	load_ms = (now_ns() - t0) / 1e6;
+	heap_mb = (double)(heap__used() - heap_before) / (1024.0 * 1024.0);
 	free(text);
 	if(!al){
 		fprintf(stderr, "%s\n", err);
@@ -97,10 +109,10 @@ static int run(const char *label, long names, long patterns, int worst, int roun
 	ns_name = time_lookups(al, hit_name, IDS, rounds, 2000000, &a_name);
 	ns_pattern = time_lookups(al, hit_pattern, IDS, rounds, worst ? 20000 : 2000000, &a_pattern);
 	ns_miss = time_lookups(al, miss, IDS, rounds, worst ? 20000 : 2000000, &a_miss);
-	printf("{\"list\":\"%s\",\"names\":%zu,\"patterns\":%zu,\"load_ms\":%.1f,"
+	printf("{\"list\":\"%s\",\"names\":%zu,\"patterns\":%zu,\"load_ms\":%.1f,\"heap_mb\":%.1f,"
 			"\"ns_per_lookup\":{\"exact_hit\":%.0f,\"pattern_hit\":%.0f,\"miss\":%.0f},"
 			"\"allowed_of_%d\":{\"exact_hit\":%d,\"pattern_hit\":%d,\"miss\":%d},\"rounds\":%d}\n",
-			label, allowlist__name_count(al), allowlist__pattern_count(al), load_ms, ns_name, ns_pattern, ns_miss,
+			label, allowlist__name_count(al), allowlist__pattern_count(al), load_ms, heap_mb, ns_name, ns_pattern, ns_miss,
 			IDS, a_name, a_pattern, a_miss, rounds);
 	allowlist__free(al);
 	/* the numbers mean nothing if the lookups did not answer as the list says */

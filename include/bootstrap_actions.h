@@ -2,7 +2,7 @@
 #define BOOTSTRAP_ACTIONS_H
 /* The IoT Platform OpenAPI actions the plugin calls, described once: name, the account's
  * quota, how many devices one call carries, how its answer's Data is read, which metric it
- * moves. Adding an action is one row in actions.c plus its parser. Read-only; any thread. */
+ * moves. Adding an action is one row in openapi.c plus its parser. Read-only; any thread. */
 #include <stdbool.h>
 #include <stddef.h>
 

@@ -10,7 +10,7 @@
  * entries than the bounds below is refused with one sentence in err naming the file, the line
  * and why.
  *
- * Lookups: exact names in an open-addressing hash set (one probe sequence). Patterns are grouped
+ * Lookups: exact names in the plugin's hash table (bootstrap_table.h). Patterns are grouped
  * by their literal prefix (the characters before the first `*`, `?` or `[`), or, for patterns
  * that start with a wildcard, by their literal suffix (the characters after the last one). A
  * lookup probes the groups of the key lengths present (at most 2 * DEVICE_NAME_MAX + 1 hash

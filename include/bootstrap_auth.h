@@ -40,10 +40,11 @@ void replay__free(struct replay_cache *rc);
 /* Counts refused requests per key (client address, client id): max_failures within window_s
  * blocks the key for block_s. Only what is refused is counted and only refusals are ever
  * blocked: a valid request is served whatever its neighbours did. Bounded to max_addresses
- * entries of at most LIMITER_KEY_MAX bytes, hashed with the keyed hash (expired ones are
- * reused first). It fails closed: a key that finds no slot in its probe window (or is NULL or
- * longer) is counted against its address prefix (/24, /64), and when that finds none either,
- * against one overflow entry shared by all such keys; no refusal is ever answered uncounted. */
+ * entries of at most LIMITER_KEY_MAX bytes, allocated once, hashed with the keyed hash; when
+ * all are taken, an expired one among the 32 taken longest ago is reused. It fails closed: a
+ * key that finds no entry (or is NULL or longer) is counted against its address prefix (/24,
+ * /64), and when that finds none either, against one overflow entry shared by all such keys;
+ * no refusal is ever answered uncounted. */
 #define LIMITER_KEY_MAX 64 /* REPLY_CLIENT_ID_MAX: every client id a reply can go to */
 struct failure_limiter;
 struct failure_limiter *limiter__new(int max_failures, time_t window_s, time_t block_s, size_t max_addresses);

@@ -84,8 +84,23 @@ int credentials__load_ini(struct credentials_source *out, const char *label, con
 void credentials__source_cleanup(struct credentials_source *source);
 int credentials__source_copy(struct credentials_source *dst, const struct credentials_source *src);
 const char *credentials__kind_name(enum credentials_kind kind);
+/* "; name: why" at the end of notes (just why when name is ""), cut to fit len. */
+void credentials__note(char *notes, size_t len, const char *name, const char *why);
 
-/* ---- the provider: worker thread only ---- */
+/* ---- what a source answers (sources.c): pure, read for the provider ---- */
+
+/* Temporary credentials from an answer's body: 0 with *out (malloc'd strings) and *expires_s
+ * set, or -1 with why (never a secret) when it is unreadable, incomplete or already expired at
+ * now_s. The secrets in the parsed tree are wiped before it is freed. */
+int credentials__read_answer(const char *body, size_t len, time_t now_s, struct bootstrap_credentials *out,
+		time_t *expires_s, char *why, size_t whylen);
+/* The Code of a refusal's JSON body, escaped into shown; NULL when there is none. */
+const char *credentials__answer_code(const char *body, size_t len, char *shown, size_t shownlen);
+/* The RAM role the metadata service names (its answer's first line, trimmed) into name: NULL,
+ * or the sentence saying why there is none (it goes into a URL path: a role name or nothing). */
+const char *credentials__read_role(const char *body, size_t len, char *name, size_t namelen);
+
+/* ---- the provider (credentials.c): worker thread only ---- */
 
 enum credentials_state {
 	CREDENTIALS_FETCHING = 0, /* none yet: the first fetch is under way or retried */

@@ -1,8 +1,9 @@
 #ifndef BOOTSTRAP_PLATFORM_H
 #define BOOTSTRAP_PLATFORM_H
-/* IoT Platform OpenAPI client: request signatures (V3, ACS3-HMAC-SHA256, and RPC signature 1.0),
- * answer parsing, and the register-or-query flow as a small state machine. Pure: no I/O, no
- * threads; the caller sends what it builds. */
+/* IoT Platform OpenAPI client: request signatures (V3, ACS3-HMAC-SHA256, and RPC signature 1.0;
+ * plugin/platform/sign.c), building calls and classifying answers (openapi.c), and the
+ * register-or-query flow as a small state machine (flow.c). Pure: no I/O, no threads; the
+ * caller sends what it builds. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>

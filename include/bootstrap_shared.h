@@ -85,7 +85,6 @@ struct shared_options {
 	const char *username;   /* Redis 6 ACL user, or NULL (AUTH password alone, or no AUTH) */
 	const char *password;   /* NULL: no AUTH. Copied, and the copy wiped when freed */
 	const char *prefix;
-	const char *product_key;
 	long timeout_ms;        /* connect and command timeout */
 };
 
@@ -172,7 +171,6 @@ int shared__submit(struct shared *s, struct shared_op *op);
 void shared__cork(struct shared *s, bool corked);
 /* The finished operations for consumer, oldest first, detached; free each with free(). */
 struct shared_op *shared__take(struct shared *s, enum shared_consumer consumer);
-enum shared_state shared__state(struct shared *s);
 void shared__stats(struct shared *s, struct shared_stats *st);
 /* Stops the thread (a last command takes this broker off <prefix>:brokers, within the
  * timeout), frees every operation still held. Broker thread, after the worker has stopped. */

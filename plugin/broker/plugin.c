@@ -246,7 +246,7 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	}
 	if(p->cfg.redis_url){
 		const struct shared_options so = { .url = p->cfg.redis_url, .username = p->cfg.redis_username,
-			.password = p->cfg.redis_password, .prefix = p->cfg.redis_prefix, .product_key = p->cfg.product_key,
+			.password = p->cfg.redis_password, .prefix = p->cfg.redis_prefix,
 			.timeout_ms = p->cfg.redis_timeout_ms };
 		p->shared = shared__new(&so, err, sizeof(err));
 		/* the Redis thread has its own copy: this one is not needed again */

@@ -1,5 +1,6 @@
-/* plugin_opt_device_allowlist: exact deviceIds in a hash set, patterns grouped by their
- * literal prefix, or their literal suffix when they start with a wildcard. */
+/* plugin_opt_device_allowlist: exact deviceIds in a hash table, patterns grouped by their
+ * literal prefix, or their literal suffix when they start with a wildcard. Broker thread:
+ * loaded at start-up and on SIGHUP, looked up for every request. */
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -10,12 +11,10 @@
 #include <unistd.h>
 
 #include "bootstrap_allowlist.h"
-#include "bootstrap_hash.h"
 #include "bootstrap_request.h"
 #include "bootstrap_secret.h"
+#include "bootstrap_table.h"
 #include "bootstrap_text.h"
-
-#define EMPTY_SLOT UINT32_MAX
 
 /* Which literal end of a pattern indexes it. */
 enum key_side {
@@ -24,41 +23,38 @@ enum key_side {
 };
 
 struct pattern {
-	uint32_t offset;     /* of the pattern in the arena, while the arena may still move */
+	const char *text;    /* in the arena */
 	uint32_t len;
 	uint32_t key_len;    /* literal characters at the key's end */
 	enum key_side side;
-	const char *text;    /* in the arena, once it is complete */
 };
 
 /* Patterns with the same key (side, length, characters), contiguous in patterns[] once sorted. */
 struct pattern_group {
 	uint32_t first, count;
-	uint32_t hash;       /* of the key (keyed hash, bootstrap_hash.h) */
+	UT_hash_handle hh;   /* keyed by the first pattern's key, in the arena */
+};
+
+/* An exact name: only its handle (56 bytes); the key, the name, is in the arena. One array
+ * of them, allocated once: a million names cost 56 MB of handles, not that plus a malloc each. */
+struct name_item {
+	UT_hash_handle hh;
 };
 
 struct allowlist {
-	char *arena;         /* every entry, NUL-terminated */
+	/* every entry, NUL-terminated; allocated once as large as the text (no entry is longer
+	 * than its line), so it never moves and the tables can point into it */
+	char *arena;
 	size_t arena_len, arena_cap;
-	/* exact names: open addressing, slots hold arena offsets */
-	uint32_t *names;
-	uint32_t *name_hashes;
-	size_t name_slots, name_count;
+	struct name_item *items, *names; /* the array; the table over its first name_count */
+	size_t name_count, name_cap;
 	struct pattern *patterns;
 	size_t pattern_count, pattern_cap;
-	/* groups by prefix: open addressing, slots hold indexes into groups[] */
 	struct pattern_group *groups;
-	uint32_t *group_slots;
-	size_t group_count, group_slot_count;
+	struct pattern_group *group_index[2]; /* per side */
+	size_t group_count;
 	uint64_t key_lengths[2]; /* per side, bit k: some group's key has k characters */
 };
-
-static size_t slots__for(size_t entries)
-{
-	size_t n = 16;
-	while(n < 2 * entries) n *= 2;
-	return n;
-}
 
 static bool name_char(unsigned char c)
 {
@@ -171,78 +167,34 @@ static bool pattern__check(const char *p, size_t *prefix_len, size_t *suffix_len
 
 /* ---- building ---- */
 
-static int arena__add(struct allowlist *al, const char *s, size_t len, uint32_t *offset)
+/* A copy of s in the arena, or NULL (never: the arena holds the whole text). */
+static const char *arena__add(struct allowlist *al, const char *s, size_t len)
 {
-	if(al->arena_len + len + 1 > al->arena_cap){
-		size_t cap = al->arena_cap ? al->arena_cap * 2 : 4096;
-		char *grown;
-		while(cap < al->arena_len + len + 1) cap *= 2;
-		if(cap > UINT32_MAX) return -1;
-		grown = realloc(al->arena, cap);
-		if(!grown) return -1;
-		al->arena = grown;
-		al->arena_cap = cap;
-	}
-	memcpy(al->arena + al->arena_len, s, len);
-	al->arena[al->arena_len + len] = '\0';
-	*offset = (uint32_t)al->arena_len;
+	char *copy = al->arena + al->arena_len;
+
+	if(al->arena_len + len + 1 > al->arena_cap) return NULL;
+	memcpy(copy, s, len);
+	copy[len] = '\0';
 	al->arena_len += len + 1;
-	return 0;
-}
-
-/* The slot of name in the hash set: its own, or the empty one where it would go. */
-static size_t names__slot(const struct allowlist *al, const char *name, uint32_t h)
-{
-	size_t mask = al->name_slots - 1, i = h & mask;
-
-	while(al->names[i] != EMPTY_SLOT){
-		if(al->name_hashes[i] == h && !strcmp(al->arena + al->names[i], name)) return i;
-		i = (i + 1) & mask;
-	}
-	return i;
-}
-
-static int names__grow(struct allowlist *al)
-{
-	size_t old_slots = al->name_slots;
-	uint32_t *old = al->names, *old_hashes = al->name_hashes;
-
-	al->name_slots = slots__for(al->name_count + 1 > 8 ? al->name_count * 2 : 8);
-	al->names = malloc(al->name_slots * sizeof(*al->names));
-	al->name_hashes = malloc(al->name_slots * sizeof(*al->name_hashes));
-	if(!al->names || !al->name_hashes){
-		free(al->names);
-		free(al->name_hashes);
-		al->names = old;
-		al->name_hashes = old_hashes;
-		al->name_slots = old_slots;
-		return -1;
-	}
-	memset(al->names, 0xff, al->name_slots * sizeof(*al->names));
-	for(size_t i = 0; i < old_slots; i++){
-		if(old[i] == EMPTY_SLOT) continue;
-		size_t j = old_hashes[i] & (al->name_slots - 1);
-		while(al->names[j] != EMPTY_SLOT) j = (j + 1) & (al->name_slots - 1);
-		al->names[j] = old[i];
-		al->name_hashes[j] = old_hashes[i];
-	}
-	free(old);
-	free(old_hashes);
-	return 0;
+	return copy;
 }
 
 /* 1 added, 0 already there, -1 out of memory. */
 static int names__add(struct allowlist *al, const char *name, size_t len)
 {
-	uint32_t h = hash__string(name), offset;
-	size_t slot;
+	struct name_item *item;
+	const char *key;
+	unsigned hashv;
 
-	if(2 * (al->name_count + 1) > al->name_slots && names__grow(al)) return -1;
-	slot = names__slot(al, name, h);
-	if(al->names[slot] != EMPTY_SLOT) return 0;
-	if(arena__add(al, name, len, &offset)) return -1;
-	al->names[slot] = offset;
-	al->name_hashes[slot] = h;
+	/* hashed once for the lookup and the add: a million names are read on the broker thread */
+	HASH_VALUE(name, len, hashv);
+	HASH_FIND_BYHASHVALUE(hh, al->names, name, len, hashv, item);
+	if(item) return 0;
+	if(al->name_count == al->name_cap || !(key = arena__add(al, name, len))) return -1;
+	item = &al->items[al->name_count];
+	table__oom = false;
+	HASH_ADD_KEYPTR_BYHASHVALUE(hh, al->names, key, len, hashv, item);
+	if(table__oom) return -1;
 	al->name_count++;
 	return 1;
 }
@@ -250,8 +202,7 @@ static int names__add(struct allowlist *al, const char *name, size_t len)
 static int patterns__add(struct allowlist *al, const char *text, size_t len, size_t prefix_len, size_t suffix_len)
 {
 	struct pattern *p;
-
-	uint32_t offset;
+	const char *copy;
 
 	if(al->pattern_count == al->pattern_cap){
 		size_t cap = al->pattern_cap ? al->pattern_cap * 2 : 64;
@@ -260,11 +211,10 @@ static int patterns__add(struct allowlist *al, const char *text, size_t len, siz
 		al->patterns = grown;
 		al->pattern_cap = cap;
 	}
-	if(arena__add(al, text, len, &offset)) return -1;
+	if(!(copy = arena__add(al, text, len))) return -1;
 	p = &al->patterns[al->pattern_count++];
-	p->offset = offset;
+	p->text = copy;
 	p->len = (uint32_t)len;
-	p->text = NULL;
 	/* a literal start narrows best; without one, a literal end; without either, none */
 	p->side = prefix_len || !suffix_len ? KEY_PREFIX : KEY_SUFFIX;
 	p->key_len = (uint32_t)(p->side == KEY_PREFIX ? prefix_len : suffix_len);
@@ -277,13 +227,6 @@ static const char *pattern__key(const struct pattern *p)
 	return p->side == KEY_PREFIX ? p->text : p->text + p->len - p->key_len;
 }
 
-/* A group's key (a prefix or a suffix, contiguous either way) is hashed as it stands: a lookup
- * hashes the id's prefixes and suffixes of the lengths some group has (at most 64 each). */
-static uint32_t key__hash(const char *key, size_t len)
-{
-	return hash__bytes(key, len);
-}
-
 static int pattern__cmp(const void *a, const void *b)
 {
 	const struct pattern *x = a, *y = b;
@@ -293,16 +236,15 @@ static int pattern__cmp(const void *a, const void *b)
 	if(x->key_len != y->key_len) return x->key_len < y->key_len ? -1 : 1;
 	c = memcmp(pattern__key(x), pattern__key(y), x->key_len);
 	if(c) return c;
-	return x->offset < y->offset ? -1 : x->offset > y->offset; /* stable: file order within a group */
+	return x->text < y->text ? -1 : x->text > y->text; /* stable: file order within a group */
 }
 
-/* Sorts the patterns by key and indexes the groups. */
+/* Sorts the patterns by key and indexes the groups by it. A group's key (a prefix or a suffix,
+ * contiguous either way) is hashed as it stands: a lookup hashes the id's prefixes and suffixes
+ * of the lengths some group has (at most 64 each). */
 static int groups__build(struct allowlist *al)
 {
-	size_t mask;
-
 	if(al->pattern_count == 0) return 0;
-	for(size_t i = 0; i < al->pattern_count; i++) al->patterns[i].text = al->arena + al->patterns[i].offset;
 	qsort(al->patterns, al->pattern_count, sizeof(*al->patterns), pattern__cmp);
 	al->groups = calloc(al->pattern_count, sizeof(*al->groups));
 	if(!al->groups) return -1;
@@ -317,18 +259,15 @@ static int groups__build(struct allowlist *al)
 		g = &al->groups[al->group_count++];
 		g->first = (uint32_t)i;
 		g->count = 1;
-		g->hash = key__hash(pattern__key(p), p->key_len);
 		al->key_lengths[p->side] |= (uint64_t)1 << p->key_len;
 	}
-	al->group_slot_count = slots__for(al->group_count);
-	al->group_slots = malloc(al->group_slot_count * sizeof(*al->group_slots));
-	if(!al->group_slots) return -1;
-	memset(al->group_slots, 0xff, al->group_slot_count * sizeof(*al->group_slots));
-	mask = al->group_slot_count - 1;
-	for(size_t g = 0; g < al->group_count; g++){
-		size_t i = al->groups[g].hash & mask;
-		while(al->group_slots[i] != EMPTY_SLOT) i = (i + 1) & mask;
-		al->group_slots[i] = (uint32_t)g;
+	/* indexed once groups[] is complete: the table points into it */
+	for(size_t i = 0; i < al->group_count; i++){
+		struct pattern_group *g = &al->groups[i];
+		const struct pattern *p = &al->patterns[g->first];
+		table__oom = false;
+		HASH_ADD_KEYPTR(hh, al->group_index[p->side], pattern__key(p), p->key_len, g);
+		if(table__oom) return -1;
 	}
 	return 0;
 }
@@ -413,7 +352,15 @@ struct allowlist *allowlist__parse(const char *text, size_t len, const char *ori
 		text__error(err, errlen, "%s: out of memory", origin);
 		return NULL;
 	}
-	if(names__grow(al)) goto nomem;
+	/* no more names than lines; malloc'd, not zeroed: what no name uses is never touched */
+	al->name_cap = 1;
+	for(const char *nl = memchr(text, '\n', len); nl && al->name_cap < ALLOWLIST_NAMES_MAX; nl = memchr(nl + 1, '\n', len - (size_t)(nl + 1 - text))){
+		al->name_cap++;
+	}
+	al->arena_cap = len + 1;
+	al->arena = malloc(al->arena_cap);
+	al->items = malloc(al->name_cap * sizeof(*al->items));
+	if(!al->arena || !al->items) goto nomem;
 	while(pos < len){
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		size_t linelen = nl ? (size_t)(nl - (text + pos)) : len - pos;
@@ -455,18 +402,13 @@ struct allowlist *allowlist__load(const char *path, char *err, size_t errlen)
 
 /* ---- lookups ---- */
 
-/* The group whose key is the k characters at key (of side), hashed h; NULL if none. */
-static const struct pattern_group *groups__find(const struct allowlist *al, enum key_side side, const char *key, size_t k, uint32_t h)
+/* The group whose key is the k characters at key (of side); NULL if none. */
+static const struct pattern_group *groups__find(const struct allowlist *al, enum key_side side, const char *key, size_t k)
 {
-	size_t mask = al->group_slot_count - 1, i = h & mask;
+	const struct pattern_group *g;
 
-	while(al->group_slots[i] != EMPTY_SLOT){
-		const struct pattern_group *g = &al->groups[al->group_slots[i]];
-		const struct pattern *p = &al->patterns[g->first];
-		if(g->hash == h && p->side == side && p->key_len == k && !memcmp(pattern__key(p), key, k)) return g;
-		i = (i + 1) & mask;
-	}
-	return NULL;
+	HASH_FIND(hh, al->group_index[side], key, k, g);
+	return g;
 }
 
 /* Runs fnmatch on the group's patterns; skip: characters of the prefix already known to match. */
@@ -481,21 +423,23 @@ static bool group__matches(const struct allowlist *al, const struct pattern_grou
 bool allowlist__allows(const struct allowlist *al, const char *device_id)
 {
 	size_t len = strnlen(device_id, DEVICE_NAME_MAX + 1);
+	const struct name_item *item;
 
 	if(len > DEVICE_NAME_MAX) return false;
-	if(al->name_count && al->names[names__slot(al, device_id, hash__string(device_id))] != EMPTY_SLOT) return true;
+	HASH_FIND(hh, al->names, device_id, len, item);
+	if(item) return true;
 	if(!al->group_count) return false;
 	/* every prefix of the id that some group has, the empty one included */
 	for(size_t k = 0; k <= len; k++){
 		if((al->key_lengths[KEY_PREFIX] & ((uint64_t)1 << k))
-				&& group__matches(al, groups__find(al, KEY_PREFIX, device_id, k, key__hash(device_id, k)), device_id, k)){
+				&& group__matches(al, groups__find(al, KEY_PREFIX, device_id, k), device_id, k)){
 			return true;
 		}
 	}
 	/* every suffix of the id that some group has */
 	for(size_t k = 1; k <= len && al->key_lengths[KEY_SUFFIX]; k++){
 		if((al->key_lengths[KEY_SUFFIX] & ((uint64_t)1 << k))
-				&& group__matches(al, groups__find(al, KEY_SUFFIX, device_id + len - k, k, key__hash(device_id + len - k, k)), device_id, 0)){
+				&& group__matches(al, groups__find(al, KEY_SUFFIX, device_id + len - k, k), device_id, 0)){
 			return true;
 		}
 	}
@@ -515,11 +459,12 @@ size_t allowlist__pattern_count(const struct allowlist *al)
 void allowlist__free(struct allowlist *al)
 {
 	if(!al) return;
+	HASH_CLEAR(hh, al->names);
+	HASH_CLEAR(hh, al->group_index[KEY_PREFIX]);
+	HASH_CLEAR(hh, al->group_index[KEY_SUFFIX]);
+	free(al->items);
 	free(al->arena);
-	free(al->names);
-	free(al->name_hashes);
 	free(al->patterns);
 	free(al->groups);
-	free(al->group_slots);
 	free(al);
 }

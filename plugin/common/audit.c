@@ -1,4 +1,4 @@
-/* The audit trail: JSON lines, appended. */
+/* The audit trail: JSON lines, appended. Broker thread only. */
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>

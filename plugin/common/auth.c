@@ -1,4 +1,5 @@
-/* Request signatures, replay protection, refusal rate limiting and topic access. */
+/* Request signatures, replay protection, refusal rate limiting and topic access. Pure; the
+ * broker thread alone uses it (bootstrap_auth.h). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,20 +13,13 @@
 #include <openssl/hmac.h>
 
 #include "bootstrap_auth.h"
-#include "bootstrap_hash.h"
 #include "bootstrap_request.h"
+#include "bootstrap_table.h"
 
 #define ACCESS_READ 0x01
 #define ACCESS_WRITE 0x02
 #define ACCESS_SUBSCRIBE 0x04
 #define ACCESS_UNSUBSCRIBE 0x08
-
-static size_t buckets__for(size_t entries)
-{
-	size_t n = 64;
-	while(n < entries) n *= 2;
-	return n;
-}
 
 int auth__sign_compute(enum sign_method method, const char *product_secret, const char *product_key,
 		const char *device_id, const char *random, char out[SIGN_HEX_MAX + 1])
@@ -75,23 +69,22 @@ bool auth__sign_valid(enum sign_method method, const char *product_secret, const
 /* ---- replay cache: a hash index over a ring in arrival (so expiry) order ---- */
 
 /* An entry keeps the first 16 bytes of SHA-256(ProductKey '\n' deviceId '\n' random), not the
- * text (about 170 bytes): 200 000 entries in 8 MB instead of 42. Finding two requests whose
+ * text (about 170 bytes): 200 000 entries in 16 MB instead of 47. Finding two requests whose
  * digests collide is as hard as a 128-bit collision of SHA-256. */
 #define REPLAY_DIGEST_LEN 16
 
 struct replay_entry {
 	unsigned char digest[REPLAY_DIGEST_LEN];
 	time_t at;
-	uint32_t hash;
-	int64_t bucket_next; /* index into entries, -1 ends */
-	bool used;
+	UT_hash_handle hh;
 };
 
 struct replay_cache {
-	struct replay_entry *entries; /* ring */
+	struct replay_entry *entries; /* ring, allocated once */
 	size_t max, head, count;
-	int64_t *buckets;
-	size_t nbuckets;
+	/* the ring's entries by digest. Keyed hash (bootstrap_table.h): SHA-256 is public, so
+	 * randoms could be ground to fill one chain */
+	struct replay_entry *index;
 	time_t window;
 };
 
@@ -102,25 +95,17 @@ struct replay_cache *replay__new(size_t max_entries, time_t window_s)
 	if(!rc) return NULL;
 	rc->max = max_entries;
 	rc->window = window_s;
-	rc->nbuckets = buckets__for(max_entries);
 	rc->entries = calloc(max_entries, sizeof(*rc->entries));
-	rc->buckets = malloc(rc->nbuckets * sizeof(*rc->buckets));
-	if(!rc->entries || !rc->buckets){
+	if(!rc->entries){
 		replay__free(rc);
 		return NULL;
 	}
-	for(size_t i = 0; i < rc->nbuckets; i++) rc->buckets[i] = -1;
 	return rc;
 }
 
 static void replay__unlink(struct replay_cache *rc, size_t idx)
 {
-	struct replay_entry *e = &rc->entries[idx];
-	int64_t *p = &rc->buckets[e->hash & (rc->nbuckets - 1)];
-
-	while(*p != -1 && *p != (int64_t)idx) p = &rc->entries[*p].bucket_next;
-	if(*p == (int64_t)idx) *p = e->bucket_next;
-	e->used = false;
+	HASH_DEL(rc->index, &rc->entries[idx]);
 	rc->count--;
 }
 
@@ -129,8 +114,7 @@ bool replay__check_and_add(struct replay_cache *rc, const char *product_key, con
 	char key[PRODUCT_KEY_MAX + 1 + DEVICE_NAME_MAX + 1 + SIGN_RANDOM_MAX + 1];
 	unsigned char md[EVP_MAX_MD_SIZE], digest[REPLAY_DIGEST_LEN];
 	unsigned int mdlen = 0;
-	uint32_t h;
-	size_t oldest, slot;
+	size_t oldest;
 	struct replay_entry *e;
 
 	/* none of the three holds a '\n': the key names one triple */
@@ -139,8 +123,6 @@ bool replay__check_and_add(struct replay_cache *rc, const char *product_key, con
 		return true; /* cannot tell: refused as a replay rather than let one through */
 	}
 	memcpy(digest, md, sizeof(digest));
-	/* the bucket from a keyed hash: SHA-256 is public, so randoms could be ground to fill one chain */
-	h = hash__bytes(digest, sizeof(digest));
 
 	/* forget what has expired, oldest first */
 	while(rc->count > 0){
@@ -148,19 +130,17 @@ bool replay__check_and_add(struct replay_cache *rc, const char *product_key, con
 		if(now - rc->entries[oldest].at < rc->window) break;
 		replay__unlink(rc, oldest);
 	}
-	for(int64_t i = rc->buckets[h & (rc->nbuckets - 1)]; i != -1; i = rc->entries[i].bucket_next){
-		e = &rc->entries[i];
-		if(e->hash == h && !memcmp(e->digest, digest, sizeof(digest))) return true;
-	}
+	HASH_FIND(hh, rc->index, digest, sizeof(digest), e);
+	if(e) return true;
 	if(rc->count == rc->max) replay__unlink(rc, rc->head); /* full: the oldest goes */
-	slot = rc->head;
-	e = &rc->entries[slot];
+	e = &rc->entries[rc->head];
 	memcpy(e->digest, digest, sizeof(digest));
 	e->at = now;
-	e->hash = h;
-	e->used = true;
-	e->bucket_next = rc->buckets[h & (rc->nbuckets - 1)];
-	rc->buckets[h & (rc->nbuckets - 1)] = (int64_t)slot;
+	table__oom = false;
+	HASH_ADD(hh, rc->index, digest, sizeof(e->digest), e);
+	/* out of memory: it could not be remembered, so it is refused rather than let a replay of
+	 * it through later */
+	if(table__oom) return true;
 	rc->head = (rc->head + 1) % rc->max;
 	rc->count++;
 	return false;
@@ -174,33 +154,38 @@ size_t replay__count(const struct replay_cache *rc)
 void replay__free(struct replay_cache *rc)
 {
 	if(!rc) return;
+	HASH_CLEAR(hh, rc->index);
 	free(rc->entries);
-	free(rc->buckets);
 	free(rc);
 }
 
-/* ---- failure limiter: open addressing over a fixed table ---- */
+/* ---- failure limiter: a fixed number of entries in a hash table ---- */
 
 /* A key any reply can go to can be counted: the client ids the plugin answers are at most
  * REPLY_CLIENT_ID_MAX bytes (a textual IPv6 address at most 45). */
 _Static_assert(LIMITER_KEY_MAX >= REPLY_CLIENT_ID_MAX, "every answered client id must fit a limiter key");
-#define PROBE_MAX 32 /* slots looked at per key: bounded work per refusal */
+#define PROBE_MAX 32 /* entries looked at for an expired one when all are taken: bounded work per refusal */
 
 struct limiter_entry {
-	char key[LIMITER_KEY_MAX + 1]; /* "" in a free slot */
+	char key[LIMITER_KEY_MAX + 1];
 	time_t window_start;
 	time_t blocked_until;
 	int failures;
 	bool announce; /* blocked by limiter__block: the next refusal is answered rate_limited, once */
+	UT_hash_handle hh;
 };
 
 struct failure_limiter {
+	struct limiter_entry *slots; /* size of them, allocated once */
+	size_t size, used;           /* slots[0..used) have been taken */
+	struct limiter_entry *spare; /* taken slots given back (an add out of memory), through hh.next */
+	/* the entries by key, in the order they were taken (uthash keeps it): oldest first.
+	 * Keyed hash (bootstrap_table.h): nobody can choose keys that pile into one chain */
 	struct limiter_entry *table;
-	size_t size;
 	int max_failures;
 	time_t window, block;
-	/* counts every refusal whose key (and its address prefix) found no slot: the limiter
-	 * fails closed, a full table or probe window never lets a refusal through uncounted */
+	/* counts every refusal whose key (and its address prefix) found no entry: the limiter
+	 * fails closed, a full table never lets a refusal through uncounted */
 	struct limiter_entry overflow;
 };
 
@@ -209,9 +194,9 @@ struct failure_limiter *limiter__new(int max_failures, time_t window_s, time_t b
 	struct failure_limiter *fl = calloc(1, sizeof(*fl));
 
 	if(!fl) return NULL;
-	fl->size = buckets__for(max_addresses);
-	fl->table = calloc(fl->size, sizeof(*fl->table));
-	if(!fl->table){
+	fl->size = max_addresses;
+	fl->slots = calloc(fl->size ? fl->size : 1, sizeof(*fl->slots));
+	if(!fl->slots){
 		free(fl);
 		return NULL;
 	}
@@ -226,30 +211,49 @@ static bool limiter__expired(const struct failure_limiter *fl, const struct limi
 	return now >= e->blocked_until && now - e->window_start >= fl->window;
 }
 
-/* The entry for key; with create, a free or expired slot in its probe window is taken for it.
- * NULL if there is none (or the key is too long to be one). */
-static struct limiter_entry *limiter__find(struct failure_limiter *fl, const char *key, time_t now, bool create)
+/* A slot for a new key: a spare one, a never used one, or (all are taken) an expired entry
+ * among the PROBE_MAX taken longest ago, taken out of the table. NULL if there is none. */
+static struct limiter_entry *limiter__slot(struct failure_limiter *fl, time_t now)
 {
-	size_t len = strlen(key), start;
-	struct limiter_entry *reuse = NULL;
+	struct limiter_entry *e = fl->spare;
+	size_t looked = 0;
+
+	if(e){
+		fl->spare = e->hh.next;
+		return e;
+	}
+	if(fl->used < fl->size) return &fl->slots[fl->used++];
+	for(e = fl->table; e && looked < PROBE_MAX; e = e->hh.next, looked++){
+		if(limiter__expired(fl, e, now)){
+			HASH_DEL(fl->table, e);
+			return e;
+		}
+	}
+	return NULL;
+}
+
+/* The entry for key, taken for it if it has none. NULL if no slot can be had (or the key is
+ * too long to be one). */
+static struct limiter_entry *limiter__find(struct failure_limiter *fl, const char *key, time_t now)
+{
+	size_t len = strlen(key);
+	struct limiter_entry *e;
 
 	if(len == 0 || len > LIMITER_KEY_MAX) return NULL;
-	/* keyed hash: nobody can choose keys that fill one window */
-	start = hash__bytes(key, len) & (fl->size - 1);
-	for(size_t i = 0; i < PROBE_MAX && i < fl->size; i++){
-		struct limiter_entry *e = &fl->table[(start + i) & (fl->size - 1)];
-		if(e->key[0] == '\0'){
-			if(!reuse) reuse = e;
-			break;
-		}
-		if(!strcmp(e->key, key)) return e;
-		if(!reuse && limiter__expired(fl, e, now)) reuse = e;
+	HASH_FIND(hh, fl->table, key, len, e);
+	if(e || !(e = limiter__slot(fl, now))) return e;
+	memset(e, 0, sizeof(*e));
+	memcpy(e->key, key, len + 1);
+	e->window_start = now;
+	table__oom = false;
+	HASH_ADD(hh, fl->table, key, len, e);
+	if(table__oom){
+		/* out of memory: the slot is kept for later, the key counted by its bucket */
+		e->hh.next = fl->spare;
+		fl->spare = e;
+		return NULL;
 	}
-	if(!create || !reuse) return NULL;
-	memset(reuse, 0, sizeof(*reuse));
-	memcpy(reuse->key, key, len + 1);
-	reuse->window_start = now;
-	return reuse;
+	return e;
 }
 
 /* The coarser bucket of an address key: its /24 (IPv4, also IPv4-mapped IPv6) or its /64
@@ -283,8 +287,8 @@ static struct limiter_entry *limiter__counter(struct failure_limiter *fl, const 
 	struct limiter_entry *e;
 
 	if(!key) return &fl->overflow;
-	if((e = limiter__find(fl, key, now, true))) return e;
-	if(limiter__prefix(key, prefix) && (e = limiter__find(fl, prefix, now, true))) return e;
+	if((e = limiter__find(fl, key, now))) return e;
+	if(limiter__prefix(key, prefix) && (e = limiter__find(fl, prefix, now))) return e;
 	return &fl->overflow;
 }
 
@@ -323,7 +327,7 @@ void limiter__block(struct failure_limiter *fl, const char *key, time_t now, tim
 	/* a key without a slot of its own is counted here by its bucket already: another broker's
 	 * verdict on the key is not applied to every key sharing it */
 	if(!key || block_s <= 0) return;
-	e = limiter__find(fl, key, now, true);
+	e = limiter__find(fl, key, now);
 	if(!e || e->blocked_until >= now + block_s) return;
 	if(e->blocked_until <= now) e->announce = true;
 	e->blocked_until = now + block_s;
@@ -351,7 +355,8 @@ enum limiter_verdict limiter__refuse(struct failure_limiter *fl, const char *key
 void limiter__free(struct failure_limiter *fl)
 {
 	if(!fl) return;
-	free(fl->table);
+	HASH_CLEAR(hh, fl->table);
+	free(fl->slots);
 	free(fl);
 }
 

@@ -1,4 +1,5 @@
-/* Plugin options and platform credentials. */
+/* Plugin options and platform credentials. Broker thread (start-up, SIGHUP); the worker gets
+ * a config__snapshot() of its own. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>

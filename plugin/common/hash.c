@@ -1,4 +1,5 @@
-/* Keyed hashing for the hash tables: SipHash-2-4 under a random key per process. */
+/* Keyed hashing for the hash tables: SipHash-2-4 under a random key per process. Any thread
+ * (the key is acquired on the broker thread at init). */
 #include <pthread.h>
 #include <string.h>
 

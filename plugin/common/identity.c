@@ -1,4 +1,5 @@
-/* request_auth identity: the deviceId of a verified client certificate; see bootstrap_identity.h. */
+/* request_auth identity: the deviceId of a verified client certificate; see bootstrap_identity.h.
+ * Pure; any thread (the plugin asks on the broker thread). */
 #include <string.h>
 
 #include <openssl/x509v3.h>

@@ -1,4 +1,4 @@
-/* $SYS/broker/bootstrap/ counters. */
+/* $SYS/broker/bootstrap/ counters. Broker thread only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,5 @@
-/* plugin_opt_products_file: the products a broker serves, each with its ProductSecret. */
+/* plugin_opt_products_file: the products a broker serves, each with its ProductSecret. Broker
+ * thread (read at start-up and on SIGHUP). */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,4 +1,5 @@
-/* Token buckets with multiplicative decrease on throttling, and backoff with full jitter. */
+/* Token buckets with multiplicative decrease on throttling, and backoff with full jitter. Pure
+ * (times come from the caller); the worker thread uses it. */
 #include <math.h>
 #include <stdbool.h>
 

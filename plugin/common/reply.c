@@ -1,4 +1,5 @@
-/* Reply payloads. The code names are a public contract: devices branch on them. */
+/* Reply payloads. The code names are a public contract: devices branch on them. Pure; any
+ * thread. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,4 +1,5 @@
-/* Bootstrap requests as they arrive from the network: bounded, validated, never trusted. */
+/* Bootstrap requests as they arrive from the network: bounded, validated, never trusted. Pure;
+ * the plugin parses on the broker thread. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,6 @@
 /* Sealed replies: HKDF-SHA256 and AES-128-GCM through OpenSSL's EVP, base64 through EVP's
- * encoder, JSON through jansson. Nothing hand-written but the glue. */
+ * encoder, JSON through jansson. Nothing hand-written but the glue. No state; any thread (the
+ * plugin seals on the broker thread). */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /* Reading the files the plugin is given (secrets, lists), symlinks followed safely, and wiping
- * secrets. */
+ * secrets. Pure; any thread (the broker thread reads its files, the worker an OIDC token). */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -355,6 +355,31 @@ static void test_limiter_fails_closed(void)
 	limiter__free(fl);
 }
 
+/* All entries taken and live: a new client id (no address prefix) is counted by the overflow
+ * entry; once they expire, new keys take entries of their own again, oldest first. */
+static void test_limiter_reuses_expired(void)
+{
+	struct failure_limiter *fl = limiter__new(2, 60, 60, 4);
+	char id[32];
+	time_t left;
+
+	for(int i = 0; i < 4; i++){
+		snprintf(id, sizeof(id), "client-%d", i);
+		CHECK(limiter__refuse(fl, id, 100, &left) == LIMIT_ANSWER);
+	}
+	CHECK(limiter__refuse(fl, "client-x", 100, &left) == LIMIT_ANSWER);
+	CHECK(limiter__refuse(fl, "client-y", 100, &left) == LIMIT_BLOCKED_NOW); /* the overflow's second */
+	CHECK(left == 60);
+	CHECK(limiter__refuse(fl, "client-z", 101, &left) == LIMIT_SILENT);
+	CHECK(limiter__refuse(fl, "client-0", 101, &left) == LIMIT_BLOCKED_NOW); /* its own entry */
+	/* all expired: client-x and client-y each take one (on the overflow entry together,
+	 * client-y would be silent) */
+	CHECK(limiter__refuse(fl, "client-x", 200, &left) == LIMIT_ANSWER);
+	CHECK(limiter__refuse(fl, "client-x", 200, &left) == LIMIT_BLOCKED_NOW);
+	CHECK(limiter__refuse(fl, "client-y", 200, &left) == LIMIT_ANSWER);
+	limiter__free(fl);
+}
+
 /* Every client id a reply can go to (REPLY_CLIENT_ID_MAX bytes) is a key of its own. */
 static void test_limiter_longest_client_id(void)
 {
@@ -408,6 +433,7 @@ static void test_limiter_prefix_bucket(void)
 int main(void)
 {
 	RUN(test_limiter_fails_closed);
+	RUN(test_limiter_reuses_expired);
 	RUN(test_limiter_longest_client_id);
 	RUN(test_limiter_prefix_bucket);
 	RUN(test_limiter_block_from_elsewhere);

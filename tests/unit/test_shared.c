@@ -1,8 +1,10 @@
-/* Multi-broker mode's pure parts: plugin_opt_redis_url, the key prefix, the fallback share.
- * (The scripts run against a real redis-server in tests/integration/shared_*.test.js.) */
+/* Multi-broker mode's pure parts: plugin_opt_redis_url, the key prefix, the fallback share, the
+ * commands that carry operations and the checks on Redis's replies. (The scripts run against a
+ * real redis-server in tests/integration/shared_*.test.js.) */
 #include <stdio.h>
 #include <string.h>
 
+#include "bootstrap_scripts.h"
 #include "bootstrap_shared.h"
 #include "unit.h"
 
@@ -92,6 +94,101 @@ static void test_fallback_share(void)
 	CHECK(shared__fallback_share(0, 0) == SHARED_FALLBACK_SHARE_UNKNOWN);
 }
 
+static const struct script_ids test_ids = { .prefix = "bs", .id = "0123456789abcdef",
+	.sha = {"sha-admit", "sha-release", "sha-lease", "sha-refusal", "sha-heartbeat"} };
+
+/* Each operation's keys are per product and device, under the prefix, in the order the script
+ * reads them. */
+static void test_commands(void)
+{
+	struct shared_op op = { .kind = SHARED_ADMIT, .product_key = "a1Prod", .device_id = "dev-0001",
+		.random = "AbCd1234", .lock_ms = 5000 };
+	struct command cmd = {0};
+
+	scripts__command(&cmd, &test_ids, &op);
+	CHECK(cmd.argc == 11);
+	CHECK_STR(cmd.argv[0], "EVALSHA");
+	CHECK_STR(cmd.argv[1], "sha-admit");
+	CHECK_STR(cmd.argv[2], "3");
+	CHECK_STR(cmd.argv[3], "bs:replay:a1Prod:dev-0001:AbCd1234");
+	CHECK_STR(cmd.argv[4], "bs:flow:a1Prod:dev-0001");
+	CHECK_STR(cmd.argv[5], "bs:brokers");
+	CHECK_STR(cmd.argv[6], "1");
+	CHECK_STR(cmd.argv[8], "0123456789abcdef");
+	CHECK_STR(cmd.argv[9], "5000");
+	for(int i = 0; i < cmd.argc; i++) CHECK(cmd.len[i] == strlen(cmd.argv[i]));
+
+	memset(&cmd, 0, sizeof(cmd));
+	op = (struct shared_op){ .kind = SHARED_REPLAY, .product_key = "a1Prod", .device_id = "dev-0001", .random = "AbCd1234" };
+	scripts__command(&cmd, &test_ids, &op);
+	CHECK(cmd.argc == 6);
+	CHECK_STR(cmd.argv[0], "SET");
+	CHECK_STR(cmd.argv[1], "bs:replay:a1Prod:dev-0001:AbCd1234");
+	CHECK_STR(cmd.argv[3], "NX");
+
+	memset(&cmd, 0, sizeof(cmd));
+	op = (struct shared_op){ .kind = SHARED_REFUSAL, .by_address = true, .key = "192.0.2.7", .max = 10,
+		.window_ms = 60000, .block_ms = 300000 };
+	scripts__command(&cmd, &test_ids, &op);
+	CHECK_STR(cmd.argv[1], "sha-refusal");
+	CHECK_STR(cmd.argv[3], "bs:refuse:addr:192.0.2.7");
+	CHECK_STR(cmd.argv[4], "10");
+	CHECK_STR(cmd.argv[6], "300000");
+
+	memset(&cmd, 0, sizeof(cmd));
+	scripts__heartbeat(&cmd, &test_ids);
+	CHECK_STR(cmd.argv[1], "sha-heartbeat");
+	CHECK_STR(cmd.argv[3], "bs:brokers");
+}
+
+static redisReply reply__int(long long v)
+{
+	return (redisReply){ .type = REDIS_REPLY_INTEGER, .integer = v };
+}
+
+/* Redis is a peer on the network too: an answer out of type or range is refused, never used. */
+static void test_replies(void)
+{
+	redisReply a = reply__int(0), b = reply__int(1), c = reply__int(100000);
+	redisReply *three[3] = {&a, &b, &c};
+	redisReply arr = { .type = REDIS_REPLY_ARRAY, .elements = 2, .element = three };
+	redisReply err = { .type = REDIS_REPLY_ERROR, .str = "NOSCRIPT No matching script", .len = 27 };
+	redisReply nil = { .type = REDIS_REPLY_NIL };
+	struct shared_op op = { .kind = SHARED_ADMIT };
+
+	CHECK(scripts__read(&op, &arr, 0) == SCRIPT_REPLY_USED);
+	CHECK(op.ok && op.verdict == SHARED_ADMITTED && op.exists_hint);
+	a = reply__int(3); /* no such verdict */
+	op = (struct shared_op){ .kind = SHARED_ADMIT };
+	CHECK(scripts__read(&op, &arr, 0) == SCRIPT_REPLY_REFUSED);
+	CHECK(!op.ok);
+	CHECK(scripts__read(&op, &err, 0) == SCRIPT_REPLY_NOSCRIPT);
+	err.str = "ERR something else";
+	CHECK(scripts__read(&op, &err, 0) == SCRIPT_REPLY_REFUSED);
+
+	/* a lease of more slots than asked for, or a first slot a minute away */
+	op = (struct shared_op){ .kind = SHARED_LEASE, .want = 4 };
+	a = reply__int(4);
+	b = reply__int(1000);
+	arr.elements = 3;
+	CHECK(scripts__read(&op, &arr, 77) == SCRIPT_REPLY_USED);
+	CHECK(op.slots == 4 && op.first_us == 1000 && op.interval_us == 100000 && op.received_ms == 77);
+	op = (struct shared_op){ .kind = SHARED_LEASE, .want = 3 };
+	CHECK(scripts__read(&op, &arr, 77) == SCRIPT_REPLY_REFUSED);
+	b = reply__int(61LL * 1000000);
+	op = (struct shared_op){ .kind = SHARED_LEASE, .want = 4 };
+	CHECK(scripts__read(&op, &arr, 77) == SCRIPT_REPLY_REFUSED);
+
+	/* SET NX: nil when the random was used */
+	op = (struct shared_op){ .kind = SHARED_REPLAY };
+	CHECK(scripts__read(&op, &nil, 0) == SCRIPT_REPLY_USED);
+	CHECK(op.replayed);
+	op = (struct shared_op){ .kind = SHARED_REFUSAL };
+	c = reply__int(86400001LL); /* longer than a day: not a block */
+	CHECK(scripts__read(&op, &c, 0) == SCRIPT_REPLY_USED);
+	CHECK(op.blocked_ms == 0);
+}
+
 int main(void)
 {
 	RUN(test_url_tcp);
@@ -99,5 +196,7 @@ int main(void)
 	RUN(test_url_refusals);
 	RUN(test_prefix);
 	RUN(test_fallback_share);
+	RUN(test_commands);
+	RUN(test_replies);
 	return unit_main_result();
 }
