@@ -17,7 +17,5 @@ bool hash__acquire(void);
 void hash__release(void);
 /* The keyed hash of len bytes at data (low 32 bits of SipHash-2-4). Any thread. */
 uint32_t hash__bytes(const void *data, size_t len);
-/* The keyed hash of a C string. Any thread. */
-uint32_t hash__string(const char *s);
 
 #endif

@@ -92,10 +92,5 @@ void hash__release(void)
 	pthread_mutex_unlock(&hash_lock);
 }
 
-uint32_t hash__string(const char *s)
-{
-	return hash__bytes(s, strlen(s));
-}
-
 /* bootstrap_table.h's out-of-memory flag for uthash: per thread, as each table has one owner */
 _Thread_local bool table__oom;

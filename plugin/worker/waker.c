@@ -1,4 +1,5 @@
-/* A minimal MQTT 3.1.1 client that only ever sends PINGREQ: see bootstrap_waker.h. */
+/* A minimal MQTT 3.1.1 client that only ever sends PINGREQ: see bootstrap_waker.h. Worker thread
+ * only (it pokes the broker when replies are ready). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
