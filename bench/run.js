@@ -47,8 +47,8 @@ const LOG = ['error', 'warning', 'notice', 'information'];
 const BROKER_CONFIG = 'max_connections 20000';
 
 const N = QUICK
-  ? { s1: 150, s2: 40, s3: 60, s4: 100, s4mem: 500, s4reps: 1, idleProbes: 30, s5: 20, s5lat: [0, 50], s6: 300, s7: 300, s7base: 300, s8: 60 }
-  : { s1: 2000, s2: 3000, s3: 3000, s4: 1000, s4mem: 10000, s4reps: 3, idleProbes: MIN_P99_SAMPLES, s5: MIN_P99_SAMPLES, s5lat: [0, 20, 50, 90, 150], s6: 10000, s7: 10000, s7base: 3000, s8: 1000 };
+  ? { s1: 150, s2: 40, s3: 60, s4: 100, s4mem: 500, s4reps: 1, s4hold: 1, idleProbes: 30, s5: 20, s5lat: [0, 50], s6: 100, s7: 300, s7base: 60, s7stageMs: 500, s8: 30 }
+  : { s1: 2000, s2: 3000, s3: 3000, s4: 1000, s4mem: 10000, s4reps: 3, s4hold: 5, idleProbes: MIN_P99_SAMPLES, s5: MIN_P99_SAMPLES, s5lat: [0, 20, 50, 90, 150], s6: 10000, s7: 10000, s7base: 3000, s7stageMs: 2000, s8: 1000 };
 
 // ---- the bench's own PKI: the emulator's certificate for 127.0.0.1 and localhost ----
 const WORK = h.makeWorkdir();
@@ -418,7 +418,7 @@ const scenarios = {
     // (b) broker bytes per queued request: RSS with N.s4mem requests queued minus RSS with the same
     // clients having published the same bytes on a topic the plugin ignores, over the queued count;
     // N.s4reps pairs, each pair one after the other
-    const hold = 5;
+    const hold = N.s4hold;
     const pairs = [];
     for (let i = 0; i < N.s4reps; i++) {
       const queued = await memoryRun(N.s4mem, null, hold);
@@ -491,7 +491,7 @@ const scenarios = {
     // batching off and the seed (both bound by RegisterDevice's 30/s) run with N.s7base devices in
     // the full run (3 000: about 100 s each instead of 6 min), all of them answered; the table says so.
     const n = N.s7, nBase = N.s7base;
-    const emulator = { checkDurationMs: 2000, createDurationMs: 2000 };
+    const emulator = { checkDurationMs: N.s7stageMs, createDurationMs: N.s7stageMs };
     const common = (k) => ({ latencyMs: 100, quota: DOCUMENTED_QPS, emulator, loadgenArgs: ['--no-probe', '--timeout', String(Math.ceil(k / 15) + 120)] });
     const off = await singleCallRun(nBase, common(nBase));
     const auto = await batchingRun(n, common(n)); // needs the batching plugin
@@ -612,8 +612,8 @@ function table(results) {
     offBound: 'quota: QueryDeviceDetail 50/s', seedBound: 'quota: QueryDeviceDetail 50/s (each device tries RegisterDevice first, 30/s)', autoBound: 'quota: BatchQueryDeviceDetail 5/s × 100 names',
     note: `S6: existing, unactivated devices (registered beforehand) all ask at once; platform 100 ms; the emulator enforces every documented quota (${quotas} per second). The seed function is driven 256 requests at a time; a device whose request failed (the function answers 502 when a call is throttled) asks again 1 s later; its latency counts from the common start, as the plugin's devices'. \`batching off\` is set when the plugin has the option (its default is \`auto\`), left out when it has none; \`batching auto\` needs the batching plugin.` });
   quotaScenario('S7', {
-    offBound: 'quota: RegisterDevice 30/s', seedBound: 'quota: RegisterDevice 30/s', autoBound: 'batch stages (2 s check + 2 s create per apply); BatchCheckDeviceNames 10/s',
-    note: `S7: new devices all ask at once; platform 100 ms, batch stages 2 s (check) + 2 s (create); the same quotas. ${r.S7 && r.S7.devices_off_and_seed !== r.S7.devices ? `\`batching off\` and the seed run with ${r.S7.devices_off_and_seed} devices, not ${r.S7.devices}: both are bound by RegisterDevice's 30/s (${r.S7.devices} would take 6 min each), every one of the ${r.S7.devices_off_and_seed} answered, devices/s over the whole run; their latencies are those of a ${r.S7.devices_off_and_seed}-device queue.` : ''}` });
+    offBound: 'quota: RegisterDevice 30/s', seedBound: 'quota: RegisterDevice 30/s', autoBound: `batch stages (${N.s7stageMs / 1000} s check + ${N.s7stageMs / 1000} s create per apply); BatchCheckDeviceNames 10/s`,
+    note: `S7: new devices all ask at once; platform 100 ms, batch stages ${N.s7stageMs / 1000} s (check) + ${N.s7stageMs / 1000} s (create); the same quotas. ${r.S7 && r.S7.devices_off_and_seed !== r.S7.devices ? `\`batching off\` and the seed run with ${r.S7.devices_off_and_seed} devices, not ${r.S7.devices}: both are bound by RegisterDevice's 30/s (${r.S7.devices} would take 6 min each), every one of the ${r.S7.devices_off_and_seed} answered, devices/s over the whole run; their latencies are those of a ${r.S7.devices_off_and_seed}-device queue.` : ''}` });
   if (r.S8) {
     for (const [label, x] of [['one broker, no Redis', r.S8.alone], ['one broker, Redis', r.S8.one_with_redis],
       ['three brokers, one Redis, HAProxy', r.S8.three_with_redis], ['three brokers, quota split (9/s each), HAProxy', r.S8.three_split],

@@ -66,20 +66,21 @@ test('a credentials URI from the environment', async () => {
   });
 });
 
-test('credentials that live 20 s are renewed across a 60 s run: every device gets its triple, zero platform_auth', async () => {
-  await h.withEnv({ credentials: 'none', emulator: emulator(20), brokerEnv: { ALIBABA_CLOUD_ECS_METADATA: ROLE },
+test('credentials that live 9 s are renewed across a 27 s run: every device gets its triple, zero platform_auth', async () => {
+  // renewed a third of their life ahead (3 s): fetched about every 6 s, 4 or 5 times in the run
+  await h.withEnv({ credentials: 'none', emulator: emulator(9), brokerEnv: { ALIBABA_CLOUD_ECS_METADATA: ROLE },
     pluginOptions: { ecs_metadata_endpoint: 'http://127.0.0.1:$EMUPORT' } }, async (env) => {
     const t0 = Date.now();
     const codes = {};
-    for (let i = 0; Date.now() - t0 < 60000; i++) {
+    for (let i = 0; Date.now() - t0 < 27000; i++) {
       const r = await env.rr(`dev-renew-${String(i).padStart(3, '0')}`, { timeoutS: 20 });
       const code = r.reply ? (r.reply.success ? 'ok' : r.reply.code) : 'no_reply';
       codes[code] = (codes[code] || 0) + 1;
-      await h.sleep(400);
+      await h.sleep(200);
     }
     const c = env.emu.credentialStats();
     assert.deepStrictEqual(Object.keys(codes), ['ok'], `every device its triple: ${JSON.stringify(codes)}`);
-    assert.ok(codes.ok >= 40, `${codes.ok} bootstraps in the run`);
+    assert.ok(codes.ok >= 30, `${codes.ok} bootstraps in the run`);
     assert.ok(c.calls.metadataCredentials >= 4, `${c.calls.metadataCredentials} fetches: renewed before each expiry`);
     assert.strictEqual(c.iotRefusedExpired, 0, 'no call was signed with expired credentials');
   });
