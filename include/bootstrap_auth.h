@@ -41,7 +41,8 @@ void replay__free(struct replay_cache *rc);
  * blocks the key for block_s. Only what is refused is counted and only refusals are ever
  * blocked: a valid request is served whatever its neighbours did. Bounded to max_addresses
  * entries of at most LIMITER_KEY_MAX bytes, allocated once, hashed with the keyed hash; when
- * all are taken, an expired one among the 32 taken longest ago is reused. It fails closed: a
+ * all are taken, an expired one among the 32 whose expiry was pushed back longest ago is
+ * reused (so a few entries kept live cannot pin the table full). It fails closed: a
  * key that finds no entry (or is NULL or longer) is counted against its address prefix (/24,
  * /64), and when that finds none either, against one overflow entry shared by all such keys;
  * no refusal is ever answered uncounted. */

@@ -241,9 +241,17 @@ int bootstrap__on_disconnect(int event, void *event_data, void *userdata)
 	struct mosquitto_evt_disconnect *ed = event_data;
 	struct bootstrap_plugin *p = userdata;
 	const char *client_id = mosquitto_client_id(ed->client);
+	struct job_result *r;
 
 	(void)event;
 	if(client_id) jobs__connection_ended(p->jobs, client_id, ed->client);
+	/* a finished reply held for its replay check is out of the index: bound to this
+	 * connection, it must not go to whoever holds the client id next */
+	LL_FOREACH(p->held, r){
+		if(r->route.connection != ed->client) continue;
+		r->route.connection_ended = true;
+		r->route.connection = NULL;
+	}
 	bootstrap__check_ticking(p, time(NULL));
 	return MOSQ_ERR_SUCCESS;
 }

@@ -13,6 +13,7 @@
 #include <openssl/hmac.h>
 
 #include "bootstrap_auth.h"
+#include "bootstrap_list.h"
 #include "bootstrap_request.h"
 #include "bootstrap_table.h"
 
@@ -173,6 +174,7 @@ struct limiter_entry {
 	int failures;
 	bool announce; /* blocked by limiter__block: the next refusal is answered rate_limited, once */
 	UT_hash_handle hh;
+	struct limiter_entry *age_prev, *age_next; /* failure_limiter.age */
 };
 
 struct failure_limiter {
@@ -182,6 +184,10 @@ struct failure_limiter {
 	/* the entries by key, in the order they were taken (uthash keeps it): oldest first.
 	 * Keyed hash (bootstrap_table.h): nobody can choose keys that pile into one chain */
 	struct limiter_entry *table;
+	/* the entries in the table by when their expiry was last pushed back (taken, a new window,
+	 * a block): the soonest to expire first. Reuse looks at its head, so a few entries kept
+	 * live cannot hide the expired ones behind them */
+	struct limiter_entry *age;
 	int max_failures;
 	time_t window, block;
 	/* counts every refusal whose key (and its address prefix) found no entry: the limiter
@@ -223,9 +229,10 @@ static struct limiter_entry *limiter__slot(struct failure_limiter *fl, time_t no
 		return e;
 	}
 	if(fl->used < fl->size) return &fl->slots[fl->used++];
-	for(e = fl->table; e && looked < PROBE_MAX; e = e->hh.next, looked++){
+	for(e = fl->age; e && looked < PROBE_MAX; e = e->age_next, looked++){
 		if(limiter__expired(fl, e, now)){
 			HASH_DEL(fl->table, e);
+			DL_DELETE2(fl->age, e, age_prev, age_next);
 			return e;
 		}
 	}
@@ -253,7 +260,17 @@ static struct limiter_entry *limiter__find(struct failure_limiter *fl, const cha
 		fl->spare = e;
 		return NULL;
 	}
+	DL_APPEND2(fl->age, e, age_prev, age_next);
 	return e;
+}
+
+/* e's expiry moved later: it goes to the back of the reuse order (not the overflow entry,
+ * which is in no table). */
+static void limiter__aged(struct failure_limiter *fl, struct limiter_entry *e)
+{
+	if(e == &fl->overflow) return;
+	DL_DELETE2(fl->age, e, age_prev, age_next);
+	DL_APPEND2(fl->age, e, age_prev, age_next);
 }
 
 /* The coarser bucket of an address key: its /24 (IPv4, also IPv4-mapped IPv6) or its /64
@@ -298,11 +315,13 @@ static void limiter__count(struct failure_limiter *fl, struct limiter_entry *e, 
 	if(now - e->window_start >= fl->window){
 		e->window_start = now;
 		e->failures = 0;
+		limiter__aged(fl, e);
 	}
 	if(++e->failures >= fl->max_failures){
 		e->blocked_until = now + fl->block;
 		e->failures = 0;
 		e->window_start = now;
+		limiter__aged(fl, e);
 	}
 }
 
@@ -333,6 +352,7 @@ void limiter__block(struct failure_limiter *fl, const char *key, time_t now, tim
 	e->blocked_until = now + block_s;
 	e->failures = 0;
 	e->window_start = now;
+	limiter__aged(fl, e);
 }
 
 enum limiter_verdict limiter__refuse(struct failure_limiter *fl, const char *key, time_t now, time_t *blocked_for)

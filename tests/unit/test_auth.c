@@ -380,6 +380,33 @@ static void test_limiter_reuses_expired(void)
 	limiter__free(fl);
 }
 
+/* A full table whose oldest entries are kept live (one refusal each a window) still gives a
+ * new key an expired entry of its own: the attacker who pins 32 keys does not put every
+ * new client id on the shared overflow entry. */
+static void test_limiter_live_oldest_do_not_pin(void)
+{
+	struct failure_limiter *fl = limiter__new(10, 60, 60, 64);
+	char id[32];
+	time_t left;
+
+	for(int i = 0; i < 64; i++){
+		snprintf(id, sizeof(id), "fill-%d", i);
+		CHECK(limiter__refuse(fl, id, 0, &left) == LIMIT_ANSWER);
+	}
+	for(int i = 0; i < 32; i++){
+		snprintf(id, sizeof(id), "fill-%d", i);
+		CHECK(limiter__refuse(fl, id, 61, &left) == LIMIT_ANSWER);
+	}
+	/* ten refusals under fresh ids would exhaust a shared overflow entry */
+	for(int i = 0; i < 10; i++){
+		snprintf(id, sizeof(id), "flood-%d", i);
+		limiter__refuse(fl, id, 62, &left);
+	}
+	CHECK(limiter__refuse(fl, "dev-0001", 62, &left) == LIMIT_ANSWER);
+	CHECK(left == 0);
+	limiter__free(fl);
+}
+
 /* Every client id a reply can go to (REPLY_CLIENT_ID_MAX bytes) is a key of its own. */
 static void test_limiter_longest_client_id(void)
 {
@@ -434,6 +461,7 @@ int main(void)
 {
 	RUN(test_limiter_fails_closed);
 	RUN(test_limiter_reuses_expired);
+	RUN(test_limiter_live_oldest_do_not_pin);
 	RUN(test_limiter_longest_client_id);
 	RUN(test_limiter_prefix_bucket);
 	RUN(test_limiter_block_from_elsewhere);
