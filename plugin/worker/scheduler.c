@@ -25,7 +25,7 @@
  * its deadline (singles__send checks the one it takes), and answered at most this late. */
 #define EXPIRE_SWEEP_MS 100
 /* why a job past its deadline in a queue is answered */
-#define EXPIRED_IN_QUEUE "the platform could not be reached before the deadline: it waited for the quota"
+#define EXPIRED_IN_QUEUE "the deadline passed before its next call could be made"
 
 void fifo__push(struct job_fifo *q, struct job *job)
 {
