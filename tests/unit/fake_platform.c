@@ -37,7 +37,7 @@ static char *dup_or_die(const char *s)
 	return d;
 }
 
-static void *grow(void *p, size_t *cap, size_t need, size_t size)
+void *fake_grow(void *p, size_t *cap, size_t need, size_t size)
 {
 	if(need <= *cap) return p;
 	size_t c = *cap ? *cap * 2 : 16;
@@ -84,7 +84,7 @@ static void params_parse(struct params *ps, const char *s)
 		const char *eq = memchr(s, '=', (size_t)(end - s));
 		if(end > s){
 			cap = ps->n;
-			ps->p = grow(ps->p, &cap, ps->n + 1, sizeof(*ps->p));
+			ps->p = fake_grow(ps->p, &cap, ps->n + 1, sizeof(*ps->p));
 			ps->p[ps->n].name = url_decode(s, (size_t)((eq ? eq : end) - s));
 			ps->p[ps->n].value = eq ? url_decode(eq + 1, (size_t)(end - eq - 1)) : dup_or_die("");
 			ps->n++;
@@ -279,7 +279,7 @@ struct fp_device *fp_device(struct fake_platform *fp, const char *product_key, c
 
 static size_t device_new(struct fake_platform *fp, const char *pk, const char *name)
 {
-	fp->devices = grow(fp->devices, &fp->cap_devices, fp->ndevices + 1, sizeof(*fp->devices));
+	fp->devices = fake_grow(fp->devices, &fp->cap_devices, fp->ndevices + 1, sizeof(*fp->devices));
 	struct fp_device *d = &fp->devices[fp->ndevices];
 	memset(d, 0, sizeof(*d));
 	snprintf(d->product_key, sizeof(d->product_key), "%s", pk);
@@ -575,7 +575,7 @@ static void batch_check(struct fake_platform *fp, const struct params *ps, const
 	if(!product_known(fp, pk)) return business_error(fp, out, "iot.prod.NotExistedProduct", "product does not exist");
 	if(n == 0) return business_error(fp, out, "iot.device.NoneDeviceNameElement", "The device name list cannot be empty.");
 	if(n > BATCH_CHECK_MAX) n = BATCH_CHECK_MAX;
-	fp->applies = grow(fp->applies, &fp->cap_applies, fp->napplies + 1, sizeof(*fp->applies));
+	fp->applies = fake_grow(fp->applies, &fp->cap_applies, fp->napplies + 1, sizeof(*fp->applies));
 	struct fp_apply *a = &fp->applies[fp->napplies++];
 	memset(a, 0, sizeof(*a));
 	a->id = fp->next_apply_id++;
@@ -814,7 +814,7 @@ int fp_handle(struct fake_platform *fp, const char *url, const char *body, const
 		snprintf(call.code, sizeof(call.code), "%s", code ? code : "");
 		json_decref(root);
 	}
-	fp->calls = grow(fp->calls, &fp->cap_calls, fp->ncalls + 1, sizeof(*fp->calls));
+	fp->calls = fake_grow(fp->calls, &fp->cap_calls, fp->ncalls + 1, sizeof(*fp->calls));
 	fp->calls[fp->ncalls++] = call;
 	free(names);
 	params_free(&ps);

@@ -126,4 +126,8 @@ size_t fp_count(const struct fake_platform *fp, enum platform_action action);
 const struct fp_call *fp_nth(const struct fake_platform *fp, enum platform_action action, size_t i);
 const struct fp_call *fp_last(const struct fake_platform *fp);
 
+/* Grows an array of cap items of size bytes to hold need (doubling); aborts when out of memory:
+ * the fakes are test code. Shared by fake_platform.c and fake_world.c. */
+void *fake_grow(void *p, size_t *cap, size_t need, size_t size);
+
 #endif

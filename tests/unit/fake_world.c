@@ -15,17 +15,6 @@
 #define WORLD_ACCESS_KEY_ID "LTAIfakekeyid"
 #define WORLD_ACCESS_KEY_SECRET "fake-access-key-secret"
 
-static void *grow(void *p, size_t *cap, size_t need, size_t size)
-{
-	if(need <= *cap) return p;
-	size_t c = *cap ? *cap * 2 : 16;
-	while(c < need) c *= 2;
-	p = realloc(p, c * size);
-	if(!p) abort();
-	*cap = c;
-	return p;
-}
-
 double world_rand(struct world *w)
 {
 	/* xorshift64*: reproducible from the seed */
@@ -113,7 +102,7 @@ static long quota_limit(const struct world *w, int a)
 static void check_quota(struct world *w, int a)
 {
 	size_t n = 0;
-	w->sends[a] = grow(w->sends[a], &w->cap_sends[a], w->nsends[a] + 1, sizeof(int64_t));
+	w->sends[a] = fake_grow(w->sends[a], &w->cap_sends[a], w->nsends[a] + 1, sizeof(int64_t));
 	w->sends[a][w->nsends[a]++] = w->now;
 	for(size_t i = w->nsends[a]; i-- > 0 && w->sends[a][i] > w->now - 1000;) n++;
 	if((long)n > quota_limit(w, a)){
@@ -283,7 +272,7 @@ static int io_post(void *ud, const struct http_request *req, struct call *call)
 		x.error = "timeout";
 		x.due_ms = w->now + x.timeout_ms;
 	}
-	w->wire = grow(w->wire, &w->cap_wire, w->nwire + 1, sizeof(*w->wire));
+	w->wire = fake_grow(w->wire, &w->cap_wire, w->nwire + 1, sizeof(*w->wire));
 	w->wire[w->nwire++] = x;
 	return 0;
 }
@@ -303,7 +292,7 @@ static int io_shared_submit(void *ud, struct shared_op *op)
 		free(op);
 		return 0;
 	}
-	w->ops = grow(w->ops, &w->cap_ops, w->nops + 1, sizeof(*w->ops));
+	w->ops = fake_grow(w->ops, &w->cap_ops, w->nops + 1, sizeof(*w->ops));
 	w->ops[w->nops++] = op;
 	return 0;
 }
@@ -636,7 +625,7 @@ size_t world_submit(struct world *w, const char *product_key, const char *device
 	if(t) return (size_t)(t - w->req); /* joined, as the hand-off does */
 	job = job__new(pk, device_id, NULL, w->now);
 	if(!job) abort();
-	w->req = grow(w->req, &w->cap_req, w->nreq + 1, sizeof(*w->req));
+	w->req = fake_grow(w->req, &w->cap_req, w->nreq + 1, sizeof(*w->req));
 	t = &w->req[w->nreq];
 	memset(t, 0, sizeof(*t));
 	snprintf(t->product_key, sizeof(t->product_key), "%s", pk);
