@@ -192,9 +192,8 @@ static int names__add(struct allowlist *al, const char *name, size_t len)
 	if(item) return 0;
 	if(al->name_count == al->name_cap || !(key = arena__add(al, name, len))) return -1;
 	item = &al->items[al->name_count];
-	table__oom = false;
 	HASH_ADD_KEYPTR_BYHASHVALUE(hh, al->names, key, len, hashv, item);
-	if(table__oom) return -1;
+	if(!TABLE_ADDED(item)) return -1;
 	al->name_count++;
 	return 1;
 }
@@ -265,9 +264,8 @@ static int groups__build(struct allowlist *al)
 	for(size_t i = 0; i < al->group_count; i++){
 		struct pattern_group *g = &al->groups[i];
 		const struct pattern *p = &al->patterns[g->first];
-		table__oom = false;
 		HASH_ADD_KEYPTR(hh, al->group_index[p->side], pattern__key(p), p->key_len, g);
-		if(table__oom) return -1;
+		if(!TABLE_ADDED(g)) return -1;
 	}
 	return 0;
 }

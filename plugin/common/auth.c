@@ -137,11 +137,10 @@ bool replay__check_and_add(struct replay_cache *rc, const char *product_key, con
 	e = &rc->entries[rc->head];
 	memcpy(e->digest, digest, sizeof(digest));
 	e->at = now;
-	table__oom = false;
 	HASH_ADD(hh, rc->index, digest, sizeof(e->digest), e);
 	/* out of memory: it could not be remembered, so it is refused rather than let a replay of
 	 * it through later */
-	if(table__oom) return true;
+	if(!TABLE_ADDED(e)) return true;
 	rc->head = (rc->head + 1) % rc->max;
 	rc->count++;
 	return false;
@@ -252,9 +251,8 @@ static struct limiter_entry *limiter__find(struct failure_limiter *fl, const cha
 	memset(e, 0, sizeof(*e));
 	memcpy(e->key, key, len + 1);
 	e->window_start = now;
-	table__oom = false;
 	HASH_ADD(hh, fl->table, key, len, e);
-	if(table__oom){
+	if(!TABLE_ADDED(e)){
 		/* out of memory: the slot is kept for later, the key counted by its bucket */
 		e->hh.next = fl->spare;
 		fl->spare = e;

@@ -91,6 +91,3 @@ void hash__release(void)
 	}
 	pthread_mutex_unlock(&hash_lock);
 }
-
-/* bootstrap_table.h's out-of-memory flag for uthash: per thread, as each table has one owner */
-_Thread_local bool table__oom;
