@@ -440,6 +440,15 @@ async function startEnv({ globalConfig = '', brokerEnv = {}, shareWith = null, p
       }
       return this.assertNoneLogged(emu.allDeviceSecrets().concat(emu.allIssuedSecrets()));
     },
+    // The broker log's last lines with every secret this environment knows replaced by
+    // <secret>: for a failure message, which the test prints.
+    async logTail(lines = 40) {
+      const issued = emulatorProcess ? (await emu.allDeviceSecrets()).concat(await emu.allIssuedSecrets())
+        : emu.allDeviceSecrets().concat(emu.allIssuedSecrets());
+      let log = broker.log();
+      for (const s of secrets.concat(issued, retiredSecrets).filter(Boolean)) log = log.split(s).join('<secret>');
+      return log.split('\n').slice(-lines).join('\n');
+    },
     assertNoneLogged(deviceSecrets) {
       const log = broker.log();
       const all = secrets.concat(deviceSecrets, retiredSecrets);
