@@ -547,9 +547,15 @@ async function passwordFile(dir, users) {
 // Runs fn(env) against a fresh environment, checks the broker log for secrets, tears down.
 async function withEnv(options, fn) {
   const env = await startEnv(options);
+  let ran = false;
   try {
     await fn(env);
+    ran = true;
     await env.assertLogClean();
+  } catch (e) {
+    // a failed test's log is checked and kept (BOOTSTRAP_KEEP_LOGS) too: the one worth reading
+    if (!ran) await Promise.resolve().then(() => env.assertLogClean()).catch((leak) => { e.message += '\n' + leak.message; });
+    throw e;
   } finally {
     await env.stop();
   }
