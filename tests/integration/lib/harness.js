@@ -147,8 +147,10 @@ function preloadedRuntimes() {
 
 // ThreadSanitizer reports races, thread leaks and lock misuse as "WARNING: ThreadSanitizer: ...",
 // not ERROR, and ends with "SUMMARY: ThreadSanitizer: ...".
+// Also the sanitizers' own failures, which print no ERROR line but still end the broker with
+// exit code 1: a leak check that could not stop the threads, a failed internal CHECK.
 function assertNoSanitizerReport(output) {
-  const bad = /ERROR: (Address|Leak|Thread)Sanitizer|(WARNING|FATAL): ThreadSanitizer|runtime error:|SUMMARY: (Address|Undefined|Leak|Thread)/.exec(output);
+  const bad = /ERROR: (Address|Leak|Thread)Sanitizer|(WARNING|FATAL): ThreadSanitizer|runtime error:|SUMMARY: (Address|Undefined|Leak|Thread)|LeakSanitizer has encountered a fatal error|Sanitizer: CHECK failed|Tracer caught signal/.exec(output);
   assert.ok(!bad, 'sanitizer report from the broker:\n' + output.slice(Math.max(0, bad ? bad.index - 200 : 0), bad ? bad.index + 4000 : 0));
 }
 
@@ -440,6 +442,15 @@ async function startEnv({ globalConfig = '', brokerEnv = {}, shareWith = null, p
       }
       return this.assertNoneLogged(emu.allDeviceSecrets().concat(emu.allIssuedSecrets()));
     },
+    // The broker log's last lines with every secret this environment knows replaced by
+    // <secret>: for a failure message, which the test prints.
+    async logTail(lines = 40) {
+      const issued = emulatorProcess ? (await emu.allDeviceSecrets()).concat(await emu.allIssuedSecrets())
+        : emu.allDeviceSecrets().concat(emu.allIssuedSecrets());
+      let log = broker.log();
+      for (const s of secrets.concat(issued, retiredSecrets).filter(Boolean)) log = log.split(s).join('<secret>');
+      return log.split('\n').slice(-lines).join('\n');
+    },
     assertNoneLogged(deviceSecrets) {
       const log = broker.log();
       const all = secrets.concat(deviceSecrets, retiredSecrets);
@@ -536,9 +547,15 @@ async function passwordFile(dir, users) {
 // Runs fn(env) against a fresh environment, checks the broker log for secrets, tears down.
 async function withEnv(options, fn) {
   const env = await startEnv(options);
+  let ran = false;
   try {
     await fn(env);
+    ran = true;
     await env.assertLogClean();
+  } catch (e) {
+    // a failed test's log is checked and kept (BOOTSTRAP_KEEP_LOGS) too: the one worth reading
+    if (!ran) await Promise.resolve().then(() => env.assertLogClean()).catch((leak) => { e.message += '\n' + leak.message; });
+    throw e;
   } finally {
     await env.stop();
   }
