@@ -1,16 +1,20 @@
 /* An example device: gets its IoT Platform identity from a mosquitto-bootstrap broker, keeps
  * it in a file only its owner can read, and prints how to connect to the platform with it.
+ * Installed by the package as mosquitto-bootstrap-device; usage() (--help) lists its options.
  *
- *   bootstrap_device -h HOST -p PORT -k PRODUCT_KEY -s PRODUCT_SECRET_FILE -d DEVICE_ID
- *                    -o TRIPLE_FILE [-r REGION] [-w SECONDS]
+ *   bootstrap_device -k PRODUCT_KEY -s PRODUCT_SECRET_FILE -d DEVICE_ID -o TRIPLE_FILE
+ *                    [-h HOST] [-p PORT] [-r REGION] [-w SECONDS] [--show-secrets]
  *
  * The request is signed exactly like Alibaba's own dynamic registration, and names its product
  * (productKey) as that request does, so device code written for that can be reused and one
  * broker can serve several products. The triple arrives sealed with a key only a holder of the
  * ProductSecret can derive for this very request (README "Sealed replies"): a success reply
  * that is not sealed, or does not open, is a forgery and is ignored. On busy/throttled/
- * unavailable it waits retryAfter and asks again. */
+ * unavailable it waits retryAfter and asks again. What it prints masks the DeviceSecret and
+ * the platform password (terminals are logged and scrolled back); the file holds them. */
 #include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +41,9 @@ static struct {
 	const char *host, *product_key, *device_id, *out, *region;
 	int port;
 	int wait_s; /* how long to wait for the genuine answer to one request */
+	bool show_secrets; /* print the DeviceSecret and the password in full */
 	char product_secret[257];
-} opt = { "127.0.0.1", NULL, NULL, NULL, "cn-shanghai", 1883, 60, "" };
+} opt = { "127.0.0.1", NULL, NULL, NULL, "cn-shanghai", 1883, 60, false, "" };
 
 static json_t *answer;     /* the accepted reply: an error, or a success whose triple opened */
 static json_t *triple;     /* the opened triple of a success reply */
@@ -182,39 +187,128 @@ static const char *member__text(const json_t *obj, const char *name)
 	return v ? v : "(none)";
 }
 
+/* In the style of mosquitto_pub's: what it does, the synopsis, every option, the exit status. */
+static void usage(FILE *to, const char *name)
+{
+	fprintf(to, "%s is an example device: it gets its Alibaba Cloud IoT Platform identity (its device\n"
+			"triple) from a Mosquitto broker running the mosquitto_bootstrap plugin, stores it in a file\n"
+			"only its user can read, and prints how to connect to the IoT Platform with it.\n\n", name);
+	fprintf(to, "Usage: %s -k product_key -s product_secret_file -d device_id -o triple_file\n"
+			"       %*s [-h host] [-p port] [-r region] [-w seconds] [--show-secrets]\n"
+			"       %s --help\n\n", name, (int)strlen(name), "", name);
+	fputs(" -d : the deviceId to bootstrap: the MQTT client id it connects with, and the DeviceName\n"
+			"      the platform knows it by.\n"
+			" -h : the bootstrap broker's host. Defaults to 127.0.0.1.\n"
+			" -k : the ProductKey of the device's product.\n"
+			" -o : the triple file: created or replaced, mode 0600 (only this user can read it), holding\n"
+			"      one JSON object {\"ProductKey\",\"DeviceName\",\"DeviceSecret\",\"IotId\"}. Its directory\n"
+			"      must exist. It holds the DeviceSecret in full: keep it as you would a private key.\n"
+			" -p : the bootstrap broker's port. Defaults to 1883.\n"
+			" -r : the IoT Platform region of the connection parameters printed (an old public instance:\n"
+			"      <ProductKey>.iot-as-mqtt.<region>.aliyuncs.com). Defaults to cn-shanghai.\n"
+			" -s : a file whose first line is the product's ProductSecret (never an argument, which\n"
+			"      any user of the machine could read in ps). It signs the request and opens the reply.\n"
+			" -w : how long to wait for the answer to one request, in seconds (1 to 3600). Defaults to 60.\n"
+			" --help : display this message.\n"
+			" --show-secrets : print the DeviceSecret and the IoT Platform password in full. UNSAFE: they\n"
+			"      stay in the terminal's scrollback and in any log of its output. Without it both are\n"
+			"      masked: their first 4 characters, then \u2026; the triple file holds them in full.\n\n"
+			"Exit status:\n"
+			" 0 : the triple is stored in the triple file (or --help).\n"
+			" 1 : no triple: the broker could not be reached or did not answer in time, it refused the\n"
+			"     request (its error code is printed), or the triple file could not be written.\n"
+			" 2 : wrong usage, or the ProductSecret file could not be read.\n\n"
+			"The device contract: /usr/share/doc/mosquitto-bootstrap/docs/contract.md\n", to);
+}
+
+/* A whole decimal number from min to max, or -1. */
+static int number__parse(const char *text, int min, int max)
+{
+	char *end;
+	long v = strtol(text, &end, 10);
+
+	if(end == text || *end || v < min || v > max) return -1;
+	return (int)v;
+}
+
+/* A secret as the terminal shows it, after its (padded) label: in full with --show-secrets,
+ * else its first 4 characters and an ellipsis (only the ellipsis for one under 16 characters,
+ * of which 4 would give too much away). */
+static void secret__print(const char *label, const char *value)
+{
+	if(opt.show_secrets) printf("%s%s\n", label, value);
+	else if(strlen(value) >= 16) printf("%s%.4s\u2026\n", label, value);
+	else printf("%s\u2026\n", label);
+}
+
 int main(int argc, char **argv)
 {
+	/* -h is the host, as in mosquitto_pub: help is --help only */
+	enum { OPT_HELP = 256, OPT_SHOW_SECRETS };
+	static const struct option long_opts[] = {
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ "show-secrets", no_argument, NULL, OPT_SHOW_SECRETS },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *name = (argc > 0 && argv[0]) ? argv[0] : "bootstrap_device";
 	char topic[128], stamp[24];
 	struct aliyun_mqtt_params p;
 	struct mosquitto *m;
 	int c, rc = 1;
 	FILE *f;
 
-	while((c = getopt(argc, argv, "h:p:k:s:d:o:r:w:")) != -1){
+	if(strrchr(name, '/')) name = strrchr(name, '/') + 1;
+	while((c = getopt_long(argc, argv, "h:p:k:s:d:o:r:w:", long_opts, NULL)) != -1){
 		switch(c){
 			case 'h': opt.host = optarg; break;
-			case 'p': opt.port = atoi(optarg); break;
 			case 'k': opt.product_key = optarg; break;
 			case 'd': opt.device_id = optarg; break;
 			case 'o': opt.out = optarg; break;
 			case 'r': opt.region = optarg; break;
-			case 'w': opt.wait_s = atoi(optarg); break;
+			case 'p':
+				if((opt.port = number__parse(optarg, 1, 65535)) < 0){
+					fprintf(stderr, "%s: -p %s: not a port (1 to 65535)\n", name, optarg);
+					goto bad_usage;
+				}
+				break;
+			case 'w':
+				if((opt.wait_s = number__parse(optarg, 1, 3600)) < 0){
+					fprintf(stderr, "%s: -w %s: not a number of seconds from 1 to 3600\n", name, optarg);
+					goto bad_usage;
+				}
+				break;
 			case 's':
-				if(!(f = fopen(optarg, "r")) || !fgets(opt.product_secret, sizeof(opt.product_secret), f)){
-					fprintf(stderr, "cannot read the product secret from %s\n", optarg);
+				if(!(f = fopen(optarg, "r"))){
+					fprintf(stderr, "%s: cannot read the product secret from %s\n", name, optarg);
 					return 2;
 				}
+				if(!fgets(opt.product_secret, sizeof(opt.product_secret), f)) opt.product_secret[0] = '\0';
 				fclose(f);
 				opt.product_secret[strcspn(opt.product_secret, "\r\n")] = '\0';
+				if(!opt.product_secret[0]){
+					fprintf(stderr, "%s: %s: no product secret on its first line\n", name, optarg);
+					return 2;
+				}
 				break;
-			default:
-				fprintf(stderr, "usage: %s -h HOST -p PORT -k PRODUCT_KEY -s PRODUCT_SECRET_FILE -d DEVICE_ID -o TRIPLE_FILE [-r REGION] [-w SECONDS]\n", argv[0]);
-				return 2;
+			case OPT_SHOW_SECRETS: opt.show_secrets = true; break;
+			case OPT_HELP:
+				usage(stdout, name);
+				return 0;
+			default: /* getopt said what was wrong */
+				goto bad_usage;
 		}
 	}
+	if(optind < argc){
+		fprintf(stderr, "%s: unexpected argument '%s'\n", name, argv[optind]);
+		goto bad_usage;
+	}
 	if(!opt.product_key || !opt.device_id || !opt.out || !opt.product_secret[0]){
-		fprintf(stderr, "-k, -s, -d and -o are required\n");
-		return 2;
+		fprintf(stderr, "%s: -k, -s, -d and -o are required\n", name);
+		goto bad_usage;
+	}
+	if(opt.show_secrets){
+		fprintf(stderr, "%s: --show-secrets: the DeviceSecret and the IoT Platform password are printed in full;\n"
+				"they stay in this terminal's scrollback and in any log of its output\n", name);
 	}
 
 	mosquitto_lib_init();
@@ -272,9 +366,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "the triple does not fit the connection parameters\n");
 		goto done;
 	}
-	printf("triple stored in %s (mode 0600)\n", opt.out);
-	printf("connect to the IoT Platform with:\n  host      %s\n  port      %d\n  clientId  %s\n  username  %s\n  password  %s\n",
-			p.host, p.port, p.client_id, p.username, p.password);
+	printf("triple stored in %s (mode 0600):\n  ProductKey    %s\n  DeviceName    %s\n", opt.out,
+			member__text(data, "ProductKey"), member__text(data, "DeviceName"));
+	secret__print("  DeviceSecret  ", json_string_value(json_object_get(data, "DeviceSecret")));
+	printf("connect to the IoT Platform with:\n  host      %s\n  port      %d\n  clientId  %s\n  username  %s\n",
+			p.host, p.port, p.client_id, p.username);
+	secret__print("  password  ", p.password);
+	if(!opt.show_secrets) printf("(secrets masked: the triple file holds them; --show-secrets prints them)\n");
+	OPENSSL_cleanse(p.password, sizeof(p.password));
 	rc = 0;
 done:
 	OPENSSL_cleanse(reply_key, sizeof(reply_key));
@@ -288,4 +387,7 @@ done:
 	mosquitto_destroy(m);
 	mosquitto_lib_cleanup();
 	return rc;
+bad_usage:
+	usage(stderr, name);
+	return 2;
 }

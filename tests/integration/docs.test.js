@@ -187,8 +187,10 @@ test('the runnable commands, as a user types them: the quick start gives a serve
     assert.strictEqual(code, 0, 'a documented command failed:\n' + masked(out).split('\n').slice(-40).join('\n'));
     D = /^### D=(\/\S+)$/m.exec(out)[1];
     for (const b of runHere) assert.ok(out.includes(`### ${where(b)}\n`), `${where(b)} ran`);
-    // the quick start: dev-0001's triple, stored 0600, is the one the emulator registered
-    for (const id of ['dev-0001', 'dev-0002']) {
+    // the quick start: dev-0001's triple, stored 0600, is the one the emulator registered (and
+    // those of the pages' devices: dev-0002 by hand, dev-0003 by the device program again)
+    const served = ['dev-0001', 'dev-0002', 'dev-0003'];
+    for (const id of served) {
       const file = path.join(D, `${id}.triple`);
       assert.ok(fs.existsSync(file), `${file}: the triple of ${id}`);
       const triple = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -198,6 +200,11 @@ test('the runnable commands, as a user types them: the quick start gives a serve
       assert.ok(device && device.DeviceSecret && triple.DeviceSecret === device.DeviceSecret, `${id}: the DeviceSecret the platform emulator holds`);
     }
     assert.strictEqual(fs.statSync(path.join(D, 'dev-0001.triple')).mode & 0o777, 0o600);
+    // the device program printed no secret of the triples it stored (the commands' output)
+    for (const id of ['dev-0001', 'dev-0003']) {
+      assert.ok(!out.includes(JSON.parse(fs.readFileSync(path.join(D, `${id}.triple`), 'utf8')).DeviceSecret), `${id}: no DeviceSecret in the output`);
+    }
+    assert.ok(/^ {2}password {2}[0-9A-F]{4}\u2026$/m.test(out), 'the password printed masked'); // never out itself
     const brokerLog = fs.readFileSync(path.join(D, 'broker.log'), 'utf8');
     assert.match(brokerLog, /mosquitto_bootstrap: device dev-0001: triple sent sealed \(new device, product a1BootstrapDemo/);
     // docs/operating.md: the operator reads the metrics after the restart
@@ -207,7 +214,7 @@ test('the runnable commands, as a user types them: the quick start gives a serve
     assert.match(brokerLog, /mosquitto_bootstrap: .*operator/, 'the restarted broker names its operator');
     const check = /mosquitto_bootstrap: platform check: [^\n]*/.exec(brokerLog);
     console.log(`# the quick start's broker: ${check ? check[0] : 'no platform check logged'}`);
-    console.log(`# ${runHere.length} blocks ran; 2 devices served by the quick start's broker; ${metrics.length} metric topics read by its operator`);
+    console.log(`# ${runHere.length} blocks ran; ${served.length} devices served by the quick start's broker; ${metrics.length} metric topics read by its operator`);
   } finally {
     // everything the commands started in the background: the emulator, the broker
     try { process.kill(-shell.pid, 'SIGTERM'); } catch (e) { /* all gone already */ }

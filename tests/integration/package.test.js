@@ -1,7 +1,8 @@
 'use strict';
 // cpack's .deb: it declares the runtime dependencies, puts the plugin in a directory of its own
 // under /usr/lib/<multiarch>/, lintian finds no error or warning in it, and the plugin unpacked
-// into a temporary root loads and bootstraps a device. Then the package's life on this machine,
+// into a temporary root loads and bootstraps a device, the packaged example device among them
+// (mosquitto-bootstrap-device, its secrets masked). Then the package's life on this machine,
 // without systemd: installed, set up, removed and purged with dpkg by the commands of
 // docs/install.md and docs/operating.md, the system broker starting after each step.
 const test = require('node:test');
@@ -16,6 +17,8 @@ const { spawn } = require('child_process');
 const { createEmulator } = require('../emulator/emulator.js');
 
 const BUILD = process.env.BOOTSTRAP_BUILD_DIR;
+// the example device, where the package installs it
+const DEVICE_BIN = '/usr/bin/mosquitto-bootstrap-device';
 
 test('the .deb installs into a temporary root, and the broker loads the plugin from there', async () => {
   assert.ok(BUILD && fs.existsSync(path.join(BUILD, 'CPackConfig.cmake')), 'BOOTSTRAP_BUILD_DIR must be the build directory');
@@ -39,7 +42,9 @@ test('the .deb installs into a temporary root, and the broker loads the plugin f
     for (const doc of ['README.md', 'docs/install.md', 'docs/contract.md', 'copyright', 'changelog.gz', 'examples/mosquitto.conf.example', 'examples/mosquitto-bootstrap.conf']) {
       assert.ok(fs.existsSync(path.join(root, docs, doc)), doc);
     }
-    assert.ok(fs.existsSync(path.join(root, 'usr/share/man/man1/mosquitto-bootstrap-open.1.gz')), 'manual page');
+    for (const cmd of ['mosquitto-bootstrap-open', 'mosquitto-bootstrap-device']) {
+      assert.ok(fs.existsSync(path.join(root, `usr/share/man/man1/${cmd}.1.gz`)), `${cmd}'s manual page`);
+    }
     // the systemd drop-in is not named like the broker configuration users write in conf.d
     assert.ok(!fs.existsSync(path.join(root, docs, 'bootstrap.conf')) && !fs.existsSync(path.join(root, docs, 'examples/bootstrap.conf')));
     const copyright = fs.readFileSync(path.join(root, docs, 'copyright'), 'utf8');
@@ -47,7 +52,9 @@ test('the .deb installs into a temporary root, and the broker loads the plugin f
     assert.match(copyright, /^License: Apache-2\.0$/m);
 
     // stripped, with the symbols in the -dbgsym package beside it
-    const fileOut = (await h.run('file', ['-L', so, path.join(root, 'usr/bin/mosquitto-bootstrap-open')])).stdout;
+    const fileOut = (await h.run('file', ['-L', so, path.join(root, 'usr/bin/mosquitto-bootstrap-open'),
+      path.join(root, 'usr/bin/mosquitto-bootstrap-device')])).stdout;
+    assert.strictEqual((fileOut.match(/ELF/g) || []).length, 3, fileOut);
     assert.doesNotMatch(fileOut, /not stripped/, fileOut);
     assert.ok(fs.readdirSync(out).some((f) => /^mosquitto-bootstrap-dbgsym_.*\.ddeb$/.test(f)), 'a -dbgsym .ddeb');
 
@@ -93,6 +100,22 @@ test('the .deb installs into a temporary root, and the broker loads the plugin f
       const wrong = await h.run('sh', ['-c', `"${open}" -s "${env.productSecretFile}" -k ${env.productKey} -d dev-pkg-02 -r other-random-01 < "${replyFile}"`]);
       assert.strictEqual(wrong.code, 3, 'another request\'s random does not open it');
       assert.strictEqual(wrong.stdout, '');
+
+      // the packaged example device: its --help, and a bootstrap whose output holds no secret
+      const device = path.join(root, 'usr/bin/mosquitto-bootstrap-device');
+      const help = await h.run(device, ['--help']);
+      assert.strictEqual(help.code, 0, help.stderr);
+      assert.match(help.stdout, /^Usage: mosquitto-bootstrap-device -k product_key /m);
+      const tripleFile = path.join(env.dir, 'dev-pkg-03.triple');
+      const boot = await h.run(device, ['-h', '127.0.0.1', '-p', String(env.port), '-k', env.productKey, '-s', env.productSecretFile,
+        '-d', 'dev-pkg-03', '-o', tripleFile]);
+      assert.strictEqual(boot.code, 0, boot.stderr);
+      const secret = env.emu.device(env.productKey, 'dev-pkg-03').DeviceSecret;
+      h.assertSameSecret(JSON.parse(fs.readFileSync(tripleFile, 'utf8')).DeviceSecret, secret, 'the packaged device\'s DeviceSecret');
+      assert.ok(!(boot.stdout + boot.stderr).includes(secret), 'the packaged device prints no DeviceSecret');
+      // (tested, never printed: the output of a failing masking holds the secrets)
+      assert.ok(/^ {2}DeviceSecret +[0-9a-f]{4}\u2026$/m.test(boot.stdout), 'the DeviceSecret printed masked');
+      assert.ok(/^ {2}password +[0-9A-F]{4}\u2026$/m.test(boot.stdout), 'the password printed masked');
     });
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
@@ -191,6 +214,9 @@ test('install, set up, remove and purge with dpkg, no systemd: the system broker
     const inst = await dpkg(['-i', deb]);
     assert.strictEqual(inst.code, 0, inst.stdout + inst.stderr);
     assert.ok(fs.existsSync('/etc/mosquitto/bootstrap.conf') && !isLink(link), 'bootstrap.conf installed, not enabled');
+    const help = await h.run(DEVICE_BIN, ['--help']);
+    assert.strictEqual(help.code, 0, `${DEVICE_BIN} --help: ${help.stderr}`);
+    assert.match(help.stdout, /^Usage: mosquitto-bootstrap-device /m);
     running = logFile('installed');
     await startSystemBroker(running, {});
     await stopSystemBroker(running);
@@ -225,6 +251,15 @@ test('install, set up, remove and purge with dpkg, no systemd: the system broker
     assert.strictEqual(r.reply && r.reply.success, true, r.stdout + r.stderr);
     const triple = h.openSealed(r.reply, { productSecret, random: req.random, productKey, deviceId: 'dev-pkg-10' });
     h.assertSameSecret(triple.DeviceSecret, emu.device(productKey, 'dev-pkg-10').DeviceSecret, 'DeviceSecret from the system broker');
+    // docs/install.md's first device: the installed example device, with the installed secret
+    // file, against the system broker (in out, where its triple file goes)
+    const first = docs.runBy('integration_package', 'device');
+    const device = await h.run('bash', ['-e', '-c', `cd "${out}"\nPRODUCT_KEY=${productKey}\n${first.text}`], { timeoutMs: 60000 });
+    assert.strictEqual(device.code, 0, device.stderr);
+    assert.strictEqual(fs.statSync(path.join(out, 'dev-0001.triple')).mode & 0o777, 0o600);
+    const deviceSecret = JSON.parse(fs.readFileSync(path.join(out, 'dev-0001.triple'), 'utf8')).DeviceSecret;
+    h.assertSameSecret(deviceSecret, emu.device(productKey, 'dev-0001').DeviceSecret, 'DeviceSecret of the installed example device');
+    assert.ok(/^ {2}password {2}[0-9A-F]{4}\u2026$/m.test(device.stdout), 'the password printed masked');
     await stopSystemBroker(running);
     running = null;
 
@@ -244,6 +279,8 @@ test('install, set up, remove and purge with dpkg, no systemd: the system broker
     assert.match(rm.stdout + rm.stderr, /disabled the plugin \(removed \/etc\/mosquitto\/conf\.d\/bootstrap\.conf\)/);
     assert.ok(!isLink(link) && !fs.existsSync(link), 'the enabling link is gone');
     assert.ok(fs.existsSync('/etc/mosquitto/bootstrap.conf'), 'the conffile stays until purge');
+    assert.ok(!fs.existsSync(DEVICE_BIN) && !fs.existsSync('/usr/share/man/man1/mosquitto-bootstrap-device.1.gz'),
+      'the example device and its manual page are removed with the package');
     systemLogStart = fs.existsSync(SYSTEM_LOG) ? fs.statSync(SYSTEM_LOG).size : 0;
     running = logFile('removed');
     await startSystemBroker(running, {});
@@ -265,8 +302,8 @@ test('install, set up, remove and purge with dpkg, no systemd: the system broker
     // every secret this test used stays out of every output
     systemLogStart = firstLogByte;
     const outputs = ['installed', 'configured', 'removed', 'purged'].map((s) => fs.readFileSync(logFile(s), 'utf8')).join('') + systemLog()
-      + setUp.o + refused.stdout + refused.stderr + rm.stdout + rm.stderr + pg.stdout + pg.stderr;
-    for (const s of [accessKeySecret, productSecret, triple.DeviceSecret]) assert.ok(!outputs.includes(s), 'a secret in the output');
+      + setUp.o + refused.stdout + refused.stderr + rm.stdout + rm.stderr + pg.stdout + pg.stderr + device.stdout + device.stderr;
+    for (const s of [accessKeySecret, productSecret, triple.DeviceSecret, deviceSecret]) assert.ok(!outputs.includes(s), 'a secret in the output');
   } finally {
     if (running) {
       try { await stopSystemBroker(running); } catch (e) { /* reported by the assertion that failed */ }
