@@ -159,6 +159,12 @@ void credentials__http_free(struct credentials_http *req);
  * the current credentials changed. */
 bool credentials__on_answer(struct credentials_provider *cp, long status, const char *body, size_t len,
 		const char *error, time_t now_s, int64_t now_ms);
+/* The platform answered that the current STS token has expired (InvalidSecurityToken.Expired)
+ * although our clock gave it time left: it is treated as expired at now_s, so no call is signed
+ * with it and a renewal starts at once. Static credentials do not expire: nothing changes. */
+void credentials__refused_expired(struct credentials_provider *cp, time_t now_s);
+/* Whether the provider renews its credentials by itself (an STS source, not a static key). */
+bool credentials__renewable(const struct credentials_provider *cp);
 /* The credentials to sign with at now, or NULL when none are valid. */
 const struct bootstrap_credentials *credentials__current(const struct credentials_provider *cp, time_t now_s);
 /* Milliseconds until the provider wants to send something (renewal or retry); -1 never. */

@@ -110,6 +110,7 @@ struct platform_answer {
 	struct platform_device *devices; /* malloc'd, ndevices of them; platform__answer_cleanup() */
 	size_t ndevices;
 	size_t unreadable;    /* device entries left out because they could not be read */
+	bool token_expired;   /* InvalidSecurityToken.Expired: retry with renewed credentials */
 };
 
 /* Classifies an HTTP answer to action and reads it as the action's row says. Never trusts the

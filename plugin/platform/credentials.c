@@ -132,6 +132,18 @@ const struct bootstrap_credentials *credentials__current(const struct credential
 	return &cp->current;
 }
 
+bool credentials__renewable(const struct credentials_provider *cp)
+{
+	return credentials__provider_source(cp)->kind != CREDENTIALS_STATIC;
+}
+
+void credentials__refused_expired(struct credentials_provider *cp, time_t now_s)
+{
+	if(!cp->current.access_key_id || cp->expires_s == 0) return;
+	if(cp->expires_s - CREDENTIALS_EXPIRY_MARGIN_S <= now_s) return; /* already expired for us */
+	cp->expires_s = now_s + CREDENTIALS_EXPIRY_MARGIN_S;
+}
+
 /* When the current credentials are due for renewal: min(180 s, a third of their life) ahead.
  * A new source (obtained_s 0) is due at once. */
 static time_t provider__renew_at(const struct credentials_provider *cp)

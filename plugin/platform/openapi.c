@@ -25,6 +25,7 @@
 /* batch registration: the platform no longer knows the ApplyId; a stage still running */
 #define CODE_APPLY_NOT_FOUND "iot.device.DeviceApplyIsNotFound"
 #define CODE_TASK_RUNNING "iot.device.CreateDeviceTaskIsRunning"
+#define CODE_TOKEN_EXPIRED "InvalidSecurityToken.Expired"
 
 /* ---- the actions, and how each one's successful answer is read ---- */
 
@@ -556,6 +557,10 @@ void platform__parse_answer(enum platform_action action, long http_status, const
 		answer->outcome = PLATFORM_NOT_YET;
 	}else if(!strncmp(code, "Throttling", strlen("Throttling"))){
 		answer->outcome = PLATFORM_THROTTLED;
+	}else if(!strcmp(code, CODE_TOKEN_EXPIRED)){
+		/* STS credentials that ran out on the way: renewed ones will do (call__outcome_noted) */
+		answer->token_expired = true;
+		answer->outcome = PLATFORM_UNAVAILABLE;
 	}else if(code__is_auth(code)){
 		answer->outcome = PLATFORM_AUTH;
 	}else if(code__is_transient(code) || http_status >= 500){

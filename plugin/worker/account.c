@@ -74,6 +74,7 @@ static void account__check_done(struct scheduler *s, struct call *call, const st
 		snprintf(c->detail, sizeof(c->detail), "the platform could not be reached: %s", r->error);
 	}else{
 		platform__parse_answer(ACTION_QUERY, r->status, r->body, r->body_len, &answer);
+		account__token_expired(s, call, &answer);
 		c->result = platform__check_answer(&answer, c->detail, sizeof(c->detail));
 		platform__answer_cleanup(&answer);
 	}
@@ -136,6 +137,21 @@ void account__expire_waiting(struct scheduler *s, int64_t now)
 	for(int a = 0; a < 2; a++){
 		fifo__expire(s, &s->waiting[a], NO_CREDENTIALS, why, now);
 		fifo__expire(s, &s->single[a], NO_CREDENTIALS, why, now);
+	}
+}
+
+/* The platform called the token a's call carried expired (InvalidSecurityToken.Expired), maybe
+ * with a clock ahead of ours: if it is still the current one it is renewed now, and the call
+ * is retried with the next (a stays PLATFORM_UNAVAILABLE). A static token
+ * (ALIBABA_CLOUD_SECURITY_TOKEN) has no provider to renew it: a's outcome becomes the
+ * refusal it is. */
+void account__token_expired(struct scheduler *s, const struct call *call, struct platform_answer *a)
+{
+	if(!a->token_expired) return;
+	if(!credentials__renewable(&s->creds)){
+		a->outcome = PLATFORM_AUTH;
+	}else if(call->creds_generation == s->creds.generation){
+		credentials__refused_expired(&s->creds, scheduler__wall(s));
 	}
 }
 

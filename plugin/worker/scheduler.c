@@ -278,9 +278,14 @@ static enum call_outcome call__outcome(enum platform_outcome o)
 
 /* The metric outcome of an answer to action. A signature error (a wrong secret, or bytes sent
  * that are not the ones signed) is counted as such, apart from permission refusals, and marks
- * the action failing until one of its calls is answered. */
-enum call_outcome call__outcome_noted(struct scheduler *s, enum platform_action action, const struct platform_answer *a)
+ * the action failing until one of its calls is answered. An STS token the platform calls
+ * expired (our clock may be behind) is renewed now, if it is still the one the call carried;
+ * the call itself is retried (PLATFORM_UNAVAILABLE) once there are credentials again. May
+ * change a's outcome. */
+enum call_outcome call__outcome_noted(struct scheduler *s, const struct call *call, enum platform_action action,
+		struct platform_answer *a)
 {
+	account__token_expired(s, call, a);
 	if(a->outcome == PLATFORM_AUTH && platform__code_is_signature(a->code)){
 		s->signature_failing[action] = true;
 		snprintf(s->signature_detail, sizeof(s->signature_detail), "%s answered %s", platform_actions[action].name, a->code);
@@ -297,6 +302,7 @@ int scheduler__post(struct scheduler *s, const struct platform_http_request *req
 	const struct http_request hreq = { .method = "POST", .url = req->url, .body = req->body,
 		.headers = req->headers[0] ? (const char *const *)req->headers : NULL, .timeout_ms = timeout, .max_body = max_body };
 
+	call->creds_generation = s->creds.generation;
 	if(s->io.post(s->io.ud, &hreq, call)) return -1;
 	s->inflight++;
 	return 0;
@@ -345,7 +351,7 @@ static void single__done(struct scheduler *s, struct call *call, const struct ht
 		return;
 	}
 	platform__parse_answer(action, r->status, r->body, r->body_len, &answer);
-	s->calls_by[action][call__outcome_noted(s, action, &answer)]++;
+	s->calls_by[action][call__outcome_noted(s, call, action, &answer)]++;
 	if(answer.outcome == PLATFORM_THROTTLED || answer.outcome == PLATFORM_UNAVAILABLE){
 		if(answer.outcome == PLATFORM_THROTTLED){
 			s->throttled++;

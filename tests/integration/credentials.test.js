@@ -86,6 +86,20 @@ test('credentials that live 9 s are renewed across a 27 s run: every device gets
   });
 });
 
+test('the platform calls a token expired early (its clock ahead of ours): the token is renewed at once and the call retried; no platform_auth', async () => {
+  await h.withEnv(await h.operatorOptions({ credentials: 'none', emulator: emulator(3600), brokerEnv: { ALIBABA_CLOUD_ECS_METADATA: ROLE },
+    pluginOptions: { ecs_metadata_endpoint: 'http://127.0.0.1:$EMUPORT', audit_file: '$DIR/audit.log' } }), async (env) => {
+    await assertServes(env, 'dev-early-001');
+    const fetched = env.emu.credentialStats().calls.metadataCredentials;
+    await env.emu.expireIssuedCredentials();
+    await assertServes(env, 'dev-early-002');
+    const c = env.emu.credentialStats();
+    assert.ok(c.iotRefusedExpired >= 1, `the platform refused ${c.iotRefusedExpired} call(s) as expired`);
+    assert.ok(c.calls.metadataCredentials > fetched, 'renewed at once, not at the hour the token claimed');
+    assert.ok(!/platform_auth/.test(fs.readFileSync(path.join(env.dir, 'audit.log'), 'utf8')), 'no device was told platform_auth');
+  });
+});
+
 test('the metadata service refuses for a while: current credentials carry on, then expire; devices wait, and are served once it is back', async () => {
   await h.withEnv(await h.operatorOptions({ credentials: 'none', emulator: emulator(12), brokerEnv: { ALIBABA_CLOUD_ECS_METADATA: ROLE },
     pluginOptions: { ecs_metadata_endpoint: 'http://127.0.0.1:$EMUPORT', audit_file: '$DIR/audit.log' } }), async (env) => {

@@ -244,7 +244,7 @@ static int io_post(void *ud, const struct http_request *req, struct call *call)
 					ans.body = NULL;
 					break;
 				}
-				fp_set_time(&w->fp, w->now, world_wall(w));
+				fp_set_time(&w->fp, w->now, world_wall(w) + w->platform_ahead_s);
 				fp_handle(&w->fp, req->url, req->body, req->headers, &ans);
 				if(w->fp.bad_requests) world_violation(w, "the platform refused a malformed request: %s", w->fp.last_bad);
 				check_creation(w, fp_last(&w->fp));
@@ -509,7 +509,7 @@ static void deliver(struct world *w, size_t i)
 	if(x.url){
 		struct fp_answer ans;
 		if(!x.error){
-			fp_set_time(&w->fp, w->now, world_wall(w));
+			fp_set_time(&w->fp, w->now, world_wall(w) + w->platform_ahead_s);
 			fp_handle(&w->fp, x.url, x.rbody, (const char *const *)x.headers, &ans);
 			if(w->fp.bad_requests) world_violation(w, "the platform refused a malformed request: %s", w->fp.last_bad);
 			check_creation(w, fp_last(&w->fp));
@@ -559,7 +559,7 @@ void world_init(struct world *w, uint64_t seed)
 	w->cfg.creds_source.key.access_key_secret = WORLD_ACCESS_KEY_SECRET;
 	w->cfg.creds.access_key_id = WORLD_ACCESS_KEY_ID;
 	w->cfg.creds.access_key_secret = WORLD_ACCESS_KEY_SECRET;
-	fp_init(&w->fp, w->now, world_wall(w));
+	fp_init(&w->fp, w->now, world_wall(w) + w->platform_ahead_s);
 	fp_add_product(&w->fp, "a1Prod");
 	fp_add_product(&w->fp, "a1Other");
 	fp_add_key(&w->fp, WORLD_ACCESS_KEY_ID, WORLD_ACCESS_KEY_SECRET, NULL, 0);
@@ -647,7 +647,7 @@ static int64_t world_round(struct world *w)
 {
 	int64_t next, wait;
 
-	fp_set_time(&w->fp, w->now, world_wall(w));
+	fp_set_time(&w->fp, w->now, world_wall(w) + w->platform_ahead_s);
 	if(w->redis) redis_round(w);
 	for(;;){
 		size_t best = SIZE_MAX;

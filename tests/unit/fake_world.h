@@ -74,6 +74,7 @@ struct world {
 	int64_t now;
 	int64_t wall0_ms;         /* wall = wall0 + now (the wall clock may also jump: wall_skew_s) */
 	time_t wall_skew_s;
+	time_t platform_ahead_s;  /* the platform's clock ahead of the plugin's (an STS token expires early) */
 	uint64_t rng;
 	/* the wire */
 	struct wire *wire;

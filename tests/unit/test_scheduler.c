@@ -337,8 +337,8 @@ static void test_signature_error(void)
 }
 
 /* STS credentials from a provider expire while a call is on its way: the platform refuses
- * that call (InvalidSecurityToken.Expired); no call goes out while none are valid; the next
- * call waits for the refreshed credentials and is signed with them. */
+ * that call (InvalidSecurityToken.Expired); no call goes out while none are valid; that call
+ * and the next wait for the refreshed credentials and are signed with them. */
 static void test_credentials_expire_mid_call(void)
 {
 	struct world w;
@@ -374,7 +374,7 @@ static void test_credentials_expire_mid_call(void)
 	CHECK(world_wall(&w) > expires);
 	c = fp_nth(&w.fp, ACTION_REGISTER, 1);
 	CHECK(c && !strcmp(c->code, "InvalidSecurityToken.Expired"));
-	CHECK(world_req(&w, "dev-c002")->answered && world_req(&w, "dev-c002")->result == BOOTSTRAP_PLATFORM_AUTH);
+	CHECK(!world_req(&w, "dev-c002")->answered); /* retried once renewed, not a refusal */
 
 	/* none valid: a new request waits, no call goes */
 	w.latency_ms = 20;
@@ -383,16 +383,77 @@ static void test_credentials_expire_mid_call(void)
 	CHECK(fp_count(&w.fp, ACTION_REGISTER) == 2);
 	st = stats_of(&w);
 	CHECK(st.credentials_state == CREDENTIALS_EXPIRED);
-	CHECK(!world_req(&w, "dev-c003")->answered);
-	/* the service is back: refreshed credentials, and the call is signed with them */
+	CHECK(!world_req(&w, "dev-c002")->answered && !world_req(&w, "dev-c003")->answered);
+	/* the service is back: refreshed credentials, and both calls are signed with them */
 	w.creds_failing = false;
 	CHECK(world_settle(&w, 15000));
 	CHECK(w.creds_issued == 2);
-	c = fp_nth(&w.fp, ACTION_REGISTER, 2);
-	CHECK(c && !strcmp(c->access_key_id, "STS.fake0002") && !strcmp(c->names, "dev-c003") && c->code[0] == '\0');
+	CHECK(fp_count(&w.fp, ACTION_REGISTER) == 4);
+	for(int i = 2; i < 4; i++){
+		c = fp_nth(&w.fp, ACTION_REGISTER, i);
+		CHECK(c && !strcmp(c->access_key_id, "STS.fake0002") && c->code[0] == '\0');
+	}
+	CHECK(world_req(&w, "dev-c002")->result == BOOTSTRAP_OK);
 	CHECK(world_req(&w, "dev-c003")->result == BOOTSTRAP_OK);
 	CHECK(w.fp.refused_expired == 1);
 	CHECK(w.violations == 0);
+	world_free(&w);
+}
+
+/* The platform's clock runs ahead of ours: it calls a token expired that we still think has
+ * seconds left. The call is retried with a token renewed at once, not answered as a refusal;
+ * a static token (no provider to renew it) is reported as the refusal it is. */
+static void test_credentials_expired_early(void)
+{
+	struct world w;
+	const struct fp_call *c;
+	time_t expires;
+
+	world_init(&w, 12);
+	w.cfg.batching = BATCHING_OFF;
+	w.cfg.strategy = STRATEGY_REGISTER_FIRST;
+	w.cfg.request_deadline_ms = 20000;
+	world_use_sts(&w, 900);
+	world_start(&w);
+	world_run_until(&w, w.now + 100);
+	CHECK(w.creds_issued == 1);
+	expires = w.fp.keys[w.fp.nkeys - 1].expires_s;
+	/* 200 s before the expiry by our clock (renewal is due 180 s before), 60 s past by the platform's */
+	w.now += (int64_t)(expires - world_wall(&w)) * 1000 - 200000;
+	w.platform_ahead_s = 260;
+	world_submit(&w, NULL, "dev-e001");
+	CHECK(world_settle(&w, 10000));
+	CHECK(w.creds_issued == 2);
+	c = fp_nth(&w.fp, ACTION_REGISTER, 0);
+	CHECK(c && !strcmp(c->access_key_id, "STS.fake0001") && !strcmp(c->code, "InvalidSecurityToken.Expired"));
+	c = fp_nth(&w.fp, ACTION_REGISTER, 1);
+	CHECK(c && !strcmp(c->access_key_id, "STS.fake0002") && c->code[0] == '\0');
+	CHECK(world_req(&w, "dev-e001")->result == BOOTSTRAP_OK);
+	CHECK(w.violations == 0);
+	world_free(&w);
+}
+
+/* A static STS token (ALIBABA_CLOUD_SECURITY_TOKEN) that has expired cannot be renewed: the
+ * refusal is reported (platform_auth), not retried until the deadline. */
+static void test_static_token_expired(void)
+{
+	struct world w;
+
+	world_init(&w, 13);
+	w.cfg.batching = BATCHING_OFF;
+	w.cfg.strategy = STRATEGY_REGISTER_FIRST;
+	w.cfg.request_deadline_ms = 20000;
+	w.cfg.creds_source.key.security_token = "CAIStatic";
+	w.cfg.creds.security_token = "CAIStatic";
+	/* the world's static key, now with a token that expired a second ago */
+	snprintf(w.fp.keys[0].token, sizeof(w.fp.keys[0].token), "CAIStatic");
+	w.fp.keys[0].expires_s = world_wall(&w) - 1;
+	world_start(&w);
+	world_submit(&w, NULL, "dev-s001");
+	CHECK(world_settle(&w, 5000));
+	CHECK(fp_count(&w.fp, ACTION_REGISTER) == 1);
+	CHECK(w.fp.refused_expired >= 1);
+	CHECK(world_req(&w, "dev-s001")->result == BOOTSTRAP_PLATFORM_AUTH);
 	world_free(&w);
 }
 
@@ -539,6 +600,8 @@ int main(void)
 	RUN(test_deadline_on_transient_failures);
 	RUN(test_signature_error);
 	RUN(test_credentials_expire_mid_call);
+	RUN(test_credentials_expired_early);
+	RUN(test_static_token_expired);
 	RUN(test_startup_check);
 	RUN(test_lost_lease);
 	RUN(test_lease_slots_expire);
