@@ -3,7 +3,7 @@
 /* Why a request ended as it did: the audit line's "reason", one stable snake_case token per
  * precise cause, beside the code the device got (several causes share a code: four read
  * unauthorized). For the operator alone; the device's reply is its code and message. The
- * list here is the one source: the table in audit.c gives each its name and code, and
+ * list here is the one source: the table in reason.c gives each its name and code, and
  * docs/operating.md's table lists every one (unit_audit_reasons checks both ways). Pure;
  * any thread. */
 

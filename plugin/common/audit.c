@@ -14,25 +14,6 @@
 #include "bootstrap_reply.h"
 #include "bootstrap_text.h"
 
-#define REASON_ROW(e, token, code) [e] = { token, code },
-static const struct {
-	const char *name;
-	int code; /* enum bootstrap_code, or AUDIT_ONLY */
-} reasons[REASON_COUNT] = { BOOTSTRAP_REASONS(REASON_ROW) };
-#undef REASON_ROW
-
-const char *reason__name(enum bootstrap_reason reason)
-{
-	if((int)reason <= REASON_NONE || reason >= REASON_COUNT) return NULL;
-	return reasons[reason].name;
-}
-
-int reason__code(enum bootstrap_reason reason)
-{
-	if((int)reason <= REASON_NONE || reason >= REASON_COUNT) return BOOTSTRAP_INTERNAL;
-	return reasons[reason].code;
-}
-
 /* The audit code of a line: the reply code, or the reason's own name when there was no reply. */
 static const char *audit__code(const struct audit_entry *e)
 {
