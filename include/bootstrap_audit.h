@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "bootstrap_reason.h"
+
 struct audit;
 
 /* The client id is escaped in the line (\xNN, bootstrap_text.h), and cut, marked, beyond this
@@ -12,10 +14,10 @@ struct audit;
  * should a byte outside printable ASCII show it is not). */
 #define AUDIT_TEXT_MAX 1024
 
-/* Audit codes for requests that end without a reply (beside the reply codes). */
-#define AUDIT_CONNECTION_CLOSED "connection_closed" /* bound reply dropped: its connection ended */
-#define AUDIT_SHUTDOWN "shutdown"                   /* abandoned when the broker stopped */
-#define AUDIT_SUPERSEDED "superseded"               /* a later request for the device took its flow over */
+/* A request that ends without a reply has an audit code of its own, the name of its reason
+ * (bootstrap_reason.h, AUDIT_ONLY): connection_closed (bound reply dropped: its connection
+ * ended), shutdown (abandoned when the broker stopped), superseded (a later request for the
+ * device took its flow over). */
 
 struct audit_entry {
 	time_t time;
@@ -24,7 +26,9 @@ struct audit_entry {
 	const char *product_key; /* the product asked for (named, or the default), or NULL when the
 	                          * request had none usable */
 	const char *device_id;  /* or NULL when the request had none usable */
-	const char *code;       /* "ok" or the error code the device got */
+	enum bootstrap_reason reason; /* the precise cause; the line's code is the reason's: the
+	                               * code the device got, or the reason's name with no reply */
+	const char *platform_code; /* the platform's Code that settled it (printable ASCII), or NULL */
 	const char *device;     /* "new", "existing" or NULL when unknown */
 	const char *request_id; /* the platform's RequestId, or NULL */
 	const char *action;     /* the platform action whose answer settled it (a batch action's

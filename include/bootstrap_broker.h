@@ -91,7 +91,7 @@ int bootstrap__on_message(int event, void *event_data, void *userdata);
 int bootstrap__on_acl_check(int event, void *event_data, void *userdata);
 void bootstrap__refuse(struct bootstrap_plugin *p, const char *requester, const char *address,
 		const struct reply_route *route, const char *product_key, bool known, const char *device_id,
-		enum bootstrap_code code, const char *why, time_t now);
+		enum bootstrap_reason reason, const char *why, time_t now);
 void bootstrap__audit_unanswered(struct bootstrap_plugin *p, time_t now, bool flush);
 
 /* delivery.c */

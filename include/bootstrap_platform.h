@@ -136,6 +136,8 @@ struct platform_flow {
 	char device_name[40];
 	/* valid once state is FLOW_DONE */
 	enum bootstrap_code result;
+	enum bootstrap_reason reason; /* its precise cause, for the audit line (bootstrap_reason.h) */
+	char platform_code[64];       /* the platform's Code that settled it, "" if none: for the audit line */
 	bool existing; /* the name was taken: the triple came from QueryDeviceDetail */
 	int steps;     /* platform answers taken so far; bounds register/query ping-pong */
 	struct device_triple triple;
@@ -207,6 +209,8 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
  * finish as unavailable. why is the sentence the device reads; detail (may be NULL) goes only
  * to the log. */
 void platform__flow_fail(struct platform_flow *flow, const char *why, const char *detail);
+/* The same, naming the precise cause (platform__flow_fail: REASON_PLATFORM_UNAVAILABLE). */
+void platform__flow_fail_as(struct platform_flow *flow, enum bootstrap_reason reason, const char *why, const char *detail);
 
 /* True when the finished flow's answers told whether the device already existed
  * (flow->existing is then meaningful). */

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "bootstrap_auth.h"
+#include "bootstrap_reason.h"
 
 #define REQUEST_MAX_PAYLOAD 1024
 #define DEVICE_NAME_MIN 4
@@ -40,6 +41,11 @@ struct bootstrap_request {
  * static sentence for the error reply. */
 enum request_status request__parse(const void *payload, size_t len,
 		struct bootstrap_request *req, const char **why);
+/* The same; json_only (request_auth sign) refuses a payload that is not JSON instead of
+ * reading it as a bare deviceId, and *reason (if given) gets the refusal's precise cause
+ * (a payload that is not text: REASON_NOT_TEXT, invalid_request). */
+enum request_status request__parse_as(const void *payload, size_t len, bool json_only,
+		struct bootstrap_request *req, const char **why, enum bootstrap_reason *reason);
 
 /* Client ids the plugin will address an error reply to: 1 to 64 printable ASCII characters
  * without '/', '+' or '#'. No reply topic is ever built from a longer or stranger one. */

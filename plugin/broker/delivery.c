@@ -62,16 +62,18 @@ void bootstrap__send(struct bootstrap_plugin *p, const char *client_id,
 }
 
 /* The one audit line of a request that reached the platform. */
-static void bootstrap__audit_reply(struct bootstrap_plugin *p, const struct job_result *r, const char *code, int64_t took_ms)
+static void bootstrap__audit_reply(struct bootstrap_plugin *p, const struct job_result *r, enum bootstrap_reason reason,
+		int64_t took_ms)
 {
 	const struct platform_flow *flow = r->flow;
 	struct audit_entry e = { .time = time(NULL), .client = r->route.requester, .address = r->route.address,
-		.product_key = r->product_key, .device_id = r->device_id, .code = code, .duration_ms = (long)took_ms };
+		.product_key = r->product_key, .device_id = r->device_id, .reason = reason, .duration_ms = (long)took_ms };
 
 	if(!p->audit) return;
 	if(flow){
 		/* which call served the device: a batch call's RequestId is shared by its devices */
 		e.request_id = flow->request_id[0] ? flow->request_id : NULL;
+		e.platform_code = flow->platform_code[0] ? flow->platform_code : NULL;
 		if(flow->steps > 0) e.action = platform_actions[flow->answered_by].name;
 		if(platform__flow_existence_known(flow)) e.device = flow->existing ? "existing" : "new";
 	}
@@ -84,7 +86,7 @@ void bootstrap__audit_shutdown(const struct job_result *r, void *ud)
 {
 	struct bootstrap_plugin *p = ud;
 
-	bootstrap__audit_reply(p, r, AUDIT_SHUTDOWN, clock__ms() - r->route.received_ms);
+	bootstrap__audit_reply(p, r, REASON_SHUTDOWN, clock__ms() - r->route.received_ms);
 }
 
 /* A finished job's one outcome: a replay refused, a bound reply dropped (its connection
@@ -92,7 +94,7 @@ void bootstrap__audit_shutdown(const struct job_result *r, void *ud)
  * metrics and its audit line. */
 static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 {
-	static struct platform_flow no_memory = { .state = FLOW_DONE, .result = BOOTSTRAP_INTERNAL,
+	static struct platform_flow no_memory = { .state = FLOW_DONE, .result = BOOTSTRAP_INTERNAL, .reason = REASON_OUT_OF_MEMORY,
 		.message = "the bootstrap service ran out of memory" };
 	const struct platform_flow *flow = r->flow ? r->flow : &no_memory;
 	size_t len = 0;
@@ -106,7 +108,7 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 		 * joined request's flow result (a triple) is not for it. */
 		if(r->route.replayed) p->shared_late_replays++;
 		bootstrap__refuse(p, r->route.requester ? r->route.requester : r->device_id, r->route.address, &r->route,
-				r->product_key, true, r->device_id, BOOTSTRAP_UNAUTHORIZED, "this random was already used for this deviceId; use a new one for every request",
+				r->product_key, true, r->device_id, REASON_RANDOM_REPLAYED, "this random was already used for this deviceId; use a new one for every request",
 				time(NULL));
 		return;
 	}
@@ -116,7 +118,7 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 				"(closed, or its client id was taken over) before the answer came (product %s)", r->device_id,
 				flow->result == BOOTSTRAP_OK ? "triple" : "reply", r->product_key);
 		p->metrics.dropped_connection_ended++;
-		bootstrap__audit_reply(p, r, AUDIT_CONNECTION_CLOSED, took_ms);
+		bootstrap__audit_reply(p, r, REASON_CONNECTION_CLOSED, took_ms);
 		return;
 	}
 	if(flow->result == BOOTSTRAP_OK){
@@ -141,7 +143,7 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 			: r->route.connection ? REPLY_QOS_BOUND : REPLY_QOS_UNBOUND);
 	reply__free(payload, len);
 	metrics__reply(&p->metrics, r->product_key, flow->result, (double)took_ms);
-	bootstrap__audit_reply(p, r, reply__code_name(flow->result), took_ms);
+	bootstrap__audit_reply(p, r, flow->reason, took_ms);
 }
 
 /* Redis's answers for the broker thread: refusal verdicts block keys here too; a joined

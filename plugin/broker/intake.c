@@ -62,10 +62,10 @@ static void bootstrap__send_error(struct bootstrap_plugin *p, const char *client
 
 /* A request answered at once, without a platform flow: one audit line. */
 static void bootstrap__audit_now(struct bootstrap_plugin *p, const char *requester, const char *address,
-		const char *product_key, const char *device_id, const char *code)
+		const char *product_key, const char *device_id, enum bootstrap_reason reason)
 {
 	struct audit_entry e = { .time = time(NULL), .client = requester, .address = address, .product_key = product_key,
-		.device_id = device_id && device_id[0] ? device_id : NULL, .code = code };
+		.device_id = device_id && device_id[0] ? device_id : NULL, .reason = reason };
 
 	if(!p->audit) return;
 	audit__record(p->audit, &e);
@@ -76,7 +76,7 @@ static void bootstrap__audit_now(struct bootstrap_plugin *p, const char *request
 #define AUDIT_UNANSWERED_EVERY_S 5
 void bootstrap__audit_unanswered(struct bootstrap_plugin *p, time_t now, bool flush)
 {
-	struct audit_entry e = { .time = now, .code = reply__code_name(BOOTSTRAP_RATE_LIMITED) };
+	struct audit_entry e = { .time = now, .reason = REASON_REFUSALS_UNANSWERED };
 
 	if(!p->audit_unanswered || (!flush && now - p->audit_unanswered_s < AUDIT_UNANSWERED_EVERY_S)) return;
 	e.unanswered = p->audit_unanswered;
@@ -91,7 +91,7 @@ static void bootstrap__audit_superseded(struct bootstrap_plugin *p, const struct
 		const char *device_id)
 {
 	struct audit_entry e = { .time = time(NULL), .client = old->requester, .address = old->address,
-		.product_key = product_key, .device_id = device_id, .code = AUDIT_SUPERSEDED, .duration_ms = (long)(clock__ms() - old->received_ms) };
+		.product_key = product_key, .device_id = device_id, .reason = REASON_SUPERSEDED, .duration_ms = (long)(clock__ms() - old->received_ms) };
 
 	if(p->audit) audit__record(p->audit, &e);
 }
@@ -118,11 +118,13 @@ static void bootstrap__share_refusal(struct bootstrap_plugin *p, const char *key
  * refusal limit, which gets one rate_limited answer and then silence until the block ends.
  * So a flood of garbage costs the broker no stored replies. product_key is the product the
  * request asked for (NULL: none usable); known: this broker serves it. The log line, for the
- * operator alone, says when it does not; the requester is told only why. */
+ * operator alone, says when it does not; the requester is told only why. reason gives the code
+ * (bootstrap_reason.h), and the audit line keeps it even when the answer is rate_limited. */
 void bootstrap__refuse(struct bootstrap_plugin *p, const char *requester, const char *address,
 		const struct reply_route *route, const char *product_key, bool known, const char *device_id,
-		enum bootstrap_code code, const char *why, time_t now)
+		enum bootstrap_reason reason, const char *why, time_t now)
 {
+	enum bootstrap_code code = (enum bootstrap_code)reason__code(reason);
 	bool addressable = requester && request__client_id_addressable(requester);
 	time_t by_address = 0, by_client = 0, blocked;
 	enum limiter_verdict va, vc = LIMIT_ANSWER;
@@ -166,7 +168,9 @@ void bootstrap__refuse(struct bootstrap_plugin *p, const char *requester, const 
 	}else{
 		p->metrics.dropped_unaddressable++;
 	}
-	bootstrap__audit_now(p, requester, address, product_key, device_id, reply__code_name(code));
+	/* answered rate_limited in its stead: the line says so (the log line above named the cause) */
+	bootstrap__audit_now(p, requester, address, product_key, device_id,
+			code == BOOTSTRAP_RATE_LIMITED ? REASON_REFUSAL_LIMIT : reason);
 }
 
 /* A request that joined a flow under way: the worker checked the first request's random in
@@ -209,10 +213,10 @@ static bool bootstrap__product(struct bootstrap_plugin *p, const char *product_k
 static const char unserved_product_secret[] = "mosquitto-bootstrap: not a product of this broker";
 
 /* Does this request prove it may bootstrap its deviceId of product_key (known: served here,
- * with its secret when request_auth is sign)? Sets *why when it does not. */
+ * with its secret when request_auth is sign)? Sets *why and *reason when it does not. */
 static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *client,
 		const struct bootstrap_request *req, const char *product_key, bool known, const char *secret,
-		time_t now, const char **why)
+		time_t now, const char **why, enum bootstrap_reason *reason)
 {
 	const char *client_id;
 	char identity[DEVICE_NAME_MAX + 1];
@@ -221,11 +225,15 @@ static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *
 
 	switch(p->cfg.request_auth){
 		case REQUEST_AUTH_NONE:
-			if(!known) *why = "this broker does not serve that product";
+			if(!known){
+				*why = "this broker does not serve that product";
+				*reason = REASON_PRODUCT_NOT_SERVED;
+			}
 			return known;
 		case REQUEST_AUTH_IDENTITY:
 			if(!known){
 				*why = "this broker does not serve that product";
+				*reason = REASON_PRODUCT_NOT_SERVED;
 				return false;
 			}
 			/* only the certificate the broker verified proves a name: a username may be
@@ -235,6 +243,8 @@ static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *
 			X509_free(cert);
 			if(proven != IDENTITY_OK || strcmp(identity, req->device_id)){
 				*why = identity__refusal(proven, p->cfg.identity_field);
+				*reason = proven == IDENTITY_OK ? REASON_CERTIFICATE_NAME_MISMATCH
+						: proven == IDENTITY_NO_CERTIFICATE ? REASON_NO_CLIENT_CERTIFICATE : REASON_CERTIFICATE_NAME_UNUSABLE;
 				if(proven == IDENTITY_NO_CERTIFICATE && mosquitto_client_username(client) && !p->username_claim_logged){
 					/* an attack, or devices set up for an authenticated username: say it once */
 					mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": request_auth identity: a request came with a username "
@@ -248,6 +258,7 @@ static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *
 		case REQUEST_AUTH_SIGN:
 			if(req->sign_method == SIGN_NONE){
 				*why = "the request must be signed (random, signMethod, sign)";
+				*reason = REASON_UNSIGNED;
 				return false;
 			}
 			if(!known){
@@ -256,11 +267,13 @@ static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *
 				(void)auth__sign_valid(req->sign_method, unserved_product_secret, product_key,
 						req->device_id, req->random, req->sign);
 				*why = "the signature does not match";
+				*reason = REASON_PRODUCT_NOT_SERVED; /* the operator's to know; the device reads a wrong sign */
 				return false;
 			}
 			/* the sign covers productKey: made with another product's secret, it never matches */
 			if(!auth__sign_valid(req->sign_method, secret, product_key, req->device_id, req->random, req->sign)){
 				*why = "the signature does not match";
+				*reason = REASON_SIGN_MISMATCH;
 				return false;
 			}
 			break;
@@ -269,20 +282,22 @@ static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *
 	client_id = mosquitto_client_id(client);
 	if(!client_id || strcmp(client_id, req->device_id)){
 		*why = "the request must come from the device itself: connect with the deviceId as client id";
+		*reason = REASON_CLIENT_ID_MISMATCH;
 		return false;
 	}
 	/* only a valid signature is remembered: nobody can fill the cache without the secret */
 	if(p->cfg.request_auth == REQUEST_AUTH_SIGN && replay__check_and_add(p->replay, product_key, req->device_id, req->random, now)){
 		*why = "this random was already used for this deviceId; use a new one for every request";
+		*reason = REASON_RANDOM_REPLAYED;
 		return false;
 	}
 	return true;
 }
 
-/* The MQTT 5 Response Topic and Correlation Data of a request, validated. False (with *why)
- * when the request carries ones that cannot be used. */
+/* The MQTT 5 Response Topic and Correlation Data of a request, validated. False (with *why
+ * and *reason) when the request carries ones that cannot be used. */
 static bool bootstrap__route(struct bootstrap_plugin *p, const mosquitto_property *props,
-		struct reply_route *route, const char **why)
+		struct reply_route *route, const char **why, enum bootstrap_reason *reason)
 {
 	char *topic = NULL;
 	void *data = NULL;
@@ -295,8 +310,10 @@ static bool bootstrap__route(struct bootstrap_plugin *p, const mosquitto_propert
 	if(topic && (!request__response_topic_valid(topic, strlen(topic), p->cfg.response_topic_prefix)
 			|| mosquitto_pub_topic_check(topic) != MOSQ_ERR_SUCCESS)){
 		*why = "the response topic must be a topic without wildcards, at most 256 bytes, under the bootstrap reply prefix";
+		*reason = REASON_RESPONSE_TOPIC_REFUSED;
 	}else if(datalen > CORRELATION_DATA_MAX){
 		*why = "correlation data longer than 256 bytes";
+		*reason = REASON_CORRELATION_DATA_TOO_LONG;
 	}else{
 		route->response_topic = topic;
 		route->correlation_data = data;
@@ -317,7 +334,7 @@ int bootstrap__on_message(int event, void *event_data, void *userdata)
 	struct bootstrap_plugin *p = userdata;
 	struct bootstrap_request req;
 	struct reply_route route;
-	enum bootstrap_code code = BOOTSTRAP_INVALID_REQUEST;
+	enum bootstrap_reason reason = REASON_NONE;
 	const char *why = NULL, *requester, *address, *product_key = NULL, *secret = NULL;
 	enum request_status status;
 	char buf[SHOWN_LEN];
@@ -336,29 +353,25 @@ int bootstrap__on_message(int event, void *event_data, void *userdata)
 
 	/* every check is cheap (1 KiB of JSON, one HMAC): a valid request is always looked at,
 	 * whatever its neighbours sent; only refusals are limited, in bootstrap__refuse */
-	if(!bootstrap__route(p, ed->properties, &route, &why)){
+	if(!bootstrap__route(p, ed->properties, &route, &why, &reason)){
 		/* answered on the requester's own reply topic: its Response Topic is what is wrong */
 		goto refuse;
 	}
-	status = request__parse(ed->payload, ed->payloadlen, &req, &why);
-	if(status != REQUEST_OK){
-		code = status == REQUEST_INVALID_DEVICE_ID ? BOOTSTRAP_INVALID_DEVICE_ID : BOOTSTRAP_INVALID_REQUEST;
-		goto refuse;
-	}
+	/* with sign the request is JSON (it carries the sign); otherwise bare text may be a deviceId */
+	status = request__parse_as(ed->payload, ed->payloadlen, p->cfg.request_auth == REQUEST_AUTH_SIGN, &req, &why, &reason);
+	if(status != REQUEST_OK) goto refuse;
 	/* the product it names, as Alibaba's own registration request does, else the default */
 	product_key = req.product_key[0] ? req.product_key : p->cfg.product_key;
 	if(!product_key){
 		why = "productKey is required: this broker serves several products";
+		reason = REASON_PRODUCT_KEY_REQUIRED;
 		goto refuse;
 	}
 	known = bootstrap__product(p, product_key, &secret);
-	if(!bootstrap__authorized(p, ed->client, &req, product_key, known, secret, now, &why)){
-		code = BOOTSTRAP_UNAUTHORIZED;
-		goto refuse;
-	}
+	if(!bootstrap__authorized(p, ed->client, &req, product_key, known, secret, now, &why, &reason)) goto refuse;
 	/* only after the proof: who cannot sign for a deviceId learns nothing of the list */
 	if(p->allowlist && !allowlist__allows(p->allowlist, req.device_id)){
-		code = BOOTSTRAP_NOT_ALLOWED;
+		reason = REASON_NOT_ON_ALLOWLIST;
 		why = "this deviceId is not on the bootstrap broker's device allowlist";
 		goto refuse;
 	}
@@ -373,7 +386,7 @@ int bootstrap__on_message(int event, void *event_data, void *userdata)
 			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: could not derive the reply key (product %s)",
 					req.device_id, product_key);
 			bootstrap__send_error(p, requester, &route, product_key, BOOTSTRAP_INTERNAL, "internal error", 0);
-			bootstrap__audit_now(p, requester, address, product_key, req.device_id, reply__code_name(BOOTSTRAP_INTERNAL));
+			bootstrap__audit_now(p, requester, address, product_key, req.device_id, REASON_SEAL_KEY_FAILED);
 			goto done;
 		}
 		route.sealed = true;
@@ -412,18 +425,18 @@ int bootstrap__on_message(int event, void *event_data, void *userdata)
 			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: busy, queue full (product %s)", req.device_id, product_key);
 			bootstrap__send_error(p, req.device_id, &route, product_key, BOOTSTRAP_BUSY,
 					"too many bootstrap requests waiting; try again later", retry_after);
-			bootstrap__audit_now(p, requester, address, product_key, req.device_id, reply__code_name(BOOTSTRAP_BUSY));
+			bootstrap__audit_now(p, requester, address, product_key, req.device_id, REASON_QUEUE_FULL);
 			break;
 		case JOBS_ERROR:
 			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory (product %s)", req.device_id, product_key);
 			bootstrap__send_error(p, req.device_id, &route, product_key, BOOTSTRAP_INTERNAL, "internal error", 0);
-			bootstrap__audit_now(p, requester, address, product_key, req.device_id, reply__code_name(BOOTSTRAP_INTERNAL));
+			bootstrap__audit_now(p, requester, address, product_key, req.device_id, REASON_OUT_OF_MEMORY);
 			break;
 	}
 	goto done;
 
 refuse:
-	bootstrap__refuse(p, requester, address, &route, product_key, known, req.device_id, code, why, now);
+	bootstrap__refuse(p, requester, address, &route, product_key, known, req.device_id, reason, why, now);
 done:
 	OPENSSL_cleanse(&req, sizeof(req));
 	jobs__route_free(&route); /* empty when the job took it over */

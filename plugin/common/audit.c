@@ -11,7 +11,16 @@
 #include <jansson.h>
 
 #include "bootstrap_audit.h"
+#include "bootstrap_reply.h"
 #include "bootstrap_text.h"
+
+/* The audit code of a line: the reply code, or the reason's own name when there was no reply. */
+static const char *audit__code(const struct audit_entry *e)
+{
+	int code = reason__code(e->reason);
+
+	return code == AUDIT_ONLY ? reason__name(e->reason) : reply__code_name((enum bootstrap_code)code);
+}
 
 struct audit {
 	char *path;
@@ -89,17 +98,19 @@ void audit__record(struct audit *a, const struct audit_entry *e)
 	/* a client id is escaped whole up to AUDIT_TEXT_MAX bytes (every one a reply can go to);
 	 * a longer one is cut, and marked */
 	char client[TEXT_ESCAPED_LEN(AUDIT_TEXT_MAX)], address[TEXT_ESCAPED_LEN(64)], product_key[TEXT_ESCAPED_LEN(64)];
-	char device_id[TEXT_ESCAPED_LEN(64)], request_id[TEXT_ESCAPED_LEN(64)];
+	char device_id[TEXT_ESCAPED_LEN(64)], request_id[TEXT_ESCAPED_LEN(64)], platform_code[TEXT_ESCAPED_LEN(64)];
+	const char *reason = reason__name(e->reason);
 
 	if(!a) return;
 	gmtime_r(&e->time, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	line = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s?, s:s?, s:s?, s:I}",
+	line = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:I}",
 			"time", when, "client", audit__text(e->client, true, client, sizeof(client)),
 			"address", audit__text(e->address, false, address, sizeof(address)),
 			"productKey", audit__text(e->product_key, false, product_key, sizeof(product_key)),
 			"deviceId", audit__text(e->device_id, false, device_id, sizeof(device_id)),
-			"code", e->code, "device", e->device, "requestId", audit__text(e->request_id, false, request_id, sizeof(request_id)),
+			"code", audit__code(e), "reason", reason ? reason : "unknown",
+			"platformCode", audit__text(e->platform_code, false, platform_code, sizeof(platform_code)), "device", e->device, "requestId", audit__text(e->request_id, false, request_id, sizeof(request_id)),
 			"action", e->action, "durationMs", (json_int_t)e->duration_ms);
 	if(line && e->unanswered) json_object_set_new(line, "unanswered", json_integer((json_int_t)e->unanswered));
 	text = line ? json_dumps(line, JSON_COMPACT) : NULL;

@@ -45,11 +45,14 @@ bool request__client_id_addressable(const char *client_id)
 	return true;
 }
 
+/* Each refusal below sets *why, for the reply, and *reason, for the audit line. */
+#define REFUSE(sentence, cause) do{ *why = (sentence); *reason = (cause); }while(0)
+
 static enum request_status request__take_id(const char *id, size_t len,
-		struct bootstrap_request *req, const char **why)
+		struct bootstrap_request *req, const char **why, enum bootstrap_reason *reason)
 {
 	if(!request__device_name_valid(id, len)){
-		*why = "deviceId must be 4 to 32 characters of letters, digits and - _ @ . :";
+		REFUSE("deviceId must be 4 to 32 characters of letters, digits and - _ @ . :", REASON_BAD_DEVICE_ID);
 		return REQUEST_INVALID_DEVICE_ID;
 	}
 	/* the only success path: req was zeroed by request__parse */
@@ -81,13 +84,14 @@ static bool hex__valid(const char *s, size_t len, size_t want)
 }
 
 /* "productKey", when there: it picks the product whose secret must have signed the request. */
-static enum request_status request__take_product(json_t *root, struct bootstrap_request *req, const char **why)
+static enum request_status request__take_product(json_t *root, struct bootstrap_request *req, const char **why,
+		enum bootstrap_reason *reason)
 {
 	json_t *pk = json_object_get(root, "productKey");
 
 	if(!pk) return REQUEST_OK;
 	if(!json_is_string(pk) || !request__product_key_valid(json_string_value(pk), json_string_length(pk))){
-		*why = "productKey must be a ProductKey: 1 to 64 letters, digits, - and _";
+		REFUSE("productKey must be a ProductKey: 1 to 64 letters, digits, - and _", REASON_BAD_PRODUCT_KEY);
 		return REQUEST_INVALID;
 	}
 	memcpy(req->product_key, json_string_value(pk), json_string_length(pk) + 1);
@@ -95,7 +99,8 @@ static enum request_status request__take_product(json_t *root, struct bootstrap_
 }
 
 /* The three signature members: all absent, or all present and well-formed. */
-static enum request_status request__take_sign(json_t *root, struct bootstrap_request *req, const char **why)
+static enum request_status request__take_sign(json_t *root, struct bootstrap_request *req, const char **why,
+		enum bootstrap_reason *reason)
 {
 	json_t *random = json_object_get(root, "random");
 	json_t *method = json_object_get(root, "signMethod");
@@ -105,7 +110,7 @@ static enum request_status request__take_sign(json_t *root, struct bootstrap_req
 
 	if(!random && !method && !sign) return REQUEST_OK;
 	if(!json_is_string(random) || !json_is_string(method) || !json_is_string(sign)){
-		*why = "random, signMethod and sign must all be strings";
+		REFUSE("random, signMethod and sign must all be strings", REASON_SIGN_MEMBERS_INCOMPLETE);
 		return REQUEST_INVALID;
 	}
 	m = json_string_value(method);
@@ -119,15 +124,15 @@ static enum request_status request__take_sign(json_t *root, struct bootstrap_req
 		req->sign_method = SIGN_HMACMD5;
 		hexlen = 32;
 	}else{
-		*why = "signMethod must be hmacsha256, hmacsha1 or hmacmd5";
+		REFUSE("signMethod must be hmacsha256, hmacsha1 or hmacmd5", REASON_BAD_SIGN_METHOD);
 		return REQUEST_INVALID;
 	}
 	if(!random__valid(json_string_value(random), json_string_length(random))){
-		*why = "random must be 8 to 64 letters, digits, - _ or .";
+		REFUSE("random must be 8 to 64 letters, digits, - _ or .", REASON_BAD_RANDOM);
 		return REQUEST_INVALID;
 	}
 	if(!hex__valid(json_string_value(sign), json_string_length(sign), hexlen)){
-		*why = "sign must be the hex HMAC for signMethod";
+		REFUSE("sign must be the hex HMAC for signMethod", REASON_BAD_SIGN_FORMAT);
 		return REQUEST_INVALID;
 	}
 	memcpy(req->random, json_string_value(random), json_string_length(random) + 1);
@@ -136,7 +141,7 @@ static enum request_status request__take_sign(json_t *root, struct bootstrap_req
 }
 
 static enum request_status request__parse_json(const char *text, size_t len,
-		struct bootstrap_request *req, const char **why)
+		struct bootstrap_request *req, const char **why, enum bootstrap_reason *reason)
 {
 	json_t *root, *id;
 	json_error_t jerr;
@@ -145,60 +150,95 @@ static enum request_status request__parse_json(const char *text, size_t len,
 	/* JSON_REJECT_DUPLICATES: two deviceId members must not mean whichever comes last */
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if(!root){
-		*why = "payload is not valid JSON, or has a member twice";
+		REFUSE("payload is not valid JSON, or has a member twice", REASON_NOT_JSON);
 		return REQUEST_INVALID;
 	}
 	if(!json_is_object(root)){
 		json_decref(root);
-		*why = "payload must be a JSON object";
+		REFUSE("payload must be a JSON object", REASON_NOT_OBJECT);
 		return REQUEST_INVALID;
 	}
 	id = json_object_get(root, "deviceId");
 	if(!id){
 		rc = REQUEST_INVALID;
-		*why = "payload has no deviceId";
+		REFUSE("payload has no deviceId", REASON_DEVICE_ID_MISSING);
 	}else if(!json_is_string(id)){
 		rc = REQUEST_INVALID;
-		*why = "deviceId must be a string";
+		REFUSE("deviceId must be a string", REASON_DEVICE_ID_NOT_STRING);
 	}else{
-		rc = request__take_id(json_string_value(id), json_string_length(id), req, why);
-		if(rc == REQUEST_OK) rc = request__take_product(root, req, why);
-		if(rc == REQUEST_OK) rc = request__take_sign(root, req, why);
+		rc = request__take_id(json_string_value(id), json_string_length(id), req, why, reason);
+		if(rc == REQUEST_OK) rc = request__take_product(root, req, why, reason);
+		if(rc == REQUEST_OK) rc = request__take_sign(root, req, why, reason);
 	}
 	if(rc != REQUEST_OK) memset(req, 0, sizeof(*req)); /* a refused request holds nothing */
 	json_decref(root);
 	return rc;
 }
 
+/* Text, as a bare deviceId must be: no control byte, and UTF-8 (a DeviceName is ASCII, but
+ * text in another script is a deviceId that breaks the rules, not a binary payload). */
+static bool request__is_text(const char *s, size_t len)
+{
+	for(size_t i = 0; i < len; i++){
+		unsigned char c = (unsigned char)s[i];
+		if(c < 0x20 || c == 0x7f) return false;
+	}
+	json_t *utf8 = json_stringn(s, len); /* NULL unless valid UTF-8 */
+	bool text = utf8 != NULL;
+
+	json_decref(utf8);
+	return text;
+}
+
 enum request_status request__parse(const void *payload, size_t len,
 		struct bootstrap_request *req, const char **why)
 {
+	return request__parse_as(payload, len, false, req, why, NULL);
+}
+
+enum request_status request__parse_as(const void *payload, size_t len, bool json_only,
+		struct bootstrap_request *req, const char **why, enum bootstrap_reason *reason)
+{
 	const char *p = payload, *end;
 	const char *unused;
+	enum bootstrap_reason unused_reason;
 
 	if(!why) why = &unused;
+	if(!reason) reason = &unused_reason;
 	*why = NULL;
+	*reason = REASON_NONE;
 	memset(req, 0, sizeof(*req));
 	if(!payload || len == 0){
-		*why = "empty payload";
+		REFUSE("empty payload", REASON_EMPTY_PAYLOAD);
 		return REQUEST_INVALID;
 	}
 	if(len > REQUEST_MAX_PAYLOAD){
-		*why = "payload larger than 1024 bytes";
+		REFUSE("payload larger than 1024 bytes", REASON_PAYLOAD_TOO_LARGE);
 		return REQUEST_INVALID;
 	}
 	end = p + len;
 	while(p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
 	while(end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n')) end--;
 	if(p == end){
-		*why = "empty payload";
+		REFUSE("empty payload", REASON_EMPTY_PAYLOAD);
 		return REQUEST_INVALID;
 	}
 	/* anything that starts like JSON is read as JSON (and must be an object); no deviceId
 	 * can start with these characters anyway */
-	if(*p == '{' || *p == '[' || *p == '"') return request__parse_json(p, (size_t)(end - p), req, why);
-	/* a bare deviceId: the DeviceName rules also exclude NUL, '/', '+', '#' and non-ASCII */
-	return request__take_id(p, (size_t)(end - p), req, why);
+	if(*p == '{' || *p == '[' || *p == '"') return request__parse_json(p, (size_t)(end - p), req, why, reason);
+	/* request_auth sign: the request is a JSON object (it carries the sign), never bare text */
+	if(json_only){
+		REFUSE("payload is not JSON: with request_auth sign the request is a JSON object with deviceId, random, signMethod and sign",
+				REASON_NOT_JSON);
+		return REQUEST_INVALID;
+	}
+	/* a bare deviceId; binary is no deviceId at all. The DeviceName rules also exclude '/',
+	 * '+', '#' and non-ASCII */
+	if(!request__is_text(p, (size_t)(end - p))){
+		REFUSE("payload is not text: send a JSON object with deviceId, or the bare deviceId", REASON_NOT_TEXT);
+		return REQUEST_INVALID;
+	}
+	return request__take_id(p, (size_t)(end - p), req, why, reason);
 }
 
 bool request__response_topic_valid(const char *topic, size_t len, const char *prefix)

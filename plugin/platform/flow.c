@@ -36,12 +36,13 @@ void platform__flow_after_batch_create(struct platform_flow *flow)
 	flow->state = FLOW_QUERY;
 }
 
-/* Ends the flow; the message is what the device reads, so it never holds a secret. */
-static void flow__finish(struct platform_flow *flow, enum bootstrap_code code, int retry_after,
-		const char *message)
+/* Ends the flow for reason (its code with it); the message is what the device reads, so it
+ * never holds a secret. */
+static void flow__finish(struct platform_flow *flow, enum bootstrap_reason reason, int retry_after, const char *message)
 {
 	flow->state = FLOW_DONE;
-	flow->result = code;
+	flow->result = (enum bootstrap_code)reason__code(reason); /* the code goes with the reason */
+	flow->reason = reason;
 	flow->retry_after = retry_after;
 	if(message != flow->message) snprintf(flow->message, sizeof(flow->message), "%s", message);
 }
@@ -57,7 +58,7 @@ int platform__flow_request(struct platform_flow *flow, const struct bootstrap_co
 	if(flow->state == FLOW_DONE) return -1;
 	if(platform__call_request(cfg, &call, now, req)){
 		snprintf(flow->detail, sizeof(flow->detail), "the request could not be signed (out of memory, or a credential that cannot be sent)");
-		flow__finish(flow, BOOTSTRAP_INTERNAL, 0, "could not build the platform request");
+		flow__finish(flow, REASON_REQUEST_BUILD_FAILED, 0, "could not build the platform request");
 		return -1;
 	}
 	return 0;
@@ -71,7 +72,7 @@ enum platform_action platform__flow_action(const struct platform_flow *flow)
 /* existing_devices never: whatever the platform says of the device, it gets nothing. */
 static void flow__refuse_existing(struct platform_flow *flow)
 {
-	flow__finish(flow, BOOTSTRAP_DEVICE_EXISTS, 0, "the device already exists; this service only hands out new devices' secrets");
+	flow__finish(flow, REASON_DEVICE_EXISTS, 0, "the device already exists; this service only hands out new devices' secrets");
 }
 
 /* Alibaba's rule: an existing device gets its secret again only until it first connects;
@@ -79,7 +80,7 @@ static void flow__refuse_existing(struct platform_flow *flow)
 static bool existing__allowed(struct platform_flow *flow, const char *status)
 {
 	if(!strcmp(status, "DISABLE")){
-		flow__finish(flow, BOOTSTRAP_DEVICE_DISABLED, 0, "the device is disabled on the platform");
+		flow__finish(flow, REASON_DEVICE_DISABLED, 0, "the device is disabled on the platform");
 		return false;
 	}
 	if(flow->existing_policy == EXISTING_NEVER){
@@ -87,7 +88,7 @@ static bool existing__allowed(struct platform_flow *flow, const char *status)
 		return false;
 	}
 	if(flow->existing_policy == EXISTING_UNACTIVE && strcmp(status, "UNACTIVE")){
-		flow__finish(flow, BOOTSTRAP_ALREADY_ACTIVATED, 0,
+		flow__finish(flow, REASON_DEVICE_ACTIVATED, 0,
 				"the device has already been activated; an operator must reset it before it can bootstrap again");
 		return false;
 	}
@@ -101,8 +102,9 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
 
 	if(flow->state == FLOW_DONE) return;
 	snprintf(flow->request_id, sizeof(flow->request_id), "%s", a->request_id);
+	snprintf(flow->platform_code, sizeof(flow->platform_code), "%s", a->code);
 	if(++flow->steps > FLOW_MAX_STEPS && (a->outcome == PLATFORM_ALREADY_EXISTS || a->outcome == PLATFORM_NOT_EXISTS)){
-		flow__finish(flow, BOOTSTRAP_PLATFORM_UNAVAILABLE, PLATFORM_RETRY_UNAVAILABLE_S,
+		flow__finish(flow, REASON_PLATFORM_UNUSABLE_ANSWER, PLATFORM_RETRY_UNAVAILABLE_S,
 				"the platform keeps changing its mind about whether the device exists");
 		return;
 	}
@@ -111,11 +113,11 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
 			/* a triple for another device is never handed out, whatever the platform says: not
 			 * for another name, nor for another product's device of the same name */
 			if(strcmp(a->triple.device_name, flow->device_name)){
-				flow__finish(flow, BOOTSTRAP_PLATFORM_ERROR, 0, "the platform answered for another device");
+				flow__finish(flow, REASON_PLATFORM_ANSWER_MISMATCH, 0, "the platform answered for another device");
 				return;
 			}
 			if(strcmp(a->triple.product_key, flow->product_key)){
-				flow__finish(flow, BOOTSTRAP_PLATFORM_ERROR, 0, "the platform answered for another product");
+				flow__finish(flow, REASON_PLATFORM_ANSWER_MISMATCH, 0, "the platform answered for another product");
 				return;
 			}
 			if(flow->state == FLOW_QUERY && flow->maybe_created && !strcmp(a->status, "UNACTIVE")){
@@ -125,12 +127,12 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
 				if(!existing__allowed(flow, a->status)) return;
 			}
 			flow->triple = a->triple;
-			flow__finish(flow, BOOTSTRAP_OK, 0, "");
+			flow__finish(flow, flow->existing ? REASON_EXISTING_DEVICE : REASON_REGISTERED, 0, "");
 			return;
 		case PLATFORM_NOT_EXISTS:
 			flow->existing = false;
 			if(flow->preregistered){
-				flow__finish(flow, BOOTSTRAP_NOT_REGISTERED, 0,
+				flow__finish(flow, REASON_NOT_PREREGISTERED, 0,
 						"the device is not registered on the platform; this service only serves devices created in advance");
 				return;
 			}
@@ -146,15 +148,15 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
 			return;
 		case PLATFORM_AUTH:
 			snprintf(msg, msglen, "the platform rejected the bootstrap service's credentials (%s)", a->code);
-			flow__finish(flow, BOOTSTRAP_PLATFORM_AUTH, 0, msg);
+			flow__finish(flow, REASON_PLATFORM_CREDENTIALS_REJECTED, 0, msg);
 			return;
 		case PLATFORM_REFUSED:
 			snprintf(msg, msglen, "the platform refused: %s", a->code);
-			flow__finish(flow, BOOTSTRAP_PLATFORM_ERROR, 0, msg);
+			flow__finish(flow, REASON_PLATFORM_REFUSED, 0, msg);
 			return;
 		case PLATFORM_THROTTLED:
 			snprintf(msg, msglen, "the platform is throttling requests (%s)", a->code);
-			flow__finish(flow, BOOTSTRAP_THROTTLED, PLATFORM_RETRY_THROTTLED_S, msg);
+			flow__finish(flow, REASON_PLATFORM_THROTTLED, PLATFORM_RETRY_THROTTLED_S, msg);
 			return;
 		case PLATFORM_APPLY_LOST: /* batch answers: never a single device's */
 		case PLATFORM_NOT_YET:
@@ -164,17 +166,22 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
 			}else{
 				snprintf(msg, msglen, "the platform did not give a usable answer");
 			}
-			flow__finish(flow, BOOTSTRAP_PLATFORM_UNAVAILABLE, PLATFORM_RETRY_UNAVAILABLE_S, msg);
+			flow__finish(flow, REASON_PLATFORM_UNUSABLE_ANSWER, PLATFORM_RETRY_UNAVAILABLE_S, msg);
 			return;
 	}
 }
 
-void platform__flow_fail(struct platform_flow *flow, const char *why, const char *detail)
+void platform__flow_fail_as(struct platform_flow *flow, enum bootstrap_reason reason, const char *why, const char *detail)
 {
 	if(flow->state == FLOW_DONE) return;
 	snprintf(flow->detail, sizeof(flow->detail), "%s", detail ? detail : "");
 	snprintf(flow->message, sizeof(flow->message), "%s", why);
-	flow__finish(flow, BOOTSTRAP_PLATFORM_UNAVAILABLE, PLATFORM_RETRY_UNAVAILABLE_S, flow->message);
+	flow__finish(flow, reason, PLATFORM_RETRY_UNAVAILABLE_S, flow->message);
+}
+
+void platform__flow_fail(struct platform_flow *flow, const char *why, const char *detail)
+{
+	platform__flow_fail_as(flow, REASON_PLATFORM_UNAVAILABLE, why, detail);
 }
 
 bool platform__flow_existence_known(const struct platform_flow *flow)

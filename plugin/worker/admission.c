@@ -55,13 +55,14 @@ static long long job__lock_ms(const struct scheduler *s)
 
 /* The job is answered without a platform call: a replayed random, or a device another broker
  * kept past the job's deadline. */
-static void admission__conclude(struct scheduler *s, struct job *job, enum bootstrap_code code, const char *message, int retry_after, int64_t now)
+static void admission__conclude(struct scheduler *s, struct job *job, enum bootstrap_reason reason, const char *message, int retry_after, int64_t now)
 {
 	struct platform_flow *flow = job__start(s, job, false, now);
 
 	if(!flow) return; /* out of memory: finished as internal */
 	flow->state = FLOW_DONE;
-	flow->result = code;
+	flow->result = (enum bootstrap_code)reason__code(reason);
+	flow->reason = reason;
 	snprintf(flow->message, sizeof(flow->message), "%s", message);
 	flow->retry_after = retry_after;
 	job__finish(s, job, now);
@@ -119,7 +120,7 @@ static void admission__answered(struct scheduler *s, const struct shared_op *op,
 	switch(op->verdict){
 		case SHARED_REPLAYED:
 			s->shared_replays++;
-			admission__conclude(s, job, BOOTSTRAP_UNAUTHORIZED,
+			admission__conclude(s, job, REASON_RANDOM_REPLAYED,
 					"this random was already used for this deviceId; use a new one for every request", 0, now);
 			return;
 		case SHARED_BUSY:
@@ -138,7 +139,7 @@ static void admission__answered(struct scheduler *s, const struct shared_op *op,
 			retry_after = (int)((op->busy_ms + 999) / 1000);
 			if(retry_after < 1) retry_after = 1;
 			if(retry_after > LOCK_BUSY_RETRY_MAX_S) retry_after = LOCK_BUSY_RETRY_MAX_S;
-			admission__conclude(s, job, BOOTSTRAP_BUSY, "another bootstrap broker is working on this device; try again later",
+			admission__conclude(s, job, REASON_OTHER_BROKER_BUSY, "another bootstrap broker is working on this device; try again later",
 					retry_after, now);
 			return;
 		case SHARED_ADMITTED:

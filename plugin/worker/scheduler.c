@@ -58,12 +58,18 @@ struct job *fifo__pop(struct job_fifo *q)
  * the platform yet (deadline 0) never expires here. */
 void fifo__expire(struct scheduler *s, struct job_fifo *q, const char *why, const char *detail, int64_t now)
 {
+	fifo__expire_as(s, q, REASON_PLATFORM_UNAVAILABLE, why, detail, now);
+}
+
+void fifo__expire_as(struct scheduler *s, struct job_fifo *q, enum bootstrap_reason reason, const char *why,
+		const char *detail, int64_t now)
+{
 	struct job_fifo keep = {0};
 	struct job *job;
 
 	while((job = fifo__pop(q))){
 		if(job->deadline_ms && now >= job->deadline_ms){
-			platform__flow_fail(job->result.flow, why, detail);
+			platform__flow_fail_as(job->result.flow, reason, why, detail);
 			job__finish(s, job, now);
 		}else{
 			fifo__push(&keep, job);
@@ -324,7 +330,7 @@ void job__retry_or_fail(struct scheduler *s, struct job *job, const char *why, c
 			return;
 		}
 	}
-	platform__flow_fail(job->result.flow, why, detail);
+	platform__flow_fail_as(job->result.flow, REASON_PLATFORM_RETRIES_EXHAUSTED, why, detail);
 	job__finish(s, job, now);
 }
 
@@ -343,7 +349,7 @@ static void single__done(struct scheduler *s, struct call *call, const struct ht
 		s->calls_by[action][CALL_TRANSPORT]++;
 		snprintf(why, sizeof(why), "the platform could not be reached: %s", r->error);
 		if(r->permanent){
-			platform__flow_fail(flow, why, r->detail);
+			platform__flow_fail_as(flow, REASON_PLATFORM_UNREACHABLE, why, r->detail);
 			job__finish(s, job, now);
 		}else{
 			job__retry_or_fail(s, job, why, r->detail, true, now);
@@ -358,6 +364,7 @@ static void single__done(struct scheduler *s, struct call *call, const struct ht
 			quota__throttled(&s->bucket[action], now);
 		}
 		snprintf(why, sizeof(why), "the platform kept answering %s", answer.code[0] ? answer.code : "without a usable answer");
+		snprintf(flow->platform_code, sizeof(flow->platform_code), "%s", answer.code); /* for the audit line */
 		job__retry_or_fail(s, job, why, NULL, true, now);
 	}else{
 		job__answer(s, job, action, &answer, now);
@@ -378,7 +385,7 @@ static void single__send(struct scheduler *s, struct job *job, int64_t now)
 		return;
 	}
 	if(scheduler__post(s, &req, timeout, 0, &job->call)){
-		platform__flow_fail(flow, "the platform could not be reached: the HTTP request could not be started", NULL);
+		platform__flow_fail_as(flow, REASON_PLATFORM_UNREACHABLE, "the platform could not be reached: the HTTP request could not be started", NULL);
 		job__finish(s, job, now);
 	}else{
 		s->calls++;
@@ -400,7 +407,7 @@ static void singles__send(struct scheduler *s, int a, struct job_fifo *fresh, in
 		if(q->head->deadline_ms && now >= q->head->deadline_ms){
 			/* between two sweeps: answered, not sent late, and no token spent on it */
 			job = fifo__pop(q);
-			platform__flow_fail(job->result.flow, EXPIRED_IN_QUEUE, NULL);
+			platform__flow_fail_as(job->result.flow, REASON_QUOTA_DEADLINE, EXPIRED_IN_QUEUE, NULL);
 			job__finish(s, job, now);
 			continue;
 		}
@@ -423,8 +430,8 @@ static void queues__expire(struct scheduler *s, int64_t now, int64_t *wait)
 	if(!queued) return;
 	if(now >= s->expire_due_ms){
 		for(int a = 0; a < 2; a++){
-			fifo__expire(s, &s->waiting[a], EXPIRED_IN_QUEUE, NULL, now);
-			fifo__expire(s, &s->single[a], EXPIRED_IN_QUEUE, NULL, now);
+			fifo__expire_as(s, &s->waiting[a], REASON_QUOTA_DEADLINE, EXPIRED_IN_QUEUE, NULL, now);
+			fifo__expire_as(s, &s->single[a], REASON_QUOTA_DEADLINE, EXPIRED_IN_QUEUE, NULL, now);
 		}
 		s->expire_due_ms = now + EXPIRE_SWEEP_MS;
 	}

@@ -16,21 +16,22 @@ test('every decision is one JSON line with who, what and how long; no secrets; l
     assert.strictEqual((await env.rr('dev-a-001')).reply.success, true);
     assert.strictEqual((await env.rr('dev-a-001')).reply.success, true);
     assert.strictEqual((await h.rr(env.port, { id: 'dev-a-002', message: JSON.stringify({ deviceId: 'dev-a-002' }) })).reply.code, 'unauthorized');
-    assert.strictEqual((await h.rr(env.port, { id: 'asker-a', message: 'no/slash' })).reply.code, 'invalid_device_id');
+    assert.strictEqual((await h.rr(env.port, { id: 'asker-a', message: JSON.stringify({ deviceId: 'no/slash' }) })).reply.code, 'invalid_device_id');
     env.emu.addFaults({ kind: '5xx', count: 1000 });
     await h.sleep(50);
     const got = lines(file);
     assert.strictEqual(got.length, 4, 'one line per decision');
     const [created, existing, unauthorized, invalid] = got;
-    assert.deepStrictEqual(Object.keys(created).sort(), ['action', 'address', 'client', 'code', 'device', 'deviceId', 'durationMs', 'productKey', 'requestId', 'time']);
-    assert.deepStrictEqual([created.productKey, created.deviceId, created.code, created.device, created.client, created.address, created.action],
-      ['a1TestProduct', 'dev-a-001', 'ok', 'new', 'dev-a-001', '127.0.0.1', 'RegisterDevice']);
+    assert.deepStrictEqual(Object.keys(created).sort(), ['action', 'address', 'client', 'code', 'device', 'deviceId', 'durationMs', 'platformCode', 'productKey', 'reason', 'requestId', 'time']);
+    assert.deepStrictEqual([created.productKey, created.deviceId, created.code, created.reason, created.device, created.client, created.address, created.action],
+      ['a1TestProduct', 'dev-a-001', 'ok', 'registered', 'new', 'dev-a-001', '127.0.0.1', 'RegisterDevice']);
     assert.match(created.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     assert.ok(created.requestId && created.durationMs >= 0);
-    assert.deepStrictEqual([existing.code, existing.device, existing.action], ['ok', 'existing', 'QueryDeviceDetail']);
-    assert.deepStrictEqual([unauthorized.code, unauthorized.productKey, unauthorized.deviceId, unauthorized.device, unauthorized.action],
-      ['unauthorized', 'a1TestProduct', 'dev-a-002', null, null]);
-    assert.deepStrictEqual([invalid.code, invalid.productKey, invalid.deviceId, invalid.client], ['invalid_device_id', null, null, 'asker-a']);
+    assert.deepStrictEqual([existing.code, existing.reason, existing.device, existing.action], ['ok', 'existing_device', 'existing', 'QueryDeviceDetail']);
+    assert.deepStrictEqual([unauthorized.code, unauthorized.reason, unauthorized.productKey, unauthorized.deviceId, unauthorized.device, unauthorized.action],
+      ['unauthorized', 'unsigned', 'a1TestProduct', 'dev-a-002', null, null]);
+    assert.deepStrictEqual([invalid.code, invalid.reason, invalid.productKey, invalid.deviceId, invalid.client],
+      ['invalid_device_id', 'bad_device_id', null, null, 'asker-a']);
     const text = fs.readFileSync(file, 'utf8');
     const secrets = env.secrets.concat(env.emu.allDeviceSecrets());
     assert.strictEqual(secrets.filter((s) => text.includes(s)).length, 0, 'a secret is in the audit file');

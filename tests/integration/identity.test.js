@@ -101,6 +101,9 @@ test('identity: a claimed username on the plain or wakeup listener gets nothing;
     // the audit trail: the three claims and the theft refused, the genuine request alone ok
     const lines = fs.readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.deviceId === 'dev-0002');
     assert.deepStrictEqual(lines.map((l) => l.code), ['unauthorized', 'unauthorized', 'unauthorized', 'unauthorized', 'ok']);
+    // and which cause each was: the four unauthorized lines are told apart by their reason
+    assert.deepStrictEqual(lines.map((l) => l.reason),
+      ['no_client_certificate', 'no_client_certificate', 'no_client_certificate', 'certificate_name_mismatch', 'registered']);
     // the operator's log says why, and the refusals count like any other
     assert.strictEqual((broker.log().match(/request for device dev-0002 from client 'dev-0002' \(127\.0\.0\.1\) refused: unauthorized \(no client certificate/g) || []).length, 3);
     assert.strictEqual((broker.log().match(/mosquitto_bootstrap: request_auth identity: a request came with a username and no client certificate/g) || []).length, 1,

@@ -64,15 +64,17 @@ test('STS credentials reach the platform with either signature: the token is che
 });
 
 test('an unknown AccessKeyId answers platform_auth', async () => {
-  await withEnv({ credentialsOverride: { ALIBABA_CLOUD_ACCESS_KEY_ID: 'LTAIunknown' } }, async (env) => {
+  await withEnv({ credentialsOverride: { ALIBABA_CLOUD_ACCESS_KEY_ID: 'LTAIunknown' }, pluginOptions: { audit_file: '$DIR/audit.log' } }, async (env) => {
     const r = await env.rr('dev-auth2');
     assert.strictEqual(r.reply.code, 'platform_auth');
     assert.match(r.reply.message, /InvalidAccessKeyId.NotFound/);
+    const [line] = await h.waitForAudit(env, (l) => l.deviceId === 'dev-auth2');
+    assert.deepStrictEqual([line.code, line.reason, line.platformCode], ['platform_auth', 'platform_credentials_rejected', 'InvalidAccessKeyId.NotFound']);
   });
 });
 
 test('failures that persist past request_deadline_ms answer platform_unavailable with retryAfter', async () => {
-  await withEnv({ pluginOptions: { request_deadline_ms: 1500 } }, async (env) => {
+  await withEnv({ pluginOptions: { request_deadline_ms: 1500, audit_file: '$DIR/audit.log' } }, async (env) => {
     const cases = [
       [{ kind: '5xx', status: 503 }, /kept answering ServiceUnavailable/],
       [{ kind: '5xx', status: 500, code: 'InternalError' }, /kept answering InternalError/],
@@ -96,6 +98,15 @@ test('failures that persist past request_deadline_ms answer platform_unavailable
       assert.ok(took >= 1000 && took < 3500, `gave up at the deadline, after ${took} ms`);
     }
     env.emu.clearFaults();
+    // the audit line says it was the retries that ran out, and what the platform last answered
+    const audited = h.auditLines(env).filter((l) => /^dev-fail/.test(l.deviceId));
+    assert.deepStrictEqual(audited.map((l) => [l.deviceId, l.code, l.reason, l.platformCode]), [
+      ['dev-fail0', 'platform_unavailable', 'platform_retries_exhausted', 'ServiceUnavailable'],
+      ['dev-fail1', 'platform_unavailable', 'platform_retries_exhausted', 'InternalError'],
+      ['dev-fail2', 'platform_unavailable', 'platform_retries_exhausted', null],
+      ['dev-fail3', 'platform_unavailable', 'platform_retries_exhausted', null],
+      ['dev-fail4', 'platform_unavailable', 'platform_retries_exhausted', 'Throttling.User'],
+    ]);
     // and the broker keeps serving: the next request goes through
     const ok = await env.rr('dev-after');
     assert.strictEqual(ok.reply.success, true);
@@ -125,11 +136,13 @@ test('signature, permission and not-found answers are not retried', async () => 
 });
 
 test('a business error passes the platform code through as platform_error', async () => {
-  await withEnv({ pluginOptions: { product_key: 'a1NoSuchProduct' } }, async (env) => {
+  await withEnv({ pluginOptions: { product_key: 'a1NoSuchProduct', audit_file: '$DIR/audit.log' } }, async (env) => {
     const r = await env.rr('dev-biz1');
     assert.strictEqual(r.reply.code, 'platform_error');
     assert.match(r.reply.message, /iot\.prod\.NotExistedProduct/);
     assert.strictEqual(r.reply.retryAfter, undefined);
+    const [line] = await h.waitForAudit(env, (l) => l.deviceId === 'dev-biz1');
+    assert.deepStrictEqual([line.code, line.reason, line.platformCode], ['platform_error', 'platform_refused', 'iot.prod.NotExistedProduct']);
   });
 });
 

@@ -17,7 +17,6 @@ test('sign: unsigned, wrongly signed, signed for another device and replayed req
   await withEnv({ pluginOptions: { audit_file: '$DIR/audit.log' } }, async (env) => {
     const cases = [
       ['unsigned', JSON.stringify({ deviceId: 'dev-s001' }), /must be signed/],
-      ['bare text', 'dev-s001', /must be signed/],
       ['other secret', env.request('dev-s001', { key: 'not-the-product-secret' }), /does not match/],
       ['other device', JSON.stringify({ ...JSON.parse(env.request('dev-s999')), deviceId: 'dev-s001' }), /does not match/],
     ];
@@ -28,6 +27,10 @@ test('sign: unsigned, wrongly signed, signed for another device and replayed req
       assert.strictEqual(r.reply.retryAfter, undefined);
       assertNoSecretIn(env, JSON.stringify(r.reply), 'an error reply');
     }
+    // with sign the request is a JSON object (docs/contract.md): bare text is malformed, not unsigned
+    const bare = await h.rr(env.port, { id: 'dev-s001', message: 'dev-s001' });
+    assert.deepStrictEqual([bare.reply.code, bare.reply.retryAfter], ['invalid_request', undefined], 'bare text');
+    assert.match(bare.reply.message, /not JSON/);
     assert.strictEqual(env.emu.stats().requests, 0, 'no platform call for a refused request');
     // a captured request replayed: the same random for the same device is refused
     const signed = env.request('dev-s001', { random: 'replay-me-0001' });
@@ -39,9 +42,11 @@ test('sign: unsigned, wrongly signed, signed for another device and replayed req
     // a fresh random works (the device is still unactivated)
     const fresh = await env.rr('dev-s001');
     assert.strictEqual(fresh.reply.success, true);
-    const audited = h.auditLines(env).filter((l) => l.deviceId === 'dev-s001').map((l) => [l.code, l.client, l.address]);
-    const as = (code) => [code, 'dev-s001', '127.0.0.1'];
-    assert.deepStrictEqual(audited, [...Array(4).fill(as('unauthorized')), as('ok'), as('unauthorized'), as('ok')], 'every decision audited');
+    const audited = h.auditLines(env).filter((l) => l.client === 'dev-s001').map((l) => [l.code, l.reason, l.deviceId, l.address]);
+    const as = (code, reason, id = 'dev-s001') => [code, reason, id, '127.0.0.1'];
+    assert.deepStrictEqual(audited, [as('unauthorized', 'unsigned'), as('unauthorized', 'sign_mismatch'), as('unauthorized', 'sign_mismatch'),
+      as('invalid_request', 'not_json', null), as('ok', 'registered'), as('unauthorized', 'random_replayed'), as('ok', 'existing_device')],
+    'every decision audited, with its cause');
   });
 });
 
@@ -282,8 +287,10 @@ test('hostile payloads: each gets a clear error code, no platform call, and the 
   await withEnv({}, async (env) => {
     const cases = [
       ['non-UTF-8 in JSON', Buffer.from('{"deviceId":"dev-\xff\xfe01"}', 'latin1'), 'invalid_request'],
-      ['non-UTF-8 bare', Buffer.from('dev-\xff01', 'latin1'), 'invalid_device_id'],
-      ['NUL in bare text', Buffer.from('dev-\x00001', 'latin1'), 'invalid_device_id'],
+      // request_auth sign (this broker's): a payload that is not JSON is invalid_request, whatever
+      // it holds (under none it is a bare deviceId: tests/integration/reasons.test.js)
+      ['non-UTF-8 bare', Buffer.from('dev-\xff01', 'latin1'), 'invalid_request'],
+      ['NUL in bare text', Buffer.from('dev-\x00001', 'latin1'), 'invalid_request'],
       ['NUL escaped in JSON', Buffer.from('{"deviceId":"dev-\\u0000001"}'), 'invalid_request'],
       ['deep JSON within 1 KiB (parsed, then unsigned)', Buffer.from('{"a":' + '['.repeat(450) + ']'.repeat(450) + ',"deviceId":"dev-deep1"}'), 'unauthorized'],
       ['deep and unterminated', Buffer.from('{"a":' + '['.repeat(1000)), 'invalid_request'],
@@ -292,8 +299,8 @@ test('hostile payloads: each gets a clear error code, no platform call, and the 
       ['number deviceId', Buffer.from('{"deviceId":1234}'), 'invalid_request'],
       ['object deviceId', Buffer.from('{"deviceId":{"a":1}}'), 'invalid_request'],
       ['slash', Buffer.from('{"deviceId":"dev/0001"}'), 'invalid_device_id'],
-      ['plus', Buffer.from('dev+0001'), 'invalid_device_id'],
-      ['hash', Buffer.from('dev#0001'), 'invalid_device_id'],
+      ['plus', Buffer.from('dev+0001'), 'invalid_request'],
+      ['hash', Buffer.from('dev#0001'), 'invalid_request'],
       ['sign of wrong type', Buffer.from('{"deviceId":"dev-0001","random":"abcdefgh","signMethod":"hmacsha256","sign":true}'), 'invalid_request'],
       ['random too long', Buffer.from(JSON.stringify({ deviceId: 'dev-0001', random: 'r'.repeat(65), signMethod: 'hmacsha256', sign: 'a'.repeat(64) })), 'invalid_request'],
       ['control characters', Buffer.from('{"deviceId":"dev\\u001b[31m01"}'), 'invalid_device_id'],

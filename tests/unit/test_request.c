@@ -44,8 +44,60 @@ static void test_device_name_rules(void)
 	CHECK(PARSE("d\xc3\xa9v-0001", &r) == REQUEST_INVALID_DEVICE_ID);
 	CHECK(PARSE("{\"deviceId\":\"dev/0001\"}", &r) == REQUEST_INVALID_DEVICE_ID);
 	CHECK(PARSE("{\"deviceId\":\"ab\"}", &r) == REQUEST_INVALID_DEVICE_ID);
-	CHECK(parse("dev-\0" "001", 8, &r) == REQUEST_INVALID_DEVICE_ID);
+	/* binary is not text, so no deviceId at all (docs/contract.md: "or not text") */
+	CHECK(parse("dev-\0" "001", 8, &r) == REQUEST_INVALID);
 	CHECK(r.device_id[0] == '\0');
+}
+
+/* Each refusal names its precise cause (the audit line's reason), and request_auth sign takes
+ * JSON only. */
+static enum bootstrap_reason refusal(const char *payload, size_t len, bool json_only, enum request_status want)
+{
+	struct bootstrap_request r;
+	const char *why = NULL;
+	enum bootstrap_reason reason = REASON_COUNT;
+
+	CHECK(request__parse_as(payload, len, json_only, &r, &why, &reason) == want);
+	CHECK(why != NULL);
+	return reason;
+}
+#define REFUSAL(s, json_only, want) refusal(s, strlen(s), json_only, want)
+
+static void test_refusal_reasons(void)
+{
+	char big[REQUEST_MAX_PAYLOAD + 2];
+	struct bootstrap_request r;
+	enum bootstrap_reason reason = REASON_COUNT;
+
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CHECK(REFUSAL(" ", false, REQUEST_INVALID) == REASON_EMPTY_PAYLOAD);
+	CHECK(REFUSAL(big, false, REQUEST_INVALID) == REASON_PAYLOAD_TOO_LARGE);
+	CHECK(refusal("ab\x01" "cd", 5, false, REQUEST_INVALID) == REASON_NOT_TEXT);
+	CHECK(REFUSAL("dev-\xff\xfe" "x", false, REQUEST_INVALID) == REASON_NOT_TEXT);
+	CHECK(REFUSAL("d\xc3\xa9v-0001", false, REQUEST_INVALID_DEVICE_ID) == REASON_BAD_DEVICE_ID);
+	CHECK(REFUSAL("hello world", false, REQUEST_INVALID_DEVICE_ID) == REASON_BAD_DEVICE_ID);
+	/* sign: bare text is no request, whether or not it would be a deviceId */
+	CHECK(REFUSAL("hello world", true, REQUEST_INVALID) == REASON_NOT_JSON);
+	CHECK(REFUSAL("dev-0001", true, REQUEST_INVALID) == REASON_NOT_JSON);
+	CHECK(REFUSAL("{\"deviceId\":", true, REQUEST_INVALID) == REASON_NOT_JSON);
+	CHECK(REFUSAL("{\"deviceId\":\"dev-0001\",\"deviceId\":\"dev-0002\"}", false, REQUEST_INVALID) == REASON_NOT_JSON);
+	CHECK(REFUSAL("[\"dev-0001\"]", false, REQUEST_INVALID) == REASON_NOT_OBJECT);
+	CHECK(REFUSAL("{\"id\":\"dev-0001\"}", true, REQUEST_INVALID) == REASON_DEVICE_ID_MISSING);
+	CHECK(REFUSAL("{\"deviceId\":12345}", true, REQUEST_INVALID) == REASON_DEVICE_ID_NOT_STRING);
+	CHECK(REFUSAL("{\"deviceId\":\"a/b/c/d\"}", true, REQUEST_INVALID_DEVICE_ID) == REASON_BAD_DEVICE_ID);
+	CHECK(REFUSAL("{\"deviceId\":\"dev-0001\",\"productKey\":\"a b\"}", true, REQUEST_INVALID) == REASON_BAD_PRODUCT_KEY);
+	CHECK(REFUSAL("{\"deviceId\":\"dev-0001\",\"random\":\"12345678\"}", true, REQUEST_INVALID) == REASON_SIGN_MEMBERS_INCOMPLETE);
+	CHECK(REFUSAL("{\"deviceId\":\"dev-0001\",\"random\":\"12345678\",\"signMethod\":\"sha1\",\"sign\":\"00\"}", true,
+			REQUEST_INVALID) == REASON_BAD_SIGN_METHOD);
+	CHECK(REFUSAL("{\"deviceId\":\"dev-0001\",\"random\":\"1234\",\"signMethod\":\"hmacmd5\",\"sign\":\"00\"}", true,
+			REQUEST_INVALID) == REASON_BAD_RANDOM);
+	CHECK(REFUSAL("{\"deviceId\":\"dev-0001\",\"random\":\"12345678\",\"signMethod\":\"hmacmd5\",\"sign\":\"00\"}", true,
+			REQUEST_INVALID) == REASON_BAD_SIGN_FORMAT);
+	/* a valid request: no reason, and the bare deviceId still read where sign is not asked */
+	CHECK(request__parse_as("dev-0001", 8, false, &r, NULL, &reason) == REQUEST_OK && reason == REASON_NONE);
+	CHECK(request__parse_as("{\"deviceId\":\"dev-0001\"}", 23, true, &r, NULL, &reason) == REQUEST_OK);
+	CHECK_STR(r.device_id, "dev-0001");
 }
 
 static void test_invalid_requests(void)
@@ -226,6 +278,7 @@ int main(void)
 	RUN(test_json_and_bare);
 	RUN(test_device_name_rules);
 	RUN(test_invalid_requests);
+	RUN(test_refusal_reasons);
 	RUN(test_deep_json);
 	RUN(test_sign_fields);
 	RUN(test_product_key);
