@@ -17,6 +17,7 @@ import re
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the checkout
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bootstrap_client as bc  # noqa: E402
 
@@ -192,7 +193,9 @@ class Run:
                 d = self.device(4)
                 conn = d.connect('py-qos-%d' % qos)
                 try:
-                    self.keep(d.ask(conn, 'py-qos-%d' % qos, qos=qos)[0])
+                    triple, _, m = d.ask(conn, 'py-qos-%d' % qos, qos=qos)
+                    expect(m['qos'] == 0, 'the triple comes at QoS 0 to the connection that asked, whatever the request\'s')
+                    self.keep(triple)
                 finally:
                     conn.close()
 

@@ -15,11 +15,17 @@ const CONTRACT = path.join(__dirname, '..', '..', 'docs', 'contract.md');
 // Debian's interpreter: python3-paho-mqtt and python3-cryptography are installed for it
 const PYTHON = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
-async function runDriver(args, secrets, timeoutMs) {
+// env: the environment the scenario ran against, whose broker state and log tail (secrets
+// masked) a failure message shows
+async function runDriver(args, secrets, timeoutMs, env = null) {
   const r = await h.run(PYTHON, [DRIVER, ...args], { timeoutMs });
   process.stdout.write(r.stdout);
   const leaked = secrets.filter((s) => s && (r.stdout.includes(s) || r.stderr.includes(s))).length;
   assert.strictEqual(leaked, 0, `the client printed ${leaked} secret(s)`);
+  if (r.code !== 0 && env) {
+    const p = env.broker.proc;
+    r.stderr += `\nbroker: ${p && p.exitCode === null && p.signalCode === null ? 'running' : `exited (${p && (p.exitCode ?? p.signalCode)})`}; its log's end:\n${await env.logTail(30)}`;
+  }
   assert.strictEqual(r.code, 0, `conformance.py ${args[0]} failed (exit ${r.code}${r.signal ? ', ' + r.signal : ''}):\n${r.stderr}`);
   return r;
 }
@@ -31,7 +37,7 @@ async function scenario(env, name, expectedDevices) {
   const cfg = path.join(env.dir, name + '.json');
   fs.writeFileSync(cfg, JSON.stringify({ host: '127.0.0.1', port: env.port, productKey: env.productKey,
     productSecretFile: env.productSecretFile, scenario: name, out }));
-  await runDriver(['run', cfg], [env.productSecret, env.accessKeySecret, ...env.emu.allDeviceSecrets()], 180000);
+  await runDriver(['run', cfg], [env.productSecret, env.accessKeySecret, ...env.emu.allDeviceSecrets()], 180000, env);
   const triples = JSON.parse(fs.readFileSync(out, 'utf8'));
   assert.strictEqual(fs.statSync(out).mode & 0o777, 0o600, 'the triples file is private');
   assert.deepStrictEqual(Object.keys(triples).sort(), expectedDevices.slice().sort(), 'the devices served');
