@@ -287,18 +287,22 @@ class Device:
         return Connection(self.host, self.port, client_id, self.version)
 
     def ask(self, conn, device_id, method='hmacsha256', random=None, response_topic=None,
-            send_product_key=False, timeout=15, subscribe=True, qos=1, correlation=None):
+            send_product_key=False, timeout=15, subscribe=True, qos=1, correlation=None, payload=None):
         """One request on conn (client id = device_id) and its answer: the triple, or
         BootstrapError. Ignores what is not the answer to this request (another correlation, a
-        success that does not open with this random). Returns (triple, random, message)."""
+        success that does not open with this random). Returns (triple, random, message).
+        payload: the request as it is sent, for request_auth identity and none (no sign)."""
         mine = reply_topic(device_id, self.reply_template)
         listen = response_topic if (self.version == 5 and response_topic) else mine
         if subscribe:
             conn.subscribe(listen)
-        body, random = request_payload(device_id, self.product_key, self.product_secret, method, random, send_product_key)
+        if payload is None:
+            body, random = request_payload(device_id, self.product_key, self.product_secret, method, random, send_product_key)
+            payload = json.dumps(body)
+        # else: request_auth identity or none, the payload as given ({"deviceId":…} or the bare deviceId)
         if self.version == 5 and response_topic and correlation is None:
             correlation = os.urandom(16)
-        conn.publish(self.request_topic, json.dumps(body), qos=qos, response_topic=response_topic if self.version == 5 else None,
+        conn.publish(self.request_topic, payload, qos=qos, response_topic=response_topic if self.version == 5 else None,
                      correlation=correlation)
         deadline = time.monotonic() + timeout
         while True:

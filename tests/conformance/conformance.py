@@ -5,7 +5,7 @@
   conformance.py run CONFIG_JSON          one scenario against a running broker + plugin
 
 CONFIG_JSON: {"host", "port", "productKey", "productSecretFile", "scenario", "out"}; the
-scenarios are main, allowlist, busy and clear (tests/conformance/python.test.js starts the
+scenarios are main, allowlist, busy, clear and none (tests/conformance/python.test.js starts the
 broker and the emulator for each and checks the triples written to "out" against the
 emulator's records). Prints one line per case, "ok" or "FAIL", and never a secret; exits 1 if
 any case failed.
@@ -106,8 +106,10 @@ def vectors(path):
 class Run:
     def __init__(self, cfg):
         self.cfg = cfg
-        with open(cfg['productSecretFile'], encoding='utf-8') as f:
-            self.secret = f.readline().rstrip('\n')  # the file's first line, without its newline
+        self.secret = None  # request_auth none: no ProductSecret
+        if cfg.get('productSecretFile'):
+            with open(cfg['productSecretFile'], encoding='utf-8') as f:
+                self.secret = f.readline().rstrip('\n')  # the file's first line, without its newline
         self.pk = cfg['productKey']
         self.triples = {}
 
@@ -380,6 +382,58 @@ class Run:
                 pass
             finally:
                 conn.close()
+
+
+    # -- scenario none: request_auth none (the triple in the clear, at QoS 1 to the deviceId's client)
+    def none(self):
+        for name, dev_id, payload in (('the bare deviceId', 'py-none-0001', b'py-none-0001'),
+                                      ('the bare deviceId with white space around it', 'py-none-0002', b'  py-none-0002\n'),
+                                      ('{"deviceId":…}', 'py-none-0003', json.dumps({'deviceId': 'py-none-0003'}))):
+            @case('request_auth none, %s: the triple in the clear, QoS 1' % name)
+            def _(dev_id=dev_id, payload=payload):
+                d = self.device(4, sealed=False)
+                conn = d.connect(dev_id)
+                try:
+                    triple, _, m = d.ask(conn, dev_id, payload=payload)
+                    expect(m['qos'] == 1, 'with none the triple comes at QoS 1')
+                    self.keep(triple)
+                finally:
+                    conn.close()
+
+        @case('request_auth none: another client asks, the deviceId\'s client gets the triple')
+        def _():
+            d = self.device(5, sealed=False)
+            conn = d.connect('py-none-0004')
+            other = bc.Connection(self.cfg['host'], self.cfg['port'], 'py-none-asker', 4)
+            try:
+                conn.subscribe(bc.reply_topic('py-none-0004'))
+                other.subscribe(bc.reply_topic('py-none-asker'))
+                other.publish(bc.REQUEST_TOPIC, json.dumps({'deviceId': 'py-none-0004'}))
+                m = conn.next_message(15)
+                expect(m is not None, 'the device got nothing')
+                reply = bc.parse_reply(m['payload'])
+                expect(reply and reply['success'], 'not a success')
+                self.keep(bc.check_triple(reply['data'], self.pk, 'py-none-0004'))
+                expect(other.next_message(1) is None, 'the asker got an answer')
+            finally:
+                other.close()
+                conn.close()
+
+        @case('request_auth none, MQTT 5: Response Topic and Correlation Data')
+        def _():
+            d = self.device(5, sealed=False)
+            conn = d.connect('py-none-0005')
+            try:
+                rt = bc.reply_topic('py-none-0005') + '/1'
+                triple, _, m = d.ask(conn, 'py-none-0005', response_topic=rt, payload=b'py-none-0005')
+                expect(m['topic'] == rt and len(m.get('correlation', b'')) == 16, 'not on the Response Topic with its correlation')
+                self.keep(triple)
+            finally:
+                conn.close()
+
+        @case('request_auth none: invalid_device_id to the requesting client')
+        def _():
+            self.refused('py-none-bad', b'x', 'invalid_device_id')
 
 
 def main():

@@ -103,3 +103,9 @@ test('reply_encryption off: the triple in the clear, and a device expecting a se
     await scenario(env, 'clear', ['py-clr-4', 'py-clr-5']);
   });
 });
+
+test('request_auth none: the bare deviceId or {"deviceId"}, the triple in the clear to the deviceId\'s client', async () => {
+  await h.withEnv({ requestAuth: 'none' }, async (env) => {
+    await scenario(env, 'none', ['py-none-0001', 'py-none-0002', 'py-none-0003', 'py-none-0004', 'py-none-0005']);
+  });
+});
