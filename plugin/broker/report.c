@@ -6,7 +6,7 @@
  * per second: each report is one row of the table below, with what it compares and how it
  * says it, and remembers the snapshot it last spoke about. $SYS/broker/bootstrap/ gets the
  * counters every plugin_opt_metrics_interval seconds, and the retained platform/ topics on
- * change.
+ * change. A client refused those $SYS topics is logged once per reason, with the fix.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,6 +18,7 @@
 
 #include "bootstrap_broker.h"
 #include "bootstrap_quota.h"
+#include "bootstrap_text.h"
 
 /* What a report looks at: one snapshot of each side, taken once a second. */
 struct report_view {
@@ -332,11 +333,15 @@ static const struct report reports_table[] = {
 };
 #define REPORTS (sizeof(reports_table) / sizeof(reports_table[0]))
 
+/* Why a client was refused the plugin's $SYS topics: each said once a run. */
+enum sys_refusal { SYS_NO_OPERATOR = 0, SYS_NOT_OPERATOR, SYS_TOO_WIDE, SYS_REFUSALS };
+
 struct reports {
 	/* zero at start: as if every row had spoken of a zero snapshot, which is the worker's before
 	 * anything happened, so a state that has not moved gets no line */
 	struct report_memory memory[REPORTS];
 	time_t metrics_next_s;
+	bool sys_said[SYS_REFUSALS];
 };
 
 struct reports *report__new(void)
@@ -385,4 +390,62 @@ void report__metrics(struct bootstrap_plugin *p, time_t now_s)
 		shared__stats(p->shared, &sst);
 		metrics__render_shared(&sst, &st, p->shared_late_replays, metric__publish, NULL);
 	}
+}
+
+/* Whether filter (a subscription, or a topic read) reaches into $SYS/broker/bootstrap/: the
+ * prefix itself, or a wildcard above it such as $SYS/# (one topic under it stands for all). */
+static bool sys__ours(const char *filter)
+{
+	bool match = false;
+
+	if(!strncmp(filter, METRICS_TOPIC_PREFIX, strlen(METRICS_TOPIC_PREFIX))) return true;
+	if(!strchr(filter, '#') && !strchr(filter, '+')) return false;
+	return mosquitto_topic_matches_sub(filter, METRICS_TOPIC_PREFIX "requests", &match) == MOSQ_ERR_SUCCESS && match;
+}
+
+/* MOSQ_EVT_ACL_CHECK: intake.c decides; a refusal of the plugin's $SYS topics is logged with
+ * what to set, once per reason a run (a client retrying, or an attacker, cannot fill the log:
+ * a refused subscription is otherwise silent, MQTT 3.1.1 has no way to say why). */
+int report__on_acl_check(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_acl_check *ed = event_data;
+	struct bootstrap_plugin *p = userdata;
+	int rc = bootstrap__on_acl_check(event, event_data, userdata);
+	const char *username, *op = p->cfg.operator_username;
+	char who[TEXT_ESCAPED_LEN(64)], filter[TEXT_ESCAPED_LEN(64)];
+	enum sys_refusal why;
+
+	if(rc != MOSQ_ERR_ACL_DENIED || !ed->topic || (ed->access != MOSQ_ACL_SUBSCRIBE && ed->access != MOSQ_ACL_READ)
+			|| strncmp(ed->topic, "$SYS/", 5) || !sys__ours(ed->topic)){
+		return rc;
+	}
+	username = mosquitto_client_username(ed->client);
+	why = !op ? SYS_NO_OPERATOR : username && !strcmp(username, op) ? SYS_TOO_WIDE : SYS_NOT_OPERATOR;
+	if(p->reports->sys_said[why]) return rc;
+	p->reports->sys_said[why] = true;
+	/* the client's own words, escaped and cut: said once, never a flood */
+	text__escape(who, sizeof(who), mosquitto_client_id(ed->client));
+	text__escape(filter, sizeof(filter), ed->topic);
+	switch(why){
+		case SYS_NO_OPERATOR:
+			mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": client '%s' was refused '%s': under plugin_opt_acl strict "
+					"only the user named by plugin_opt_operator may read $SYS/broker/bootstrap/#, and none is set. Set "
+					"plugin_opt_operator to a user the broker authenticates (password_file) and restart; see "
+					"docs/operating.md#metrics (said once)", who, filter);
+			break;
+		case SYS_NOT_OPERATOR:
+			mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": client '%s' was refused '%s': under plugin_opt_acl strict "
+					"only the user '%s' (plugin_opt_operator) may read $SYS/broker/bootstrap/#, and this client %s. Connect "
+					"as that user (its password in the broker's password_file); see docs/operating.md#metrics (said once)",
+					who, filter, op, username ? "logged in as another user" : "gave no username");
+			break;
+		case SYS_TOO_WIDE:
+			mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": the operator (plugin_opt_operator '%s', client '%s') was "
+					"refused '%s': the operator may read $SYS/broker/bootstrap/# and below, nothing wider: subscribe to "
+					"'$SYS/broker/bootstrap/#'; see docs/operating.md#metrics (said once)", op, who, filter);
+			break;
+		case SYS_REFUSALS:
+			break;
+	}
+	return rc;
 }

@@ -43,3 +43,43 @@ test('the operator reads the counters, others cannot, and the numbers move with 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a client refused $SYS/broker/bootstrap/ is logged once per reason, naming what to set', async () => {
+  const sysSub = (env, auth, topic) => h.run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(env.port), ...auth, '-t', topic, '-W', '1'], { timeoutMs: 5000 });
+  const said = (env, re) => env.broker.log().split('\n').filter((l) => re.test(l));
+  // no operator named: refused (strict ACL, the default), said once with the option to set
+  await h.withEnv({}, async (env) => {
+    await sysSub(env, [], '$SYS/broker/bootstrap/#');
+    await sysSub(env, [], '$SYS/broker/bootstrap/#');
+    await sysSub(env, [], '$SYS/#');
+    await h.waitForLog(env, /refused '\$SYS\//, 5000);
+    await h.sleep(300); // a second line, had there been one, would be there too
+    const lines = said(env, /refused '\$SYS\//);
+    assert.strictEqual(lines.length, 1, lines.join('\n'));
+    assert.match(lines[0], /plugin_opt_operator/);
+    assert.match(lines[0], /docs\/operating\.md#metrics/);
+  });
+  // an operator named: another client is told to log in as it; the operator asking for all of
+  // $SYS is told to subscribe to its part; each once
+  const dir = h.makeWorkdir();
+  const pw = await h.passwordFile(dir, { ops: 'ops-password' });
+  try {
+    await h.withEnv({ pluginOptions: { operator: 'ops' }, extraConfig: `password_file ${pw}\nallow_anonymous true` }, async (env) => {
+      for (let i = 0; i < 2; i++) await sysSub(env, ['-i', 'nosy\u00e9client'], '$SYS/broker/bootstrap/#');
+      for (let i = 0; i < 2; i++) await sysSub(env, ['-u', 'ops', '-P', 'ops-password'], '$SYS/#');
+      await h.waitForLog(env, /refused '\$SYS\/#'/, 5000);
+      await h.waitForLog(env, /refused '\$SYS\/broker\/bootstrap\/#'/, 5000);
+      await h.sleep(300);
+      const other = said(env, /refused '\$SYS\/broker\/bootstrap\/#'/);
+      assert.strictEqual(other.length, 1, other.join('\n'));
+      assert.match(other[0], /only the user 'ops' \(plugin_opt_operator\).*gave no username/);
+      assert.match(other[0], /client 'nosy\\xc3\\xa9client'/, 'the client id escaped');
+      const wide = said(env, /refused '\$SYS\/#'/);
+      assert.strictEqual(wide.length, 1, wide.join('\n'));
+      assert.match(wide[0], /subscribe to '\$SYS\/broker\/bootstrap\/#'/);
+      assert.strictEqual(said(env, /\(said once\)/).length, 2);
+    });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
