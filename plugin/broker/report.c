@@ -388,7 +388,7 @@ void report__metrics(struct bootstrap_plugin *p, time_t now_s)
 	if(p->shared){
 		struct shared_stats sst;
 		shared__stats(p->shared, &sst);
-		metrics__render_shared(&sst, &st, p->shared_late_replays, metric__publish, NULL);
+		metrics__render_shared(&p->metrics, &sst, &st, p->shared_late_replays, metric__publish, NULL);
 	}
 }
 
