@@ -21,6 +21,7 @@ enum call_kind {
 
 struct call {
 	enum call_kind kind;
+	unsigned generation; /* the credentials' it was signed with (scheduler__post) */
 	/* the answer; r->error set when the transfer failed. now: monotonic ms */
 	void (*done)(struct scheduler *s, struct call *call, const struct http_result *r, int64_t now);
 };

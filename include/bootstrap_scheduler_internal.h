@@ -150,7 +150,8 @@ void job__answer(struct scheduler *s, struct job *job, enum platform_action acti
 void job__finish(struct scheduler *s, struct job *job, int64_t now);
 void job__retry_or_fail(struct scheduler *s, struct job *job, const char *why, const char *detail, bool count, int64_t now);
 void share__learn(struct scheduler *s, double existing_ratio, size_t devices);
-enum call_outcome call__outcome_noted(struct scheduler *s, enum platform_action action, const struct platform_answer *a);
+enum call_outcome call__outcome_noted(struct scheduler *s, const struct call *call, enum platform_action action,
+		const struct platform_answer *a);
 int scheduler__post(struct scheduler *s, const struct platform_http_request *req, long timeout, size_t max_body, struct call *call);
 int64_t scheduler__backoff_ms(struct scheduler *s, int attempt);
 time_t scheduler__wall(struct scheduler *s);
@@ -171,6 +172,7 @@ void account__reconfigure(struct scheduler *s);
 void account__fetch(struct scheduler *s, time_t now_s, int64_t now, int64_t *wait);
 void account__check(struct scheduler *s, time_t now_s, int64_t now, int64_t *wait);
 void account__expire_waiting(struct scheduler *s, int64_t now);
+void account__platform_said(struct scheduler *s, unsigned generation, const struct platform_answer *a);
 
 /* lookup.c: lookups, and what every batch shares */
 struct batch *batch__new(struct scheduler *s, struct job *list, size_t n, bool query_first, int64_t now);

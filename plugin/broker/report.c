@@ -35,6 +35,14 @@ struct report {
 	int every_s; /* at most one line per this many seconds (0: every change) */
 };
 
+/* The platform's verdict on the credentials, as last said (UNTRIED: never). */
+struct verdict_memory {
+	enum credentials_verdict said;
+	char refusal[64];
+};
+
+static struct verdict_memory *reports__verdict(struct reports *reports);
+
 /* Each row's memory: the snapshot it last spoke about, and when. */
 struct report_memory {
 	struct report_view last;
@@ -105,37 +113,45 @@ static void report__chain_say(struct bootstrap_plugin *p, const struct report_vi
 			PLUGIN_NAME ": platform credentials chain: %s", chain);
 }
 
-/* The credentials' state: a log line when it changes (an error when none are valid), and the
- * retained $SYS/broker/bootstrap/platform/credentials. */
+/* The credentials' state: a log line when it changes (an error when none are usable), and the
+ * retained $SYS/broker/bootstrap/platform/credentials. Found is not accepted: what the platform
+ * said of them (its first answer to a call signed with them) is a line of its own, said when it
+ * differs from what was last said (renewed credentials the platform takes again are no news). */
 static bool report__credentials_changed(const struct report_view *now, const struct report_view *last)
 {
 	return now->jobs.credentials_state != last->jobs.credentials_state
-		|| strcmp(now->jobs.credentials_detail, last->jobs.credentials_detail);
+		|| strcmp(now->jobs.credentials_detail, last->jobs.credentials_detail)
+		|| now->jobs.credentials_verdict != last->jobs.credentials_verdict
+		|| strcmp(now->jobs.credentials_refusal, last->jobs.credentials_refusal);
 }
 
 static void report__credentials_say(struct bootstrap_plugin *p, const struct report_view *now, const struct report_view *last, time_t now_s)
 {
 	const struct jobs_stats *st = &now->jobs;
-	char text[256], until[32] = "";
+	struct verdict_memory *said;
+	char text[256], until[64] = "";
 	int level;
 
-	(void)p;
-	(void)last;
 	(void)now_s;
 	if(st->credentials_expires){
 		struct tm tm;
+		char at[32];
 		gmtime_r(&st->credentials_expires, &tm);
-		strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		snprintf(until, sizeof(until), " (they expire at %s)", at);
 	}
 	switch(st->credentials_state){
-		case CREDENTIALS_VALID:
-			snprintf(text, sizeof(text), "valid%s%s", until[0] ? " until " : "", until);
+		case CREDENTIALS_FOUND:
+			/* the first word says how far they got: found, accepted, refused */
+			if(st->credentials_verdict == CREDENTIALS_ACCEPTED) snprintf(text, sizeof(text), "accepted%s", until);
+			else if(st->credentials_verdict == CREDENTIALS_REFUSED) snprintf(text, sizeof(text), "refused: %s%s", st->credentials_refusal, until);
+			else snprintf(text, sizeof(text), "found%s", until);
 			break;
 		case CREDENTIALS_RENEWING:
-			snprintf(text, sizeof(text), "renewing (the current ones are valid until %s)", until);
+			snprintf(text, sizeof(text), "renewing%s", until);
 			break;
 		case CREDENTIALS_FAILING:
-			snprintf(text, sizeof(text), "failing: %s (the current ones are valid until %s; retrying)", st->credentials_detail, until);
+			snprintf(text, sizeof(text), "failing: %s%s; retrying", st->credentials_detail, until);
 			break;
 		case CREDENTIALS_EXPIRED:
 		case CREDENTIALS_FETCHING:
@@ -149,9 +165,33 @@ static void report__credentials_say(struct bootstrap_plugin *p, const struct rep
 		case CREDENTIALS_FETCHING: level = st->credentials_detail[0] ? MOSQ_LOG_ERR : MOSQ_LOG_INFO; break;
 		default: level = MOSQ_LOG_INFO; break;
 	}
-	/* renewals that just work are routine: not a line each */
-	if(st->credentials_state != CREDENTIALS_RENEWING){
-		mosquitto_log_printf(level, PLUGIN_NAME ": platform credentials (%s): %s", st->credentials_source, text);
+	/* the provider's state; renewals that just work are routine: not a line each */
+	if(st->credentials_state != CREDENTIALS_RENEWING && (st->credentials_state != last->jobs.credentials_state
+			|| strcmp(st->credentials_detail, last->jobs.credentials_detail))){
+		if(st->credentials_state == CREDENTIALS_FOUND && (last->jobs.credentials_state == CREDENTIALS_RENEWING
+				|| last->jobs.credentials_state == CREDENTIALS_FAILING)){
+			mosquitto_log_printf(level, PLUGIN_NAME ": platform credentials (%s): renewed%s", st->credentials_source, until);
+		}else if(st->credentials_state == CREDENTIALS_FOUND){
+			/* never "valid" nor "accepted" here: only the platform's answer says so */
+			mosquitto_log_printf(level, PLUGIN_NAME ": platform credentials (%s): found%s; the platform has not yet "
+					"answered a call signed with them", st->credentials_source, until);
+		}else{
+			mosquitto_log_printf(level, PLUGIN_NAME ": platform credentials (%s): %s", st->credentials_source, text);
+		}
+	}
+	/* the platform's verdict, when it differs from the last one said */
+	said = reports__verdict(p->reports);
+	if(st->credentials_verdict != CREDENTIALS_UNTRIED && (st->credentials_verdict != said->said
+			|| strcmp(st->credentials_refusal, said->refusal))){
+		if(st->credentials_verdict == CREDENTIALS_ACCEPTED){
+			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": platform credentials (%s): the platform accepted them "
+					"(it answered a call signed with them)", st->credentials_source);
+		}else{
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": platform credentials (%s): the platform refused them: %s "
+					"(bootstraps fail with platform_auth until they change)", st->credentials_source, st->credentials_refusal);
+		}
+		said->said = st->credentials_verdict;
+		snprintf(said->refusal, sizeof(said->refusal), "%s", st->credentials_refusal);
 	}
 	metric__publish(METRICS_TOPIC_PREFIX "platform/credentials", text, NULL);
 }
@@ -342,7 +382,13 @@ struct reports {
 	struct report_memory memory[REPORTS];
 	time_t metrics_next_s;
 	bool sys_said[SYS_REFUSALS];
+	struct verdict_memory verdict;
 };
+
+static struct verdict_memory *reports__verdict(struct reports *reports)
+{
+	return &reports->verdict;
+}
 
 struct reports *report__new(void)
 {

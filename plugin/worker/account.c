@@ -62,6 +62,21 @@ void account__fetch(struct scheduler *s, time_t now_s, int64_t now, int64_t *wai
 	if(creds_wait >= 0) wait__min(wait, creds_wait);
 }
 
+/* What an answer says of the credentials that signed its call: refused (a signature error, an
+ * AccessKey id unknown or disabled, an STS token wrong or expired), or accepted (any other
+ * answer: the platform authenticated the call to give it, a RAM permission refusal included);
+ * throttling and unavailability say nothing. */
+void account__platform_said(struct scheduler *s, unsigned generation, const struct platform_answer *a)
+{
+	if(a->outcome == PLATFORM_THROTTLED || a->outcome == PLATFORM_UNAVAILABLE) return;
+	if(a->outcome == PLATFORM_AUTH && (platform__code_is_signature(a->code)
+			|| !strncmp(a->code, "InvalidSecurityToken", strlen("InvalidSecurityToken")))){
+		credentials__platform_answered(&s->creds, generation, false, a->code);
+		return;
+	}
+	credentials__platform_answered(&s->creds, generation, true, NULL);
+}
+
 static void account__check_done(struct scheduler *s, struct call *call, const struct http_result *r, int64_t now)
 {
 	struct startup_check *c = container_of(call, struct startup_check, call);
@@ -74,6 +89,7 @@ static void account__check_done(struct scheduler *s, struct call *call, const st
 		snprintf(c->detail, sizeof(c->detail), "the platform could not be reached: %s", r->error);
 	}else{
 		platform__parse_answer(ACTION_QUERY, r->status, r->body, r->body_len, &answer);
+		account__platform_said(s, call->generation, &answer);
 		c->result = platform__check_answer(&answer, c->detail, sizeof(c->detail));
 		platform__answer_cleanup(&answer);
 	}

@@ -213,7 +213,7 @@ struct batch *batch__answered(struct scheduler *s, struct batch_call *call, cons
 		return b;
 	}
 	platform__parse_answer(call->action, r->status, r->body, r->body_len, answer);
-	s->calls_by[call->action][call__outcome_noted(s, call->action, answer)]++;
+	s->calls_by[call->action][call__outcome_noted(s, &call->call, call->action, answer)]++;
 	if(answer->outcome == PLATFORM_THROTTLED){
 		s->throttled++;
 		quota__throttled(&s->bucket[call->action], now);
