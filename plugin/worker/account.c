@@ -1,7 +1,8 @@
 /* The platform account, the scheduler's side: the credentials provider (bootstrap_credentials.h,
  * itself a state machine without I/O) driven through the scheduler's io, the signing
- * credentials kept equal to the provider's, the start-up check whenever they change, and
- * requests answered when there are none to sign with. No I/O of its own; runs on whichever
+ * credentials kept equal to the provider's, what the platform's answers say of them (found is
+ * not accepted), the start-up check whenever they change, and requests answered when there are
+ * none to sign with. No I/O of its own; runs on whichever
  * thread drives the scheduler. */
 #include <stdbool.h>
 #include <stdint.h>
