@@ -6,7 +6,8 @@
  *   plugin.c    entry points, callback registration, reload (SIGHUP)
  *   intake.c    MOSQ_EVT_MESSAGE, MOSQ_EVT_ACL_CHECK: checks, the one refusal exit, submit
  *   delivery.c  MOSQ_EVT_TICK, MOSQ_EVT_DISCONNECT: held replies, sealing, publish, audit
- *   report.c    log lines on a change of the worker's state, and $SYS/broker/bootstrap/
+ *   report.c    log lines on a change of the worker's state, $SYS/broker/bootstrap/, and
+ *               MOSQ_EVT_ACL_CHECK (intake.c decides; a refusal of that $SYS is logged once)
  * The functions below are not exported from the plugin (it is built with -fvisibility=hidden),
  * so they cannot collide with another plugin's symbols. */
 #include <stdbool.h>
@@ -107,5 +108,8 @@ struct reports *report__new(void);
 void report__free(struct reports *reports);
 void report__changes(struct bootstrap_plugin *p, time_t now);
 void report__metrics(struct bootstrap_plugin *p, time_t now);
+/* MOSQ_EVT_ACL_CHECK as registered: bootstrap__on_acl_check's decision, and a refusal of the
+ * plugin's $SYS topics logged once per reason. */
+int report__on_acl_check(int event, void *event_data, void *userdata);
 
 #endif

@@ -22,8 +22,8 @@ enum call_kind {
 struct call {
 	enum call_kind kind;
 	/* the credentials generation the request was signed with (scheduler__post): an answer
-	 * that the token expired renews only the credentials it was signed with */
-	unsigned creds_generation;
+	 * speaks of those credentials only (their verdict; a token the platform calls expired) */
+	unsigned generation;
 	/* the answer; r->error set when the transfer failed. now: monotonic ms */
 	void (*done)(struct scheduler *s, struct call *call, const struct http_result *r, int64_t now);
 };

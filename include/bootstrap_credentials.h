@@ -104,10 +104,18 @@ const char *credentials__read_role(const char *body, size_t len, char *name, siz
 
 enum credentials_state {
 	CREDENTIALS_FETCHING = 0, /* none yet: the first fetch is under way or retried */
-	CREDENTIALS_VALID,        /* current, renewal not due */
+	CREDENTIALS_FOUND,        /* current, renewal not due (whether the platform takes them: verdict) */
 	CREDENTIALS_RENEWING,     /* current, a renewal under way */
 	CREDENTIALS_FAILING,      /* still current, but renewing them fails: retried with backoff */
 	CREDENTIALS_EXPIRED,      /* none valid, and fetching fails: platform calls wait */
+};
+
+/* What the platform said of the current credentials: found ones are only found until a call
+ * signed with them is answered (credentials__platform_answered). */
+enum credentials_verdict {
+	CREDENTIALS_UNTRIED = 0, /* no call signed with them answered yet */
+	CREDENTIALS_ACCEPTED,    /* the platform authenticated a call signed with them */
+	CREDENTIALS_REFUSED,     /* it refused their signature, AccessKey id or STS token: refusal has its code */
 };
 
 /* One HTTP request the provider wants sent; free with credentials__http_free(). */
@@ -139,6 +147,8 @@ struct credentials_provider {
 	int attempt;             /* failed attempts in a row */
 	unsigned generation;     /* bumped whenever current changes */
 	char detail[160];        /* why the last fetch failed (no secret), for logs and metrics */
+	enum credentials_verdict verdict; /* the platform's, on current: UNTRIED again at every change */
+	char refusal[64];        /* the platform's code when it refused them */
 };
 
 /* Starts with source (copied). Static credentials are current at once. 0 or -1. */
@@ -170,6 +180,9 @@ const struct bootstrap_credentials *credentials__current(const struct credential
 /* Milliseconds until the provider wants to send something (renewal or retry); -1 never. */
 int64_t credentials__wait_ms(const struct credentials_provider *cp, time_t now_s, int64_t now_ms);
 const char *credentials__state_name(enum credentials_state state);
+/* The platform answered a call signed with the credentials of generation: it accepted them, or
+ * refused them with code. An answer about credentials since replaced says nothing. */
+void credentials__platform_answered(struct credentials_provider *cp, unsigned generation, bool accepted, const char *code);
 
 /* Renewal starts when this much of the lifetime is left: min(180 s, a third of it), as
  * credentials-go renews at 180 s. Credentials are not used in their last seconds. */

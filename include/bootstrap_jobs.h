@@ -138,6 +138,8 @@ struct jobs_stats {
 	bool waker_refused;        /* the broker refused the wakeup connection */
 	/* the platform credentials (bootstrap_credentials.h) */
 	enum credentials_state credentials_state;
+	enum credentials_verdict credentials_verdict; /* the platform's, on the current ones */
+	char credentials_refusal[64]; /* its code when it refused them */
 	time_t credentials_expires; /* 0: never */
 	char credentials_detail[160]; /* why the last fetch failed; "" */
 	char credentials_source[128]; /* "<origin>, <kind>" of the chain's source in use or being tried */

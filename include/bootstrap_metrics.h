@@ -2,7 +2,9 @@
 #define BOOTSTRAP_METRICS_H
 /* Counters for $SYS/broker/bootstrap/: what the broker thread saw (requests, replies by
  * code, in all and per product, latency over the last interval) plus the worker's
- * (jobs_stats). Broker thread only. */
+ * (jobs_stats). A topic appears once its value has been non-zero (a counter moved, a gauge
+ * was set) and is published from then on, 0 included; requests (and shared/state in
+ * multi-broker mode) from the start. Broker thread only. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +17,9 @@
 /* products counted apart: every product served at start-up and after each reload, so that a
  * churn of products files cannot grow the table for ever */
 #define METRICS_PRODUCTS_MAX 4096
+/* the topics rendered in a fixed order (all but the per-product ones), each remembered once it
+ * moved: the per-action ones, the per-code ones, and room for the 30 others */
+#define METRICS_SLOTS (32 + METRICS_CODES + PLATFORM_ACTIONS * (CALL_OUTCOMES + 1))
 
 struct metrics_product {
 	char key[PRODUCT_KEY_MAX + 1];
@@ -31,6 +36,7 @@ struct metrics {
 	int nlatency;
 	struct metrics_product *products; /* sorted by key; only products the broker serves (or served) */
 	size_t nproducts;
+	unsigned char moved[(METRICS_SLOTS + 7) / 8]; /* by slot: its value has been non-zero */
 };
 
 void metrics__request(struct metrics *m);
@@ -42,12 +48,13 @@ int metrics__product(struct metrics *m, const char *product_key);
 void metrics__reply(struct metrics *m, const char *product_key, enum bootstrap_code code, double latency_ms);
 void metrics__cleanup(struct metrics *m);
 
-/* Calls emit(topic, value) for every metric, then starts a new latency interval. */
+/* Calls emit(topic, value) for every metric that has moved (and those always present), then
+ * starts a new latency interval. */
 void metrics__render(struct metrics *m, const struct jobs_stats *st, size_t outstanding,
 		void (*emit)(const char *topic, const char *value, void *ud), void *ud);
 /* Multi-broker mode's metrics, under shared/: Redis's state and round trips, and what the
  * worker (st) and the broker thread (late_replays) did with them. */
-void metrics__render_shared(const struct shared_stats *sst, const struct jobs_stats *st, unsigned long long late_replays,
+void metrics__render_shared(struct metrics *m, const struct shared_stats *sst, const struct jobs_stats *st, unsigned long long late_replays,
 		void (*emit)(const char *topic, const char *value, void *ud), void *ud);
 
 #endif

@@ -176,6 +176,7 @@ void account__fetch(struct scheduler *s, time_t now_s, int64_t now, int64_t *wai
 void account__check(struct scheduler *s, time_t now_s, int64_t now, int64_t *wait);
 void account__expire_waiting(struct scheduler *s, int64_t now);
 void account__token_expired(struct scheduler *s, const struct call *call, struct platform_answer *a);
+void account__platform_said(struct scheduler *s, unsigned generation, const struct platform_answer *a);
 
 /* lookup.c: lookups, and what every batch shares */
 struct batch *batch__new(struct scheduler *s, struct job *list, size_t n, bool query_first, int64_t now);

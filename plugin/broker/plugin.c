@@ -154,7 +154,7 @@ static void bootstrap__unregister(struct bootstrap_plugin *p)
 {
 	mosquitto_callback_unregister(p->id, BOOTSTRAP_EVT_MESSAGE, bootstrap__on_message, NULL);
 	mosquitto_callback_unregister(p->id, MOSQ_EVT_TICK, bootstrap__on_tick, NULL);
-	mosquitto_callback_unregister(p->id, MOSQ_EVT_ACL_CHECK, bootstrap__on_acl_check, NULL);
+	mosquitto_callback_unregister(p->id, MOSQ_EVT_ACL_CHECK, report__on_acl_check, NULL);
 	mosquitto_callback_unregister(p->id, MOSQ_EVT_RELOAD, bootstrap__on_reload, NULL);
 	mosquitto_callback_unregister(p->id, MOSQ_EVT_DISCONNECT, bootstrap__on_disconnect, NULL);
 }
@@ -269,7 +269,7 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	}
 	if(mosquitto_callback_register(identifier, BOOTSTRAP_EVT_MESSAGE, bootstrap__on_message, NULL, p)
 			|| mosquitto_callback_register(identifier, MOSQ_EVT_TICK, bootstrap__on_tick, NULL, p)
-			|| mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, bootstrap__on_acl_check, NULL, p)
+			|| mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, report__on_acl_check, NULL, p)
 			|| mosquitto_callback_register(identifier, MOSQ_EVT_RELOAD, bootstrap__on_reload, NULL, p)
 			|| mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, bootstrap__on_disconnect, NULL, p)){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": could not register callbacks");

@@ -6,7 +6,7 @@
  * per second: each report is one row of the table below, with what it compares and how it
  * says it, and remembers the snapshot it last spoke about. $SYS/broker/bootstrap/ gets the
  * counters every plugin_opt_metrics_interval seconds, and the retained platform/ topics on
- * change.
+ * change. A client refused those $SYS topics is logged once per reason, with the fix.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,6 +18,7 @@
 
 #include "bootstrap_broker.h"
 #include "bootstrap_quota.h"
+#include "bootstrap_text.h"
 
 /* What a report looks at: one snapshot of each side, taken once a second. */
 struct report_view {
@@ -33,6 +34,14 @@ struct report {
 	void (*say)(struct bootstrap_plugin *p, const struct report_view *now, const struct report_view *last, time_t now_s);
 	int every_s; /* at most one line per this many seconds (0: every change) */
 };
+
+/* The platform's verdict on the credentials, as last said (UNTRIED: never). */
+struct verdict_memory {
+	enum credentials_verdict said;
+	char refusal[64];
+};
+
+static struct verdict_memory *reports__verdict(struct reports *reports);
 
 /* Each row's memory: the snapshot it last spoke about, and when. */
 struct report_memory {
@@ -104,37 +113,45 @@ static void report__chain_say(struct bootstrap_plugin *p, const struct report_vi
 			PLUGIN_NAME ": platform credentials chain: %s", chain);
 }
 
-/* The credentials' state: a log line when it changes (an error when none are valid), and the
- * retained $SYS/broker/bootstrap/platform/credentials. */
+/* The credentials' state: a log line when it changes (an error when none are usable), and the
+ * retained $SYS/broker/bootstrap/platform/credentials. Found is not accepted: what the platform
+ * said of them (its first answer to a call signed with them) is a line of its own, said when it
+ * differs from what was last said (renewed credentials the platform takes again are no news). */
 static bool report__credentials_changed(const struct report_view *now, const struct report_view *last)
 {
 	return now->jobs.credentials_state != last->jobs.credentials_state
-		|| strcmp(now->jobs.credentials_detail, last->jobs.credentials_detail);
+		|| strcmp(now->jobs.credentials_detail, last->jobs.credentials_detail)
+		|| now->jobs.credentials_verdict != last->jobs.credentials_verdict
+		|| strcmp(now->jobs.credentials_refusal, last->jobs.credentials_refusal);
 }
 
 static void report__credentials_say(struct bootstrap_plugin *p, const struct report_view *now, const struct report_view *last, time_t now_s)
 {
 	const struct jobs_stats *st = &now->jobs;
-	char text[256], until[32] = "";
+	struct verdict_memory *said;
+	char text[256], until[64] = "";
 	int level;
 
-	(void)p;
-	(void)last;
 	(void)now_s;
 	if(st->credentials_expires){
 		struct tm tm;
+		char at[32];
 		gmtime_r(&st->credentials_expires, &tm);
-		strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		snprintf(until, sizeof(until), " (they expire at %s)", at);
 	}
 	switch(st->credentials_state){
-		case CREDENTIALS_VALID:
-			snprintf(text, sizeof(text), "valid%s%s", until[0] ? " until " : "", until);
+		case CREDENTIALS_FOUND:
+			/* the first word says how far they got: found, accepted, refused */
+			if(st->credentials_verdict == CREDENTIALS_ACCEPTED) snprintf(text, sizeof(text), "accepted%s", until);
+			else if(st->credentials_verdict == CREDENTIALS_REFUSED) snprintf(text, sizeof(text), "refused: %s%s", st->credentials_refusal, until);
+			else snprintf(text, sizeof(text), "found%s", until);
 			break;
 		case CREDENTIALS_RENEWING:
-			snprintf(text, sizeof(text), "renewing (the current ones are valid until %s)", until);
+			snprintf(text, sizeof(text), "renewing%s", until);
 			break;
 		case CREDENTIALS_FAILING:
-			snprintf(text, sizeof(text), "failing: %s (the current ones are valid until %s; retrying)", st->credentials_detail, until);
+			snprintf(text, sizeof(text), "failing: %s%s; retrying", st->credentials_detail, until);
 			break;
 		case CREDENTIALS_EXPIRED:
 		case CREDENTIALS_FETCHING:
@@ -148,9 +165,33 @@ static void report__credentials_say(struct bootstrap_plugin *p, const struct rep
 		case CREDENTIALS_FETCHING: level = st->credentials_detail[0] ? MOSQ_LOG_ERR : MOSQ_LOG_INFO; break;
 		default: level = MOSQ_LOG_INFO; break;
 	}
-	/* renewals that just work are routine: not a line each */
-	if(st->credentials_state != CREDENTIALS_RENEWING){
-		mosquitto_log_printf(level, PLUGIN_NAME ": platform credentials (%s): %s", st->credentials_source, text);
+	/* the provider's state; renewals that just work are routine: not a line each */
+	if(st->credentials_state != CREDENTIALS_RENEWING && (st->credentials_state != last->jobs.credentials_state
+			|| strcmp(st->credentials_detail, last->jobs.credentials_detail))){
+		if(st->credentials_state == CREDENTIALS_FOUND && (last->jobs.credentials_state == CREDENTIALS_RENEWING
+				|| last->jobs.credentials_state == CREDENTIALS_FAILING)){
+			mosquitto_log_printf(level, PLUGIN_NAME ": platform credentials (%s): renewed%s", st->credentials_source, until);
+		}else if(st->credentials_state == CREDENTIALS_FOUND){
+			/* never "valid" nor "accepted" here: only the platform's answer says so */
+			mosquitto_log_printf(level, PLUGIN_NAME ": platform credentials (%s): found%s; the platform has not yet "
+					"answered a call signed with them", st->credentials_source, until);
+		}else{
+			mosquitto_log_printf(level, PLUGIN_NAME ": platform credentials (%s): %s", st->credentials_source, text);
+		}
+	}
+	/* the platform's verdict, when it differs from the last one said */
+	said = reports__verdict(p->reports);
+	if(st->credentials_verdict != CREDENTIALS_UNTRIED && (st->credentials_verdict != said->said
+			|| strcmp(st->credentials_refusal, said->refusal))){
+		if(st->credentials_verdict == CREDENTIALS_ACCEPTED){
+			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": platform credentials (%s): the platform accepted them "
+					"(it answered a call signed with them)", st->credentials_source);
+		}else{
+			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": platform credentials (%s): the platform refused them: %s "
+					"(bootstraps fail with platform_auth until they change)", st->credentials_source, st->credentials_refusal);
+		}
+		said->said = st->credentials_verdict;
+		snprintf(said->refusal, sizeof(said->refusal), "%s", st->credentials_refusal);
 	}
 	metric__publish(METRICS_TOPIC_PREFIX "platform/credentials", text, NULL);
 }
@@ -332,12 +373,22 @@ static const struct report reports_table[] = {
 };
 #define REPORTS (sizeof(reports_table) / sizeof(reports_table[0]))
 
+/* Why a client was refused the plugin's $SYS topics: each said once a run. */
+enum sys_refusal { SYS_NO_OPERATOR = 0, SYS_NOT_OPERATOR, SYS_TOO_WIDE, SYS_REFUSALS };
+
 struct reports {
 	/* zero at start: as if every row had spoken of a zero snapshot, which is the worker's before
 	 * anything happened, so a state that has not moved gets no line */
 	struct report_memory memory[REPORTS];
 	time_t metrics_next_s;
+	bool sys_said[SYS_REFUSALS];
+	struct verdict_memory verdict;
 };
+
+static struct verdict_memory *reports__verdict(struct reports *reports)
+{
+	return &reports->verdict;
+}
 
 struct reports *report__new(void)
 {
@@ -383,6 +434,64 @@ void report__metrics(struct bootstrap_plugin *p, time_t now_s)
 	if(p->shared){
 		struct shared_stats sst;
 		shared__stats(p->shared, &sst);
-		metrics__render_shared(&sst, &st, p->shared_late_replays, metric__publish, NULL);
+		metrics__render_shared(&p->metrics, &sst, &st, p->shared_late_replays, metric__publish, NULL);
 	}
+}
+
+/* Whether filter (a subscription, or a topic read) reaches into $SYS/broker/bootstrap/: the
+ * prefix itself, or a wildcard above it such as $SYS/# (one topic under it stands for all). */
+static bool sys__ours(const char *filter)
+{
+	bool match = false;
+
+	if(!strncmp(filter, METRICS_TOPIC_PREFIX, strlen(METRICS_TOPIC_PREFIX))) return true;
+	if(!strchr(filter, '#') && !strchr(filter, '+')) return false;
+	return mosquitto_topic_matches_sub(filter, METRICS_TOPIC_PREFIX "requests", &match) == MOSQ_ERR_SUCCESS && match;
+}
+
+/* MOSQ_EVT_ACL_CHECK: intake.c decides; a refusal of the plugin's $SYS topics is logged with
+ * what to set, once per reason a run (a client retrying, or an attacker, cannot fill the log:
+ * a refused subscription is otherwise silent, MQTT 3.1.1 has no way to say why). */
+int report__on_acl_check(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_acl_check *ed = event_data;
+	struct bootstrap_plugin *p = userdata;
+	int rc = bootstrap__on_acl_check(event, event_data, userdata);
+	const char *username, *op = p->cfg.operator_username;
+	char who[TEXT_ESCAPED_LEN(64)], filter[TEXT_ESCAPED_LEN(64)];
+	enum sys_refusal why;
+
+	if(rc != MOSQ_ERR_ACL_DENIED || !ed->topic || (ed->access != MOSQ_ACL_SUBSCRIBE && ed->access != MOSQ_ACL_READ)
+			|| strncmp(ed->topic, "$SYS/", 5) || !sys__ours(ed->topic)){
+		return rc;
+	}
+	username = mosquitto_client_username(ed->client);
+	why = !op ? SYS_NO_OPERATOR : username && !strcmp(username, op) ? SYS_TOO_WIDE : SYS_NOT_OPERATOR;
+	if(p->reports->sys_said[why]) return rc;
+	p->reports->sys_said[why] = true;
+	/* the client's own words, escaped and cut: said once, never a flood */
+	text__escape(who, sizeof(who), mosquitto_client_id(ed->client));
+	text__escape(filter, sizeof(filter), ed->topic);
+	switch(why){
+		case SYS_NO_OPERATOR:
+			mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": client '%s' was refused '%s': under plugin_opt_acl strict "
+					"only the user named by plugin_opt_operator may read $SYS/broker/bootstrap/#, and none is set. Set "
+					"plugin_opt_operator to a user the broker authenticates (password_file) and restart; see "
+					"docs/operating.md#metrics (said once)", who, filter);
+			break;
+		case SYS_NOT_OPERATOR:
+			mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": client '%s' was refused '%s': under plugin_opt_acl strict "
+					"only the user '%s' (plugin_opt_operator) may read $SYS/broker/bootstrap/#, and this client %s. Connect "
+					"as that user (its password in the broker's password_file); see docs/operating.md#metrics (said once)",
+					who, filter, op, username ? "logged in as another user" : "gave no username");
+			break;
+		case SYS_TOO_WIDE:
+			mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": the operator (plugin_opt_operator '%s', client '%s') was "
+					"refused '%s': the operator may read $SYS/broker/bootstrap/# and below, nothing wider: subscribe to "
+					"'$SYS/broker/bootstrap/#'; see docs/operating.md#metrics (said once)", op, who, filter);
+			break;
+		case SYS_REFUSALS:
+			break;
+	}
+	return rc;
 }

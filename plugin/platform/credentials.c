@@ -2,6 +2,7 @@
  * AssumeRole and AssumeRoleWithOIDC, a credentials URI) as a state machine without I/O. It says
  * which request it wants sent and is fed the answer; it moves on along the chain (sources.c)
  * past a source that fails before it ever delivered. Worker thread only. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ const char *credentials__state_name(enum credentials_state state)
 {
 	switch(state){
 		case CREDENTIALS_FETCHING: return "fetching";
-		case CREDENTIALS_VALID: return "valid";
+		case CREDENTIALS_FOUND: return "found";
 		case CREDENTIALS_RENEWING: return "renewing";
 		case CREDENTIALS_FAILING: return "failing";
 		case CREDENTIALS_EXPIRED: return "expired";
@@ -52,6 +53,21 @@ int credentials__provider_init(struct credentials_provider *cp, const struct cre
 const struct credentials_source *credentials__provider_source(const struct credentials_provider *cp)
 {
 	return cp->active ? cp->active : &cp->source;
+}
+
+/* New credentials: found, and nothing the platform said of the old ones holds for them. */
+static void provider__changed(struct credentials_provider *cp)
+{
+	cp->generation++;
+	cp->verdict = CREDENTIALS_UNTRIED;
+	cp->refusal[0] = '\0';
+}
+
+void credentials__platform_answered(struct credentials_provider *cp, unsigned generation, bool accepted, const char *code)
+{
+	if(generation != cp->generation || !cp->current.access_key_id) return;
+	cp->verdict = accepted ? CREDENTIALS_ACCEPTED : CREDENTIALS_REFUSED;
+	snprintf(cp->refusal, sizeof(cp->refusal), "%s", accepted || !code ? "" : code);
 }
 
 /* The chain settles on the active source: the one line that says which, and why the ones
@@ -86,8 +102,8 @@ static int provider__activate(struct credentials_provider *cp)
 		credentials__cleanup(&cp->current);
 		if(credentials__copy(&cp->current, &a->key)) return -1;
 		cp->expires_s = 0;
-		cp->state = CREDENTIALS_VALID;
-		cp->generation++;
+		cp->state = CREDENTIALS_FOUND;
+		provider__changed(cp);
 		cp->detail[0] = '\0';
 		cp->attempt = 0;
 		cp->next_attempt_ms = 0;
@@ -255,7 +271,7 @@ bool credentials__want_request(struct credentials_provider *cp, time_t now_s, in
 		/* a source still being tried fetches now, whatever the current ones (a reload's) say */
 		if(cp->settled && credentials__current(cp, now_s) && now_s < provider__renew_at(cp)) return false;
 		cp->stage = src->kind == CREDENTIALS_ECS_RAM_ROLE ? STAGE_IMDS_TOKEN : STAGE_CREDENTIALS;
-		if(cp->state == CREDENTIALS_VALID) cp->state = CREDENTIALS_RENEWING;
+		if(cp->state == CREDENTIALS_FOUND) cp->state = CREDENTIALS_RENEWING;
 		/* a session token and, unless named, the role's name per fetch, as the official
 		 * libraries ask each time (a role attached anew is seen at the next renewal) */
 		secret__free(&cp->imds_token);
@@ -434,8 +450,8 @@ bool credentials__on_answer(struct credentials_provider *cp, long status, const 
 	cp->stage = STAGE_IDLE;
 	cp->attempt = 0;
 	cp->next_attempt_ms = 0;
-	cp->state = CREDENTIALS_VALID;
+	cp->state = CREDENTIALS_FOUND;
 	cp->detail[0] = '\0';
-	cp->generation++;
+	provider__changed(cp);
 	return true;
 }

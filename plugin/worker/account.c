@@ -1,7 +1,8 @@
 /* The platform account, the scheduler's side: the credentials provider (bootstrap_credentials.h,
  * itself a state machine without I/O) driven through the scheduler's io, the signing
- * credentials kept equal to the provider's, the start-up check whenever they change, and
- * requests answered when there are none to sign with. No I/O of its own; runs on whichever
+ * credentials kept equal to the provider's, what the platform's answers say of them (found is
+ * not accepted), the start-up check whenever they change, and requests answered when there are
+ * none to sign with. No I/O of its own; runs on whichever
  * thread drives the scheduler. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -62,6 +63,21 @@ void account__fetch(struct scheduler *s, time_t now_s, int64_t now, int64_t *wai
 	if(creds_wait >= 0) wait__min(wait, creds_wait);
 }
 
+/* What an answer says of the credentials that signed its call: refused (a signature error, an
+ * AccessKey id unknown or disabled, an STS token wrong or expired), or accepted (any other
+ * answer: the platform authenticated the call to give it, a RAM permission refusal included);
+ * throttling and unavailability say nothing. */
+void account__platform_said(struct scheduler *s, unsigned generation, const struct platform_answer *a)
+{
+	if(a->outcome == PLATFORM_THROTTLED || a->outcome == PLATFORM_UNAVAILABLE) return;
+	if(a->outcome == PLATFORM_AUTH && (platform__code_is_signature(a->code)
+			|| !strncmp(a->code, "InvalidSecurityToken", strlen("InvalidSecurityToken")))){
+		credentials__platform_answered(&s->creds, generation, false, a->code);
+		return;
+	}
+	credentials__platform_answered(&s->creds, generation, true, NULL);
+}
+
 static void account__check_done(struct scheduler *s, struct call *call, const struct http_result *r, int64_t now)
 {
 	struct startup_check *c = container_of(call, struct startup_check, call);
@@ -75,6 +91,7 @@ static void account__check_done(struct scheduler *s, struct call *call, const st
 	}else{
 		platform__parse_answer(ACTION_QUERY, r->status, r->body, r->body_len, &answer);
 		account__token_expired(s, call, &answer);
+		account__platform_said(s, call->generation, &answer);
 		c->result = platform__check_answer(&answer, c->detail, sizeof(c->detail));
 		platform__answer_cleanup(&answer);
 	}
@@ -150,7 +167,7 @@ void account__token_expired(struct scheduler *s, const struct call *call, struct
 	if(!a->token_expired) return;
 	if(!credentials__renewable(&s->creds)){
 		a->outcome = PLATFORM_AUTH;
-	}else if(call->creds_generation == s->creds.generation){
+	}else if(call->generation == s->creds.generation){
 		credentials__refused_expired(&s->creds, scheduler__wall(s));
 	}
 }

@@ -284,14 +284,15 @@ static enum call_outcome call__outcome(enum platform_outcome o)
 
 /* The metric outcome of an answer to action. A signature error (a wrong secret, or bytes sent
  * that are not the ones signed) is counted as such, apart from permission refusals, and marks
- * the action failing until one of its calls is answered. An STS token the platform calls
- * expired (our clock may be behind) is renewed now, if it is still the one the call carried;
- * the call itself is retried (PLATFORM_UNAVAILABLE) once there are credentials again. May
- * change a's outcome. */
+ * the action failing until one of its calls is answered. The credentials that signed call learn
+ * whether the platform took them. An STS token the platform calls expired (our clock may be
+ * behind) is renewed now, if it is still the one the call carried; the call itself is retried
+ * (PLATFORM_UNAVAILABLE) once there are credentials again. May change a's outcome. */
 enum call_outcome call__outcome_noted(struct scheduler *s, const struct call *call, enum platform_action action,
 		struct platform_answer *a)
 {
 	account__token_expired(s, call, a);
+	account__platform_said(s, call->generation, a);
 	if(a->outcome == PLATFORM_AUTH && platform__code_is_signature(a->code)){
 		s->signature_failing[action] = true;
 		snprintf(s->signature_detail, sizeof(s->signature_detail), "%s answered %s", platform_actions[action].name, a->code);
@@ -308,7 +309,7 @@ int scheduler__post(struct scheduler *s, const struct platform_http_request *req
 	const struct http_request hreq = { .method = "POST", .url = req->url, .body = req->body,
 		.headers = req->headers[0] ? (const char *const *)req->headers : NULL, .timeout_ms = timeout, .max_body = max_body };
 
-	call->creds_generation = s->creds.generation;
+	call->generation = s->creds.generation;
 	if(s->io.post(s->io.ud, &hreq, call)) return -1;
 	s->inflight++;
 	return 0;
@@ -622,6 +623,8 @@ void scheduler__stats(const struct scheduler *s, struct jobs_stats *st)
 	st->applies = s->applies_started;
 	st->applies_abandoned = s->applies_abandoned;
 	st->credentials_state = s->creds.state;
+	st->credentials_verdict = s->creds.verdict;
+	memcpy(st->credentials_refusal, s->creds.refusal, sizeof(st->credentials_refusal));
 	st->credentials_expires = s->creds.expires_s;
 	memcpy(st->credentials_detail, s->creds.detail, sizeof(st->credentials_detail));
 	snprintf(st->credentials_source, sizeof(st->credentials_source), "%s, %s", source->origin, credentials__kind_name(source->kind));

@@ -222,8 +222,9 @@ test('a lost answer to BatchRegisterDeviceWithApplyId: the plugin asks how the b
     assert.strictEqual(st.byAction.BatchRegisterDeviceWithApplyId, st.batch.appliesCreated, 'each batch registered once');
     assert.strictEqual(st.batch.registerRefused, 0);
     await h.sleep(1200);
+    // a counter that never moved is not published
     const regRefused = await Promise.all(['auth', 'refused'].map((o) => h.readSys(env, `platform/BatchRegisterDeviceWithApplyId/${o}`)));
-    assert.deepStrictEqual(regRefused, ['0', '0'], 'no refusal of a registration that would turn batching off');
+    assert.deepStrictEqual(regRefused, [null, null], 'no refusal of a registration that would turn batching off');
     const before = env.emu.stats().batch.appliesCreated;
     await Promise.all(names('lost-reg2', 200).map((id) => env.device(id, { timeoutS: 60, maxTries: 3 })));
     assert.ok(env.emu.stats().batch.appliesCreated > before, 'the next crowd is batched too');
@@ -267,7 +268,7 @@ test('signature v1: batch calls signed in the form body are accepted; the metric
     const m = await h.readMetrics(env.port, ['-u', 'ops', '-P', 'ops-password']);
     const OUTCOMES = ['ok', 'exists', 'not_exists', 'auth', 'refused', 'throttled', 'unavailable', 'not_yet'];
     for (const a of ['RegisterDevice', 'QueryDeviceDetail', ...BATCH_ACTIONS]) {
-      const answered = OUTCOMES.reduce((n, o) => n + m[`platform/${a}/${o}`], 0);
+      const answered = OUTCOMES.reduce((n, o) => n + (m[`platform/${a}/${o}`] || 0), 0); // published once it moved
       assert.strictEqual(answered, stats.byAction[a] || 0, `${a}: the plugin counts the calls the emulator answered`);
     }
     // a lookup serves the devices it found and tells the others they are new

@@ -24,7 +24,7 @@ test('ECS instance RAM role (IMDSv2): devices bootstrap with the role\'s tempora
     await assertServes(env, 'dev-ecs-001');
     const calls = env.emu.credentialStats().calls;
     assert.ok(calls.metadataToken >= 1 && calls.metadataCredentials >= 1, 'the session token first, then the role\'s credentials');
-    await h.waitForSys(env, 'platform/credentials', (v) => /^valid until \d{4}-/.test(v));
+    await h.waitForSys(env, 'platform/credentials', (v) => /^accepted \(they expire at \d{4}-/.test(v));
     await h.waitForSys(env, 'platform/status', (v) => v === 'ok');
     assert.ok(env.emu.stats().checks.requests >= 1, 'the start-up check reached the platform');
   });
@@ -35,7 +35,7 @@ test('ram_role_arn profile: STS AssumeRole signed with the file\'s key', async (
     credentials: { type: 'ram_role_arn', access_key_id: '$KEY_ID', access_key_secret: '$KEY_SECRET', role_arn: ROLE_ARN, role_session_name: 'broker-1' } }), async (env) => {
     await assertServes(env, 'dev-arn-001');
     assert.ok(env.emu.credentialStats().calls.AssumeRole >= 1);
-    await h.waitForSys(env, 'platform/credentials', (v) => /^valid until \d{4}-/.test(v));
+    await h.waitForSys(env, 'platform/credentials', (v) => /^accepted \(they expire at \d{4}-/.test(v));
   });
 });
 
@@ -62,7 +62,7 @@ test('a credentials URI from the environment', async () => {
   await h.withEnv(await h.operatorOptions({ credentials: 'none', emulator: emulator(), brokerEnv: { ALIBABA_CLOUD_CREDENTIALS_URI: 'http://127.0.0.1:$EMUPORT/_credentials' } }), async (env) => {
     await assertServes(env, 'dev-uri-001');
     assert.ok(env.emu.credentialStats().calls.credentialsUri >= 1);
-    await h.waitForSys(env, 'platform/credentials', (v) => /^valid until \d{4}-/.test(v));
+    await h.waitForSys(env, 'platform/credentials', (v) => /^accepted \(they expire at \d{4}-/.test(v));
   });
 });
 
@@ -115,7 +115,7 @@ test('the metadata service refuses for a while: current credentials carry on, th
     env.emu.setCredentialsRefusal(false);
     const r = await waiting;
     assert.strictEqual(r.reply && r.reply.success, true, 'the waiting device got its triple once credentials came back');
-    await h.waitForSys(env, 'platform/credentials', (v) => /^valid until \d{4}-/.test(v), { timeoutMs: 5000 });
+    await h.waitForSys(env, 'platform/credentials', (v) => /^accepted \(they expire at \d{4}-/.test(v), { timeoutMs: 5000 });
     assert.strictEqual(env.emu.credentialStats().iotRefusedExpired, 0);
     assert.ok(!/platform_auth/.test(fs.readFileSync(path.join(env.dir, 'audit.log'), 'utf8')));
   });
@@ -125,14 +125,18 @@ test('the start-up check: a wrong AccessKey secret and a wrong ProductKey are na
   const dir = h.makeWorkdir();
   try {
     const acl = h.aclFileAllowingAll(dir);
-    const readStatus = async (env) => {
-      const s = await h.run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(env.port), '-t', '$SYS/broker/bootstrap/platform/status', '-C', '1', '-W', '5']);
+    const readStatus = async (env, topic = 'status') => {
+      const s = await h.run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(env.port), '-t', `$SYS/broker/bootstrap/platform/${topic}`, '-C', '1', '-W', '5']);
       return s.stdout.trim();
     };
     await h.withEnv({ credentials: 'none', brokerEnv: { ALIBABA_CLOUD_ACCESS_KEY_ID: 'LTAIunknownkey0001', ALIBABA_CLOUD_ACCESS_KEY_SECRET: 'not-the-secret' },
       pluginOptions: { acl: 'defer' }, extraConfig: `acl_file ${acl}` }, async (env) => {
       await waitForLog(env, /platform check: refused: InvalidAccessKeyId\.NotFound: the AccessKey id is unknown or disabled: check the credentials source; not a RAM permission/);
       assert.match(await readStatus(env), /^refused: InvalidAccessKeyId\.NotFound/);
+      // found is not accepted: the credentials' own state says the platform refused them
+      await waitForLog(env, /platform credentials \(environment, access key\): the platform refused them: InvalidAccessKeyId\.NotFound/);
+      assert.strictEqual(await readStatus(env, 'credentials'), 'refused: InvalidAccessKeyId.NotFound');
+      assert.doesNotMatch(env.broker.log(), /platform credentials.*\b(valid|accepted)\b|accepts these credentials/);
       env.secrets.push('not-the-secret');
     });
     await h.withEnv({ pluginOptions: { product_key: 'a1WrongProduct', acl: 'defer' }, extraConfig: `acl_file ${acl}` }, async (env) => {
@@ -142,6 +146,12 @@ test('the start-up check: a wrong AccessKey secret and a wrong ProductKey are na
     await h.withEnv({ pluginOptions: { acl: 'defer' }, extraConfig: `acl_file ${acl}` }, async (env) => {
       await waitForLog(env, /platform check: the platform accepts these credentials, product a1TestProduct/);
       assert.strictEqual(await readStatus(env), 'ok');
+      // found first, accepted once the platform answered
+      const log = env.broker.log();
+      const found = log.search(/platform credentials \(environment, access key\): found; the platform has not yet answered/);
+      const accepted = log.search(/platform credentials \(environment, access key\): the platform accepted them/);
+      assert.ok(found >= 0 && accepted > found, 'found, then accepted');
+      assert.strictEqual(await readStatus(env, 'credentials'), 'accepted');
       assert.strictEqual(env.emu.stats().requests, 0, 'the check is not a device\'s call');
     });
   } finally {

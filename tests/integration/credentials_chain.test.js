@@ -84,7 +84,7 @@ test('IMDSv1 fallback: a metadata service without session tokens still gives the
     assert.ok(c.calls.metadataToken >= 1, 'the token was asked for first');
     assert.ok(c.metadataWithoutToken >= 1 && c.calls.metadataCredentials >= 1);
     assert.strictEqual(c.metadataUnauthorized, 0, 'no token header went to a service that issued none');
-    await h.waitForSys(env, 'platform/credentials', (v) => /^valid until \d{4}-/.test(v));
+    await h.waitForSys(env, 'platform/credentials', (v) => /^accepted \(they expire at \d{4}-/.test(v));
   });
 });
 

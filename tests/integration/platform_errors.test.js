@@ -24,6 +24,10 @@ test('a wrong AccessKey secret answers platform_auth (the emulator rejects the s
       assert.match(env.broker.log(), want);
       assert.match(env.broker.log(), /platform check: refused: SignatureDoesNotMatch: the AccessKey secret does not belong to the AccessKey id.*not a RAM permission/);
       assert.doesNotMatch(env.broker.log(), /grant the RAM/);
+      // the credentials were found, never said to be valid or accepted: the platform refused them
+      await h.waitForLog(env, /platform credentials \(environment, access key\): the platform refused them: SignatureDoesNotMatch/, 5000);
+      assert.match(env.broker.log(), /platform credentials \(environment, access key\): found; the platform has not yet answered/);
+      assert.doesNotMatch(env.broker.log(), /platform credentials.*\b(valid|accepted)\b|accepts these credentials/);
       assert.strictEqual(env.broker.log().split('\n').filter((l) => /platform signature failing/.test(l)).length, 1, 'once per change');
     });
   }

@@ -404,7 +404,7 @@ static void test_provider_ecs(void)
 	credentials__http_free(&req);
 	creds_json(body, sizeof(body), "STS.one", t + 3600, false);
 	CHECK(credentials__on_answer(&cp, 200, body, strlen(body), NULL, t, ms));
-	CHECK(cp.state == CREDENTIALS_VALID && cp.generation == 1);
+	CHECK(cp.state == CREDENTIALS_FOUND && cp.generation == 1);
 	CHECK(credentials__current(&cp, t) && !strcmp(credentials__current(&cp, t)->security_token, "tok-STS.one"));
 	/* nothing until 180 s before expiry */
 	CHECK(!credentials__want_request(&cp, t + 3600 - 181, ms, &req));
@@ -448,7 +448,7 @@ static void test_provider_ecs(void)
 	credentials__http_free(&req);
 	creds_json(body, sizeof(body), "STS.two", t + 7200, false);
 	CHECK(credentials__on_answer(&cp, 200, body, strlen(body), NULL, t + 3603, ms + 7000));
-	CHECK(cp.state == CREDENTIALS_VALID && cp.generation == 2 && cp.detail[0] == '\0');
+	CHECK(cp.state == CREDENTIALS_FOUND && cp.generation == 2 && cp.detail[0] == '\0');
 	credentials__provider_cleanup(&cp);
 }
 
@@ -552,12 +552,40 @@ static void test_provider_static_and_reset(void)
 	time_t t = 1800000000;
 
 	CHECK(credentials__provider_init(&cp, &key, "https://sts/", "http://127.0.0.1:9") == 0);
-	CHECK(credentials__current(&cp, t) && cp.generation == 1 && cp.state == CREDENTIALS_VALID);
+	CHECK(credentials__current(&cp, t) && cp.generation == 1 && cp.state == CREDENTIALS_FOUND);
 	CHECK(!credentials__want_request(&cp, t, 0, &req) && credentials__wait_ms(&cp, t, 0) == -1);
 	CHECK(credentials__provider_reset(&cp, &uri) == 0);
 	CHECK(credentials__current(&cp, t) && !strcmp(credentials__current(&cp, t)->access_key_id, "LTAIk"));
 	CHECK(credentials__want_request(&cp, t, 0, &req));
 	credentials__http_free(&req);
+	credentials__provider_cleanup(&cp);
+}
+
+/* Found is not accepted: the platform's verdict on the current credentials comes from its
+ * answer to a call signed with them; an answer about older ones says nothing; new ones start
+ * untried again. */
+static void test_provider_verdict(void)
+{
+	struct credentials_source key = { .kind = CREDENTIALS_STATIC, .origin = "t", .key = { "LTAIk", "s", NULL } };
+	struct credentials_source other = { .kind = CREDENTIALS_STATIC, .origin = "t", .key = { "LTAIo", "s2", NULL } };
+	struct credentials_provider cp;
+
+	CHECK(credentials__provider_init(&cp, &key, "https://sts/", "http://127.0.0.1:9") == 0);
+	CHECK(cp.state == CREDENTIALS_FOUND && cp.verdict == CREDENTIALS_UNTRIED && cp.refusal[0] == '\0');
+	CHECK_STR(credentials__state_name(cp.state), "found");
+	credentials__platform_answered(&cp, cp.generation, false, "SignatureDoesNotMatch");
+	CHECK(cp.verdict == CREDENTIALS_REFUSED);
+	CHECK_STR(cp.refusal, "SignatureDoesNotMatch");
+	credentials__platform_answered(&cp, cp.generation, true, NULL);
+	CHECK(cp.verdict == CREDENTIALS_ACCEPTED && cp.refusal[0] == '\0');
+	/* new credentials: untried; a late answer to a call signed with the old ones is ignored */
+	CHECK(credentials__provider_reset(&cp, &other) == 0);
+	CHECK(cp.generation == 2 && cp.state == CREDENTIALS_FOUND && cp.verdict == CREDENTIALS_UNTRIED);
+	credentials__platform_answered(&cp, 1, false, "SignatureDoesNotMatch");
+	CHECK(cp.verdict == CREDENTIALS_UNTRIED);
+	credentials__platform_answered(&cp, 2, false, "InvalidAccessKeyId.NotFound");
+	CHECK(cp.verdict == CREDENTIALS_REFUSED);
+	CHECK_STR(cp.refusal, "InvalidAccessKeyId.NotFound");
 	credentials__provider_cleanup(&cp);
 }
 
@@ -601,7 +629,7 @@ static void test_provider_chain(void)
 	credentials__http_free(&req);
 	creds_json(body, sizeof(body), "STS.u", t + 3600, false);
 	CHECK(credentials__on_answer(&cp, 200, body, strlen(body), NULL, t + 1, 1000));
-	CHECK(cp.settled && cp.state == CREDENTIALS_VALID);
+	CHECK(cp.settled && cp.state == CREDENTIALS_FOUND);
 	CHECK(strstr(cp.chain, "using environment (credentials URI) (credentials URI); skipped: OIDC: not set; ECS metadata service") == cp.chain);
 	CHECK(strstr(cp.chain, "HTTP 401") != NULL);
 	/* settled: a failed renewal retries the same source, it does not move on */
@@ -620,7 +648,7 @@ static void test_provider_chain(void)
 	credentials__http_free(&req);
 	CHECK(credentials__on_answer(&cp, 0, NULL, 0, "timed out", t, 0));
 	CHECK(credentials__current(&cp, t) && !strcmp(credentials__current(&cp, t)->access_key_id, "LTAIk"));
-	CHECK(cp.generation == 1 && cp.state == CREDENTIALS_VALID && credentials__wait_ms(&cp, t, 0) == -1);
+	CHECK(cp.generation == 1 && cp.state == CREDENTIALS_FOUND && credentials__wait_ms(&cp, t, 0) == -1);
 	CHECK(strstr(cp.chain, "using environment (access key); skipped: ECS metadata service (role discovered) (ECS instance RAM role): timed out") == cp.chain);
 	credentials__provider_cleanup(&cp);
 	ecs.next = NULL;
@@ -724,6 +752,7 @@ int main(void)
 	RUN(test_provider_short_life_and_role_discovery);
 	RUN(test_provider_sts_and_uri);
 	RUN(test_provider_static_and_reset);
+	RUN(test_provider_verdict);
 	RUN(test_provider_chain);
 	RUN(test_provider_sts_parameters);
 	return unit_main_result();

@@ -478,6 +478,55 @@ static void test_startup_check(void)
 	world_free(&w);
 }
 
+/* The credentials' states: found at start (not yet accepted), then what the platform said of
+ * them: refused with its code (a wrong AccessKey secret: the check and a device's call), or
+ * accepted (the check, or with no check a device's first call). */
+static void test_credentials_verdict(void)
+{
+	struct world w;
+	struct jobs_stats st;
+
+	/* a wrong secret: found, then refused */
+	world_singles(&w, STRATEGY_REGISTER_FIRST);
+	w.cfg.check_product_key = "a1Prod";
+	w.cfg.creds_source.key.access_key_secret = "not-the-secret";
+	w.cfg.creds.access_key_secret = "not-the-secret";
+	world_start(&w);
+	st = stats_of(&w);
+	CHECK(st.credentials_state == CREDENTIALS_FOUND && st.credentials_verdict == CREDENTIALS_UNTRIED);
+	world_run_until(&w, w.now + 1000);
+	st = stats_of(&w);
+	CHECK(st.check == PLATFORM_CHECK_REFUSED && strstr(st.check_detail, "SignatureDoesNotMatch"));
+	CHECK(st.credentials_state == CREDENTIALS_FOUND && st.credentials_verdict == CREDENTIALS_REFUSED);
+	CHECK_STR(st.credentials_refusal, "SignatureDoesNotMatch");
+	world_submit(&w, NULL, "dev-v001");
+	CHECK(world_settle(&w, 5000));
+	CHECK(world_req(&w, "dev-v001")->result == BOOTSTRAP_PLATFORM_AUTH);
+	CHECK(stats_of(&w).credentials_verdict == CREDENTIALS_REFUSED);
+	world_free(&w);
+
+	/* the right one: found, then accepted by the check */
+	world_singles(&w, STRATEGY_REGISTER_FIRST);
+	w.cfg.check_product_key = "a1Prod";
+	world_start(&w);
+	CHECK(stats_of(&w).credentials_verdict == CREDENTIALS_UNTRIED);
+	world_run_until(&w, w.now + 1000);
+	st = stats_of(&w);
+	CHECK(st.check == PLATFORM_CHECK_OK && st.credentials_verdict == CREDENTIALS_ACCEPTED && st.credentials_refusal[0] == '\0');
+	world_free(&w);
+
+	/* no check: a device's first call is the first answer */
+	world_singles(&w, STRATEGY_REGISTER_FIRST);
+	world_start(&w);
+	world_run_until(&w, w.now + 1000);
+	CHECK(stats_of(&w).credentials_verdict == CREDENTIALS_UNTRIED);
+	world_submit(&w, NULL, "dev-v002");
+	CHECK(world_settle(&w, 5000));
+	CHECK(world_req(&w, "dev-v002")->result == BOOTSTRAP_OK);
+	CHECK(stats_of(&w).credentials_verdict == CREDENTIALS_ACCEPTED);
+	world_free(&w);
+}
+
 /* Multi-broker mode: admissions before any call, leases before every call; a lease Redis
  * does not give stops the calls (none without a slot) until Redis is declared down, then a
  * share of the quota; releases for every finished flow. */
@@ -603,6 +652,7 @@ int main(void)
 	RUN(test_credentials_expired_early);
 	RUN(test_static_token_expired);
 	RUN(test_startup_check);
+	RUN(test_credentials_verdict);
 	RUN(test_lost_lease);
 	RUN(test_lease_slots_expire);
 	RUN(test_admission_busy);
