@@ -135,7 +135,7 @@ void account__check(struct scheduler *s, time_t now_s, int64_t now, int64_t *wai
 static void job__fail_no_credentials(struct scheduler *s, struct job *job, const char *why, int64_t now)
 {
 	if(!job__start(s, job, false, now)) return;
-	platform__flow_fail(job->result.flow, NO_CREDENTIALS, why);
+	platform__flow_fail_as(job->result.flow, REASON_NO_CREDENTIALS, NO_CREDENTIALS, why);
 	job__finish(s, job, now);
 }
 
@@ -152,8 +152,8 @@ void account__expire_waiting(struct scheduler *s, int64_t now)
 	}
 	/* the whole queue, not its head: a retry goes back to the front with an older deadline */
 	for(int a = 0; a < 2; a++){
-		fifo__expire(s, &s->waiting[a], NO_CREDENTIALS, why, now);
-		fifo__expire(s, &s->single[a], NO_CREDENTIALS, why, now);
+		fifo__expire_as(s, &s->waiting[a], REASON_NO_CREDENTIALS, NO_CREDENTIALS, why, now);
+		fifo__expire_as(s, &s->single[a], REASON_NO_CREDENTIALS, NO_CREDENTIALS, why, now);
 	}
 }
 

@@ -378,6 +378,7 @@ static void take_results(struct world *w)
 		}
 		if(r->flow->state != FLOW_DONE) world_violation(w, "%s handed back unfinished", t->device_id);
 		t->result = r->flow->result;
+		t->reason = r->flow->reason;
 		t->retry_after = r->flow->retry_after;
 		if(t->result == BOOTSTRAP_OK){
 			const struct device_triple *tr = &r->flow->triple;

@@ -61,6 +61,7 @@ struct tracked {
 	bool late_reported;     /* its deadline passed unanswered (reported once) */
 	int64_t stalled_ms;     /* clock jumps while it was pending (the process stalled): added to its bound */
 	enum bootstrap_code result;
+	enum bootstrap_reason reason; /* the audit line's */
 	int retry_after;
 	bool answered;
 	char secret[80];

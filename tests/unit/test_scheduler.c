@@ -433,6 +433,26 @@ static void test_credentials_expired_early(void)
 	world_free(&w);
 }
 
+/* No credentials ever come (the credentials service fails): a request that waits out its
+ * deadline is answered platform_unavailable, and its audit reason says why. */
+static void test_no_credentials_reason(void)
+{
+	struct world w;
+
+	world_init(&w, 14);
+	w.cfg.request_deadline_ms = 5000;
+	world_use_sts(&w, 900);
+	w.creds_failing = true;
+	world_start(&w);
+	world_submit(&w, NULL, "dev-n001");
+	world_run_until(&w, w.now + 6000);
+	CHECK(world_req(&w, "dev-n001")->answered);
+	CHECK(world_req(&w, "dev-n001")->result == BOOTSTRAP_PLATFORM_UNAVAILABLE);
+	CHECK(world_req(&w, "dev-n001")->reason == REASON_NO_CREDENTIALS);
+	CHECK(fp_count(&w.fp, ACTION_REGISTER) == 0);
+	world_free(&w);
+}
+
 /* A static STS token (ALIBABA_CLOUD_SECURITY_TOKEN) that has expired cannot be renewed: the
  * refusal is reported (platform_auth), not retried until the deadline. */
 static void test_static_token_expired(void)
@@ -651,6 +671,7 @@ int main(void)
 	RUN(test_credentials_expire_mid_call);
 	RUN(test_credentials_expired_early);
 	RUN(test_static_token_expired);
+	RUN(test_no_credentials_reason);
 	RUN(test_startup_check);
 	RUN(test_credentials_verdict);
 	RUN(test_lost_lease);
