@@ -43,7 +43,10 @@ function masked(text) {
 function copyCheckout(dest) {
   fs.mkdirSync(dest, { recursive: true });
   const git = spawnSync('git', ['-C', ROOT, 'ls-files', '-z', '-c', '-o', '--exclude-standard'], { encoding: 'utf8' });
-  assert.strictEqual(git.status, 0, 'git ls-files in the checkout');
+  if (git.status !== 0) { // not a git checkout (a tarball): all of it but build trees and node_modules
+    fs.cpSync(ROOT, dest, { recursive: true, verbatimSymlinks: true, filter: (f) => !(path.dirname(f) === ROOT && /^(build|\.git$)/.test(path.basename(f))) && path.basename(f) !== 'node_modules' });
+    return fs.readdirSync(dest, { recursive: true }).length;
+  }
   const files = git.stdout.split('\0').filter((f) => f && fs.existsSync(path.join(ROOT, f)));
   for (const f of files) {
     fs.mkdirSync(path.dirname(path.join(dest, f)), { recursive: true });
