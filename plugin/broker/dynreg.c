@@ -551,6 +551,14 @@ void dynreg__on_tick(struct bootstrap_plugin *p)
 	}
 }
 
+/* /ext/register and /ext/regnwl carry the plugin's answers alone: no client may publish,
+ * subscribe or read them (a direct publish is never ACL-checked on its way out, src/loop.c
+ * queue_plugin_msgs; a resumed session's queued messages would be, handle_connect.c). */
+bool dynreg__topic(const struct bootstrap_plugin *p, const char *topic)
+{
+	return p->dynreg && topic && (!strcmp(topic, DYNREG_TOPIC) || !strcmp(topic, "/ext/regnwl"));
+}
+
 bool dynreg__pending(const struct bootstrap_plugin *p)
 {
 	return p->dynreg && p->dynreg->count > 0;

@@ -113,6 +113,11 @@ test('dynreg over TLS: the DeviceSecret on /ext/register; refused on the plain l
     assert.match(log, /dynreg CONNECT for device lsdk-0001 .* refused at CONNACK: unauthorized \(this random was already used/);
     for (const s of [env.productSecret, answer.deviceSecret]) assert.ok(!log.includes(s), 'a secret reached the log');
 
+    // nobody forges an answer: /ext/register is the plugin's alone
+    const forger = await mqtt.connect(env.port, { clientId: 'forger-0001', version: 5 });
+    assert.strictEqual(await forger.publish('/ext/register', '{"deviceSecret":"forged"}', { qos: 1 }), 0x87);
+    await forger.disconnect();
+
     // the bootstrap topic is served as before, by a client without a username (deferred)
     await h.assertServes(env, 'topic-0001');
     const audit = h.auditLines(env);
