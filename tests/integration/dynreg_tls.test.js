@@ -136,8 +136,14 @@ test('dynreg window: a device the platform cannot answer in time is told busy an
     const dn = 'lsdk-slow-0001';
     env.emu.setLatency(3000);
     const t0 = Date.now();
-    const client = await connectTls(tlsPort, ca, dynregConnect(dn, env.productKey, env.productSecret));
+    const c = dynregConnect(dn, env.productKey, env.productSecret);
+    const client = await connectTls(tlsPort, ca, c);
     assert.strictEqual(client.connack.returnCode, 0);
+    // a second connection presenting the same client id while the first waits: refused, and
+    // the first keeps its connection
+    const takeover = await connectTls(tlsPort, ca, c);
+    assert.strictEqual(takeover.connack.returnCode, 5);
+    await takeover.destroy();
     const m = await client.waitFor((x) => x.topic === '/ext/register', 5000);
     const busy = JSON.parse(m.payload.toString());
     assert.strictEqual(busy.code, 'busy');
