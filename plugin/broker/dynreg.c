@@ -212,12 +212,14 @@ static int dynreg__refuse(struct bootstrap_plugin *p, const char *client_id, con
 				"too many refused requests %s: its further refusals are not logged for %ld s",
 				shown(client_id, buf, sizeof(buf)), address ? address : "?", reply__code_name(code), why,
 				va == LIMIT_BLOCKED_NOW ? "from this address" : "under this client id", (long)(by_address > by_client ? by_address : by_client));
-		e.code = reply__code_name(BOOTSTRAP_RATE_LIMITED);
+		code = BOOTSTRAP_RATE_LIMITED;
+		e.code = reply__code_name(code);
 	}else{
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": dynreg CONNECT%s%s from client '%s' (%s) refused at CONNACK: %s (%s)",
 				device_name && device_name[0] ? " for device " : "", device_name ? device_name : "",
 				shown(client_id, buf, sizeof(buf)), address ? address : "?", reply__code_name(code), why);
 	}
+	metrics__reply(&p->metrics, NULL, code, -1);
 	if(p->audit) audit__record(p->audit, &e);
 	return MOSQ_ERR_AUTH;
 }
@@ -387,14 +389,15 @@ static void dynreg__submit(struct bootstrap_plugin *p, struct pending *e, const 
 			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: busy, queue full (product %s, Link SDK dynamic registration)",
 					c->device_name, c->product_key);
 			dynreg__fail_later(p->dynreg, e, BOOTSTRAP_BUSY, "too many bootstrap requests waiting; try again later", retry_after);
-			e->retry_after = retry_after;
 			a.code = reply__code_name(BOOTSTRAP_BUSY);
+			metrics__reply(&p->metrics, c->product_key, BOOTSTRAP_BUSY, -1);
 			if(p->audit) audit__record(p->audit, &a);
 			break;
 		case JOBS_ERROR:
 			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory (product %s)", c->device_name, c->product_key);
 			dynreg__fail_later(p->dynreg, e, BOOTSTRAP_INTERNAL, "internal error", 0);
 			a.code = reply__code_name(BOOTSTRAP_INTERNAL);
+			metrics__reply(&p->metrics, c->product_key, BOOTSTRAP_INTERNAL, -1);
 			if(p->audit) audit__record(p->audit, &a);
 			break;
 	}

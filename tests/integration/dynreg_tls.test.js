@@ -150,7 +150,7 @@ test('dynreg window: a device the platform cannot answer in time is told busy an
     assert.strictEqual(busy.deviceSecret, undefined);
     assert.ok(await closed(client, 2000), 'the connection was not closed after the error');
     const took = Date.now() - t0;
-    assert.ok(took >= 900 && took < 2500, `closed after ${took} ms`);
+    assert.ok(took >= 900 && took < 4500, `closed after ${took} ms`);
     // the flow goes on: the device exists once the slow answer is in
     await h.waitForAudit(env, (l) => l.deviceId === dn && l.code === 'connection_closed', { timeoutMs: 10000 });
     env.emu.setLatency(0);
