@@ -43,15 +43,19 @@ function connectTls(port, ca, { clientId, username, password, keepAlive = 1200 }
   });
 }
 
-async function setUp(pluginOptions = {}) {
+// operator: the operator 'ops' reads $SYS through a password_file, which Mosquitto asks after
+// the plugin's basic-auth callback (the dynreg username is in no password file).
+async function setUp(pluginOptions = {}, { operator = false } = {}) {
   const tlsPort = await h.freePort();
   const dir = h.makeWorkdir();
   const pki = h.makePki(dir);
   const server = pki.leaf('server', { cn: 'localhost', dns: ['localhost'], ip: ['127.0.0.1'] });
-  const env = await h.startEnv({
+  let options = {
     extraConfig: `listener ${tlsPort} 127.0.0.1\ncertfile ${server.cert}\nkeyfile ${server.key}\n`,
     pluginOptions: { dynreg_mqtt: 'on', dynreg_tls_ports: tlsPort, audit_file: '$DIR/audit.log', ...pluginOptions },
-  });
+  };
+  if (operator) options = await h.operatorOptions(options);
+  const env = await h.startEnv(options);
   return { env, tlsPort, ca: pki.ca, pkiDir: dir };
 }
 
@@ -60,7 +64,7 @@ function closed(client, ms) {
 }
 
 test('dynreg over TLS: the DeviceSecret on /ext/register; refused on the plain listener, for regnwl, a wrong sign, a replay', async () => {
-  const { env, tlsPort, ca, pkiDir } = await setUp();
+  const { env, tlsPort, ca, pkiDir } = await setUp({}, { operator: true });
   try {
     assert.match(env.broker.log(), /dynreg_mqtt on: Link SDK dynamic registration CONNECTs are served on the listeners of port \d+ alone \(told by the local port of the client's socket/);
     const dn = 'lsdk-0001';
@@ -124,6 +128,13 @@ test('dynreg over TLS: the DeviceSecret on /ext/register; refused on the plain l
     assert.strictEqual(audit.filter((l) => l.code === 'ok').length, 3);
     assert.strictEqual(audit.filter((l) => l.code === 'unauthorized').length, 3);
     assert.strictEqual(audit.filter((l) => l.code === 'invalid_request').length, 1);
+
+    // $SYS counters of its own
+    await h.waitForSys(env, 'dynreg/answered', (v) => v === '2');
+    assert.strictEqual(await h.readSys(env, 'dynreg/connects'), '6');
+    assert.strictEqual(await h.readSys(env, 'dynreg/accepted'), '2');
+    assert.strictEqual(await h.readSys(env, 'dynreg/refused'), '4');
+    assert.strictEqual(await h.readSys(env, 'dynreg/errors'), '0');
   } finally {
     await env.stop();
     fs.rmSync(pkiDir, { recursive: true, force: true });
