@@ -56,6 +56,8 @@ async function setUp(pluginOptions = {}, { operator = false } = {}) {
   };
   if (operator) options = await h.operatorOptions(options);
   const env = await h.startEnv(options);
+  // the plugin checks the named ports with a TLS handshake of its own, a moment after start
+  if (!pluginOptions.dynreg_tls_ports) await h.waitForLog(env, new RegExp(`dynreg: port ${tlsPort} answers TLS`));
   return { env, tlsPort, ca: pki.ca, pkiDir: dir };
 }
 
@@ -173,6 +175,22 @@ test('dynreg window: a device the platform cannot answer in time is told busy an
     await retry.destroy();
     const metrics = await h.waitForAudit(env, (l) => l.deviceId === dn && l.code === 'ok');
     assert.ok(metrics);
+  } finally {
+    await env.stop();
+    fs.rmSync(pkiDir, { recursive: true, force: true });
+  }
+});
+
+test('dynreg_tls_ports naming a plain listener: found out, and dynreg refused there', async () => {
+  const { env, pkiDir } = await setUp({ dynreg_tls_ports: '$PORT' });
+  try {
+    await h.waitForLog(env, new RegExp(`plugin_opt_dynreg_tls_ports: port ${env.port} is not a TLS listener \\(it answered a TLS handshake with no TLS record\\): dynreg CONNECTs on it are refused`));
+    const c = dynregConnect('lsdk-plain-0001', env.productKey, env.productSecret);
+    const client = await mqtt.connect(env.port, { ...c, keepAlive: 1200 });
+    assert.strictEqual(client.connack.returnCode, 5);
+    await client.destroy();
+    assert.match(env.broker.log(), /refused at CONNACK: unauthorized \(this listener, named in plugin_opt_dynreg_tls_ports, does not answer TLS/);
+    assert.strictEqual(env.emu.device(env.productKey, 'lsdk-plain-0001'), null);
   } finally {
     await env.stop();
     fs.rmSync(pkiDir, { recursive: true, force: true });
