@@ -69,6 +69,8 @@ static void probe__close(struct port_probe *pp)
 
 static void probe__settle(struct probe *pr, struct port_probe *pp, enum probe_verdict verdict, const char *detail)
 {
+	/* a close_notify, so that the broker does not log the probe's close as an error */
+	if(verdict == PROBE_TLS && pp->ssl) (void)SSL_shutdown(pp->ssl);
 	probe__close(pp);
 	pp->verdict = verdict;
 	pr->pending--;

@@ -45,14 +45,15 @@ function connectTls(port, ca, { clientId, username, password, keepAlive = 1200 }
 
 // operator: the operator 'ops' reads $SYS through a password_file, which Mosquitto asks after
 // the plugin's basic-auth callback (the dynreg username is in no password file).
-async function setUp(pluginOptions = {}, { operator = false } = {}) {
+// spare: a second port named in dynreg_tls_ports where nothing listens.
+async function setUp(pluginOptions = {}, { operator = false, spare = null } = {}) {
   const tlsPort = await h.freePort();
   const dir = h.makeWorkdir();
   const pki = h.makePki(dir);
   const server = pki.leaf('server', { cn: 'localhost', dns: ['localhost'], ip: ['127.0.0.1'] });
   let options = {
     extraConfig: `listener ${tlsPort} 127.0.0.1\ncertfile ${server.cert}\nkeyfile ${server.key}\n`,
-    pluginOptions: { dynreg_mqtt: 'on', dynreg_tls_ports: tlsPort, audit_file: '$DIR/audit.log', ...pluginOptions },
+    pluginOptions: { dynreg_mqtt: 'on', dynreg_tls_ports: spare ? `${tlsPort},${spare}` : tlsPort, audit_file: '$DIR/audit.log', ...pluginOptions },
   };
   if (operator) options = await h.operatorOptions(options);
   const env = await h.startEnv(options);
@@ -66,9 +67,12 @@ function closed(client, ms) {
 }
 
 test('dynreg over TLS: the DeviceSecret on /ext/register; refused on the plain listener, for regnwl, a wrong sign, a replay', async () => {
-  const { env, tlsPort, ca, pkiDir } = await setUp({}, { operator: true });
+  const spare = await h.freePort();
+  const { env, tlsPort, ca, pkiDir } = await setUp({}, { operator: true, spare });
   try {
-    assert.match(env.broker.log(), /dynreg_mqtt on: Link SDK dynamic registration CONNECTs are served on the listeners of port \d+ alone \(told by the local port of the client's socket/);
+    // a named port nothing answers on (from loopback) is taken on the operator's word, and said so
+    await h.waitForLog(env, new RegExp(`dynreg: could not check that port ${spare} answers TLS \\(nothing listens on it on 127\\.0\\.0\\.1 or ::1\\)`));
+    assert.match(env.broker.log(), /dynreg_mqtt on: Link SDK dynamic registration CONNECTs are served on the listeners of plugin_opt_dynreg_tls_ports \d+,\d+ alone \(told by the local port of the client's socket/);
     const dn = 'lsdk-0001';
     const c = dynregConnect(dn, env.productKey, env.productSecret);
     const client = await connectTls(tlsPort, ca, c);
