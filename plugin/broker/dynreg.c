@@ -529,7 +529,10 @@ void dynreg__deliver(struct bootstrap_plugin *p, struct job_result *r)
 		char iot_id[TEXT_ESCAPED_LEN(sizeof(flow->triple.iot_id))];
 		if(!(payload = dynreg__reply_success(&flow->triple, &len))){
 			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory building the reply", r->device_id);
-			dynreg__publish_error(p, e, BOOTSTRAP_INTERNAL, "internal error", 0, now);
+			code = BOOTSTRAP_INTERNAL;
+			dynreg__publish_error(p, e, code, "internal error", 0, now);
+			metrics__reply(&p->metrics, r->product_key, code, (double)took_ms);
+			bootstrap__audit_reply(p, r, reply__code_name(code), took_ms);
 			return;
 		}
 		dynreg__publish(p->dynreg, e, payload, len, now, true);
