@@ -436,6 +436,7 @@ void report__metrics(struct bootstrap_plugin *p, time_t now_s)
 		shared__stats(p->shared, &sst);
 		metrics__render_shared(&p->metrics, &sst, &st, p->shared_late_replays, metric__publish, NULL);
 	}
+	dynreg__render(p->dynreg, metric__publish, NULL);
 }
 
 /* Whether filter (a subscription, or a topic read) reaches into $SYS/broker/bootstrap/: the
