@@ -13,12 +13,23 @@
 //   const r = await dr.register(port, { ca, productKey, deviceName, productSecret });
 //   r.connack          // CONNACK return code (null: no CONNACK)
 //   r.deviceSecret     // from /ext/register, or null
+//   r.errorPayload     // a PUBLISH on /ext/register without a deviceSecret (the SDK ignores it), parsed
 //   r.closedBy         // 'broker' (closed on us inside the window), 'client' (we closed), 'tls' (handshake failed)
 //   r.elapsedMs        // from CONNACK to the answer or the close
 const crypto = require('crypto');
 const mqtt = require('./mqtt_raw');
 
 const ALGO = { hmacsha256: 'sha256', hmacsha1: 'sha1', hmacmd5: 'md5' };
+
+function parseOrText(buf) {
+  try { return JSON.parse(buf.toString('utf8')); } catch (e) { return buf.toString('utf8'); }
+}
+
+// core_json_value finds the key anywhere in the payload: a non-empty string value counts
+function hasSecret(buf) {
+  const v = parseOrText(buf);
+  return !!(v && typeof v === 'object' && typeof v.deviceSecret === 'string' && v.deviceSecret.length > 0);
+}
 
 // The C SDK's random: the decimal form of a random 32-bit number (1 to 10 digits).
 function sdkRandom() { return String(crypto.randomBytes(4).readUInt32BE(0)); }
@@ -67,19 +78,23 @@ async function register(port, { ca = null, servername, tls: useTls = !!ca, windo
     if (!closed) await client.destroy();
     return result;
   }
+  // the SDK completes only on a PUBLISH on /ext/register that carries a deviceSecret; any other
+  // (an error) it reads and ignores, and goes on waiting until its window ends or the socket closes
   let outcome;
   try {
-    const msg = await client.waitFor((m) => m.topic === '/ext/register', windowMs);
+    const msg = await client.waitFor((m) => m.topic === '/ext/register' && hasSecret(m.payload), windowMs);
     result.elapsedMs = Date.now() - start;
     result.topic = msg.topic;
     result.qos = msg.qos;
     result.payload = JSON.parse(msg.payload.toString('utf8'));
-    result.deviceSecret = result.payload.deviceSecret || null;
+    result.deviceSecret = result.payload.deviceSecret;
     outcome = 'client';
   } catch (e) {
     result.elapsedMs = Date.now() - start;
     outcome = client.socket.destroyed ? 'broker' : 'client';
   }
+  const errors = client.messages.filter((m) => m.topic === '/ext/register' && !hasSecret(m.payload));
+  if (errors.length) result.errorPayload = parseOrText(errors[0].payload);
   result.messages = client.messages.map((m) => ({ topic: m.topic, qos: m.qos }));
   result.closedBy = outcome;
   await client.destroy(); // no DISCONNECT, as the SDK

@@ -11,7 +11,7 @@ const dr = require('./dynreg_client');
 
 // The plugin's options that turn dynreg on for the TLS listener. Kept in this one place.
 function dynregOptions(tlsPort) {
-  return { dynreg_mqtt: 'on', dynreg_listeners: tlsPort };
+  return { dynreg_mqtt: 'on', dynreg_tls_ports: tlsPort };
 }
 
 async function dynregEnv({ pluginOptions = {}, extraConfig = '', ...options } = {}) {
