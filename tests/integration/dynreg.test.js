@@ -231,3 +231,56 @@ test('dynreg: under a quota backlog the device is closed inside its 5 s window, 
     await env.stop();
   }
 });
+
+test('dynreg: the policies hold as for the bootstrap topic: allowlist, registration preregistered, several products', async () => {
+  const fs = require('fs');
+  const path = require('path');
+  const dir = h.makeWorkdir();
+  const list = path.join(dir, 'allowlist');
+  fs.writeFileSync(list, 'dyn-ok-*\n', { mode: 0o644 });
+  h.giveToBroker(dir);
+  h.giveToBroker(list);
+  // an allowlist, and only devices created on the platform in advance
+  let env = await dynregEnv({ pluginOptions: { device_allowlist: list, registration: 'preregistered' } });
+  try {
+    const outside = await env.register('dyn-outside-01');
+    assertRefused(env, outside, 'dyn-outside-01', 'a name off the allowlist');
+    assert.deepStrictEqual(env.emu.stats().byAction, {}, 'a platform call for a name off the allowlist');
+    const line = env.audit().find((l) => JSON.stringify(l).includes('"dyn-outside-01"'));
+    assert.strictEqual(line && line.code, 'not_allowed');
+
+    // on the list, not on the platform: no registration, an error on /ext/register, closed
+    const unknown = await env.register('dyn-ok-new');
+    assert.strictEqual(unknown.connack, 0);
+    assert.strictEqual(unknown.deviceSecret, null);
+    assert.strictEqual(unknown.closedBy, 'broker', 'left waiting');
+    assert.ok(unknown.elapsedMs < WINDOW_MS);
+    assert.strictEqual(unknown.errorPayload && unknown.errorPayload.code, 'not_registered', JSON.stringify(unknown.errorPayload));
+    assert.strictEqual(env.emu.device(env.productKey, 'dyn-ok-new'), null, 'registered under registration preregistered');
+    assert.strictEqual(env.emu.stats().byAction.RegisterDevice || 0, 0);
+
+    // on the list and on the platform: its own secret
+    env.emu.preRegister(env.productKey, 'dyn-ok-old');
+    const old = await env.register('dyn-ok-old');
+    assertServed(env, old, 'dyn-ok-old', 'pre-registered');
+    await env.assertLogClean();
+  } finally {
+    await env.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  // several products: each device signs with its own product's secret
+  env = await dynregEnv({ products: ['a1DynProdA', 'a1DynProdB'] });
+  try {
+    const a = await env.register('dyn-prod-a', { productKey: 'a1DynProdA' });
+    assertServed(env, a, 'dyn-prod-a', 'product A', 'a1DynProdA');
+    const b = await env.register('dyn-prod-b', { productKey: 'a1DynProdB' });
+    assertServed(env, b, 'dyn-prod-b', 'product B', 'a1DynProdB');
+    // B's name signed with A's secret
+    const crossed = await env.register('dyn-prod-x', { productKey: 'a1DynProdB', productSecret: env.productSecrets.a1DynProdA });
+    assertRefused(env, crossed, 'dyn-prod-x', 'signed with another product\'s secret', 'a1DynProdB');
+    await env.assertLogClean();
+  } finally {
+    await env.stop();
+  }
+});
