@@ -60,6 +60,17 @@ test('dynreg: every sign method in upper and lower case, 1- to 15-character rand
       assertServed(env, r, name, name);
       assert.strictEqual(calls(env, 'RegisterDevice'), before + 1, `${name}: one RegisterDevice`);
     }
+    // community firmware (LuatOS, MicroPython ports) writes the client id as <DeviceName>|...|
+    // with the parameters in another order, and a time as the random
+    {
+      const name = 'luat-style-01';
+      const random = String(Math.floor(Date.now() / 1000));
+      const password = dr.sign({ productKey: env.productKey, deviceName: name, productSecret: env.productSecret, random, method: 'hmacmd5', upper: false });
+      const r = await dr.register(env.tlsPort, { ca: env.ca, servername: 'localhost', random, password,
+        clientId: `${name}|securemode=2,authType=register,random=${random},signmethod=hmacmd5|`, username: `${name}&${env.productKey}` });
+      outcomes.push(`${name}: ${r.deviceSecret ? 'secret' : 'connack ' + r.connack} in ${r.elapsedMs} ms`);
+      assertServed(env, r, name, name);
+    }
     console.log(outcomes.join('\n'));
 
     // an existing device (registered in the console beforehand): its own secret, from a lookup
