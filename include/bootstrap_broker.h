@@ -7,6 +7,7 @@
  *   intake.c    MOSQ_EVT_MESSAGE, MOSQ_EVT_ACL_CHECK: checks, the one refusal exit, submit
  *   delivery.c  MOSQ_EVT_TICK, MOSQ_EVT_DISCONNECT: held replies, sealing, publish, audit
  *   report.c    log lines on a change of the worker's state, and $SYS/broker/bootstrap/
+ *   dynreg.c    MOSQ_EVT_BASIC_AUTH: Link SDK dynamic registration CONNECTs, their answers
  * The functions below are not exported from the plugin (it is built with -fvisibility=hidden),
  * so they cannot collide with another plugin's symbols. */
 #include <stdbool.h>
@@ -40,6 +41,7 @@
 #define REPLY_QOS_ERROR 0
 
 struct reports;
+struct dynreg;
 
 /* One per plugin instance (the broker's *userdata: the same .so loaded for two listeners
  * shares its statics, never this). Owning thread of every field: the broker thread; only
@@ -54,6 +56,7 @@ struct bootstrap_plugin {
 	bool curl_ready;             /* curl_global_init done: cleanup undoes it */
 	bool hash_held;              /* this instance holds the keyed hash (hash__acquire) */
 	struct audit *audit;         /* plugin_opt_audit_file; NULL: none */
+	struct dynreg *dynreg;       /* dynreg.c, plugin_opt_dynreg_mqtt on; NULL: off */
 	/* intake.c */
 	struct replay_cache *replay;
 	struct failure_limiter *refusals_by_address;
@@ -93,6 +96,10 @@ void bootstrap__refuse(struct bootstrap_plugin *p, const char *requester, const 
 		const struct reply_route *route, const char *product_key, bool known, const char *device_id,
 		enum bootstrap_code code, const char *why, time_t now);
 void bootstrap__audit_unanswered(struct bootstrap_plugin *p, time_t now, bool flush);
+void bootstrap__share_refusal(struct bootstrap_plugin *p, const char *key, bool by_address);
+void bootstrap__share_replay(struct bootstrap_plugin *p, const char *product_key, const char *device_id, const char *random);
+void bootstrap__audit_superseded(struct bootstrap_plugin *p, const struct reply_route *old, const char *product_key,
+		const char *device_id);
 
 /* delivery.c */
 int bootstrap__on_tick(int event, void *event_data, void *userdata);
@@ -101,6 +108,18 @@ void bootstrap__send(struct bootstrap_plugin *p, const char *client_id,
 		const struct reply_route *route, const char *payload, size_t len, int qos);
 void bootstrap__check_ticking(struct bootstrap_plugin *p, time_t now);
 void bootstrap__audit_shutdown(const struct job_result *r, void *ud);
+void bootstrap__audit_reply(struct bootstrap_plugin *p, const struct job_result *r, const char *code, int64_t took_ms);
+
+/* dynreg.c */
+struct dynreg *dynreg__new(const struct bootstrap_config *cfg);
+void dynreg__free(struct dynreg *d);
+const char *dynreg__port_source(const struct dynreg *d);
+int dynreg__on_basic_auth(int event, void *event_data, void *userdata);
+void dynreg__deliver(struct bootstrap_plugin *p, struct job_result *r);
+void dynreg__on_tick(struct bootstrap_plugin *p);
+bool dynreg__pending(const struct bootstrap_plugin *p);
+void dynreg__on_disconnect(struct bootstrap_plugin *p, struct mosquitto *client);
+void dynreg__render(const struct dynreg *d, void (*emit)(const char *topic, const char *value, void *ud), void *ud);
 
 /* report.c */
 struct reports *report__new(void);

@@ -56,6 +56,13 @@ enum registration_mode {
 	REGISTRATION_PREREGISTERED, /* only devices created on the platform in advance */
 };
 
+/* Link SDK MQTT dynamic registration (docs/link-sdk.md): off unless asked for. */
+enum dynreg_mode {
+	DYNREG_OFF = 0,
+	DYNREG_ON,
+};
+#define DYNREG_PORTS_MAX 8
+
 /* Whether waiting requests are coalesced into the platform's batch actions. */
 enum batching_mode {
 	BATCHING_AUTO = 0, /* whenever that beats single calls */
@@ -121,6 +128,13 @@ struct bootstrap_config {
 	 * snapshot), handed to the Redis thread and then wiped */
 	char *redis_username;
 	char *redis_password;
+	/* Link SDK dynregmq CONNECTs (plugin/broker/dynreg.c): served only on the listeners whose
+	 * ports dynreg_tls_ports names (parsed by config__finish into dynreg_ports) */
+	enum dynreg_mode dynreg_mqtt;
+	char *dynreg_tls_ports;
+	int dynreg_ports[DYNREG_PORTS_MAX];
+	int dynreg_port_count;
+	long dynreg_window_ms;   /* the answer is given within this, else the connection is closed */
 	char *sts_endpoint;          /* after config__finish: STS for AssumeRole(WithOIDC) */
 	char *ecs_metadata_endpoint; /* after config__finish: the ECS metadata service */
 	struct credentials_source creds_source; /* where the credentials come from */

@@ -56,6 +56,9 @@ struct reply_route {
 	 * whoever holds the client id (request_auth none). Compared, never dereferenced. */
 	const void *connection;
 	bool connection_ended;
+	/* A Link SDK dynamic registration (broker/dynreg.c): requester is the connection's client
+	 * id, and the answer goes on /ext/register, in the clear, from dynreg__deliver. */
+	bool dynreg;
 	/* Sealed replies: the key derived for this request (bootstrap_seal.h); wiped on free. */
 	bool sealed;
 	unsigned char seal_key[16];

@@ -62,7 +62,7 @@ void bootstrap__send(struct bootstrap_plugin *p, const char *client_id,
 }
 
 /* The one audit line of a request that reached the platform. */
-static void bootstrap__audit_reply(struct bootstrap_plugin *p, const struct job_result *r, const char *code, int64_t took_ms)
+void bootstrap__audit_reply(struct bootstrap_plugin *p, const struct job_result *r, const char *code, int64_t took_ms)
 {
 	const struct platform_flow *flow = r->flow;
 	struct audit_entry e = { .time = time(NULL), .client = r->route.requester, .address = r->route.address,
@@ -99,6 +99,10 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 	int64_t took_ms;
 	char *payload;
 
+	if(r->route.dynreg){
+		dynreg__deliver(p, r); /* /ext/register, in the clear (dynreg.c) */
+		return;
+	}
 	took_ms = clock__ms() - r->route.received_ms;
 	if(!r->route.connection_ended && (r->route.replayed || (r->flow && r->flow->result == BOOTSTRAP_UNAUTHORIZED))){
 		/* Redis knew the random (multi-broker mode; the worker answers nothing else with
@@ -212,7 +216,8 @@ int bootstrap__on_tick(int event, void *event_data, void *userdata)
 	report__metrics(p, p->last_tick_s);
 	bootstrap__shared_results(p, p->last_tick_s);
 	bootstrap__deliver_ready(p);
-	if(jobs__outstanding(p->jobs) > 0 || p->held){
+	dynreg__on_tick(p);
+	if(jobs__outstanding(p->jobs) > 0 || p->held || dynreg__pending(p)){
 #ifdef MOSQ_EVT_MESSAGE_IN
 		ed->next_ms = PENDING_TICK_MS;
 #else
@@ -252,6 +257,7 @@ int bootstrap__on_disconnect(int event, void *event_data, void *userdata)
 		r->route.connection_ended = true;
 		r->route.connection = NULL;
 	}
+	dynreg__on_disconnect(p, ed->client);
 	bootstrap__check_ticking(p, time(NULL));
 	return MOSQ_ERR_SUCCESS;
 }

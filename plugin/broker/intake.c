@@ -87,7 +87,7 @@ void bootstrap__audit_unanswered(struct bootstrap_plugin *p, time_t now, bool fl
 
 /* A request whose flow was taken over by a later one for the same device: that one gets the
  * reply, this one its audit line. */
-static void bootstrap__audit_superseded(struct bootstrap_plugin *p, const struct reply_route *old, const char *product_key,
+void bootstrap__audit_superseded(struct bootstrap_plugin *p, const struct reply_route *old, const char *product_key,
 		const char *device_id)
 {
 	struct audit_entry e = { .time = time(NULL), .client = old->requester, .address = old->address,
@@ -98,7 +98,7 @@ static void bootstrap__audit_superseded(struct bootstrap_plugin *p, const struct
 
 /* One refusal counted in Redis against key (an address, or a client id); the answer comes
  * back at a tick (bootstrap__shared_results, delivery.c). Never waits. */
-static void bootstrap__share_refusal(struct bootstrap_plugin *p, const char *key, bool by_address)
+void bootstrap__share_refusal(struct bootstrap_plugin *p, const char *key, bool by_address)
 {
 	struct shared_op *op;
 
@@ -172,7 +172,7 @@ void bootstrap__refuse(struct bootstrap_plugin *p, const char *requester, const 
 /* A request that joined a flow under way: the worker checked the first request's random in
  * Redis, this one's is recorded here, and the reply is held until the answer comes (delivery.c,
  * bootstrap__on_tick). Redis down: this broker's replay cache, which passed it, decides alone. */
-static void bootstrap__share_replay(struct bootstrap_plugin *p, const char *product_key, const char *device_id, const char *random)
+void bootstrap__share_replay(struct bootstrap_plugin *p, const char *product_key, const char *device_id, const char *random)
 {
 	struct reply_route *route = jobs__route(p->jobs, product_key, device_id);
 	struct shared_op *op;

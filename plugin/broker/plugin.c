@@ -157,6 +157,7 @@ static void bootstrap__unregister(struct bootstrap_plugin *p)
 	mosquitto_callback_unregister(p->id, MOSQ_EVT_ACL_CHECK, bootstrap__on_acl_check, NULL);
 	mosquitto_callback_unregister(p->id, MOSQ_EVT_RELOAD, bootstrap__on_reload, NULL);
 	mosquitto_callback_unregister(p->id, MOSQ_EVT_DISCONNECT, bootstrap__on_disconnect, NULL);
+	if(p->dynreg) mosquitto_callback_unregister(p->id, MOSQ_EVT_BASIC_AUTH, dynreg__on_basic_auth, NULL);
 }
 
 /* Also undoes a start-up that failed half-way: any part may be missing. */
@@ -171,6 +172,7 @@ static void bootstrap__free(struct bootstrap_plugin *p)
 	shared__free(p->shared);
 	intake__cleanup(p);
 	report__free(p->reports);
+	dynreg__free(p->dynreg);
 	/* the last unanswered refusals' summary, before the file closes */
 	bootstrap__audit_unanswered(p, time(NULL), true);
 	audit__close(p->audit);
@@ -239,7 +241,8 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 		bootstrap__free(p);
 		return MOSQ_ERR_UNKNOWN;
 	}
-	if(intake__init(p) || !(p->reports = report__new())){
+	if(intake__init(p) || !(p->reports = report__new())
+			|| (p->cfg.dynreg_mqtt == DYNREG_ON && !(p->dynreg = dynreg__new(&p->cfg)))){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": out of memory");
 		bootstrap__free(p);
 		return MOSQ_ERR_NOMEM;
@@ -271,7 +274,8 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 			|| mosquitto_callback_register(identifier, MOSQ_EVT_TICK, bootstrap__on_tick, NULL, p)
 			|| mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, bootstrap__on_acl_check, NULL, p)
 			|| mosquitto_callback_register(identifier, MOSQ_EVT_RELOAD, bootstrap__on_reload, NULL, p)
-			|| mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, bootstrap__on_disconnect, NULL, p)){
+			|| mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, bootstrap__on_disconnect, NULL, p)
+			|| (p->dynreg && mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, dynreg__on_basic_auth, NULL, p))){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": could not register callbacks");
 		bootstrap__unregister(p);
 		bootstrap__free(p);
@@ -309,6 +313,12 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 				"whose client certificate the broker verified (a listener with require_certificate true), for the deviceId in "
 				"its %s; every other request, whatever its username, is refused unauthorized. Every CA in the cafile/capath "
 				"of such a listener can name devices: trust only your device CA there", identity__field_name(p->cfg.identity_field));
+	}
+	if(p->dynreg){
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": dynreg_mqtt on: Link SDK dynamic registration CONNECTs are served "
+				"on the listeners of port %s alone (told by %s), answered within %ld ms; a client that sends a username "
+				"and that nothing else authenticates is now refused", p->cfg.dynreg_tls_ports, dynreg__port_source(p->dynreg),
+				p->cfg.dynreg_window_ms);
 	}
 	if(p->cfg.request_auth == REQUEST_AUTH_NONE){
 		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": request_auth none: any client that can publish on '%s' "

@@ -385,4 +385,5 @@ void report__metrics(struct bootstrap_plugin *p, time_t now_s)
 		shared__stats(p->shared, &sst);
 		metrics__render_shared(&sst, &st, p->shared_late_replays, metric__publish, NULL);
 	}
+	dynreg__render(p->dynreg, metric__publish, NULL);
 }

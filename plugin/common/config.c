@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 
 #include "bootstrap_config.h"
+#include "bootstrap_dynreg.h"
 #include "bootstrap_request.h"
 #include "bootstrap_secret.h"
 #include "bootstrap_shared.h"
@@ -38,6 +39,8 @@
 #define DEFAULT_REDIS_TIMEOUT_MS 200
 #define REDIS_PASSWORD_MAX 512
 #define REDIS_USERNAME_MAX 128
+/* The Link SDK waits 5 s for its answer (DYNREGMQ_DEFAULT_TIMEOUT_MS): answer, or close, before. */
+#define DEFAULT_DYNREG_WINDOW_MS 4500
 
 static int string__replace(char **dst, const char *value)
 {
@@ -88,6 +91,7 @@ void config__init(struct bootstrap_config *cfg)
 	cfg->request_deadline_ms = DEFAULT_REQUEST_DEADLINE_MS;
 	cfg->metrics_interval = DEFAULT_METRICS_INTERVAL_S;
 	cfg->redis_timeout_ms = DEFAULT_REDIS_TIMEOUT_MS;
+	cfg->dynreg_window_ms = DEFAULT_DYNREG_WINDOW_MS;
 	for(int a = 0; a < PLATFORM_ACTIONS; a++){
 		cfg->qps[a] = platform_actions[a].quota_qps;
 		cfg->burst[a] = DEFAULT_BURST;
@@ -151,6 +155,11 @@ static bool proxy__valid(const char *s)
 	return true;
 }
 
+static bool ports__valid(const char *s)
+{
+	return dynreg__ports_parse(s, NULL, DYNREG_PORTS_MAX) > 0;
+}
+
 /* How an option's value is read; the rest of its row says into which field, within what. */
 enum option_kind {
 	OPTION_STRING, /* copied, if check (when set) accepts it */
@@ -187,7 +196,7 @@ _Static_assert(sizeof(enum request_auth) == sizeof(int) && sizeof(enum existing_
 		&& sizeof(enum acl_mode) == sizeof(int) && sizeof(enum flow_strategy) == sizeof(int)
 		&& sizeof(enum reply_encryption) == sizeof(int) && sizeof(enum signature_version) == sizeof(int)
 		&& sizeof(enum batching_mode) == sizeof(int) && sizeof(enum registration_mode) == sizeof(int)
-		&& sizeof(enum identity_field) == sizeof(int),
+		&& sizeof(enum identity_field) == sizeof(int) && sizeof(enum dynreg_mode) == sizeof(int),
 		"option enums are int-sized");
 
 static const struct option_word signature_version_words[] = {
@@ -210,6 +219,9 @@ static const struct option_word acl_words[] = {
 };
 static const struct option_word registration_words[] = {
 	{"open", REGISTRATION_OPEN}, {"preregistered", REGISTRATION_PREREGISTERED}, {NULL, 0},
+};
+static const struct option_word dynreg_words[] = {
+	{"off", DYNREG_OFF}, {"on", DYNREG_ON}, {NULL, 0},
 };
 static const struct option_word batching_words[] = {
 	{"auto", BATCHING_AUTO}, {"off", BATCHING_OFF}, {NULL, 0},
@@ -292,6 +304,11 @@ static const struct config_option options[] = {
 		.refusal = "is not a number from 10 to 10000"},
 	{"redis_fallback_share", OPTION_DOUBLE, CFG_FIELD(redis_fallback_share, double), .min = 0.01, .max = 1,
 		.refusal = "is not a share from 0.01 to 1"},
+	{"dynreg_mqtt", OPTION_WORD, CFG_FIELD(dynreg_mqtt, enum dynreg_mode), .words = dynreg_words},
+	{"dynreg_tls_ports", OPTION_STRING, CFG_FIELD(dynreg_tls_ports, char *), .check = ports__valid,
+		.refusal = "is not a list of 1 to 8 port numbers separated by commas"},
+	{"dynreg_window_ms", OPTION_LONG, CFG_FIELD(dynreg_window_ms, long), .min = 200, .max = 60000,
+		.refusal = "is not a number from 200 to 60000"},
 };
 
 #define OPTION_COUNT (sizeof(options) / sizeof(options[0]))
@@ -658,6 +675,7 @@ int config__finish(struct bootstrap_config *cfg, config_getenv_fn get_env, char 
 	if(!cfg->ecs_metadata_endpoint && string__replace(&cfg->ecs_metadata_endpoint, CREDENTIALS_DEFAULT_METADATA)) return -1;
 	if(endpoint__check("plugin_opt_ecs_metadata_endpoint", cfg->ecs_metadata_endpoint, err, errlen)) return -1;
 	if(config__finish_redis(cfg, err, errlen)) return -1;
+	if(dynreg__finish_config(cfg, err, errlen)) return -1;
 	return config__load_credentials(cfg, get_env, err, errlen);
 }
 

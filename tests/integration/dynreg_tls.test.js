@@ -1,0 +1,158 @@
+'use strict';
+// Link SDK MQTT dynamic registration (plugin_opt_dynreg_mqtt on, docs/link-sdk.md) through a
+// real TLS listener: a signed CONNECT there gets its DeviceSecret on /ext/register and the
+// connection is closed; the same CONNECT on the plain listener, regnwl, a wrong sign and a
+// replayed random are refused at CONNACK; the bootstrap topic still works beside it; a device
+// the platform cannot answer within the window is told busy and closed, and its retry is
+// answered. (The independent client's broader tests are elsewhere.)
+const test = require('node:test');
+const assert = require('assert');
+const crypto = require('crypto');
+const fs = require('fs');
+const path = require('path');
+const tls = require('tls');
+const h = require('./lib/harness');
+const mqtt = require('./lib/mqtt_raw');
+
+// The CONNECT of the Link SDK's dynregmq (C): random is the decimal of a 32-bit number, the
+// sign upper-case hex.
+function dynregConnect(deviceName, productKey, productSecret, { random = String(crypto.randomBytes(4).readUInt32BE()), authType = 'register', method = 'hmacsha256', sign } = {}) {
+  const algo = { hmacsha256: 'sha256', hmacsha1: 'sha1', hmacmd5: 'md5' }[method];
+  return {
+    clientId: `${deviceName}.${productKey}|random=${random},authType=${authType},securemode=2,signmethod=${method}|`,
+    username: `${deviceName}&${productKey}`,
+    password: sign || crypto.createHmac(algo, productSecret).update(`deviceName${deviceName}productKey${productKey}random${random}`).digest('hex').toUpperCase(),
+    random,
+  };
+}
+
+// A raw MQTT client over TLS, verifying the broker's certificate with ca.
+function connectTls(port, ca, { clientId, username, password, keepAlive = 1200 }) {
+  const bytes = mqtt.packets.connect({ clientId, version: 4, clean: true, keepAlive, username, password });
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ port, host: '127.0.0.1', ca: fs.readFileSync(ca), servername: 'localhost' });
+    const client = new mqtt.RawClient(socket, { version: 4 });
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error('no CONNACK')); }, 10000);
+    client.onConnack = (connack, err) => {
+      client.onConnack = null;
+      clearTimeout(timer);
+      if (connack) resolve(client); else reject(err);
+    };
+    socket.on('secureConnect', () => socket.write(bytes));
+    socket.on('error', () => {});
+  });
+}
+
+async function setUp(pluginOptions = {}) {
+  const tlsPort = await h.freePort();
+  const dir = h.makeWorkdir();
+  const pki = h.makePki(dir);
+  const server = pki.leaf('server', { cn: 'localhost', dns: ['localhost'], ip: ['127.0.0.1'] });
+  const env = await h.startEnv({
+    extraConfig: `listener ${tlsPort} 127.0.0.1\ncertfile ${server.cert}\nkeyfile ${server.key}\n`,
+    pluginOptions: { dynreg_mqtt: 'on', dynreg_tls_ports: tlsPort, audit_file: '$DIR/audit.log', ...pluginOptions },
+  });
+  return { env, tlsPort, ca: pki.ca, pkiDir: dir };
+}
+
+function closed(client, ms) {
+  return Promise.race([client.closed.then(() => true), h.sleep(ms).then(() => false)]);
+}
+
+test('dynreg over TLS: the DeviceSecret on /ext/register; refused on the plain listener, for regnwl, a wrong sign, a replay', async () => {
+  const { env, tlsPort, ca, pkiDir } = await setUp();
+  try {
+    assert.match(env.broker.log(), /dynreg_mqtt on: Link SDK dynamic registration CONNECTs are served on the listeners of port \d+ alone \(told by the local port of the client's socket/);
+    const dn = 'lsdk-0001';
+    const c = dynregConnect(dn, env.productKey, env.productSecret);
+    const client = await connectTls(tlsPort, ca, c);
+    assert.strictEqual(client.connack.returnCode, 0);
+    const m = await client.waitFor((x) => x.topic === '/ext/register', 5000);
+    assert.strictEqual(m.qos, 0);
+    const answer = JSON.parse(m.payload.toString());
+    assert.deepStrictEqual(Object.keys(answer).sort(), ['deviceName', 'deviceSecret', 'productKey']);
+    assert.strictEqual(answer.deviceName, dn);
+    assert.strictEqual(answer.productKey, env.productKey);
+    h.assertSameSecret(answer.deviceSecret, env.emu.device(env.productKey, dn).DeviceSecret, 'deviceSecret');
+    // the broker closes a connection that stays after its answer
+    assert.ok(await closed(client, 3000), 'the connection was not closed after the answer');
+    await h.waitForAudit(env, (l) => l.deviceId === dn && l.code === 'ok');
+
+    // the same device again, the same random: a replay
+    const replay = await connectTls(tlsPort, ca, c);
+    assert.strictEqual(replay.connack.returnCode, 5);
+    await replay.destroy();
+
+    // a valid CONNECT (new random, lower-case hmacsha1 sign) on the plain listener
+    const plain = dynregConnect('lsdk-0002', env.productKey, env.productSecret, { method: 'hmacsha1' });
+    plain.password = plain.password.toLowerCase();
+    const onPlain = await mqtt.connect(env.port, { ...plain, keepAlive: 1200 });
+    assert.strictEqual(onPlain.connack.returnCode, 5);
+    await onPlain.destroy();
+    // it was refused for the listener alone: the same CONNECT over TLS is served
+    const onTls = await connectTls(tlsPort, ca, plain);
+    assert.strictEqual(onTls.connack.returnCode, 0);
+    const m2 = await onTls.waitFor((x) => x.topic === '/ext/register', 5000);
+    h.assertSameSecret(JSON.parse(m2.payload.toString()).deviceSecret, env.emu.device(env.productKey, 'lsdk-0002').DeviceSecret, 'deviceSecret');
+    await onTls.destroy();
+
+    // regnwl, and a wrong sign
+    const nwl = await connectTls(tlsPort, ca, dynregConnect('lsdk-0003', env.productKey, env.productSecret, { authType: 'regnwl' }));
+    assert.strictEqual(nwl.connack.returnCode, 5);
+    await nwl.destroy();
+    const wrong = await connectTls(tlsPort, ca, dynregConnect('lsdk-0004', env.productKey, 'not-the-product-secret'));
+    assert.strictEqual(wrong.connack.returnCode, 5);
+    await wrong.destroy();
+    assert.strictEqual(env.emu.device(env.productKey, 'lsdk-0003'), null);
+    assert.strictEqual(env.emu.device(env.productKey, 'lsdk-0004'), null);
+
+    const log = env.broker.log();
+    assert.match(log, /dynreg CONNECT from client 'lsdk-0002\.[^']*' \(127\.0\.0\.1\) refused at CONNACK: unauthorized \(not over a TLS listener named in plugin_opt_dynreg_tls_ports/);
+    assert.match(log, /refused at CONNACK: invalid_request \(authType=regnwl \(no pre-registration\) is not served: no OpenAPI gives the deviceToken/);
+    assert.match(log, /dynreg CONNECT for device lsdk-0004 .* refused at CONNACK: unauthorized \(the signature does not match\)/);
+    assert.match(log, /dynreg CONNECT for device lsdk-0001 .* refused at CONNACK: unauthorized \(this random was already used/);
+    for (const s of [env.productSecret, answer.deviceSecret]) assert.ok(!log.includes(s), 'a secret reached the log');
+
+    // the bootstrap topic is served as before, by a client without a username (deferred)
+    await h.assertServes(env, 'topic-0001');
+    const audit = h.auditLines(env);
+    assert.strictEqual(audit.filter((l) => l.code === 'ok').length, 3);
+    assert.strictEqual(audit.filter((l) => l.code === 'unauthorized').length, 3);
+    assert.strictEqual(audit.filter((l) => l.code === 'invalid_request').length, 1);
+  } finally {
+    await env.stop();
+    fs.rmSync(pkiDir, { recursive: true, force: true });
+  }
+});
+
+test('dynreg window: a device the platform cannot answer in time is told busy and closed; its retry gets the triple', async () => {
+  const { env, tlsPort, ca, pkiDir } = await setUp({ dynreg_window_ms: 1000 });
+  try {
+    const dn = 'lsdk-slow-0001';
+    env.emu.setLatency(3000);
+    const t0 = Date.now();
+    const client = await connectTls(tlsPort, ca, dynregConnect(dn, env.productKey, env.productSecret));
+    assert.strictEqual(client.connack.returnCode, 0);
+    const m = await client.waitFor((x) => x.topic === '/ext/register', 5000);
+    const busy = JSON.parse(m.payload.toString());
+    assert.strictEqual(busy.code, 'busy');
+    assert.strictEqual(busy.deviceSecret, undefined);
+    assert.ok(await closed(client, 2000), 'the connection was not closed after the error');
+    const took = Date.now() - t0;
+    assert.ok(took >= 900 && took < 2500, `closed after ${took} ms`);
+    // the flow goes on: the device exists once the slow answer is in
+    await h.waitForAudit(env, (l) => l.deviceId === dn && l.code === 'connection_closed', { timeoutMs: 10000 });
+    env.emu.setLatency(0);
+    assert.ok(env.emu.device(env.productKey, dn), 'the registration went on');
+    const retry = await connectTls(tlsPort, ca, dynregConnect(dn, env.productKey, env.productSecret));
+    assert.strictEqual(retry.connack.returnCode, 0);
+    const m2 = await retry.waitFor((x) => x.topic === '/ext/register', 5000);
+    h.assertSameSecret(JSON.parse(m2.payload.toString()).deviceSecret, env.emu.device(env.productKey, dn).DeviceSecret, 'deviceSecret');
+    await retry.destroy();
+    const metrics = await h.waitForAudit(env, (l) => l.deviceId === dn && l.code === 'ok');
+    assert.ok(metrics);
+  } finally {
+    await env.stop();
+    fs.rmSync(pkiDir, { recursive: true, force: true });
+  }
+});
