@@ -40,6 +40,10 @@ function assertRefused(env, r, deviceName, what, productKey = env.productKey) {
 
 const calls = (env, action) => env.emu.stats().byAction[action] || 0;
 
+// The audit lines of a device: by deviceId, or by client id where the CONNECT was refused before
+// the device was named (regnwl)
+const auditOf = (env, name) => env.audit().filter((l) => l.deviceId === name || (!l.deviceId && typeof l.client === 'string' && l.client.startsWith(name + '.')));
+
 test('dynreg: every sign method in upper and lower case, 1- to 15-character randoms, new and existing devices', async () => {
   const env = await dynregEnv();
   try {
@@ -86,11 +90,11 @@ test('dynreg: every sign method in upper and lower case, 1- to 15-character rand
     assertServed(env, again, 'dev-existing-01', 'existing device, second time');
 
     // one audit line per request, naming the device
-    const lines = env.audit().filter((l) => JSON.stringify(l).includes('"dev-existing-01"'));
+    const lines = auditOf(env, 'dev-existing-01');
     assert.strictEqual(lines.length, 2, JSON.stringify(lines.map((l) => l.code)));
     assert.ok(lines.every((l) => l.code === 'ok'));
     for (const c of cases) {
-      assert.strictEqual(env.audit().filter((l) => JSON.stringify(l).includes(`"${c.name}"`)).length, 1, `${c.name}: audit lines`);
+      assert.strictEqual(auditOf(env, c.name).length, 1, `${c.name}: audit lines`);
     }
     await env.assertLogClean();
   } finally {
@@ -175,7 +179,7 @@ test('dynreg: regnwl, bad signs, unknown products, replays and the plain listene
     }
     // an audit line for each refusal, as for a bootstrap request
     for (const name of ['dev-regnwl-01', 'dev-badsign-01', 'dev-plain-01']) {
-      const lines = env.audit().filter((l) => JSON.stringify(l).includes(`"${name}"`));
+      const lines = auditOf(env, name);
       assert.ok(lines.length >= 1 && lines.every((l) => l.code !== 'ok'), `${name}: audit ${JSON.stringify(lines.map((l) => l.code))}`);
     }
     await env.assertLogClean();
@@ -229,14 +233,22 @@ test('dynreg: under a quota backlog the device is closed inside its 5 s window, 
     while (ids.some((id) => !env.emu.device(env.productKey, id)) && Date.now() < until) await h.sleep(100);
     for (const id of ids) assert.ok(env.emu.device(env.productKey, id), `${id} was not registered after its connection closed`);
     assert.strictEqual(calls(env, 'RegisterDevice'), ids.length);
-    // the retries (a new random each, as the SDK makes) are answered by a lookup, in the window
-    const qry = calls(env, 'QueryDeviceDetail');
+    // the retries (a new random each, as the SDK makes) are answered by a lookup, in the window,
+    // with the secret the platform made the first time: nothing is registered twice
+    const made = Object.fromEntries(ids.map((id) => [id, env.emu.device(env.productKey, id).DeviceSecret]));
+    const devices = env.emu.deviceCount();
+    const [reg, qry] = [calls(env, 'RegisterDevice'), calls(env, 'QueryDeviceDetail')];
     for (const id of waiting) {
       const r = await env.register(id);
       assertServed(env, r, id, `${id} retry`);
+      h.assertSameSecret(r.deviceSecret, made[id], `${id} retry: the first registration's DeviceSecret`);
     }
-    assert.strictEqual(calls(env, 'RegisterDevice'), ids.length, 'a retry registered again');
+    assert.strictEqual(env.emu.deviceCount(), devices, 'a retry created a device');
     assert.ok(calls(env, 'QueryDeviceDetail') >= qry + waiting.length, 'the retries were not served by lookups');
+    const audits = waiting.map((id) => auditOf(env, id));
+    assert.ok(audits.every((a) => a[a.length - 1].code === 'ok' && a[a.length - 1].device === 'existing' && a[a.length - 1].action === 'QueryDeviceDetail'),
+      JSON.stringify(audits.map((a) => a.map((l) => [l.code, l.device, l.action]))));
+    console.log(`retries: ${calls(env, 'RegisterDevice') - reg} RegisterDevice and ${calls(env, 'QueryDeviceDetail') - qry} QueryDeviceDetail calls for ${waiting.length} devices`);
     await env.assertLogClean();
   } finally {
     await env.stop();
@@ -257,7 +269,7 @@ test('dynreg: the policies hold as for the bootstrap topic: allowlist, registrat
     const outside = await env.register('dyn-outside-01');
     assertRefused(env, outside, 'dyn-outside-01', 'a name off the allowlist');
     assert.deepStrictEqual(env.emu.stats().byAction, {}, 'a platform call for a name off the allowlist');
-    const line = env.audit().find((l) => JSON.stringify(l).includes('"dyn-outside-01"'));
+    const line = auditOf(env, 'dyn-outside-01')[0];
     assert.strictEqual(line && line.code, 'not_allowed');
 
     // on the list, not on the platform: no registration, an error on /ext/register, closed
