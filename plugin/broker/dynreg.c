@@ -45,15 +45,20 @@
  * (src/mosquitto_broker_internal.h), and then the socket. */
 #define MOSQ20_ID_CLIENT 2
 
+/* Each state is a FIFO in the order its entries fall due (the window and the lingers are
+ * constants, the clock monotonic): a tick looks at the heads alone. */
 enum pending_state {
-	PENDING_WAITING, /* the job is on its way */
-	PENDING_ERROR,   /* an error to publish at the next tick (busy at once, superseded) */
-	PENDING_CLOSING, /* published: close the connection at close_at_ms */
+	PENDING_WAITING,       /* the job is on its way, until deadline_ms */
+	PENDING_ERROR,         /* an error to publish at the next tick (busy at once, superseded, late) */
+	PENDING_CLOSING_OK,    /* the answer published: close the connection at close_at_ms */
+	PENDING_CLOSING_ERROR, /* an error published: likewise, sooner */
+	PENDING_STATES
 };
 
 /* A dynreg connection accepted and not yet closed, by client id. */
 struct pending {
 	UT_hash_handle hh;
+	struct pending *prev, *next; /* its state's queue */
 	char *client_id;
 	const void *connection; /* compared, never dereferenced */
 	char device_name[DEVICE_NAME_MAX + 1];
@@ -68,6 +73,7 @@ struct pending {
 
 struct dynreg {
 	struct pending *by_id;
+	struct pending *queue[PENDING_STATES];
 	size_t count, max;
 	int (*client_port)(const struct mosquitto *client); /* 2.1's mosquitto_client_port, or NULL */
 	bool probe_failed_logged;
@@ -226,10 +232,24 @@ static struct pending *dynreg__find(struct dynreg *d, const char *client_id)
 	return e;
 }
 
-static void dynreg__remove(struct dynreg *d, struct pending *e)
+static void dynreg__move(struct dynreg *d, struct pending *e, enum pending_state to)
 {
+	DL_DELETE(d->queue[e->state], e);
+	e->state = to;
+	DL_APPEND(d->queue[to], e);
+}
+
+/* Out of the table and its queue; the caller frees it. */
+static void dynreg__unlink(struct dynreg *d, struct pending *e)
+{
+	DL_DELETE(d->queue[e->state], e);
 	HASH_DEL(d->by_id, e);
 	d->count--;
+}
+
+static void dynreg__remove(struct dynreg *d, struct pending *e)
+{
+	dynreg__unlink(d, e);
 	free(e->client_id);
 	free(e);
 }
@@ -255,21 +275,22 @@ static struct pending *dynreg__add(struct dynreg *d, const char *client_id, cons
 		free(e);
 		return NULL;
 	}
+	DL_APPEND(d->queue[PENDING_WAITING], e);
 	d->count++;
 	return e;
 }
 
 /* An error to publish at the next tick (the CONNACK goes out first), then the close. */
-static void dynreg__fail_later(struct pending *e, enum bootstrap_code code, const char *message, int retry_after)
+static void dynreg__fail_later(struct dynreg *d, struct pending *e, enum bootstrap_code code, const char *message, int retry_after)
 {
-	e->state = PENDING_ERROR;
+	dynreg__move(d, e, PENDING_ERROR);
 	e->error = code;
 	e->error_message = message;
 	e->retry_after = retry_after;
 }
 
 /* Publishes payload on /ext/register to the pending connection alone. */
-static void dynreg__publish(struct pending *e, const char *payload, size_t len, int64_t now_ms, bool ok)
+static void dynreg__publish(struct dynreg *d, struct pending *e, const char *payload, size_t len, int64_t now_ms, bool ok)
 {
 	char buf[SHOWN_LEN];
 
@@ -279,7 +300,7 @@ static void dynreg__publish(struct pending *e, const char *payload, size_t len, 
 		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": dynreg: could not queue the answer for client '%s'",
 				shown(e->client_id, buf, sizeof(buf)));
 	}
-	e->state = PENDING_CLOSING;
+	dynreg__move(d, e, ok ? PENDING_CLOSING_OK : PENDING_CLOSING_ERROR);
 	e->close_at_ms = now_ms + (ok ? DYNREG_LINGER_OK_MS : DYNREG_LINGER_ERROR_MS);
 }
 
@@ -291,11 +312,11 @@ static void dynreg__publish_error(struct bootstrap_plugin *p, struct pending *e,
 
 	p->dynreg->errors++;
 	if(payload){
-		dynreg__publish(e, payload, len, now_ms, false);
+		dynreg__publish(p->dynreg, e, payload, len, now_ms, false);
 		reply__free(payload, len);
 		return;
 	}
-	e->state = PENDING_CLOSING;
+	dynreg__move(p->dynreg, e, PENDING_CLOSING_ERROR);
 	e->close_at_ms = now_ms;
 }
 
@@ -338,7 +359,7 @@ static void dynreg__submit(struct bootstrap_plugin *p, struct pending *e, const 
 	route.address = address ? strdup(address) : NULL;
 	route.received_ms = clock__ms();
 	if(!route.requester){
-		dynreg__fail_later(e, BOOTSTRAP_INTERNAL, "internal error", 0);
+		dynreg__fail_later(p->dynreg, e, BOOTSTRAP_INTERNAL, "internal error", 0);
 		a.code = reply__code_name(BOOTSTRAP_INTERNAL);
 		if(p->audit) audit__record(p->audit, &a);
 		jobs__route_free(&route);
@@ -356,7 +377,7 @@ static void dynreg__submit(struct bootstrap_plugin *p, struct pending *e, const 
 			if(route.dynreg && route.requester){
 				struct pending *old = dynreg__find(p->dynreg, route.requester);
 				if(old && old != e && old->state == PENDING_WAITING && old->connection == route.connection){
-					dynreg__fail_later(old, BOOTSTRAP_BUSY, "a newer request for this device took this one's place", 0);
+					dynreg__fail_later(p->dynreg, old, BOOTSTRAP_BUSY, "a newer request for this device took this one's place", 0);
 				}
 			}
 			if(p->shared) bootstrap__share_replay(p, c->product_key, c->device_name, c->random);
@@ -365,14 +386,14 @@ static void dynreg__submit(struct bootstrap_plugin *p, struct pending *e, const 
 			retry_after = 1 + (int)((double)jobs__outstanding(p->jobs) / (p->cfg.qps[ACTION_REGISTER] * QUOTA_PACING));
 			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: busy, queue full (product %s, Link SDK dynamic registration)",
 					c->device_name, c->product_key);
-			dynreg__fail_later(e, BOOTSTRAP_BUSY, "too many bootstrap requests waiting; try again later", retry_after);
+			dynreg__fail_later(p->dynreg, e, BOOTSTRAP_BUSY, "too many bootstrap requests waiting; try again later", retry_after);
 			e->retry_after = retry_after;
 			a.code = reply__code_name(BOOTSTRAP_BUSY);
 			if(p->audit) audit__record(p->audit, &a);
 			break;
 		case JOBS_ERROR:
 			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory (product %s)", c->device_name, c->product_key);
-			dynreg__fail_later(e, BOOTSTRAP_INTERNAL, "internal error", 0);
+			dynreg__fail_later(p->dynreg, e, BOOTSTRAP_INTERNAL, "internal error", 0);
 			a.code = reply__code_name(BOOTSTRAP_INTERNAL);
 			if(p->audit) audit__record(p->audit, &a);
 			break;
@@ -424,7 +445,7 @@ int dynreg__on_basic_auth(int event, void *event_data, void *userdata)
 		goto refuse;
 	}
 	e = dynreg__find(p->dynreg, client_id);
-	if(e && e->state != PENDING_CLOSING){
+	if(e && e->state != PENDING_CLOSING_OK && e->state != PENDING_CLOSING_ERROR){
 		why = "a connection with this client id is still waiting for its answer";
 		goto refuse;
 	}
@@ -492,7 +513,7 @@ void dynreg__deliver(struct bootstrap_plugin *p, struct job_result *r)
 			dynreg__publish_error(p, e, BOOTSTRAP_INTERNAL, "internal error", 0, now);
 			return;
 		}
-		dynreg__publish(e, payload, len, now, true);
+		dynreg__publish(p->dynreg, e, payload, len, now, true);
 		reply__free(payload, len);
 		p->dynreg->answered++;
 		mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": device %s: triple sent on " DYNREG_TOPIC " (Link SDK dynamic "
@@ -509,46 +530,46 @@ void dynreg__deliver(struct bootstrap_plugin *p, struct job_result *r)
 	bootstrap__audit_reply(p, r, reply__code_name(code), took_ms);
 }
 
-/* Window ends, errors to send, connections to close. Closing fires MOSQ_EVT_DISCONNECT at
- * once: the entry is out of the table by then, and the closes come after the walk. */
+/* Window ends, errors to send, connections to close: each queue's heads, while due. Closing
+ * fires MOSQ_EVT_DISCONNECT at once (dynreg__on_disconnect): the entry is gone by then. */
 void dynreg__on_tick(struct bootstrap_plugin *p)
 {
 	struct dynreg *d = p->dynreg;
-	struct pending *e, *tmp;
+	struct pending *e;
 	int64_t now = clock__ms();
-	char *close_ids[64];
-	int nclose = 0;
 	char buf[SHOWN_LEN];
 
 	if(!d || !d->count) return;
-	HASH_ITER(hh, d->by_id, e, tmp){
-		if(e->state == PENDING_WAITING && now >= e->deadline_ms){
-			/* the flow goes on; its answer, when it comes, is for the device's retry */
-			d->window_expired++;
-			jobs__connection_ended(p->jobs, e->device_name, e->connection);
-			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: not answered within %ld ms (product %s, Link SDK "
-					"dynamic registration): told busy and closed; the registration goes on for its retry",
-					e->device_name, p->cfg.dynreg_window_ms, e->product_key);
-			dynreg__fail_later(e, BOOTSTRAP_BUSY, "not answered in time; the registration goes on: connect again", 2);
-		}
-		if(e->state == PENDING_ERROR){
-			dynreg__publish_error(p, e, e->error, e->error_message, e->retry_after, now);
-		}else if(e->state == PENDING_CLOSING && now >= e->close_at_ms && nclose < (int)(sizeof(close_ids) / sizeof(close_ids[0]))){
-			/* the rest at the next tick */
-			close_ids[nclose++] = e->client_id;
-			e->client_id = NULL;
-			HASH_DEL(d->by_id, e);
-			d->count--;
+	while((e = d->queue[PENDING_WAITING]) && now >= e->deadline_ms){
+		/* the flow goes on; its answer, when it comes, is for the device's retry */
+		d->window_expired++;
+		jobs__connection_ended(p->jobs, e->device_name, e->connection);
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: not answered within %ld ms (product %s, Link SDK "
+				"dynamic registration): told busy and closed; the registration goes on for its retry",
+				e->device_name, p->cfg.dynreg_window_ms, e->product_key);
+		dynreg__fail_later(d, e, BOOTSTRAP_BUSY, "not answered in time; the registration goes on: connect again", 2);
+	}
+	while((e = d->queue[PENDING_ERROR])) dynreg__publish_error(p, e, e->error, e->error_message, e->retry_after, now);
+	for(enum pending_state s = PENDING_CLOSING_OK; s <= PENDING_CLOSING_ERROR; s++){
+		while((e = d->queue[s]) && now >= e->close_at_ms){
+			char *client_id = e->client_id;
+			dynreg__unlink(d, e);
 			free(e);
+			/* still connected: a close by the device would have removed the entry */
+			if(mosquitto_kick_client_by_clientid(client_id, false) == MOSQ_ERR_SUCCESS){
+				mosquitto_log_printf(MOSQ_LOG_DEBUG, PLUGIN_NAME ": dynreg: closed client '%s'", shown(client_id, buf, sizeof(buf)));
+			}
+			free(client_id);
 		}
 	}
-	for(int i = 0; i < nclose; i++){
-		/* still connected (a close by the device would have removed the entry) */
-		if(mosquitto_kick_client_by_clientid(close_ids[i], false) == MOSQ_ERR_SUCCESS){
-			mosquitto_log_printf(MOSQ_LOG_DEBUG, PLUGIN_NAME ": dynreg: closed client '%s'", shown(close_ids[i], buf, sizeof(buf)));
-		}
-		free(close_ids[i]);
-	}
+}
+
+/* /ext/register and /ext/regnwl carry the plugin's answers alone: no client may publish,
+ * subscribe or read them (a direct publish is never ACL-checked on its way out, src/loop.c
+ * queue_plugin_msgs; a resumed session's queued messages would be, handle_connect.c). */
+bool dynreg__topic(const struct bootstrap_plugin *p, const char *topic)
+{
+	return p->dynreg && topic && (!strcmp(topic, DYNREG_TOPIC) || !strcmp(topic, "/ext/regnwl"));
 }
 
 bool dynreg__pending(const struct bootstrap_plugin *p)

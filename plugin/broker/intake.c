@@ -443,6 +443,7 @@ int bootstrap__on_acl_check(int event, void *event_data, void *userdata)
 	time_t blocked_for;
 
 	(void)event;
+	if(dynreg__topic(p, ed->topic)) return MOSQ_ERR_ACL_DENIED; /* the plugin's answers alone (dynreg.c) */
 
 	switch(auth__acl_decide(p->cfg.acl, ed->access, mosquitto_client_id(ed->client), operator, ed->topic, &topics)){
 		case ACL_ALLOW: return MOSQ_ERR_SUCCESS;

@@ -113,6 +113,11 @@ test('dynreg over TLS: the DeviceSecret on /ext/register; refused on the plain l
     assert.match(log, /dynreg CONNECT for device lsdk-0001 .* refused at CONNACK: unauthorized \(this random was already used/);
     for (const s of [env.productSecret, answer.deviceSecret]) assert.ok(!log.includes(s), 'a secret reached the log');
 
+    // nobody forges an answer: /ext/register is the plugin's alone
+    const forger = await mqtt.connect(env.port, { clientId: 'forger-0001', version: 5 });
+    assert.strictEqual(await forger.publish('/ext/register', '{"deviceSecret":"forged"}', { qos: 1 }), 0x87);
+    await forger.disconnect();
+
     // the bootstrap topic is served as before, by a client without a username (deferred)
     await h.assertServes(env, 'topic-0001');
     const audit = h.auditLines(env);
@@ -131,8 +136,14 @@ test('dynreg window: a device the platform cannot answer in time is told busy an
     const dn = 'lsdk-slow-0001';
     env.emu.setLatency(3000);
     const t0 = Date.now();
-    const client = await connectTls(tlsPort, ca, dynregConnect(dn, env.productKey, env.productSecret));
+    const c = dynregConnect(dn, env.productKey, env.productSecret);
+    const client = await connectTls(tlsPort, ca, c);
     assert.strictEqual(client.connack.returnCode, 0);
+    // a second connection presenting the same client id while the first waits: refused, and
+    // the first keeps its connection
+    const takeover = await connectTls(tlsPort, ca, c);
+    assert.strictEqual(takeover.connack.returnCode, 5);
+    await takeover.destroy();
     const m = await client.waitFor((x) => x.topic === '/ext/register', 5000);
     const busy = JSON.parse(m.payload.toString());
     assert.strictEqual(busy.code, 'busy');
