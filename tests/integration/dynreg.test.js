@@ -307,3 +307,44 @@ test('dynreg: the policies hold as for the bootstrap topic: allowlist, registrat
     await env.stop();
   }
 });
+
+test('dynreg: its $SYS counters, and refusals past the limit are still refused while valid CONNECTs pass', async () => {
+  const env = await dynregEnv(await h.operatorOptions({ pluginOptions: { dynreg_window_ms: 1500 } }));
+  try {
+    assertServed(env, await env.register('dev-count-01'), 'dev-count-01', 'first');
+    assertServed(env, await env.register('dev-count-02', { method: 'hmacmd5', upper: false }), 'dev-count-02', 'second');
+    const bad = await env.register('dev-count-03', { productSecret: 'wrong' });
+    assertRefused(env, bad, 'dev-count-03', 'bad sign');
+    // not answered within dynreg_window_ms: told busy and closed
+    env.emu.setLatency(3000);
+    const late = await env.register('dev-count-04');
+    assert.strictEqual(late.connack, 0);
+    assert.strictEqual(late.deviceSecret, null);
+    assert.strictEqual(late.closedBy, 'broker');
+    assert.ok(late.elapsedMs >= 1400 && late.elapsedMs < 2500, `closed after ${late.elapsedMs} ms with dynreg_window_ms 1500`);
+    assert.strictEqual(late.errorPayload && late.errorPayload.code, 'busy', JSON.stringify(late.errorPayload));
+    const want = { connects: 4, accepted: 3, refused: 1, window_expired: 1 };
+    for (const [k, v] of Object.entries(want)) await h.waitForSys(env, 'dynreg/' + k, (x) => Number(x) === v);
+    await h.waitForSys(env, 'dynreg/answered', (x) => Number(x) >= 2);
+    env.emu.setLatency(0);
+
+    // a dozen refused CONNECTs under one client id and address: each refused at CONNACK, never
+    // served; a valid CONNECT from the same address right after is served
+    const cred = dr.credentials({ productKey: env.productKey, deviceName: 'dev-flood-01', productSecret: 'wrong' });
+    const codes = [];
+    for (let i = 0; i < 12; i++) {
+      const r = await dr.register(env.tlsPort, { ca: env.ca, servername: 'localhost', ...cred });
+      codes.push(r.connack);
+      assert.strictEqual(r.deviceSecret, null);
+    }
+    assert.ok(codes.every((c) => c === 5), `refusals past the limit: CONNACK ${JSON.stringify(codes)}`);
+    const after = await env.register('dev-flood-02');
+    assertServed(env, after, 'dev-flood-02', 'a valid CONNECT after the flood');
+    // the audit trail does not grow one line per refusal past the limit
+    const flood = auditOf(env, 'dev-flood-01');
+    assert.ok(flood.length >= 1 && flood.length <= 11, `${flood.length} audit lines for 12 refusals`);
+    await env.assertLogClean();
+  } finally {
+    await env.stop();
+  }
+});
