@@ -71,3 +71,60 @@ test('dynreg storm: 400 new devices at once: one batch registration, zero thrott
     await env.stop();
   }
 });
+
+// Waits (up to tries x everyMs) for an apply whose Status passes want; resolves with it, or null.
+async function applyIn(env, want, tries = 200, everyMs = 50) {
+  for (let i = 0; i < tries; i++) {
+    const found = (await env.emu.batchConfig()).applies.find((a) => want(a.Status));
+    if (found) return found;
+    await h.sleep(everyMs);
+  }
+  return null;
+}
+
+test('dynreg storm: names that exist fail the check, names registered during creation fail it: each device its own secret', async () => {
+  const env = await dynregEnv({ emulatorProcess: true, emulator: { quota: DOCUMENTED_QPS, checkDurationMs: 300, createDurationMs: 1500 },
+    pluginOptions: { strategy: 'register_first', register_qps: 10 } });
+  try {
+    const ids = names('dmix', 200);
+    await env.emu.preRegister(h.PRODUCT_KEY, ids.filter((_, i) => i % 10 === 3));
+    const running = storm(env, ids);
+    let raced = [];
+    const creating = await applyIn(env, (s) => s === 'CREATE');
+    if (creating) {
+      raced = (await env.emu.batchApply(creating.ApplyId)).DeviceNames.slice(-5);
+      await env.emu.preRegister(h.PRODUCT_KEY, raced);
+    }
+    assert.strictEqual(raced.length, 5, 'a batch reached creation');
+    await running; // every secret checked against the platform's, the raced ones too
+    const stats = await env.emu.stats();
+    assert.ok(stats.batch.stagesEnded.CHECK_FAILED >= 1, JSON.stringify(stats.batch.stagesEnded));
+    assert.ok(stats.batch.stagesEnded.CREATE_FAILED >= 1, JSON.stringify(stats.batch.stagesEnded));
+    assert.strictEqual(stats.throttled, 0);
+    await env.assertLogClean();
+  } finally {
+    await env.stop();
+  }
+});
+
+test('dynreg storm: 300 devices (100 existing) under a 30/50 QPS quota, batching off, max_queue 100: zero throttling, all served', async () => {
+  const env = await dynregEnv({ emulatorProcess: true, emulator: { quota: { RegisterDevice: 30, QueryDeviceDetail: 50 } },
+    pluginOptions: { max_queue: 100, batching: 'off' } });
+  try {
+    const existing = names('dq-old', 100);
+    await env.emu.preRegister(h.PRODUCT_KEY, existing);
+    const all = [...names('dq-new', 200), ...existing];
+    const results = await storm(env, all);
+    const stats = await env.emu.stats();
+    assert.strictEqual(stats.throttled, 0, `the platform throttled ${stats.throttled} calls`);
+    // the queue's overflow and the window's expiry were told busy and closed: their retries served
+    const closed = results.filter((r) => r.tries > 1).length;
+    assert.ok(closed > 0, 'max_queue 100 and a 10 s backlog closed no device');
+    assert.strictEqual((await env.emu.allDeviceSecrets()).length, 300, 'a device registered twice');
+    const reg = stats.byAction.RegisterDevice || 0;
+    assert.ok(reg >= 200 && reg <= 400, `${reg} RegisterDevice calls`);
+    await env.assertLogClean();
+  } finally {
+    await env.stop();
+  }
+});
