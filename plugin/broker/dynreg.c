@@ -28,6 +28,7 @@
 #include "bootstrap_clock.h"
 #include "bootstrap_dynreg.h"
 #include "bootstrap_list.h"
+#include "bootstrap_probe.h"
 #include "bootstrap_products.h"
 #include "bootstrap_quota.h"
 #include "bootstrap_table.h"
@@ -76,6 +77,7 @@ struct dynreg {
 	struct pending *queue[PENDING_STATES];
 	size_t count, max;
 	int (*client_port)(const struct mosquitto *client); /* 2.1's mosquitto_client_port, or NULL */
+	struct probe *probe;     /* do the named ports answer TLS (probe.c) */
 	bool probe_failed_logged;
 	/* $SYS/broker/bootstrap/dynreg/ */
 	unsigned long long connects, accepted, refused, answered, errors, window_expired, dropped;
@@ -87,6 +89,10 @@ struct dynreg *dynreg__new(const struct bootstrap_config *cfg)
 
 	if(!d) return NULL;
 	d->max = (size_t)cfg->max_queue + (size_t)cfg->max_inflight + DYNREG_EXTRA_PENDING;
+	if(!(d->probe = probe__new(cfg->dynreg_ports, cfg->dynreg_port_count))){
+		free(d);
+		return NULL;
+	}
 	/* 2.1 says which listener's port a client came in on; 2.0 does not (dynreg__port) */
 	*(void **)&d->client_port = dlsym(RTLD_DEFAULT, "mosquitto_client_port");
 	return d;
@@ -97,6 +103,7 @@ void dynreg__free(struct dynreg *d)
 	struct pending *e, *tmp;
 
 	if(!d) return;
+	probe__free(d->probe);
 	HASH_ITER(hh, d->by_id, e, tmp){
 		HASH_DEL(d->by_id, e);
 		free(e->client_id);
@@ -149,7 +156,8 @@ static int dynreg__port(struct dynreg *d, struct mosquitto *client)
 	return dynreg__socket_port(head[0], address); /* a build without epoll: the socket first */
 }
 
-static bool dynreg__tls_listener(struct bootstrap_plugin *p, struct mosquitto *client)
+/* Why the client's listener may not carry a DeviceSecret, or NULL when it may. */
+static const char *dynreg__listener_refusal(struct bootstrap_plugin *p, struct mosquitto *client)
 {
 	int port = dynreg__port(p->dynreg, client);
 
@@ -159,12 +167,21 @@ static bool dynreg__tls_listener(struct bootstrap_plugin *p, struct mosquitto *c
 					"(websockets, a unix socket, or a broker build this plugin does not know): its dynreg CONNECT is refused");
 			p->dynreg->probe_failed_logged = true;
 		}
-		return false;
+		return "the plugin cannot tell which listener this connection came in on";
 	}
 	for(int i = 0; i < p->cfg.dynreg_port_count; i++){
-		if(p->cfg.dynreg_ports[i] == port) return true;
+		if(p->cfg.dynreg_ports[i] != port) continue;
+		switch(probe__verdict(p->dynreg->probe, port)){
+			case PROBE_TLS:
+			case PROBE_UNCHECKED:
+				return NULL;
+			case PROBE_PENDING:
+				return "the plugin has not yet checked that this listener answers TLS (a moment after start-up)";
+			case PROBE_PLAIN:
+				return "this listener, named in plugin_opt_dynreg_tls_ports, does not answer TLS: the DeviceSecret would travel in the clear";
+		}
 	}
-	return false;
+	return "not over a TLS listener named in plugin_opt_dynreg_tls_ports: the DeviceSecret would travel in the clear";
 }
 
 /* ---- refusals ---- */
@@ -212,12 +229,14 @@ static int dynreg__refuse(struct bootstrap_plugin *p, const char *client_id, con
 				"too many refused requests %s: its further refusals are not logged for %ld s",
 				shown(client_id, buf, sizeof(buf)), address ? address : "?", reply__code_name(code), why,
 				va == LIMIT_BLOCKED_NOW ? "from this address" : "under this client id", (long)(by_address > by_client ? by_address : by_client));
-		e.code = reply__code_name(BOOTSTRAP_RATE_LIMITED);
+		code = BOOTSTRAP_RATE_LIMITED;
+		e.code = reply__code_name(code);
 	}else{
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": dynreg CONNECT%s%s from client '%s' (%s) refused at CONNACK: %s (%s)",
 				device_name && device_name[0] ? " for device " : "", device_name ? device_name : "",
 				shown(client_id, buf, sizeof(buf)), address ? address : "?", reply__code_name(code), why);
 	}
+	metrics__reply(&p->metrics, NULL, code, -1);
 	if(p->audit) audit__record(p->audit, &e);
 	return MOSQ_ERR_AUTH;
 }
@@ -387,14 +406,15 @@ static void dynreg__submit(struct bootstrap_plugin *p, struct pending *e, const 
 			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: busy, queue full (product %s, Link SDK dynamic registration)",
 					c->device_name, c->product_key);
 			dynreg__fail_later(p->dynreg, e, BOOTSTRAP_BUSY, "too many bootstrap requests waiting; try again later", retry_after);
-			e->retry_after = retry_after;
 			a.code = reply__code_name(BOOTSTRAP_BUSY);
+			metrics__reply(&p->metrics, c->product_key, BOOTSTRAP_BUSY, -1);
 			if(p->audit) audit__record(p->audit, &a);
 			break;
 		case JOBS_ERROR:
 			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory (product %s)", c->device_name, c->product_key);
 			dynreg__fail_later(p->dynreg, e, BOOTSTRAP_INTERNAL, "internal error", 0);
 			a.code = reply__code_name(BOOTSTRAP_INTERNAL);
+			metrics__reply(&p->metrics, c->product_key, BOOTSTRAP_INTERNAL, -1);
 			if(p->audit) audit__record(p->audit, &a);
 			break;
 	}
@@ -426,9 +446,8 @@ int dynreg__on_basic_auth(int event, void *event_data, void *userdata)
 				"use authType=register, which registers new devices too", now);
 	}
 	/* before anything else: the answer would travel in the clear */
-	if(!dynreg__tls_listener(p, ed->client)){
-		return dynreg__refuse(p, client_id, address, NULL, NULL, BOOTSTRAP_UNAUTHORIZED,
-				"not over a TLS listener named in plugin_opt_dynreg_tls_ports: the DeviceSecret would travel in the clear", now);
+	if((why = dynreg__listener_refusal(p, ed->client))){
+		return dynreg__refuse(p, client_id, address, NULL, NULL, BOOTSTRAP_UNAUTHORIZED, why, now);
 	}
 	if(dynreg__parse(client_id, ed->username, ed->password, &c, &why)){
 		return dynreg__refuse(p, client_id, address, NULL, NULL, BOOTSTRAP_INVALID_REQUEST, why, now);
@@ -510,7 +529,10 @@ void dynreg__deliver(struct bootstrap_plugin *p, struct job_result *r)
 		char iot_id[TEXT_ESCAPED_LEN(sizeof(flow->triple.iot_id))];
 		if(!(payload = dynreg__reply_success(&flow->triple, &len))){
 			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory building the reply", r->device_id);
-			dynreg__publish_error(p, e, BOOTSTRAP_INTERNAL, "internal error", 0, now);
+			code = BOOTSTRAP_INTERNAL;
+			dynreg__publish_error(p, e, code, "internal error", 0, now);
+			metrics__reply(&p->metrics, r->product_key, code, (double)took_ms);
+			bootstrap__audit_reply(p, r, reply__code_name(code), took_ms);
 			return;
 		}
 		dynreg__publish(p->dynreg, e, payload, len, now, true);
@@ -539,7 +561,9 @@ void dynreg__on_tick(struct bootstrap_plugin *p)
 	int64_t now = clock__ms();
 	char buf[SHOWN_LEN];
 
-	if(!d || !d->count) return;
+	if(!d) return;
+	probe__step(d->probe, now);
+	if(!d->count) return;
 	while((e = d->queue[PENDING_WAITING]) && now >= e->deadline_ms){
 		/* the flow goes on; its answer, when it comes, is for the device's retry */
 		d->window_expired++;
@@ -574,7 +598,7 @@ bool dynreg__topic(const struct bootstrap_plugin *p, const char *topic)
 
 bool dynreg__pending(const struct bootstrap_plugin *p)
 {
-	return p->dynreg && p->dynreg->count > 0;
+	return p->dynreg && (p->dynreg->count > 0 || probe__pending(p->dynreg->probe));
 }
 
 void dynreg__on_disconnect(struct bootstrap_plugin *p, struct mosquitto *client)

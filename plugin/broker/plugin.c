@@ -316,7 +316,7 @@ PLUGIN_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void 
 	}
 	if(p->dynreg){
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": dynreg_mqtt on: Link SDK dynamic registration CONNECTs are served "
-				"on the listeners of port %s alone (told by %s), answered within %ld ms; a client that sends a username "
+				"on the listeners of plugin_opt_dynreg_tls_ports %s alone (told by %s), answered within %ld ms; a client that sends a username "
 				"and that nothing else authenticates is now refused", p->cfg.dynreg_tls_ports, dynreg__port_source(p->dynreg),
 				p->cfg.dynreg_window_ms);
 	}
