@@ -348,3 +348,26 @@ test('dynreg: its $SYS counters, and refusals past the limit are still refused w
     await env.stop();
   }
 });
+
+test('dynreg: the Link SDK\'s TLS profile (TLS 1.2, RSA key exchange, AES-CBC) is served with an RSA certificate', async () => {
+  // what the SDK's bundled mbedtls config allows: no ECDHE, no ECDSA, no GCM, TLS 1.2 only
+  const SDK_TLS = { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ciphers: 'AES256-SHA256:AES128-SHA256:AES256-SHA:AES128-SHA' };
+  const env = await dynregEnv({ rsa: true });
+  try {
+    const r = await env.register('dev-sdk-tls-01', { tlsOptions: SDK_TLS });
+    assertServed(env, r, 'dev-sdk-tls-01', 'the SDK\'s TLS profile');
+    await env.assertLogClean();
+  } finally {
+    await env.stop();
+  }
+  // with an EC certificate (the other tests') that profile has no cipher suite in common
+  const ec = await dynregEnv();
+  try {
+    const r = await ec.register('dev-sdk-tls-02', { tlsOptions: SDK_TLS });
+    assert.strictEqual(r.connack, null, `the SDK's TLS profile reached CONNACK ${r.connack} with an EC certificate`);
+    assert.strictEqual(r.deviceSecret, null);
+    assert.match(r.error || '', /handshake|alert|cipher|SSL/i, r.error);
+  } finally {
+    await ec.stop();
+  }
+});

@@ -52,16 +52,17 @@ function credentials({ productKey, deviceName, productSecret, random = sdkRandom
   };
 }
 
-// Connects (over TLS when ca is given; tls: false for a plain TCP listener), waits windowMs for
+// Connects (over TLS when ca is given, tlsOptions added to node's; tls: false for a plain TCP
+// listener), waits windowMs for
 // the PUBLISH on /ext/register without subscribing, then drops the connection without DISCONNECT.
 // Never throws for what the broker does: the result says what happened.
-async function register(port, { ca = null, servername, tls: useTls = !!ca, windowMs = 5000, connectTimeoutMs = 10000, ...fields }) {
+async function register(port, { ca = null, servername, tls: useTls = !!ca, tlsOptions = {}, windowMs = 5000, connectTimeoutMs = 10000, ...fields }) {
   const cred = fields.clientId ? fields : credentials(fields);
   const result = { connack: null, deviceSecret: null, payload: null, topic: null, qos: null, closedBy: null, elapsedMs: null, random: cred.random, clientId: cred.clientId, messages: [] };
   let client;
   try {
     client = await mqtt.connect(port, {
-      tls: useTls ? { ca, servername, rejectUnauthorized: true } : null,
+      tls: useTls ? { ca, servername, rejectUnauthorized: true, ...tlsOptions } : null,
       clientId: cred.clientId, username: cred.username, password: cred.password, keepAlive: 1200, clean: true, timeoutMs: connectTimeoutMs,
     });
   } catch (e) {
