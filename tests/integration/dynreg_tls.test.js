@@ -11,6 +11,7 @@ const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 const tls = require('tls');
+const { execFileSync } = require('child_process');
 const h = require('./lib/harness');
 const mqtt = require('./lib/mqtt_raw');
 
@@ -26,11 +27,14 @@ function dynregConnect(deviceName, productKey, productSecret, { random = String(
   };
 }
 
-// A raw MQTT client over TLS, verifying the broker's certificate with ca.
+// A raw MQTT client over TLS, verifying the broker's certificate with ca, limited to what the
+// Link SDK's bundled mbedtls offers: TLS 1.2, RSA key exchange, AES-CBC.
+const SDK_CIPHERS = 'AES128-SHA256:AES256-SHA256:AES128-SHA:AES256-SHA';
 function connectTls(port, ca, { clientId, username, password, keepAlive = 1200 }) {
   const bytes = mqtt.packets.connect({ clientId, version: 4, clean: true, keepAlive, username, password });
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ port, host: '127.0.0.1', ca: fs.readFileSync(ca), servername: 'localhost' });
+    const socket = tls.connect({ port, host: '127.0.0.1', ca: fs.readFileSync(ca), servername: 'localhost',
+      minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ciphers: SDK_CIPHERS });
     const client = new mqtt.RawClient(socket, { version: 4 });
     const timer = setTimeout(() => { socket.destroy(); reject(new Error('no CONNACK')); }, 10000);
     client.onConnack = (connack, err) => {
@@ -49,8 +53,12 @@ function connectTls(port, ca, { clientId, username, password, keepAlive = 1200 }
 async function setUp(pluginOptions = {}, { operator = false, spare = null } = {}) {
   const tlsPort = await h.freePort();
   const dir = h.makeWorkdir();
-  const pki = h.makePki(dir);
-  const server = pki.leaf('server', { cn: 'localhost', dns: ['localhost'], ip: ['127.0.0.1'] });
+  // an RSA certificate: the SDK's mbedtls has no ECDSA
+  const server = { cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') };
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', server.key, '-out', server.cert], { stdio: 'ignore' });
+  for (const f of [server.cert, server.key]) h.giveToBroker(f);
+  const pki = { ca: server.cert };
   let options = {
     extraConfig: `listener ${tlsPort} 127.0.0.1\ncertfile ${server.cert}\nkeyfile ${server.key}\n`,
     pluginOptions: { dynreg_mqtt: 'on', dynreg_tls_ports: spare ? `${tlsPort},${spare}` : tlsPort, audit_file: '$DIR/audit.log', ...pluginOptions },
