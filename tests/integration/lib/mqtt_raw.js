@@ -13,11 +13,13 @@
 //   await c.disconnect()           // DISCONNECT, then close; c.destroy() drops TCP without it
 //   c.pause()                      // stop reading: the broker's packets pile up on its side
 //   mqtt.connect(port, { localAddress: '127.1.2.3' })   // from another loopback address
+//   mqtt.connect(port, { tls: { ca } })   // over TLS (node's tls.connect options)
 //
 // The client answers the broker with PUBACK for QoS 1 deliveries (not with { noAck: true })
 // and with nothing else: no PINGREQ (keep tests shorter than 1.5 × keepAlive, or pass
 // keepAlive: 0), no PUBREC for QoS 2 (subscribe at QoS 0 or 1).
 const net = require('net');
+const tls = require('tls');
 
 const TYPE = { CONNECT: 1, CONNACK: 2, PUBLISH: 3, PUBACK: 4, PUBREC: 5, PUBREL: 6, PUBCOMP: 7, SUBSCRIBE: 8, SUBACK: 9, UNSUBSCRIBE: 10, UNSUBACK: 11, PINGREQ: 12, PINGRESP: 13, DISCONNECT: 14, AUTH: 15 };
 
@@ -441,12 +443,12 @@ class RawClient {
 
 // Resolves with a connected client once CONNACK arrives (whatever its code: look at
 // client.connack); rejects if the connection closes first or no CONNACK comes in time.
-function connect(port, { host = '127.0.0.1', localAddress, clientId = '', version = 4, clean = true, keepAlive = 60, username, password, will, sessionExpiry, properties, noAck = false, record = true, timeoutMs = 10000 } = {}) {
+function connect(port, { host = '127.0.0.1', localAddress, tls: tlsOptions = null, clientId = '', version = 4, clean = true, keepAlive = 60, username, password, will, sessionExpiry, properties, noAck = false, record = true, timeoutMs = 10000 } = {}) {
   if (version !== 4 && version !== 5) throw new RangeError('version: 4 (3.1.1) or 5');
   const bytes = packets.connect({ clientId, version, clean, keepAlive, username, password, will, sessionExpiry, properties });
   return new Promise((resolve, reject) => {
     // localAddress: any of 127.0.0.0/8 on loopback, for tests that need many client addresses
-    const socket = net.connect({ port, host, localAddress });
+    const socket = tlsOptions ? tls.connect({ port, host, localAddress, ...tlsOptions }) : net.connect({ port, host, localAddress });
     socket.setNoDelay(true);
     const client = new RawClient(socket, { version, noAck, record });
     const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no CONNACK within ${timeoutMs} ms`)); }, timeoutMs);
@@ -455,7 +457,7 @@ function connect(port, { host = '127.0.0.1', localAddress, clientId = '', versio
       clearTimeout(timer);
       if (connack) resolve(client); else reject(err);
     };
-    socket.on('connect', () => socket.write(bytes));
+    socket.on(tlsOptions ? 'secureConnect' : 'connect', () => socket.write(bytes));
   });
 }
 
