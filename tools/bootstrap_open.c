@@ -20,10 +20,14 @@
 
 #define INPUT_MAX (64 * 1024)
 
-static int usage(const char *argv0)
+static int usage(FILE *out, const char *argv0, int rc)
 {
-	fprintf(stderr, "usage: %s -s PRODUCT_SECRET_FILE -k PRODUCT_KEY -d DEVICE_ID -r RANDOM < reply\n", argv0);
-	return 2;
+	fprintf(out, "usage: %s -s PRODUCT_SECRET_FILE -k PRODUCT_KEY -d DEVICE_ID -r RANDOM < reply\n"
+			"Opens a sealed bootstrap reply (the last line of standard input, as mosquitto_rr or\n"
+			"mosquitto_sub print it) for the request made with RANDOM, and prints the triple.\n"
+			"Exit: 0 opened; 1 an error reply; 2 bad arguments; 3 not sealed for this request.\n"
+			"See mosquitto-bootstrap-open(1).\n", argv0);
+	return rc;
 }
 
 /* The last non-empty line of standard input: mosquitto_rr and mosquitto_sub print one per message. */
@@ -58,6 +62,7 @@ int main(int argc, char **argv)
 	FILE *f;
 	int c, rc = 3;
 
+	if(argc == 2 && !strcmp(argv[1], "--help")) return usage(stdout, argv[0], 0);
 	while((c = getopt(argc, argv, "s:k:d:r:")) != -1){
 		switch(c){
 			case 's':
@@ -72,10 +77,10 @@ int main(int argc, char **argv)
 			case 'k': product_key = optarg; break;
 			case 'd': device_id = optarg; break;
 			case 'r': random = optarg; break;
-			default: return usage(argv[0]);
+			default: return usage(stderr, argv[0], 2);
 		}
 	}
-	if(!secret[0] || !product_key || !device_id || !random) return usage(argv[0]);
+	if(!secret[0] || !product_key || !device_id || !random) return usage(stderr, argv[0], 2);
 	if(seal__derive_key(secret, random, product_key, device_id, key)){
 		fprintf(stderr, "cannot derive the key\n");
 		return 2;
