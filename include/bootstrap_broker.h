@@ -120,6 +120,7 @@ int dynreg__on_basic_auth(int event, void *event_data, void *userdata);
 void dynreg__deliver(struct bootstrap_plugin *p, struct job_result *r);
 void dynreg__on_tick(struct bootstrap_plugin *p);
 bool dynreg__pending(const struct bootstrap_plugin *p);
+bool dynreg__may_subscribe(const struct bootstrap_plugin *p, struct mosquitto *client, const char *topic);
 bool dynreg__topic(const struct bootstrap_plugin *p, const char *topic);
 void dynreg__on_disconnect(struct bootstrap_plugin *p, struct mosquitto *client);
 void dynreg__render(const struct dynreg *d, void (*emit)(const char *topic, const char *value, void *ud), void *ud);

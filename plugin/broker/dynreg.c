@@ -602,6 +602,18 @@ bool dynreg__topic(const struct bootstrap_plugin *p, const char *topic)
 	return p->dynreg && topic && (!strcmp(topic, DYNREG_TOPIC) || !strcmp(topic, "/ext/regnwl"));
 }
 
+/* A waiting dynreg connection may subscribe to /ext/register, as generic MQTT clients do
+ * before they read (the SDK does not): the subscription delivers nothing, since nobody may
+ * publish there and the answer is a direct publish to that connection alone. */
+bool dynreg__may_subscribe(const struct bootstrap_plugin *p, struct mosquitto *client, const char *topic)
+{
+	struct pending *e;
+
+	if(!p->dynreg || !topic || strcmp(topic, DYNREG_TOPIC)) return false;
+	e = dynreg__find(p->dynreg, mosquitto_client_id(client));
+	return e && e->connection == client;
+}
+
 bool dynreg__pending(const struct bootstrap_plugin *p)
 {
 	return p->dynreg && (p->dynreg->count > 0 || probe__pending(p->dynreg->probe));

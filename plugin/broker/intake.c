@@ -456,7 +456,10 @@ int bootstrap__on_acl_check(int event, void *event_data, void *userdata)
 	time_t blocked_for;
 
 	(void)event;
-	if(dynreg__topic(p, ed->topic)) return MOSQ_ERR_ACL_DENIED; /* the plugin's answers alone (dynreg.c) */
+	if(dynreg__topic(p, ed->topic)){
+		/* the plugin's answers alone (dynreg.c) */
+		return ed->access == MOSQ_ACL_SUBSCRIBE && dynreg__may_subscribe(p, ed->client, ed->topic) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+	}
 
 	switch(auth__acl_decide(p->cfg.acl, ed->access, mosquitto_client_id(ed->client), operator, ed->topic, &topics)){
 		case ACL_ALLOW: return MOSQ_ERR_SUCCESS;

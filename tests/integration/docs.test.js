@@ -162,7 +162,7 @@ function masked(text) {
 
 test('the runnable commands, as a user types them: the quick start gives a served device against the emulator', async () => {
   assert.strictEqual(process.getuid(), 0, 'the quick start runs as root (its broker switches to the mosquitto user)');
-  for (const port of [1883, 1884, 8080]) assert.ok(!(await accepts(port)), `port ${port} is taken: the quick start needs it`);
+  for (const port of [1883, 1884, 8080, 8883]) assert.ok(!(await accepts(port)), `port ${port} is taken: the quick start needs it`);
   const runHere = sh().filter((b) => !b.marker);
   // a checkout in a temporary directory: the repository's files, no build tree
   const checkout = fs.mkdtempSync(path.join(os.tmpdir(), 'bootstrap-docs-'));
@@ -200,6 +200,13 @@ test('the runnable commands, as a user types them: the quick start gives a serve
       assert.ok(device && device.DeviceSecret && triple.DeviceSecret === device.DeviceSecret, `${id}: the DeviceSecret the platform emulator holds`);
     }
     assert.strictEqual(fs.statSync(path.join(D, 'dev-0001.triple')).mode & 0o777, 0o600);
+    // docs/link-sdk.md: mosquitto_sub as the Link SDK, over TLS, got dev-0004's DeviceSecret
+    const dynreg = fs.readFileSync(path.join(D, 'dev-0004.dynreg'), 'utf8').trim();
+    const answer = JSON.parse(dynreg);
+    const dev4 = await getJson('http://127.0.0.1:8080/_emulator/device?productKey=a1BootstrapDemo&name=dev-0004');
+    assert.deepStrictEqual(Object.keys(answer), ['productKey', 'deviceName', 'deviceSecret']);
+    assert.ok(answer.deviceName === 'dev-0004' && dev4 && answer.deviceSecret === dev4.DeviceSecret, 'the Link SDK answer is the platform\'s record');
+    assert.ok(!out.includes(answer.deviceSecret), 'the dynreg answer went to its file, not the output');
     // the device program printed no secret of the triples it stored (the commands' output)
     for (const id of ['dev-0001', 'dev-0003']) {
       assert.ok(!out.includes(JSON.parse(fs.readFileSync(path.join(D, `${id}.triple`), 'utf8')).DeviceSecret), `${id}: no DeviceSecret in the output`);
@@ -207,6 +214,7 @@ test('the runnable commands, as a user types them: the quick start gives a serve
     assert.ok(/^ {2}password {2}[0-9A-F]{4}\u2026$/m.test(out), 'the password printed masked'); // never out itself
     const brokerLog = fs.readFileSync(path.join(D, 'broker.log'), 'utf8');
     assert.match(brokerLog, /mosquitto_bootstrap: device dev-0001: triple sent sealed \(new device, product a1BootstrapDemo/);
+    assert.match(brokerLog, /mosquitto_bootstrap: device dev-0004: triple sent on \/ext\/register \(Link SDK dynamic registration over TLS; new device/);
     // docs/operating.md: the operator reads the metrics after the restart
     const metrics = fs.readFileSync(path.join(D, 'metrics.txt'), 'utf8').trim().split('\n');
     assert.strictEqual(metrics.length, 2, 'two metric topics');
