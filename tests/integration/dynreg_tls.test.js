@@ -110,6 +110,8 @@ test('dynreg over TLS: the DeviceSecret on /ext/register; refused on the plain l
     // it was refused for the listener alone: the same CONNECT over TLS is served
     const onTls = await connectTls(tlsPort, ca, plain);
     assert.strictEqual(onTls.connack.returnCode, 0);
+    // as a generic MQTT client would, it subscribes to its answer's topic while it waits: granted
+    assert.strictEqual(await onTls.subscribe('/ext/register'), 0);
     const m2 = await onTls.waitFor((x) => x.topic === '/ext/register', 5000);
     h.assertSameSecret(JSON.parse(m2.payload.toString()).deviceSecret, env.emu.device(env.productKey, 'lsdk-0002').DeviceSecret, 'deviceSecret');
     await onTls.destroy();
@@ -134,6 +136,7 @@ test('dynreg over TLS: the DeviceSecret on /ext/register; refused on the plain l
     // nobody forges an answer: /ext/register is the plugin's alone
     const forger = await mqtt.connect(env.port, { clientId: 'forger-0001', version: 5 });
     assert.strictEqual(await forger.publish('/ext/register', '{"deviceSecret":"forged"}', { qos: 1 }), 0x87);
+    assert.strictEqual(await forger.subscribe('/ext/register'), 0x87, 'only a connection waiting for its answer may subscribe');
     await forger.disconnect();
 
     // the bootstrap topic is served as before, by a client without a username (deferred)
