@@ -93,6 +93,10 @@ int intake__init(struct bootstrap_plugin *p);
 void intake__cleanup(struct bootstrap_plugin *p);
 int bootstrap__on_message(int event, void *event_data, void *userdata);
 int bootstrap__on_acl_check(int event, void *event_data, void *userdata);
+bool bootstrap__product(struct bootstrap_plugin *p, const char *product_key, const char **secret);
+/* signs for a product this broker does not serve are checked against this and refused
+ * whatever comes out: the same work as a served product's wrong sign */
+extern const char bootstrap__unserved_product_secret[];
 void bootstrap__refuse(struct bootstrap_plugin *p, const char *requester, const char *address,
 		const struct reply_route *route, const char *product_key, bool known, const char *device_id,
 		enum bootstrap_reason reason, const char *why, time_t now);

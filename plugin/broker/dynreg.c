@@ -342,26 +342,6 @@ static void dynreg__publish_error(struct bootstrap_plugin *p, struct pending *e,
 
 /* ---- MOSQ_EVT_BASIC_AUTH ---- */
 
-/* Does this broker serve product_key? *secret: its ProductSecret. */
-static bool dynreg__product(struct bootstrap_plugin *p, const char *product_key, const char **secret)
-{
-	const struct product *prod;
-
-	*secret = NULL;
-	if(p->cfg.products){
-		if(!(prod = products__find(p->cfg.products, product_key))) return false;
-		*secret = prod->secret;
-		return true;
-	}
-	if(!p->cfg.product_key || strcmp(product_key, p->cfg.product_key)) return false;
-	*secret = p->cfg.product_secret;
-	return true;
-}
-
-/* Signs for a product this broker does not serve are checked against this and refused
- * whatever comes out: the same work as a served product's wrong sign. */
-static const char unserved_product_secret[] = "mosquitto-bootstrap: not a product of this broker";
-
 /* The accepted CONNECT's job; on a full queue or out of memory the device gets an error
  * after its CONNACK. */
 static void dynreg__submit(struct bootstrap_plugin *p, struct pending *e, const char *client_id, const char *address,
@@ -458,9 +438,9 @@ int dynreg__on_basic_auth(int event, void *event_data, void *userdata)
 		reason = REASON_DYNREG_SESSION_KEPT;
 		goto refuse;
 	}
-	known = dynreg__product(p, c.product_key, &secret);
+	known = bootstrap__product(p, c.product_key, &secret);
 	/* an unserved product costs the same HMAC as a wrong sign, and is refused the same way */
-	if(!dynreg__sign_valid(&c, known ? secret : unserved_product_secret) || !known){
+	if(!dynreg__sign_valid(&c, known ? secret : bootstrap__unserved_product_secret) || !known){
 		why = "the signature does not match";
 		if(!known) reason = REASON_PRODUCT_NOT_SERVED; /* for the audit alone: the device is told the same */
 		goto refuse;

@@ -192,8 +192,9 @@ void bootstrap__share_replay(struct bootstrap_plugin *p, const char *product_key
 	route->shared_check = seq;
 }
 
-/* Does this broker serve product_key? *secret gets its ProductSecret (NULL without sign). */
-static bool bootstrap__product(struct bootstrap_plugin *p, const char *product_key, const char **secret)
+/* Does this broker serve product_key? *secret gets its ProductSecret (NULL without sign). The
+ * bootstrap topic's and Link SDK CONNECTs' (dynreg.c) one answer. */
+bool bootstrap__product(struct bootstrap_plugin *p, const char *product_key, const char **secret)
 {
 	const struct product *prod;
 
@@ -203,14 +204,14 @@ static bool bootstrap__product(struct bootstrap_plugin *p, const char *product_k
 		*secret = prod->secret;
 		return true;
 	}
-	if(strcmp(product_key, p->cfg.product_key)) return false;
+	if(!p->cfg.product_key || strcmp(product_key, p->cfg.product_key)) return false;
 	*secret = p->cfg.product_secret;
 	return true;
 }
 
 /* Signs made for a product this broker does not serve are checked against this, and refused
  * whatever comes out: the work (one HMAC) is the same as for a served product's wrong sign. */
-static const char unserved_product_secret[] = "mosquitto-bootstrap: not a product of this broker";
+const char bootstrap__unserved_product_secret[] = "mosquitto-bootstrap: not a product of this broker";
 
 /* Does this request prove it may bootstrap its deviceId of product_key (known: served here,
  * with its secret when request_auth is sign)? Sets *why and *reason when it does not. */
@@ -264,7 +265,7 @@ static bool bootstrap__authorized(struct bootstrap_plugin *p, struct mosquitto *
 			if(!known){
 				/* refused as a wrong sign is, at the same point, after the same work: who holds no
 				 * product's secret learns nothing of which products this broker serves */
-				(void)auth__sign_valid(req->sign_method, unserved_product_secret, product_key,
+				(void)auth__sign_valid(req->sign_method, bootstrap__unserved_product_secret, product_key,
 						req->device_id, req->random, req->sign);
 				*why = "the signature does not match";
 				*reason = REASON_PRODUCT_NOT_SERVED; /* the operator's to know; the device reads a wrong sign */
