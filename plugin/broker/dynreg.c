@@ -433,6 +433,12 @@ int dynreg__on_basic_auth(int event, void *event_data, void *userdata)
 	if(dynreg__parse(client_id, ed->username, ed->password, &c, &why)){
 		return dynreg__refuse(p, client_id, address, NULL, NULL, REASON_DYNREG_MALFORMED, why, now);
 	}
+	if(mosquitto_client_protocol_version(ed->client) != 4){
+		/* the SDK speaks 3.1.1 alone; a v5 session expiry or a 3.1 client is someone else */
+		why = "the CONNECT must be MQTT 3.1.1, as the Link SDK's";
+		reason = REASON_DYNREG_MALFORMED;
+		goto refuse;
+	}
 	if(!mosquitto_client_clean_session(ed->client)){
 		why = "the CONNECT must ask for a clean session";
 		reason = REASON_DYNREG_SESSION_KEPT;
@@ -465,6 +471,15 @@ int dynreg__on_basic_auth(int event, void *event_data, void *userdata)
 	if(!(e = dynreg__add(p->dynreg, client_id, ed->client, &c, clock__ms(), p->cfg.dynreg_window_ms))){
 		reason = REASON_QUEUE_FULL;
 		why = "too many Link SDK registrations waiting";
+		goto refuse;
+	}
+	/* the sign proved the product, not the username it names: the connection is anonymous
+	 * from here, so no password_file, acl_file or dynamic-security rights of a user called
+	 * <DeviceName>&<ProductKey> come with it (the plugin's ACL allows it nothing but waiting) */
+	if(mosquitto_set_username(ed->client, NULL) != MOSQ_ERR_SUCCESS){
+		dynreg__remove(p->dynreg, e);
+		reason = REASON_OUT_OF_MEMORY;
+		why = "out of memory";
 		goto refuse;
 	}
 	p->dynreg->accepted++;
@@ -587,9 +602,14 @@ bool dynreg__topic(const struct bootstrap_plugin *p, const char *topic)
  * publish there and the answer is a direct publish to that connection alone. */
 bool dynreg__may_subscribe(const struct bootstrap_plugin *p, struct mosquitto *client, const char *topic)
 {
+	return topic && !strcmp(topic, DYNREG_TOPIC) && dynreg__holds(p, client);
+}
+
+bool dynreg__holds(const struct bootstrap_plugin *p, struct mosquitto *client)
+{
 	struct pending *e;
 
-	if(!p->dynreg || !topic || strcmp(topic, DYNREG_TOPIC)) return false;
+	if(!p->dynreg) return false;
 	e = dynreg__find(p->dynreg, mosquitto_client_id(client));
 	return e && e->connection == client;
 }

@@ -457,10 +457,11 @@ int bootstrap__on_acl_check(int event, void *event_data, void *userdata)
 	time_t blocked_for;
 
 	(void)event;
-	if(dynreg__topic(p, ed->topic)){
-		/* the plugin's answers alone (dynreg.c) */
+	if(dynreg__holds(p, ed->client)){
+		/* a Link SDK connection may only wait for its answer, whatever acl and other plugins say */
 		return ed->access == MOSQ_ACL_SUBSCRIBE && dynreg__may_subscribe(p, ed->client, ed->topic) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 	}
+	if(dynreg__topic(p, ed->topic)) return MOSQ_ERR_ACL_DENIED; /* the plugin's answers alone (dynreg.c) */
 
 	switch(auth__acl_decide(p->cfg.acl, ed->access, mosquitto_client_id(ed->client), operator, ed->topic, &topics)){
 		case ACL_ALLOW: return MOSQ_ERR_SUCCESS;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "bootstrap_audit.h"
 #include "bootstrap_reply.h"
@@ -75,6 +76,24 @@ int audit__reopen(struct audit *a, char *err, size_t errlen)
 	return 0;
 }
 
+/* A client id longer than AUDIT_CLIENT_SHOWN bytes: its start, escaped, then its length and a
+ * digest of the whole, so a flood of 64 KB client ids cannot grow the file by 64 KB a line, and
+ * two different ids still never read the same. */
+static const char *audit__cut(const char *s, char *buf, size_t buflen)
+{
+	char head[AUDIT_CLIENT_SHOWN + 1], shown[TEXT_ESCAPED_LEN(AUDIT_CLIENT_SHOWN)], hex[2 * 8 + 1];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	size_t len = strlen(s);
+
+	memcpy(head, s, AUDIT_CLIENT_SHOWN);
+	head[AUDIT_CLIENT_SHOWN] = '\0';
+	if(!EVP_Digest(s, len, md, &mdlen, EVP_sha256(), NULL) || mdlen < 8) memset(md, 0, 8);
+	for(int i = 0; i < 8; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	snprintf(buf, buflen, "%s...(%zu bytes, sha256 %s)", text__escape(shown, sizeof(shown), head), len, hex);
+	return buf;
+}
+
 /* Text as an audit field, escaped (bootstrap_text.h) where escaping changes it: so no control
  * byte reaches the file, two different client ids never read the same, and jansson (UTF-8
  * only) never drops a line. raw: text as the client sent it (a backslash is escaped too);
@@ -83,6 +102,7 @@ int audit__reopen(struct audit *a, char *err, size_t errlen)
 static const char *audit__text(const char *s, bool raw, char *buf, size_t buflen)
 {
 	if(!s) return NULL;
+	if(raw && strlen(s) > AUDIT_CLIENT_SHOWN) return audit__cut(s, buf, buflen);
 	for(const char *c = s; *c; c++){
 		if((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e || (raw && *c == '\\')) return text__escape(buf, buflen, s);
 	}
@@ -95,8 +115,8 @@ void audit__record(struct audit *a, const struct audit_entry *e)
 	struct tm tm;
 	json_t *line;
 	char *text;
-	/* a client id is escaped whole up to AUDIT_TEXT_MAX bytes (every one a reply can go to);
-	 * a longer one is cut, and marked */
+	/* a client id is written whole up to AUDIT_CLIENT_SHOWN bytes (every one a reply can go
+	 * to); a longer one is cut, and marked (audit__cut) */
 	char client[TEXT_ESCAPED_LEN(AUDIT_TEXT_MAX)], address[TEXT_ESCAPED_LEN(64)], product_key[TEXT_ESCAPED_LEN(64)];
 	char device_id[TEXT_ESCAPED_LEN(64)], request_id[TEXT_ESCAPED_LEN(64)], platform_code[TEXT_ESCAPED_LEN(64)];
 	const char *reason = reason__name(e->reason);

@@ -50,7 +50,7 @@ function connectTls(port, ca, { clientId, username, password, keepAlive = 1200 }
 // operator: the operator 'ops' reads $SYS through a password_file, which Mosquitto asks after
 // the plugin's basic-auth callback (the dynreg username is in no password file).
 // spare: a second port named in dynreg_tls_ports where nothing listens.
-async function setUp(pluginOptions = {}, { operator = false, spare = null } = {}) {
+async function setUp(pluginOptions = {}, { operator = false, spare = null, extraConfig = '' } = {}) {
   const tlsPort = await h.freePort();
   const dir = h.makeWorkdir();
   // an RSA certificate: the SDK's mbedtls has no ECDSA
@@ -60,7 +60,7 @@ async function setUp(pluginOptions = {}, { operator = false, spare = null } = {}
   for (const f of [server.cert, server.key]) h.giveToBroker(f);
   const pki = { ca: server.cert };
   let options = {
-    extraConfig: `listener ${tlsPort} 127.0.0.1\ncertfile ${server.cert}\nkeyfile ${server.key}\n`,
+    extraConfig: `listener ${tlsPort} 127.0.0.1\ncertfile ${server.cert}\nkeyfile ${server.key}\n${extraConfig}`,
     pluginOptions: { dynreg_mqtt: 'on', dynreg_tls_ports: spare ? `${tlsPort},${spare}` : tlsPort, audit_file: '$DIR/audit.log', ...pluginOptions },
   };
   if (operator) options = await h.operatorOptions(options);
@@ -193,6 +193,56 @@ test('dynreg window: a device the platform cannot answer in time is told busy an
   } finally {
     await env.stop();
     fs.rmSync(pkiDir, { recursive: true, force: true });
+  }
+});
+
+test('a Link SDK connection is nobody: no rights of the user its username names; MQTT 3.1.1 only', async () => {
+  // acl defer: the acl_file decides for other clients; it gives the user lsdk-vic&<pk> private/#,
+  // and anonymous clients read access to it (the watcher)
+  const dir = h.makeWorkdir();
+  const aclFile = path.join(dir, 'acl');
+  fs.writeFileSync(aclFile, `topic read private/#\nuser lsdk-vic&${h.PRODUCT_KEY}\ntopic readwrite private/#\n`);
+  h.giveToBroker(aclFile);
+  const { env, tlsPort, ca, pkiDir } = await setUp({ acl: 'defer' }, { extraConfig: `acl_file ${aclFile}\n` });
+  try {
+    const watcher = await mqtt.connect(env.port, { clientId: 'watcher-0001' });
+    assert.strictEqual(await watcher.subscribe('private/#'), 0);
+    env.emu.setLatency(3000); // the connection waits for its answer meanwhile
+    const client = await connectTls(tlsPort, ca, dynregConnect('lsdk-vic', env.productKey, env.productSecret));
+    assert.strictEqual(client.connack.returnCode, 0);
+    assert.strictEqual(await client.subscribe('private/#'), 0x80, 'the user\'s ACL does not come with the sign');
+    assert.strictEqual(await client.subscribe('/ext/register'), 0);
+    await client.publish('private/lsdk-vic/cmd', '{"cmd":"unlock"}', { qos: 1 });
+    await h.sleep(500);
+    assert.strictEqual(watcher.messages.filter((m) => m.topic.startsWith('private/')).length, 0, 'its publish went nowhere');
+    // its answer still comes (the triple, or busy if the window ran out first)
+    const m = await client.waitFor((x) => x.topic === '/ext/register', 6000);
+    const a = JSON.parse(m.payload.toString());
+    assert.ok(typeof a.deviceSecret === 'string' || a.code === 'busy', 'an answer on /ext/register');
+    env.emu.setLatency(0);
+    await client.destroy();
+    await watcher.disconnect();
+
+    // MQTT 5 (a session expiry could keep it) and MQTT 3.1: not the SDK's protocol
+    for (const version of [5, 3]) {
+      const c = dynregConnect(`lsdk-v${version}`, env.productKey, env.productSecret);
+      const bytes = mqtt.packets.connect({ clientId: c.clientId, version, clean: true, keepAlive: 1200, username: c.username, password: c.password,
+        sessionExpiry: version === 5 ? 3600 : undefined });
+      const refused = await new Promise((resolve, reject) => {
+        const socket = tls.connect({ port: tlsPort, host: '127.0.0.1', ca: fs.readFileSync(ca), servername: 'localhost' });
+        const raw = new mqtt.RawClient(socket, { version });
+        raw.onConnack = (connack, err) => { socket.destroy(); if (connack) resolve(connack); else reject(err); };
+        socket.on('secureConnect', () => socket.write(bytes));
+        socket.on('error', () => {});
+      });
+      assert.notStrictEqual(refused.returnCode ?? refused.reasonCode, 0, `MQTT ${version}: refused`);
+    }
+    await h.waitForAudit(env, (l) => l.client && l.client.startsWith('lsdk-v5.') && l.reason === 'dynreg_malformed');
+    assert.match(env.broker.log(), /the CONNECT must be MQTT 3\.1\.1, as the Link SDK's/);
+  } finally {
+    await env.stop();
+    fs.rmSync(pkiDir, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -130,6 +130,47 @@ static void test_line_carries_reason(void)
 	unlink(path);
 }
 
+/* A flood of long client ids: each line shows the start of its id, its length and a digest, so
+ * it stays short and two ids that differ only at their end still read apart. */
+static void test_long_client_id_cut(void)
+{
+	char path[] = "/tmp/audit_cut_XXXXXX", err[256], buf[4096];
+	static char id[60001];
+	const char *client[2];
+	int fd = mkstemp(path);
+	struct audit *a;
+	struct audit_entry e = { .time = 0, .reason = REASON_DYNREG_MALFORMED };
+	FILE *f;
+
+	CHECK(fd >= 0);
+	if(fd < 0) return;
+	close(fd);
+	memset(id, 'A', sizeof(id) - 1);
+	a = audit__open(path, err, sizeof(err));
+	CHECK(a != NULL);
+	e.client = id;
+	audit__record(a, &e);
+	id[sizeof(id) - 2] = 'B';
+	audit__record(a, &e);
+	audit__close(a);
+	f = fopen(path, "r");
+	CHECK(f != NULL);
+	for(int i = 0; f && i < 2; i++){
+		json_t *line;
+		CHECK(fgets(buf, sizeof(buf), f) != NULL && strlen(buf) < 700);
+		line = json_loads(buf, 0, NULL);
+		CHECK(line != NULL);
+		client[i] = line ? strdup(json_string_value(json_object_get(line, "client"))) : NULL;
+		CHECK(client[i] && !strncmp(client[i], id, AUDIT_CLIENT_SHOWN) && strstr(client[i], "...(60000 bytes, sha256 "));
+		json_decref(line);
+	}
+	CHECK(client[0] && client[1] && strcmp(client[0], client[1]) != 0);
+	free((void *)client[0]);
+	free((void *)client[1]);
+	if(f) fclose(f);
+	unlink(path);
+}
+
 int main(int argc, char **argv)
 {
 	if(argc != 2){
@@ -141,5 +182,6 @@ int main(int argc, char **argv)
 	RUN(test_every_documented_reason_exists);
 	RUN(test_every_reason_is_documented_once);
 	RUN(test_line_carries_reason);
+	RUN(test_long_client_id_cut);
 	return unit_main_result();
 }

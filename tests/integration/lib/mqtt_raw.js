@@ -114,7 +114,7 @@ const packets = {
     if (will) flags |= 0x04 | ((will.qos || 0) << 3) | (will.retain ? 0x20 : 0);
     if (password !== undefined) flags |= 0x40;
     if (username !== undefined) flags |= 0x80;
-    const parts = [str('MQTT'), Buffer.from([version, flags]), u16(keepAlive)];
+    const parts = [str(version === 3 ? 'MQIsdp' : 'MQTT'), Buffer.from([version, flags]), u16(keepAlive)];
     if (version === 5) parts.push(encodeProperties({ sessionExpiryInterval: sessionExpiry, ...properties }));
     parts.push(str(clientId));
     if (will) {
