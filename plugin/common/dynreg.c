@@ -51,7 +51,7 @@ static bool dynreg__value_is(const char *v, size_t vlen, const char *word)
 
 enum dynreg_kind dynreg__kind(const char *client_id)
 {
-	size_t len, plen, prefix_len, vlen;
+	size_t len, plen, prefix_len, vlen = 0;
 	const char *params, *v;
 
 	if(!client_id) return DYNREG_NOT;
