@@ -5,8 +5,9 @@
 // requests with platform latency, several requests for the same deviceIds at once (joins, while
 // queued and while in flight), refused requests, retries after platform faults, SIGHUPs that
 // really swap the platform credentials while requests are in flight, and a shutdown with
-// requests in flight. Any ThreadSanitizer report in the broker's output fails the test; the
-// reports are also written to BOOTSTRAP_BUILD_DIR/tsan-reports.txt.
+// requests in flight; then the dynreg probe thread (the last test). Any ThreadSanitizer report
+// in the broker's output fails the test; the reports are also written to
+// BOOTSTRAP_BUILD_DIR/tsan-reports.txt.
 //
 // Kept outside tests/integration/ so that the ASan suite's glob does not run it with the ASan
 // plugin. Run alone:
