@@ -1,8 +1,8 @@
 #ifndef BOOTSTRAP_PROBE_H
 #define BOOTSTRAP_PROBE_H
-/* Whether the ports named in plugin_opt_dynreg_tls_ports answer TLS (plugin/broker/probe.c):
- * one TLS handshake from loopback to each, stepped from the tick on non-blocking sockets.
- * Broker thread only. */
+/* Whether the ports named in plugin_opt_dynreg_tls_ports answer TLS (plugin/probe/tls_probe.c):
+ * one TLS handshake from loopback to each, made by the probe thread. These functions are the
+ * broker thread's; none of them waits but probe__free, which stops and joins the thread. */
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -14,11 +14,13 @@ enum probe_verdict {
 };
 
 struct probe;
-/* NULL when out of memory (or OpenSSL gives no context). */
+/* Starts the probe thread. NULL when out of memory (or OpenSSL gives no context, or no thread). */
 struct probe *probe__new(const int *ports, int n);
+/* Stops the thread (within about 100 ms, even mid-handshake) and joins it. */
 void probe__free(struct probe *probe);
-/* One non-blocking look at every port still pending; logs each verdict once. */
-void probe__step(struct probe *probe, int64_t now_ms);
+/* From MOSQ_EVT_TICK: tells the thread the listeners are open, logs each new verdict once. */
+void probe__on_tick(struct probe *probe);
+/* A verdict not yet logged. */
 bool probe__pending(const struct probe *probe);
 /* PROBE_UNCHECKED for a port it was not given. */
 enum probe_verdict probe__verdict(const struct probe *probe, int port);

@@ -77,7 +77,7 @@ struct dynreg {
 	struct pending *queue[PENDING_STATES];
 	size_t count, max;
 	int (*client_port)(const struct mosquitto *client); /* 2.1's mosquitto_client_port, or NULL */
-	struct probe *probe;     /* do the named ports answer TLS (probe.c) */
+	struct probe *probe;     /* do the named ports answer TLS (probe/tls_probe.c) */
 	bool probe_failed_logged;
 	/* $SYS/broker/bootstrap/dynreg/ */
 	unsigned long long connects, accepted, refused, answered, errors, window_expired, dropped;
@@ -563,7 +563,7 @@ void dynreg__on_tick(struct bootstrap_plugin *p)
 	char buf[SHOWN_LEN];
 
 	if(!d) return;
-	probe__step(d->probe, now);
+	probe__on_tick(d->probe);
 	if(!d->count) return;
 	while((e = d->queue[PENDING_WAITING]) && now >= e->deadline_ms){
 		/* the flow goes on; its answer, when it comes, is for the device's retry */

@@ -261,3 +261,56 @@ test('dynreg_tls_ports naming a plain listener: found out, and dynreg refused th
     fs.rmSync(pkiDir, { recursive: true, force: true });
   }
 });
+
+// A port named in dynreg_tls_ports whose listener accepts and never answers (made here): the
+// probe thread waits for it at most 3 s and says so; a broker stopped while it waits exits at
+// once, the thread stopped mid-handshake and joined.
+test('dynreg_tls_ports naming a silent port: left to the operator after 3 s; a shutdown meanwhile is prompt', async () => {
+  const net = require('net');
+  const held = [];
+  let onConnection = null;
+  const silent = net.createServer((s) => { held.push(s); s.on('error', () => {}); if (onConnection) onConnection(); });
+  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const silentPort = silent.address().port;
+  const probed = () => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the probe never connected to the silent port')), 10000);
+    onConnection = () => { onConnection = null; clearTimeout(timer); resolve(); };
+  });
+  let baselineMs = 0; // how long a broker takes to stop with the probe done
+  try {
+    let connected = probed();
+    let { env, pkiDir } = await setUp({ dynreg_tls_ports: String(silentPort) });
+    try {
+      await connected;
+      const t0 = Date.now();
+      await h.waitForLog(env, new RegExp(`dynreg: could not check that port ${silentPort} answers TLS \\(no answer within 3 s\\): taking plugin_opt_dynreg_tls_ports' word for it`));
+      const waited = Date.now() - t0;
+      assert.ok(waited >= 2500 && waited < 6000, `the verdict came ${waited} ms after the probe connected`);
+      const s0 = Date.now();
+      await env.broker.stop();
+      baselineMs = Date.now() - s0;
+    } finally {
+      await env.stop();
+      fs.rmSync(pkiDir, { recursive: true, force: true });
+    }
+
+    connected = probed();
+    ({ env, pkiDir } = await setUp({ dynreg_tls_ports: String(silentPort) }));
+    try {
+      await connected;
+      const t0 = Date.now();
+      await env.broker.stop();
+      const took = Date.now() - t0;
+      // the probe's own timeout would hold the join for up to 3 s
+      assert.ok(took < baselineMs + 1500, `the broker took ${took} ms to stop while the probe waited (${baselineMs} ms with the probe done)`);
+      assert.doesNotMatch(env.broker.log(), /no answer within 3 s/);
+      assert.match(env.broker.log(), /mosquitto version [\d.]+ terminating/);
+    } finally {
+      await env.stop();
+      fs.rmSync(pkiDir, { recursive: true, force: true });
+    }
+  } finally {
+    for (const s of held) s.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  }
+});

@@ -5,8 +5,9 @@
 // requests with platform latency, several requests for the same deviceIds at once (joins, while
 // queued and while in flight), refused requests, retries after platform faults, SIGHUPs that
 // really swap the platform credentials while requests are in flight, and a shutdown with
-// requests in flight. Any ThreadSanitizer report in the broker's output fails the test; the
-// reports are also written to BOOTSTRAP_BUILD_DIR/tsan-reports.txt.
+// requests in flight; then the dynreg probe thread (the last test). Any ThreadSanitizer report
+// in the broker's output fails the test; the reports are also written to
+// BOOTSTRAP_BUILD_DIR/tsan-reports.txt.
 //
 // Kept outside tests/integration/ so that the ASan suite's glob does not run it with the ASan
 // plugin. Run alone:
@@ -445,5 +446,77 @@ test('ThreadSanitizer: multi-broker mode, with Redis killed, restarted and froze
     redis.kill('SIGCONT');
     await env.stop();
     await redis.stop();
+  }
+});
+
+// The dynreg probe thread (plugin_opt_dynreg_mqtt on, docs/link-sdk.md "Which listener"): its
+// verdicts are stored while dynreg CONNECTs on the named port read them and the tick logs them,
+// a SIGHUP comes meanwhile; a second broker is stopped while the thread waits on a port that
+// accepts and never answers (made here), so that the stop flag and the join are exercised.
+test('ThreadSanitizer: the dynreg probe thread, its verdicts read while stored, a stop mid-handshake', async (t) => {
+  assertTsanSetup();
+  const net = require('net');
+  const held = [];
+  let onConnection = null;
+  const silent = net.createServer((s) => { held.push(s); s.on('error', () => {}); if (onConnection) onConnection(); });
+  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const silentPort = silent.address().port;
+  const connected = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the probe never connected to the silent port')), 20000);
+    onConnection = () => { onConnection = null; clearTimeout(timer); resolve(); };
+  });
+  // the Link SDK's dynregmq CONNECT, signed with the product secret
+  const dynreg = (env, dn) => {
+    const random = String(crypto.randomBytes(4).readUInt32BE());
+    return { clientId: `${dn}.${env.productKey}|random=${random},authType=register,securemode=2,signmethod=hmacsha256|`,
+      username: `${dn}&${env.productKey}`, keepAlive: 1200,
+      password: crypto.createHmac('sha256', env.productSecret).update(`deviceName${dn}productKey${env.productKey}random${random}`).digest('hex').toUpperCase() };
+  };
+  let baselineMs = 0; // how long this broker takes to stop with the probe done: TSan's exit is slow
+  const plainRe = /plugin_opt_dynreg_tls_ports: port \d+ is not a TLS listener \(it answered a TLS handshake with no TLS record\)/;
+  try {
+    const env = await h.startEnv({ pluginOptions: { dynreg_mqtt: 'on', dynreg_tls_ports: '$PORT' } });
+    try {
+      // a SIGHUP does not touch the probe (2.0 reloads neither listeners nor plugin options)
+      env.broker.proc.kill('SIGHUP');
+      let n = 0;
+      for (const until = Date.now() + 20000; (n < 3 || !plainRe.test(env.broker.log())) && Date.now() < until; n++) {
+        const c = await mqtt.connect(env.port, dynreg(env, `tsan-dyn-${n}`));
+        assert.strictEqual(c.connack.returnCode, 5, 'a dynreg CONNECT on a plain listener is refused');
+        await c.destroy();
+      }
+      await h.waitForLog(env, /Reloading config/);
+      assert.match(env.broker.log(), plainRe);
+      const c = await mqtt.connect(env.port, dynreg(env, 'tsan-dyn-after'));
+      assert.strictEqual(c.connack.returnCode, 5);
+      await c.destroy();
+      const t0 = Date.now();
+      const stopped = await stopAndCollect(env);
+      baselineMs = Date.now() - t0;
+      failOnReports(stopped);
+      if (stopped.error) throw stopped.error;
+      assert.strictEqual(stopped.result.code, 0, 'the broker exited cleanly');
+    } finally {
+      await env.stop();
+    }
+
+    const env2 = await h.startEnv({ pluginOptions: { dynreg_mqtt: 'on', dynreg_tls_ports: String(silentPort) } });
+    try {
+      await connected;
+      const t0 = Date.now();
+      const stopped = await stopAndCollect(env2);
+      const took = Date.now() - t0;
+      failOnReports(stopped);
+      if (stopped.error) throw stopped.error;
+      assert.strictEqual(stopped.result.code, 0, 'the broker exited cleanly');
+      t.diagnostic(`stopped in ${took} ms while the probe waited; ${baselineMs} ms with the probe done`);
+      assert.ok(took < baselineMs + 1500, `the broker took ${took} ms to stop while the probe waited (${baselineMs} ms with the probe done)`);
+      assert.doesNotMatch(env2.broker.log(), /no answer within 3 s/);
+    } finally {
+      await env2.stop();
+    }
+  } finally {
+    for (const s of held) s.destroy();
+    await new Promise((resolve) => silent.close(resolve));
   }
 });

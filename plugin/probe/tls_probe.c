@@ -1,0 +1,344 @@
+/* mosquitto_bootstrap, the probe thread: are the ports of plugin_opt_dynreg_tls_ports TLS ones?
+ *
+ * The plugin cannot read a listener's settings (Mosquitto 2.0 gives it none), so it asks each
+ * named port once, the way a device would: a TLS handshake from loopback. A port that answers
+ * with any TLS record is TLS; one that closes or answers with something else (a plain MQTT
+ * listener drops a ClientHello as a malformed CONNECT) is plain, and dynreg CONNECTs on it are
+ * refused. A port that cannot be reached from loopback (a listener bound to another address) or
+ * does not answer in time is left to the operator's word, and the log says so.
+ *
+ * No network I/O in a broker callback, so the asking is done by a thread of its own, one port
+ * after another, on blocking sockets whose every wait is cut into short slices: it sees the stop
+ * flag within a slice. Each verdict reaches the broker thread through a C11 atomic (its detail
+ * written before it, with release order); the broker thread logs it from the tick, since no
+ * broker API may be called from here. Probe thread, except probe__new, probe__free,
+ * probe__on_tick, probe__pending and probe__verdict (broker thread).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <mosquitto.h>
+
+#include "bootstrap_broker.h"
+#include "bootstrap_clock.h"
+#include "bootstrap_probe.h"
+
+#define PROBE_TIMEOUT_MS 3000
+/* The longest a socket call, a poll or a pause blocks: how soon the thread sees the stop flag. */
+#define PROBE_SLICE_MS 100
+/* Mosquitto initialises plugins before it opens its listeners (src/mosquitto.c: security_init,
+ * then listeners__start), so a refusal before the broker's first tick is retried, this long. */
+#define PROBE_LISTEN_WAIT_MS 10000
+
+struct port_probe {
+	int port;              /* set before the thread starts */
+	const char *detail;    /* probe thread, before verdict; a string literal */
+	atomic_int verdict;    /* enum probe_verdict: probe thread stores, broker thread loads */
+	bool logged;           /* broker thread */
+};
+
+struct probe {
+	SSL_CTX *ctx;          /* probe thread, once started */
+	struct port_probe ports[DYNREG_PORTS_MAX];
+	int n;                 /* set before the thread starts */
+	atomic_bool stop;      /* broker thread stores, at cleanup */
+	atomic_bool listening; /* broker thread stores, at its first tick: the listeners are open */
+	pthread_t thread;
+	bool thread_started;   /* broker thread */
+};
+
+/* One handshake's state, on the probe thread's stack. */
+struct attempt {
+	SSL *ssl;
+	int fd;
+	bool heard_tls;        /* a TLS record came back (the message callback) */
+};
+
+/* ---- probe thread ---- */
+
+/* Any record the server sent that parsed as TLS: a handshake message, an alert, ... */
+static void probe__on_message(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg)
+{
+	struct attempt *a = arg;
+
+	(void)version;
+	(void)buf;
+	(void)len;
+	(void)ssl;
+	if(!write_p && content_type >= 20 && content_type <= 23) a->heard_tls = true;
+}
+
+static bool probe__stopping(struct probe *pr)
+{
+	return atomic_load_explicit(&pr->stop, memory_order_relaxed);
+}
+
+/* A pause of one slice. */
+static void probe__pause(void)
+{
+	struct timespec ts = { 0, PROBE_SLICE_MS * 1000000L };
+
+	while(nanosleep(&ts, &ts) && errno == EINTR);
+}
+
+static void probe__settle(struct port_probe *pp, enum probe_verdict verdict, const char *detail)
+{
+	pp->detail = detail;
+	atomic_store_explicit(&pp->verdict, verdict, memory_order_release);
+}
+
+/* A blocking socket connected to the port on 127.0.0.1 (family 0) or ::1 (1), each call on it
+ * bounded by a slice; -1 with errno ECONNREFUSED when refused, ETIMEDOUT past deadline_ms,
+ * ECANCELED when stopped. */
+static int probe__connect(struct probe *pr, int port, int family, int64_t deadline_ms)
+{
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	struct timeval tv = { 0, PROBE_SLICE_MS * 1000L };
+	int fd, err = 0;
+	socklen_t errlen = sizeof(err);
+
+	memset(&sa, 0, sizeof(sa));
+	if(family == 0){
+		struct sockaddr_in *in = (struct sockaddr_in *)&sa;
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		salen = sizeof(*in);
+	}else{
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		in6->sin6_addr = in6addr_loopback;
+		salen = sizeof(*in6);
+	}
+	if((fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) return -1;
+	if(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv))){
+		close(fd);
+		return -1;
+	}
+	if(!connect(fd, (struct sockaddr *)&sa, salen)) return fd;
+	/* SO_SNDTIMEO ran out (EINPROGRESS): the connection goes on; wait for it a slice at a time */
+	while(errno == EINPROGRESS){
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		int n;
+
+		if(probe__stopping(pr)){
+			errno = ECANCELED;
+			break;
+		}
+		if(clock__ms() > deadline_ms){
+			errno = ETIMEDOUT;
+			break;
+		}
+		if((n = poll(&pfd, 1, PROBE_SLICE_MS)) < 0 && errno == EINTR){
+			errno = EINPROGRESS;
+			continue;
+		}
+		if(n == 0){
+			errno = EINPROGRESS;
+			continue;
+		}
+		if(n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen)) break;
+		if(!err) return fd;
+		errno = err;
+		break;
+	}
+	err = errno;
+	close(fd);
+	errno = err;
+	return -1;
+}
+
+/* The handshake on a connected socket; PROBE_PENDING when stopped meanwhile. */
+static enum probe_verdict probe__handshake(struct probe *pr, struct attempt *a, int64_t deadline_ms, const char **detail)
+{
+	int rc;
+
+	if(!(a->ssl = SSL_new(pr->ctx)) || !SSL_set_fd(a->ssl, a->fd)){
+		*detail = "out of memory";
+		return PROBE_UNCHECKED;
+	}
+	SSL_set_connect_state(a->ssl);
+	SSL_set_msg_callback(a->ssl, probe__on_message);
+	SSL_set_msg_callback_arg(a->ssl, a);
+	for(;;){
+		ERR_clear_error();
+		rc = SSL_connect(a->ssl);
+		if(rc == 1 || a->heard_tls){
+			/* a close_notify, so that the broker does not log the probe's close as an error */
+			(void)SSL_shutdown(a->ssl);
+			return PROBE_TLS;
+		}
+		switch(SSL_get_error(a->ssl, rc)){
+			case SSL_ERROR_WANT_READ:
+			case SSL_ERROR_WANT_WRITE:
+				/* a slice ran out (SO_RCVTIMEO / SO_SNDTIMEO) with nothing heard yet */
+				if(probe__stopping(pr)) return PROBE_PENDING;
+				if(clock__ms() > deadline_ms){
+					*detail = "no answer within 3 s";
+					return PROBE_UNCHECKED;
+				}
+				continue;
+			default:
+				*detail = "it answered a TLS handshake with no TLS record";
+				return PROBE_PLAIN;
+		}
+	}
+}
+
+/* One port: 127.0.0.1, then ::1; both refusing before the broker's first tick, again later. */
+static void probe__port(struct probe *pr, struct port_probe *pp, int64_t started_ms)
+{
+	for(;;){
+		/* read before connecting: a refusal with the listeners already open is final */
+		bool listening = atomic_load_explicit(&pr->listening, memory_order_acquire);
+
+		for(int family = 0; family < 2; family++){
+			int64_t deadline_ms = clock__ms() + PROBE_TIMEOUT_MS;
+			struct attempt a = { .fd = -1 };
+			enum probe_verdict v;
+			const char *detail = NULL;
+
+			if((a.fd = probe__connect(pr, pp->port, family, deadline_ms)) < 0){
+				if(errno == ECANCELED) return;
+				if(errno == ETIMEDOUT){
+					probe__settle(pp, PROBE_UNCHECKED, "no answer within 3 s");
+					return;
+				}
+				continue; /* refused there, or no such address: the next one */
+			}
+			v = probe__handshake(pr, &a, deadline_ms, &detail);
+			if(a.ssl) SSL_free(a.ssl);
+			close(a.fd);
+			ERR_clear_error();
+			if(v != PROBE_PENDING) probe__settle(pp, v, detail);
+			return;
+		}
+		if(listening || clock__ms() - started_ms > PROBE_LISTEN_WAIT_MS){
+			probe__settle(pp, PROBE_UNCHECKED, "nothing listens on it on 127.0.0.1 or ::1");
+			return;
+		}
+		probe__pause();
+		if(probe__stopping(pr)) return;
+	}
+}
+
+static void *probe__run(void *arg)
+{
+	struct probe *pr = arg;
+	int64_t started_ms = clock__ms();
+
+	for(int i = 0; i < pr->n && !probe__stopping(pr); i++) probe__port(pr, &pr->ports[i], started_ms);
+	OPENSSL_thread_stop();
+	return NULL;
+}
+
+/* ---- broker thread ---- */
+
+struct probe *probe__new(const int *ports, int n)
+{
+	struct probe *pr = calloc(1, sizeof(*pr));
+	sigset_t all, old;
+	int rc;
+
+	if(!pr) return NULL;
+	/* no verification: the question is only whether the port speaks TLS at all */
+	if(!(pr->ctx = SSL_CTX_new(TLS_client_method()))){
+		free(pr);
+		return NULL;
+	}
+	SSL_CTX_set_verify(pr->ctx, SSL_VERIFY_NONE, NULL);
+	atomic_init(&pr->stop, false);
+	atomic_init(&pr->listening, false);
+	for(int i = 0; i < n && i < DYNREG_PORTS_MAX; i++){
+		pr->ports[i].port = ports[i];
+		atomic_init(&pr->ports[i].verdict, PROBE_PENDING);
+		pr->n++;
+	}
+	if(!pr->n) return pr;
+	/* the thread starts with every signal blocked: the broker's signals are the broker
+	 * thread's, and a write to a port that closed fails with EPIPE instead of raising SIGPIPE
+	 * (the broker ignores it only once its listeners are open: signal__setup,
+	 * src/mosquitto.c) */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&pr->thread, NULL, probe__run, pr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if(rc){
+		SSL_CTX_free(pr->ctx);
+		free(pr);
+		return NULL;
+	}
+	pr->thread_started = true;
+	return pr;
+}
+
+/* Within a slice or so: every wait of the thread is one. */
+void probe__free(struct probe *pr)
+{
+	if(!pr) return;
+	atomic_store_explicit(&pr->stop, true, memory_order_relaxed);
+	if(pr->thread_started) pthread_join(pr->thread, NULL);
+	SSL_CTX_free(pr->ctx);
+	free(pr);
+}
+
+void probe__on_tick(struct probe *pr)
+{
+	if(!pr) return;
+	atomic_store_explicit(&pr->listening, true, memory_order_release);
+	for(int i = 0; i < pr->n; i++){
+		struct port_probe *pp = &pr->ports[i];
+		enum probe_verdict v;
+
+		if(pp->logged || (v = atomic_load_explicit(&pp->verdict, memory_order_acquire)) == PROBE_PENDING) continue;
+		pp->logged = true;
+		switch(v){
+			case PROBE_TLS:
+				mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": dynreg: port %d answers TLS: Link SDK devices are served there",
+						pp->port);
+				break;
+			case PROBE_PLAIN:
+				mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": plugin_opt_dynreg_tls_ports: port %d is not a TLS listener (%s): "
+						"dynreg CONNECTs on it are refused, the DeviceSecret would travel in the clear. Name only listeners "
+						"with a certfile", pp->port, pp->detail);
+				break;
+			default:
+				mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": dynreg: could not check that port %d answers TLS (%s): "
+						"taking plugin_opt_dynreg_tls_ports' word for it", pp->port, pp->detail);
+				break;
+		}
+	}
+}
+
+bool probe__pending(const struct probe *pr)
+{
+	for(int i = 0; pr && i < pr->n; i++){
+		if(!pr->ports[i].logged) return true;
+	}
+	return false;
+}
+
+enum probe_verdict probe__verdict(const struct probe *pr, int port)
+{
+	for(int i = 0; pr && i < pr->n; i++){
+		if(pr->ports[i].port == port) return (enum probe_verdict)atomic_load_explicit(&pr->ports[i].verdict, memory_order_acquire);
+	}
+	return PROBE_UNCHECKED;
+}
