@@ -243,7 +243,7 @@ test('ThreadSanitizer: concurrent requests, joins, refusals, retries, SIGHUP cre
       await out[out.length - 1];
       out.push(h.rr(env.port, { id: 'replay-001', message: env.request('replay-001', { random }), extra: ['-A', '127.0.2.2'] })
         .then((r) => ['unauthorized', r]));
-      for (const [message, code] of [['{"deviceId":1234}', 'invalid_request'], ['dev+0001', 'invalid_device_id'],
+      for (const [message, code] of [['{"deviceId":1234}', 'invalid_request'], ['{"deviceId":"dev+0001"}', 'invalid_device_id'],
         ['{"deviceId":"dev-x","deviceId":"dev-y"}', 'invalid_request'], [null, 'invalid_request'], ['x'.repeat(2000), 'invalid_request']]) {
         out.push(h.rr(env.port, { id: `payload-${out.length}`, message, responseTopic: `bootstrap/reply/payload-${out.length}` }).then((r) => [code, r]));
       }
