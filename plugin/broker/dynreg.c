@@ -120,46 +120,61 @@ const char *dynreg__port_source(const struct dynreg *d)
 /* ---- which listener ---- */
 
 /* fd is a connected TCP socket whose peer is address (as Mosquitto wrote it: inet_ntop of
- * getpeername, net__socket_get_address in src/net.c); its local port, else 0. */
-static int dynreg__socket_port(int fd, const char *address)
+ * getpeername, net__socket_get_address in src/net.c); its local port, and its local address in
+ * *local, else 0. */
+static int dynreg__socket_local(int fd, const char *address, struct sockaddr_storage *local)
 {
-	struct sockaddr_storage peer, local;
-	socklen_t plen = sizeof(peer), llen = sizeof(local), tlen;
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof(peer), llen = sizeof(*local), tlen;
 	char text[INET6_ADDRSTRLEN];
 	int type = 0;
 
 	tlen = sizeof(type);
 	if(fd < 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) || type != SOCK_STREAM) return 0;
-	if(getpeername(fd, (struct sockaddr *)&peer, &plen) || getsockname(fd, (struct sockaddr *)&local, &llen)) return 0;
-	if(peer.ss_family == AF_INET && local.ss_family == AF_INET){
+	if(getpeername(fd, (struct sockaddr *)&peer, &plen) || getsockname(fd, (struct sockaddr *)local, &llen)) return 0;
+	if(peer.ss_family == AF_INET && local->ss_family == AF_INET){
 		if(!inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, text, sizeof(text)) || strcmp(text, address)) return 0;
-		return ntohs(((struct sockaddr_in *)&local)->sin_port);
+		return ntohs(((struct sockaddr_in *)local)->sin_port);
 	}
-	if(peer.ss_family == AF_INET6 && local.ss_family == AF_INET6){
+	if(peer.ss_family == AF_INET6 && local->ss_family == AF_INET6){
 		if(!inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr, text, sizeof(text)) || strcmp(text, address)) return 0;
-		return ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
+		return ntohs(((struct sockaddr_in6 *)local)->sin6_port);
 	}
 	return 0;
 }
 
-/* The port of the listener the client came in on, or 0 when it cannot be told. */
-static int dynreg__port(struct dynreg *d, struct mosquitto *client)
+/* Where the client came in: its socket's local address and port (*have_local) where the
+ * socket can be found and proves to be this client's; else the port alone (2.1's
+ * mosquitto_client_port); 0 when it cannot be told. */
+static int dynreg__where(struct dynreg *d, struct mosquitto *client, struct sockaddr_storage *local, bool *have_local)
 {
 	const int *head = (const int *)(const void *)client;
 	const char *address = mosquitto_client_address(client);
-	int port;
+	int port = 0, told = d->client_port ? d->client_port(client) : 0;
 
-	if(d->client_port) return d->client_port(client);
-	if(!address) return 0;
-	/* 2.0: the socket, where the broker keeps it, used only if it proves to be this client's */
-	if(head[0] == MOSQ20_ID_CLIENT && (port = dynreg__socket_port(head[1], address)) > 0) return port;
-	return dynreg__socket_port(head[0], address); /* a build without epoll: the socket first */
+	*have_local = false;
+	if(address){
+		/* 2.0: the socket, where the broker keeps it (after the epoll ident, or first) */
+		if(head[0] == MOSQ20_ID_CLIENT) port = dynreg__socket_local(head[1], address, local);
+		if(port <= 0) port = dynreg__socket_local(head[0], address, local);
+		/* with 2.1's own answer, the socket found must agree with it */
+		if(port > 0 && (!told || told == port)){
+			*have_local = true;
+			return port;
+		}
+	}
+	return told > 0 ? told : 0;
 }
 
-/* Why the client's listener may not carry a DeviceSecret, or NULL when it may. */
+/* Why the client's listener may not carry a DeviceSecret, or NULL when it may. Two listeners
+ * may share a port number on different addresses: the client's own local address decides when
+ * it is known; with the port alone, the port must be TLS on every address. */
 static const char *dynreg__listener_refusal(struct bootstrap_plugin *p, struct mosquitto *client)
 {
-	int port = dynreg__port(p->dynreg, client);
+	struct sockaddr_storage local;
+	bool have_local, named = false;
+	int port = dynreg__where(p->dynreg, client, &local, &have_local);
+	enum probe_verdict v;
 
 	if(port <= 0){
 		if(!p->dynreg->probe_failed_logged){
@@ -169,19 +184,22 @@ static const char *dynreg__listener_refusal(struct bootstrap_plugin *p, struct m
 		}
 		return "the plugin cannot tell which listener this connection came in on";
 	}
-	for(int i = 0; i < p->cfg.dynreg_port_count; i++){
-		if(p->cfg.dynreg_ports[i] != port) continue;
-		switch(probe__verdict(p->dynreg->probe, port)){
-			case PROBE_TLS:
-			case PROBE_UNCHECKED:
-				return NULL;
-			case PROBE_PENDING:
-				return "the plugin has not yet checked that this listener answers TLS (a moment after start-up)";
-			case PROBE_PLAIN:
-				return "this listener, named in plugin_opt_dynreg_tls_ports, does not answer TLS: the DeviceSecret would travel in the clear";
-		}
+	for(int i = 0; i < p->cfg.dynreg_port_count; i++) named = named || p->cfg.dynreg_ports[i] == port;
+	if(!named) return "not over a TLS listener named in plugin_opt_dynreg_tls_ports: the DeviceSecret would travel in the clear";
+	v = have_local ? probe__verdict_at(p->dynreg->probe, (const struct sockaddr *)&local) : probe__verdict(p->dynreg->probe, port);
+	switch(v){
+		case PROBE_TLS:
+		case PROBE_UNCHECKED:
+			return NULL;
+		case PROBE_PENDING:
+			return "the plugin has not yet checked that this listener answers TLS (a moment after start-up)";
+		case PROBE_PLAIN:
+			return "this port, named in plugin_opt_dynreg_tls_ports, answers in the clear here: the DeviceSecret would travel in the clear";
+		case PROBE_NONE:
+			break;
 	}
-	return "not over a TLS listener named in plugin_opt_dynreg_tls_ports: the DeviceSecret would travel in the clear";
+	return "the plugin did not check that the address this connection came in on answers TLS (not one of this host's "
+			"addresses at start-up)";
 }
 
 /* ---- refusals ---- */

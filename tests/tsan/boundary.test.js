@@ -473,7 +473,7 @@ test('ThreadSanitizer: the dynreg probe thread, its verdicts read while stored, 
       password: crypto.createHmac('sha256', env.productSecret).update(`deviceName${dn}productKey${env.productKey}random${random}`).digest('hex').toUpperCase() };
   };
   let baselineMs = 0; // how long this broker takes to stop with the probe done: TSan's exit is slow
-  const plainRe = /plugin_opt_dynreg_tls_ports: port \d+ is not a TLS listener \(it answered a TLS handshake with no TLS record\)/;
+  const plainRe = /plugin_opt_dynreg_tls_ports: port \d+ is not a TLS listener \(in the clear on 127\.0\.0\.1\)/;
   try {
     const env = await h.startEnv({ pluginOptions: { dynreg_mqtt: 'on', dynreg_tls_ports: '$PORT' } });
     try {
@@ -511,7 +511,7 @@ test('ThreadSanitizer: the dynreg probe thread, its verdicts read while stored, 
       assert.strictEqual(stopped.result.code, 0, 'the broker exited cleanly');
       t.diagnostic(`stopped in ${took} ms while the probe waited; ${baselineMs} ms with the probe done`);
       assert.ok(took < baselineMs + 1500, `the broker took ${took} ms to stop while the probe waited (${baselineMs} ms with the probe done)`);
-      assert.doesNotMatch(env2.broker.log(), /no answer within 3 s/);
+      assert.doesNotMatch(env2.broker.log(), /no answer in time/);
     } finally {
       await env2.stop();
     }

@@ -48,6 +48,16 @@ async function dynregEnv({ pluginOptions = {}, extraConfig = '', rsa = false, ..
     fs.rmSync(pkiDir, { recursive: true, force: true });
     throw e;
   }
+  // a dynreg CONNECT is served once the plugin has checked that the port answers TLS
+  if (!pluginOptions.dynreg_tls_ports) {
+    try {
+      await h.waitForLog(env, new RegExp(`dynreg: port ${tlsPort} answers TLS`));
+    } catch (e) {
+      await env.stop();
+      fs.rmSync(pkiDir, { recursive: true, force: true });
+      throw e;
+    }
+  }
   const ca = fs.readFileSync(pki.ca);
   const stop = env.stop.bind(env);
   return Object.assign(env, {
