@@ -1,10 +1,12 @@
 /* mosquitto_bootstrap, broker thread: what comes in (MOSQ_EVT_MESSAGE, MOSQ_EVT_ACL_CHECK).
  *
- * A request on the request topic is routed (its MQTT 5 Response Topic), parsed, matched to a
- * product, authorised (sign, identity or none; then the replay cache and the allowlist) and
- * handed to the worker (jobs__submit). Every refusal leaves by bootstrap__refuse, which
- * answers, audits and limits it. Every check is cheap and nothing here waits on I/O: Redis
- * is told of refusals and replays, and its answers come back at a tick (delivery.c).
+ * A request on the request topic (JSON), or on it plus /cbor (CBOR, answered in CBOR: the
+ * route carries the format to every reply), is routed (its MQTT 5 Response Topic), parsed,
+ * matched to a product, authorised (sign, identity or none; then the replay cache and the
+ * allowlist) and handed to the worker (jobs__submit). Every refusal leaves by
+ * bootstrap__refuse, which answers, audits and limits it. Every check is cheap and nothing
+ * here waits on I/O: Redis is told of refusals and replays, and its answers come back at a
+ * tick (delivery.c).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -336,9 +338,9 @@ static bool bootstrap__request_topic(const struct bootstrap_plugin *p, const cha
 	return topic[n] == '\0' || !strcmp(topic + n, REQUEST_CBOR_SUFFIX);
 }
 
-/* Every client PUBLISH: one on the request topic (or its /cbor) is answered (now, if refused or the queue is
- * full) or submitted; any other passes untouched. Always SUCCESS: an error would disconnect
- * the client, and a refusal is answered, not dropped. */
+/* Every client PUBLISH: one on the request topic (or its /cbor) is answered (now, if refused
+ * or the queue is full) or submitted; any other passes untouched. Always SUCCESS: an error
+ * would disconnect the client, and a refusal is answered, not dropped. */
 int bootstrap__on_message(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_message *ed = event_data;
