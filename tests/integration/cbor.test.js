@@ -152,3 +152,44 @@ test('wire bytes per bootstrap, JSON and CBOR, the same device: sealed triple an
     }
   });
 });
+
+test('multi-broker: a CBOR request that joins a flow with a random Redis knows is refused at delivery, in CBOR on /cbor', async (t) => {
+  const redis = await h.startRedis();
+  const a = await h.startEnv({ pluginOptions: { redis_url: redis.url } });
+  const b = await h.startEnv({ shareWith: a, pluginOptions: { redis_url: redis.url } });
+  t.after(async () => {
+    await b.stop();
+    await a.stop();
+    await redis.stop();
+  });
+  for (const env of [a, b]) {
+    for (let i = 0; i < 100 && !/shared state: connected to redis/.test(env.broker.log()); i++) await h.sleep(50);
+    assert.match(env.broker.log(), /shared state: connected to redis/);
+  }
+  a.emu.setLatency(800);
+  const id = 'dev-cbor-join';
+  // the random is used on B, in JSON; then a CBOR request starts a flow on A and the replay,
+  // in CBOR, joins it while it waits for the platform: Redis's answer refuses it at delivery
+  const used = a.request(id, { random: 'used-on-b-cbor-01' });
+  const onB = await h.rr(b.port, { id, message: used });
+  assert.ok(onB.reply && onB.reply.success, 'served on B');
+  const fresh = await cbor('encode', a.request(id));
+  const replay = await cbor('encode', used);
+  const c = await mqtt.connect(a.port, { clientId: id });
+  try {
+    await c.subscribe(`bootstrap/reply/${id}`, 0);
+    await c.subscribe(`bootstrap/reply/${id}/cbor`, 0);
+    await c.publish('bootstrap/register/cbor', fresh, { qos: 1 });
+    await h.sleep(100);
+    await c.publish('bootstrap/register/cbor', replay, { qos: 1 });
+    const m = await c.waitFor(() => true, 10000);
+    assert.strictEqual(m.topic, `bootstrap/reply/${id}/cbor`);
+    const reply = await cbor('decode', m.payload.toString('hex'));
+    assert.deepStrictEqual([reply.success, reply.code], [false, 'unauthorized'], 'the flow\'s triple is not handed to a replayed request');
+    assert.match(reply.message, /already used/);
+  } finally {
+    await c.disconnect();
+  }
+  await a.assertLogClean();
+  await b.assertLogClean();
+});
