@@ -31,7 +31,7 @@ test('the .deb installs into a temporary root, and the broker loads the plugin f
     const debPath = path.join(out, deb);
 
     const depends = (await h.run('dpkg-deb', ['-f', debPath, 'Depends'])).stdout;
-    for (const dep of [/mosquitto \(>= 2\.0\.11\)/, /libcurl4/, /libjansson4/, /libssl3?/]) assert.match(depends, dep);
+    for (const dep of [/mosquitto \(>= 2\.0\.11\)/, /libcurl4/, /libjansson4/, /libssl3?/, /libcbor0/]) assert.match(depends, dep);
 
     const multiarch = (await h.run('gcc', ['-print-multiarch'])).stdout.trim();
     const root = path.join(out, 'root');
