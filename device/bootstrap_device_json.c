@@ -168,6 +168,10 @@ static bootdev_status sealed(const bootdev_client *c, const uint8_t *js, const j
 		return BOOTDEV_ERR_MALFORMED;
 	}
 	/* the ciphertext at the start of work, opened in place; the strings after it */
+	{
+		size_t b64_len = (size_t)(t[obj + at[2]].end - t[obj + at[2]].start);
+		if(b64_len / 4 * 3 > work_size + 2) return BOOTDEV_ERR_BUFFER; /* decodes to more than work holds */
+	}
 	if(b64(c, js, &t[obj + at[2]], work, work_size, &ct_len)) return BOOTDEV_ERR_MALFORMED;
 	rc = bootdev__open(c, iv, work, ct_len, tag);
 	if(rc != BOOTDEV_OK) return rc;
