@@ -315,6 +315,15 @@ static void test_json_malformed(const struct bootdev_port *port)
 		"{\"success\":false,\"code\":\"busy\",\"retryAfter\":-1}", "{\"success\":false,\"code\":\"busy\",\"retryAfter\":1.5}",
 		"{\"success\":false,\"code\":\"busy\",\"message\":3}", "{\"success\":false,\"success\":false,\"code\":\"busy\"}",
 		"{\"success\":false,\"code\":\"busy\"}{}", "{\"success\":false,\"code\":\"busy\"} x",
+		"{\"success\":true,\"sealed\":{},\"data\":{}}",
+		"{\"success\":true,\"data\":{\"ProductKey\":\"a1BwAGV0001\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"x\"}}",
+		"{\"success\":true,\"data\":{\"ProductKey\":\"a1BwAGV0001\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"x\\\"y\",\"IotId\":\"i\"}}",
+		"{\"success\":true,\"data\":{\"ProductKey\":\"a1BwAGV0001\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":7,\"IotId\":\"i\"}}",
+		"{\"success\":true,\"data\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25]}",
+		"{\"success\":tru}", "{\"success\" false}", "{\"a\":\"\x01\"}", "{\"success\":false,\"code\":\"busy\"", "{\"success\":false,\"code\":\"busy\"\0}",
+	};
+	/* a success whose seal cannot be read: as forged as one that does not open */
+	static const char *const bad_seal[] = {
 		"{\"success\":true,\"sealed\":{}}", "{\"success\":true,\"sealed\":[]}",
 		"{\"success\":true,\"sealed\":{\"alg\":\"A256GCM\",\"iv\":\"AAECAwQFBgcICQoL\",\"ct\":\"AA==\",\"tag\":\"AAAAAAAAAAAAAAAAAAAAAA==\"}}",
 		"{\"success\":true,\"sealed\":{\"alg\":\"A128GCM\",\"iv\":\"AAECAwQFBgcICQ==\",\"ct\":\"AA==\",\"tag\":\"AAAAAAAAAAAAAAAAAAAAAA==\"}}",
@@ -322,12 +331,7 @@ static void test_json_malformed(const struct bootdev_port *port)
 		"{\"success\":true,\"sealed\":{\"alg\":\"A128GCM\",\"iv\":\"AAECAwQFBgcICQoL\",\"ct\":\"AA==\",\"tag\":\"AAAAAAAAAAAAAAAAAAAA\"}}",
 		"{\"success\":true,\"sealed\":{\"alg\":\"A128GCM\",\"iv\":\"AAECAwQFBgcICQoL\",\"ct\":\"AA==\"}}",
 		"{\"success\":true,\"sealed\":{\"alg\":\"A128GCM\",\"alg\":\"A128GCM\",\"iv\":\"AAECAwQFBgcICQoL\",\"ct\":\"AA==\",\"tag\":\"AAAAAAAAAAAAAAAAAAAAAA==\"}}",
-		"{\"success\":true,\"sealed\":{},\"data\":{}}",
-		"{\"success\":true,\"data\":{\"ProductKey\":\"a1BwAGV0001\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"x\"}}",
-		"{\"success\":true,\"data\":{\"ProductKey\":\"a1BwAGV0001\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"x\\\"y\",\"IotId\":\"i\"}}",
-		"{\"success\":true,\"data\":{\"ProductKey\":\"a1BwAGV0001\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":7,\"IotId\":\"i\"}}",
-		"{\"success\":true,\"data\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25]}",
-		"{\"success\":tru}", "{\"success\" false}", "{\"a\":\"\x01\"}", "{\"success\":false,\"code\":\"busy\"", "{\"success\":false,\"code\":\"busy\"\0}",
+		"{\"success\":true,\"sealed\":{\"alg\":\"A128GCM\",\"iv\":\"AAAA\",\"ct\":\"AAAA\",\"tag\":\"AAAA\"}}",
 	};
 	struct fixed_rng rng = { seal_random_bytes, 8, 0 };
 	uint8_t req[BOOTDEV_REQUEST_SIZE], work[BOOTDEV_WORK_SIZE];
@@ -337,6 +341,13 @@ static void test_json_malformed(const struct bootdev_port *port)
 
 	client(&c, port, &rng, BOOTDEV_HMAC_SHA256);
 	CHECK_RC(bootdev_request_json(&c, req, sizeof(req), &n), BOOTDEV_OK);
+	for(size_t i = 0; i < sizeof(bad_seal) / sizeof(bad_seal[0]); i++){
+		bootdev_status rc = bootdev_reply_json(&c, (const uint8_t *)bad_seal[i], strlen(bad_seal[i]), 0, work, sizeof(work), &r);
+		if(rc != BOOTDEV_ERR_FORGED){
+			failures++;
+			printf("FAIL [%s] json bad seal #%u: %s\n", port_name, (unsigned)i, bootdev_status_name(rc));
+		}
+	}
 	for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++){
 		bootdev_status rc = bootdev_reply_json(&c, (const uint8_t *)bad[i], strlen(bad[i]), BOOTDEV_ACCEPT_CLEAR, work, sizeof(work), &r);
 		if(rc != BOOTDEV_ERR_MALFORMED){
@@ -392,6 +403,12 @@ static void test_cbor_malformed(const struct bootdev_port *port)
 			failures++;
 			printf("FAIL [%s] cbor malformed #%u: %s\n", port_name, (unsigned)i, bootdev_status_name(rc));
 		}
+	}
+	{
+		static const uint8_t seal_text[] = { 0xa2, 0x67, 's', 'u', 'c', 'c', 'e', 's', 's', 0xf5, 0x66, 's', 'e', 'a', 'l', 'e', 'd', 0x61, 'x' };
+		static const uint8_t seal_empty[] = { 0xa2, 0x67, 's', 'u', 'c', 'c', 'e', 's', 's', 0xf5, 0x66, 's', 'e', 'a', 'l', 'e', 'd', 0xa0 };
+		CHECK_RC(bootdev_reply_cbor(&c, seal_text, sizeof(seal_text), 0, work, sizeof(work), &r), BOOTDEV_ERR_FORGED);
+		CHECK_RC(bootdev_reply_cbor(&c, seal_empty, sizeof(seal_empty), 0, work, sizeof(work), &r), BOOTDEV_ERR_FORGED);
 	}
 	/* tolerated: unknown members, nested; the error's code alone */
 	{
