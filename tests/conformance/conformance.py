@@ -517,7 +517,7 @@ def main():
         t0 = time.monotonic()
         getattr(run, cfg['scenario'])()
         run.save()
-        print('     scenario %s: %d devices served in %.1f s' % (cfg['scenario'], len(run.triples), time.monotonic() - t0), flush=True)
+        print('     scenario %s (%s): %d devices served in %.1f s' % (cfg['scenario'], run.fmt, len(run.triples), time.monotonic() - t0), flush=True)
     if failures:
         print('%d case(s) failed' % len(failures), flush=True)
         return 1
