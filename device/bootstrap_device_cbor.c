@@ -8,6 +8,14 @@
 
 #include "bootstrap_device_internal.h"
 
+/* libcbor 0.9 made the string and collection callbacks' lengths uint64_t (size_t before): a
+ * 32-bit target's calling convention tells them apart, so the callbacks take the version's. */
+#if CBOR_MAJOR_VERSION > 0 || CBOR_MINOR_VERSION >= 9
+typedef uint64_t cbor_len;
+#else
+typedef size_t cbor_len;
+#endif
+
 enum item_type { IT_BAD = 0, IT_UINT, IT_BSTR, IT_TSTR, IT_ARRAY, IT_MAP, IT_BOOL, IT_OTHER };
 
 struct item {
@@ -34,24 +42,25 @@ static void cb_f(void *ctx, float v) { (void)v; ((struct item *)ctx)->type = IT_
 static void cb_d(void *ctx, double v) { (void)v; ((struct item *)ctx)->type = IT_OTHER; }
 static void cb_bool(void *ctx, bool v) { ((struct item *)ctx)->type = IT_BOOL; ((struct item *)ctx)->u = v; }
 
-static void cb_bstr(void *ctx, cbor_data p, size_t len)
+/* a string's bytes are in the payload (libcbor checked): its length fits a size_t */
+static void cb_bstr(void *ctx, cbor_data p, cbor_len len)
 {
 	struct item *it = ctx;
 	it->type = IT_BSTR;
 	it->p = p;
-	it->len = len;
+	it->len = (size_t)len;
 }
 
-static void cb_tstr(void *ctx, cbor_data p, size_t len)
+static void cb_tstr(void *ctx, cbor_data p, cbor_len len)
 {
 	struct item *it = ctx;
 	it->type = IT_TSTR;
 	it->p = p;
-	it->len = len;
+	it->len = (size_t)len;
 }
 
-static void cb_array(void *ctx, size_t n) { ((struct item *)ctx)->type = IT_ARRAY; ((struct item *)ctx)->u = n; }
-static void cb_map(void *ctx, size_t n) { ((struct item *)ctx)->type = IT_MAP; ((struct item *)ctx)->u = n; }
+static void cb_array(void *ctx, cbor_len n) { ((struct item *)ctx)->type = IT_ARRAY; ((struct item *)ctx)->u = n; }
+static void cb_map(void *ctx, cbor_len n) { ((struct item *)ctx)->type = IT_MAP; ((struct item *)ctx)->u = n; }
 
 /* every member set: libcbor calls them unchecked; const, in flash */
 static const struct cbor_callbacks callbacks = {
@@ -66,6 +75,19 @@ static const struct cbor_callbacks callbacks = {
 	.undefined = cb_other, .null = cb_other, .boolean = cb_bool,
 	.indef_break = cb_bad,
 };
+
+#ifdef BOOTDEV_CBOR_NO_HALF_FLOAT
+/* Built with -DBOOTDEV_CBOR_NO_HALF_FLOAT and linked with -Wl,--wrap=_cbor_load_half: libcbor's
+ * streaming decoder then gets a half float's value from here, not from its own decoding (ldexp
+ * and double arithmetic: software floating point, 2 to 4.5 KB on a Cortex-M). The contract has
+ * no floats and this reader never looks at one's value (cb_f). */
+float __wrap__cbor_load_half(cbor_data source);
+float __wrap__cbor_load_half(cbor_data source)
+{
+	(void)source;
+	return 0.0f;
+}
+#endif
 
 /* The next item; IT_BAD when there is none, or it is one the contract never has. */
 static struct item next(struct reader *r)
