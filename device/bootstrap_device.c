@@ -58,19 +58,15 @@ const char *bootdev_hmac_name(bootdev_hmac alg)
 
 const char *bootdev_status_name(bootdev_status s)
 {
-	switch(s){
-		case BOOTDEV_OK: return "ok";
-		case BOOTDEV_REFUSED: return "refused";
-		case BOOTDEV_ERR_ARG: return "bad argument";
-		case BOOTDEV_ERR_BUFFER: return "buffer too small";
-		case BOOTDEV_ERR_RNG: return "rng failed";
-		case BOOTDEV_ERR_CRYPTO: return "crypto backend failed";
-		case BOOTDEV_ERR_MALFORMED: return "malformed reply";
-		case BOOTDEV_ERR_NOT_SEALED: return "success not sealed";
-		case BOOTDEV_ERR_FORGED: return "does not open with this request's key";
-		case BOOTDEV_ERR_WRONG_DEVICE: return "sealed for another device or product";
-	}
-	return "unknown";
+	/* one array, not string literals: its own section, which a firmware that never calls this
+	 * leaves out (-fdata-sections, --gc-sections) */
+	static const char names[] = "ok\0refused\0bad argument\0buffer too small\0rng failed\0crypto backend failed\0"
+		"malformed reply\0success not sealed\0does not open with this request's key\0"
+		"sealed for another device or product\0unknown";
+	const char *at = names;
+
+	for(int i = 0; i < (int)s && i <= (int)BOOTDEV_ERR_WRONG_DEVICE; i++) at += strlen(at) + 1;
+	return at;
 }
 
 bootdev_status bootdev_init(bootdev_client *c, const struct bootdev_port *port, bootdev_rng rng, void *rng_ctx,
@@ -103,74 +99,58 @@ void bootdev_wipe(bootdev_client *c)
 	if(c) bootdev__zero(c, sizeof(*c));
 }
 
-/* out = a + b + c, NUL-terminated */
-static bootdev_status cat3(const char *a, size_t alen, const char *b, size_t blen, const char *x, size_t xlen,
-		char *out, size_t out_size, size_t *out_len)
+/* tmpl into out, NUL-terminated: its {deviceId} (exactly one) replaced by device_id when there
+ * is one, "/cbor" after it for CBOR. No wildcards. */
+static bootdev_status topic__make(bootdev_format fmt, const char *tmpl, const char *device_id, char *out, size_t out_size,
+		size_t *out_len)
 {
-	size_t n = alen + blen + xlen;
+	size_t n = 0, dlen = 0, hits = 0;
+	const char *p = tmpl;
 
-	if(!out || out_size <= n) return BOOTDEV_ERR_BUFFER;
-	memcpy(out, a, alen);
-	memcpy(out + alen, b, blen);
-	memcpy(out + alen + blen, x, xlen);
+	if(fmt != BOOTDEV_JSON && fmt != BOOTDEV_CBOR) return BOOTDEV_ERR_ARG;
+	if(device_id){
+		dlen = bootdev__len(device_id, BOOTDEV_DEVICE_ID_MAX);
+		if(!device_id__ok(device_id, dlen)) return BOOTDEV_ERR_ARG;
+	}
+	if(!out) return BOOTDEV_ERR_BUFFER;
+	while(*p){
+		const char *piece = p;
+		size_t len = 1;
+
+		if(*p == '+' || *p == '#') return BOOTDEV_ERR_ARG;
+		if(device_id && !strncmp(p, "{deviceId}", 10)){
+			piece = device_id;
+			len = dlen;
+			p += 10;
+			hits++;
+		}else{
+			p++;
+		}
+		if(out_size - n <= len) return BOOTDEV_ERR_BUFFER;
+		memcpy(out + n, piece, len);
+		n += len;
+	}
+	if(!n || (device_id && hits != 1)) return BOOTDEV_ERR_ARG;
+	if(fmt == BOOTDEV_CBOR){
+		if(out_size - n <= 5) return BOOTDEV_ERR_BUFFER;
+		memcpy(out + n, "/cbor", 5);
+		n += 5;
+	}
 	out[n] = '\0';
 	if(out_len) *out_len = n;
 	return BOOTDEV_OK;
 }
 
-static int topic__ok(const char *s, size_t len)
-{
-	if(len < 1) return 0;
-	for(size_t i = 0; i < len; i++){
-		if(s[i] == '+' || s[i] == '#') return 0;
-	}
-	return 1;
-}
-
-#define TOPIC_MAX 256
-
 bootdev_status bootdev_request_topic(bootdev_format fmt, const char *base, char *out, size_t out_size, size_t *out_len)
 {
-	size_t blen;
-
-	if(!base) base = "bootstrap/register";
-	blen = bootdev__len(base, TOPIC_MAX);
-	if(blen > TOPIC_MAX || !topic__ok(base, blen) || (fmt != BOOTDEV_JSON && fmt != BOOTDEV_CBOR)) return BOOTDEV_ERR_ARG;
-	return cat3(base, blen, fmt == BOOTDEV_CBOR ? "/cbor" : "", fmt == BOOTDEV_CBOR ? 5 : 0, "", 0, out, out_size, out_len);
+	return topic__make(fmt, base ? base : "bootstrap/register", NULL, out, out_size, out_len);
 }
 
 bootdev_status bootdev_reply_topic(bootdev_format fmt, const char *tmpl, const char *device_id,
 		char *out, size_t out_size, size_t *out_len)
 {
-	static const char mark[] = "{deviceId}";
-	const size_t mlen = sizeof(mark) - 1;
-	size_t tlen, dlen, at = 0, n;
-	const char *hit = NULL;
-	bootdev_status rc;
-
-	if(!tmpl) tmpl = "bootstrap/reply/{deviceId}";
-	if(!device_id || (fmt != BOOTDEV_JSON && fmt != BOOTDEV_CBOR)) return BOOTDEV_ERR_ARG;
-	tlen = bootdev__len(tmpl, TOPIC_MAX);
-	dlen = bootdev__len(device_id, BOOTDEV_DEVICE_ID_MAX);
-	if(tlen > TOPIC_MAX || !topic__ok(tmpl, tlen) || !device_id__ok(device_id, dlen)) return BOOTDEV_ERR_ARG;
-	/* {deviceId} exactly once */
-	for(size_t i = 0; i + mlen <= tlen; i++){
-		if(!memcmp(tmpl + i, mark, mlen)){
-			if(hit) return BOOTDEV_ERR_ARG;
-			hit = tmpl + i;
-			at = i;
-		}
-	}
-	if(!hit) return BOOTDEV_ERR_ARG;
-	rc = cat3(tmpl, at, device_id, dlen, hit + mlen, tlen - at - mlen, out, out_size, &n);
-	if(rc != BOOTDEV_OK) return rc;
-	if(fmt == BOOTDEV_CBOR){
-		if(out_size <= n + 5) return BOOTDEV_ERR_BUFFER;
-		memcpy(out + n, "/cbor", 6);
-		n += 5;
-	}
-	if(out_len) *out_len = n;
-	return BOOTDEV_OK;
+	if(!device_id) return BOOTDEV_ERR_ARG;
+	return topic__make(fmt, tmpl ? tmpl : "bootstrap/reply/{deviceId}", device_id, out, out_size, out_len);
 }
 
 static void hex__write(const uint8_t *b, size_t n, char *out, int upper)
@@ -185,60 +165,78 @@ static void hex__write(const uint8_t *b, size_t n, char *out, int upper)
 
 #define PART(s, n) { (const uint8_t *)(s), (n) }
 
-bootdev_status bootdev_sign(const struct bootdev_port *port, bootdev_hmac alg, const uint8_t *secret, size_t secret_len,
-		const char *product_key, const char *device_id, const char *random, char hex[2 * BOOTDEV_MAC_MAX + 1])
+/* The sign, of strings whose lengths are known (checked by the caller). */
+static bootdev_status sign__raw(const struct bootdev_port *port, bootdev_hmac alg, const uint8_t *secret, size_t secret_len,
+		const char *product_key, size_t pk_len, const char *device_id, size_t id_len, const char *random, size_t r_len,
+		char hex[2 * BOOTDEV_MAC_MAX + 1])
 {
 	uint8_t mac[BOOTDEV_MAC_MAX];
 	size_t mac_len = 0;
-	size_t pk_len, id_len, r_len;
+	const struct bootdev_part parts[6] = {
+		PART("deviceName", 10), PART(device_id, id_len), PART("productKey", 10), PART(product_key, pk_len),
+		PART("random", 6), PART(random, r_len),
+	};
+	int rc = port->hmac(port, alg, secret, secret_len, parts, 6, mac, &mac_len);
 
-	if(!port || !port->hmac || !secret || !product_key || !device_id || !random || !hex || !bootdev_hmac_name(alg)){
-		return BOOTDEV_ERR_ARG;
-	}
-	pk_len = bootdev__len(product_key, BOOTDEV_PRODUCT_KEY_MAX);
-	id_len = bootdev__len(device_id, BOOTDEV_DEVICE_ID_MAX);
-	r_len = bootdev__len(random, 64);
-	if(pk_len > BOOTDEV_PRODUCT_KEY_MAX || id_len > BOOTDEV_DEVICE_ID_MAX || r_len > 64) return BOOTDEV_ERR_ARG;
-	{
-		const struct bootdev_part parts[6] = {
-			PART("deviceName", 10), PART(device_id, id_len), PART("productKey", 10), PART(product_key, pk_len),
-			PART("random", 6), PART(random, r_len),
-		};
-		if(port->hmac(port, alg, secret, secret_len, parts, 6, mac, &mac_len) || mac_len < 16 || mac_len > BOOTDEV_MAC_MAX){
-			bootdev__zero(mac, sizeof(mac));
-			return BOOTDEV_ERR_CRYPTO;
-		}
-	}
-	hex__write(mac, mac_len, hex, 0);
+	if(!rc && mac_len >= 16 && mac_len <= BOOTDEV_MAC_MAX) hex__write(mac, mac_len, hex, 0);
 	bootdev__zero(mac, sizeof(mac));
-	return BOOTDEV_OK;
+	return !rc && mac_len >= 16 && mac_len <= BOOTDEV_MAC_MAX ? BOOTDEV_OK : BOOTDEV_ERR_CRYPTO;
 }
 
-bootdev_status bootdev_reply_key(const struct bootdev_port *port, const uint8_t *secret, size_t secret_len,
-		const char *random, const char *product_key, const char *device_id, uint8_t key[BOOTDEV_KEY_LEN])
+/* The reply key, of strings whose lengths are known (checked by the caller). */
+static bootdev_status key__raw(const struct bootdev_port *port, const uint8_t *secret, size_t secret_len, const char *random,
+		size_t r_len, const char *product_key, size_t pk_len, const char *device_id, size_t id_len, uint8_t key[BOOTDEV_KEY_LEN])
 {
 	uint8_t info[sizeof(INFO_LABEL) + BOOTDEV_PRODUCT_KEY_MAX + 1 + BOOTDEV_DEVICE_ID_MAX];
-	size_t pk_len, id_len, r_len, n = sizeof(INFO_LABEL); /* the label and its 0 */
-	int rc;
+	size_t n = sizeof(INFO_LABEL); /* the label and its 0 */
 
-	if(!port || !port->hkdf_sha256 || !secret || !random || !product_key || !device_id || !key) return BOOTDEV_ERR_ARG;
-	pk_len = bootdev__len(product_key, BOOTDEV_PRODUCT_KEY_MAX);
-	id_len = bootdev__len(device_id, BOOTDEV_DEVICE_ID_MAX);
-	r_len = bootdev__len(random, 64);
-	if(pk_len > BOOTDEV_PRODUCT_KEY_MAX || id_len > BOOTDEV_DEVICE_ID_MAX || r_len > 64) return BOOTDEV_ERR_ARG;
 	memcpy(info, INFO_LABEL, sizeof(INFO_LABEL));
 	memcpy(info + n, product_key, pk_len);
 	n += pk_len;
 	info[n++] = 0;
 	memcpy(info + n, device_id, id_len);
 	n += id_len;
-	rc = port->hkdf_sha256(port, (const uint8_t *)random, r_len, secret, secret_len, info, n, key, BOOTDEV_KEY_LEN);
-	return rc ? BOOTDEV_ERR_CRYPTO : BOOTDEV_OK;
+	return port->hkdf_sha256(port, (const uint8_t *)random, r_len, secret, secret_len, info, n, key, BOOTDEV_KEY_LEN)
+			? BOOTDEV_ERR_CRYPTO : BOOTDEV_OK;
+}
+
+/* The lengths of the strings the sign and the key are made of: 0 when one is too long. */
+static int lengths(const char *product_key, const char *device_id, const char *random, size_t len[3])
+{
+	len[0] = bootdev__len(product_key, BOOTDEV_PRODUCT_KEY_MAX);
+	len[1] = bootdev__len(device_id, BOOTDEV_DEVICE_ID_MAX);
+	len[2] = bootdev__len(random, 64);
+	return len[0] <= BOOTDEV_PRODUCT_KEY_MAX && len[1] <= BOOTDEV_DEVICE_ID_MAX && len[2] <= 64;
+}
+
+bootdev_status bootdev_sign(const struct bootdev_port *port, bootdev_hmac alg, const uint8_t *secret, size_t secret_len,
+		const char *product_key, const char *device_id, const char *random, char hex[2 * BOOTDEV_MAC_MAX + 1])
+{
+	size_t len[3];
+
+	if(!port || !port->hmac || !secret || !product_key || !device_id || !random || !hex || !bootdev_hmac_name(alg)
+			|| !lengths(product_key, device_id, random, len)){
+		return BOOTDEV_ERR_ARG;
+	}
+	return sign__raw(port, alg, secret, secret_len, product_key, len[0], device_id, len[1], random, len[2], hex);
+}
+
+bootdev_status bootdev_reply_key(const struct bootdev_port *port, const uint8_t *secret, size_t secret_len,
+		const char *random, const char *product_key, const char *device_id, uint8_t key[BOOTDEV_KEY_LEN])
+{
+	size_t len[3];
+
+	if(!port || !port->hkdf_sha256 || !secret || !random || !product_key || !device_id || !key
+			|| !lengths(product_key, device_id, random, len)){
+		return BOOTDEV_ERR_ARG;
+	}
+	return key__raw(port, secret, secret_len, random, len[2], product_key, len[0], device_id, len[1], key);
 }
 
 bootdev_status bootdev__prepare(bootdev_client *c, char sign[2 * BOOTDEV_MAC_MAX + 1])
 {
 	uint8_t r[BOOTDEV_RANDOM_BYTES];
+	size_t pk_len, id_len;
 	bootdev_status rc;
 
 	if(!c || !c->port) return BOOTDEV_ERR_ARG;
@@ -247,10 +245,14 @@ bootdev_status bootdev__prepare(bootdev_client *c, char sign[2 * BOOTDEV_MAC_MAX
 	bootdev__zero(c->key, sizeof(c->key));
 	if(c->rng(c->rng_ctx, r, sizeof(r))) return BOOTDEV_ERR_RNG;
 	hex__write(r, sizeof(r), c->random, 0);
-	rc = bootdev_reply_key(c->port, c->product_secret, c->product_secret_len, c->random, c->product_key, c->device_id, c->key);
+	/* init checked the identity */
+	pk_len = strlen(c->product_key);
+	id_len = strlen(c->device_id);
+	rc = key__raw(c->port, c->product_secret, c->product_secret_len, c->random, BOOTDEV_RANDOM_LEN, c->product_key, pk_len,
+			c->device_id, id_len, c->key);
 	if(rc == BOOTDEV_OK){
-		rc = bootdev_sign(c->port, c->sign_method, c->product_secret, c->product_secret_len, c->product_key,
-				c->device_id, c->random, sign);
+		rc = sign__raw(c->port, c->sign_method, c->product_secret, c->product_secret_len, c->product_key, pk_len,
+				c->device_id, id_len, c->random, BOOTDEV_RANDOM_LEN, sign);
 	}
 	if(rc != BOOTDEV_OK){
 		bootdev__zero(c->key, sizeof(c->key));
@@ -302,16 +304,21 @@ static int span__is(struct bootdev__span s, const char *want)
 bootdev_status bootdev__triple(const bootdev_client *c, const struct bootdev__span f[4], struct bootdev__arena *a,
 		bootdev_reply *out)
 {
-	if(!text__ok(f[0].p, f[0].len, 1, BOOTDEV_PRODUCT_KEY_MAX) || !text__ok(f[1].p, f[1].len, 1, BOOTDEV_DEVICE_ID_MAX)
-			|| !text__ok(f[2].p, f[2].len, 1, 128) || !text__ok(f[3].p, f[3].len, 0, 128)){
-		return BOOTDEV_ERR_MALFORMED;
+	/* ProductKey, DeviceName, DeviceSecret, IotId: the longest of each, and whether it may be empty */
+	static const uint8_t max[4] = { BOOTDEV_PRODUCT_KEY_MAX, BOOTDEV_DEVICE_ID_MAX, 128, 128 };
+	const char **keep[4];
+
+	keep[0] = &out->product_key;
+	keep[1] = &out->device_name;
+	keep[2] = &out->device_secret;
+	keep[3] = &out->iot_id;
+	for(int k = 0; k < 4; k++){
+		if(!text__ok(f[k].p, f[k].len, k < 3, max[k])) return BOOTDEV_ERR_MALFORMED;
 	}
 	if(!span__is(f[0], c->product_key) || !span__is(f[1], c->device_id)) return BOOTDEV_ERR_WRONG_DEVICE;
-	out->product_key = bootdev__keep(a, f[0].p, f[0].len);
-	out->device_name = bootdev__keep(a, f[1].p, f[1].len);
-	out->device_secret = bootdev__keep(a, f[2].p, f[2].len);
-	out->iot_id = bootdev__keep(a, f[3].p, f[3].len);
-	if(!out->product_key || !out->device_name || !out->device_secret || !out->iot_id) return BOOTDEV_ERR_BUFFER;
+	for(int k = 0; k < 4; k++){
+		if(!(*keep[k] = bootdev__keep(a, f[k].p, f[k].len))) return BOOTDEV_ERR_BUFFER;
+	}
 	return BOOTDEV_OK;
 }
 

@@ -20,35 +20,30 @@ static size_t put(uint8_t *out, size_t at, const char *s, size_t n)
 
 bootdev_status bootdev_request_json(bootdev_client *c, uint8_t *out, size_t out_size, size_t *out_len)
 {
+	static const char *const keys[5] = { "{\"productKey\":\"", "\",\"deviceId\":\"", "\",\"random\":\"",
+		"\",\"signMethod\":\"", "\",\"sign\":\"" };
 	char sign[2 * BOOTDEV_MAC_MAX + 1];
-	const char *method;
-	size_t pk_len, id_len, m_len, s_len, need, n = 0;
+	const char *values[5];
+	size_t n = 0;
 	bootdev_status rc;
 
 	if(!c || !c->port || !out || !out_len) return BOOTDEV_ERR_ARG;
-	pk_len = strlen(c->product_key);
-	id_len = strlen(c->device_id);
-	method = bootdev_hmac_name(c->sign_method);
-	m_len = strlen(method);
-	s_len = 0;
-	/* {"productKey":"","deviceId":"","random":"","signMethod":"","sign":""} is 70 */
-	need = 70 + pk_len + id_len + BOOTDEV_RANDOM_LEN + m_len + 2 * BOOTDEV_MAC_MAX;
-	if(out_size < need) return BOOTDEV_ERR_BUFFER;
+	/* {"productKey":"","deviceId":"","random":"","signMethod":"","sign":""} is 70; a method 10 at most */
+	if(out_size < 70 + strlen(c->product_key) + strlen(c->device_id) + BOOTDEV_RANDOM_LEN + 10 + 2 * BOOTDEV_MAC_MAX){
+		return BOOTDEV_ERR_BUFFER;
+	}
 	rc = bootdev__prepare(c, sign);
 	if(rc != BOOTDEV_OK) return rc;
-	s_len = strlen(sign);
-	n = put(out, n, "{\"productKey\":\"", 15);
-	n = put(out, n, c->product_key, pk_len);
-	n = put(out, n, "\",\"deviceId\":\"", 14);
-	n = put(out, n, c->device_id, id_len);
-	n = put(out, n, "\",\"random\":\"", 12);
-	n = put(out, n, c->random, BOOTDEV_RANDOM_LEN);
-	n = put(out, n, "\",\"signMethod\":\"", 16);
-	n = put(out, n, method, m_len);
-	n = put(out, n, "\",\"sign\":\"", 10);
-	n = put(out, n, sign, s_len);
-	n = put(out, n, "\"}", 2);
-	*out_len = n;
+	values[0] = c->product_key;
+	values[1] = c->device_id;
+	values[2] = c->random;
+	values[3] = bootdev_hmac_name(c->sign_method);
+	values[4] = sign;
+	for(int i = 0; i < 5; i++){
+		n = put(out, n, keys[i], strlen(keys[i]));
+		n = put(out, n, values[i], strlen(values[i]));
+	}
+	*out_len = put(out, n, "\"}", 2);
 	return BOOTDEV_OK;
 }
 
