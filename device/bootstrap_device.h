@@ -138,8 +138,8 @@ typedef struct {
 	 * once stored: it holds the DeviceSecret. */
 	const char *product_key, *device_name, *device_secret, *iot_id;
 	int sealed;                   /* 1: it came sealed; 0: in the clear (BOOTDEV_ACCEPT_CLEAR) */
-	/* BOOTDEV_REFUSED: the error code ("busy", ...), its message (JSON escapes as sent), in
-	 * the work buffer; retry_after in seconds, 0 when absent (then do not retry). An error
+	/* BOOTDEV_REFUSED: the error code ("busy", ...), its message (JSON escapes as sent, any
+	 * byte outside printable ASCII shown as '?'), in the work buffer; retry_after in seconds, 0 when absent (then do not retry). An error
 	 * reply is not authenticated: on plain TCP cap what you wait. */
 	const char *code, *message;
 	uint32_t retry_after;
