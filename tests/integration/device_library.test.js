@@ -3,7 +3,8 @@
 // it, bootstraps through a real broker over plain TCP with MQTT 3.1.1, in JSON and in CBOR
 // (--cbor), and opens its sealed triple; and with a forger on an open broker, in CBOR, it
 // refuses a triple in the clear, one sealed with another key, for another device, for an
-// earlier request (replayed) and a truncated genuine one, and stores only the genuine one.
+// earlier request (replayed) and a truncated genuine one, and stores only the genuine one; in
+// JSON, a replayed and truncated ones (sealed.test.js has JSON's other forgeries).
 // CBOR is written and read here by a few lines of this file, not by the library.
 const test = require('node:test');
 const assert = require('assert');
@@ -126,6 +127,45 @@ test('examples/device --cbor refuses forged, truncated and replayed CBOR replies
     assert.strictEqual(r.code, 0, r.stderr);
     assert.strictEqual((r.stderr.match(/ignored a success reply/g) || []).length, forgeries.length, 'each forgery was noticed');
     assert.strictEqual((r.stderr.match(/ignored a malformed reply/g) || []).length, truncated.length, 'each truncated reply was ignored');
+    assert.deepStrictEqual(JSON.parse(fs.readFileSync(out, 'utf8')), genuine);
+    env.secrets.push(genuine.DeviceSecret);
+  });
+});
+
+function sealJson(key, triple) {
+  const iv = crypto.randomBytes(12);
+  const c = crypto.createCipheriv('aes-128-gcm', key, iv);
+  const ct = Buffer.concat([c.update(JSON.stringify(triple)), c.final()]);
+  return JSON.stringify({ success: true, sealed: { alg: 'A128GCM', iv: iv.toString('base64'), ct: ct.toString('base64'), tag: c.getAuthTag().toString('base64') } });
+}
+
+test('examples/device in JSON refuses a replayed reply (sealed for an earlier random) and truncated ones', async () => {
+  await h.withEnv({ noPlugin: true }, async (env) => {
+    const id = 'dev-lib-replay';
+    const watcher = await mqtt.connect(env.port, { clientId: 'service' });
+    await watcher.subscribe('bootstrap/register', 1);
+    const out = path.join(env.dir, id + '.triple');
+    const device = runDevice(env.port, env, id, out);
+    const req = JSON.parse((await watcher.waitFor(() => true, 10000)).payload.toString());
+    const genuine = { ProductKey: env.productKey, DeviceName: id, DeviceSecret: crypto.randomBytes(16).toString('hex'), IotId: 'genuine-iot-id' };
+    const key = h.sealKey({ productSecret: env.productSecret, random: req.random, productKey: env.productKey, deviceId: id });
+    const earlier = h.sealKey({ productSecret: env.productSecret, random: 'e'.repeat(16), productKey: env.productKey, deviceId: id });
+    const sealedGenuine = sealJson(key, genuine);
+    const forger = await mqtt.connect(env.port, { clientId: 'forger' });
+    await forger.publish(`bootstrap/reply/${id}`, sealJson(earlier, genuine), { qos: 1 });
+    for (const cut of [1, 30, sealedGenuine.length - 40]) {
+      await forger.publish(`bootstrap/reply/${id}`, sealedGenuine.slice(0, sealedGenuine.length - cut), { qos: 1 });
+    }
+    // a CBOR reply on the CBOR topic: a JSON device does not listen there
+    await forger.publish(`bootstrap/reply/${id}/cbor`, cbor({ success: true, data: genuine }), { qos: 1 });
+    await h.sleep(300);
+    await forger.publish(`bootstrap/reply/${id}`, sealedGenuine, { qos: 1 });
+    const r = await device;
+    await forger.disconnect();
+    await watcher.disconnect();
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.strictEqual((r.stderr.match(/ignored a success reply/g) || []).length, 1, 'the replayed reply was noticed');
+    assert.strictEqual((r.stderr.match(/ignored a malformed reply/g) || []).length, 3, 'each truncated reply was ignored');
     assert.deepStrictEqual(JSON.parse(fs.readFileSync(out, 'utf8')), genuine);
     env.secrets.push(genuine.DeviceSecret);
   });
