@@ -72,7 +72,7 @@ static bool not_a_reply(const struct mosquitto_message *msg)
 	int i = 0;
 
 	if(opt.cbor) return msg->payloadlen < 1 || (p[0] & 0xe0) != 0xa0; /* a map */
-	while(i < msg->payloadlen && strchr(" \t\r\n", p[i])) i++;
+	while(i < msg->payloadlen && p[i] && strchr(" \t\r\n", p[i])) i++;
 	return i >= msg->payloadlen || p[i] != '{';
 }
 
