@@ -1,0 +1,22 @@
+/* Stubs for AES decryption (MBEDTLS_AES_SETKEY_DEC_ALT, MBEDTLS_AES_DECRYPT_ALT in
+ * bootstrap_mbedtls_config.h): GCM encrypts with AES in both directions, so the decryption key
+ * schedule, rounds and inverse tables are dead weight on the device. mbedTLS's cipher layer
+ * still refers to them; they refuse. */
+#include "mbedtls/aes.h"
+#include "mbedtls/platform.h"
+
+int mbedtls_aes_setkey_dec(mbedtls_aes_context *ctx, const unsigned char *key, unsigned int keybits)
+{
+	(void)ctx;
+	(void)key;
+	(void)keybits;
+	return MBEDTLS_ERR_PLATFORM_FEATURE_UNSUPPORTED;
+}
+
+int mbedtls_internal_aes_decrypt(mbedtls_aes_context *ctx, const unsigned char input[16], unsigned char output[16])
+{
+	(void)ctx;
+	(void)input;
+	(void)output;
+	return MBEDTLS_ERR_PLATFORM_FEATURE_UNSUPPORTED;
+}
