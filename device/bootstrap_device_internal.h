@@ -1,0 +1,35 @@
+#ifndef BOOTSTRAP_DEVICE_INTERNAL_H
+#define BOOTSTRAP_DEVICE_INTERNAL_H
+/* Shared by bootstrap_device.c and the two format files; not for callers. */
+#include "bootstrap_device.h"
+
+/* Length of s when it is at most max characters, else max + 1 (never reads past max + 1). */
+size_t bootdev__len(const char *s, size_t max);
+
+/* The request's common part, into scratch (used as working memory only): a new random into
+ * c->random, its key into c->key, the sign (hex, NUL-terminated) into sign. */
+bootdev_status bootdev__prepare(bootdev_client *c, char sign[2 * BOOTDEV_MAC_MAX + 1]);
+
+/* The sealed triple opened in place: 0 when the tag verifies with c->key. */
+bootdev_status bootdev__open(const bootdev_client *c, const uint8_t iv[12], uint8_t *ct, size_t ct_len, const uint8_t tag[16]);
+
+/* Where the reply's strings go: the end of the work buffer, NUL-terminated. */
+struct bootdev__arena { uint8_t *at; size_t left; };
+const char *bootdev__keep(struct bootdev__arena *a, const uint8_t *s, size_t len);
+
+/* The four strings of a triple, as read: checks their characters and that it is for c's
+ * device and product; keeps them in the arena into out. */
+struct bootdev__span { const uint8_t *p; size_t len; };
+bootdev_status bootdev__triple(const bootdev_client *c, const struct bootdev__span f[4], struct bootdev__arena *a,
+		bootdev_reply *out);
+/* An error reply's code and message, kept in the arena. */
+bootdev_status bootdev__refusal(struct bootdev__span code, struct bootdev__span message, struct bootdev__arena *a,
+		bootdev_reply *out);
+
+/* The triple's member names, in the order of f[] above. */
+extern const char *const bootdev__triple_names[4];
+
+/* Overwrites n bytes in a way the compiler keeps. */
+void bootdev__zero(void *p, size_t n);
+
+#endif

@@ -1,0 +1,231 @@
+/* The device library's JSON half: the request, and the reply read with jsmn (Debian's
+ * libjsmn-dev, header-only, no allocation: a fixed token array on the stack). The request
+ * holds only validated characters (ProductKey, deviceId, hex), so it needs no escaping. */
+#include <string.h>
+
+#define JSMN_STATIC
+#define JSMN_STRICT
+#include <jsmn.h>
+
+#include "bootstrap_device_internal.h"
+
+/* enough for every reply the service sends (13 for a sealed success), and a bound on work */
+#define TOKENS 24
+
+static size_t put(uint8_t *out, size_t at, const char *s, size_t n)
+{
+	memcpy(out + at, s, n);
+	return at + n;
+}
+
+bootdev_status bootdev_request_json(bootdev_client *c, uint8_t *out, size_t out_size, size_t *out_len)
+{
+	char sign[2 * BOOTDEV_MAC_MAX + 1];
+	const char *method;
+	size_t pk_len, id_len, m_len, s_len, need, n = 0;
+	bootdev_status rc;
+
+	if(!c || !c->port || !out || !out_len) return BOOTDEV_ERR_ARG;
+	pk_len = strlen(c->product_key);
+	id_len = strlen(c->device_id);
+	method = bootdev_hmac_name(c->sign_method);
+	m_len = strlen(method);
+	s_len = 0;
+	/* {"productKey":"","deviceId":"","random":"","signMethod":"","sign":""} is 70 */
+	need = 70 + pk_len + id_len + BOOTDEV_RANDOM_LEN + m_len + 2 * BOOTDEV_MAC_MAX;
+	if(out_size < need) return BOOTDEV_ERR_BUFFER;
+	rc = bootdev__prepare(c, sign);
+	if(rc != BOOTDEV_OK) return rc;
+	s_len = strlen(sign);
+	n = put(out, n, "{\"productKey\":\"", 15);
+	n = put(out, n, c->product_key, pk_len);
+	n = put(out, n, "\",\"deviceId\":\"", 14);
+	n = put(out, n, c->device_id, id_len);
+	n = put(out, n, "\",\"random\":\"", 12);
+	n = put(out, n, c->random, BOOTDEV_RANDOM_LEN);
+	n = put(out, n, "\",\"signMethod\":\"", 16);
+	n = put(out, n, method, m_len);
+	n = put(out, n, "\",\"sign\":\"", 10);
+	n = put(out, n, sign, s_len);
+	n = put(out, n, "\"}", 2);
+	*out_len = n;
+	return BOOTDEV_OK;
+}
+
+/* the index of the token after the subtree at i (jsmn: an object's size counts its keys, a
+ * key's size is 1 for its value, an array's its elements) */
+static int skip(const jsmntok_t *t, int i, int n)
+{
+	int pending = 1;
+	while(pending > 0 && i < n){
+		pending += t[i].size - 1;
+		i++;
+	}
+	return i;
+}
+
+static int tok_is(const uint8_t *js, const jsmntok_t *t, const char *text)
+{
+	size_t n = strlen(text);
+	return (size_t)(t->end - t->start) == n && !memcmp(js + t->start, text, n);
+}
+
+static int is_key(const uint8_t *js, const jsmntok_t *t, const char *name)
+{
+	return t->type == JSMN_STRING && tok_is(js, t, name);
+}
+
+static struct bootdev__span span(const uint8_t *js, const jsmntok_t *t)
+{
+	struct bootdev__span s = { js + t->start, (size_t)(t->end - t->start) };
+	return s;
+}
+
+/* The object of n tokens at js: its tokens, or -1 when it is not exactly one JSON object
+ * (white space around it allowed). */
+static int parse(const uint8_t *js, size_t len, jsmntok_t *t)
+{
+	jsmn_parser p;
+	int n;
+
+	jsmn_init(&p);
+	n = jsmn_parse(&p, (const char *)js, len, t, TOKENS);
+	if(n < 1 || t[0].type != JSMN_OBJECT) return -1;
+	for(size_t i = (size_t)t[0].end; i < len; i++){
+		if(js[i] != ' ' && js[i] != '\t' && js[i] != '\r' && js[i] != '\n') return -1;
+	}
+	if(skip(t, 0, n) != n) return -1; /* a second value after the first */
+	return n;
+}
+
+/* Finds the members named in names[] among the object at t[0], each at most once: at[k] is
+ * the token index of names[k]'s value, or 0. -1 when malformed. */
+static int members(const uint8_t *js, const jsmntok_t *t, int n, const char *const *names, int count, int *at)
+{
+	int i = 1;
+
+	for(int k = 0; k < count; k++) at[k] = 0;
+	for(int m = 0; m < t[0].size; m++){
+		if(i + 1 >= n || t[i].type != JSMN_STRING || t[i].size != 1) return -1;
+		for(int k = 0; k < count; k++){
+			if(is_key(js, &t[i], names[k])){
+				if(at[k]) return -1; /* a member twice */
+				at[k] = i + 1;
+			}
+		}
+		i = skip(t, i + 1, n);
+	}
+	return 0;
+}
+
+static int is_prim(const uint8_t *js, const jsmntok_t *t, const char *text)
+{
+	return t->type == JSMN_PRIMITIVE && tok_is(js, t, text);
+}
+
+/* The four strings of a triple object (a sealed plaintext or "data"). */
+static bootdev_status triple(const bootdev_client *c, const uint8_t *js, const jsmntok_t *t, int n, int obj,
+		struct bootdev__arena *a, bootdev_reply *out)
+{
+	struct bootdev__span f[4];
+	int at[4];
+
+	if(t[obj].type != JSMN_OBJECT) return BOOTDEV_ERR_MALFORMED;
+	/* members() reads the object at t[0]: shift the view to obj */
+	if(members(js, t + obj, n - obj, bootdev__triple_names, 4, at)) return BOOTDEV_ERR_MALFORMED;
+	for(int k = 0; k < 4; k++){
+		if(!at[k] || t[obj + at[k]].type != JSMN_STRING) return BOOTDEV_ERR_MALFORMED;
+		f[k] = span(js, &t[obj + at[k]]);
+	}
+	return bootdev__triple(c, f, a, out);
+}
+
+static int b64(const bootdev_client *c, const uint8_t *js, const jsmntok_t *t, uint8_t *out, size_t size, size_t *len)
+{
+	if(t->type != JSMN_STRING) return -1;
+	return c->port->base64_decode(c->port, (const char *)js + t->start, (size_t)(t->end - t->start), out, size, len);
+}
+
+static bootdev_status sealed(const bootdev_client *c, const uint8_t *js, const jsmntok_t *t, int n, int obj,
+		uint8_t *work, size_t work_size, bootdev_reply *out)
+{
+	static const char *const names[4] = { "alg", "iv", "ct", "tag" };
+	uint8_t iv[12], tag[16];
+	size_t iv_len = 0, tag_len = 0, ct_len = 0;
+	struct bootdev__arena a;
+	jsmntok_t pt[TOKENS];
+	bootdev_status rc;
+	int at[4], pn;
+
+	if(!c->port->base64_decode) return BOOTDEV_ERR_ARG;
+	if(t[obj].type != JSMN_OBJECT || members(js, t + obj, n - obj, names, 4, at)) return BOOTDEV_ERR_MALFORMED;
+	for(int k = 0; k < 4; k++){
+		if(!at[k] || t[obj + at[k]].type != JSMN_STRING) return BOOTDEV_ERR_MALFORMED;
+	}
+	if(!is_key(js, &t[obj + at[0]], "A128GCM")) return BOOTDEV_ERR_MALFORMED;
+	if(b64(c, js, &t[obj + at[1]], iv, sizeof(iv), &iv_len) || iv_len != sizeof(iv)
+			|| b64(c, js, &t[obj + at[3]], tag, sizeof(tag), &tag_len) || tag_len != sizeof(tag)){
+		return BOOTDEV_ERR_MALFORMED;
+	}
+	/* the ciphertext at the start of work, opened in place; the strings after it */
+	if(b64(c, js, &t[obj + at[2]], work, work_size, &ct_len)) return BOOTDEV_ERR_MALFORMED;
+	rc = bootdev__open(c, iv, work, ct_len, tag);
+	if(rc != BOOTDEV_OK) return rc;
+	a.at = work + ct_len;
+	a.left = work_size - ct_len;
+	pn = parse(work, ct_len, pt);
+	rc = pn < 0 ? BOOTDEV_ERR_MALFORMED : triple(c, work, pt, pn, 0, &a, out);
+	bootdev__zero(work, ct_len); /* the plaintext: its strings are kept after it */
+	out->sealed = 1;
+	return rc;
+}
+
+/* digits only, as the contract's whole seconds; a larger value is capped */
+static bootdev_status seconds(const uint8_t *js, const jsmntok_t *t, uint32_t *out)
+{
+	uint32_t v = 0;
+
+	if(t->type != JSMN_PRIMITIVE || t->end <= t->start) return BOOTDEV_ERR_MALFORMED;
+	for(int i = t->start; i < t->end; i++){
+		if(js[i] < '0' || js[i] > '9') return BOOTDEV_ERR_MALFORMED;
+		v = v > (UINT32_MAX - 9) / 10 ? UINT32_MAX : v * 10 + (uint32_t)(js[i] - '0');
+	}
+	*out = v;
+	return BOOTDEV_OK;
+}
+
+enum { M_SUCCESS, M_SEALED, M_DATA, M_CODE, M_MESSAGE, M_RETRY, M_COUNT };
+
+bootdev_status bootdev_reply_json(const bootdev_client *c, const uint8_t *payload, size_t len, unsigned flags,
+		uint8_t *work, size_t work_size, bootdev_reply *out)
+{
+	static const char *const names[M_COUNT] = { "success", "sealed", "data", "code", "message", "retryAfter" };
+	jsmntok_t t[TOKENS];
+	struct bootdev__arena a;
+	int at[M_COUNT], n;
+
+	if(!c || !c->port || (!payload && len) || !work || !out) return BOOTDEV_ERR_ARG;
+	memset(out, 0, sizeof(*out));
+	if(len > BOOTDEV_REPLY_MAX) return BOOTDEV_ERR_MALFORMED;
+	n = parse(payload, len, t);
+	if(n < 0 || members(payload, t, n, names, M_COUNT, at) || !at[M_SUCCESS]) return BOOTDEV_ERR_MALFORMED;
+	a.at = work;
+	a.left = work_size;
+	if(is_prim(payload, &t[at[M_SUCCESS]], "true")){
+		if(at[M_SEALED] && at[M_DATA]) return BOOTDEV_ERR_MALFORMED;
+		if(at[M_SEALED]) return sealed(c, payload, t, n, at[M_SEALED], work, work_size, out);
+		if(!at[M_DATA]) return BOOTDEV_ERR_MALFORMED;
+		if(!(flags & BOOTDEV_ACCEPT_CLEAR)) return BOOTDEV_ERR_NOT_SEALED;
+		return triple(c, payload, t, n, at[M_DATA], &a, out);
+	}
+	if(!is_prim(payload, &t[at[M_SUCCESS]], "false") || !at[M_CODE] || t[at[M_CODE]].type != JSMN_STRING){
+		return BOOTDEV_ERR_MALFORMED;
+	}
+	if(at[M_MESSAGE] && t[at[M_MESSAGE]].type != JSMN_STRING) return BOOTDEV_ERR_MALFORMED;
+	if(at[M_RETRY] && seconds(payload, &t[at[M_RETRY]], &out->retry_after) != BOOTDEV_OK) return BOOTDEV_ERR_MALFORMED;
+	{
+		struct bootdev__span msg = { (const uint8_t *)"", 0 };
+		if(at[M_MESSAGE]) msg = span(payload, &t[at[M_MESSAGE]]);
+		return bootdev__refusal(span(payload, &t[at[M_CODE]]), msg, &a, out);
+	}
+}
