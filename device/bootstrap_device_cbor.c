@@ -34,7 +34,15 @@ static void cb_f(void *ctx, float v) { (void)v; ((struct item *)ctx)->type = IT_
 static void cb_d(void *ctx, double v) { (void)v; ((struct item *)ctx)->type = IT_OTHER; }
 static void cb_bool(void *ctx, bool v) { ((struct item *)ctx)->type = IT_BOOL; ((struct item *)ctx)->u = v; }
 
-static void cb_bstr(void *ctx, cbor_data p, size_t len)
+/* libcbor 0.9 and later pass lengths as uint64_t, 0.8 (Debian bookworm's) as size_t: one type
+ * on a 64-bit host, two on a Cortex-M (device/target builds with either) */
+#if CBOR_MAJOR_VERSION > 0 || CBOR_MINOR_VERSION >= 9
+typedef uint64_t cb_len;
+#else
+typedef size_t cb_len;
+#endif
+
+static void cb_bstr(void *ctx, cbor_data p, cb_len len)
 {
 	struct item *it = ctx;
 	it->type = IT_BSTR;
@@ -42,7 +50,7 @@ static void cb_bstr(void *ctx, cbor_data p, size_t len)
 	it->len = len;
 }
 
-static void cb_tstr(void *ctx, cbor_data p, size_t len)
+static void cb_tstr(void *ctx, cbor_data p, cb_len len)
 {
 	struct item *it = ctx;
 	it->type = IT_TSTR;
@@ -50,8 +58,8 @@ static void cb_tstr(void *ctx, cbor_data p, size_t len)
 	it->len = len;
 }
 
-static void cb_array(void *ctx, size_t n) { ((struct item *)ctx)->type = IT_ARRAY; ((struct item *)ctx)->u = n; }
-static void cb_map(void *ctx, size_t n) { ((struct item *)ctx)->type = IT_MAP; ((struct item *)ctx)->u = n; }
+static void cb_array(void *ctx, cb_len n) { ((struct item *)ctx)->type = IT_ARRAY; ((struct item *)ctx)->u = n; }
+static void cb_map(void *ctx, cb_len n) { ((struct item *)ctx)->type = IT_MAP; ((struct item *)ctx)->u = n; }
 
 /* every member set: libcbor calls them unchecked; const, in flash */
 static const struct cbor_callbacks callbacks = {
