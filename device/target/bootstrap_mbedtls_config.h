@@ -24,9 +24,11 @@
 #define MBEDTLS_AES_FEWER_TABLES
 #define MBEDTLS_SHA256_SMALLER
 /* GCM only ever encrypts with AES: the decryption key schedule and rounds are replaced by stubs
- * that fail (device/target/aes_encrypt_only.c), so their code and tables are not linked */
+ * that fail (device/target/mbedtls_alt.c), so their code and tables are not linked */
 #define MBEDTLS_AES_SETKEY_DEC_ALT
 #define MBEDTLS_AES_DECRYPT_ALT
+/* mbedTLS's zeroize keeps a pointer in .data: mbedtls_alt.c's uses none */
+#define MBEDTLS_PLATFORM_ZEROIZE_ALT
 
 /* md's and cipher's contexts are the only memory mbedTLS 2.28 allocates (HMAC's ipad/opad and
  * digest state, GCM's AES key schedule), freed before each call returns. The firmware decides
