@@ -34,8 +34,8 @@ typedef enum {
 	/* a reply to ignore (keep waiting for the genuine answer): */
 	BOOTDEV_ERR_MALFORMED,    /* not a well-formed reply of the service (over BOOTDEV_REPLY_MAX included) */
 	BOOTDEV_ERR_NOT_SEALED,   /* a success in the clear, refused without BOOTDEV_ACCEPT_CLEAR */
-	BOOTDEV_ERR_FORGED,       /* sealed, but does not open with this request's key: a forgery,
-	                           * or the answer to an earlier request */
+	BOOTDEV_ERR_FORGED,       /* a success whose seal does not open with this request's key (or
+	                           * cannot be read): a forgery, or the answer to an earlier request */
 	BOOTDEV_ERR_WRONG_DEVICE  /* opened, but for another DeviceName or ProductKey */
 } bootdev_status;
 

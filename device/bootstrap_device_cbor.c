@@ -188,9 +188,10 @@ static bootdev_status sealed(const bootdev_client *c, struct item map, uint8_t *
 	struct reader r;
 	bootdev_status rc;
 
-	if(nested(map, names, S_COUNT, s) || !is(s[S_ALG], "A128GCM") || s[S_IV].type != IT_BSTR || s[S_IV].len != 12
+	if(map.type != IT_MAP || nested(map, names, S_COUNT, s) || !is(s[S_ALG], "A128GCM") || s[S_IV].type != IT_BSTR || s[S_IV].len != 12
 			|| s[S_CT].type != IT_BSTR || s[S_TAG].type != IT_BSTR || s[S_TAG].len != 16){
-		return BOOTDEV_ERR_MALFORMED;
+		/* a success whose seal cannot even be read is no more genuine than one that does not open */
+		return BOOTDEV_ERR_FORGED;
 	}
 	if(s[S_CT].len > work_size) return BOOTDEV_ERR_BUFFER;
 	/* the ciphertext at the start of work, opened in place; the strings after it */
@@ -226,7 +227,7 @@ bootdev_status bootdev_reply_cbor(const bootdev_client *c, const uint8_t *payloa
 	a.left = work_size;
 	if(v[M_SUCCESS].u){
 		if(v[M_SEALED].type != IT_BAD && v[M_DATA].type != IT_BAD) return BOOTDEV_ERR_MALFORMED;
-		if(v[M_SEALED].type == IT_MAP) return sealed(c, v[M_SEALED], work, work_size, out);
+		if(v[M_SEALED].type != IT_BAD) return sealed(c, v[M_SEALED], work, work_size, out);
 		if(v[M_DATA].type != IT_MAP) return BOOTDEV_ERR_MALFORMED;
 		if(!(flags & BOOTDEV_ACCEPT_CLEAR)) return BOOTDEV_ERR_NOT_SEALED;
 		{

@@ -158,17 +158,22 @@ static bootdev_status sealed(const bootdev_client *c, const uint8_t *js, const j
 	int at[4], pn;
 
 	if(!c->port->base64_decode) return BOOTDEV_ERR_ARG;
-	if(t[obj].type != JSMN_OBJECT || members(js, t + obj, n - obj, names, 4, at)) return BOOTDEV_ERR_MALFORMED;
+	/* a success whose seal cannot even be read is no more genuine than one that does not open */
+	if(t[obj].type != JSMN_OBJECT || members(js, t + obj, n - obj, names, 4, at)) return BOOTDEV_ERR_FORGED;
 	for(int k = 0; k < 4; k++){
-		if(!at[k] || t[obj + at[k]].type != JSMN_STRING) return BOOTDEV_ERR_MALFORMED;
+		if(!at[k] || t[obj + at[k]].type != JSMN_STRING) return BOOTDEV_ERR_FORGED;
 	}
-	if(!is_key(js, &t[obj + at[0]], "A128GCM")) return BOOTDEV_ERR_MALFORMED;
+	if(!is_key(js, &t[obj + at[0]], "A128GCM")) return BOOTDEV_ERR_FORGED;
 	if(b64(c, js, &t[obj + at[1]], iv, sizeof(iv), &iv_len) || iv_len != sizeof(iv)
 			|| b64(c, js, &t[obj + at[3]], tag, sizeof(tag), &tag_len) || tag_len != sizeof(tag)){
-		return BOOTDEV_ERR_MALFORMED;
+		return BOOTDEV_ERR_FORGED;
 	}
 	/* the ciphertext at the start of work, opened in place; the strings after it */
-	if(b64(c, js, &t[obj + at[2]], work, work_size, &ct_len)) return BOOTDEV_ERR_MALFORMED;
+	{
+		size_t b64_len = (size_t)(t[obj + at[2]].end - t[obj + at[2]].start);
+		if(b64_len / 4 * 3 > work_size + 2) return BOOTDEV_ERR_BUFFER; /* decodes to more than work holds */
+	}
+	if(b64(c, js, &t[obj + at[2]], work, work_size, &ct_len)) return BOOTDEV_ERR_FORGED;
 	rc = bootdev__open(c, iv, work, ct_len, tag);
 	if(rc != BOOTDEV_OK) return rc;
 	a.at = work + ct_len;
