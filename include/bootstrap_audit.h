@@ -26,6 +26,8 @@ struct audit_entry {
 	const char *product_key; /* the product asked for (named, or the default), or NULL when the
 	                          * request had none usable */
 	const char *device_id;  /* or NULL when the request had none usable */
+	const char *format;     /* the request's encoding, "json" or "cbor"; NULL for a summary line
+	                         * or a Link SDK registration */
 	enum bootstrap_reason reason; /* the precise cause; the line's code is the reason's: the
 	                               * code the device got, or the reason's name with no reply */
 	const char *platform_code; /* the platform's Code that settled it (printable ASCII), or NULL */

@@ -86,7 +86,7 @@ enum acl_decision {
 
 /* The topics the plugin decides on. */
 struct acl_topics {
-	const char *request;         /* the request topic */
+	const char *request;         /* the request topic; it plus REQUEST_CBOR_SUFFIX is the CBOR one */
 	const char *reply_template;  /* with REPLY_TOPIC_PLACEHOLDER */
 	const char *response_prefix; /* MQTT 5 Response Topics start with it */
 };
@@ -97,7 +97,9 @@ struct acl_topics {
  * read only its own reply topic and below it. It may subscribe to its own reply topic, to it
  * followed by "/#", and (ACL_ALLOW_COUNTED) to one level below it of at most
  * ACL_BELOW_LEVEL_MAX bytes without wildcards: a subscription costs the broker memory per level,
- * so no deeper filter and no unbounded number of them. */
+ * so no deeper filter and no unbounded number of them. Its CBOR reply topic (its reply topic
+ * plus REQUEST_CBOR_SUFFIX) goes by the same rules: allowed as such, and with "/#" or one
+ * counted level below it. */
 enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *client_id, bool operator,
 		const char *topic, const struct acl_topics *topics);
 

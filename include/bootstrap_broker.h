@@ -88,6 +88,12 @@ static inline const char *shown(const char *client_id, char *buf, size_t buflen)
 	return client_id ? text__escape(buf, buflen, client_id) : "(none)";
 }
 
+/* The audit line's "format" of a request's route: NULL for a Link SDK registration. */
+static inline const char *route__format(const struct reply_route *route)
+{
+	return !route || route->dynreg ? NULL : route->cbor ? "cbor" : "json";
+}
+
 /* intake.c */
 int intake__init(struct bootstrap_plugin *p);
 void intake__cleanup(struct bootstrap_plugin *p);

@@ -59,6 +59,9 @@ struct reply_route {
 	/* A Link SDK dynamic registration (broker/dynreg.c): requester is the connection's client
 	 * id, and the answer goes on /ext/register, in the clear, from dynreg__deliver. */
 	bool dynreg;
+	/* The request came in CBOR on <request_topic>/cbor: every reply to it is CBOR, on the
+	 * reply topic plus /cbor (a Response Topic as given). */
+	bool cbor;
 	/* Sealed replies: the key derived for this request (bootstrap_seal.h); wiped on free. */
 	bool sealed;
 	unsigned char seal_key[16];

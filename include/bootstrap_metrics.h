@@ -28,6 +28,7 @@ struct metrics_product {
 
 struct metrics {
 	unsigned long long requests;
+	unsigned long long requests_cbor;            /* of requests: those on <request_topic>/cbor */
 	unsigned long long replies[METRICS_CODES];
 	unsigned long long dropped_connection_ended; /* bound replies whose connection had ended */
 	unsigned long long dropped_rate_limited;     /* refusals not answered: over the refusal limit */

@@ -47,6 +47,12 @@ char *reply__success_sealed(const unsigned char key[16], const struct device_tri
 /* {"success":false,"code":..,"message":..[,"retryAfter":n]}; retry_after <= 0 leaves it out. */
 char *reply__error(enum bootstrap_code code, const char *message, int retry_after, size_t *len);
 
+/* The same three in CBOR (docs/contract.md, "CBOR"; reply_cbor.c): deterministic encoding,
+ * the sealed plaintext a CBOR map sealed as JSON's is. malloc'd, NULL on failure; *len set. */
+char *reply__success_cbor(const struct device_triple *triple, size_t *len);
+char *reply__success_sealed_cbor(const unsigned char key[16], const struct device_triple *triple, size_t *len);
+char *reply__error_cbor(enum bootstrap_code code, const char *message, int retry_after, size_t *len);
+
 /* Wipes and frees a reply buffer (a success reply holds a DeviceSecret). */
 void reply__free(char *payload, size_t len);
 

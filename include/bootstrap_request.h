@@ -12,6 +12,9 @@
 #define DEVICE_NAME_MIN 4
 #define DEVICE_NAME_MAX 32
 #define REPLY_TOPIC_PLACEHOLDER "{deviceId}"
+/* CBOR requests come on the request topic plus this, and their replies go to the reply topic
+ * plus this (docs/contract.md, "CBOR") */
+#define REQUEST_CBOR_SUFFIX "/cbor"
 /* A ProductKey, in a request or in the configuration: 1 to 64 letters, digits, - and _
  * (the platform's are 11 characters). */
 #define PRODUCT_KEY_MAX 64
@@ -46,6 +49,30 @@ enum request_status request__parse(const void *payload, size_t len,
  * (a payload that is not text: REASON_NOT_TEXT, invalid_request). */
 enum request_status request__parse_as(const void *payload, size_t len, bool json_only,
 		struct bootstrap_request *req, const char **why, enum bootstrap_reason *reason);
+
+/* A request in CBOR (docs/contract.md, "CBOR"): one definite-length map whose text keys are
+ * the JSON member names, read with libcbor. At most REQUEST_MAX_PAYLOAD bytes; trailing bytes,
+ * indefinite lengths, tags, keys that are not text and duplicate keys are REASON_NOT_CBOR, a
+ * well-formed item that is not a map REASON_NOT_OBJECT; the members then go through the same
+ * checks as JSON's (request__take_members), so req is the same structure. */
+enum request_status request__parse_cbor(const void *payload, size_t len,
+		struct bootstrap_request *req, const char **why, enum bootstrap_reason *reason);
+
+/* The members of a request as its parser found them, whatever the encoding: each checked the
+ * same way by request__take_members. text need not be NUL-terminated. */
+enum member_kind { MEMBER_ABSENT = 0, MEMBER_TEXT, MEMBER_OTHER /* present, not a string */ };
+struct request_member {
+	enum member_kind kind;
+	const char *text;
+	size_t len;
+};
+struct request_members {
+	struct request_member device_id, product_key, random, sign_method, sign;
+};
+/* Fills req (zeroed first, and again on refusal) or refuses with *why and *reason (both
+ * required). */
+enum request_status request__take_members(const struct request_members *m, struct bootstrap_request *req,
+		const char **why, enum bootstrap_reason *reason);
 
 /* Client ids the plugin will address an error reply to: 1 to 64 printable ASCII characters
  * without '/', '+' or '#'. No reply topic is ever built from a longer or stranger one. */

@@ -3,7 +3,11 @@
  * Installed by the package as mosquitto-bootstrap-device; usage() (--help) lists its options.
  *
  *   bootstrap_device -k PRODUCT_KEY -s PRODUCT_SECRET_FILE -d DEVICE_ID -o TRIPLE_FILE
- *                    [-h HOST] [-p PORT] [-r REGION] [-w SECONDS] [--show-secrets]
+ *                    [-h HOST] [-p PORT] [-r REGION] [-w SECONDS] [--cbor] [--show-secrets]
+ *
+ * Built on the device library (device/bootstrap_device.h, docs/device-library.md) with its
+ * OpenSSL port: the library makes the topics and the signed request and reads the replies;
+ * libmosquitto carries them. --cbor speaks the CBOR contract instead of JSON.
  *
  * The request is signed exactly like Alibaba's own dynamic registration, and names its product
  * (productKey) as that request does, so device code written for that can be reused and one
@@ -26,12 +30,10 @@
 #include <jansson.h>
 #include <mosquitto.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
 
 #include "aliyun_mqtt.h"
-#include "bootstrap_seal.h"
+#include "bootstrap_device.h"
+#include "bootstrap_device_port.h"
 
 #define MAX_TRIES 10
 /* a retryAfter beyond this is not believed: on plain TCP anyone on the path can forge an error */
@@ -42,12 +44,14 @@ static struct {
 	int port;
 	int wait_s; /* how long to wait for the genuine answer to one request */
 	bool show_secrets; /* print the DeviceSecret and the password in full */
+	bool cbor;         /* the CBOR contract: topics with /cbor, CBOR payloads */
 	char product_secret[257];
-} opt = { "127.0.0.1", NULL, NULL, NULL, "cn-shanghai", 1883, 60, false, "" };
+} opt = { "127.0.0.1", NULL, NULL, NULL, "cn-shanghai", 1883, 60, false, false, "" };
 
-static json_t *answer;     /* the accepted reply: an error, or a success whose triple opened */
-static json_t *triple;     /* the opened triple of a success reply */
-static unsigned char reply_key[SEAL_KEY_LEN]; /* for the request asked last */
+static bootdev_client client;     /* the identity, and the request asked last */
+static uint8_t work[BOOTDEV_WORK_SIZE]; /* where the accepted reply's strings are */
+static bootdev_reply reply;
+static bootdev_status answer = BOOTDEV_ERR_ARG; /* BOOTDEV_OK or BOOTDEV_REFUSED once answered */
 static bool subscribed;
 
 static void on_subscribe(struct mosquitto *m, void *ud, int mid, int n, const int *granted)
@@ -56,102 +60,63 @@ static void on_subscribe(struct mosquitto *m, void *ud, int mid, int n, const in
 	subscribed = true;
 }
 
-static bool member__is(const json_t *obj, const char *name, const char *want)
+static bool answered(void)
 {
-	const json_t *v = json_object_get(obj, name);
-	return json_is_string(v) && !strcmp(json_string_value(v), want);
+	return answer == BOOTDEV_OK || answer == BOOTDEV_REFUSED;
 }
 
-/* The triple sealed in reply for the request asked last, or NULL (with why) when the reply is
- * not the genuine answer to it. */
-static json_t *triple__open(const json_t *reply, const char **why)
+/* Not even the start of a reply in this format: ignored without a word. */
+static bool not_a_reply(const struct mosquitto_message *msg)
 {
-	char *plain = NULL;
-	size_t len = 0;
-	json_t *t;
+	const unsigned char *p = msg->payload;
+	int i = 0;
 
-	switch(seal__open(reply_key, reply, &plain, &len)){
-		case SEAL_OPENED: break;
-		case SEAL_NOT_SEALED: *why = "not sealed"; return NULL;
-		case SEAL_MALFORMED: *why = "malformed seal"; return NULL;
-		case SEAL_FORGED: *why = "does not open with this request's key"; return NULL;
-	}
-	t = json_loadb(plain, len, JSON_REJECT_DUPLICATES, NULL);
-	OPENSSL_cleanse(plain, len);
-	free(plain);
-	if(!json_is_object(t) || !member__is(t, "DeviceName", opt.device_id) || !member__is(t, "ProductKey", opt.product_key)
-			|| !json_is_string(json_object_get(t, "DeviceSecret")) || !json_is_string(json_object_get(t, "IotId"))){
-		json_decref(t);
-		*why = "sealed for another device or product";
-		return NULL;
-	}
-	return t;
+	if(opt.cbor) return msg->payloadlen < 1 || (p[0] & 0xe0) != 0xa0; /* a map */
+	while(i < msg->payloadlen && strchr(" \t\r\n", p[i])) i++;
+	return i >= msg->payloadlen || p[i] != '{';
 }
 
 static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg)
 {
-	json_t *reply;
-	const char *why = NULL;
+	bootdev_status rc;
 
 	(void)m; (void)ud;
-	if(answer) return; /* the first genuine answer counts */
-	reply = json_loadb(msg->payload, (size_t)msg->payloadlen, 0, NULL);
-	if(!json_is_object(reply)){
-		json_decref(reply);
-		return;
-	}
-	if(!json_is_true(json_object_get(reply, "success"))){
-		/* an error names its code; anything else is not a reply of the service's */
-		if(!json_is_false(json_object_get(reply, "success")) || !json_is_string(json_object_get(reply, "code"))){
+	if(answered() || msg->payloadlen < 0 || not_a_reply(msg)) return; /* the first genuine answer counts */
+	rc = (opt.cbor ? bootdev_reply_cbor : bootdev_reply_json)(&client, msg->payload, (size_t)msg->payloadlen, 0,
+			work, sizeof(work), &reply);
+	switch(rc){
+		case BOOTDEV_OK:
+		case BOOTDEV_REFUSED:
+			answer = rc;
+			return;
+		case BOOTDEV_ERR_NOT_SEALED:
+		case BOOTDEV_ERR_FORGED:
+		case BOOTDEV_ERR_WRONG_DEVICE:
+			/* anyone able to publish here could send a "success": only the seal tells */
+			fprintf(stderr, "ignored a success reply that is not the genuine answer (%s)\n", bootdev_status_name(rc));
+			return;
+		default:
+			/* an error names its code; anything else is not a reply of the service's */
 			fprintf(stderr, "ignored a malformed reply\n");
-			json_decref(reply);
 			return;
-		}
-	}else{
-		/* anyone able to publish here could send a "success": only the seal tells */
-		triple = triple__open(reply, &why);
-		if(!triple){
-			fprintf(stderr, "ignored a success reply that is not the genuine answer (%s)\n", why);
-			json_decref(reply);
-			return;
-		}
 	}
-	answer = reply;
-}
-
-/* {"productKey","deviceId","random","signMethod":"hmacsha256","sign"} with a fresh random; the
- * key its answer is sealed with goes to reply_key. */
-static char *signed_request(void)
-{
-	unsigned char r[8], mac[EVP_MAX_MD_SIZE];
-	unsigned int maclen = 0;
-	char random[17], content[256], sign[65];
-	json_t *req;
-	char *text;
-
-	if(RAND_bytes(r, sizeof(r)) != 1) return NULL;
-	for(int i = 0; i < 8; i++) snprintf(random + 2 * i, 3, "%02x", r[i]);
-	snprintf(content, sizeof(content), "deviceName%sproductKey%srandom%s", opt.device_id, opt.product_key, random);
-	HMAC(EVP_sha256(), opt.product_secret, (int)strlen(opt.product_secret), (unsigned char *)content, strlen(content), mac, &maclen);
-	for(unsigned int i = 0; i < maclen; i++) snprintf(sign + 2 * i, 3, "%02x", mac[i]);
-	if(seal__derive_key(opt.product_secret, random, opt.product_key, opt.device_id, reply_key)) return NULL;
-	req = json_pack("{s:s, s:s, s:s, s:s, s:s}", "productKey", opt.product_key, "deviceId", opt.device_id, "random", random,
-			"signMethod", "hmacsha256", "sign", sign);
-	text = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	return text;
 }
 
 /* The triple, readable by this user only: created 0600, never widened by the umask. */
-static int store_triple(json_t *data)
+static int store_triple(const bootdev_reply *t)
 {
-	char *text = json_dumps(data, JSON_COMPACT);
+	json_t *data = json_pack("{s:s, s:s, s:s, s:s}", "ProductKey", t->product_key, "DeviceName", t->device_name,
+			"DeviceSecret", t->device_secret, "IotId", t->iot_id);
+	char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
 	int fd = open(opt.out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	int rc = -1;
 
 	if(text && fd >= 0 && fchmod(fd, 0600) == 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text)) rc = 0;
 	if(fd >= 0) close(fd);
+	if(text) OPENSSL_cleanse(text, strlen(text));
 	free(text);
+	if(data) OPENSSL_cleanse((void *)json_string_value(json_object_get(data, "DeviceSecret")), strlen(t->device_secret));
+	json_decref(data);
 	return rc;
 }
 
@@ -160,10 +125,10 @@ enum wait_result { WAIT_ANSWER, WAIT_TIMEOUT, WAIT_LOST };
 static enum wait_result wait_answer(struct mosquitto *m, int seconds)
 {
 	time_t end = time(NULL) + seconds;
-	while(!answer && time(NULL) < end){
+	while(!answered() && time(NULL) < end){
 		if(mosquitto_loop(m, 100, 1) != MOSQ_ERR_SUCCESS) return WAIT_LOST;
 	}
-	return answer ? WAIT_ANSWER : WAIT_TIMEOUT;
+	return answered() ? WAIT_ANSWER : WAIT_TIMEOUT;
 }
 
 /* (Re)connects and subscribes to the reply topic. A reply is bound to the connection that
@@ -181,12 +146,6 @@ static bool device__connect(struct mosquitto *m, const char *topic, bool again)
 	return subscribed;
 }
 
-static const char *member__text(const json_t *obj, const char *name)
-{
-	const char *v = json_string_value(json_object_get(obj, name));
-	return v ? v : "(none)";
-}
-
 /* In the style of mosquitto_pub's: what it does, the synopsis, every option, the exit status. */
 static void usage(FILE *to, const char *name)
 {
@@ -194,7 +153,7 @@ static void usage(FILE *to, const char *name)
 			"triple) from a Mosquitto broker running the mosquitto_bootstrap plugin, stores it in a file\n"
 			"only its user can read, and prints how to connect to the IoT Platform with it.\n\n", name);
 	fprintf(to, "Usage: %s -k product_key -s product_secret_file -d device_id -o triple_file\n"
-			"       %*s [-h host] [-p port] [-r region] [-w seconds] [--show-secrets]\n"
+			"       %*s [-h host] [-p port] [-r region] [-w seconds] [--cbor] [--show-secrets]\n"
 			"       %s --help\n\n", name, (int)strlen(name), "", name);
 	fputs(" -d : the deviceId to bootstrap: the MQTT client id it connects with, and the DeviceName\n"
 			"      the platform knows it by.\n"
@@ -209,6 +168,8 @@ static void usage(FILE *to, const char *name)
 			" -s : a file whose first line is the product's ProductSecret (never an argument, which\n"
 			"      any user of the machine could read in ps). It signs the request and opens the reply.\n"
 			" -w : how long to wait for the answer to one request, in seconds (1 to 3600). Defaults to 60.\n"
+			" --cbor : speak CBOR instead of JSON: the request on bootstrap/register/cbor, the reply\n"
+			"      on bootstrap/reply/<device_id>/cbor (the broker answers in the request's format).\n"
 			" --help : display this message.\n"
 			" --show-secrets : print the DeviceSecret and the IoT Platform password in full. UNSAFE: they\n"
 			"      stay in the terminal's scrollback and in any log of its output. Without it both are\n"
@@ -244,14 +205,18 @@ static void secret__print(const char *label, const char *value)
 int main(int argc, char **argv)
 {
 	/* -h is the host, as in mosquitto_pub: help is --help only */
-	enum { OPT_HELP = 256, OPT_SHOW_SECRETS };
+	enum { OPT_HELP = 256, OPT_SHOW_SECRETS, OPT_CBOR };
 	static const struct option long_opts[] = {
 		{ "help", no_argument, NULL, OPT_HELP },
+		{ "cbor", no_argument, NULL, OPT_CBOR },
 		{ "show-secrets", no_argument, NULL, OPT_SHOW_SECRETS },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *name = (argc > 0 && argv[0]) ? argv[0] : "bootstrap_device";
-	char topic[128], stamp[24];
+	char topic[128], request_topic[128], stamp[24];
+	uint8_t req[BOOTDEV_REQUEST_SIZE];
+	size_t req_len;
+	bootdev_format fmt;
 	struct aliyun_mqtt_params p;
 	struct mosquitto *m;
 	int c, rc = 1;
@@ -291,6 +256,7 @@ int main(int argc, char **argv)
 				}
 				break;
 			case OPT_SHOW_SECRETS: opt.show_secrets = true; break;
+			case OPT_CBOR: opt.cbor = true; break;
 			case OPT_HELP:
 				usage(stdout, name);
 				return 0;
@@ -311,22 +277,30 @@ int main(int argc, char **argv)
 				"they stay in this terminal's scrollback and in any log of its output\n", name);
 	}
 
+	fmt = opt.cbor ? BOOTDEV_CBOR : BOOTDEV_JSON;
+	if(bootdev_init(&client, &bootdev_port_openssl, bootdev_openssl_rng, NULL, opt.product_key, opt.device_id,
+			(const uint8_t *)opt.product_secret, strlen(opt.product_secret), BOOTDEV_HMAC_SHA256) != BOOTDEV_OK
+			|| bootdev_reply_topic(fmt, NULL, opt.device_id, topic, sizeof(topic), NULL) != BOOTDEV_OK
+			|| bootdev_request_topic(fmt, NULL, request_topic, sizeof(request_topic), NULL) != BOOTDEV_OK){
+		fprintf(stderr, "%s: -k %s -d %s: not a ProductKey (1 to 64 of A-Z a-z 0-9 - _) and a deviceId "
+				"(4 to 32 of A-Z a-z 0-9 - _ @ . :)\n", name, opt.product_key, opt.device_id);
+		goto bad_usage;
+	}
+
 	mosquitto_lib_init();
 	m = mosquitto_new(opt.device_id, true, NULL); /* the client id is the deviceId: replies go to it */
 	mosquitto_subscribe_callback_set(m, on_subscribe);
 	mosquitto_message_callback_set(m, on_message);
-	snprintf(topic, sizeof(topic), "bootstrap/reply/%s", opt.device_id);
 	if(!device__connect(m, topic, false)){
 		fprintf(stderr, "cannot connect to %s:%d\n", opt.host, opt.port);
 		goto done;
 	}
 
 	for(int tries = 1; tries <= MAX_TRIES; tries++){
-		char *req = signed_request();
-		json_int_t retry;
-		if(!req) goto done;
-		mosquitto_publish(m, NULL, "bootstrap/register", (int)strlen(req), req, 1, false);
-		free(req);
+		long retry;
+		/* a new random (and reply key) for every request, retries included */
+		if((opt.cbor ? bootdev_request_cbor : bootdev_request_json)(&client, req, sizeof(req), &req_len) != BOOTDEV_OK) goto done;
+		mosquitto_publish(m, NULL, request_topic, (int)req_len, req, 1, false);
 		switch(wait_answer(m, opt.wait_s)){
 			case WAIT_ANSWER:
 				break;
@@ -344,31 +318,27 @@ int main(int argc, char **argv)
 				}
 				continue;
 		}
-		if(json_is_true(json_object_get(answer, "success"))) break;
-		retry = json_integer_value(json_object_get(answer, "retryAfter"));
-		fprintf(stderr, "bootstrap refused: %s (%s)\n", member__text(answer, "code"), member__text(answer, "message"));
+		if(answer == BOOTDEV_OK) break;
+		retry = (long)reply.retry_after;
+		fprintf(stderr, "bootstrap refused: %s (%s)\n", reply.code, reply.message[0] ? reply.message : "(none)");
 		if(retry > RETRY_MAX_S) retry = RETRY_MAX_S;
 		if(retry <= 0 || tries == MAX_TRIES) goto done;
-		json_decref(answer);
-		answer = NULL;
+		answer = BOOTDEV_ERR_ARG;
 		sleep((unsigned)retry);
 	}
 
-	json_t *data = triple;
-	if(store_triple(data)){
+	if(store_triple(&reply)){
 		fprintf(stderr, "cannot write %s\n", opt.out);
 		goto done;
 	}
 	snprintf(stamp, sizeof(stamp), "%lld", (long long)time(NULL) * 1000);
-	if(aliyun_mqtt_params(opt.region, json_string_value(json_object_get(data, "ProductKey")),
-			json_string_value(json_object_get(data, "DeviceName")), json_string_value(json_object_get(data, "DeviceSecret")),
-			opt.device_id, stamp, &p)){
+	if(aliyun_mqtt_params(opt.region, reply.product_key, reply.device_name, reply.device_secret, opt.device_id, stamp, &p)){
 		fprintf(stderr, "the triple does not fit the connection parameters\n");
 		goto done;
 	}
 	printf("triple stored in %s (mode 0600):\n  ProductKey    %s\n  DeviceName    %s\n", opt.out,
-			member__text(data, "ProductKey"), member__text(data, "DeviceName"));
-	secret__print("  DeviceSecret  ", json_string_value(json_object_get(data, "DeviceSecret")));
+			reply.product_key, reply.device_name);
+	secret__print("  DeviceSecret  ", reply.device_secret);
 	printf("connect to the IoT Platform with:\n  host      %s\n  port      %d\n  clientId  %s\n  username  %s\n",
 			p.host, p.port, p.client_id, p.username);
 	secret__print("  password  ", p.password);
@@ -376,13 +346,8 @@ int main(int argc, char **argv)
 	OPENSSL_cleanse(p.password, sizeof(p.password));
 	rc = 0;
 done:
-	OPENSSL_cleanse(reply_key, sizeof(reply_key));
-	if(triple){
-		json_t *secret = json_object_get(triple, "DeviceSecret");
-		if(secret) OPENSSL_cleanse((void *)json_string_value(secret), json_string_length(secret));
-	}
-	json_decref(triple);
-	json_decref(answer);
+	bootdev_wipe(&client);
+	OPENSSL_cleanse(work, sizeof(work));
 	mosquitto_disconnect(m);
 	mosquitto_destroy(m);
 	mosquitto_lib_cleanup();

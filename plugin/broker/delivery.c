@@ -26,7 +26,8 @@
 #define SHARED_CHECK_WAIT_MS 1000
 
 /* Publishes payload to client_id alone: on the route's Response Topic (with its Correlation
- * Data) when the request had one, else on the client's reply topic. */
+ * Data) when the request had one, else on the client's reply topic (plus /cbor for a CBOR
+ * request). */
 void bootstrap__send(struct bootstrap_plugin *p, const char *client_id,
 		const struct reply_route *route, const char *payload, size_t len, int qos)
 {
@@ -38,6 +39,13 @@ void bootstrap__send(struct bootstrap_plugin *p, const char *client_id,
 		topic = strdup(route->response_topic);
 	}else{
 		topic = request__reply_topic(p->cfg.reply_topic, client_id);
+		if(topic && route && route->cbor){
+			size_t n = strlen(topic);
+			char *longer = realloc(topic, n + sizeof(REQUEST_CBOR_SUFFIX));
+			if(longer) memcpy(longer + n, REQUEST_CBOR_SUFFIX, sizeof(REQUEST_CBOR_SUFFIX));
+			else free(topic);
+			topic = longer;
+		}
 	}
 	if(!topic || mosquitto_pub_topic_check(topic) != MOSQ_ERR_SUCCESS){
 		mosquitto_log_printf(MOSQ_LOG_WARNING, PLUGIN_NAME ": no valid reply topic for client '%s'; reply dropped",
@@ -67,7 +75,8 @@ void bootstrap__audit_reply(struct bootstrap_plugin *p, const struct job_result 
 {
 	const struct platform_flow *flow = r->flow;
 	struct audit_entry e = { .time = time(NULL), .client = r->route.requester, .address = r->route.address,
-		.product_key = r->product_key, .device_id = r->device_id, .reason = reason, .duration_ms = (long)took_ms };
+		.product_key = r->product_key, .device_id = r->device_id, .format = route__format(&r->route), .reason = reason,
+		.duration_ms = (long)took_ms };
 
 	if(!p->audit) return;
 	if(flow){
@@ -127,13 +136,19 @@ static void bootstrap__deliver(struct bootstrap_plugin *p, struct job_result *r)
 	}
 	if(flow->result == BOOTSTRAP_OK){
 		char iot_id[TEXT_ESCAPED_LEN(sizeof(flow->triple.iot_id))];
-		payload = r->route.sealed ? reply__success_sealed(r->route.seal_key, &flow->triple, &len)
-				: reply__success(&flow->triple, &len);
-		mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": device %s: triple sent%s (%s device, product %s, IotId %s, by %s)",
-				r->device_id, r->route.sealed ? " sealed" : "", flow->existing ? "existing" : "new", r->product_key,
+		if(r->route.cbor){
+			payload = r->route.sealed ? reply__success_sealed_cbor(r->route.seal_key, &flow->triple, &len)
+					: reply__success_cbor(&flow->triple, &len);
+		}else{
+			payload = r->route.sealed ? reply__success_sealed(r->route.seal_key, &flow->triple, &len)
+					: reply__success(&flow->triple, &len);
+		}
+		mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": device %s: triple sent%s%s (%s device, product %s, IotId %s, by %s)",
+				r->device_id, r->route.sealed ? " sealed" : "", r->route.cbor ? " in CBOR" : "", flow->existing ? "existing" : "new", r->product_key,
 				text__escape(iot_id, sizeof(iot_id), flow->triple.iot_id), platform_actions[flow->answered_by].name);
 	}else{
-		payload = reply__error(flow->result, flow->message, flow->retry_after, &len);
+		payload = r->route.cbor ? reply__error_cbor(flow->result, flow->message, flow->retry_after, &len)
+				: reply__error(flow->result, flow->message, flow->retry_after, &len);
 		mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: %s: %s%s%s%s%s; product %s",
 				r->device_id, reply__code_name(flow->result), flow->message,
 				flow->detail[0] ? "; " : "", flow->detail,

@@ -49,7 +49,8 @@ static void bootstrap__send_error(struct bootstrap_plugin *p, const char *client
 		const char *product_key, enum bootstrap_code code, const char *message, int retry_after)
 {
 	size_t len = 0;
-	char *payload = reply__error(code, message, retry_after, &len);
+	char *payload = route && route->cbor ? reply__error_cbor(code, message, retry_after, &len)
+			: reply__error(code, message, retry_after, &len);
 
 	if(!payload){
 		mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": out of memory building a reply");
@@ -62,10 +63,10 @@ static void bootstrap__send_error(struct bootstrap_plugin *p, const char *client
 
 /* A request answered at once, without a platform flow: one audit line. */
 static void bootstrap__audit_now(struct bootstrap_plugin *p, const char *requester, const char *address,
-		const char *product_key, const char *device_id, enum bootstrap_reason reason)
+		const struct reply_route *route, const char *product_key, const char *device_id, enum bootstrap_reason reason)
 {
 	struct audit_entry e = { .time = time(NULL), .client = requester, .address = address, .product_key = product_key,
-		.device_id = device_id && device_id[0] ? device_id : NULL, .reason = reason };
+		.device_id = device_id && device_id[0] ? device_id : NULL, .format = route__format(route), .reason = reason };
 
 	if(!p->audit) return;
 	audit__record(p->audit, &e);
@@ -91,7 +92,7 @@ void bootstrap__audit_superseded(struct bootstrap_plugin *p, const struct reply_
 		const char *device_id)
 {
 	struct audit_entry e = { .time = time(NULL), .client = old->requester, .address = old->address,
-		.product_key = product_key, .device_id = device_id, .reason = REASON_SUPERSEDED, .duration_ms = (long)(clock__ms() - old->received_ms) };
+		.product_key = product_key, .device_id = device_id, .format = route__format(old), .reason = REASON_SUPERSEDED, .duration_ms = (long)(clock__ms() - old->received_ms) };
 
 	if(p->audit) audit__record(p->audit, &e);
 }
@@ -169,7 +170,7 @@ void bootstrap__refuse(struct bootstrap_plugin *p, const char *requester, const 
 		p->metrics.dropped_unaddressable++;
 	}
 	/* answered rate_limited in its stead: the line says so (the log line above named the cause) */
-	bootstrap__audit_now(p, requester, address, product_key, device_id,
+	bootstrap__audit_now(p, requester, address, route, product_key, device_id,
 			code == BOOTSTRAP_RATE_LIMITED ? REASON_REFUSAL_LIMIT : reason);
 }
 
@@ -325,7 +326,17 @@ static bool bootstrap__route(struct bootstrap_plugin *p, const mosquitto_propert
 	return false;
 }
 
-/* Every client PUBLISH: one on the request topic is answered (now, if refused or the queue is
+/* Is topic the request topic (JSON), or it plus /cbor (*cbor set)? */
+static bool bootstrap__request_topic(const struct bootstrap_plugin *p, const char *topic, bool *cbor)
+{
+	size_t n = strlen(p->cfg.request_topic);
+
+	if(!topic || strncmp(topic, p->cfg.request_topic, n)) return false;
+	*cbor = topic[n] != '\0';
+	return topic[n] == '\0' || !strcmp(topic + n, REQUEST_CBOR_SUFFIX);
+}
+
+/* Every client PUBLISH: one on the request topic (or its /cbor) is answered (now, if refused or the queue is
  * full) or submitted; any other passes untouched. Always SUCCESS: an error would disconnect
  * the client, and a refusal is answered, not dropped. */
 int bootstrap__on_message(int event, void *event_data, void *userdata)
@@ -340,13 +351,14 @@ int bootstrap__on_message(int event, void *event_data, void *userdata)
 	char buf[SHOWN_LEN];
 	time_t now = time(NULL);
 	int retry_after;
-	bool known = false;
+	bool known = false, cbor = false;
 
 	(void)event;
-	if(!ed->topic || strcmp(ed->topic, p->cfg.request_topic)) return MOSQ_ERR_SUCCESS;
+	if(!bootstrap__request_topic(p, ed->topic, &cbor)) return MOSQ_ERR_SUCCESS;
 	ed->retain = false; /* a request is never kept for later subscribers */
 	bootstrap__check_ticking(p, now);
 	metrics__request(&p->metrics);
+	if(cbor) p->metrics.requests_cbor++;
 	requester = mosquitto_client_id(ed->client);
 	address = mosquitto_client_address(ed->client);
 	memset(&req, 0, sizeof(req));
@@ -355,10 +367,18 @@ int bootstrap__on_message(int event, void *event_data, void *userdata)
 	 * whatever its neighbours sent; only refusals are limited, in bootstrap__refuse */
 	if(!bootstrap__route(p, ed->properties, &route, &why, &reason)){
 		/* answered on the requester's own reply topic: its Response Topic is what is wrong */
+		route.cbor = cbor;
 		goto refuse;
 	}
-	/* with sign the request is JSON (it carries the sign); otherwise bare text may be a deviceId */
-	status = request__parse_as(ed->payload, ed->payloadlen, p->cfg.request_auth == REQUEST_AUTH_SIGN, &req, &why, &reason);
+	/* every answer from here on, refusal or triple, in the request's format */
+	route.cbor = cbor;
+	if(cbor){
+		/* always a map: no bare-text form, and the same members and checks as JSON's */
+		status = request__parse_cbor(ed->payload, (size_t)ed->payloadlen, &req, &why, &reason);
+	}else{
+		/* with sign the request is JSON (it carries the sign); otherwise bare text may be a deviceId */
+		status = request__parse_as(ed->payload, ed->payloadlen, p->cfg.request_auth == REQUEST_AUTH_SIGN, &req, &why, &reason);
+	}
 	if(status != REQUEST_OK) goto refuse;
 	/* the product it names, as Alibaba's own registration request does, else the default */
 	product_key = req.product_key[0] ? req.product_key : p->cfg.product_key;
@@ -386,7 +406,7 @@ int bootstrap__on_message(int event, void *event_data, void *userdata)
 			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: could not derive the reply key (product %s)",
 					req.device_id, product_key);
 			bootstrap__send_error(p, requester, &route, product_key, BOOTSTRAP_INTERNAL, "internal error", 0);
-			bootstrap__audit_now(p, requester, address, product_key, req.device_id, REASON_SEAL_KEY_FAILED);
+			bootstrap__audit_now(p, requester, address, &route, product_key, req.device_id, REASON_SEAL_KEY_FAILED);
 			goto done;
 		}
 		route.sealed = true;
@@ -425,12 +445,12 @@ int bootstrap__on_message(int event, void *event_data, void *userdata)
 			mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": device %s: busy, queue full (product %s)", req.device_id, product_key);
 			bootstrap__send_error(p, req.device_id, &route, product_key, BOOTSTRAP_BUSY,
 					"too many bootstrap requests waiting; try again later", retry_after);
-			bootstrap__audit_now(p, requester, address, product_key, req.device_id, REASON_QUEUE_FULL);
+			bootstrap__audit_now(p, requester, address, &route, product_key, req.device_id, REASON_QUEUE_FULL);
 			break;
 		case JOBS_ERROR:
 			mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": device %s: out of memory (product %s)", req.device_id, product_key);
 			bootstrap__send_error(p, req.device_id, &route, product_key, BOOTSTRAP_INTERNAL, "internal error", 0);
-			bootstrap__audit_now(p, requester, address, product_key, req.device_id, REASON_OUT_OF_MEMORY);
+			bootstrap__audit_now(p, requester, address, &route, product_key, req.device_id, REASON_OUT_OF_MEMORY);
 			break;
 	}
 	goto done;

@@ -104,11 +104,11 @@ void audit__record(struct audit *a, const struct audit_entry *e)
 	if(!a) return;
 	gmtime_r(&e->time, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	line = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:I}",
+	line = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:I}",
 			"time", when, "client", audit__text(e->client, true, client, sizeof(client)),
 			"address", audit__text(e->address, false, address, sizeof(address)),
 			"productKey", audit__text(e->product_key, false, product_key, sizeof(product_key)),
-			"deviceId", audit__text(e->device_id, false, device_id, sizeof(device_id)),
+			"deviceId", audit__text(e->device_id, false, device_id, sizeof(device_id)), "format", e->format,
 			"code", audit__code(e), "reason", reason ? reason : "unknown",
 			"platformCode", audit__text(e->platform_code, false, platform_code, sizeof(platform_code)), "device", e->device, "requestId", audit__text(e->request_id, false, request_id, sizeof(request_id)),
 			"action", e->action, "durationMs", (json_int_t)e->duration_ms);

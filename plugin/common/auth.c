@@ -415,7 +415,9 @@ enum below_kind {
 	BELOW_DEEPER, /* anything else below it */
 };
 
-/* What a filter in the client's own reply space (topic__in_reply_space said so) asks for. */
+/* What a filter in the client's own reply space (topic__in_reply_space said so) asks for. The
+ * CBOR reply topic (its reply topic plus /cbor) is a reply topic of its own, with the same
+ * rules below it. */
 static enum below_kind topic__below_own(const char *topic, const char *id, const char *tmpl)
 {
 	const char *at = strstr(tmpl, REPLY_TOPIC_PLACEHOLDER);
@@ -423,6 +425,10 @@ static enum below_kind topic__below_own(const char *topic, const char *id, const
 	const char *rest = topic + own, *level;
 	size_t len;
 
+	if(!strncmp(rest, REQUEST_CBOR_SUFFIX, strlen(REQUEST_CBOR_SUFFIX))
+			&& (rest[strlen(REQUEST_CBOR_SUFFIX)] == '\0' || rest[strlen(REQUEST_CBOR_SUFFIX)] == '/')){
+		rest += strlen(REQUEST_CBOR_SUFFIX);
+	}
 	if(rest[0] == '\0' || !strcmp(rest, "/#")) return BELOW_NONE;
 	level = rest + 1; /* rest starts with '/': topic__in_reply_space checked it */
 	len = strlen(level);
@@ -448,7 +454,9 @@ enum acl_decision auth__acl_decide(enum acl_mode mode, int access, const char *c
 		topic = slash + 1;
 		shared = true;
 	}
-	is_request = !strcmp(topic, topics->request);
+	/* the CBOR request topic is the request topic's twin (docs/contract.md, "CBOR") */
+	is_request = !strncmp(topic, topics->request, strlen(topics->request))
+			&& (topic[strlen(topics->request)] == '\0' || !strcmp(topic + strlen(topics->request), REQUEST_CBOR_SUFFIX));
 	/* a client id with a wildcard in it would own every device's reply topic, and one with '/'
 	 * a deep branch of the broker's topic tree of its own (an outsider's 140 KiB a client id):
 	 * only an id a reply can go to owns a reply topic */

@@ -112,6 +112,7 @@ void metrics__render(struct metrics *m, const struct jobs_stats *st, size_t outs
 	/* the one counter there from the start: the metrics are being published */
 	snprintf(value, sizeof(value), "%llu", m->requests);
 	render__value(&r, METRICS_TOPIC_PREFIX "requests", value, m->requests != 0, true);
+	render__number(&r, METRICS_TOPIC_PREFIX "requests/cbor", m->requests_cbor);
 	for(int c = 0; c < METRICS_CODES; c++){
 		snprintf(topic, sizeof(topic), METRICS_TOPIC_PREFIX "replies/%s", reply__code_name((enum bootstrap_code)c));
 		render__number(&r, topic, m->replies[c]);

@@ -84,68 +84,108 @@ static bool hex__valid(const char *s, size_t len, size_t want)
 }
 
 /* "productKey", when there: it picks the product whose secret must have signed the request. */
-static enum request_status request__take_product(json_t *root, struct bootstrap_request *req, const char **why,
-		enum bootstrap_reason *reason)
+static enum request_status request__take_product(const struct request_member *pk, struct bootstrap_request *req,
+		const char **why, enum bootstrap_reason *reason)
 {
-	json_t *pk = json_object_get(root, "productKey");
-
-	if(!pk) return REQUEST_OK;
-	if(!json_is_string(pk) || !request__product_key_valid(json_string_value(pk), json_string_length(pk))){
+	if(pk->kind == MEMBER_ABSENT) return REQUEST_OK;
+	if(pk->kind != MEMBER_TEXT || !request__product_key_valid(pk->text, pk->len)){
 		REFUSE("productKey must be a ProductKey: 1 to 64 letters, digits, - and _", REASON_BAD_PRODUCT_KEY);
 		return REQUEST_INVALID;
 	}
-	memcpy(req->product_key, json_string_value(pk), json_string_length(pk) + 1);
+	memcpy(req->product_key, pk->text, pk->len);
+	req->product_key[pk->len] = '\0';
 	return REQUEST_OK;
 }
 
-/* The three signature members: all absent, or all present and well-formed. */
-static enum request_status request__take_sign(json_t *root, struct bootstrap_request *req, const char **why,
-		enum bootstrap_reason *reason)
+/* Is text (len bytes, maybe not NUL-terminated) name, in any case? */
+static bool member__is(const struct request_member *m, const char *name)
 {
-	json_t *random = json_object_get(root, "random");
-	json_t *method = json_object_get(root, "signMethod");
-	json_t *sign = json_object_get(root, "sign");
-	const char *m;
+	return m->len == strlen(name) && !strncasecmp(m->text, name, m->len);
+}
+
+/* The three signature members: all absent, or all present and well-formed. */
+static enum request_status request__take_sign(const struct request_members *m, struct bootstrap_request *req,
+		const char **why, enum bootstrap_reason *reason)
+{
 	size_t hexlen;
 
-	if(!random && !method && !sign) return REQUEST_OK;
-	if(!json_is_string(random) || !json_is_string(method) || !json_is_string(sign)){
+	if(m->random.kind == MEMBER_ABSENT && m->sign_method.kind == MEMBER_ABSENT && m->sign.kind == MEMBER_ABSENT) return REQUEST_OK;
+	if(m->random.kind != MEMBER_TEXT || m->sign_method.kind != MEMBER_TEXT || m->sign.kind != MEMBER_TEXT){
 		REFUSE("random, signMethod and sign must all be strings", REASON_SIGN_MEMBERS_INCOMPLETE);
 		return REQUEST_INVALID;
 	}
-	m = json_string_value(method);
-	if(!strcasecmp(m, "hmacsha256")){
+	if(member__is(&m->sign_method, "hmacsha256")){
 		req->sign_method = SIGN_HMACSHA256;
 		hexlen = 64;
-	}else if(!strcasecmp(m, "hmacsha1")){
+	}else if(member__is(&m->sign_method, "hmacsha1")){
 		req->sign_method = SIGN_HMACSHA1;
 		hexlen = 40;
-	}else if(!strcasecmp(m, "hmacmd5")){
+	}else if(member__is(&m->sign_method, "hmacmd5")){
 		req->sign_method = SIGN_HMACMD5;
 		hexlen = 32;
 	}else{
 		REFUSE("signMethod must be hmacsha256, hmacsha1 or hmacmd5", REASON_BAD_SIGN_METHOD);
 		return REQUEST_INVALID;
 	}
-	if(!random__valid(json_string_value(random), json_string_length(random))){
+	if(!random__valid(m->random.text, m->random.len)){
 		REFUSE("random must be 8 to 64 letters, digits, - _ or .", REASON_BAD_RANDOM);
 		return REQUEST_INVALID;
 	}
-	if(!hex__valid(json_string_value(sign), json_string_length(sign), hexlen)){
+	if(!hex__valid(m->sign.text, m->sign.len, hexlen)){
 		REFUSE("sign must be the hex HMAC for signMethod", REASON_BAD_SIGN_FORMAT);
 		return REQUEST_INVALID;
 	}
-	memcpy(req->random, json_string_value(random), json_string_length(random) + 1);
-	memcpy(req->sign, json_string_value(sign), hexlen + 1);
+	memcpy(req->random, m->random.text, m->random.len);
+	req->random[m->random.len] = '\0';
+	memcpy(req->sign, m->sign.text, hexlen);
+	req->sign[hexlen] = '\0';
 	return REQUEST_OK;
+}
+
+enum request_status request__take_members(const struct request_members *m, struct bootstrap_request *req,
+		const char **why, enum bootstrap_reason *reason)
+{
+	enum request_status rc;
+
+	memset(req, 0, sizeof(*req));
+	if(m->device_id.kind == MEMBER_ABSENT){
+		rc = REQUEST_INVALID;
+		REFUSE("payload has no deviceId", REASON_DEVICE_ID_MISSING);
+	}else if(m->device_id.kind != MEMBER_TEXT){
+		rc = REQUEST_INVALID;
+		REFUSE("deviceId must be a string", REASON_DEVICE_ID_NOT_STRING);
+	}else{
+		rc = request__take_id(m->device_id.text, m->device_id.len, req, why, reason);
+		if(rc == REQUEST_OK) rc = request__take_product(&m->product_key, req, why, reason);
+		if(rc == REQUEST_OK) rc = request__take_sign(m, req, why, reason);
+	}
+	if(rc != REQUEST_OK) memset(req, 0, sizeof(*req)); /* a refused request holds nothing */
+	return rc;
+}
+
+/* A JSON member as the shared checks read it. */
+static struct request_member json__member(json_t *root, const char *name)
+{
+	json_t *v = json_object_get(root, name);
+	struct request_member m = { MEMBER_ABSENT, NULL, 0 };
+
+	if(!v) return m;
+	m.kind = MEMBER_OTHER;
+	if(json_is_string(v)){
+		m.kind = MEMBER_TEXT;
+		m.text = json_string_value(v);
+		m.len = json_string_length(v);
+	}
+	return m;
 }
 
 static enum request_status request__parse_json(const char *text, size_t len,
 		struct bootstrap_request *req, const char **why, enum bootstrap_reason *reason)
 {
-	json_t *root, *id;
+	json_t *root;
 	json_error_t jerr;
 	enum request_status rc;
+	struct request_members m;
 
 	/* JSON_REJECT_DUPLICATES: two deviceId members must not mean whichever comes last */
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -158,19 +198,12 @@ static enum request_status request__parse_json(const char *text, size_t len,
 		REFUSE("payload must be a JSON object", REASON_NOT_OBJECT);
 		return REQUEST_INVALID;
 	}
-	id = json_object_get(root, "deviceId");
-	if(!id){
-		rc = REQUEST_INVALID;
-		REFUSE("payload has no deviceId", REASON_DEVICE_ID_MISSING);
-	}else if(!json_is_string(id)){
-		rc = REQUEST_INVALID;
-		REFUSE("deviceId must be a string", REASON_DEVICE_ID_NOT_STRING);
-	}else{
-		rc = request__take_id(json_string_value(id), json_string_length(id), req, why, reason);
-		if(rc == REQUEST_OK) rc = request__take_product(root, req, why, reason);
-		if(rc == REQUEST_OK) rc = request__take_sign(root, req, why, reason);
-	}
-	if(rc != REQUEST_OK) memset(req, 0, sizeof(*req)); /* a refused request holds nothing */
+	m.device_id = json__member(root, "deviceId");
+	m.product_key = json__member(root, "productKey");
+	m.random = json__member(root, "random");
+	m.sign_method = json__member(root, "signMethod");
+	m.sign = json__member(root, "sign");
+	rc = request__take_members(&m, req, why, reason);
 	json_decref(root);
 	return rc;
 }

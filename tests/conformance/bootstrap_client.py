@@ -1,8 +1,9 @@
 """An independent mosquitto-bootstrap device client, written from docs/contract.md alone.
 
-Python 3 with Debian's python3-paho-mqtt (MQTT 3.1.1 and 5) and python3-cryptography (HMAC,
-HKDF, AES-GCM): another language and other libraries than the plugin's, so that the test suite
-shows an outsider can implement the device contract from the documentation.
+Python 3 with Debian's python3-paho-mqtt (MQTT 3.1.1 and 5), python3-cryptography (HMAC,
+HKDF, AES-GCM) and python3-cbor2 (CBOR): another language and other libraries than the plugin's,
+so that the test suite shows an outsider can implement the device contract from the
+documentation.
 
 What it implements (section names of docs/contract.md):
 - the request (Topic and payload contract): deviceId, optional productKey, random, signMethod
@@ -11,7 +12,10 @@ What it implements (section names of docs/contract.md):
   Correlation Data echoed; a sealed success reply opened (Sealed replies), a reply in the clear
   when the caller expects one, an error reply with its code and retryAfter (Error codes),
   followed with a new random;
-- the IoT Platform connect credentials (What the device does with the triple).
+- the IoT Platform connect credentials (What the device does with the triple);
+- all of it in CBOR too (CBOR: the CDDL there): fmt='cbor' sends the request map on the request
+  topic plus /cbor and reads the reply on the reply topic plus /cbor, iv, ct and tag as byte
+  strings and the sealed plaintext a CBOR map.
 
 No function here prints anything: a caller decides what to show, and never a secret.
 """
@@ -19,6 +23,7 @@ No function here prints anything: a caller decides what to show, and never a sec
 import base64
 import hashlib
 import hmac
+import io
 import json
 import os
 import queue
@@ -26,6 +31,7 @@ import secrets
 import threading
 import time
 
+import cbor2
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -35,6 +41,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 REQUEST_TOPIC = 'bootstrap/register'
 REPLY_TEMPLATE = 'bootstrap/reply/{deviceId}'
+CBOR_SUFFIX = '/cbor'  # on the request topic and on the reply topic
+FORMATS = ('json', 'cbor')
 SIGN_METHODS = {'hmacsha256': hashlib.sha256, 'hmacsha1': hashlib.sha1, 'hmacmd5': hashlib.md5}
 SEAL_INFO = b'mosquitto-bootstrap/v1/reply'
 RANDOM_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.'
@@ -75,22 +83,41 @@ class NotOurs(Exception):
     """A reply this request's key cannot open, or one that is not for this device: ignore it."""
 
 
-def open_sealed(reply, product_secret, random, product_key, device_id):
-    """Opens {"success":true,"sealed":{...}} into the triple, or raises NotOurs."""
+def cbor_decode(payload):
+    """Exactly one CBOR item filling payload (trailing bytes are not CBOR of ours); raises
+    ValueError otherwise."""
+    fp = io.BytesIO(bytes(payload))
+    try:
+        item = cbor2.CBORDecoder(fp).decode()
+    except Exception as e:  # cbor2's decode errors, truncation
+        raise ValueError('not CBOR') from e
+    if fp.tell() != len(payload):
+        raise ValueError('trailing bytes after the CBOR item')
+    return item
+
+
+def open_sealed(reply, product_secret, random, product_key, device_id, fmt='json'):
+    """Opens {"success":true,"sealed":{...}} into the triple, or raises NotOurs. In CBOR iv, ct
+    and tag are byte strings and the plaintext is the triple as a CBOR map."""
     s = reply.get('sealed')
     if not isinstance(s, dict) or s.get('alg') != 'A128GCM':
         raise NotOurs('not sealed with A128GCM')
     try:
-        iv = base64.b64decode(s['iv'], validate=True)
-        ct = base64.b64decode(s['ct'], validate=True)
-        tag = base64.b64decode(s['tag'], validate=True)
+        if fmt == 'cbor':
+            iv, ct, tag = s['iv'], s['ct'], s['tag']
+            if not all(isinstance(b, bytes) for b in (iv, ct, tag)):
+                raise TypeError('iv, ct, tag must be byte strings')
+        else:
+            iv = base64.b64decode(s['iv'], validate=True)
+            ct = base64.b64decode(s['ct'], validate=True)
+            tag = base64.b64decode(s['tag'], validate=True)
     except Exception as e:  # missing member, not a string, not base64
         raise NotOurs('sealed members unreadable') from e
     if len(iv) != 12 or len(tag) != 16:
         raise NotOurs('iv or tag of the wrong length')
     try:
         plain = AESGCM(seal_key(product_secret, random, product_key, device_id)).decrypt(iv, ct + tag, None)
-        triple = json.loads(plain)
+        triple = cbor_decode(plain) if fmt == 'cbor' else json.loads(plain)
     except Exception as e:  # InvalidTag: a forgery, or sealed for another request
         raise NotOurs('does not open with this request\'s key') from e
     return check_triple(triple, product_key, device_id)
@@ -229,8 +256,18 @@ class BootstrapError(Exception):
         super().__init__('%s: %s' % (self.code, self.message))
 
 
-def reply_topic(device_id, template=REPLY_TEMPLATE):
-    return template.replace('{deviceId}', device_id)
+def reply_topic(device_id, template=REPLY_TEMPLATE, fmt='json'):
+    """The device's reply topic; in CBOR, plus /cbor."""
+    return template.replace('{deviceId}', device_id) + (CBOR_SUFFIX if fmt == 'cbor' else '')
+
+
+def request_topic(fmt='json', topic=REQUEST_TOPIC):
+    return topic + (CBOR_SUFFIX if fmt == 'cbor' else '')
+
+
+def encode(body, fmt='json'):
+    """A request dict as a payload: a JSON object, or a CBOR map (definite lengths, text keys)."""
+    return cbor2.dumps(body) if fmt == 'cbor' else json.dumps(body)
 
 
 def request_payload(device_id, product_key, product_secret, method='hmacsha256', random=None, send_product_key=False):
@@ -244,9 +281,9 @@ def request_payload(device_id, product_key, product_secret, method='hmacsha256',
     return body, random
 
 
-def parse_reply(payload):
+def parse_reply(payload, fmt='json'):
     try:
-        reply = json.loads(payload)
+        reply = cbor_decode(payload) if fmt == 'cbor' else json.loads(payload)
     except ValueError:
         return None
     return reply if isinstance(reply, dict) and isinstance(reply.get('success'), bool) else None
@@ -276,10 +313,10 @@ class Device:
     """
 
     def __init__(self, host, port, product_key, product_secret, version=5, sealed=True,
-                 request_topic=REQUEST_TOPIC, reply_template=REPLY_TEMPLATE):
+                 request_topic=REQUEST_TOPIC, reply_template=REPLY_TEMPLATE, fmt='json'):
         self.host, self.port = host, port
         self.product_key, self.product_secret = product_key, product_secret
-        self.version, self.sealed = version, sealed
+        self.version, self.sealed, self.fmt = version, sealed, fmt
         self.request_topic, self.reply_template = request_topic, reply_template
         self.log = []  # (code or 'ok', retryAfter) of every answer, for the caller's checks
 
@@ -292,17 +329,17 @@ class Device:
         BootstrapError. Ignores what is not the answer to this request (another correlation, a
         success that does not open with this random). Returns (triple, random, message).
         payload: the request as it is sent, for request_auth identity and none (no sign)."""
-        mine = reply_topic(device_id, self.reply_template)
+        mine = reply_topic(device_id, self.reply_template, self.fmt)
         listen = response_topic if (self.version == 5 and response_topic) else mine
         if subscribe:
             conn.subscribe(listen)
         if payload is None:
             body, random = request_payload(device_id, self.product_key, self.product_secret, method, random, send_product_key)
-            payload = json.dumps(body)
+            payload = encode(body, self.fmt)
         # else: request_auth identity or none, the payload as given ({"deviceId":…} or the bare deviceId)
         if self.version == 5 and response_topic and correlation is None:
             correlation = os.urandom(16)
-        conn.publish(self.request_topic, payload, qos=qos, response_topic=response_topic if self.version == 5 else None,
+        conn.publish(request_topic(self.fmt, self.request_topic), payload, qos=qos, response_topic=response_topic if self.version == 5 else None,
                      correlation=correlation)
         deadline = time.monotonic() + timeout
         while True:
@@ -313,7 +350,7 @@ class Device:
                 continue
             if correlation is not None and m.get('correlation') != correlation:
                 continue  # the answer to another request
-            reply = parse_reply(m['payload'])
+            reply = parse_reply(m['payload'], self.fmt)
             if reply is None:
                 continue
             if not reply['success']:
@@ -321,7 +358,7 @@ class Device:
                 raise BootstrapError(reply)
             try:
                 if 'sealed' in reply:
-                    triple = open_sealed(reply, self.product_secret, random, self.product_key, device_id)
+                    triple = open_sealed(reply, self.product_secret, random, self.product_key, device_id, self.fmt)
                 elif self.sealed:
                     continue  # in the clear while sealing is on: a forgery, rejected
                 else:

@@ -4,8 +4,9 @@
   conformance.py vectors CONTRACT_MD      every vector of docs/contract.md, reproduced exactly
   conformance.py run CONFIG_JSON          one scenario against a running broker + plugin
 
-CONFIG_JSON: {"host", "port", "productKey", "productSecretFile", "scenario", "out"}; the
-scenarios are main, allowlist, busy, clear and none (tests/conformance/python.test.js starts the
+CONFIG_JSON: {"host", "port", "productKey", "productSecretFile", "scenario", "out", "format"};
+the scenarios are main, allowlist, busy, clear and none, each in "format" json (the default) or
+cbor (docs/contract.md, "CBOR": every request and reply of the scenario in CBOR) (tests/conformance/python.test.js starts the
 broker and the emulator for each and checks the triples written to "out" against the
 emulator's records). Prints one line per case, "ok" or "FAIL", and never a secret; exits 1 if
 any case failed.
@@ -20,6 +21,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the checkout
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bootstrap_client as bc  # noqa: E402
+import cbor2  # noqa: E402
 
 failures = []
 
@@ -55,13 +57,14 @@ def doc_vectors(path):
         return m.groups()
     ps, pk, dev, rnd, signed = grab(r'For ProductSecret `([^`]+)`, ProductKey `([^`]+)`, deviceId `([^`]+)` and random `([^`]+)`, the string signed is `([^`]+)`')
     signs = {m: grab(r'\| `%s` \| `([0-9a-f]+)` \|' % m)[0] for m in bc.SIGN_METHODS}
+    cbor_seal = grab(r'plaintext the `triple` map of the same four values, (\d+) bytes in hex `([0-9a-f]+)`: the CBOR tag is `([0-9a-f]{32})` and the CBOR ciphertext starts `([0-9a-f]+)`')
     seal = grab(r'ProductSecret `([^`]+)`, random `([^`]+)`, ProductKey `([^`]+)`, deviceId `([^`]+)` → K = `([0-9a-f]+)`\. With IV `([0-9a-f]+)` and plaintext `([^`]+)` the tag is `([0-9a-f]+)` and the ciphertext starts `([0-9a-f]+)`')
     pw = grab(r'clientId `([^`]+)`, DeviceName `([^`]+)`, ProductKey `([^`]+)`, timestamp `([^`]+)`, DeviceSecret `([^`]+)` → the string signed is `([^`]+)` and the password `([0-9A-Fa-f]+)`')
-    return (ps, pk, dev, rnd, signed, signs), seal, pw
+    return (ps, pk, dev, rnd, signed, signs), seal, pw, cbor_seal
 
 
 def vectors(path):
-    sign_v, seal_v, pw_v = doc_vectors(path)
+    sign_v, seal_v, pw_v, cbor_v = doc_vectors(path)
     ps, pk, dev, rnd, signed, signs = sign_v
 
     @case('vector: the string signed')
@@ -89,6 +92,26 @@ def vectors(path):
                 raise AssertionError('opened with the wrong key')
             except bc.NotOurs:
                 pass
+    cbor_len, cbor_plain_hex, cbor_tag_hex, cbor_ct_start = cbor_v
+
+    @case('vector: CBOR sealed reply: the triple map, tag, ciphertext, and the reply opens')
+    def _():
+        triple = json.loads(plain)
+        cbor_plain = bc.encode(triple, 'cbor')  # the map, its keys in the contract's order
+        expect(cbor_plain.hex() == cbor_plain_hex and len(cbor_plain) == int(cbor_len), 'CBOR plaintext differs')
+        key = bc.seal_key(sps, srnd, spk, sdev)
+        iv, ct, tag = bc.seal(key, cbor_plain, bytes.fromhex(iv_hex))
+        expect(tag.hex() == cbor_tag_hex, 'tag differs')
+        expect(ct.hex().startswith(cbor_ct_start), 'ciphertext differs')
+        wire = bc.encode({'success': True, 'sealed': {'alg': 'A128GCM', 'iv': iv, 'ct': ct, 'tag': tag}}, 'cbor')
+        reply = bc.parse_reply(wire, 'cbor')
+        expect(bc.open_sealed(reply, sps, srnd, spk, sdev, 'cbor') == triple, 'opened triple differs')
+        expect(bc.parse_reply(wire + b'\x00', 'cbor') is None, 'trailing bytes accepted')
+        try:
+            bc.open_sealed(reply, sps, srnd + 'x', spk, sdev, 'cbor')
+            raise AssertionError('opened with the wrong key')
+        except bc.NotOurs:
+            pass
     cid, dn, ppk, ts, secret, pw_signed, pw_want = pw_v
 
     @case('vector: IoT Platform password, user name, client id')
@@ -111,10 +134,18 @@ class Run:
             with open(cfg['productSecretFile'], encoding='utf-8') as f:
                 self.secret = f.readline().rstrip('\n')  # the file's first line, without its newline
         self.pk = cfg['productKey']
+        self.fmt = cfg.get('format', 'json')
         self.triples = {}
 
     def device(self, version, sealed=True):
-        return bc.Device(self.cfg['host'], self.cfg['port'], self.pk, self.secret, version=version, sealed=sealed)
+        return bc.Device(self.cfg['host'], self.cfg['port'], self.pk, self.secret, version=version, sealed=sealed, fmt=self.fmt)
+
+    def reply(self, device_id):
+        """The reply topic of device_id in this run's format."""
+        return bc.reply_topic(device_id, fmt=self.fmt)
+
+    def encode(self, body):
+        return bc.encode(body, self.fmt)
 
     def keep(self, triple):
         self.triples[triple['DeviceName']] = triple
@@ -133,15 +164,18 @@ class Run:
         listen (default: the client id's reply topic). Returns the reply and the message."""
         conn = bc.Connection(self.cfg['host'], self.cfg['port'], client_id, version)
         try:
-            listen = listen or bc.reply_topic(client_id)
+            listen = listen or self.reply(client_id)
             conn.subscribe(listen)
-            data = json.dumps(payload) if isinstance(payload, dict) else payload
-            conn.publish(bc.REQUEST_TOPIC, data, response_topic=response_topic, correlation=correlation)
+            data = self.encode(payload) if isinstance(payload, dict) else payload
+            conn.publish(bc.request_topic(self.fmt), data, response_topic=response_topic, correlation=correlation)
             m = conn.next_message(timeout)
             expect(m is not None, 'no answer on ' + listen)
             expect(m['topic'] == listen, 'answer on another topic')
-            reply = bc.parse_reply(m['payload'])
-            expect(reply is not None and reply['success'] is False, 'not an error reply')
+            reply = bc.parse_reply(m['payload'], self.fmt)
+            expect(reply is not None and reply['success'] is False, 'not an error reply (in %s)' % self.fmt)
+            if self.fmt == 'cbor':  # deterministic: the keys in the CDDL's order
+                want = ['success', 'code', 'message'] + (['retryAfter'] if 'retryAfter' in reply else [])
+                expect(list(reply) == want, 'keys %s' % list(reply))
             expect(not bc.check_error(reply), 'error reply shape: %s' % bc.check_error(reply))
             expect(reply['code'] == code, 'code %s, expected %s' % (reply['code'], code))
             expect(m['qos'] == 0 and not m['retain'], 'error replies are QoS 0, not retained')
@@ -161,7 +195,7 @@ class Run:
                 @case('MQTT %s, %s: a new device gets its sealed triple, and the same one when it asks again' % ('5' if version == 5 else '3.1.1', method))
                 def _():
                     d = self.device(version)
-                    rt = bc.reply_topic(dev_id) if version == 5 else None
+                    rt = self.reply(dev_id) if version == 5 else None
                     first = d.bootstrap(dev_id, method, response_topic=rt)
                     second = d.bootstrap(dev_id, method, response_topic=rt)
                     expect(first == second, 'the second answer differs from the first')
@@ -173,7 +207,7 @@ class Run:
             d = self.device(5)
             conn = d.connect('py-v5-corr')
             try:
-                rt = bc.reply_topic('py-v5-corr')
+                rt = self.reply('py-v5-corr')
                 triple, _, m = d.ask(conn, 'py-v5-corr', response_topic=rt)
                 expect(m['topic'] == rt and len(m.get('correlation', b'')) == 16, 'correlation not echoed')
                 expect(m['qos'] == 0 and not m['retain'], 'the triple is QoS 0 to the connection that asked, never retained')
@@ -183,7 +217,7 @@ class Run:
 
         @case('MQTT 5, Response Topic one level below the reply topic')
         def _():
-            self.keep(self.device(5).bootstrap('py-v5-below', response_topic=bc.reply_topic('py-v5-below') + '/7'))
+            self.keep(self.device(5).bootstrap('py-v5-below', response_topic=self.reply('py-v5-below') + '/7'))
 
         @case('MQTT 5 without a Response Topic: the reply topic')
         def _():
@@ -207,7 +241,7 @@ class Run:
             conn = d.connect('py-v5-corr2')
             try:
                 triple, _, m = d.ask(conn, 'py-v5-corr2', correlation=b'corr-2')
-                expect(m['topic'] == bc.reply_topic('py-v5-corr2') and m.get('correlation') == b'corr-2', 'correlation not echoed')
+                expect(m['topic'] == self.reply('py-v5-corr2') and m.get('correlation') == b'corr-2', 'correlation not echoed')
                 self.keep(triple)
             finally:
                 conn.close()
@@ -219,7 +253,7 @@ class Run:
         @case('an existing device (created before, never asked): its own triple')
         def _():
             d = self.device(5)
-            a = d.bootstrap('py-pre-0001', response_topic=bc.reply_topic('py-pre-0001'))
+            a = d.bootstrap('py-pre-0001', response_topic=self.reply('py-pre-0001'))
             b = d.bootstrap('py-pre-0001', method='hmacsha1')
             expect(a == b, 'the second answer differs')
             self.keep(a)
@@ -231,9 +265,28 @@ class Run:
         def _():
             self.refused('py-ir-0001', dict(good, sign=good['sign'][:-2]), 'invalid_request')
 
-        @case('invalid_request: not JSON')
-        def _():
-            self.refused('py-ir-0002', b'{"deviceId":', 'invalid_request')
+        if self.fmt == 'json':
+            @case('invalid_request: not JSON')
+            def _():
+                self.refused('py-ir-0002', b'{"deviceId":', 'invalid_request')
+        else:
+            # what the CBOR section says a request may not be, each on a client id of its own
+            ok = self.encode(self.signed('py-ir-0002'))
+            item = lambda v: cbor2.dumps(v)  # noqa: E731
+            kv = item('deviceId') + item('py-ir-0002')
+            for n, (what, payload) in enumerate((
+                    ('truncated', ok[:-3]),
+                    ('trailing bytes', ok + b'\x00'),
+                    ('an indefinite-length map', b'\xbf' + kv + b'\xff'),
+                    ('a tag', b'\xd9\xd9\xf7' + ok),
+                    ('a key twice', b'\xa2' + kv + kv),
+                    ('a key that is not text', b'\xa2' + kv + item(1) + item('x')),
+                    ('a CBOR array, not a map', item(['py-ir-0002'])),
+                    ('the bare deviceId as text (no bare form in CBOR)', b'py-ir-0002'),
+                    ('deviceId a byte string', item({'deviceId': b'py-ir-0002'})))):
+                @case('invalid_request: CBOR: %s' % what)
+                def _(n=n, payload=payload):
+                    self.refused('py-ir-c%03d' % n, payload, 'invalid_request')
 
         @case('invalid_request: an unknown signMethod')
         def _():
@@ -256,7 +309,7 @@ class Run:
         @case('invalid_request: MQTT 5 Correlation Data over 256 bytes')
         def _():
             self.refused('py-ir-0007', self.signed('py-ir-0007'), 'invalid_request', version=5,
-                         response_topic=bc.reply_topic('py-ir-0007'), correlation=os.urandom(257))
+                         response_topic=self.reply('py-ir-0007'), correlation=os.urandom(257))
 
         @case('invalid_device_id: a deviceId that breaks the DeviceName rules, answered to the requesting client id')
         def _():
@@ -295,7 +348,7 @@ class Run:
 
         @case('MQTT 5: a refusal goes to the Response Topic with the Correlation Data')
         def _():
-            rt = bc.reply_topic('py-un-0006') + '/e'
+            rt = self.reply('py-un-0006') + '/e'
             _, m = self.refused('py-un-0006', self.signed('py-un-0006', secret=self.secret + 'x'), 'unauthorized',
                                 version=5, listen=rt, response_topic=rt, correlation=b'corr-6')
             expect(m.get('correlation') == b'corr-6', 'correlation not echoed on the refusal')
@@ -306,19 +359,19 @@ class Run:
             d = self.device(4)
             conn = d.connect(cid)
             try:
-                conn.subscribe(bc.reply_topic(cid))
+                conn.subscribe(self.reply(cid))
                 codes = []
                 for i in range(10):
-                    conn.publish(bc.REQUEST_TOPIC, json.dumps(self.signed(cid, secret=self.secret + 'x')))
+                    conn.publish(bc.request_topic(self.fmt), self.encode(self.signed(cid, secret=self.secret + 'x')))
                     m = conn.next_message(10)
                     expect(m is not None, 'no answer to refusal %d' % (i + 1))
-                    r = bc.parse_reply(m['payload'])
+                    r = bc.parse_reply(m['payload'], self.fmt)
                     expect(not bc.check_error(r), 'error reply shape')
                     codes.append(r['code'])
                     if i == 9:
                         expect(isinstance(r.get('retryAfter'), int) and 1 <= r['retryAfter'] <= 60, 'retryAfter missing or out of 1..60')
                 expect(codes == ['unauthorized'] * 9 + ['rate_limited'], 'codes: %s' % codes)
-                conn.publish(bc.REQUEST_TOPIC, json.dumps(self.signed(cid, secret=self.secret + 'x')))
+                conn.publish(bc.request_topic(self.fmt), self.encode(self.signed(cid, secret=self.secret + 'x')))
                 expect(conn.next_message(2) is None, 'a refused request after rate_limited was answered')
                 triple, _, _ = d.ask(conn, cid, subscribe=False)
                 self.keep(triple)
@@ -365,8 +418,11 @@ class Run:
                 conn = d.connect('py-clr-%d' % version)
                 try:
                     triple, _, m = d.ask(conn, 'py-clr-%d' % version)
-                    reply = json.loads(m['payload'])
+                    reply = bc.parse_reply(m['payload'], self.fmt)
                     expect('data' in reply and 'sealed' not in reply, 'not in the clear')
+                    if self.fmt == 'cbor':
+                        expect(list(reply) == ['success', 'data'] and list(reply['data']) == ['ProductKey', 'DeviceName', 'DeviceSecret', 'IotId'],
+                               'keys out of the contract\'s order')
                     self.keep(triple)
                 finally:
                     conn.close()
@@ -386,9 +442,20 @@ class Run:
 
     # -- scenario none: request_auth none (the triple in the clear, at QoS 1 to the deviceId's client)
     def none(self):
-        for name, dev_id, payload in (('the bare deviceId', 'py-none-0001', b'py-none-0001'),
-                                      ('the bare deviceId with white space around it', 'py-none-0002', b'  py-none-0002\n'),
-                                      ('{"deviceId":…}', 'py-none-0003', json.dumps({'deviceId': 'py-none-0003'}))):
+        if self.fmt == 'json':
+            asks = (('the bare deviceId', 'py-none-0001', b'py-none-0001'),
+                    ('the bare deviceId with white space around it', 'py-none-0002', b'  py-none-0002\n'),
+                    ('{"deviceId":…}', 'py-none-0003', json.dumps({'deviceId': 'py-none-0003'})))
+        else:
+            asks = (('{"deviceId"}', 'py-none-0001', self.encode({'deviceId': 'py-none-0001'})),
+                    ('{"deviceId"} and members of other types, ignored', 'py-none-0002',
+                     self.encode({'n': 1, 'deviceId': 'py-none-0002', 'x': [b'\x00', None, 1.5, {'y': True}]})),
+                    ('{"deviceId", "productKey"}', 'py-none-0003', self.encode({'deviceId': 'py-none-0003', 'productKey': self.pk})))
+
+            @case('request_auth none, CBOR: the bare deviceId is no CBOR request')
+            def _():
+                self.refused('py-none-0006', b'py-none-0006', 'invalid_request')
+        for name, dev_id, payload in asks:
             @case('request_auth none, %s: the triple in the clear, QoS 1' % name)
             def _(dev_id=dev_id, payload=payload):
                 d = self.device(4, sealed=False)
@@ -406,12 +473,12 @@ class Run:
             conn = d.connect('py-none-0004')
             other = bc.Connection(self.cfg['host'], self.cfg['port'], 'py-none-asker', 4)
             try:
-                conn.subscribe(bc.reply_topic('py-none-0004'))
-                other.subscribe(bc.reply_topic('py-none-asker'))
-                other.publish(bc.REQUEST_TOPIC, json.dumps({'deviceId': 'py-none-0004'}))
+                conn.subscribe(self.reply('py-none-0004'))
+                other.subscribe(self.reply('py-none-asker'))
+                other.publish(bc.request_topic(self.fmt), self.encode({'deviceId': 'py-none-0004'}))
                 m = conn.next_message(15)
                 expect(m is not None, 'the device got nothing')
-                reply = bc.parse_reply(m['payload'])
+                reply = bc.parse_reply(m['payload'], self.fmt)
                 expect(reply and reply['success'], 'not a success')
                 self.keep(bc.check_triple(reply['data'], self.pk, 'py-none-0004'))
                 expect(other.next_message(1) is None, 'the asker got an answer')
@@ -424,8 +491,9 @@ class Run:
             d = self.device(5, sealed=False)
             conn = d.connect('py-none-0005')
             try:
-                rt = bc.reply_topic('py-none-0005') + '/1'
-                triple, _, m = d.ask(conn, 'py-none-0005', response_topic=rt, payload=b'py-none-0005')
+                rt = self.reply('py-none-0005') + '/1'
+                triple, _, m = d.ask(conn, 'py-none-0005', response_topic=rt,
+                                     payload=b'py-none-0005' if self.fmt == 'json' else self.encode({'deviceId': 'py-none-0005'}))
                 expect(m['topic'] == rt and len(m.get('correlation', b'')) == 16, 'not on the Response Topic with its correlation')
                 self.keep(triple)
             finally:
@@ -433,7 +501,7 @@ class Run:
 
         @case('request_auth none: invalid_device_id to the requesting client')
         def _():
-            self.refused('py-none-bad', b'x', 'invalid_device_id')
+            self.refused('py-none-bad', b'x' if self.fmt == 'json' else self.encode({'deviceId': 'x'}), 'invalid_device_id')
 
 
 def main():
@@ -449,7 +517,7 @@ def main():
         t0 = time.monotonic()
         getattr(run, cfg['scenario'])()
         run.save()
-        print('     scenario %s: %d devices served in %.1f s' % (cfg['scenario'], len(run.triples), time.monotonic() - t0), flush=True)
+        print('     scenario %s (%s): %d devices served in %.1f s' % (cfg['scenario'], run.fmt, len(run.triples), time.monotonic() - t0), flush=True)
     if failures:
         print('%d case(s) failed' % len(failures), flush=True)
         return 1

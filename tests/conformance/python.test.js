@@ -30,13 +30,14 @@ async function runDriver(args, secrets, timeoutMs, env = null) {
   return r;
 }
 
-// Runs one scenario against env; returns the triples the client got, checked against the
-// emulator: each is the platform's own record for that device.
-async function scenario(env, name, expectedDevices) {
-  const out = path.join(env.dir, name + '.triples');
-  const cfg = path.join(env.dir, name + '.json');
+// Runs one scenario against env, in format json or cbor (docs/contract.md, "CBOR": every
+// request and reply of it); returns the triples the client got, checked against the emulator:
+// each is the platform's own record for that device.
+async function scenario(env, name, expectedDevices, format = 'json') {
+  const out = path.join(env.dir, `${name}-${format}.triples`);
+  const cfg = path.join(env.dir, `${name}-${format}.json`);
   fs.writeFileSync(cfg, JSON.stringify({ host: '127.0.0.1', port: env.port, productKey: env.productKey,
-    productSecretFile: env.productSecretFile, scenario: name, out }));
+    productSecretFile: env.productSecretFile, scenario: name, out, format }));
   await runDriver(['run', cfg], [env.productSecret, env.accessKeySecret, ...env.emu.allDeviceSecrets()], 180000, env);
   const triples = JSON.parse(fs.readFileSync(out, 'utf8'));
   assert.strictEqual(fs.statSync(out).mode & 0o777, 0o600, 'the triples file is private');
@@ -57,21 +58,29 @@ test('every vector of docs/contract.md, reproduced by the Python client', async 
   await runDriver(['vectors', CONTRACT], [], 30000);
 });
 
-test('MQTT 3.1.1 and 5, every sign method, new and existing devices, Response Topic and Correlation Data, every refusal a device can provoke', async () => {
-  await h.withEnv({ pluginOptions: { batching: 'off' } }, async (env) => {
+for (const format of ['json', 'cbor']) test(`${format}: MQTT 3.1.1 and 5, every sign method, new and existing devices, Response Topic and Correlation Data, every refusal a device can provoke`, async () => {
+  await h.withEnv({ pluginOptions: { batching: 'off', audit_file: '$DIR/audit.log' } }, async (env) => {
     env.emu.preRegister(env.productKey, 'py-pre-0001');
     const before = env.emu.stats().byAction;
     const ids = [];
     for (const v of [4, 5]) for (const m of ['sha256', 'sha1', 'md5']) ids.push(`py-v${v}-${m}`);
     ids.push('py-v5-corr', 'py-v5-corr2', 'py-qos-0', 'py-qos-2', 'py-v5-below', 'py-v5-plain', 'py-pk-0001', 'py-pre-0001', 'py-un-0003', 'py-rl-0001');
-    await scenario(env, 'main', ids);
+    await scenario(env, 'main', ids, format);
     // new devices were registered, existing ones (asked twice, or created before) looked up
     const after = env.emu.stats().byAction;
     assert.ok((after.RegisterDevice || 0) - (before.RegisterDevice || 0) >= ids.length - 1, 'RegisterDevice for every new device');
     assert.ok((after.QueryDeviceDetail || 0) - (before.QueryDeviceDetail || 0) >= 7, 'QueryDeviceDetail for the devices asking again');
     // nothing the client provoked was registered: refusals make no platform call
-    for (const id of ['ab', 'py-ir-0001', 'py-un-0001', 'py-un-0002', 'py-un-0004', 'py-un-0005', 'py-un-0006']) {
+    for (const id of ['ab', 'py-ir-0001', 'py-ir-0002', 'py-un-0001', 'py-un-0002', 'py-un-0004', 'py-un-0005', 'py-un-0006']) {
       assert.strictEqual(env.emu.device(env.productKey, id), null, `${id} was registered`);
+    }
+    // every request of the run was read, answered and audited in its format
+    const lines = h.auditLines(env);
+    const formats = new Set(lines.filter((l) => l.reason !== 'refusals_unanswered').map((l) => l.format));
+    assert.deepStrictEqual([...formats], [format], 'the audit lines\' format');
+    if (format === 'cbor') {
+      assert.ok(lines.filter((l) => l.reason === 'not_cbor').length >= 6, 'not_cbor in the audit trail');
+      assert.ok(lines.some((l) => l.reason === 'not_object'), 'not_object in the audit trail');
     }
   });
 });
@@ -83,7 +92,7 @@ test('not_allowed with a device allowlist', async () => {
   h.giveToBroker(list);
   try {
     await h.withEnv({ pluginOptions: { device_allowlist: list } }, async (env) => {
-      await scenario(env, 'allowlist', ['py-al-0001']);
+      for (const format of ['json', 'cbor']) await scenario(env, 'allowlist', ['py-al-0001'], format);
       assert.strictEqual(env.emu.device(env.productKey, 'py-xx-0001'), null, 'a refused device was registered');
     });
   } finally {
@@ -94,18 +103,18 @@ test('not_allowed with a device allowlist', async () => {
 test('busy and retryAfter: one platform call at a time, a queue of one, a slow platform', async () => {
   await h.withEnv({ pluginOptions: { batching: 'off', max_inflight: 1, max_queue: 1 } }, async (env) => {
     env.emu.setLatency(1000);
-    await scenario(env, 'busy', ['py-busy-0000', 'py-busy-0001', 'py-busy-0002', 'py-busy-0003', 'py-busy-0004']);
+    for (const format of ['json', 'cbor']) await scenario(env, 'busy', ['py-busy-0000', 'py-busy-0001', 'py-busy-0002', 'py-busy-0003', 'py-busy-0004'], format);
   });
 });
 
 test('reply_encryption off: the triple in the clear, and a device expecting a sealed reply refuses it', async () => {
   await h.withEnv({ pluginOptions: { reply_encryption: 'off' } }, async (env) => {
-    await scenario(env, 'clear', ['py-clr-4', 'py-clr-5']);
+    for (const format of ['json', 'cbor']) await scenario(env, 'clear', ['py-clr-4', 'py-clr-5'], format);
   });
 });
 
 test('request_auth none: the bare deviceId or {"deviceId"}, the triple in the clear to the deviceId\'s client', async () => {
   await h.withEnv({ requestAuth: 'none' }, async (env) => {
-    await scenario(env, 'none', ['py-none-0001', 'py-none-0002', 'py-none-0003', 'py-none-0004', 'py-none-0005']);
+    for (const format of ['json', 'cbor']) await scenario(env, 'none', ['py-none-0001', 'py-none-0002', 'py-none-0003', 'py-none-0004', 'py-none-0005'], format);
   });
 });

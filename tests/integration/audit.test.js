@@ -22,11 +22,12 @@ test('every decision is one JSON line with who, what and how long; no secrets; l
     const got = lines(file);
     assert.strictEqual(got.length, 4, 'one line per decision');
     const [created, existing, unauthorized, invalid] = got;
-    assert.deepStrictEqual(Object.keys(created).sort(), ['action', 'address', 'client', 'code', 'device', 'deviceId', 'durationMs', 'platformCode', 'productKey', 'reason', 'requestId', 'time']);
+    assert.deepStrictEqual(Object.keys(created).sort(), ['action', 'address', 'client', 'code', 'device', 'deviceId', 'durationMs', 'format', 'platformCode', 'productKey', 'reason', 'requestId', 'time']);
     assert.deepStrictEqual([created.productKey, created.deviceId, created.code, created.reason, created.device, created.client, created.address, created.action],
       ['a1TestProduct', 'dev-a-001', 'ok', 'registered', 'new', 'dev-a-001', '127.0.0.1', 'RegisterDevice']);
     assert.match(created.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     assert.ok(created.requestId && created.durationMs >= 0);
+    assert.strictEqual(created.format, 'json', 'a request on the request topic is JSON');
     assert.deepStrictEqual([existing.code, existing.reason, existing.device, existing.action], ['ok', 'existing_device', 'existing', 'QueryDeviceDetail']);
     assert.deepStrictEqual([unauthorized.code, unauthorized.reason, unauthorized.productKey, unauthorized.deviceId, unauthorized.device, unauthorized.action],
       ['unauthorized', 'unsigned', 'a1TestProduct', 'dev-a-002', null, null]);

@@ -281,6 +281,38 @@ static void test_acl_wildcard_ids_and_shared(void)
 	CHECK(DECIDE(ACL_STRICT, S, "spy", "$share/nogroup") == ACL_DENY);
 }
 
+/* The CBOR twins (docs/contract.md, "CBOR"): the request topic plus /cbor is a request topic,
+ * the reply topic plus /cbor a reply topic of the device's own, with the same rules below. */
+static void test_acl_cbor(void)
+{
+	CHECK(DECIDE(ACL_STRICT, W, "dev-0001", "bootstrap/register/cbor") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/register/cbor") == ACL_DENY);
+	CHECK(DECIDE(ACL_DEFER, R, "spy", "bootstrap/register/cbor") == ACL_DENY);
+	CHECK(DECIDE(ACL_DEFER, S, "spy", "$share/g/bootstrap/register/cbor") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, W, "dev-0001", "bootstrap/register/cbor/x") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, W, "dev-0001", "bootstrap/register/cborx") == ACL_DENY);
+	CHECK(DECIDE(ACL_DEFER, W, "dev-0001", "bootstrap/register/json") == ACL_DEFER_DECISION);
+	/* its own CBOR reply topic: as free as the JSON one, not counted */
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/cbor") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_STRICT, R, "dev-0001", "bootstrap/reply/dev-0001/cbor") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/cbor/#") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/cbor/session-7") == ACL_ALLOW_COUNTED);
+	CHECK(DECIDE(ACL_STRICT, R, "dev-0001", "bootstrap/reply/dev-0001/cbor/session-7") == ACL_ALLOW);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/cbor/a/b") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/cbor/+") == ACL_DENY);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "bootstrap/reply/dev-0001/cborx") == ACL_ALLOW_COUNTED);
+	CHECK(DECIDE(ACL_STRICT, S, "dev-0001", "$share/g/bootstrap/reply/dev-0001/cbor") == ACL_ALLOW_COUNTED);
+	/* nobody else's, and nobody writes one */
+	CHECK(DECIDE(ACL_STRICT, S, "spy", "bootstrap/reply/dev-0001/cbor") == ACL_DENY);
+	CHECK(DECIDE(ACL_DEFER, R, "spy", "bootstrap/reply/dev-0001/cbor") == ACL_DENY);
+	CHECK(DECIDE(ACL_DEFER, W, "dev-0001", "bootstrap/reply/dev-0001/cbor") == ACL_DENY);
+	CHECK(DECIDE(ACL_DEFER, W, "forger", "bootstrap/reply/dev-0001/cbor") == ACL_DENY);
+	/* another template: the twin follows it */
+	CHECK(auth__acl_decide(ACL_STRICT, S, "d1", false, "devices/d1/bootstrap/cbor", &other_topics) == ACL_ALLOW);
+	CHECK(auth__acl_decide(ACL_STRICT, W, "d1", false, "req/cbor", &other_topics) == ACL_ALLOW);
+	CHECK(auth__acl_decide(ACL_STRICT, S, "dev-1", false, "boot/r-dev-1-x/cbor", &dash_topics) == ACL_ALLOW);
+}
+
 static void test_acl_operator(void)
 {
 	CHECK(DECIDE_OP(ACL_STRICT, S, "ops", "$SYS/broker/bootstrap/#") == ACL_ALLOW);
@@ -477,6 +509,7 @@ int main(void)
 	RUN(test_acl_other_template);
 	RUN(test_acl_no_forged_replies);
 	RUN(test_acl_wildcard_ids_and_shared);
+	RUN(test_acl_cbor);
 	RUN(test_acl_operator);
 	return unit_main_result();
 }
