@@ -146,14 +146,15 @@ static int b64(const bootdev_client *c, const uint8_t *js, const jsmntok_t *t, u
 	return c->port->base64_decode(c->port, (const char *)js + t->start, (size_t)(t->end - t->start), out, size, len);
 }
 
-static bootdev_status sealed(const bootdev_client *c, const uint8_t *js, const jsmntok_t *t, int n, int obj,
+/* t is the reply's tokens, reused for the plaintext's once the seal is read (one token array
+ * on the stack, not two) */
+static bootdev_status sealed(const bootdev_client *c, const uint8_t *js, jsmntok_t *t, int n, int obj,
 		uint8_t *work, size_t work_size, bootdev_reply *out)
 {
 	static const char *const names[4] = { "alg", "iv", "ct", "tag" };
 	uint8_t iv[12], tag[16];
 	size_t iv_len = 0, tag_len = 0, ct_len = 0;
 	struct bootdev__arena a;
-	jsmntok_t pt[TOKENS];
 	bootdev_status rc;
 	int at[4], pn;
 
@@ -178,8 +179,8 @@ static bootdev_status sealed(const bootdev_client *c, const uint8_t *js, const j
 	if(rc != BOOTDEV_OK) return rc;
 	a.at = work + ct_len;
 	a.left = work_size - ct_len;
-	pn = parse(work, ct_len, pt);
-	rc = pn < 0 ? BOOTDEV_ERR_MALFORMED : triple(c, work, pt, pn, 0, &a, out);
+	pn = parse(work, ct_len, t);
+	rc = pn < 0 ? BOOTDEV_ERR_MALFORMED : triple(c, work, t, pn, 0, &a, out);
 	bootdev__zero(work, ct_len); /* the plaintext: its strings are kept after it */
 	out->sealed = 1;
 	return rc;
