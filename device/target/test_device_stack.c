@@ -1,5 +1,5 @@
 /* The stack peak and mbedTLS's arena peak of each public call of device/ on the emulated
- * Cortex-M3, measured by painting the stack (target_support.h) around the call, with the
+ * Cortex-M, measured by painting the stack (target_support.h) around the call, with the
  * published vectors (tests/device/device_vectors.h) so that every call takes its full path
  * (a sealed reply opened and checked, an error reply read, a request signed). Checks each
  * result too. scripts/device-sizes reads its "stack" lines. */

@@ -1,5 +1,5 @@
 /* The published seal vector (docs/contract.md "Sealed replies") through the mbedTLS that is
- * cross-built for the device, on the emulated Cortex-M3: HKDF-SHA256 gives K, AES-128-GCM with
+ * cross-built for the device, on an emulated Cortex-M: HKDF-SHA256 gives K, AES-128-GCM with
  * K and the IV gives the published tag and ciphertext start, and the ciphertext opens again;
  * a flipped tag bit is refused. Also the published sign vectors (HMAC-SHA256, SHA-1, MD5) and
  * base64.
