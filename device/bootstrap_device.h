@@ -146,7 +146,10 @@ typedef struct {
 } bootdev_reply;
 
 /* payload: the message as received (len bytes). work: BOOTDEV_WORK_SIZE bytes is enough.
- * Returns BOOTDEV_OK (triple), BOOTDEV_REFUSED (error reply), or why the message is ignored. */
+ * Returns BOOTDEV_OK (triple), BOOTDEV_REFUSED (error reply), or why the message is ignored
+ * (BOOTDEV_ERR_FORGED, _WRONG_DEVICE, _NOT_SEALED, _MALFORMED; _BUFFER when work is too small
+ * for it): the device keeps waiting for the genuine answer. c is only read: a reply opens
+ * with the key of the request c asked last. */
 bootdev_status bootdev_reply_json(const bootdev_client *c, const uint8_t *payload, size_t len, unsigned flags,
 		uint8_t *work, size_t work_size, bootdev_reply *out);
 bootdev_status bootdev_reply_cbor(const bootdev_client *c, const uint8_t *payload, size_t len, unsigned flags,
