@@ -19,9 +19,13 @@ __attribute__((section(".vectors"), used)) static void (*const vectors[16])(void
 
 void Reset_Handler(void)
 {
-	uint32_t *src = __data_load, *dst = __data_start;
-	while(dst < __data_end) *dst++ = *src++;
-	for(dst = __bss_start; dst < __bss_end; dst++) *dst = 0;
+	/* the linker's symbols bound regions, not C objects: compared as addresses */
+	uintptr_t src = (uintptr_t)__data_load, dst;
+
+	for(dst = (uintptr_t)__data_start; dst < (uintptr_t)__data_end; dst += 4, src += 4) {
+		*(uint32_t *)dst = *(const uint32_t *)src;
+	}
+	for(dst = (uintptr_t)__bss_start; dst < (uintptr_t)__bss_end; dst += 4) *(uint32_t *)dst = 0;
 #ifdef TARGET_SEMIHOSTING
 	initialise_monitor_handles();
 	exit(main());

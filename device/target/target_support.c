@@ -28,6 +28,7 @@ void *bootstrap_target_calloc(size_t n, size_t size)
 	return p;
 }
 
+/* cppcheck-suppress constParameter ; free()'s signature, which mbedTLS calls it with */
 void bootstrap_target_free(void *p)
 {
 	if(p == NULL) return;

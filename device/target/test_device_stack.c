@@ -23,8 +23,10 @@ static int rng(void *ctx, uint8_t *out, size_t len)
 static void check(int ok, const char *what)
 {
 	checks++;
-	if(!ok) failures++;
-	if(!ok) printf("FAIL %s\n", what);
+	if(!ok) {
+		failures++;
+		printf("FAIL %s\n", what);
+	}
 }
 
 static void report(const char *call, size_t stack)
