@@ -69,6 +69,8 @@ struct request_member {
 struct request_members {
 	struct request_member device_id, product_key, random, sign_method, sign;
 };
+/* A payload's size, before any parser reads it: true, or false with *why and *reason. */
+bool request__size_ok(const void *payload, size_t len, const char **why, enum bootstrap_reason *reason);
 /* Fills req (zeroed first, and again on refusal) or refuses with *why and *reason (both
  * required). */
 enum request_status request__take_members(const struct request_members *m, struct bootstrap_request *req,

@@ -48,6 +48,19 @@ bool request__client_id_addressable(const char *client_id)
 /* Each refusal below sets *why, for the reply, and *reason, for the audit line. */
 #define REFUSE(sentence, cause) do{ *why = (sentence); *reason = (cause); }while(0)
 
+bool request__size_ok(const void *payload, size_t len, const char **why, enum bootstrap_reason *reason)
+{
+	if(!payload || len == 0){
+		REFUSE("empty payload", REASON_EMPTY_PAYLOAD);
+		return false;
+	}
+	if(len > REQUEST_MAX_PAYLOAD){
+		REFUSE("payload larger than 1024 bytes", REASON_PAYLOAD_TOO_LARGE);
+		return false;
+	}
+	return true;
+}
+
 static enum request_status request__take_id(const char *id, size_t len,
 		struct bootstrap_request *req, const char **why, enum bootstrap_reason *reason)
 {
@@ -241,14 +254,7 @@ enum request_status request__parse_as(const void *payload, size_t len, bool json
 	*why = NULL;
 	*reason = REASON_NONE;
 	memset(req, 0, sizeof(*req));
-	if(!payload || len == 0){
-		REFUSE("empty payload", REASON_EMPTY_PAYLOAD);
-		return REQUEST_INVALID;
-	}
-	if(len > REQUEST_MAX_PAYLOAD){
-		REFUSE("payload larger than 1024 bytes", REASON_PAYLOAD_TOO_LARGE);
-		return REQUEST_INVALID;
-	}
+	if(!request__size_ok(payload, len, why, reason)) return REQUEST_INVALID;
 	end = p + len;
 	while(p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
 	while(end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n')) end--;

@@ -190,14 +190,7 @@ enum request_status request__parse_cbor(const void *payload, size_t len,
 	enum request_status rc;
 
 	memset(req, 0, sizeof(*req));
-	if(!payload || len == 0){
-		REFUSE("empty payload", REASON_EMPTY_PAYLOAD);
-		return REQUEST_INVALID;
-	}
-	if(len > REQUEST_MAX_PAYLOAD){
-		REFUSE("payload larger than 1024 bytes", REASON_PAYLOAD_TOO_LARGE);
-		return REQUEST_INVALID;
-	}
+	if(!request__size_ok(payload, len, why, reason)) return REQUEST_INVALID;
 	if(!cbor__well_formed(payload, len)){
 		REFUSE("payload is not one well-formed CBOR item of definite lengths without tags", REASON_NOT_CBOR);
 		return REQUEST_INVALID;

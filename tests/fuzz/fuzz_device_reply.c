@@ -1,10 +1,19 @@
-/* libFuzzer harness: whatever arrives on a device's reply topic, read by the device library's
- * JSON reader (device/bootstrap_device_json.c). The first byte picks the port (mbedTLS or
+/* libFuzzer harness: whatever arrives on a device's reply topic, read by one of the device
+ * library's reply readers: JSON (device/bootstrap_device_json.c), or CBOR
+ * (bootstrap_device_cbor.c) when built with FUZZ_DEVICE_CBOR (fuzz_device_cbor). The first byte picks the port (mbedTLS or
  * OpenSSL), BOOTDEV_ACCEPT_CLEAR and the work buffer's size; the rest is the reply. The client
  * has asked with the published seal vector's random, so a genuine reply opens. */
 #include <string.h>
 
 #include "bootstrap_device_port.h"
+
+#ifdef FUZZ_DEVICE_CBOR
+#define fuzz_request bootdev_request_cbor
+#define fuzz_reply bootdev_reply_cbor
+#else
+#define fuzz_request bootdev_request_json
+#define fuzz_reply bootdev_reply_json
+#endif
 
 static const uint8_t seal_random[8] = { 0x0e, 0x60, 0x92, 0x43, 0x68, 0xeb, 0xe2, 0xf2 };
 
@@ -29,10 +38,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	port = (data[0] & 1) ? &bootdev_port_openssl : &bootdev_port_mbedtls;
 	work_size = (data[0] & 4) ? 64 + data[0] : sizeof(work);
 	if(bootdev_init(&c, port, fixed_rng, NULL, "a1BwAGV0001", "dev-0001", (const uint8_t *)secret, sizeof(secret) - 1,
-			BOOTDEV_HMAC_SHA256) != BOOTDEV_OK || bootdev_request_json(&c, req, sizeof(req), &n) != BOOTDEV_OK){
+			BOOTDEV_HMAC_SHA256) != BOOTDEV_OK || fuzz_request(&c, req, sizeof(req), &n) != BOOTDEV_OK){
 		__builtin_trap();
 	}
-	rc = bootdev_reply_json(&c, data + 1, size - 1, (data[0] & 2) ? BOOTDEV_ACCEPT_CLEAR : 0, work, work_size, &r);
+	rc = fuzz_reply(&c, data + 1, size - 1, (data[0] & 2) ? BOOTDEV_ACCEPT_CLEAR : 0, work, work_size, &r);
 	if(rc == BOOTDEV_OK){
 		/* a triple only for the device and product asked, its strings inside work */
 		if(strcmp(r.device_name, "dev-0001") || strcmp(r.product_key, "a1BwAGV0001") || !r.device_secret || !r.iot_id
