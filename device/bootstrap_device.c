@@ -1,6 +1,6 @@
 /* The device library's core (bootstrap_device.h): identity checks, topics, the random, the
- * sign and the reply key, opening a sealed triple, the IoT Platform connect credentials.
- * Caller's memory only; crypto through the port. */
+ * sign and the reply key, opening a sealed triple. Caller's memory only; crypto through the
+ * port. The optional calls are in bootstrap_device_extra.c. */
 #include <string.h>
 
 #include "bootstrap_device_internal.h"
@@ -54,19 +54,6 @@ const char *bootdev_hmac_name(bootdev_hmac alg)
 		case BOOTDEV_HMAC_MD5: return "hmacmd5";
 	}
 	return NULL;
-}
-
-const char *bootdev_status_name(bootdev_status s)
-{
-	/* one array, not string literals: its own section, which a firmware that never calls this
-	 * leaves out (-fdata-sections, --gc-sections) */
-	static const char names[] = "ok\0refused\0bad argument\0buffer too small\0rng failed\0crypto backend failed\0"
-		"malformed reply\0success not sealed\0does not open with this request's key\0"
-		"sealed for another device or product\0unknown";
-	const char *at = names;
-
-	for(int i = 0; i < (int)s && i <= (int)BOOTDEV_ERR_WRONG_DEVICE; i++) at += strlen(at) + 1;
-	return at;
 }
 
 bootdev_status bootdev_init(bootdev_client *c, const struct bootdev_port *port, bootdev_rng rng, void *rng_ctx,
@@ -153,7 +140,7 @@ bootdev_status bootdev_reply_topic(bootdev_format fmt, const char *tmpl, const c
 	return topic__make(fmt, tmpl ? tmpl : "bootstrap/reply/{deviceId}", device_id, out, out_size, out_len);
 }
 
-static void hex__write(const uint8_t *b, size_t n, char *out, int upper)
+void bootdev__hex(const uint8_t *b, size_t n, char *out, int upper)
 {
 	const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
 	for(size_t i = 0; i < n; i++){
@@ -166,7 +153,7 @@ static void hex__write(const uint8_t *b, size_t n, char *out, int upper)
 #define PART(s, n) { (const uint8_t *)(s), (n) }
 
 /* The sign, of strings whose lengths are known (checked by the caller). */
-static bootdev_status sign__raw(const struct bootdev_port *port, bootdev_hmac alg, const uint8_t *secret, size_t secret_len,
+bootdev_status bootdev__sign(const struct bootdev_port *port, bootdev_hmac alg, const uint8_t *secret, size_t secret_len,
 		const char *product_key, size_t pk_len, const char *device_id, size_t id_len, const char *random, size_t r_len,
 		char hex[2 * BOOTDEV_MAC_MAX + 1])
 {
@@ -178,13 +165,13 @@ static bootdev_status sign__raw(const struct bootdev_port *port, bootdev_hmac al
 	};
 	int rc = port->hmac(port, alg, secret, secret_len, parts, 6, mac, &mac_len);
 
-	if(!rc && mac_len >= 16 && mac_len <= BOOTDEV_MAC_MAX) hex__write(mac, mac_len, hex, 0);
+	if(!rc && mac_len >= 16 && mac_len <= BOOTDEV_MAC_MAX) bootdev__hex(mac, mac_len, hex, 0);
 	bootdev__zero(mac, sizeof(mac));
 	return !rc && mac_len >= 16 && mac_len <= BOOTDEV_MAC_MAX ? BOOTDEV_OK : BOOTDEV_ERR_CRYPTO;
 }
 
 /* The reply key, of strings whose lengths are known (checked by the caller). */
-static bootdev_status key__raw(const struct bootdev_port *port, const uint8_t *secret, size_t secret_len, const char *random,
+bootdev_status bootdev__key(const struct bootdev_port *port, const uint8_t *secret, size_t secret_len, const char *random,
 		size_t r_len, const char *product_key, size_t pk_len, const char *device_id, size_t id_len, uint8_t key[BOOTDEV_KEY_LEN])
 {
 	uint8_t info[sizeof(INFO_LABEL) + BOOTDEV_PRODUCT_KEY_MAX + 1 + BOOTDEV_DEVICE_ID_MAX];
@@ -200,39 +187,6 @@ static bootdev_status key__raw(const struct bootdev_port *port, const uint8_t *s
 			? BOOTDEV_ERR_CRYPTO : BOOTDEV_OK;
 }
 
-/* The lengths of the strings the sign and the key are made of: 0 when one is too long. */
-static int lengths(const char *product_key, const char *device_id, const char *random, size_t len[3])
-{
-	len[0] = bootdev__len(product_key, BOOTDEV_PRODUCT_KEY_MAX);
-	len[1] = bootdev__len(device_id, BOOTDEV_DEVICE_ID_MAX);
-	len[2] = bootdev__len(random, 64);
-	return len[0] <= BOOTDEV_PRODUCT_KEY_MAX && len[1] <= BOOTDEV_DEVICE_ID_MAX && len[2] <= 64;
-}
-
-bootdev_status bootdev_sign(const struct bootdev_port *port, bootdev_hmac alg, const uint8_t *secret, size_t secret_len,
-		const char *product_key, const char *device_id, const char *random, char hex[2 * BOOTDEV_MAC_MAX + 1])
-{
-	size_t len[3];
-
-	if(!port || !port->hmac || !secret || !product_key || !device_id || !random || !hex || !bootdev_hmac_name(alg)
-			|| !lengths(product_key, device_id, random, len)){
-		return BOOTDEV_ERR_ARG;
-	}
-	return sign__raw(port, alg, secret, secret_len, product_key, len[0], device_id, len[1], random, len[2], hex);
-}
-
-bootdev_status bootdev_reply_key(const struct bootdev_port *port, const uint8_t *secret, size_t secret_len,
-		const char *random, const char *product_key, const char *device_id, uint8_t key[BOOTDEV_KEY_LEN])
-{
-	size_t len[3];
-
-	if(!port || !port->hkdf_sha256 || !secret || !random || !product_key || !device_id || !key
-			|| !lengths(product_key, device_id, random, len)){
-		return BOOTDEV_ERR_ARG;
-	}
-	return key__raw(port, secret, secret_len, random, len[2], product_key, len[0], device_id, len[1], key);
-}
-
 bootdev_status bootdev__prepare(bootdev_client *c, char sign[2 * BOOTDEV_MAC_MAX + 1])
 {
 	uint8_t r[BOOTDEV_RANDOM_BYTES];
@@ -244,14 +198,14 @@ bootdev_status bootdev__prepare(bootdev_client *c, char sign[2 * BOOTDEV_MAC_MAX
 	c->asked = 0;
 	bootdev__zero(c->key, sizeof(c->key));
 	if(c->rng(c->rng_ctx, r, sizeof(r))) return BOOTDEV_ERR_RNG;
-	hex__write(r, sizeof(r), c->random, 0);
+	bootdev__hex(r, sizeof(r), c->random, 0);
 	/* init checked the identity */
 	pk_len = strlen(c->product_key);
 	id_len = strlen(c->device_id);
-	rc = key__raw(c->port, c->product_secret, c->product_secret_len, c->random, BOOTDEV_RANDOM_LEN, c->product_key, pk_len,
+	rc = bootdev__key(c->port, c->product_secret, c->product_secret_len, c->random, BOOTDEV_RANDOM_LEN, c->product_key, pk_len,
 			c->device_id, id_len, c->key);
 	if(rc == BOOTDEV_OK){
-		rc = sign__raw(c->port, c->sign_method, c->product_secret, c->product_secret_len, c->product_key, pk_len,
+		rc = bootdev__sign(c->port, c->sign_method, c->product_secret, c->product_secret_len, c->product_key, pk_len,
 				c->device_id, id_len, c->random, BOOTDEV_RANDOM_LEN, sign);
 	}
 	if(rc != BOOTDEV_OK){
@@ -338,63 +292,4 @@ bootdev_status bootdev__refusal(struct bootdev__span code, struct bootdev__span 
 		if((unsigned char)*m < 0x20 || (unsigned char)*m > 0x7e) *m = '?';
 	}
 	return BOOTDEV_REFUSED;
-}
-
-bootdev_status bootdev_credentials_make(const struct bootdev_port *port, const char *product_key,
-		const char *device_name, const char *device_secret, const char *client_id, const char *timestamp_ms,
-		int securemode, bootdev_credentials *out)
-{
-	static const char mode_text[] = "|securemode=";
-	static const char sign_text[] = ",signmethod=hmacsha1,timestamp=";
-	uint8_t mac[BOOTDEV_MAC_MAX];
-	size_t mac_len = 0, pk_len, dn_len, ds_len, cid_len, ts_len, n;
-
-	if(!port || !port->hmac || !product_key || !device_name || !device_secret || !timestamp_ms || !out
-			|| (securemode != 2 && securemode != 3)){
-		return BOOTDEV_ERR_ARG;
-	}
-	if(!client_id) client_id = device_name;
-	pk_len = bootdev__len(product_key, BOOTDEV_PRODUCT_KEY_MAX);
-	dn_len = bootdev__len(device_name, BOOTDEV_DEVICE_ID_MAX);
-	ds_len = bootdev__len(device_secret, 128);
-	cid_len = bootdev__len(client_id, BOOTDEV_CLIENT_ID_MAX);
-	ts_len = bootdev__len(timestamp_ms, 20);
-	if(pk_len > BOOTDEV_PRODUCT_KEY_MAX || dn_len > BOOTDEV_DEVICE_ID_MAX || ds_len > 128 || cid_len > BOOTDEV_CLIENT_ID_MAX
-			|| cid_len < 1 || ts_len > 20 || ts_len < 1 || strchr(client_id, '|') || strchr(client_id, ',')){
-		return BOOTDEV_ERR_ARG;
-	}
-	for(size_t i = 0; i < ts_len; i++){
-		if(timestamp_ms[i] < '0' || timestamp_ms[i] > '9') return BOOTDEV_ERR_ARG;
-	}
-	/* <client_id>|securemode=<m>,signmethod=hmacsha1,timestamp=<T>| : at most 64+12+1+31+20+1 < 160 */
-	n = 0;
-	memcpy(out->client_id, client_id, cid_len);
-	n += cid_len;
-	memcpy(out->client_id + n, mode_text, sizeof(mode_text) - 1);
-	n += sizeof(mode_text) - 1;
-	out->client_id[n++] = (char)('0' + securemode);
-	memcpy(out->client_id + n, sign_text, sizeof(sign_text) - 1);
-	n += sizeof(sign_text) - 1;
-	memcpy(out->client_id + n, timestamp_ms, ts_len);
-	n += ts_len;
-	out->client_id[n++] = '|';
-	out->client_id[n] = '\0';
-	/* <DeviceName>&<ProductKey>: at most 32+1+64 < 100 */
-	memcpy(out->username, device_name, dn_len);
-	out->username[dn_len] = '&';
-	memcpy(out->username + dn_len + 1, product_key, pk_len);
-	out->username[dn_len + 1 + pk_len] = '\0';
-	{
-		const struct bootdev_part parts[8] = {
-			PART("clientId", 8), PART(client_id, cid_len), PART("deviceName", 10), PART(device_name, dn_len),
-			PART("productKey", 10), PART(product_key, pk_len), PART("timestamp", 9), PART(timestamp_ms, ts_len),
-		};
-		if(port->hmac(port, BOOTDEV_HMAC_SHA1, (const uint8_t *)device_secret, ds_len, parts, 8, mac, &mac_len) || mac_len != 20){
-			bootdev__zero(mac, sizeof(mac));
-			return BOOTDEV_ERR_CRYPTO;
-		}
-	}
-	hex__write(mac, mac_len, out->password, 1);
-	bootdev__zero(mac, sizeof(mac));
-	return BOOTDEV_OK;
 }

@@ -1,6 +1,7 @@
 #ifndef BOOTSTRAP_DEVICE_INTERNAL_H
 #define BOOTSTRAP_DEVICE_INTERNAL_H
-/* Shared by bootstrap_device.c and the two format files; not for callers. */
+/* Shared by bootstrap_device.c, the two format files and bootstrap_device_extra.c; not for
+ * callers. */
 #include "bootstrap_device.h"
 
 /* Length of s when it is at most max characters, else max + 1 (never reads past max + 1). */
@@ -9,6 +10,16 @@ size_t bootdev__len(const char *s, size_t max);
 /* The request's common part, into scratch (used as working memory only): a new random into
  * c->random, its key into c->key, the sign (hex, NUL-terminated) into sign. */
 bootdev_status bootdev__prepare(bootdev_client *c, char sign[2 * BOOTDEV_MAC_MAX + 1]);
+
+/* Lower-case (upper: upper-case) hex of n bytes, NUL-terminated, into out. */
+void bootdev__hex(const uint8_t *b, size_t n, char *out, int upper);
+
+/* The sign and the reply key, of strings whose lengths are known (checked by the caller). */
+bootdev_status bootdev__sign(const struct bootdev_port *port, bootdev_hmac alg, const uint8_t *secret, size_t secret_len,
+		const char *product_key, size_t pk_len, const char *device_id, size_t id_len, const char *random, size_t r_len,
+		char hex[2 * BOOTDEV_MAC_MAX + 1]);
+bootdev_status bootdev__key(const struct bootdev_port *port, const uint8_t *secret, size_t secret_len, const char *random,
+		size_t r_len, const char *product_key, size_t pk_len, const char *device_id, size_t id_len, uint8_t key[BOOTDEV_KEY_LEN]);
 
 /* The sealed triple opened in place: 0 when the tag verifies with c->key. */
 bootdev_status bootdev__open(const bootdev_client *c, const uint8_t iv[12], uint8_t *ct, size_t ct_len, const uint8_t tag[16]);

@@ -1,9 +1,10 @@
 /* The device library's JSON half: the request, and the reply read with jsmn (Debian's
- * libjsmn-dev, header-only, no allocation: a fixed token array on the stack). The request
+ * libjsmn-dev, header-only, no allocation: a fixed token array on the stack; its code is
+ * compiled in bootstrap_device_jsmn.c). The request
  * holds only validated characters (ProductKey, deviceId, hex), so it needs no escaping. */
 #include <string.h>
 
-#define JSMN_STATIC
+#define JSMN_HEADER
 #define JSMN_STRICT
 #include <jsmn.h>
 
