@@ -1,6 +1,7 @@
 /* The device library's core (bootstrap_device.h): identity checks, topics, the random, the
  * sign and the reply key, opening a sealed triple. Caller's memory only; crypto through the
  * port. The optional calls are in bootstrap_device_extra.c. */
+#include <stddef.h>
 #include <string.h>
 
 #include "bootstrap_device_internal.h"
@@ -27,23 +28,22 @@ static int is_alnum(int ch)
 	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
 }
 
-/* DeviceName rules: 4 to 32 of letters, digits and - _ @ . : */
-static int device_id__ok(const char *s, size_t len)
+/* The length of s when it is min to max of letters, digits and the characters of extra;
+ * else 0. Reads at most max + 1 characters. */
+static size_t ident__len(const char *s, size_t min, size_t max, const char *extra)
 {
-	if(len < 4 || len > BOOTDEV_DEVICE_ID_MAX) return 0;
-	for(size_t i = 0; i < len; i++){
-		if(!is_alnum((unsigned char)s[i]) && !strchr("-_@.:", s[i])) return 0;
+	size_t n = 0;
+
+	for(; s[n]; n++){
+		if(n >= max || (!is_alnum((unsigned char)s[n]) && !strchr(extra, s[n]))) return 0;
 	}
-	return 1;
+	return n < min ? 0 : n;
 }
 
-static int product_key__ok(const char *s, size_t len)
+/* DeviceName rules: 4 to 32 of letters, digits and - _ @ . : */
+static size_t device_id__len(const char *s)
 {
-	if(len < 1 || len > BOOTDEV_PRODUCT_KEY_MAX) return 0;
-	for(size_t i = 0; i < len; i++){
-		if(!is_alnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_') return 0;
-	}
-	return 1;
+	return ident__len(s, 4, BOOTDEV_DEVICE_ID_MAX, "-_@.:");
 }
 
 const char *bootdev_hmac_name(bootdev_hmac alg)
@@ -66,10 +66,7 @@ bootdev_status bootdev_init(bootdev_client *c, const struct bootdev_port *port, 
 			|| !product_secret || secret_len < 1 || secret_len > BOOTDEV_SECRET_MAX || !bootdev_hmac_name(sign_method)){
 		return BOOTDEV_ERR_ARG;
 	}
-	if(!product_key__ok(product_key, bootdev__len(product_key, BOOTDEV_PRODUCT_KEY_MAX))
-			|| !device_id__ok(device_id, bootdev__len(device_id, BOOTDEV_DEVICE_ID_MAX))){
-		return BOOTDEV_ERR_ARG;
-	}
+	if(!ident__len(product_key, 1, BOOTDEV_PRODUCT_KEY_MAX, "-_") || !device_id__len(device_id)) return BOOTDEV_ERR_ARG;
 	c->port = port;
 	c->rng = rng;
 	c->rng_ctx = rng_ctx;
@@ -95,10 +92,7 @@ static bootdev_status topic__make(bootdev_format fmt, const char *tmpl, const ch
 	const char *p = tmpl;
 
 	if(fmt != BOOTDEV_JSON && fmt != BOOTDEV_CBOR) return BOOTDEV_ERR_ARG;
-	if(device_id){
-		dlen = bootdev__len(device_id, BOOTDEV_DEVICE_ID_MAX);
-		if(!device_id__ok(device_id, dlen)) return BOOTDEV_ERR_ARG;
-	}
+	if(device_id && !(dlen = device_id__len(device_id))) return BOOTDEV_ERR_ARG;
 	if(!out) return BOOTDEV_ERR_BUFFER;
 	while(*p){
 		const char *piece = p;
@@ -258,20 +252,20 @@ static int span__is(struct bootdev__span s, const char *want)
 bootdev_status bootdev__triple(const bootdev_client *c, const struct bootdev__span f[4], struct bootdev__arena *a,
 		bootdev_reply *out)
 {
-	/* ProductKey, DeviceName, DeviceSecret, IotId: the longest of each, and whether it may be empty */
+	/* ProductKey, DeviceName, DeviceSecret, IotId: the longest of each, and where it goes */
 	static const uint8_t max[4] = { BOOTDEV_PRODUCT_KEY_MAX, BOOTDEV_DEVICE_ID_MAX, 128, 128 };
-	const char **keep[4];
+	static const uint8_t at[4] = { offsetof(bootdev_reply, product_key), offsetof(bootdev_reply, device_name),
+		offsetof(bootdev_reply, device_secret), offsetof(bootdev_reply, iot_id) };
 
-	keep[0] = &out->product_key;
-	keep[1] = &out->device_name;
-	keep[2] = &out->device_secret;
-	keep[3] = &out->iot_id;
 	for(int k = 0; k < 4; k++){
+		/* all but IotId non-empty */
 		if(!text__ok(f[k].p, f[k].len, k < 3, max[k])) return BOOTDEV_ERR_MALFORMED;
 	}
 	if(!span__is(f[0], c->product_key) || !span__is(f[1], c->device_id)) return BOOTDEV_ERR_WRONG_DEVICE;
 	for(int k = 0; k < 4; k++){
-		if(!(*keep[k] = bootdev__keep(a, f[k].p, f[k].len))) return BOOTDEV_ERR_BUFFER;
+		const char *s = bootdev__keep(a, f[k].p, f[k].len);
+		if(!s) return BOOTDEV_ERR_BUFFER;
+		*(const char **)((uint8_t *)out + at[k]) = s;
 	}
 	return BOOTDEV_OK;
 }
