@@ -181,21 +181,25 @@ bootdev_status bootdev__key(const struct bootdev_port *port, const uint8_t *secr
 			? BOOTDEV_ERR_CRYPTO : BOOTDEV_OK;
 }
 
-bootdev_status bootdev__prepare(bootdev_client *c, char sign[2 * BOOTDEV_MAC_MAX + 1])
+const char *const bootdev__request_names[5] = { "productKey", "deviceId", "random", "signMethod", "sign" };
+
+bootdev_status bootdev__prepare(bootdev_client *c, size_t room, char sign[2 * BOOTDEV_MAC_MAX + 1], const char *values[5])
 {
 	uint8_t r[BOOTDEV_RANDOM_BYTES];
 	size_t pk_len, id_len;
 	bootdev_status rc;
 
 	if(!c || !c->port) return BOOTDEV_ERR_ARG;
+	/* init checked the identity */
+	pk_len = strlen(c->product_key);
+	id_len = strlen(c->device_id);
+	/* the values at their longest: a method 10 */
+	if(room < pk_len + id_len + BOOTDEV_RANDOM_LEN + 10 + 2 * BOOTDEV_MAC_MAX) return BOOTDEV_ERR_BUFFER;
 	/* whatever happens now, the earlier request's reply no longer opens */
 	c->asked = 0;
 	bootdev__zero(c->key, sizeof(c->key));
 	if(c->rng(c->rng_ctx, r, sizeof(r))) return BOOTDEV_ERR_RNG;
 	bootdev__hex(r, sizeof(r), c->random, 0);
-	/* init checked the identity */
-	pk_len = strlen(c->product_key);
-	id_len = strlen(c->device_id);
 	rc = bootdev__key(c->port, c->product_secret, c->product_secret_len, c->random, BOOTDEV_RANDOM_LEN, c->product_key, pk_len,
 			c->device_id, id_len, c->key);
 	if(rc == BOOTDEV_OK){
@@ -207,6 +211,11 @@ bootdev_status bootdev__prepare(bootdev_client *c, char sign[2 * BOOTDEV_MAC_MAX
 		return rc;
 	}
 	c->asked = 1;
+	values[0] = c->product_key;
+	values[1] = c->device_id;
+	values[2] = c->random;
+	values[3] = bootdev_hmac_name(c->sign_method);
+	values[4] = sign;
 	return BOOTDEV_OK;
 }
 

@@ -271,24 +271,20 @@ static size_t text(const char *s, uint8_t *out, size_t at, size_t size)
 bootdev_status bootdev_request_cbor(bootdev_client *c, uint8_t *out, size_t out_size, size_t *out_len)
 {
 	char sign[2 * BOOTDEV_MAC_MAX + 1];
-	const char *fields[10];
+	const char *values[5];
 	size_t n;
 	bootdev_status rc;
 
-	if(!c || !c->port || !out || !out_len) return BOOTDEV_ERR_ARG;
-	/* the longest: 1 + keys 45 + headers 10 + pk 64 + id 32 + random 16 + method 10 + sign 64 */
-	if(out_size < 1 + 45 + 10 + strlen(c->product_key) + strlen(c->device_id) + BOOTDEV_RANDOM_LEN + 10 + 2 * BOOTDEV_MAC_MAX){
-		return BOOTDEV_ERR_BUFFER;
-	}
-	rc = bootdev__prepare(c, sign);
+	if(!out || !out_len) return BOOTDEV_ERR_ARG;
+	/* the map's head 1, the keys 45 and every string's head 10 (the sign's and a long
+	 * ProductKey's take 2) */
+	rc = bootdev__prepare(c, out_size < 56 ? 0 : out_size - 56, sign, values);
 	if(rc != BOOTDEV_OK) return rc;
-	fields[0] = "productKey"; fields[1] = c->product_key;
-	fields[2] = "deviceId"; fields[3] = c->device_id;
-	fields[4] = "random"; fields[5] = c->random;
-	fields[6] = "signMethod"; fields[7] = bootdev_hmac_name(c->sign_method);
-	fields[8] = "sign"; fields[9] = sign;
 	n = cbor_encode_map_start(5, out, out_size);
-	for(int i = 0; i < 10 && n; i++) n = text(fields[i], out, n, out_size);
+	for(int i = 0; i < 5 && n; i++){
+		n = text(bootdev__request_names[i], out, n, out_size);
+		n = n ? text(values[i], out, n, out_size) : 0;
+	}
 	if(!n) return BOOTDEV_ERR_BUFFER;
 	*out_len = n;
 	return BOOTDEV_OK;

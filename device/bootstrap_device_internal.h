@@ -7,9 +7,12 @@
 /* Length of s when it is at most max characters, else max + 1 (never reads past max + 1). */
 size_t bootdev__len(const char *s, size_t max);
 
-/* The request's common part, into scratch (used as working memory only): a new random into
- * c->random, its key into c->key, the sign (hex, NUL-terminated) into sign. */
-bootdev_status bootdev__prepare(bootdev_client *c, char sign[2 * BOOTDEV_MAC_MAX + 1]);
+/* The request's common part: checks that room bytes hold its five values at their longest
+ * (else BOOTDEV_ERR_BUFFER), then a new random into c->random, its key into c->key, the sign
+ * (hex, NUL-terminated) into sign, and the values, in the order of bootdev__request_names
+ * (the members' names, the same in JSON and CBOR), into values. */
+extern const char *const bootdev__request_names[5];
+bootdev_status bootdev__prepare(bootdev_client *c, size_t room, char sign[2 * BOOTDEV_MAC_MAX + 1], const char *values[5]);
 
 /* Lower-case (upper: upper-case) hex of n bytes, NUL-terminated, into out. */
 void bootdev__hex(const uint8_t *b, size_t n, char *out, int upper);

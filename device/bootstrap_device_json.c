@@ -13,38 +13,31 @@
 /* enough for every reply the service sends (13 for a sealed success), and a bound on work */
 #define TOKENS 24
 
-static size_t put(uint8_t *out, size_t at, const char *s, size_t n)
+static size_t put(uint8_t *out, size_t at, const char *s)
 {
+	size_t n = strlen(s);
 	memcpy(out + at, s, n);
 	return at + n;
 }
 
 bootdev_status bootdev_request_json(bootdev_client *c, uint8_t *out, size_t out_size, size_t *out_len)
 {
-	static const char *const keys[5] = { "{\"productKey\":\"", "\",\"deviceId\":\"", "\",\"random\":\"",
-		"\",\"signMethod\":\"", "\",\"sign\":\"" };
 	char sign[2 * BOOTDEV_MAC_MAX + 1];
 	const char *values[5];
 	size_t n = 0;
 	bootdev_status rc;
 
-	if(!c || !c->port || !out || !out_len) return BOOTDEV_ERR_ARG;
-	/* {"productKey":"","deviceId":"","random":"","signMethod":"","sign":""} is 70; a method 10 at most */
-	if(out_size < 70 + strlen(c->product_key) + strlen(c->device_id) + BOOTDEV_RANDOM_LEN + 10 + 2 * BOOTDEV_MAC_MAX){
-		return BOOTDEV_ERR_BUFFER;
-	}
-	rc = bootdev__prepare(c, sign);
+	if(!out || !out_len) return BOOTDEV_ERR_ARG;
+	/* {"productKey":"","deviceId":"","random":"","signMethod":"","sign":""} is 70 */
+	rc = bootdev__prepare(c, out_size < 70 ? 0 : out_size - 70, sign, values);
 	if(rc != BOOTDEV_OK) return rc;
-	values[0] = c->product_key;
-	values[1] = c->device_id;
-	values[2] = c->random;
-	values[3] = bootdev_hmac_name(c->sign_method);
-	values[4] = sign;
 	for(int i = 0; i < 5; i++){
-		n = put(out, n, keys[i], strlen(keys[i]));
-		n = put(out, n, values[i], strlen(values[i]));
+		n = put(out, n, i ? "\",\"" : "{\"");
+		n = put(out, n, bootdev__request_names[i]);
+		n = put(out, n, "\":\"");
+		n = put(out, n, values[i]);
 	}
-	*out_len = put(out, n, "\"}", 2);
+	*out_len = put(out, n, "\"}");
 	return BOOTDEV_OK;
 }
 
