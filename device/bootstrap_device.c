@@ -261,16 +261,14 @@ static int span__is(struct bootdev__span s, const char *want)
 bootdev_status bootdev__triple(const bootdev_client *c, const struct bootdev__span f[4], struct bootdev__arena *a,
 		bootdev_reply *out)
 {
-	/* ProductKey, DeviceName, DeviceSecret, IotId: the longest of each, and where it goes */
-	static const uint8_t max[4] = { BOOTDEV_PRODUCT_KEY_MAX, BOOTDEV_DEVICE_ID_MAX, 128, 128 };
+	/* where ProductKey, DeviceName, DeviceSecret and IotId go */
 	static const uint8_t at[4] = { offsetof(bootdev_reply, product_key), offsetof(bootdev_reply, device_name),
 		offsetof(bootdev_reply, device_secret), offsetof(bootdev_reply, iot_id) };
 
-	for(int k = 0; k < 4; k++){
-		/* all but IotId non-empty */
-		if(!text__ok(f[k].p, f[k].len, k < 3, max[k])) return BOOTDEV_ERR_MALFORMED;
-	}
+	/* the ProductKey and DeviceName asked for (init checked their characters), a DeviceSecret,
+	 * an IotId that may be empty */
 	if(!span__is(f[0], c->product_key) || !span__is(f[1], c->device_id)) return BOOTDEV_ERR_WRONG_DEVICE;
+	if(!text__ok(f[2].p, f[2].len, 1, 128) || !text__ok(f[3].p, f[3].len, 0, 128)) return BOOTDEV_ERR_MALFORMED;
 	for(int k = 0; k < 4; k++){
 		const char *s = bootdev__keep(a, f[k].p, f[k].len);
 		if(!s) return BOOTDEV_ERR_BUFFER;
