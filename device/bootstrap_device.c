@@ -146,39 +146,33 @@ void bootdev__hex(const uint8_t *b, size_t n, char *out, int upper)
 
 #define PART(s, n) { (const uint8_t *)(s), (n) }
 
-/* The sign, of strings whose lengths are known (checked by the caller). */
-bootdev_status bootdev__sign(const struct bootdev_port *port, bootdev_hmac alg, const uint8_t *secret, size_t secret_len,
-		const char *product_key, size_t pk_len, const char *device_id, size_t id_len, const char *random, size_t r_len,
-		char hex[2 * BOOTDEV_MAC_MAX + 1])
+bootdev_status bootdev__sign(const struct bootdev__input *in, bootdev_hmac alg, char hex[2 * BOOTDEV_MAC_MAX + 1])
 {
 	uint8_t mac[BOOTDEV_MAC_MAX];
 	size_t mac_len = 0;
 	const struct bootdev_part parts[6] = {
-		PART("deviceName", 10), PART(device_id, id_len), PART("productKey", 10), PART(product_key, pk_len),
-		PART("random", 6), PART(random, r_len),
+		PART("deviceName", 10), in->s[1], PART("productKey", 10), in->s[0], PART("random", 6), in->s[2],
 	};
-	int rc = port->hmac(port, alg, secret, secret_len, parts, 6, mac, &mac_len);
+	int rc = in->port->hmac(in->port, alg, in->secret, in->secret_len, parts, 6, mac, &mac_len);
 
 	if(!rc && mac_len >= 16 && mac_len <= BOOTDEV_MAC_MAX) bootdev__hex(mac, mac_len, hex, 0);
 	bootdev__zero(mac, sizeof(mac));
 	return !rc && mac_len >= 16 && mac_len <= BOOTDEV_MAC_MAX ? BOOTDEV_OK : BOOTDEV_ERR_CRYPTO;
 }
 
-/* The reply key, of strings whose lengths are known (checked by the caller). */
-bootdev_status bootdev__key(const struct bootdev_port *port, const uint8_t *secret, size_t secret_len, const char *random,
-		size_t r_len, const char *product_key, size_t pk_len, const char *device_id, size_t id_len, uint8_t key[BOOTDEV_KEY_LEN])
+bootdev_status bootdev__key(const struct bootdev__input *in, uint8_t key[BOOTDEV_KEY_LEN])
 {
 	uint8_t info[sizeof(INFO_LABEL) + BOOTDEV_PRODUCT_KEY_MAX + 1 + BOOTDEV_DEVICE_ID_MAX];
 	size_t n = sizeof(INFO_LABEL); /* the label and its 0 */
 
 	memcpy(info, INFO_LABEL, sizeof(INFO_LABEL));
-	memcpy(info + n, product_key, pk_len);
-	n += pk_len;
+	memcpy(info + n, in->s[0].data, in->s[0].len);
+	n += in->s[0].len;
 	info[n++] = 0;
-	memcpy(info + n, device_id, id_len);
-	n += id_len;
-	return port->hkdf_sha256(port, (const uint8_t *)random, r_len, secret, secret_len, info, n, key, BOOTDEV_KEY_LEN)
-			? BOOTDEV_ERR_CRYPTO : BOOTDEV_OK;
+	memcpy(info + n, in->s[1].data, in->s[1].len);
+	n += in->s[1].len;
+	return in->port->hkdf_sha256(in->port, in->s[2].data, in->s[2].len, in->secret, in->secret_len, info, n, key,
+			BOOTDEV_KEY_LEN) ? BOOTDEV_ERR_CRYPTO : BOOTDEV_OK;
 }
 
 const char *const bootdev__request_names[5] = { "productKey", "deviceId", "random", "signMethod", "sign" };
@@ -186,26 +180,29 @@ const char *const bootdev__request_names[5] = { "productKey", "deviceId", "rando
 bootdev_status bootdev__prepare(bootdev_client *c, size_t room, char sign[2 * BOOTDEV_MAC_MAX + 1], const char *values[5])
 {
 	uint8_t r[BOOTDEV_RANDOM_BYTES];
-	size_t pk_len, id_len;
+	struct bootdev__input in;
 	bootdev_status rc;
 
 	if(!c || !c->port) return BOOTDEV_ERR_ARG;
 	/* init checked the identity */
-	pk_len = strlen(c->product_key);
-	id_len = strlen(c->device_id);
+	in.port = c->port;
+	in.secret = c->product_secret;
+	in.secret_len = c->product_secret_len;
+	in.s[0].data = (const uint8_t *)c->product_key;
+	in.s[0].len = strlen(c->product_key);
+	in.s[1].data = (const uint8_t *)c->device_id;
+	in.s[1].len = strlen(c->device_id);
+	in.s[2].data = (const uint8_t *)c->random;
+	in.s[2].len = BOOTDEV_RANDOM_LEN;
 	/* the values at their longest: a method 10 */
-	if(room < pk_len + id_len + BOOTDEV_RANDOM_LEN + 10 + 2 * BOOTDEV_MAC_MAX) return BOOTDEV_ERR_BUFFER;
+	if(room < in.s[0].len + in.s[1].len + BOOTDEV_RANDOM_LEN + 10 + 2 * BOOTDEV_MAC_MAX) return BOOTDEV_ERR_BUFFER;
 	/* whatever happens now, the earlier request's reply no longer opens */
 	c->asked = 0;
 	bootdev__zero(c->key, sizeof(c->key));
 	if(c->rng(c->rng_ctx, r, sizeof(r))) return BOOTDEV_ERR_RNG;
 	bootdev__hex(r, sizeof(r), c->random, 0);
-	rc = bootdev__key(c->port, c->product_secret, c->product_secret_len, c->random, BOOTDEV_RANDOM_LEN, c->product_key, pk_len,
-			c->device_id, id_len, c->key);
-	if(rc == BOOTDEV_OK){
-		rc = bootdev__sign(c->port, c->sign_method, c->product_secret, c->product_secret_len, c->product_key, pk_len,
-				c->device_id, id_len, c->random, BOOTDEV_RANDOM_LEN, sign);
-	}
+	rc = bootdev__key(&in, c->key);
+	if(rc == BOOTDEV_OK) rc = bootdev__sign(&in, c->sign_method, sign);
 	if(rc != BOOTDEV_OK){
 		bootdev__zero(c->key, sizeof(c->key));
 		return rc;

@@ -21,37 +21,49 @@ const char *bootdev_status_name(bootdev_status s)
 	return at;
 }
 
-/* The lengths of the strings the sign and the key are made of: 0 when one is too long. */
-static int lengths(const char *product_key, const char *device_id, const char *random, size_t len[3])
+/* in from the caller's strings: 0 when one is too long. */
+static int input(struct bootdev__input *in, const struct bootdev_port *port, const uint8_t *secret, size_t secret_len,
+		const char *product_key, const char *device_id, const char *random)
 {
-	len[0] = bootdev__len(product_key, BOOTDEV_PRODUCT_KEY_MAX);
-	len[1] = bootdev__len(device_id, BOOTDEV_DEVICE_ID_MAX);
-	len[2] = bootdev__len(random, 64);
-	return len[0] <= BOOTDEV_PRODUCT_KEY_MAX && len[1] <= BOOTDEV_DEVICE_ID_MAX && len[2] <= 64;
+	static const uint8_t max[3] = { BOOTDEV_PRODUCT_KEY_MAX, BOOTDEV_DEVICE_ID_MAX, 64 };
+	const char *s[3];
+
+	s[0] = product_key;
+	s[1] = device_id;
+	s[2] = random;
+	in->port = port;
+	in->secret = secret;
+	in->secret_len = secret_len;
+	for(int k = 0; k < 3; k++){
+		in->s[k].data = (const uint8_t *)s[k];
+		in->s[k].len = bootdev__len(s[k], max[k]);
+		if(in->s[k].len > max[k]) return 0;
+	}
+	return 1;
 }
 
 bootdev_status bootdev_sign(const struct bootdev_port *port, bootdev_hmac alg, const uint8_t *secret, size_t secret_len,
 		const char *product_key, const char *device_id, const char *random, char hex[2 * BOOTDEV_MAC_MAX + 1])
 {
-	size_t len[3];
+	struct bootdev__input in;
 
 	if(!port || !port->hmac || !secret || !product_key || !device_id || !random || !hex || !bootdev_hmac_name(alg)
-			|| !lengths(product_key, device_id, random, len)){
+			|| !input(&in, port, secret, secret_len, product_key, device_id, random)){
 		return BOOTDEV_ERR_ARG;
 	}
-	return bootdev__sign(port, alg, secret, secret_len, product_key, len[0], device_id, len[1], random, len[2], hex);
+	return bootdev__sign(&in, alg, hex);
 }
 
 bootdev_status bootdev_reply_key(const struct bootdev_port *port, const uint8_t *secret, size_t secret_len,
 		const char *random, const char *product_key, const char *device_id, uint8_t key[BOOTDEV_KEY_LEN])
 {
-	size_t len[3];
+	struct bootdev__input in;
 
 	if(!port || !port->hkdf_sha256 || !secret || !random || !product_key || !device_id || !key
-			|| !lengths(product_key, device_id, random, len)){
+			|| !input(&in, port, secret, secret_len, product_key, device_id, random)){
 		return BOOTDEV_ERR_ARG;
 	}
-	return bootdev__key(port, secret, secret_len, random, len[2], product_key, len[0], device_id, len[1], key);
+	return bootdev__key(&in, key);
 }
 
 bootdev_status bootdev_credentials_make(const struct bootdev_port *port, const char *product_key,

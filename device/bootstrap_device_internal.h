@@ -17,12 +17,16 @@ bootdev_status bootdev__prepare(bootdev_client *c, size_t room, char sign[2 * BO
 /* Lower-case (upper: upper-case) hex of n bytes, NUL-terminated, into out. */
 void bootdev__hex(const uint8_t *b, size_t n, char *out, int upper);
 
-/* The sign and the reply key, of strings whose lengths are known (checked by the caller). */
-bootdev_status bootdev__sign(const struct bootdev_port *port, bootdev_hmac alg, const uint8_t *secret, size_t secret_len,
-		const char *product_key, size_t pk_len, const char *device_id, size_t id_len, const char *random, size_t r_len,
-		char hex[2 * BOOTDEV_MAC_MAX + 1]);
-bootdev_status bootdev__key(const struct bootdev_port *port, const uint8_t *secret, size_t secret_len, const char *random,
-		size_t r_len, const char *product_key, size_t pk_len, const char *device_id, size_t id_len, uint8_t key[BOOTDEV_KEY_LEN]);
+/* What the sign and the reply key are made of: the ProductSecret, and the ProductKey, deviceId
+ * and random in s[0], s[1], s[2], their lengths known (checked by the caller). */
+struct bootdev__input {
+	const struct bootdev_port *port;
+	const uint8_t *secret;
+	size_t secret_len;
+	struct bootdev_part s[3];
+};
+bootdev_status bootdev__sign(const struct bootdev__input *in, bootdev_hmac alg, char hex[2 * BOOTDEV_MAC_MAX + 1]);
+bootdev_status bootdev__key(const struct bootdev__input *in, uint8_t key[BOOTDEV_KEY_LEN]);
 
 /* The sealed triple opened in place: 0 when the tag verifies with c->key. */
 bootdev_status bootdev__open(const bootdev_client *c, const uint8_t iv[12], uint8_t *ct, size_t ct_len, const uint8_t tag[16]);
