@@ -1,6 +1,7 @@
 /* The device library's core (bootstrap_device.h): identity checks, topics, the random, the
- * sign and the reply key, opening a sealed triple, the IoT Platform connect credentials.
- * Caller's memory only; crypto through the port. */
+ * sign and the reply key, opening a sealed triple. Caller's memory only; crypto through the
+ * port. The optional calls are in bootstrap_device_extra.c. */
+#include <stddef.h>
 #include <string.h>
 
 #include "bootstrap_device_internal.h"
@@ -27,23 +28,22 @@ static int is_alnum(int ch)
 	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
 }
 
-/* DeviceName rules: 4 to 32 of letters, digits and - _ @ . : */
-static int device_id__ok(const char *s, size_t len)
+/* The length of s when it is min to max of letters, digits and the characters of extra;
+ * else 0. Reads at most max + 1 characters. */
+static size_t ident__len(const char *s, size_t min, size_t max, const char *extra)
 {
-	if(len < 4 || len > BOOTDEV_DEVICE_ID_MAX) return 0;
-	for(size_t i = 0; i < len; i++){
-		if(!is_alnum((unsigned char)s[i]) && !strchr("-_@.:", s[i])) return 0;
+	size_t n = 0;
+
+	for(; s[n]; n++){
+		if(n >= max || (!is_alnum((unsigned char)s[n]) && !strchr(extra, s[n]))) return 0;
 	}
-	return 1;
+	return n < min ? 0 : n;
 }
 
-static int product_key__ok(const char *s, size_t len)
+/* DeviceName rules: 4 to 32 of letters, digits and - _ @ . : */
+static size_t device_id__len(const char *s)
 {
-	if(len < 1 || len > BOOTDEV_PRODUCT_KEY_MAX) return 0;
-	for(size_t i = 0; i < len; i++){
-		if(!is_alnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_') return 0;
-	}
-	return 1;
+	return ident__len(s, 4, BOOTDEV_DEVICE_ID_MAX, "-_@.:");
 }
 
 const char *bootdev_hmac_name(bootdev_hmac alg)
@@ -56,19 +56,6 @@ const char *bootdev_hmac_name(bootdev_hmac alg)
 	return NULL;
 }
 
-const char *bootdev_status_name(bootdev_status s)
-{
-	/* one array, not string literals: its own section, which a firmware that never calls this
-	 * leaves out (-fdata-sections, --gc-sections) */
-	static const char names[] = "ok\0refused\0bad argument\0buffer too small\0rng failed\0crypto backend failed\0"
-		"malformed reply\0success not sealed\0does not open with this request's key\0"
-		"sealed for another device or product\0unknown";
-	const char *at = names;
-
-	for(int i = 0; i < (int)s && i <= (int)BOOTDEV_ERR_WRONG_DEVICE; i++) at += strlen(at) + 1;
-	return at;
-}
-
 bootdev_status bootdev_init(bootdev_client *c, const struct bootdev_port *port, bootdev_rng rng, void *rng_ctx,
 		const char *product_key, const char *device_id, const uint8_t *product_secret, size_t secret_len,
 		bootdev_hmac sign_method)
@@ -79,10 +66,7 @@ bootdev_status bootdev_init(bootdev_client *c, const struct bootdev_port *port, 
 			|| !product_secret || secret_len < 1 || secret_len > BOOTDEV_SECRET_MAX || !bootdev_hmac_name(sign_method)){
 		return BOOTDEV_ERR_ARG;
 	}
-	if(!product_key__ok(product_key, bootdev__len(product_key, BOOTDEV_PRODUCT_KEY_MAX))
-			|| !device_id__ok(device_id, bootdev__len(device_id, BOOTDEV_DEVICE_ID_MAX))){
-		return BOOTDEV_ERR_ARG;
-	}
+	if(!ident__len(product_key, 1, BOOTDEV_PRODUCT_KEY_MAX, "-_") || !device_id__len(device_id)) return BOOTDEV_ERR_ARG;
 	c->port = port;
 	c->rng = rng;
 	c->rng_ctx = rng_ctx;
@@ -108,10 +92,7 @@ static bootdev_status topic__make(bootdev_format fmt, const char *tmpl, const ch
 	const char *p = tmpl;
 
 	if(fmt != BOOTDEV_JSON && fmt != BOOTDEV_CBOR) return BOOTDEV_ERR_ARG;
-	if(device_id){
-		dlen = bootdev__len(device_id, BOOTDEV_DEVICE_ID_MAX);
-		if(!device_id__ok(device_id, dlen)) return BOOTDEV_ERR_ARG;
-	}
+	if(device_id && !(dlen = device_id__len(device_id))) return BOOTDEV_ERR_ARG;
 	if(!out) return BOOTDEV_ERR_BUFFER;
 	while(*p){
 		const char *piece = p;
@@ -153,7 +134,7 @@ bootdev_status bootdev_reply_topic(bootdev_format fmt, const char *tmpl, const c
 	return topic__make(fmt, tmpl ? tmpl : "bootstrap/reply/{deviceId}", device_id, out, out_size, out_len);
 }
 
-static void hex__write(const uint8_t *b, size_t n, char *out, int upper)
+void bootdev__hex(const uint8_t *b, size_t n, char *out, int upper)
 {
 	const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
 	for(size_t i = 0; i < n; i++){
@@ -165,100 +146,73 @@ static void hex__write(const uint8_t *b, size_t n, char *out, int upper)
 
 #define PART(s, n) { (const uint8_t *)(s), (n) }
 
-/* The sign, of strings whose lengths are known (checked by the caller). */
-static bootdev_status sign__raw(const struct bootdev_port *port, bootdev_hmac alg, const uint8_t *secret, size_t secret_len,
-		const char *product_key, size_t pk_len, const char *device_id, size_t id_len, const char *random, size_t r_len,
-		char hex[2 * BOOTDEV_MAC_MAX + 1])
+bootdev_status bootdev__sign(const struct bootdev__input *in, bootdev_hmac alg, char hex[2 * BOOTDEV_MAC_MAX + 1])
 {
 	uint8_t mac[BOOTDEV_MAC_MAX];
 	size_t mac_len = 0;
 	const struct bootdev_part parts[6] = {
-		PART("deviceName", 10), PART(device_id, id_len), PART("productKey", 10), PART(product_key, pk_len),
-		PART("random", 6), PART(random, r_len),
+		PART("deviceName", 10), in->s[1], PART("productKey", 10), in->s[0], PART("random", 6), in->s[2],
 	};
-	int rc = port->hmac(port, alg, secret, secret_len, parts, 6, mac, &mac_len);
+	int rc = in->port->hmac(in->port, alg, in->secret, in->secret_len, parts, 6, mac, &mac_len);
 
-	if(!rc && mac_len >= 16 && mac_len <= BOOTDEV_MAC_MAX) hex__write(mac, mac_len, hex, 0);
+	if(!rc && mac_len >= 16 && mac_len <= BOOTDEV_MAC_MAX) bootdev__hex(mac, mac_len, hex, 0);
 	bootdev__zero(mac, sizeof(mac));
 	return !rc && mac_len >= 16 && mac_len <= BOOTDEV_MAC_MAX ? BOOTDEV_OK : BOOTDEV_ERR_CRYPTO;
 }
 
-/* The reply key, of strings whose lengths are known (checked by the caller). */
-static bootdev_status key__raw(const struct bootdev_port *port, const uint8_t *secret, size_t secret_len, const char *random,
-		size_t r_len, const char *product_key, size_t pk_len, const char *device_id, size_t id_len, uint8_t key[BOOTDEV_KEY_LEN])
+bootdev_status bootdev__key(const struct bootdev__input *in, uint8_t key[BOOTDEV_KEY_LEN])
 {
 	uint8_t info[sizeof(INFO_LABEL) + BOOTDEV_PRODUCT_KEY_MAX + 1 + BOOTDEV_DEVICE_ID_MAX];
 	size_t n = sizeof(INFO_LABEL); /* the label and its 0 */
 
 	memcpy(info, INFO_LABEL, sizeof(INFO_LABEL));
-	memcpy(info + n, product_key, pk_len);
-	n += pk_len;
+	memcpy(info + n, in->s[0].data, in->s[0].len);
+	n += in->s[0].len;
 	info[n++] = 0;
-	memcpy(info + n, device_id, id_len);
-	n += id_len;
-	return port->hkdf_sha256(port, (const uint8_t *)random, r_len, secret, secret_len, info, n, key, BOOTDEV_KEY_LEN)
-			? BOOTDEV_ERR_CRYPTO : BOOTDEV_OK;
+	memcpy(info + n, in->s[1].data, in->s[1].len);
+	n += in->s[1].len;
+	return in->port->hkdf_sha256(in->port, in->s[2].data, in->s[2].len, in->secret, in->secret_len, info, n, key,
+			BOOTDEV_KEY_LEN) ? BOOTDEV_ERR_CRYPTO : BOOTDEV_OK;
 }
 
-/* The lengths of the strings the sign and the key are made of: 0 when one is too long. */
-static int lengths(const char *product_key, const char *device_id, const char *random, size_t len[3])
-{
-	len[0] = bootdev__len(product_key, BOOTDEV_PRODUCT_KEY_MAX);
-	len[1] = bootdev__len(device_id, BOOTDEV_DEVICE_ID_MAX);
-	len[2] = bootdev__len(random, 64);
-	return len[0] <= BOOTDEV_PRODUCT_KEY_MAX && len[1] <= BOOTDEV_DEVICE_ID_MAX && len[2] <= 64;
-}
+const char *const bootdev__request_names[5] = { "productKey", "deviceId", "random", "signMethod", "sign" };
 
-bootdev_status bootdev_sign(const struct bootdev_port *port, bootdev_hmac alg, const uint8_t *secret, size_t secret_len,
-		const char *product_key, const char *device_id, const char *random, char hex[2 * BOOTDEV_MAC_MAX + 1])
-{
-	size_t len[3];
-
-	if(!port || !port->hmac || !secret || !product_key || !device_id || !random || !hex || !bootdev_hmac_name(alg)
-			|| !lengths(product_key, device_id, random, len)){
-		return BOOTDEV_ERR_ARG;
-	}
-	return sign__raw(port, alg, secret, secret_len, product_key, len[0], device_id, len[1], random, len[2], hex);
-}
-
-bootdev_status bootdev_reply_key(const struct bootdev_port *port, const uint8_t *secret, size_t secret_len,
-		const char *random, const char *product_key, const char *device_id, uint8_t key[BOOTDEV_KEY_LEN])
-{
-	size_t len[3];
-
-	if(!port || !port->hkdf_sha256 || !secret || !random || !product_key || !device_id || !key
-			|| !lengths(product_key, device_id, random, len)){
-		return BOOTDEV_ERR_ARG;
-	}
-	return key__raw(port, secret, secret_len, random, len[2], product_key, len[0], device_id, len[1], key);
-}
-
-bootdev_status bootdev__prepare(bootdev_client *c, char sign[2 * BOOTDEV_MAC_MAX + 1])
+bootdev_status bootdev__prepare(bootdev_client *c, size_t room, char sign[2 * BOOTDEV_MAC_MAX + 1], const char *values[5])
 {
 	uint8_t r[BOOTDEV_RANDOM_BYTES];
-	size_t pk_len, id_len;
+	struct bootdev__input in;
 	bootdev_status rc;
 
 	if(!c || !c->port) return BOOTDEV_ERR_ARG;
+	/* init checked the identity */
+	in.port = c->port;
+	in.secret = c->product_secret;
+	in.secret_len = c->product_secret_len;
+	in.s[0].data = (const uint8_t *)c->product_key;
+	in.s[0].len = strlen(c->product_key);
+	in.s[1].data = (const uint8_t *)c->device_id;
+	in.s[1].len = strlen(c->device_id);
+	in.s[2].data = (const uint8_t *)c->random;
+	in.s[2].len = BOOTDEV_RANDOM_LEN;
+	/* the values at their longest: a method 10 */
+	if(room < in.s[0].len + in.s[1].len + BOOTDEV_RANDOM_LEN + 10 + 2 * BOOTDEV_MAC_MAX) return BOOTDEV_ERR_BUFFER;
 	/* whatever happens now, the earlier request's reply no longer opens */
 	c->asked = 0;
 	bootdev__zero(c->key, sizeof(c->key));
 	if(c->rng(c->rng_ctx, r, sizeof(r))) return BOOTDEV_ERR_RNG;
-	hex__write(r, sizeof(r), c->random, 0);
-	/* init checked the identity */
-	pk_len = strlen(c->product_key);
-	id_len = strlen(c->device_id);
-	rc = key__raw(c->port, c->product_secret, c->product_secret_len, c->random, BOOTDEV_RANDOM_LEN, c->product_key, pk_len,
-			c->device_id, id_len, c->key);
-	if(rc == BOOTDEV_OK){
-		rc = sign__raw(c->port, c->sign_method, c->product_secret, c->product_secret_len, c->product_key, pk_len,
-				c->device_id, id_len, c->random, BOOTDEV_RANDOM_LEN, sign);
-	}
+	bootdev__hex(r, sizeof(r), c->random, 0);
+	rc = bootdev__key(&in, c->key);
+	if(rc == BOOTDEV_OK) rc = bootdev__sign(&in, c->sign_method, sign);
 	if(rc != BOOTDEV_OK){
 		bootdev__zero(c->key, sizeof(c->key));
 		return rc;
 	}
 	c->asked = 1;
+	values[0] = c->product_key;
+	values[1] = c->device_id;
+	values[2] = c->random;
+	values[3] = bootdev_hmac_name(c->sign_method);
+	values[4] = sign;
 	return BOOTDEV_OK;
 }
 
@@ -304,20 +258,18 @@ static int span__is(struct bootdev__span s, const char *want)
 bootdev_status bootdev__triple(const bootdev_client *c, const struct bootdev__span f[4], struct bootdev__arena *a,
 		bootdev_reply *out)
 {
-	/* ProductKey, DeviceName, DeviceSecret, IotId: the longest of each, and whether it may be empty */
-	static const uint8_t max[4] = { BOOTDEV_PRODUCT_KEY_MAX, BOOTDEV_DEVICE_ID_MAX, 128, 128 };
-	const char **keep[4];
+	/* where ProductKey, DeviceName, DeviceSecret and IotId go */
+	static const uint8_t at[4] = { offsetof(bootdev_reply, product_key), offsetof(bootdev_reply, device_name),
+		offsetof(bootdev_reply, device_secret), offsetof(bootdev_reply, iot_id) };
 
-	keep[0] = &out->product_key;
-	keep[1] = &out->device_name;
-	keep[2] = &out->device_secret;
-	keep[3] = &out->iot_id;
-	for(int k = 0; k < 4; k++){
-		if(!text__ok(f[k].p, f[k].len, k < 3, max[k])) return BOOTDEV_ERR_MALFORMED;
-	}
+	/* the ProductKey and DeviceName asked for (init checked their characters), a DeviceSecret,
+	 * an IotId that may be empty */
 	if(!span__is(f[0], c->product_key) || !span__is(f[1], c->device_id)) return BOOTDEV_ERR_WRONG_DEVICE;
+	if(!text__ok(f[2].p, f[2].len, 1, 128) || !text__ok(f[3].p, f[3].len, 0, 128)) return BOOTDEV_ERR_MALFORMED;
 	for(int k = 0; k < 4; k++){
-		if(!(*keep[k] = bootdev__keep(a, f[k].p, f[k].len))) return BOOTDEV_ERR_BUFFER;
+		const char *s = bootdev__keep(a, f[k].p, f[k].len);
+		if(!s) return BOOTDEV_ERR_BUFFER;
+		*(const char **)((uint8_t *)out + at[k]) = s;
 	}
 	return BOOTDEV_OK;
 }
@@ -338,63 +290,4 @@ bootdev_status bootdev__refusal(struct bootdev__span code, struct bootdev__span 
 		if((unsigned char)*m < 0x20 || (unsigned char)*m > 0x7e) *m = '?';
 	}
 	return BOOTDEV_REFUSED;
-}
-
-bootdev_status bootdev_credentials_make(const struct bootdev_port *port, const char *product_key,
-		const char *device_name, const char *device_secret, const char *client_id, const char *timestamp_ms,
-		int securemode, bootdev_credentials *out)
-{
-	static const char mode_text[] = "|securemode=";
-	static const char sign_text[] = ",signmethod=hmacsha1,timestamp=";
-	uint8_t mac[BOOTDEV_MAC_MAX];
-	size_t mac_len = 0, pk_len, dn_len, ds_len, cid_len, ts_len, n;
-
-	if(!port || !port->hmac || !product_key || !device_name || !device_secret || !timestamp_ms || !out
-			|| (securemode != 2 && securemode != 3)){
-		return BOOTDEV_ERR_ARG;
-	}
-	if(!client_id) client_id = device_name;
-	pk_len = bootdev__len(product_key, BOOTDEV_PRODUCT_KEY_MAX);
-	dn_len = bootdev__len(device_name, BOOTDEV_DEVICE_ID_MAX);
-	ds_len = bootdev__len(device_secret, 128);
-	cid_len = bootdev__len(client_id, BOOTDEV_CLIENT_ID_MAX);
-	ts_len = bootdev__len(timestamp_ms, 20);
-	if(pk_len > BOOTDEV_PRODUCT_KEY_MAX || dn_len > BOOTDEV_DEVICE_ID_MAX || ds_len > 128 || cid_len > BOOTDEV_CLIENT_ID_MAX
-			|| cid_len < 1 || ts_len > 20 || ts_len < 1 || strchr(client_id, '|') || strchr(client_id, ',')){
-		return BOOTDEV_ERR_ARG;
-	}
-	for(size_t i = 0; i < ts_len; i++){
-		if(timestamp_ms[i] < '0' || timestamp_ms[i] > '9') return BOOTDEV_ERR_ARG;
-	}
-	/* <client_id>|securemode=<m>,signmethod=hmacsha1,timestamp=<T>| : at most 64+12+1+31+20+1 < 160 */
-	n = 0;
-	memcpy(out->client_id, client_id, cid_len);
-	n += cid_len;
-	memcpy(out->client_id + n, mode_text, sizeof(mode_text) - 1);
-	n += sizeof(mode_text) - 1;
-	out->client_id[n++] = (char)('0' + securemode);
-	memcpy(out->client_id + n, sign_text, sizeof(sign_text) - 1);
-	n += sizeof(sign_text) - 1;
-	memcpy(out->client_id + n, timestamp_ms, ts_len);
-	n += ts_len;
-	out->client_id[n++] = '|';
-	out->client_id[n] = '\0';
-	/* <DeviceName>&<ProductKey>: at most 32+1+64 < 100 */
-	memcpy(out->username, device_name, dn_len);
-	out->username[dn_len] = '&';
-	memcpy(out->username + dn_len + 1, product_key, pk_len);
-	out->username[dn_len + 1 + pk_len] = '\0';
-	{
-		const struct bootdev_part parts[8] = {
-			PART("clientId", 8), PART(client_id, cid_len), PART("deviceName", 10), PART(device_name, dn_len),
-			PART("productKey", 10), PART(product_key, pk_len), PART("timestamp", 9), PART(timestamp_ms, ts_len),
-		};
-		if(port->hmac(port, BOOTDEV_HMAC_SHA1, (const uint8_t *)device_secret, ds_len, parts, 8, mac, &mac_len) || mac_len != 20){
-			bootdev__zero(mac, sizeof(mac));
-			return BOOTDEV_ERR_CRYPTO;
-		}
-	}
-	hex__write(mac, mac_len, out->password, 1);
-	bootdev__zero(mac, sizeof(mac));
-	return BOOTDEV_OK;
 }

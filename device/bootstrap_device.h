@@ -10,8 +10,10 @@
  * reply topic to bootdev_reply_*(). Crypto goes through a small port (struct bootdev_port):
  * device/port/ ships mbedTLS and OpenSSL backends.
  *
- * A firmware links bootstrap_device.c, and bootstrap_device_json.c (jsmn) or
- * bootstrap_device_cbor.c (libcbor's streaming decoder and encoders), or both.
+ * A firmware links bootstrap_device.c, and bootstrap_device_json.c (with
+ * bootstrap_device_jsmn.c, jsmn's tokenizer) or bootstrap_device_cbor.c (libcbor's streaming
+ * decoder and encoders), or both; bootstrap_device_extra.c only if it calls
+ * bootdev_credentials_make(), bootdev_sign(), bootdev_reply_key() or bootdev_status_name().
  *
  * MQTT 5: a device that sets a Response Topic and Correlation Data on its request gets them
  * back on the reply; matching them is the MQTT client's job, not this library's. With one

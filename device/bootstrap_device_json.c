@@ -1,9 +1,10 @@
 /* The device library's JSON half: the request, and the reply read with jsmn (Debian's
- * libjsmn-dev, header-only, no allocation: a fixed token array on the stack). The request
+ * libjsmn-dev, header-only, no allocation: a fixed token array on the stack; its code is
+ * compiled in bootstrap_device_jsmn.c). The request
  * holds only validated characters (ProductKey, deviceId, hex), so it needs no escaping. */
 #include <string.h>
 
-#define JSMN_STATIC
+#define JSMN_HEADER
 #define JSMN_STRICT
 #include <jsmn.h>
 
@@ -12,38 +13,31 @@
 /* enough for every reply the service sends (13 for a sealed success), and a bound on work */
 #define TOKENS 24
 
-static size_t put(uint8_t *out, size_t at, const char *s, size_t n)
+static size_t put(uint8_t *out, size_t at, const char *s)
 {
+	size_t n = strlen(s);
 	memcpy(out + at, s, n);
 	return at + n;
 }
 
 bootdev_status bootdev_request_json(bootdev_client *c, uint8_t *out, size_t out_size, size_t *out_len)
 {
-	static const char *const keys[5] = { "{\"productKey\":\"", "\",\"deviceId\":\"", "\",\"random\":\"",
-		"\",\"signMethod\":\"", "\",\"sign\":\"" };
 	char sign[2 * BOOTDEV_MAC_MAX + 1];
 	const char *values[5];
 	size_t n = 0;
 	bootdev_status rc;
 
-	if(!c || !c->port || !out || !out_len) return BOOTDEV_ERR_ARG;
-	/* {"productKey":"","deviceId":"","random":"","signMethod":"","sign":""} is 70; a method 10 at most */
-	if(out_size < 70 + strlen(c->product_key) + strlen(c->device_id) + BOOTDEV_RANDOM_LEN + 10 + 2 * BOOTDEV_MAC_MAX){
-		return BOOTDEV_ERR_BUFFER;
-	}
-	rc = bootdev__prepare(c, sign);
+	if(!out || !out_len) return BOOTDEV_ERR_ARG;
+	/* {"productKey":"","deviceId":"","random":"","signMethod":"","sign":""} is 70 */
+	rc = bootdev__prepare(c, out_size < 70 ? 0 : out_size - 70, sign, values);
 	if(rc != BOOTDEV_OK) return rc;
-	values[0] = c->product_key;
-	values[1] = c->device_id;
-	values[2] = c->random;
-	values[3] = bootdev_hmac_name(c->sign_method);
-	values[4] = sign;
 	for(int i = 0; i < 5; i++){
-		n = put(out, n, keys[i], strlen(keys[i]));
-		n = put(out, n, values[i], strlen(values[i]));
+		n = put(out, n, i ? "\",\"" : "{\"");
+		n = put(out, n, bootdev__request_names[i]);
+		n = put(out, n, "\":\"");
+		n = put(out, n, values[i]);
 	}
-	*out_len = put(out, n, "\"}", 2);
+	*out_len = put(out, n, "\"}");
 	return BOOTDEV_OK;
 }
 
@@ -65,9 +59,10 @@ static int tok_is(const uint8_t *js, const jsmntok_t *t, const char *text)
 	return (size_t)(t->end - t->start) == n && !memcmp(js + t->start, text, n);
 }
 
-static int is_key(const uint8_t *js, const jsmntok_t *t, const char *name)
+/* a member's value that is a string (v NULL: absent) */
+static int is_str(const jsmntok_t *v)
 {
-	return t->type == JSMN_STRING && tok_is(js, t, name);
+	return v && v->type == JSMN_STRING;
 }
 
 static struct bootdev__span span(const uint8_t *js, const jsmntok_t *t)
@@ -93,19 +88,21 @@ static int parse(const uint8_t *js, size_t len, jsmntok_t *t)
 	return n;
 }
 
-/* Finds the members named in names[] among the object at t[0], each at most once: at[k] is
- * the token index of names[k]'s value, or 0. -1 when malformed. */
-static int members(const uint8_t *js, const jsmntok_t *t, int n, const char *const *names, int count, int *at)
+/* Finds the members named in names[] of the object at t (n tokens from t), each at most
+ * once: v[k] is names[k]'s value, or NULL. -1 when malformed (not an object, a member twice). */
+static int members(const uint8_t *js, const jsmntok_t *t, int n, const char *const *names, int count,
+		const jsmntok_t **v)
 {
 	int i = 1;
 
-	for(int k = 0; k < count; k++) at[k] = 0;
-	for(int m = 0; m < t[0].size; m++){
+	for(int k = 0; k < count; k++) v[k] = NULL;
+	if(t->type != JSMN_OBJECT) return -1;
+	for(int m = 0; m < t->size; m++){
 		if(i + 1 >= n || t[i].type != JSMN_STRING || t[i].size != 1) return -1;
 		for(int k = 0; k < count; k++){
-			if(is_key(js, &t[i], names[k])){
-				if(at[k]) return -1; /* a member twice */
-				at[k] = i + 1;
+			if(tok_is(js, &t[i], names[k])){
+				if(v[k]) return -1; /* a member twice */
+				v[k] = &t[i + 1];
 			}
 		}
 		i = skip(t, i + 1, n);
@@ -113,69 +110,58 @@ static int members(const uint8_t *js, const jsmntok_t *t, int n, const char *con
 	return 0;
 }
 
-static int is_prim(const uint8_t *js, const jsmntok_t *t, const char *text)
-{
-	return t->type == JSMN_PRIMITIVE && tok_is(js, t, text);
-}
-
-/* The four strings of a triple object (a sealed plaintext or "data"). */
-static bootdev_status triple(const bootdev_client *c, const uint8_t *js, const jsmntok_t *t, int n, int obj,
+/* The four strings of a triple object at o (a sealed plaintext or "data"), t[n] the end. */
+static bootdev_status triple(const bootdev_client *c, const uint8_t *js, const jsmntok_t *o, const jsmntok_t *end,
 		struct bootdev__arena *a, bootdev_reply *out)
 {
 	struct bootdev__span f[4];
-	int at[4];
+	const jsmntok_t *v[4];
 
-	if(t[obj].type != JSMN_OBJECT) return BOOTDEV_ERR_MALFORMED;
-	/* members() reads the object at t[0]: shift the view to obj */
-	if(members(js, t + obj, n - obj, bootdev__triple_names, 4, at)) return BOOTDEV_ERR_MALFORMED;
+	if(members(js, o, (int)(end - o), bootdev__triple_names, 4, v)) return BOOTDEV_ERR_MALFORMED;
 	for(int k = 0; k < 4; k++){
-		if(!at[k] || t[obj + at[k]].type != JSMN_STRING) return BOOTDEV_ERR_MALFORMED;
-		f[k] = span(js, &t[obj + at[k]]);
+		if(!is_str(v[k])) return BOOTDEV_ERR_MALFORMED;
+		f[k] = span(js, v[k]);
 	}
 	return bootdev__triple(c, f, a, out);
 }
 
 static int b64(const bootdev_client *c, const uint8_t *js, const jsmntok_t *t, uint8_t *out, size_t size, size_t *len)
 {
-	if(t->type != JSMN_STRING) return -1;
 	return c->port->base64_decode(c->port, (const char *)js + t->start, (size_t)(t->end - t->start), out, size, len);
 }
 
 /* t is the reply's tokens, reused for the plaintext's once the seal is read (one token array
  * on the stack, not two) */
-static bootdev_status sealed(const bootdev_client *c, const uint8_t *js, jsmntok_t *t, int n, int obj,
+static bootdev_status sealed(const bootdev_client *c, const uint8_t *js, jsmntok_t *t, const jsmntok_t *o, int n,
 		uint8_t *work, size_t work_size, bootdev_reply *out)
 {
 	static const char *const names[4] = { "alg", "iv", "ct", "tag" };
 	uint8_t iv[12], tag[16];
+	const jsmntok_t *v[4];
 	size_t iv_len = 0, tag_len = 0, ct_len = 0;
 	struct bootdev__arena a;
 	bootdev_status rc;
-	int at[4], pn;
+	int pn;
 
 	if(!c->port->base64_decode) return BOOTDEV_ERR_ARG;
 	/* a success whose seal cannot even be read is no more genuine than one that does not open */
-	if(t[obj].type != JSMN_OBJECT || members(js, t + obj, n - obj, names, 4, at)) return BOOTDEV_ERR_FORGED;
+	if(members(js, o, n - (int)(o - t), names, 4, v)) return BOOTDEV_ERR_FORGED;
 	for(int k = 0; k < 4; k++){
-		if(!at[k] || t[obj + at[k]].type != JSMN_STRING) return BOOTDEV_ERR_FORGED;
+		if(!is_str(v[k])) return BOOTDEV_ERR_FORGED;
 	}
-	if(!is_key(js, &t[obj + at[0]], "A128GCM")) return BOOTDEV_ERR_FORGED;
-	if(b64(c, js, &t[obj + at[1]], iv, sizeof(iv), &iv_len) || iv_len != sizeof(iv)
-			|| b64(c, js, &t[obj + at[3]], tag, sizeof(tag), &tag_len) || tag_len != sizeof(tag)){
+	if(!tok_is(js, v[0], "A128GCM") || b64(c, js, v[1], iv, sizeof(iv), &iv_len) || iv_len != sizeof(iv)
+			|| b64(c, js, v[3], tag, sizeof(tag), &tag_len) || tag_len != sizeof(tag)){
 		return BOOTDEV_ERR_FORGED;
 	}
 	/* the ciphertext at the start of work, opened in place; the strings after it */
-	{
-		size_t b64_len = (size_t)(t[obj + at[2]].end - t[obj + at[2]].start);
-		if(b64_len / 4 * 3 > work_size + 2) return BOOTDEV_ERR_BUFFER; /* decodes to more than work holds */
-	}
-	if(b64(c, js, &t[obj + at[2]], work, work_size, &ct_len)) return BOOTDEV_ERR_FORGED;
+	if((size_t)(v[2]->end - v[2]->start) / 4 * 3 > work_size + 2) return BOOTDEV_ERR_BUFFER; /* more than work holds */
+	if(b64(c, js, v[2], work, work_size, &ct_len)) return BOOTDEV_ERR_FORGED;
 	rc = bootdev__open(c, iv, work, ct_len, tag);
 	if(rc != BOOTDEV_OK) return rc;
 	a.at = work + ct_len;
 	a.left = work_size - ct_len;
 	pn = parse(work, ct_len, t);
-	rc = pn < 0 ? BOOTDEV_ERR_MALFORMED : triple(c, work, t, pn, 0, &a, out);
+	rc = pn < 0 ? BOOTDEV_ERR_MALFORMED : triple(c, work, t, t + pn, &a, out);
 	bootdev__zero(work, ct_len); /* the plaintext: its strings are kept after it */
 	out->sealed = 1;
 	return rc;
@@ -202,31 +188,31 @@ bootdev_status bootdev_reply_json(const bootdev_client *c, const uint8_t *payloa
 {
 	static const char *const names[M_COUNT] = { "success", "sealed", "data", "code", "message", "retryAfter" };
 	jsmntok_t t[TOKENS];
+	const jsmntok_t *v[M_COUNT], *ok;
 	struct bootdev__arena a;
-	int at[M_COUNT], n;
+	struct bootdev__span msg = { (const uint8_t *)"", 0 };
+	int n;
 
 	if(!c || !c->port || (!payload && len) || !work || !out) return BOOTDEV_ERR_ARG;
 	memset(out, 0, sizeof(*out));
 	if(len > BOOTDEV_REPLY_MAX) return BOOTDEV_ERR_MALFORMED;
 	n = parse(payload, len, t);
-	if(n < 0 || members(payload, t, n, names, M_COUNT, at) || !at[M_SUCCESS]) return BOOTDEV_ERR_MALFORMED;
-	a.at = work;
-	a.left = work_size;
-	if(is_prim(payload, &t[at[M_SUCCESS]], "true")){
-		if(at[M_SEALED] && at[M_DATA]) return BOOTDEV_ERR_MALFORMED;
-		if(at[M_SEALED]) return sealed(c, payload, t, n, at[M_SEALED], work, work_size, out);
-		if(!at[M_DATA]) return BOOTDEV_ERR_MALFORMED;
-		if(!(flags & BOOTDEV_ACCEPT_CLEAR)) return BOOTDEV_ERR_NOT_SEALED;
-		return triple(c, payload, t, n, at[M_DATA], &a, out);
-	}
-	if(!is_prim(payload, &t[at[M_SUCCESS]], "false") || !at[M_CODE] || t[at[M_CODE]].type != JSMN_STRING){
+	if(n < 0 || members(payload, t, n, names, M_COUNT, v) || !(ok = v[M_SUCCESS]) || ok->type != JSMN_PRIMITIVE){
 		return BOOTDEV_ERR_MALFORMED;
 	}
-	if(at[M_MESSAGE] && t[at[M_MESSAGE]].type != JSMN_STRING) return BOOTDEV_ERR_MALFORMED;
-	if(at[M_RETRY] && seconds(payload, &t[at[M_RETRY]], &out->retry_after) != BOOTDEV_OK) return BOOTDEV_ERR_MALFORMED;
-	{
-		struct bootdev__span msg = { (const uint8_t *)"", 0 };
-		if(at[M_MESSAGE]) msg = span(payload, &t[at[M_MESSAGE]]);
-		return bootdev__refusal(span(payload, &t[at[M_CODE]]), msg, &a, out);
+	a.at = work;
+	a.left = work_size;
+	if(tok_is(payload, ok, "true")){
+		if(v[M_SEALED] && v[M_DATA]) return BOOTDEV_ERR_MALFORMED;
+		if(v[M_SEALED]) return sealed(c, payload, t, v[M_SEALED], n, work, work_size, out);
+		if(!v[M_DATA]) return BOOTDEV_ERR_MALFORMED;
+		if(!(flags & BOOTDEV_ACCEPT_CLEAR)) return BOOTDEV_ERR_NOT_SEALED;
+		return triple(c, payload, v[M_DATA], t + n, &a, out);
 	}
+	if(!tok_is(payload, ok, "false") || !is_str(v[M_CODE]) || (v[M_MESSAGE] && !is_str(v[M_MESSAGE]))
+			|| (v[M_RETRY] && seconds(payload, v[M_RETRY], &out->retry_after) != BOOTDEV_OK)){
+		return BOOTDEV_ERR_MALFORMED;
+	}
+	if(v[M_MESSAGE]) msg = span(payload, v[M_MESSAGE]);
+	return bootdev__refusal(span(payload, v[M_CODE]), msg, &a, out);
 }
