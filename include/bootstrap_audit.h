@@ -9,11 +9,10 @@
 
 struct audit;
 
-/* The client id is escaped in the line (\xNN, bootstrap_text.h), and cut, marked, beyond this
- * many bytes; every other text field is validated or escaped text already (escaped here too
- * should a byte outside printable ASCII show it is not). */
-#define AUDIT_TEXT_MAX 1024
-#define AUDIT_CLIENT_SHOWN 128 /* bytes of a client id an audit line shows before it cuts it */
+/* The client id is escaped in the line (\xNN, bootstrap_text.h), and cut, marked with its
+ * length and a digest, beyond this many bytes; every other text field is validated or escaped
+ * text already (escaped here too should a byte outside printable ASCII show it is not). */
+#define AUDIT_CLIENT_SHOWN 128
 
 /* A request that ends without a reply has an audit code of its own, the name of its reason
  * (bootstrap_reason.h, AUDIT_ONLY): connection_closed (bound reply dropped: its connection

@@ -130,6 +130,7 @@ int dynreg__on_basic_auth(int event, void *event_data, void *userdata);
 void dynreg__deliver(struct bootstrap_plugin *p, struct job_result *r);
 void dynreg__on_tick(struct bootstrap_plugin *p);
 bool dynreg__pending(const struct bootstrap_plugin *p);
+void dynreg__superseded(struct bootstrap_plugin *p, const struct reply_route *old);
 bool dynreg__holds(const struct bootstrap_plugin *p, struct mosquitto *client);
 bool dynreg__may_subscribe(const struct bootstrap_plugin *p, struct mosquitto *client, const char *topic);
 bool dynreg__topic(const struct bootstrap_plugin *p, const char *topic);

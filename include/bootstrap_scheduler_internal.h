@@ -142,9 +142,8 @@ void fifo__push_front(struct job_fifo *q, struct job *job);
 struct job *fifo__pop(struct job_fifo *q);
 size_t fifo__count_product(const struct job_fifo *q, const char *product_key);
 struct job *fifo__take_product(struct job_fifo *q, const char *product_key, size_t n, bool newest, size_t *taken);
-void fifo__expire(struct scheduler *s, struct job_fifo *q, const char *why, const char *detail, int64_t now);
 /* The same, naming the precise cause for the audit line (fifo__expire: REASON_PLATFORM_UNAVAILABLE). */
-void fifo__expire_as(struct scheduler *s, struct job_fifo *q, enum bootstrap_reason reason, const char *why,
+void fifo__expire(struct scheduler *s, struct job_fifo *q, enum bootstrap_reason reason, const char *why,
 		const char *detail, int64_t now);
 bool scheduler__query_first(const struct scheduler *s);
 struct platform_flow *job__start(struct scheduler *s, struct job *job, bool query_first, int64_t now);

@@ -389,15 +389,8 @@ static void dynreg__submit(struct bootstrap_plugin *p, struct pending *e, const 
 					c->device_name, c->product_key);
 			break;
 		case JOBS_JOINED:
-			/* the earlier request gets no answer of its own: its audit line says so, and a
-			 * dynreg connection waiting for it is told and closed */
+			/* the earlier request gets no answer of its own (bootstrap__audit_superseded) */
 			bootstrap__audit_superseded(p, &route, c->product_key, c->device_name);
-			if(route.dynreg && route.requester){
-				struct pending *old = dynreg__find(p->dynreg, route.requester);
-				if(old && old != e && old->state == PENDING_WAITING && old->connection == route.connection){
-					dynreg__fail_later(p->dynreg, old, BOOTSTRAP_BUSY, "a newer request for this device took this one's place", 0);
-				}
-			}
 			if(p->shared) bootstrap__share_replay(p, c->product_key, c->device_name, c->random);
 			break;
 		case JOBS_FULL:
@@ -623,12 +616,29 @@ bool dynreg__may_subscribe(const struct bootstrap_plugin *p, struct mosquitto *c
 	return topic && !strcmp(topic, DYNREG_TOPIC) && dynreg__holds(p, client);
 }
 
-bool dynreg__holds(const struct bootstrap_plugin *p, struct mosquitto *client)
+/* A newer request for its device (a Link SDK CONNECT or a bootstrap topic request) took the
+ * place of old's: its connection, if still waiting, is told busy and closed now rather than at
+ * the end of its window. */
+void dynreg__superseded(struct bootstrap_plugin *p, const struct reply_route *old)
 {
 	struct pending *e;
 
-	if(!p->dynreg) return false;
-	e = dynreg__find(p->dynreg, mosquitto_client_id(client));
+	if(!p->dynreg || !old->requester || !(e = dynreg__find(p->dynreg, old->requester))) return;
+	if(e->state == PENDING_WAITING && e->connection == old->connection){
+		dynreg__fail_later(p->dynreg, e, BOOTSTRAP_BUSY, "a newer request for this device took this one's place", 0);
+	}
+}
+
+/* On every ACL check: the cheap tests first (nothing waiting; a client id that does not end
+ * with the '|' every dynreg one ends with), the keyed hash only for a likely one. */
+bool dynreg__holds(const struct bootstrap_plugin *p, struct mosquitto *client)
+{
+	const char *id = mosquitto_client_id(client);
+	size_t len = id ? strlen(id) : 0;
+	struct pending *e;
+
+	if(!p->dynreg || !p->dynreg->count || len == 0 || id[len - 1] != '|') return false;
+	e = dynreg__find(p->dynreg, id);
 	return e && e->connection == client;
 }
 

@@ -97,6 +97,8 @@ void bootstrap__audit_superseded(struct bootstrap_plugin *p, const struct reply_
 		.product_key = product_key, .device_id = device_id, .format = route__format(old), .reason = REASON_SUPERSEDED, .duration_ms = (long)(clock__ms() - old->received_ms) };
 
 	if(p->audit) audit__record(p->audit, &e);
+	/* a Link SDK connection waiting for it is told and closed, whatever took its place */
+	if(old->dynreg) dynreg__superseded(p, old);
 }
 
 /* One refusal counted in Redis against key (an address, or a client id); the answer comes

@@ -117,7 +117,7 @@ void audit__record(struct audit *a, const struct audit_entry *e)
 	char *text;
 	/* a client id is written whole up to AUDIT_CLIENT_SHOWN bytes (every one a reply can go
 	 * to); a longer one is cut, and marked (audit__cut) */
-	char client[TEXT_ESCAPED_LEN(AUDIT_TEXT_MAX)], address[TEXT_ESCAPED_LEN(64)], product_key[TEXT_ESCAPED_LEN(64)];
+	char client[TEXT_ESCAPED_LEN(AUDIT_CLIENT_SHOWN) + 64], address[TEXT_ESCAPED_LEN(64)], product_key[TEXT_ESCAPED_LEN(64)];
 	char device_id[TEXT_ESCAPED_LEN(64)], request_id[TEXT_ESCAPED_LEN(64)], platform_code[TEXT_ESCAPED_LEN(64)];
 	const char *reason = reason__name(e->reason);
 

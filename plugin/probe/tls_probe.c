@@ -12,7 +12,7 @@
  *
  * No network I/O in a broker callback, so the asking is done by a thread of its own, one port
  * after another, on blocking sockets whose every wait is cut into short slices: it sees the stop
- * flag within a slice. Each verdict reaches the broker thread through a C11 atomic (its detail
+ * flag within a slice. Each verdict reaches the broker thread through a C11 atomic (its summary
  * written before it, with release order); the broker thread logs it from the tick, since no
  * broker API may be called from here. Probe thread, except probe__new, probe__free,
  * probe__on_tick, probe__pending, probe__verdict and probe__verdict_at (broker thread).
@@ -66,7 +66,6 @@ struct address_probe {
 
 struct port_probe {
 	int port;              /* set before the thread starts */
-	const char *detail;    /* probe thread, before verdict; a string literal, or summary */
 	char summary[256];     /* probe thread, before verdict: which addresses answered how */
 	atomic_int verdict;    /* enum probe_verdict: probe thread stores, broker thread loads */
 	bool logged;           /* broker thread */
@@ -118,9 +117,8 @@ static void probe__pause(void)
 	while(nanosleep(&ts, &ts) && errno == EINTR);
 }
 
-static void probe__settle(struct port_probe *pp, enum probe_verdict verdict, const char *detail)
+static void probe__settle(struct port_probe *pp, enum probe_verdict verdict)
 {
-	pp->detail = detail;
 	atomic_store_explicit(&pp->verdict, verdict, memory_order_release);
 }
 
@@ -172,12 +170,11 @@ static int probe__connect(struct probe *pr, const struct address_probe *ap, int6
 }
 
 /* The handshake on a connected socket; PROBE_PENDING when stopped meanwhile. */
-static enum probe_verdict probe__handshake(struct probe *pr, struct attempt *a, int64_t deadline_ms, const char **detail)
+static enum probe_verdict probe__handshake(struct probe *pr, struct attempt *a, int64_t deadline_ms)
 {
 	int rc;
 
 	if(!(a->ssl = SSL_new(pr->ctx)) || !SSL_set_fd(a->ssl, a->fd)){
-		*detail = "out of memory";
 		return PROBE_UNCHECKED;
 	}
 	SSL_set_connect_state(a->ssl);
@@ -197,12 +194,10 @@ static enum probe_verdict probe__handshake(struct probe *pr, struct attempt *a, 
 				/* a slice ran out (SO_RCVTIMEO / SO_SNDTIMEO) with nothing heard yet */
 				if(probe__stopping(pr)) return PROBE_PENDING;
 				if(clock__ms() > deadline_ms){
-					*detail = "no answer within 3 s";
 					return PROBE_UNCHECKED;
 				}
 				continue;
 			default:
-				*detail = "it answered a TLS handshake with no TLS record";
 				return PROBE_PLAIN;
 		}
 	}
@@ -285,7 +280,7 @@ static int probe__gather(struct probe *pr)
 
 /* One address: TLS, PLAIN, NONE (nothing listens there), UNCHECKED (no answer in time);
  * PENDING when stopped. */
-static enum probe_verdict probe__ask(struct probe *pr, struct address_probe *ap, const char **detail)
+static enum probe_verdict probe__ask(struct probe *pr, struct address_probe *ap)
 {
 	int64_t deadline_ms = clock__ms() + PROBE_TIMEOUT_MS;
 	struct attempt a = { .fd = -1 };
@@ -294,12 +289,11 @@ static enum probe_verdict probe__ask(struct probe *pr, struct address_probe *ap,
 	if((a.fd = probe__connect(pr, ap, deadline_ms)) < 0){
 		if(errno == ECANCELED) return PROBE_PENDING;
 		if(errno == ETIMEDOUT){
-			*detail = "no answer within 3 s";
 			return PROBE_UNCHECKED;
 		}
 		return PROBE_NONE; /* refused there, or no route: nothing listens */
 	}
-	v = probe__handshake(pr, &a, deadline_ms, detail);
+	v = probe__handshake(pr, &a, deadline_ms);
 	if(a.ssl) SSL_free(a.ssl);
 	close(a.fd);
 	ERR_clear_error();
@@ -324,13 +318,11 @@ static void probe__port(struct probe *pr, struct port_probe *pp, int naddresses,
 		/* read before connecting: a refusal with the listeners already open is final */
 		bool listening = atomic_load_explicit(&pr->listening, memory_order_acquire);
 		bool plain = false, tls = false, open = false;
-		const char *detail = NULL;
 
 		pp->summary[0] = '\0';
 		for(int j = 0; j < naddresses; j++){
 			struct address_probe *ap = &pp->addresses[j];
-			const char *why = NULL;
-			enum probe_verdict v = probe__ask(pr, ap, &why);
+			enum probe_verdict v = probe__ask(pr, ap);
 
 			if(v == PROBE_PENDING) return; /* stopped */
 			if(v == PROBE_NONE) continue;
@@ -339,7 +331,6 @@ static void probe__port(struct probe *pr, struct port_probe *pp, int naddresses,
 			plain = plain || v == PROBE_PLAIN;
 			tls = tls || v == PROBE_TLS;
 			probe__note(pp, v == PROBE_TLS ? "TLS" : v == PROBE_PLAIN ? "in the clear" : "no answer in time", ap->name);
-			if(why && !detail) detail = why;
 		}
 		if(open || listening || clock__ms() - started_ms > PROBE_LISTEN_WAIT_MS){
 			for(int j = 0; j < naddresses; j++){
@@ -349,8 +340,7 @@ static void probe__port(struct probe *pr, struct port_probe *pp, int naddresses,
 				}
 			}
 			if(!open) snprintf(pp->summary, sizeof(pp->summary), "nothing listens on it on this host's %d addresses", naddresses);
-			probe__settle(pp, plain ? PROBE_PLAIN : tls ? PROBE_TLS : PROBE_UNCHECKED, pp->summary);
-			(void)detail;
+			probe__settle(pp, plain ? PROBE_PLAIN : tls ? PROBE_TLS : PROBE_UNCHECKED);
 			return;
 		}
 		probe__pause();
@@ -434,16 +424,16 @@ void probe__on_tick(struct probe *pr)
 		switch(v){
 			case PROBE_TLS:
 				mosquitto_log_printf(MOSQ_LOG_INFO, PLUGIN_NAME ": dynreg: port %d answers TLS (%s): Link SDK devices are served "
-						"there", pp->port, pp->detail);
+						"there", pp->port, pp->summary);
 				break;
 			case PROBE_PLAIN:
 				mosquitto_log_printf(MOSQ_LOG_ERR, PLUGIN_NAME ": plugin_opt_dynreg_tls_ports: port %d is not a TLS listener (%s): "
 						"dynreg CONNECTs that arrive in the clear are refused, the DeviceSecret would travel in the clear. Name only "
-						"ports that every listener using them serves with a certfile", pp->port, pp->detail);
+						"ports that every listener using them serves with a certfile", pp->port, pp->summary);
 				break;
 			default:
 				mosquitto_log_printf(MOSQ_LOG_NOTICE, PLUGIN_NAME ": dynreg: could not check that port %d answers TLS (%s): "
-						"taking plugin_opt_dynreg_tls_ports' word for it", pp->port, pp->detail);
+						"taking plugin_opt_dynreg_tls_ports' word for it", pp->port, pp->summary);
 				break;
 		}
 	}

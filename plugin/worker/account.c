@@ -152,8 +152,8 @@ void account__expire_waiting(struct scheduler *s, int64_t now)
 	}
 	/* the whole queue, not its head: a retry goes back to the front with an older deadline */
 	for(int a = 0; a < 2; a++){
-		fifo__expire_as(s, &s->waiting[a], REASON_NO_CREDENTIALS, NO_CREDENTIALS, why, now);
-		fifo__expire_as(s, &s->single[a], REASON_NO_CREDENTIALS, NO_CREDENTIALS, why, now);
+		fifo__expire(s, &s->waiting[a], REASON_NO_CREDENTIALS, NO_CREDENTIALS, why, now);
+		fifo__expire(s, &s->single[a], REASON_NO_CREDENTIALS, NO_CREDENTIALS, why, now);
 	}
 }
 

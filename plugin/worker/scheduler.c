@@ -56,12 +56,7 @@ struct job *fifo__pop(struct job_fifo *q)
 /* Answers every job of q past its deadline (bootstrap_job.h: no new attempt after it), keeping
  * the order of the others. A job's deadline runs from its first call: one that has not reached
  * the platform yet (deadline 0) never expires here. */
-void fifo__expire(struct scheduler *s, struct job_fifo *q, const char *why, const char *detail, int64_t now)
-{
-	fifo__expire_as(s, q, REASON_PLATFORM_UNAVAILABLE, why, detail, now);
-}
-
-void fifo__expire_as(struct scheduler *s, struct job_fifo *q, enum bootstrap_reason reason, const char *why,
+void fifo__expire(struct scheduler *s, struct job_fifo *q, enum bootstrap_reason reason, const char *why,
 		const char *detail, int64_t now)
 {
 	struct job_fifo keep = {0};
@@ -431,8 +426,8 @@ static void queues__expire(struct scheduler *s, int64_t now, int64_t *wait)
 	if(!queued) return;
 	if(now >= s->expire_due_ms){
 		for(int a = 0; a < 2; a++){
-			fifo__expire_as(s, &s->waiting[a], REASON_QUOTA_DEADLINE, EXPIRED_IN_QUEUE, NULL, now);
-			fifo__expire_as(s, &s->single[a], REASON_QUOTA_DEADLINE, EXPIRED_IN_QUEUE, NULL, now);
+			fifo__expire(s, &s->waiting[a], REASON_QUOTA_DEADLINE, EXPIRED_IN_QUEUE, NULL, now);
+			fifo__expire(s, &s->single[a], REASON_QUOTA_DEADLINE, EXPIRED_IN_QUEUE, NULL, now);
 		}
 		s->expire_due_ms = now + EXPIRE_SWEEP_MS;
 	}

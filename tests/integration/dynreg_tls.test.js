@@ -196,6 +196,30 @@ test('dynreg window: a device the platform cannot answer in time is told busy an
   }
 });
 
+test('a bootstrap topic request for the same device takes a waiting Link SDK connection\'s place: it is told busy at once', async () => {
+  const { env, tlsPort, ca, pkiDir } = await setUp();
+  try {
+    const dn = 'lsdk-join-0001';
+    env.emu.setLatency(2500);
+    const client = await connectTls(tlsPort, ca, dynregConnect(dn, env.productKey, env.productSecret));
+    assert.strictEqual(client.connack.returnCode, 0);
+    await h.sleep(300);
+    const t0 = Date.now();
+    const topic = h.rr(env.port, { id: dn, message: env.request(dn), timeoutS: 15 }); // joins the flow under way
+    const m = await client.waitFor((x) => x.topic === '/ext/register', 4000);
+    const busy = JSON.parse(m.payload.toString());
+    assert.strictEqual(busy.code, 'busy');
+    assert.ok(Date.now() - t0 < 1500, `told within ${Date.now() - t0} ms, not at the end of its window`);
+    const r = await topic;
+    assert.ok(r.reply && r.reply.success, 'the newer request got the triple');
+    env.emu.setLatency(0);
+    await h.waitForAudit(env, (l) => l.client && l.client.startsWith(`${dn}.`) && l.reason === 'superseded');
+  } finally {
+    await env.stop();
+    fs.rmSync(pkiDir, { recursive: true, force: true });
+  }
+});
+
 test('a Link SDK connection is nobody: no rights of the user its username names; MQTT 3.1.1 only', async () => {
   // acl defer: the acl_file decides for other clients; it gives the user lsdk-vic&<pk> private/#,
   // and anonymous clients read access to it (the watcher)
