@@ -70,6 +70,8 @@ struct request_members {
 	struct request_member device_id, product_key, random, sign_method, sign;
 };
 /* A payload's size, before any parser reads it: true, or false with *why and *reason. */
+/* len hex digits (either case), exactly want of them. */
+bool request__hex_valid(const char *s, size_t len, size_t want);
 bool request__size_ok(const void *payload, size_t len, const char **why, enum bootstrap_reason *reason);
 /* Fills req (zeroed first, and again on refusal) or refuses with *why and *reason (both
  * required). */

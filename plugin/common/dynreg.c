@@ -1,7 +1,6 @@
 /* Alibaba's Link SDK MQTT dynamic registration, as the device's CONNECT carries it: recognised,
  * parsed strictly, its sign verified, and the answer the SDK reads. The client id, username and
  * password are a network client's: bounded, validated, never echoed. Pure; any thread. */
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "bootstrap_dynreg.h"
+#include "bootstrap_request.h"
 #include "bootstrap_text.h"
 
 /* The parameter section of a client id "<prefix>|<params>|": *params and its length, or false
@@ -72,7 +72,10 @@ static bool dynreg__alnum(const char *v, size_t vlen, size_t max, bool dash)
 {
 	if(vlen == 0 || vlen > max) return false;
 	for(size_t i = 0; i < vlen; i++){
-		if(!isalnum((unsigned char)v[i]) && !(dash && (v[i] == '-' || v[i] == '_'))) return false;
+		unsigned char ch = (unsigned char)v[i];
+		/* ASCII alone: isalnum() depends on the locale */
+		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+		if(!alnum && !(dash && (ch == '-' || ch == '_'))) return false;
 	}
 	return true;
 }
@@ -196,15 +199,9 @@ static int dynreg__password(const char *password, struct dynreg_connect *c, cons
 	size_t want = c->sign_method == SIGN_HMACSHA256 ? 64 : c->sign_method == SIGN_HMACSHA1 ? 40 : 32;
 	size_t len = password ? strnlen(password, SIGN_HEX_MAX + 1) : 0;
 
-	if(len != want){
+	if(!request__hex_valid(password, len, want)){
 		*why = "the password must be the sign: the hex HMAC of the method signmethod names";
 		return -1;
-	}
-	for(size_t i = 0; i < len; i++){
-		if(!isxdigit((unsigned char)password[i])){
-			*why = "the password must be the sign: the hex HMAC of the method signmethod names";
-			return -1;
-		}
 	}
 	memcpy(c->sign, password, len);
 	c->sign[len] = '\0';
@@ -272,7 +269,7 @@ int dynreg__ports_parse(const char *s, int *ports, int max)
 		char *end;
 		long v;
 
-		if(!isdigit((unsigned char)*s) || count == max) return -1;
+		if(*s < '0' || *s > '9' || count == max) return -1;
 		errno = 0;
 		v = strtol(s, &end, 10);
 		if(errno || v < 1 || v > 65535) return -1;

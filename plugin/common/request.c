@@ -86,7 +86,7 @@ static bool random__valid(const char *s, size_t len)
 	return true;
 }
 
-static bool hex__valid(const char *s, size_t len, size_t want)
+bool request__hex_valid(const char *s, size_t len, size_t want)
 {
 	if(len != want) return false;
 	for(size_t i = 0; i < len; i++){
@@ -144,7 +144,7 @@ static enum request_status request__take_sign(const struct request_members *m, s
 		REFUSE("random must be 8 to 64 letters, digits, - _ or .", REASON_BAD_RANDOM);
 		return REQUEST_INVALID;
 	}
-	if(!hex__valid(m->sign.text, m->sign.len, hexlen)){
+	if(!request__hex_valid(m->sign.text, m->sign.len, hexlen)){
 		REFUSE("sign must be the hex HMAC for signMethod", REASON_BAD_SIGN_FORMAT);
 		return REQUEST_INVALID;
 	}
