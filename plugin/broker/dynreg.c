@@ -657,9 +657,14 @@ void dynreg__on_disconnect(struct bootstrap_plugin *p, struct mosquitto *client)
 	dynreg__remove(p->dynreg, e);
 }
 
-static void dynreg__emit(void (*emit)(const char *, const char *, void *), void *ud, const char *name, unsigned long long v)
+/* As every metric topic: published once it has moved (bootstrap_metrics.h). The counters
+ * only grow, so moved is non-zero; waiting has moved once a connection was accepted. */
+static void dynreg__emit(void (*emit)(const char *, const char *, void *), void *ud, const char *name, unsigned long long v,
+		bool moved)
 {
 	char topic[96], value[32];
+
+	if(!moved) return;
 
 	snprintf(topic, sizeof(topic), METRICS_TOPIC_PREFIX "dynreg/%s", name);
 	snprintf(value, sizeof(value), "%llu", v);
@@ -669,12 +674,12 @@ static void dynreg__emit(void (*emit)(const char *, const char *, void *), void 
 void dynreg__render(const struct dynreg *d, void (*emit)(const char *topic, const char *value, void *ud), void *ud)
 {
 	if(!d) return;
-	dynreg__emit(emit, ud, "connects", d->connects);
-	dynreg__emit(emit, ud, "accepted", d->accepted);
-	dynreg__emit(emit, ud, "refused", d->refused);
-	dynreg__emit(emit, ud, "answered", d->answered);
-	dynreg__emit(emit, ud, "errors", d->errors);
-	dynreg__emit(emit, ud, "window_expired", d->window_expired);
-	dynreg__emit(emit, ud, "dropped", d->dropped);
-	dynreg__emit(emit, ud, "waiting", d->count);
+	dynreg__emit(emit, ud, "connects", d->connects, d->connects != 0);
+	dynreg__emit(emit, ud, "accepted", d->accepted, d->accepted != 0);
+	dynreg__emit(emit, ud, "refused", d->refused, d->refused != 0);
+	dynreg__emit(emit, ud, "answered", d->answered, d->answered != 0);
+	dynreg__emit(emit, ud, "errors", d->errors, d->errors != 0);
+	dynreg__emit(emit, ud, "window_expired", d->window_expired, d->window_expired != 0);
+	dynreg__emit(emit, ud, "dropped", d->dropped, d->dropped != 0);
+	dynreg__emit(emit, ud, "waiting", d->count, d->accepted != 0);
 }

@@ -151,7 +151,7 @@ test('dynreg over TLS: the DeviceSecret on /ext/register; refused on the plain l
     assert.strictEqual(await h.readSys(env, 'dynreg/connects'), '6');
     assert.strictEqual(await h.readSys(env, 'dynreg/accepted'), '2');
     assert.strictEqual(await h.readSys(env, 'dynreg/refused'), '4');
-    assert.strictEqual(await h.readSys(env, 'dynreg/errors'), '0');
+    assert.strictEqual(await h.readSys(env, 'dynreg/errors'), null, 'a counter that never moved is not published');
   } finally {
     await env.stop();
     fs.rmSync(pkiDir, { recursive: true, force: true });
