@@ -21,7 +21,7 @@
 // seconds from one address runs out of them. Spread over many, each address reconnects rarely.
 //
 // Prints one JSON object: per device attempts and time from its first request to its triple
-// (percentiles), codes seen, devices served over time, requests per device, broker CPU seconds
+// (percentiles; also from its switch-on, the wait for a connection slot included), codes seen, devices served over time, requests per device, broker CPU seconds
 // and RSS sampled from /proc/<pid> (--broker-pid), the machine's CPU use. The emulator's
 // Throttling count is read by bench/run.js around the run. No secret is printed.
 const crypto = require('crypto');
@@ -82,7 +82,7 @@ const countCode = (c) => { codes[c] = (codes[c] || 0) + 1; };
 const devices = Array.from({ length: opt.devices }, (_, i) => ({
   id: `${opt.prefix}-${String(i).padStart(6, '0')}`,
   addr: (() => { const k = (i % opt.addresses) + 1; return `127.${1 + (k >> 16)}.${(k >> 8) & 255}.${k & 255}`; })(),
-  attempts: 0, firstAsk: null, servedAt: null, gaveUp: null, codes: [],
+  attempts: 0, switchedOn: null, firstAsk: null, servedAt: null, gaveUp: null, codes: [],
 }));
 
 let open = 0, maxOpen = 0, requests = 0, connectErrors = 0;
@@ -145,6 +145,7 @@ async function session(d, t0) {
 
 async function device(d, t0, deadline) {
   await sleep(Math.random() * opt.arrivalS * 1000);
+  d.switchedOn = Date.now() - t0;
   for (;;) {
     if (Date.now() >= deadline) return;
     await acquire();
@@ -179,6 +180,8 @@ async function device(d, t0, deadline) {
 
   const served = devices.filter((d) => d.servedAt !== null);
   const toTriple = served.map((d) => d.servedAt - d.firstAsk).sort((a, b) => a - b);
+  // from switch-on: the wait for a connection slot (--concurrency) included
+  const fromOn = served.map((d) => d.servedAt - d.switchedOn).sort((a, b) => a - b);
   const attempts = devices.map((d) => d.attempts).sort((a, b) => a - b);
   const lastServed = served.reduce((a, d) => Math.max(a, d.servedAt), 0);
   const hist = {};
@@ -193,6 +196,7 @@ async function device(d, t0, deadline) {
     devices_per_s: served.length / Math.max(0.001, lastServed / 1000),
     arrival_s: opt.arrivalS, concurrency: opt.concurrency, max_open: maxOpen, addresses: Math.min(opt.addresses, opt.devices),
     time_to_triple_ms: { samples: toTriple.length, p50: pct(toTriple, 50), p90: pct(toTriple, 90), p99: pct(toTriple, 99), max: toTriple.length ? toTriple[toTriple.length - 1] : 0 },
+    from_switch_on_ms: { samples: fromOn.length, p50: pct(fromOn, 50), p99: pct(fromOn, 99), max: fromOn.length ? fromOn[fromOn.length - 1] : 0 },
     requests, requests_per_device: requests / opt.devices,
     attempts: { mean: requests / opt.devices, p50: pct(attempts, 50), p99: pct(attempts, 99), max: attempts[attempts.length - 1] || 0, histogram: hist },
     codes, not_served: gaveUp, connect_errors: connectErrors,
