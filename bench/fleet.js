@@ -79,6 +79,12 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // ---- devices ----
 const codes = {};
 const countCode = (c) => { codes[c] = (codes[c] || 0) + 1; };
+// retryAfter told, per code: { n, min, max, sum } in seconds
+const retryAfter = {};
+const countRetry = (c, s) => {
+  const r = retryAfter[c] || (retryAfter[c] = { n: 0, min: s, max: s, sum: 0 });
+  r.n++; r.sum += s; r.min = Math.min(r.min, s); r.max = Math.max(r.max, s);
+};
 const devices = Array.from({ length: opt.devices }, (_, i) => ({
   id: `${opt.prefix}-${String(i).padStart(6, '0')}`,
   addr: (() => { const k = (i % opt.addresses) + 1; return `127.${1 + (k >> 16)}.${(k >> 8) & 255}.${k & 255}`; })(),
@@ -132,7 +138,7 @@ async function session(d, t0) {
     const code = r && typeof r.code === 'string' ? r.code : 'unparsable';
     d.codes.push(code);
     countCode(code);
-    if (r && Number.isInteger(r.retryAfter) && r.retryAfter > 0) return r.retryAfter * 1000;
+    if (r && Number.isInteger(r.retryAfter) && r.retryAfter > 0) { countRetry(code, r.retryAfter); return r.retryAfter * 1000; }
     d.gaveUp = code;
     return null;
   } catch (e) {
@@ -199,7 +205,8 @@ async function device(d, t0, deadline) {
     from_switch_on_ms: { samples: fromOn.length, p50: pct(fromOn, 50), p99: pct(fromOn, 99), max: fromOn.length ? fromOn[fromOn.length - 1] : 0 },
     requests, requests_per_device: requests / opt.devices,
     attempts: { mean: requests / opt.devices, p50: pct(attempts, 50), p99: pct(attempts, 99), max: attempts[attempts.length - 1] || 0, histogram: hist },
-    codes, not_served: gaveUp, connect_errors: connectErrors,
+    codes, retry_after_s: Object.fromEntries(Object.entries(retryAfter).map(([c, r]) => [c, { n: r.n, min: r.min, mean: r.sum / r.n, max: r.max }])),
+    not_served: gaveUp, connect_errors: connectErrors,
     broker: pid ? { cpu_s: cpu1 - cpu0, cpu_cores: (cpu1 - cpu0) / ((t1 - t0) / 1000), rss_kib_start: rssStart, rss_kib_peak: rssPeak, rss_kib_end: rssEnd, rss_growth_kib: rssPeak - rssStart } : null,
     machine_cpu_busy: m1.total > m0.total ? (m1.busy - m0.busy) / (m1.total - m0.total) : 0,
     over_time: overTime,
