@@ -2,6 +2,8 @@
 // Runs every benchmark scenario with its baselines on this machine and writes a results table.
 //
 //   node bench/run.js [--quick] [--only S1,S4] [--out DIR] [--check]
+//   node bench/run.js --only S9 [--devices N] [--stage-check-s S] [--stage-create-s S] [--stage-jitter F]
+//        [--arrival-s S] [--concurrency N] [--s9-modes off,auto]   (S9's size; defaults: issue 24's)
 //
 // Needs BOOTSTRAP_PLUGIN (the built plugin) and BOOTSTRAP_LOADGEN (bench/loadgen), both set by
 // scripts/bench. --quick shrinks every scenario to finish within a minute or two; --check fails
@@ -45,6 +47,14 @@ const S5_GAP_MS = 40;
 const LOG = ['error', 'warning', 'notice', 'information'];
 // the broker accepts as many connections as S4 holds (Mosquitto's default is no limit: said explicitly)
 const BROKER_CONFIG = 'max_connections 20000';
+
+// S9 (issue 24): a fleet switched on at once against the platform's real batch stage times; the
+// full size is the issue's (100 000 devices, 60 s + 120 s stages, 20 % jitter, within 10 s)
+const s9arg = (name, full, quick) => (args.includes('--' + name) ? Number(args[args.indexOf('--' + name) + 1]) : QUICK ? quick : full);
+const S9 = { devices: s9arg('devices', 100000, 300), checkS: s9arg('stage-check-s', 60, 1), createS: s9arg('stage-create-s', 120, 2),
+  jitter: s9arg('stage-jitter', 0.2, 0.2), arrivalS: s9arg('arrival-s', 10, 2), concurrency: s9arg('concurrency', 1024, 256),
+  modes: args.includes('--s9-modes') ? args[args.indexOf('--s9-modes') + 1].split(',') : ['off', 'auto'] };
+const FLEET = path.join(__dirname, 'fleet.js');
 
 const N = QUICK
   ? { s1: 150, s2: 40, s3: 60, s4: 100, s4mem: 500, s4reps: 1, s4hold: 1, idleProbes: 30, s5: 20, s5lat: [0, 50], s6: 100, s7: 300, s7base: 60, s7stageMs: 500, s8: 30 }
@@ -290,6 +300,36 @@ async function pluginRun(n, { pluginOptions = {}, emulator = {}, ...m } = {}) {
   }
 }
 
+// One fleet run (S9): bench/fleet.js against a broker with the plugin, every documented quota,
+// platform 100 ms; the emulator's calls and Throttling answers over the run.
+async function fleetRun(n, { pluginOptions = {}, emulator = {} } = {}) {
+  const env = await startEnv({ pluginOptions, emulator });
+  try {
+    await env.emu.setQuota(DOCUMENTED_QPS);
+    await env.emu.setLatency(100);
+    const before = await env.emu.stats();
+    const emuCpu0 = procCpuSeconds(env.emu.pid);
+    const argv = [FLEET, '-p', String(env.port), '--devices', String(n), '--product-key', env.productKey, '--broker-pid', String(env.broker.proc.pid),
+      '--arrival-s', String(S9.arrivalS), '--concurrency', String(S9.concurrency), '--timeout-s', String(Math.ceil(n / 25) + 600)];
+    if (env.productSecretFile) argv.push('--product-secret-file', env.productSecretFile);
+    const r = await runJson(process.execPath, argv);
+    r.emulator_cpu_s = procCpuSeconds(env.emu.pid) - emuCpu0;
+    const emu = await env.emu.stats();
+    const calls = {};
+    for (const [k, v] of Object.entries(emu.byAction)) if (v - (before.byAction[k] || 0)) calls[k] = v - (before.byAction[k] || 0);
+    const throttledBy = {};
+    for (const [k, v] of Object.entries(emu.throttledBy || {})) if (v - ((before.throttledBy || {})[k] || 0)) throttledBy[k] = v - ((before.throttledBy || {})[k] || 0);
+    r.emulator = { calls, throttled: emu.throttled - before.throttled, throttled_by: throttledBy,
+      applies: (emu.batch && emu.batch.appliesCreated || 0) - (before.batch && before.batch.appliesCreated || 0),
+      signature_failures: (emu.signatureFailures || 0) - (before.signatureFailures || 0) };
+    r.batching = pluginOptions.batching;
+    await env.assertLogClean();
+    return r;
+  } finally {
+    await env.stop();
+  }
+}
+
 // The batching run (plugin_opt_batching auto). NEEDS THE BATCHING PLUGIN (another branch): until
 // it is merged the option is unknown (a broker given it refuses to start), and the run is
 // reported as not run (not failed); any other failure fails the scenario.
@@ -500,6 +540,20 @@ const scenarios = {
       ratio_auto_vs_off: auto.skipped ? null : auto.devices_per_s / off.devices_per_s,
       ok: off.ok === nBase && seed.ok === nBase && (auto.skipped || auto.ok === n) };
   },
+  async S9() {
+    // a fleet of new devices switched on within S9.arrivalS; batch stages of S9.checkS + S9.createS
+    // (± S9.jitter); every documented quota; platform 100 ms. Devices connect, ask, follow
+    // retryAfter, disconnect and come back (bench/fleet.js), at most S9.concurrency connections at once.
+    const emulator = { checkDurationMs: S9.checkS * 1000, createDurationMs: S9.createS * 1000, stageJitter: S9.jitter };
+    const out = { devices: S9.devices, stage_check_s: S9.checkS, stage_create_s: S9.createS, stage_jitter: S9.jitter, arrival_s: S9.arrivalS, concurrency: S9.concurrency };
+    for (const mode of S9.modes) {
+      out[mode] = mode === 'auto' && !(await pluginHasBatching()) ? { skipped: 'this plugin has no plugin_opt_batching' }
+        : await fleetRun(S9.devices, { pluginOptions: { batching: mode }, emulator });
+    }
+    out.ok = S9.modes.every((m) => out[m].skipped || out[m].served === S9.devices);
+    if (out.off && out.auto && !out.auto.skipped) out.ratio_auto_vs_off = out.off.last_served_s / out.auto.last_served_s;
+    return out;
+  },
   async S8() {
     const n = N.s8;
     const alone = await scaleOut(n, {});
@@ -624,6 +678,21 @@ function table(results) {
         'quota: RegisterDevice 30/s, shared through Redis or split', codes(x.codes));
     }
     notes.push('S8: new devices through one broker or three behind HAProxy, one emulator enforcing 30 RegisterDevice/s, `batching off` (one call per device); plain HTTP to the emulator (this scenario compares brokers, not TLS costs).');
+  }
+  if (r.S9 && (r.S9.off || r.S9.auto)) {
+    const s = r.S9;
+    for (const mode of ['off', 'auto']) {
+      const x = s[mode];
+      if (!x) continue;
+      if (x.skipped || x.error) { row(`S9 plugin \`batching ${mode}\``, s.devices, '–', '–', '–', `not run: ${x.skipped || x.error}`, '–', '–'); continue; }
+      const t = x.time_to_triple_ms;
+      row(`S9 plugin \`batching ${mode}\``, x.devices, t.samples, `${f(x.devices_per_s)} (all served at ${f(x.last_served_s, 0)} s)`,
+        t.samples >= MIN_P99_SAMPLES ? `${f(t.p50 / 1000)} s / ${f(t.p99 / 1000)} s` : `${f(t.p50 / 1000)} s / max ${f(t.max / 1000)} s (n=${t.samples})`,
+        `**${f(x.requests_per_device, 2)} requests per device** (max ${x.attempts.max}); throttled ${x.emulator.throttled}${x.emulator.throttled ? ` (${calls(x.emulator.throttled_by)})` : ''}; calls: ${calls(x.emulator.calls)}; broker RSS +${f(x.broker.rss_growth_kib / 1024)} MB (peak ${f(x.broker.rss_kib_peak / 1024)} MB), CPU ${f(x.broker.cpu_cores, 2)} core`,
+        mode === 'off' ? 'quota: RegisterDevice 30/s' : `batch stages ${s.stage_check_s} s + ${s.stage_create_s} s (± ${pc(s.stage_jitter)}) against request_deadline_ms`, codes(x.codes));
+    }
+    if (s.ratio_auto_vs_off) rows.push(`| S9 auto / off (time to the last triple) | | | **${f(s.ratio_auto_vs_off, 2)}×** | | | | |`);
+    notes.push(`S9: ${s.devices} new devices switched on at random moments within ${s.arrival_s} s (bench/fleet.js): each connects, asks, disconnects and comes back as \`retryAfter\` says, with a new random, from one of many loopback addresses, at most ${s.concurrency} connections open at once; platform 100 ms, batch stages ${s.stage_check_s} s (check) and ${s.stage_create_s} s (create), ± ${pc(s.stage_jitter)}; every documented quota. Time to triple is from a device's first request; requests per device counts every request it sent.`);
   }
   const head = ['| scenario | devices | samples | devices/s | latency p50 / p99 ms | cost / rates | bound by | replies |', '|---|---|---|---|---|---|---|---|'];
   const method = `Method: the platform (the emulator) over HTTPS, connections kept alive, for the plugin, the seed function and the emulator-alone driver; the devices' own hop (MQTT to the broker, HTTP to the seed function) is plain TCP on loopback for all. A p99 is given only from ${MIN_P99_SAMPLES} samples or more, else the maximum and n. "samples": the latencies a percentile comes from.`;

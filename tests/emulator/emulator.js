@@ -954,11 +954,18 @@ function createEmulator(options = {}) {
   // createDurationMs (default 1000), then the devices exist (ordinary devices, UNACTIVE). A name
   // registered meanwhile (RegisterDevice after the check) is not created: CREATE_FAILED, that name in
   // InvalidList / InvalidDetailList, the others created. A duration applies to stages started after
-  // it is set. stageStuck (true, 'check' or 'create') keeps stages from finishing until turned off;
+  // it is set. stageJitter (a fraction, 0 by default, at most 0.9) draws each stage's length
+  // uniformly within duration × (1 ± jitter), as the real platform's minutes vary; the drawn
+  // lengths and the stages' start and end times are in the apply's view (GET /_emulator/batch?applyId=N:
+  // checkMs, createMs, checkStartedAt, checkEndedAt, createStartedAt, createEndedAt, epoch ms).
+  // ApplyIds live here, not in the plugin: a restarted plugin (new connections, new nonces) may
+  // query and continue an apply it started before; /_emulator/reset keeps them (only
+  // forgetApplies, a platform restart, drops them).
+  // stageStuck (true, 'check' or 'create') keeps stages from finishing until turned off;
   // then the stuck ones finish at once. forgetApplies (a platform restart) drops every ApplyId;
   // deniedActions (any action names) are refused as RAM does (403 Forbidden.RAM). Quota: opts.quota by action name, as for the other actions.
   // Control: GET /_emulator/batch[?applyId=N], POST /_emulator/batch {checkDurationMs,
-  // createDurationMs, stageStuck, forgetApplies, deniedActions}; the same keys in POST /_emulator/faults; POST /_emulator/reset
+  // createDurationMs (or stageCheckS, stageCreateS in seconds), stageJitter, stageStuck, forgetApplies, deniedActions}; the same keys in POST /_emulator/faults; POST /_emulator/reset
   // turns stageStuck off. Counters under stats.batch.
   // Size: a form body (signature 1.0 POST, or V3 with a form body) may be MAX_BODY_BYTES; parameters in
   // the query string (as the SDKs send them) are bounded by Node's 16 KB header limit, a few hundred names.
@@ -977,10 +984,12 @@ function createEmulator(options = {}) {
   };
 
   const durationOr = (v, def) => (typeof v === 'number' && v >= 0 && Number.isFinite(v) ? v : def);
+  const jitterOr = (v, def) => (typeof v === 'number' && v >= 0 && v <= 0.9 ? v : def);
   const stuckOf = (v) => (v === true || v === 'both' || v === 'true' ? true : v === 'check' || v === 'create' ? v : false);
   const batchCfg = {
     checkDurationMs: durationOr(options.checkDurationMs, 500),
     createDurationMs: durationOr(options.createDurationMs, 1000),
+    stageJitter: jitterOr(options.stageJitter, 0),
     stageStuck: stuckOf(options.stageStuck),
     deniedActions: Array.isArray(options.deniedActions) ? options.deniedActions.map(String) : [],
   };
@@ -1073,8 +1082,17 @@ function createEmulator(options = {}) {
       GmtCreate: now.toUTCString(), UtcCreate: now.toISOString() };
   }
 
-  function scheduleStage(a, stage, ms) {
+  // A stage's length: duration × (1 ± jitter), drawn uniformly (jitter 0: the duration itself).
+  function stageMs(ms) {
+    const j = batchCfg.stageJitter;
+    return j > 0 ? Math.max(0, ms * (1 - j + 2 * j * Math.random())) : ms;
+  }
+
+  function scheduleStage(a, stage, base) {
     const end = stage === 'check' ? endCheck : endCreate;
+    const ms = stageMs(base);
+    a[stage + 'Ms'] = ms;
+    a[stage + 'StartedAt'] = Date.now();
     if (ms <= 0) return end(a);
     const t = setTimeout(() => { batchTimers.delete(t); end(a); }, ms);
     if (t.unref) t.unref();
@@ -1105,6 +1123,7 @@ function createEmulator(options = {}) {
       else valid.push(e.DeviceName);
     }
     a.checkResult = { valid, invalid };
+    a.checkEndedAt = Date.now();
     a.Status = invalid.length ? 'CHECK_FAILED' : 'CHECK_SUCCESS';
     batchStats().stagesEnded[a.Status]++;
   }
@@ -1125,6 +1144,7 @@ function createEmulator(options = {}) {
       valid.push(e.DeviceName);
     }
     a.createResult = { valid, invalid };
+    a.createEndedAt = Date.now();
     a.Status = invalid.length ? 'CREATE_FAILED' : 'CREATE_SUCCESS';
     const b = batchStats();
     b.stagesEnded[a.Status]++;
@@ -1260,6 +1280,10 @@ function createEmulator(options = {}) {
   function setBatch(f = {}) {
     if (f.checkDurationMs !== undefined) batchCfg.checkDurationMs = durationOr(f.checkDurationMs, batchCfg.checkDurationMs);
     if (f.createDurationMs !== undefined) batchCfg.createDurationMs = durationOr(f.createDurationMs, batchCfg.createDurationMs);
+    if (f.stageJitter !== undefined) batchCfg.stageJitter = jitterOr(f.stageJitter, batchCfg.stageJitter);
+    // in seconds, as the platform's stages are told (these win over the ms keys)
+    if (f.stageCheckS !== undefined) batchCfg.checkDurationMs = durationOr(f.stageCheckS * 1000, batchCfg.checkDurationMs);
+    if (f.stageCreateS !== undefined) batchCfg.createDurationMs = durationOr(f.stageCreateS * 1000, batchCfg.createDurationMs);
     if (f.stageStuck !== undefined) { batchCfg.stageStuck = stuckOf(f.stageStuck); resumeStuck(); }
     if (Array.isArray(f.deniedActions)) batchCfg.deniedActions = f.deniedActions.map(String);
     if (f.forgetApplies === true) {
@@ -1275,7 +1299,9 @@ function createEmulator(options = {}) {
   function applyView(a) {
     return JSON.parse(JSON.stringify({ ApplyId: a.ApplyId, ProductKey: a.ProductKey, Status: a.Status, stuck: a.stuck,
       DeviceNames: a.entries.map((e) => e.DeviceName), checkResult: a.checkResult, createResult: a.createResult,
-      created: a.created.map((c) => c.device.DeviceName) }));
+      created: a.created.map((c) => c.device.DeviceName),
+      checkMs: a.checkMs, createMs: a.createMs, checkStartedAt: a.checkStartedAt, checkEndedAt: a.checkEndedAt,
+      createStartedAt: a.createStartedAt, createEndedAt: a.createEndedAt }));
   }
 
   function batchView() {
@@ -1315,7 +1341,7 @@ function createEmulator(options = {}) {
   Object.assign(api, {
     stats: () => { batchStats(); return statsWithoutBatch(); },
     close: () => { for (const t of batchTimers) clearTimeout(t); batchTimers.clear(); return closeWithoutBatch(); },
-    // { checkDurationMs, createDurationMs, stageStuck: false | true | 'check' | 'create' }; returns batchConfig()
+    // { checkDurationMs, createDurationMs, stageJitter, stageStuck: false | true | 'check' | 'create' }; returns batchConfig()
     setBatch,
     batchConfig: batchView,
     // one apply as the emulator holds it (test support), or null
@@ -1363,9 +1389,22 @@ if (require.main === module) {
     credentials,
   });
   emu.setLatency(Number(arg('latency-ms', '0')));
-  // batch stages: --check-duration-ms N, --create-duration-ms N, --stage-stuck check|create|both
-  emu.setBatch({ checkDurationMs: arg('check-duration-ms') !== undefined ? Number(arg('check-duration-ms')) : undefined,
-    createDurationMs: arg('create-duration-ms') !== undefined ? Number(arg('create-duration-ms')) : undefined,
+  // batch stages: --check-duration-ms N, --create-duration-ms N, --stage-stuck check|create|both;
+  // or in seconds, as the platform's are told: --stage-check-s S, --stage-create-s S (these win);
+  // --stage-jitter F: each stage lasts its duration × (1 ± F), drawn per apply (default 0)
+  const num = (name) => (arg(name) !== undefined ? Number(arg(name)) : undefined);
+  const seconds = (name) => (num(name) !== undefined ? num(name) * 1000 : undefined);
+  const stageArg = (s, ms) => (s !== undefined ? s : ms);
+  for (const [name, v] of [['check-duration-ms', num('check-duration-ms')], ['create-duration-ms', num('create-duration-ms')],
+    ['stage-check-s', num('stage-check-s')], ['stage-create-s', num('stage-create-s')], ['stage-jitter', num('stage-jitter')]]) {
+    if (v !== undefined && !(Number.isFinite(v) && v >= 0 && (name !== 'stage-jitter' || v <= 0.9))) {
+      console.error(`emulator: --${name} ${arg(name)}: a number${name === 'stage-jitter' ? ' from 0 to 0.9' : ', 0 or more'}`);
+      process.exit(2);
+    }
+  }
+  emu.setBatch({ checkDurationMs: stageArg(seconds('stage-check-s'), num('check-duration-ms')),
+    createDurationMs: stageArg(seconds('stage-create-s'), num('create-duration-ms')),
+    stageJitter: num('stage-jitter'),
     stageStuck: arg('stage-stuck') });
   emu.listen(Number(arg('port', '0')), arg('host', '127.0.0.1')).then((port) => {
     console.log(JSON.stringify({ emulator: 'listening', port, tls: !!tls }));

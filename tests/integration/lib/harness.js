@@ -174,8 +174,8 @@ async function startRemoteEmulator({ accessKeyId, accessKeySecret, quota, creden
   // the emulator's credential services (options.credentials); the OIDC token goes by environment
   const credFlags = { roleName: '--role-name', roleArn: '--role-arn', oidcProviderArn: '--oidc-provider-arn', ttlS: '--credential-ttl-s', uriPath: '--credentials-uri-path' };
   for (const [k, flag] of Object.entries(credFlags)) if (credentials[k] !== undefined) args.push(flag, String(credentials[k]));
-  // batch stages (options checkDurationMs, createDurationMs, stageStuck: true | 'check' | 'create')
-  const batchFlags = { checkDurationMs: '--check-duration-ms', createDurationMs: '--create-duration-ms', stageStuck: '--stage-stuck' };
+  // batch stages (options checkDurationMs, createDurationMs, stageJitter, stageStuck: true | 'check' | 'create')
+  const batchFlags = { checkDurationMs: '--check-duration-ms', createDurationMs: '--create-duration-ms', stageJitter: '--stage-jitter', stageStuck: '--stage-stuck' };
   for (const [k, flag] of Object.entries(batchFlags)) if (batch[k] !== undefined && batch[k] !== false) args.push(flag, batch[k] === true ? 'both' : String(batch[k]));
   const credEnv = credentials.oidcToken ? { EMULATOR_OIDC_TOKEN: credentials.oidcToken } : {};
   const proc = spawn(process.execPath, args, { env: { ...process.env, EMULATOR_ACCESS_KEY_ID: accessKeyId, EMULATOR_ACCESS_KEY_SECRET: accessKeySecret, ...credEnv }, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -249,7 +249,7 @@ async function startEnv({ globalConfig = '', brokerEnv = {}, shareWith = null, p
   let emu;
   if (shareWith) emu = shareWith.emu;
   else emu = emulatorProcess ? await startRemoteEmulator({ accessKeyId, accessKeySecret, quota: emulator.quota, credentials: emulator.credentials,
-    batch: { checkDurationMs: emulator.checkDurationMs, createDurationMs: emulator.createDurationMs, stageStuck: emulator.stageStuck },
+    batch: { checkDurationMs: emulator.checkDurationMs, createDurationMs: emulator.createDurationMs, stageJitter: emulator.stageJitter, stageStuck: emulator.stageStuck },
     products: emuProducts, tls: emulator.tls || null }) : createEmulator(emuOptions);
   const emuPort = shareWith ? shareWith.emuPort : emulatorProcess ? emu.port : await emu.listen(0);
   const retiredSecrets = [];
