@@ -10,6 +10,7 @@
 
 #include "bootstrap_audit.h"
 #include "bootstrap_reply.h"
+#include "doc_table.h"
 #include "unit.h"
 
 #define MAX_ROWS 128
@@ -24,32 +25,22 @@ static const char *code_of(enum bootstrap_reason r)
 	return reason__code(r) == AUDIT_ONLY ? reason__name(r) : reply__code_name((enum bootstrap_code)reason__code(r));
 }
 
-/* Rows "| `reason` | `code` | ... |" between "### Reasons" and the next heading. */
+/* Rows "| `reason` | `code` | ... |" under "### Reasons". */
+static void reason_row(char *name, char *rest, void *ud)
+{
+	char *code = strstr(rest, "| `"), *code_end = code ? strchr(code + 3, '`') : NULL;
+
+	(void)ud;
+	if(rows == MAX_ROWS) return;
+	snprintf(names[rows], sizeof(names[rows]), "%.63s", name);
+	codes[rows][0] = '\0';
+	if(code_end) snprintf(codes[rows], sizeof(codes[rows]), "%.*s", (int)(code_end - code - 3), code + 3);
+	rows++;
+}
+
 static void read_table(void)
 {
-	FILE *f = fopen(doc_path, "r");
-	char line[4096];
-	int in = 0;
-
-	CHECK(f != NULL);
-	if(!f) return;
-	while(fgets(line, sizeof(line), f)){
-		if(line[0] == '#'){
-			in = !strncmp(line, "### Reasons", 11);
-			continue;
-		}
-		if(!in || strncmp(line, "| `", 3) || rows == MAX_ROWS) continue;
-		char *name = line + 3, *end = strchr(name, '`'), *code, *code_end;
-		if(!end) continue;
-		*end = '\0';
-		code = strstr(end + 1, "| `");
-		code_end = code ? strchr(code + 3, '`') : NULL;
-		snprintf(names[rows], sizeof(names[rows]), "%.63s", name);
-		codes[rows][0] = '\0';
-		if(code_end) snprintf(codes[rows], sizeof(codes[rows]), "%.*s", (int)(code_end - code - 3), code + 3);
-		rows++;
-	}
-	fclose(f);
+	CHECK(doc_table__each(doc_path, "### Reasons", reason_row, NULL) == 0);
 }
 
 static void test_every_documented_reason_exists(void)

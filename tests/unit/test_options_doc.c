@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bootstrap_config.h"
+#include "doc_table.h"
 #include "unit.h"
 
 #define MAX_ROWS 64
@@ -13,36 +14,26 @@ static char names[MAX_ROWS][64], defaults[MAX_ROWS][128];
 static int rows;
 static const char *doc_path;
 
-/* Rows "| `name` | default | meaning |" between "## Options" and the next heading. */
+/* Rows "| `name` | default | meaning |" under "## Options". */
+static void option_row(char *name, char *rest, void *ud)
+{
+	char *cell = strchr(rest, '|'), *cellend = cell ? strchr(cell + 1, '|') : NULL;
+
+	(void)ud;
+	if(rows == MAX_ROWS) return;
+	snprintf(names[rows], sizeof(names[rows]), "%.63s", name);
+	defaults[rows][0] = '\0';
+	/* a default cell that is a literal starts with a backtick: `30`, `sign`, `0` (off) */
+	if(cell && cellend && cell[2] == '`'){
+		char *v = cell + 3, *ve = strchr(v, '`');
+		if(ve && ve < cellend) snprintf(defaults[rows], sizeof(defaults[rows]), "%.*s", (int)(ve - v), v);
+	}
+	rows++;
+}
+
 static void read_table(void)
 {
-	FILE *f = fopen(doc_path, "r");
-	char line[4096];
-	int in = 0;
-
-	CHECK(f != NULL);
-	if(!f) return;
-	while(fgets(line, sizeof(line), f)){
-		if(line[0] == '#'){ /* any heading ends the table */
-			in = !strncmp(line, "## Options", 10);
-			continue;
-		}
-		if(!in || strncmp(line, "| `", 3) || rows == MAX_ROWS) continue;
-		char *name = line + 3, *end = strchr(name, '`'), *cell, *cellend;
-		if(!end) continue;
-		*end = '\0';
-		snprintf(names[rows], sizeof(names[rows]), "%.63s", name);
-		cell = strchr(end + 1, '|');
-		cellend = cell ? strchr(cell + 1, '|') : NULL;
-		defaults[rows][0] = '\0';
-		/* a default cell that is a literal starts with a backtick: `30`, `sign`, `0` (off) */
-		if(cell && cellend && cell[2] == '`'){
-			char *v = cell + 3, *ve = strchr(v, '`');
-			if(ve && ve < cellend) snprintf(defaults[rows], sizeof(defaults[rows]), "%.*s", (int)(ve - v), v);
-		}
-		rows++;
-	}
-	fclose(f);
+	CHECK(doc_table__each(doc_path, "## Options", option_row, NULL) == 0);
 }
 
 static void test_every_documented_option_is_accepted(void)
