@@ -161,16 +161,18 @@ bootdev_status bootdev_reply_cbor(const bootdev_client *c, const uint8_t *payloa
  * the triple"). ---- */
 #define BOOTDEV_CLIENT_ID_MAX 64
 typedef struct {
-	char client_id[160];  /* <client_id>|securemode=<m>,signmethod=hmacsha1,timestamp=<T>| */
+	char client_id[160];  /* <client_id>|securemode=<m>,signmethod=<method>,timestamp=<T>| */
 	char username[100];   /* <DeviceName>&<ProductKey> */
-	char password[41];    /* upper-case hex HMAC-SHA1(DeviceSecret, ...) */
+	char password[2 * BOOTDEV_MAC_MAX + 1]; /* upper-case hex HMAC-<method>(DeviceSecret, ...) */
 } bootdev_credentials;
 
 /* client_id: up to 64 characters, NULL for the DeviceName; timestamp_ms: the current time in
- * milliseconds since 1970, in decimal (up to 20 digits); securemode: 3 plain TCP, 2 TLS. */
+ * milliseconds since 1970, in decimal (up to 20 digits); securemode: 3 plain TCP, 2 TLS;
+ * sign_method: BOOTDEV_HMAC_SHA256 (as Alibaba's Link SDK 4.x signs: a firmware that also
+ * signs its request with it needs no SHA-1 or MD5 at all) or BOOTDEV_HMAC_SHA1 (older SDKs). */
 bootdev_status bootdev_credentials_make(const struct bootdev_port *port, const char *product_key,
 		const char *device_name, const char *device_secret, const char *client_id, const char *timestamp_ms,
-		int securemode, bootdev_credentials *out);
+		int securemode, bootdev_hmac sign_method, bootdev_credentials *out);
 
 /* ---- Lower level, for tests and other clients ---- */
 /* The request's sign: lower-case hex of HMAC-<alg>(secret, "deviceName" id "productKey" pk

@@ -68,15 +68,18 @@ bootdev_status bootdev_reply_key(const struct bootdev_port *port, const uint8_t 
 
 bootdev_status bootdev_credentials_make(const struct bootdev_port *port, const char *product_key,
 		const char *device_name, const char *device_secret, const char *client_id, const char *timestamp_ms,
-		int securemode, bootdev_credentials *out)
+		int securemode, bootdev_hmac sign_method, bootdev_credentials *out)
 {
 	static const char mode_text[] = "|securemode=";
-	static const char sign_text[] = ",signmethod=hmacsha1,timestamp=";
+	static const char sign_text[] = ",signmethod=";
+	static const char time_text[] = ",timestamp=";
+	const char *method = bootdev_hmac_name(sign_method);
 	uint8_t mac[BOOTDEV_MAC_MAX];
 	size_t mac_len = 0, pk_len, dn_len, ds_len, cid_len, ts_len, n;
 
+	/* the IoT Platform's MQTT sign methods: hmacsha256 and hmacsha1 (hmacmd5 is the request's only) */
 	if(!port || !port->hmac || !product_key || !device_name || !device_secret || !timestamp_ms || !out
-			|| (securemode != 2 && securemode != 3)){
+			|| (securemode != 2 && securemode != 3) || !method || sign_method == BOOTDEV_HMAC_MD5){
 		return BOOTDEV_ERR_ARG;
 	}
 	if(!client_id) client_id = device_name;
@@ -92,7 +95,7 @@ bootdev_status bootdev_credentials_make(const struct bootdev_port *port, const c
 	for(size_t i = 0; i < ts_len; i++){
 		if(timestamp_ms[i] < '0' || timestamp_ms[i] > '9') return BOOTDEV_ERR_ARG;
 	}
-	/* <client_id>|securemode=<m>,signmethod=hmacsha1,timestamp=<T>| : at most 64+12+1+31+20+1 < 160 */
+	/* <client_id>|securemode=<m>,signmethod=hmacsha256,timestamp=<T>| : at most 64+12+1+33+20+1 < 160 */
 	n = 0;
 	memcpy(out->client_id, client_id, cid_len);
 	n += cid_len;
@@ -101,6 +104,10 @@ bootdev_status bootdev_credentials_make(const struct bootdev_port *port, const c
 	out->client_id[n++] = (char)('0' + securemode);
 	memcpy(out->client_id + n, sign_text, sizeof(sign_text) - 1);
 	n += sizeof(sign_text) - 1;
+	memcpy(out->client_id + n, method, strlen(method));
+	n += strlen(method);
+	memcpy(out->client_id + n, time_text, sizeof(time_text) - 1);
+	n += sizeof(time_text) - 1;
 	memcpy(out->client_id + n, timestamp_ms, ts_len);
 	n += ts_len;
 	out->client_id[n++] = '|';
@@ -115,7 +122,8 @@ bootdev_status bootdev_credentials_make(const struct bootdev_port *port, const c
 			PART("clientId", 8), PART(client_id, cid_len), PART("deviceName", 10), PART(device_name, dn_len),
 			PART("productKey", 10), PART(product_key, pk_len), PART("timestamp", 9), PART(timestamp_ms, ts_len),
 		};
-		if(port->hmac(port, BOOTDEV_HMAC_SHA1, (const uint8_t *)device_secret, ds_len, parts, 8, mac, &mac_len) || mac_len != 20){
+		if(port->hmac(port, sign_method, (const uint8_t *)device_secret, ds_len, parts, 8, mac, &mac_len)
+				|| mac_len != (sign_method == BOOTDEV_HMAC_SHA1 ? 20u : 32u)){
 			bootdev__zero(mac, sizeof(mac));
 			return BOOTDEV_ERR_CRYPTO;
 		}

@@ -51,7 +51,7 @@ int main(void)
 	if(REPLY(&c, payload, n, 0, work, sizeof(work), &r) == BOOTDEV_OK) {
 #ifndef PROBE_NO_CREDENTIALS
 		probe_sink = bootdev_credentials_make(&bootdev_port_mbedtls, r.product_key, r.device_name, r.device_secret,
-			NULL, "1700000000000", 3, &cred);
+			NULL, "1700000000000", 3, BOOTDEV_HMAC_SHA256, &cred);
 		probe_sink = cred.password[0];
 #else
 		(void)cred;

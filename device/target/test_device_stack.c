@@ -75,7 +75,7 @@ int main(void)
 	MEASURE("bootdev_reply_cbor (forged)", rc = bootdev_reply_cbor(&c, v_cbor_replayed, sizeof(v_cbor_replayed), 0, work, sizeof(work), &r));
 	check(rc == BOOTDEV_ERR_FORGED, "bootdev_reply_cbor refuses a replayed reply");
 
-	MEASURE("bootdev_credentials_make", rc = bootdev_credentials_make(port, V_CONN_PK, V_CONN_DN, V_CONN_SECRET, V_CONN_CLIENT_ID, V_CONN_TS, 3, &cred));
+	MEASURE("bootdev_credentials_make", rc = bootdev_credentials_make(port, V_CONN_PK, V_CONN_DN, V_CONN_SECRET, V_CONN_CLIENT_ID, V_CONN_TS, 3, BOOTDEV_HMAC_SHA1, &cred));
 	check(rc == BOOTDEV_OK && strcmp(cred.password, V_CONN_PASSWORD) == 0, "bootdev_credentials_make");
 	MEASURE("bootdev_sign", rc = bootdev_sign(port, BOOTDEV_HMAC_SHA256, (const uint8_t *)V_SIGN_SECRET, strlen(V_SIGN_SECRET), V_SIGN_PK, V_SIGN_ID, V_SIGN_RANDOM, sign));
 	check(rc == BOOTDEV_OK && strcmp(sign, V_SIGN_SHA256) == 0, "bootdev_sign");

@@ -79,15 +79,23 @@ static void test_credentials(const struct bootdev_port *port)
 {
 	bootdev_credentials cr;
 
-	CHECK_RC(bootdev_credentials_make(port, V_CONN_PK, V_CONN_DN, V_CONN_SECRET, V_CONN_CLIENT_ID, V_CONN_TS, 3, &cr), BOOTDEV_OK);
+	CHECK_RC(bootdev_credentials_make(port, V_CONN_PK, V_CONN_DN, V_CONN_SECRET, V_CONN_CLIENT_ID, V_CONN_TS, 3, BOOTDEV_HMAC_SHA1, &cr), BOOTDEV_OK);
 	CHECK_STR(cr.password, V_CONN_PASSWORD);
 	CHECK_STR(cr.client_id, V_CONN_CLIENT_ID "|securemode=3,signmethod=hmacsha1,timestamp=" V_CONN_TS "|");
 	CHECK_STR(cr.username, V_CONN_DN "&" V_CONN_PK);
-	CHECK_RC(bootdev_credentials_make(port, "a1Prod", "dev-0001", "s3cr3t", NULL, "1796683180000", 2, &cr), BOOTDEV_OK);
+	CHECK_RC(bootdev_credentials_make(port, "a1Prod", "dev-0001", "s3cr3t", NULL, "1796683180000", 2, BOOTDEV_HMAC_SHA1, &cr), BOOTDEV_OK);
 	CHECK_STR(cr.client_id, "dev-0001|securemode=2,signmethod=hmacsha1,timestamp=1796683180000|");
 	CHECK(strlen(cr.password) == 40);
-	CHECK_RC(bootdev_credentials_make(port, "a1Prod", "dev-0001", "s3cr3t", NULL, "17x", 3, &cr), BOOTDEV_ERR_ARG);
-	CHECK_RC(bootdev_credentials_make(port, "a1Prod", "dev-0001", "s3cr3t", NULL, "1", 1, &cr), BOOTDEV_ERR_ARG);
+	/* hmacsha256, as Alibaba's Link SDK 4.x connects */
+	CHECK_RC(bootdev_credentials_make(port, V_CONN_PK, V_CONN_DN, V_CONN_SECRET, V_CONN_CLIENT_ID, V_CONN_TS, 3, BOOTDEV_HMAC_SHA256,
+			&cr), BOOTDEV_OK);
+	CHECK_STR(cr.password, V_CONN_PASSWORD_SHA256);
+	CHECK_STR(cr.client_id, V_CONN_CLIENT_ID "|securemode=3,signmethod=hmacsha256,timestamp=" V_CONN_TS "|");
+	/* hmacmd5 is no connect method of the IoT Platform's */
+	CHECK_RC(bootdev_credentials_make(port, "a1Prod", "dev-0001", "s3cr3t", NULL, "1", 3, BOOTDEV_HMAC_MD5, &cr), BOOTDEV_ERR_ARG);
+	CHECK_RC(bootdev_credentials_make(port, "a1Prod", "dev-0001", "s3cr3t", NULL, "1", 3, (bootdev_hmac)77, &cr), BOOTDEV_ERR_ARG);
+	CHECK_RC(bootdev_credentials_make(port, "a1Prod", "dev-0001", "s3cr3t", NULL, "17x", 3, BOOTDEV_HMAC_SHA1, &cr), BOOTDEV_ERR_ARG);
+	CHECK_RC(bootdev_credentials_make(port, "a1Prod", "dev-0001", "s3cr3t", NULL, "1", 1, BOOTDEV_HMAC_SHA1, &cr), BOOTDEV_ERR_ARG);
 }
 
 static void test_topics(void)
