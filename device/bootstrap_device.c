@@ -16,18 +16,6 @@ void bootdev__zero(void *p, size_t n)
 	while(n--) *v++ = 0;
 }
 
-size_t bootdev__len(const char *s, size_t max)
-{
-	size_t n = 0;
-	while(n <= max && s[n]) n++;
-	return n;
-}
-
-static int is_alnum(int ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
-}
-
 /* The length of s when it is min to max of letters, digits and the characters of extra;
  * else 0. Reads at most max + 1 characters. */
 static size_t ident__len(const char *s, size_t min, size_t max, const char *extra)
@@ -35,7 +23,9 @@ static size_t ident__len(const char *s, size_t min, size_t max, const char *extr
 	size_t n = 0;
 
 	for(; s[n]; n++){
-		if(n >= max || (!is_alnum((unsigned char)s[n]) && !strchr(extra, s[n]))) return 0;
+		unsigned ch = (unsigned char)s[n];
+		/* | 0x20 turns only A-Z into a-z */
+		if(n >= max || ((ch | 0x20) - 'a' > 25 && ch - '0' > 9 && !strchr(extra, (int)ch))) return 0;
 	}
 	return n < min ? 0 : n;
 }
@@ -63,15 +53,16 @@ bootdev_status bootdev_init(bootdev_client *c, const struct bootdev_port *port, 
 	if(!c) return BOOTDEV_ERR_ARG;
 	memset(c, 0, sizeof(*c));
 	if(!port || !port->hmac || !port->hkdf_sha256 || !port->aes128gcm_open || !rng || !product_key || !device_id
-			|| !product_secret || secret_len < 1 || secret_len > BOOTDEV_SECRET_MAX || !bootdev_hmac_name(sign_method)){
+			|| !product_secret || secret_len - 1 >= BOOTDEV_SECRET_MAX || (unsigned)sign_method > BOOTDEV_HMAC_MD5
+			|| !(c->ident[0].len = ident__len(product_key, 1, BOOTDEV_PRODUCT_KEY_MAX, "-_"))
+			|| !(c->ident[1].len = device_id__len(device_id))){
 		return BOOTDEV_ERR_ARG;
 	}
-	if(!ident__len(product_key, 1, BOOTDEV_PRODUCT_KEY_MAX, "-_") || !device_id__len(device_id)) return BOOTDEV_ERR_ARG;
 	c->port = port;
 	c->rng = rng;
 	c->rng_ctx = rng_ctx;
-	c->product_key = product_key;
-	c->device_id = device_id;
+	c->ident[0].data = (const uint8_t *)product_key;
+	c->ident[1].data = (const uint8_t *)device_id;
 	c->product_secret = product_secret;
 	c->product_secret_len = secret_len;
 	c->sign_method = sign_method;
@@ -85,16 +76,16 @@ void bootdev_wipe(bootdev_client *c)
 
 /* tmpl into out, NUL-terminated: its {deviceId} (exactly one) replaced by device_id when there
  * is one, "/cbor" after it for CBOR. No wildcards. */
-static bootdev_status topic__make(bootdev_format fmt, const char *tmpl, const char *device_id, char *out, size_t out_size,
+static bootdev_status topic__make(bootdev_format fmt, const char *p, const char *device_id, char *out, size_t out_size,
 		size_t *out_len)
 {
-	size_t n = 0, dlen = 0, hits = 0;
-	const char *p = tmpl;
+	size_t n = 0, dlen = 0;
+	int hits = 0;
 
-	if(fmt != BOOTDEV_JSON && fmt != BOOTDEV_CBOR) return BOOTDEV_ERR_ARG;
-	if(device_id && !(dlen = device_id__len(device_id))) return BOOTDEV_ERR_ARG;
+	if((unsigned)fmt > BOOTDEV_CBOR || !*p || (device_id && !(dlen = device_id__len(device_id)))) return BOOTDEV_ERR_ARG;
 	if(!out) return BOOTDEV_ERR_BUFFER;
-	while(*p){
+	/* the template, then "/cbor" for CBOR (read by the same loop) */
+	while(*p || (fmt == BOOTDEV_CBOR && (fmt = BOOTDEV_JSON, *(p = "/cbor")))){
 		const char *piece = p;
 		size_t len = 1;
 
@@ -102,21 +93,15 @@ static bootdev_status topic__make(bootdev_format fmt, const char *tmpl, const ch
 		if(device_id && !strncmp(p, "{deviceId}", 10)){
 			piece = device_id;
 			len = dlen;
-			p += 10;
+			p += 9;
 			hits++;
-		}else{
-			p++;
 		}
+		p++;
 		if(out_size - n <= len) return BOOTDEV_ERR_BUFFER;
 		memcpy(out + n, piece, len);
 		n += len;
 	}
-	if(!n || (device_id && hits != 1)) return BOOTDEV_ERR_ARG;
-	if(fmt == BOOTDEV_CBOR){
-		if(out_size - n <= 5) return BOOTDEV_ERR_BUFFER;
-		memcpy(out + n, "/cbor", 5);
-		n += 5;
-	}
+	if(device_id && hits != 1) return BOOTDEV_ERR_ARG;
 	out[n] = '\0';
 	if(out_len) *out_len = n;
 	return BOOTDEV_OK;
@@ -136,43 +121,43 @@ bootdev_status bootdev_reply_topic(bootdev_format fmt, const char *tmpl, const c
 
 void bootdev__hex(const uint8_t *b, size_t n, char *out, int upper)
 {
-	const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
-	for(size_t i = 0; i < n; i++){
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
+	for(size_t i = 0; i < 2 * n; i++){
+		unsigned d = (unsigned)(i & 1 ? b[i / 2] : b[i / 2] >> 4) & 15;
+		out[i] = (char)(d < 10 ? '0' + d : (upper ? 'A' - 10 : 'a' - 10) + d);
 	}
 	out[2 * n] = '\0';
 }
 
 #define PART(s, n) { (const uint8_t *)(s), (n) }
 
-bootdev_status bootdev__sign(const struct bootdev__input *in, bootdev_hmac alg, char hex[2 * BOOTDEV_MAC_MAX + 1])
+bootdev_status bootdev__sign(const bootdev_client *c, bootdev_hmac alg, char hex[2 * BOOTDEV_MAC_MAX + 1])
 {
 	uint8_t mac[BOOTDEV_MAC_MAX];
 	size_t mac_len = 0;
 	const struct bootdev_part parts[6] = {
-		PART("deviceName", 10), in->s[1], PART("productKey", 10), in->s[0], PART("random", 6), in->s[2],
+		PART("deviceName", 10), c->ident[1], PART("productKey", 10), c->ident[0], PART("random", 6), c->ident[2],
 	};
-	int rc = in->port->hmac(in->port, alg, in->secret, in->secret_len, parts, 6, mac, &mac_len);
+	int rc = c->port->hmac(c->port, alg, c->product_secret, c->product_secret_len, parts, 6, mac, &mac_len)
+			|| mac_len < 16 || mac_len > BOOTDEV_MAC_MAX;
 
-	if(!rc && mac_len >= 16 && mac_len <= BOOTDEV_MAC_MAX) bootdev__hex(mac, mac_len, hex, 0);
+	if(!rc) bootdev__hex(mac, mac_len, hex, 0);
 	bootdev__zero(mac, sizeof(mac));
-	return !rc && mac_len >= 16 && mac_len <= BOOTDEV_MAC_MAX ? BOOTDEV_OK : BOOTDEV_ERR_CRYPTO;
+	return rc ? BOOTDEV_ERR_CRYPTO : BOOTDEV_OK;
 }
 
-bootdev_status bootdev__key(const struct bootdev__input *in, uint8_t key[BOOTDEV_KEY_LEN])
+bootdev_status bootdev__key(const bootdev_client *c, uint8_t key[BOOTDEV_KEY_LEN])
 {
 	uint8_t info[sizeof(INFO_LABEL) + BOOTDEV_PRODUCT_KEY_MAX + 1 + BOOTDEV_DEVICE_ID_MAX];
 	size_t n = sizeof(INFO_LABEL); /* the label and its 0 */
 
 	memcpy(info, INFO_LABEL, sizeof(INFO_LABEL));
-	memcpy(info + n, in->s[0].data, in->s[0].len);
-	n += in->s[0].len;
+	memcpy(info + n, c->ident[0].data, c->ident[0].len);
+	n += c->ident[0].len;
 	info[n++] = 0;
-	memcpy(info + n, in->s[1].data, in->s[1].len);
-	n += in->s[1].len;
-	return in->port->hkdf_sha256(in->port, in->s[2].data, in->s[2].len, in->secret, in->secret_len, info, n, key,
-			BOOTDEV_KEY_LEN) ? BOOTDEV_ERR_CRYPTO : BOOTDEV_OK;
+	memcpy(info + n, c->ident[1].data, c->ident[1].len);
+	n += c->ident[1].len;
+	return c->port->hkdf_sha256(c->port, c->ident[2].data, c->ident[2].len, c->product_secret, c->product_secret_len,
+			info, n, key, BOOTDEV_KEY_LEN) ? BOOTDEV_ERR_CRYPTO : BOOTDEV_OK;
 }
 
 const char *const bootdev__request_names[5] = { "productKey", "deviceId", "random", "signMethod", "sign" };
@@ -180,36 +165,27 @@ const char *const bootdev__request_names[5] = { "productKey", "deviceId", "rando
 bootdev_status bootdev__prepare(bootdev_client *c, size_t room, char sign[2 * BOOTDEV_MAC_MAX + 1], const char *values[5])
 {
 	uint8_t r[BOOTDEV_RANDOM_BYTES];
-	struct bootdev__input in;
 	bootdev_status rc;
 
 	if(!c || !c->port) return BOOTDEV_ERR_ARG;
-	/* init checked the identity */
-	in.port = c->port;
-	in.secret = c->product_secret;
-	in.secret_len = c->product_secret_len;
-	in.s[0].data = (const uint8_t *)c->product_key;
-	in.s[0].len = strlen(c->product_key);
-	in.s[1].data = (const uint8_t *)c->device_id;
-	in.s[1].len = strlen(c->device_id);
-	in.s[2].data = (const uint8_t *)c->random;
-	in.s[2].len = BOOTDEV_RANDOM_LEN;
-	/* the values at their longest: a method 10 */
-	if(room < in.s[0].len + in.s[1].len + BOOTDEV_RANDOM_LEN + 10 + 2 * BOOTDEV_MAC_MAX) return BOOTDEV_ERR_BUFFER;
+	/* the values at their longest (init checked the identity): a method 10 */
+	if(room < c->ident[0].len + c->ident[1].len + BOOTDEV_RANDOM_LEN + 10 + 2 * BOOTDEV_MAC_MAX) return BOOTDEV_ERR_BUFFER;
 	/* whatever happens now, the earlier request's reply no longer opens */
 	c->asked = 0;
 	bootdev__zero(c->key, sizeof(c->key));
 	if(c->rng(c->rng_ctx, r, sizeof(r))) return BOOTDEV_ERR_RNG;
 	bootdev__hex(r, sizeof(r), c->random, 0);
-	rc = bootdev__key(&in, c->key);
-	if(rc == BOOTDEV_OK) rc = bootdev__sign(&in, c->sign_method, sign);
+	c->ident[2].data = (const uint8_t *)c->random;
+	c->ident[2].len = BOOTDEV_RANDOM_LEN;
+	rc = bootdev__key(c, c->key);
+	if(rc == BOOTDEV_OK) rc = bootdev__sign(c, c->sign_method, sign);
 	if(rc != BOOTDEV_OK){
 		bootdev__zero(c->key, sizeof(c->key));
 		return rc;
 	}
 	c->asked = 1;
-	values[0] = c->product_key;
-	values[1] = c->device_id;
+	values[0] = (const char *)c->ident[0].data;
+	values[1] = (const char *)c->ident[1].data;
 	values[2] = c->random;
 	values[3] = bootdev_hmac_name(c->sign_method);
 	values[4] = sign;
@@ -249,10 +225,9 @@ static int text__ok(const uint8_t *s, size_t len, size_t min, size_t max)
 	return 1;
 }
 
-static int span__is(struct bootdev__span s, const char *want)
+static int span__is(struct bootdev__span s, struct bootdev_part want)
 {
-	size_t n = strlen(want);
-	return s.len == n && !memcmp(s.p, want, n);
+	return s.len == want.len && !memcmp(s.p, want.data, want.len);
 }
 
 bootdev_status bootdev__triple(const bootdev_client *c, const struct bootdev__span f[4], struct bootdev__arena *a,
@@ -264,7 +239,7 @@ bootdev_status bootdev__triple(const bootdev_client *c, const struct bootdev__sp
 
 	/* the ProductKey and DeviceName asked for (init checked their characters), a DeviceSecret,
 	 * an IotId that may be empty */
-	if(!span__is(f[0], c->product_key) || !span__is(f[1], c->device_id)) return BOOTDEV_ERR_WRONG_DEVICE;
+	if(!span__is(f[0], c->ident[0]) || !span__is(f[1], c->ident[1])) return BOOTDEV_ERR_WRONG_DEVICE;
 	if(!text__ok(f[2].p, f[2].len, 1, 128) || !text__ok(f[3].p, f[3].len, 0, 128)) return BOOTDEV_ERR_MALFORMED;
 	for(int k = 0; k < 4; k++){
 		const char *s = bootdev__keep(a, f[k].p, f[k].len);

@@ -97,12 +97,13 @@ typedef int (*bootdev_rng)(void *rng_ctx, uint8_t *out, size_t len);
 /* ---- One device's bootstrap: the caller's memory, set by bootdev_init(). ---- */
 typedef struct {
 	const struct bootdev_port *port;
-	bootdev_rng rng;
-	void *rng_ctx;
-	const char *product_key;      /* the caller's strings, kept while the struct is used */
-	const char *device_id;
 	const uint8_t *product_secret;
 	size_t product_secret_len;
+	/* the ProductKey and deviceId (the caller's strings, kept while the struct is used) and the
+	 * request's random, with their lengths: what the sign and the reply key are made of */
+	struct bootdev_part ident[3];
+	bootdev_rng rng;
+	void *rng_ctx;
 	bootdev_hmac sign_method;
 	/* set by bootdev_request_*(): the request outstanding */
 	int asked;

@@ -21,8 +21,17 @@ const char *bootdev_status_name(bootdev_status s)
 	return at;
 }
 
-/* in from the caller's strings: 0 when one is too long. */
-static int input(struct bootdev__input *in, const struct bootdev_port *port, const uint8_t *secret, size_t secret_len,
+/* Length of s when it is at most max characters, else max + 1 (never reads past max + 1). */
+static size_t bootdev__len(const char *s, size_t max)
+{
+	size_t n = 0;
+	while(n <= max && s[n]) n++;
+	return n;
+}
+
+/* A client with only what the sign and the key are made of, from the caller's strings: 0 when
+ * one is too long. */
+static int input(bootdev_client *c, const struct bootdev_port *port, const uint8_t *secret, size_t secret_len,
 		const char *product_key, const char *device_id, const char *random)
 {
 	static const uint8_t max[3] = { BOOTDEV_PRODUCT_KEY_MAX, BOOTDEV_DEVICE_ID_MAX, 64 };
@@ -31,13 +40,14 @@ static int input(struct bootdev__input *in, const struct bootdev_port *port, con
 	s[0] = product_key;
 	s[1] = device_id;
 	s[2] = random;
-	in->port = port;
-	in->secret = secret;
-	in->secret_len = secret_len;
+	memset(c, 0, sizeof(*c));
+	c->port = port;
+	c->product_secret = secret;
+	c->product_secret_len = secret_len;
 	for(int k = 0; k < 3; k++){
-		in->s[k].data = (const uint8_t *)s[k];
-		in->s[k].len = bootdev__len(s[k], max[k]);
-		if(in->s[k].len > max[k]) return 0;
+		c->ident[k].data = (const uint8_t *)s[k];
+		c->ident[k].len = bootdev__len(s[k], max[k]);
+		if(c->ident[k].len > max[k]) return 0;
 	}
 	return 1;
 }
@@ -45,7 +55,7 @@ static int input(struct bootdev__input *in, const struct bootdev_port *port, con
 bootdev_status bootdev_sign(const struct bootdev_port *port, bootdev_hmac alg, const uint8_t *secret, size_t secret_len,
 		const char *product_key, const char *device_id, const char *random, char hex[2 * BOOTDEV_MAC_MAX + 1])
 {
-	struct bootdev__input in;
+	bootdev_client in;
 
 	if(!port || !port->hmac || !secret || !product_key || !device_id || !random || !hex || !bootdev_hmac_name(alg)
 			|| !input(&in, port, secret, secret_len, product_key, device_id, random)){
@@ -57,7 +67,7 @@ bootdev_status bootdev_sign(const struct bootdev_port *port, bootdev_hmac alg, c
 bootdev_status bootdev_reply_key(const struct bootdev_port *port, const uint8_t *secret, size_t secret_len,
 		const char *random, const char *product_key, const char *device_id, uint8_t key[BOOTDEV_KEY_LEN])
 {
-	struct bootdev__input in;
+	bootdev_client in;
 
 	if(!port || !port->hkdf_sha256 || !secret || !random || !product_key || !device_id || !key
 			|| !input(&in, port, secret, secret_len, product_key, device_id, random)){

@@ -4,9 +4,6 @@
  * callers. */
 #include "bootstrap_device.h"
 
-/* Length of s when it is at most max characters, else max + 1 (never reads past max + 1). */
-size_t bootdev__len(const char *s, size_t max);
-
 /* The request's common part: checks that room bytes hold its five values at their longest
  * (else BOOTDEV_ERR_BUFFER), then a new random into c->random, its key into c->key, the sign
  * (hex, NUL-terminated) into sign, and the values, in the order of bootdev__request_names
@@ -17,16 +14,10 @@ bootdev_status bootdev__prepare(bootdev_client *c, size_t room, char sign[2 * BO
 /* Lower-case (upper: upper-case) hex of n bytes, NUL-terminated, into out. */
 void bootdev__hex(const uint8_t *b, size_t n, char *out, int upper);
 
-/* What the sign and the reply key are made of: the ProductSecret, and the ProductKey, deviceId
- * and random in s[0], s[1], s[2], their lengths known (checked by the caller). */
-struct bootdev__input {
-	const struct bootdev_port *port;
-	const uint8_t *secret;
-	size_t secret_len;
-	struct bootdev_part s[3];
-};
-bootdev_status bootdev__sign(const struct bootdev__input *in, bootdev_hmac alg, char hex[2 * BOOTDEV_MAC_MAX + 1]);
-bootdev_status bootdev__key(const struct bootdev__input *in, uint8_t key[BOOTDEV_KEY_LEN]);
+/* The sign and the reply key of c's identity: c->port, the ProductSecret and c->ident (the
+ * ProductKey, deviceId and random, their lengths checked by the caller). */
+bootdev_status bootdev__sign(const bootdev_client *c, bootdev_hmac alg, char hex[2 * BOOTDEV_MAC_MAX + 1]);
+bootdev_status bootdev__key(const bootdev_client *c, uint8_t key[BOOTDEV_KEY_LEN]);
 
 /* The sealed triple opened in place: 0 when the tag verifies with c->key. */
 bootdev_status bootdev__open(const bootdev_client *c, const uint8_t iv[12], uint8_t *ct, size_t ct_len, const uint8_t tag[16]);
