@@ -38,15 +38,8 @@ static void cb_u8(void *ctx, uint8_t v) { set(ctx, IT_UINT, v); }
 static void cb_u16(void *ctx, uint16_t v) { set(ctx, IT_UINT, v); }
 static void cb_u32(void *ctx, uint32_t v) { set(ctx, IT_UINT, v); }
 static void cb_u64(void *ctx, uint64_t v) { set(ctx, IT_UINT, v); }
-static void cb_n8(void *ctx, uint8_t v) { set(ctx, IT_OTHER, v); }
-static void cb_n16(void *ctx, uint16_t v) { set(ctx, IT_OTHER, v); }
-static void cb_n32(void *ctx, uint32_t v) { set(ctx, IT_OTHER, v); }
-static void cb_n64(void *ctx, uint64_t v) { set(ctx, IT_OTHER, v); }
 static void cb_bad(void *ctx) { set(ctx, IT_BAD, 0); }
 static void cb_bad64(void *ctx, uint64_t v) { set(ctx, IT_BAD, v); }
-static void cb_other(void *ctx) { set(ctx, IT_OTHER, 0); }
-static void cb_f(void *ctx, float v) { (void)v; set(ctx, IT_OTHER, 0); }
-static void cb_d(void *ctx, double v) { (void)v; set(ctx, IT_OTHER, 0); }
 static void cb_bool(void *ctx, bool v) { set(ctx, IT_BOOL, v); }
 
 /* a string's bytes are in the payload (libcbor checked): its length fits a size_t */
@@ -65,17 +58,20 @@ static void cb_tstr(void *ctx, cbor_data p, cbor_len len)
 static void cb_array(void *ctx, cbor_len n) { set(ctx, IT_ARRAY, n); }
 static void cb_map(void *ctx, cbor_len n) { set(ctx, IT_MAP, n); }
 
-/* every member set: libcbor calls them unchecked; const, in flash */
+/* every member set: libcbor calls them unchecked; const, in flash. The items the contract
+ * never has but a reply may carry in a member it does not know (negative integers, floats,
+ * null, undefined) get libcbor's own no-op callbacks: next() has marked the item IT_OTHER. */
 static const struct cbor_callbacks callbacks = {
 	.uint8 = cb_u8, .uint16 = cb_u16, .uint32 = cb_u32, .uint64 = cb_u64,
-	.negint64 = cb_n64, .negint32 = cb_n32, .negint16 = cb_n16, .negint8 = cb_n8,
+	.negint64 = cbor_null_negint64_callback, .negint32 = cbor_null_negint32_callback,
+	.negint16 = cbor_null_negint16_callback, .negint8 = cbor_null_negint8_callback,
 	.byte_string_start = cb_bad, .byte_string = cb_bstr,
 	.string = cb_tstr, .string_start = cb_bad,
 	.indef_array_start = cb_bad, .array_start = cb_array,
 	.indef_map_start = cb_bad, .map_start = cb_map,
 	.tag = cb_bad64,
-	.float2 = cb_f, .float4 = cb_f, .float8 = cb_d,
-	.undefined = cb_other, .null = cb_other, .boolean = cb_bool,
+	.float2 = cbor_null_float2_callback, .float4 = cbor_null_float4_callback, .float8 = cbor_null_float8_callback,
+	.undefined = cbor_null_undefined_callback, .null = cbor_null_null_callback, .boolean = cb_bool,
 	.indef_break = cb_bad,
 };
 
@@ -99,6 +95,7 @@ static enum item_type next(struct reader *r, struct item *it)
 
 	it->type = IT_BAD;
 	if(!r->left) return IT_BAD;
+	it->type = IT_OTHER; /* unless a callback says what it is */
 	res = cbor_stream_decode(r->p, r->left, &callbacks, it);
 	if(res.status != CBOR_DECODER_FINISHED || res.read == 0 || res.read > r->left) return it->type = IT_BAD;
 	r->p += res.read;
