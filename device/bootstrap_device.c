@@ -160,8 +160,6 @@ bootdev_status bootdev__key(const bootdev_client *c, uint8_t key[BOOTDEV_KEY_LEN
 			info, n, key, BOOTDEV_KEY_LEN) ? BOOTDEV_ERR_CRYPTO : BOOTDEV_OK;
 }
 
-const char *const bootdev__request_names[5] = { "productKey", "deviceId", "random", "signMethod", "sign" };
-
 bootdev_status bootdev__prepare(bootdev_client *c, size_t room, char sign[2 * BOOTDEV_MAC_MAX + 1], const char *values[5])
 {
 	uint8_t r[BOOTDEV_RANDOM_BYTES];

@@ -267,6 +267,7 @@ static size_t text(const char *s, uint8_t *out, size_t at, size_t size)
 
 bootdev_status bootdev_request_cbor(bootdev_client *c, uint8_t *out, size_t out_size, size_t *out_len)
 {
+	static const char *const names[5] = { "productKey", "deviceId", "random", "signMethod", "sign" };
 	char sign[2 * BOOTDEV_MAC_MAX + 1];
 	const char *values[5];
 	size_t n;
@@ -279,7 +280,7 @@ bootdev_status bootdev_request_cbor(bootdev_client *c, uint8_t *out, size_t out_
 	if(rc != BOOTDEV_OK) return rc;
 	n = cbor_encode_map_start(5, out, out_size);
 	for(int i = 0; i < 5 && n; i++){
-		n = text(bootdev__request_names[i], out, n, out_size);
+		n = text(names[i], out, n, out_size);
 		n = n ? text(values[i], out, n, out_size) : 0;
 	}
 	if(!n) return BOOTDEV_ERR_BUFFER;

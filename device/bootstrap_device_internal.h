@@ -6,9 +6,8 @@
 
 /* The request's common part: checks that room bytes hold its five values at their longest
  * (else BOOTDEV_ERR_BUFFER), then a new random into c->random, its key into c->key, the sign
- * (hex, NUL-terminated) into sign, and the values, in the order of bootdev__request_names
- * (the members' names, the same in JSON and CBOR), into values. */
-extern const char *const bootdev__request_names[5];
+ * (hex, NUL-terminated) into sign, and the values of the members productKey, deviceId,
+ * random, signMethod and sign, in this order, into values. */
 bootdev_status bootdev__prepare(bootdev_client *c, size_t room, char sign[2 * BOOTDEV_MAC_MAX + 1], const char *values[5]);
 
 /* Lower-case (upper: upper-case) hex of n bytes, NUL-terminated, into out. */

@@ -13,31 +13,28 @@
 /* enough for every reply the service sends (13 for a sealed success), and a bound on work */
 #define TOKENS 24
 
-static size_t put(uint8_t *out, size_t at, const char *s)
-{
-	size_t n = strlen(s);
-	memcpy(out + at, s, n);
-	return at + n;
-}
-
 bootdev_status bootdev_request_json(bootdev_client *c, uint8_t *out, size_t out_size, size_t *out_len)
 {
+	/* the members in the order of bootdev__prepare()'s values: \1 to \5 stand for them */
+	static const char tmpl[] = "{\"productKey\":\"\1\",\"deviceId\":\"\2\",\"random\":\"\3\",\"signMethod\":\"\4\","
+		"\"sign\":\"\5\"}";
 	char sign[2 * BOOTDEV_MAC_MAX + 1];
 	const char *values[5];
 	size_t n = 0;
 	bootdev_status rc;
 
 	if(!out || !out_len) return BOOTDEV_ERR_ARG;
-	/* {"productKey":"","deviceId":"","random":"","signMethod":"","sign":""} is 70 */
+	/* the template but its five values is 70 */
 	rc = bootdev__prepare(c, out_size < 70 ? 0 : out_size - 70, sign, values);
 	if(rc != BOOTDEV_OK) return rc;
-	for(int i = 0; i < 5; i++){
-		n = put(out, n, i ? "\",\"" : "{\"");
-		n = put(out, n, bootdev__request_names[i]);
-		n = put(out, n, "\":\"");
-		n = put(out, n, values[i]);
+	for(const char *p = tmpl; *p; p++){
+		const char *v = *p < 6 ? values[*p - 1] : p;
+		size_t len = *p < 6 ? strlen(v) : 1;
+
+		memcpy(out + n, v, len);
+		n += len;
 	}
-	*out_len = put(out, n, "\"}");
+	*out_len = n;
 	return BOOTDEV_OK;
 }
 
