@@ -54,19 +54,30 @@ bootdev_status bootdev_init(bootdev_client *c, const struct bootdev_port *port, 
 	memset(c, 0, sizeof(*c));
 	if(!port || !port->hmac || !port->hkdf_sha256 || !port->aes128gcm_open || !rng || !product_key || !device_id
 			|| !product_secret || secret_len - 1 >= BOOTDEV_SECRET_MAX || (unsigned)sign_method > BOOTDEV_HMAC_MD5
-			|| !(c->ident[0].len = ident__len(product_key, 1, BOOTDEV_PRODUCT_KEY_MAX, "-_"))
-			|| !(c->ident[1].len = device_id__len(device_id))){
+			|| !(c->ident[BOOTDEV__PK].len = ident__len(product_key, 1, BOOTDEV_PRODUCT_KEY_MAX, "-_"))
+			|| !(c->ident[BOOTDEV__ID].len = device_id__len(device_id))){
 		return BOOTDEV_ERR_ARG;
 	}
+	bootdev__names(c);
 	c->port = port;
 	c->rng = rng;
 	c->rng_ctx = rng_ctx;
-	c->ident[0].data = (const uint8_t *)product_key;
-	c->ident[1].data = (const uint8_t *)device_id;
+	c->ident[BOOTDEV__PK].data = (const uint8_t *)product_key;
+	c->ident[BOOTDEV__ID].data = (const uint8_t *)device_id;
 	c->product_secret = product_secret;
 	c->product_secret_len = secret_len;
 	c->sign_method = sign_method;
 	return BOOTDEV_OK;
+}
+
+void bootdev__names(bootdev_client *c)
+{
+	c->ident[0].data = (const uint8_t *)"deviceName";
+	c->ident[0].len = 10;
+	c->ident[2].data = (const uint8_t *)"productKey";
+	c->ident[2].len = 10;
+	c->ident[4].data = (const uint8_t *)"random";
+	c->ident[4].len = 6;
 }
 
 void bootdev_wipe(bootdev_client *c)
@@ -128,16 +139,11 @@ void bootdev__hex(const uint8_t *b, size_t n, char *out, int upper)
 	out[2 * n] = '\0';
 }
 
-#define PART(s, n) { (const uint8_t *)(s), (n) }
-
 bootdev_status bootdev__sign(const bootdev_client *c, bootdev_hmac alg, char hex[2 * BOOTDEV_MAC_MAX + 1])
 {
 	uint8_t mac[BOOTDEV_MAC_MAX];
 	size_t mac_len = 0;
-	const struct bootdev_part parts[6] = {
-		PART("deviceName", 10), c->ident[1], PART("productKey", 10), c->ident[0], PART("random", 6), c->ident[2],
-	};
-	int rc = c->port->hmac(c->port, alg, c->product_secret, c->product_secret_len, parts, 6, mac, &mac_len)
+	int rc = c->port->hmac(c->port, alg, c->product_secret, c->product_secret_len, c->ident, 6, mac, &mac_len)
 			|| mac_len < 16 || mac_len > BOOTDEV_MAC_MAX;
 
 	if(!rc) bootdev__hex(mac, mac_len, hex, 0);
@@ -151,12 +157,12 @@ bootdev_status bootdev__key(const bootdev_client *c, uint8_t key[BOOTDEV_KEY_LEN
 	size_t n = sizeof(INFO_LABEL); /* the label and its 0 */
 
 	memcpy(info, INFO_LABEL, sizeof(INFO_LABEL));
-	memcpy(info + n, c->ident[0].data, c->ident[0].len);
-	n += c->ident[0].len;
+	memcpy(info + n, c->ident[BOOTDEV__PK].data, c->ident[BOOTDEV__PK].len);
+	n += c->ident[BOOTDEV__PK].len;
 	info[n++] = 0;
-	memcpy(info + n, c->ident[1].data, c->ident[1].len);
-	n += c->ident[1].len;
-	return c->port->hkdf_sha256(c->port, c->ident[2].data, c->ident[2].len, c->product_secret, c->product_secret_len,
+	memcpy(info + n, c->ident[BOOTDEV__ID].data, c->ident[BOOTDEV__ID].len);
+	n += c->ident[BOOTDEV__ID].len;
+	return c->port->hkdf_sha256(c->port, c->ident[BOOTDEV__RANDOM].data, c->ident[BOOTDEV__RANDOM].len, c->product_secret, c->product_secret_len,
 			info, n, key, BOOTDEV_KEY_LEN) ? BOOTDEV_ERR_CRYPTO : BOOTDEV_OK;
 }
 
@@ -167,14 +173,14 @@ bootdev_status bootdev__prepare(bootdev_client *c, size_t room, char sign[2 * BO
 
 	if(!c || !c->port) return BOOTDEV_ERR_ARG;
 	/* the values at their longest (init checked the identity): a method 10 */
-	if(room < c->ident[0].len + c->ident[1].len + BOOTDEV_RANDOM_LEN + 10 + 2 * BOOTDEV_MAC_MAX) return BOOTDEV_ERR_BUFFER;
+	if(room < c->ident[BOOTDEV__PK].len + c->ident[BOOTDEV__ID].len + BOOTDEV_RANDOM_LEN + 10 + 2 * BOOTDEV_MAC_MAX) return BOOTDEV_ERR_BUFFER;
 	/* whatever happens now, the earlier request's reply no longer opens */
 	c->asked = 0;
 	bootdev__zero(c->key, sizeof(c->key));
 	if(c->rng(c->rng_ctx, r, sizeof(r))) return BOOTDEV_ERR_RNG;
 	bootdev__hex(r, sizeof(r), c->random, 0);
-	c->ident[2].data = (const uint8_t *)c->random;
-	c->ident[2].len = BOOTDEV_RANDOM_LEN;
+	c->ident[BOOTDEV__RANDOM].data = (const uint8_t *)c->random;
+	c->ident[BOOTDEV__RANDOM].len = BOOTDEV_RANDOM_LEN;
 	rc = bootdev__key(c, c->key);
 	if(rc == BOOTDEV_OK) rc = bootdev__sign(c, c->sign_method, sign);
 	if(rc != BOOTDEV_OK){
@@ -182,8 +188,8 @@ bootdev_status bootdev__prepare(bootdev_client *c, size_t room, char sign[2 * BO
 		return rc;
 	}
 	c->asked = 1;
-	values[0] = (const char *)c->ident[0].data;
-	values[1] = (const char *)c->ident[1].data;
+	values[0] = (const char *)c->ident[BOOTDEV__PK].data;
+	values[1] = (const char *)c->ident[BOOTDEV__ID].data;
 	values[2] = c->random;
 	values[3] = bootdev_hmac_name(c->sign_method);
 	values[4] = sign;
@@ -237,7 +243,7 @@ bootdev_status bootdev__triple(const bootdev_client *c, const struct bootdev__sp
 
 	/* the ProductKey and DeviceName asked for (init checked their characters), a DeviceSecret,
 	 * an IotId that may be empty */
-	if(!span__is(f[0], c->ident[0]) || !span__is(f[1], c->ident[1])) return BOOTDEV_ERR_WRONG_DEVICE;
+	if(!span__is(f[0], c->ident[BOOTDEV__PK]) || !span__is(f[1], c->ident[BOOTDEV__ID])) return BOOTDEV_ERR_WRONG_DEVICE;
 	if(!text__ok(f[2].p, f[2].len, 1, 128) || !text__ok(f[3].p, f[3].len, 0, 128)) return BOOTDEV_ERR_MALFORMED;
 	for(int k = 0; k < 4; k++){
 		const char *s = bootdev__keep(a, f[k].p, f[k].len);

@@ -99,9 +99,10 @@ typedef struct {
 	const struct bootdev_port *port;
 	const uint8_t *product_secret;
 	size_t product_secret_len;
-	/* the ProductKey and deviceId (the caller's strings, kept while the struct is used) and the
-	 * request's random, with their lengths: what the sign and the reply key are made of */
-	struct bootdev_part ident[3];
+	/* the sign's message: "deviceName", the deviceId, "productKey", the ProductKey (the caller's
+	 * strings, kept while the struct is used), "random", the request's random; what the reply
+	 * key is made of too */
+	struct bootdev_part ident[6];
 	bootdev_rng rng;
 	void *rng_ctx;
 	bootdev_hmac sign_method;

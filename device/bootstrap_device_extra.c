@@ -41,13 +41,15 @@ static int input(bootdev_client *c, const struct bootdev_port *port, const uint8
 	s[1] = device_id;
 	s[2] = random;
 	memset(c, 0, sizeof(*c));
+	bootdev__names(c);
 	c->port = port;
 	c->product_secret = secret;
 	c->product_secret_len = secret_len;
 	for(int k = 0; k < 3; k++){
-		c->ident[k].data = (const uint8_t *)s[k];
-		c->ident[k].len = bootdev__len(s[k], max[k]);
-		if(c->ident[k].len > max[k]) return 0;
+		struct bootdev_part *at = &c->ident[k == 0 ? BOOTDEV__PK : k == 1 ? BOOTDEV__ID : BOOTDEV__RANDOM];
+		at->data = (const uint8_t *)s[k];
+		at->len = bootdev__len(s[k], max[k]);
+		if(at->len > max[k]) return 0;
 	}
 	return 1;
 }
