@@ -16,9 +16,7 @@ void bootdev__zero(void *p, size_t n)
 	while(n--) *v++ = 0;
 }
 
-/* The length of s when it is min to max of letters, digits and the characters of extra;
- * else 0. Reads at most max + 1 characters. */
-static size_t ident__len(const char *s, size_t min, size_t max, const char *extra)
+size_t bootdev__ident_len(const char *s, size_t min, size_t max, const char *extra)
 {
 	size_t n = 0;
 
@@ -28,12 +26,6 @@ static size_t ident__len(const char *s, size_t min, size_t max, const char *extr
 		if(n >= max || ((ch | 0x20) - 'a' > 25 && ch - '0' > 9 && !strchr(extra, (int)ch))) return 0;
 	}
 	return n < min ? 0 : n;
-}
-
-/* DeviceName rules: 4 to 32 of letters, digits and - _ @ . : */
-static size_t device_id__len(const char *s)
-{
-	return ident__len(s, 4, BOOTDEV_DEVICE_ID_MAX, "-_@.:");
 }
 
 const char *bootdev_hmac_name(bootdev_hmac alg)
@@ -54,8 +46,8 @@ bootdev_status bootdev_init(bootdev_client *c, const struct bootdev_port *port, 
 	memset(c, 0, sizeof(*c));
 	if(!port || !port->hmac || !port->hkdf_sha256 || !port->aes128gcm_open || !rng || !product_key || !device_id
 			|| !product_secret || secret_len - 1 >= BOOTDEV_SECRET_MAX || (unsigned)sign_method > BOOTDEV_HMAC_MD5
-			|| !(c->ident[BOOTDEV__PK].len = ident__len(product_key, 1, BOOTDEV_PRODUCT_KEY_MAX, "-_"))
-			|| !(c->ident[BOOTDEV__ID].len = device_id__len(device_id))){
+			|| !(c->ident[BOOTDEV__PK].len = bootdev__ident_len(product_key, 1, BOOTDEV_PRODUCT_KEY_MAX, "-_"))
+			|| !(c->ident[BOOTDEV__ID].len = bootdev__ident_len(device_id, 4, BOOTDEV_DEVICE_ID_MAX, BOOTDEV__ID_EXTRA))){
 		return BOOTDEV_ERR_ARG;
 	}
 	bootdev__names(c);
@@ -85,49 +77,22 @@ void bootdev_wipe(bootdev_client *c)
 	if(c) bootdev__zero(c, sizeof(*c));
 }
 
-/* tmpl into out, NUL-terminated: its {deviceId} (exactly one) replaced by device_id when there
- * is one, "/cbor" after it for CBOR. No wildcards. */
-static bootdev_status topic__make(bootdev_format fmt, const char *p, const char *device_id, char *out, size_t out_size,
+bootdev_status bootdev_default_reply_topic(const bootdev_client *c, bootdev_format fmt, char *out, size_t out_size,
 		size_t *out_len)
 {
-	size_t n = 0, dlen = 0;
-	int hits = 0;
+	size_t n;
 
-	if((unsigned)fmt > BOOTDEV_CBOR || !*p || (device_id && !(dlen = device_id__len(device_id)))) return BOOTDEV_ERR_ARG;
-	if(!out) return BOOTDEV_ERR_BUFFER;
-	/* the template, then "/cbor" for CBOR (read by the same loop) */
-	while(*p || (fmt == BOOTDEV_CBOR && (fmt = BOOTDEV_JSON, *(p = "/cbor")))){
-		const char *piece = p;
-		size_t len = 1;
-
-		if(*p == '+' || *p == '#') return BOOTDEV_ERR_ARG;
-		if(device_id && !strncmp(p, "{deviceId}", 10)){
-			piece = device_id;
-			len = dlen;
-			p += 9;
-			hits++;
-		}
-		p++;
-		if(out_size - n <= len) return BOOTDEV_ERR_BUFFER;
-		memcpy(out + n, piece, len);
-		n += len;
-	}
-	if(device_id && hits != 1) return BOOTDEV_ERR_ARG;
+	if(!c || !c->port || (unsigned)fmt > BOOTDEV_CBOR) return BOOTDEV_ERR_ARG;
+	/* init checked the deviceId: no wildcards */
+	n = sizeof(BOOTDEV_REPLY_TOPIC_PREFIX) - 1 + c->ident[BOOTDEV__ID].len;
+	if(!out || out_size <= n + 5 * fmt) return BOOTDEV_ERR_BUFFER;
+	memcpy(out, BOOTDEV_REPLY_TOPIC_PREFIX, sizeof(BOOTDEV_REPLY_TOPIC_PREFIX) - 1);
+	memcpy(out + n - c->ident[BOOTDEV__ID].len, c->ident[BOOTDEV__ID].data, c->ident[BOOTDEV__ID].len);
+	memcpy(out + n, "/cbor", 6);
+	n += 5 * fmt;
 	out[n] = '\0';
 	if(out_len) *out_len = n;
 	return BOOTDEV_OK;
-}
-
-bootdev_status bootdev_request_topic(bootdev_format fmt, const char *base, char *out, size_t out_size, size_t *out_len)
-{
-	return topic__make(fmt, base ? base : "bootstrap/register", NULL, out, out_size, out_len);
-}
-
-bootdev_status bootdev_reply_topic(bootdev_format fmt, const char *tmpl, const char *device_id,
-		char *out, size_t out_size, size_t *out_len)
-{
-	if(!device_id) return BOOTDEV_ERR_ARG;
-	return topic__make(fmt, tmpl ? tmpl : "bootstrap/reply/{deviceId}", device_id, out, out_size, out_len);
 }
 
 void bootdev__hex(const uint8_t *b, size_t n, char *out, int upper)

@@ -1,7 +1,8 @@
 /* The device library's optional calls (bootstrap_device.h), in a file of their own so that a
- * firmware links them only if it calls them: the IoT Platform connect credentials, the sign
- * and the reply key on their own (for tests and other clients), status names for logs.
- * Caller's memory only; crypto through the port. */
+ * firmware links them only if it calls them: the IoT Platform connect credentials, the topics
+ * of a broker whose topics are not the defaults, the sign and the reply key on their own (for
+ * tests and other clients), status names for logs. Caller's memory only; crypto through the
+ * port. */
 #include <string.h>
 
 #include "bootstrap_device_internal.h"
@@ -19,6 +20,54 @@ const char *bootdev_status_name(bootdev_status s)
 
 	for(int i = 0; i < (int)s && i <= (int)BOOTDEV_ERR_WRONG_DEVICE; i++) at += strlen(at) + 1;
 	return at;
+}
+
+/* tmpl into out, NUL-terminated: its {deviceId} (exactly one) replaced by device_id when there
+ * is one, "/cbor" after it for CBOR. No wildcards. */
+static bootdev_status topic__make(bootdev_format fmt, const char *p, const char *device_id, char *out, size_t out_size,
+		size_t *out_len)
+{
+	size_t n = 0, dlen = 0;
+	int hits = 0;
+
+	if((unsigned)fmt > BOOTDEV_CBOR || !*p
+			|| (device_id && !(dlen = bootdev__ident_len(device_id, 4, BOOTDEV_DEVICE_ID_MAX, BOOTDEV__ID_EXTRA)))){
+		return BOOTDEV_ERR_ARG;
+	}
+	if(!out) return BOOTDEV_ERR_BUFFER;
+	/* the template, then "/cbor" for CBOR (read by the same loop) */
+	while(*p || (fmt == BOOTDEV_CBOR && (fmt = BOOTDEV_JSON, *(p = "/cbor")))){
+		const char *piece = p;
+		size_t len = 1;
+
+		if(*p == '+' || *p == '#') return BOOTDEV_ERR_ARG;
+		if(device_id && !strncmp(p, "{deviceId}", 10)){
+			piece = device_id;
+			len = dlen;
+			p += 9;
+			hits++;
+		}
+		p++;
+		if(out_size - n <= len) return BOOTDEV_ERR_BUFFER;
+		memcpy(out + n, piece, len);
+		n += len;
+	}
+	if(device_id && hits != 1) return BOOTDEV_ERR_ARG;
+	out[n] = '\0';
+	if(out_len) *out_len = n;
+	return BOOTDEV_OK;
+}
+
+bootdev_status bootdev_request_topic(bootdev_format fmt, const char *base, char *out, size_t out_size, size_t *out_len)
+{
+	return topic__make(fmt, base ? base : BOOTDEV_REQUEST_TOPIC_JSON, NULL, out, out_size, out_len);
+}
+
+bootdev_status bootdev_reply_topic(bootdev_format fmt, const char *tmpl, const char *device_id,
+		char *out, size_t out_size, size_t *out_len)
+{
+	if(!device_id) return BOOTDEV_ERR_ARG;
+	return topic__make(fmt, tmpl ? tmpl : BOOTDEV_REPLY_TOPIC_PREFIX "{deviceId}", device_id, out, out_size, out_len);
 }
 
 /* Length of s when it is at most max characters, else max + 1 (never reads past max + 1). */

@@ -4,6 +4,11 @@
  * callers. */
 #include "bootstrap_device.h"
 
+/* The length of s when it is min to max of letters, digits and the characters of extra;
+ * else 0. Reads at most max + 1 characters. A deviceId: 4 to 32, extra BOOTDEV__ID_EXTRA. */
+size_t bootdev__ident_len(const char *s, size_t min, size_t max, const char *extra);
+#define BOOTDEV__ID_EXTRA "-_@.:"
+
 /* The request's common part: checks that room bytes hold its five values at their longest
  * (else BOOTDEV_ERR_BUFFER), then a new random into c->random, its key into c->key, the sign
  * (hex, NUL-terminated) into sign, and the values of the members productKey, deviceId,
