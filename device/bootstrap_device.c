@@ -171,27 +171,37 @@ bootdev_status bootdev__open(const bootdev_client *c, const uint8_t iv[12], uint
 	return BOOTDEV_OK;
 }
 
-const char *bootdev__keep(struct bootdev__arena *a, const uint8_t *s, size_t len)
-{
-	char *at;
+/* What a kept string may hold: printable ASCII without the quote and backslash a JSON string
+ * would have escaped (the triple's strings); lower-case letters and _ (an error code, as
+ * docs/contract.md "Error codes" has them); anything, but every byte outside printable ASCII
+ * shown as '?' (an error message: for humans, and not authenticated, so nothing a terminal
+ * would act on). */
+enum { KEEP_TEXT, KEEP_CODE, KEEP_MESSAGE };
 
-	if(a->left < len + 1) return NULL;
-	at = (char *)a->at;
-	memmove(at, s, len);
-	at[len] = '\0';
-	a->at += len + 1;
-	a->left -= len + 1;
-	return at;
-}
-
-/* printable ASCII, without the quote and backslash a JSON string would have escaped */
-static int text__ok(const uint8_t *s, size_t len, size_t min, size_t max)
+/* s, when it is min to max bytes of its kind, NUL-terminated at the arena's start into *to */
+static bootdev_status keep(struct bootdev__arena *a, struct bootdev__span s, size_t min, size_t max, int kind,
+		const char **to)
 {
-	if(len < min || len > max) return 0;
-	for(size_t i = 0; i < len; i++){
-		if(s[i] < 0x20 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\') return 0;
+	char *at = (char *)a->at;
+
+	if(s.len < min || s.len > max) return BOOTDEV_ERR_MALFORMED;
+	if(a->left <= s.len) return BOOTDEV_ERR_BUFFER;
+	/* the arena never overlaps what the reply readers give (the payload, or the plaintext
+	 * before the arena) */
+	for(size_t i = 0; i < s.len; i++){
+		unsigned ch = s.p[i];
+		if(ch < 0x20 || ch > 0x7e || (kind == KEEP_TEXT && (ch == '"' || ch == '\\'))
+				|| (kind == KEEP_CODE && ch - 'a' > 25 && ch != '_')){
+			if(kind != KEEP_MESSAGE) return BOOTDEV_ERR_MALFORMED;
+			ch = '?';
+		}
+		at[i] = (char)ch;
 	}
-	return 1;
+	at[s.len] = '\0';
+	a->at += s.len + 1;
+	a->left -= s.len + 1;
+	*to = at;
+	return BOOTDEV_OK;
 }
 
 static int span__is(struct bootdev__span s, struct bootdev_part want)
@@ -209,11 +219,9 @@ bootdev_status bootdev__triple(const bootdev_client *c, const struct bootdev__sp
 	/* the ProductKey and DeviceName asked for (init checked their characters), a DeviceSecret,
 	 * an IotId that may be empty */
 	if(!span__is(f[0], c->ident[BOOTDEV__PK]) || !span__is(f[1], c->ident[BOOTDEV__ID])) return BOOTDEV_ERR_WRONG_DEVICE;
-	if(!text__ok(f[2].p, f[2].len, 1, 128) || !text__ok(f[3].p, f[3].len, 0, 128)) return BOOTDEV_ERR_MALFORMED;
 	for(int k = 0; k < 4; k++){
-		const char *s = bootdev__keep(a, f[k].p, f[k].len);
-		if(!s) return BOOTDEV_ERR_BUFFER;
-		*(const char **)((uint8_t *)out + at[k]) = s;
+		bootdev_status rc = keep(a, f[k], k == 2, 128, KEEP_TEXT, (const char **)((uint8_t *)out + at[k]));
+		if(rc != BOOTDEV_OK) return rc;
 	}
 	return BOOTDEV_OK;
 }
@@ -221,17 +229,8 @@ bootdev_status bootdev__triple(const bootdev_client *c, const struct bootdev__sp
 bootdev_status bootdev__refusal(struct bootdev__span code, struct bootdev__span message, struct bootdev__arena *a,
 		bootdev_reply *out)
 {
-	/* codes are lower-case names (docs/contract.md "Error codes") */
-	if(code.len < 1 || code.len > 64) return BOOTDEV_ERR_MALFORMED;
-	for(size_t i = 0; i < code.len; i++){
-		if(!((code.p[i] >= 'a' && code.p[i] <= 'z') || code.p[i] == '_')) return BOOTDEV_ERR_MALFORMED;
-	}
-	out->code = bootdev__keep(a, code.p, code.len);
-	out->message = bootdev__keep(a, message.p, message.len);
-	if(!out->code || !out->message) return BOOTDEV_ERR_BUFFER;
-	/* for humans, and not authenticated: nothing a terminal would act on */
-	for(char *m = (char *)out->message; *m; m++){
-		if((unsigned char)*m < 0x20 || (unsigned char)*m > 0x7e) *m = '?';
-	}
-	return BOOTDEV_REFUSED;
+	bootdev_status rc = keep(a, code, 1, 64, KEEP_CODE, &out->code);
+
+	if(rc == BOOTDEV_OK) rc = keep(a, message, 0, BOOTDEV_REPLY_MAX, KEEP_MESSAGE, &out->message);
+	return rc == BOOTDEV_OK ? BOOTDEV_REFUSED : rc;
 }

@@ -31,7 +31,6 @@ bootdev_status bootdev__open(const bootdev_client *c, const uint8_t iv[12], uint
 
 /* Where the reply's strings go: the end of the work buffer, NUL-terminated. */
 struct bootdev__arena { uint8_t *at; size_t left; };
-const char *bootdev__keep(struct bootdev__arena *a, const uint8_t *s, size_t len);
 
 /* The four strings of a triple, as read: checks their characters and that it is for c's
  * device and product; keeps them in the arena into out. */
