@@ -8,8 +8,6 @@
 
 #define INFO_LABEL "mosquitto-bootstrap/v1/reply"
 
-const char *const bootdev__triple_names[4] = { "ProductKey", "DeviceName", "DeviceSecret", "IotId" };
-
 void bootdev__zero(void *p, size_t n)
 {
 	volatile uint8_t *v = (volatile uint8_t *)p;

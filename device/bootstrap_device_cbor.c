@@ -128,15 +128,18 @@ static int is(const struct item *it, const char *text)
 	return it->type == IT_TSTR && it->n == n && !memcmp(it->p, text, n);
 }
 
-/* The members named in names[] of a map, each at most once, into vals[] (IT_BAD: absent);
- * unknown ones skipped. map NULL: the map is the whole of r, its head next; else map was read
- * already (a member's value) and r is at its members. A map or array value keeps where its
- * members start in p. -1 when malformed, or not a map. */
+/* The members of a map that names[] names, each at most once, into vals[] (all 0, IT_BAD:
+ * absent); unknown ones skipped. A name's first byte is the type its value must have (IT_ANY:
+ * any), | REQUIRED when it must be there. map NULL: the map is the whole of r, its head next;
+ * else map was read already (a member's value) and r is at its members. A map or array value
+ * keeps where its members start in p. -1 when malformed, or not a map. */
+#define REQUIRED 0x80
+#define IT_ANY 0x7f
 static int members(struct reader *r, const struct item *map, const char *const *names, int count, struct item *vals)
 {
 	struct item head;
 
-	for(int k = 0; k < count; k++) vals[k].type = IT_BAD;
+	memset(vals, 0, (size_t)count * sizeof(*vals));
 	if(!map){
 		next(r, &head);
 		map = &head;
@@ -147,14 +150,18 @@ static int members(struct reader *r, const struct item *map, const char *const *
 		int k = 0;
 
 		if(next(r, &key) != IT_TSTR) return -1;
-		while(k < count && !is(&key, names[k])) k++;
+		while(k < count && !is(&key, names[k] + 1)) k++;
 		next(r, &v);
 		v.p = v.type == IT_MAP || v.type == IT_ARRAY ? r->p : v.p;
 		if(k < count){
-			if(vals[k].type != IT_BAD) return -1; /* a member twice */
+			int want = (unsigned char)names[k][0] & ~REQUIRED;
+			if(vals[k].type != IT_BAD || (want != IT_ANY && want != (int)v.type)) return -1; /* twice, or mistyped */
 			vals[k] = v;
 		}
 		if(skip(r, v)) return -1;
+	}
+	for(int k = 0; k < count; k++){
+		if(((unsigned char)names[k][0] & REQUIRED) && vals[k].type == IT_BAD) return -1;
 	}
 	return map == &head && r->left ? -1 : 0; /* trailing bytes */
 }
@@ -163,12 +170,12 @@ static int members(struct reader *r, const struct item *map, const char *const *
 static bootdev_status triple(const bootdev_client *c, struct reader *r, const struct item *map, struct bootdev__arena *a,
 		bootdev_reply *out)
 {
+	static const char *const names[4] = { "\203ProductKey", "\203DeviceName", "\203DeviceSecret", "\203IotId" };
 	struct bootdev__span f[4];
 	struct item t[4];
 
-	if(members(r, map, bootdev__triple_names, 4, t)) return BOOTDEV_ERR_MALFORMED;
+	if(members(r, map, names, 4, t)) return BOOTDEV_ERR_MALFORMED;
 	for(int k = 0; k < 4; k++){
-		if(t[k].type != IT_TSTR) return BOOTDEV_ERR_MALFORMED;
 		f[k].p = t[k].p;
 		f[k].len = t[k].n;
 	}
@@ -181,14 +188,13 @@ enum { S_ALG, S_IV, S_CT, S_TAG, S_COUNT };
 static bootdev_status sealed(const bootdev_client *c, struct reader *r, const struct item *map, uint8_t *work,
 		size_t work_size, bootdev_reply *out)
 {
-	static const char *const names[S_COUNT] = { "alg", "iv", "ct", "tag" };
+	static const char *const names[S_COUNT] = { "\203alg", "\202iv", "\202ct", "\202tag" };
 	struct item s[S_COUNT];
 	struct bootdev__arena a;
 	bootdev_status rc;
 	size_t ct_len;
 
-	if(members(r, map, names, S_COUNT, s) || !is(&s[S_ALG], "A128GCM") || s[S_IV].type != IT_BSTR
-			|| s[S_IV].n != 12 || s[S_CT].type != IT_BSTR || s[S_TAG].type != IT_BSTR || s[S_TAG].n != 16){
+	if(members(r, map, names, S_COUNT, s) || !is(&s[S_ALG], "A128GCM") || s[S_IV].n != 12 || s[S_TAG].n != 16){
 		/* a success whose seal cannot even be read is no more genuine than one that does not open */
 		return BOOTDEV_ERR_FORGED;
 	}
@@ -211,7 +217,8 @@ static bootdev_status sealed(const bootdev_client *c, struct reader *r, const st
 bootdev_status bootdev_reply_cbor(const bootdev_client *c, const uint8_t *payload, size_t len, unsigned flags,
 		uint8_t *work, size_t work_size, bootdev_reply *out)
 {
-	static const char *const names[M_COUNT] = { "success", "sealed", "data", "code", "message", "retryAfter" };
+	static const char *const names[M_COUNT] = { "\206success", "\177sealed", "\005data", "\003code", "\003message",
+		"\001retryAfter" };
 	struct item v[M_COUNT];
 	struct bootdev__arena a;
 	struct reader r, in;
@@ -221,7 +228,7 @@ bootdev_status bootdev_reply_cbor(const bootdev_client *c, const uint8_t *payloa
 	if(len > BOOTDEV_REPLY_MAX) return BOOTDEV_ERR_MALFORMED;
 	r.p = payload;
 	r.left = len;
-	if(members(&r, NULL, names, M_COUNT, v) || v[M_SUCCESS].type != IT_BOOL) return BOOTDEV_ERR_MALFORMED;
+	if(members(&r, NULL, names, M_COUNT, v)) return BOOTDEV_ERR_MALFORMED;
 	a.at = work;
 	a.left = work_size;
 	if(v[M_SUCCESS].n){
@@ -229,7 +236,7 @@ bootdev_status bootdev_reply_cbor(const bootdev_client *c, const uint8_t *payloa
 		if(m->type != IT_BAD && v[M_DATA].type != IT_BAD) return BOOTDEV_ERR_MALFORMED;
 		if(m->type == IT_BAD){
 			m = &v[M_DATA];
-			if(m->type != IT_MAP) return BOOTDEV_ERR_MALFORMED;
+			if(m->type == IT_BAD) return BOOTDEV_ERR_MALFORMED;
 			if(!(flags & BOOTDEV_ACCEPT_CLEAR)) return BOOTDEV_ERR_NOT_SEALED;
 		}
 		/* a reader at the value's members (members() and skip() bound what follows) */
@@ -238,17 +245,10 @@ bootdev_status bootdev_reply_cbor(const bootdev_client *c, const uint8_t *payloa
 		if(m == &v[M_DATA]) return triple(c, &in, m, &a, out);
 		return sealed(c, &in, m, work, work_size, out);
 	}
-	if(v[M_CODE].type != IT_TSTR || (v[M_MESSAGE].type != IT_BAD && v[M_MESSAGE].type != IT_TSTR)
-			|| (v[M_RETRY].type != IT_BAD && v[M_RETRY].type != IT_UINT)){
-		return BOOTDEV_ERR_MALFORMED;
-	}
-	out->retry_after = v[M_RETRY].type == IT_UINT ? (v[M_RETRY].n > UINT32_MAX ? UINT32_MAX : (uint32_t)v[M_RETRY].n) : 0;
+	if(v[M_CODE].type == IT_BAD) return BOOTDEV_ERR_MALFORMED;
+	out->retry_after = v[M_RETRY].n > UINT32_MAX ? UINT32_MAX : (uint32_t)v[M_RETRY].n; /* 0 when absent */
 	{
-		struct bootdev__span code = { v[M_CODE].p, v[M_CODE].n }, msg = { (const uint8_t *)"", 0 };
-		if(v[M_MESSAGE].type == IT_TSTR){
-			msg.p = v[M_MESSAGE].p;
-			msg.len = v[M_MESSAGE].n;
-		}
+		struct bootdev__span code = { v[M_CODE].p, v[M_CODE].n }, msg = { v[M_MESSAGE].p, v[M_MESSAGE].n };
 		return bootdev__refusal(code, msg, &a, out);
 	}
 }

@@ -32,7 +32,7 @@ bootdev_status bootdev__open(const bootdev_client *c, const uint8_t iv[12], uint
 /* Where the reply's strings go: the end of the work buffer, NUL-terminated. */
 struct bootdev__arena { uint8_t *at; size_t left; };
 
-/* The four strings of a triple, as read: checks their characters and that it is for c's
+/* The four strings of a triple, as read (ProductKey, DeviceName, DeviceSecret, IotId): checks their characters and that it is for c's
  * device and product; keeps them in the arena into out. */
 struct bootdev__span { const uint8_t *p; size_t len; };
 bootdev_status bootdev__triple(const bootdev_client *c, const struct bootdev__span f[4], struct bootdev__arena *a,
@@ -40,9 +40,6 @@ bootdev_status bootdev__triple(const bootdev_client *c, const struct bootdev__sp
 /* An error reply's code and message, kept in the arena. */
 bootdev_status bootdev__refusal(struct bootdev__span code, struct bootdev__span message, struct bootdev__arena *a,
 		bootdev_reply *out);
-
-/* The triple's member names, in the order of f[] above. */
-extern const char *const bootdev__triple_names[4];
 
 /* Overwrites n bytes in a way the compiler keeps. */
 void bootdev__zero(void *p, size_t n);

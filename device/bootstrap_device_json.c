@@ -111,10 +111,11 @@ static int members(const uint8_t *js, const jsmntok_t *t, int n, const char *con
 static bootdev_status triple(const bootdev_client *c, const uint8_t *js, const jsmntok_t *o, const jsmntok_t *end,
 		struct bootdev__arena *a, bootdev_reply *out)
 {
+	static const char *const names[4] = { "ProductKey", "DeviceName", "DeviceSecret", "IotId" };
 	struct bootdev__span f[4];
 	const jsmntok_t *v[4];
 
-	if(members(js, o, (int)(end - o), bootdev__triple_names, 4, v)) return BOOTDEV_ERR_MALFORMED;
+	if(members(js, o, (int)(end - o), names, 4, v)) return BOOTDEV_ERR_MALFORMED;
 	for(int k = 0; k < 4; k++){
 		if(!is_str(v[k])) return BOOTDEV_ERR_MALFORMED;
 		f[k] = span(js, v[k]);
