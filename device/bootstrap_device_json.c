@@ -56,12 +56,6 @@ static int tok_is(const uint8_t *js, const jsmntok_t *t, const char *text)
 	return (size_t)(t->end - t->start) == n && !memcmp(js + t->start, text, n);
 }
 
-/* a member's value that is a string (v NULL: absent) */
-static int is_str(const jsmntok_t *v)
-{
-	return v && v->type == JSMN_STRING;
-}
-
 static struct bootdev__span span(const uint8_t *js, const jsmntok_t *t)
 {
 	struct bootdev__span s = { js + t->start, (size_t)(t->end - t->start) };
@@ -85,8 +79,17 @@ static int parse(const uint8_t *js, size_t len, jsmntok_t *t)
 	return n;
 }
 
-/* Finds the members named in names[] of the object at t (n tokens from t), each at most
- * once: v[k] is names[k]'s value, or NULL. -1 when malformed (not an object, a member twice). */
+/* The members of the object at t (n tokens from t) that names[] names, each at most once: v[k]
+ * is names[k]'s value, or NULL. A name's first byte has a bit for each jsmn type its value may
+ * have, | REQUIRED when it must be there. -1 when malformed (not an object, a member twice,
+ * mistyped, missing). */
+#define REQUIRED 0x80
+#define S "\010" /* JSMN_STRING, JSMN_OBJECT, JSMN_PRIMITIVE, any: a name's first byte */
+#define O "\002"
+#define P "\020"
+#define ANY "\036"
+#define RS "\210" /* required */
+#define RP "\220"
 static int members(const uint8_t *js, const jsmntok_t *t, int n, const char *const *names, int count,
 		const jsmntok_t **v)
 {
@@ -97,12 +100,15 @@ static int members(const uint8_t *js, const jsmntok_t *t, int n, const char *con
 	for(int m = 0; m < t->size; m++){
 		if(i + 1 >= n || t[i].type != JSMN_STRING || t[i].size != 1) return -1;
 		for(int k = 0; k < count; k++){
-			if(tok_is(js, &t[i], names[k])){
-				if(v[k]) return -1; /* a member twice */
+			if(tok_is(js, &t[i], names[k] + 1)){
+				if(v[k] || !((unsigned char)names[k][0] >> t[i + 1].type & 1)) return -1; /* twice, or mistyped */
 				v[k] = &t[i + 1];
 			}
 		}
 		i = skip(t, i + 1, n);
+	}
+	for(int k = 0; k < count; k++){
+		if(((unsigned char)names[k][0] & REQUIRED) && !v[k]) return -1;
 	}
 	return 0;
 }
@@ -111,15 +117,12 @@ static int members(const uint8_t *js, const jsmntok_t *t, int n, const char *con
 static bootdev_status triple(const bootdev_client *c, const uint8_t *js, const jsmntok_t *o, const jsmntok_t *end,
 		struct bootdev__arena *a, bootdev_reply *out)
 {
-	static const char *const names[4] = { "ProductKey", "DeviceName", "DeviceSecret", "IotId" };
+	static const char *const names[4] = { RS "ProductKey", RS "DeviceName", RS "DeviceSecret", RS "IotId" };
 	struct bootdev__span f[4];
 	const jsmntok_t *v[4];
 
 	if(members(js, o, (int)(end - o), names, 4, v)) return BOOTDEV_ERR_MALFORMED;
-	for(int k = 0; k < 4; k++){
-		if(!is_str(v[k])) return BOOTDEV_ERR_MALFORMED;
-		f[k] = span(js, v[k]);
-	}
+	for(int k = 0; k < 4; k++) f[k] = span(js, v[k]);
 	return bootdev__triple(c, f, a, out);
 }
 
@@ -133,7 +136,7 @@ static int b64(const bootdev_client *c, const uint8_t *js, const jsmntok_t *t, u
 static bootdev_status sealed(const bootdev_client *c, const uint8_t *js, jsmntok_t *t, const jsmntok_t *o, int n,
 		uint8_t *work, size_t work_size, bootdev_reply *out)
 {
-	static const char *const names[4] = { "alg", "iv", "ct", "tag" };
+	static const char *const names[4] = { RS "alg", RS "iv", RS "ct", RS "tag" };
 	uint8_t iv[12], tag[16];
 	const jsmntok_t *v[4];
 	size_t iv_len = 0, tag_len = 0, ct_len = 0;
@@ -143,11 +146,7 @@ static bootdev_status sealed(const bootdev_client *c, const uint8_t *js, jsmntok
 
 	if(!c->port->base64_decode) return BOOTDEV_ERR_ARG;
 	/* a success whose seal cannot even be read is no more genuine than one that does not open */
-	if(members(js, o, n - (int)(o - t), names, 4, v)) return BOOTDEV_ERR_FORGED;
-	for(int k = 0; k < 4; k++){
-		if(!is_str(v[k])) return BOOTDEV_ERR_FORGED;
-	}
-	if(!tok_is(js, v[0], "A128GCM") || b64(c, js, v[1], iv, sizeof(iv), &iv_len) || iv_len != sizeof(iv)
+	if(members(js, o, n - (int)(o - t), names, 4, v) || !tok_is(js, v[0], "A128GCM") || b64(c, js, v[1], iv, sizeof(iv), &iv_len) || iv_len != sizeof(iv)
 			|| b64(c, js, v[3], tag, sizeof(tag), &tag_len) || tag_len != sizeof(tag)){
 		return BOOTDEV_ERR_FORGED;
 	}
@@ -170,7 +169,7 @@ static bootdev_status seconds(const uint8_t *js, const jsmntok_t *t, uint32_t *o
 {
 	uint32_t v = 0;
 
-	if(t->type != JSMN_PRIMITIVE || t->end <= t->start) return BOOTDEV_ERR_MALFORMED;
+	if(t->end <= t->start) return BOOTDEV_ERR_MALFORMED;
 	for(int i = t->start; i < t->end; i++){
 		if(js[i] < '0' || js[i] > '9') return BOOTDEV_ERR_MALFORMED;
 		v = v > (UINT32_MAX - 9) / 10 ? UINT32_MAX : v * 10 + (uint32_t)(js[i] - '0');
@@ -184,9 +183,9 @@ enum { M_SUCCESS, M_SEALED, M_DATA, M_CODE, M_MESSAGE, M_RETRY, M_COUNT };
 bootdev_status bootdev_reply_json(const bootdev_client *c, const uint8_t *payload, size_t len, unsigned flags,
 		uint8_t *work, size_t work_size, bootdev_reply *out)
 {
-	static const char *const names[M_COUNT] = { "success", "sealed", "data", "code", "message", "retryAfter" };
+	static const char *const names[M_COUNT] = { RP "success", ANY "sealed", O "data", S "code", S "message", P "retryAfter" };
 	jsmntok_t t[TOKENS];
-	const jsmntok_t *v[M_COUNT], *ok;
+	const jsmntok_t *v[M_COUNT];
 	struct bootdev__arena a;
 	struct bootdev__span msg = { (const uint8_t *)"", 0 };
 	int n;
@@ -195,19 +194,18 @@ bootdev_status bootdev_reply_json(const bootdev_client *c, const uint8_t *payloa
 	memset(out, 0, sizeof(*out));
 	if(len > BOOTDEV_REPLY_MAX) return BOOTDEV_ERR_MALFORMED;
 	n = parse(payload, len, t);
-	if(n < 0 || members(payload, t, n, names, M_COUNT, v) || !(ok = v[M_SUCCESS]) || ok->type != JSMN_PRIMITIVE){
+	if(n < 0 || members(payload, t, n, names, M_COUNT, v)){
 		return BOOTDEV_ERR_MALFORMED;
 	}
 	a.at = work;
 	a.left = work_size;
-	if(tok_is(payload, ok, "true")){
-		if(v[M_SEALED] && v[M_DATA]) return BOOTDEV_ERR_MALFORMED;
+	if(tok_is(payload, v[M_SUCCESS], "true")){
+		if(!v[M_SEALED] == !v[M_DATA]) return BOOTDEV_ERR_MALFORMED; /* one of them */
 		if(v[M_SEALED]) return sealed(c, payload, t, v[M_SEALED], n, work, work_size, out);
-		if(!v[M_DATA]) return BOOTDEV_ERR_MALFORMED;
 		if(!(flags & BOOTDEV_ACCEPT_CLEAR)) return BOOTDEV_ERR_NOT_SEALED;
 		return triple(c, payload, v[M_DATA], t + n, &a, out);
 	}
-	if(!tok_is(payload, ok, "false") || !is_str(v[M_CODE]) || (v[M_MESSAGE] && !is_str(v[M_MESSAGE]))
+	if(!tok_is(payload, v[M_SUCCESS], "false") || !v[M_CODE]
 			|| (v[M_RETRY] && seconds(payload, v[M_RETRY], &out->retry_after) != BOOTDEV_OK)){
 		return BOOTDEV_ERR_MALFORMED;
 	}
