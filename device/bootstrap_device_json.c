@@ -63,7 +63,8 @@ static struct bootdev__span span(const uint8_t *js, const jsmntok_t *t)
 }
 
 /* The object of n tokens at js: its tokens, or -1 when it is not exactly one JSON object
- * (white space around it allowed). */
+ * (white space around it allowed: jsmn takes a second value, a stray , or : and stops at a
+ * NUL, so everything outside the first token is looked at). */
 static int parse(const uint8_t *js, size_t len, jsmntok_t *t)
 {
 	jsmn_parser p;
@@ -72,10 +73,9 @@ static int parse(const uint8_t *js, size_t len, jsmntok_t *t)
 	jsmn_init(&p);
 	n = jsmn_parse(&p, (const char *)js, len, t, TOKENS);
 	if(n < 1 || t[0].type != JSMN_OBJECT) return -1;
-	for(size_t i = (size_t)t[0].end; i < len; i++){
-		if(js[i] != ' ' && js[i] != '\t' && js[i] != '\r' && js[i] != '\n') return -1;
+	for(size_t i = 0; i < len; i++){
+		if((i < (size_t)t[0].start || i >= (size_t)t[0].end) && !memchr(" \t\r\n", js[i], 4)) return -1;
 	}
-	if(skip(t, 0, n) != n) return -1; /* a second value after the first */
 	return n;
 }
 

@@ -343,6 +343,8 @@ static void test_json_malformed(const struct bootdev_port *port)
 		"{\"success\":false,\"code\":\"busy\",\"retryAfter\":-1}", "{\"success\":false,\"code\":\"busy\",\"retryAfter\":1.5}",
 		"{\"success\":false,\"code\":\"busy\",\"message\":3}", "{\"success\":false,\"success\":false,\"code\":\"busy\"}",
 		"{\"success\":false,\"code\":\"busy\"}{}", "{\"success\":false,\"code\":\"busy\"} x",
+		"{\"success\":false,\"code\":\"busy\"},", ",{\"success\":false,\"code\":\"busy\"}",
+		": {\"success\":false,\"code\":\"busy\"}", "{\"success\":false,\"code\":\"busy\"} :",
 		"{\"success\":true,\"sealed\":{},\"data\":{}}",
 		"{\"success\":true,\"data\":{\"ProductKey\":\"a1BwAGV0001\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"x\"}}",
 		"{\"success\":true,\"data\":{\"ProductKey\":\"a1BwAGV0001\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"x\\\"y\",\"IotId\":\"i\"}}",
