@@ -159,13 +159,18 @@ bootdev_status bootdev__prepare(bootdev_client *c, size_t room, char sign[2 * BO
 	return BOOTDEV_OK;
 }
 
-bootdev_status bootdev__open(const bootdev_client *c, const uint8_t iv[12], uint8_t *ct, size_t ct_len, const uint8_t tag[16])
+bootdev_status bootdev__open(struct bootdev__reading *x, const uint8_t iv[12], size_t ct_len, const uint8_t tag[16])
 {
+	const bootdev_client *c = x->c;
+
 	if(!c->asked) return BOOTDEV_ERR_FORGED; /* nothing asked: nothing can open */
-	if(c->port->aes128gcm_open(c->port, c->key, iv, ct, ct_len, tag, ct)){
-		bootdev__zero(ct, ct_len); /* whatever a failed open left */
+	if(c->port->aes128gcm_open(c->port, c->key, iv, x->at, ct_len, tag, x->at)){
+		bootdev__zero(x->at, ct_len); /* whatever a failed open left */
 		return BOOTDEV_ERR_FORGED;
 	}
+	x->out->sealed = 1;
+	x->at += ct_len;
+	x->left -= ct_len;
 	return BOOTDEV_OK;
 }
 
@@ -177,13 +182,13 @@ bootdev_status bootdev__open(const bootdev_client *c, const uint8_t iv[12], uint
 enum { KEEP_TEXT, KEEP_CODE, KEEP_MESSAGE };
 
 /* s, when it is min to max bytes of its kind, NUL-terminated at the arena's start into *to */
-static bootdev_status keep(struct bootdev__arena *a, struct bootdev__span s, size_t min, size_t max, int kind,
+static bootdev_status keep(struct bootdev__reading *x, struct bootdev__span s, size_t min, size_t max, int kind,
 		const char **to)
 {
-	char *at = (char *)a->at;
+	char *at = (char *)x->at;
 
 	if(s.len < min || s.len > max) return BOOTDEV_ERR_MALFORMED;
-	if(a->left <= s.len) return BOOTDEV_ERR_BUFFER;
+	if(x->left <= s.len) return BOOTDEV_ERR_BUFFER;
 	/* the arena never overlaps what the reply readers give (the payload, or the plaintext
 	 * before the arena) */
 	for(size_t i = 0; i < s.len; i++){
@@ -196,8 +201,8 @@ static bootdev_status keep(struct bootdev__arena *a, struct bootdev__span s, siz
 		at[i] = (char)ch;
 	}
 	at[s.len] = '\0';
-	a->at += s.len + 1;
-	a->left -= s.len + 1;
+	x->at += s.len + 1;
+	x->left -= s.len + 1;
 	*to = at;
 	return BOOTDEV_OK;
 }
@@ -207,9 +212,9 @@ static int span__is(struct bootdev__span s, struct bootdev_part want)
 	return s.len == want.len && !memcmp(s.p, want.data, want.len);
 }
 
-bootdev_status bootdev__triple(const bootdev_client *c, const struct bootdev__span f[4], struct bootdev__arena *a,
-		bootdev_reply *out)
+bootdev_status bootdev__triple(struct bootdev__reading *x, const struct bootdev__span f[4])
 {
+	const bootdev_client *c = x->c;
 	/* where ProductKey, DeviceName, DeviceSecret and IotId go */
 	static const uint8_t at[4] = { offsetof(bootdev_reply, product_key), offsetof(bootdev_reply, device_name),
 		offsetof(bootdev_reply, device_secret), offsetof(bootdev_reply, iot_id) };
@@ -218,17 +223,16 @@ bootdev_status bootdev__triple(const bootdev_client *c, const struct bootdev__sp
 	 * an IotId that may be empty */
 	if(!span__is(f[0], c->ident[BOOTDEV__PK]) || !span__is(f[1], c->ident[BOOTDEV__ID])) return BOOTDEV_ERR_WRONG_DEVICE;
 	for(int k = 0; k < 4; k++){
-		bootdev_status rc = keep(a, f[k], k == 2, 128, KEEP_TEXT, (const char **)((uint8_t *)out + at[k]));
+		bootdev_status rc = keep(x, f[k], k == 2, 128, KEEP_TEXT, (const char **)((uint8_t *)x->out + at[k]));
 		if(rc != BOOTDEV_OK) return rc;
 	}
 	return BOOTDEV_OK;
 }
 
-bootdev_status bootdev__refusal(struct bootdev__span code, struct bootdev__span message, struct bootdev__arena *a,
-		bootdev_reply *out)
+bootdev_status bootdev__refusal(struct bootdev__reading *x, struct bootdev__span code, struct bootdev__span message)
 {
-	bootdev_status rc = keep(a, code, 1, 64, KEEP_CODE, &out->code);
+	bootdev_status rc = keep(x, code, 1, 64, KEEP_CODE, &x->out->code);
 
-	if(rc == BOOTDEV_OK) rc = keep(a, message, 0, BOOTDEV_REPLY_MAX, KEEP_MESSAGE, &out->message);
+	if(rc == BOOTDEV_OK) rc = keep(x, message, 0, BOOTDEV_REPLY_MAX, KEEP_MESSAGE, &x->out->message);
 	return rc == BOOTDEV_OK ? BOOTDEV_REFUSED : rc;
 }

@@ -167,8 +167,7 @@ static int members(struct reader *r, const struct item *map, const char *const *
 }
 
 /* The triple's four strings, from the map at r (its head next, or map already read) */
-static bootdev_status triple(const bootdev_client *c, struct reader *r, const struct item *map, struct bootdev__arena *a,
-		bootdev_reply *out)
+static bootdev_status triple(struct bootdev__reading *x, struct reader *r, const struct item *map)
 {
 	static const char *const names[4] = { "\203ProductKey", "\203DeviceName", "\203DeviceSecret", "\203IotId" };
 	struct bootdev__span f[4];
@@ -179,18 +178,17 @@ static bootdev_status triple(const bootdev_client *c, struct reader *r, const st
 		f[k].p = t[k].p;
 		f[k].len = t[k].n;
 	}
-	return bootdev__triple(c, f, a, out);
+	return bootdev__triple(x, f);
 }
 
 enum { M_SUCCESS, M_SEALED, M_DATA, M_CODE, M_MESSAGE, M_RETRY, M_COUNT };
 enum { S_ALG, S_IV, S_CT, S_TAG, S_COUNT };
 
-static bootdev_status sealed(const bootdev_client *c, struct reader *r, const struct item *map, uint8_t *work,
-		size_t work_size, bootdev_reply *out)
+static bootdev_status sealed(struct bootdev__reading *x, struct reader *r, const struct item *map)
 {
 	static const char *const names[S_COUNT] = { "\203alg", "\202iv", "\202ct", "\202tag" };
 	struct item s[S_COUNT];
-	struct bootdev__arena a;
+	uint8_t *plain = x->at;
 	bootdev_status rc;
 	size_t ct_len;
 
@@ -199,18 +197,15 @@ static bootdev_status sealed(const bootdev_client *c, struct reader *r, const st
 		return BOOTDEV_ERR_FORGED;
 	}
 	ct_len = s[S_CT].n;
-	if(ct_len > work_size) return BOOTDEV_ERR_BUFFER;
-	/* the ciphertext at the start of work, opened in place; the strings after it */
-	memcpy(work, s[S_CT].p, ct_len);
-	rc = bootdev__open(c, s[S_IV].p, work, ct_len, s[S_TAG].p);
+	if(ct_len > x->left) return BOOTDEV_ERR_BUFFER;
+	/* the ciphertext at the start of the arena, opened in place; the strings after it */
+	memcpy(plain, s[S_CT].p, ct_len);
+	rc = bootdev__open(x, s[S_IV].p, ct_len, s[S_TAG].p);
 	if(rc != BOOTDEV_OK) return rc;
-	out->sealed = 1;
-	r->p = work;
+	r->p = plain;
 	r->left = ct_len;
-	a.at = work + ct_len;
-	a.left = work_size - ct_len;
-	rc = triple(c, r, NULL, &a, out);
-	bootdev__zero(work, ct_len); /* the plaintext: its strings are kept after it */
+	rc = triple(x, r, NULL);
+	bootdev__zero(plain, ct_len); /* the plaintext: its strings are kept after it */
 	return rc;
 }
 
@@ -220,7 +215,7 @@ bootdev_status bootdev_reply_cbor(const bootdev_client *c, const uint8_t *payloa
 	static const char *const names[M_COUNT] = { "\206success", "\177sealed", "\005data", "\003code", "\003message",
 		"\001retryAfter" };
 	struct item v[M_COUNT];
-	struct bootdev__arena a;
+	struct bootdev__reading x;
 	struct reader r, in;
 
 	if(!c || !c->port || (!payload && len) || !work || !out) return BOOTDEV_ERR_ARG;
@@ -229,8 +224,10 @@ bootdev_status bootdev_reply_cbor(const bootdev_client *c, const uint8_t *payloa
 	r.p = payload;
 	r.left = len;
 	if(members(&r, NULL, names, M_COUNT, v)) return BOOTDEV_ERR_MALFORMED;
-	a.at = work;
-	a.left = work_size;
+	x.c = c;
+	x.out = out;
+	x.at = work;
+	x.left = work_size;
 	if(v[M_SUCCESS].n){
 		struct item *m = &v[M_SEALED];
 		if(m->type != IT_BAD && v[M_DATA].type != IT_BAD) return BOOTDEV_ERR_MALFORMED;
@@ -242,14 +239,14 @@ bootdev_status bootdev_reply_cbor(const bootdev_client *c, const uint8_t *payloa
 		/* a reader at the value's members (members() and skip() bound what follows) */
 		in.p = m->p;
 		in.left = len - (size_t)(m->p - payload);
-		if(m == &v[M_DATA]) return triple(c, &in, m, &a, out);
-		return sealed(c, &in, m, work, work_size, out);
+		if(m == &v[M_DATA]) return triple(&x, &in, m);
+		return sealed(&x, &in, m);
 	}
 	if(v[M_CODE].type == IT_BAD) return BOOTDEV_ERR_MALFORMED;
 	out->retry_after = v[M_RETRY].n > UINT32_MAX ? UINT32_MAX : (uint32_t)v[M_RETRY].n; /* 0 when absent */
 	{
 		struct bootdev__span code = { v[M_CODE].p, v[M_CODE].n }, msg = { v[M_MESSAGE].p, v[M_MESSAGE].n };
-		return bootdev__refusal(code, msg, &a, out);
+		return bootdev__refusal(&x, code, msg);
 	}
 }
 

@@ -26,20 +26,26 @@ void bootdev__names(bootdev_client *c);
 bootdev_status bootdev__sign(const bootdev_client *c, bootdev_hmac alg, char hex[2 * BOOTDEV_MAC_MAX + 1]);
 bootdev_status bootdev__key(const bootdev_client *c, uint8_t key[BOOTDEV_KEY_LEN]);
 
-/* The sealed triple opened in place: 0 when the tag verifies with c->key. */
-bootdev_status bootdev__open(const bootdev_client *c, const uint8_t iv[12], uint8_t *ct, size_t ct_len, const uint8_t tag[16]);
+/* A reply being read: the client, the caller's reply, and the arena where its strings go, NUL-
+ * terminated (the work buffer; a sealed reply's plaintext takes its start first). */
+struct bootdev__reading {
+	const bootdev_client *c;
+	bootdev_reply *out;
+	uint8_t *at;
+	size_t left;
+};
 
-/* Where the reply's strings go: the end of the work buffer, NUL-terminated. */
-struct bootdev__arena { uint8_t *at; size_t left; };
+/* The sealed triple's ct_len bytes at x->at opened in place with c->key and taken from the
+ * arena: BOOTDEV_ERR_FORGED when the tag does not verify (or nothing was asked). */
+bootdev_status bootdev__open(struct bootdev__reading *x, const uint8_t iv[12], size_t ct_len, const uint8_t tag[16]);
 
-/* The four strings of a triple, as read (ProductKey, DeviceName, DeviceSecret, IotId): checks their characters and that it is for c's
- * device and product; keeps them in the arena into out. */
+/* The four strings of a triple, as read (ProductKey, DeviceName, DeviceSecret, IotId): checks
+ * their characters and that it is for c's device and product; keeps them in the arena into
+ * x->out. */
 struct bootdev__span { const uint8_t *p; size_t len; };
-bootdev_status bootdev__triple(const bootdev_client *c, const struct bootdev__span f[4], struct bootdev__arena *a,
-		bootdev_reply *out);
-/* An error reply's code and message, kept in the arena. */
-bootdev_status bootdev__refusal(struct bootdev__span code, struct bootdev__span message, struct bootdev__arena *a,
-		bootdev_reply *out);
+bootdev_status bootdev__triple(struct bootdev__reading *x, const struct bootdev__span f[4]);
+/* An error reply's code and message, kept in the arena: BOOTDEV_REFUSED. */
+bootdev_status bootdev__refusal(struct bootdev__reading *x, struct bootdev__span code, struct bootdev__span message);
 
 /* Overwrites n bytes in a way the compiler keeps. */
 void bootdev__zero(void *p, size_t n);

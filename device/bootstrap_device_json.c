@@ -114,8 +114,7 @@ static int members(const uint8_t *js, const jsmntok_t *t, int n, const char *con
 }
 
 /* The four strings of a triple object at o (a sealed plaintext or "data"), t[n] the end. */
-static bootdev_status triple(const bootdev_client *c, const uint8_t *js, const jsmntok_t *o, const jsmntok_t *end,
-		struct bootdev__arena *a, bootdev_reply *out)
+static bootdev_status triple(struct bootdev__reading *x, const uint8_t *js, const jsmntok_t *o, const jsmntok_t *end)
 {
 	static const char *const names[4] = { RS "ProductKey", RS "DeviceName", RS "DeviceSecret", RS "IotId" };
 	struct bootdev__span f[4];
@@ -123,7 +122,7 @@ static bootdev_status triple(const bootdev_client *c, const uint8_t *js, const j
 
 	if(members(js, o, (int)(end - o), names, 4, v)) return BOOTDEV_ERR_MALFORMED;
 	for(int k = 0; k < 4; k++) f[k] = span(js, v[k]);
-	return bootdev__triple(c, f, a, out);
+	return bootdev__triple(x, f);
 }
 
 static int b64(const bootdev_client *c, const uint8_t *js, const jsmntok_t *t, uint8_t *out, size_t size, size_t *len)
@@ -133,34 +132,31 @@ static int b64(const bootdev_client *c, const uint8_t *js, const jsmntok_t *t, u
 
 /* t is the reply's tokens, reused for the plaintext's once the seal is read (one token array
  * on the stack, not two) */
-static bootdev_status sealed(const bootdev_client *c, const uint8_t *js, jsmntok_t *t, const jsmntok_t *o, int n,
-		uint8_t *work, size_t work_size, bootdev_reply *out)
+static bootdev_status sealed(struct bootdev__reading *x, const uint8_t *js, jsmntok_t *t, const jsmntok_t *o, int n)
 {
 	static const char *const names[4] = { RS "alg", RS "iv", RS "ct", RS "tag" };
-	uint8_t iv[12], tag[16];
+	const bootdev_client *c = x->c;
+	uint8_t iv[12], tag[16], *plain = x->at;
 	const jsmntok_t *v[4];
 	size_t iv_len = 0, tag_len = 0, ct_len = 0;
-	struct bootdev__arena a;
 	bootdev_status rc;
 	int pn;
 
 	if(!c->port->base64_decode) return BOOTDEV_ERR_ARG;
 	/* a success whose seal cannot even be read is no more genuine than one that does not open */
-	if(members(js, o, n - (int)(o - t), names, 4, v) || !tok_is(js, v[0], "A128GCM") || b64(c, js, v[1], iv, sizeof(iv), &iv_len) || iv_len != sizeof(iv)
+	if(members(js, o, n - (int)(o - t), names, 4, v) || !tok_is(js, v[0], "A128GCM")
+			|| b64(c, js, v[1], iv, sizeof(iv), &iv_len) || iv_len != sizeof(iv)
 			|| b64(c, js, v[3], tag, sizeof(tag), &tag_len) || tag_len != sizeof(tag)){
 		return BOOTDEV_ERR_FORGED;
 	}
-	/* the ciphertext at the start of work, opened in place; the strings after it */
-	if((size_t)(v[2]->end - v[2]->start) / 4 * 3 > work_size + 2) return BOOTDEV_ERR_BUFFER; /* more than work holds */
-	if(b64(c, js, v[2], work, work_size, &ct_len)) return BOOTDEV_ERR_FORGED;
-	rc = bootdev__open(c, iv, work, ct_len, tag);
+	/* the ciphertext at the start of the arena, opened in place; the strings after it */
+	if((size_t)(v[2]->end - v[2]->start) / 4 * 3 > x->left + 2) return BOOTDEV_ERR_BUFFER; /* more than work holds */
+	if(b64(c, js, v[2], plain, x->left, &ct_len)) return BOOTDEV_ERR_FORGED;
+	rc = bootdev__open(x, iv, ct_len, tag);
 	if(rc != BOOTDEV_OK) return rc;
-	a.at = work + ct_len;
-	a.left = work_size - ct_len;
-	pn = parse(work, ct_len, t);
-	rc = pn < 0 ? BOOTDEV_ERR_MALFORMED : triple(c, work, t, t + pn, &a, out);
-	bootdev__zero(work, ct_len); /* the plaintext: its strings are kept after it */
-	out->sealed = 1;
+	pn = parse(plain, ct_len, t);
+	rc = pn < 0 ? BOOTDEV_ERR_MALFORMED : triple(x, plain, t, t + pn);
+	bootdev__zero(plain, ct_len); /* the plaintext: its strings are kept after it */
 	return rc;
 }
 
@@ -186,7 +182,7 @@ bootdev_status bootdev_reply_json(const bootdev_client *c, const uint8_t *payloa
 	static const char *const names[M_COUNT] = { RP "success", ANY "sealed", O "data", S "code", S "message", P "retryAfter" };
 	jsmntok_t t[TOKENS];
 	const jsmntok_t *v[M_COUNT];
-	struct bootdev__arena a;
+	struct bootdev__reading x;
 	struct bootdev__span msg = { (const uint8_t *)"", 0 };
 	int n;
 
@@ -197,18 +193,20 @@ bootdev_status bootdev_reply_json(const bootdev_client *c, const uint8_t *payloa
 	if(n < 0 || members(payload, t, n, names, M_COUNT, v)){
 		return BOOTDEV_ERR_MALFORMED;
 	}
-	a.at = work;
-	a.left = work_size;
+	x.c = c;
+	x.out = out;
+	x.at = work;
+	x.left = work_size;
 	if(tok_is(payload, v[M_SUCCESS], "true")){
 		if(!v[M_SEALED] == !v[M_DATA]) return BOOTDEV_ERR_MALFORMED; /* one of them */
-		if(v[M_SEALED]) return sealed(c, payload, t, v[M_SEALED], n, work, work_size, out);
+		if(v[M_SEALED]) return sealed(&x, payload, t, v[M_SEALED], n);
 		if(!(flags & BOOTDEV_ACCEPT_CLEAR)) return BOOTDEV_ERR_NOT_SEALED;
-		return triple(c, payload, v[M_DATA], t + n, &a, out);
+		return triple(&x, payload, v[M_DATA], t + n);
 	}
 	if(!tok_is(payload, v[M_SUCCESS], "false") || !v[M_CODE]
 			|| (v[M_RETRY] && seconds(payload, v[M_RETRY], &out->retry_after) != BOOTDEV_OK)){
 		return BOOTDEV_ERR_MALFORMED;
 	}
 	if(v[M_MESSAGE]) msg = span(payload, v[M_MESSAGE]);
-	return bootdev__refusal(span(payload, v[M_CODE]), msg, &a, out);
+	return bootdev__refusal(&x, span(payload, v[M_CODE]), msg);
 }
