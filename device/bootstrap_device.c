@@ -78,15 +78,16 @@ void bootdev_wipe(bootdev_client *c)
 bootdev_status bootdev_default_reply_topic(const bootdev_client *c, bootdev_format fmt, char *out, size_t out_size,
 		size_t *out_len)
 {
+	static const char prefix[] = BOOTDEV_REPLY_TOPIC_PREFIX;
 	size_t n;
 
 	if(!c || !c->port || (unsigned)fmt > BOOTDEV_CBOR) return BOOTDEV_ERR_ARG;
 	/* init checked the deviceId: no wildcards */
-	n = sizeof(BOOTDEV_REPLY_TOPIC_PREFIX) - 1 + c->ident[BOOTDEV__ID].len;
+	n = sizeof(prefix) - 1 + c->ident[BOOTDEV__ID].len;
 	if(!out || out_size <= n + 5 * fmt) return BOOTDEV_ERR_BUFFER;
-	memcpy(out, BOOTDEV_REPLY_TOPIC_PREFIX, sizeof(BOOTDEV_REPLY_TOPIC_PREFIX) - 1);
-	memcpy(out + n - c->ident[BOOTDEV__ID].len, c->ident[BOOTDEV__ID].data, c->ident[BOOTDEV__ID].len);
-	memcpy(out + n, "/cbor", 6);
+	memcpy(out, prefix, sizeof(prefix) - 1);
+	memcpy(out + sizeof(prefix) - 1, c->ident[BOOTDEV__ID].data, c->ident[BOOTDEV__ID].len);
+	if(fmt == BOOTDEV_CBOR) memcpy(out + n, "/cbor", 5);
 	n += 5 * fmt;
 	out[n] = '\0';
 	if(out_len) *out_len = n;

@@ -145,7 +145,7 @@ static void test_default_topics(const struct bootdev_port *port)
 {
 	struct fixed_rng rng = { seal_random_bytes, 8, 0 };
 	bootdev_client c;
-	char t[80];
+	char t[80], exact_json[sizeof(BOOTDEV_REPLY_TOPIC_PREFIX V_SEAL_ID)], exact_cbor[sizeof(BOOTDEV_REPLY_TOPIC_PREFIX V_SEAL_ID "/cbor")];
 	size_t n = 0;
 
 	CHECK_STR(BOOTDEV_REQUEST_TOPIC_JSON, "bootstrap/register");
@@ -162,6 +162,11 @@ static void test_default_topics(const struct bootdev_port *port)
 	CHECK_RC(bootdev_default_reply_topic(&c, BOOTDEV_CBOR, t, strlen(t) + 1, &n), BOOTDEV_OK);
 	CHECK(n == strlen(t));
 	CHECK_RC(bootdev_default_reply_topic(&c, BOOTDEV_JSON, t, 16 + strlen(V_SEAL_ID), NULL), BOOTDEV_ERR_BUFFER);
+	/* exactly the room it needs, nothing written past it (ASan) */
+	CHECK_RC(bootdev_default_reply_topic(&c, BOOTDEV_JSON, exact_json, sizeof(exact_json), NULL), BOOTDEV_OK);
+	CHECK_STR(exact_json, BOOTDEV_REPLY_TOPIC_PREFIX V_SEAL_ID);
+	CHECK_RC(bootdev_default_reply_topic(&c, BOOTDEV_CBOR, exact_cbor, sizeof(exact_cbor), NULL), BOOTDEV_OK);
+	CHECK_STR(exact_cbor, BOOTDEV_REPLY_TOPIC_PREFIX V_SEAL_ID "/cbor");
 	CHECK_RC(bootdev_default_reply_topic(&c, BOOTDEV_JSON, NULL, sizeof(t), NULL), BOOTDEV_ERR_BUFFER);
 	CHECK_RC(bootdev_default_reply_topic(&c, (bootdev_format)2, t, sizeof(t), NULL), BOOTDEV_ERR_ARG);
 	bootdev_wipe(&c);
