@@ -276,10 +276,7 @@ bootdev_status bootdev_request_cbor(bootdev_client *c, uint8_t *out, size_t out_
 	rc = bootdev__prepare(c, out_size < 56 ? 0 : out_size - 56, sign, values);
 	if(rc != BOOTDEV_OK) return rc;
 	n = cbor_encode_map_start(5, out, out_size);
-	for(int i = 0; i < 5 && n; i++){
-		n = text(names[i], out, n, out_size);
-		n = n ? text(values[i], out, n, out_size) : 0;
-	}
+	for(int i = 0; i < 10 && n; i++) n = text(i & 1 ? values[i / 2] : names[i / 2], out, n, out_size);
 	if(!n) return BOOTDEV_ERR_BUFFER;
 	*out_len = n;
 	return BOOTDEV_OK;
