@@ -94,11 +94,11 @@ bootdev_status bootdev_default_reply_topic(const bootdev_client *c, bootdev_form
 	return BOOTDEV_OK;
 }
 
-void bootdev__hex(const uint8_t *b, size_t n, char *out, int upper)
+void bootdev__hex(const uint8_t *b, size_t n, char *out)
 {
 	for(size_t i = 0; i < 2 * n; i++){
 		unsigned d = (unsigned)(i & 1 ? b[i / 2] : b[i / 2] >> 4) & 15;
-		out[i] = (char)(d < 10 ? '0' + d : (upper ? 'A' - 10 : 'a' - 10) + d);
+		out[i] = (char)(d < 10 ? '0' + d : 'a' - 10 + d);
 	}
 	out[2 * n] = '\0';
 }
@@ -110,7 +110,7 @@ bootdev_status bootdev__sign(const bootdev_client *c, bootdev_hmac alg, char hex
 	int rc = c->port->hmac(c->port, alg, c->product_secret, c->product_secret_len, c->ident, 6, mac, &mac_len)
 			|| mac_len < 16 || mac_len > BOOTDEV_MAC_MAX;
 
-	if(!rc) bootdev__hex(mac, mac_len, hex, 0);
+	if(!rc) bootdev__hex(mac, mac_len, hex);
 	bootdev__zero(mac, sizeof(mac));
 	return rc ? BOOTDEV_ERR_CRYPTO : BOOTDEV_OK;
 }
@@ -142,7 +142,7 @@ bootdev_status bootdev__prepare(bootdev_client *c, size_t room, char sign[2 * BO
 	c->asked = 0;
 	bootdev__zero(c->key, sizeof(c->key));
 	if(c->rng(c->rng_ctx, r, sizeof(r))) return BOOTDEV_ERR_RNG;
-	bootdev__hex(r, sizeof(r), c->random, 0);
+	bootdev__hex(r, sizeof(r), c->random);
 	c->ident[BOOTDEV__RANDOM].data = (const uint8_t *)c->random;
 	c->ident[BOOTDEV__RANDOM].len = BOOTDEV_RANDOM_LEN;
 	rc = bootdev__key(c, c->key);

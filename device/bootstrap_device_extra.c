@@ -181,7 +181,10 @@ bootdev_status bootdev_credentials_make(const struct bootdev_port *port, const c
 			return BOOTDEV_ERR_CRYPTO;
 		}
 	}
-	bootdev__hex(mac, mac_len, out->password, 1);
+	bootdev__hex(mac, mac_len, out->password);
+	for(char *h = out->password; *h; h++){
+		if(*h >= 'a') *h = (char)(*h - 'a' + 'A'); /* upper-case hex */
+	}
 	bootdev__zero(mac, sizeof(mac));
 	return BOOTDEV_OK;
 }

@@ -15,8 +15,8 @@ size_t bootdev__ident_len(const char *s, size_t min, size_t max, const char *ext
  * random, signMethod and sign, in this order, into values. */
 bootdev_status bootdev__prepare(bootdev_client *c, size_t room, char sign[2 * BOOTDEV_MAC_MAX + 1], const char *values[5]);
 
-/* Lower-case (upper: upper-case) hex of n bytes, NUL-terminated, into out. */
-void bootdev__hex(const uint8_t *b, size_t n, char *out, int upper);
+/* Lower-case hex of n bytes, NUL-terminated, into out. */
+void bootdev__hex(const uint8_t *b, size_t n, char *out);
 
 /* The sign and the reply key of c's identity: c->port, the ProductSecret and c->ident (the
  * deviceId, ProductKey and random at ID, PK and RANDOM, their lengths checked by the caller,
