@@ -136,23 +136,23 @@ static bootdev_status sealed(struct bootdev__reading *x, const uint8_t *js, jsmn
 {
 	static const char *const names[4] = { RS "alg", RS "iv", RS "ct", RS "tag" };
 	const bootdev_client *c = x->c;
-	uint8_t iv[12], tag[16], *plain = x->at;
+	uint8_t seal[12 + 16], *plain = x->at; /* the IV, then the tag */
 	const jsmntok_t *v[4];
-	size_t iv_len = 0, tag_len = 0, ct_len = 0;
+	size_t ct_len = 0;
 	bootdev_status rc;
 	int pn;
 
 	if(!c->port->base64_decode) return BOOTDEV_ERR_ARG;
 	/* a success whose seal cannot even be read is no more genuine than one that does not open */
-	if(members(js, o, n - (int)(o - t), names, 4, v) || !tok_is(js, v[0], "A128GCM")
-			|| b64(c, js, v[1], iv, sizeof(iv), &iv_len) || iv_len != sizeof(iv)
-			|| b64(c, js, v[3], tag, sizeof(tag), &tag_len) || tag_len != sizeof(tag)){
-		return BOOTDEV_ERR_FORGED;
+	if(members(js, o, n - (int)(o - t), names, 4, v) || !tok_is(js, v[0], "A128GCM")) return BOOTDEV_ERR_FORGED;
+	for(int k = 0; k < 2; k++){
+		size_t want = 12 + 4 * (size_t)k, got = 0; /* the IV's 12 bytes (v[1]), the tag's 16 (v[3]) */
+		if(b64(c, js, v[1 + 2 * k], seal + 12 * k, want, &got) || got != want) return BOOTDEV_ERR_FORGED;
 	}
 	/* the ciphertext at the start of the arena, opened in place; the strings after it */
 	if((size_t)(v[2]->end - v[2]->start) / 4 * 3 > x->left + 2) return BOOTDEV_ERR_BUFFER; /* more than work holds */
 	if(b64(c, js, v[2], plain, x->left, &ct_len)) return BOOTDEV_ERR_FORGED;
-	rc = bootdev__open(x, iv, ct_len, tag);
+	rc = bootdev__open(x, seal, ct_len, seal + 12);
 	if(rc != BOOTDEV_OK) return rc;
 	pn = parse(plain, ct_len, t);
 	rc = pn < 0 ? BOOTDEV_ERR_MALFORMED : triple(x, plain, t, t + pn);
@@ -165,10 +165,11 @@ static bootdev_status seconds(const uint8_t *js, const jsmntok_t *t, uint32_t *o
 {
 	uint32_t v = 0;
 
-	if(t->end <= t->start) return BOOTDEV_ERR_MALFORMED;
+	/* a primitive: never empty (jsmn) */
 	for(int i = t->start; i < t->end; i++){
-		if(js[i] < '0' || js[i] > '9') return BOOTDEV_ERR_MALFORMED;
-		v = v > (UINT32_MAX - 9) / 10 ? UINT32_MAX : v * 10 + (uint32_t)(js[i] - '0');
+		uint32_t d = (uint32_t)js[i] - '0';
+		if(d > 9) return BOOTDEV_ERR_MALFORMED;
+		v = v > (UINT32_MAX - 9) / 10 ? UINT32_MAX : v * 10 + d;
 	}
 	*out = v;
 	return BOOTDEV_OK;
