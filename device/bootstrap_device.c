@@ -48,7 +48,12 @@ bootdev_status bootdev_init(bootdev_client *c, const struct bootdev_port *port, 
 			|| !(c->ident[BOOTDEV__ID].len = bootdev__ident_len(device_id, 4, BOOTDEV_DEVICE_ID_MAX, BOOTDEV__ID_EXTRA))){
 		return BOOTDEV_ERR_ARG;
 	}
-	bootdev__names(c);
+	c->ident[0].data = (const uint8_t *)"deviceName";
+	c->ident[0].len = 10;
+	c->ident[2].data = (const uint8_t *)"productKey";
+	c->ident[2].len = 10;
+	c->ident[4].data = (const uint8_t *)"random";
+	c->ident[4].len = 6;
 	c->port = port;
 	c->rng = rng;
 	c->rng_ctx = rng_ctx;
@@ -58,16 +63,6 @@ bootdev_status bootdev_init(bootdev_client *c, const struct bootdev_port *port, 
 	c->product_secret_len = secret_len;
 	c->sign_method = sign_method;
 	return BOOTDEV_OK;
-}
-
-void bootdev__names(bootdev_client *c)
-{
-	c->ident[0].data = (const uint8_t *)"deviceName";
-	c->ident[0].len = 10;
-	c->ident[2].data = (const uint8_t *)"productKey";
-	c->ident[2].len = 10;
-	c->ident[4].data = (const uint8_t *)"random";
-	c->ident[4].len = 6;
 }
 
 void bootdev_wipe(bootdev_client *c)

@@ -90,7 +90,12 @@ static int input(bootdev_client *c, const struct bootdev_port *port, const uint8
 	s[1] = device_id;
 	s[2] = random;
 	memset(c, 0, sizeof(*c));
-	bootdev__names(c);
+	c->ident[0].data = (const uint8_t *)"deviceName"; /* as bootdev_init() sets them */
+	c->ident[0].len = 10;
+	c->ident[2].data = (const uint8_t *)"productKey";
+	c->ident[2].len = 10;
+	c->ident[4].data = (const uint8_t *)"random";
+	c->ident[4].len = 6;
 	c->port = port;
 	c->product_secret = secret;
 	c->product_secret_len = secret_len;

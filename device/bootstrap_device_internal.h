@@ -22,7 +22,6 @@ void bootdev__hex(const uint8_t *b, size_t n, char *out);
  * deviceId, ProductKey and random at ID, PK and RANDOM, their lengths checked by the caller,
  * after their names). */
 enum { BOOTDEV__ID = 1, BOOTDEV__PK = 3, BOOTDEV__RANDOM = 5 };
-void bootdev__names(bootdev_client *c);
 bootdev_status bootdev__sign(const bootdev_client *c, bootdev_hmac alg, char hex[2 * BOOTDEV_MAC_MAX + 1]);
 bootdev_status bootdev__key(const bootdev_client *c, uint8_t key[BOOTDEV_KEY_LEN]);
 
