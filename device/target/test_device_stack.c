@@ -56,6 +56,8 @@ int main(void)
 	check(rc == BOOTDEV_OK && strcmp(topic, "bootstrap/register/cbor") == 0, "bootdev_request_topic");
 	MEASURE("bootdev_reply_topic", rc = bootdev_reply_topic(BOOTDEV_CBOR, NULL, V_SEAL_ID, topic, sizeof(topic), &n));
 	check(rc == BOOTDEV_OK && strcmp(topic, "bootstrap/reply/dev-0001/cbor") == 0, "bootdev_reply_topic");
+	MEASURE("bootdev_default_reply_topic", rc = bootdev_default_reply_topic(&c, BOOTDEV_CBOR, topic, sizeof(topic), &n));
+	check(rc == BOOTDEV_OK && strcmp(topic, "bootstrap/reply/dev-0001/cbor") == 0, "bootdev_default_reply_topic");
 
 	MEASURE("bootdev_request_json", rc = bootdev_request_json(&c, request, sizeof(request), &n));
 	check(rc == BOOTDEV_OK && strcmp(c.random, V_SEAL_RANDOM) == 0, "bootdev_request_json");
