@@ -8,42 +8,22 @@
 
 #define INFO_LABEL "mosquitto-bootstrap/v1/reply"
 
-const char *const bootdev__triple_names[4] = { "ProductKey", "DeviceName", "DeviceSecret", "IotId" };
-
 void bootdev__zero(void *p, size_t n)
 {
 	volatile uint8_t *v = (volatile uint8_t *)p;
 	while(n--) *v++ = 0;
 }
 
-size_t bootdev__len(const char *s, size_t max)
-{
-	size_t n = 0;
-	while(n <= max && s[n]) n++;
-	return n;
-}
-
-static int is_alnum(int ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
-}
-
-/* The length of s when it is min to max of letters, digits and the characters of extra;
- * else 0. Reads at most max + 1 characters. */
-static size_t ident__len(const char *s, size_t min, size_t max, const char *extra)
+size_t bootdev__ident_len(const char *s, size_t min, size_t max, const char *extra)
 {
 	size_t n = 0;
 
 	for(; s[n]; n++){
-		if(n >= max || (!is_alnum((unsigned char)s[n]) && !strchr(extra, s[n]))) return 0;
+		unsigned ch = (unsigned char)s[n];
+		/* | 0x20 turns only A-Z into a-z */
+		if(n >= max || ((ch | 0x20) - 'a' > 25 && ch - '0' > 9 && !strchr(extra, (int)ch))) return 0;
 	}
 	return n < min ? 0 : n;
-}
-
-/* DeviceName rules: 4 to 32 of letters, digits and - _ @ . : */
-static size_t device_id__len(const char *s)
-{
-	return ident__len(s, 4, BOOTDEV_DEVICE_ID_MAX, "-_@.:");
 }
 
 const char *bootdev_hmac_name(bootdev_hmac alg)
@@ -63,15 +43,22 @@ bootdev_status bootdev_init(bootdev_client *c, const struct bootdev_port *port, 
 	if(!c) return BOOTDEV_ERR_ARG;
 	memset(c, 0, sizeof(*c));
 	if(!port || !port->hmac || !port->hkdf_sha256 || !port->aes128gcm_open || !rng || !product_key || !device_id
-			|| !product_secret || secret_len < 1 || secret_len > BOOTDEV_SECRET_MAX || !bootdev_hmac_name(sign_method)){
+			|| !product_secret || secret_len - 1 >= BOOTDEV_SECRET_MAX || (unsigned)sign_method > BOOTDEV_HMAC_MD5
+			|| !(c->ident[BOOTDEV__PK].len = bootdev__ident_len(product_key, 1, BOOTDEV_PRODUCT_KEY_MAX, "-_"))
+			|| !(c->ident[BOOTDEV__ID].len = bootdev__ident_len(device_id, 4, BOOTDEV_DEVICE_ID_MAX, BOOTDEV__ID_EXTRA))){
 		return BOOTDEV_ERR_ARG;
 	}
-	if(!ident__len(product_key, 1, BOOTDEV_PRODUCT_KEY_MAX, "-_") || !device_id__len(device_id)) return BOOTDEV_ERR_ARG;
+	c->ident[0].data = (const uint8_t *)"deviceName";
+	c->ident[0].len = 10;
+	c->ident[2].data = (const uint8_t *)"productKey";
+	c->ident[2].len = 10;
+	c->ident[4].data = (const uint8_t *)"random";
+	c->ident[4].len = 6;
 	c->port = port;
 	c->rng = rng;
 	c->rng_ctx = rng_ctx;
-	c->product_key = product_key;
-	c->device_id = device_id;
+	c->ident[BOOTDEV__PK].data = (const uint8_t *)product_key;
+	c->ident[BOOTDEV__ID].data = (const uint8_t *)device_id;
 	c->product_secret = product_secret;
 	c->product_secret_len = secret_len;
 	c->sign_method = sign_method;
@@ -83,211 +70,165 @@ void bootdev_wipe(bootdev_client *c)
 	if(c) bootdev__zero(c, sizeof(*c));
 }
 
-/* tmpl into out, NUL-terminated: its {deviceId} (exactly one) replaced by device_id when there
- * is one, "/cbor" after it for CBOR. No wildcards. */
-static bootdev_status topic__make(bootdev_format fmt, const char *tmpl, const char *device_id, char *out, size_t out_size,
+bootdev_status bootdev_default_reply_topic(const bootdev_client *c, bootdev_format fmt, char *out, size_t out_size,
 		size_t *out_len)
 {
-	size_t n = 0, dlen = 0, hits = 0;
-	const char *p = tmpl;
+	static const char prefix[] = BOOTDEV_REPLY_TOPIC_PREFIX;
+	size_t n;
 
-	if(fmt != BOOTDEV_JSON && fmt != BOOTDEV_CBOR) return BOOTDEV_ERR_ARG;
-	if(device_id && !(dlen = device_id__len(device_id))) return BOOTDEV_ERR_ARG;
-	if(!out) return BOOTDEV_ERR_BUFFER;
-	while(*p){
-		const char *piece = p;
-		size_t len = 1;
-
-		if(*p == '+' || *p == '#') return BOOTDEV_ERR_ARG;
-		if(device_id && !strncmp(p, "{deviceId}", 10)){
-			piece = device_id;
-			len = dlen;
-			p += 10;
-			hits++;
-		}else{
-			p++;
-		}
-		if(out_size - n <= len) return BOOTDEV_ERR_BUFFER;
-		memcpy(out + n, piece, len);
-		n += len;
-	}
-	if(!n || (device_id && hits != 1)) return BOOTDEV_ERR_ARG;
-	if(fmt == BOOTDEV_CBOR){
-		if(out_size - n <= 5) return BOOTDEV_ERR_BUFFER;
-		memcpy(out + n, "/cbor", 5);
-		n += 5;
-	}
+	if(!c || !c->port || (unsigned)fmt > BOOTDEV_CBOR) return BOOTDEV_ERR_ARG;
+	/* init checked the deviceId: no wildcards */
+	n = sizeof(prefix) - 1 + c->ident[BOOTDEV__ID].len;
+	if(!out || out_size <= n + 5 * fmt) return BOOTDEV_ERR_BUFFER;
+	memcpy(out, prefix, sizeof(prefix) - 1);
+	memcpy(out + sizeof(prefix) - 1, c->ident[BOOTDEV__ID].data, c->ident[BOOTDEV__ID].len);
+	if(fmt == BOOTDEV_CBOR) memcpy(out + n, "/cbor", 5);
+	n += 5 * fmt;
 	out[n] = '\0';
 	if(out_len) *out_len = n;
 	return BOOTDEV_OK;
 }
 
-bootdev_status bootdev_request_topic(bootdev_format fmt, const char *base, char *out, size_t out_size, size_t *out_len)
+void bootdev__hex(const uint8_t *b, size_t n, char *out)
 {
-	return topic__make(fmt, base ? base : "bootstrap/register", NULL, out, out_size, out_len);
-}
-
-bootdev_status bootdev_reply_topic(bootdev_format fmt, const char *tmpl, const char *device_id,
-		char *out, size_t out_size, size_t *out_len)
-{
-	if(!device_id) return BOOTDEV_ERR_ARG;
-	return topic__make(fmt, tmpl ? tmpl : "bootstrap/reply/{deviceId}", device_id, out, out_size, out_len);
-}
-
-void bootdev__hex(const uint8_t *b, size_t n, char *out, int upper)
-{
-	const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
-	for(size_t i = 0; i < n; i++){
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
+	for(size_t i = 0; i < 2 * n; i++){
+		unsigned d = (unsigned)(i & 1 ? b[i / 2] : b[i / 2] >> 4) & 15;
+		out[i] = (char)(d < 10 ? '0' + d : 'a' - 10 + d);
 	}
 	out[2 * n] = '\0';
 }
 
-#define PART(s, n) { (const uint8_t *)(s), (n) }
-
-bootdev_status bootdev__sign(const struct bootdev__input *in, bootdev_hmac alg, char hex[2 * BOOTDEV_MAC_MAX + 1])
+bootdev_status bootdev__sign(const bootdev_client *c, bootdev_hmac alg, char hex[2 * BOOTDEV_MAC_MAX + 1])
 {
 	uint8_t mac[BOOTDEV_MAC_MAX];
 	size_t mac_len = 0;
-	const struct bootdev_part parts[6] = {
-		PART("deviceName", 10), in->s[1], PART("productKey", 10), in->s[0], PART("random", 6), in->s[2],
-	};
-	int rc = in->port->hmac(in->port, alg, in->secret, in->secret_len, parts, 6, mac, &mac_len);
+	int rc = c->port->hmac(c->port, alg, c->product_secret, c->product_secret_len, c->ident, 6, mac, &mac_len)
+			|| mac_len < 16 || mac_len > BOOTDEV_MAC_MAX;
 
-	if(!rc && mac_len >= 16 && mac_len <= BOOTDEV_MAC_MAX) bootdev__hex(mac, mac_len, hex, 0);
+	if(!rc) bootdev__hex(mac, mac_len, hex);
 	bootdev__zero(mac, sizeof(mac));
-	return !rc && mac_len >= 16 && mac_len <= BOOTDEV_MAC_MAX ? BOOTDEV_OK : BOOTDEV_ERR_CRYPTO;
+	return rc ? BOOTDEV_ERR_CRYPTO : BOOTDEV_OK;
 }
 
-bootdev_status bootdev__key(const struct bootdev__input *in, uint8_t key[BOOTDEV_KEY_LEN])
+bootdev_status bootdev__key(const bootdev_client *c, uint8_t key[BOOTDEV_KEY_LEN])
 {
 	uint8_t info[sizeof(INFO_LABEL) + BOOTDEV_PRODUCT_KEY_MAX + 1 + BOOTDEV_DEVICE_ID_MAX];
 	size_t n = sizeof(INFO_LABEL); /* the label and its 0 */
 
 	memcpy(info, INFO_LABEL, sizeof(INFO_LABEL));
-	memcpy(info + n, in->s[0].data, in->s[0].len);
-	n += in->s[0].len;
+	memcpy(info + n, c->ident[BOOTDEV__PK].data, c->ident[BOOTDEV__PK].len);
+	n += c->ident[BOOTDEV__PK].len;
 	info[n++] = 0;
-	memcpy(info + n, in->s[1].data, in->s[1].len);
-	n += in->s[1].len;
-	return in->port->hkdf_sha256(in->port, in->s[2].data, in->s[2].len, in->secret, in->secret_len, info, n, key,
-			BOOTDEV_KEY_LEN) ? BOOTDEV_ERR_CRYPTO : BOOTDEV_OK;
+	memcpy(info + n, c->ident[BOOTDEV__ID].data, c->ident[BOOTDEV__ID].len);
+	n += c->ident[BOOTDEV__ID].len;
+	return c->port->hkdf_sha256(c->port, c->ident[BOOTDEV__RANDOM].data, c->ident[BOOTDEV__RANDOM].len, c->product_secret, c->product_secret_len,
+			info, n, key, BOOTDEV_KEY_LEN) ? BOOTDEV_ERR_CRYPTO : BOOTDEV_OK;
 }
-
-const char *const bootdev__request_names[5] = { "productKey", "deviceId", "random", "signMethod", "sign" };
 
 bootdev_status bootdev__prepare(bootdev_client *c, size_t room, char sign[2 * BOOTDEV_MAC_MAX + 1], const char *values[5])
 {
 	uint8_t r[BOOTDEV_RANDOM_BYTES];
-	struct bootdev__input in;
 	bootdev_status rc;
 
 	if(!c || !c->port) return BOOTDEV_ERR_ARG;
-	/* init checked the identity */
-	in.port = c->port;
-	in.secret = c->product_secret;
-	in.secret_len = c->product_secret_len;
-	in.s[0].data = (const uint8_t *)c->product_key;
-	in.s[0].len = strlen(c->product_key);
-	in.s[1].data = (const uint8_t *)c->device_id;
-	in.s[1].len = strlen(c->device_id);
-	in.s[2].data = (const uint8_t *)c->random;
-	in.s[2].len = BOOTDEV_RANDOM_LEN;
-	/* the values at their longest: a method 10 */
-	if(room < in.s[0].len + in.s[1].len + BOOTDEV_RANDOM_LEN + 10 + 2 * BOOTDEV_MAC_MAX) return BOOTDEV_ERR_BUFFER;
+	/* the values at their longest (init checked the identity): a method 10 */
+	if(room < c->ident[BOOTDEV__PK].len + c->ident[BOOTDEV__ID].len + BOOTDEV_RANDOM_LEN + 10 + 2 * BOOTDEV_MAC_MAX) return BOOTDEV_ERR_BUFFER;
 	/* whatever happens now, the earlier request's reply no longer opens */
 	c->asked = 0;
 	bootdev__zero(c->key, sizeof(c->key));
 	if(c->rng(c->rng_ctx, r, sizeof(r))) return BOOTDEV_ERR_RNG;
-	bootdev__hex(r, sizeof(r), c->random, 0);
-	rc = bootdev__key(&in, c->key);
-	if(rc == BOOTDEV_OK) rc = bootdev__sign(&in, c->sign_method, sign);
+	bootdev__hex(r, sizeof(r), c->random);
+	c->ident[BOOTDEV__RANDOM].data = (const uint8_t *)c->random;
+	c->ident[BOOTDEV__RANDOM].len = BOOTDEV_RANDOM_LEN;
+	rc = bootdev__key(c, c->key);
+	if(rc == BOOTDEV_OK) rc = bootdev__sign(c, c->sign_method, sign);
 	if(rc != BOOTDEV_OK){
 		bootdev__zero(c->key, sizeof(c->key));
 		return rc;
 	}
 	c->asked = 1;
-	values[0] = c->product_key;
-	values[1] = c->device_id;
+	values[0] = (const char *)c->ident[BOOTDEV__PK].data;
+	values[1] = (const char *)c->ident[BOOTDEV__ID].data;
 	values[2] = c->random;
 	values[3] = bootdev_hmac_name(c->sign_method);
 	values[4] = sign;
 	return BOOTDEV_OK;
 }
 
-bootdev_status bootdev__open(const bootdev_client *c, const uint8_t iv[12], uint8_t *ct, size_t ct_len, const uint8_t tag[16])
+bootdev_status bootdev__open(struct bootdev__reading *x, const uint8_t iv[12], size_t ct_len, const uint8_t tag[16])
 {
+	const bootdev_client *c = x->c;
+
 	if(!c->asked) return BOOTDEV_ERR_FORGED; /* nothing asked: nothing can open */
-	if(c->port->aes128gcm_open(c->port, c->key, iv, ct, ct_len, tag, ct)){
-		bootdev__zero(ct, ct_len); /* whatever a failed open left */
+	if(c->port->aes128gcm_open(c->port, c->key, iv, x->at, ct_len, tag, x->at)){
+		bootdev__zero(x->at, ct_len); /* whatever a failed open left */
 		return BOOTDEV_ERR_FORGED;
 	}
+	x->out->sealed = 1;
+	x->at += ct_len;
+	x->left -= ct_len;
 	return BOOTDEV_OK;
 }
 
-const char *bootdev__keep(struct bootdev__arena *a, const uint8_t *s, size_t len)
-{
-	char *at;
+/* What a kept string may hold: printable ASCII without the quote and backslash a JSON string
+ * would have escaped (the triple's strings); lower-case letters and _ (an error code, as
+ * docs/contract.md "Error codes" has them); anything, but every byte outside printable ASCII
+ * shown as '?' (an error message: for humans, and not authenticated, so nothing a terminal
+ * would act on). */
+enum { KEEP_TEXT, KEEP_CODE, KEEP_MESSAGE };
 
-	if(a->left < len + 1) return NULL;
-	at = (char *)a->at;
-	memmove(at, s, len);
-	at[len] = '\0';
-	a->at += len + 1;
-	a->left -= len + 1;
-	return at;
-}
-
-/* printable ASCII, without the quote and backslash a JSON string would have escaped */
-static int text__ok(const uint8_t *s, size_t len, size_t min, size_t max)
+/* s, when it is min to max bytes of its kind, NUL-terminated at the arena's start into *to */
+static bootdev_status keep(struct bootdev__reading *x, struct bootdev__span s, size_t min, size_t max, int kind,
+		const char **to)
 {
-	if(len < min || len > max) return 0;
-	for(size_t i = 0; i < len; i++){
-		if(s[i] < 0x20 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\') return 0;
+	char *at = (char *)x->at;
+
+	if(s.len < min || s.len > max) return BOOTDEV_ERR_MALFORMED;
+	if(x->left <= s.len) return BOOTDEV_ERR_BUFFER;
+	/* the arena never overlaps what the reply readers give (the payload, or the plaintext
+	 * before the arena) */
+	for(size_t i = 0; i < s.len; i++){
+		unsigned ch = s.p[i];
+		if(ch < 0x20 || ch > 0x7e || (kind == KEEP_TEXT && (ch == '"' || ch == '\\'))
+				|| (kind == KEEP_CODE && ch - 'a' > 25 && ch != '_')){
+			if(kind != KEEP_MESSAGE) return BOOTDEV_ERR_MALFORMED;
+			ch = '?';
+		}
+		at[i] = (char)ch;
 	}
-	return 1;
+	at[s.len] = '\0';
+	x->at += s.len + 1;
+	x->left -= s.len + 1;
+	*to = at;
+	return BOOTDEV_OK;
 }
 
-static int span__is(struct bootdev__span s, const char *want)
+static int span__is(struct bootdev__span s, struct bootdev_part want)
 {
-	size_t n = strlen(want);
-	return s.len == n && !memcmp(s.p, want, n);
+	return s.len == want.len && !memcmp(s.p, want.data, want.len);
 }
 
-bootdev_status bootdev__triple(const bootdev_client *c, const struct bootdev__span f[4], struct bootdev__arena *a,
-		bootdev_reply *out)
+bootdev_status bootdev__triple(struct bootdev__reading *x, const struct bootdev__span f[4])
 {
+	const bootdev_client *c = x->c;
 	/* where ProductKey, DeviceName, DeviceSecret and IotId go */
 	static const uint8_t at[4] = { offsetof(bootdev_reply, product_key), offsetof(bootdev_reply, device_name),
 		offsetof(bootdev_reply, device_secret), offsetof(bootdev_reply, iot_id) };
 
 	/* the ProductKey and DeviceName asked for (init checked their characters), a DeviceSecret,
 	 * an IotId that may be empty */
-	if(!span__is(f[0], c->product_key) || !span__is(f[1], c->device_id)) return BOOTDEV_ERR_WRONG_DEVICE;
-	if(!text__ok(f[2].p, f[2].len, 1, 128) || !text__ok(f[3].p, f[3].len, 0, 128)) return BOOTDEV_ERR_MALFORMED;
+	if(!span__is(f[0], c->ident[BOOTDEV__PK]) || !span__is(f[1], c->ident[BOOTDEV__ID])) return BOOTDEV_ERR_WRONG_DEVICE;
 	for(int k = 0; k < 4; k++){
-		const char *s = bootdev__keep(a, f[k].p, f[k].len);
-		if(!s) return BOOTDEV_ERR_BUFFER;
-		*(const char **)((uint8_t *)out + at[k]) = s;
+		bootdev_status rc = keep(x, f[k], k == 2, 128, KEEP_TEXT, (const char **)((uint8_t *)x->out + at[k]));
+		if(rc != BOOTDEV_OK) return rc;
 	}
 	return BOOTDEV_OK;
 }
 
-bootdev_status bootdev__refusal(struct bootdev__span code, struct bootdev__span message, struct bootdev__arena *a,
-		bootdev_reply *out)
+bootdev_status bootdev__refusal(struct bootdev__reading *x, struct bootdev__span code, struct bootdev__span message)
 {
-	/* codes are lower-case names (docs/contract.md "Error codes") */
-	if(code.len < 1 || code.len > 64) return BOOTDEV_ERR_MALFORMED;
-	for(size_t i = 0; i < code.len; i++){
-		if(!((code.p[i] >= 'a' && code.p[i] <= 'z') || code.p[i] == '_')) return BOOTDEV_ERR_MALFORMED;
-	}
-	out->code = bootdev__keep(a, code.p, code.len);
-	out->message = bootdev__keep(a, message.p, message.len);
-	if(!out->code || !out->message) return BOOTDEV_ERR_BUFFER;
-	/* for humans, and not authenticated: nothing a terminal would act on */
-	for(char *m = (char *)out->message; *m; m++){
-		if((unsigned char)*m < 0x20 || (unsigned char)*m > 0x7e) *m = '?';
-	}
-	return BOOTDEV_REFUSED;
+	bootdev_status rc = keep(x, code, 1, 64, KEEP_CODE, &x->out->code);
+
+	if(rc == BOOTDEV_OK) rc = keep(x, message, 0, BOOTDEV_REPLY_MAX, KEEP_MESSAGE, &x->out->message);
+	return rc == BOOTDEV_OK ? BOOTDEV_REFUSED : rc;
 }

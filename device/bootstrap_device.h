@@ -13,7 +13,9 @@
  * A firmware links bootstrap_device.c, and bootstrap_device_json.c (with
  * bootstrap_device_jsmn.c, jsmn's tokenizer) or bootstrap_device_cbor.c (libcbor's streaming
  * decoder and encoders), or both; bootstrap_device_extra.c only if it calls
- * bootdev_credentials_make(), bootdev_sign(), bootdev_reply_key() or bootdev_status_name().
+ * bootdev_credentials_make(), bootdev_request_topic() and bootdev_reply_topic() (a broker
+ * whose topics are not the defaults), bootdev_sign(), bootdev_reply_key() or
+ * bootdev_status_name().
  *
  * MQTT 5: a device that sets a Response Topic and Correlation Data on its request gets them
  * back on the reply; matching them is the MQTT client's job, not this library's. With one
@@ -97,12 +99,14 @@ typedef int (*bootdev_rng)(void *rng_ctx, uint8_t *out, size_t len);
 /* ---- One device's bootstrap: the caller's memory, set by bootdev_init(). ---- */
 typedef struct {
 	const struct bootdev_port *port;
-	bootdev_rng rng;
-	void *rng_ctx;
-	const char *product_key;      /* the caller's strings, kept while the struct is used */
-	const char *device_id;
 	const uint8_t *product_secret;
 	size_t product_secret_len;
+	/* the sign's message: "deviceName", the deviceId, "productKey", the ProductKey (the caller's
+	 * strings, kept while the struct is used), "random", the request's random; what the reply
+	 * key is made of too */
+	struct bootdev_part ident[6];
+	bootdev_rng rng;
+	void *rng_ctx;
 	bootdev_hmac sign_method;
 	/* set by bootdev_request_*(): the request outstanding */
 	int asked;
@@ -119,7 +123,20 @@ bootdev_status bootdev_init(bootdev_client *c, const struct bootdev_port *port, 
 /* Zeroes the client (its reply key). */
 void bootdev_wipe(bootdev_client *c);
 
-/* ---- Topics: NUL-terminated into out; *out_len (may be NULL) gets the length. ---- */
+/* ---- Topics ---- */
+/* The broker's defaults (plugin_opt_request_topic and plugin_opt_reply_topic unset), as AWS's
+ * Fleet Provisioning library gives its topics: strings, and a call for the one that holds the
+ * deviceId. */
+#define BOOTDEV_REQUEST_TOPIC_JSON "bootstrap/register"
+#define BOOTDEV_REQUEST_TOPIC_CBOR "bootstrap/register/cbor"
+#define BOOTDEV_REPLY_TOPIC_PREFIX "bootstrap/reply/" /* then the deviceId, then "/cbor" for CBOR */
+/* The default reply topic of c's deviceId, NUL-terminated into out ("bootstrap/reply/<deviceId>",
+ * "/cbor" appended for BOOTDEV_CBOR); *out_len (may be NULL) gets the length. */
+bootdev_status bootdev_default_reply_topic(const bootdev_client *c, bootdev_format fmt, char *out, size_t out_size,
+		size_t *out_len);
+
+/* Any broker's topics (in bootstrap_device_extra.c): NUL-terminated into out; *out_len (may be
+ * NULL) gets the length. */
 /* base: the broker's request topic (plugin_opt_request_topic), NULL for "bootstrap/register";
  * BOOTDEV_CBOR appends "/cbor". */
 bootdev_status bootdev_request_topic(bootdev_format fmt, const char *base, char *out, size_t out_size, size_t *out_len);
@@ -161,16 +178,18 @@ bootdev_status bootdev_reply_cbor(const bootdev_client *c, const uint8_t *payloa
  * the triple"). ---- */
 #define BOOTDEV_CLIENT_ID_MAX 64
 typedef struct {
-	char client_id[160];  /* <client_id>|securemode=<m>,signmethod=hmacsha1,timestamp=<T>| */
+	char client_id[160];  /* <client_id>|securemode=<m>,signmethod=<method>,timestamp=<T>| */
 	char username[100];   /* <DeviceName>&<ProductKey> */
-	char password[41];    /* upper-case hex HMAC-SHA1(DeviceSecret, ...) */
+	char password[2 * BOOTDEV_MAC_MAX + 1]; /* upper-case hex HMAC-<method>(DeviceSecret, ...) */
 } bootdev_credentials;
 
 /* client_id: up to 64 characters, NULL for the DeviceName; timestamp_ms: the current time in
- * milliseconds since 1970, in decimal (up to 20 digits); securemode: 3 plain TCP, 2 TLS. */
+ * milliseconds since 1970, in decimal (up to 20 digits); securemode: 3 plain TCP, 2 TLS;
+ * sign_method: BOOTDEV_HMAC_SHA256 (as Alibaba's Link SDK 4.x signs: a firmware that also
+ * signs its request with it needs no SHA-1 or MD5 at all) or BOOTDEV_HMAC_SHA1 (older SDKs). */
 bootdev_status bootdev_credentials_make(const struct bootdev_port *port, const char *product_key,
 		const char *device_name, const char *device_secret, const char *client_id, const char *timestamp_ms,
-		int securemode, bootdev_credentials *out);
+		int securemode, bootdev_hmac sign_method, bootdev_credentials *out);
 
 /* ---- Lower level, for tests and other clients ---- */
 /* The request's sign: lower-case hex of HMAC-<alg>(secret, "deviceName" id "productKey" pk

@@ -38,15 +38,8 @@ static void cb_u8(void *ctx, uint8_t v) { set(ctx, IT_UINT, v); }
 static void cb_u16(void *ctx, uint16_t v) { set(ctx, IT_UINT, v); }
 static void cb_u32(void *ctx, uint32_t v) { set(ctx, IT_UINT, v); }
 static void cb_u64(void *ctx, uint64_t v) { set(ctx, IT_UINT, v); }
-static void cb_n8(void *ctx, uint8_t v) { set(ctx, IT_OTHER, v); }
-static void cb_n16(void *ctx, uint16_t v) { set(ctx, IT_OTHER, v); }
-static void cb_n32(void *ctx, uint32_t v) { set(ctx, IT_OTHER, v); }
-static void cb_n64(void *ctx, uint64_t v) { set(ctx, IT_OTHER, v); }
 static void cb_bad(void *ctx) { set(ctx, IT_BAD, 0); }
 static void cb_bad64(void *ctx, uint64_t v) { set(ctx, IT_BAD, v); }
-static void cb_other(void *ctx) { set(ctx, IT_OTHER, 0); }
-static void cb_f(void *ctx, float v) { (void)v; set(ctx, IT_OTHER, 0); }
-static void cb_d(void *ctx, double v) { (void)v; set(ctx, IT_OTHER, 0); }
 static void cb_bool(void *ctx, bool v) { set(ctx, IT_BOOL, v); }
 
 /* a string's bytes are in the payload (libcbor checked): its length fits a size_t */
@@ -65,17 +58,20 @@ static void cb_tstr(void *ctx, cbor_data p, cbor_len len)
 static void cb_array(void *ctx, cbor_len n) { set(ctx, IT_ARRAY, n); }
 static void cb_map(void *ctx, cbor_len n) { set(ctx, IT_MAP, n); }
 
-/* every member set: libcbor calls them unchecked; const, in flash */
+/* every member set: libcbor calls them unchecked; const, in flash. The items the contract
+ * never has but a reply may carry in a member it does not know (negative integers, floats,
+ * null, undefined) get libcbor's own no-op callbacks: next() has marked the item IT_OTHER. */
 static const struct cbor_callbacks callbacks = {
 	.uint8 = cb_u8, .uint16 = cb_u16, .uint32 = cb_u32, .uint64 = cb_u64,
-	.negint64 = cb_n64, .negint32 = cb_n32, .negint16 = cb_n16, .negint8 = cb_n8,
+	.negint64 = cbor_null_negint64_callback, .negint32 = cbor_null_negint32_callback,
+	.negint16 = cbor_null_negint16_callback, .negint8 = cbor_null_negint8_callback,
 	.byte_string_start = cb_bad, .byte_string = cb_bstr,
 	.string = cb_tstr, .string_start = cb_bad,
 	.indef_array_start = cb_bad, .array_start = cb_array,
 	.indef_map_start = cb_bad, .map_start = cb_map,
 	.tag = cb_bad64,
-	.float2 = cb_f, .float4 = cb_f, .float8 = cb_d,
-	.undefined = cb_other, .null = cb_other, .boolean = cb_bool,
+	.float2 = cbor_null_float2_callback, .float4 = cbor_null_float4_callback, .float8 = cbor_null_float8_callback,
+	.undefined = cbor_null_undefined_callback, .null = cbor_null_null_callback, .boolean = cb_bool,
 	.indef_break = cb_bad,
 };
 
@@ -99,6 +95,7 @@ static enum item_type next(struct reader *r, struct item *it)
 
 	it->type = IT_BAD;
 	if(!r->left) return IT_BAD;
+	it->type = IT_OTHER; /* unless a callback says what it is */
 	res = cbor_stream_decode(r->p, r->left, &callbacks, it);
 	if(res.status != CBOR_DECODER_FINISHED || res.read == 0 || res.read > r->left) return it->type = IT_BAD;
 	r->p += res.read;
@@ -131,15 +128,18 @@ static int is(const struct item *it, const char *text)
 	return it->type == IT_TSTR && it->n == n && !memcmp(it->p, text, n);
 }
 
-/* The members named in names[] of a map, each at most once, into vals[] (IT_BAD: absent);
- * unknown ones skipped. map NULL: the map is the whole of r, its head next; else map was read
- * already (a member's value) and r is at its members. A map or array value keeps where its
- * members start in p. -1 when malformed, or not a map. */
+/* The members of a map that names[] names, each at most once, into vals[] (all 0, IT_BAD:
+ * absent); unknown ones skipped. A name's first byte is the type its value must have (IT_ANY:
+ * any), | REQUIRED when it must be there. map NULL: the map is the whole of r, its head next;
+ * else map was read already (a member's value) and r is at its members. A map or array value
+ * keeps where its members start in p. -1 when malformed, or not a map. */
+#define REQUIRED 0x80
+#define IT_ANY 0x7f
 static int members(struct reader *r, const struct item *map, const char *const *names, int count, struct item *vals)
 {
 	struct item head;
 
-	for(int k = 0; k < count; k++) vals[k].type = IT_BAD;
+	memset(vals, 0, (size_t)count * sizeof(*vals));
 	if(!map){
 		next(r, &head);
 		map = &head;
@@ -150,73 +150,72 @@ static int members(struct reader *r, const struct item *map, const char *const *
 		int k = 0;
 
 		if(next(r, &key) != IT_TSTR) return -1;
-		while(k < count && !is(&key, names[k])) k++;
+		while(k < count && !is(&key, names[k] + 1)) k++;
 		next(r, &v);
 		v.p = v.type == IT_MAP || v.type == IT_ARRAY ? r->p : v.p;
 		if(k < count){
-			if(vals[k].type != IT_BAD) return -1; /* a member twice */
+			int want = (unsigned char)names[k][0] & ~REQUIRED;
+			if(vals[k].type != IT_BAD || (want != IT_ANY && want != (int)v.type)) return -1; /* twice, or mistyped */
 			vals[k] = v;
 		}
 		if(skip(r, v)) return -1;
+	}
+	for(int k = 0; k < count; k++){
+		if(((unsigned char)names[k][0] & REQUIRED) && vals[k].type == IT_BAD) return -1;
 	}
 	return map == &head && r->left ? -1 : 0; /* trailing bytes */
 }
 
 /* The triple's four strings, from the map at r (its head next, or map already read) */
-static bootdev_status triple(const bootdev_client *c, struct reader *r, const struct item *map, struct bootdev__arena *a,
-		bootdev_reply *out)
+static bootdev_status triple(struct bootdev__reading *x, struct reader *r, const struct item *map)
 {
+	static const char *const names[4] = { "\203ProductKey", "\203DeviceName", "\203DeviceSecret", "\203IotId" };
 	struct bootdev__span f[4];
 	struct item t[4];
 
-	if(members(r, map, bootdev__triple_names, 4, t)) return BOOTDEV_ERR_MALFORMED;
+	if(members(r, map, names, 4, t)) return BOOTDEV_ERR_MALFORMED;
 	for(int k = 0; k < 4; k++){
-		if(t[k].type != IT_TSTR) return BOOTDEV_ERR_MALFORMED;
 		f[k].p = t[k].p;
 		f[k].len = t[k].n;
 	}
-	return bootdev__triple(c, f, a, out);
+	return bootdev__triple(x, f);
 }
 
 enum { M_SUCCESS, M_SEALED, M_DATA, M_CODE, M_MESSAGE, M_RETRY, M_COUNT };
 enum { S_ALG, S_IV, S_CT, S_TAG, S_COUNT };
 
-static bootdev_status sealed(const bootdev_client *c, struct reader *r, const struct item *map, uint8_t *work,
-		size_t work_size, bootdev_reply *out)
+static bootdev_status sealed(struct bootdev__reading *x, struct reader *r, const struct item *map)
 {
-	static const char *const names[S_COUNT] = { "alg", "iv", "ct", "tag" };
+	static const char *const names[S_COUNT] = { "\203alg", "\202iv", "\202ct", "\202tag" };
 	struct item s[S_COUNT];
-	struct bootdev__arena a;
+	uint8_t *plain = x->at;
 	bootdev_status rc;
 	size_t ct_len;
 
-	if(members(r, map, names, S_COUNT, s) || !is(&s[S_ALG], "A128GCM") || s[S_IV].type != IT_BSTR
-			|| s[S_IV].n != 12 || s[S_CT].type != IT_BSTR || s[S_TAG].type != IT_BSTR || s[S_TAG].n != 16){
+	if(members(r, map, names, S_COUNT, s) || !is(&s[S_ALG], "A128GCM") || s[S_IV].n != 12 || s[S_TAG].n != 16){
 		/* a success whose seal cannot even be read is no more genuine than one that does not open */
 		return BOOTDEV_ERR_FORGED;
 	}
 	ct_len = s[S_CT].n;
-	if(ct_len > work_size) return BOOTDEV_ERR_BUFFER;
-	/* the ciphertext at the start of work, opened in place; the strings after it */
-	memcpy(work, s[S_CT].p, ct_len);
-	rc = bootdev__open(c, s[S_IV].p, work, ct_len, s[S_TAG].p);
+	if(ct_len > x->left) return BOOTDEV_ERR_BUFFER;
+	/* the ciphertext at the start of the arena, opened in place; the strings after it */
+	memcpy(plain, s[S_CT].p, ct_len);
+	rc = bootdev__open(x, s[S_IV].p, ct_len, s[S_TAG].p);
 	if(rc != BOOTDEV_OK) return rc;
-	out->sealed = 1;
-	r->p = work;
+	r->p = plain;
 	r->left = ct_len;
-	a.at = work + ct_len;
-	a.left = work_size - ct_len;
-	rc = triple(c, r, NULL, &a, out);
-	bootdev__zero(work, ct_len); /* the plaintext: its strings are kept after it */
+	rc = triple(x, r, NULL);
+	bootdev__zero(plain, ct_len); /* the plaintext: its strings are kept after it */
 	return rc;
 }
 
 bootdev_status bootdev_reply_cbor(const bootdev_client *c, const uint8_t *payload, size_t len, unsigned flags,
 		uint8_t *work, size_t work_size, bootdev_reply *out)
 {
-	static const char *const names[M_COUNT] = { "success", "sealed", "data", "code", "message", "retryAfter" };
+	static const char *const names[M_COUNT] = { "\206success", "\177sealed", "\005data", "\003code", "\003message",
+		"\001retryAfter" };
 	struct item v[M_COUNT];
-	struct bootdev__arena a;
+	struct bootdev__reading x;
 	struct reader r, in;
 
 	if(!c || !c->port || (!payload && len) || !work || !out) return BOOTDEV_ERR_ARG;
@@ -224,35 +223,30 @@ bootdev_status bootdev_reply_cbor(const bootdev_client *c, const uint8_t *payloa
 	if(len > BOOTDEV_REPLY_MAX) return BOOTDEV_ERR_MALFORMED;
 	r.p = payload;
 	r.left = len;
-	if(members(&r, NULL, names, M_COUNT, v) || v[M_SUCCESS].type != IT_BOOL) return BOOTDEV_ERR_MALFORMED;
-	a.at = work;
-	a.left = work_size;
+	if(members(&r, NULL, names, M_COUNT, v)) return BOOTDEV_ERR_MALFORMED;
+	x.c = c;
+	x.out = out;
+	x.at = work;
+	x.left = work_size;
 	if(v[M_SUCCESS].n){
 		struct item *m = &v[M_SEALED];
 		if(m->type != IT_BAD && v[M_DATA].type != IT_BAD) return BOOTDEV_ERR_MALFORMED;
 		if(m->type == IT_BAD){
 			m = &v[M_DATA];
-			if(m->type != IT_MAP) return BOOTDEV_ERR_MALFORMED;
+			if(m->type == IT_BAD) return BOOTDEV_ERR_MALFORMED;
 			if(!(flags & BOOTDEV_ACCEPT_CLEAR)) return BOOTDEV_ERR_NOT_SEALED;
 		}
 		/* a reader at the value's members (members() and skip() bound what follows) */
 		in.p = m->p;
 		in.left = len - (size_t)(m->p - payload);
-		if(m == &v[M_DATA]) return triple(c, &in, m, &a, out);
-		return sealed(c, &in, m, work, work_size, out);
+		if(m == &v[M_DATA]) return triple(&x, &in, m);
+		return sealed(&x, &in, m);
 	}
-	if(v[M_CODE].type != IT_TSTR || (v[M_MESSAGE].type != IT_BAD && v[M_MESSAGE].type != IT_TSTR)
-			|| (v[M_RETRY].type != IT_BAD && v[M_RETRY].type != IT_UINT)){
-		return BOOTDEV_ERR_MALFORMED;
-	}
-	out->retry_after = v[M_RETRY].type == IT_UINT ? (v[M_RETRY].n > UINT32_MAX ? UINT32_MAX : (uint32_t)v[M_RETRY].n) : 0;
+	if(v[M_CODE].type == IT_BAD) return BOOTDEV_ERR_MALFORMED;
+	out->retry_after = v[M_RETRY].n > UINT32_MAX ? UINT32_MAX : (uint32_t)v[M_RETRY].n; /* 0 when absent */
 	{
-		struct bootdev__span code = { v[M_CODE].p, v[M_CODE].n }, msg = { (const uint8_t *)"", 0 };
-		if(v[M_MESSAGE].type == IT_TSTR){
-			msg.p = v[M_MESSAGE].p;
-			msg.len = v[M_MESSAGE].n;
-		}
-		return bootdev__refusal(code, msg, &a, out);
+		struct bootdev__span code = { v[M_CODE].p, v[M_CODE].n }, msg = { v[M_MESSAGE].p, v[M_MESSAGE].n };
+		return bootdev__refusal(&x, code, msg);
 	}
 }
 
@@ -270,6 +264,7 @@ static size_t text(const char *s, uint8_t *out, size_t at, size_t size)
 
 bootdev_status bootdev_request_cbor(bootdev_client *c, uint8_t *out, size_t out_size, size_t *out_len)
 {
+	static const char *const names[5] = { "productKey", "deviceId", "random", "signMethod", "sign" };
 	char sign[2 * BOOTDEV_MAC_MAX + 1];
 	const char *values[5];
 	size_t n;
@@ -281,10 +276,7 @@ bootdev_status bootdev_request_cbor(bootdev_client *c, uint8_t *out, size_t out_
 	rc = bootdev__prepare(c, out_size < 56 ? 0 : out_size - 56, sign, values);
 	if(rc != BOOTDEV_OK) return rc;
 	n = cbor_encode_map_start(5, out, out_size);
-	for(int i = 0; i < 5 && n; i++){
-		n = text(bootdev__request_names[i], out, n, out_size);
-		n = n ? text(values[i], out, n, out_size) : 0;
-	}
+	for(int i = 0; i < 10 && n; i++) n = text(i & 1 ? values[i / 2] : names[i / 2], out, n, out_size);
 	if(!n) return BOOTDEV_ERR_BUFFER;
 	*out_len = n;
 	return BOOTDEV_OK;

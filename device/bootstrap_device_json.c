@@ -13,31 +13,28 @@
 /* enough for every reply the service sends (13 for a sealed success), and a bound on work */
 #define TOKENS 24
 
-static size_t put(uint8_t *out, size_t at, const char *s)
-{
-	size_t n = strlen(s);
-	memcpy(out + at, s, n);
-	return at + n;
-}
-
 bootdev_status bootdev_request_json(bootdev_client *c, uint8_t *out, size_t out_size, size_t *out_len)
 {
+	/* the members in the order of bootdev__prepare()'s values: \1 to \5 stand for them */
+	static const char tmpl[] = "{\"productKey\":\"\1\",\"deviceId\":\"\2\",\"random\":\"\3\",\"signMethod\":\"\4\","
+		"\"sign\":\"\5\"}";
 	char sign[2 * BOOTDEV_MAC_MAX + 1];
 	const char *values[5];
 	size_t n = 0;
 	bootdev_status rc;
 
 	if(!out || !out_len) return BOOTDEV_ERR_ARG;
-	/* {"productKey":"","deviceId":"","random":"","signMethod":"","sign":""} is 70 */
+	/* the template but its five values is 70 */
 	rc = bootdev__prepare(c, out_size < 70 ? 0 : out_size - 70, sign, values);
 	if(rc != BOOTDEV_OK) return rc;
-	for(int i = 0; i < 5; i++){
-		n = put(out, n, i ? "\",\"" : "{\"");
-		n = put(out, n, bootdev__request_names[i]);
-		n = put(out, n, "\":\"");
-		n = put(out, n, values[i]);
+	for(const char *p = tmpl; *p; p++){
+		const char *v = *p < 6 ? values[*p - 1] : p;
+		size_t len = *p < 6 ? strlen(v) : 1;
+
+		memcpy(out + n, v, len);
+		n += len;
 	}
-	*out_len = put(out, n, "\"}");
+	*out_len = n;
 	return BOOTDEV_OK;
 }
 
@@ -59,12 +56,6 @@ static int tok_is(const uint8_t *js, const jsmntok_t *t, const char *text)
 	return (size_t)(t->end - t->start) == n && !memcmp(js + t->start, text, n);
 }
 
-/* a member's value that is a string (v NULL: absent) */
-static int is_str(const jsmntok_t *v)
-{
-	return v && v->type == JSMN_STRING;
-}
-
 static struct bootdev__span span(const uint8_t *js, const jsmntok_t *t)
 {
 	struct bootdev__span s = { js + t->start, (size_t)(t->end - t->start) };
@@ -72,7 +63,8 @@ static struct bootdev__span span(const uint8_t *js, const jsmntok_t *t)
 }
 
 /* The object of n tokens at js: its tokens, or -1 when it is not exactly one JSON object
- * (white space around it allowed). */
+ * (white space around it allowed: jsmn takes a second value, a stray , or : and stops at a
+ * NUL, so everything outside the first token is looked at). */
 static int parse(const uint8_t *js, size_t len, jsmntok_t *t)
 {
 	jsmn_parser p;
@@ -81,15 +73,23 @@ static int parse(const uint8_t *js, size_t len, jsmntok_t *t)
 	jsmn_init(&p);
 	n = jsmn_parse(&p, (const char *)js, len, t, TOKENS);
 	if(n < 1 || t[0].type != JSMN_OBJECT) return -1;
-	for(size_t i = (size_t)t[0].end; i < len; i++){
-		if(js[i] != ' ' && js[i] != '\t' && js[i] != '\r' && js[i] != '\n') return -1;
+	for(size_t i = 0; i < len; i++){
+		if((i < (size_t)t[0].start || i >= (size_t)t[0].end) && !memchr(" \t\r\n", js[i], 4)) return -1;
 	}
-	if(skip(t, 0, n) != n) return -1; /* a second value after the first */
 	return n;
 }
 
-/* Finds the members named in names[] of the object at t (n tokens from t), each at most
- * once: v[k] is names[k]'s value, or NULL. -1 when malformed (not an object, a member twice). */
+/* The members of the object at t (n tokens from t) that names[] names, each at most once: v[k]
+ * is names[k]'s value, or NULL. A name's first byte has a bit for each jsmn type its value may
+ * have, | REQUIRED when it must be there. -1 when malformed (not an object, a member twice,
+ * mistyped, missing). */
+#define REQUIRED 0x80
+#define S "\010" /* JSMN_STRING, JSMN_OBJECT, JSMN_PRIMITIVE, any: a name's first byte */
+#define O "\002"
+#define P "\020"
+#define ANY "\036"
+#define RS "\210" /* required */
+#define RP "\220"
 static int members(const uint8_t *js, const jsmntok_t *t, int n, const char *const *names, int count,
 		const jsmntok_t **v)
 {
@@ -100,29 +100,29 @@ static int members(const uint8_t *js, const jsmntok_t *t, int n, const char *con
 	for(int m = 0; m < t->size; m++){
 		if(i + 1 >= n || t[i].type != JSMN_STRING || t[i].size != 1) return -1;
 		for(int k = 0; k < count; k++){
-			if(tok_is(js, &t[i], names[k])){
-				if(v[k]) return -1; /* a member twice */
+			if(tok_is(js, &t[i], names[k] + 1)){
+				if(v[k] || !((unsigned char)names[k][0] >> t[i + 1].type & 1)) return -1; /* twice, or mistyped */
 				v[k] = &t[i + 1];
 			}
 		}
 		i = skip(t, i + 1, n);
 	}
+	for(int k = 0; k < count; k++){
+		if(((unsigned char)names[k][0] & REQUIRED) && !v[k]) return -1;
+	}
 	return 0;
 }
 
 /* The four strings of a triple object at o (a sealed plaintext or "data"), t[n] the end. */
-static bootdev_status triple(const bootdev_client *c, const uint8_t *js, const jsmntok_t *o, const jsmntok_t *end,
-		struct bootdev__arena *a, bootdev_reply *out)
+static bootdev_status triple(struct bootdev__reading *x, const uint8_t *js, const jsmntok_t *o, const jsmntok_t *end)
 {
+	static const char *const names[4] = { RS "ProductKey", RS "DeviceName", RS "DeviceSecret", RS "IotId" };
 	struct bootdev__span f[4];
 	const jsmntok_t *v[4];
 
-	if(members(js, o, (int)(end - o), bootdev__triple_names, 4, v)) return BOOTDEV_ERR_MALFORMED;
-	for(int k = 0; k < 4; k++){
-		if(!is_str(v[k])) return BOOTDEV_ERR_MALFORMED;
-		f[k] = span(js, v[k]);
-	}
-	return bootdev__triple(c, f, a, out);
+	if(members(js, o, (int)(end - o), names, 4, v)) return BOOTDEV_ERR_MALFORMED;
+	for(int k = 0; k < 4; k++) f[k] = span(js, v[k]);
+	return bootdev__triple(x, f);
 }
 
 static int b64(const bootdev_client *c, const uint8_t *js, const jsmntok_t *t, uint8_t *out, size_t size, size_t *len)
@@ -132,38 +132,31 @@ static int b64(const bootdev_client *c, const uint8_t *js, const jsmntok_t *t, u
 
 /* t is the reply's tokens, reused for the plaintext's once the seal is read (one token array
  * on the stack, not two) */
-static bootdev_status sealed(const bootdev_client *c, const uint8_t *js, jsmntok_t *t, const jsmntok_t *o, int n,
-		uint8_t *work, size_t work_size, bootdev_reply *out)
+static bootdev_status sealed(struct bootdev__reading *x, const uint8_t *js, jsmntok_t *t, const jsmntok_t *o, int n)
 {
-	static const char *const names[4] = { "alg", "iv", "ct", "tag" };
-	uint8_t iv[12], tag[16];
+	static const char *const names[4] = { RS "alg", RS "iv", RS "ct", RS "tag" };
+	const bootdev_client *c = x->c;
+	uint8_t seal[12 + 16], *plain = x->at; /* the IV, then the tag */
 	const jsmntok_t *v[4];
-	size_t iv_len = 0, tag_len = 0, ct_len = 0;
-	struct bootdev__arena a;
+	size_t ct_len = 0;
 	bootdev_status rc;
 	int pn;
 
 	if(!c->port->base64_decode) return BOOTDEV_ERR_ARG;
 	/* a success whose seal cannot even be read is no more genuine than one that does not open */
-	if(members(js, o, n - (int)(o - t), names, 4, v)) return BOOTDEV_ERR_FORGED;
-	for(int k = 0; k < 4; k++){
-		if(!is_str(v[k])) return BOOTDEV_ERR_FORGED;
+	if(members(js, o, n - (int)(o - t), names, 4, v) || !tok_is(js, v[0], "A128GCM")) return BOOTDEV_ERR_FORGED;
+	for(int k = 0; k < 2; k++){
+		size_t want = 12 + 4 * (size_t)k, got = 0; /* the IV's 12 bytes (v[1]), the tag's 16 (v[3]) */
+		if(b64(c, js, v[1 + 2 * k], seal + 12 * k, want, &got) || got != want) return BOOTDEV_ERR_FORGED;
 	}
-	if(!tok_is(js, v[0], "A128GCM") || b64(c, js, v[1], iv, sizeof(iv), &iv_len) || iv_len != sizeof(iv)
-			|| b64(c, js, v[3], tag, sizeof(tag), &tag_len) || tag_len != sizeof(tag)){
-		return BOOTDEV_ERR_FORGED;
-	}
-	/* the ciphertext at the start of work, opened in place; the strings after it */
-	if((size_t)(v[2]->end - v[2]->start) / 4 * 3 > work_size + 2) return BOOTDEV_ERR_BUFFER; /* more than work holds */
-	if(b64(c, js, v[2], work, work_size, &ct_len)) return BOOTDEV_ERR_FORGED;
-	rc = bootdev__open(c, iv, work, ct_len, tag);
+	/* the ciphertext at the start of the arena, opened in place; the strings after it */
+	if((size_t)(v[2]->end - v[2]->start) / 4 * 3 > x->left + 2) return BOOTDEV_ERR_BUFFER; /* more than work holds */
+	if(b64(c, js, v[2], plain, x->left, &ct_len)) return BOOTDEV_ERR_FORGED;
+	rc = bootdev__open(x, seal, ct_len, seal + 12);
 	if(rc != BOOTDEV_OK) return rc;
-	a.at = work + ct_len;
-	a.left = work_size - ct_len;
-	pn = parse(work, ct_len, t);
-	rc = pn < 0 ? BOOTDEV_ERR_MALFORMED : triple(c, work, t, t + pn, &a, out);
-	bootdev__zero(work, ct_len); /* the plaintext: its strings are kept after it */
-	out->sealed = 1;
+	pn = parse(plain, ct_len, t);
+	rc = pn < 0 ? BOOTDEV_ERR_MALFORMED : triple(x, plain, t, t + pn);
+	bootdev__zero(plain, ct_len); /* the plaintext: its strings are kept after it */
 	return rc;
 }
 
@@ -172,10 +165,11 @@ static bootdev_status seconds(const uint8_t *js, const jsmntok_t *t, uint32_t *o
 {
 	uint32_t v = 0;
 
-	if(t->type != JSMN_PRIMITIVE || t->end <= t->start) return BOOTDEV_ERR_MALFORMED;
+	/* a primitive: never empty (jsmn) */
 	for(int i = t->start; i < t->end; i++){
-		if(js[i] < '0' || js[i] > '9') return BOOTDEV_ERR_MALFORMED;
-		v = v > (UINT32_MAX - 9) / 10 ? UINT32_MAX : v * 10 + (uint32_t)(js[i] - '0');
+		uint32_t d = (uint32_t)js[i] - '0';
+		if(d > 9) return BOOTDEV_ERR_MALFORMED;
+		v = v > (UINT32_MAX - 9) / 10 ? UINT32_MAX : v * 10 + d;
 	}
 	*out = v;
 	return BOOTDEV_OK;
@@ -186,10 +180,10 @@ enum { M_SUCCESS, M_SEALED, M_DATA, M_CODE, M_MESSAGE, M_RETRY, M_COUNT };
 bootdev_status bootdev_reply_json(const bootdev_client *c, const uint8_t *payload, size_t len, unsigned flags,
 		uint8_t *work, size_t work_size, bootdev_reply *out)
 {
-	static const char *const names[M_COUNT] = { "success", "sealed", "data", "code", "message", "retryAfter" };
+	static const char *const names[M_COUNT] = { RP "success", ANY "sealed", O "data", S "code", S "message", P "retryAfter" };
 	jsmntok_t t[TOKENS];
-	const jsmntok_t *v[M_COUNT], *ok;
-	struct bootdev__arena a;
+	const jsmntok_t *v[M_COUNT];
+	struct bootdev__reading x;
 	struct bootdev__span msg = { (const uint8_t *)"", 0 };
 	int n;
 
@@ -197,22 +191,23 @@ bootdev_status bootdev_reply_json(const bootdev_client *c, const uint8_t *payloa
 	memset(out, 0, sizeof(*out));
 	if(len > BOOTDEV_REPLY_MAX) return BOOTDEV_ERR_MALFORMED;
 	n = parse(payload, len, t);
-	if(n < 0 || members(payload, t, n, names, M_COUNT, v) || !(ok = v[M_SUCCESS]) || ok->type != JSMN_PRIMITIVE){
+	if(n < 0 || members(payload, t, n, names, M_COUNT, v)){
 		return BOOTDEV_ERR_MALFORMED;
 	}
-	a.at = work;
-	a.left = work_size;
-	if(tok_is(payload, ok, "true")){
-		if(v[M_SEALED] && v[M_DATA]) return BOOTDEV_ERR_MALFORMED;
-		if(v[M_SEALED]) return sealed(c, payload, t, v[M_SEALED], n, work, work_size, out);
-		if(!v[M_DATA]) return BOOTDEV_ERR_MALFORMED;
+	x.c = c;
+	x.out = out;
+	x.at = work;
+	x.left = work_size;
+	if(tok_is(payload, v[M_SUCCESS], "true")){
+		if(!v[M_SEALED] == !v[M_DATA]) return BOOTDEV_ERR_MALFORMED; /* one of them */
+		if(v[M_SEALED]) return sealed(&x, payload, t, v[M_SEALED], n);
 		if(!(flags & BOOTDEV_ACCEPT_CLEAR)) return BOOTDEV_ERR_NOT_SEALED;
-		return triple(c, payload, v[M_DATA], t + n, &a, out);
+		return triple(&x, payload, v[M_DATA], t + n);
 	}
-	if(!tok_is(payload, ok, "false") || !is_str(v[M_CODE]) || (v[M_MESSAGE] && !is_str(v[M_MESSAGE]))
+	if(!tok_is(payload, v[M_SUCCESS], "false") || !v[M_CODE]
 			|| (v[M_RETRY] && seconds(payload, v[M_RETRY], &out->retry_after) != BOOTDEV_OK)){
 		return BOOTDEV_ERR_MALFORMED;
 	}
 	if(v[M_MESSAGE]) msg = span(payload, v[M_MESSAGE]);
-	return bootdev__refusal(span(payload, v[M_CODE]), msg, &a, out);
+	return bootdev__refusal(&x, span(payload, v[M_CODE]), msg);
 }

@@ -1,7 +1,8 @@
 /* The device library's port on mbedTLS 2.28 (md HMAC, HKDF, GCM, base64): the embedded
  * backend. Needs MBEDTLS_MD_C, MBEDTLS_SHA256_C (and SHA1_C, MD5_C for those sign methods
  * and the IoT Platform password), MBEDTLS_HKDF_C, MBEDTLS_AES_C, MBEDTLS_GCM_C and, for the
- * JSON reply only, MBEDTLS_BASE64_C. */
+ * JSON reply only, MBEDTLS_BASE64_C: without it (a CBOR-only firmware) the port has no
+ * base64_decode. */
 #include <mbedtls/base64.h>
 #include <mbedtls/gcm.h>
 #include <mbedtls/hkdf.h>
@@ -56,11 +57,16 @@ static int port__open(const struct bootdev_port *port, const uint8_t key[16], co
 	return rc ? -1 : 0;
 }
 
+#ifdef MBEDTLS_BASE64_C
 static int port__base64(const struct bootdev_port *port, const char *in, size_t in_len, uint8_t *out, size_t out_size,
 		size_t *out_len)
 {
 	(void)port;
 	return mbedtls_base64_decode(out, out_size, out_len, (const unsigned char *)in, in_len) ? -1 : 0;
 }
+
+#else
+#define port__base64 NULL
+#endif
 
 const struct bootdev_port bootdev_port_mbedtls = { port__hmac, port__hkdf, port__open, port__base64, NULL };

@@ -7,16 +7,23 @@
 /* the sign methods the plugin accepts: hmacsha256, hmacsha1, hmacmd5 (through md's HMAC) */
 #define MBEDTLS_MD_C
 #define MBEDTLS_SHA256_C
+/* BOOTSTRAP_MBEDTLS_SHA256_ONLY: a firmware that signs its request and its IoT Platform connect
+ * with hmacsha256 (as Alibaba's Link SDK 4.x connects) needs neither SHA-1 nor MD5 */
+#ifndef BOOTSTRAP_MBEDTLS_SHA256_ONLY
 #define MBEDTLS_SHA1_C
 #define MBEDTLS_MD5_C
+#endif
 /* the sealed reply's key (docs/contract.md "Sealed replies") */
 #define MBEDTLS_HKDF_C
 /* AES-128-GCM: mbedTLS 2.28's GCM runs AES through the cipher layer, in ECB mode, encrypting only */
 #define MBEDTLS_CIPHER_C
 #define MBEDTLS_AES_C
 #define MBEDTLS_GCM_C
-/* the JSON reply's iv, ct and tag */
+/* the JSON reply's iv, ct and tag; BOOTSTRAP_MBEDTLS_NO_BASE64 for a CBOR-only firmware (the
+ * port then offers no base64_decode) */
+#ifndef BOOTSTRAP_MBEDTLS_NO_BASE64
 #define MBEDTLS_BASE64_C
+#endif
 
 /* smallest forms: tables in flash (else 8 KB of RAM built at run time), one table per direction,
  * SHA-256's rounds in a loop */

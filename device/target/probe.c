@@ -10,10 +10,12 @@
 
 #ifdef PROBE_JSON
 #define FORMAT BOOTDEV_JSON
+#define REQUEST_TOPIC BOOTDEV_REQUEST_TOPIC_JSON
 #define REQUEST bootdev_request_json
 #define REPLY bootdev_reply_json
 #else
 #define FORMAT BOOTDEV_CBOR
+#define REQUEST_TOPIC BOOTDEV_REQUEST_TOPIC_CBOR
 #define REQUEST bootdev_request_cbor
 #define REPLY bootdev_reply_cbor
 #endif
@@ -42,8 +44,10 @@ int main(void)
 
 	if(bootdev_init(&c, &bootdev_port_mbedtls, probe_rng, NULL, "a1Prod", "dev-0001", secret, sizeof(secret) - 1,
 			BOOTDEV_HMAC_SHA256) != BOOTDEV_OK) return 1;
-	probe_sink = bootdev_reply_topic(FORMAT, NULL, "dev-0001", topic, sizeof(topic), &n);
-	probe_sink = bootdev_request_topic(FORMAT, NULL, topic, sizeof(topic), &n);
+	/* the broker's default topics: a firmware for other ones calls bootdev_request_topic() and
+	 * bootdev_reply_topic(), bootstrap_device_extra.c */
+	probe_sink = bootdev_default_reply_topic(&c, FORMAT, topic, sizeof(topic), &n);
+	probe_sink = REQUEST_TOPIC[probe_input_len];
 	probe_sink = REQUEST(&c, request, sizeof(request), &n);
 	n = probe_input_len;
 	if(n > sizeof(payload)) n = sizeof(payload);
@@ -51,7 +55,7 @@ int main(void)
 	if(REPLY(&c, payload, n, 0, work, sizeof(work), &r) == BOOTDEV_OK) {
 #ifndef PROBE_NO_CREDENTIALS
 		probe_sink = bootdev_credentials_make(&bootdev_port_mbedtls, r.product_key, r.device_name, r.device_secret,
-			NULL, "1700000000000", 3, &cred);
+			NULL, "1700000000000", 3, BOOTDEV_HMAC_SHA256, &cred);
 		probe_sink = cred.password[0];
 #else
 		(void)cred;

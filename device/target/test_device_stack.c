@@ -56,6 +56,8 @@ int main(void)
 	check(rc == BOOTDEV_OK && strcmp(topic, "bootstrap/register/cbor") == 0, "bootdev_request_topic");
 	MEASURE("bootdev_reply_topic", rc = bootdev_reply_topic(BOOTDEV_CBOR, NULL, V_SEAL_ID, topic, sizeof(topic), &n));
 	check(rc == BOOTDEV_OK && strcmp(topic, "bootstrap/reply/dev-0001/cbor") == 0, "bootdev_reply_topic");
+	MEASURE("bootdev_default_reply_topic", rc = bootdev_default_reply_topic(&c, BOOTDEV_CBOR, topic, sizeof(topic), &n));
+	check(rc == BOOTDEV_OK && strcmp(topic, "bootstrap/reply/dev-0001/cbor") == 0, "bootdev_default_reply_topic");
 
 	MEASURE("bootdev_request_json", rc = bootdev_request_json(&c, request, sizeof(request), &n));
 	check(rc == BOOTDEV_OK && strcmp(c.random, V_SEAL_RANDOM) == 0, "bootdev_request_json");
@@ -75,7 +77,7 @@ int main(void)
 	MEASURE("bootdev_reply_cbor (forged)", rc = bootdev_reply_cbor(&c, v_cbor_replayed, sizeof(v_cbor_replayed), 0, work, sizeof(work), &r));
 	check(rc == BOOTDEV_ERR_FORGED, "bootdev_reply_cbor refuses a replayed reply");
 
-	MEASURE("bootdev_credentials_make", rc = bootdev_credentials_make(port, V_CONN_PK, V_CONN_DN, V_CONN_SECRET, V_CONN_CLIENT_ID, V_CONN_TS, 3, &cred));
+	MEASURE("bootdev_credentials_make", rc = bootdev_credentials_make(port, V_CONN_PK, V_CONN_DN, V_CONN_SECRET, V_CONN_CLIENT_ID, V_CONN_TS, 3, BOOTDEV_HMAC_SHA1, &cred));
 	check(rc == BOOTDEV_OK && strcmp(cred.password, V_CONN_PASSWORD) == 0, "bootdev_credentials_make");
 	MEASURE("bootdev_sign", rc = bootdev_sign(port, BOOTDEV_HMAC_SHA256, (const uint8_t *)V_SIGN_SECRET, strlen(V_SIGN_SECRET), V_SIGN_PK, V_SIGN_ID, V_SIGN_RANDOM, sign));
 	check(rc == BOOTDEV_OK && strcmp(sign, V_SIGN_SHA256) == 0, "bootdev_sign");

@@ -12,11 +12,11 @@ int aliyun_mqtt_password(const char *client_id, const char *device_name, const c
 {
 	bootdev_credentials cr;
 
-	if(bootdev_credentials_make(&bootdev_port_openssl, product_key, device_name, device_secret, client_id, timestamp, 3, &cr)
+	if(bootdev_credentials_make(&bootdev_port_openssl, product_key, device_name, device_secret, client_id, timestamp, 3, BOOTDEV_HMAC_SHA1, &cr)
 			!= BOOTDEV_OK){
 		return -1;
 	}
-	memcpy(password, cr.password, sizeof(cr.password));
+	memcpy(password, cr.password, 41); /* hmacsha1: 40 hex digits */
 	memset(&cr, 0, sizeof(cr));
 	return 0;
 }
@@ -30,13 +30,13 @@ int aliyun_mqtt_params(const char *region, const char *product_key, const char *
 	out->port = 1883;
 	if(n < 0 || (size_t)n >= sizeof(out->host)) return -1;
 	/* securemode=3: plain TCP, as the port above */
-	if(bootdev_credentials_make(&bootdev_port_openssl, product_key, device_name, device_secret, client_id, timestamp, 3, &cr)
+	if(bootdev_credentials_make(&bootdev_port_openssl, product_key, device_name, device_secret, client_id, timestamp, 3, BOOTDEV_HMAC_SHA1, &cr)
 			!= BOOTDEV_OK){
 		return -1;
 	}
 	snprintf(out->client_id, sizeof(out->client_id), "%s", cr.client_id);
 	snprintf(out->username, sizeof(out->username), "%s", cr.username);
-	memcpy(out->password, cr.password, sizeof(cr.password));
+	memcpy(out->password, cr.password, sizeof(out->password)); /* hmacsha1: 40 hex digits */
 	memset(&cr, 0, sizeof(cr));
 	return 0;
 }

@@ -213,7 +213,8 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *name = (argc > 0 && argv[0]) ? argv[0] : "bootstrap_device";
-	char topic[128], request_topic[128], stamp[24];
+	char topic[128], stamp[24];
+	const char *request_topic;
 	uint8_t req[BOOTDEV_REQUEST_SIZE];
 	size_t req_len;
 	bootdev_format fmt;
@@ -278,10 +279,10 @@ int main(int argc, char **argv)
 	}
 
 	fmt = opt.cbor ? BOOTDEV_CBOR : BOOTDEV_JSON;
+	request_topic = opt.cbor ? BOOTDEV_REQUEST_TOPIC_CBOR : BOOTDEV_REQUEST_TOPIC_JSON; /* the broker's defaults */
 	if(bootdev_init(&client, &bootdev_port_openssl, bootdev_openssl_rng, NULL, opt.product_key, opt.device_id,
 			(const uint8_t *)opt.product_secret, strlen(opt.product_secret), BOOTDEV_HMAC_SHA256) != BOOTDEV_OK
-			|| bootdev_reply_topic(fmt, NULL, opt.device_id, topic, sizeof(topic), NULL) != BOOTDEV_OK
-			|| bootdev_request_topic(fmt, NULL, request_topic, sizeof(request_topic), NULL) != BOOTDEV_OK){
+			|| bootdev_default_reply_topic(&client, fmt, topic, sizeof(topic), NULL) != BOOTDEV_OK){
 		fprintf(stderr, "%s: -k %s -d %s: not a ProductKey (1 to 64 of A-Z a-z 0-9 - _) and a deviceId "
 				"(4 to 32 of A-Z a-z 0-9 - _ @ . :)\n", name, opt.product_key, opt.device_id);
 		goto bad_usage;

@@ -79,15 +79,23 @@ static void test_credentials(const struct bootdev_port *port)
 {
 	bootdev_credentials cr;
 
-	CHECK_RC(bootdev_credentials_make(port, V_CONN_PK, V_CONN_DN, V_CONN_SECRET, V_CONN_CLIENT_ID, V_CONN_TS, 3, &cr), BOOTDEV_OK);
+	CHECK_RC(bootdev_credentials_make(port, V_CONN_PK, V_CONN_DN, V_CONN_SECRET, V_CONN_CLIENT_ID, V_CONN_TS, 3, BOOTDEV_HMAC_SHA1, &cr), BOOTDEV_OK);
 	CHECK_STR(cr.password, V_CONN_PASSWORD);
 	CHECK_STR(cr.client_id, V_CONN_CLIENT_ID "|securemode=3,signmethod=hmacsha1,timestamp=" V_CONN_TS "|");
 	CHECK_STR(cr.username, V_CONN_DN "&" V_CONN_PK);
-	CHECK_RC(bootdev_credentials_make(port, "a1Prod", "dev-0001", "s3cr3t", NULL, "1796683180000", 2, &cr), BOOTDEV_OK);
+	CHECK_RC(bootdev_credentials_make(port, "a1Prod", "dev-0001", "s3cr3t", NULL, "1796683180000", 2, BOOTDEV_HMAC_SHA1, &cr), BOOTDEV_OK);
 	CHECK_STR(cr.client_id, "dev-0001|securemode=2,signmethod=hmacsha1,timestamp=1796683180000|");
 	CHECK(strlen(cr.password) == 40);
-	CHECK_RC(bootdev_credentials_make(port, "a1Prod", "dev-0001", "s3cr3t", NULL, "17x", 3, &cr), BOOTDEV_ERR_ARG);
-	CHECK_RC(bootdev_credentials_make(port, "a1Prod", "dev-0001", "s3cr3t", NULL, "1", 1, &cr), BOOTDEV_ERR_ARG);
+	/* hmacsha256, as Alibaba's Link SDK 4.x connects */
+	CHECK_RC(bootdev_credentials_make(port, V_CONN_PK, V_CONN_DN, V_CONN_SECRET, V_CONN_CLIENT_ID, V_CONN_TS, 3, BOOTDEV_HMAC_SHA256,
+			&cr), BOOTDEV_OK);
+	CHECK_STR(cr.password, V_CONN_PASSWORD_SHA256);
+	CHECK_STR(cr.client_id, V_CONN_CLIENT_ID "|securemode=3,signmethod=hmacsha256,timestamp=" V_CONN_TS "|");
+	/* hmacmd5 is no connect method of the IoT Platform's */
+	CHECK_RC(bootdev_credentials_make(port, "a1Prod", "dev-0001", "s3cr3t", NULL, "1", 3, BOOTDEV_HMAC_MD5, &cr), BOOTDEV_ERR_ARG);
+	CHECK_RC(bootdev_credentials_make(port, "a1Prod", "dev-0001", "s3cr3t", NULL, "1", 3, (bootdev_hmac)77, &cr), BOOTDEV_ERR_ARG);
+	CHECK_RC(bootdev_credentials_make(port, "a1Prod", "dev-0001", "s3cr3t", NULL, "17x", 3, BOOTDEV_HMAC_SHA1, &cr), BOOTDEV_ERR_ARG);
+	CHECK_RC(bootdev_credentials_make(port, "a1Prod", "dev-0001", "s3cr3t", NULL, "1", 1, BOOTDEV_HMAC_SHA1, &cr), BOOTDEV_ERR_ARG);
 }
 
 static void test_topics(void)
@@ -138,6 +146,39 @@ static void test_init(const struct bootdev_port *port)
 	CHECK_RC(bootdev_init(&c, port, fixed_rng, &rng, "a1", "dev-0001", s, 0, BOOTDEV_HMAC_SHA256), BOOTDEV_ERR_ARG);
 	CHECK_RC(bootdev_init(&c, port, NULL, &rng, "a1", "dev-0001", s, 1, BOOTDEV_HMAC_SHA256), BOOTDEV_ERR_ARG);
 	CHECK_RC(bootdev_init(&c, port, fixed_rng, &rng, "a1", "d@v:0_1.x", s, 1, BOOTDEV_HMAC_MD5), BOOTDEV_OK);
+}
+
+/* the default topics: the macros, and the reply topic of the client's deviceId */
+static void test_default_topics(const struct bootdev_port *port)
+{
+	struct fixed_rng rng = { seal_random_bytes, 8, 0 };
+	bootdev_client c;
+	char t[80], exact_json[sizeof(BOOTDEV_REPLY_TOPIC_PREFIX V_SEAL_ID)], exact_cbor[sizeof(BOOTDEV_REPLY_TOPIC_PREFIX V_SEAL_ID "/cbor")];
+	size_t n = 0;
+
+	CHECK_STR(BOOTDEV_REQUEST_TOPIC_JSON, "bootstrap/register");
+	CHECK_STR(BOOTDEV_REQUEST_TOPIC_CBOR, "bootstrap/register/cbor");
+	CHECK_RC(bootdev_default_reply_topic(NULL, BOOTDEV_JSON, t, sizeof(t), &n), BOOTDEV_ERR_ARG);
+	client(&c, port, &rng, BOOTDEV_HMAC_SHA256);
+	CHECK_RC(bootdev_default_reply_topic(&c, BOOTDEV_JSON, t, sizeof(t), &n), BOOTDEV_OK);
+	CHECK_STR(t, BOOTDEV_REPLY_TOPIC_PREFIX V_SEAL_ID);
+	CHECK(n == strlen(BOOTDEV_REPLY_TOPIC_PREFIX V_SEAL_ID));
+	CHECK_RC(bootdev_default_reply_topic(&c, BOOTDEV_CBOR, t, sizeof(t), NULL), BOOTDEV_OK);
+	CHECK_STR(t, "bootstrap/reply/" V_SEAL_ID "/cbor");
+	/* the same as the template call's */
+	CHECK_RC(bootdev_default_reply_topic(&c, BOOTDEV_CBOR, t, strlen(t), NULL), BOOTDEV_ERR_BUFFER);
+	CHECK_RC(bootdev_default_reply_topic(&c, BOOTDEV_CBOR, t, strlen(t) + 1, &n), BOOTDEV_OK);
+	CHECK(n == strlen(t));
+	CHECK_RC(bootdev_default_reply_topic(&c, BOOTDEV_JSON, t, 16 + strlen(V_SEAL_ID), NULL), BOOTDEV_ERR_BUFFER);
+	/* exactly the room it needs, nothing written past it (ASan) */
+	CHECK_RC(bootdev_default_reply_topic(&c, BOOTDEV_JSON, exact_json, sizeof(exact_json), NULL), BOOTDEV_OK);
+	CHECK_STR(exact_json, BOOTDEV_REPLY_TOPIC_PREFIX V_SEAL_ID);
+	CHECK_RC(bootdev_default_reply_topic(&c, BOOTDEV_CBOR, exact_cbor, sizeof(exact_cbor), NULL), BOOTDEV_OK);
+	CHECK_STR(exact_cbor, BOOTDEV_REPLY_TOPIC_PREFIX V_SEAL_ID "/cbor");
+	CHECK_RC(bootdev_default_reply_topic(&c, BOOTDEV_JSON, NULL, sizeof(t), NULL), BOOTDEV_ERR_BUFFER);
+	CHECK_RC(bootdev_default_reply_topic(&c, (bootdev_format)2, t, sizeof(t), NULL), BOOTDEV_ERR_ARG);
+	bootdev_wipe(&c);
+	CHECK_RC(bootdev_default_reply_topic(&c, BOOTDEV_JSON, t, sizeof(t), NULL), BOOTDEV_ERR_ARG);
 }
 
 static void test_request_json(const struct bootdev_port *port)
@@ -315,6 +356,8 @@ static void test_json_malformed(const struct bootdev_port *port)
 		"{\"success\":false,\"code\":\"busy\",\"retryAfter\":-1}", "{\"success\":false,\"code\":\"busy\",\"retryAfter\":1.5}",
 		"{\"success\":false,\"code\":\"busy\",\"message\":3}", "{\"success\":false,\"success\":false,\"code\":\"busy\"}",
 		"{\"success\":false,\"code\":\"busy\"}{}", "{\"success\":false,\"code\":\"busy\"} x",
+		"{\"success\":false,\"code\":\"busy\"},", ",{\"success\":false,\"code\":\"busy\"}",
+		": {\"success\":false,\"code\":\"busy\"}", "{\"success\":false,\"code\":\"busy\"} :",
 		"{\"success\":true,\"sealed\":{},\"data\":{}}",
 		"{\"success\":true,\"data\":{\"ProductKey\":\"a1BwAGV0001\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"x\"}}",
 		"{\"success\":true,\"data\":{\"ProductKey\":\"a1BwAGV0001\",\"DeviceName\":\"dev-0001\",\"DeviceSecret\":\"x\\\"y\",\"IotId\":\"i\"}}",
@@ -428,6 +471,7 @@ int device_tests_run(const struct bootdev_port *port, const char *name)
 	test_seal_vector(port);
 	test_credentials(port);
 	test_topics();
+	test_default_topics(port);
 	test_init(port);
 	test_request_json(port);
 	test_request_cbor(port);

@@ -32,6 +32,7 @@
 #define V_CONN_TS "789"
 #define V_CONN_SECRET "secret"
 #define V_CONN_PASSWORD "FAFD82A3D602B37FB0FA8B7892F24A477F851A14"
+#define V_CONN_PASSWORD_SHA256 "6074A46A91B1EBB2CC4EA42790AD0E80202C9843859FC292E57C4EB19FAD9E57"
 
 /* Made here: the published plaintext sealed with the published key and IV ... */
 static const char v_json_sealed[] = "{\"success\":true,\"sealed\":{\"alg\":\"A128GCM\",\"iv\":\"AAECAwQFBgcICQoL\",\"ct\":\"pkYixAo4X5t02JxPS7B8JLe+MJCBH/UZefbTXhuJFzIWG1lFNRnR7iByC0QakHxbGhBo2tSQz8um5hvy7bfzvD4Tvm0S26Xt4P/v6TFKUQKhcnFab2yTR/OEae9BjjMsmwQj5g7Iy00beB5bISN+iyc6Im8EeSkZiJ57CS/6Y+kmkXnb9YoKxov9FtY=\",\"tag\":\"MdF9elf91jVg562qG5+tyg==\"}}";

@@ -49,6 +49,7 @@ int main(void)
 	published(doc, "connect", "clientId `" V_CONN_CLIENT_ID "`, DeviceName\n  `" V_CONN_DN "`, ProductKey `" V_CONN_PK
 			"`, timestamp `" V_CONN_TS "`, DeviceSecret `" V_CONN_SECRET "`");
 	published(doc, "password", "the password\n  `" V_CONN_PASSWORD "`");
+	published(doc, "password hmacsha256", "password is `" V_CONN_PASSWORD_SHA256 "`");
 	printf("vectors: %s\n", failures ? "FAILED" : "all published in docs/contract.md");
 	return failures ? 1 : 0;
 }
