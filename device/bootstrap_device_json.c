@@ -84,6 +84,10 @@ static int parse(const uint8_t *js, size_t len, jsmntok_t *t)
  * have, | REQUIRED when it must be there. -1 when malformed (not an object, a member twice,
  * mistyped, missing). */
 #define REQUIRED 0x80
+/* The bits below are Debian's jsmn 1.1.0's type values (0 to 4); jsmn's later sources made the
+ * types bit flags (1, 2, 4, 8): a firmware built with those must fail here, not read wrongly. */
+typedef char bootdev__jsmn_types_are_1_1_0s[(JSMN_OBJECT == 1 && JSMN_ARRAY == 2 && JSMN_STRING == 3
+		&& JSMN_PRIMITIVE == 4) ? 1 : -1];
 #define S "\010" /* JSMN_STRING, JSMN_OBJECT, JSMN_PRIMITIVE, any: a name's first byte */
 #define O "\002"
 #define P "\020"
