@@ -95,7 +95,11 @@ static enum item_type next(struct reader *r, struct item *it)
 
 	it->type = IT_BAD;
 	if(!r->left) return IT_BAD;
-	it->type = IT_OTHER; /* unless a callback says what it is */
+	/* unless a callback says what it is: an item with no value of its own (libcbor's no-op
+	 * callbacks) has none here either, never a stale one */
+	it->type = IT_OTHER;
+	it->n = 0;
+	it->p = NULL;
 	res = cbor_stream_decode(r->p, r->left, &callbacks, it);
 	if(res.status != CBOR_DECODER_FINISHED || res.read == 0 || res.read > r->left) return it->type = IT_BAD;
 	r->p += res.read;
