@@ -45,7 +45,9 @@ test('every shell block is run here, run by another test, or marked not-run with
 
 test('the README is short and starts with the two set-up commands', () => {
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-  assert.ok(readme.split('\n').length < 150, 'README.md under 150 lines');
+  // short: the two commands, what it is, the quick start, and the device library's example
+  // and sizes (which its issue asks the README to show); the rest is in docs/
+  assert.ok(readme.split('\n').length < 175, 'README.md under 175 lines');
   const first = docs.blocks('README.md')[0];
   assert.strictEqual(first.text, './scripts/demo    # as root on Debian: installs what it needs, builds, runs a live demo\n'
     + './scripts/test    # as root on Debian: installs what it needs, builds with ASan+UBSan, runs every test\n');
