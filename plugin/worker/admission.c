@@ -68,16 +68,23 @@ static void admission__conclude(struct scheduler *s, struct job *job, enum boots
 	job__finish(s, job, now);
 }
 
+/* A job admitted: a name a batch registration took goes where its record says
+ * (batch_names.c), any other to the strategy. */
+static void admission__queue(struct scheduler *s, struct job *job, int64_t now)
+{
+	if(!names__route(s, job, now)) fifo__push(&s->fresh, job);
+}
+
 /* A new job (or one that waited for another broker): Redis records its random, when
  * check_replay, and gives it the device's flow lock before any platform call. Without Redis it
  * goes straight to the queue, with this broker's replay cache (checked on the broker thread)
  * and no flow lock: the platform itself keeps two flows for one device apart (AlreadyExists). */
-void admission__admit(struct scheduler *s, struct job *job, bool check_replay)
+void admission__admit(struct scheduler *s, struct job *job, bool check_replay, int64_t now)
 {
 	struct shared_op *op;
 
 	if(!admission__shared(s)){
-		fifo__push(&s->fresh, job);
+		admission__queue(s, job, now);
 		return;
 	}
 	op = calloc(1, sizeof(*op));
@@ -91,7 +98,7 @@ void admission__admit(struct scheduler *s, struct job *job, bool check_replay)
 	}
 	if(!op || admission__submit(s, op)){
 		s->shared_local++;
-		fifo__push(&s->fresh, job);
+		admission__queue(s, job, now);
 		return;
 	}
 	s->admitting++;
@@ -101,7 +108,7 @@ void admission__admit(struct scheduler *s, struct job *job, bool check_replay)
  * already). */
 void admission__retry_waiting(struct scheduler *s, int64_t now, int64_t *wait)
 {
-	while(s->lock_wait.head && s->lock_wait.head->due_ms <= now) admission__admit(s, fifo__pop(&s->lock_wait), false);
+	while(s->lock_wait.head && s->lock_wait.head->due_ms <= now) admission__admit(s, fifo__pop(&s->lock_wait), false, now);
 	if(s->lock_wait.head) wait__min(wait, s->lock_wait.head->due_ms - now);
 }
 
@@ -114,7 +121,7 @@ static void admission__answered(struct scheduler *s, const struct shared_op *op,
 	if(!op->ok){
 		/* Redis did not answer: on with local state, as when it is down */
 		s->shared_local++;
-		fifo__push(&s->fresh, job);
+		admission__queue(s, job, now);
 		return;
 	}
 	switch(op->verdict){
@@ -144,6 +151,7 @@ static void admission__answered(struct scheduler *s, const struct shared_op *op,
 			return;
 		case SHARED_ADMITTED:
 			job->lock_held = true;
+			if(names__route(s, job, now)) return;
 			if(op->exists_hint && s->cfg->existing_devices != EXISTING_NEVER){
 				/* another broker's flow just made or found the device: a lookup, not a second
 				 * RegisterDevice, and with the flows under way (it has waited already) */
@@ -277,8 +285,6 @@ void admission__demand(struct scheduler *s, bool query_first)
 	for(int a = 0; a < PLATFORM_ACTIONS; a++) s->demand[a] = 1;
 	s->demand[ACTION_REGISTER] = s->waiting[0].count + s->single[0].count + (query_first ? 0 : s->fresh.count);
 	s->demand[ACTION_QUERY] = s->waiting[1].count + s->single[1].count + (query_first ? s->fresh.count : 0);
-	/* pages go as fast as their quota allows */
-	s->demand[ACTION_BATCH_PAGE] = (size_t)s->napplies * 4;
 }
 
 /* Redis's state: while it is down every action runs on a share of its quota (the brokers last
