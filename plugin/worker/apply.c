@@ -34,9 +34,11 @@
 #define APPLY_ROUNDS_MAX 3
 /* after a stall, no batch registration until this long has passed with none running */
 #define APPLY_TRIAL_AFTER_MS 300000
-/* a backlog smaller than a full apply gathers this long first: a crowd switched on at once
- * makes a few large applies, not many small ones */
-#define APPLY_GATHER_MS 1000
+/* a backlog smaller than a full apply gathers until no new name came for the first time, or
+ * its oldest has waited the second: a crowd switched on at once makes a few large applies,
+ * not many small ones */
+#define APPLY_QUIET_MS 500
+#define APPLY_GATHER_MAX_MS 5000
 
 /* What QueryBatchRegisterDeviceStatus's stage says. */
 enum apply_stage {
@@ -401,7 +403,8 @@ void apply__from(struct scheduler *s, struct job_fifo *q, size_t queued, int64_t
 	n = q->count + queued - keep;
 	if(n > q->count) n = q->count;
 	if(n > per_call) n = per_call;
-	if(!q->head || (n < per_call && now - q->head->submitted_ms < APPLY_GATHER_MS)) return;
+	if(!q->head || (n < per_call && now - q->tail->submitted_ms < APPLY_QUIET_MS
+			&& now - q->head->submitted_ms < APPLY_GATHER_MAX_MS)) return;
 	/* counting walks the queue: only when a check could go now (the local token only: in
 	 * multi-broker mode admission__take() is what asks for a lease) */
 	if(n < APPLY_MIN_NAMES || quota__wait_ms(&s->bucket[ACTION_BATCH_CHECK], now) > 0) return;
