@@ -189,6 +189,8 @@ void wait__min(int64_t *wait, int64_t w);
 /* admission.c */
 void admission__admit(struct scheduler *s, struct job *job, bool check_replay, int64_t now);
 void admission__release(struct scheduler *s, struct job *job, int64_t now);
+void admission__release_name(struct scheduler *s, const char *product_key, const char *device_id, bool exists,
+		int64_t hold_ms, int64_t left_ms, int64_t now);
 bool admission__take(struct scheduler *s, enum platform_action a, int64_t now);
 int64_t admission__wait_ms(struct scheduler *s, enum platform_action a, int64_t now);
 void admission__demand(struct scheduler *s, bool query_first);

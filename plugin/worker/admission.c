@@ -27,6 +27,8 @@
 #define RELEASE_LINGER_MS 500
 /* busy's retryAfter when another broker keeps a device, at most */
 #define LOCK_BUSY_RETRY_MAX_S 60
+/* busy's retryAfter when another broker's batch registration is past its expected end */
+#define BATCH_OVERDUE_RETRY_S 10
 /* a lease Redis could not give is asked for again after this */
 #define LEASE_RETRY_MS 100
 
@@ -149,6 +151,13 @@ static void admission__answered(struct scheduler *s, const struct shared_op *op,
 			admission__conclude(s, job, REASON_OTHER_BROKER_BUSY, "another bootstrap broker is working on this device; try again later",
 					retry_after, now);
 			return;
+		case SHARED_IN_BATCH:
+			/* another broker's batch registration holds the name: no second one here */
+			s->shared_busy++;
+			retry_after = op->busy_ms > 0 ? (int)((op->busy_ms + 999) / 1000) : BATCH_OVERDUE_RETRY_S;
+			admission__conclude(s, job, REASON_BATCH_PENDING, "this device is being registered in a batch; ask again after retryAfter seconds",
+					retry_after, now);
+			return;
 		case SHARED_ADMITTED:
 			job->lock_held = true;
 			if(names__route(s, job, now)) return;
@@ -170,15 +179,28 @@ static void admission__answered(struct scheduler *s, const struct shared_op *op,
 void admission__release(struct scheduler *s, struct job *job, int64_t now)
 {
 	const struct platform_flow *flow = job->result.flow;
-	struct shared_op *op = calloc(1, sizeof(*op));
 
 	job->lock_held = false;
-	if(!op) return; /* the lock times out */
+	admission__release_name(s, job->result.product_key, job->result.device_id, flow && flow->state == FLOW_DONE
+			&& (flow->result == BOOTSTRAP_OK || (platform__flow_existence_known(flow) && flow->existing)),
+			job->hold_ms, job->left_ms, now);
+}
+
+/* The same for a name: with hold_ms, it stays this broker's that long (a batch registration
+ * of this broker holds it: other brokers answer busy until left_ms from now); without, the
+ * lock goes, marked existing or not. A batch registration releases its names so when it ends. */
+void admission__release_name(struct scheduler *s, const char *product_key, const char *device_id, bool exists,
+		int64_t hold_ms, int64_t left_ms, int64_t now)
+{
+	struct shared_op *op;
+
+	if(!admission__shared(s) || !(op = calloc(1, sizeof(*op)))) return; /* the lock times out */
 	op->kind = SHARED_RELEASE;
-	memcpy(op->product_key, job->result.product_key, sizeof(op->product_key));
-	memcpy(op->device_id, job->result.device_id, sizeof(op->device_id));
-	op->exists = flow && flow->state == FLOW_DONE
-			&& (flow->result == BOOTSTRAP_OK || (platform__flow_existence_known(flow) && flow->existing));
+	snprintf(op->product_key, sizeof(op->product_key), "%s", product_key);
+	snprintf(op->device_id, sizeof(op->device_id), "%s", device_id);
+	op->exists = exists;
+	op->hold_ms = hold_ms;
+	op->left_ms = left_ms;
 	if(!s->releases) s->releases_due = now + RELEASE_LINGER_MS;
 	op->next = s->releases;
 	s->releases = op;

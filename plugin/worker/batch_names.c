@@ -17,6 +17,8 @@
 #define NAMES_MAX 200000
 /* a settled record is kept this long for the device's next request */
 #define NAME_TTL_MS 3600000
+/* multi-broker: a name stays this broker's in Redis until its apply's stall time and this */
+#define NAME_HOLD_MARGIN_MS 60000
 #define NAME_BUSY_MESSAGE "this device is being registered in a batch; ask again after retryAfter seconds"
 
 static void names__key(char key[PRODUCT_KEY_MAX + 1 + DEVICE_NAME_MAX + 1], const char *product_key, const char *name)
@@ -111,6 +113,8 @@ struct batch_name *names__join(struct scheduler *s, struct batch *b, const struc
 
 void names__settle(struct scheduler *s, struct batch_name *n, enum name_state state, int64_t now)
 {
+	/* multi-broker: the name's hold in Redis goes; another broker looks up a device made */
+	admission__release_name(s, n->key, n->name, state == NAME_CREATED || state == NAME_EXISTED, 0, 0, now);
 	n->state = state;
 	n->batch = NULL;
 	n->since_ms = now;
@@ -130,6 +134,10 @@ void names__tell(struct scheduler *s, struct job *job, struct batch_name *n, int
 	flow->result = (enum bootstrap_code)reason__code(REASON_BATCH_PENDING);
 	snprintf(flow->message, sizeof(flow->message), "%s", NAME_BUSY_MESSAGE);
 	flow->retry_after = left < 1000 ? 1 : (int)((left + 999) / 1000);
+	/* multi-broker: the name stays this broker's while the apply may run, so that a retry on
+	 * another broker is told busy too, and no other broker batches it again */
+	job->hold_ms = n->batch->give_up_ms - now + NAME_HOLD_MARGIN_MS;
+	job->left_ms = left;
 	s->names_told++;
 	job__finish(s, job, now);
 }
