@@ -227,7 +227,7 @@ void lookups__send(struct scheduler *s, struct job_fifo *q, int64_t now);
 
 /* batch_names.c */
 bool names__route(struct scheduler *s, struct job *job, int64_t now);
-struct batch_name *names__join(struct scheduler *s, struct batch *b, const struct job *job, int64_t now);
+struct batch_name *names__join(struct scheduler *s, struct batch *b, const char *product_key, const char *name, int64_t now);
 void names__settle(struct scheduler *s, struct batch_name *n, enum name_state state, int64_t now);
 bool names__room(struct scheduler *s, size_t n, int64_t now);
 void names__tell(struct scheduler *s, struct job *job, struct batch_name *n, int64_t now);
@@ -235,6 +235,7 @@ void names__free(struct scheduler *s);
 
 /* apply.c */
 void apply__reset_estimate(struct scheduler *s);
+void apply__link(struct scheduler *s, struct batch *b);
 int64_t apply__expected_end(const struct scheduler *s, const struct batch *b, int64_t now);
 size_t apply__keep(const struct scheduler *s);
 bool apply__possible(const struct scheduler *s, int64_t now);

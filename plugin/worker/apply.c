@@ -337,6 +337,16 @@ static int name__cmp(const void *a, const void *b)
 	return strcmp((*(struct batch_name *const *)a)->name, (*(struct batch_name *const *)b)->name);
 }
 
+/* b (its names joined) goes into the list of applies under way. */
+void apply__link(struct scheduler *s, struct batch *b)
+{
+	b->live = b->nnames;
+	qsort(b->names, b->nnames, sizeof(*b->names), name__cmp);
+	b->next = s->applies;
+	s->applies = b;
+	s->napplies++;
+}
+
 /* Starts a batch registration with the jobs in list (n of them, of one product): their names
  * join it and each is answered busy with the apply's expected end; the check token is taken. */
 static void apply__start(struct scheduler *s, struct job *list, size_t n, int64_t now)
@@ -357,7 +367,7 @@ static void apply__start(struct scheduler *s, struct job *list, size_t n, int64_
 		apply__set_state(b, APPLY_CHECK, now);
 	}
 	for(; list; list = next){
-		struct batch_name *name = b ? names__join(s, b, list, now) : NULL;
+		struct batch_name *name = b ? names__join(s, b, list->result.product_key, list->result.device_id, now) : NULL;
 		next = list->queue_next;
 		list->queue_next = NULL;
 		if(!name){
@@ -373,11 +383,7 @@ static void apply__start(struct scheduler *s, struct job *list, size_t n, int64_
 		told = list;
 	}
 	if(!b) return;
-	b->live = b->nnames;
-	qsort(b->names, b->nnames, sizeof(*b->names), name__cmp);
-	b->next = s->applies;
-	s->applies = b;
-	s->napplies++;
+	apply__link(s, b);
 	s->applies_started++;
 	for(; told; told = next){
 		next = told->queue_next;

@@ -30,12 +30,12 @@ static void names__key(char key[PRODUCT_KEY_MAX + 1 + DEVICE_NAME_MAX + 1], cons
 	memcpy(key + pl + 1, name, strnlen(name, DEVICE_NAME_MAX));
 }
 
-static struct batch_name *names__find(struct scheduler *s, const struct job *job)
+static struct batch_name *names__find(struct scheduler *s, const char *product_key, const char *name)
 {
 	char key[PRODUCT_KEY_MAX + 1 + DEVICE_NAME_MAX + 1];
 	struct batch_name *n = NULL;
 
-	names__key(key, job->result.product_key, job->result.device_id);
+	names__key(key, product_key, name);
 	HASH_FIND(hh, s->names_table, key, sizeof(key), n);
 	return n;
 }
@@ -84,17 +84,17 @@ static int64_t names__slot(struct scheduler *s, int64_t end_ms)
 	return s->lookup_slot_ms > end_ms ? s->lookup_slot_ms : end_ms;
 }
 
-/* job's name joins apply b (its state and stage time set): its record, with its place among
- * the lookups after b's expected end. NULL when out of room or memory. */
-struct batch_name *names__join(struct scheduler *s, struct batch *b, const struct job *job, int64_t now)
+/* A name of product_key joins apply b (its state and stage time set): its record, with its
+ * place among the lookups after b's expected end. NULL when out of room or memory. */
+struct batch_name *names__join(struct scheduler *s, struct batch *b, const char *product_key, const char *name, int64_t now)
 {
-	struct batch_name *n = names__find(s, job);
+	struct batch_name *n = names__find(s, product_key, name);
 	int64_t end = apply__expected_end(s, b, now);
 	bool added;
 
 	if(!n){
 		if(!names__room(s, 1, now) || !(n = calloc(1, sizeof(*n)))) return NULL;
-		names__key(n->key, job->result.product_key, job->result.device_id);
+		names__key(n->key, product_key, name);
 		n->name = n->key + strlen(n->key) + 1;
 		HASH_ADD(hh, s->names_table, key, sizeof(n->key), n);
 		added = TABLE_ADDED(n);
@@ -146,7 +146,7 @@ void names__tell(struct scheduler *s, struct job *job, struct batch_name *n, int
  * for what the apply's outcome calls for), false when the strategy decides (no record). */
 bool names__route(struct scheduler *s, struct job *job, int64_t now)
 {
-	struct batch_name *n = names__find(s, job);
+	struct batch_name *n = names__find(s, job->result.product_key, job->result.device_id);
 	struct platform_flow *flow;
 
 	if(!n) return false;

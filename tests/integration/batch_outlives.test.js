@@ -127,3 +127,71 @@ test('a stage that fails after the devices were told to come back: their next re
     }
   }
 });
+
+// A device that keeps asking through a broker restart: no reply (the broker is away) is asked
+// again a second later, busy after retryAfter.
+async function persistent(env, id) {
+  const codes = [];
+  for (let tries = 1; ; tries++) {
+    const r = await env.rr(id, { timeoutS: 10 });
+    const reply = r.reply;
+    codes.push(reply ? (reply.success ? 'ok' : reply.code) : 'no_reply');
+    if ((reply && (reply.success || !reply.retryAfter)) || tries >= 30) return { reply, tries, codes };
+    await h.sleep(reply ? reply.retryAfter * 1000 : 1000);
+  }
+}
+
+test('the broker restarts mid-batch: the batch is resumed from batch_state_file, not repeated', async () => {
+  const env = await h.startEnv({ emulatorProcess: true, emulator: STAGES,
+    pluginOptions: { ...OPTIONS, batch_state_file: '$DIR/batch-state.json' } });
+  const fs = require('fs');
+  const path = require('path');
+  const file = path.join(env.dir, 'batch-state.json');
+  try {
+    const ids = names('restart', 200);
+    const running = ids.map((id) => persistent(env, id));
+    // the check under way, and written down: then the broker goes and comes back
+    let saved = null;
+    for (let i = 0; i < 100 && !saved; i++) {
+      await h.sleep(100);
+      try {
+        const s = JSON.parse(fs.readFileSync(file, 'utf8'));
+        if (s.applies.length) saved = s;
+      } catch (e) { /* not yet */ }
+    }
+    assert.ok(saved, 'the apply was written down');
+    assert.strictEqual(fs.statSync(file).mode & 0o777, 0o600);
+    assert.strictEqual(saved.applies[0].state, 'checking');
+    assert.ok(!/secret/i.test(fs.readFileSync(file, 'utf8')), 'no secret in the state file');
+    const restartedAt = Date.now();
+    await env.restartBroker();
+    const results = await Promise.all(running);
+    await checkTriples(env, ids, results);
+    const stats = await env.emu.stats();
+    const applies = (await env.emu.batchConfig()).applies;
+    const told = batchedNames(env);
+    // the names saved were not checked again: each apply once, no RegisterDevice for its names
+    assert.strictEqual(stats.byAction.BatchCheckDeviceNames, applies.length, JSON.stringify(stats.byAction));
+    assert.strictEqual(stats.byAction.BatchRegisterDeviceWithApplyId, applies.length);
+    assert.strictEqual(applies.reduce((n, a) => n + a.names, 0), told.size);
+    // single calls: one per unbatched device, and again for the few whose answer the stop cut
+    // off (the new broker asks again: AlreadyExists, then its details)
+    assert.ok(stats.byAction.RegisterDevice >= ids.length - told.size && stats.byAction.RegisterDevice <= ids.length - told.size + 10,
+      `${stats.byAction.RegisterDevice} RegisterDevice for ${ids.length - told.size} unbatched devices`);
+    for (const id of told) {
+      const last = h.auditLines(env).filter((l) => l.deviceId === id && l.code === 'ok');
+      assert.ok(last.length === 1 && /QueryDeviceDetail$/.test(last[0].action), `${id}: ${JSON.stringify(last)}`);
+    }
+    assert.ok(saved.applies[0].names.length >= 50);
+    // after the restart the resumed apply's devices were still told to wait, then looked up
+    const after = h.auditLines(env).filter((l) => Date.parse(l.time) >= restartedAt - 1000 && told.has(l.deviceId));
+    assert.ok(after.some((l) => l.reason === 'batch_pending'), 'told to wait after the restart');
+    assert.ok(after.filter((l) => l.reason === 'registered').every((l) => /QueryDeviceDetail$/.test(l.action)));
+    // once the batch is over, the file says so
+    const end = JSON.parse(fs.readFileSync(file, 'utf8'));
+    assert.deepStrictEqual(end.applies, []);
+    assert.ok(end.estimate.checks >= 1);
+  } finally {
+    await env.stop();
+  }
+});

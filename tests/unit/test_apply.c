@@ -455,6 +455,66 @@ static void test_grant_missing(void)
 	world_free(&w);
 }
 
+/* The applies under way, dumped (no secret) and restored in a new scheduler (a restart): the
+ * names are busy again without a platform call, the estimate is kept; an ApplyId the platform
+ * no longer knows fails its names (single calls). Unusable text is refused. */
+static void test_state_restore(void)
+{
+	struct world w, w2;
+	struct jobs_stats st;
+	char *text;
+	size_t nb, calls;
+	const struct tracked *t;
+	static const char *bad[] = { "", "{", "[]", "{\"version\":2,\"applies\":[]}",
+		"{\"version\":1,\"applies\":[{\"applyId\":\"1\",\"productKey\":\"a1Prod\",\"state\":\"checking\",\"names\":[1,{},\"\"]}]}",
+		"{\"version\":1,\"applies\":[{\"applyId\":\"1 2\",\"productKey\":\"a1Prod\",\"state\":\"checking\",\"names\":[\"x\"]}]}" };
+
+	world_init(&w, 13);
+	w.fp.check_ms = 20000;
+	w.cfg.strategy = STRATEGY_REGISTER_FIRST;
+	w.cfg.qps[ACTION_REGISTER] = 10;
+	world_start(&w);
+	for(int i = 0; i < 120; i++){
+		char name[32];
+		snprintf(name, sizeof(name), "dev-%04d", i);
+		world_submit(&w, NULL, name);
+	}
+	world_run_until(&w, w.now + 3000);
+	nb = fp_nth(&w.fp, ACTION_BATCH_CHECK, 0) ? fp_nth(&w.fp, ACTION_BATCH_CHECK, 0)->nnames : 0;
+	CHECK(nb >= 50);
+	text = scheduler__batch_dump(w.s, w.now);
+	CHECK(text && strstr(text, "\"state\":\"checking\"") && strstr(text, "dev-0119") && !strstr(text, "ecret"));
+
+	world_init(&w2, 14);
+	w2.cfg.strategy = STRATEGY_REGISTER_FIRST;
+	world_start(&w2);
+	for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++){
+		int r = scheduler__batch_restore(w2.s, bad[i], strlen(bad[i]), w2.now);
+		CHECK(r <= 0 || i == 4); /* names that are not names are left out */
+	}
+	CHECK(stats_of(&w2).batch_names == 0);
+	w2.fp.check_ms = 20000;
+	CHECK(text && scheduler__batch_restore(w2.s, text, strlen(text), w2.now) == 1);
+	st = stats_of(&w2);
+	CHECK(st.batch_names == nb);
+	/* the devices come back: busy, no call for them (the status poll is the apply's) */
+	calls = w2.nsends[ACTION_REGISTER] + w2.nsends[ACTION_QUERY] + w2.nsends[ACTION_BATCH_QUERY];
+	world_submit(&w2, NULL, "dev-0119");
+	world_run_until(&w2, w2.now + 1);
+	t = world_req(&w2, "dev-0119");
+	CHECK(t && t->answered && t->result == BOOTSTRAP_BUSY && t->reason == REASON_BATCH_PENDING);
+	CHECK(calls == w2.nsends[ACTION_REGISTER] + w2.nsends[ACTION_QUERY] + w2.nsends[ACTION_BATCH_QUERY]);
+	/* this platform never gave that ApplyId: the apply fails, its names go to single calls */
+	CHECK(world_settle_follow(&w2, 60000));
+	t = world_req(&w2, "dev-0119");
+	CHECK(t && t->result == BOOTSTRAP_OK && t->reason == REASON_BATCH_FAILED);
+	CHECK(fp_count(&w2.fp, ACTION_BATCH_CHECK) == 0 && fp_count(&w2.fp, ACTION_BATCH_STATUS) >= 1);
+	CHECK(w2.violations == 0);
+	free(text);
+	world_free(&w2);
+	world_free(&w);
+}
+
 int main(void)
 {
 	RUN(test_stages);
@@ -464,5 +524,6 @@ int main(void)
 	RUN(test_forgotten_apply);
 	RUN(test_batch_register_throttled_or_lost);
 	RUN(test_grant_missing);
+	RUN(test_state_restore);
 	return unit_main_result();
 }
