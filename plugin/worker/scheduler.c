@@ -642,8 +642,8 @@ void scheduler__reconfigure(struct scheduler *s, struct bootstrap_config *snapsh
 	memset(s->refused, 0, sizeof(s->refused));
 	s->refused_detail[0] = '\0';
 	memset(s->refusals, 0, sizeof(s->refusals));
-	/* an operator's reload: batch registrations get a fresh chance */
-	apply__reset_estimate(s);
+	/* an operator's reload: batch registrations get a fresh chance after a stall (what the
+	 * stages take is the platform's, and stays learnt) */
 	s->apply_stalled_ms = 0;
 	config__snapshot_free(retired);
 }
