@@ -89,6 +89,7 @@ struct bootstrap_config {
 	char *https_proxy;       /* https:// requests through this CONNECT proxy, or NULL: never a proxy */
 	char *https_proxy_ca_file; /* CA bundle for an https:// proxy's certificate, or NULL */
 	char *audit_file;        /* JSON lines, one per decision, or NULL */
+	char *batch_state_file;  /* batch registrations under way, kept across a restart, or NULL */
 	int metrics_interval;    /* seconds between $SYS/broker/bootstrap/ updates; 0 off */
 	char *operator_username; /* may read $SYS/broker/bootstrap/# under acl strict */
 	enum request_auth request_auth;

@@ -24,6 +24,9 @@ struct job {
 	char random[SIGN_RANDOM_MAX + 1]; /* likewise: the request's, "" without one */
 	bool lock_held;           /* worker: the device's flow lock in Redis is this broker's */
 	bool waited;              /* worker: it found another broker working on the device */
+	int64_t hold_ms, left_ms; /* worker: told to wait for its name's batch registration (multi-
+	                           * broker): the flow lock stays this broker's hold_ms, the batch
+	                           * expected to end in left_ms */
 };
 
 /* A job for device_id of product_key submitted at now (monotonic ms); random may be NULL.

@@ -132,6 +132,13 @@ struct jobs_stats {
 	bool signature_failing[PLATFORM_ACTIONS];
 	char signature_detail[160];
 	unsigned long long applies, applies_abandoned; /* batch registrations started, handed back */
+	/* the stage estimates (average and twice the mean deviation, ms) and the stages they are
+	 * learnt from (0: the defaults); names in batch records, devices told busy to wait for their
+	 * batch, names whose batch failed */
+	double batch_check_ms, batch_create_ms;
+	unsigned long long batch_checks_seen, batch_creates_seen;
+	size_t batch_names;
+	unsigned long long batch_names_told, batch_names_failed;
 	size_t waiting;            /* queued for a token or a free slot, or backing off */
 	size_t inflight;           /* HTTP requests on the wire */
 	unsigned long long calls;  /* platform calls made */

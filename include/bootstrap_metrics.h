@@ -19,7 +19,7 @@
 #define METRICS_PRODUCTS_MAX 4096
 /* the topics rendered in a fixed order (all but the per-product ones), each remembered once it
  * moved: the per-action ones, the per-code ones, and room for the 30 others */
-#define METRICS_SLOTS (32 + METRICS_CODES + PLATFORM_ACTIONS * (CALL_OUTCOMES + 1))
+#define METRICS_SLOTS (40 + METRICS_CODES + PLATFORM_ACTIONS * (CALL_OUTCOMES + 1))
 
 struct metrics_product {
 	char key[PRODUCT_KEY_MAX + 1];

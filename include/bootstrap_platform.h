@@ -132,6 +132,7 @@ struct platform_flow {
 	enum existing_devices existing_policy;
 	bool preregistered;   /* RegisterDevice is never called: a device that does not exist is refused */
 	bool maybe_created;   /* a batch registration of ours may have created it: UNACTIVE means new */
+	bool after_batch_failed; /* its batch registration failed: single calls (the audit says so) */
 	char product_key[PRODUCT_KEY_MAX + 1]; /* every call of the flow is for this product */
 	char device_name[40];
 	/* valid once state is FLOW_DONE */

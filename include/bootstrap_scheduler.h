@@ -68,6 +68,13 @@ void scheduler__stats(const struct scheduler *s, struct jobs_stats *stats);
 /* Takes snapshot (config__snapshot) over: new credentials source, a fresh start-up check and a
  * fresh chance for batching; requests already sent are not affected. */
 void scheduler__reconfigure(struct scheduler *s, struct bootstrap_config *snapshot);
+/* The batch registrations under way (batch_state.c), to resume them after a restart: a digest
+ * that changes when what a restart would resume changes; the state as JSON (malloc'd, no
+ * secret; NULL out of memory); and the state restored (its applies' names busy again, their
+ * status asked at once), returning how many applies were resumed, or -1 for unusable text. */
+uint64_t scheduler__batch_version(const struct scheduler *s);
+char *scheduler__batch_dump(const struct scheduler *s, int64_t now);
+int scheduler__batch_restore(struct scheduler *s, const char *text, size_t len, int64_t now);
 /* Frees everything but the jobs (the caller's; their calls on the wire are simply never
  * answered), and the releases not yet sent (Redis drops this broker's locks with it). */
 void scheduler__free(struct scheduler *s);

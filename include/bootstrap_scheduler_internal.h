@@ -12,6 +12,7 @@
 #include "bootstrap_credentials.h"
 #include "bootstrap_quota.h"
 #include "bootstrap_scheduler.h"
+#include "bootstrap_table.h"
 
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_CAP_MS 8000
@@ -40,29 +41,48 @@ enum apply_state {
 	                  * register call whose answer was lost (it may have gone through) */
 	APPLY_REGISTER,  /* BatchRegisterDeviceWithApplyId to send */
 	APPLY_CREATING,  /* QueryBatchRegisterDeviceStatus until creation is over */
-	APPLY_PAGES,     /* QueryPageByApplyId, the first page, then the others at once */
 	APPLY_OVER,      /* handed back or finished: its answers no longer count; freed once none is on the wire */
 };
 
+/* A name a batch registration took (batch_names.c): product and name -> its apply and how it
+ * ended. An apply holds no request: the devices are told when to come back, and the record
+ * says what their next request gets (busy, a lookup, or single calls). */
+enum name_state {
+	NAME_IN_BATCH = 0, /* its apply runs: busy with the time left */
+	NAME_CREATED,      /* the apply made it: a lookup */
+	NAME_EXISTED,      /* the check found it taken before: the strategy's single flow */
+	NAME_FAILED,       /* the apply failed for it: single calls (REASON_BATCH_FAILED on success) */
+};
+struct batch_name {
+	UT_hash_handle hh;
+	char key[PRODUCT_KEY_MAX + 1 + DEVICE_NAME_MAX + 1]; /* product, NUL, name, zero-padded */
+	const char *name;       /* in key */
+	enum name_state state;
+	struct batch *batch;    /* NAME_IN_BATCH: the apply holding it */
+	bool register_sent;     /* creation was asked for: the device may be ours */
+	int64_t offset_ms;      /* its place in the lookups after its apply's end */
+	int64_t since_ms;       /* settled at (records expire) */
+};
+
 /* Jobs served together: the names of one BatchQueryDeviceDetail (a lookup), or a batch
- * registration (an apply). */
+ * registration (an apply: names only, no job). */
 struct batch {
 	struct batch *next;          /* the applies under way */
 	bool lookup;                 /* a lookup, else an apply */
 	enum apply_state state;      /* an apply's */
 	char product_key[PRODUCT_KEY_MAX + 1]; /* every job's: a batch call names one product */
-	struct job **jobs;           /* sorted by deviceId; NULL where a job has left */
-	size_t njobs, live;
+	struct job **jobs;           /* a lookup's, sorted by deviceId; NULL where a job has left */
+	size_t njobs, live;          /* live: a lookup's jobs, an apply's names not settled */
+	struct batch_name **names;   /* an apply's, sorted by name; NULL where settled */
+	size_t nnames;
 	char apply_id[24];
-	long page_count;             /* -1 until the first page tells */
-	unsigned char *pages;        /* per page: PAGE_UNSENT, PAGE_SENT, PAGE_DONE */
+	int64_t stage_ms;            /* an apply's current stage (check or create) began */
 	int calls;                   /* on the wire */
 	int attempt;                 /* of its current call */
 	int rounds;                  /* checks of these names */
 	bool register_sent;          /* BatchRegisterDeviceWithApplyId went out: devices may exist */
 	int64_t due_ms, started_ms, give_up_ms;
 };
-enum { PAGE_UNSENT = 0, PAGE_SENT, PAGE_DONE };
 
 /* One batch call on the wire. */
 struct batch_call {
@@ -105,7 +125,14 @@ struct scheduler {
 	struct batch *applies;
 	int napplies;
 	size_t in_batches;          /* jobs in lookups and applies */
-	double apply_estimate_ms;
+	double apply_estimate_ms;   /* a whole apply: the stages' estimates and their spread */
+	double stage_ms[2], stage_dev_ms[2]; /* [0] check, [1] create: average and mean deviation */
+	unsigned long long stages_seen[2];
+	struct batch_name *names_table; /* batch_names.c */
+	size_t nnames;
+	int64_t lookup_slot_ms;     /* the second devices are sent back at now, and how many so far */
+	size_t lookup_slot_used;
+	unsigned long long names_told, names_failed;
 	int64_t apply_stalled_ms;   /* when an apply last stalled; 0: never */
 	int64_t expire_due_ms;      /* the queues are next walked for jobs past their deadline */
 	int refusals[2];            /* business refusals in a row: [0] lookups, [1] registrations */
@@ -160,8 +187,10 @@ time_t scheduler__wall(struct scheduler *s);
 void wait__min(int64_t *wait, int64_t w);
 
 /* admission.c */
-void admission__admit(struct scheduler *s, struct job *job, bool check_replay);
+void admission__admit(struct scheduler *s, struct job *job, bool check_replay, int64_t now);
 void admission__release(struct scheduler *s, struct job *job, int64_t now);
+void admission__release_name(struct scheduler *s, const char *product_key, const char *device_id, bool exists,
+		int64_t hold_ms, int64_t left_ms, int64_t now);
 bool admission__take(struct scheduler *s, enum platform_action a, int64_t now);
 int64_t admission__wait_ms(struct scheduler *s, enum platform_action a, int64_t now);
 void admission__demand(struct scheduler *s, bool query_first);
@@ -196,7 +225,18 @@ bool batching__on(const struct scheduler *s, enum platform_action action);
 struct batch *lookup__send(struct scheduler *s, struct job_fifo *q, bool newest, int64_t now);
 void lookups__send(struct scheduler *s, struct job_fifo *q, int64_t now);
 
+/* batch_names.c */
+bool names__route(struct scheduler *s, struct job *job, int64_t now);
+struct batch_name *names__join(struct scheduler *s, struct batch *b, const char *product_key, const char *name, int64_t now);
+void names__settle(struct scheduler *s, struct batch_name *n, enum name_state state, int64_t now);
+bool names__room(struct scheduler *s, size_t n, int64_t now);
+void names__tell(struct scheduler *s, struct job *job, struct batch_name *n, int64_t now);
+void names__free(struct scheduler *s);
+
 /* apply.c */
+void apply__reset_estimate(struct scheduler *s);
+void apply__link(struct scheduler *s, struct batch *b);
+int64_t apply__expected_end(const struct scheduler *s, const struct batch *b, int64_t now);
 size_t apply__keep(const struct scheduler *s);
 bool apply__possible(const struct scheduler *s, int64_t now);
 void apply__from(struct scheduler *s, struct job_fifo *q, size_t queued, int64_t now);

@@ -106,6 +106,7 @@ enum shared_verdict {
 	SHARED_ADMITTED = 0, /* the flow lock is this broker's */
 	SHARED_REPLAYED,     /* the random was used before, on some broker: refuse, no platform call */
 	SHARED_BUSY,         /* another live broker is working on the device */
+	SHARED_IN_BATCH,     /* the device's name is in another live broker's batch registration */
 };
 
 struct shared_op {
@@ -119,6 +120,9 @@ struct shared_op {
 	char random[SIGN_RANDOM_MAX + 1];   /* ADMIT ("" : no replay check), REPLAY */
 	long long lock_ms;                  /* ADMIT: how long the flow lock lives without a release */
 	bool exists;                        /* RELEASE: mark the device as existing (a flow got it) */
+	long long hold_ms;                  /* RELEASE: > 0: keep the name this broker's for this long
+	                                     * (a batch registration holds it), expected to end in left_ms */
+	long long left_ms;
 	int action;                         /* LEASE: the platform action (bootstrap_actions.h) */
 	double qps;                         /* LEASE: the account's quota for it */
 	int want;                           /* LEASE: slots wanted (at most 100 ms' worth are given) */
@@ -130,7 +134,8 @@ struct shared_op {
 	bool ok;
 	enum shared_verdict verdict;        /* ADMIT */
 	bool exists_hint;                   /* ADMIT: another broker's finished flow left the device existing */
-	long long busy_ms;                  /* ADMIT: what is left of the other broker's lock */
+	long long busy_ms;                  /* ADMIT: what is left of the other broker's lock; SHARED_IN_BATCH:
+	                                     * until its batch is expected to end (0: overdue) */
 	bool replayed;                      /* REPLAY */
 	int slots;                          /* LEASE: granted, the first at received_ms + first_us */
 	long long first_us, interval_us;

@@ -4,6 +4,8 @@
  * (bootstrap_scheduler.h) and curl (http.c), the waker, Redis and the real clock. Made and
  * stopped by the hand-off (plugin/handoff.c) on the broker thread. */
 #include "bootstrap_config.h"
+#include <stddef.h>
+
 #include "bootstrap_shared.h"
 
 struct jobs;
@@ -19,5 +21,10 @@ void worker__wakeup(struct worker *w);
 void worker__join(struct worker *w);
 /* Joins if needed, abandons the requests on the wire and frees the worker (never a job). */
 void worker__free(struct worker *w);
+
+/* plugin_opt_batch_state_file (batch_state.c), worker thread: its text (malloc'd, *len set),
+ * NULL when there is none or it is unusable; written atomically, mode 0600, 0 or -1 (errno). */
+char *batch_state__read(const char *path, size_t *len);
+int batch_state__write(const char *path, const char *text);
 
 #endif

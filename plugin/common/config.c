@@ -254,6 +254,7 @@ static const struct config_option options[] = {
 		.refusal = "is not a number of seconds from 0 to 86400"},
 	{"operator", OPTION_STRING, CFG_FIELD(operator_username, char *), .check = NULL},
 	{"audit_file", OPTION_PATH, CFG_FIELD(audit_file, char *), .refusal = "must be an absolute path"},
+	{"batch_state_file", OPTION_PATH, CFG_FIELD(batch_state_file, char *), .refusal = "must be an absolute path"},
 	{"ca_file", OPTION_PATH, CFG_FIELD(ca_file, char *), .refusal = "must be an absolute path"},
 	{"https_proxy", OPTION_STRING, CFG_FIELD(https_proxy, char *), .check = proxy__valid,
 		.refusal = "must be an http:// or https:// proxy URL without user:password", .unshown = true},

@@ -144,6 +144,14 @@ void metrics__render(struct metrics *m, const struct jobs_stats *st, size_t outs
 	}
 	render__number(&r, METRICS_TOPIC_PREFIX "platform/batch_registrations", st->applies);
 	render__number(&r, METRICS_TOPIC_PREFIX "platform/batch_registrations_handed_back", st->applies_abandoned);
+	/* what devices joining a batch registration are told to wait, and what it is learnt from */
+	render__ms(&r, METRICS_TOPIC_PREFIX "platform/batch_estimate/check_ms", st->batch_check_ms);
+	render__ms(&r, METRICS_TOPIC_PREFIX "platform/batch_estimate/create_ms", st->batch_create_ms);
+	render__number(&r, METRICS_TOPIC_PREFIX "platform/batch_estimate/checks_seen", st->batch_checks_seen);
+	render__number(&r, METRICS_TOPIC_PREFIX "platform/batch_estimate/creates_seen", st->batch_creates_seen);
+	render__number(&r, METRICS_TOPIC_PREFIX "platform/batch_names", st->batch_names);
+	render__number(&r, METRICS_TOPIC_PREFIX "platform/batch_names_told_busy", st->batch_names_told);
+	render__number(&r, METRICS_TOPIC_PREFIX "platform/batch_names_failed", st->batch_names_failed);
 	render__number(&r, METRICS_TOPIC_PREFIX "platform/calls", st->calls);
 	render__number(&r, METRICS_TOPIC_PREFIX "platform/retries", st->retries);
 	render__number(&r, METRICS_TOPIC_PREFIX "platform/throttled", st->throttled);

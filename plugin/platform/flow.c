@@ -127,7 +127,8 @@ void platform__flow_answer(struct platform_flow *flow, const struct platform_ans
 				if(!existing__allowed(flow, a->status)) return;
 			}
 			flow->triple = a->triple;
-			flow__finish(flow, flow->existing ? REASON_EXISTING_DEVICE : REASON_REGISTERED, 0, "");
+			flow__finish(flow, flow->after_batch_failed ? REASON_BATCH_FAILED
+					: flow->existing ? REASON_EXISTING_DEVICE : REASON_REGISTERED, 0, "");
 			return;
 		case PLATFORM_NOT_EXISTS:
 			flow->existing = false;

@@ -15,8 +15,9 @@
 const char *const scripts__lua[SCRIPTS] = {
 	/* ADMIT. KEYS: replay, flow, brokers. ARGV: check replay (1/0), replay ttl s, my id, lock
 	 * ms, alive ms. {0, hint}: the lock is ours (hint 1: a finished flow left the device
-	 * existing); {1, 0}: the random was used; {2, pttl}: a live broker holds the lock. A lock
-	 * whose holder's heartbeat stopped (a broker that died) is taken over. */
+	 * existing); {1, 0}: the random was used; {2, pttl}: a live broker holds the lock; {3, ms
+	 * to its expected end}: the name is in a live broker's batch registration ("b:<id>:<end>").
+	 * A lock whose holder's heartbeat stopped (a broker that died) is taken over. */
 	[SCRIPT_ADMIT] =
 		"if redis.replicate_commands then redis.replicate_commands() end\n"
 		"if ARGV[1] == '1' and not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then return {1, 0} end\n"
@@ -25,17 +26,29 @@ const char *const scripts__lua[SCRIPTS] = {
 		"local owner = redis.call('GET', KEYS[2])\n"
 		"local hint = 0\n"
 		"if owner == 'done' then hint = 1\n"
+		"elseif owner and string.sub(owner, 1, 2) == 'b:' then\n"
+		"  local id, e = string.match(owner, '^b:(.*):(%d+)$')\n"
+		"  local seen = id and redis.call('ZSCORE', KEYS[3], id)\n"
+		"  if id == ARGV[3] then return {0, 0} end\n"
+		"  if seen and tonumber(seen) > now - tonumber(ARGV[5]) then return {3, math.max(tonumber(e) - now, 0)} end\n"
 		"elseif owner and owner ~= ARGV[3] then\n"
 		"  local seen = redis.call('ZSCORE', KEYS[3], owner)\n"
 		"  if seen and tonumber(seen) > now - tonumber(ARGV[5]) then return {2, redis.call('PTTL', KEYS[2])} end\n"
 		"end\n"
 		"redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])\n"
 		"return {0, hint}\n",
-	/* RELEASE. KEYS: flow. ARGV: my id, exists (1/0), mark ms. Compare and delete: a lock
-	 * another broker took over stays its own. */
+	/* RELEASE. KEYS: flow. ARGV: my id, exists (1/0), mark ms, hold ms, left ms. Compare and
+	 * delete: a lock another broker took over stays its own. With hold ms, the name stays this
+	 * broker's that long, marked as in its batch registration until now + left ms. */
 	[SCRIPT_RELEASE] =
-		"if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
-		"if ARGV[2] == '1' then redis.call('SET', KEYS[1], 'done', 'PX', ARGV[3]) else redis.call('DEL', KEYS[1]) end\n"
+		"if redis.replicate_commands then redis.replicate_commands() end\n"
+		"local owner = redis.call('GET', KEYS[1])\n"
+		"if owner ~= ARGV[1] and (not owner or not string.match(owner, '^b:(.*):%d+$') or string.match(owner, '^b:(.*):%d+$') ~= ARGV[1]) then return 0 end\n"
+		"if tonumber(ARGV[4]) > 0 then\n"
+		"  local t = redis.call('TIME')\n"
+		"  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+		"  redis.call('SET', KEYS[1], 'b:' .. ARGV[1] .. ':' .. (now + tonumber(ARGV[5])), 'PX', ARGV[4])\n"
+		"elseif ARGV[2] == '1' then redis.call('SET', KEYS[1], 'done', 'PX', ARGV[3]) else redis.call('DEL', KEYS[1]) end\n"
 		"return 1\n",
 	/* LEASE: GCRA. KEYS: quota. ARGV: interval µs, want, horizon µs. The key holds the
 	 * theoretical arrival time of the next call; slots are handed out interval apart from
@@ -271,6 +284,10 @@ void scripts__command(struct command *cmd, const struct script_ids *s, const str
 			scripts__arg(cmd, op->exists ? "1" : "0");
 			snprintf(cmd->nums[0], sizeof(cmd->nums[0]), "%d", SHARED_DONE_MARK_MS);
 			scripts__arg(cmd, cmd->nums[0]);
+			snprintf(cmd->nums[1], sizeof(cmd->nums[1]), "%lld", op->hold_ms > 0 ? op->hold_ms : 0);
+			scripts__arg(cmd, cmd->nums[1]);
+			snprintf(cmd->nums[2], sizeof(cmd->nums[2]), "%lld", op->left_ms > 0 ? op->left_ms : 0);
+			scripts__arg(cmd, cmd->nums[2]);
 			return;
 		case SHARED_LEASE:
 			snprintf(cmd->keys[0], SCRIPTS_KEY_MAX, "%s:quota:%s", s->prefix, op->action >= 0 && op->action < PLATFORM_ACTIONS
@@ -334,10 +351,10 @@ enum script_reply scripts__read(struct shared_op *op, const redisReply *r, int64
 	}
 	switch(op->kind){
 		case SHARED_ADMIT:
-			if(!reply__ints(r, 2) || r->element[0]->integer < 0 || r->element[0]->integer > 2) return SCRIPT_REPLY_REFUSED;
+			if(!reply__ints(r, 2) || r->element[0]->integer < 0 || r->element[0]->integer > 3) return SCRIPT_REPLY_REFUSED;
 			op->verdict = (enum shared_verdict)r->element[0]->integer;
 			op->exists_hint = op->verdict == SHARED_ADMITTED && r->element[1]->integer == 1;
-			op->busy_ms = op->verdict == SHARED_BUSY ? r->element[1]->integer : 0;
+			op->busy_ms = op->verdict == SHARED_BUSY || op->verdict == SHARED_IN_BATCH ? r->element[1]->integer : 0;
 			break;
 		case SHARED_LEASE:
 			if(!reply__ints(r, 3) || r->element[0]->integer < 0 || r->element[0]->integer > op->want

@@ -27,6 +27,8 @@
 #define RELEASE_LINGER_MS 500
 /* busy's retryAfter when another broker keeps a device, at most */
 #define LOCK_BUSY_RETRY_MAX_S 60
+/* busy's retryAfter when another broker's batch registration is past its expected end */
+#define BATCH_OVERDUE_RETRY_S 10
 /* a lease Redis could not give is asked for again after this */
 #define LEASE_RETRY_MS 100
 
@@ -68,16 +70,23 @@ static void admission__conclude(struct scheduler *s, struct job *job, enum boots
 	job__finish(s, job, now);
 }
 
+/* A job admitted: a name a batch registration took goes where its record says
+ * (batch_names.c), any other to the strategy. */
+static void admission__queue(struct scheduler *s, struct job *job, int64_t now)
+{
+	if(!names__route(s, job, now)) fifo__push(&s->fresh, job);
+}
+
 /* A new job (or one that waited for another broker): Redis records its random, when
  * check_replay, and gives it the device's flow lock before any platform call. Without Redis it
  * goes straight to the queue, with this broker's replay cache (checked on the broker thread)
  * and no flow lock: the platform itself keeps two flows for one device apart (AlreadyExists). */
-void admission__admit(struct scheduler *s, struct job *job, bool check_replay)
+void admission__admit(struct scheduler *s, struct job *job, bool check_replay, int64_t now)
 {
 	struct shared_op *op;
 
 	if(!admission__shared(s)){
-		fifo__push(&s->fresh, job);
+		admission__queue(s, job, now);
 		return;
 	}
 	op = calloc(1, sizeof(*op));
@@ -91,7 +100,7 @@ void admission__admit(struct scheduler *s, struct job *job, bool check_replay)
 	}
 	if(!op || admission__submit(s, op)){
 		s->shared_local++;
-		fifo__push(&s->fresh, job);
+		admission__queue(s, job, now);
 		return;
 	}
 	s->admitting++;
@@ -101,7 +110,7 @@ void admission__admit(struct scheduler *s, struct job *job, bool check_replay)
  * already). */
 void admission__retry_waiting(struct scheduler *s, int64_t now, int64_t *wait)
 {
-	while(s->lock_wait.head && s->lock_wait.head->due_ms <= now) admission__admit(s, fifo__pop(&s->lock_wait), false);
+	while(s->lock_wait.head && s->lock_wait.head->due_ms <= now) admission__admit(s, fifo__pop(&s->lock_wait), false, now);
 	if(s->lock_wait.head) wait__min(wait, s->lock_wait.head->due_ms - now);
 }
 
@@ -114,7 +123,7 @@ static void admission__answered(struct scheduler *s, const struct shared_op *op,
 	if(!op->ok){
 		/* Redis did not answer: on with local state, as when it is down */
 		s->shared_local++;
-		fifo__push(&s->fresh, job);
+		admission__queue(s, job, now);
 		return;
 	}
 	switch(op->verdict){
@@ -142,8 +151,16 @@ static void admission__answered(struct scheduler *s, const struct shared_op *op,
 			admission__conclude(s, job, REASON_OTHER_BROKER_BUSY, "another bootstrap broker is working on this device; try again later",
 					retry_after, now);
 			return;
+		case SHARED_IN_BATCH:
+			/* another broker's batch registration holds the name: no second one here */
+			s->shared_busy++;
+			retry_after = op->busy_ms > 0 ? (int)((op->busy_ms + 999) / 1000) : BATCH_OVERDUE_RETRY_S;
+			admission__conclude(s, job, REASON_BATCH_PENDING, "this device is being registered in a batch; ask again after retryAfter seconds",
+					retry_after, now);
+			return;
 		case SHARED_ADMITTED:
 			job->lock_held = true;
+			if(names__route(s, job, now)) return;
 			if(op->exists_hint && s->cfg->existing_devices != EXISTING_NEVER){
 				/* another broker's flow just made or found the device: a lookup, not a second
 				 * RegisterDevice, and with the flows under way (it has waited already) */
@@ -162,15 +179,28 @@ static void admission__answered(struct scheduler *s, const struct shared_op *op,
 void admission__release(struct scheduler *s, struct job *job, int64_t now)
 {
 	const struct platform_flow *flow = job->result.flow;
-	struct shared_op *op = calloc(1, sizeof(*op));
 
 	job->lock_held = false;
-	if(!op) return; /* the lock times out */
+	admission__release_name(s, job->result.product_key, job->result.device_id, flow && flow->state == FLOW_DONE
+			&& (flow->result == BOOTSTRAP_OK || (platform__flow_existence_known(flow) && flow->existing)),
+			job->hold_ms, job->left_ms, now);
+}
+
+/* The same for a name: with hold_ms, it stays this broker's that long (a batch registration
+ * of this broker holds it: other brokers answer busy until left_ms from now); without, the
+ * lock goes, marked existing or not. A batch registration releases its names so when it ends. */
+void admission__release_name(struct scheduler *s, const char *product_key, const char *device_id, bool exists,
+		int64_t hold_ms, int64_t left_ms, int64_t now)
+{
+	struct shared_op *op;
+
+	if(!admission__shared(s) || !(op = calloc(1, sizeof(*op)))) return; /* the lock times out */
 	op->kind = SHARED_RELEASE;
-	memcpy(op->product_key, job->result.product_key, sizeof(op->product_key));
-	memcpy(op->device_id, job->result.device_id, sizeof(op->device_id));
-	op->exists = flow && flow->state == FLOW_DONE
-			&& (flow->result == BOOTSTRAP_OK || (platform__flow_existence_known(flow) && flow->existing));
+	snprintf(op->product_key, sizeof(op->product_key), "%s", product_key);
+	snprintf(op->device_id, sizeof(op->device_id), "%s", device_id);
+	op->exists = exists;
+	op->hold_ms = hold_ms;
+	op->left_ms = left_ms;
 	if(!s->releases) s->releases_due = now + RELEASE_LINGER_MS;
 	op->next = s->releases;
 	s->releases = op;
@@ -277,8 +307,6 @@ void admission__demand(struct scheduler *s, bool query_first)
 	for(int a = 0; a < PLATFORM_ACTIONS; a++) s->demand[a] = 1;
 	s->demand[ACTION_REGISTER] = s->waiting[0].count + s->single[0].count + (query_first ? 0 : s->fresh.count);
 	s->demand[ACTION_QUERY] = s->waiting[1].count + s->single[1].count + (query_first ? s->fresh.count : 0);
-	/* pages go as fast as their quota allows */
-	s->demand[ACTION_BATCH_PAGE] = (size_t)s->napplies * 4;
 }
 
 /* Redis's state: while it is down every action runs on a share of its quota (the brokers last

@@ -1,6 +1,6 @@
 /* Lookups: waiting jobs of one product looked up together in one BatchQueryDeviceDetail (up to
  * 100 names), and what every batch shares (lookups and the batch registrations of apply.c):
- * its jobs, its calls, the platform refusing a batch action. A lookup's answer is handled in
+ * its jobs (an apply's names), its calls, the platform refusing a batch action. A lookup's answer is handled in
  * one place, lookup__answer(). No I/O; runs on whichever thread drives the scheduler. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -57,7 +57,6 @@ struct batch *batch__new(struct scheduler *s, struct job *list, size_t n, bool q
 		}
 		return NULL;
 	}
-	b->page_count = -1;
 	b->started_ms = now;
 	/* the caller took the jobs of one product */
 	if(list) memcpy(b->product_key, list->result.product_key, sizeof(b->product_key));
@@ -104,7 +103,7 @@ void batch__to_singles(struct scheduler *s, struct batch *b)
 void batch__free(struct batch *b)
 {
 	if(!b) return;
-	free(b->pages);
+	free(b->names);
 	free(b->jobs);
 	free(b);
 }
@@ -166,6 +165,10 @@ bool batch__post(struct scheduler *s, struct batch *b, enum platform_action acti
 		if(!(names = malloc((b->live ? b->live : 1) * sizeof(*names)))) return false;
 		for(size_t i = 0; i < b->njobs; i++){
 			if(b->jobs[i]) names[pc.count++] = b->jobs[i]->result.device_id;
+		}
+		/* an apply's names, without jobs */
+		for(size_t i = 0; i < b->nnames; i++){
+			if(b->names[i]) names[pc.count++] = b->names[i]->name;
 		}
 		pc.names = names;
 	}
@@ -232,11 +235,14 @@ static void lookup__answer(struct scheduler *s, struct call *c, const struct htt
 
 	if(b == s->probe) s->probe = NULL;
 	if(answer.outcome == PLATFORM_SUCCESS){
-		size_t found = 0, asked = b->live;
+		size_t found = 0, asked = 0;
 		s->refusals[0] = 0;
+		/* devices our own batch registration made say nothing of whether this fleet's exist */
+		for(size_t i = 0; i < b->njobs; i++) asked += b->jobs[i] && !b->jobs[i]->result.flow->maybe_created;
 		for(size_t i = 0; i < answer.ndevices; i++){
 			struct job **slot = batch__find(b, answer.devices[i].name);
 			if(!slot) continue;
+			found += !(*slot)->result.flow->maybe_created;
 			memset(&one, 0, sizeof(one));
 			one.outcome = PLATFORM_SUCCESS;
 			one.triple = answer.devices[i].triple;
@@ -244,7 +250,6 @@ static void lookup__answer(struct scheduler *s, struct call *c, const struct htt
 			memcpy(one.request_id, answer.request_id, sizeof(one.request_id));
 			job__answer(s, batch__take(s, b, slot), ACTION_BATCH_QUERY, &one, now);
 			OPENSSL_cleanse(&one.triple, sizeof(one.triple));
-			found++;
 		}
 		if(asked) share__learn(s, (double)found / (double)asked, asked);
 		if(answer.unreadable){

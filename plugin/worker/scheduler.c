@@ -18,8 +18,6 @@
  * costs 1 + share calls per device, query-first 2 - share: query first from one half on. */
 #define EXISTING_SHARE_WEIGHT 0.1
 #define QUERY_FIRST_FROM 0.5
-/* What a batch registration takes before one has been seen; then the average of those seen. */
-#define APPLY_ESTIMATE_MS 5000.0
 /* Jobs waiting for their next call are checked against their deadlines this often: one walk
  * of the queues (bounded by max_queue) at most ten times a second. A job is never sent past
  * its deadline (singles__send checks the one it takes), and answered at most this late. */
@@ -251,7 +249,7 @@ void job__answer(struct scheduler *s, struct job *job, enum platform_action acti
 			default: break;
 		}
 		/* a lookup learns once for its whole batch (lookup__answer) */
-		if(existing >= 0 && action != ACTION_BATCH_QUERY) share__learn(s, existing, 1);
+		if(existing >= 0 && action != ACTION_BATCH_QUERY && !flow->maybe_created) share__learn(s, existing, 1);
 	}
 	if(flow->state == FLOW_DONE){
 		job__finish(s, job, now);
@@ -536,7 +534,7 @@ struct scheduler *scheduler__new(const struct bootstrap_config *cfg, const struc
 	if(!s) return NULL;
 	s->io = *io;
 	s->capacity = (size_t)cfg->max_queue + (size_t)cfg->max_inflight;
-	s->apply_estimate_ms = APPLY_ESTIMATE_MS;
+	apply__reset_estimate(s);
 	s->shared_up = true;
 	s->share = 1.0;
 	s->brokers_alive = 1;
@@ -557,10 +555,9 @@ struct scheduler *scheduler__new(const struct bootstrap_config *cfg, const struc
 
 void scheduler__submit(struct scheduler *s, struct job *job, int64_t now)
 {
-	(void)now;
 	job->call = (struct call){ .kind = CALL_KIND_JOB, .done = single__done };
 	s->holding++;
-	admission__admit(s, job, true);
+	admission__admit(s, job, true, now);
 }
 
 void scheduler__answer(struct scheduler *s, struct call *call, const struct http_result *r, int64_t now)
@@ -617,6 +614,13 @@ void scheduler__stats(const struct scheduler *s, struct jobs_stats *st)
 	memcpy(st->signature_detail, s->signature_detail, sizeof(st->signature_detail));
 	st->applies = s->applies_started;
 	st->applies_abandoned = s->applies_abandoned;
+	st->batch_check_ms = s->stage_ms[0] + 2.0 * s->stage_dev_ms[0];
+	st->batch_create_ms = s->stage_ms[1] + 2.0 * s->stage_dev_ms[1];
+	st->batch_checks_seen = s->stages_seen[0];
+	st->batch_creates_seen = s->stages_seen[1];
+	st->batch_names = s->nnames;
+	st->batch_names_told = s->names_told;
+	st->batch_names_failed = s->names_failed;
 	st->credentials_state = s->creds.state;
 	st->credentials_verdict = s->creds.verdict;
 	memcpy(st->credentials_refusal, s->creds.refusal, sizeof(st->credentials_refusal));
@@ -638,8 +642,8 @@ void scheduler__reconfigure(struct scheduler *s, struct bootstrap_config *snapsh
 	memset(s->refused, 0, sizeof(s->refused));
 	s->refused_detail[0] = '\0';
 	memset(s->refusals, 0, sizeof(s->refusals));
-	/* an operator's reload: batch registrations get a fresh chance */
-	s->apply_estimate_ms = APPLY_ESTIMATE_MS;
+	/* an operator's reload: batch registrations get a fresh chance after a stall (what the
+	 * stages take is the platform's, and stays learnt) */
 	s->apply_stalled_ms = 0;
 	config__snapshot_free(retired);
 }
@@ -654,6 +658,7 @@ void scheduler__free(struct scheduler *s)
 		free(op);
 	}
 	batches__free(s);
+	names__free(s);
 	free(s->retry_heap);
 	config__snapshot_free(s->cfg);
 	credentials__provider_cleanup(&s->creds);

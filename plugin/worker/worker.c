@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <openssl/rand.h>
@@ -27,7 +28,40 @@ struct worker {
 	struct waker *waker;
 	struct shared *shared; /* NULL: one broker alone */
 	struct scheduler *sched;
+	char *state_file;      /* plugin_opt_batch_state_file, or NULL */
+	uint64_t state_saved;  /* the scheduler's batch version last written */
+	int64_t state_due;     /* not written again before this */
 };
+
+/* Batch registrations under way are kept across a restart (batch_state.c): written when what a
+ * restart would resume changed, at most this often */
+#define STATE_WRITE_MS 1000
+
+static void worker__restore(struct worker *w)
+{
+	size_t len;
+	char *text;
+
+	if(!w->state_file) return;
+	if((text = batch_state__read(w->state_file, &len))){
+		scheduler__batch_restore(w->sched, text, len, clock__ms());
+		free(text);
+	}
+	w->state_saved = scheduler__batch_version(w->sched);
+}
+
+static void worker__save(struct worker *w, int64_t now)
+{
+	uint64_t version;
+	char *text;
+
+	if(!w->state_file || now < w->state_due || (version = scheduler__batch_version(w->sched)) == w->state_saved) return;
+	w->state_due = now + STATE_WRITE_MS;
+	if(!(text = scheduler__batch_dump(w->sched, now))) return;
+	/* a write that failed is tried again with the next change */
+	if(batch_state__write(w->state_file, text) == 0) w->state_saved = version;
+	free(text);
+}
 
 static int worker__post(void *ud, const struct http_request *req, struct call *call)
 {
@@ -94,6 +128,7 @@ static void *worker__run(void *arg)
 	struct job_result *finished = NULL;
 	struct jobs_stats stats;
 
+	worker__restore(w);
 	for(;;){
 		struct handoff_round round;
 		struct job *job, *next;
@@ -120,6 +155,7 @@ static void *worker__run(void *arg)
 			scheduler__submit(w->sched, job, now);
 		}
 		wait = scheduler__run(w->sched, now);
+		worker__save(w, now);
 		if((finished = scheduler__take_finished(w->sched))) continue; /* hand results over before waiting */
 		if(w->shared) shared__cork(w->shared, false);
 		http__perform(w->http, wait > SCHEDULER_WAIT_MAX_MS ? SCHEDULER_WAIT_MAX_MS : (int)wait, worker__on_answer, w);
@@ -141,6 +177,10 @@ struct worker *worker__new(struct jobs *jobs, const struct bootstrap_config *cfg
 	w->http = http__new(&hopts);
 	w->waker = waker__new(cfg->wakeup_port, "mosquitto_bootstrap-wakeup");
 	w->sched = scheduler__new(cfg, &io, clock__ms());
+	if(cfg->batch_state_file && !(w->state_file = strdup(cfg->batch_state_file))){
+		worker__free(w);
+		return NULL;
+	}
 	if(!w->http || !w->sched){
 		worker__free(w);
 		return NULL;
@@ -176,5 +216,6 @@ void worker__free(struct worker *w)
 	http__free(w->http);
 	scheduler__free(w->sched);
 	waker__free(w->waker);
+	free(w->state_file);
 	free(w);
 }

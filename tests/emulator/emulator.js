@@ -963,9 +963,12 @@ function createEmulator(options = {}) {
   // forgetApplies, a platform restart, drops them).
   // stageStuck (true, 'check' or 'create') keeps stages from finishing until turned off;
   // then the stuck ones finish at once. forgetApplies (a platform restart) drops every ApplyId;
+  // stageFail ('check' or 'create', false by default) makes that stage end failed for every name,
+  // as a platform that fails a batch does: CHECK_FAILED with each name invalid, or CREATE_FAILED
+  // with none created; a stage ending while it is set fails.
   // deniedActions (any action names) are refused as RAM does (403 Forbidden.RAM). Quota: opts.quota by action name, as for the other actions.
   // Control: GET /_emulator/batch[?applyId=N], POST /_emulator/batch {checkDurationMs,
-  // createDurationMs (or stageCheckS, stageCreateS in seconds), stageJitter, stageStuck, forgetApplies, deniedActions}; the same keys in POST /_emulator/faults; POST /_emulator/reset
+  // createDurationMs (or stageCheckS, stageCreateS in seconds), stageJitter, stageStuck, stageFail, forgetApplies, deniedActions}; the same keys in POST /_emulator/faults; POST /_emulator/reset
   // turns stageStuck off. Counters under stats.batch.
   // Size: a form body (signature 1.0 POST, or V3 with a form body) may be MAX_BODY_BYTES; parameters in
   // the query string (as the SDKs send them) are bounded by Node's 16 KB header limit, a few hundred names.
@@ -980,6 +983,7 @@ function createEmulator(options = {}) {
     name: 'The device name is illegal.',
     nickname: 'The nick name is illegal.',
     exists: 'The device name already exists.',
+    failed: 'The platform failed this stage.',
     repeated: 'The device name is repeated.',
   };
 
@@ -991,6 +995,7 @@ function createEmulator(options = {}) {
     createDurationMs: durationOr(options.createDurationMs, 1000),
     stageJitter: jitterOr(options.stageJitter, 0),
     stageStuck: stuckOf(options.stageStuck),
+    stageFail: false,
     deniedActions: Array.isArray(options.deniedActions) ? options.deniedActions.map(String) : [],
   };
   const applies = new Map();    // ApplyId (number) -> apply
@@ -1119,6 +1124,7 @@ function createEmulator(options = {}) {
       if (seen.has(e.DeviceName)) why.push(BATCH_ERR.repeated);
       seen.add(e.DeviceName);
       if (e.Nickname && !nicknameValid(e.Nickname)) why.push(BATCH_ERR.nickname);
+      if (batchCfg.stageFail === 'check') why.push(BATCH_ERR.failed);
       if (why.length) invalid.push({ DeviceName: e.DeviceName, ErrorMsg: why.join('|'), NickName: e.Nickname });
       else valid.push(e.DeviceName);
     }
@@ -1138,6 +1144,7 @@ function createEmulator(options = {}) {
     for (const e of a.entries) {
       const key = a.ProductKey + '/' + e.DeviceName;
       if (devices.has(key)) { invalid.push({ DeviceName: e.DeviceName, ErrorMsg: BATCH_ERR.exists, NickName: e.Nickname }); continue; }
+      if (batchCfg.stageFail === 'create') { invalid.push({ DeviceName: e.DeviceName, ErrorMsg: BATCH_ERR.failed, NickName: e.Nickname }); continue; }
       const d = newBatchDevice(a.ProductKey, e.DeviceName, e.Nickname);
       devices.set(key, d);
       a.created.push({ device: d, DeviceId: randomId(20, ALNUM) });
@@ -1286,6 +1293,7 @@ function createEmulator(options = {}) {
     if (f.stageCreateS !== undefined) batchCfg.createDurationMs = durationOr(f.stageCreateS * 1000, batchCfg.createDurationMs);
     if (f.stageStuck !== undefined) { batchCfg.stageStuck = stuckOf(f.stageStuck); resumeStuck(); }
     if (Array.isArray(f.deniedActions)) batchCfg.deniedActions = f.deniedActions.map(String);
+    if (f.stageFail !== undefined) batchCfg.stageFail = f.stageFail === 'check' || f.stageFail === 'create' ? f.stageFail : false;
     if (f.forgetApplies === true) {
       // the platform restarted: every ApplyId it had given is unknown from now on
       for (const t of batchTimers) clearTimeout(t);
@@ -1332,7 +1340,7 @@ function createEmulator(options = {}) {
       try { f = JSON.parse(body); } catch (e) { f = null; }
       if (f && typeof f === 'object') setBatch(f);
     }
-    if (req.method === 'POST' && path === '/_emulator/reset') setBatch({ stageStuck: false });
+    if (req.method === 'POST' && path === '/_emulator/reset') setBatch({ stageStuck: false, stageFail: false });
     return false;
   }
 

@@ -281,7 +281,9 @@ test('a batched crowd mixing both products: every device gets its own product\'s
     const ok = auditLines(env).filter((l) => l.code === 'ok');
     assert.strictEqual(ok.length, 400);
     for (const l of ok) assert.strictEqual(l.productKey, /-a-/.test(l.deviceId) ? A : B, JSON.stringify(l));
-    assert.ok(ok.some((l) => l.action === 'BatchQueryDeviceDetail') && ok.some((l) => l.action === 'QueryPageByApplyId'));
+    // batched devices were told to come back (batch_pending) and looked up: no page, no secret kept
+    assert.ok(ok.some((l) => l.action === 'BatchQueryDeviceDetail') && !ok.some((l) => l.action === 'QueryPageByApplyId'));
+    assert.ok(auditLines(env).some((l) => l.reason === 'batch_pending'));
     await env.assertLogClean();
   } finally {
     await env.stop();

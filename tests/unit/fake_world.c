@@ -695,6 +695,37 @@ bool world_settle(struct world *w, int64_t max_ms)
 	return scheduler__holding(w->s) == 0 && w->nwire == 0;
 }
 
+bool world_settle_follow(struct world *w, int64_t max_ms)
+{
+	int64_t end = w->now + max_ms;
+
+	for(;;){
+		int64_t next = world_round(w), due = INT64_MAX;
+		bool sent = false;
+		for(size_t i = 0; i < w->nreq; i++){
+			struct tracked *t = &w->req[i];
+			char pk[24], dev[40];
+			int64_t at;
+			if(!t->answered || t->followed || t->result != BOOTSTRAP_BUSY || t->retry_after <= 0) continue;
+			at = t->answered_ms + (int64_t)t->retry_after * 1000;
+			if(at > w->now){
+				if(at < due) due = at;
+				continue;
+			}
+			t->followed = true;
+			memcpy(pk, t->product_key, sizeof(pk));
+			memcpy(dev, t->device_id, sizeof(dev));
+			world_submit(w, pk, dev); /* w->req may move */
+			sent = true;
+		}
+		if(!sent && due == INT64_MAX && scheduler__holding(w->s) == 0 && w->nwire == 0 && w->nops == 0) return true;
+		if(w->now >= end) return false;
+		if(sent) next = w->now + 1;
+		if(due < next) next = due;
+		w->now = next < end ? next : end;
+	}
+}
+
 void world_jump(struct world *w, int64_t ms)
 {
 	for(size_t i = 0; i < w->nreq; i++){

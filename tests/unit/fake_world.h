@@ -64,6 +64,7 @@ struct tracked {
 	enum bootstrap_reason reason; /* the audit line's */
 	int retry_after;
 	bool answered;
+	bool followed;          /* world_settle_follow() sent it again after its retryAfter */
 	char secret[80];
 };
 
@@ -135,6 +136,9 @@ void world_fault(struct world *w, int action, enum fault_kind kind, int count);
 void world_run_until(struct world *w, int64_t until);
 /* Runs until nothing is pending (or max_ms has passed); true when nothing is. */
 bool world_settle(struct world *w, int64_t max_ms);
+/* The same, with the devices following retryAfter: one answered busy with it asks again
+ * (a new request) that long after its answer, as a device does. */
+bool world_settle_follow(struct world *w, int64_t max_ms);
 /* Moves the clock without running anything (a clock jump), then runs. */
 void world_jump(struct world *w, int64_t ms);
 size_t world_on_wire(const struct world *w, int action);

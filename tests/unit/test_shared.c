@@ -158,7 +158,11 @@ static void test_replies(void)
 
 	CHECK(scripts__read(&op, &arr, 0) == SCRIPT_REPLY_USED);
 	CHECK(op.ok && op.verdict == SHARED_ADMITTED && op.exists_hint);
-	a = reply__int(3); /* no such verdict */
+	a = reply__int(3); /* in another broker's batch registration, expected to end in 1 s */
+	op = (struct shared_op){ .kind = SHARED_ADMIT };
+	CHECK(scripts__read(&op, &arr, 0) == SCRIPT_REPLY_USED);
+	CHECK(op.ok && op.verdict == SHARED_IN_BATCH && op.busy_ms == 1 && !op.exists_hint);
+	a = reply__int(4); /* no such verdict */
 	op = (struct shared_op){ .kind = SHARED_ADMIT };
 	CHECK(scripts__read(&op, &arr, 0) == SCRIPT_REPLY_REFUSED);
 	CHECK(!op.ok);
