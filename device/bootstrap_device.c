@@ -211,6 +211,7 @@ static int span__is(struct bootdev__span s, struct bootdev_part want)
 bootdev_status bootdev__triple(struct bootdev__reading *x, const struct bootdev__span f[4])
 {
 	const bootdev_client *c = x->c;
+	uint8_t *start = x->at;
 	/* where ProductKey, DeviceName, DeviceSecret and IotId go */
 	static const uint8_t at[4] = { offsetof(bootdev_reply, product_key), offsetof(bootdev_reply, device_name),
 		offsetof(bootdev_reply, device_secret), offsetof(bootdev_reply, iot_id) };
@@ -220,7 +221,13 @@ bootdev_status bootdev__triple(struct bootdev__reading *x, const struct bootdev_
 	if(!span__is(f[0], c->ident[BOOTDEV__PK]) || !span__is(f[1], c->ident[BOOTDEV__ID])) return BOOTDEV_ERR_WRONG_DEVICE;
 	for(int k = 0; k < 4; k++){
 		bootdev_status rc = keep(x, f[k], k == 2, 128, KEEP_TEXT, (const char **)((uint8_t *)x->out + at[k]));
-		if(rc != BOOTDEV_OK) return rc;
+		if(rc != BOOTDEV_OK){
+			/* a triple refused after its DeviceSecret was kept: the caller ignores this reply and
+			 * wipes work only after BOOTDEV_OK, so nothing of it may stay */
+			bootdev__zero(start, (size_t)(x->at - start));
+			memset(x->out, 0, sizeof(*x->out));
+			return rc;
+		}
 	}
 	return BOOTDEV_OK;
 }

@@ -17,6 +17,10 @@ typedef size_t cbor_len;
 #endif
 
 enum item_type { IT_BAD = 0, IT_UINT, IT_BSTR, IT_TSTR, IT_ARRAY, IT_MAP, IT_BOOL, IT_OTHER };
+/* The member tables below carry these values in their names' first byte ("\203" is REQUIRED |
+ * IT_TSTR): reordering the enum must fail here, not read wrongly. */
+typedef char bootdev__item_types_as_in_the_tables[(IT_UINT == 1 && IT_BSTR == 2 && IT_TSTR == 3 && IT_MAP == 5
+		&& IT_BOOL == 6 && IT_OTHER == 7) ? 1 : -1];
 
 struct item {
 	enum item_type type;
@@ -240,6 +244,8 @@ bootdev_status bootdev_reply_cbor(const bootdev_client *c, const uint8_t *payloa
 			if(m->type == IT_BAD) return BOOTDEV_ERR_MALFORMED;
 			if(!(flags & BOOTDEV_ACCEPT_CLEAR)) return BOOTDEV_ERR_NOT_SEALED;
 		}
+		/* a sealed value that is no map is no seal (data is typed a map by members()) */
+		if(m->type != IT_MAP) return BOOTDEV_ERR_FORGED;
 		/* a reader at the value's members (members() and skip() bound what follows) */
 		in.p = m->p;
 		in.left = len - (size_t)(m->p - payload);

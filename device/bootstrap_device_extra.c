@@ -18,7 +18,8 @@ const char *bootdev_status_name(bootdev_status s)
 		"sealed for another device or product\0unknown";
 	const char *at = names;
 
-	for(int i = 0; i < (int)s && i <= (int)BOOTDEV_ERR_WRONG_DEVICE; i++) at += strlen(at) + 1;
+	/* unsigned: a value below 0 (where enums are ints) is as unknown as one above the last */
+	for(unsigned i = 0; i < (unsigned)s && i <= (unsigned)BOOTDEV_ERR_WRONG_DEVICE; i++) at += strlen(at) + 1;
 	return at;
 }
 

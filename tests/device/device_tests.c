@@ -348,6 +348,30 @@ static void test_replies(const struct bootdev_port *port, reader read, int cbor,
 
 #define TEXT(s) (const uint8_t *)(s), sizeof(s) - 1
 
+/* A genuine seal around a triple refused after its DeviceSecret was read (its IotId): refused,
+ * and nothing of the DeviceSecret left in work or in the reply, which the caller ignores. */
+static void test_refused_triple_leaves_nothing(const struct bootdev_port *port)
+{
+	struct fixed_rng rng = { seal_random_bytes, 8, 0 };
+	uint8_t req[BOOTDEV_REQUEST_SIZE], work[BOOTDEV_WORK_SIZE];
+	bootdev_client c;
+	bootdev_reply r;
+	size_t n, secret_len = strlen(V_SEAL_DEVICE_SECRET);
+
+	for(int cbor = 0; cbor < 2; cbor++){
+		int found = 0;
+		client(&c, port, &rng, BOOTDEV_HMAC_SHA256);
+		CHECK_RC(cbor ? bootdev_request_cbor(&c, req, sizeof(req), &n) : bootdev_request_json(&c, req, sizeof(req), &n), BOOTDEV_OK);
+		memset(work, 0, sizeof(work));
+		CHECK_RC(cbor ? bootdev_reply_cbor(&c, v_cbor_bad_iotid, sizeof(v_cbor_bad_iotid), 0, work, sizeof(work), &r)
+				: bootdev_reply_json(&c, (const uint8_t *)v_json_bad_iotid, strlen(v_json_bad_iotid), 0, work, sizeof(work), &r),
+				BOOTDEV_ERR_MALFORMED);
+		for(size_t i = 0; i + secret_len <= sizeof(work); i++) found |= !memcmp(work + i, V_SEAL_DEVICE_SECRET, secret_len);
+		CHECK(!found);
+		CHECK(r.device_secret == NULL && r.product_key == NULL && !r.sealed);
+	}
+}
+
 static void test_json_malformed(const struct bootdev_port *port)
 {
 	static const char *const bad[] = {
@@ -482,6 +506,7 @@ int device_tests_run(const struct bootdev_port *port, const char *name)
 	test_replies(port, bootdev_reply_cbor, 1, v_cbor_sealed, sizeof(v_cbor_sealed), v_cbor_clear, sizeof(v_cbor_clear),
 			v_cbor_busy, sizeof(v_cbor_busy), v_cbor_wrong_device, sizeof(v_cbor_wrong_device), v_cbor_replayed,
 			sizeof(v_cbor_replayed));
+	test_refused_triple_leaves_nothing(port);
 	test_json_malformed(port);
 	test_cbor_malformed(port);
 	printf("device tests [%s]: %s (%d failures)\n", name, failures ? "FAILED" : "passed", failures);
