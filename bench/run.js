@@ -3,7 +3,7 @@
 //
 //   node bench/run.js [--quick] [--only S1,S4] [--out DIR] [--check]
 //   node bench/run.js --only S9 [--devices N] [--stage-check-s S] [--stage-create-s S] [--stage-jitter F]
-//        [--arrival-s S] [--concurrency N] [--s9-modes off,auto]   (S9's size; defaults: issue 24's)
+//        [--arrival-s S] [--concurrency N] [--s9-modes off,auto,seed] [--s9-base N]   (S9's size; defaults: issue 24's)
 //
 // Needs BOOTSTRAP_PLUGIN (the built plugin) and BOOTSTRAP_LOADGEN (bench/loadgen), both set by
 // scripts/bench. --quick shrinks every scenario to finish within a minute or two; --check fails
@@ -53,7 +53,10 @@ const BROKER_CONFIG = 'max_connections 20000';
 const s9arg = (name, full, quick) => (args.includes('--' + name) ? Number(args[args.indexOf('--' + name) + 1]) : QUICK ? quick : full);
 const S9 = { devices: s9arg('devices', 100000, 300), checkS: s9arg('stage-check-s', 60, 1), createS: s9arg('stage-create-s', 120, 2),
   jitter: s9arg('stage-jitter', 0.2, 0.2), arrivalS: s9arg('arrival-s', 10, 2), concurrency: s9arg('concurrency', 1024, 256),
-  modes: args.includes('--s9-modes') ? args[args.indexOf('--s9-modes') + 1].split(',') : ['off', 'auto'] };
+  modes: args.includes('--s9-modes') ? args[args.indexOf('--s9-modes') + 1].split(',') : ['off', 'auto', 'seed'],
+  // `batching off` and the seed are bound by RegisterDevice's 30/s (a fleet of 100 000 takes them
+  // 56 minutes): they run this many devices, and the full fleet's time is their rate's, scaled
+  base: s9arg('s9-base', 10000, 300) };
 const FLEET = path.join(__dirname, 'fleet.js');
 
 const N = QUICK
@@ -546,12 +549,27 @@ const scenarios = {
     // retryAfter, disconnect and come back (bench/fleet.js), at most S9.concurrency connections at once.
     const emulator = { checkDurationMs: S9.checkS * 1000, createDurationMs: S9.createS * 1000, stageJitter: S9.jitter };
     const out = { devices: S9.devices, stage_check_s: S9.checkS, stage_create_s: S9.createS, stage_jitter: S9.jitter, arrival_s: S9.arrivalS, concurrency: S9.concurrency };
+    const base = Math.min(S9.base, S9.devices);
+    out.devices_off_and_seed = base;
     for (const mode of S9.modes) {
-      out[mode] = mode === 'auto' && !(await pluginHasBatching()) ? { skipped: 'this plugin has no plugin_opt_batching' }
-        : await fleetRun(S9.devices, { pluginOptions: { batching: mode }, emulator });
+      if (mode === 'seed') {
+        // the seed function (pop-core over HTTPS): each device asks once and, refused (a throttled
+        // call answers 502), again a second later; no retryAfter to follow
+        const r = await seedBaseline(base, Math.min(base, 256), { latencyMs: 100, quota: DOCUMENTED_QPS, emulator, retryMs: 1000, timeoutS: Math.ceil(base / 25) + 600 });
+        out.seed = { ...r, devices: base, served: r.ok, last_served_s: r.seconds, requests_per_device: r.attempts / Math.max(1, base) };
+      } else if (mode === 'auto' && !(await pluginHasBatching())) {
+        out[mode] = { skipped: 'this plugin has no plugin_opt_batching' };
+      } else {
+        out[mode] = await fleetRun(mode === 'auto' ? S9.devices : base, { pluginOptions: { batching: mode }, emulator });
+      }
+      const x = out[mode];
+      // a run of fewer devices than the fleet: the fleet's time at the rate it kept (quota-bound, linear)
+      if (!x.skipped && x.devices < S9.devices) x.fleet_last_served_s_scaled = x.last_served_s * S9.devices / x.devices;
     }
-    out.ok = S9.modes.every((m) => out[m].skipped || out[m].served === S9.devices);
-    if (out.off && out.auto && !out.auto.skipped) out.ratio_auto_vs_off = out.off.last_served_s / out.auto.last_served_s;
+    out.ok = S9.modes.every((m) => out[m].skipped || out[m].served === out[m].devices);
+    const fleetTime = (x) => (x && !x.skipped ? x.fleet_last_served_s_scaled || x.last_served_s : null);
+    if (fleetTime(out.off) && fleetTime(out.auto)) out.ratio_auto_vs_off = fleetTime(out.off) / fleetTime(out.auto);
+    if (fleetTime(out.seed) && fleetTime(out.auto)) out.ratio_auto_vs_seed = fleetTime(out.seed) / fleetTime(out.auto);
     return out;
   },
   async S8() {
@@ -679,20 +697,27 @@ function table(results) {
     }
     notes.push('S8: new devices through one broker or three behind HAProxy, one emulator enforcing 30 RegisterDevice/s, `batching off` (one call per device); plain HTTP to the emulator (this scenario compares brokers, not TLS costs).');
   }
-  if (r.S9 && (r.S9.off || r.S9.auto)) {
+  if (r.S9 && (r.S9.off || r.S9.auto || r.S9.seed)) {
     const s = r.S9;
+    const scaled = (x) => (x.fleet_last_served_s_scaled ? `; ${s.devices} at this rate: ${f(x.fleet_last_served_s_scaled / 60, 1)} min` : '');
+    if (s.seed && !s.seed.error) {
+      const x = s.seed;
+      row('S9 baseline: seed (pop-core function)', x.devices, x.latency_ms.samples, `${f(x.per_s)} (all served at ${f(x.seconds, 0)} s${scaled(x)})`, lat(x.latency_ms),
+        `${f(x.requests_per_device, 2)} requests per device; throttled ${x.emulator.throttled}; calls: ${calls(x.emulator.calls)}`, 'quota: RegisterDevice 30/s', '–');
+    }
     for (const mode of ['off', 'auto']) {
       const x = s[mode];
       if (!x) continue;
       if (x.skipped || x.error) { row(`S9 plugin \`batching ${mode}\``, s.devices, '–', '–', '–', `not run: ${x.skipped || x.error}`, '–', '–'); continue; }
       const t = x.time_to_triple_ms;
-      row(`S9 plugin \`batching ${mode}\``, x.devices, t.samples, `${f(x.devices_per_s)} (all served at ${f(x.last_served_s, 0)} s)`,
+      row(`S9 plugin \`batching ${mode}\``, x.devices, t.samples, `${f(x.devices_per_s)} (all served at ${f(x.last_served_s, 0)} s${scaled(x)})`,
         t.samples >= MIN_P99_SAMPLES ? `${f(t.p50 / 1000)} s / ${f(t.p99 / 1000)} s` : `${f(t.p50 / 1000)} s / max ${f(t.max / 1000)} s (n=${t.samples})`,
         `**${f(x.requests_per_device, 2)} requests per device** (max ${x.attempts.max}); throttled ${x.emulator.throttled}${x.emulator.throttled ? ` (${calls(x.emulator.throttled_by)})` : ''}; calls: ${calls(x.emulator.calls)}; broker RSS +${f(x.broker.rss_growth_kib / 1024)} MB (peak ${f(x.broker.rss_kib_peak / 1024)} MB), CPU ${f(x.broker.cpu_cores, 2)} core`,
         mode === 'off' ? 'quota: RegisterDevice 30/s' : `batch stages ${s.stage_check_s} s + ${s.stage_create_s} s (± ${pc(s.stage_jitter)}) against request_deadline_ms`, codes(x.codes));
     }
-    if (s.ratio_auto_vs_off) rows.push(`| S9 auto / off (time to the last triple) | | | **${f(s.ratio_auto_vs_off, 2)}×** | | | | |`);
-    notes.push(`S9: ${s.devices} new devices switched on at random moments within ${s.arrival_s} s (bench/fleet.js): each connects, asks, disconnects and comes back as \`retryAfter\` says, with a new random, from one of many loopback addresses, at most ${s.concurrency} connections open at once; platform 100 ms, batch stages ${s.stage_check_s} s (check) and ${s.stage_create_s} s (create), ± ${pc(s.stage_jitter)}; every documented quota. Time to triple is from a device's first request; requests per device counts every request it sent.`);
+    if (s.ratio_auto_vs_off) rows.push(`| S9 auto / off (time to the last triple of ${s.devices}) | | | **${f(s.ratio_auto_vs_off, 2)}×** | | | | |`);
+    if (s.ratio_auto_vs_seed) rows.push(`| S9 auto / seed (time to the last triple of ${s.devices}) | | | **${f(s.ratio_auto_vs_seed, 2)}×** | | | | |`);
+    notes.push(`S9: ${s.devices} new devices switched on at random moments within ${s.arrival_s} s (bench/fleet.js): each connects, asks, disconnects and comes back as \`retryAfter\` says, with a new random, from one of many loopback addresses, at most ${s.concurrency} connections open at once; platform 100 ms, batch stages ${s.stage_check_s} s (check) and ${s.stage_create_s} s (create), ± ${pc(s.stage_jitter)}; every documented quota. Time to triple is from a device's first request; requests per device counts every request it sent. \`batching off\` and the seed function are bound by RegisterDevice's 30/s: they run ${s.devices_off_and_seed} devices, and the fleet's time is scaled from their rate (\`--s9-base\`).`);
   }
   const head = ['| scenario | devices | samples | devices/s | latency p50 / p99 ms | cost / rates | bound by | replies |', '|---|---|---|---|---|---|---|---|'];
   const method = `Method: the platform (the emulator) over HTTPS, connections kept alive, for the plugin, the seed function and the emulator-alone driver; the devices' own hop (MQTT to the broker, HTTP to the seed function) is plain TCP on loopback for all. A p99 is given only from ${MIN_P99_SAMPLES} samples or more, else the maximum and n. "samples": the latencies a percentile comes from.`;
