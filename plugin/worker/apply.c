@@ -37,8 +37,12 @@
 #define APPLY_TRIAL_AFTER_MS 300000
 /* An apply gathers names this long after its first (or until it is full) before its check
  * goes: a crowd switched on at once makes a few large applies, not many small ones. Its names
- * are answered busy at once meanwhile, the gathering counted in their retryAfter. */
+ * are answered busy at once meanwhile, the gathering counted in their retryAfter. A fleet
+ * that arrives more slowly than it fills applies would run out of them: with every
+ * APPLY_GATHER_STEP applies already running, a new one gathers a second longer. */
 #define APPLY_GATHER_MS 1000
+#define APPLY_GATHER_STEP 4
+#define APPLY_GATHER_MAX_MS 10000
 /* Once a backlog is worth batching (a fleet), single calls keep only the names they serve
  * within this: the rest joins an apply at once instead of holding its request in a queue. */
 #define APPLY_SOON_MS 3000
@@ -375,6 +379,7 @@ static struct batch *apply__open(struct scheduler *s, const char *product_key, i
 {
 	size_t per_call = (size_t)platform_actions[ACTION_BATCH_CHECK].per_call;
 	struct batch *b = calloc(1, sizeof(*b));
+	int64_t gather;
 
 	if(b && !(b->names = malloc(per_call * sizeof(*b->names)))){
 		free(b);
@@ -384,10 +389,12 @@ static struct batch *apply__open(struct scheduler *s, const char *product_key, i
 	memcpy(b->product_key, product_key, sizeof(b->product_key));
 	b->names_cap = per_call;
 	b->started_ms = b->stage_ms = now;
-	b->give_up_ms = now + APPLY_GATHER_MS + (int64_t)(s->apply_estimate_ms * APPLY_STALL_FACTOR);
+	gather = APPLY_GATHER_MS * (int64_t)(1 + s->napplies / APPLY_GATHER_STEP);
+	if(gather > APPLY_GATHER_MAX_MS) gather = APPLY_GATHER_MAX_MS;
+	b->give_up_ms = now + gather + (int64_t)(s->apply_estimate_ms * APPLY_STALL_FACTOR);
 	if(b->give_up_ms < now + APPLY_STALL_MIN_MS) b->give_up_ms = now + APPLY_STALL_MIN_MS;
 	b->rounds = 1;
-	apply__set_state(b, APPLY_CHECK, now + APPLY_GATHER_MS);
+	apply__set_state(b, APPLY_CHECK, now + gather);
 	apply__link(s, b);
 	s->applies_started++;
 	return b;
