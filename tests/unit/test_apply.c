@@ -612,6 +612,45 @@ static void test_moderate_burst_single(void)
 	world_free(&w);
 }
 
+/* A fleet arriving more slowly than it fills applies: with 4 applies running, a new one
+ * gathers 2 s, not 1 (and its devices are told so). */
+static void test_fleet_gathers_longer(void)
+{
+	struct world w;
+	const struct fp_call *c;
+	int next = 0;
+	int64_t t0 = 0;
+
+	world_init(&w, 24);
+	w.fp.check_ms = 60000;
+	w.fp.create_ms = 120000;
+	w.cfg.strategy = STRATEGY_REGISTER_FIRST;
+	w.cfg.qps[ACTION_REGISTER] = 30;
+	world_start(&w);
+	for(int round = 0; round < 5; round++){
+		t0 = w.now;
+		for(int i = 0; i < 300; i++, next++){
+			char name[32];
+			snprintf(name, sizeof(name), "dev-%04d", next);
+			world_submit(&w, NULL, name);
+		}
+		world_run_until(&w, t0 + (round < 4 ? 1200 : 1500));
+	}
+	/* four checks sent a second after their first name; the fifth not yet */
+	CHECK(fp_count(&w.fp, ACTION_BATCH_CHECK) == 4);
+	world_run_until(&w, t0 + 2100);
+	CHECK(fp_count(&w.fp, ACTION_BATCH_CHECK) == 5);
+	c = fp_nth(&w.fp, ACTION_BATCH_CHECK, 4);
+	CHECK(c && c->at_ms >= t0 + 2000 && c->at_ms <= t0 + 2100);
+	{
+		/* its devices: told the 2 s of gathering and both stages (2 s + 3 s) and a poll */
+		const struct tracked *t = world_req(&w, "dev-1499");
+		CHECK(t && t->result == BOOTSTRAP_BUSY && t->retry_after >= 9);
+	}
+	CHECK(w.violations == 0);
+	world_free(&w);
+}
+
 int main(void)
 {
 	RUN(test_stages);
@@ -625,5 +664,6 @@ int main(void)
 	RUN(test_fleet_gathers);
 	RUN(test_fleet_full_apply);
 	RUN(test_moderate_burst_single);
+	RUN(test_fleet_gathers_longer);
 	return unit_main_result();
 }
