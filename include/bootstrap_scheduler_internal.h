@@ -75,6 +75,7 @@ struct batch {
 	size_t njobs, live;          /* live: a lookup's jobs, an apply's names not settled */
 	struct batch_name **names;   /* an apply's, sorted by name; NULL where settled */
 	size_t nnames;
+	size_t names_cap;            /* an apply still gathering: room in names[] (else 0) */
 	char apply_id[24];
 	int64_t stage_ms;            /* an apply's current stage (check or create) began */
 	int calls;                   /* on the wire */
@@ -238,6 +239,7 @@ void apply__reset_estimate(struct scheduler *s);
 void apply__link(struct scheduler *s, struct batch *b);
 int64_t apply__expected_end(const struct scheduler *s, const struct batch *b, int64_t now);
 size_t apply__keep(const struct scheduler *s);
+size_t apply__keep_soon(const struct scheduler *s);
 bool apply__possible(const struct scheduler *s, int64_t now);
 void apply__from(struct scheduler *s, struct job_fifo *q, size_t queued, int64_t now);
 void applies__step(struct scheduler *s, int64_t now, int64_t *wait);

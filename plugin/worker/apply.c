@@ -21,8 +21,9 @@
 #define STAGE_CHECK_MS 2000.0
 #define STAGE_CREATE_MS 3000.0
 #define STAGE_FIRST_DEV 0.1
-/* 10 applies of 10 000 names at once (100 000 devices) within BatchCheckDeviceNames' 10/s */
-#define APPLIES_MAX 16
+/* 10 applies of 10 000 names at once (100 000 devices) within BatchCheckDeviceNames' 10/s,
+ * and room for smaller ones when a fleet arrives more slowly */
+#define APPLIES_MAX 32
 /* a stage is asked about every quarter of its age so far, within these bounds */
 #define APPLY_POLL_MIN_MS 200
 #define APPLY_POLL_MAX_MS 2000
@@ -34,11 +35,17 @@
 #define APPLY_ROUNDS_MAX 3
 /* after a stall, no batch registration until this long has passed with none running */
 #define APPLY_TRIAL_AFTER_MS 300000
-/* a backlog smaller than a full apply gathers until no new name came for the first time, or
- * its oldest has waited the second: a crowd switched on at once makes a few large applies,
- * not many small ones */
-#define APPLY_QUIET_MS 500
-#define APPLY_GATHER_MAX_MS 5000
+/* An apply gathers names this long after its first (or until it is full) before its check
+ * goes: a crowd switched on at once makes a few large applies, not many small ones. Its names
+ * are answered busy at once meanwhile, the gathering counted in their retryAfter. A fleet
+ * that arrives more slowly than it fills applies would run out of them: with every
+ * APPLY_GATHER_STEP applies already running, a new one gathers a second longer. */
+#define APPLY_GATHER_MS 1000
+#define APPLY_GATHER_STEP 4
+#define APPLY_GATHER_MAX_MS 10000
+/* Once a backlog is worth batching (a fleet), single calls keep only the names they serve
+ * within this: the rest joins an apply at once instead of holding its request in a queue. */
+#define APPLY_SOON_MS 3000
 
 /* What QueryBatchRegisterDeviceStatus's stage says. */
 enum apply_stage {
@@ -143,6 +150,11 @@ int64_t apply__expected_end(const struct scheduler *s, const struct batch *b, in
 	int64_t stage_end, left;
 
 	if(b->state == APPLY_REGISTER) return now + (int64_t)stage__estimate(s, 1) + APPLY_POLL_MAX_MS;
+	if(b->state == APPLY_CHECK){
+		/* not sent yet (gathering, or waiting for its token): both stages from when it goes */
+		int64_t from = b->due_ms > now ? b->due_ms : now;
+		return from + (int64_t)stage__estimate(s, 0) + (int64_t)stage__estimate(s, 1) + APPLY_POLL_MAX_MS;
+	}
 	if(b->state == APPLY_OVER) return now;
 	stage_end = b->stage_ms + (int64_t)stage__estimate(s, checking ? 0 : 1);
 	left = stage_end - now;
@@ -311,16 +323,30 @@ static void apply__answer(struct scheduler *s, struct call *c, const struct http
 	platform__answer_cleanup(&answer);
 }
 
+/* Single RegisterDevice calls a second (with brokers sharing the quota through Redis, this
+ * one's share). */
+static double apply__single_rate(const struct scheduler *s)
+{
+	return s->bucket[ACTION_REGISTER].rate / (s->io.shared_submit && s->brokers_alive > 1 ? s->brokers_alive : 1);
+}
+
 /* How many of a registration backlog single RegisterDevice calls clear while a batch
- * registration runs (and before their deadline: the queue holds no longer); the rest is worth
- * batching. */
+ * registration runs (and before their deadline: the queue holds no longer). A backlog no
+ * larger (a moderate burst) is served by single calls; a larger one is a fleet. */
 size_t apply__keep(const struct scheduler *s)
 {
-	/* with brokers sharing the quota through Redis, this one's single calls get about its share */
-	double rate = s->bucket[ACTION_REGISTER].rate / (s->io.shared_submit && s->brokers_alive > 1 ? s->brokers_alive : 1);
 	double ms = s->apply_estimate_ms < (double)s->cfg->request_deadline_ms ? s->apply_estimate_ms : (double)s->cfg->request_deadline_ms;
 
-	return (size_t)(rate * ms / 1000.0) + 1;
+	return (size_t)(apply__single_rate(s) * ms / 1000.0) + 1;
+}
+
+/* Of a fleet's backlog, what single calls keep: the names they serve soon (never more than
+ * apply__keep()); the rest joins an apply at once, its devices told when to come back. */
+size_t apply__keep_soon(const struct scheduler *s)
+{
+	size_t soon = (size_t)(apply__single_rate(s) * APPLY_SOON_MS / 1000.0) + 1, keep = apply__keep(s);
+
+	return soon < keep ? soon : keep;
 }
 
 /* A batch registration may start: batching on, a free slot, and no stall lately (after one,
@@ -347,27 +373,54 @@ void apply__link(struct scheduler *s, struct batch *b)
 	s->napplies++;
 }
 
-/* Starts a batch registration with the jobs in list (n of them, of one product): their names
- * join it and each is answered busy with the apply's expected end; the check token is taken. */
-static void apply__start(struct scheduler *s, struct job *list, size_t n, int64_t now)
+/* A new apply of product_key, gathering: room for a full check's names, its check due when
+ * the gathering ends (sooner when full). NULL out of memory. */
+static struct batch *apply__open(struct scheduler *s, const char *product_key, int64_t now)
 {
+	size_t per_call = (size_t)platform_actions[ACTION_BATCH_CHECK].per_call;
 	struct batch *b = calloc(1, sizeof(*b));
-	struct job *next, *told = NULL;
+	int64_t gather;
 
-	if(b && !(b->names = malloc((n ? n : 1) * sizeof(*b->names)))){
+	if(b && !(b->names = malloc(per_call * sizeof(*b->names)))){
 		free(b);
-		b = NULL;
+		return NULL;
 	}
-	if(b){
-		memcpy(b->product_key, list->result.product_key, sizeof(b->product_key));
-		b->started_ms = b->stage_ms = now;
-		b->give_up_ms = now + (int64_t)(s->apply_estimate_ms * APPLY_STALL_FACTOR);
-		if(b->give_up_ms < now + APPLY_STALL_MIN_MS) b->give_up_ms = now + APPLY_STALL_MIN_MS;
-		b->rounds = 1;
-		apply__set_state(b, APPLY_CHECK, now);
+	if(!b) return NULL;
+	memcpy(b->product_key, product_key, sizeof(b->product_key));
+	b->names_cap = per_call;
+	b->started_ms = b->stage_ms = now;
+	gather = APPLY_GATHER_MS * (int64_t)(1 + s->napplies / APPLY_GATHER_STEP);
+	if(gather > APPLY_GATHER_MAX_MS) gather = APPLY_GATHER_MAX_MS;
+	b->give_up_ms = now + gather + (int64_t)(s->apply_estimate_ms * APPLY_STALL_FACTOR);
+	if(b->give_up_ms < now + APPLY_STALL_MIN_MS) b->give_up_ms = now + APPLY_STALL_MIN_MS;
+	b->rounds = 1;
+	apply__set_state(b, APPLY_CHECK, now + gather);
+	apply__link(s, b);
+	s->applies_started++;
+	return b;
+}
+
+/* The apply of product_key still gathering names, if any. */
+static struct batch *apply__gathering(struct scheduler *s, const char *product_key)
+{
+	for(struct batch *b = s->applies; b; b = b->next){
+		if(b->names_cap > b->nnames && b->state == APPLY_CHECK && b->calls == 0 && !b->apply_id[0]
+				&& !strcmp(b->product_key, product_key)){
+			return b;
+		}
 	}
+	return NULL;
+}
+
+/* The jobs in list (of b's product) join b: each name's record, its device answered busy at
+ * once with b's expected end and its place among the lookups after it. A full apply stops
+ * gathering: its check goes as soon as its token is there. */
+static void apply__join_jobs(struct scheduler *s, struct batch *b, struct job *list, int64_t now)
+{
+	struct job *next;
+
 	for(; list; list = next){
-		struct batch_name *name = b ? names__join(s, b, list->result.product_key, list->result.device_id, now) : NULL;
+		struct batch_name *name = b->nnames < b->names_cap ? names__join(s, b, list->result.product_key, list->result.device_id, now) : NULL;
 		next = list->queue_next;
 		list->queue_next = NULL;
 		if(!name){
@@ -379,47 +432,47 @@ static void apply__start(struct scheduler *s, struct job *list, size_t n, int64_
 			continue;
 		}
 		b->names[b->nnames++] = name;
-		list->queue_next = told;
-		told = list;
+		b->live++;
+		names__tell(s, list, name, now);
 	}
-	if(!b) return;
-	apply__link(s, b);
-	s->applies_started++;
-	for(; told; told = next){
-		next = told->queue_next;
-		told->queue_next = NULL;
-		names__tell(s, told, *apply__find(b, told->result.device_id), now);
+	if(b->nnames >= b->names_cap){
+		b->names_cap = 0;
+		if(b->due_ms > now) apply__set_state(b, APPLY_CHECK, now);
 	}
-	/* one that could not go is sent again from applies__step() */
-	if(b->live > 0) batch__post(s, b, ACTION_BATCH_CHECK, 0, apply__answer, now);
 }
 
 /* A batch registration for the part of q's backlog (plus queued, what single calls must clear
  * before q) that single calls would not clear soon: the newest names, so the oldest keep the
- * single-call latency. One product's, the newest job's: of a backlog that mixes products,
- * only as many as that product has there. A backlog short of a full apply gathers a moment. */
+ * single-call latency. A backlog single calls clear within an apply's time (or the deadline)
+ * is theirs; a larger one is a fleet: single calls keep what they serve within APPLY_SOON_MS
+ * and the rest joins the product's gathering apply (the newest job's product) at once, a new
+ * one when none gathers. */
 void apply__from(struct scheduler *s, struct job_fifo *q, size_t queued, int64_t now)
 {
-	size_t keep = apply__keep(s), n, of;
 	size_t per_call = (size_t)platform_actions[ACTION_BATCH_CHECK].per_call;
+	size_t keep, n, total = q->count + queued;
 	char product_key[PRODUCT_KEY_MAX + 1];
+	struct batch *b;
 	struct job *list;
 
-	if(!apply__possible(s, now) || q->count + queued < keep + APPLY_MIN_NAMES) return;
-	n = q->count + queued - keep;
-	if(n > q->count) n = q->count;
-	if(n > per_call) n = per_call;
-	if(!q->head || (n < per_call && now - q->tail->submitted_ms < APPLY_QUIET_MS
-			&& now - q->head->submitted_ms < APPLY_GATHER_MAX_MS)) return;
-	/* counting walks the queue: only when a check could go now (the local token only: in
-	 * multi-broker mode admission__take() is what asks for a lease) */
-	if(n < APPLY_MIN_NAMES || quota__wait_ms(&s->bucket[ACTION_BATCH_CHECK], now) > 0) return;
+	if(!q->head || !batching__on(s, ACTION_BATCH_CHECK)) return;
 	memcpy(product_key, q->tail->result.product_key, sizeof(product_key));
-	of = fifo__count_product(q, product_key);
-	if(n > of) n = of;
-	if(n < APPLY_MIN_NAMES || !names__room(s, n, now) || !admission__take(s, ACTION_BATCH_CHECK, now)) return;
+	b = apply__gathering(s, product_key);
+	if(!b && total < apply__keep(s) + APPLY_MIN_NAMES) return;
+	keep = apply__keep_soon(s);
+	if(total <= keep) return;
+	n = total - keep;
+	if(n > q->count) n = q->count;
+	if(!b){
+		/* counting walks the queue: only when an apply could start */
+		if(n < APPLY_MIN_NAMES || !apply__possible(s, now)) return;
+		if(n > per_call) n = per_call;
+		if(fifo__count_product(q, product_key) < APPLY_MIN_NAMES || !names__room(s, n, now)) return;
+		if(!(b = apply__open(s, product_key, now))) return;
+	}
+	if(n > b->names_cap - b->nnames) n = b->names_cap - b->nnames;
 	list = fifo__take_product(q, product_key, n, true, &n);
-	apply__start(s, list, n, now);
+	apply__join_jobs(s, b, list, now);
 }
 
 /* An apply's next call, when it is due and its token is there. */
@@ -430,6 +483,13 @@ static void apply__step(struct scheduler *s, struct batch *b, int64_t now)
 	if(b->state == APPLY_OVER || b->live == 0 || now < b->due_ms) return;
 	if(b->calls > 0 || s->inflight >= s->cfg->max_inflight) return;
 	if(!admission__take(s, action, now)) return;
+	if(action == ACTION_BATCH_CHECK){
+		/* gathering over: no more names; the check is the stage's start (apply__find() needs
+		 * them sorted, joined as they came) */
+		b->names_cap = 0;
+		if(b->live == b->nnames) qsort(b->names, b->nnames, sizeof(*b->names), name__cmp);
+		b->stage_ms = now;
+	}
 	if(!batch__post(s, b, action, 0, apply__answer, now)) apply__set_state(b, b->state, now + APPLY_POLL_MIN_MS);
 }
 

@@ -64,13 +64,17 @@ bool names__room(struct scheduler *s, size_t need, int64_t now)
 	return s->nnames + need <= NAMES_MAX;
 }
 
-/* When the lookups of devices coming back at end_ms can serve one more: the quota's devices a
- * second, second after second from end_ms on. */
+/* When the lookups of devices coming back at end_ms can serve one more: the quotas' devices a
+ * second, second after second from end_ms on (the applies' devices in the order they joined:
+ * a device told to come back is not told busy again for want of a lookup). */
 static int64_t names__slot(struct scheduler *s, int64_t end_ms)
 {
-	double per_s = batching__on(s, ACTION_BATCH_QUERY)
-			? s->cfg->qps[ACTION_BATCH_QUERY] * platform_actions[ACTION_BATCH_QUERY].per_call * QUOTA_PACING
-			: s->cfg->qps[ACTION_QUERY] * QUOTA_PACING;
+	/* BatchQueryDeviceDetail's names and QueryDeviceDetail's, both drain the lookups */
+	double per_s = s->cfg->qps[ACTION_QUERY] * QUOTA_PACING;
+
+	if(batching__on(s, ACTION_BATCH_QUERY)){
+		per_s += s->cfg->qps[ACTION_BATCH_QUERY] * platform_actions[ACTION_BATCH_QUERY].per_call * QUOTA_PACING;
+	}
 
 	if(per_s < 1) per_s = 1;
 	if(end_ms >= s->lookup_slot_ms + 1000){

@@ -122,10 +122,11 @@ static void test_stages(void)
 	CHECK_STR(seq, "CSRS");
 	c = fp_nth(&w.fp, ACTION_BATCH_CHECK, 0);
 	nb = c ? c->nnames : 0;
-	/* keep: what single calls clear in the estimate (10/s * 0.97 * 5 s + 1): 49, the rest batched,
-	 * the newest, once no new name came for half a second (single calls went on meanwhile) */
-	CHECK(nb >= 50 && nb <= 71 && c && strstr(c->names, "dev-0119") != NULL && !strcmp(c->product_key, "a1Prod"));
-	CHECK(c && c->at_ms >= w.req[0].submitted_ms + 500);
+	/* 120 is more than single calls clear in the estimate (10/s * 0.97 * 5 s + 1: 49): a fleet.
+	 * Single calls keep what they serve soon (10/s * 0.97 * 3 s + 1: 30), the newest 90 join an
+	 * apply at once, whose check goes when its gathering second is over */
+	CHECK(nb == 90 && c && strstr(c->names, "dev-0119") != NULL && !strcmp(c->product_key, "a1Prod"));
+	CHECK(c && c->at_ms >= w.req[0].submitted_ms + 1000 && c->at_ms <= w.req[0].submitted_ms + 1100);
 	c = fp_nth(&w.fp, ACTION_BATCH_REGISTER, 0);
 	snprintf(expect, sizeof(expect), "%ld", w.fp.applies[0].id);
 	CHECK(c && !strcmp(c->apply_id, expect) && fp_count(&w.fp, ACTION_BATCH_REGISTER) == 1);
@@ -151,8 +152,9 @@ static void test_stages(void)
 		snprintf(name, sizeof(name), "dev-%04d", k);
 		t = first_req(&w, name);
 		if(!batched(&w, k)) continue;
-		/* joined: busy at once, retryAfter the expected end (7 s: all in the lookups' first second) */
-		CHECK(t && t->result == BOOTSTRAP_BUSY && t->reason == REASON_BATCH_PENDING && t->retry_after == 7);
+		/* joined: busy at once, retryAfter the expected end (the gathering second, then 7 s: all
+		 * in the lookups' first second) */
+		CHECK(t && t->result == BOOTSTRAP_BUSY && t->reason == REASON_BATCH_PENDING && t->retry_after == 8);
 		CHECK(t && t->answered_ms - t->submitted_ms <= 1100);
 		told++;
 		/* after the end: served by a lookup */
@@ -202,7 +204,7 @@ static void test_long_stages_and_estimate(void)
 		return;
 	}
 	t = first_req(&w, "dev-0119");
-	CHECK(t && t->result == BOOTSTRAP_BUSY && t->retry_after == 7);
+	CHECK(t && t->result == BOOTSTRAP_BUSY && t->retry_after == 8);
 	told_at = t ? t->answered_ms : 0;
 	/* before the end: busy again, with the time left, and no platform call for it */
 	world_run_until(&w, told_at + 7000);
@@ -210,10 +212,11 @@ static void test_long_stages_and_estimate(void)
 	world_submit(&w, NULL, "dev-0119");
 	world_run_until(&w, w.now + 10);
 	t = world_req(&w, "dev-0119");
-	/* the check is overdue at 7 s (2 s estimated): as long again as it has taken, plus creation */
+	/* the check (sent a gathering second after) is overdue at 6 s (2 s estimated): as long
+	 * again as it has taken, plus creation */
 	CHECK(t && t->answered && t->result == BOOTSTRAP_BUSY && t->reason == REASON_BATCH_PENDING);
 	r1 = t ? t->retry_after : 0;
-	CHECK(r1 >= 7 + 3 + 2 && r1 <= 7 + 3 + 2 + 1);
+	CHECK(r1 >= 6 + 3 + 2 && r1 <= 6 + 3 + 2 + 1);
 	CHECK(calls_naming(&w, 119, 0) == calls_before);
 	CHECK(fp_count(&w.fp, ACTION_BATCH_CHECK) == 1);
 	/* past the check: creation estimated as long as the check seen took (20 s), and its spread */
@@ -515,6 +518,139 @@ static void test_state_restore(void)
 	world_free(&w);
 }
 
+/* A fleet (1 200 new devices at once, RegisterDevice 30/s: more than single calls clear in an
+ * apply's time): single calls keep what they serve within 3 s (30 * 0.97 * 3 + 1: 88), every
+ * other device joins one apply and is answered busy at once, not held while it gathers; 300
+ * more half a second later join the same apply at once, told the gathering left. The check
+ * goes when the gathering second ends; the retries are spread at the lookups' capacity
+ * (BatchQueryDeviceDetail's 500/s and QueryDeviceDetail's 50/s, paced), never sooner than the
+ * apply's expected end; every device is served, a batched one in two requests. */
+static void test_fleet_gathers(void)
+{
+	struct world w;
+	const struct fp_call *c;
+	int per_second[64] = { 0 };
+	int min_after = 1000, max_after = 0, held = 0, batched_n = 0;
+	int64_t t0;
+
+	world_backlog(&w, 21, 30, 1200);
+	t0 = w.now;
+	world_run_until(&w, t0 + 500);
+	CHECK(fp_count(&w.fp, ACTION_BATCH_CHECK) == 0);
+	for(int i = 1200; i < 1500; i++){
+		char name[32];
+		snprintf(name, sizeof(name), "dev-%04d", i);
+		world_submit(&w, NULL, name);
+	}
+	world_run_until(&w, t0 + 1500);
+	CHECK(fp_count(&w.fp, ACTION_BATCH_CHECK) == 1);
+	c = fp_nth(&w.fp, ACTION_BATCH_CHECK, 0);
+	CHECK(c && c->at_ms >= t0 + 1000 && c->at_ms <= t0 + 1100);
+	/* the first 1 112 and (all but what single calls keep again) the 300 later ones */
+	CHECK(c && c->nnames >= 1112 + 250 && c->nnames <= 1112 + 300);
+	for(size_t i = 0; i < w.nreq; i++){
+		const struct tracked *t = &w.req[i];
+		if(!t->answered || t->reason != REASON_BATCH_PENDING) continue;
+		batched_n++;
+		held += t->answered_ms - t->submitted_ms > 50;
+		/* gathering left + check 2 s + creation 3 s + a poll 2 s, at least */
+		CHECK(t->answered_ms + (int64_t)t->retry_after * 1000 >= t0 + 1000 + 7000);
+		if(t->retry_after < min_after) min_after = t->retry_after;
+		if(t->retry_after > max_after) max_after = t->retry_after;
+		if(t->submitted_ms < t0 + 500 && t->retry_after < 64) per_second[t->retry_after]++;
+	}
+	CHECK(c && (size_t)batched_n == c->nnames);
+	CHECK(held == 0);
+	/* 1 112 devices told at once: no second's lookups get more than (500 + 50) * 0.97 of them */
+	for(int k = 0; k < 64; k++) CHECK(per_second[k] <= 534);
+	CHECK(min_after == 8 && max_after >= 10 && max_after <= 11);
+	CHECK(world_settle_follow(&w, 200000));
+	CHECK(all_ok(&w, 1500));
+	CHECK(fp_count(&w.fp, ACTION_BATCH_CHECK) == 1);
+	c = fp_nth(&w.fp, ACTION_BATCH_CHECK, 0); /* the calls' array moved meanwhile */
+	CHECK(c && w.fp.created_by_batch == c->nnames && fp_count(&w.fp, ACTION_REGISTER) == 1500 - c->nnames);
+	CHECK(w.nreq <= 1500 + (size_t)batched_n);
+	CHECK(w.violations == 0);
+	world_free(&w);
+}
+
+/* An apply that is full (10 000 names) stops gathering: its check goes at once, and the rest
+ * of the fleet gathers in a second apply. */
+static void test_fleet_full_apply(void)
+{
+	struct world w;
+	const struct fp_call *c;
+	int64_t t0;
+
+	world_backlog(&w, 22, 30, 10200);
+	t0 = w.now;
+	world_run_until(&w, t0 + 500);
+	CHECK(fp_count(&w.fp, ACTION_BATCH_CHECK) == 1);
+	c = fp_nth(&w.fp, ACTION_BATCH_CHECK, 0);
+	CHECK(c && c->nnames == 10000 && c->at_ms <= t0 + 200);
+	world_run_until(&w, t0 + 1500);
+	c = NULL;
+	CHECK(fp_count(&w.fp, ACTION_BATCH_CHECK) == 2);
+	c = fp_nth(&w.fp, ACTION_BATCH_CHECK, 1);
+	CHECK(c && c->nnames >= 50 && c->nnames <= 200 - 88 && c->at_ms >= t0 + 1000);
+	CHECK(w.violations == 0);
+	world_free(&w);
+}
+
+/* A moderate burst single calls clear within an apply's time (140 at 30/s: under 146) is
+ * theirs: no apply, each device served by its first request. */
+static void test_moderate_burst_single(void)
+{
+	struct world w;
+
+	world_backlog(&w, 23, 30, 140);
+	CHECK(world_settle_follow(&w, 60000));
+	CHECK(all_ok(&w, 140));
+	CHECK(fp_count(&w.fp, ACTION_BATCH_CHECK) == 0 && fp_count(&w.fp, ACTION_REGISTER) == 140);
+	CHECK(w.nreq == 140);
+	CHECK(w.violations == 0);
+	world_free(&w);
+}
+
+/* A fleet arriving more slowly than it fills applies: with 4 applies running, a new one
+ * gathers 2 s, not 1 (and its devices are told so). */
+static void test_fleet_gathers_longer(void)
+{
+	struct world w;
+	const struct fp_call *c;
+	int next = 0;
+	int64_t t0 = 0;
+
+	world_init(&w, 24);
+	w.fp.check_ms = 60000;
+	w.fp.create_ms = 120000;
+	w.cfg.strategy = STRATEGY_REGISTER_FIRST;
+	w.cfg.qps[ACTION_REGISTER] = 30;
+	world_start(&w);
+	for(int round = 0; round < 5; round++){
+		t0 = w.now;
+		for(int i = 0; i < 300; i++, next++){
+			char name[32];
+			snprintf(name, sizeof(name), "dev-%04d", next);
+			world_submit(&w, NULL, name);
+		}
+		world_run_until(&w, t0 + (round < 4 ? 1200 : 1500));
+	}
+	/* four checks sent a second after their first name; the fifth not yet */
+	CHECK(fp_count(&w.fp, ACTION_BATCH_CHECK) == 4);
+	world_run_until(&w, t0 + 2100);
+	CHECK(fp_count(&w.fp, ACTION_BATCH_CHECK) == 5);
+	c = fp_nth(&w.fp, ACTION_BATCH_CHECK, 4);
+	CHECK(c && c->at_ms >= t0 + 2000 && c->at_ms <= t0 + 2100);
+	{
+		/* its devices: told the 2 s of gathering and both stages (2 s + 3 s) and a poll */
+		const struct tracked *t = world_req(&w, "dev-1499");
+		CHECK(t && t->result == BOOTSTRAP_BUSY && t->retry_after >= 9);
+	}
+	CHECK(w.violations == 0);
+	world_free(&w);
+}
+
 int main(void)
 {
 	RUN(test_stages);
@@ -525,5 +661,9 @@ int main(void)
 	RUN(test_batch_register_throttled_or_lost);
 	RUN(test_grant_missing);
 	RUN(test_state_restore);
+	RUN(test_fleet_gathers);
+	RUN(test_fleet_full_apply);
+	RUN(test_moderate_burst_single);
+	RUN(test_fleet_gathers_longer);
 	return unit_main_result();
 }
