@@ -17,19 +17,25 @@ static struct jobs_stats stats_of(const struct world *w)
 	return st;
 }
 
-/* n new devices dev-0000.. at once, register first (no lookup probe), batching auto. */
-static void world_backlog(struct world *w, uint64_t seed, double register_qps, int n)
+/* New devices dev-<from>.. dev-<to - 1> ask at once. */
+static void submit_range(struct world *w, int from, int to)
 {
 	char name[32];
 
+	for(int i = from; i < to; i++){
+		snprintf(name, sizeof(name), "dev-%04d", i);
+		world_submit(w, NULL, name);
+	}
+}
+
+/* n new devices dev-0000.. at once, register first (no lookup probe), batching auto. */
+static void world_backlog(struct world *w, uint64_t seed, double register_qps, int n)
+{
 	world_init(w, seed);
 	w->cfg.strategy = STRATEGY_REGISTER_FIRST;
 	w->cfg.qps[ACTION_REGISTER] = register_qps;
 	world_start(w);
-	for(int i = 0; i < n; i++){
-		snprintf(name, sizeof(name), "dev-%04d", i);
-		world_submit(w, NULL, name);
-	}
+	submit_range(w, 0, n);
 }
 
 /* The batch actions of the calls, consecutive repeats collapsed, as letters:
@@ -191,11 +197,7 @@ static void test_long_stages_and_estimate(void)
 	w.cfg.qps[ACTION_REGISTER] = 10;
 	w.cfg.request_deadline_ms = 12000;
 	world_start(&w);
-	for(int i = 0; i < 120; i++){
-		char name[32];
-		snprintf(name, sizeof(name), "dev-%04d", i);
-		world_submit(&w, NULL, name);
-	}
+	submit_range(&w, 0, 120);
 	world_run_until(&w, w.now + 3000);
 	for(int i = 119; i >= 0 && k < 0; i--) if(batched(&w, i)) k = i;
 	CHECK(k >= 0);
@@ -239,11 +241,7 @@ static void test_long_stages_and_estimate(void)
 
 	/* a second crowd (single calls keep what they clear by the deadline, 117): told the learnt
 	 * estimate (check + creation + spread + a poll) */
-	for(int i = 200; i < 500; i++){
-		char name[32];
-		snprintf(name, sizeof(name), "dev-%04d", i);
-		world_submit(&w, NULL, name);
-	}
+	submit_range(&w, 200, 500);
 	world_run_until(&w, w.now + 3000);
 	t = first_req(&w, "dev-0499");
 	{
@@ -283,10 +281,7 @@ static void test_check_failed(void)
 		snprintf(secrets[i], sizeof(secrets[i]), "%s", pre[i]->secret);
 	}
 	world_start(&w);
-	for(int i = 0; i < 120; i++){
-		snprintf(name, sizeof(name), "dev-%04d", i);
-		world_submit(&w, NULL, name);
-	}
+	submit_range(&w, 0, 120);
 	CHECK(world_settle_follow(&w, 60000));
 	CHECK(fp_count(&w.fp, ACTION_BATCH_CHECK) == 2);
 	CHECK(fp_nth(&w.fp, ACTION_BATCH_CHECK, 1)->nnames == fp_nth(&w.fp, ACTION_BATCH_CHECK, 0)->nnames - 5);
@@ -318,11 +313,7 @@ static void test_stall_in_check(void)
 	w.cfg.strategy = STRATEGY_REGISTER_FIRST;
 	w.cfg.qps[ACTION_REGISTER] = 10;
 	world_start(&w);
-	for(int i = 0; i < 120; i++){
-		char name[32];
-		snprintf(name, sizeof(name), "dev-%04d", i);
-		world_submit(&w, NULL, name);
-	}
+	submit_range(&w, 0, 120);
 	CHECK(world_settle_follow(&w, 1200000));
 	CHECK(fp_count(&w.fp, ACTION_BATCH_REGISTER) == 0 && fp_count(&w.fp, ACTION_BATCH_PAGE) == 0);
 	CHECK(fp_count(&w.fp, ACTION_BATCH_STATUS) >= 5);
@@ -443,11 +434,7 @@ static void test_grant_missing(void)
 	w.cfg.strategy = STRATEGY_REGISTER_FIRST;
 	w.cfg.qps[ACTION_REGISTER] = 10;
 	world_start(&w);
-	for(int i = 0; i < 120; i++){
-		char name[32];
-		snprintf(name, sizeof(name), "dev-%04d", i);
-		world_submit(&w, NULL, name);
-	}
+	submit_range(&w, 0, 120);
 	CHECK(world_settle_follow(&w, 60000));
 	st = stats_of(&w);
 	CHECK(st.batching_refused[ACTION_BATCH_CHECK] && st.batching_refused[ACTION_BATCH_PAGE]);
@@ -477,11 +464,7 @@ static void test_state_restore(void)
 	w.cfg.strategy = STRATEGY_REGISTER_FIRST;
 	w.cfg.qps[ACTION_REGISTER] = 10;
 	world_start(&w);
-	for(int i = 0; i < 120; i++){
-		char name[32];
-		snprintf(name, sizeof(name), "dev-%04d", i);
-		world_submit(&w, NULL, name);
-	}
+	submit_range(&w, 0, 120);
 	world_run_until(&w, w.now + 3000);
 	nb = fp_nth(&w.fp, ACTION_BATCH_CHECK, 0) ? fp_nth(&w.fp, ACTION_BATCH_CHECK, 0)->nnames : 0;
 	CHECK(nb >= 50);
@@ -537,11 +520,7 @@ static void test_fleet_gathers(void)
 	t0 = w.now;
 	world_run_until(&w, t0 + 500);
 	CHECK(fp_count(&w.fp, ACTION_BATCH_CHECK) == 0);
-	for(int i = 1200; i < 1500; i++){
-		char name[32];
-		snprintf(name, sizeof(name), "dev-%04d", i);
-		world_submit(&w, NULL, name);
-	}
+	submit_range(&w, 1200, 1500);
 	world_run_until(&w, t0 + 1500);
 	CHECK(fp_count(&w.fp, ACTION_BATCH_CHECK) == 1);
 	c = fp_nth(&w.fp, ACTION_BATCH_CHECK, 0);
