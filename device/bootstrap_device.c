@@ -48,19 +48,11 @@ bootdev_status bootdev_init(bootdev_client *c, const struct bootdev_port *port, 
 			|| !(c->ident[BOOTDEV__ID].len = bootdev__ident_len(device_id, 4, BOOTDEV_DEVICE_ID_MAX, BOOTDEV__ID_EXTRA))){
 		return BOOTDEV_ERR_ARG;
 	}
-	c->ident[0].data = (const uint8_t *)"deviceName";
-	c->ident[0].len = 10;
-	c->ident[2].data = (const uint8_t *)"productKey";
-	c->ident[2].len = 10;
-	c->ident[4].data = (const uint8_t *)"random";
-	c->ident[4].len = 6;
-	c->port = port;
+	bootdev__labels(c, port, product_secret, secret_len);
 	c->rng = rng;
 	c->rng_ctx = rng_ctx;
 	c->ident[BOOTDEV__PK].data = (const uint8_t *)product_key;
 	c->ident[BOOTDEV__ID].data = (const uint8_t *)device_id;
-	c->product_secret = product_secret;
-	c->product_secret_len = secret_len;
 	c->sign_method = sign_method;
 	return BOOTDEV_OK;
 }

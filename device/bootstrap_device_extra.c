@@ -91,15 +91,7 @@ static int input(bootdev_client *c, const struct bootdev_port *port, const uint8
 	s[1] = device_id;
 	s[2] = random;
 	memset(c, 0, sizeof(*c));
-	c->ident[0].data = (const uint8_t *)"deviceName"; /* as bootdev_init() sets them */
-	c->ident[0].len = 10;
-	c->ident[2].data = (const uint8_t *)"productKey";
-	c->ident[2].len = 10;
-	c->ident[4].data = (const uint8_t *)"random";
-	c->ident[4].len = 6;
-	c->port = port;
-	c->product_secret = secret;
-	c->product_secret_len = secret_len;
+	bootdev__labels(c, port, secret, secret_len);
 	for(int k = 0; k < 3; k++){
 		struct bootdev_part *at = &c->ident[k == 0 ? BOOTDEV__PK : k == 1 ? BOOTDEV__ID : BOOTDEV__RANDOM];
 		at->data = (const uint8_t *)s[k];

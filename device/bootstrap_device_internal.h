@@ -46,6 +46,21 @@ bootdev_status bootdev__triple(struct bootdev__reading *x, const struct bootdev_
 /* An error reply's code and message, kept in the arena: BOOTDEV_REFUSED. */
 bootdev_status bootdev__refusal(struct bootdev__reading *x, struct bootdev__span code, struct bootdev__span message);
 
+/* The sign's labels ("deviceName", "productKey", "random" between the identity's values in
+ * ident[]), the port and the secret: what bootdev_init() and the lower-level calls share. */
+static inline void bootdev__labels(bootdev_client *c, const struct bootdev_port *port, const uint8_t *secret, size_t secret_len)
+{
+	c->ident[0].data = (const uint8_t *)"deviceName";
+	c->ident[0].len = 10;
+	c->ident[2].data = (const uint8_t *)"productKey";
+	c->ident[2].len = 10;
+	c->ident[4].data = (const uint8_t *)"random";
+	c->ident[4].len = 6;
+	c->port = port;
+	c->product_secret = secret;
+	c->product_secret_len = secret_len;
+}
+
 /* Overwrites n bytes in a way the compiler keeps. */
 void bootdev__zero(void *p, size_t n);
 
