@@ -23,6 +23,12 @@
 #define STATE_APPLIES_MAX 64
 #define STATE_NAMES_MAX 10000
 #define STATE_FILE_MAX (16 * 1024 * 1024)
+/* What a file may say, whoever wrote it: a stage estimate of an hour at most (beyond it the
+ * stall bound gives the batch up anyway), times within a day of the clock, counts below a
+ * million. Anything else is not restored: no overflow, no absurd retryAfter. */
+#define STATE_STAGE_MAX_MS 3600000.0
+#define STATE_SKEW_MAX_MS (24LL * 3600 * 1000)
+#define STATE_COUNT_MAX 1000000
 
 /* What a restart would have to resume changed: a digest of every apply's state. */
 uint64_t scheduler__batch_version(const struct scheduler *s)
@@ -114,6 +120,22 @@ static bool state__text(const char *v, size_t max)
 	return true;
 }
 
+/* A wall-clock time from the file, or wall_ms when it is not within a day of it. */
+static int64_t state__time(json_t *v, int64_t wall_ms)
+{
+	json_int_t t = json_integer_value(v);
+
+	return json_is_integer(v) && t >= wall_ms - STATE_SKEW_MAX_MS && t <= wall_ms + STATE_SKEW_MAX_MS ? (int64_t)t : wall_ms;
+}
+
+/* A stage estimate (ms) or count from the file, or -1 when it is out of bounds. */
+static double state__bounded(json_t *v, double max)
+{
+	double x = json_number_value(v);
+
+	return json_is_number(v) && x >= 0.0 && x <= max ? x : -1.0;
+}
+
 /* One saved apply back in the list, its names busy again; false when unusable. */
 static bool state__apply(struct scheduler *s, json_t *a, int64_t wall_ms, int64_t now)
 {
@@ -135,12 +157,12 @@ static bool state__apply(struct scheduler *s, json_t *a, int64_t wall_ms, int64_
 	snprintf(b->product_key, sizeof(b->product_key), "%s", pk);
 	b->state = strcmp(state, "creating") ? APPLY_CHECKING : APPLY_CREATING;
 	b->due_ms = now;
-	b->rounds = (int)json_integer_value(json_object_get(a, "rounds"));
+	b->rounds = (int)state__bounded(json_object_get(a, "rounds"), STATE_COUNT_MAX);
 	if(b->rounds < 1) b->rounds = 1;
 	b->register_sent = json_is_true(json_object_get(a, "registerSent")) || b->state == APPLY_CREATING;
-	b->started_ms = now - (wall_ms - (int64_t)json_integer_value(json_object_get(a, "startedAt")));
-	b->stage_ms = now - (wall_ms - (int64_t)json_integer_value(json_object_get(a, "stageAt")));
-	b->give_up_ms = now + ((int64_t)json_integer_value(json_object_get(a, "giveUpAt")) - wall_ms);
+	b->started_ms = now - (wall_ms - state__time(json_object_get(a, "startedAt"), wall_ms));
+	b->stage_ms = now - (wall_ms - state__time(json_object_get(a, "stageAt"), wall_ms));
+	b->give_up_ms = now + (state__time(json_object_get(a, "giveUpAt"), wall_ms) - wall_ms);
 	if(b->stage_ms > now) b->stage_ms = now;
 	if(b->started_ms > b->stage_ms) b->started_ms = b->stage_ms;
 	json_array_foreach(names, i, v){
@@ -165,15 +187,17 @@ int scheduler__batch_restore(struct scheduler *s, const char *text, size_t len, 
 		return -1;
 	}
 	est = json_object_get(root, "estimate");
-	if(json_is_object(est) && json_number_value(json_object_get(est, "checkMs")) > 0
-			&& json_number_value(json_object_get(est, "createMs")) > 0){
+	if(json_is_object(est) && state__bounded(json_object_get(est, "checkMs"), STATE_STAGE_MAX_MS) > 0
+			&& state__bounded(json_object_get(est, "createMs"), STATE_STAGE_MAX_MS) > 0
+			&& state__bounded(json_object_get(est, "checks"), STATE_COUNT_MAX) >= 0
+			&& state__bounded(json_object_get(est, "creates"), STATE_COUNT_MAX) >= 0){
 		/* what the platform's stages have taken is worth keeping: the first devices told after
 		 * a restart are told right */
 		s->stage_ms[0] = json_number_value(json_object_get(est, "checkMs"));
-		s->stage_dev_ms[0] = json_number_value(json_object_get(est, "checkDevMs"));
+		s->stage_dev_ms[0] = state__bounded(json_object_get(est, "checkDevMs"), STATE_STAGE_MAX_MS);
 		s->stages_seen[0] = (unsigned long long)json_integer_value(json_object_get(est, "checks"));
 		s->stage_ms[1] = json_number_value(json_object_get(est, "createMs"));
-		s->stage_dev_ms[1] = json_number_value(json_object_get(est, "createDevMs"));
+		s->stage_dev_ms[1] = state__bounded(json_object_get(est, "createDevMs"), STATE_STAGE_MAX_MS);
 		s->stages_seen[1] = (unsigned long long)json_integer_value(json_object_get(est, "creates"));
 		for(int k = 0; k < 2; k++){
 			if(s->stage_dev_ms[k] < 0 || s->stage_dev_ms[k] > s->stage_ms[k]) s->stage_dev_ms[k] = 0;

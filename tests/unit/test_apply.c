@@ -445,6 +445,39 @@ static void test_grant_missing(void)
 	world_free(&w);
 }
 
+/* A state file whoever wrote it: estimates beyond an hour, times far from the clock and huge
+ * counts are not restored (no overflow under UBSan, no absurd retryAfter); the broker goes on. */
+static void test_state_hostile(void)
+{
+	struct world w;
+	char text[1024];
+	const struct tracked *t;
+	static const char *const estimates[] = {
+		"{\"checkMs\":1e300,\"createMs\":1e300,\"checks\":3,\"creates\":3}",
+		"{\"checkMs\":1e10,\"createMs\":1e10,\"checks\":3,\"creates\":3}",
+		"{\"checkMs\":5000,\"createMs\":5000,\"checks\":-1,\"creates\":1e30,\"checkDevMs\":-1e300}",
+	};
+
+	for(size_t i = 0; i < sizeof(estimates) / sizeof(estimates[0]); i++){
+		world_init(&w, 40 + i);
+		w.fp.check_ms = 20000;
+		w.cfg.strategy = STRATEGY_REGISTER_FIRST;
+		world_start(&w);
+		snprintf(text, sizeof(text), "{\"version\":1,\"estimate\":%s,\"applies\":[{\"applyId\":\"7\","
+				"\"productKey\":\"a1Prod\",\"state\":\"checking\",\"rounds\":1e30,\"startedAt\":-9223372036854775807,"
+				"\"stageAt\":9223372036854775807,\"giveUpAt\":9223372036854775807,\"names\":[\"dev-0001\"]}]}",
+				estimates[i]);
+		CHECK(scheduler__batch_restore(w.s, text, strlen(text), w.now) == 1);
+		world_submit(&w, NULL, "dev-0001");
+		world_run_until(&w, w.now + 1);
+		t = world_req(&w, "dev-0001");
+		/* told to come back within the hour a stage may take, not in 231 days */
+		CHECK(t && t->answered && t->result == BOOTSTRAP_BUSY && t->retry_after > 0 && t->retry_after <= 2 * 3600);
+		CHECK(world_settle_follow(&w, 600000));
+		world_free(&w);
+	}
+}
+
 /* The applies under way, dumped (no secret) and restored in a new scheduler (a restart): the
  * names are busy again without a platform call, the estimate is kept; an ApplyId the platform
  * no longer knows fails its names (single calls). Unusable text is refused. */
@@ -640,6 +673,7 @@ int main(void)
 	RUN(test_batch_register_throttled_or_lost);
 	RUN(test_grant_missing);
 	RUN(test_state_restore);
+	RUN(test_state_hostile);
 	RUN(test_fleet_gathers);
 	RUN(test_fleet_full_apply);
 	RUN(test_moderate_burst_single);
