@@ -144,9 +144,12 @@ void metrics__render(struct metrics *m, const struct jobs_stats *st, size_t outs
 	}
 	render__number(&r, METRICS_TOPIC_PREFIX "platform/batch_registrations", st->applies);
 	render__number(&r, METRICS_TOPIC_PREFIX "platform/batch_registrations_handed_back", st->applies_abandoned);
-	/* what devices joining a batch registration are told to wait, and what it is learnt from */
-	render__ms(&r, METRICS_TOPIC_PREFIX "platform/batch_estimate/check_ms", st->batch_check_ms);
-	render__ms(&r, METRICS_TOPIC_PREFIX "platform/batch_estimate/create_ms", st->batch_create_ms);
+	/* what devices joining a batch registration are told to wait, and what it is learnt from:
+	 * once one has started (before, the defaults have told nobody anything) */
+	snprintf(value, sizeof(value), "%.1f", st->batch_check_ms);
+	render__value(&r, METRICS_TOPIC_PREFIX "platform/batch_estimate/check_ms", value, st->applies != 0, false);
+	snprintf(value, sizeof(value), "%.1f", st->batch_create_ms);
+	render__value(&r, METRICS_TOPIC_PREFIX "platform/batch_estimate/create_ms", value, st->applies != 0, false);
 	render__number(&r, METRICS_TOPIC_PREFIX "platform/batch_estimate/checks_seen", st->batch_checks_seen);
 	render__number(&r, METRICS_TOPIC_PREFIX "platform/batch_estimate/creates_seen", st->batch_creates_seen);
 	render__number(&r, METRICS_TOPIC_PREFIX "platform/batch_names", st->batch_names);
